@@ -1,0 +1,39 @@
+package baseline
+
+// Quantiles reported per group and metric, in the order of
+// Expectation.GroupQuantiles.
+var Quantiles = [...]float64{0.001, 0.01, 0.05, 0.5, 0.95, 0.99, 0.999}
+
+// Indices into Expectation.GroupQuantiles.
+const (
+	QP001 = iota
+	QP01
+	QP05
+	QP50
+	QP95
+	QP99
+	QP999
+	NumQuantiles
+)
+
+// Expectation is what the baseline expected of one metric of one row,
+// computed from state before that row was learned.
+type Expectation struct {
+	Present bool    // the row has a value for this metric (not null)
+	Value   float64 // the observed value
+
+	// The device's own baseline at the primary half-life.
+	Mean, Std float64
+	Samples   int64 // samples the device's baseline has learned
+
+	// The device's hour-of-week profile, when it has enough history.
+	Seasonal                  bool
+	SeasonalMean, SeasonalStd float64
+
+	// The device's group.
+	GroupMean, GroupStd float64
+	GroupQuantiles      [NumQuantiles]float64
+	GroupSamples        int64
+	Learning            bool   // the group is still learning: judge nothing against it
+	Version             uint64 // baseline version (increments with every learned batch)
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/sinks"
+)
+
+// Config is the whole YAML configuration. Each section is owned by the
+// package that uses it, which also owns its defaults and validation.
+type Config struct {
+	Input    ingest.Config   `yaml:"input"`
+	Baseline baseline.Config `yaml:"baseline"`
+	Detect   detect.Config   `yaml:"detect"`
+	Sinks    sinks.Config    `yaml:"sinks"`
+}
+
+// DefaultConfig returns the configuration used when no file is given.
+func DefaultConfig() Config {
+	return Config{
+		Input:    ingest.DefaultConfig(),
+		Baseline: baseline.DefaultConfig(),
+		Detect:   detect.DefaultConfig(),
+		Sinks:    sinks.DefaultConfig(),
+	}
+}
+
+// LoadConfig reads path strictly over the defaults: unknown keys and type
+// mismatches fail with their line number.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot read config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot load config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses YAML data strictly over the defaults and validates it.
+func ParseConfig(data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && err.Error() != "EOF" {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every section.
+func (c *Config) Validate() error {
+	if err := c.Input.Validate(); err != nil {
+		return fmt.Errorf("input: %w", err)
+	}
+	if err := c.Baseline.Validate(); err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	if err := c.Detect.Validate(); err != nil {
+		return fmt.Errorf("detect: %w", err)
+	}
+	if err := c.Sinks.Validate(); err != nil {
+		return fmt.Errorf("sinks: %w", err)
+	}
+	return nil
+}

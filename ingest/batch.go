@@ -1,0 +1,97 @@
+package ingest
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"github.com/apache/arrow/go/v15/arrow"
+)
+
+// Batch is the unit of work from source to sink: observations as an Arrow
+// record with the observation schema, the set members and communications
+// that belong to its rows, and the acknowledgement that commits the source
+// positions it covers. A batch never spans Kafka partitions.
+//
+// The receiver of a Batch owns the record's one reference: it releases the
+// record (Release) or forwards the batch to a stage that does, exactly once.
+type Batch struct {
+	Record arrow.Record
+	// Sets are set-valued members of rows (listening ports, remote
+	// addresses), ordered by Row.
+	Sets []SetMember
+	// Comms are the communications observed in the time span of the batch,
+	// for learned-allowlist and protocol detectors. Empty for telemetry.
+	Comms []Communication
+	// Events are findings a decoder makes on its own (a malformed OT frame,
+	// a scan) that detectors turn into alerts.
+	Events []NetEvent
+
+	ackOnce sync.Once
+	ack     func(ctx context.Context, err error)
+}
+
+// NewBatch returns a batch whose Ack calls ack once. ack may be nil for
+// sources without positions to commit.
+func NewBatch(rec arrow.Record, ack func(ctx context.Context, err error)) *Batch {
+	return &Batch{Record: rec, ack: ack}
+}
+
+// Ack reports the outcome of the batch to its source. A nil err means every
+// alert derived from the batch was accepted by every required sink (or there
+// were none) and the source may commit its positions; a non-nil err means
+// the batch must be delivered again. Only the first call has an effect.
+func (b *Batch) Ack(ctx context.Context, err error) {
+	b.ackOnce.Do(func() {
+		if b.ack != nil {
+			b.ack(ctx, err)
+		}
+	})
+}
+
+// Release releases the batch's record.
+func (b *Batch) Release() {
+	if b.Record != nil {
+		b.Record.Release()
+		b.Record = nil
+	}
+}
+
+// SetMember is one member of a set-valued observation of row Row, such as a
+// listening TCP port ("listening_tcp_ports", "502") or a remote address
+// ("remote_addrs", "10.0.0.7").
+type SetMember struct {
+	Row   int32
+	Set   string
+	Value string
+}
+
+// Communication is one conversation seen on the network, aggregated per
+// (edge, protocol, function) over the batch's time span. Device is the
+// asset that initiated it (the client or master).
+type Communication struct {
+	FirstNanos, LastNanos int64
+	Device                string // initiator's device id (inventory name or address)
+	Group                 string
+	SrcIP, DstIP          netip.Addr
+	SrcMAC, DstMAC        [6]byte
+	Transport             uint8 // IP protocol number: 6 TCP, 17 UDP, 1 ICMP
+	SrcPort, DstPort      uint16
+	Protocol              string // application protocol: "modbus", "s7comm", "dnp3", … or "" when unknown
+	Function              string // OT function code class or name: "write_multiple_registers", "plc_stop", … or ""
+	Packets, Bytes        int64
+}
+
+// NetEvent is a finding a decoder or feature extractor makes without a
+// baseline: a protocol violation, a scan or a flood in a window.
+type NetEvent struct {
+	TimeNanos        int64
+	Kind             string // "malformed", "scan_ports", "scan_hosts", "flood"
+	Device, Group    string
+	SrcIP, DstIP     netip.Addr
+	Transport        uint8
+	SrcPort, DstPort uint16
+	Protocol         string
+	Detail           string  // one line for the analyst
+	Value, Threshold float64 // e.g. distinct ports seen vs threshold
+}

@@ -1,0 +1,229 @@
+package ingest
+
+import (
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+)
+
+// Names of the fixed observation columns, in schema order. Metric columns
+// (float64, null where absent) follow them, one per metric name.
+const (
+	ColTime      = "ts"        // timestamp[ns, UTC]: event time
+	ColDevice    = "device"    // utf8: device id (or host address for packet features)
+	ColDeviceID  = "device_id" // int32: process-local index of the device, see Registry
+	ColGroup     = "group"     // utf8: group key, e.g. "plant-a/s7-1500"
+	ColGroupID   = "group_id"  // int32: process-local index of the group, see Registry
+	ColPartition = "partition" // int32: source partition (-1 for files)
+	ColOffset    = "offset"    // int64: source offset, file line or packet number
+	ColSrcIP     = "src_ip"    // utf8, nullable: address the report came from
+	ColClientID  = "client_id" // utf8, nullable: MQTT/TLS client id used
+	ColCert      = "cert"      // utf8, nullable: certificate fingerprint used
+	ColFirmware  = "fw"        // utf8, nullable: firmware version reported
+
+	// NumFixedCols is the index of the first metric column.
+	NumFixedCols = 11
+)
+
+// fixedFields are the leading fields of every observation schema.
+var fixedFields = []arrow.Field{
+	{Name: ColTime, Type: arrow.FixedWidthTypes.Timestamp_ns},
+	{Name: ColDevice, Type: arrow.BinaryTypes.String},
+	{Name: ColDeviceID, Type: arrow.PrimitiveTypes.Int32},
+	{Name: ColGroup, Type: arrow.BinaryTypes.String},
+	{Name: ColGroupID, Type: arrow.PrimitiveTypes.Int32},
+	{Name: ColPartition, Type: arrow.PrimitiveTypes.Int32},
+	{Name: ColOffset, Type: arrow.PrimitiveTypes.Int64},
+	{Name: ColSrcIP, Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: ColClientID, Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: ColCert, Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: ColFirmware, Type: arrow.BinaryTypes.String, Nullable: true},
+}
+
+// ObservationSchema returns the schema for the given metric columns.
+func ObservationSchema(metrics []string) *arrow.Schema {
+	fields := make([]arrow.Field, 0, len(fixedFields)+len(metrics))
+	fields = append(fields, fixedFields...)
+	for _, m := range metrics {
+		fields = append(fields, arrow.Field{Name: m, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// Row is one observation being decoded. Decoders fill it and hand it to
+// ObservationBuilder.Append; its slices are reused between rows, so a
+// decoder resets it with Reset and never keeps references into it.
+type Row struct {
+	TimeNanos int64
+	Device    string
+	Group     string
+	Partition int32
+	Offset    int64
+	SrcIP     string // "" means null; likewise ClientID, Cert, Firmware
+	ClientID  string
+	Cert      string
+	Firmware  string
+	// Attrs holds attributes reported with the row (site, hw, fw, …). When
+	// Group is empty the builder's Grouper derives it from Device and Attrs.
+	Attrs []Attr
+	// Metrics holds (name, value) pairs; a name may repeat, the last wins.
+	Metrics []Metric
+	// Sets holds set-valued members of this row (listening ports, remote
+	// addresses), for set rules; see SetMember.
+	Sets []SetMember
+}
+
+// Attr is one attribute of a device as reported in telemetry.
+type Attr struct {
+	Key, Value string
+}
+
+// Metric is one named numeric value of a Row.
+type Metric struct {
+	Name  string
+	Value float64
+}
+
+// Reset clears r for reuse, keeping its capacity.
+func (r *Row) Reset() {
+	*r = Row{Attrs: r.Attrs[:0], Metrics: r.Metrics[:0], Sets: r.Sets[:0]}
+}
+
+// ObservationBuilder accumulates rows into Arrow records with the
+// observation schema. Metric columns are created the first time a metric
+// name is seen and kept for later records, so the schemas of successive
+// records only ever grow. It is not safe for concurrent use.
+type ObservationBuilder struct {
+	mem      memory.Allocator
+	registry *Registry
+	grouper  Grouper
+
+	metricIndex map[string]int // metric name -> position in metricNames
+	metricNames []string
+
+	ts                              *array.TimestampBuilder
+	device, group                   *array.StringBuilder
+	deviceID, groupID, partition    *array.Int32Builder
+	offset                          *array.Int64Builder
+	srcIP, clientID, cert, firmware *array.StringBuilder
+	metrics                         []*array.Float64Builder
+	rowValues                       []float64 // scratch: value per metric column for the current row
+	rowHas                          []bool
+	rows                            int
+	sets                            []SetMember
+}
+
+// NewObservationBuilder returns a builder that interns device and group
+// names in reg and derives missing group keys with g. mem may be nil for
+// the Go allocator.
+func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *ObservationBuilder {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	return &ObservationBuilder{
+		mem:         mem,
+		registry:    reg,
+		grouper:     g,
+		metricIndex: make(map[string]int),
+		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
+		device:      array.NewStringBuilder(mem),
+		group:       array.NewStringBuilder(mem),
+		deviceID:    array.NewInt32Builder(mem),
+		groupID:     array.NewInt32Builder(mem),
+		partition:   array.NewInt32Builder(mem),
+		offset:      array.NewInt64Builder(mem),
+		srcIP:       array.NewStringBuilder(mem),
+		clientID:    array.NewStringBuilder(mem),
+		cert:        array.NewStringBuilder(mem),
+		firmware:    array.NewStringBuilder(mem),
+	}
+}
+
+// Len returns the number of rows appended since the last NewRecord.
+func (b *ObservationBuilder) Len() int { return b.rows }
+
+// Append adds one row. Set members of the row are kept with the row index
+// they belong to and returned by NewRecord.
+func (b *ObservationBuilder) Append(r *Row) {
+	for i := range b.rowHas {
+		b.rowHas[i] = false
+	}
+	for _, m := range r.Metrics {
+		j, ok := b.metricIndex[m.Name]
+		if !ok {
+			j = b.addMetric(m.Name)
+		}
+		b.rowValues[j] = m.Value
+		b.rowHas[j] = true
+	}
+	group := r.Group
+	if group == "" {
+		group = b.grouper.Group(r.Device, r.Attrs)
+	}
+	b.ts.Append(arrow.Timestamp(r.TimeNanos))
+	b.device.Append(r.Device)
+	b.group.Append(group)
+	b.deviceID.Append(b.registry.DeviceID(r.Device))
+	b.groupID.Append(b.registry.GroupID(group))
+	b.partition.Append(r.Partition)
+	b.offset.Append(r.Offset)
+	appendNullable(b.srcIP, r.SrcIP)
+	appendNullable(b.clientID, r.ClientID)
+	appendNullable(b.cert, r.Cert)
+	appendNullable(b.firmware, r.Firmware)
+	for j, mb := range b.metrics {
+		if b.rowHas[j] {
+			mb.Append(b.rowValues[j])
+		} else {
+			mb.AppendNull()
+		}
+	}
+	for _, s := range r.Sets {
+		s.Row = int32(b.rows)
+		b.sets = append(b.sets, s)
+	}
+	b.rows++
+}
+
+func (b *ObservationBuilder) addMetric(name string) int {
+	j := len(b.metricNames)
+	b.metricIndex[name] = j
+	b.metricNames = append(b.metricNames, name)
+	mb := array.NewFloat64Builder(b.mem)
+	mb.AppendNulls(b.rows) // earlier rows of this record lack the metric
+	b.metrics = append(b.metrics, mb)
+	b.rowValues = append(b.rowValues, 0)
+	b.rowHas = append(b.rowHas, false)
+	return j
+}
+
+func appendNullable(sb *array.StringBuilder, s string) {
+	if s == "" {
+		sb.AppendNull()
+		return
+	}
+	sb.Append(s)
+}
+
+// NewRecord returns the rows appended so far as a record, together with
+// their set members, and resets the builder. The caller owns the record's
+// one reference.
+func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
+	cols := make([]arrow.Array, 0, NumFixedCols+len(b.metrics))
+	cols = append(cols,
+		b.ts.NewArray(), b.device.NewArray(), b.deviceID.NewArray(),
+		b.group.NewArray(), b.groupID.NewArray(), b.partition.NewArray(),
+		b.offset.NewArray(), b.srcIP.NewArray(), b.clientID.NewArray(),
+		b.cert.NewArray(), b.firmware.NewArray())
+	for _, mb := range b.metrics {
+		cols = append(cols, mb.NewArray())
+	}
+	rec := array.NewRecord(ObservationSchema(b.metricNames), cols, int64(b.rows))
+	for _, c := range cols {
+		c.Release()
+	}
+	sets := b.sets
+	b.sets = nil
+	b.rows = 0
+	return rec, sets
+}
