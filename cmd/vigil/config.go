@@ -16,10 +16,11 @@ import (
 // Config is the whole YAML configuration. Each section is owned by the
 // package that uses it, which also owns its defaults and validation.
 type Config struct {
-	Input    ingest.Config   `yaml:"input"`
-	Baseline baseline.Config `yaml:"baseline"`
-	Detect   detect.Config   `yaml:"detect"`
-	Sinks    sinks.Config    `yaml:"sinks"`
+	Input    ingest.Config      `yaml:"input"`
+	Baseline baseline.Config    `yaml:"baseline"`
+	Detect   detect.Config      `yaml:"detect"`
+	Sinks    sinks.Config       `yaml:"sinks"`
+	Kafka    ingest.KafkaConfig `yaml:"kafka"`
 }
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -29,6 +30,7 @@ func DefaultConfig() Config {
 		Baseline: baseline.DefaultConfig(),
 		Detect:   detect.DefaultConfig(),
 		Sinks:    sinks.DefaultConfig(),
+		Kafka:    ingest.DefaultKafkaConfig(),
 	}
 }
 
@@ -73,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Sinks.Validate(); err != nil {
 		return fmt.Errorf("sinks: %w", err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("kafka: %w", err)
 	}
 	return nil
 }
