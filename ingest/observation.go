@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"strings"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -142,8 +144,11 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 // Len returns the number of rows appended since the last NewRecord.
 func (b *ObservationBuilder) Len() int { return b.rows }
 
-// Append adds one row. Set members of the row are kept with the row index
-// they belong to and returned by NewRecord.
+// Append adds one row. Strings of r are copied (or, for device and group
+// names, interned), so they may alias buffers the caller reuses after
+// Append returns — except the Set and Value strings of r.Sets, which are
+// kept as they are with the row index they belong to and returned by
+// NewRecord, so they must be stable.
 func (b *ObservationBuilder) Append(r *Row) {
 	for i := range b.rowHas {
 		b.rowHas[i] = false
@@ -186,6 +191,8 @@ func (b *ObservationBuilder) Append(r *Row) {
 }
 
 func (b *ObservationBuilder) addMetric(name string) int {
+	// name may alias a decoder's reused buffer; the column keeps a copy.
+	name = strings.Clone(name)
 	j := len(b.metricNames)
 	b.metricIndex[name] = j
 	b.metricNames = append(b.metricNames, name)

@@ -1,6 +1,9 @@
 package ingest
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // Registry interns device and group names as dense int32 indices, so that
 // baselines keep their state in slices indexed by the device_id and
@@ -70,6 +73,9 @@ func (r *Registry) intern(m map[string]int32, names *[]string, name string) int3
 	if id, ok := m[name]; ok {
 		return id
 	}
+	// Callers may pass a string that aliases a reused decode buffer; only
+	// the copy kept here must be stable.
+	name = strings.Clone(name)
 	id = int32(len(*names))
 	m[name] = id
 	*names = append(*names, name)
