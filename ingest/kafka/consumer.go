@@ -1,0 +1,682 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// Processor judges batches; detect.Engine implements it. The consumer calls
+// Process from one goroutine only. Process owns the batch: it releases the
+// record and Acks the batch exactly once, with nil only after every alert
+// derived from it was accepted by every required sink. A non-nil error from
+// Process means the batch could not be judged; the consumer then nacks it
+// (if Process did not) and it is delivered again.
+type Processor interface {
+	Process(ctx context.Context, b *ingest.Batch) error
+}
+
+// DeviceState is the per-device state that follows partitions through the
+// changelog (baseline.Store implements it). The consumer calls it only from
+// the engine goroutine, between Process calls.
+//
+// MarshalDevice appends the device's whole state to dst; UnmarshalDevice
+// replaces the device's state with data; ForgetDevice drops it (the device's
+// partition moved away, or is being restored from the changelog).
+type DeviceState interface {
+	MarshalDevice(dst []byte, device string) ([]byte, error)
+	UnmarshalDevice(device string, data []byte) error
+	ForgetDevice(device string)
+}
+
+// GroupState shares group summaries between instances (baseline.Store
+// implements it). The consumer calls it only from the engine goroutine.
+//
+// MarshalGroup appends this instance's own partial summary of group (what
+// it learned itself, without what peers sent). MergeGroup replaces peer's
+// previous partial summary of group with data, so that judging uses the
+// local summary merged with the latest one of every peer.
+type GroupState interface {
+	Groups(dst []string) []string
+	MarshalGroup(dst []byte, group string) ([]byte, error)
+	MergeGroup(peer, group string, data []byte) error
+}
+
+// Options are what a Consumer needs.
+type Options struct {
+	Config   ingest.KafkaConfig
+	Decoders DecoderFactory
+	Engine   Processor
+	State    DeviceState // nil disables the changelog
+	Groups   GroupState  // nil disables sharing group summaries
+	Registry *ingest.Registry
+	Grouper  ingest.Grouper
+	Logger   *slog.Logger
+	Metrics  *Metrics
+}
+
+// Consumer runs Vigil as a member of a Kafka consumer group. Create it with
+// New and call Run once.
+type Consumer struct {
+	cfg      ingest.KafkaConfig
+	decoders DecoderFactory
+	engine   Processor
+	state    DeviceState
+	groups   GroupState
+	reg      *ingest.Registry
+	grouper  ingest.Grouper
+	log      *slog.Logger
+	metrics  *Metrics
+	conn     connSettings
+	dialer   *kafkago.Dialer
+	instance string
+
+	deadLetter, changelog, groupOut *kafkago.Writer
+
+	tasks       chan task
+	changelogCh chan changelogWrite
+
+	runCtx   context.Context // ends when a graceful stop begins
+	forceCtx context.Context // ends when work still running is abandoned
+
+	parts map[string]*partState // engine goroutine only
+
+	ready     atomic.Bool
+	stopping  atomic.Bool
+	fatalOnce sync.Once
+	fatalErr  error
+	fatal     chan struct{}
+}
+
+// task is one unit of work for the engine goroutine: a batch to judge, or a
+// function to run between batches (state restore, checkpoints).
+type task struct {
+	batch *ingest.Batch
+	part  *partState
+	end   int64
+	fn    func()
+}
+
+// partState is what the engine goroutine knows of one input partition.
+type partState struct {
+	topic     string
+	partition int32
+	cp        *checkpointer
+	owned     map[int32]struct{} // devices seen in this partition
+	dirty     map[int32]struct{} // devices changed since the last checkpoint
+	processed int64              // offset after the last batch judged
+	lastSnap  time.Time
+	needFull  atomic.Bool // the last checkpoint failed: write every device next time
+}
+
+var errStopped = errors.New("consumer stopping")
+
+// New checks opts and returns a consumer.
+func New(opts Options) (*Consumer, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot use kafka config: %w", err)
+	}
+	if len(cfg.TelemetryTopics)+len(cfg.PacketTopics) == 0 {
+		return nil, fmt.Errorf("cannot consume: no input topics; set kafka.telemetry_topics or kafka.packet_topics")
+	}
+	if opts.Decoders == nil || opts.Engine == nil || opts.Registry == nil {
+		return nil, fmt.Errorf("BUG: kafka consumer needs Decoders, Engine and Registry")
+	}
+	cs, err := newConnSettings(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		cfg: cfg, decoders: opts.Decoders, engine: opts.Engine, state: opts.State, groups: opts.Groups,
+		reg: opts.Registry, grouper: opts.Grouper, log: opts.Logger, metrics: opts.Metrics,
+		conn: cs, dialer: cs.dialer(cfg.ClientID), instance: cfg.InstanceID,
+		tasks:       make(chan task, cfg.EngineQueue),
+		changelogCh: make(chan changelogWrite, 4),
+		parts:       make(map[string]*partState),
+		fatal:       make(chan struct{}),
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.metrics == nil {
+		c.metrics = NewMetrics()
+	}
+	if c.grouper == nil {
+		c.grouper = deviceGrouper{}
+	}
+	if c.instance == "" {
+		host, _ := os.Hostname()
+		c.instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.ChangelogTopic == "" {
+		c.state = nil
+	}
+	if cfg.GroupStateTopic == "" {
+		c.groups = nil
+	}
+	tr := cs.transport(cfg.ClientID)
+	newWriter := func(topic string, b kafkago.Balancer) *kafkago.Writer {
+		return &kafkago.Writer{Addr: kafkago.TCP(cfg.Brokers...), Topic: topic, Balancer: b, Transport: tr,
+			RequiredAcks: kafkago.RequireAll, BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second}
+	}
+	if cfg.DeadLetterTopic != "" {
+		c.deadLetter = newWriter(cfg.DeadLetterTopic, &kafkago.Hash{})
+	}
+	if c.state != nil {
+		c.changelog = newWriter(cfg.ChangelogTopic, changelogBalancer{})
+	}
+	if c.groups != nil {
+		c.groupOut = newWriter(cfg.GroupStateTopic, &kafkago.Hash{})
+	}
+	return c, nil
+}
+
+// deviceGrouper puts every device in one group when no inventory is given.
+type deviceGrouper struct{}
+
+func (deviceGrouper) Group(string, []ingest.Attr) string { return "default" }
+
+// Ready reports whether the consumer is in a generation with every
+// assigned partition restored and reading.
+func (c *Consumer) Ready() bool { return c.ready.Load() }
+
+// Instance returns the name this instance publishes group summaries under.
+func (c *Consumer) Instance() string { return c.instance }
+
+// Run consumes until ctx ends, then stops gracefully: it stops fetching,
+// lets the engine finish the batches in flight, checkpoints state, commits,
+// and leaves the group, within the configured shutdown timeout. Work still
+// running at three quarters of the timeout is abandoned, uncommitted. Run
+// returns nil after a graceful stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	runCtx, stopFetching := context.WithCancel(context.Background())
+	forceCtx, force := context.WithCancel(context.Background())
+	defer force()
+	c.runCtx, c.forceCtx = runCtx, forceCtx
+
+	var bg sync.WaitGroup
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		c.engineLoop(forceCtx)
+	}()
+	if c.changelog != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			c.changelogLoop(forceCtx)
+		}()
+	}
+	if c.groups != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			c.shareGroups(runCtx)
+		}()
+	}
+
+	topics := append(append([]string{}, c.cfg.TelemetryTopics...), c.cfg.PacketTopics...)
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID: c.cfg.GroupID, Brokers: c.cfg.Brokers, Dialer: c.dialer, Topics: topics,
+		HeartbeatInterval: c.cfg.HeartbeatInterval, SessionTimeout: c.cfg.SessionTimeout,
+		RebalanceTimeout: c.cfg.RebalanceTimeout, JoinGroupBackoff: time.Second,
+		StartOffset: c.startOffset(), WatchPartitionChanges: true, PartitionWatchInterval: 10 * time.Second,
+		Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		stopFetching()
+		force()
+		<-engineDone
+		bg.Wait()
+		return fmt.Errorf("cannot join consumer group %s: %w", c.cfg.GroupID, err)
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-c.fatal:
+		}
+		c.stopping.Store(true)
+		c.ready.Store(false)
+		stopFetching()
+		c.log.Info("stopping: draining batches in flight", "deadline", c.cfg.ShutdownTimeout)
+		t := time.NewTimer(c.cfg.ShutdownTimeout * 3 / 4)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			c.log.Warn("shutdown deadline: abandoning work still in flight; it stays uncommitted and is delivered again")
+			force()
+		case <-forceCtx.Done():
+		}
+	}()
+
+	for {
+		gen, err := cg.Next(runCtx)
+		if err != nil {
+			if runCtx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
+				break
+			}
+			c.log.Warn("cannot join the next consumer group generation; retrying", "group", c.cfg.GroupID, "err", err)
+			continue
+		}
+		c.metrics.rebalances.Inc()
+		c.startGeneration(gen)
+	}
+	// Close waits for the generation's workers to drain and commit, then
+	// leaves the group so that peers take over at once.
+	cg.Close()
+	c.ready.Store(false)
+	if c.groups != nil {
+		c.publishGroups(forceCtx)
+	}
+	c.do(forceCtx, func() {}) // every batch queued so far was judged
+	force()
+	<-engineDone
+	bg.Wait()
+	for _, w := range []*kafkago.Writer{c.deadLetter, c.changelog, c.groupOut} {
+		if w != nil {
+			w.Close()
+		}
+	}
+	return c.fatalErr
+}
+
+func (c *Consumer) fail(err error) {
+	c.fatalOnce.Do(func() {
+		c.fatalErr = err
+		c.log.Error("consumer cannot go on", "err", err)
+		close(c.fatal)
+	})
+}
+
+func (c *Consumer) startOffset() int64 {
+	if c.cfg.StartOffset == "latest" {
+		return kafkago.LastOffset
+	}
+	return kafkago.FirstOffset
+}
+
+// generation is this member's share of one consumer group generation.
+type generation struct {
+	gen       *kafkago.Generation
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	cps       map[string]map[int]*checkpointer
+	committed map[string]map[int]int64
+	started   atomic.Int32
+	total     int32
+}
+
+func (c *Consumer) startGeneration(gen *kafkago.Generation) {
+	g := &generation{gen: gen, cps: map[string]map[int]*checkpointer{}, committed: map[string]map[int]int64{}}
+	kinds := map[string]string{}
+	for _, t := range c.cfg.TelemetryTopics {
+		kinds[t] = KindTelemetry
+	}
+	for _, t := range c.cfg.PacketTopics {
+		kinds[t] = KindPackets
+	}
+	n := 0
+	for topic, pas := range gen.Assignments {
+		g.cps[topic] = map[int]*checkpointer{}
+		g.committed[topic] = map[int]int64{}
+		for _, pa := range pas {
+			g.committed[topic][pa.ID] = pa.Offset
+			n++
+		}
+	}
+	g.total = int32(n)
+	c.metrics.assigned.Set(float64(n))
+	c.log.Info("joined generation", "group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", n)
+	if n == 0 {
+		c.ready.Store(!c.stopping.Load())
+	}
+	g.wg.Add(n)
+	for topic, pas := range gen.Assignments {
+		for _, pa := range pas {
+			topic, pa := topic, pa
+			gen.Start(func(genCtx context.Context) {
+				defer g.wg.Done()
+				c.runPartition(genCtx, g, kinds[topic], topic, int32(pa.ID), pa.Offset)
+			})
+		}
+	}
+	gen.Start(func(genCtx context.Context) { c.commitLoop(genCtx, g) })
+}
+
+// commitLoop commits what the checkpointers allow every commit interval
+// and once more after the workers drained at the end of the generation.
+func (c *Consumer) commitLoop(genCtx context.Context, g *generation) {
+	t := time.NewTicker(c.cfg.CommitInterval)
+	defer t.Stop()
+loop:
+	for {
+		select {
+		case <-t.C:
+			c.commit(g)
+		case <-genCtx.Done():
+			break loop
+		case <-c.runCtx.Done():
+			break loop
+		}
+	}
+	c.ready.Store(false)
+	g.wg.Wait()
+	c.commit(g)
+}
+
+func (c *Consumer) commit(g *generation) {
+	offsets := map[string]map[int]int64{}
+	g.mu.Lock()
+	for topic, cps := range g.cps {
+		for p, cp := range cps {
+			h, _, _ := cp.Highest()
+			if h >= 0 && h > g.committed[topic][p] {
+				if offsets[topic] == nil {
+					offsets[topic] = map[int]int64{}
+				}
+				offsets[topic][p] = h
+			}
+		}
+	}
+	g.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	if err := g.gen.CommitOffsets(offsets); err != nil {
+		c.metrics.commitErrors.Inc()
+		c.log.Warn("cannot commit offsets; they are committed with the next success or delivered again", "generation", g.gen.ID, "err", err)
+		return
+	}
+	c.metrics.commits.Inc()
+	g.mu.Lock()
+	for topic, ps := range offsets {
+		for p, off := range ps {
+			g.committed[topic][p] = off
+		}
+	}
+	g.mu.Unlock()
+}
+
+// do runs fn on the engine goroutine between batches and waits for it.
+func (c *Consumer) do(ctx context.Context, fn func()) bool {
+	done := make(chan struct{})
+	select {
+	case c.tasks <- task{fn: func() { fn(); close(done) }}:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// engineLoop is the one goroutine that touches the engine and its state.
+func (c *Consumer) engineLoop(ctx context.Context) {
+	for {
+		var t task
+		select {
+		case t = <-c.tasks:
+		case <-ctx.Done():
+			c.drainTasks()
+			return
+		}
+		c.metrics.engineQueue.Set(float64(len(c.tasks)))
+		if t.fn != nil {
+			t.fn()
+			continue
+		}
+		ps := t.part
+		if c.state != nil && t.batch.Record != nil {
+			noteDevices(ps, t.batch)
+		}
+		if err := c.engine.Process(ctx, t.batch); err != nil {
+			t.batch.Ack(ctx, fmt.Errorf("cannot judge batch: %w", err))
+		}
+		ps.processed = t.end
+		if c.state != nil && time.Since(ps.lastSnap) >= c.cfg.CheckpointInterval {
+			c.snapshot(ctx, ps, nil)
+		}
+	}
+}
+
+// drainTasks nacks what is left in the queue after a forced stop, so the
+// workers waiting for those batches can finish.
+func (c *Consumer) drainTasks() {
+	for {
+		select {
+		case t := <-c.tasks:
+			if t.batch != nil {
+				t.batch.Release()
+				t.batch.Ack(context.Background(), errStopped)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func noteDevices(ps *partState, b *ingest.Batch) {
+	col, ok := b.Record.Column(2).(*array.Int32) // device_id
+	if !ok {
+		return
+	}
+	last := int32(-1)
+	for _, id := range col.Int32Values() {
+		if id == last {
+			continue
+		}
+		last = id
+		ps.dirty[id] = struct{}{}
+		ps.owned[id] = struct{}{}
+	}
+}
+
+// partition returns the engine's record of topic/p, creating it. Engine
+// goroutine only.
+func (c *Consumer) partition(topic string, p int32) *partState {
+	key := fmt.Sprintf("%s/%d", topic, p)
+	ps := c.parts[key]
+	if ps == nil {
+		ps = &partState{topic: topic, partition: p, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}, lastSnap: time.Now()}
+		c.parts[key] = ps
+	}
+	return ps
+}
+
+// runPartition is the worker of one assigned partition for one generation.
+func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, topic string, p int32, committed int64) {
+	log := c.log.With("topic", topic, "partition", p)
+	fetchCtx, cancel := context.WithCancel(c.runCtx)
+	defer cancel()
+	stopWithGen := context.AfterFunc(genCtx, cancel)
+	defer stopWithGen()
+
+	var ps *partState
+	if !c.do(fetchCtx, func() { ps = c.partition(topic, p) }) {
+		return
+	}
+	dec, err := c.decoders(kind, topic, p)
+	if err != nil {
+		c.fail(fmt.Errorf("cannot create decoder for topic %s: %w", topic, err))
+		return
+	}
+	start := committed
+	var filter *restoreFilter
+	if c.state != nil {
+		t0 := time.Now()
+		marker, entries, err := c.readChangelog(fetchCtx, topic, p)
+		if err != nil {
+			if fetchCtx.Err() == nil {
+				log.Warn("cannot restore partition state from the changelog; retrying after a rebalance", "err", err)
+				c.backoff()
+			}
+			return
+		}
+		if !c.do(fetchCtx, func() { c.restore(ps, entries) }) {
+			return
+		}
+		if marker >= 0 {
+			start = marker
+			filter = newRestoreFilter(marker, entries)
+		}
+		c.metrics.restoreSeconds.UpdateDuration(t0)
+		log.Info("restored partition state", "devices", len(entries), "covers_offset", marker, "committed", committed, "start", start, "took", time.Since(t0))
+	}
+	cp := newCheckpointer(c.cfg.MaxInflightBatches, start)
+	if !c.do(fetchCtx, func() { ps.cp, ps.processed, ps.lastSnap = cp, start, time.Now() }) {
+		return
+	}
+	g.mu.Lock()
+	g.cps[topic][int(p)] = cp
+	g.mu.Unlock()
+	if g.started.Add(1) == g.total && !c.stopping.Load() {
+		c.ready.Store(true)
+	}
+
+	failed := c.fetch(fetchCtx, log, dec, ps, cp, topic, p, start, filter)
+
+	drainCtx, cancelDrain := context.WithTimeout(c.forceCtx, c.cfg.RebalanceTimeout*3/4)
+	defer cancelDrain()
+	if err := cp.Wait(drainCtx); err != nil {
+		_, n, _ := cp.Highest()
+		log.Warn("gave up waiting for batches in flight; they stay uncommitted", "batches", n)
+	}
+	if failed == nil {
+		_, _, failed = cp.Highest()
+	}
+	if failed != nil {
+		h, _, _ := cp.Highest()
+		log.Warn("batch failed; redelivering from the last acknowledged offset", "offset", h, "err", failed)
+		c.backoff()
+		return
+	}
+	if c.state != nil {
+		done := make(chan error, 1)
+		if c.do(drainCtx, func() { c.snapshot(drainCtx, ps, done) }) {
+			select {
+			case err := <-done:
+				if err != nil {
+					log.Warn("cannot checkpoint partition state at hand-over; the next owner replays from the previous checkpoint", "err", err)
+				}
+			case <-drainCtx.Done():
+			}
+		}
+	}
+}
+
+func (c *Consumer) backoff() {
+	t := time.NewTimer(c.cfg.NackBackoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.runCtx.Done():
+	}
+}
+
+// fetch reads the partition from start, cuts batches and hands them to the
+// engine until ctx ends or a batch fails. It returns the failure, if any.
+func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps *partState, cp *checkpointer,
+	topic string, p int32, start int64, filter *restoreFilter) error {
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers: c.cfg.Brokers, Topic: topic, Partition: int(p), Dialer: c.dialer,
+		MinBytes: 1, MaxBytes: c.cfg.FetchMaxBytes, MaxWait: c.cfg.FetchMaxWait,
+		QueueCapacity: 2 * c.cfg.BatchSize, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(start); err != nil {
+		return fmt.Errorf("cannot seek to offset %d: %w", start, err)
+	}
+	bb := newBatchBuilder(c.reg, c.grouper)
+	bb.filter = filter
+	pm := c.metrics.partition(topic, p)
+	rec := Record{Topic: topic, Partition: p}
+	var rejects []kafkago.Message
+	for {
+		if _, _, failed := cp.Highest(); failed != nil {
+			return failed
+		}
+		if err := cp.acquire(ctx); err != nil {
+			return nil
+		}
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			cp.release()
+			if ctx.Err() == nil {
+				log.Warn("cannot fetch; rejoining", "err", err)
+			}
+			return nil
+		}
+		batchStart := time.Now()
+		linger, cancelLinger := context.WithTimeout(ctx, c.cfg.BatchLinger)
+		var end int64
+		for n := 0; ; {
+			rec.Offset, rec.Time, rec.Key, rec.Value = m.Offset, m.Time, m.Key, m.Value
+			pm.records.Inc()
+			pm.bytes.Add(len(m.Value))
+			if err := dec.Decode(&rec, bb); err != nil {
+				reason := reasonOf(err)
+				c.metrics.decodeError(topic, reason)
+				rejects = append(rejects, deadLetterMessage(&m, reason, err))
+			}
+			end = m.Offset + 1
+			pm.lag.Set(float64(m.HighWaterMark - end))
+			if n++; n >= c.cfg.BatchSize {
+				break
+			}
+			if m, err = r.FetchMessage(linger); err != nil {
+				break
+			}
+		}
+		cancelLinger()
+		if bb.filter != nil {
+			if bb.skipped > 0 {
+				c.metrics.skipped.Add(bb.skipped)
+				bb.skipped = 0
+			}
+			if end >= bb.filter.max {
+				bb.filter = nil
+			}
+		}
+		if len(rejects) > 0 {
+			if err := c.sendDeadLetters(topic, rejects); err != nil {
+				cp.release()
+				return err
+			}
+			rejects = rejects[:0]
+		}
+		resolve := cp.add(end)
+		if bb.Len() == 0 {
+			bb.take(nil).Release()
+			resolve(nil)
+			continue
+		}
+		batch := bb.take(func(_ context.Context, err error) {
+			c.metrics.batchLatency.UpdateDuration(batchStart)
+			if err != nil {
+				c.metrics.nacks.Inc()
+			}
+			resolve(err)
+		})
+		select {
+		case c.tasks <- task{batch: batch, part: ps, end: end}:
+		case <-c.forceCtx.Done():
+			batch.Release()
+			batch.Ack(ctx, errStopped)
+			return nil
+		}
+	}
+}

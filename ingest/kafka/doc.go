@@ -1,0 +1,11 @@
+// Package kafka owns Vigil's life as a Kafka consumer group: partition
+// workers that decode records into batches (a batch never spans
+// partitions), the capped checkpointer that commits an offset only once
+// every batch below it was acknowledged, the dead-letter topic for
+// undecodable records, the changelog that makes device state follow its
+// partition, and the sharing of group summaries between instances.
+//
+// One engine goroutine judges the batches of all partitions in order of
+// arrival, because the engine is not safe for concurrent use; partition
+// workers decode in parallel and hand it batches over a bounded channel.
+package kafka
