@@ -39,17 +39,26 @@ type DeviceState interface {
 	ForgetDevice(device string)
 }
 
-// GroupState shares group summaries between instances (baseline.Store
-// implements it). The consumer calls it only from the engine goroutine.
+// GroupState is the group state (baseline.Store) as the group state topic
+// sees it. The consumer calls it only from the engine goroutine.
 //
-// MarshalGroup appends this instance's own partial summary of group (what
-// it learned itself, without what peers sent). MergeGroup replaces peer's
-// previous partial summary of group with data, so that judging uses the
-// local summary merged with the latest one of every peer.
+// MarshalGroup appends the summary of group. RestoreGroup folds a summary
+// this instance published before it restarted into the state; it is called
+// once per group at start-up, before any batch.
 type GroupState interface {
 	Groups(dst []string) []string
 	MarshalGroup(dst []byte, group string) ([]byte, error)
-	MergeGroup(peer, group string, data []byte) error
+	RestoreGroup(group string, data []byte) error
+}
+
+// PeerGroupState is a GroupState that also judges against its peers'
+// summaries. MergePeerGroup replaces peer's previous summary of group with
+// data (it must not add it twice), so judging uses the local summary
+// combined with the latest one of every peer. Without it, instances judge
+// against the groups of their own partitions.
+type PeerGroupState interface {
+	GroupState
+	MergePeerGroup(peer, group string, data []byte) error
 }
 
 // Options are what a Consumer needs.
@@ -156,8 +165,10 @@ func New(opts Options) (*Consumer, error) {
 		c.grouper = deviceGrouper{}
 	}
 	if c.instance == "" {
+		// Stable across restarts, so a restarted instance finds the group
+		// summaries it published before.
 		host, _ := os.Hostname()
-		c.instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+		c.instance = host
 	}
 	if cfg.ChangelogTopic == "" {
 		c.state = nil
@@ -219,6 +230,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}()
 	}
 	if c.groups != nil {
+		c.restoreGroups(ctx)
 		bg.Add(1)
 		go func() {
 			defer bg.Done()

@@ -1,0 +1,39 @@
+package kafka
+
+import (
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/telemetry"
+)
+
+// telemetryDecoder adapts the telemetry decoders to Kafka records: the key
+// may name the device, the record timestamp stands in for a missing event
+// time, and each row keeps its source position.
+type telemetryDecoder struct {
+	d *telemetry.Decoder
+}
+
+// NewTelemetryDecoder returns a Decoder for telemetry topics.
+func NewTelemetryDecoder(cfg ingest.TelemetryConfig) (Decoder, error) {
+	d, err := telemetry.NewDecoder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &telemetryDecoder{d: d}, nil
+}
+
+func (t *telemetryDecoder) Decode(rec *Record, out *BatchBuilder) error {
+	var ts int64
+	if !rec.Time.IsZero() {
+		ts = rec.Time.UnixNano()
+	}
+	rows, err := t.d.Decode(rec.Key, rec.Value, ts)
+	if err != nil {
+		return &RejectError{Why: telemetry.ReasonOf(err), Err: err}
+	}
+	for i := range rows {
+		rows[i].Partition = rec.Partition
+		rows[i].Offset = rec.Offset
+		out.Append(&rows[i])
+	}
+	return nil
+}
