@@ -1,10 +1,108 @@
 package ingest
 
-// PacketConfig configures packet input.
-type PacketConfig struct{}
+import (
+	"fmt"
+	"time"
+)
+
+// PacketConfig configures packet input: feature windows, the caps that
+// bound memory under a flood of new flows and hosts, and the thresholds of
+// the scan and flood findings the feature extractor makes on its own.
+type PacketConfig struct {
+	// Windows are the event-time windows features are computed over; each
+	// must be a multiple of the first (the shortest), which also sets how
+	// often a batch is emitted.
+	Windows []time.Duration `yaml:"windows"`
+	// MaxFlows caps the flow table; the least recently seen flow is
+	// evicted (and counted) to make room.
+	MaxFlows int `yaml:"max_flows"`
+	// MaxHosts caps the host table the same way.
+	MaxHosts int `yaml:"max_hosts"`
+	// FlowIdleTimeout forgets flows idle for longer (event time).
+	FlowIdleTimeout time.Duration `yaml:"flow_idle_timeout"`
+	// MaxStreamBuffer caps the bytes kept per TCP direction while a PDU
+	// spans segments; longer PDUs are skipped and counted.
+	MaxStreamBuffer int `yaml:"max_stream_buffer"`
+	// MaxBufferedBytes caps stream buffers over all flows.
+	MaxBufferedBytes int `yaml:"max_buffered_bytes"`
+	// MaxDistinct caps the distinct peers and ports counted exactly per
+	// host and window; counts saturate there.
+	MaxDistinct int `yaml:"max_distinct"`
+	// ScanPorts and ScanHosts: a host that opens flows to at least this many
+	// distinct destination ports (or hosts) in the shortest window is
+	// reported as scanning (ATT&CK for ICS T0846).
+	ScanPorts int `yaml:"scan_ports"`
+	ScanHosts int `yaml:"scan_hosts"`
+	// FloodPacketsPerSecond and FloodSYNPerSecond: a host receiving more
+	// than this many packets (or TCP SYNs) per second over the shortest
+	// window is reported as flooded (T0814 / T1498).
+	FloodPacketsPerSecond float64 `yaml:"flood_packets_per_second"`
+	FloodSYNPerSecond     float64 `yaml:"flood_syn_per_second"`
+	// GroupRows adds one row per group and window with the group's totals
+	// (device "<group>/*").
+	GroupRows bool `yaml:"group_rows"`
+	// UnmanagedPrefixV4 and UnmanagedPrefixV6: hosts not in the inventory
+	// are grouped as "unmanaged/<subnet>" with these prefix lengths.
+	UnmanagedPrefixV4 int `yaml:"unmanaged_prefix_v4"`
+	UnmanagedPrefixV6 int `yaml:"unmanaged_prefix_v6"`
+	// FlagUnknownAssets reports a host that sends traffic but is not in the
+	// inventory (only when an inventory is configured).
+	FlagUnknownAssets bool `yaml:"flag_unknown_assets"`
+}
 
 // DefaultPacketConfig returns the defaults.
-func DefaultPacketConfig() PacketConfig { return PacketConfig{} }
+func DefaultPacketConfig() PacketConfig {
+	return PacketConfig{
+		Windows:               []time.Duration{10 * time.Second, time.Minute},
+		MaxFlows:              65536,
+		MaxHosts:              16384,
+		FlowIdleTimeout:       5 * time.Minute,
+		MaxStreamBuffer:       64 << 10,
+		MaxBufferedBytes:      64 << 20,
+		MaxDistinct:           4096,
+		ScanPorts:             50,
+		ScanHosts:             50,
+		FloodPacketsPerSecond: 5000,
+		FloodSYNPerSecond:     500,
+		GroupRows:             true,
+		UnmanagedPrefixV4:     24,
+		UnmanagedPrefixV6:     64,
+		FlagUnknownAssets:     true,
+	}
+}
 
 // Validate checks c.
-func (c *PacketConfig) Validate() error { return nil }
+func (c *PacketConfig) Validate() error {
+	if len(c.Windows) == 0 || len(c.Windows) > 4 {
+		return fmt.Errorf("packets.windows: %d windows; give 1 to 4, e.g. [10s, 1m]", len(c.Windows))
+	}
+	for i, w := range c.Windows {
+		if w < time.Millisecond {
+			return fmt.Errorf("packets.windows[%d]: %v is too short; use at least 1ms", i, w)
+		}
+		if w%c.Windows[0] != 0 || (i > 0 && w <= c.Windows[i-1]) {
+			return fmt.Errorf("packets.windows[%d]: %v must be a multiple of %v and longer than the window before it", i, w, c.Windows[0])
+		}
+	}
+	switch {
+	case c.MaxFlows < 16:
+		return fmt.Errorf("packets.max_flows: %d; use at least 16", c.MaxFlows)
+	case c.MaxHosts < 16:
+		return fmt.Errorf("packets.max_hosts: %d; use at least 16", c.MaxHosts)
+	case c.FlowIdleTimeout <= 0:
+		return fmt.Errorf("packets.flow_idle_timeout: %v; use a positive duration such as 5m", c.FlowIdleTimeout)
+	case c.MaxStreamBuffer < 256:
+		return fmt.Errorf("packets.max_stream_buffer: %d bytes; use at least 256 (a Modbus PDU)", c.MaxStreamBuffer)
+	case c.MaxBufferedBytes < c.MaxStreamBuffer:
+		return fmt.Errorf("packets.max_buffered_bytes: %d is below max_stream_buffer %d", c.MaxBufferedBytes, c.MaxStreamBuffer)
+	case c.MaxDistinct < 1:
+		return fmt.Errorf("packets.max_distinct: %d; use at least 1", c.MaxDistinct)
+	case c.ScanPorts < 2 || c.ScanHosts < 2:
+		return fmt.Errorf("packets.scan_ports/scan_hosts: %d/%d; use at least 2", c.ScanPorts, c.ScanHosts)
+	case c.FloodPacketsPerSecond <= 0 || c.FloodSYNPerSecond <= 0:
+		return fmt.Errorf("packets.flood_packets_per_second/flood_syn_per_second must be positive")
+	case c.UnmanagedPrefixV4 < 0 || c.UnmanagedPrefixV4 > 32 || c.UnmanagedPrefixV6 < 0 || c.UnmanagedPrefixV6 > 128:
+		return fmt.Errorf("packets.unmanaged_prefix_v4/v6: %d/%d out of range 0-32/0-128", c.UnmanagedPrefixV4, c.UnmanagedPrefixV6)
+	}
+	return nil
+}

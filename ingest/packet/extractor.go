@@ -1,0 +1,778 @@
+package packet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/ot"
+	"github.com/vigil-ot/vigil/ingest/pcap"
+)
+
+// Options are the collaborators of an Extractor, beside its config.
+type Options struct {
+	// Registry interns device and group names (shared with the baseline).
+	// A new one is made when nil.
+	Registry *ingest.Registry
+	// Assets maps addresses to inventory devices; nil means no inventory:
+	// every host is named by its address and grouped by subnet, and no
+	// host is reported as unknown.
+	Assets AssetsByIP
+	// Grouper derives the group of an inventory device; when nil, inventory
+	// devices are grouped by their "site" attribute (or "inventory").
+	Grouper ingest.Grouper
+}
+
+// Extractor turns decoded packets into observation rows (features per host,
+// per group and per window), communications and findings, one batch per
+// closed window of the shortest length. It is not safe for concurrent use.
+type Extractor struct {
+	cfg      ingest.PacketConfig
+	opts     Options
+	builder  *ingest.ObservationBuilder
+	dec      *Decoder
+	frame    Frame
+	pdu      ot.PDU
+	win      []int64 // window lengths, ns
+	winName  []string
+	names    [maxWindows]metricNames
+	cur      int64 // id of the current shortest window; curSet false before the first packet
+	curSet   bool
+	lastTime int64
+	seq      int64 // packets seen, numbering rows' offsets
+
+	flows    *flowTable
+	hosts    *hostTable
+	distinct [maxWindows]map[distinctKey]struct{}
+	groups   map[string]int32
+	groupAcc [][maxWindows]acc
+	groupNam []string
+
+	// The batch being built.
+	batchSeq uint32
+	comms    []ingest.Communication
+	commIdx  map[commKey]int32
+	events   []ingest.NetEvent
+	row      ingest.Row
+	ready    []*ingest.Batch
+
+	// Stream buffers handed out to flows, and their total size.
+	freeBufs [][]byte
+	buffered int
+
+	edges    map[edgeKey]int32
+	edgeList []Edge
+	stats    Stats
+	protoPkt [numProtoSlots]int64
+	protoPDU [numProtoSlots]int64
+}
+
+type distinctKey struct {
+	host int32
+	kind uint8 // 0 peer, 1 dst port, 2 dst host, 3 source towards host
+	port uint16
+	addr [16]byte
+}
+
+type commKey struct {
+	client, server [16]byte
+	port           uint16
+	transport      uint8
+	proto          ot.Protocol
+	fn             string
+}
+
+type edgeKey struct {
+	client, server [16]byte
+	port           uint16
+	transport      uint8
+	proto          ot.Protocol
+}
+
+// Stats counts what the extractor did with the packets.
+type Stats struct {
+	Packets            int64
+	Bytes              int64
+	Outcomes           [numOutcomes]int64
+	SkippedLinkTypes   map[uint16]int64
+	Fragments          int64 // IPv4 fragments (attributed to hosts, not reassembled)
+	Late               int64 // packets older than the current window, counted in it
+	PDUs               int64 // OT PDUs decoded
+	MalformedPDUs      int64
+	Retransmissions    int64 // TCP segments already seen
+	Gaps               int64 // TCP segments after a hole: reassembly restarted
+	ReassemblyOverflow int64 // PDUs longer than the stream buffer, skipped
+	FlowsEvicted       int64
+	HostsEvicted       int64
+	EdgesDropped       int64 // edges not recorded in the summary: table full
+}
+
+// NewExtractor returns an extractor for cfg (validated).
+func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot make packet feature extractor: %w", err)
+	}
+	if opts.Registry == nil {
+		opts.Registry = ingest.NewRegistry()
+	}
+	x := &Extractor{
+		cfg:     cfg,
+		opts:    opts,
+		dec:     NewDecoder(),
+		flows:   newFlowTable(cfg.MaxFlows),
+		hosts:   newHostTable(cfg.MaxHosts),
+		groups:  make(map[string]int32),
+		commIdx: make(map[commKey]int32),
+		edges:   make(map[edgeKey]int32),
+		stats:   Stats{SkippedLinkTypes: make(map[uint16]int64)},
+	}
+	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
+	for i, w := range cfg.Windows {
+		x.win = append(x.win, int64(w))
+		x.winName = append(x.winName, windowName(w))
+		x.names[i] = newMetricNames(x.winName[i])
+		x.distinct[i] = make(map[distinctKey]struct{})
+	}
+	return x, nil
+}
+
+// fixedGrouper is never consulted: every row carries its group.
+type fixedGrouper struct{}
+
+func (fixedGrouper) Group(device string, _ []ingest.Attr) string { return "unknown" }
+
+func windowName(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
+}
+
+// Metric names, per window: "net_bytes_in_10s", …
+type metricNames struct {
+	bytesIn, bytesOut, pktsIn, pktsOut             string
+	flows, peers, dstPorts, dstHosts, failed       string
+	synIn, reads, writes, control, diag, exception string
+	malformed, jitter                              string
+	proto                                          [numProtoSlots]string
+}
+
+func newMetricNames(w string) metricNames {
+	n := func(s string) string { return "net_" + s + "_" + w }
+	m := metricNames{
+		bytesIn: n("bytes_in"), bytesOut: n("bytes_out"), pktsIn: n("packets_in"), pktsOut: n("packets_out"),
+		flows: n("flows_started"), peers: n("peers"), dstPorts: n("dst_ports"), dstHosts: n("dst_hosts"),
+		failed: n("failed_connections"), synIn: n("syn_in"), reads: n("ot_reads"), writes: n("ot_writes"),
+		control: n("ot_control"), diag: n("ot_diagnostic"), exception: n("ot_exceptions"),
+		malformed: n("ot_malformed"), jitter: n("iat_jitter_seconds"),
+	}
+	for i := range m.proto {
+		name := "other"
+		if i < slotOther {
+			name = ot.Protocol(i).String()
+		}
+		m.proto[i] = n("packets_" + name)
+	}
+	return m
+}
+
+func protoSlot(p ot.Protocol) int {
+	if p == ot.None || int(p) >= slotOther {
+		return slotOther
+	}
+	return int(p)
+}
+
+// Add decodes one packet and accounts for it. It may close windows; take
+// the resulting batches with TakeBatch.
+func (x *Extractor) Add(p *pcap.Packet) {
+	x.stats.Packets++
+	x.stats.Bytes += int64(len(p.Data))
+	x.seq++
+	x.advance(p.TimeNanos)
+	ts := p.TimeNanos
+	if ts < x.lastTime {
+		ts = x.lastTime // event time never goes backwards inside the extractor
+	}
+	x.lastTime = ts
+	f := &x.frame
+	res := x.dec.Decode(p.Data, p.LinkType, f)
+	wire := float64(max(p.OrigLen, len(p.Data)))
+	switch res {
+	case l4SkipLink:
+		x.stats.Outcomes[OutcomeSkippedLinkType]++
+		x.stats.SkippedLinkTypes[p.LinkType]++
+		return
+	case l4Malformed:
+		x.stats.Outcomes[OutcomeMalformed]++
+		return
+	case l4ARP:
+		x.stats.Outcomes[OutcomeDecoded]++
+		if f.ARPSender != ([16]byte{}) {
+			i := x.hostFor(nil, &f.ARPSender, ts)
+			h := &x.hosts.hosts[i]
+			h.mac, h.hasMAC = f.ARPSenderMAC, true
+			x.markAsset(i, ts)
+		}
+		return
+	}
+	if !f.IsIP {
+		x.stats.Outcomes[OutcomeUnknownProtocol]++
+		return
+	}
+	if res != l4Transport {
+		// ICMP, fragments, other IP protocols: hosts only.
+		src := x.hostFor(nil, &f.Src, ts)
+		dst := x.hostFor(nil, &f.Dst, ts)
+		x.count(src, dst, wire, ts, f)
+		if f.Fragment {
+			x.stats.Fragments++
+		}
+		if res == l4ICMP {
+			x.stats.Outcomes[OutcomeDecoded]++
+			if f.Unreachable {
+				x.hosts.hosts[dst].acc[0].failed++
+			}
+			return
+		}
+		x.stats.Outcomes[OutcomeUnknownProtocol]++
+		return
+	}
+	x.transport(f, ts, wire)
+}
+
+// hostFor returns the host of addr, creating it when new. ref caches the
+// lookup in a flow.
+func (x *Extractor) hostFor(ref *hostRef, addr *[16]byte, ts int64) int32 {
+	var local hostRef
+	if ref == nil {
+		local.idx = -1
+		ref = &local
+	}
+	i := x.hosts.get(ref, addr, func(i int32) { x.initHost(i, ts) })
+	h := &x.hosts.hosts[i]
+	if h.last != ts {
+		h.last = ts
+		x.hosts.touch(i)
+	}
+	return i
+}
+
+func (x *Extractor) initHost(i int32, ts int64) {
+	h := &x.hosts.hosts[i]
+	h.first, h.last = ts, ts
+	h.ip = netip.AddrFrom16(h.addr).Unmap()
+	h.ipText = h.ip.String()
+	h.device = h.ipText
+	if x.opts.Assets != nil {
+		if a, ok := x.opts.Assets.AssetByIP(h.ip); ok {
+			h.inInventory = true
+			h.device = a.Device
+			switch {
+			case x.opts.Grouper != nil:
+				h.group = x.opts.Grouper.Group(a.Device, nil)
+			case a.Attrs["site"] != "":
+				h.group = a.Attrs["site"]
+			default:
+				h.group = "inventory"
+			}
+		}
+	}
+	if h.group == "" {
+		bits := x.cfg.UnmanagedPrefixV4
+		if !h.ip.Is4() {
+			bits = x.cfg.UnmanagedPrefixV6
+		}
+		pfx, _ := h.ip.Prefix(bits)
+		h.group = "unmanaged/" + pfx.String()
+	}
+	g, ok := x.groups[h.group]
+	if !ok {
+		g = int32(len(x.groupNam))
+		x.groups[h.group] = g
+		x.groupNam = append(x.groupNam, h.group)
+		x.groupAcc = append(x.groupAcc, [maxWindows]acc{})
+	}
+	h.groupIdx = g
+}
+
+// markAsset records that host i sends traffic; the first time, a host that
+// is not in the inventory is reported.
+func (x *Extractor) markAsset(i int32, ts int64) {
+	h := &x.hosts.hosts[i]
+	if h.asset {
+		return
+	}
+	h.asset = true
+	if x.opts.Assets == nil || !x.cfg.FlagUnknownAssets || h.inInventory {
+		return
+	}
+	x.events = append(x.events, ingest.NetEvent{
+		TimeNanos: ts, Kind: "unknown_asset", Device: h.device, Group: h.group, SrcIP: h.ip,
+		Detail: "host " + h.ipText + " sends traffic but is not in the asset inventory",
+		Value:  1, Threshold: 0,
+	})
+}
+
+// count adds one packet from src to dst to both hosts' current window.
+func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
+	hs := &x.hosts.hosts[src]
+	if f.HasMAC && !hs.hasMAC {
+		hs.mac, hs.hasMAC = f.SrcMAC, true
+	}
+	if !hs.asset {
+		x.markAsset(src, ts)
+	}
+	a := &hs.acc[0]
+	a.active = true
+	a.bytesOut += wire
+	a.pktsOut++
+	if hs.lastSend != 0 {
+		a.addIAT(float64(ts-hs.lastSend) / 1e9)
+	}
+	hs.lastSend = ts
+	hs.packets++
+	hs.bytes += int64(wire)
+	hd := &x.hosts.hosts[dst]
+	b := &hd.acc[0]
+	b.active = true
+	b.bytesIn += wire
+	b.pktsIn++
+	hd.packets++
+	hd.bytes += int64(wire)
+}
+
+// transport handles a TCP or UDP packet: flow, features, OT decoding.
+func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
+	key, fromB := newFlowKey(f)
+	fi, ok := x.flows.idx[key]
+	isNew := !ok
+	if isNew {
+		fi = x.flows.insert(key, x.releaseFlow)
+		x.flows.flows[fi].first = ts
+		x.flows.flows[fi].host[0].idx, x.flows.flows[fi].host[1].idx = -1, -1
+	} else {
+		x.flows.touch(fi)
+	}
+	fl := &x.flows.flows[fi]
+	fl.last = ts
+	dir := 0
+	if fromB {
+		dir = 1
+	}
+	ai := x.hostFor(&fl.host[0], &fl.key.a, ts)
+	bi := x.hostFor(&fl.host[1], &fl.key.b, ts)
+	src, dst := ai, bi
+	if fromB {
+		src, dst = bi, ai
+	}
+	x.count(src, dst, wire, ts, f)
+	udp := f.Transport == 17
+	x.hosts.hosts[dst].acc[0].lastIn = tuple{src: f.Src, dst: f.Dst, sport: f.SrcPort, dport: f.DstPort, transport: f.Transport, proto: fl.proto, valid: true}
+
+	// Who initiated the flow, and which protocol it speaks.
+	if isNew {
+		fl.clientB = fromB // the first packet's sender, unless told otherwise
+		if f.TCPFlags&(flagSYN|flagACK) == flagSYN|flagACK {
+			fl.clientB = !fromB
+		} else if f.TCPFlags&flagSYN == 0 && serverPortLess(f.SrcPort, f.DstPort) {
+			fl.clientB = !fromB // mid-stream: the lower, well-known port serves
+		}
+	}
+	if !fl.detected && (len(f.Payload) > 0 || isNew) {
+		p, fromServer := ot.Detect(f.SrcPort, f.DstPort, udp, f.Payload)
+		fl.proto = p
+		if p != ot.None {
+			fl.clientB = fromB != fromServer // the client is b when b sent a request or a received a response
+		}
+		fl.detected = len(f.Payload) > 0
+	}
+	clientDir := 0
+	if fl.clientB {
+		clientDir = 1
+	}
+	fromClient := dir == clientDir
+	client, server := src, dst
+	if !fromClient {
+		client, server = dst, src
+	}
+	if isNew {
+		x.flowStarted(fl, client, server, ts, f)
+	}
+	x.countDistinct(fl, client, server)
+
+	// TCP connection state: failed connections and SYN rates.
+	if f.Transport == 6 {
+		switch {
+		case f.TCPFlags&(flagSYN|flagACK) == flagSYN:
+			fl.tcp |= tcpSYN
+			x.hosts.hosts[dst].acc[0].synIn++
+			x.hosts.hosts[src].acc[0].synOut++
+		case f.TCPFlags&(flagSYN|flagACK) == flagSYN|flagACK:
+			fl.tcp |= tcpSYNACK
+		case f.TCPFlags&flagRST != 0 && fl.tcp&(tcpSYNACK|tcpFailed) == 0 && !fromClient:
+			fl.tcp |= tcpFailed
+			x.hosts.hosts[client].acc[0].failed++
+		}
+	}
+
+	slot := protoSlot(fl.proto)
+	x.hosts.hosts[src].acc[0].protoPkts[slot]++
+	x.hosts.hosts[dst].acc[0].protoPkts[slot]++
+	x.protoPkt[slot]++
+	if fromClient {
+		x.hosts.hosts[client].clientProtos |= 1 << uint(min(int(fl.proto), protoOther))
+	} else {
+		x.hosts.hosts[server].serverProtos |= 1 << uint(min(int(fl.proto), protoOther))
+	}
+	x.baseComm(fl, ts, wire, fromClient)
+
+	outcome := OutcomeDecoded
+	if fl.proto == ot.None {
+		if len(f.Payload) > 0 {
+			outcome = OutcomeUnknownProtocol
+		}
+	} else if len(f.Payload) > 0 {
+		var bad bool
+		if udp {
+			bad = x.decodeDatagram(fl, f.Payload, ts, fromClient, client, server, wire)
+		} else {
+			bad = x.decodeSegment(fl, dir, f, ts, fromClient, client, server, wire)
+		}
+		if bad {
+			outcome = OutcomeMalformed
+		}
+	} else if f.Transport == 6 && f.TCPFlags&flagSYN != 0 {
+		st := &fl.streams[dir]
+		st.next, st.known = f.Seq+1, true
+	}
+	x.stats.Outcomes[outcome]++
+}
+
+// serverPortLess tells whether the source port looks like the server side:
+// a lower port that is privileged or an OT well-known port.
+func serverPortLess(src, dst uint16) bool {
+	return src < dst && (src < 1024 || dst >= 32768)
+}
+
+func (x *Extractor) flowStarted(fl *flow, client, server int32, ts int64, f *Frame) {
+	hc := &x.hosts.hosts[client]
+	hc.acc[0].flows++
+	sport, dport := fl.key.pa, fl.key.pb
+	csrc, cdst := fl.key.a, fl.key.b
+	if fl.clientB {
+		sport, dport = dport, sport
+		csrc, cdst = cdst, csrc
+	}
+	hc.acc[0].lastOut = tuple{src: csrc, dst: cdst, sport: sport, dport: dport, transport: fl.key.proto, proto: fl.proto, valid: true}
+}
+
+// countDistinct adds the flow's peers and ports to the hosts' distinct
+// sets, once per flow and window.
+func (x *Extractor) countDistinct(fl *flow, client, server int32) {
+	for w, length := range x.win {
+		id := floorDiv(fl.last, length)
+		if fl.win[w] == id {
+			continue
+		}
+		fl.win[w] = id
+		dport := fl.key.pb
+		if fl.clientB {
+			dport = fl.key.pa
+		}
+		hc, hs := &x.hosts.hosts[client], &x.hosts.hosts[server]
+		// Longer windows get their counters by merging the shortest; only
+		// distinct counts are kept per window, since they do not add up.
+		ca, sa := &hc.acc[w], &hs.acc[w]
+		x.addDistinct(w, client, 0, 0, &hs.addr, &ca.peers)
+		x.addDistinct(w, server, 0, 0, &hc.addr, &sa.peers)
+		x.addDistinct(w, client, 1, dport, nil, &ca.dstPorts)
+		x.addDistinct(w, client, 2, 0, &hs.addr, &ca.dstHosts)
+		x.addDistinct(w, server, 3, 0, &hc.addr, &sa.srcsIn)
+	}
+}
+
+func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[16]byte, counter *float64) {
+	if *counter >= float64(x.cfg.MaxDistinct) {
+		return
+	}
+	k := distinctKey{host: h, kind: kind, port: port}
+	if addr != nil {
+		k.addr = *addr
+	}
+	m := x.distinct[w]
+	if _, ok := m[k]; ok {
+		return
+	}
+	m[k] = struct{}{}
+	*counter++
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// baseComm counts the packet in the flow's communication without function.
+func (x *Extractor) baseComm(fl *flow, ts int64, wire float64, fromClient bool) {
+	if fl.baseBatch != x.batchSeq || fl.baseComm < 0 {
+		fl.baseComm = x.comm(fl, ts, "")
+		fl.baseBatch = x.batchSeq
+	}
+	c := &x.comms[fl.baseComm]
+	c.LastNanos = ts
+	c.Packets++
+	c.Bytes += int64(wire)
+}
+
+// comm returns the index of the batch's communication for the flow and
+// function, creating it.
+func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
+	k := commKey{client: fl.key.a, server: fl.key.b, port: fl.key.pb, transport: fl.key.proto, proto: fl.proto, fn: fn}
+	cport := fl.key.pa
+	if fl.clientB {
+		k.client, k.server, k.port, cport = fl.key.b, fl.key.a, fl.key.pa, fl.key.pb
+	}
+	if i, ok := x.commIdx[k]; ok {
+		return i
+	}
+	ci, si := fl.host[0].idx, fl.host[1].idx
+	if fl.clientB {
+		ci, si = si, ci
+	}
+	hc, hs := &x.hosts.hosts[ci], &x.hosts.hosts[si]
+	c := ingest.Communication{
+		FirstNanos: ts, LastNanos: ts, Device: hc.device, Group: hc.group,
+		SrcIP: hc.ip, DstIP: hs.ip, SrcMAC: hc.mac, DstMAC: hs.mac,
+		Transport: k.transport, SrcPort: cport, DstPort: k.port, Function: fn,
+	}
+	if fl.proto != ot.None {
+		c.Protocol = fl.proto.String()
+	}
+	i := int32(len(x.comms))
+	x.comms = append(x.comms, c)
+	x.commIdx[k] = i
+	return i
+}
+
+// decodeDatagram decodes the PDUs of one UDP payload; it reports whether
+// one was malformed.
+func (x *Extractor) decodeDatagram(fl *flow, b []byte, ts int64, fromClient bool, client, server int32, wire float64) bool {
+	bad := false
+	for len(b) > 0 {
+		n, err := ot.Decode(fl.proto, b, !fromClient, &x.pdu)
+		if err != nil {
+			if errors.Is(err, ot.ErrShort) {
+				x.pdu.Malformed = "pdu truncated at the end of the datagram"
+				x.pdu.Proto = fl.proto
+				x.onPDU(fl, ts, fromClient, client, server)
+				return true
+			}
+			return bad // unsupported: nothing more to learn
+		}
+		if x.onPDU(fl, ts, fromClient, client, server) {
+			bad = true
+		}
+		b = b[n:]
+	}
+	return bad
+}
+
+// decodeSegment runs TCP reassembly for one direction and decodes every
+// complete PDU; it reports whether one was malformed.
+func (x *Extractor) decodeSegment(fl *flow, dir int, f *Frame, ts int64, fromClient bool, client, server int32, wire float64) bool {
+	st := &fl.streams[dir]
+	data := f.Payload
+	seq := f.Seq
+	if f.TCPFlags&flagSYN != 0 {
+		seq++
+	}
+	if st.known {
+		diff := int32(seq - st.next)
+		switch {
+		case diff < 0:
+			if int(-diff) >= len(data) {
+				x.stats.Retransmissions++
+				return false
+			}
+			data = data[-diff:] // overlap: keep only the new bytes
+		case diff > 0:
+			// A hole (lost segment): the buffered PDU cannot complete.
+			x.stats.Gaps++
+			x.dropBuffer(st)
+			st.skip = 0
+		}
+	}
+	st.known = true
+	st.next = seq + uint32(len(f.Payload))
+	if st.skip > 0 {
+		n := min(st.skip, len(data))
+		st.skip -= n
+		data = data[n:]
+	}
+	if len(st.buf) > 0 {
+		if len(st.buf)+len(data) > x.cfg.MaxStreamBuffer || x.buffered+len(data) > x.cfg.MaxBufferedBytes {
+			x.stats.ReassemblyOverflow++
+			x.dropBuffer(st)
+			return false
+		}
+		x.buffered += len(data)
+		st.buf = append(st.buf, data...)
+		bad := x.decodeStream(fl, st, st.buf, ts, fromClient, client, server)
+		return bad
+	}
+	return x.decodeStream(fl, st, data, ts, fromClient, client, server)
+}
+
+// decodeStream decodes complete PDUs from b (segment or stream buffer) and
+// keeps an incomplete tail in st.buf.
+func (x *Extractor) decodeStream(fl *flow, st *stream, b []byte, ts int64, fromClient bool, client, server int32) bool {
+	bad := false
+	fromBuf := len(st.buf) > 0
+	for len(b) > 0 {
+		n, err := ot.Decode(fl.proto, b, !fromClient, &x.pdu)
+		if err == nil {
+			if x.onPDU(fl, ts, fromClient, client, server) {
+				bad = true
+			}
+			b = b[n:]
+			continue
+		}
+		if !errors.Is(err, ot.ErrShort) {
+			break // unsupported protocol: nothing to decode
+		}
+		if x.pdu.Need > x.cfg.MaxStreamBuffer {
+			x.stats.ReassemblyOverflow++
+			st.skip = x.pdu.Need - len(b)
+			b = nil
+			break
+		}
+		// Keep the tail for the next segment.
+		if fromBuf {
+			n := copy(st.buf, b)
+			x.buffered -= len(st.buf) - n
+			st.buf = st.buf[:n]
+			return bad
+		}
+		if x.buffered+len(b) > x.cfg.MaxBufferedBytes {
+			x.stats.ReassemblyOverflow++
+			return bad
+		}
+		st.buf = append(x.getBuf(), b...)
+		x.buffered += len(b)
+		return bad
+	}
+	if fromBuf {
+		x.dropBuffer(st)
+	}
+	return bad
+}
+
+func (x *Extractor) getBuf() []byte {
+	if n := len(x.freeBufs); n > 0 {
+		b := x.freeBufs[n-1]
+		x.freeBufs = x.freeBufs[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, 2048)
+}
+
+func (x *Extractor) dropBuffer(st *stream) {
+	if st.buf == nil {
+		return
+	}
+	x.buffered -= len(st.buf)
+	if len(x.freeBufs) < 256 && cap(st.buf) <= 64<<10 {
+		x.freeBufs = append(x.freeBufs, st.buf[:0])
+	}
+	st.buf = nil
+}
+
+func (x *Extractor) releaseFlow(fl *flow) {
+	x.dropBuffer(&fl.streams[0])
+	x.dropBuffer(&fl.streams[1])
+}
+
+// onPDU accounts for the decoded x.pdu; it reports whether it is malformed.
+func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server int32) bool {
+	p := &x.pdu
+	x.stats.PDUs++
+	slot := protoSlot(fl.proto)
+	x.protoPDU[slot]++
+	hc, hs := &x.hosts.hosts[client].acc[0], &x.hosts.hosts[server].acc[0]
+	if p.Malformed != "" {
+		x.stats.MalformedPDUs++
+		hc.malformed++
+		hs.malformed++
+		x.malformedEvent(fl, ts, fromClient)
+		return true
+	}
+	if p.Response || !fromClient {
+		if p.Exception != 0 {
+			hc.exceptions++
+			hs.exceptions++
+		}
+		return false
+	}
+	switch p.Class {
+	case ot.ClassRead:
+		hc.reads++
+		hs.reads++
+	case ot.ClassWrite:
+		hc.writes++
+		hs.writes++
+	case ot.ClassControl:
+		hc.control++
+		hs.control++
+	case ot.ClassDiagnostic:
+		hc.diag++
+		hs.diag++
+	}
+	if p.FunctionName == "" {
+		return false
+	}
+	if fl.fnBatch != x.batchSeq || fl.fnComm < 0 || fl.fn != p.Function || fl.fnProto != p.Proto ||
+		x.comms[fl.fnComm].Function != p.FunctionName {
+		fl.fnComm = x.comm(fl, ts, p.FunctionName)
+		fl.fnBatch, fl.fn, fl.fnProto = x.batchSeq, p.Function, p.Proto
+	}
+	c := &x.comms[fl.fnComm]
+	c.LastNanos = ts
+	c.Packets++ // PDUs, for function entries
+	c.Bytes += int64(p.Len)
+	return false
+}
+
+// malformedEvent reports a protocol violation once per flow and batch; the
+// event's Value counts the repeats.
+func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
+	if fl.malBatch == x.batchSeq && fl.malEvent >= 0 {
+		x.events[fl.malEvent].Value++
+		return
+	}
+	srcIdx, dstIdx := fl.host[0].idx, fl.host[1].idx
+	sport, dport := fl.key.pa, fl.key.pb
+	if fl.clientB == fromClient { // the sender is endpoint b
+		srcIdx, dstIdx = dstIdx, srcIdx
+		sport, dport = dport, sport
+	}
+	hs, hd := &x.hosts.hosts[srcIdx], &x.hosts.hosts[dstIdx]
+	fl.malBatch = x.batchSeq
+	fl.malEvent = int32(len(x.events))
+	x.events = append(x.events, ingest.NetEvent{
+		TimeNanos: ts, Kind: "malformed", Device: hs.device, Group: hs.group,
+		SrcIP: hs.ip, DstIP: hd.ip, Transport: fl.key.proto, SrcPort: sport, DstPort: dport,
+		Protocol: fl.proto.String(), Detail: x.pdu.Malformed, Value: 1,
+	})
+}

@@ -1,0 +1,221 @@
+package packet
+
+import (
+	"math"
+	"net/netip"
+
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/ot"
+)
+
+// AssetsByIP answers what the inventory knows of the device that uses an
+// address. Implementations are safe for concurrent use.
+type AssetsByIP interface {
+	AssetByIP(ip netip.Addr) (ingest.Asset, bool)
+}
+
+// AssetIndex is an AssetsByIP over a fixed list of inventory assets.
+type AssetIndex struct {
+	byIP map[netip.Addr]ingest.Asset
+}
+
+// NewAssetIndex indexes assets by their IP; assets without a parsable IP
+// are left out.
+func NewAssetIndex(assets []ingest.Asset) *AssetIndex {
+	ix := &AssetIndex{byIP: make(map[netip.Addr]ingest.Asset, len(assets))}
+	for _, a := range assets {
+		if ip, err := netip.ParseAddr(a.IP); err == nil {
+			ix.byIP[ip.Unmap()] = a
+		}
+	}
+	return ix
+}
+
+// AssetByIP implements AssetsByIP.
+func (ix *AssetIndex) AssetByIP(ip netip.Addr) (ingest.Asset, bool) {
+	a, ok := ix.byIP[ip.Unmap()]
+	return a, ok
+}
+
+// Len returns the number of indexed assets.
+func (ix *AssetIndex) Len() int { return len(ix.byIP) }
+
+// protoOther is the bit of host.clientProtos/serverProtos for TCP/UDP
+// traffic of no decoded protocol; bit p for ot.Protocol p.
+const protoOther = 15
+
+// acc accumulates one host's traffic over one window. Counters are
+// float64 because they become metric columns directly.
+type acc struct {
+	bytesIn, bytesOut, pktsIn, pktsOut float64
+	flows, peers, dstPorts, dstHosts   float64
+	failed, synIn, synOut              float64
+	reads, writes, control, diag       float64
+	exceptions, malformed              float64
+	protoPkts                          [numProtoSlots]float64
+	// Inter-arrival times of packets the host sent, as Welford moments.
+	iatN, iatMean, iatM2 float64
+	// Context for scan and flood findings: the last flow the host opened
+	// and the last packet it received.
+	lastOut, lastIn tuple
+	srcsIn          float64 // distinct sources of flows towards the host
+	active          bool
+}
+
+// numProtoSlots: one slot per ot.Protocol plus "other" for TCP/UDP
+// traffic of no decoded protocol.
+const numProtoSlots = 11
+
+const slotOther = numProtoSlots - 1
+
+type tuple struct {
+	src, dst     [16]byte
+	sport, dport uint16
+	transport    uint8
+	proto        ot.Protocol
+	valid        bool
+}
+
+func (a *acc) addIAT(d float64) {
+	a.iatN++
+	delta := d - a.iatMean
+	a.iatMean += delta / a.iatN
+	a.iatM2 += delta * (d - a.iatMean)
+}
+
+// merge folds b (a shorter window) into a.
+func (a *acc) merge(b *acc) {
+	a.bytesIn += b.bytesIn
+	a.bytesOut += b.bytesOut
+	a.pktsIn += b.pktsIn
+	a.pktsOut += b.pktsOut
+	a.flows += b.flows
+	a.failed += b.failed
+	a.synIn += b.synIn
+	a.synOut += b.synOut
+	a.reads += b.reads
+	a.writes += b.writes
+	a.control += b.control
+	a.diag += b.diag
+	a.exceptions += b.exceptions
+	a.malformed += b.malformed
+	for i := range a.protoPkts {
+		a.protoPkts[i] += b.protoPkts[i]
+	}
+	// Chan et al.'s parallel merge of the inter-arrival moments.
+	if b.iatN > 0 {
+		n := a.iatN + b.iatN
+		delta := b.iatMean - a.iatMean
+		a.iatM2 += b.iatM2 + delta*delta*a.iatN*b.iatN/n
+		a.iatMean += delta * b.iatN / n
+		a.iatN = n
+	}
+	if b.lastOut.valid {
+		a.lastOut = b.lastOut
+	}
+	if b.lastIn.valid {
+		a.lastIn = b.lastIn
+	}
+	a.active = a.active || b.active
+}
+
+func (a *acc) jitter() float64 {
+	if a.iatN < 2 {
+		return 0
+	}
+	return math.Sqrt(a.iatM2 / (a.iatN - 1))
+}
+
+// host is one address seen on the network.
+type host struct {
+	addr         [16]byte
+	ip           netip.Addr
+	ipText       string
+	device       string
+	group        string
+	groupIdx     int32
+	inInventory  bool
+	asset        bool // sent at least one packet: a discovered asset
+	mac          [6]byte
+	hasMAC       bool
+	first, last  int64
+	lastSend     int64
+	clientProtos uint16 // bit per ot.Protocol (protoOther for others): initiated flows
+	serverProtos uint16 // answered flows
+	packets      int64
+	bytes        int64
+	acc          [maxWindows]acc
+	gen          uint32
+	prev, next   int32
+	used         bool
+}
+
+// hostTable maps addresses to host entries, bounded like flowTable.
+type hostTable struct {
+	idx     map[[16]byte]int32
+	hosts   []host
+	free    []int32
+	order   lru
+	max     int
+	evicted int64
+}
+
+func newHostTable(max int) *hostTable {
+	t := &hostTable{idx: make(map[[16]byte]int32, min(max, 1024)), max: max}
+	t.order.init()
+	return t
+}
+
+func (t *hostTable) links(i int32) (*int32, *int32) { return &t.hosts[i].prev, &t.hosts[i].next }
+
+func (t *hostTable) touch(i int32) {
+	if t.order.head == i {
+		return
+	}
+	lruUnlink(&t.order, t, i)
+	lruPushFront(&t.order, t, i)
+}
+
+// resolve returns the host of ref, or looks addr up (creating it) when the
+// slot was reused since.
+func (t *hostTable) get(ref *hostRef, addr *[16]byte, create func(i int32)) int32 {
+	if ref.idx >= 0 && int(ref.idx) < len(t.hosts) && t.hosts[ref.idx].gen == ref.gen && t.hosts[ref.idx].used {
+		return ref.idx
+	}
+	i, ok := t.idx[*addr]
+	if !ok {
+		i = t.insert(*addr)
+		create(i)
+	}
+	ref.idx, ref.gen = i, t.hosts[i].gen
+	return i
+}
+
+func (t *hostTable) insert(addr [16]byte) int32 {
+	var i int32
+	switch {
+	case len(t.free) > 0:
+		i = t.free[len(t.free)-1]
+		t.free = t.free[:len(t.free)-1]
+	case len(t.hosts) < t.max:
+		t.hosts = append(t.hosts, host{})
+		i = int32(len(t.hosts) - 1)
+	default:
+		i = t.order.tail
+		t.remove(i)
+		t.evicted++
+		t.free = t.free[:len(t.free)-1]
+	}
+	h := &t.hosts[i]
+	*h = host{addr: addr, gen: h.gen + 1, used: true, prev: -1, next: -1}
+	t.idx[addr] = i
+	lruPushFront(&t.order, t, i)
+	return i
+}
+
+func (t *hostTable) remove(i int32) {
+	delete(t.idx, t.hosts[i].addr)
+	lruUnlink(&t.order, t, i)
+	t.hosts[i].used = false
+	t.free = append(t.free, i)
+}
