@@ -25,6 +25,9 @@ type Expectation struct {
 	// The device's own baseline at the primary half-life.
 	Mean, Std float64
 	Samples   int64 // samples the device's baseline has learned
+	// FromGroup: the device has fewer than device_min_samples values, so
+	// Mean and Std are its group's (a new device starts from its group).
+	FromGroup bool
 
 	// The device's hour-of-week profile, when it has enough history.
 	Seasonal                  bool
@@ -32,8 +35,10 @@ type Expectation struct {
 
 	// The device's group.
 	GroupMean, GroupStd float64
-	GroupQuantiles      [NumQuantiles]float64
-	GroupSamples        int64
-	Learning            bool   // the group is still learning: judge nothing against it
-	Version             uint64 // baseline version (increments with every learned batch)
+	// GroupQuantiles are the group's percentiles as of the start of the
+	// batch (NaN until the group has learned a batch).
+	GroupQuantiles [NumQuantiles]float64
+	GroupSamples   int64
+	Learning       bool   // the group is still learning: judge nothing against it
+	Version        uint64 // baseline version (increments with every learned batch)
 }

@@ -1,0 +1,680 @@
+package baseline
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// Checkpoint layout: one Arrow IPC file, one schema, one row per (device,
+// metric), per group and per (group, metric), told apart by "kind". Moments
+// are plain columns per half-life (mean_0, weight_0, m2_0, …) so the file
+// reads well in pyarrow or DuckDB; sketches and seasonal profiles are an
+// opaque binary column in the group-summary encoding. Everything is keyed
+// by name. Schema metadata holds the format, the half-lives the state was
+// learned with, the version and the input positions the state covers
+// ("position:<partition or file>" → next offset or line).
+const (
+	checkpointFormat = "vigil.baseline/1"
+
+	kindDeviceMetric int8 = 0
+	kindGroup        int8 = 1
+	kindGroupMetric  int8 = 2
+
+	metaFormat     = "format"
+	metaHalfLives  = "half_lives_ns"
+	metaPrimary    = "primary_half_life_ns"
+	metaQuantileHL = "quantile_half_life_ns"
+	metaSeasonalHL = "seasonal_half_life_ns"
+	metaVersion    = "version"
+	metaPosition   = "position:"
+
+	checkpointBatchRows = 4096
+	// maxCheckpointBytes bounds what Restore reads into memory.
+	maxCheckpointBytes = 4 << 30
+)
+
+func (s *Store) checkpointSchema(meta map[string]string) *arrow.Schema {
+	fields := []arrow.Field{
+		{Name: "kind", Type: arrow.PrimitiveTypes.Int8},
+		{Name: "name", Type: arrow.BinaryTypes.String},
+		{Name: "group", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "metric", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "samples", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "first_ns", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "last_ns", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "protecting", Type: arrow.FixedWidthTypes.Boolean},
+	}
+	for h := 0; h < s.nh; h++ {
+		fields = append(fields,
+			arrow.Field{Name: "mean_" + strconv.Itoa(h), Type: arrow.PrimitiveTypes.Float64},
+			arrow.Field{Name: "weight_" + strconv.Itoa(h), Type: arrow.PrimitiveTypes.Float64},
+			arrow.Field{Name: "m2_" + strconv.Itoa(h), Type: arrow.PrimitiveTypes.Float64})
+	}
+	fields = append(fields, arrow.Field{Name: "state", Type: arrow.BinaryTypes.Binary, Nullable: true})
+	var keys, vals []string
+	for k, v := range meta {
+		keys = append(keys, k)
+		vals = append(vals, v)
+	}
+	md := arrow.NewMetadata(keys, vals)
+	return arrow.NewSchema(fields, &md)
+}
+
+const numFixedCheckpointCols = 8
+
+// checkpointWriter fills record batches of the checkpoint schema.
+type checkpointWriter struct {
+	s      *Store
+	w      *ipc.FileWriter
+	b      *array.RecordBuilder
+	rows   int
+	nh     int
+	scrach []byte
+}
+
+func (cw *checkpointWriter) row(kind int8, name, group, metric string, samples, first, last int64, protecting bool, mean, weight, m2 [MaxHalfLives]float64, state []byte) error {
+	b := cw.b
+	b.Field(0).(*array.Int8Builder).Append(kind)
+	b.Field(1).(*array.StringBuilder).Append(name)
+	appendOptString(b.Field(2).(*array.StringBuilder), group)
+	appendOptString(b.Field(3).(*array.StringBuilder), metric)
+	b.Field(4).(*array.Int64Builder).Append(samples)
+	b.Field(5).(*array.Int64Builder).Append(first)
+	b.Field(6).(*array.Int64Builder).Append(last)
+	b.Field(7).(*array.BooleanBuilder).Append(protecting)
+	for h := 0; h < cw.nh; h++ {
+		b.Field(numFixedCheckpointCols + 3*h).(*array.Float64Builder).Append(mean[h])
+		b.Field(numFixedCheckpointCols + 3*h + 1).(*array.Float64Builder).Append(weight[h])
+		b.Field(numFixedCheckpointCols + 3*h + 2).(*array.Float64Builder).Append(m2[h])
+	}
+	sb := b.Field(numFixedCheckpointCols + 3*cw.nh).(*array.BinaryBuilder)
+	if state == nil {
+		sb.AppendNull()
+	} else {
+		sb.Append(state)
+	}
+	cw.rows++
+	if cw.rows >= checkpointBatchRows {
+		return cw.flush()
+	}
+	return nil
+}
+
+func appendOptString(b *array.StringBuilder, s string) {
+	if s == "" {
+		b.AppendNull()
+		return
+	}
+	b.Append(s)
+}
+
+func (cw *checkpointWriter) flush() error {
+	if cw.rows == 0 {
+		return nil
+	}
+	rec := cw.b.NewRecord()
+	defer rec.Release()
+	cw.rows = 0
+	if err := cw.w.Write(rec); err != nil {
+		return fmt.Errorf("cannot write checkpoint batch: %w", err)
+	}
+	return nil
+}
+
+// Checkpoint writes all state as an Arrow IPC file to w, with positions
+// (partition or file → next offset or line) in its schema metadata, so a
+// restart resumes exactly where the state ends.
+func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
+	if s.reg == nil {
+		return errors.New("cannot checkpoint baseline: the store has no registry to name devices and groups")
+	}
+	meta := map[string]string{
+		metaFormat:     checkpointFormat,
+		metaHalfLives:  joinInts(s.hl[:s.nh]),
+		metaPrimary:    strconv.FormatInt(s.hl[s.primary], 10),
+		metaQuantileHL: strconv.FormatInt(int64(s.cfg.QuantileHalfLife), 10),
+		metaSeasonalHL: strconv.FormatInt(s.seasonHL, 10),
+		metaVersion:    strconv.FormatUint(s.version, 10),
+	}
+	for k, v := range positions {
+		meta[metaPosition+k] = strconv.FormatInt(v, 10)
+	}
+	schema := s.checkpointSchema(meta)
+	fw, err := ipc.NewFileWriter(&positionWriter{w: w}, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return fmt.Errorf("cannot start checkpoint: %w", err)
+	}
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	cw := &checkpointWriter{s: s, w: fw, b: b, nh: s.nh}
+	if err := s.writeRows(cw); err != nil {
+		fw.Close()
+		return err
+	}
+	if err := cw.flush(); err != nil {
+		fw.Close()
+		return err
+	}
+	if err := fw.Close(); err != nil {
+		return fmt.Errorf("cannot finish checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) writeRows(cw *checkpointWriter) error {
+	var mean, weight, m2 [MaxHalfLives]float64
+	for id, g := range s.groups {
+		if g == nil {
+			continue
+		}
+		name := s.reg.GroupName(int32(id))
+		var seasonLast []byte
+		for _, t := range g.seasonLast {
+			seasonLast = binary.AppendVarint(seasonLast, t)
+		}
+		var zero [MaxHalfLives]float64
+		if !g.started {
+			seasonLast = nil
+		}
+		if err := cw.row(kindGroup, name, "", "", g.rows, g.first, g.last, g.protecting, zero, zero, zero, seasonLast); err != nil {
+			return err
+		}
+		for m := range g.metrics {
+			gm := &g.metrics[m]
+			if gm.n == 0 {
+				continue
+			}
+			extras := appendGroupMetricExtras(nil, gm)
+			if err := cw.row(kindGroupMetric, name, "", s.metricNames[m], gm.n, 0, 0, false, gm.mean, gm.w, gm.m2, extras); err != nil {
+				return err
+			}
+		}
+	}
+	for d := range s.devLast {
+		base := d * s.stride
+		var name, group string
+		for m := 0; m < s.stride; m++ {
+			slot := base + m
+			if s.devN[slot] == 0 {
+				continue
+			}
+			if name == "" {
+				name = s.reg.DeviceName(int32(d))
+				if g := s.devGroup[d]; g >= 0 {
+					group = s.reg.GroupName(g)
+				}
+			}
+			for h := 0; h < s.nh; h++ {
+				k := slot*s.nh + h
+				mean[h], weight[h], m2[h] = s.devMean[k], float64(s.devWM2[2*k]), float64(s.devWM2[2*k+1])
+			}
+			if err := cw.row(kindDeviceMetric, name, group, s.metricNames[m], int64(s.devN[slot]), 0, s.devLast[d], false, mean, weight, m2, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func joinInts(v []int64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatInt(x, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// checkpointFile is a checkpoint read and checked, before it touches a store.
+type checkpointFile struct {
+	halfLives  []int64
+	primary    int64
+	quantileHL int64
+	seasonalHL int64
+	version    uint64
+	positions  map[string]int64
+	recs       []arrow.Record
+}
+
+func (cf *checkpointFile) release() {
+	for _, r := range cf.recs {
+		r.Release()
+	}
+}
+
+// readCheckpoint reads and checks the file structure. Arrow's IPC reader
+// trusts the flatbuffers it reads; a corrupt file can make it panic, which
+// becomes an error here rather than a crash.
+func readCheckpoint(r io.Reader) (cf *checkpointFile, err error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxCheckpointBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read checkpoint: %w", err)
+	}
+	if len(data) > maxCheckpointBytes {
+		return nil, fmt.Errorf("cannot read checkpoint: larger than %d bytes; it is not a baseline checkpoint", maxCheckpointBytes)
+	}
+	cf = &checkpointFile{positions: map[string]int64{}}
+	defer func() {
+		if p := recover(); p != nil {
+			cf.release()
+			cf, err = nil, fmt.Errorf("cannot read checkpoint: corrupt Arrow IPC file (%v); delete it to start learning afresh", p)
+		}
+	}()
+	fr, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read checkpoint: %w; it is not an Arrow IPC file written by vigil", err)
+	}
+	defer fr.Close()
+	if err := cf.parseMeta(fr.Schema()); err != nil {
+		return nil, fmt.Errorf("cannot read checkpoint: %w", err)
+	}
+	want := (&Store{nh: len(cf.halfLives)}).checkpointSchema(nil)
+	if !fr.Schema().Equal(want) {
+		return nil, fmt.Errorf("cannot read checkpoint: schema %s does not match format %s", fr.Schema(), checkpointFormat)
+	}
+	for i := 0; i < fr.NumRecords(); i++ {
+		rec, err := fr.Record(i)
+		if err != nil {
+			cf.release()
+			return nil, fmt.Errorf("cannot read checkpoint batch %d: %w", i, err)
+		}
+		if err := validateRecord(rec); err != nil {
+			cf.release()
+			return nil, fmt.Errorf("cannot read checkpoint batch %d: %w", i, err)
+		}
+		rec.Retain()
+		cf.recs = append(cf.recs, rec)
+	}
+	return cf, nil
+}
+
+// validateRecord checks the lengths and offsets Arrow does not check on
+// read, so that later accessors cannot index out of range.
+func validateRecord(rec arrow.Record) error {
+	n := int(rec.NumRows())
+	for j, c := range rec.Columns() {
+		if c.Len() != n {
+			return fmt.Errorf("column %d has %d rows, the batch %d", j, c.Len(), n)
+		}
+		if err := validateBuffers(c.Data()); err != nil {
+			return fmt.Errorf("column %d (%s): %w", j, rec.ColumnName(j), err)
+		}
+	}
+	for j := 0; j < numFixedCheckpointCols-2; j++ {
+		if j != 2 && j != 3 && rec.Column(j).NullN() > 0 {
+			return fmt.Errorf("column %s has nulls", rec.ColumnName(j))
+		}
+	}
+	return nil
+}
+
+// validateBuffers checks that an array's buffers are long enough for its
+// length and offset, and that variable-width offsets stay within the data.
+func validateBuffers(d arrow.ArrayData) error {
+	if d.Offset() < 0 || d.Len() < 0 {
+		return errors.New("negative offset or length")
+	}
+	end := d.Offset() + d.Len()
+	bufs := d.Buffers()
+	if len(bufs) < 2 {
+		return errors.New("missing buffers")
+	}
+	if b := bufs[0]; b != nil && b.Len() > 0 && b.Len() < (end+7)/8 {
+		return errors.New("short null bitmap")
+	} else if (b == nil || b.Len() == 0) && d.NullN() > 0 {
+		return errors.New("nulls without a null bitmap")
+	}
+	blen := func(i int) int {
+		if i >= len(bufs) || bufs[i] == nil {
+			return 0
+		}
+		return bufs[i].Len()
+	}
+	switch d.DataType().ID() {
+	case arrow.BOOL:
+		if blen(1) < (end+7)/8 {
+			return errors.New("short boolean buffer")
+		}
+	case arrow.INT8:
+		if blen(1) < end {
+			return errors.New("short int8 buffer")
+		}
+	case arrow.INT64, arrow.FLOAT64:
+		if blen(1) < end*8 {
+			return errors.New("short 8-byte value buffer")
+		}
+	case arrow.STRING, arrow.BINARY:
+		if d.Len() == 0 {
+			return nil
+		}
+		if blen(1) < (end+1)*4 {
+			return errors.New("short offsets buffer")
+		}
+		offs := arrow.Int32Traits.CastFromBytes(bufs[1].Bytes())[d.Offset() : end+1]
+		prev := offs[0]
+		if prev < 0 {
+			return errors.New("negative offset")
+		}
+		for _, o := range offs[1:] {
+			if o < prev {
+				return errors.New("decreasing offsets")
+			}
+			prev = o
+		}
+		if int(prev) > blen(2) {
+			return errors.New("offsets beyond the data buffer")
+		}
+	default:
+		return fmt.Errorf("unexpected type %s", d.DataType())
+	}
+	return nil
+}
+
+// positionWriter gives Arrow's file writer the only Seek it uses: asking
+// for the current position. Checkpoints can so go to pipes and sockets.
+type positionWriter struct {
+	w   io.Writer
+	pos int64
+}
+
+func (p *positionWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.pos += int64(n)
+	return n, err
+}
+
+func (p *positionWriter) Seek(offset int64, whence int) (int64, error) {
+	if offset != 0 || whence != io.SeekCurrent {
+		return 0, errors.New("cannot seek checkpoint output: only the current position is known")
+	}
+	return p.pos, nil
+}
+
+func (cf *checkpointFile) parseMeta(schema *arrow.Schema) error {
+	md := schema.Metadata()
+	get := func(k string) (string, bool) {
+		i := md.FindKey(k)
+		if i < 0 {
+			return "", false
+		}
+		return md.Values()[i], true
+	}
+	if f, _ := get(metaFormat); f != checkpointFormat {
+		return fmt.Errorf("format %q, want %q; the file is not a baseline checkpoint of this vigil version", f, checkpointFormat)
+	}
+	hls, _ := get(metaHalfLives)
+	for _, p := range strings.Split(hls, ",") {
+		v, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || v < int64(time.Second) {
+			return fmt.Errorf("bad half-lives %q", hls)
+		}
+		cf.halfLives = append(cf.halfLives, v)
+	}
+	if len(cf.halfLives) > MaxHalfLives {
+		return fmt.Errorf("%d half-lives, at most %d", len(cf.halfLives), MaxHalfLives)
+	}
+	var err error
+	parse := func(k string, dst *int64) {
+		v, _ := get(k)
+		if x, e := strconv.ParseInt(v, 10, 64); e != nil || x < int64(time.Second) {
+			if err == nil {
+				err = fmt.Errorf("bad %s %q", k, v)
+			}
+		} else {
+			*dst = x
+		}
+	}
+	parse(metaPrimary, &cf.primary)
+	parse(metaQuantileHL, &cf.quantileHL)
+	parse(metaSeasonalHL, &cf.seasonalHL)
+	if err != nil {
+		return err
+	}
+	v, _ := get(metaVersion)
+	if cf.version, err = strconv.ParseUint(v, 10, 64); err != nil {
+		return fmt.Errorf("bad version %q", v)
+	}
+	for i, k := range md.Keys() {
+		if name, ok := strings.CutPrefix(k, metaPosition); ok {
+			p, err := strconv.ParseInt(md.Values()[i], 10, 64)
+			if err != nil {
+				return fmt.Errorf("bad position %q of %q", md.Values()[i], name)
+			}
+			cf.positions[name] = p
+		}
+	}
+	return nil
+}
+
+// Restore replaces the store's state with a checkpoint written by
+// Checkpoint and returns the input positions it covers. The checkpoint's
+// half-lives must match the configuration. Nothing changes on error.
+func (s *Store) Restore(r io.Reader) (map[string]int64, error) {
+	cf, err := readCheckpoint(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cf.release()
+	if err := s.checkCompatible(cf); err != nil {
+		return nil, err
+	}
+	if s.reg == nil {
+		return nil, errors.New("cannot restore baseline: the store has no registry")
+	}
+	fresh := NewStore(s.cfg, s.reg)
+	for k, v := range s.metricIndex {
+		fresh.metricIndex[k] = v
+	}
+	fresh.metricNames = append(fresh.metricNames, s.metricNames...)
+	fresh.relayout(len(fresh.metricNames))
+	if err := fresh.load(cf); err != nil {
+		return nil, fmt.Errorf("cannot restore baseline: %w; delete the checkpoint to start learning afresh", err)
+	}
+	fresh.frame = s.frame
+	fresh.frame.s = s
+	*s = *fresh
+	return cf.positions, nil
+}
+
+func (s *Store) checkCompatible(cf *checkpointFile) error {
+	same := len(cf.halfLives) == s.nh
+	for h := 0; same && h < s.nh; h++ {
+		same = cf.halfLives[h] == s.hl[h]
+	}
+	if !same {
+		return fmt.Errorf("cannot restore baseline: the checkpoint was learned with half-lives %s, the config has %v; restore the old baseline.half_lives or delete the checkpoint", fmtDurations(cf.halfLives), s.cfg.HalfLives)
+	}
+	if cf.quantileHL != int64(s.cfg.QuantileHalfLife) {
+		return fmt.Errorf("cannot restore baseline: the checkpoint's quantile_half_life is %s, the config's %s; set it back or delete the checkpoint", time.Duration(cf.quantileHL), s.cfg.QuantileHalfLife)
+	}
+	if cf.seasonalHL != s.seasonHL {
+		return fmt.Errorf("cannot restore baseline: the checkpoint's seasonal_half_life is %s, the config's %s; set it back or delete the checkpoint", time.Duration(cf.seasonalHL), s.cfg.SeasonalHalfLife)
+	}
+	return nil
+}
+
+func fmtDurations(v []int64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = time.Duration(x).String()
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// load fills an empty store from cf.
+func (s *Store) load(cf *checkpointFile) error {
+	s.version = cf.version
+	for _, rec := range cf.recs {
+		kind := rec.Column(0).(*array.Int8)
+		name := rec.Column(1).(*array.String)
+		group := rec.Column(2).(*array.String)
+		metric := rec.Column(3).(*array.String)
+		samples := rec.Column(4).(*array.Int64)
+		first := rec.Column(5).(*array.Int64)
+		last := rec.Column(6).(*array.Int64)
+		prot := rec.Column(7).(*array.Boolean)
+		state := rec.Column(numFixedCheckpointCols + 3*s.nh).(*array.Binary)
+		var mean, weight, m2 [MaxHalfLives]float64
+		for i := 0; i < int(rec.NumRows()); i++ {
+			for h := 0; h < s.nh; h++ {
+				mean[h] = rec.Column(numFixedCheckpointCols + 3*h).(*array.Float64).Value(i)
+				weight[h] = rec.Column(numFixedCheckpointCols + 3*h + 1).(*array.Float64).Value(i)
+				m2[h] = rec.Column(numFixedCheckpointCols + 3*h + 2).(*array.Float64).Value(i)
+				if !finite(mean[h]) || !finite(weight[h]) || !finite(m2[h]) || weight[h] < 0 || m2[h] < 0 {
+					return fmt.Errorf("row %d: moments %g/%g/%g are not finite and non-negative", i, mean[h], weight[h], m2[h])
+				}
+			}
+			n := samples.Value(i)
+			if n < 0 {
+				return fmt.Errorf("row %d: sample count %d", i, n)
+			}
+			if len(name.Value(i)) == 0 {
+				return fmt.Errorf("row %d: empty name", i)
+			}
+			switch kind.Value(i) {
+			case kindGroup:
+				g := s.group(s.reg.GroupID(name.Value(i)))
+				g.rows, g.first, g.last, g.protecting = n, first.Value(i), last.Value(i), prot.Value(i)
+				if state.IsValid(i) {
+					g.started = true
+					d := decoder{b: state.Value(i)}
+					for k := range g.seasonLast {
+						g.seasonLast[k] = d.varint("seasonal bucket time")
+					}
+					if d.err == nil && len(d.b) != 0 {
+						d.fail("%d trailing bytes", len(d.b))
+					}
+					if d.err != nil {
+						return fmt.Errorf("row %d: group %q: %w", i, name.Value(i), d.err)
+					}
+				}
+			case kindGroupMetric:
+				if !metric.IsValid(i) || metric.Value(i) == "" || !state.IsValid(i) {
+					return fmt.Errorf("row %d: group metric row without metric or state", i)
+				}
+				var gm groupMetric
+				gm.n, gm.w, gm.mean, gm.m2 = n, weight, mean, m2
+				d := decoder{b: state.Value(i)}
+				s.decodeGroupMetricExtras(&d, &gm)
+				if d.err == nil && len(d.b) != 0 {
+					d.fail("%d trailing bytes", len(d.b))
+				}
+				if d.err != nil {
+					return fmt.Errorf("row %d: group %q metric %q: %w", i, name.Value(i), metric.Value(i), d.err)
+				}
+				g := s.group(s.reg.GroupID(name.Value(i)))
+				m := s.metricID(metric.Value(i))
+				g.grow(s.stride)
+				g.metrics[m] = gm
+			case kindDeviceMetric:
+				if !metric.IsValid(i) || metric.Value(i) == "" {
+					return fmt.Errorf("row %d: device metric row without metric", i)
+				}
+				if n > math.MaxUint32 {
+					return fmt.Errorf("row %d: sample count %d too large", i, n)
+				}
+				d := s.reg.DeviceID(name.Value(i))
+				m := s.metricID(metric.Value(i))
+				s.growDevices(int(d) + 1)
+				s.devLast[d] = last.Value(i)
+				if group.IsValid(i) && group.Value(i) != "" {
+					gid := s.reg.GroupID(group.Value(i))
+					s.group(gid)
+					s.devGroup[d] = gid
+				}
+				slot := int(d)*s.stride + int(m)
+				s.devN[slot] = uint32(n)
+				for h := 0; h < s.nh; h++ {
+					k := slot*s.nh + h
+					s.devMean[k], s.devWM2[2*k], s.devWM2[2*k+1] = mean[h], float32(weight[h]), float32(m2[h])
+				}
+			default:
+				return fmt.Errorf("row %d: unknown kind %d", i, kind.Value(i))
+			}
+		}
+	}
+	return nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// Inspect prints a checkpoint read from r: its version, positions, and per
+// group the learning state, span, devices and per metric the sample count,
+// mean, spread and percentiles. It backs `vigil baseline inspect FILE`.
+func Inspect(w io.Writer, r io.Reader) error {
+	cf, err := readCheckpoint(r)
+	if err != nil {
+		return err
+	}
+	defer cf.release()
+	cfg := DefaultConfig()
+	cfg.HalfLives = cfg.HalfLives[:0]
+	for _, h := range cf.halfLives {
+		cfg.HalfLives = append(cfg.HalfLives, time.Duration(h))
+	}
+	cfg.PrimaryHalfLife = time.Duration(cf.primary)
+	cfg.QuantileHalfLife = time.Duration(cf.quantileHL)
+	cfg.SeasonalHalfLife = time.Duration(cf.seasonalHL)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("cannot inspect checkpoint: %w", err)
+	}
+	s := NewStore(cfg, ingest.NewRegistry())
+	if err := s.load(cf); err != nil {
+		return fmt.Errorf("cannot inspect checkpoint: %w", err)
+	}
+	return s.WriteSummary(w, cf.positions)
+}
+
+// WriteSummary prints the store's groups as Inspect does.
+func (s *Store) WriteSummary(w io.Writer, positions map[string]int64) error {
+	ew := &errWriter{w: w}
+	ew.printf("baseline version %d, half-lives %v (primary %s), %d devices, %d metrics\n",
+		s.version, s.cfg.HalfLives, s.cfg.PrimaryHalfLife, s.NumDevices(), len(s.metricNames))
+	keys := make([]string, 0, len(positions))
+	for k := range positions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ew.printf("position %s = %d\n", k, positions[k])
+	}
+	for _, g := range s.GroupInfos() {
+		mode := "protecting"
+		if g.Learning {
+			mode = "learning"
+		}
+		ew.printf("\ngroup %s: %s, %d rows, %d devices, %s to %s (%s)\n", g.Name, mode, g.Rows, g.Devices,
+			g.First.Format(time.RFC3339), g.Last.Format(time.RFC3339), g.Span)
+		ew.printf("  %-28s %10s %12s %12s %12s %12s %12s %5s\n", "metric", "samples", "mean", "std", "p50", "p99", "p99.9", "hows")
+		for _, m := range g.Metrics {
+			ew.printf("  %-28s %10d %12.4g %12.4g %12.4g %12.4g %12.4g %5d\n", m.Name, m.Samples, m.Mean, m.Std,
+				m.Quantiles[QP50], m.Quantiles[QP99], m.Quantiles[QP999], m.SeasonalBuckets)
+		}
+	}
+	return ew.err
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}

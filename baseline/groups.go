@@ -1,0 +1,101 @@
+package baseline
+
+import (
+	"sort"
+	"time"
+)
+
+// GroupInfo describes one group's baseline, for `vigil baseline inspect`
+// and the learning-state metrics.
+type GroupInfo struct {
+	ID          int32
+	Name        string
+	Learning    bool
+	Rows        int64         // rows learned
+	First, Last time.Time     // event times covered
+	Span        time.Duration // Last - First
+	Devices     int           // devices whose latest row was in this group
+	Metrics     []MetricInfo  // metrics the group has learned, by name
+}
+
+// MetricInfo is one group metric's summary.
+type MetricInfo struct {
+	Name      string
+	Samples   int64
+	Mean, Std float64 // at the primary half-life
+	Quantiles [NumQuantiles]float64
+	// SeasonalBuckets is how many hour-of-week buckets have
+	// seasonal_min_samples of weight.
+	SeasonalBuckets int
+}
+
+// GroupInfos returns every group's summary as Expect judges it (local
+// state merged with peers' summaries), sorted by name. It allocates and is
+// meant for inspection between batches, not for the hot path.
+func (s *Store) GroupInfos() []GroupInfo {
+	devices := make([]int, len(s.groups))
+	for _, g := range s.devGroup {
+		if g >= 0 && int(g) < len(devices) {
+			devices[g]++
+		}
+	}
+	var out []GroupInfo
+	for id, g := range s.groups {
+		if g == nil {
+			continue
+		}
+		if len(g.peers) > 0 && (g.viewStale || g.rowsSinceView > 0) {
+			s.rebuildView(g)
+		}
+		g = g.judged()
+		gi := GroupInfo{
+			ID:       int32(id),
+			Learning: !g.protecting,
+			Rows:     g.rows,
+			Devices:  devices[id],
+		}
+		if s.reg != nil && id < s.reg.NumGroups() {
+			gi.Name = s.reg.GroupName(int32(id))
+		}
+		if g.started {
+			gi.First, gi.Last = time.Unix(0, g.first).UTC(), time.Unix(0, g.last).UTC()
+			gi.Span = time.Duration(g.last - g.first)
+		}
+		for m := range g.metrics {
+			gm := &g.metrics[m]
+			if gm.n == 0 {
+				continue
+			}
+			mi := MetricInfo{
+				Name:    s.metricNames[m],
+				Samples: gm.n,
+				Mean:    gm.mean[s.primary],
+				Std:     stdOf(gm.m2[s.primary], gm.w[s.primary]),
+			}
+			if gm.sketch != nil {
+				gm.sketch.Quantiles(mi.Quantiles[:], Quantiles[:])
+			}
+			if gm.season != nil {
+				for i := range gm.season {
+					if gm.season[i].w >= s.cfg.SeasonalMinSamples {
+						mi.SeasonalBuckets++
+					}
+				}
+			}
+			gi.Metrics = append(gi.Metrics, mi)
+		}
+		sort.Slice(gi.Metrics, func(i, j int) bool { return gi.Metrics[i].Name < gi.Metrics[j].Name })
+		out = append(out, gi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// NumDevices returns how many device slots the store holds.
+func (s *Store) NumDevices() int { return len(s.devLast) }
+
+// StateBytes returns the bytes held by per-device state (the flat slot
+// slices and the per-device time and group), from the real slice sizes.
+func (s *Store) StateBytes() (deviceBytes int) {
+	return cap(s.devLast)*8 + cap(s.devGroup)*4 + cap(s.devMean)*8 + cap(s.devWM2)*4 + cap(s.devN)*4
+}

@@ -1,0 +1,650 @@
+package baseline
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// noQuantiles is reported while a group has no quantile snapshot yet.
+var noQuantiles = [NumQuantiles]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()}
+
+// hoursPerWeek is the number of hour-of-week seasonal buckets.
+const hoursPerWeek = 168
+
+// Store holds the learned state of every device and group, in slices
+// indexed by the registry's device and group ids, and metric state indexed
+// by a store-local metric id.
+//
+// Device state is compact and flat, one slot per (device, metric): the mean
+// (float64, so large counters keep their precision) and the weight and
+// squared deviations (float32) at each half-life, and a sample count — 16
+// bytes per half-life plus 4. Decay is applied to every metric of a device
+// at once, from one last-seen time per device.
+//
+// Group state is richer (float64 moments, a quantile sketch per metric and
+// the hour-of-week profile). The seasonal profile is kept per group, not
+// per device: 168 buckets per device and metric would cost ~4 KiB per
+// metric, twice the whole per-device budget. A group bucket learns the
+// residual of each row against its device's long-term mean, so the profile
+// describes the group's weekly shape while each device keeps its own level
+// (Expectation.SeasonalMean = device level + group residual of the hour).
+//
+// A Store is not safe for concurrent use: one goroutine (the engine) calls
+// Bind, Expect, Learn and, between batches, the inspection, marshal and
+// checkpoint methods.
+type Store struct {
+	cfg Config
+	reg *ingest.Registry
+
+	nh       int // number of half-lives
+	hl       [MaxHalfLives]int64
+	invHL    [MaxHalfLives]float64 // 1/half-life in 1/ns
+	primary  int
+	longest  int
+	seasonHL int64
+	seasonOf int64 // UTC offset, ns
+
+	metricIndex map[string]int32
+	metricNames []string
+	stride      int // metric slots per device (== len(metricNames))
+
+	devLast  []int64
+	devGroup []int32
+	devMean  []float64 // [(d*stride+m)*nh+h]
+	devWM2   []float32 // [((d*stride+m)*nh+h)*2+{0:w,1:m2}]
+	devN     []uint32  // [d*stride+m]
+
+	groups []*groupState
+
+	version uint64
+	mark    uint64 // Bind epoch, to find the groups of a batch once
+	frame   Frame
+	decay   [MaxHalfLives]float64 // scratch for Learn
+	weight  [MaxHalfLives]float64
+}
+
+// groupState is the state of one group.
+type groupState struct {
+	started    bool
+	first      int64 // event time of the first learned row
+	last       int64 // event time the moments' weights refer to
+	rows       int64 // rows learned
+	protecting bool
+	mark       uint64
+	metrics    []groupMetric // by metric id
+	seasonLast [hoursPerWeek]int64
+
+	// Summaries other instances learned (MergeGroup), sorted by peer name
+	// so the merge order, and with it the rounding, is deterministic. When
+	// there are any, view is the local state merged with them, rebuilt by
+	// Bind when stale, and Expect judges against view while Learn updates
+	// the local state.
+	peers     []peerGroup
+	view      *groupState
+	viewStale bool
+	// rows learned locally since view was built
+	rowsSinceView int64
+}
+
+type peerGroup struct {
+	name  string
+	state *groupState
+}
+
+// judged returns the state Expect judges against: the local state, or
+// the local state merged with the peers' summaries.
+func (g *groupState) judged() *groupState {
+	if g.view != nil {
+		return g.view
+	}
+	return g
+}
+
+type groupMetric struct {
+	n      int64
+	w      [MaxHalfLives]float64
+	mean   [MaxHalfLives]float64
+	m2     [MaxHalfLives]float64
+	sketch *QuantileSketch
+	q      [NumQuantiles]float64 // quantiles as of the last Bind
+	qDirty bool
+	qValid bool // q was computed from a non-empty sketch
+	season *[hoursPerWeek]seasonCell
+
+	// set by Learn for learnGroup: this row's residual against the
+	// device's level, for the seasonal bucket
+	seasonPending float64
+	seasonHas     bool
+}
+
+type seasonCell struct{ w, mean, m2 float64 }
+
+// NewStore returns an empty store. cfg must have passed Validate; reg maps
+// the ids of the observation records to names for checkpoints.
+func NewStore(cfg Config, reg *ingest.Registry) *Store {
+	if err := cfg.Validate(); err != nil {
+		panic("BUG: baseline.NewStore with an invalid config: " + err.Error())
+	}
+	s := &Store{
+		cfg:         cfg,
+		reg:         reg,
+		nh:          len(cfg.HalfLives),
+		primary:     cfg.primaryIndex(),
+		seasonHL:    int64(cfg.SeasonalHalfLife),
+		seasonOf:    int64(cfg.SeasonalUTCOffset),
+		metricIndex: make(map[string]int32),
+	}
+	for i, h := range cfg.HalfLives {
+		s.hl[i] = int64(h)
+		s.invHL[i] = 1 / float64(h)
+		if h > cfg.HalfLives[s.longest] {
+			s.longest = i
+		}
+	}
+	s.frame.s = s
+	return s
+}
+
+// Config returns the store's configuration.
+func (s *Store) Config() Config { return s.cfg }
+
+// Version returns the baseline version: it increments with every bound
+// batch, and is reported with every expectation.
+func (s *Store) Version() uint64 { return s.version }
+
+// Registry returns the registry the store names devices and groups with.
+func (s *Store) Registry() *ingest.Registry { return s.reg }
+
+// metricID returns the id of metric name, growing the state for a new one.
+func (s *Store) metricID(name string) int32 {
+	if id, ok := s.metricIndex[name]; ok {
+		return id
+	}
+	id := int32(len(s.metricNames))
+	s.metricIndex[name] = id
+	s.metricNames = append(s.metricNames, name)
+	s.relayout(len(s.metricNames))
+	return id
+}
+
+// relayout widens every device's slot range to stride metrics.
+func (s *Store) relayout(stride int) {
+	old := s.stride
+	if stride <= old {
+		return
+	}
+	nd := len(s.devLast)
+	mean := make([]float64, nd*stride*s.nh, cap(s.devMean)/max(old, 1)*stride)
+	wm2 := make([]float32, nd*stride*s.nh*2, cap(s.devWM2)/max(old, 1)*stride)
+	n := make([]uint32, nd*stride, cap(s.devN)/max(old, 1)*stride)
+	for d := 0; d < nd && old > 0; d++ {
+		copy(mean[d*stride*s.nh:], s.devMean[d*old*s.nh:(d+1)*old*s.nh])
+		copy(wm2[d*stride*s.nh*2:], s.devWM2[d*old*s.nh*2:(d+1)*old*s.nh*2])
+		copy(n[d*stride:], s.devN[d*old:(d+1)*old])
+	}
+	s.devMean, s.devWM2, s.devN, s.stride = mean, wm2, n, stride
+	for _, g := range s.groups {
+		if g != nil {
+			g.grow(stride)
+		}
+	}
+}
+
+func (g *groupState) grow(stride int) {
+	for len(g.metrics) < stride {
+		g.metrics = append(g.metrics, groupMetric{})
+	}
+	if g.view != nil {
+		g.view.grow(stride)
+	}
+	for _, p := range g.peers {
+		p.state.grow(stride)
+	}
+}
+
+// growDevices makes room for device ids below n.
+func (s *Store) growDevices(n int) {
+	for len(s.devLast) < n {
+		s.devLast = append(s.devLast, 0)
+		s.devGroup = append(s.devGroup, -1)
+	}
+	if want := n * s.stride; len(s.devN) < want {
+		s.devN = append(s.devN, make([]uint32, want-len(s.devN))...)
+		s.devMean = append(s.devMean, make([]float64, want*s.nh-len(s.devMean))...)
+		s.devWM2 = append(s.devWM2, make([]float32, want*s.nh*2-len(s.devWM2))...)
+	}
+}
+
+// group returns the state of group id, creating it.
+func (s *Store) group(id int32) *groupState {
+	for int(id) >= len(s.groups) {
+		s.groups = append(s.groups, nil)
+	}
+	g := s.groups[id]
+	if g == nil {
+		g = &groupState{}
+		g.grow(s.stride)
+		s.groups[id] = g
+	}
+	return g
+}
+
+// Frame is one observation record prepared for Expect and Learn: its
+// columns as Go slices and its metric columns resolved to metric ids. It is
+// owned by the Store and valid until the next Bind or the record's release,
+// whichever comes first.
+type Frame struct {
+	s    *Store
+	err  error
+	rows int
+	ts   []arrow.Timestamp
+	dev  []int32
+	grp  []int32
+	cols []frameCol
+}
+
+type frameCol struct {
+	id    int32 // metric id; -1: not a float64 column (always absent)
+	vals  []float64
+	valid []byte // null bitmap, nil when the column has no nulls
+	off   int    // bit offset of the column into valid
+}
+
+// Bind prepares rec, an observation record (ingest.ObservationSchema), for
+// Expect and Learn: it resolves metric columns to metric ids (one map
+// lookup per column, none per row), grows the state for new device and
+// group ids, refreshes the quantile snapshots of the batch's groups and
+// bumps the version. A record with a broken schema yields a frame with no
+// rows and Err set. Bind allocates nothing in steady state.
+func (s *Store) Bind(rec arrow.Record) *Frame {
+	f := &s.frame
+	f.err, f.rows, f.ts, f.dev, f.grp = nil, 0, nil, nil, nil
+	f.cols = f.cols[:0]
+	if err := checkSchema(rec); err != nil {
+		f.err = err
+		return f
+	}
+	f.ts = rec.Column(0).(*array.Timestamp).TimestampValues()
+	f.dev = rec.Column(2).(*array.Int32).Int32Values()
+	f.grp = rec.Column(4).(*array.Int32).Int32Values()
+	for j := ingest.NumFixedCols; j < int(rec.NumCols()); j++ {
+		c := frameCol{id: -1}
+		if a, ok := rec.Column(j).(*array.Float64); ok {
+			c.id = s.metricID(rec.ColumnName(j))
+			c.vals = a.Float64Values()
+			if a.NullN() > 0 {
+				c.valid = a.NullBitmapBytes()
+				c.off = a.Data().Offset()
+			}
+		}
+		f.cols = append(f.cols, c)
+	}
+	f.rows = int(rec.NumRows())
+	if f.rows > 0 && (rec.Column(2).NullN() > 0 || rec.Column(4).NullN() > 0) {
+		f.err = fmt.Errorf("cannot bind observation record: null device_id or group_id; the ingest builder must fill them")
+		f.rows = 0
+		return f
+	}
+	maxDev, maxGrp := int32(-1), int32(-1)
+	for i := 0; i < f.rows; i++ {
+		maxDev = max(maxDev, f.dev[i])
+		maxGrp = max(maxGrp, f.grp[i])
+	}
+	s.growDevices(int(maxDev) + 1)
+	if maxGrp >= 0 {
+		s.group(maxGrp)
+	}
+	s.version++
+	s.mark++
+	for i := 0; i < f.rows; i++ {
+		g := f.grp[i]
+		if g < 0 {
+			continue
+		}
+		gs := s.groups[g]
+		if gs == nil {
+			gs = s.group(g)
+		}
+		if gs.mark != s.mark {
+			gs.mark = s.mark
+			if len(gs.peers) > 0 && (gs.viewStale || gs.rowsSinceView > 0) {
+				s.rebuildView(gs)
+			}
+			gs.judged().refreshQuantiles()
+		}
+	}
+	return f
+}
+
+func checkSchema(rec arrow.Record) error {
+	if rec == nil {
+		return fmt.Errorf("cannot bind observation record: nil record")
+	}
+	if int(rec.NumCols()) < ingest.NumFixedCols {
+		return fmt.Errorf("cannot bind observation record: %d columns, want at least %d; build it with ingest.ObservationSchema", rec.NumCols(), ingest.NumFixedCols)
+	}
+	if _, ok := rec.Column(0).(*array.Timestamp); !ok || rec.ColumnName(0) != ingest.ColTime {
+		return fmt.Errorf("cannot bind observation record: column 0 is %s %s, want %s timestamp; build it with ingest.ObservationSchema", rec.ColumnName(0), rec.Column(0).DataType(), ingest.ColTime)
+	}
+	for _, j := range []int{2, 4} {
+		if _, ok := rec.Column(j).(*array.Int32); !ok {
+			return fmt.Errorf("cannot bind observation record: column %d (%s) is %s, want int32; build it with ingest.ObservationSchema", j, rec.ColumnName(j), rec.Column(j).DataType())
+		}
+	}
+	return nil
+}
+
+func (g *groupState) refreshQuantiles() {
+	for m := range g.metrics {
+		gm := &g.metrics[m]
+		if gm.qDirty {
+			gm.sketch.Quantiles(gm.q[:], Quantiles[:])
+			gm.qDirty = false
+			gm.qValid = gm.sketch.Count() > 0
+		}
+	}
+}
+
+// Err returns why the record could not be bound, or nil.
+func (f *Frame) Err() error { return f.err }
+
+// NumRows returns the number of rows of the bound record (0 when Err).
+func (f *Frame) NumRows() int { return f.rows }
+
+// NumMetrics returns the number of metric columns of the record.
+func (f *Frame) NumMetrics() int { return len(f.cols) }
+
+// MetricName returns the name of metric column j (record column
+// ingest.NumFixedCols+j).
+func (f *Frame) MetricName(j int) string {
+	if id := f.cols[j].id; id >= 0 {
+		return f.s.metricNames[id]
+	}
+	return ""
+}
+
+// value returns metric column j of row i, and whether it is present and finite.
+func (c *frameCol) value(i int) (float64, bool) {
+	if c.id < 0 {
+		return 0, false
+	}
+	if c.valid != nil {
+		b := c.off + i
+		if c.valid[b>>3]&(1<<(b&7)) == 0 {
+			return 0, false
+		}
+	}
+	return c.vals[i], true
+}
+
+// Expect fills dst[j] for each metric column j of row from the state
+// before the row: the device's moments at the primary half-life (its
+// group's while the device has fewer than device_min_samples values), the
+// seasonal expectation once trusted, the group's moments and quantiles
+// (quantiles as of the start of the batch), sample counts, the group's
+// learning flag and the version. len(dst) must be at least NumMetrics().
+func (f *Frame) Expect(row int, dst []Expectation) {
+	s := f.s
+	dst = dst[:len(f.cols)]
+	d, g := f.dev[row], f.grp[row]
+	if d < 0 || g < 0 {
+		for j, c := range f.cols {
+			v, ok := c.value(row)
+			dst[j] = Expectation{Present: ok, Value: v, Learning: true, Version: s.version}
+		}
+		return
+	}
+	gs := s.groups[g].judged()
+	learning := !gs.protecting
+	t := int64(f.ts[row])
+	how := s.hourOfWeek(t)
+	seasonalHistory := gs.started && t-gs.first >= int64(s.cfg.SeasonalMinHistory)
+	nh, p, l := s.nh, s.primary, s.longest
+	devBase := int(d) * s.stride
+	minN := uint32(s.cfg.DeviceMinSamples)
+	for j := range f.cols {
+		c := &f.cols[j]
+		e := &dst[j]
+		v, ok := c.value(row)
+		*e = Expectation{Present: ok, Value: v, Learning: learning, Version: s.version}
+		if c.id < 0 {
+			continue
+		}
+		gm := &gs.metrics[c.id]
+		e.GroupSamples = gm.n
+		e.GroupMean = gm.mean[p]
+		e.GroupStd = stdOf(gm.m2[p], gm.w[p])
+		if gm.qValid {
+			e.GroupQuantiles = gm.q
+		} else {
+			e.GroupQuantiles = noQuantiles
+		}
+		slot := devBase + int(c.id)
+		n := s.devN[slot]
+		e.Samples = int64(n)
+		var level float64
+		if n < minN {
+			e.FromGroup = true
+			e.Mean, e.Std = e.GroupMean, e.GroupStd
+			level = gm.mean[l]
+		} else {
+			k := slot*nh + p
+			e.Mean = s.devMean[k]
+			e.Std = stdOf(float64(s.devWM2[2*k+1]), float64(s.devWM2[2*k]))
+			level = s.devMean[slot*nh+l]
+		}
+		if seasonalHistory && gm.season != nil {
+			if cell := &gm.season[how]; cell.w >= s.cfg.SeasonalMinSamples {
+				e.Seasonal = true
+				e.SeasonalMean = level + cell.mean
+				e.SeasonalStd = stdOf(cell.m2, cell.w)
+			}
+		}
+	}
+}
+
+func stdOf(m2, w float64) float64 {
+	if w <= 0 || m2 <= 0 {
+		return 0
+	}
+	return math.Sqrt(m2 / w)
+}
+
+// hourOfWeek returns the bucket of event time t: 0 is Monday 00:00 local.
+func (s *Store) hourOfWeek(t int64) int {
+	// The Unix epoch was a Thursday: 72 hours after Monday 00:00.
+	h := floorDiv(t+s.seasonOf, int64(time.Hour)) + 72
+	h %= hoursPerWeek
+	if h < 0 {
+		h += hoursPerWeek
+	}
+	return int(h)
+}
+
+// Learn folds row into its device's and its group's state. The engine
+// calls Expect then Learn for each row in row order, and skips Learn for
+// rows whose device is in alarm. Non-finite values are not learned.
+func (f *Frame) Learn(row int) {
+	s := f.s
+	d, g := f.dev[row], f.grp[row]
+	if d < 0 || g < 0 {
+		return
+	}
+	t := int64(f.ts[row])
+	gs := s.groups[g]
+	s.devGroup[d] = g
+	nh := s.nh
+
+	// Device: decay every metric slot to the row's time once.
+	dec, a := &s.decay, &s.weight
+	s.decayWeights(t, &s.devLast[d], dec, a)
+	devBase := int(d) * s.stride
+	if dec[0] != 1 || (nh > 1 && dec[nh-1] != 1) {
+		wm2 := s.devWM2[devBase*nh*2 : (devBase+s.stride)*nh*2]
+		for k := 0; k < len(wm2); k += 2 * nh {
+			for h := 0; h < nh; h++ {
+				wm2[k+2*h] *= float32(dec[h])
+				wm2[k+2*h+1] *= float32(dec[h])
+			}
+		}
+	}
+	l := s.longest
+	minN := uint32(s.cfg.DeviceMinSamples)
+	how := s.hourOfWeek(t)
+	for j := range f.cols {
+		c := &f.cols[j]
+		x, ok := c.value(row)
+		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		m := int(c.id)
+		slot := devBase + m
+		gm := &gs.metrics[m]
+		jm := &gs.judged().metrics[m] // the group as Expect sees it
+		// the device's level before this row, for the seasonal residual
+		level := jm.mean[l]
+		if s.devN[slot] >= minN {
+			level = s.devMean[slot*nh+l]
+		}
+		if s.devN[slot] == 0 {
+			s.seedDevice(slot, jm)
+		}
+		for h := 0; h < nh; h++ {
+			k := slot*nh + h
+			w, mean, m2 := welford(float64(s.devWM2[2*k]), s.devMean[k], float64(s.devWM2[2*k+1]), x, a[h])
+			s.devWM2[2*k], s.devMean[k], s.devWM2[2*k+1] = float32(w), mean, float32(m2)
+		}
+		if s.devN[slot] < math.MaxUint32 {
+			s.devN[slot]++
+		}
+		// the group learns the residual after its moments (learnGroup)
+		gm.seasonPending, gm.seasonHas = x-level, true
+	}
+	s.learnGroup(f, row, t, gs, how)
+}
+
+// seedDevice starts a device's moments of one metric from its group's,
+// with the weight of device_prior_weight samples.
+func (s *Store) seedDevice(slot int, gm *groupMetric) {
+	prior := s.cfg.DevicePriorWeight
+	for h := 0; h < s.nh; h++ {
+		k := slot*s.nh + h
+		w := min(prior, gm.w[h])
+		if w <= 0 {
+			s.devWM2[2*k], s.devMean[k], s.devWM2[2*k+1] = 0, 0, 0
+			continue
+		}
+		s.devWM2[2*k] = float32(w)
+		s.devMean[k] = gm.mean[h]
+		s.devWM2[2*k+1] = float32(gm.m2[h] / gm.w[h] * w)
+	}
+}
+
+// decayWeights sets dec[h] (the factor that brings state last up to t) and
+// a[h] (the weight of a sample at t) and advances last.
+func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64) {
+	dt := t - *last
+	switch {
+	case dt > 0:
+		for h := 0; h < s.nh; h++ {
+			dec[h] = math.Exp2(-float64(dt) * s.invHL[h])
+			a[h] = 1
+		}
+		*last = t
+	case dt == 0:
+		for h := 0; h < s.nh; h++ {
+			dec[h], a[h] = 1, 1
+		}
+	default: // older than the state: weight the sample by its age instead
+		for h := 0; h < s.nh; h++ {
+			dec[h] = 1
+			a[h] = math.Exp2(float64(dt) * s.invHL[h])
+		}
+	}
+}
+
+func (s *Store) learnGroup(f *Frame, row int, t int64, gs *groupState, how int) {
+	nh := s.nh
+	if !gs.started {
+		gs.started = true
+		gs.first = t
+		gs.last = t
+	}
+	if t < gs.first {
+		gs.first = t
+	}
+	dec, a := &s.decay, &s.weight
+	s.decayWeights(t, &gs.last, dec, a)
+	if dec[0] != 1 || (nh > 1 && dec[nh-1] != 1) {
+		for m := range gs.metrics {
+			gm := &gs.metrics[m]
+			for h := 0; h < nh; h++ {
+				gm.w[h] *= dec[h]
+				gm.m2[h] *= dec[h]
+			}
+		}
+	}
+	// seasonal bucket decay, shared by the bucket's metrics
+	var sdec, sa float64 = 1, 1
+	if dt := t - gs.seasonLast[how]; gs.seasonLast[how] == 0 {
+		gs.seasonLast[how] = t
+	} else if dt > 0 {
+		sdec = decayFactor(dt, s.seasonHL)
+		gs.seasonLast[how] = t
+	} else if dt < 0 {
+		sa = decayFactor(-dt, s.seasonHL)
+	}
+	for j := range f.cols {
+		c := &f.cols[j]
+		if c.id < 0 {
+			continue
+		}
+		gm := &gs.metrics[c.id]
+		if sdec != 1 && gm.season != nil {
+			cell := &gm.season[how]
+			cell.w *= sdec
+			cell.m2 *= sdec
+		}
+		if !gm.seasonHas {
+			continue
+		}
+		gm.seasonHas = false
+		x, _ := c.value(row)
+		for h := 0; h < nh; h++ {
+			gm.w[h], gm.mean[h], gm.m2[h] = welford(gm.w[h], gm.mean[h], gm.m2[h], x, a[h])
+		}
+		gm.n++
+		if gm.sketch == nil {
+			gm.sketch = NewQuantileSketch(s.cfg.QuantileHalfLife)
+		}
+		gm.sketch.Add(t, x)
+		gm.qDirty = true
+		if gm.season == nil {
+			gm.season = new([hoursPerWeek]seasonCell)
+		}
+		cell := &gm.season[how]
+		cell.w, cell.mean, cell.m2 = welford(cell.w, cell.mean, cell.m2, gm.seasonPending, sa)
+	}
+	gs.rows++
+	gs.rowsSinceView++
+	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
+		gs.protecting = true
+	}
+}
+
+// GroupMode returns whether group groupID is still learning, how many rows
+// it has learned and the span of event time they cover. An unknown group
+// is learning with no samples.
+func (s *Store) GroupMode(groupID int32) (learning bool, samples int64, since time.Duration) {
+	if groupID < 0 || int(groupID) >= len(s.groups) || s.groups[groupID] == nil {
+		return true, 0, 0
+	}
+	g := s.groups[groupID].judged()
+	return !g.protecting, g.rows, time.Duration(g.last - g.first)
+}
