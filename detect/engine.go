@@ -1,0 +1,463 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// Deps are what an Engine works with.
+type Deps struct {
+	Registry *ingest.Registry // the registry the batches' device_id and group_id columns come from
+	Baseline *baseline.Store  // built over the same registry
+	Assets   ingest.AssetLookup
+	Sink     Sink
+	// Clock returns processing time. Nil: an alert's processing time is
+	// its event time, which keeps replay byte-identical; a live consumer
+	// passes time.Now.
+	Clock  func() time.Time
+	Logger *slog.Logger
+	// Extra are batch-level detectors (network: novelty, scan, flood,
+	// malformed) whose alerts go through the same lifecycle.
+	Extra []BatchDetector
+}
+
+// Engine wires baseline, detectors, the alarm lifecycle, the quarantine
+// policy and the sink for a stream of batches: for each batch it binds the
+// record to the baseline, judges every row against the state before it,
+// learns the row unless its device is in alarm or the row breached, runs
+// the batch detectors, delivers the output and acknowledges the batch.
+//
+// An Engine is not safe for concurrent use: one goroutine calls Process and
+// Flush. Its state per device and group lives in slices indexed by the
+// registry's ids; a row costs no allocation in steady state.
+type Engine struct {
+	cfg  Config
+	deps Deps
+	reg  *ingest.Registry
+	log  *slog.Logger
+
+	metricSlot map[string]int // metric name -> slot
+	metrics    []metricParams // by slot
+	colSlot    []int          // metric column of the bound batch -> slot (-1: unknown)
+	exp        []baseline.Expectation
+	rules      []rule
+	ruleCol    []int // rule -> metric column of the bound batch (-1: absent)
+	setRule    []bool
+	setScratch []setHit // per set rule: what the current row's members did
+
+	devices []deviceState
+	groups  []groupState
+
+	certIndex map[string]int32
+	certs     []certState
+
+	extraLast map[string]int64 // detector\x00device\x00behavior -> event time of its last sent alert
+	qTimes    []int64          // event times of the most recent automatic quarantines
+
+	cols  columns
+	row   int
+	setAt int // next member of the batch's Sets
+	batch *ingest.Batch
+
+	out          Output
+	scratchExtra []Alert
+	carry        bool // out holds items a failed Write did not deliver
+	scratch      Alert
+	stats        Stats
+}
+
+// columns are the fixed observation columns of the bound record.
+type columns struct {
+	ts                        []arrow.Timestamp
+	dev, grp, part            []int32
+	off                       []int64
+	srcIP, clientID, cert, fw *array.String
+}
+
+// deviceState is the engine's state of one device.
+type deviceState struct {
+	init     bool
+	group    int32
+	alarms   int32 // active alarms: the poisoning guard and the quarantine release
+	last     int64 // event time of the newest report
+	fleetWin int64 // fleet window the device was last counted in
+	metric   []alarmState
+	rules    []ruleState
+	sil      silenceState
+	ident    *identityState
+	q        *quarantineState
+}
+
+// groupState is the engine's state of one group.
+type groupState struct {
+	init          bool
+	ruleMask      uint64 // rules that apply to the group
+	members       []int32
+	heap          []int32 // silence deadlines, a min-heap of device ids
+	fleet         fleetState
+	rate          rateBucket
+	incident      incident
+	incidentAlarm alarmState
+	railAlarm     alarmState
+	quarantined   int32
+}
+
+// Stats are the engine's counters since it started, for the replay summary
+// and metrics.
+type Stats struct {
+	Rows       int64
+	NotLearned int64            // rows not learned: device in alarm or the row breached
+	Alerts     map[string]int64 // alarm alerts sent, by detector
+	Severity   [11]int64        // alarm alerts sent, by severity
+	Cleared    int64            // cleared alerts sent
+	// Alarms raised but not sent, by reason.
+	Suppressed, Maintenance, RateLimited int64
+	Folded                               int64 // batch-detector repeats folded into an earlier alert
+	Quarantine                           map[string]int64
+	BadBatches                           int64 // records that did not have the observation schema
+	BadSetMembers                        int64 // set members a set rule could not parse
+}
+
+// NewEngine returns an engine for cfg. deps.Registry, deps.Baseline and
+// deps.Sink are required.
+func NewEngine(cfg Config, deps Deps) (*Engine, error) {
+	if deps.Registry == nil || deps.Baseline == nil || deps.Sink == nil {
+		return nil, errors.New("cannot create detect engine: Registry, Baseline and Sink are required")
+	}
+	// The engine keeps its own copy: Validate fills parsed fields.
+	cfg.Rules = slices.Clone(cfg.Rules)
+	cfg.Suppress = slices.Clone(cfg.Suppress)
+	cfg.Maintenance = slices.Clone(cfg.Maintenance)
+	cfg.Metrics = maps.Clone(cfg.Metrics)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot create detect engine: %w", err)
+	}
+	e := &Engine{
+		cfg:        cfg,
+		deps:       deps,
+		reg:        deps.Registry,
+		log:        deps.Logger,
+		metricSlot: make(map[string]int),
+		certIndex:  make(map[string]int32),
+		extraLast:  make(map[string]int64),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.stats.Alerts = make(map[string]int64)
+	e.stats.Quarantine = make(map[string]int64)
+	for i := range cfg.Rules {
+		e.rules = append(e.rules, newRule(&e.cfg.Rules[i]))
+		e.setRule = append(e.setRule, e.rules[i].set)
+	}
+	e.ruleCol = make([]int, len(e.rules))
+	e.setScratch = make([]setHit, len(e.rules))
+	return e, nil
+}
+
+// Stats returns a copy of the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Alerts = maps.Clone(e.stats.Alerts)
+	s.Quarantine = maps.Clone(e.stats.Quarantine)
+	return s
+}
+
+// Process judges batch b and delivers its alerts and quarantine events,
+// then acknowledges b (with the sink's error, if any) and releases its
+// record. The error is the delivery error; output a failed Write did not
+// deliver is sent again with the next batch's (ids make that idempotent).
+// The learned state is not rolled back when a batch is redelivered.
+func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
+	defer b.Release()
+	if !e.carry {
+		e.out.Reset()
+	}
+	if b.Record != nil && b.Record.NumRows() > 0 {
+		e.judge(b)
+	}
+	e.batch = b
+	for _, d := range e.deps.Extra {
+		e.runExtra(d, b)
+	}
+	e.batch = nil
+	err := e.deliver(ctx)
+	b.Ack(ctx, err)
+	return err
+}
+
+// Flush delivers what earlier failed deliveries left over. Call it at the
+// end of the input; windows still open stay open (a partial window is not
+// judged).
+func (e *Engine) Flush(ctx context.Context) error {
+	if !e.carry {
+		e.out.Reset()
+	}
+	return e.deliver(ctx)
+}
+
+func (e *Engine) deliver(ctx context.Context) error {
+	if e.out.Len() == 0 {
+		e.carry = false
+		return nil
+	}
+	if err := e.deps.Sink.Write(ctx, &e.out); err != nil {
+		e.carry = true
+		return fmt.Errorf("cannot deliver %d alerts and %d quarantine events: %w; they are sent again with the next batch",
+			len(e.out.Alerts), len(e.out.Quarantine), err)
+	}
+	e.carry = false
+	e.out.Reset()
+	return nil
+}
+
+func (e *Engine) now(event time.Time) time.Time {
+	if e.deps.Clock == nil {
+		return event
+	}
+	return e.deps.Clock().UTC()
+}
+
+// judge runs the row detectors over b's record.
+func (e *Engine) judge(b *ingest.Batch) {
+	f := e.deps.Baseline.Bind(b.Record)
+	if err := f.Err(); err != nil {
+		e.stats.BadBatches++
+		e.log.Warn("batch skipped", "rows", b.Record.NumRows(), "err", err)
+		return
+	}
+	if !e.bindColumns(b.Record) {
+		e.stats.BadBatches++
+		e.log.Warn("batch skipped: fixed observation columns have unexpected types", "rows", b.Record.NumRows())
+		return
+	}
+	e.bindMetrics(f)
+	e.batch = b
+	e.setAt = 0
+	n := f.NumRows()
+	for i := 0; i < n; i++ {
+		e.judgeRow(f, b, i)
+	}
+	e.batch = nil
+	e.stats.Rows += int64(n)
+}
+
+func (e *Engine) bindColumns(rec arrow.Record) bool {
+	c := &e.cols
+	var ok [10]bool
+	var ts *array.Timestamp
+	ts, ok[0] = rec.Column(0).(*array.Timestamp)
+	dev, ok1 := rec.Column(2).(*array.Int32)
+	grp, ok2 := rec.Column(4).(*array.Int32)
+	part, ok3 := rec.Column(5).(*array.Int32)
+	off, ok4 := rec.Column(6).(*array.Int64)
+	c.srcIP, ok[5] = rec.Column(7).(*array.String)
+	c.clientID, ok[6] = rec.Column(8).(*array.String)
+	c.cert, ok[7] = rec.Column(9).(*array.String)
+	c.fw, ok[8] = rec.Column(10).(*array.String)
+	if !ok[0] || !ok1 || !ok2 || !ok3 || !ok4 || !ok[5] || !ok[6] || !ok[7] || !ok[8] {
+		return false
+	}
+	c.ts, c.dev, c.grp, c.part, c.off = ts.TimestampValues(), dev.Int32Values(), grp.Int32Values(), part.Int32Values(), off.Int64Values()
+	return true
+}
+
+// bindMetrics resolves the batch's metric columns to slots and rules: one
+// map lookup per column and batch, none per row.
+func (e *Engine) bindMetrics(f *baseline.Frame) {
+	nm := f.NumMetrics()
+	e.colSlot = e.colSlot[:0]
+	for j := 0; j < nm; j++ {
+		name := f.MetricName(j)
+		if name == "" {
+			e.colSlot = append(e.colSlot, -1)
+			continue
+		}
+		slot, ok := e.metricSlot[name]
+		if !ok {
+			slot = len(e.metrics)
+			e.metricSlot[name] = slot
+			e.metrics = append(e.metrics, newMetricParams(&e.cfg, name))
+		}
+		e.colSlot = append(e.colSlot, slot)
+	}
+	if cap(e.exp) < nm {
+		e.exp = make([]baseline.Expectation, nm)
+	}
+	e.exp = e.exp[:nm]
+	for r := range e.rules {
+		e.ruleCol[r] = -1
+		if e.rules[r].set {
+			continue
+		}
+		for j := 0; j < nm; j++ {
+			if e.colSlot[j] >= 0 && e.metrics[e.colSlot[j]].name == e.rules[r].cfg.Metric {
+				e.ruleCol[r] = j
+				break
+			}
+		}
+	}
+}
+
+// device returns the state of device d, creating it.
+func (e *Engine) device(d int32) *deviceState {
+	for int(d) >= len(e.devices) {
+		e.devices = append(e.devices, deviceState{})
+	}
+	ds := &e.devices[d]
+	if !ds.init {
+		ds.init = true
+		ds.group = -1
+		ds.sil.heapIdx = -1
+		if len(e.rules) > 0 {
+			ds.rules = make([]ruleState, len(e.rules))
+		}
+	}
+	if need := 2 * len(e.metrics); len(ds.metric) < need {
+		ds.metric = append(ds.metric, make([]alarmState, need-len(ds.metric))...)
+	}
+	return ds
+}
+
+// group returns the state of group g, creating it.
+func (e *Engine) group(g int32) *groupState {
+	for int(g) >= len(e.groups) {
+		e.groups = append(e.groups, groupState{})
+	}
+	gs := &e.groups[g]
+	if !gs.init {
+		gs.init = true
+		name := e.reg.GroupName(g)
+		for r := range e.rules {
+			if e.rules[r].appliesTo(name) {
+				gs.ruleMask |= 1 << r
+			}
+		}
+	}
+	return gs
+}
+
+// join makes d a member of group g.
+func (e *Engine) join(d int32, ds *deviceState, g int32) {
+	if ds.group >= 0 {
+		old := &e.groups[ds.group]
+		e.silenceLeave(old, d, ds)
+		if i := slices.Index(old.members, d); i >= 0 {
+			old.members = slices.Delete(old.members, i, i+1)
+		}
+	}
+	ds.group = g
+	gs := &e.groups[g]
+	gs.members = append(gs.members, d)
+}
+
+func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
+	c := &e.cols
+	d, g := c.dev[i], c.grp[i]
+	t := int64(c.ts[i])
+	if d < 0 || g < 0 {
+		return
+	}
+	e.group(g)
+	ds := e.device(d)
+	gs := &e.groups[g]
+	if ds.group != g {
+		e.join(d, ds, g)
+	}
+	e.row = i
+	if gs.incident.open && t >= gs.incident.quietUntil {
+		e.closeIncident(gs, g, t)
+	}
+	f.Expect(i, e.exp)
+	anomalous := e.judgeMetrics(d, ds, g, t)
+	if len(e.rules) > 0 {
+		anomalous = e.judgeRules(b, d, ds, g, gs, t) || anomalous
+	}
+	if e.cfg.Identity.Enabled {
+		e.judgeIdentity(d, ds, g, t)
+	}
+	if e.cfg.Silence.Enabled {
+		e.judgeSilence(d, ds, g, gs, t)
+	}
+	if e.cfg.Fleet.Enabled {
+		e.judgeFleet(ds, g, gs, t)
+	}
+	if t > ds.last {
+		ds.last = t
+	}
+	if ds.alarms == 0 && !anomalous {
+		f.Learn(i)
+	} else {
+		e.stats.NotLearned++
+	}
+	if ds.q != nil {
+		e.quarantineTick(d, ds, g, gs, t)
+	}
+}
+
+// newAlert resets the engine's scratch alert for a finding on the current
+// row and returns it.
+func (e *Engine) newAlert(detector, behavior string, d, g int32, ns int64) *Alert {
+	a := &e.scratch
+	*a = Alert{
+		EventTime: time.Unix(0, ns).UTC(), Detector: detector, Behavior: behavior,
+		Group: e.reg.GroupName(g), Observed: nan, Expected: nan, Lower: nan, Upper: nan,
+		Partition: e.cols.part[e.row], Offset: e.cols.off[e.row],
+	}
+	if d >= 0 {
+		a.Device = e.reg.DeviceName(d)
+	}
+	return a
+}
+
+// runExtra runs a batch detector and takes its alerts through the
+// lifecycle: repeats folded, suppression, maintenance, rate limit,
+// severity and quarantine.
+func (e *Engine) runExtra(d BatchDetector, b *ingest.Batch) {
+	var tmp Output
+	tmp.Alerts = e.scratchExtra[:0]
+	d.DetectBatch(b, &tmp)
+	e.scratchExtra = tmp.Alerts[:0]
+	for i := range tmp.Alerts {
+		a := tmp.Alerts[i]
+		if a.Device == "" || a.Detector == "" || a.Behavior == "" {
+			e.log.Warn("batch detector alert without device, detector or behavior dropped", "detector", a.Detector, "behavior", a.Behavior)
+			continue
+		}
+		ns := a.EventTime.UnixNano()
+		key := a.Detector + "\x00" + a.Device + "\x00" + a.Behavior
+		if last, ok := e.extraLast[key]; ok && ns-last < int64(e.cfg.Alarm.RepeatWindow) && ns >= last {
+			e.stats.Folded++
+			continue
+		}
+		e.extraLast[key] = ns
+		dev := e.reg.DeviceID(a.Device)
+		grp := int32(-1)
+		if a.Group != "" {
+			grp = e.reg.GroupID(a.Group)
+			e.group(grp)
+		}
+		ds := e.device(dev)
+		if grp >= 0 && ds.group < 0 {
+			e.join(dev, ds, grp)
+		}
+		// Batch detectors state thresholds in Upper; how far beyond it
+		// sets the score bonus of the severity.
+		excess := 1.0
+		if a.Upper > 0 && a.Observed > a.Upper {
+			excess = a.Observed / a.Upper
+		}
+		e.raise(&a, nil, dev, grp, excess, 0)
+	}
+}

@@ -1,0 +1,136 @@
+package detect
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/vigil-ot/vigil/baseline"
+)
+
+// maxGapWindows bounds how many empty windows a group's return after a
+// gap judges; a longer gap is one restart of the window sequence.
+const maxGapWindows = 1440
+
+// fleetState is a group's KPI windows: the message count and the devices
+// reporting in the open window, and the decayed mean and variance of
+// earlier windows. Windows are tumbling, aligned to the epoch on event time,
+// and closed by the group's own reports, so batching does not matter.
+type fleetState struct {
+	winStart  int64
+	msgs      float64
+	reporting int32
+	windows   int32 // windows learned
+	started   bool
+	rate      baseline.Moments
+	frac      baseline.Moments
+	rateAlarm alarmState
+	fracAlarm alarmState
+}
+
+// judgeFleet counts the current row into its group's window, closing the
+// windows that ended before it.
+func (e *Engine) judgeFleet(ds *deviceState, g int32, gs *groupState, t int64) {
+	cfg := &e.cfg.Fleet
+	w := int64(cfg.Window)
+	ws := floorDiv(t, w) * w
+	f := &gs.fleet
+	if !f.started {
+		f.started = true
+		f.winStart = ws
+		f.rate = baseline.NewMoments(cfg.HalfLife)
+		f.frac = baseline.NewMoments(cfg.HalfLife)
+		f.windows = -1 // the first window is partial: not learned
+	}
+	if ws > f.winStart {
+		gap := 0
+		for f.winStart < ws {
+			if gap == maxGapWindows {
+				f.winStart = ws
+				break
+			}
+			e.closeWindow(g, gs, f.winStart+w)
+			f.winStart += w
+			f.msgs, f.reporting = 0, 0
+			gap++
+		}
+	}
+	f.msgs++
+	if ds.fleetWin != f.winStart+1 { // +1: window 0 (the epoch) is not "never"
+		ds.fleetWin = f.winStart + 1
+		f.reporting++
+	}
+}
+
+// closeWindow judges the window of group g that ends at end.
+func (e *Engine) closeWindow(g int32, gs *groupState, end int64) {
+	cfg := &e.cfg.Fleet
+	f := &gs.fleet
+	active := 0
+	since := end - int64(cfg.ActiveFor)
+	for _, d := range gs.members {
+		if e.devices[d].last >= since || e.devices[d].fleetWin == f.winStart+1 {
+			active++
+		}
+	}
+	if active < cfg.MinDevices {
+		return
+	}
+	frac := math.Min(1, float64(f.reporting)/float64(active))
+	toAlarm := int(cfg.Period / cfg.Window)
+	breachRate, breachFrac := false, false
+	var zRate, zFrac float64
+	rateMean, fracMean := f.rate.Mean(), f.frac.Mean()
+	rateSpread := math.Max(f.rate.Std(), math.Max(cfg.MinSpreadRatio*math.Abs(rateMean), 1))
+	fracSpread := math.Max(f.frac.Std(), math.Max(cfg.MinSpreadRatio*math.Abs(fracMean), 0.01))
+	judged := f.windows >= int32(cfg.MinWindows)
+	if judged {
+		zRate = (f.msgs - rateMean) / rateSpread
+		zFrac = (frac - fracMean) / fracSpread
+		breachRate = math.Abs(zRate) > cfg.Threshold
+		breachFrac = zFrac < -cfg.Threshold
+		e.fleetDatapoint(&f.rateAlarm, breachRate, toAlarm, g, end, behaviorMessageRate, f.msgs, rateMean, rateSpread, zRate, active, f.reporting)
+		e.fleetDatapoint(&f.fracAlarm, breachFrac, toAlarm, g, end, behaviorReportingFraction, frac, fracMean, fracSpread, zFrac, active, f.reporting)
+	}
+	// Broken windows and windows during an alarm are not learned.
+	if breachRate || breachFrac || f.rateAlarm.active() || f.fracAlarm.active() {
+		return
+	}
+	if f.windows >= 0 {
+		f.rate.Add(end, f.msgs)
+		f.frac.Add(end, frac)
+	}
+	if f.windows < math.MaxInt32 {
+		f.windows++
+	}
+}
+
+func (e *Engine) fleetDatapoint(st *alarmState, breach bool, toAlarm int, g int32, end int64, behavior string, v, mean, spread, z float64, active int, reporting int32) {
+	tr := st.step(end, breach, toAlarm, e.cfg.Fleet.ToClear)
+	if tr == noChange {
+		return
+	}
+	group := e.reg.GroupName(g)
+	a := e.newAlert(DetectorFleet, behavior, -1, g, end)
+	a.Device = group
+	th := e.cfg.Fleet.Threshold
+	a.Observed, a.Expected, a.Lower, a.Upper, a.Score = v, mean, mean-th*spread, mean+th*spread, z
+	a.SampleCount = int64(e.groups[g].fleet.windows)
+	win := e.cfg.Fleet.Window.String()
+	at := time.Unix(0, end).UTC().Format(time.RFC3339)
+	if behavior == behaviorReportingFraction {
+		a.Technique = TechniqueDenialOfView
+		a.Message = group + ": " + strconv.Itoa(int(reporting)) + " of " + strconv.Itoa(active) + " active devices reported in the " +
+			win + " to " + at + " (" + strconv.FormatFloat(100*v, 'f', 0, 64) + "%), usually " + strconv.FormatFloat(100*mean, 'f', 0, 64) + "%"
+	} else {
+		a.Message = group + " sent " + formatValue("", v) + " messages in the " + win + " to " + at + ", usually " + formatValue("", mean)
+		if r, ok := formatRatio(v, mean); ok {
+			a.Message += " (" + r + ")"
+		}
+	}
+	if tr == raised {
+		e.raise(a, st, -1, g, math.Abs(z)/th, 0)
+		return
+	}
+	e.clear(a, st, -1)
+}

@@ -1,0 +1,251 @@
+package detect
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
+)
+
+// trackSlots is how many distinct values (source addresses, client ids,
+// devices of a certificate) are remembered per device or certificate;
+// enough to tell one from several, small enough for the memory budget.
+const trackSlots = 4
+
+// valueTrack remembers the last few distinct values of one identity field
+// of a device, when each was last seen, and when the field last switched
+// between them.
+type valueTrack struct {
+	vals     [trackSlots]string
+	seen     [trackSlots]int64
+	switches [trackSlots]int64
+	cur      int8 // index of the current value; -1 none
+	sw       uint8
+}
+
+// observe records value s at event time t. It copies s only when it is new
+// to the track, so a steady device allocates nothing.
+func (v *valueTrack) observe(s string, t int64) {
+	i := -1
+	for k := range v.vals {
+		if v.seen[k] != 0 && v.vals[k] == s {
+			i = k
+			break
+		}
+	}
+	if i < 0 {
+		i = 0
+		for k := 1; k < trackSlots; k++ {
+			if v.seen[k] < v.seen[i] {
+				i = k
+			}
+		}
+		v.vals[i] = strings.Clone(s)
+	}
+	if t > v.seen[i] || v.seen[i] == 0 {
+		v.seen[i] = t
+	}
+	if v.seen[int(max(v.cur, 0))] != 0 && int(v.cur) != i && v.cur >= 0 {
+		v.switches[v.sw%trackSlots] = t
+		v.sw++
+	}
+	v.cur = int8(i)
+}
+
+func (v *valueTrack) distinct(since int64) int {
+	n := 0
+	for k := range v.seen {
+		if v.seen[k] != 0 && v.seen[k] >= since {
+			n++
+		}
+	}
+	return n
+}
+
+func (v *valueTrack) switchesSince(since int64) int {
+	n := 0
+	for k := range v.switches {
+		if v.switches[k] != 0 && v.switches[k] >= since {
+			n++
+		}
+	}
+	return n
+}
+
+// list renders the values seen since, for the alert.
+func (v *valueTrack) list(since int64) string {
+	var parts []string
+	for k := range v.vals {
+		if v.seen[k] != 0 && v.seen[k] >= since {
+			parts = append(parts, v.vals[k])
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// identityState is a device's identity history; allocated the first time
+// the device reports a source address, client id, certificate or firmware.
+type identityState struct {
+	src, client valueTrack
+	cert        string // certificate last used (the certs table's copy)
+	certIdx     int32
+	fw          string // highest firmware seen: the reference for downgrades
+	srcAlarm    alarmState
+	clientAlarm alarmState
+	certAlarm   alarmState
+	fwAlarm     alarmState
+}
+
+// certState is which devices used one certificate recently.
+type certState struct {
+	name string
+	devs [trackSlots]int32
+	seen [trackSlots]int64
+}
+
+func (c *certState) touch(d int32, t int64) {
+	oldest := 0
+	for k := range c.devs {
+		if c.seen[k] != 0 && c.devs[k] == d {
+			if t > c.seen[k] {
+				c.seen[k] = t
+			}
+			return
+		}
+		if c.seen[k] < c.seen[oldest] {
+			oldest = k
+		}
+	}
+	c.devs[oldest], c.seen[oldest] = d, t
+}
+
+func (c *certState) devicesSince(since int64) int {
+	n := 0
+	for k := range c.devs {
+		if c.seen[k] != 0 && c.seen[k] >= since {
+			n++
+		}
+	}
+	return n
+}
+
+func nonNull(a *array.String, i int) (string, bool) {
+	if a.IsNull(i) {
+		return "", false
+	}
+	s := a.Value(i)
+	return s, s != ""
+}
+
+// judgeIdentity runs the identity detector on the current row.
+func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
+	c, i := &e.cols, e.row
+	src, hasSrc := nonNull(c.srcIP, i)
+	cid, hasCID := nonNull(c.clientID, i)
+	cert, hasCert := nonNull(c.cert, i)
+	fw, hasFW := nonNull(c.fw, i)
+	if !hasSrc && !hasCID && !hasCert && !hasFW {
+		return
+	}
+	if ds.ident == nil {
+		ds.ident = &identityState{certIdx: -1}
+		ds.ident.src.cur, ds.ident.client.cur = -1, -1
+	}
+	id := ds.ident
+	cfg := &e.cfg.Identity
+	since := t - int64(cfg.Window)
+	if hasSrc {
+		id.src.observe(src, t)
+		breach := id.src.distinct(since) > cfg.MaxSrcIPs && id.src.switchesSince(since) >= 2
+		e.identityDatapoint(&id.srcAlarm, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
+			a.ObservedText = id.src.list(since)
+			a.Observed, a.Upper = float64(id.src.distinct(since)), float64(cfg.MaxSrcIPs)
+			a.Message = who(a.Device, a.Group) + " reported from " + strconv.Itoa(id.src.distinct(since)) +
+				" source addresses within " + cfg.Window.String() + ", switching between them (" + a.ObservedText + ")"
+		})
+	}
+	if hasCID {
+		id.client.observe(cid, t)
+		breach := id.client.distinct(since) > cfg.MaxClientIDs && id.client.switchesSince(since) >= 2
+		e.identityDatapoint(&id.clientAlarm, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {
+			a.ObservedText = id.client.list(since)
+			a.Observed, a.Upper = float64(id.client.distinct(since)), float64(cfg.MaxClientIDs)
+			a.Message = who(a.Device, a.Group) + " connected with " + strconv.Itoa(id.client.distinct(since)) +
+				" client ids within " + cfg.Window.String() + ", switching between them (" + a.ObservedText + ")"
+		})
+	}
+	if hasCert {
+		if id.certIdx < 0 || cert != id.cert {
+			idx, ok := e.certIndex[cert]
+			if !ok {
+				idx = int32(len(e.certs))
+				name := strings.Clone(cert)
+				e.certIndex[name] = idx
+				e.certs = append(e.certs, certState{name: name})
+			}
+			id.certIdx = idx
+			id.cert = e.certs[idx].name
+		}
+		cs := &e.certs[id.certIdx]
+		cs.touch(d, t)
+		n := cs.devicesSince(since)
+		e.identityDatapoint(&id.certAlarm, n > cfg.MaxDevicesPerCert, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
+			var others []string
+			for k := range cs.devs {
+				if cs.seen[k] >= since && cs.seen[k] != 0 && cs.devs[k] != d {
+					others = append(others, e.reg.DeviceName(cs.devs[k]))
+				}
+			}
+			a.ObservedText = id.cert
+			a.Observed, a.Upper = float64(n), float64(cfg.MaxDevicesPerCert)
+			a.Message = who(a.Device, a.Group) + " uses certificate " + id.cert + ", which " + strconv.Itoa(n) +
+				" devices used within " + cfg.Window.String() + " (also " + strings.Join(others, ", ") + ")"
+		})
+	}
+	if hasFW && cfg.FirmwareDowngrade {
+		breach := false
+		var from string
+		switch {
+		case id.fw == "":
+			id.fw = strings.Clone(fw)
+		case fw != id.fw:
+			switch compareVersions(fw, id.fw) {
+			case -1:
+				breach, from = true, id.fw
+				id.fw = strings.Clone(fw)
+			case 1:
+				id.fw = strings.Clone(fw)
+			}
+		}
+		e.identityDatapoint(&id.fwAlarm, breach, behaviorFirmwareDowngrade, TechniqueSystemFirmware, d, g, t, func(a *Alert) {
+			a.ObservedText = id.fw
+			if from != "" {
+				a.ObservedText = from + " -> " + id.fw
+				a.Message = who(a.Device, a.Group) + " firmware went back from " + from + " to " + id.fw
+			} else {
+				a.Message = who(a.Device, a.Group) + " runs firmware " + id.fw + " without further downgrade"
+			}
+		})
+	}
+}
+
+// identityDatapoint steps one identity alarm; fill completes the alert
+// only when the alarm changes state, so the steady state costs nothing.
+func (e *Engine) identityDatapoint(st *alarmState, breach bool, behavior, technique string, d, g int32, t int64, fill func(*Alert)) {
+	switch st.step(t, breach, 1, e.cfg.Identity.ToClear) {
+	case raised:
+		a := e.newAlert(DetectorIdentity, behavior, d, g, t)
+		a.Technique = technique
+		a.Score = 1
+		fill(a)
+		e.raise(a, st, d, g, 1, 0)
+	case cleared:
+		a := e.newAlert(DetectorIdentity, behavior, d, g, t)
+		a.Technique = technique
+		fill(a)
+		if behavior != behaviorFirmwareDowngrade {
+			a.Message = who(a.Device, a.Group) + " " + behavior + " no longer seen for " + strconv.Itoa(e.cfg.Identity.ToClear) + " reports"
+		}
+		e.clear(a, st, d)
+	}
+}

@@ -1,0 +1,163 @@
+package detect
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// silenceState is a device's learned report interval and its deadline.
+//
+// Silence is judged per row, not per batch: each group keeps a min-heap of
+// its devices' deadlines (last report + missed_reports × interval), and a
+// report of the group at time t declares every device whose deadline lies
+// before t silent, at its deadline. So the result does not depend on how
+// the input was cut into batches, and "while its group keeps reporting" is
+// literal: some device of the group reported after the deadline.
+type silenceState struct {
+	last     int64   // newest report
+	interval float64 // learned report interval, ns
+	n        int32   // intervals learned
+	heapIdx  int32   // position in the group's heap; -1: not in it
+	deadline int64
+	alarm    alarmState
+}
+
+// judgeSilence declares the group's overdue devices silent, then folds the
+// current report of device d.
+func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState, t int64) {
+	cfg := &e.cfg.Silence
+	e.silenceLeave(gs, d, ds)
+	for len(gs.heap) > 0 {
+		top := gs.heap[0]
+		ts := &e.devices[top].sil
+		if ts.deadline >= t {
+			break
+		}
+		e.heapPop(gs)
+		if ts.alarm.step(ts.deadline, true, 1, 1) == raised {
+			e.raise(e.silenceAlert(top, g, ts, t), &ts.alarm, top, g, 1, cfg.Severity)
+		}
+	}
+	s := &ds.sil
+	if s.alarm.active() {
+		if s.alarm.step(t, false, 1, 1) == cleared {
+			a := e.newAlert(DetectorSilence, behaviorSilence, d, g, t)
+			a.Technique = TechniqueDenialOfView
+			a.Observed, a.Expected = float64(t-s.last)/1e9, s.interval/1e9
+			a.Message = who(a.Device, a.Group) + " reports again after " + time.Duration(t-s.last).Round(time.Second).String() + " of silence"
+			e.clear(a, &s.alarm, d)
+		}
+	} else if s.last != 0 && t > s.last {
+		gap := float64(t - s.last)
+		if s.n < int32(cfg.MinReports) || gap <= cfg.MissedReports*s.interval {
+			if s.n == 0 {
+				s.interval = gap
+			} else {
+				// a running mean at first, then an exponential one that
+				// follows a changed report interval within ~20 reports
+				alpha := math.Max(1/float64(s.n+1), 0.05)
+				s.interval += alpha * (gap - s.interval)
+			}
+			if s.n < math.MaxInt32 {
+				s.n++
+			}
+		}
+	}
+	if t > s.last {
+		s.last = t
+	}
+	if s.n >= int32(cfg.MinReports) {
+		s.deadline = s.last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
+		e.heapPush(gs, d)
+	}
+}
+
+func (e *Engine) silenceAlert(d, g int32, s *silenceState, now int64) *Alert {
+	cfg := &e.cfg.Silence
+	a := e.newAlert(DetectorSilence, behaviorSilence, d, g, s.deadline)
+	interval := math.Max(s.interval, float64(cfg.MinInterval))
+	a.Technique = TechniqueDenialOfView
+	a.Observed = float64(now-s.last) / 1e9
+	a.Expected = interval / 1e9
+	a.Upper = cfg.MissedReports * interval / 1e9
+	a.Score = float64(now-s.last) / interval
+	a.SampleCount = int64(s.n)
+	a.Message = who(a.Device, a.Group) + " stopped reporting: no report since " +
+		time.Unix(0, s.last).UTC().Format(time.RFC3339) + ", " + strconv.FormatFloat(cfg.MissedReports, 'f', -1, 64) +
+		" expected reports (every " + time.Duration(interval).Round(time.Second).String() + ") missed while its group keeps reporting"
+	return a
+}
+
+// silenceLeave takes d out of gs's deadline heap.
+func (e *Engine) silenceLeave(gs *groupState, d int32, ds *deviceState) {
+	i := ds.sil.heapIdx
+	if i < 0 {
+		return
+	}
+	last := int32(len(gs.heap) - 1)
+	if i != last {
+		e.heapSwap(gs, i, last)
+	}
+	gs.heap = gs.heap[:last]
+	ds.sil.heapIdx = -1
+	if i != last {
+		e.heapDown(gs, i)
+		e.heapUp(gs, i)
+	}
+}
+
+func (e *Engine) heapPush(gs *groupState, d int32) {
+	e.devices[d].sil.heapIdx = int32(len(gs.heap))
+	gs.heap = append(gs.heap, d)
+	e.heapUp(gs, int32(len(gs.heap)-1))
+}
+
+func (e *Engine) heapPop(gs *groupState) {
+	top := gs.heap[0]
+	e.silenceLeave(gs, top, &e.devices[top])
+}
+
+func (e *Engine) heapLess(gs *groupState, i, j int32) bool {
+	a, b := &e.devices[gs.heap[i]].sil, &e.devices[gs.heap[j]].sil
+	if a.deadline != b.deadline {
+		return a.deadline < b.deadline
+	}
+	return gs.heap[i] < gs.heap[j] // ties in device order: deterministic
+}
+
+func (e *Engine) heapSwap(gs *groupState, i, j int32) {
+	gs.heap[i], gs.heap[j] = gs.heap[j], gs.heap[i]
+	e.devices[gs.heap[i]].sil.heapIdx = i
+	e.devices[gs.heap[j]].sil.heapIdx = j
+}
+
+func (e *Engine) heapUp(gs *groupState, i int32) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !e.heapLess(gs, i, p) {
+			return
+		}
+		e.heapSwap(gs, i, p)
+		i = p
+	}
+}
+
+func (e *Engine) heapDown(gs *groupState, i int32) {
+	n := int32(len(gs.heap))
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && e.heapLess(gs, r, l) {
+			m = r
+		}
+		if !e.heapLess(gs, m, i) {
+			return
+		}
+		e.heapSwap(gs, i, m)
+		i = m
+	}
+}
