@@ -79,7 +79,7 @@ func plausible(p Protocol, b []byte, udp bool) bool {
 	}
 	switch p {
 	case Modbus:
-		return len(b) < 6 || be16(b[2:]) == 0 && be16(b[4:]) >= 2 && be16(b[4:]) <= modbusMaxMBAP
+		return len(b) < 6 || be16(b[2:]) == 0 && be16(b[4:]) >= 2 && be16(b[4:]) <= modbusMaxMBAP+modbusLenTolerance
 	case DNP3:
 		return b[0] == 0x05 && (len(b) < 2 || b[1] == 0x64)
 	case S7comm:

@@ -110,7 +110,9 @@ func decodeDNP3(b []byte, fromServer bool, out *PDU) (int, error) {
 		return short(out, 0)
 	}
 	if b[0] != 0x05 || b[1] != 0x64 {
-		return malformed(out, len(b), "dnp3 link frame does not start with 0x0564")
+		// Skip to the next candidate start octet (clause 9: a receiver
+		// hunts for 0x05 0x64).
+		return malformed(out, resync(b, 0x05), "dnp3 link frame does not start with 0x0564")
 	}
 	if len(b) < dnp3HeaderLen {
 		return short(out, 0)

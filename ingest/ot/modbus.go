@@ -8,6 +8,10 @@ const (
 	mbapLen       = 7   // transaction(2) protocol(2) length(2) unit(1), §3.1.3
 	modbusMaxPDU  = 253 // §4.1: 256-byte serial ADU minus address and CRC
 	modbusMaxMBAP = 1 + modbusMaxPDU
+	// modbusLenTolerance accepts MBAP lengths a little over the maximum:
+	// Schneider controllers send 255 in UMAS uploads (seen in
+	// modicon_test.pcap) and Wireshark decodes them.
+	modbusLenTolerance = 6
 )
 
 type modbusFunc struct {
@@ -88,8 +92,8 @@ func decodeModbus(b []byte, fromServer bool, out *PDU) (int, error) {
 		return malformed(out, len(b), "modbus protocol identifier is not 0")
 	}
 	length := int(be16(b[4:]))
-	if length < 2 || length > modbusMaxMBAP {
-		return malformed(out, len(b), "modbus mbap length outside 2..254")
+	if length < 2 || length > modbusMaxMBAP+modbusLenTolerance {
+		return malformed(out, len(b), "modbus mbap length outside 2..260")
 	}
 	n := 6 + length
 	out.Transaction = uint32(be16(b))

@@ -188,8 +188,10 @@ var ErrUnsupported = errors.New("cannot decode OT PDU: unsupported protocol; pas
 //   - n > 0, err == nil: out describes payload[:n]; decode payload[n:] next
 //     (TCP segments often carry several PDUs). out.Malformed is set when the
 //     PDU is framed but violates the specification. When framing itself is
-//     lost (e.g. a Modbus protocol identifier that is not 0), n is
-//     len(payload) so the caller drops the rest of the segment.
+//     lost, n covers the bytes up to the next possible start of a PDU (the
+//     next 0x68 for IEC 104, 0x05 for DNP3) or, for protocols without a
+//     start marker (e.g. a Modbus protocol identifier that is not 0), the
+//     whole payload.
 //   - n == 0, err == ErrShort: the PDU continues beyond payload.
 //   - err == ErrUnsupported: p is not a protocol of this package.
 //
@@ -229,6 +231,16 @@ func malformed(out *PDU, n int, reason string) (int, error) {
 	out.Malformed = reason
 	out.Len = n
 	return n, nil
+}
+
+// resync returns the offset of the next start octet after b[0], or len(b).
+func resync(b []byte, start byte) int {
+	for i := 1; i < len(b); i++ {
+		if b[i] == start {
+			return i
+		}
+	}
+	return len(b)
 }
 
 func be16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
