@@ -265,7 +265,7 @@ func DefaultConfig() Config {
 			MaxDevicesPerCert: 1, FirmwareDowngrade: true, ToClear: 3,
 		},
 		Fleet: FleetConfig{
-			Enabled: true, Window: time.Minute, Threshold: 5, MinSpreadRatio: 0.1,
+			Enabled: true, Window: time.Minute, Threshold: 4, MinSpreadRatio: 0.1,
 			Period: 5 * time.Minute, ToClear: 3, MinWindows: 30,
 			HalfLife: 6 * time.Hour, ActiveFor: time.Hour, MinDevices: 5,
 		},

@@ -105,6 +105,7 @@ type groupState struct {
 	ruleMask      uint64 // rules that apply to the group
 	members       []int32
 	heap          []int32 // silence deadlines, a min-heap of device ids
+	lastReport    int64   // newest report of any member, for silence
 	fleet         fleetState
 	rate          rateBucket
 	incident      incident

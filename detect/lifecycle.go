@@ -110,7 +110,9 @@ type incident struct {
 // not about one device). It returns whether a was sent.
 func (e *Engine) raise(a *Alert, st *alarmState, dev, grp int32, excess float64, baseSev int) bool {
 	a.State = StateAlarm
-	if a.AlarmStart.IsZero() {
+	if st != nil {
+		a.AlarmStart = time.Unix(0, st.since).UTC()
+	} else if a.AlarmStart.IsZero() {
 		a.AlarmStart = a.EventTime
 	}
 	a.ProcessingTime = e.now(a.EventTime)

@@ -35,6 +35,14 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			break
 		}
 		e.heapPop(gs)
+		threshold := ts.deadline - ts.last
+		if t-gs.lastReport > threshold {
+			// The group itself was silent over the deadline: not this
+			// device's silence. Start its grace again from the group's return.
+			ts.deadline = t + threshold
+			e.heapPush(gs, top)
+			continue
+		}
 		if ts.alarm.step(ts.deadline, true, 1, 1) == raised {
 			e.raise(e.silenceAlert(top, g, ts, t), &ts.alarm, top, g, 1, cfg.Severity)
 		}
@@ -66,6 +74,9 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 	}
 	if t > s.last {
 		s.last = t
+	}
+	if t > gs.lastReport {
+		gs.lastReport = t
 	}
 	if s.n >= int32(cfg.MinReports) {
 		s.deadline = s.last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))

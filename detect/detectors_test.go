@@ -1,0 +1,409 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+var twoGroups = []string{"plant-a/s7-1500", "plant-b/s7-1200"}
+
+func TestCleanFleetStaysQuiet(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups, 20, nil)
+	s.run(0, 12*60, nil)
+	if n := len(s.sink.alerts); n != 0 {
+		t.Fatalf("clean fleet raised %d alerts:\n%s", n, s.sink.dump())
+	}
+	st := s.eng.Stats()
+	if st.Rows != 40*12*60 {
+		t.Fatalf("rows %d, want %d", st.Rows, 40*12*60)
+	}
+	if st.NotLearned > st.Rows/1000 {
+		t.Fatalf("%d of %d clean rows not learned", st.NotLearned, st.Rows)
+	}
+}
+
+func TestSelfDeviationFiresAndClears(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups, 20, nil)
+	s.warm(180)
+	victim := s.devices[3].name
+	s.run(180, 240, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 3 && m >= 190 && m < 200 {
+			r.Metrics[0].Value *= 12
+		}
+		return true
+	})
+	self := s.sink.find(DetectorSelf, "bytes_out", victim, StateAlarm)
+	if len(self) != 1 {
+		t.Fatalf("want one self alarm on %s, got %d:\n%s", victim, len(self), s.sink.dump())
+	}
+	a := self[0]
+	// datapoints_to_alarm is 2: the alarm starts at the first breach and
+	// is raised on the second.
+	if !a.AlarmStart.Before(a.EventTime) || a.AlarmStart.Before(at(190)) || a.EventTime.After(at(192)) {
+		t.Fatalf("alarm start %v event %v, want start in minute 190 and raise in 191", a.AlarmStart, a.EventTime)
+	}
+	if a.ID != AlertID(DetectorSelf, victim, "bytes_out", a.AlarmStart) {
+		t.Fatalf("alert id %s is not AlertID of its alarm", a.ID)
+	}
+	if a.Score < 6 || a.Observed < 10*a.Expected || a.Upper >= a.Observed || a.SampleCount < 30 || a.Baseline == 0 {
+		t.Fatalf("unexplained alert: %+v", a)
+	}
+	if !strings.Contains(a.Message, victim+" (plant-a/s7-1500) bytes_out") || !strings.Contains(a.Message, "× its usual") || !strings.Contains(a.Message, "of peers") {
+		t.Fatalf("message %q does not explain", a.Message)
+	}
+	if a.Severity < 5 {
+		t.Fatalf("12× deviation has severity %d", a.Severity)
+	}
+	cl := s.sink.find(DetectorSelf, "bytes_out", victim, StateCleared)
+	if len(cl) != 1 || cl[0].EventTime.Before(at(202)) || cl[0].ID == a.ID {
+		t.Fatalf("want one clear after 3 clean datapoints with its own id, got %+v", cl)
+	}
+	// The peer detector sees it too; nobody else alarms.
+	if len(s.sink.find(DetectorPeer, "bytes_out", victim, StateAlarm)) != 1 {
+		t.Fatalf("peer alarm missing:\n%s", s.sink.dump())
+	}
+	for _, a := range s.sink.alerts {
+		if a.Device != victim {
+			t.Fatalf("clean device alerted: %+v", a)
+		}
+	}
+}
+
+func TestSelfDeviationDirection(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Peer.Enabled = false
+	cfg.Metrics = map[string]MetricConfig{"msgs_sent": {Direction: DirectionUp}, "cpu": {Direction: DirectionDown}}
+	s := newSim(t, cfg, twoGroups[:1], 20, nil)
+	s.warm(180)
+	s.run(180, 200, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 1 && m >= 185 {
+			r.Metrics[1].Value = 0 // msgs_sent drops: direction up ignores it
+		}
+		if i == 2 && m >= 185 {
+			r.Metrics[2].Value = 95 // cpu rises: direction down ignores it
+		}
+		if i == 4 && m >= 185 {
+			r.Metrics[2].Value = 0 // cpu drops: alarm
+		}
+		return true
+	})
+	if n := len(s.sink.find("", "", s.devices[1].name, "")) + len(s.sink.find("", "", s.devices[2].name, "")); n != 0 {
+		t.Fatalf("deviation against the configured direction alerted:\n%s", s.sink.dump())
+	}
+	down := s.sink.find(DetectorSelf, "cpu", s.devices[4].name, StateAlarm)
+	if len(down) != 1 || !strings.Contains(down[0].Message, "down from its usual") {
+		t.Fatalf("cpu drop: %v\n%s", down, s.sink.dump())
+	}
+}
+
+func TestConstantMetricSpreadFloor(t *testing.T) {
+	// auth_failures is always 0, so its std is 0: one failure must not be
+	// an infinite score (min_spread 1 → score 1), ten are an alarm.
+	cfg := DefaultConfig()
+	cfg.Peer.Enabled = false
+	s := newSim(t, cfg, twoGroups[:1], 20, nil)
+	s.warm(180)
+	s.run(180, 190, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 1 {
+			r.Metrics[4].Value = 1
+		}
+		if i == 2 && m >= 185 {
+			r.Metrics[4].Value = 10
+		}
+		return true
+	})
+	if n := len(s.sink.find("", "", s.devices[1].name, "")); n != 0 {
+		t.Fatalf("one auth failure alerted:\n%s", s.sink.dump())
+	}
+	a := s.sink.find(DetectorSelf, "auth_failures", s.devices[2].name, StateAlarm)
+	if len(a) != 1 || a[0].Technique != TechniqueBruteForce {
+		t.Fatalf("ten auth failures: %v\n%s", a, s.sink.dump())
+	}
+}
+
+func TestPeerOutlier(t *testing.T) {
+	// Device 5 has always run at 90% cpu: its own baseline calls that
+	// normal, its 50 peers at 30% do not.
+	cfg := DefaultConfig()
+	cfg.Metrics = map[string]MetricConfig{"cpu": {Statistic: "p95"}}
+	s := newSim(t, cfg, twoGroups[:1], 50, nil)
+	s.devices[5].cpu = 90
+	s.run(0, 180, nil)
+	p := s.sink.find(DetectorPeer, "cpu", s.devices[5].name, StateAlarm)
+	if len(p) != 1 {
+		t.Fatalf("want one peer alarm, got:\n%s", s.sink.dump())
+	}
+	if !strings.Contains(p[0].Message, "above the p95 of its peers") || p[0].Upper > 40 || p[0].Expected > 35 {
+		t.Fatalf("peer alarm does not explain: %+v", p[0])
+	}
+	if n := len(s.sink.find(DetectorSelf, "", "", "")); n != 0 {
+		t.Fatalf("self deviation fired on a steady device:\n%s", s.sink.dump())
+	}
+	if n := len(s.sink.alerts); n != 1 {
+		t.Fatalf("want exactly the one peer alarm, got:\n%s", s.sink.dump())
+	}
+}
+
+func TestNothingJudgedWhileLearning(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups[:1], 20, nil)
+	s.run(0, 30, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 0 && m > 20 {
+			r.Metrics[0].Value *= 50
+		}
+		return true
+	})
+	if n := len(s.sink.alerts); n != 0 {
+		t.Fatalf("a learning group was judged:\n%s", s.sink.dump())
+	}
+}
+
+func fptr(v float64) *float64 { return &v }
+
+func TestRuleDurationSum(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Self.Enabled, cfg.Peer.Enabled = false, false
+	cfg.Rules = []RuleConfig{{
+		Name: "auth-bruteforce", Metric: "auth_failures", ComparisonOperator: OpGreaterThan, Value: fptr(10),
+		Duration: 5 * 60e9, ToClear: 2,
+	}}
+	s := newSim(t, cfg, twoGroups[:1], 10, nil)
+	s.run(0, 60, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 0 && m >= 20 && m < 30 {
+			r.Metrics[4].Value = 4 // 4 a minute: 12 by the third minute of a 5-minute window
+		}
+		if i == 1 && m >= 20 && m < 30 {
+			r.Metrics[4].Value = 2 // 10 per window: not greater than 10
+		}
+		return true
+	})
+	a := s.sink.find(DetectorRule, "auth-bruteforce", s.devices[0].name, StateAlarm)
+	if len(a) != 1 {
+		t.Fatalf("want one rule alarm:\n%s", s.sink.dump())
+	}
+	if a[0].EventTime.Before(at(22)) || a[0].EventTime.After(at(23)) || a[0].Observed != 12 || a[0].Technique != TechniqueBruteForce {
+		t.Fatalf("alarm should be raised early, in the window's third minute, with sum 12: %+v", a[0])
+	}
+	if !strings.Contains(a[0].Message, "auth_failures (sum over 5m0s) 12 > 10") {
+		t.Fatalf("message %q", a[0].Message)
+	}
+	cl := s.sink.find(DetectorRule, "auth-bruteforce", s.devices[0].name, StateCleared)
+	// windows [30,35) and [35,40) are clean; the second closes at minute 40
+	if len(cl) != 1 || cl[0].EventTime.Before(at(40)) || cl[0].EventTime.After(at(41)) {
+		t.Fatalf("want a clear when the second clean window closes (minute 40): %v", cl)
+	}
+	if n := len(s.sink.find("", "", s.devices[1].name, "")); n != 0 {
+		t.Fatalf("sum equal to the value alarmed:\n%s", s.sink.dump())
+	}
+}
+
+func TestRuleConsecutiveDatapoints(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Self.Enabled, cfg.Peer.Enabled = false, false
+	cfg.Rules = []RuleConfig{{Name: "hot", Metric: "temp", ComparisonOperator: OpGreaterThanEquals, Value: fptr(80), ToAlarm: 3, ToClear: 2}}
+	s := newSim(t, cfg, twoGroups[:1], 10, nil)
+	spikes := map[int]bool{10: true, 11: true, 20: true, 21: true, 22: true, 24: true, 25: true, 26: true}
+	s.run(0, 40, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 0 && spikes[m] {
+			r.Metrics[3].Value = 80
+		}
+		return true
+	})
+	// 10,11: two breaches, no alarm. 20-22: alarm at 22. 23: one clean,
+	// 24: breach again (no clear), 27-28 clean: clear at 28.
+	al := s.sink.find(DetectorRule, "hot", "", StateAlarm)
+	cl := s.sink.find(DetectorRule, "hot", "", StateCleared)
+	if len(al) != 1 || len(cl) != 1 {
+		t.Fatalf("want one alarm and one clear:\n%s", s.sink.dump())
+	}
+	if !al[0].AlarmStart.Equal(at(20).Add(5e9)) && (al[0].AlarmStart.Before(at(20)) || al[0].AlarmStart.After(at(21))) {
+		t.Fatalf("alarm start %v, want minute 20", al[0].AlarmStart)
+	}
+	if al[0].EventTime.Before(at(22)) || al[0].EventTime.After(at(23)) {
+		t.Fatalf("alarm at %v, want minute 22", al[0].EventTime)
+	}
+	if cl[0].EventTime.Before(at(28)) || cl[0].EventTime.After(at(29)) || !cl[0].AlarmStart.Equal(al[0].AlarmStart) {
+		t.Fatalf("clear at %v (start %v), want minute 28 with the alarm's start", cl[0].EventTime, cl[0].AlarmStart)
+	}
+}
+
+func TestRuleLessThan(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Self.Enabled, cfg.Peer.Enabled = false, false
+	cfg.Rules = []RuleConfig{{Name: "too-quiet", Metric: "msgs_sent", ComparisonOperator: OpLessThan, Value: fptr(30), Duration: 2 * 60e9, Aggregation: "avg"}}
+	s := newSim(t, cfg, twoGroups[:1], 5, nil)
+	s.run(0, 20, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 2 && m >= 10 && m < 12 {
+			r.Metrics[1].Value = 5
+		}
+		return true
+	})
+	a := s.sink.find(DetectorRule, "too-quiet", s.devices[2].name, StateAlarm)
+	// avg is judged when the window [10,12) closes, on the report of minute 12
+	if len(a) != 1 || a[0].Observed != 5 || a[0].EventTime.Before(at(12)) {
+		t.Fatalf("want the avg window judged at its close:\n%s", s.sink.dump())
+	}
+}
+
+func TestSetRules(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Self.Enabled, cfg.Peer.Enabled = false, false
+	cfg.Rules = []RuleConfig{
+		{Name: "allowed-ports", Metric: "listening_tcp_ports", ComparisonOperator: OpNotInPortSet, Ports: []int{22, 502}},
+		{Name: "no-test-net", Metric: "remote_addrs", ComparisonOperator: OpInCIDRSet, CIDRs: []string{"203.0.113.0/24"}},
+		{Name: "other-plant-only", Metric: "remote_addrs", ComparisonOperator: OpNotInCIDRSet, CIDRs: []string{"10.0.0.0/8"}, Groups: []string{"plant-b/*"}},
+	}
+	s := newSim(t, cfg, twoGroups, 5, nil)
+	p22, p502, p23 := s.stable("22"), s.stable("502"), s.stable("23")
+	ok, bad := s.stable("10.1.2.3"), s.stable("203.0.113.9")
+	s.run(0, 20, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Sets = append(r.Sets, ingest.SetMember{Set: "listening_tcp_ports", Value: p22}, ingest.SetMember{Set: "listening_tcp_ports", Value: p502})
+		if i == 1 && m >= 10 && m < 13 {
+			r.Sets = append(r.Sets, ingest.SetMember{Set: "listening_tcp_ports", Value: p23})
+		}
+		r.Sets = append(r.Sets, ingest.SetMember{Set: "remote_addrs", Value: ok})
+		if i == 2 && m == 15 {
+			r.Sets = append(r.Sets, ingest.SetMember{Set: "remote_addrs", Value: bad})
+		}
+		return true
+	})
+	port := s.sink.find(DetectorRule, "allowed-ports", "", StateAlarm)
+	if len(port) != 1 || port[0].Device != s.devices[1].name || port[0].ObservedText != "23" || !strings.Contains(port[0].Message, "has 23, which is not in the allowed set [22 502]") {
+		t.Fatalf("port rule:\n%s", s.sink.dump())
+	}
+	if cl := s.sink.find(DetectorRule, "allowed-ports", "", StateCleared); len(cl) != 1 || cl[0].EventTime.Before(at(13)) {
+		t.Fatalf("port rule should clear on the first compliant report (minute 13):\n%s", s.sink.dump())
+	}
+	cidr := s.sink.find(DetectorRule, "no-test-net", "", StateAlarm)
+	if len(cidr) != 1 || cidr[0].Device != s.devices[2].name || cidr[0].ObservedText != "203.0.113.9" {
+		t.Fatalf("cidr rule:\n%s", s.sink.dump())
+	}
+	// plant-a devices are not judged by the plant-b rule, and plant-b
+	// devices (indices 5-9) only talk to 10/8.
+	if n := len(s.sink.find(DetectorRule, "other-plant-only", "", "")); n != 0 {
+		t.Fatalf("group-scoped rule fired outside its group:\n%s", s.sink.dump())
+	}
+}
+
+func TestSilence(t *testing.T) {
+	cfg := DefaultConfig()
+	s := newSim(t, cfg, twoGroups, 10, nil)
+	s.warm(120)
+	victim := s.devices[4]
+	s.run(120, 200, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 4 && m >= 130 && m < 160 {
+			return false // device 4 is silent for 30 minutes
+		}
+		if d.group == twoGroups[1] && m >= 140 && m < 170 {
+			return false // all of plant-b stops: no one keeps reporting, no silence alarm
+		}
+		return true
+	})
+	al := s.sink.find(DetectorSilence, behaviorSilence, "", StateAlarm)
+	if len(al) != 1 || al[0].Device != victim.name {
+		t.Fatalf("want one silence alarm on %s:\n%s", victim.name, s.sink.dump())
+	}
+	// last report in minute 129; five missed one-minute reports → ~minute 134
+	if al[0].EventTime.Before(at(134)) || al[0].EventTime.After(at(135)) || al[0].Technique != TechniqueDenialOfView {
+		t.Fatalf("silence at %v: %+v", al[0].EventTime, al[0])
+	}
+	if !strings.Contains(al[0].Message, "stopped reporting") || al[0].Expected < 55 || al[0].Expected > 65 {
+		t.Fatalf("silence alert does not explain: %+v", al[0])
+	}
+	cl := s.sink.find(DetectorSilence, behaviorSilence, victim.name, StateCleared)
+	if len(cl) != 1 || cl[0].EventTime.Before(at(160)) {
+		t.Fatalf("silence should clear when the device reports again:\n%s", s.sink.dump())
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	cfg := DefaultConfig()
+	s := newSim(t, cfg, twoGroups[:1], 16, nil)
+	s.run(0, 60, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.SrcIP = "10.0.0." + itoa(i)
+		r.ClientID = d.name
+		r.Cert = "sha256:" + d.name
+		r.Firmware = "2.9.4"
+		switch {
+		case i == 7 && m >= 30 && m%2 == 1:
+			r.SrcIP = "10.9.9.9" // reports alternate between two hosts
+		case i == 8 && m >= 30:
+			r.SrcIP = "10.0.1.8" // one address change (DHCP): fine
+		case i == 9 && m >= 30 && m < 34:
+			r.ClientID = "intruder" // a second client id interleaved
+			if m%2 == 0 {
+				r.ClientID = d.name
+			}
+		case i == 10 && m >= 40:
+			r.Cert = "sha256:" + s.devices[11].name // device 10 uses device 11's certificate
+		case i == 12 && m >= 45:
+			r.Firmware = "2.7.1" // downgrade
+		case i == 13 && m >= 45:
+			r.Firmware = "2.10.0" // upgrade: 2.10 is newer than 2.9
+		}
+		return true
+	})
+	check := func(behavior string, dev int, technique string) []Alert {
+		t.Helper()
+		a := s.sink.find(DetectorIdentity, behavior, s.devices[dev].name, StateAlarm)
+		if len(a) != 1 || a[0].Technique != technique {
+			t.Fatalf("%s on %s: got %v\n%s", behavior, s.devices[dev].name, a, s.sink.dump())
+		}
+		return a
+	}
+	src := check(behaviorMultiSrcIP, 7, TechniqueSpoofReporting)
+	if !strings.Contains(src[0].ObservedText, "10.9.9.9") || !strings.Contains(src[0].ObservedText, "10.0.0.7") {
+		t.Fatalf("src alert text %q", src[0].ObservedText)
+	}
+	check(behaviorMultiClientID, 9, TechniqueValidAccounts)
+	check(behaviorSharedCert, 10, TechniqueValidAccounts)
+	check(behaviorSharedCert, 11, TechniqueValidAccounts)
+	fw := check(behaviorFirmwareDowngrade, 12, TechniqueSystemFirmware)
+	if fw[0].ObservedText != "2.9.4 -> 2.7.1" || !strings.Contains(fw[0].Message, "firmware went back from 2.9.4 to 2.7.1") {
+		t.Fatalf("downgrade alert %+v", fw[0])
+	}
+	for _, quiet := range []int{8, 13, 0} {
+		if a := s.sink.find(DetectorIdentity, "", s.devices[quiet].name, ""); len(a) != 0 {
+			t.Fatalf("identity alert on clean device %d:\n%s", quiet, s.sink.dump())
+		}
+	}
+	// the downgrade is one event: cleared after datapoints_to_clear reports
+	if cl := s.sink.find(DetectorIdentity, behaviorFirmwareDowngrade, s.devices[12].name, StateCleared); len(cl) != 1 {
+		t.Fatalf("downgrade should clear:\n%s", s.sink.dump())
+	}
+}
+
+func itoa(i int) string { return formatValue("", float64(i)) }
+
+func TestFleetReportingFraction(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Silence.Enabled = false
+	s := newSim(t, cfg, twoGroups, 20, nil)
+	s.warm(120)
+	s.run(120, 180, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		// half of plant-a stops for 20 minutes
+		return !(d.group == twoGroups[0] && i%2 == 0 && m >= 140 && m < 160)
+	})
+	fr := s.sink.find(DetectorFleet, behaviorReportingFraction, twoGroups[0], StateAlarm)
+	if len(fr) != 1 {
+		t.Fatalf("want one reporting_fraction alarm:\n%s", s.sink.dump())
+	}
+	// period 5m of one-minute windows: the fifth broken window ends at 145
+	if !fr[0].EventTime.Equal(at(145)) || !fr[0].AlarmStart.Equal(at(141)) || fr[0].Observed != 0.5 {
+		t.Fatalf("fraction alarm %+v", fr[0])
+	}
+	if !strings.Contains(fr[0].Message, "10 of 20 active devices reported") {
+		t.Fatalf("message %q", fr[0].Message)
+	}
+	rate := s.sink.find(DetectorFleet, behaviorMessageRate, twoGroups[0], StateAlarm)
+	if len(rate) != 1 || rate[0].Observed != 10 {
+		t.Fatalf("want one message_rate alarm at 10 messages:\n%s", s.sink.dump())
+	}
+	if cl := s.sink.find(DetectorFleet, behaviorReportingFraction, twoGroups[0], StateCleared); len(cl) != 1 || cl[0].EventTime.Before(at(162)) {
+		t.Fatalf("fraction alarm should clear after 3 good windows:\n%s", s.sink.dump())
+	}
+	if n := len(s.sink.find("", "", twoGroups[1], "")); n != 0 {
+		t.Fatalf("plant-b alerted:\n%s", s.sink.dump())
+	}
+}
