@@ -160,6 +160,7 @@ func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
 	// The clear gets its own id so a receiver deduping on ids keeps both
 	// the alarm and its clear.
 	a.ID = AlertID(a.Detector, a.Device, a.Behavior+"/cleared", a.AlarmStart)
+	a.Message = "cleared: " + a.Message
 	e.out.Alerts = append(e.out.Alerts, *a)
 	e.stats.Cleared++
 }

@@ -234,9 +234,9 @@ func (e *Engine) ruleDatapoint(r *rule, rs *ruleState, breach bool, v float64, d
 				excess = math.Abs(r.value / v)
 			}
 		}
-		e.raise(e.numericRuleAlert(r, v, d, g, t), &rs.alarm, d, g, excess, r.cfg.Severity)
+		e.raise(e.numericRuleAlert(r, v, d, g, t, false), &rs.alarm, d, g, excess, r.cfg.Severity)
 	case cleared:
-		e.clear(e.numericRuleAlert(r, v, d, g, t), &rs.alarm, d)
+		e.clear(e.numericRuleAlert(r, v, d, g, t, true), &rs.alarm, d)
 	}
 }
 
@@ -276,7 +276,7 @@ func (e *Engine) collectSetHits(b *ingest.Batch) {
 	}
 }
 
-func (e *Engine) numericRuleAlert(r *rule, v float64, d, g int32, t int64) *Alert {
+func (e *Engine) numericRuleAlert(r *rule, v float64, d, g int32, t int64, ok bool) *Alert {
 	a := e.newAlert(DetectorRule, r.cfg.Name, d, g, t)
 	a.Observed, a.Expected, a.Score = v, r.value, v
 	switch r.op {
@@ -290,11 +290,19 @@ func (e *Engine) numericRuleAlert(r *rule, v float64, d, g int32, t int64) *Aler
 	}
 	a.Technique = r.technique
 	var sb strings.Builder
-	sb.WriteString(who(a.Device, a.Group) + " broke rule " + r.cfg.Name + ": " + r.cfg.Metric)
+	verb := " broke rule "
+	if ok {
+		verb = " complies with rule "
+	}
+	sb.WriteString(who(a.Device, a.Group) + verb + r.cfg.Name + ": " + r.cfg.Metric)
 	if r.window > 0 {
 		sb.WriteString(" (" + r.agg + " over " + r.cfg.Duration.String() + ")")
 	}
-	sb.WriteString(" " + formatValue(r.cfg.Metric, v) + " " + opSymbol(r.op) + " " + formatValue(r.cfg.Metric, r.value))
+	sb.WriteString(" " + formatValue(r.cfg.Metric, v))
+	if ok {
+		sb.WriteString(", alarm when")
+	}
+	sb.WriteString(" " + opSymbol(r.op) + " " + formatValue(r.cfg.Metric, r.value))
 	a.Message = sb.String()
 	return a
 }
@@ -314,7 +322,7 @@ func (e *Engine) setRuleAlert(b *ingest.Batch, r *rule, hit *setHit, d, g int32,
 		allowed = strings.Join(ps, " ")
 	}
 	if !hit.breach {
-		a.Message = who(a.Device, a.Group) + " complies with rule " + r.cfg.Name + " again: " + r.cfg.Metric + " " + opPhrase(r.op) + " [" + allowed + "]"
+		a.Message = who(a.Device, a.Group) + " complies with rule " + r.cfg.Name + ": " + r.cfg.Metric + " " + opPhrase(r.op) + " [" + allowed + "]"
 		return a
 	}
 	off := strings.Clone(b.Sets[hit.offender].Value)

@@ -80,6 +80,7 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 	}
 	if s.n >= int32(cfg.MinReports) {
 		s.deadline = s.last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
+		s.deadline -= s.deadline % int64(time.Millisecond) // readable alarm times
 		e.heapPush(gs, d)
 	}
 }
