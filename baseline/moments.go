@@ -105,7 +105,7 @@ func (m *Moments) HalfLife() time.Duration { return time.Duration(m.halfLife) }
 
 // decayFactor returns 2^(-dt/halfLife) for dt >= 0.
 func decayFactor(dt, halfLife int64) float64 {
-	return math.Exp2(-float64(dt) / float64(halfLife))
+	return exp2(-float64(dt) / float64(halfLife))
 }
 
 // welford folds x with weight a into (w, mean, m2) (West's weighted

@@ -122,13 +122,31 @@ func (q *QuantileSketch) weight(tNanos int64) float64 {
 		q.moveLandmark(q.landmark + (dt/q.halfLife)*q.halfLife)
 		dt = tNanos - q.landmark
 	}
-	return math.Exp2(float64(dt) / float64(q.halfLife))
+	return exp2(float64(dt) / float64(q.halfLife))
+}
+
+// alignLandmark moves q's landmark to l (a multiple of the half-life),
+// rescaling its counts, so that weights computed against l apply.
+func (q *QuantileSketch) alignLandmark(l int64) {
+	if !q.started {
+		q.started = true
+		q.landmark = l
+		return
+	}
+	if l >= q.landmark {
+		q.moveLandmark(l)
+		return
+	}
+	// only after a restore or merge left this sketch ahead of its group
+	steps := (q.landmark - l) / q.halfLife
+	q.landmark = l
+	q.scale(exp2(float64(steps)))
 }
 
 func (q *QuantileSketch) moveLandmark(to int64) {
 	steps := (to - q.landmark) / q.halfLife
 	q.landmark = to
-	f := math.Exp2(-float64(steps))
+	f := exp2(-float64(steps))
 	q.scale(f)
 }
 
@@ -278,7 +296,7 @@ func (q *QuantileSketch) Merge(o *QuantileSketch) {
 		case o.landmark > q.landmark:
 			q.moveLandmark(o.landmark)
 		case o.landmark < q.landmark:
-			f = math.Exp2(-float64((q.landmark - o.landmark) / q.halfLife))
+			f = exp2(-float64((q.landmark - o.landmark) / q.halfLife))
 		}
 	}
 	q.zero += o.zero * f

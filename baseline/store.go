@@ -67,6 +67,17 @@ type Store struct {
 	frame   Frame
 	decay   [MaxHalfLives]float64 // scratch for Learn
 	weight  [MaxHalfLives]float64
+
+	devGap, grpGap gapCache
+}
+
+// gapCache remembers the decay factors of the last positive time gap:
+// devices report on a fixed interval (Telegraf's round_interval, Device
+// Defender's period), so the same gap recurs row after row. Devices and
+// groups have different gaps, hence one cache each.
+type gapCache struct {
+	dt    int64
+	decay [MaxHalfLives]float64
 }
 
 // groupState is the state of one group.
@@ -77,6 +88,10 @@ type groupState struct {
 	rows       int64 // rows learned
 	protecting bool
 	mark       uint64
+	// qLandmark is the forward-decay landmark shared by the group's quantile
+	// sketches, so one sample weight per row serves every metric.
+	qStarted  bool
+	qLandmark int64
 	metrics    []groupMetric // by metric id
 	seasonLast [hoursPerWeek]int64
 
@@ -483,7 +498,7 @@ func (f *Frame) Learn(row int) {
 
 	// Device: decay every metric slot to the row's time once.
 	dec, a := &s.decay, &s.weight
-	s.decayWeights(t, &s.devLast[d], dec, a)
+	s.decayWeights(t, &s.devLast[d], dec, a, &s.devGap)
 	devBase := int(d) * s.stride
 	if dec[0] != 1 || (nh > 1 && dec[nh-1] != 1) {
 		wm2 := s.devWM2[devBase*nh*2 : (devBase+s.stride)*nh*2]
@@ -548,12 +563,18 @@ func (s *Store) seedDevice(slot int, gm *groupMetric) {
 
 // decayWeights sets dec[h] (the factor that brings state last up to t) and
 // a[h] (the weight of a sample at t) and advances last.
-func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64) {
+func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64, gc *gapCache) {
 	dt := t - *last
 	switch {
 	case dt > 0:
+		if dt != gc.dt {
+			gc.dt = dt
+			for h := 0; h < s.nh; h++ {
+				gc.decay[h] = exp2(-float64(dt) * s.invHL[h])
+			}
+		}
 		for h := 0; h < s.nh; h++ {
-			dec[h] = math.Exp2(-float64(dt) * s.invHL[h])
+			dec[h] = gc.decay[h]
 			a[h] = 1
 		}
 		*last = t
@@ -564,7 +585,7 @@ func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64
 	default: // older than the state: weight the sample by its age instead
 		for h := 0; h < s.nh; h++ {
 			dec[h] = 1
-			a[h] = math.Exp2(float64(dt) * s.invHL[h])
+			a[h] = exp2(float64(dt) * s.invHL[h])
 		}
 	}
 }
@@ -580,7 +601,7 @@ func (s *Store) learnGroup(f *Frame, row int, t int64, gs *groupState, how int) 
 		gs.first = t
 	}
 	dec, a := &s.decay, &s.weight
-	s.decayWeights(t, &gs.last, dec, a)
+	s.decayWeights(t, &gs.last, dec, a, &s.grpGap)
 	if dec[0] != 1 || (nh > 1 && dec[nh-1] != 1) {
 		for m := range gs.metrics {
 			gm := &gs.metrics[m]
@@ -600,6 +621,7 @@ func (s *Store) learnGroup(f *Frame, row int, t int64, gs *groupState, how int) 
 	} else if dt < 0 {
 		sa = decayFactor(-dt, s.seasonHL)
 	}
+	qw := s.sketchWeight(gs, t)
 	for j := range f.cols {
 		c := &f.cols[j]
 		if c.id < 0 {
@@ -623,7 +645,10 @@ func (s *Store) learnGroup(f *Frame, row int, t int64, gs *groupState, how int) 
 		if gm.sketch == nil {
 			gm.sketch = NewQuantileSketch(s.cfg.QuantileHalfLife)
 		}
-		gm.sketch.Add(t, x)
+		if sk := gm.sketch; !sk.started || sk.landmark != gs.qLandmark {
+			sk.alignLandmark(gs.qLandmark)
+		}
+		gm.sketch.addWeighted(x, qw) // finite: Learn checked it
 		gm.qDirty = true
 		if gm.season == nil {
 			gm.season = new([hoursPerWeek]seasonCell)
@@ -636,6 +661,23 @@ func (s *Store) learnGroup(f *Frame, row int, t int64, gs *groupState, how int) 
 	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
 		gs.protecting = true
 	}
+}
+
+// sketchWeight returns the forward-decay weight of a row at t in the
+// group's quantile sketches, moving the group's landmark a whole number of
+// half-lives forward when t has passed it by one.
+func (s *Store) sketchWeight(gs *groupState, t int64) float64 {
+	hl := int64(s.cfg.QuantileHalfLife)
+	if !gs.qStarted {
+		gs.qStarted = true
+		gs.qLandmark = floorDiv(t, hl) * hl
+	}
+	dt := t - gs.qLandmark
+	if dt >= hl {
+		gs.qLandmark += (dt / hl) * hl
+		dt = t - gs.qLandmark
+	}
+	return exp2(float64(dt) / float64(hl))
 }
 
 // GroupMode returns whether group groupID is still learning, how many rows
