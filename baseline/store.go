@@ -90,8 +90,8 @@ type groupState struct {
 	mark       uint64
 	// qLandmark is the forward-decay landmark shared by the group's quantile
 	// sketches, so one sample weight per row serves every metric.
-	qStarted  bool
-	qLandmark int64
+	qStarted   bool
+	qLandmark  int64
 	metrics    []groupMetric // by metric id
 	seasonLast [hoursPerWeek]int64
 

@@ -2,9 +2,9 @@ package baseline
 
 import (
 	"fmt"
-	"syscall"
 	"math"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 	"time"
 
