@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
 
 	"github.com/vigil-ot/vigil/ingest"
 )
@@ -64,4 +65,8 @@ func near(a, b, tol float64) bool {
 		return true
 	}
 	return math.Abs(a-b) <= tol*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
+
+func arrowRecord(fields []arrow.Field, cols []arrow.Array) arrow.Record {
+	return array.NewRecord(arrow.NewSchema(fields, nil), cols, int64(cols[0].Len()))
 }

@@ -61,6 +61,8 @@ func (m *Moments) Merge(o *Moments) {
 	case m.w == 0:
 		*m = *o
 		return
+	case m.halfLife == 0:
+		m.last = max(m.last, o.last)
 	case o.last > m.last:
 		d := decayFactor(o.last-m.last, m.halfLife)
 		m.w *= d
