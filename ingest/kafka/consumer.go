@@ -26,6 +26,15 @@ type Processor interface {
 	Process(ctx context.Context, b *ingest.Batch) error
 }
 
+// Flusher is a Processor that keeps the output of a failed delivery and
+// sends it again: Flush delivers what earlier failed deliveries left over
+// and returns nil once all of it was accepted. With a Flusher, a failed
+// delivery pauses consumption and retries in place, so nothing is learned
+// twice; without one, the partition rewinds to its last committed offset.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // DeviceState is the per-device state that follows partitions through the
 // changelog (baseline.Store implements it). The consumer calls it only from
 // the engine goroutine, between Process calls.
@@ -42,23 +51,19 @@ type DeviceState interface {
 // GroupState is the group state (baseline.Store) as the group state topic
 // sees it. The consumer calls it only from the engine goroutine.
 //
-// MarshalGroup appends the summary of group. RestoreGroup folds a summary
-// this instance published before it restarted into the state; it is called
-// once per group at start-up, before any batch.
+// Groups appends the groups this instance learned something of itself.
+// MarshalGroup appends this instance's own partial summary of group,
+// without what peers sent. MergeGroup replaces peer's previous summary of
+// group with data (never adding it twice), so judging uses the local
+// summary combined with the latest one of every peer. AbsorbGroup folds a
+// summary into the local state for good: the consumer uses it once per
+// group at start-up, for the summaries this instance published before it
+// restarted.
 type GroupState interface {
 	Groups(dst []string) []string
 	MarshalGroup(dst []byte, group string) ([]byte, error)
-	RestoreGroup(group string, data []byte) error
-}
-
-// PeerGroupState is a GroupState that also judges against its peers'
-// summaries. MergePeerGroup replaces peer's previous summary of group with
-// data (it must not add it twice), so judging uses the local summary
-// combined with the latest one of every peer. Without it, instances judge
-// against the groups of their own partitions.
-type PeerGroupState interface {
-	GroupState
-	MergePeerGroup(peer, group string, data []byte) error
+	MergeGroup(peer, group string, data []byte) error
+	AbsorbGroup(group string, data []byte) error
 }
 
 // Options are what a Consumer needs.
@@ -99,6 +104,9 @@ type Consumer struct {
 	forceCtx context.Context // ends when work still running is abandoned
 
 	parts map[string]*partState // engine goroutine only
+
+	flusher     Flusher
+	undelivered []func(error) // batches whose delivery failed, waiting for Flush; engine goroutine only
 
 	ready     atomic.Bool
 	stopping  atomic.Bool
@@ -158,6 +166,7 @@ func New(opts Options) (*Consumer, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
+	c.flusher, _ = c.engine.(Flusher)
 	if c.metrics == nil {
 		c.metrics = NewMetrics()
 	}
@@ -458,11 +467,50 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 		if err := c.engine.Process(ctx, t.batch); err != nil {
 			t.batch.Ack(ctx, fmt.Errorf("cannot judge batch: %w", err))
 		}
+		if len(c.undelivered) > 0 {
+			c.retryDelivery(ctx)
+		}
 		ps.processed = t.end
 		if c.state != nil && time.Since(ps.lastSnap) >= c.cfg.CheckpointInterval {
 			c.snapshot(ctx, ps, nil)
 		}
 	}
+}
+
+// retryDelivery holds the engine until the output of the batches whose
+// delivery failed is accepted: the queue fills, the checkpointers reach
+// their cap and the partitions stop fetching, and no offset is committed
+// past those batches. It gives up only when the stop is forced.
+func (c *Consumer) retryDelivery(ctx context.Context) {
+	wait := c.cfg.NackBackoff
+	c.log.Warn("sink refused alerts; consumption paused until they are delivered", "batches", len(c.undelivered))
+	var err error
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			err = fmt.Errorf("cannot deliver alerts before the forced stop: %w", ctx.Err())
+		}
+		if err == nil {
+			if err = c.flusher.Flush(ctx); err == nil {
+				break
+			}
+			c.log.Warn("sink still refuses alerts; retrying", "in", wait, "err", err)
+			err = nil
+			wait = min(2*wait, 10*time.Second)
+			continue
+		}
+		break
+	}
+	if err == nil {
+		c.log.Info("sink accepts alerts again; consumption resumes", "batches", len(c.undelivered))
+	}
+	for _, resolve := range c.undelivered {
+		resolve(err)
+	}
+	c.undelivered = c.undelivered[:0]
 }
 
 // drainTasks nacks what is left in the queue after a forced stop, so the
@@ -677,10 +725,15 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			continue
 		}
 		batch := bb.take(func(_ context.Context, err error) {
-			c.metrics.batchLatency.UpdateDuration(batchStart)
 			if err != nil {
 				c.metrics.nacks.Inc()
+				if c.flusher != nil && !errors.Is(err, errStopped) {
+					// Called from Process on the engine goroutine.
+					c.undelivered = append(c.undelivered, resolve)
+					return
+				}
 			}
+			c.metrics.batchLatency.UpdateDuration(batchStart)
 			resolve(err)
 		})
 		select {

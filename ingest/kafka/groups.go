@@ -14,9 +14,8 @@ import (
 // Every instance publishes its summary of each group it has seen, every
 // group_share_interval and once more after its final checkpoint. At
 // start-up an instance restores its own last summaries, so a restart does
-// not send its groups back to learning; when the state supports it
-// (PeerGroupState) it also merges the latest summary of every peer, so each
-// instance judges a device against its whole group.
+// not send its groups back to learning, and it merges the latest summary of
+// every peer, so each instance judges a device against its whole group.
 
 func (c *Consumer) groupTopicPartitions(ctx context.Context) ([]kafkago.Partition, error) {
 	var parts []kafkago.Partition
@@ -56,7 +55,7 @@ func (c *Consumer) restoreGroups(ctx context.Context) {
 	}
 	c.do(ctx, func() {
 		for g, v := range latest {
-			if err := c.groups.RestoreGroup(g, v); err != nil {
+			if err := c.groups.AbsorbGroup(g, v); err != nil {
 				c.log.Warn("cannot restore group summary", "group", g, "err", err)
 			}
 		}
@@ -99,22 +98,20 @@ func (c *Consumer) readCompacted(ctx context.Context, topic string, partition in
 	}
 }
 
-// shareGroups publishes this instance's summaries every interval and, for
-// a PeerGroupState, merges what peers publish, until ctx ends.
+// shareGroups publishes this instance's summaries every interval and
+// merges what peers publish, until ctx ends.
 func (c *Consumer) shareGroups(ctx context.Context) {
 	var wg sync.WaitGroup
-	if peers, ok := c.groups.(PeerGroupState); ok {
-		parts, err := c.groupTopicPartitions(ctx)
-		if err != nil {
-			c.log.Warn("cannot merge peers' group summaries; judging against local groups only", "err", err)
-		}
-		for _, p := range parts {
-			wg.Add(1)
-			go func(p int) {
-				defer wg.Done()
-				c.mergePeers(ctx, peers, p)
-			}(p.ID)
-		}
+	parts, err := c.groupTopicPartitions(ctx)
+	if err != nil {
+		c.log.Warn("cannot merge peers' group summaries; judging against local groups only", "err", err)
+	}
+	for _, p := range parts {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			c.mergePeers(ctx, p)
+		}(p.ID)
 	}
 	t := time.NewTicker(c.cfg.GroupShareInterval)
 	defer t.Stop()
@@ -156,7 +153,7 @@ func (c *Consumer) publishGroups(ctx context.Context) {
 	c.metrics.groupPublished.Add(len(msgs))
 }
 
-func (c *Consumer) mergePeers(ctx context.Context, peers PeerGroupState, p int) {
+func (c *Consumer) mergePeers(ctx context.Context, p int) {
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: c.cfg.Brokers, Topic: c.cfg.GroupStateTopic, Partition: p, Dialer: c.dialer,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond,
@@ -178,7 +175,7 @@ func (c *Consumer) mergePeers(ctx context.Context, peers PeerGroupState, p int) 
 		}
 		peer, group := key[:i], key[i+1:]
 		c.do(ctx, func() {
-			if err := peers.MergePeerGroup(peer, group, m.Value); err != nil {
+			if err := c.groups.MergeGroup(peer, group, m.Value); err != nil {
 				c.log.Warn("cannot merge a peer's group summary", "peer", peer, "group", group, "err", err)
 				return
 			}
