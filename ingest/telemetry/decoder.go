@@ -319,6 +319,13 @@ func parseTime(v *fastjson.Value, unitNanos int64) (int64, error) {
 		}
 		return t.UnixNano(), nil
 	case fastjson.TypeNumber:
+		// Integers stay exact: float64 cannot hold epoch nanoseconds.
+		if n, err := v.Int64(); err == nil {
+			if n < 0 || n > math.MaxInt64/unitNanos {
+				return 0, reject(ReasonBadTimestamp, "timestamp %d is out of range for its unit", n)
+			}
+			return n * unitNanos, nil
+		}
 		x, err := v.Float64()
 		if err != nil {
 			return 0, reject(ReasonBadTimestamp, "timestamp is not a number")

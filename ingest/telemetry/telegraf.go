@@ -135,7 +135,7 @@ func (d *Decoder) telegrafAttrs(r *ingest.Row, tags *fastjson.Object) error {
 			if e != nil {
 				return e
 			}
-			if s != "" {
+			if s != "" && !hasAttr(r, t) {
 				setAttr(r, t, s)
 			}
 		}
@@ -146,9 +146,20 @@ func (d *Decoder) telegrafAttrs(r *ingest.Row, tags *fastjson.Object) error {
 			return
 		}
 		var s string
-		if s, err = stringField(v, "Telegraf tag"); err == nil && s != "" {
+		if s, err = stringField(v, "Telegraf tag"); err == nil && s != "" && !hasAttr(r, b2s(k)) {
 			setAttr(r, b2s(k), s)
 		}
 	})
 	return err
+}
+
+// hasAttr reports whether r already has attribute k, as a row merged from
+// several measurements repeats their common tags.
+func hasAttr(r *ingest.Row, k string) bool {
+	for _, a := range r.Attrs {
+		if a.Key == k {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,100 @@
+package telemetry
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// attrGrouper groups by the "site" attribute; enough to drive the builder.
+type attrGrouper struct{}
+
+func (attrGrouper) Group(_ string, attrs []ingest.Attr) string {
+	for _, a := range attrs {
+		if a.Key == "site" {
+			return a.Value
+		}
+	}
+	return "unknown"
+}
+
+func addSeeds(f *testing.F, globs ...string) {
+	for _, g := range globs {
+		paths, _ := filepath.Glob(filepath.Join(formatsDir, g))
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add([]byte("key"), data)
+			f.Add([]byte(nil), data)
+		}
+	}
+}
+
+// fuzzDecoder checks what must hold for any input: no panic, an error has
+// a reason, accepted rows have a device, finite metrics and survive the
+// builder, and decoding is deterministic.
+func fuzzDecoder(f *testing.F, format string) {
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		d := newDecoder(t, func(c *ingest.TelemetryConfig) { c.Format = format; c.MaxMessageBytes = 1 << 16 })
+		rows, err := d.Decode(key, value, 1)
+		if err != nil {
+			if ReasonOf(err) == "" {
+				t.Fatalf("error without reason: %v", err)
+			}
+			return
+		}
+		if len(rows) == 0 {
+			t.Fatal("no rows and no error")
+		}
+		first := render(rows)
+		b := ingest.NewObservationBuilder(nil, ingest.NewRegistry(), attrGrouper{})
+		for i := range rows {
+			r := &rows[i]
+			if r.Device == "" {
+				t.Fatalf("row without device: %s", first)
+			}
+			for _, m := range r.Metrics {
+				if m.Name == "" || math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+					t.Fatalf("bad metric %+v", m)
+				}
+			}
+			b.Append(r)
+		}
+		rec, _ := b.NewRecord()
+		if rec.NumRows() != int64(len(rows)) {
+			t.Fatalf("record has %d rows, want %d", rec.NumRows(), len(rows))
+		}
+		rec.Release()
+		again, err := d.Decode(key, value, 1)
+		if err != nil || render(again) != first {
+			t.Fatalf("second decode differs: %v", err)
+		}
+	})
+}
+
+func FuzzNative(f *testing.F) {
+	addSeeds(f, "good/native.jsonl", "bad/*.json")
+	f.Add([]byte(nil), []byte(`{"device":"a","ts":"2026-11-21T10:00:00Z","metrics":{"x":1},"conn":{"src_ip":"1.2.3.4"}}`))
+	fuzzDecoder(f, ingest.FormatNative)
+}
+
+func FuzzTelegraf(f *testing.F) {
+	addSeeds(f, "good/telegraf.jsonl", "bad/*telegraf*.json")
+	f.Add([]byte("h"), []byte(`{"metrics":[{"fields":{"a":1},"name":"m","tags":{"host":"h"},"timestamp":1}]}`))
+	fuzzDecoder(f, ingest.FormatTelegraf)
+}
+
+func FuzzDefender(f *testing.F) {
+	addSeeds(f, "good/defender-*.json", "bad/*defender*.json")
+	fuzzDecoder(f, ingest.FormatDefender)
+}
+
+func FuzzAuto(f *testing.F) {
+	addSeeds(f, "good/*", "bad/*.json")
+	fuzzDecoder(f, ingest.FormatAuto)
+}
