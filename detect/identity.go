@@ -156,23 +156,27 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	since := t - int64(cfg.Window)
 	if hasSrc {
 		id.src.observe(src, t)
-		breach := id.src.distinct(since) > cfg.MaxSrcIPs && id.src.switchesSince(since) >= 2
-		e.identityDatapoint(&id.srcAlarm, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
-			a.ObservedText = id.src.list(since)
-			a.Observed, a.Upper = float64(id.src.distinct(since)), float64(cfg.MaxSrcIPs)
-			a.Message = who(a.Device, a.Group) + " reported from " + strconv.Itoa(id.src.distinct(since)) +
-				" source addresses within " + cfg.Window.String() + ", switching between them (" + a.ObservedText + ")"
-		})
+		breach := id.src.switchesSince(since) >= 2 && id.src.distinct(since) > cfg.MaxSrcIPs
+		if breach || id.srcAlarm.active() {
+			e.identityDatapoint(&id.srcAlarm, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
+				a.ObservedText = id.src.list(since)
+				a.Observed, a.Upper = float64(id.src.distinct(since)), float64(cfg.MaxSrcIPs)
+				a.Message = who(a.Device, a.Group) + " reported from " + strconv.Itoa(id.src.distinct(since)) +
+					" source addresses within " + cfg.Window.String() + ", switching between them (" + a.ObservedText + ")"
+			})
+		}
 	}
 	if hasCID {
 		id.client.observe(cid, t)
-		breach := id.client.distinct(since) > cfg.MaxClientIDs && id.client.switchesSince(since) >= 2
-		e.identityDatapoint(&id.clientAlarm, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {
-			a.ObservedText = id.client.list(since)
-			a.Observed, a.Upper = float64(id.client.distinct(since)), float64(cfg.MaxClientIDs)
-			a.Message = who(a.Device, a.Group) + " connected with " + strconv.Itoa(id.client.distinct(since)) +
-				" client ids within " + cfg.Window.String() + ", switching between them (" + a.ObservedText + ")"
-		})
+		breach := id.client.switchesSince(since) >= 2 && id.client.distinct(since) > cfg.MaxClientIDs
+		if breach || id.clientAlarm.active() {
+			e.identityDatapoint(&id.clientAlarm, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {
+				a.ObservedText = id.client.list(since)
+				a.Observed, a.Upper = float64(id.client.distinct(since)), float64(cfg.MaxClientIDs)
+				a.Message = who(a.Device, a.Group) + " connected with " + strconv.Itoa(id.client.distinct(since)) +
+					" client ids within " + cfg.Window.String() + ", switching between them (" + a.ObservedText + ")"
+			})
+		}
 	}
 	if hasCert {
 		if id.certIdx < 0 || cert != id.cert {
@@ -189,18 +193,20 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		cs := &e.certs[id.certIdx]
 		cs.touch(d, t)
 		n := cs.devicesSince(since)
-		e.identityDatapoint(&id.certAlarm, n > cfg.MaxDevicesPerCert, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
-			var others []string
-			for k := range cs.devs {
-				if cs.seen[k] >= since && cs.seen[k] != 0 && cs.devs[k] != d {
-					others = append(others, e.reg.DeviceName(cs.devs[k]))
+		if n > cfg.MaxDevicesPerCert || id.certAlarm.active() {
+			e.identityDatapoint(&id.certAlarm, n > cfg.MaxDevicesPerCert, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
+				var others []string
+				for k := range cs.devs {
+					if cs.seen[k] >= since && cs.seen[k] != 0 && cs.devs[k] != d {
+						others = append(others, e.reg.DeviceName(cs.devs[k]))
+					}
 				}
-			}
-			a.ObservedText = id.cert
-			a.Observed, a.Upper = float64(n), float64(cfg.MaxDevicesPerCert)
-			a.Message = who(a.Device, a.Group) + " uses certificate " + id.cert + ", which " + strconv.Itoa(n) +
-				" devices used within " + cfg.Window.String() + " (also " + strings.Join(others, ", ") + ")"
-		})
+				a.ObservedText = id.cert
+				a.Observed, a.Upper = float64(n), float64(cfg.MaxDevicesPerCert)
+				a.Message = who(a.Device, a.Group) + " uses certificate " + id.cert + ", which " + strconv.Itoa(n) +
+					" devices used within " + cfg.Window.String() + " (also " + strings.Join(others, ", ") + ")"
+			})
+		}
 	}
 	if hasFW && cfg.FirmwareDowngrade {
 		breach := false
@@ -217,6 +223,9 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 				id.fw = strings.Clone(fw)
 			}
 		}
+		if !breach && !id.fwAlarm.active() {
+			return
+		}
 		e.identityDatapoint(&id.fwAlarm, breach, behaviorFirmwareDowngrade, TechniqueSystemFirmware, d, g, t, func(a *Alert) {
 			a.ObservedText = id.fw
 			if from != "" {
@@ -230,7 +239,9 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 }
 
 // identityDatapoint steps one identity alarm; fill completes the alert
-// only when the alarm changes state, so the steady state costs nothing.
+// only when the alarm changes state. Callers skip it for clean datapoints
+// of a device not in alarm: with one datapoint to alarm, such a step
+// changes nothing.
 func (e *Engine) identityDatapoint(st *alarmState, breach bool, behavior, technique string, d, g int32, t int64, fill func(*Alert)) {
 	switch st.step(t, breach, 1, e.cfg.Identity.ToClear) {
 	case raised:

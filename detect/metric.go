@@ -63,7 +63,7 @@ func quantileName(i int) string {
 // deviation, floored relative to the center and absolutely, so a metric
 // that never varied does not turn a small change into an infinite score.
 func (p *metricParams) spread(std, center float64) float64 {
-	return math.Max(std, math.Max(p.ratio*math.Abs(center), p.minSpread))
+	return max(std, p.ratio*math.Abs(center), p.minSpread)
 }
 
 // judgeMetrics runs the self and peer detectors over the current row's

@@ -23,30 +23,10 @@ type silenceState struct {
 	alarm    alarmState
 }
 
-// judgeSilence declares the group's overdue devices silent, then folds the
-// current report of device d.
+// judgeSilence folds the current report of device d, then declares the
+// group's overdue devices silent.
 func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState, t int64) {
 	cfg := &e.cfg.Silence
-	e.silenceLeave(gs, d, ds)
-	for len(gs.heap) > 0 {
-		top := gs.heap[0]
-		ts := &e.devices[top].sil
-		if ts.deadline >= t {
-			break
-		}
-		e.heapPop(gs)
-		threshold := ts.deadline - ts.last
-		if t-gs.lastReport > threshold {
-			// The group itself was silent over the deadline: not this
-			// device's silence. Start its grace again from the group's return.
-			ts.deadline = t + threshold
-			e.heapPush(gs, top)
-			continue
-		}
-		if ts.alarm.step(ts.deadline, true, 1, 1) == raised {
-			e.raise(e.silenceAlert(top, g, ts, t), &ts.alarm, top, g, 1, cfg.Severity)
-		}
-	}
 	s := &ds.sil
 	if s.alarm.active() {
 		if s.alarm.step(t, false, 1, 1) == cleared {
@@ -75,13 +55,37 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 	if t > s.last {
 		s.last = t
 	}
+	if s.n >= int32(cfg.MinReports) {
+		dl := s.last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
+		s.deadline = dl - dl%int64(time.Millisecond) // readable alarm times
+		if s.heapIdx >= 0 {
+			e.heapDown(gs, s.heapIdx)
+			e.heapUp(gs, s.heapIdx)
+		} else {
+			e.heapPush(gs, d)
+		}
+	}
+	for len(gs.heap) > 0 {
+		top := gs.heap[0]
+		ts := &e.devices[top].sil
+		if ts.deadline >= t {
+			break
+		}
+		e.heapPop(gs)
+		threshold := ts.deadline - ts.last
+		if t-gs.lastReport > threshold {
+			// The group itself was silent over the deadline: not this
+			// device's silence. Start its grace again from the group's return.
+			ts.deadline = t + threshold
+			e.heapPush(gs, top)
+			continue
+		}
+		if ts.alarm.step(ts.deadline, true, 1, 1) == raised {
+			e.raise(e.silenceAlert(top, g, ts, t), &ts.alarm, top, g, 1, cfg.Severity)
+		}
+	}
 	if t > gs.lastReport {
 		gs.lastReport = t
-	}
-	if s.n >= int32(cfg.MinReports) {
-		s.deadline = s.last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
-		s.deadline -= s.deadline % int64(time.Millisecond) // readable alarm times
-		e.heapPush(gs, d)
 	}
 }
 

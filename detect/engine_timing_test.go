@@ -1,0 +1,135 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// benchFleet builds batches of 4096 rows: 512 devices in 8 groups, 8
+// minutes of one report per device and minute, 5 metrics, source address,
+// client id, certificate and firmware on every row.
+type benchFleet struct {
+	reg     *ingest.Registry
+	builder *ingest.ObservationBuilder
+	rng     *rand.Rand
+	names   []string
+	groups  []string
+	minute  int
+	row     ingest.Row
+}
+
+const benchDevices, benchMinutes = 512, 8
+
+func newBenchFleet(reg *ingest.Registry) *benchFleet {
+	f := &benchFleet{reg: reg, builder: ingest.NewObservationBuilder(nil, reg, nil), rng: rand.New(rand.NewPCG(3, 4))}
+	for i := 0; i < benchDevices; i++ {
+		f.names = append(f.names, fmt.Sprintf("dev-%04d", i))
+		f.groups = append(f.groups, fmt.Sprintf("site-%d/hw-%d", i%4, i%2))
+	}
+	return f
+}
+
+func (f *benchFleet) next() arrow.Record {
+	for m := 0; m < benchMinutes; m++ {
+		for i := 0; i < benchDevices; i++ {
+			r := &f.row
+			r.Reset()
+			r.TimeNanos = simEpoch.Add(time.Duration(f.minute)*time.Minute + time.Duration(i%60)*time.Second).UnixNano()
+			r.Device, r.Group = f.names[i], f.groups[i]
+			r.SrcIP, r.ClientID, r.Cert, r.Firmware = "10.0.0.1", f.names[i], f.names[i], "2.9.4"
+			r.Metrics = append(r.Metrics,
+				ingest.Metric{Name: "bytes_out", Value: 80_000 * (1 + 0.05*f.rng.NormFloat64())},
+				ingest.Metric{Name: "msgs_sent", Value: 60 + 3*f.rng.NormFloat64()},
+				ingest.Metric{Name: "cpu", Value: 30 + 2*f.rng.NormFloat64()},
+				ingest.Metric{Name: "temp", Value: 45 + f.rng.NormFloat64()},
+				ingest.Metric{Name: "auth_failures", Value: 0},
+			)
+			f.builder.Append(r)
+		}
+		f.minute++
+	}
+	rec, _ := f.builder.NewRecord()
+	return rec
+}
+
+type discardSink struct{ n int }
+
+func (s *discardSink) Write(_ context.Context, out *Output) error { s.n += out.Len(); return nil }
+func (s *discardSink) Close() error                             { return nil }
+
+// BenchmarkEngineProcess measures Engine.Process (baseline Expect and
+// Learn, all row detectors, lifecycle) on 4096-row batches with 5 metrics
+// in steady state: the fleet has been running for a day, groups protect.
+func BenchmarkEngineProcess(b *testing.B) {
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(testBaselineConfig(), reg)
+	cfg := DefaultConfig()
+	auth := 10.0
+	cfg.Rules = []RuleConfig{{Name: "auth", Metric: "auth_failures", ComparisonOperator: OpGreaterThan, Value: &auth, Duration: 5 * time.Minute}}
+	sink := &discardSink{}
+	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: store, Sink: sink})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fleet := newBenchFleet(reg)
+	ctx := context.Background()
+	for i := 0; i < 24*60/benchMinutes; i++ { // a day of warm-up
+		if err := eng.Process(ctx, ingest.NewBatch(fleet.next(), nil)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const rows = benchDevices * benchMinutes
+	// Batches are built 32 at a time with the timer stopped, so building
+	// them counts neither in time nor in allocations.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpu time.Duration
+	var pool [32]*ingest.Batch
+	next := len(pool)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if next == len(pool) {
+			b.StopTimer()
+			for k := range pool {
+				pool[k] = ingest.NewBatch(fleet.next(), nil)
+			}
+			next = 0
+			b.StartTimer()
+		}
+		c0 := threadCPU()
+		if err := eng.Process(ctx, pool[next]); err != nil {
+			b.Fatal(err)
+		}
+		cpu += threadCPU() - c0
+		next++
+	}
+	b.StopTimer()
+	// The machine is shared: CPU time of this thread is the fairer figure.
+	b.ReportMetric(float64(cpu)/float64(rows)/float64(b.N), "cpu-ns/row")
+	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(rows*5)*float64(b.N)/b.Elapsed().Seconds(), "values/s")
+	if st := eng.Stats(); st.Rows == 0 {
+		b.Fatal("no rows judged")
+	}
+}
+
+// threadCPU returns the CPU time the calling OS thread has used.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	const rusageThread = 1 // RUSAGE_THREAD (Linux)
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
