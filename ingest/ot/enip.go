@@ -375,6 +375,7 @@ func decodeCIP(m []byte, out *PDU) {
 			return
 		}
 		decodeCIP(data[4:4+l], out)
+		out.Routed = true
 	case sc == 0x0a:
 		decodeCIPMultiple(data, out)
 	}

@@ -165,8 +165,15 @@ func iec104UName(c byte) string {
 
 func decodeASDU(a []byte, out *PDU) {
 	if len(a) < asduHeader {
+		// Report what the truncated header still says.
 		out.FunctionName = "asdu_truncated"
 		out.Malformed = "iec104 i-format asdu shorter than its header"
+		if len(a) > 0 {
+			out.Function = uint16(a[0])
+		}
+		if len(a) > 2 {
+			out.Cause = a[2] & 0x3f
+		}
 		return
 	}
 	typ := a[0]

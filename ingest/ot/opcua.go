@@ -144,7 +144,7 @@ func decodeOPCUA(b []byte, fromServer bool, out *PDU) (int, error) {
 	}
 	out.Len = n
 	chunk := b[3]
-	out.Sub = uint16(chunk)
+	out.Sub = uint16(mt)<<8 | uint16(chunk)
 	out.Function = 0xff00 | uint16(mt)
 	out.FunctionName = opcuaTypeNames[mt]
 	if chunk != 'F' && chunk != 'C' && chunk != 'A' {
@@ -233,7 +233,7 @@ func decodeOPCUASecure(body []byte, asym bool, out *PDU) {
 	}
 	out.Transaction = le32(body[off+4:]) // request id
 	off += 8
-	if out.Sub != 'F' && out.Sub != 'A' {
+	if chunk := byte(out.Sub); chunk != 'F' && chunk != 'A' {
 		return // intermediate chunk: the service NodeId was in the first one
 	}
 	id, ok := opcuaNodeID(body[off:])

@@ -127,8 +127,14 @@ type PDU struct {
 	Address     uint32 // first data address: Modbus reference, IEC104 information object address, CIP class<<16|instance, BACnet object identifier
 	Quantity    uint16 // Modbus quantity of coils/registers, IEC104 number of objects, DNP3 object headers
 
-	Sub   uint16 // protocol sub-kind: S7 ROSCTR, ENIP encapsulation command, BACnet BVLC function, IEC104 frame ('I','S','U'), DNP3 link function, OPC UA chunk type
-	Cause uint8  // IEC104 cause of transmission (6 bits)
+	// Sub is the protocol's framing sub-kind: S7 ROSCTR (COTP TPDU code for
+	// COTP-only frames), S7comm-plus version, ENIP encapsulation command,
+	// BACnet BVLC function, IEC104 frame format ('I', 'S', 'U'), DNP3 link
+	// function code, OPC UA message type index (HEL=0, ACK, ERR, RHE, OPN,
+	// MSG, CLO) << 8 | chunk type ('F', 'C', 'A').
+	Sub    uint16
+	Cause  uint8 // IEC104 cause of transmission (6 bits)
+	Routed bool  // CIP: the request was embedded in a Connection Manager Unconnected Send (0x52), which Function does not show
 
 	ClientID string // MQTT CONNECT client identifier
 	Topic    string // MQTT PUBLISH topic

@@ -133,16 +133,26 @@ func (s *streamDecoder) feed(p l4Packet, fn func(*PDU)) Protocol {
 		s.flows[k] = fs
 	}
 	if fs.proto == None {
-		return None
+		// A first payload that fits nothing (e.g. garbage on port 502)
+		// must not blind the flow: try again on the next payload.
+		fs.proto, fs.fromServer = Detect(p.srcPort, p.dstPort, p.udp, p.payload)
+		if fs.proto == None {
+			return None
+		}
 	}
 	if !p.udp {
 		end := p.seq + uint32(len(p.payload))
-		if fs.seenSeq && int32(p.seq-fs.nextSeq) < 0 {
+		// Only bytes shortly before the expected sequence number count as a
+		// retransmission; fuzzed traces jump around arbitrarily.
+		if fs.seenSeq && int32(p.seq-fs.nextSeq) < 0 && fs.nextSeq-p.seq < 1<<16 {
 			dup := int(fs.nextSeq - p.seq)
 			if dup >= len(p.payload) {
 				return fs.proto // pure retransmission
 			}
 			p.payload = p.payload[dup:]
+		}
+		if fs.seenSeq && p.seq != fs.nextSeq {
+			fs.pending = fs.pending[:0] // a gap: the buffered PDU start is lost
 		}
 		fs.nextSeq, fs.seenSeq = end, true
 	}

@@ -235,6 +235,9 @@ func decodeS7Userdata(p []byte, out *PDU) {
 		}
 		return
 	}
+	if p[0] != 0x00 || p[1] != 0x01 || p[2] != 0x12 {
+		out.Malformed = "s7comm userdata parameter head is not 00 01 12"
+	}
 	typ, group, sub := p[5]>>4, p[5]&0x0f, p[6]
 	out.Response = typ == 8
 	out.Function = 0x1000 | uint16(group)<<8 | uint16(sub)
