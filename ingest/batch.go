@@ -79,6 +79,7 @@ type Communication struct {
 	SrcPort, DstPort      uint16
 	Protocol              string // application protocol: "modbus", "s7comm", "dnp3", … or "" when unknown
 	Function              string // OT function code class or name: "write_multiple_registers", "plc_stop", … or ""
+	FunctionClass         string // what Function does: "read", "write", "control", "diagnostic", "other", or "" without Function
 	Packets, Bytes        int64
 }
 

@@ -39,7 +39,8 @@ type Extractor struct {
 	win      []int64 // window lengths, ns
 	winName  []string
 	names    [maxWindows]metricNames
-	cur      int64 // id of the current shortest window; curSet false before the first packet
+	cur      int64             // id of the current shortest window; curSet false before the first packet
+	curID    [maxWindows]int64 // id of the current window of each length
 	curSet   bool
 	lastTime int64
 	seq      int64 // packets seen, numbering rows' offsets
@@ -63,11 +64,13 @@ type Extractor struct {
 	freeBufs [][]byte
 	buffered int
 
-	edges    map[edgeKey]int32
-	edgeList []Edge
-	stats    Stats
-	protoPkt [numProtoSlots]int64
-	protoPDU [numProtoSlots]int64
+	// Assets whose host entry was evicted, kept for the summary.
+	evictedAssets map[[16]byte]Asset
+	edges         map[edgeKey]int32
+	edgeList      []Edge
+	stats         Stats
+	protoPkt      [numProtoSlots]int64
+	protoPDU      [numProtoSlots]int64
 }
 
 type distinctKey struct {
@@ -108,6 +111,7 @@ type Stats struct {
 	FlowsEvicted       int64
 	HostsEvicted       int64
 	EdgesDropped       int64 // edges not recorded in the summary: table full
+	AssetsDropped      int64 // evicted assets not kept for the summary: record full
 }
 
 // NewExtractor returns an extractor for cfg (validated).
@@ -119,16 +123,19 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		opts.Registry = ingest.NewRegistry()
 	}
 	x := &Extractor{
-		cfg:     cfg,
-		opts:    opts,
-		dec:     NewDecoder(),
-		flows:   newFlowTable(cfg.MaxFlows),
-		hosts:   newHostTable(cfg.MaxHosts),
-		groups:  make(map[string]int32),
-		commIdx: make(map[commKey]int32),
-		edges:   make(map[edgeKey]int32),
-		stats:   Stats{SkippedLinkTypes: make(map[uint16]int64)},
+		cfg:           cfg,
+		opts:          opts,
+		dec:           NewDecoder(),
+		flows:         newFlowTable(cfg.MaxFlows),
+		hosts:         newHostTable(cfg.MaxHosts),
+		groups:        make(map[string]int32),
+		commIdx:       make(map[commKey]int32),
+		edges:         make(map[edgeKey]int32),
+		evictedAssets: make(map[[16]byte]Asset),
+		stats:         Stats{SkippedLinkTypes: make(map[uint16]int64)},
 	}
+	x.flows.release = x.releaseFlow
+	x.hosts.onEvict = x.keepEvictedAsset
 	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
 	for i, w := range cfg.Windows {
 		x.win = append(x.win, int64(w))
@@ -233,6 +240,9 @@ func (x *Extractor) Add(p *pcap.Packet) {
 		src := x.hostFor(nil, &f.Src, ts)
 		dst := x.hostFor(nil, &f.Dst, ts)
 		x.count(src, dst, wire, ts, f)
+		if !x.hosts.hosts[src].asset {
+			x.markAsset(src, ts)
+		}
 		if f.Fragment {
 			x.stats.Fragments++
 		}
@@ -257,18 +267,17 @@ func (x *Extractor) hostFor(ref *hostRef, addr *[16]byte, ts int64) int32 {
 		local.idx = -1
 		ref = &local
 	}
-	i := x.hosts.get(ref, addr, func(i int32) { x.initHost(i, ts) })
-	h := &x.hosts.hosts[i]
-	if h.last != ts {
-		h.last = ts
-		x.hosts.touch(i)
+	i, created := x.hosts.get(ref, addr)
+	if created {
+		x.initHost(i)
 	}
+	x.hosts.hosts[i].last = ts
 	return i
 }
 
-func (x *Extractor) initHost(i int32, ts int64) {
+func (x *Extractor) initHost(i int32) {
 	h := &x.hosts.hosts[i]
-	h.first, h.last = ts, ts
+	h.first = x.lastTime
 	h.ip = netip.AddrFrom16(h.addr).Unmap()
 	h.ipText = h.ip.String()
 	h.device = h.ipText
@@ -328,9 +337,6 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 	if f.HasMAC && !hs.hasMAC {
 		hs.mac, hs.hasMAC = f.SrcMAC, true
 	}
-	if !hs.asset {
-		x.markAsset(src, ts)
-	}
 	a := &hs.acc[0]
 	a.active = true
 	a.bytesOut += wire
@@ -353,14 +359,13 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 // transport handles a TCP or UDP packet: flow, features, OT decoding.
 func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	key, fromB := newFlowKey(f)
-	fi, ok := x.flows.idx[key]
-	isNew := !ok
+	hash := key.hash()
+	fi := x.flows.lookup(&key, hash)
+	isNew := fi < 0
 	if isNew {
-		fi = x.flows.insert(key, x.releaseFlow)
+		fi = x.flows.insert(key, hash)
 		x.flows.flows[fi].first = ts
 		x.flows.flows[fi].host[0].idx, x.flows.flows[fi].host[1].idx = -1, -1
-	} else {
-		x.flows.touch(fi)
 	}
 	fl := &x.flows.flows[fi]
 	fl.last = ts
@@ -415,6 +420,7 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 		case f.TCPFlags&(flagSYN|flagACK) == flagSYN:
 			fl.tcp |= tcpSYN
 			x.hosts.hosts[dst].acc[0].synIn++
+			x.hosts.hosts[dst].acc[0].lastSYN = x.hosts.hosts[dst].acc[0].lastIn
 			x.hosts.hosts[src].acc[0].synOut++
 		case f.TCPFlags&(flagSYN|flagACK) == flagSYN|flagACK:
 			fl.tcp |= tcpSYNACK
@@ -433,7 +439,15 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	} else {
 		x.hosts.hosts[server].serverProtos |= 1 << uint(min(int(fl.proto), protoOther))
 	}
-	x.baseComm(fl, ts, wire, fromClient)
+	// A conversation exists once the server answered (or data flowed):
+	// refused, unanswered and spoofed SYNs make neither edges nor assets,
+	// so a scan or a spoofed flood does not pass for new assets.
+	if udp || fl.tcp&tcpSYNACK != 0 || len(f.Payload) > 0 {
+		if !x.hosts.hosts[src].asset {
+			x.markAsset(src, ts)
+		}
+		x.baseComm(fl, ts, wire, fromClient)
+	}
 
 	outcome := OutcomeDecoded
 	if fl.proto == ot.None {
@@ -478,8 +492,8 @@ func (x *Extractor) flowStarted(fl *flow, client, server int32, ts int64, f *Fra
 // countDistinct adds the flow's peers and ports to the hosts' distinct
 // sets, once per flow and window.
 func (x *Extractor) countDistinct(fl *flow, client, server int32) {
-	for w, length := range x.win {
-		id := floorDiv(fl.last, length)
+	for w := range x.win {
+		id := x.curID[w]
 		if fl.win[w] == id {
 			continue
 		}
@@ -745,6 +759,7 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 	if fl.fnBatch != x.batchSeq || fl.fnComm < 0 || fl.fn != p.Function || fl.fnProto != p.Proto ||
 		x.comms[fl.fnComm].Function != p.FunctionName {
 		fl.fnComm = x.comm(fl, ts, p.FunctionName)
+		x.comms[fl.fnComm].FunctionClass = p.Class.String()
 		fl.fnBatch, fl.fn, fl.fnProto = x.batchSeq, p.Function, p.Proto
 	}
 	c := &x.comms[fl.fnComm]

@@ -57,9 +57,9 @@ type acc struct {
 	iatN, iatMean, iatM2 float64
 	// Context for scan and flood findings: the last flow the host opened
 	// and the last packet it received.
-	lastOut, lastIn tuple
-	srcsIn          float64 // distinct sources of flows towards the host
-	active          bool
+	lastOut, lastIn, lastSYN tuple
+	srcsIn                   float64 // distinct sources of flows towards the host
+	active                   bool
 }
 
 // numProtoSlots: one slot per ot.Protocol plus "other" for TCP/UDP
@@ -116,6 +116,9 @@ func (a *acc) merge(b *acc) {
 	if b.lastIn.valid {
 		a.lastIn = b.lastIn
 	}
+	if b.lastSYN.valid {
+		a.lastSYN = b.lastSYN
+	}
 	a.active = a.active || b.active
 }
 
@@ -146,7 +149,6 @@ type host struct {
 	bytes        int64
 	acc          [maxWindows]acc
 	gen          uint32
-	prev, next   int32
 	used         bool
 }
 
@@ -155,40 +157,54 @@ type hostTable struct {
 	idx     map[[16]byte]int32
 	hosts   []host
 	free    []int32
-	order   lru
+	hand    int
 	max     int
 	evicted int64
+	onEvict func(*host) // called before an evicted host's slot is reused
 }
 
 func newHostTable(max int) *hostTable {
-	t := &hostTable{idx: make(map[[16]byte]int32, min(max, 1024)), max: max}
-	t.order.init()
-	return t
+	return &hostTable{idx: make(map[[16]byte]int32, min(max, 1024)), max: max}
 }
 
-func (t *hostTable) links(i int32) (*int32, *int32) { return &t.hosts[i].prev, &t.hosts[i].next }
-
-func (t *hostTable) touch(i int32) {
-	if t.order.head == i {
-		return
+// victim returns the least recently seen of the next evictSample slots,
+// preferring addresses that never became assets (scanned, flooded or
+// spoofed ones) over discovered assets.
+func (t *hostTable) victim() int32 {
+	best := -1
+	for range evictSample {
+		t.hand = (t.hand + 1) % len(t.hosts)
+		h := &t.hosts[t.hand]
+		if best < 0 {
+			best = t.hand
+			continue
+		}
+		b := &t.hosts[best]
+		if h.asset != b.asset {
+			if !h.asset {
+				best = t.hand
+			}
+			continue
+		}
+		if h.last < b.last {
+			best = t.hand
+		}
 	}
-	lruUnlink(&t.order, t, i)
-	lruPushFront(&t.order, t, i)
+	return int32(best)
 }
 
-// resolve returns the host of ref, or looks addr up (creating it) when the
-// slot was reused since.
-func (t *hostTable) get(ref *hostRef, addr *[16]byte, create func(i int32)) int32 {
+// get returns the host of ref, or looks addr up (inserting it, created
+// true) when ref is unset or its slot was reused since.
+func (t *hostTable) get(ref *hostRef, addr *[16]byte) (i int32, created bool) {
 	if ref.idx >= 0 && int(ref.idx) < len(t.hosts) && t.hosts[ref.idx].gen == ref.gen && t.hosts[ref.idx].used {
-		return ref.idx
+		return ref.idx, false
 	}
 	i, ok := t.idx[*addr]
 	if !ok {
 		i = t.insert(*addr)
-		create(i)
 	}
 	ref.idx, ref.gen = i, t.hosts[i].gen
-	return i
+	return i, !ok
 }
 
 func (t *hostTable) insert(addr [16]byte) int32 {
@@ -201,21 +217,22 @@ func (t *hostTable) insert(addr [16]byte) int32 {
 		t.hosts = append(t.hosts, host{})
 		i = int32(len(t.hosts) - 1)
 	default:
-		i = t.order.tail
+		i = t.victim()
+		if t.onEvict != nil {
+			t.onEvict(&t.hosts[i])
+		}
 		t.remove(i)
 		t.evicted++
 		t.free = t.free[:len(t.free)-1]
 	}
 	h := &t.hosts[i]
-	*h = host{addr: addr, gen: h.gen + 1, used: true, prev: -1, next: -1}
+	*h = host{addr: addr, gen: h.gen + 1, used: true}
 	t.idx[addr] = i
-	lruPushFront(&t.order, t, i)
 	return i
 }
 
 func (t *hostTable) remove(i int32) {
 	delete(t.idx, t.hosts[i].addr)
-	lruUnlink(&t.order, t, i)
 	t.hosts[i].used = false
 	t.free = append(t.free, i)
 }

@@ -183,6 +183,8 @@ type Asset struct {
 	Bytes       int64
 	FirstNanos  int64
 	LastNanos   int64
+
+	clientProtos, serverProtos uint16
 }
 
 // Summary returns the replay's summary so far; call it after ReadBatch
@@ -223,28 +225,68 @@ func (x *Extractor) Summary() Summary {
 		}
 		sum.Protocols = append(sum.Protocols, ProtocolStat{Name: name, Packets: x.protoPkt[s], PDUs: x.protoPDU[s]})
 	}
-	first := true
+	assets := make(map[[16]byte]Asset, len(x.evictedAssets))
+	for k, a := range x.evictedAssets {
+		assets[k] = a
+	}
 	for i := range x.hosts.hosts {
 		h := &x.hosts.hosts[i]
-		if !h.used || !h.asset {
-			continue
+		if h.used && h.asset {
+			assets[h.addr] = mergeAsset(assets[h.addr], assetOf(h))
 		}
-		a := Asset{IP: h.ip, Device: h.device, Group: h.group, InInventory: h.inInventory,
-			Packets: h.packets, Bytes: h.bytes, FirstNanos: h.first, LastNanos: h.last}
-		if h.hasMAC {
-			a.MAC = net.HardwareAddr(h.mac[:]).String()
-		}
-		a.Protocols, a.Role, a.OTRole = roles(h.clientProtos, h.serverProtos)
+	}
+	for _, a := range assets {
 		sum.Assets = append(sum.Assets, a)
-		if first || h.first < sum.FirstNanos {
-			sum.FirstNanos = h.first
+		if len(sum.Assets) == 1 || a.FirstNanos < sum.FirstNanos {
+			sum.FirstNanos = a.FirstNanos
 		}
-		sum.LastNanos = max(sum.LastNanos, h.last)
-		first = false
+		sum.LastNanos = max(sum.LastNanos, a.LastNanos)
 	}
 	sort.Slice(sum.Assets, func(i, j int) bool { return sum.Assets[i].IP.Less(sum.Assets[j].IP) })
 	sum.Edges = append(sum.Edges, x.edgeList...)
 	return sum
+}
+
+func assetOf(h *host) Asset {
+	a := Asset{IP: h.ip, Device: h.device, Group: h.group, InInventory: h.inInventory,
+		Packets: h.packets, Bytes: h.bytes, FirstNanos: h.first, LastNanos: h.last,
+		clientProtos: h.clientProtos, serverProtos: h.serverProtos}
+	if h.hasMAC {
+		a.MAC = net.HardwareAddr(h.mac[:]).String()
+	}
+	a.Protocols, a.Role, a.OTRole = roles(h.clientProtos, h.serverProtos)
+	return a
+}
+
+// mergeAsset folds the newer record b of one address into a (zero when
+// the address was never evicted).
+func mergeAsset(a, b Asset) Asset {
+	if !a.IP.IsValid() {
+		return b
+	}
+	b.Packets += a.Packets
+	b.Bytes += a.Bytes
+	b.FirstNanos = min(a.FirstNanos, b.FirstNanos)
+	if b.MAC == "" {
+		b.MAC = a.MAC
+	}
+	b.clientProtos |= a.clientProtos
+	b.serverProtos |= a.serverProtos
+	b.Protocols, b.Role, b.OTRole = roles(b.clientProtos, b.serverProtos)
+	return b
+}
+
+// keepEvictedAsset remembers an evicted asset for the summary; the record
+// is bounded like the host table, beyond which it is only counted.
+func (x *Extractor) keepEvictedAsset(h *host) {
+	if !h.asset {
+		return
+	}
+	if _, ok := x.evictedAssets[h.addr]; !ok && len(x.evictedAssets) >= x.cfg.MaxHosts {
+		x.stats.AssetsDropped++
+		return
+	}
+	x.evictedAssets[h.addr] = mergeAsset(x.evictedAssets[h.addr], assetOf(h))
 }
 
 func roles(client, server uint16) (protos []string, role, otRole string) {

@@ -58,6 +58,7 @@ type stream struct {
 // chained in least-recently-seen order for eviction.
 type flow struct {
 	key         flowKey
+	hash        uint64
 	first, last int64
 	host        [2]hostRef // endpoints a and b
 	clientB     bool       // endpoint b initiated the flow
@@ -74,7 +75,6 @@ type flow struct {
 	fnProto            ot.Protocol
 	malEvent           int32
 	malBatch           uint32
-	prev, next         int32
 	used               bool
 }
 
@@ -84,76 +84,79 @@ type hostRef struct {
 	gen uint32
 }
 
-// lru is an intrusive doubly linked list over slice indices: head is the
-// most recently seen entry, tail the eviction candidate.
-type lru struct{ head, tail int32 }
+// evictSample is how many slots the clock hand inspects to choose a victim
+// when a table is full: the least recently seen of them is evicted. This
+// approximates LRU without touching a list on every packet.
+const evictSample = 8
 
-func (l *lru) init() { l.head, l.tail = -1, -1 }
-
-type linker interface {
-	links(i int32) (prev, next *int32)
-}
-
-func lruUnlink(l *lru, t linker, i int32) {
-	prev, next := t.links(i)
-	if *prev >= 0 {
-		_, pn := t.links(*prev)
-		*pn = *next
-	} else {
-		l.head = *next
-	}
-	if *next >= 0 {
-		np, _ := t.links(*next)
-		*np = *prev
-	} else {
-		l.tail = *prev
-	}
-	*prev, *next = -1, -1
-}
-
-func lruPushFront(l *lru, t linker, i int32) {
-	prev, next := t.links(i)
-	*prev, *next = -1, l.head
-	if l.head >= 0 {
-		hp, _ := t.links(l.head)
-		*hp = i
-	}
-	l.head = i
-	if l.tail < 0 {
-		l.tail = i
-	}
-}
-
-// flowTable maps keys to flow entries, bounded by max; when full, the
-// least recently seen flow is evicted.
+// flowTable maps keys to flow entries, bounded by max; when full, an old
+// flow is evicted (see victim). The index is an open-addressing hash table
+// of slot numbers with linear probing: cheaper than a Go map for a 40-byte
+// key looked up on every packet.
 type flowTable struct {
-	idx     map[flowKey]int32
+	slots   []int32 // -1: empty; else index into flows
+	mask    uint64
 	flows   []flow
 	free    []int32
-	order   lru
+	hand    int
 	max     int
+	n       int
 	evicted int64
+	release func(*flow) // called before a flow's slot is reused
 }
 
 func newFlowTable(max int) *flowTable {
-	t := &flowTable{idx: make(map[flowKey]int32, min(max, 4096)), max: max}
-	t.order.init()
+	size := 1
+	for size < 2*max {
+		size <<= 1
+	}
+	t := &flowTable{slots: make([]int32, size), mask: uint64(size - 1), max: max}
+	for i := range t.slots {
+		t.slots[i] = -1
+	}
 	return t
 }
 
-func (t *flowTable) links(i int32) (*int32, *int32) { return &t.flows[i].prev, &t.flows[i].next }
-
-func (t *flowTable) touch(i int32) {
-	if t.order.head == i {
-		return
-	}
-	lruUnlink(&t.order, t, i)
-	lruPushFront(&t.order, t, i)
+func (k *flowKey) hash() uint64 {
+	a0 := binary.LittleEndian.Uint64(k.a[:8])
+	a1 := binary.LittleEndian.Uint64(k.a[8:])
+	b0 := binary.LittleEndian.Uint64(k.b[:8])
+	b1 := binary.LittleEndian.Uint64(k.b[8:])
+	h := a0 ^ a1*0x9e3779b97f4a7c15 ^ b0*0xc2b2ae3d27d4eb4f ^ b1*0x165667b19e3779f9 ^
+		(uint64(k.pa)<<24|uint64(k.pb)<<8|uint64(k.proto))*0x27d4eb2f165667c5
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 29
+	return h
 }
 
-// insert adds k, evicting the least recently seen flow when the table is
-// full; release is called for the evicted entry before its slot is reused.
-func (t *flowTable) insert(k flowKey, release func(*flow)) int32 {
+// lookup returns the flow of k, or -1.
+func (t *flowTable) lookup(k *flowKey, h uint64) int32 {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s < 0 {
+			return -1
+		}
+		if t.flows[s].key == *k {
+			return s
+		}
+	}
+}
+
+// victim returns the least recently seen of the next evictSample flows.
+func (t *flowTable) victim() int32 {
+	best := -1
+	for range evictSample {
+		t.hand = (t.hand + 1) % len(t.flows)
+		if best < 0 || t.flows[t.hand].last < t.flows[best].last {
+			best = t.hand
+		}
+	}
+	return int32(best)
+}
+
+// insert adds k, evicting an old flow when the table is full.
+func (t *flowTable) insert(k flowKey, h uint64) int32 {
 	var i int32
 	switch {
 	case len(t.free) > 0:
@@ -163,37 +166,62 @@ func (t *flowTable) insert(k flowKey, release func(*flow)) int32 {
 		t.flows = append(t.flows, flow{})
 		i = int32(len(t.flows) - 1)
 	default:
-		i = t.order.tail
-		t.remove(i, release)
+		i = t.victim()
+		t.remove(i)
 		t.evicted++
 		t.free = t.free[:len(t.free)-1]
 	}
 	f := &t.flows[i]
-	*f = flow{key: k, used: true, prev: -1, next: -1, baseComm: -1, fnComm: -1, malEvent: -1}
+	*f = flow{key: k, hash: h, used: true, baseComm: -1, fnComm: -1, malEvent: -1}
 	for w := range f.win {
 		f.win[w] = -1 << 62
 	}
-	t.idx[k] = i
-	lruPushFront(&t.order, t, i)
+	j := h & t.mask
+	for t.slots[j] >= 0 {
+		j = (j + 1) & t.mask
+	}
+	t.slots[j] = i
+	t.n++
 	return i
 }
 
-func (t *flowTable) remove(i int32, release func(*flow)) {
+func (t *flowTable) remove(i int32) {
 	f := &t.flows[i]
-	if release != nil {
-		release(f)
+	if t.release != nil {
+		t.release(f)
 	}
-	delete(t.idx, f.key)
-	lruUnlink(&t.order, t, i)
+	t.unindex(i)
 	f.used = false
 	t.free = append(t.free, i)
 }
 
-// expire removes flows last seen before cutoff, oldest first.
-func (t *flowTable) expire(cutoff int64, release func(*flow)) {
-	for t.order.tail >= 0 && t.flows[t.order.tail].last < cutoff {
-		t.remove(t.order.tail, release)
+// unindex removes flow i from the slots with backward-shift deletion, so
+// probe sequences stay unbroken without tombstones.
+func (t *flowTable) unindex(fi int32) {
+	i := t.flows[fi].hash & t.mask
+	for t.slots[i] != fi {
+		i = (i + 1) & t.mask
+	}
+	for j := (i + 1) & t.mask; t.slots[j] >= 0; j = (j + 1) & t.mask {
+		home := t.flows[t.slots[j]].hash & t.mask
+		// Move slot j back to the hole at i unless its home lies
+		// cyclically in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = -1
+	t.n--
+}
+
+// expire removes flows last seen before cutoff.
+func (t *flowTable) expire(cutoff int64) {
+	for i := range t.flows {
+		if t.flows[i].used && t.flows[i].last < cutoff {
+			t.remove(int32(i))
+		}
 	}
 }
 
-func (t *flowTable) len() int { return len(t.idx) }
+func (t *flowTable) len() int { return t.n }

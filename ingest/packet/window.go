@@ -28,7 +28,8 @@ type Edge struct {
 func (x *Extractor) advance(ts int64) {
 	id := floorDiv(ts, x.win[0])
 	if !x.curSet {
-		x.cur, x.curSet = id, true
+		x.setCurrent(id)
+		x.curSet = true
 		return
 	}
 	if id < x.cur {
@@ -82,9 +83,16 @@ func (x *Extractor) closeWindows(next int64) {
 		}
 		clear(x.distinct[w])
 	}
-	x.flows.expire(end-int64(x.cfg.FlowIdleTimeout), x.releaseFlow)
+	x.flows.expire(end - int64(x.cfg.FlowIdleTimeout))
 	x.finishBatch()
-	x.cur = next
+	x.setCurrent(next)
+}
+
+func (x *Extractor) setCurrent(id int64) {
+	x.cur = id
+	for w := range x.win {
+		x.curID[w] = floorDiv(id*x.win[0], x.win[w])
+	}
 }
 
 // findings reports scans and floods of one host over the shortest window.
@@ -115,8 +123,8 @@ func (x *Extractor) findings(h *host, end int64) {
 			fmt.Sprintf("%s opened flows to %.0f distinct hosts in %s (%.0f failed)", h.ipText, a.dstHosts, x.winName[0], a.failed))
 	}
 	if r := a.synIn / secs; r >= x.cfg.FloodSYNPerSecond {
-		ev("flood", r, x.cfg.FloodSYNPerSecond, &a.lastIn,
-			fmt.Sprintf("%s received %.0f TCP SYN/s from %.0f distinct sources over %s", h.ipText, r, a.srcsIn, x.winName[0]))
+		ev("flood", r, x.cfg.FloodSYNPerSecond, &a.lastSYN,
+			fmt.Sprintf("%s received %.0f TCP SYN/s from %.0f distinct sources (counted up to max_distinct) over %s", h.ipText, r, a.srcsIn, x.winName[0]))
 	} else if r := a.pktsIn / secs; r >= x.cfg.FloodPacketsPerSecond {
 		ev("flood", r, x.cfg.FloodPacketsPerSecond, &a.lastIn,
 			fmt.Sprintf("%s received %.0f packets/s from %.0f distinct sources over %s", h.ipText, r, a.srcsIn, x.winName[0]))
@@ -132,7 +140,9 @@ func (x *Extractor) emitRows(w int, end int64) {
 	for i := range hs {
 		h := &hs[i]
 		a := &h.acc[w]
-		if !h.used || !a.active {
+		// Rows only for discovered assets: addresses that were only
+		// targeted (scanned, flooded, spoofed) are not devices.
+		if !h.used || !a.active || !h.asset {
 			continue
 		}
 		x.appendRow(w, end, h.device, h.group, h.ipText, a, h.clientProtos|h.serverProtos)
