@@ -1,0 +1,386 @@
+// Package jsonl owns the JSONL file source used by replay: it reads one or
+// more files of telemetry messages, one per line (plain or gzip, detected
+// by magic bytes), decodes them with ingest/telemetry and emits batches of
+// observations.
+//
+// Replay is event-time processing, but this source sorts nothing: each
+// file is expected to be in time order and its records are emitted in file
+// order. Several files are merged by event time — at each step the file
+// whose next record is earliest goes first, ties going to the file named
+// first — so the same files in the same order always give the same batches.
+//
+// A bad line is counted by reason, logged with its file and line (the first
+// few per reason), and skipped; everything else goes on.
+package jsonl
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/telemetry"
+)
+
+// Stdin is the file name that reads standard input.
+const Stdin = "-"
+
+// loggedPerReason is how many rejects of one reason are logged in full;
+// later ones are only counted, so a file of bad lines cannot flood the log.
+const loggedPerReason = 5
+
+const readBufferSize = 64 << 10
+
+// Options configures a Source.
+type Options struct {
+	// Telemetry is input.telemetry: format, limits, batch size.
+	Telemetry ingest.TelemetryConfig
+	// Registry interns device and group names; shared with the baseline.
+	Registry *ingest.Registry
+	// Grouper derives group keys, usually the inventory.
+	Grouper ingest.Grouper
+	// Logger receives reject warnings; nil means slog.Default.
+	Logger *slog.Logger
+	// Mem allocates Arrow buffers; nil means the Go allocator.
+	Mem memory.Allocator
+}
+
+// Stats describes what a Source has read so far.
+type Stats struct {
+	Files    int
+	Lines    int64            // non-blank lines read
+	Records  int64            // observation rows emitted (a Telegraf batch line gives several)
+	Rejected int64            // lines rejected, all reasons together
+	Rejects  map[string]int64 // lines rejected by reason (see telemetry.Reasons)
+	// BytesRead and BytesTotal are on-disk (compressed) bytes, for progress;
+	// BytesTotal is 0 when unknown (stdin).
+	BytesRead, BytesTotal int64
+}
+
+// Source replays JSONL telemetry files. It implements ingest.Source; its
+// batches carry no positions to commit, so their Ack does nothing. It is
+// not safe for concurrent use, except Stats.
+type Source struct {
+	cursors   []*cursor
+	builder   *ingest.ObservationBuilder
+	batchRows int
+	maxLine   int
+	log       *slog.Logger
+
+	lines, records, rejected, bytesRead atomic.Int64
+	bytesTotal                          int64
+
+	mu      sync.Mutex
+	rejects map[string]int64
+
+	err    error
+	closed bool
+}
+
+// Open opens paths for replay (Stdin for standard input) and reads up to
+// the first record of each. opts.Telemetry must be valid.
+func Open(paths []string, opts Options) (*Source, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("cannot open JSONL source: no files given")
+	}
+	if opts.Registry == nil || opts.Grouper == nil {
+		return nil, errors.New("BUG: jsonl.Open needs a Registry and a Grouper")
+	}
+	if err := opts.Telemetry.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot open JSONL source: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Source{
+		builder:   ingest.NewObservationBuilder(opts.Mem, opts.Registry, opts.Grouper),
+		batchRows: opts.Telemetry.BatchRows,
+		maxLine:   opts.Telemetry.MaxMessageBytes,
+		log:       opts.Logger,
+		rejects:   make(map[string]int64),
+	}
+	for _, p := range paths {
+		c, err := s.openCursor(p, opts.Telemetry)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.cursors = append(s.cursors, c)
+	}
+	for _, c := range s.cursors {
+		if err := c.advance(s); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// ReadBatch returns the next batch of up to batch_rows rows, or io.EOF
+// when every file is exhausted. An error other than io.EOF or ctx's is an
+// I/O or decompression failure of a file, which ends the replay.
+func (s *Source) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for s.builder.Len() < s.batchRows {
+		c := s.earliest()
+		if c == nil {
+			break
+		}
+		r := &c.rows[c.next]
+		r.Partition, r.Offset = -1, c.rowsLine
+		s.builder.Append(r)
+		s.records.Add(1)
+		if err := c.advance(s); err != nil {
+			s.err = err
+			return nil, err
+		}
+	}
+	if s.builder.Len() == 0 {
+		return nil, io.EOF
+	}
+	rec, sets := s.builder.NewRecord()
+	b := ingest.NewBatch(rec, nil)
+	b.Sets = sets
+	return b, nil
+}
+
+// earliest returns the cursor whose next row has the smallest event time,
+// the first such cursor on ties, or nil when all are exhausted.
+func (s *Source) earliest() *cursor {
+	var best *cursor
+	for _, c := range s.cursors {
+		if c.done {
+			continue
+		}
+		if best == nil || c.rows[c.next].TimeNanos < best.rows[best.next].TimeNanos {
+			best = c
+		}
+	}
+	return best
+}
+
+// Stats returns the counts so far. It may be called from any goroutine,
+// e.g. for progress while ReadBatch runs.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	rejects := maps.Clone(s.rejects)
+	s.mu.Unlock()
+	return Stats{
+		Files:      len(s.cursors),
+		Lines:      s.lines.Load(),
+		Records:    s.records.Load(),
+		Rejected:   s.rejected.Load(),
+		Rejects:    rejects,
+		BytesRead:  s.bytesRead.Load(),
+		BytesTotal: s.bytesTotal,
+	}
+}
+
+// Close closes every file. It is safe to call more than once.
+func (s *Source) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var first error
+	for _, c := range s.cursors {
+		if err := c.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Source) reject(c *cursor, line int64, err error) {
+	reason := telemetry.ReasonOf(err)
+	if reason == "" {
+		reason = "other"
+	}
+	s.rejected.Add(1)
+	s.mu.Lock()
+	s.rejects[reason]++
+	n := s.rejects[reason]
+	s.mu.Unlock()
+	switch {
+	case n <= loggedPerReason:
+		s.log.Warn("skipping bad telemetry line", "file", c.name, "line", line, "reason", reason, "err", err)
+	case n == loggedPerReason+1:
+		s.log.Warn("more bad telemetry lines of this reason; counting them without logging", "reason", reason, "file", c.name, "line", line)
+	}
+}
+
+// cursor reads one file.
+type cursor struct {
+	name   string
+	closer io.Closer
+	gz     *gzip.Reader
+	br     *bufio.Reader
+	dec    *telemetry.Decoder
+
+	line    int64 // physical line number of the last line read
+	lineBuf []byte
+
+	rows     []ingest.Row // rows of the current line
+	rowsLine int64
+	next     int
+	done     bool
+}
+
+// countingReader counts on-disk bytes for progress.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (s *Source) openCursor(path string, cfg ingest.TelemetryConfig) (*cursor, error) {
+	dec, err := telemetry.NewDecoder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &cursor{name: path, dec: dec}
+	var r io.Reader
+	if path == Stdin {
+		c.name = "stdin"
+		r = os.Stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open telemetry file: %w", err)
+		}
+		c.closer = f
+		if st, err := f.Stat(); err == nil {
+			s.bytesTotal += st.Size()
+		}
+		r = f
+	}
+	raw := bufio.NewReaderSize(countingReader{r: r, n: &s.bytesRead}, readBufferSize)
+	c.br = raw
+	if magic, _ := raw.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(raw)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("cannot read gzip file %s: %w", c.name, err)
+		}
+		c.gz = gz
+		c.br = bufio.NewReaderSize(gz, readBufferSize)
+	}
+	return c, nil
+}
+
+func (c *cursor) close() error {
+	if c.gz != nil {
+		c.gz.Close()
+	}
+	if c.closer != nil {
+		return c.closer.Close()
+	}
+	return nil
+}
+
+// advance moves to the next row: the next one of the current line, else
+// the first row of the next line that decodes. Bad lines are counted and
+// skipped; only read errors are returned.
+func (c *cursor) advance(s *Source) error {
+	c.next++
+	if c.next < len(c.rows) {
+		return nil
+	}
+	for {
+		line, oversized, err := c.readLine(s.maxLine)
+		if err == io.EOF {
+			c.done, c.rows = true, nil
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read %s after line %d: %w", c.name, c.line, err)
+		}
+		if !oversized && len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		s.lines.Add(1)
+		if oversized {
+			s.reject(c, c.line, &telemetry.DecodeError{Reason: telemetry.ReasonOversized,
+				Detail: fmt.Sprintf("line is longer than max_message_bytes %d", s.maxLine)})
+			continue
+		}
+		rows, err := c.dec.Decode(nil, line, 0)
+		if err != nil {
+			s.reject(c, c.line, err)
+			continue
+		}
+		c.rows, c.rowsLine, c.next = rows, c.line, 0
+		return nil
+	}
+}
+
+// readLine returns the next line without its line ending. A line longer
+// than max is consumed without being kept (oversized is true), so memory
+// stays bounded by max. The returned slice is valid until the next call.
+func (c *cursor) readLine(max int) (line []byte, oversized bool, err error) {
+	c.lineBuf = c.lineBuf[:0]
+	first := true
+	for {
+		frag, err := c.br.ReadSlice('\n')
+		if len(frag) > 0 || err == nil {
+			if first && err == nil {
+				// Common case: the whole line is in the read buffer.
+				c.line++
+				line = trimEOL(frag)
+				return line, len(line) > max, nil
+			}
+			first = false
+			if !oversized {
+				if len(c.lineBuf)+len(frag) > max+2 { // +2 for a CRLF ending
+					oversized, c.lineBuf = true, c.lineBuf[:0]
+				} else {
+					c.lineBuf = append(c.lineBuf, frag...)
+				}
+			}
+		}
+		switch {
+		case err == nil:
+			c.line++
+			line = trimEOL(c.lineBuf)
+			return line, oversized || len(line) > max, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF:
+			if first {
+				return nil, false, io.EOF
+			}
+			// A last line without a newline still counts.
+			c.line++
+			line = trimEOL(c.lineBuf)
+			return line, oversized || len(line) > max, nil
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
