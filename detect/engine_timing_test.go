@@ -65,7 +65,7 @@ func (f *benchFleet) next() arrow.Record {
 type discardSink struct{ n int }
 
 func (s *discardSink) Write(_ context.Context, out *Output) error { s.n += out.Len(); return nil }
-func (s *discardSink) Close() error                             { return nil }
+func (s *discardSink) Close() error                               { return nil }
 
 // BenchmarkEngineProcess measures Engine.Process (baseline Expect and
 // Learn, all row detectors, lifecycle) on 4096-row batches with 5 metrics
