@@ -139,8 +139,8 @@ func projectWant(col, want string) string {
 // purpose, with the reason; everything else must match.
 var knownDifferences = map[string]string{
 	// A Userdata parameter whose head is 01 00 10 instead of 00 01 12:
-	// tshark reads group 0 and stops; Decode reports the violation and
-	// still reads type/group and subfunction from their positions.
+	// tshark reads group 0 and stops; Decode still reads the subfunction
+	// octet from its position.
 	"s7comm/step7_s300_stop.pcapng#4#s7comm.param.userdata.subfunc": "malformed userdata head",
 }
 

@@ -235,10 +235,15 @@ func decodeS7Userdata(p []byte, out *PDU) {
 		}
 		return
 	}
-	if p[0] != 0x00 || p[1] != 0x01 || p[2] != 0x12 {
-		out.Malformed = "s7comm userdata parameter head is not 00 01 12"
-	}
 	typ, group, sub := p[5]>>4, p[5]&0x0f, p[6]
+	if p[0] != 0x00 || p[1] != 0x01 || p[2] != 0x12 {
+		// STEP 7 and TIA Portal both send Userdata with head 01 00 10
+		// (step7_s300_stop, tia_s300_downloadHwConfig); its layout is
+		// undocumented, so it is named but not called a violation.
+		out.Function = 0x1000 | uint16(group)<<8 | uint16(sub)
+		out.FunctionName = "userdata_unknown_head"
+		return
+	}
 	out.Response = typ == 8
 	out.Function = 0x1000 | uint16(group)<<8 | uint16(sub)
 	out.FunctionName, out.Class = s7UserdataName(group, sub)
