@@ -347,8 +347,8 @@ func (s *syslogSink) run() {
 				go conn.watch()
 			}
 			s.mu.Lock()
-			resend := s.sent - s.head
-			s.sent = s.head
+			resend := min(s.sent-s.head, uint64(s.cfg.ResendWindow))
+			s.sent -= resend
 			s.mu.Unlock()
 			if everConnected {
 				s.reconnects.Inc()

@@ -53,7 +53,7 @@ func TestSyslogHeadersParseBack(t *testing.T) {
 				switch profile {
 				case ProfileSentinel:
 					// The event's own "CEF:" reads as the tag, as Sentinel's
-				// connector expects; go-syslog keeps it in the content too.
+					// connector expects; go-syslog keeps it in the content too.
 					if app != "CEF" || body != want {
 						t.Errorf("sentinel: tag %q body %q, want CEF and %q", app, body, want)
 					}
