@@ -659,7 +659,7 @@ func (s *Store) WriteSummary(w io.Writer, positions map[string]int64) error {
 		}
 		ew.printf("\ngroup %s: %s, %d rows, %d devices, %s to %s (%s)\n", g.Name, mode, g.Rows, g.Devices,
 			g.First.Format(time.RFC3339), g.Last.Format(time.RFC3339), g.Span)
-		ew.printf("  %-28s %10s %12s %12s %12s %12s %12s %5s\n", "metric", "samples", "mean", "std", "p50", "p99", "p99.9", "hows")
+		ew.printf("  %-28s %10s %12s %12s %12s %12s %12s %5s\n", "metric", "samples", "mean", "std", "p50", "p99", "p99.9", "hours")
 		for _, m := range g.Metrics {
 			ew.printf("  %-28s %10d %12.4g %12.4g %12.4g %12.4g %12.4g %5d\n", m.Name, m.Samples, m.Mean, m.Std,
 				m.Quantiles[QP50], m.Quantiles[QP99], m.Quantiles[QP999], m.SeasonalBuckets)

@@ -195,9 +195,11 @@ func (s *Store) relayout(stride int) {
 		return
 	}
 	nd := len(s.devLast)
-	mean := make([]float64, nd*stride*s.nh, cap(s.devMean)/max(old, 1)*stride)
-	wm2 := make([]float32, nd*stride*s.nh*2, cap(s.devWM2)/max(old, 1)*stride)
-	n := make([]uint32, nd*stride, cap(s.devN)/max(old, 1)*stride)
+	// keep room for as many devices as the old slices had
+	room := max(nd, cap(s.devLast))
+	mean := make([]float64, nd*stride*s.nh, room*stride*s.nh)
+	wm2 := make([]float32, nd*stride*s.nh*2, room*stride*s.nh*2)
+	n := make([]uint32, nd*stride, room*stride)
 	for d := 0; d < nd && old > 0; d++ {
 		copy(mean[d*stride*s.nh:], s.devMean[d*old*s.nh:(d+1)*old*s.nh])
 		copy(wm2[d*stride*s.nh*2:], s.devWM2[d*old*s.nh*2:(d+1)*old*s.nh*2])
