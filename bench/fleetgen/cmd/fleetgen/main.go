@@ -1,0 +1,103 @@
+// Command fleetgen writes the deterministic fleet telemetry sample, its
+// inventory and its incident labels. The full fleet (300 devices, 864k
+// lines, 55 MB compressed) is not committed:
+//
+//	go run ./bench/fleetgen/cmd/fleetgen                # testdata/fleet/full (git-ignored)
+//	go run ./bench/fleetgen/cmd/fleetgen -sample        # the committed testdata/fleet sample, byte for byte
+//
+// -days 3 (or more) adds clean days after the incident day.
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vigil-ot/vigil/bench/fleetgen"
+)
+
+func main() {
+	// -sample, given first, switches the defaults of the other flags.
+	def, defOut := fleetgen.DefaultConfig(), "testdata/fleet/full"
+	if len(os.Args) > 1 && (os.Args[1] == "-sample" || os.Args[1] == "--sample") {
+		def, defOut = fleetgen.SampleConfig(), "testdata/fleet"
+	}
+	var (
+		_        = flag.Bool("sample", false, "given first: the defaults of the committed sample (10 devices per group, -out testdata/fleet)")
+		out      = flag.String("out", defOut, "directory to write telemetry.jsonl[.gz], inventory.csv and labels.csv into")
+		name     = flag.String("name", "telemetry.jsonl.gz", "telemetry file name in -out; a .gz suffix compresses it, \"-\" writes to stdout")
+		seed     = flag.Uint64("seed", def.Seed, "random seed")
+		days     = flag.Int("days", def.Days, "days to generate (day 1 clean, day 2 incidents, later days clean)")
+		perGroup = flag.Int("devices", def.DevicesPerGroup, "devices per (site, hardware) group; 6 groups")
+		step     = flag.Duration("step", def.Step, "report interval")
+		start    = flag.String("start", def.Start.Format(time.RFC3339), "first report time, RFC 3339")
+		clean    = flag.Bool("clean", false, "inject no incidents (for benchmarks and false-positive studies)")
+	)
+	flag.Parse()
+	t0, err := time.Parse(time.RFC3339, *start)
+	if err != nil {
+		fatalf("cannot parse -start=%q: %v; use RFC 3339 such as 2026-11-02T00:00:00Z", *start, err)
+	}
+	cfg := fleetgen.Config{Seed: *seed, Start: t0.UTC(), Days: *days, Step: *step, DevicesPerGroup: *perGroup, Incidents: !*clean}
+	if err := cfg.Validate(); err != nil {
+		fatalf("%v", err)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fatalf("cannot create %s: %v", *out, err)
+	}
+	writeFile(filepath.Join(*out, "inventory.csv"), func(w io.Writer) error { return fleetgen.WriteInventory(cfg, w) })
+	writeFile(filepath.Join(*out, "labels.csv"), func(w io.Writer) error { return fleetgen.WriteLabels(cfg, w) })
+	var st fleetgen.Stats
+	gen := func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		st, err = fleetgen.Generate(cfg, bw)
+		if err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	switch {
+	case *name == "-":
+		if err := gen(os.Stdout); err != nil {
+			fatalf("%v", err)
+		}
+	case filepath.Ext(*name) == ".gz":
+		writeFile(filepath.Join(*out, *name), func(w io.Writer) error {
+			zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+			if err != nil {
+				return err
+			}
+			if err := gen(zw); err != nil {
+				return err
+			}
+			return zw.Close()
+		})
+	default:
+		writeFile(filepath.Join(*out, *name), gen)
+	}
+	fmt.Fprintf(os.Stderr, "fleetgen: %d devices, %d lines\n", st.Devices, st.Lines)
+}
+
+func writeFile(path string, write func(io.Writer) error) {
+	f, err := os.Create(path)
+	if err != nil {
+		fatalf("cannot create %s: %v", path, err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		fatalf("cannot write %s: %v", path, err)
+	}
+	if err := f.Close(); err != nil {
+		fatalf("cannot write %s: %v", path, err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "fleetgen: "+format+"\n", args...)
+	os.Exit(1)
+}
