@@ -34,6 +34,7 @@ const (
 	kindDeviceMetric int8 = 0
 	kindGroup        int8 = 1
 	kindGroupMetric  int8 = 2
+	kindCommSet      int8 = 3 // one group of a learned communication set
 
 	metaFormat     = "format"
 	metaHalfLives  = "half_lives_ns"
@@ -201,6 +202,24 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 			}
 			extras := appendGroupMetricExtras(nil, gm)
 			if err := cw.row(kindGroupMetric, name, "", s.metricNames[m], gm.n, 0, 0, false, gm.mean, gm.w, gm.m2, extras); err != nil {
+				return err
+			}
+		}
+	}
+	names := make([]string, 0, len(s.commSets))
+	for name := range s.commSets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var zero [MaxHalfLives]float64
+	for _, name := range names {
+		c := s.commSets[name]
+		for g := range c.groups {
+			if !c.groups[g].started && len(c.groups[g].keys) == 0 && c.groups[g].forced == 0 {
+				continue
+			}
+			state := c.AppendGroup(nil, int32(g))
+			if err := cw.row(kindCommSet, name, s.reg.GroupName(int32(g)), "", int64(len(c.groups[g].keys)), c.groups[g].first, 0, false, zero, zero, zero, state); err != nil {
 				return err
 			}
 		}
@@ -484,6 +503,20 @@ func (s *Store) Restore(r io.Reader) (map[string]int64, error) {
 	if err := fresh.load(cf); err != nil {
 		return nil, fmt.Errorf("cannot restore baseline: %w; delete the checkpoint to start learning afresh", err)
 	}
+	// Detectors hold their *CommSet: refill those in place.
+	if fresh.commSets == nil && len(s.commSets) > 0 {
+		fresh.commSets = make(map[string]*CommSet)
+	}
+	for name, old := range s.commSets {
+		learnFor := old.learnFor
+		if c := fresh.commSets[name]; c != nil {
+			*old = *c
+		} else {
+			*old = CommSet{}
+		}
+		old.learnFor = learnFor
+		fresh.commSets[name] = old
+	}
 	fresh.frame = s.frame
 	fresh.frame.s = s
 	*s = *fresh
@@ -601,6 +634,14 @@ func (s *Store) load(cf *checkpointFile) error {
 				for h := 0; h < s.nh; h++ {
 					k := slot*s.nh + h
 					s.devMean[k], s.devWM2[2*k], s.devWM2[2*k+1] = mean[h], float32(weight[h]), float32(m2[h])
+				}
+			case kindCommSet:
+				if !group.IsValid(i) || group.Value(i) == "" || !state.IsValid(i) {
+					return fmt.Errorf("row %d: communication set row without group or state", i)
+				}
+				c := s.CommSet(name.Value(i), 0)
+				if err := c.MergeGroup(s.reg.GroupID(group.Value(i)), state.Value(i)); err != nil {
+					return fmt.Errorf("row %d: %w", i, err)
 				}
 			default:
 				return fmt.Errorf("row %d: unknown kind %d", i, kind.Value(i))

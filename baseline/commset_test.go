@@ -1,8 +1,11 @@
 package baseline
 
 import (
+	"bytes"
 	"testing"
 	"time"
+
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 func TestCommSetLearnsThenReportsNovelty(t *testing.T) {
@@ -46,5 +49,35 @@ func TestCommSetMerge(t *testing.T) {
 	}
 	if err := a.MergeGroup(0, []byte("VBC1\x00\x00\x00\x05")); err == nil {
 		t.Fatal("truncated keys accepted")
+	}
+}
+
+func TestCommSetCheckpointedWithStore(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	edges := s.CommSet("edges", time.Hour)
+	g := reg.GroupID("plant-a/plc")
+	edges.Observe(g, HashString("10.0.0.1>10.0.0.2:502/modbus/write"), t0)
+	edges.Observe(g, HashString("10.0.0.1>10.0.0.3:102/s7comm/read"), t0+1)
+	var buf bytes.Buffer
+	if err := s.Checkpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg2 := ingest.NewRegistry()
+	reg2.GroupID("other")
+	s2 := NewStore(testConfig(), reg2)
+	held := s2.CommSet("edges", 2*time.Hour) // a detector holds it before the restore
+	if _, err := s2.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	g2 := reg2.GroupID("plant-a/plc")
+	if held.Len(g2) != 2 || !held.Contains(g2, HashString("10.0.0.1>10.0.0.2:502/modbus/write")) {
+		t.Fatalf("restored set has %d keys in its group", held.Len(g2))
+	}
+	if !held.Learning(g2, t0+int64(90*time.Minute)) {
+		t.Fatal("the configured learning period (2h) did not survive the restore")
+	}
+	if got := held.Observe(g2, HashString("new edge"), t0+int64(3*time.Hour)); got != Novel {
+		t.Fatalf("new edge after learning: %v", got)
 	}
 }

@@ -14,6 +14,7 @@ func fuzzStore(t testing.TB) (*Store, *ingest.Registry) {
 	rec := buildRecord(t, reg, stateMetrics, fleetRows(1, 0, 200, 10, 4))
 	defer rec.Release()
 	feed(s, rec)
+	s.CommSet("edges", 0).Observe(reg.GroupID("grp-1"), 42, t0)
 	return s, reg
 }
 

@@ -62,6 +62,8 @@ type Store struct {
 
 	groups []*groupState
 
+	commSets map[string]*CommSet // learned allowlists, checkpointed with the state
+
 	version uint64
 	mark    uint64 // Bind epoch, to find the groups of a batch once
 	frame   Frame
@@ -164,6 +166,24 @@ func NewStore(cfg Config, reg *ingest.Registry) *Store {
 	}
 	s.frame.s = s
 	return s
+}
+
+// CommSet returns the store's learned communication set called name,
+// creating it on first use. The set is checkpointed and restored with the
+// store, so a restart does not relearn who talks to whom. learnFor (the
+// learning period of each group) is taken from every call, so the
+// configuration in force wins over a restored value.
+func (s *Store) CommSet(name string, learnFor time.Duration) *CommSet {
+	if s.commSets == nil {
+		s.commSets = make(map[string]*CommSet)
+	}
+	c := s.commSets[name]
+	if c == nil {
+		c = NewCommSet(learnFor)
+		s.commSets[name] = c
+	}
+	c.learnFor = int64(learnFor)
+	return c
 }
 
 // Config returns the store's configuration.
