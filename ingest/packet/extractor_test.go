@@ -1,0 +1,265 @@
+package packet
+
+import (
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/pcap"
+)
+
+var t0 = time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC).UnixNano()
+
+// ipTCP serializes IPv4 + TCP with payload.
+func ipTCP(t testing.TB, src, dst string, sport, dport uint16, seq uint32, flags string, payload []byte) []byte {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4()}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: seq, Window: 1024}
+	for _, c := range flags {
+		switch c {
+		case 'S':
+			tcp.SYN = true
+		case 'A':
+			tcp.ACK = true
+		case 'R':
+			tcp.RST = true
+		case 'P':
+			tcp.PSH = true
+		}
+	}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, tcp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+func ether(ip []byte) []byte {
+	h := []byte{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00}
+	return append(h, ip...)
+}
+
+func modbusRead(tid uint16) []byte {
+	return []byte{byte(tid >> 8), byte(tid), 0, 0, 0, 6, 1, 3, 0, 0, 0, 10}
+}
+
+func newTestExtractor(t testing.TB, mod func(*ingest.PacketConfig)) *Extractor {
+	t.Helper()
+	cfg := ingest.DefaultPacketConfig()
+	if mod != nil {
+		mod(&cfg)
+	}
+	x, err := NewExtractor(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func add(x *Extractor, ts int64, link uint16, data []byte) {
+	x.Add(&pcap.Packet{Data: data, TimeNanos: ts, LinkType: link, OrigLen: len(data)})
+}
+
+// TestLinkTypes decodes the same Modbus request under every supported
+// link type, and counts an unsupported one as skipped.
+func TestLinkTypes(t *testing.T) {
+	ip := ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1))
+	nullLE := append([]byte{2, 0, 0, 0}, ip...)
+	loopBE := append([]byte{0, 0, 0, 2}, ip...)
+	sll := append([]byte{0, 0, 0, 1, 0, 6, 0, 1, 2, 3, 4, 5, 0, 0, 0x08, 0x00}, ip...)
+	sll2 := append([]byte{0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 0, 1, 2, 3, 4, 5, 0, 0}, ip...)
+	dot1q := append([]byte{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00}, ip...)
+	cases := []struct {
+		name string
+		link uint16
+		data []byte
+	}{
+		{"ethernet", pcap.LinkTypeEthernet, ether(ip)},
+		{"ethernet_8021q", pcap.LinkTypeEthernet, dot1q},
+		{"linux_sll", pcap.LinkTypeLinuxSLL, sll},
+		{"linux_sll2", pcap.LinkTypeSLL2, sll2},
+		{"raw_101", pcap.LinkTypeRaw, ip},
+		{"raw_ipv4_228", pcap.LinkTypeIPv4, ip},
+		{"bsd_null", pcap.LinkTypeNull, nullLE},
+		{"bsd_loop", pcap.LinkTypeLoop, loopBE},
+	}
+	for _, c := range cases {
+		x := newTestExtractor(t, nil)
+		add(x, t0, c.link, c.data)
+		st := x.Stats()
+		if st.Outcomes[OutcomeDecoded] != 1 || st.PDUs != 1 {
+			t.Errorf("%s: outcomes %v, PDUs %d; want one decoded Modbus PDU", c.name, st.Outcomes, st.PDUs)
+		}
+	}
+	x := newTestExtractor(t, nil)
+	add(x, t0, 195, []byte{1, 2, 3}) // IEEE 802.15.4
+	if st := x.Stats(); st.Outcomes[OutcomeSkippedLinkType] != 1 || st.SkippedLinkTypes[195] != 1 {
+		t.Errorf("802.15.4: %+v", st)
+	}
+	add(x, t0, pcap.LinkTypeEthernet, ether(ip)[:30]) // cut inside the IP header
+	if st := x.Stats(); st.Outcomes[OutcomeMalformed] != 1 {
+		t.Errorf("truncated frame: outcomes %v", st.Outcomes)
+	}
+}
+
+// TestTCPReassembly splits Modbus PDUs across segments and packs two in
+// one segment: each PDU is decoded exactly once, none is malformed.
+func TestTCPReassembly(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	a, b := "10.0.0.1", "10.0.0.2"
+	pdu1, pdu2, pdu3 := modbusRead(1), modbusRead(2), modbusRead(3)
+	seq := uint32(100)
+	add(x, t0, 1, ether(ipTCP(t, a, b, 40000, 502, seq-1, "S", nil)))
+	add(x, t0+1, 1, ether(ipTCP(t, a, b, 40000, 502, seq, "AP", pdu1[:5])))
+	add(x, t0+2, 1, ether(ipTCP(t, a, b, 40000, 502, seq+5, "AP", pdu1[5:])))
+	seq += 12
+	both := append(append([]byte(nil), pdu2...), pdu3[:3]...)
+	add(x, t0+3, 1, ether(ipTCP(t, a, b, 40000, 502, seq, "AP", both)))
+	add(x, t0+4, 1, ether(ipTCP(t, a, b, 40000, 502, seq+15, "AP", pdu3[3:])))
+	// A retransmission of the last segment is not decoded again.
+	add(x, t0+5, 1, ether(ipTCP(t, a, b, 40000, 502, seq+15, "AP", pdu3[3:])))
+	st := x.Stats()
+	if st.PDUs != 3 || st.MalformedPDUs != 0 || st.Retransmissions != 1 {
+		t.Errorf("PDUs %d malformed %d retransmissions %d; want 3, 0, 1", st.PDUs, st.MalformedPDUs, st.Retransmissions)
+	}
+	if x.buffered != 0 {
+		t.Errorf("%d bytes still buffered", x.buffered)
+	}
+	// A hole restarts the stream at the next segment.
+	add(x, t0+6, 1, ether(ipTCP(t, a, b, 40000, 502, seq+100, "AP", modbusRead(4))))
+	if st := x.Stats(); st.Gaps != 1 || st.PDUs != 4 {
+		t.Errorf("after a hole: gaps %d PDUs %d", st.Gaps, st.PDUs)
+	}
+}
+
+// TestFloodOfNewFlowsIsBounded sends 100k SYNs from distinct spoofed
+// sources: the flow and host tables stay at their caps, evict and count.
+func TestFloodOfNewFlowsIsBounded(t *testing.T) {
+	x := newTestExtractor(t, func(c *ingest.PacketConfig) { c.MaxFlows, c.MaxHosts = 1024, 512 })
+	frame := ether(ipTCP(t, "172.16.0.1", "10.0.0.2", 1024, 502, 1, "S", nil))
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		// Rewrite source address and port in place (checksums do not matter here).
+		binary.BigEndian.PutUint32(frame[14+12:], 0xac100000|uint32(i))
+		binary.BigEndian.PutUint16(frame[14+20:], uint16(1024+i))
+		add(x, t0+int64(i)*10_000, 1, frame) // 100k SYN/s
+		for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
+			b.Release()
+		}
+	}
+	if x.flows.len() > 1024 || len(x.flows.flows) > 1024 || len(x.hosts.hosts) > 512 || len(x.hosts.idx) > 512 {
+		t.Errorf("tables grew: flows %d/%d hosts %d/%d", x.flows.len(), len(x.flows.flows), len(x.hosts.idx), len(x.hosts.hosts))
+	}
+	sum := x.Summary()
+	if sum.Stats.FlowsEvicted < n-1024 || sum.Stats.HostsEvicted < n-512 {
+		t.Errorf("evicted flows %d hosts %d, want about %d", sum.Stats.FlowsEvicted, sum.Stats.HostsEvicted, n)
+	}
+	// Every flow left in the table is still found through the index.
+	for i := range x.flows.flows {
+		f := &x.flows.flows[i]
+		if f.used && x.flows.lookup(&f.key, f.key.hash()) != int32(i) {
+			t.Fatalf("flow %d lost from the index", i)
+		}
+	}
+	// The target is an asset only if it answered; spoofed sources never are.
+	if len(sum.Assets) != 0 {
+		t.Errorf("assets %v, want none (nothing answered)", sum.Assets)
+	}
+}
+
+// TestScanAndFloodFindings checks the window findings and their 5-tuples.
+func TestScanAndFloodFindings(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	var events []ingest.NetEvent
+	drain := func() {
+		for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
+			events = append(events, b.Events...)
+			b.Release()
+		}
+	}
+	for p := 1; p <= 60; p++ {
+		add(x, t0+int64(p)*1e6, 1, ether(ipTCP(t, "10.0.0.9", "10.0.0.2", 50000, uint16(p), 1, "S", nil)))
+		add(x, t0+int64(p)*1e6+1000, 1, ether(ipTCP(t, "10.0.0.2", "10.0.0.9", uint16(p), 50000, 0, "RA", nil)))
+	}
+	x.Flush()
+	drain()
+	var scan *ingest.NetEvent
+	for i := range events {
+		if events[i].Kind == "scan_ports" {
+			scan = &events[i]
+		}
+	}
+	if scan == nil || scan.Device != "10.0.0.9" || scan.Value != 60 || scan.DstIP.String() != "10.0.0.2" || scan.Transport != 6 {
+		t.Fatalf("scan event %+v in %+v", scan, events)
+	}
+}
+
+// TestIPv4FragmentsAreCounted: fragments are attributed to their hosts and
+// counted, not decoded at L4.
+func TestIPv4FragmentsAreCounted(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	ip := ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1))
+	ip[6] |= 0x20 // more fragments
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	add(x, t0, 1, ether(ip))
+	if st := x.Stats(); st.Fragments != 1 || st.Outcomes[OutcomeUnknownProtocol] != 1 || st.PDUs != 0 {
+		t.Errorf("fragment: %+v", st)
+	}
+}
+
+func TestExtractorAllocatesNothingPerPacket(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	req := ether(ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1)))
+	seq := uint32(1)
+	ts := t0
+	// Warm up: flow, hosts, communications exist.
+	for i := 0; i < 10; i++ {
+		add(x, ts, 1, req)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		seq += 12
+		binary.BigEndian.PutUint32(req[14+24:], seq)
+		ts += 1000
+		add(x, ts, 1, req)
+	})
+	if allocs > 0 {
+		t.Errorf("%v allocations per packet", allocs)
+	}
+}
+
+// FuzzExtractor feeds arbitrary frames under every link type: no panic,
+// and every packet gets exactly one outcome.
+func FuzzExtractor(f *testing.F) {
+	ip := ipTCP(f, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1))
+	f.Add(uint16(1), ether(ip))
+	f.Add(uint16(101), ip)
+	f.Add(uint16(0), append([]byte{2, 0, 0, 0}, ip...))
+	f.Add(uint16(276), append(make([]byte, 20), ip...))
+	f.Add(uint16(113), append(make([]byte, 16), ip...))
+	f.Add(uint16(1), ether(ipTCP(f, "10.0.0.1", "10.0.0.2", 40000, 20000, 1, "AP", []byte{0x05, 0x64, 0x05, 0xc9, 0, 0, 0, 0, 0, 0})))
+	x := newTestExtractor(f, func(c *ingest.PacketConfig) { c.MaxFlows, c.MaxHosts = 64, 64 })
+	ts := t0
+	f.Fuzz(func(t *testing.T, link uint16, data []byte) {
+		ts += 1e8
+		before := x.Stats()
+		add(x, ts, link, data)
+		after := x.Stats()
+		var db, da int64
+		for i := range before.Outcomes {
+			db += before.Outcomes[i]
+			da += after.Outcomes[i]
+		}
+		if da != db+1 {
+			t.Fatalf("outcomes went from %d to %d for one packet", db, da)
+		}
+		for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
+			b.Release()
+		}
+	})
+}
