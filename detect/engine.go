@@ -89,10 +89,10 @@ type columns struct {
 type deviceState struct {
 	init     bool
 	group    int32
-	alarms   int32 // active alarms: the poisoning guard and the quarantine release
-	last     int64 // event time of the newest report
-	fleetWin int64 // fleet window the device was last counted in
-	metric   []alarmState
+	alarms   int32        // active alarms: the poisoning guard and the quarantine release
+	last     int64        // event time of the newest report
+	fleetWin int64        // fleet window the device was last counted in
+	metric   []alarmState // nil until the device's first breaching self or peer datapoint
 	rules    []ruleState
 	sil      silenceState
 	ident    *identityState
@@ -325,10 +325,17 @@ func (e *Engine) device(d int32) *deviceState {
 			ds.rules = make([]ruleState, len(e.rules))
 		}
 	}
-	if need := 2 * len(e.metrics); len(ds.metric) < need {
-		ds.metric = append(ds.metric, make([]alarmState, need-len(ds.metric))...)
-	}
 	return ds
+}
+
+// metricState returns device ds's alarm state at index k (2×slot for self,
+// +1 for peer). A device gets its metric states on its first breach: most
+// devices never breach, and a clean datapoint leaves a zero state zero.
+func (e *Engine) metricState(ds *deviceState, k int) *alarmState {
+	if k >= len(ds.metric) {
+		ds.metric = append(ds.metric, make([]alarmState, 2*len(e.metrics)-len(ds.metric))...)
+	}
+	return &ds.metric[k]
 }
 
 // group returns the state of group g, creating it.

@@ -70,58 +70,84 @@ func (p *metricParams) spread(std, center float64) float64 {
 // expectations. It reports whether any datapoint breached.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
-	sc, pc := &e.cfg.Self, &e.cfg.Peer
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
 		if slot < 0 || !ex.Present || ex.Learning {
 			continue
 		}
 		p := &e.metrics[slot]
-		if p.self && (ex.Samples >= sc.MinSamples || ex.FromGroup && ex.GroupSamples >= sc.MinSamples) {
-			mean, std := ex.Mean, ex.Std
-			if ex.Seasonal {
-				mean, std = ex.SeasonalMean, ex.SeasonalStd
-			}
-			spread := p.spread(std, mean)
-			z := (ex.Value - mean) / spread
-			breach := p.up && z > p.threshold || p.down && z < -p.threshold
-			anomalous = anomalous || breach
-			st := &ds.metric[2*slot]
-			switch st.step(t, breach, sc.ToAlarm, sc.ToClear) {
-			case raised:
-				a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z)
-				e.raise(a, st, d, g, math.Abs(z)/p.threshold, 0)
-			case cleared:
-				a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z)
-				e.clear(a, st, d)
-			}
+		if p.self && e.judgeSelf(p, ex, slot, d, ds, g, t) {
+			anomalous = true
 		}
-		if p.peer && ex.GroupSamples >= pc.MinGroupSamples {
-			q := &ex.GroupQuantiles
-			med, hi, lo := q[baseline.QP50], q[p.peerUpper], q[p.peerLower]
-			var score float64
-			breach := false
-			if p.up && ex.Value > hi {
-				score = (ex.Value - med) / p.spread(hi-med, med)
-				breach = score >= pc.MinScore
-			}
-			if !breach && p.down && ex.Value < lo {
-				score = -(med - ex.Value) / p.spread(med-lo, med)
-				breach = -score >= pc.MinScore
-			}
-			anomalous = anomalous || breach
-			st := &ds.metric[2*slot+1]
-			switch st.step(t, breach, pc.ToAlarm, pc.ToClear) {
-			case raised:
-				a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score)
-				e.raise(a, st, d, g, math.Abs(score)/pc.MinScore, 0)
-			case cleared:
-				a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score)
-				e.clear(a, st, d)
-			}
+		if p.peer && e.judgePeer(p, ex, slot, d, ds, g, t) {
+			anomalous = true
 		}
 	}
 	return anomalous
+}
+
+// judgeSelf judges one metric against the device's own baseline (its
+// hour-of-week expectation once trusted).
+func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, slot int, d int32, ds *deviceState, g int32, t int64) bool {
+	sc := &e.cfg.Self
+	if ex.Samples < sc.MinSamples && !(ex.FromGroup && ex.GroupSamples >= sc.MinSamples) {
+		return false
+	}
+	mean, std := ex.Mean, ex.Std
+	if ex.Seasonal {
+		mean, std = ex.SeasonalMean, ex.SeasonalStd
+	}
+	spread := p.spread(std, mean)
+	z := (ex.Value - mean) / spread
+	breach := p.up && z > p.threshold || p.down && z < -p.threshold
+	if !breach && ds.metric == nil {
+		return false
+	}
+	st := e.metricState(ds, 2*slot)
+	switch st.step(t, breach, sc.ToAlarm, sc.ToClear) {
+	case raised:
+		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z)
+		e.raise(a, st, d, g, math.Abs(z)/p.threshold, 0)
+	case cleared:
+		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z)
+		e.clear(a, st, d)
+	}
+	return breach
+}
+
+// judgePeer judges one metric against the group's percentiles: beyond the
+// statistic (Device Defender semantics) and at least min_score times the
+// statistic's distance from the median.
+func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, d int32, ds *deviceState, g int32, t int64) bool {
+	pc := &e.cfg.Peer
+	if ex.GroupSamples < pc.MinGroupSamples {
+		return false
+	}
+	q := &ex.GroupQuantiles
+	med, hi, lo := q[baseline.QP50], q[p.peerUpper], q[p.peerLower]
+	var score float64
+	breach := false
+	if p.up && ex.Value > hi {
+		score = (ex.Value - med) / p.spread(hi-med, med)
+		breach = score >= pc.MinScore
+	}
+	if !breach && p.down && ex.Value < lo {
+		score = -(med - ex.Value) / p.spread(med-lo, med)
+		breach = -score >= pc.MinScore
+	}
+	if !breach && ds.metric == nil {
+		return false
+	}
+	st := e.metricState(ds, 2*slot+1)
+	switch st.step(t, breach, pc.ToAlarm, pc.ToClear) {
+	case raised:
+		a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score)
+		e.raise(a, st, d, g, math.Abs(score)/pc.MinScore, 0)
+	case cleared:
+		a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score)
+		e.clear(a, st, d)
+	}
+	return breach
 }
 
 // metricAlert builds the alert of a self or peer transition on the
