@@ -664,6 +664,7 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 	bb.filter = filter
 	pm := c.metrics.partition(topic, p)
 	rec := Record{Topic: topic, Partition: p}
+	wd, windowed := dec.(WindowedDecoder)
 	var rejects []kafkago.Message
 	for {
 		if _, _, failed := cp.Highest(); failed != nil {
@@ -718,30 +719,68 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			}
 			rejects = rejects[:0]
 		}
-		resolve := cp.add(end)
-		if bb.Len() == 0 {
-			bb.take(nil).Release()
-			resolve(nil)
+		var ready []*ingest.Batch
+		if bb.Len() > 0 {
+			ready = append(ready, bb.take())
+		}
+		limit := end
+		if windowed {
+			for b := wd.TakeBatch(); b != nil; b = wd.TakeBatch() {
+				ready = append(ready, b)
+			}
+			if h := wd.Holding(); h >= 0 && h < limit {
+				limit = h
+			}
+		}
+		if len(ready) == 0 {
+			cp.add(limit)(nil)
 			continue
 		}
-		batch := bb.take(func(_ context.Context, err error) {
-			if err != nil {
-				c.metrics.nacks.Inc()
-				if c.flusher != nil && !errors.Is(err, errStopped) {
-					// Called from Process on the engine goroutine.
-					c.undelivered = append(c.undelivered, resolve)
-					return
+		for i, b := range ready {
+			if i > 0 {
+				if err := cp.acquire(c.forceCtx); err != nil {
+					releaseAll(ready[i:])
+					return nil
 				}
 			}
-			c.metrics.batchLatency.UpdateDuration(batchStart)
-			resolve(err)
-		})
-		select {
-		case c.tasks <- task{batch: batch, part: ps, end: end}:
-		case <-c.forceCtx.Done():
-			batch.Release()
-			batch.Ack(ctx, errStopped)
-			return nil
+			if !c.send(ps, cp, b, limit, batchStart) {
+				releaseAll(ready[i+1:])
+				return nil
+			}
 		}
+	}
+}
+
+func releaseAll(bs []*ingest.Batch) {
+	for _, b := range bs {
+		b.Release()
+	}
+}
+
+// send hands batch b, ending the partition's input before end, to the
+// engine with an ack that resolves it in cp; the caller holds a slot of cp.
+// It reports false when the stop was forced first.
+func (c *Consumer) send(ps *partState, cp *checkpointer, b *ingest.Batch, end int64, started time.Time) bool {
+	resolve := cp.add(end)
+	batch := ingest.NewBatch(b.Record, func(_ context.Context, err error) {
+		if err != nil {
+			c.metrics.nacks.Inc()
+			if c.flusher != nil && !errors.Is(err, errStopped) {
+				// Called from Process on the engine goroutine.
+				c.undelivered = append(c.undelivered, resolve)
+				return
+			}
+		}
+		c.metrics.batchLatency.UpdateDuration(started)
+		resolve(err)
+	})
+	batch.Sets, batch.Comms, batch.Events = b.Sets, b.Comms, b.Events
+	select {
+	case c.tasks <- task{batch: batch, part: ps, end: end}:
+		return true
+	case <-c.forceCtx.Done():
+		batch.Release()
+		batch.Ack(context.Background(), errStopped)
+		return false
 	}
 }

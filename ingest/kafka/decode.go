@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -103,10 +102,10 @@ func (b *BatchBuilder) AppendEvent(e ingest.NetEvent) { b.events = append(b.even
 // Len returns the number of rows, communications and events collected.
 func (b *BatchBuilder) Len() int { return b.obs.Len() + len(b.comms) + len(b.events) }
 
-// take returns the collected batch with its ack and resets the builder.
-func (b *BatchBuilder) take(ack func(context.Context, error)) *ingest.Batch {
+// take returns the collected batch, without ack, and resets the builder.
+func (b *BatchBuilder) take() *ingest.Batch {
 	rec, sets := b.obs.NewRecord()
-	batch := ingest.NewBatch(rec, ack)
+	batch := ingest.NewBatch(rec, nil)
 	batch.Sets = sets
 	if len(b.comms) > 0 {
 		batch.Comms = append([]ingest.Communication(nil), b.comms...)

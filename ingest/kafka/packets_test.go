@@ -1,0 +1,128 @@
+package kafka
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/packet"
+)
+
+// modbusFrame returns an Ethernet frame carrying a Modbus/TCP read request
+// from client to the PLC at 10.0.0.10.
+func modbusFrame(t testing.TB, client byte, seq uint32) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, client}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 10}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IPv4(10, 0, 0, client), DstIP: net.IPv4(10, 0, 0, 10)}
+	tcp := &layers.TCP{SrcPort: 40000 + layers.TCPPort(client), DstPort: 502, Seq: seq, ACK: true, PSH: true, Window: 1024}
+	tcp.SetNetworkLayerForChecksum(ip)
+	// MBAP: transaction, protocol 0, length 6, unit 1; read holding registers 0..9.
+	pdu := []byte{0, byte(seq), 0, 0, 0, 6, 1, 3, 0, 0, 0, 10}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(pdu)); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+func metronKey(ts time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(ts.UnixMicro()))
+}
+
+func newTestPacketDecoder(t testing.TB) *PacketDecoder {
+	t.Helper()
+	d, err := NewPacketDecoder(ingest.DefaultKafkaConfig().Packets, ingest.DefaultPacketConfig(), packet.Options{Registry: ingest.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestPacketDecoderMetronAndChunks(t *testing.T) {
+	d := newTestPacketDecoder(t)
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	off := int64(0)
+	// Metron records for 90 s of event time: the first minute closes.
+	for s := 0; s < 90; s++ {
+		rec := Record{Offset: off, Key: metronKey(start.Add(time.Duration(s) * time.Second)), Value: modbusFrame(t, 1, uint32(s))}
+		if err := d.Decode(&rec, nil); err != nil {
+			t.Fatalf("Metron record %d: %v", s, err)
+		}
+		off++
+	}
+	// One pcap chunk with three packets at 95..97 s.
+	var chunk bytes.Buffer
+	w := pcapgo.NewWriterNanos(&chunk)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		f := modbusFrame(t, 2, uint32(i))
+		ts := start.Add(time.Duration(95+i) * time.Second)
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(f), Length: len(f)}, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := Record{Offset: off, Key: []byte("sensor-7"), Value: chunk.Bytes()}
+	if err := d.Decode(&rec, nil); err != nil {
+		t.Fatalf("pcap chunk: %v", err)
+	}
+	if got := d.Extractor().Stats().Packets; got != 93 {
+		t.Errorf("extractor saw %d packets, want 90 Metron frames and 3 from the chunk", got)
+	}
+	var rows int64
+	for b := d.TakeBatch(); b != nil; b = d.TakeBatch() {
+		rows += b.Record.NumRows()
+		b.Release()
+	}
+	if rows == 0 {
+		t.Error("no feature rows after the first windows closed")
+	}
+	// The minute that began at 60 s is open; it began with record 60.
+	if h := d.Holding(); h != 60 {
+		t.Errorf("Holding() = %d, want 60: the first record of the open one-minute window", h)
+	}
+}
+
+func TestPacketDecoderRejects(t *testing.T) {
+	d := newTestPacketDecoder(t)
+	for _, c := range []struct {
+		key, value []byte
+		reason     string
+	}{
+		{[]byte("short"), []byte{1, 2, 3}, ReasonBadMetronKey},
+		{metronKey(time.Unix(0, 0)), nil, ReasonEmptyFrame},
+		{nil, []byte{0xd4, 0xc3, 0xb2, 0xa1, 1, 2}, ReasonBadChunk},
+		{nil, []byte{0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0}, ReasonBadChunk},
+	} {
+		rec := Record{Key: c.key, Value: c.value}
+		err := d.Decode(&rec, nil)
+		if err == nil || reasonOf(err) != c.reason {
+			t.Errorf("Decode(key %x, value %x) = %v, want reason %s", c.key, c.value, err, c.reason)
+		}
+	}
+}
+
+func FuzzPacketDecoder(f *testing.F) {
+	f.Add(metronKey(time.Unix(1762041600, 0)), modbusFrame(f, 1, 1))
+	f.Add([]byte(nil), []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0})
+	f.Add([]byte(nil), []byte{0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a})
+	f.Add([]byte{1}, []byte{0x1f, 0x8b, 8, 0})
+	d := newTestPacketDecoder(f)
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		rec := Record{Key: key, Value: value}
+		if err := d.Decode(&rec, nil); err != nil && reasonOf(err) == "undecodable" {
+			t.Fatalf("rejection without a reason: %v", err)
+		}
+		for b := d.TakeBatch(); b != nil; b = d.TakeBatch() {
+			b.Release()
+		}
+	})
+}
