@@ -176,13 +176,15 @@ type Incident struct {
 	Device   string // device, or group key for fleet incidents
 	Start    time.Time
 	End      time.Time
-	Behavior string // metric or behavior expected in the alert
+	Behavior string // metric, rule or behavior name expected in the alert (rule-1: the rule in testdata/config/fleet.yaml)
 	Note     string // what was injected
 }
 
-// Incidents returns the incidents injected into c's second day. Every
-// incident is on a different device, and those in the same group do not
-// overlap in time, so each alert can be attributed to one incident.
+// Incidents returns the incidents injected into c's second day, one row
+// per device an alert is expected on (the shared certificate implicates
+// its owner too). Every incident is on a different device, and those in
+// the same group do not overlap in time, so each alert can be attributed
+// to one incident.
 func Incidents(c Config) []Incident {
 	day := c.Start.Add(24 * time.Hour)
 	at := func(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
@@ -193,17 +195,19 @@ func Incidents(c Config) []Incident {
 			Note: "bytes_out x10 for 30 min with an unchanged message count (exfiltration)"},
 		{ID: "peer-1", Detector: "peer", Device: dev(1, 1, 11), Start: at(13, 0), End: at(16, 0), Behavior: "cpu_pct",
 			Note: "cpu_pct held near 90% for 3 h, far above the group's p99 (cryptominer)"},
-		{ID: "rule-1", Detector: "rule", Device: dev(2, 0, 23), Start: at(8, 0), End: at(8, 15), Behavior: "auth_failures",
+		{ID: "rule-1", Detector: "rule", Device: dev(2, 0, 23), Start: at(8, 0), End: at(8, 15), Behavior: "auth-brute-force",
 			Note: "auth_failures 8-20 a minute for 15 min (credential brute force)"},
 		{ID: "silence-1", Detector: "silence", Device: dev(0, 1, 27), Start: at(15, 0), End: at(16, 0), Behavior: "silence",
 			Note: "no reports for 1 h while the rest of the group reports"},
-		{ID: "identity-src-1", Detector: "identity", Device: dev(1, 0, 30), Start: at(11, 0), End: at(11, 30), Behavior: "multiple_sources",
+		{ID: "identity-src-1", Detector: "identity", Device: dev(1, 0, 30), Start: at(11, 0), End: at(11, 30), Behavior: "multiple_src_ip",
 			Note: "a second reporter from 10.66.6.6 under the same device id and client id for 30 min (cloned device)"},
-		{ID: "identity-cert-1", Detector: "identity", Device: dev(2, 1, 38), Start: at(18, 0), End: at(19, 0), Behavior: "shared_cert",
+		{ID: "identity-cert-1", Detector: "identity", Device: dev(2, 1, 38), Start: at(18, 0), End: at(19, 0), Behavior: "shared_certificate",
 			Note: "presents the certificate of " + dev(2, 1, 21) + " for 1 h (stolen credential)"},
+		{ID: "identity-cert-1-owner", Detector: "identity", Device: dev(2, 1, 21), Start: at(18, 0), End: at(19, 0), Behavior: "shared_certificate",
+			Note: "the certificate's owner: its certificate is also used by " + dev(2, 1, 38)},
 		{ID: "identity-fw-1", Detector: "identity", Device: dev(0, 0, 40), Start: at(20, 0), End: at(20, 30), Behavior: "firmware_downgrade",
 			Note: "firmware goes back from " + Hardware[0].Firmware + " to " + Hardware[0].Old + " and stays there"},
-		{ID: "fleet-1", Detector: "fleet", Device: Sites[2].Name + "/" + Hardware[1].Name, Start: at(3, 0), End: at(3, 20), Behavior: "msg_rate",
+		{ID: "fleet-1", Detector: "fleet", Device: Sites[2].Name + "/" + Hardware[1].Name, Start: at(3, 0), End: at(3, 20), Behavior: "message_rate",
 			Note: "every device of the group reports every other minute only, for 20 min: the group's message rate halves"},
 	}
 }

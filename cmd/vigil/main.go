@@ -15,6 +15,10 @@ func main() {
 	switch os.Args[1] {
 	case "validate":
 		os.Exit(runValidate(os.Args[2:]))
+	case "replay":
+		os.Exit(runReplay(os.Args[2:]))
+	case "baseline":
+		os.Exit(runBaseline(os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

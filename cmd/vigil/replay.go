@@ -1,0 +1,631 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/inventory"
+	"github.com/vigil-ot/vigil/ingest/jsonl"
+	"github.com/vigil-ot/vigil/ingest/packet"
+	"github.com/vigil-ot/vigil/sinks"
+)
+
+const replayUsage = `usage: vigil replay [flags] FILE...
+
+Replays JSONL telemetry files and pcap/pcapng captures through the baselines
+and detectors, in event time, and writes the alerts as JSON lines (one alert or
+quarantine event a line) to standard output or --out. At the end a summary goes
+to standard error: records read and rejected by reason, alerts by detector and
+severity, and for captures the packets by outcome, assets, edges and protocols.
+
+Inputs
+  Each FILE's kind is told by its first bytes, not its name: pcap and pcapng
+  (plain or gzip-compressed) are captures, anything else is JSONL telemetry
+  (plain or gzip); "-" reads JSONL from standard input, and a directory is
+  walked for captures. Telemetry lines are native JSON, Telegraf JSON or AWS
+  IoT Device Defender reports (input.telemetry.format in the config; auto by
+  default). Files of one kind are merged in time order; each file must be in
+  time order itself.
+
+Determinism
+  Every window, decay and timeout runs on the records' own timestamps, and an
+  alert's processing time is its event time, so the same input gives
+  byte-identical output. --wallclock stamps alerts with the real clock instead.
+
+Tuning
+  Replay a sample with --config, look at the alerts and the summary, change
+  the detect section, replay again. --checkpoint saves the learned baseline
+  (Arrow IPC) at the end; --restore starts from one, e.g. to judge a day of
+  incidents against a baseline learned from a clean week.
+  'vigil baseline inspect FILE' prints what a checkpoint learned.
+
+Examples
+  vigil replay --config testdata/config/fleet.yaml testdata/fleet/telemetry.jsonl.gz
+  vigil replay --out alerts.jsonl --checkpoint base.arrow clean-week/*.jsonl.gz
+  vigil replay --restore base.arrow --config plant.yaml capture.pcapng
+
+Flags
+`
+
+// replayOptions are the flags of `vigil replay`.
+type replayOptions struct {
+	config     string
+	out        string
+	progress   bool
+	wallclock  bool
+	checkpoint string
+	restore    string
+	speed      float64
+	verbose    bool
+	quiet      bool
+	inputs     []string
+}
+
+func runReplay(args []string) int {
+	opts, err := parseReplayFlags(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := replay(ctx, opts, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "vigil replay: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// parseReplayFlags parses args; flags may come before, between or after the
+// files.
+func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
+	var o replayOptions
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", "", "YAML config `FILE` (see 'vigil validate'); defaults in code when empty")
+	fs.StringVar(&o.out, "out", "", "write alerts to `FILE` instead of standard output (truncated first)")
+	fs.BoolVar(&o.progress, "progress", false, "show progress on standard error even when it is not a terminal")
+	fs.BoolVar(&o.wallclock, "wallclock", false, "stamp alerts' processing time with the real clock (output is then not reproducible)")
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "save the learned baseline to `FILE` (Arrow IPC) at the end")
+	fs.StringVar(&o.restore, "restore", "", "start from the baseline checkpoint in `FILE` instead of an empty one")
+	fs.Float64Var(&o.speed, "speed", 0, "replay captures at `N`x their own pace; 0 is as fast as possible")
+	fs.BoolVar(&o.verbose, "verbose", false, "log at info level (default: warnings only)")
+	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), replayUsage)
+		fs.PrintDefaults()
+	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			return o, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		o.inputs = append(o.inputs, args[0])
+		args = args[1:]
+	}
+	if len(o.inputs) == 0 {
+		fmt.Fprintln(stderr, "vigil replay: no input files; name JSONL telemetry files or pcap/pcapng captures (see --help)")
+		return o, errors.New("no inputs")
+	}
+	if o.speed < 0 {
+		fmt.Fprintf(stderr, "vigil replay: --speed %g is negative; use 0 (as fast as possible) or more\n", o.speed)
+		return o, errors.New("bad speed")
+	}
+	return o, nil
+}
+
+// replay runs a whole replay: alerts to stdout (or opts.out), progress,
+// warnings and the summary to stderr.
+func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) error {
+	started := time.Now()
+	level := slog.LevelWarn
+	if opts.verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := DefaultConfig()
+	if opts.config != "" {
+		var err error
+		if cfg, err = LoadConfig(opts.config); err != nil {
+			return err
+		}
+	} else if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("BUG: default config invalid: %w", err)
+	}
+
+	telemetryFiles, captureFiles, err := classifyInputs(opts.inputs)
+	if err != nil {
+		return err
+	}
+
+	inv, err := inventory.Open(cfg.Input.Inventory, logger)
+	if err != nil {
+		return fmt.Errorf("cannot open inventory: %w", err)
+	}
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(cfg.Baseline, reg)
+	if opts.restore != "" {
+		if err := restoreBaseline(store, opts.restore); err != nil {
+			return err
+		}
+	}
+
+	var w io.Writer = stdout
+	if opts.out != "" {
+		f, err := os.Create(opts.out)
+		if err != nil {
+			return fmt.Errorf("cannot create --out file: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	sink := sinks.NewWriterSink("replay", bw, sinks.FormatJSON)
+	defer sink.Close()
+
+	netDet, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, store.CommSet("network", cfg.Detect.Network.Learning))
+	if err != nil {
+		return fmt.Errorf("cannot set up network detectors: %w", err)
+	}
+	deps := detect.Deps{Registry: reg, Baseline: store, Assets: inv, Sink: sink, Logger: logger, Extra: []detect.BatchDetector{netDet}}
+	if opts.wallclock {
+		deps.Clock = time.Now
+	}
+	engine, err := detect.NewEngine(cfg.Detect, deps)
+	if err != nil {
+		return fmt.Errorf("cannot set up detectors: %w", err)
+	}
+
+	var (
+		tel  *jsonl.Source
+		caps *packet.ReplaySource
+	)
+	if len(telemetryFiles) > 0 {
+		if tel, err = jsonl.Open(telemetryFiles, jsonl.Options{Telemetry: cfg.Input.Telemetry, Registry: reg, Grouper: inv, Logger: logger}); err != nil {
+			return fmt.Errorf("cannot open telemetry: %w", err)
+		}
+		defer tel.Close()
+	}
+	if len(captureFiles) > 0 {
+		popts := packet.ReplayOptions{Options: packet.Options{Registry: reg, Assets: inv, Grouper: inv}, Speed: opts.speed}
+		if caps, err = packet.OpenReplay(cfg.Input.Packets, popts, captureFiles...); err != nil {
+			return fmt.Errorf("cannot open captures: %w", err)
+		}
+		defer caps.Close()
+	}
+
+	if opts.progress || isTerminal(stderr) {
+		stopProgress := startProgress(stderr, tel, caps)
+		defer stopProgress()
+	}
+
+	var sources []ingest.Source
+	if tel != nil {
+		sources = append(sources, tel)
+	}
+	if caps != nil {
+		sources = append(sources, caps)
+	}
+	merged := &timeMerge{sources: sources}
+	for {
+		b, err := merged.ReadBatch(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read input: %w", err)
+		}
+		if err := engine.Process(ctx, b); err != nil {
+			return fmt.Errorf("cannot write alerts: %w", err)
+		}
+	}
+	if err := engine.Flush(ctx); err != nil {
+		return fmt.Errorf("cannot write alerts: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("cannot write alerts: %w", err)
+	}
+	if opts.checkpoint != "" {
+		positions := map[string]int64{}
+		if tel != nil {
+			positions["replay:telemetry_records"] = tel.Stats().Records
+		}
+		if caps != nil {
+			positions["replay:packets"] = caps.Progress().Packets
+		}
+		if err := saveCheckpoint(store, opts.checkpoint, positions); err != nil {
+			return err
+		}
+	}
+	if !opts.quiet {
+		writeSummary(stderr, time.Since(started), tel, caps, engine.Stats(), store)
+	}
+	return nil
+}
+
+// classifyInputs sorts paths into telemetry files and captures by their
+// first bytes.
+func classifyInputs(paths []string) (telemetry, captures []string, err error) {
+	for _, p := range paths {
+		if p == jsonl.Stdin {
+			telemetry = append(telemetry, p)
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot read input: %w", err)
+		}
+		if st.IsDir() {
+			captures = append(captures, p)
+			continue
+		}
+		isCap, err := isCapture(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if isCap {
+			captures = append(captures, p)
+		} else {
+			telemetry = append(telemetry, p)
+		}
+	}
+	return telemetry, captures, nil
+}
+
+// isCapture tells a pcap or pcapng file, plain or gzip, by its magic
+// number.
+func isCapture(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("cannot read input: %w", err)
+	}
+	defer f.Close()
+	var r io.Reader = bufio.NewReader(f)
+	var head [4]byte
+	n, _ := io.ReadFull(r, head[:2])
+	if n == 2 && head[0] == 0x1f && head[1] == 0x8b {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return false, fmt.Errorf("cannot read input %s: %w", path, err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return false, fmt.Errorf("cannot read gzip input %s: %w", path, err)
+		}
+		defer zr.Close()
+		n, _ = io.ReadFull(zr, head[:])
+	} else {
+		m, _ := io.ReadFull(r, head[n:])
+		n += m
+	}
+	if n < 4 {
+		return false, nil
+	}
+	switch uint32(head[0])<<24 | uint32(head[1])<<16 | uint32(head[2])<<8 | uint32(head[3]) {
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1, 0x0a0d0d0a:
+		return true, nil
+	}
+	return false, nil
+}
+
+func restoreBaseline(store *baseline.Store, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot restore baseline: %w", err)
+	}
+	defer f.Close()
+	if _, err := store.Restore(bufio.NewReader(f)); err != nil {
+		return fmt.Errorf("cannot restore baseline from %s: %w; it must be written by 'vigil replay --checkpoint' with the same baseline.half_lives", path, err)
+	}
+	return nil
+}
+
+// saveCheckpoint writes the checkpoint next to path and renames it, so a
+// failed write never leaves a truncated checkpoint behind.
+func saveCheckpoint(store *baseline.Store, path string, positions map[string]int64) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot save checkpoint: %w", err)
+	}
+	bw := bufio.NewWriter(tmp)
+	err = store.Checkpoint(bw, positions)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("cannot save checkpoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// timeMerge interleaves the batches of several sources (telemetry and
+// captures) by the event time of their first row, so a replay of both kinds
+// stays roughly in event time. Ties go to the source listed first, which
+// keeps it deterministic.
+type timeMerge struct {
+	sources []ingest.Source
+	pending []*ingest.Batch
+	done    []bool
+}
+
+func (m *timeMerge) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
+	if m.pending == nil {
+		m.pending = make([]*ingest.Batch, len(m.sources))
+		m.done = make([]bool, len(m.sources))
+	}
+	best := -1
+	var bestT int64
+	for i, s := range m.sources {
+		for m.pending[i] == nil && !m.done[i] {
+			b, err := s.ReadBatch(ctx)
+			if err == io.EOF {
+				m.done[i] = true
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if b.Record == nil || b.Record.NumRows() == 0 && len(b.Comms) == 0 && len(b.Events) == 0 {
+				b.Release()
+				b.Ack(ctx, nil)
+				continue
+			}
+			m.pending[i] = b
+		}
+		if m.pending[i] == nil {
+			continue
+		}
+		t := firstTime(m.pending[i])
+		if best < 0 || t < bestT {
+			best, bestT = i, t
+		}
+	}
+	if best < 0 {
+		return nil, io.EOF
+	}
+	b := m.pending[best]
+	m.pending[best] = nil
+	return b, nil
+}
+
+func (m *timeMerge) Close() error { return nil }
+
+// firstTime is the event time of a batch's first row, or of its first
+// communication or event when it has no rows.
+func firstTime(b *ingest.Batch) int64 {
+	if b.Record != nil && b.Record.NumRows() > 0 {
+		if col, ok := b.Record.Column(0).(*array.Timestamp); ok {
+			return int64(col.Value(0))
+		}
+	}
+	if len(b.Comms) > 0 {
+		return b.Comms[0].FirstNanos
+	}
+	if len(b.Events) > 0 {
+		return b.Events[0].TimeNanos
+	}
+	return 0
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// startProgress prints how far the replay has got, by bytes read, every
+// half second until the returned function is called.
+func startProgress(w io.Writer, tel *jsonl.Source, caps *packet.ReplaySource) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-tick.C:
+			}
+			var read, total, records int64
+			if tel != nil {
+				st := tel.Stats()
+				read, total, records = read+st.BytesRead, total+st.BytesTotal, records+st.Records
+			}
+			if caps != nil {
+				p := caps.Progress()
+				read, total, records = read+p.BytesRead, total+p.TotalBytes, records+p.Packets
+			}
+			fmt.Fprintf(w, "\r\033[K%s", progressLine(read, total, records, time.Since(start)))
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func progressLine(read, total, records int64, elapsed time.Duration) string {
+	rate := float64(records) / max(elapsed.Seconds(), 1e-3)
+	if total <= 0 {
+		return fmt.Sprintf("replay: %s read, %d records (%.0f/s)", byteSize(read), records, rate)
+	}
+	frac := min(float64(read)/float64(total), 1)
+	const width = 30
+	n := int(frac * width)
+	return fmt.Sprintf("replay: [%s%s] %3.0f%% %s/%s, %d records (%.0f/s)",
+		strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac, byteSize(read), byteSize(total), records, rate)
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// writeSummary prints what the replay read and raised.
+func writeSummary(w io.Writer, elapsed time.Duration, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, store *baseline.Store) {
+	fmt.Fprintf(w, "replay finished in %s\n", elapsed.Round(time.Millisecond))
+	if tel != nil {
+		st := tel.Stats()
+		fmt.Fprintf(w, "telemetry: %d file(s), %d lines, %d records (%.0f records/s), %d rejected\n",
+			st.Files, st.Lines, st.Records, float64(st.Records)/max(elapsed.Seconds(), 1e-3), st.Rejected)
+		for _, k := range sortedKeys(st.Rejects) {
+			if st.Rejects[k] > 0 {
+				fmt.Fprintf(w, "  rejected %-24s %d\n", k, st.Rejects[k])
+			}
+		}
+	}
+	if caps != nil {
+		s := caps.Summary()
+		fmt.Fprintf(w, "captures: %d file(s), %d packets, %s: %d decoded, %d unknown protocol, %d malformed, %d skipped link type\n",
+			len(s.Files), s.Packets, byteSize(s.Bytes), s.Decoded, s.UnknownProtocol, s.Malformed, s.SkippedLinkType)
+		for _, lt := range sortedKeys(s.SkippedLinkTypes) {
+			fmt.Fprintf(w, "  skipped link type %d: %d packets\n", lt, s.SkippedLinkTypes[lt])
+		}
+		for _, wa := range s.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", wa)
+		}
+		inInv := 0
+		for _, a := range s.Assets {
+			if a.InInventory {
+				inInv++
+			}
+		}
+		fmt.Fprintf(w, "  assets %d (%d in the inventory), edges %d\n", len(s.Assets), inInv, len(s.Edges))
+		for _, p := range s.Protocols {
+			fmt.Fprintf(w, "  protocol %-12s %d packets, %d PDUs\n", p.Name, p.Packets, p.PDUs)
+		}
+	}
+	var alarms int64
+	for _, n := range es.Alerts {
+		alarms += n
+	}
+	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached)\n", es.Rows, es.NotLearned)
+	fmt.Fprintf(w, "alerts: %d alarms, %d cleared", alarms, es.Cleared)
+	if es.Suppressed+es.Maintenance+es.RateLimited+es.Folded > 0 {
+		fmt.Fprintf(w, "; not sent: %d suppressed, %d in maintenance, %d rate-limited, %d repeats folded",
+			es.Suppressed, es.Maintenance, es.RateLimited, es.Folded)
+	}
+	fmt.Fprintln(w)
+	if alarms > 0 {
+		fmt.Fprint(w, "  by detector:")
+		for _, d := range sortedKeys(es.Alerts) {
+			fmt.Fprintf(w, " %s %d", d, es.Alerts[d])
+		}
+		fmt.Fprint(w, "\n  by severity:")
+		var bySev = map[string]int64{}
+		for sev, n := range es.Severity {
+			bySev[detect.SeverityName(sev)] += n
+		}
+		for _, name := range []string{"critical", "high", "medium", "low"} {
+			fmt.Fprintf(w, " %s %d", name, bySev[name])
+		}
+		fmt.Fprintln(w)
+	}
+	if len(es.Quarantine) > 0 {
+		fmt.Fprint(w, "  quarantine events:")
+		for _, k := range sortedKeys(es.Quarantine) {
+			fmt.Fprintf(w, " %s %d", k, es.Quarantine[k])
+		}
+		fmt.Fprintln(w)
+	}
+	if es.BadBatches+es.BadSetMembers > 0 {
+		fmt.Fprintf(w, "  bad batches %d, unparsable set members %d\n", es.BadBatches, es.BadSetMembers)
+	}
+	var learning int
+	groups := store.GroupInfos()
+	for _, g := range groups {
+		if g.Learning {
+			learning++
+		}
+	}
+	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", store.Version(), store.NumDevices(), len(groups), learning)
+}
+
+func sortedKeys[K string | uint16, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys
+}
+
+// runBaseline is `vigil baseline inspect FILE`.
+func runBaseline(args []string) int {
+	if len(args) != 2 || args[0] != "inspect" {
+		fmt.Fprint(os.Stderr, `usage: vigil baseline inspect FILE
+
+Prints a baseline checkpoint (written by 'vigil replay --checkpoint' or by
+baseline.checkpoint_path): its version, the input positions it covers, and per
+group the learning state, span, devices and per metric the sample count, mean,
+spread and percentiles.
+`)
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			return 0
+		}
+		return 2
+	}
+	f, err := os.Open(args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vigil baseline inspect: cannot open checkpoint: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	out := bufio.NewWriter(os.Stdout)
+	if err := baseline.Inspect(out, bufio.NewReader(f)); err != nil {
+		out.Flush()
+		fmt.Fprintf(os.Stderr, "vigil baseline inspect: cannot read checkpoint %s: %v\n", args[1], err)
+		return 1
+	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(os.Stderr, "vigil baseline inspect: %v\n", err)
+		return 1
+	}
+	return 0
+}
