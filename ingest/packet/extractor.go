@@ -17,9 +17,9 @@ type Options struct {
 	// Registry interns device and group names (shared with the baseline).
 	// A new one is made when nil.
 	Registry *ingest.Registry
-	// Assets maps addresses to inventory devices; nil means no inventory:
-	// every host is named by its address and grouped by subnet, and no
-	// host is reported as unknown.
+	// Assets maps addresses to inventory devices; nil (or one whose Len
+	// method reports 0) means no inventory: every host is named by its
+	// address and grouped by subnet, and no host is reported as unknown.
 	Assets AssetsByIP
 	// Grouper derives the group of an inventory device; when nil, inventory
 	// devices are grouped by their "site" attribute (or "inventory").
@@ -322,6 +322,10 @@ func (x *Extractor) markAsset(i int32, ts int64) {
 	}
 	h.asset = true
 	if x.opts.Assets == nil || !x.cfg.FlagUnknownAssets || h.inInventory {
+		return
+	}
+	// An inventory that lists nothing (none configured) flags nothing.
+	if l, ok := x.opts.Assets.(interface{ Len() int }); ok && l.Len() == 0 {
 		return
 	}
 	x.events = append(x.events, ingest.NetEvent{
