@@ -36,8 +36,8 @@ func formatScaled(v float64, units []string) string {
 		s = strconv.FormatInt(int64(v), 10)
 	case a >= 100:
 		s = strconv.FormatFloat(v, 'f', 0, 64)
-	case a >= 10 || i > 0:
-		s = strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 0.995 || i > 0:
+		s = strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
 	case a >= 0.01:
 		s = strconv.FormatFloat(v, 'f', 2, 64)
 	default:
