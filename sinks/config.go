@@ -278,6 +278,16 @@ func (c KafkaConfig) withDefaults() KafkaConfig {
 }
 
 func (s SinkConfig) validate() error {
+	if s.Kind != KindSyslog && s.Syslog != (SyslogConfig{}) {
+		return fmt.Errorf("cannot use a syslog block on a sink of kind %q: set kind: syslog or remove the block", s.Kind)
+	}
+	k := s.Kafka
+	if s.Kind != KindKafka && (len(k.Brokers) > 0 || k.AlertsTopic != "" || k.QuarantineTopic != "" || k.TLS != nil || k.WriteTimeout != 0 || k.BatchTimeout != 0) {
+		return fmt.Errorf("cannot use a kafka block on a sink of kind %q: set kind: kafka or remove the block", s.Kind)
+	}
+	if s.Kind != KindFile && s.Path != "" {
+		return fmt.Errorf("cannot use path on a sink of kind %q: only kind: file writes to a path", s.Kind)
+	}
 	if _, err := ParseFormat(string(s.Format)); err != nil {
 		return err
 	}

@@ -367,7 +367,6 @@ func (s *syslogSink) run() {
 		}
 		if err != nil {
 			s.setErr(err)
-			s.stats.retries.Inc()
 			s.logger.Warn("cannot write to syslog receiver; reconnecting", "error", err)
 			conn.Close()
 			conn = nil

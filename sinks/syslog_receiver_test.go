@@ -45,7 +45,18 @@ type testReceiver struct {
 
 func startTestReceiver(t *testing.T, tlsConfig *tls.Config, lf bool, dropAfter int) *testReceiver {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startTestReceiverOn(t, "127.0.0.1:0", tlsConfig, lf, dropAfter)
+}
+
+// startTestReceiverAt starts a plain octet-counting receiver on addr.
+func startTestReceiverAt(t *testing.T, addr string) *testReceiver {
+	t.Helper()
+	return startTestReceiverOn(t, addr, nil, false, 0)
+}
+
+func startTestReceiverOn(t *testing.T, addr string, tlsConfig *tls.Config, lf bool, dropAfter int) *testReceiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
