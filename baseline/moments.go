@@ -113,10 +113,18 @@ func decayFactor(dt, halfLife int64) float64 {
 // welford folds x with weight a into (w, mean, m2) (West's weighted
 // incremental update).
 func welford(w, mean, m2, x, a float64) (float64, float64, float64) {
+	if w == 0 {
+		// fully decayed (or new): start at x exactly, rather than through
+		// a cancellation against a stale mean far away
+		return a, x, 0
+	}
 	w += a
 	delta := x - mean
 	mean += delta * a / w
 	m2 += a * delta * (x - mean)
+	if m2 < 0 { // rounding when a tiny weight meets a far mean
+		m2 = 0
+	}
 	return w, mean, m2
 }
 

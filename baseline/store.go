@@ -67,8 +67,6 @@ type Store struct {
 	version uint64
 	mark    uint64 // Bind epoch, to find the groups of a batch once
 	frame   Frame
-	decay   [MaxHalfLives]float64 // scratch for Learn
-	weight  [MaxHalfLives]float64
 
 	devGap, grpGap gapCache
 }
@@ -133,11 +131,6 @@ type groupMetric struct {
 	qDirty bool
 	qValid bool // q was computed from a non-empty sketch
 	season *[hoursPerWeek]seasonCell
-
-	// set by Learn for learnGroup: this row's residual against the
-	// device's level, for the seasonal bucket
-	seasonPending float64
-	seasonHas     bool
 }
 
 type seasonCell struct{ w, mean, m2 float64 }
@@ -517,23 +510,47 @@ func (f *Frame) Learn(row int) {
 	gs := s.groups[g]
 	s.devGroup[d] = g
 	nh := s.nh
-
-	// Device: decay every metric slot to the row's time once.
-	dec, a := &s.decay, &s.weight
-	s.decayWeights(t, &s.devLast[d], dec, a, &s.devGap)
 	devBase := int(d) * s.stride
-	if dec[0] != 1 || (nh > 1 && dec[nh-1] != 1) {
+
+	// Decay the device's and the group's metric slots to the row's time
+	// once per row, and get this row's sample weights.
+	var devDec, devA, grpDec, grpA [MaxHalfLives]float64
+	s.decayWeights(t, &s.devLast[d], &devDec, &devA, &s.devGap)
+	if devDec[0] != 1 || devDec[nh-1] != 1 {
 		wm2 := s.devWM2[devBase*nh*2 : (devBase+s.stride)*nh*2]
-		for k := 0; k < len(wm2); k += 2 * nh {
+		for k := 0; k+2*nh <= len(wm2); k += 2 * nh {
 			for h := 0; h < nh; h++ {
-				wm2[k+2*h] *= float32(dec[h])
-				wm2[k+2*h+1] *= float32(dec[h])
+				wm2[k+2*h] *= float32(devDec[h])
+				wm2[k+2*h+1] *= float32(devDec[h])
 			}
 		}
 	}
+	if !gs.started {
+		gs.started, gs.first, gs.last = true, t, t
+	}
+	gs.first = min(gs.first, t)
+	s.decayWeights(t, &gs.last, &grpDec, &grpA, &s.grpGap)
+	how := s.hourOfWeek(t)
+	sdec, sa := s.seasonWeights(gs, t, how)
+	if grpDec[0] != 1 || grpDec[nh-1] != 1 || sdec != 1 {
+		for m := range gs.metrics {
+			gm := &gs.metrics[m]
+			for h := 0; h < nh; h++ {
+				gm.w[h] *= grpDec[h]
+				gm.m2[h] *= grpDec[h]
+			}
+			if gm.season != nil {
+				gm.season[how].w *= sdec
+				gm.season[how].m2 *= sdec
+			}
+		}
+	}
+	qw := s.sketchWeight(gs, t)
+
+	judged := gs.judged()
 	l := s.longest
 	minN := uint32(s.cfg.DeviceMinSamples)
-	how := s.hourOfWeek(t)
+	devN, devMean, devWM2 := s.devN, s.devMean, s.devWM2
 	for j := range f.cols {
 		c := &f.cols[j]
 		x, ok := c.value(row)
@@ -542,28 +559,68 @@ func (f *Frame) Learn(row int) {
 		}
 		m := int(c.id)
 		slot := devBase + m
-		gm := &gs.metrics[m]
-		jm := &gs.judged().metrics[m] // the group as Expect sees it
-		// the device's level before this row, for the seasonal residual
-		level := jm.mean[l]
-		if s.devN[slot] >= minN {
-			level = s.devMean[slot*nh+l]
+
+		// device
+		jm := &judged.metrics[m] // the group as Expect sees it
+		level := jm.mean[l]      // the device's level before this row, for the seasonal residual
+		n := devN[slot]
+		if n >= minN {
+			level = devMean[slot*nh+l]
 		}
-		if s.devN[slot] == 0 {
+		if n == 0 {
 			s.seedDevice(slot, jm)
 		}
 		for h := 0; h < nh; h++ {
 			k := slot*nh + h
-			w, mean, m2 := welford(float64(s.devWM2[2*k]), s.devMean[k], float64(s.devWM2[2*k+1]), x, a[h])
-			s.devWM2[2*k], s.devMean[k], s.devWM2[2*k+1] = float32(w), mean, float32(m2)
+			w, mean, m2 := welford(float64(devWM2[2*k]), devMean[k], float64(devWM2[2*k+1]), x, devA[h])
+			devWM2[2*k], devMean[k], devWM2[2*k+1] = float32(w), mean, float32(m2)
 		}
-		if s.devN[slot] < math.MaxUint32 {
-			s.devN[slot]++
+		if n < math.MaxUint32 {
+			devN[slot] = n + 1
 		}
-		// the group learns the residual after its moments (learnGroup)
-		gm.seasonPending, gm.seasonHas = x-level, true
+
+		// group
+		gm := &gs.metrics[m]
+		for h := 0; h < nh; h++ {
+			gm.w[h], gm.mean[h], gm.m2[h] = welford(gm.w[h], gm.mean[h], gm.m2[h], x, grpA[h])
+		}
+		gm.n++
+		if gm.sketch == nil {
+			gm.sketch = NewQuantileSketch(s.cfg.QuantileHalfLife)
+		}
+		if sk := gm.sketch; !sk.started || sk.landmark != gs.qLandmark {
+			sk.alignLandmark(gs.qLandmark)
+		}
+		gm.sketch.addWeighted(x, qw)
+		gm.qDirty = true
+		if gm.season == nil {
+			gm.season = new([hoursPerWeek]seasonCell)
+		}
+		cell := &gm.season[how]
+		cell.w, cell.mean, cell.m2 = welford(cell.w, cell.mean, cell.m2, x-level, sa)
 	}
-	s.learnGroup(f, row, t, gs, how)
+	gs.rows++
+	gs.rowsSinceView++
+	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
+		gs.protecting = true
+	}
+}
+
+// seasonWeights returns the decay that brings hour-of-week bucket how of
+// the group up to t, and the weight of a sample at t; buckets share one
+// time per group, so all of a group's metrics decay together.
+func (s *Store) seasonWeights(gs *groupState, t int64, how int) (dec, a float64) {
+	last := gs.seasonLast[how]
+	switch dt := t - last; {
+	case last == 0:
+		gs.seasonLast[how] = t
+	case dt > 0:
+		gs.seasonLast[how] = t
+		return decayFactor(dt, s.seasonHL), 1
+	case dt < 0:
+		return 1, decayFactor(-dt, s.seasonHL)
+	}
+	return 1, 1
 }
 
 // seedDevice starts a device's moments of one metric from its group's,
@@ -609,79 +666,6 @@ func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64
 			dec[h] = 1
 			a[h] = exp2(float64(dt) * s.invHL[h])
 		}
-	}
-}
-
-func (s *Store) learnGroup(f *Frame, row int, t int64, gs *groupState, how int) {
-	nh := s.nh
-	if !gs.started {
-		gs.started = true
-		gs.first = t
-		gs.last = t
-	}
-	if t < gs.first {
-		gs.first = t
-	}
-	dec, a := &s.decay, &s.weight
-	s.decayWeights(t, &gs.last, dec, a, &s.grpGap)
-	if dec[0] != 1 || (nh > 1 && dec[nh-1] != 1) {
-		for m := range gs.metrics {
-			gm := &gs.metrics[m]
-			for h := 0; h < nh; h++ {
-				gm.w[h] *= dec[h]
-				gm.m2[h] *= dec[h]
-			}
-		}
-	}
-	// seasonal bucket decay, shared by the bucket's metrics
-	var sdec, sa float64 = 1, 1
-	if dt := t - gs.seasonLast[how]; gs.seasonLast[how] == 0 {
-		gs.seasonLast[how] = t
-	} else if dt > 0 {
-		sdec = decayFactor(dt, s.seasonHL)
-		gs.seasonLast[how] = t
-	} else if dt < 0 {
-		sa = decayFactor(-dt, s.seasonHL)
-	}
-	qw := s.sketchWeight(gs, t)
-	for j := range f.cols {
-		c := &f.cols[j]
-		if c.id < 0 {
-			continue
-		}
-		gm := &gs.metrics[c.id]
-		if sdec != 1 && gm.season != nil {
-			cell := &gm.season[how]
-			cell.w *= sdec
-			cell.m2 *= sdec
-		}
-		if !gm.seasonHas {
-			continue
-		}
-		gm.seasonHas = false
-		x, _ := c.value(row)
-		for h := 0; h < nh; h++ {
-			gm.w[h], gm.mean[h], gm.m2[h] = welford(gm.w[h], gm.mean[h], gm.m2[h], x, a[h])
-		}
-		gm.n++
-		if gm.sketch == nil {
-			gm.sketch = NewQuantileSketch(s.cfg.QuantileHalfLife)
-		}
-		if sk := gm.sketch; !sk.started || sk.landmark != gs.qLandmark {
-			sk.alignLandmark(gs.qLandmark)
-		}
-		gm.sketch.addWeighted(x, qw) // finite: Learn checked it
-		gm.qDirty = true
-		if gm.season == nil {
-			gm.season = new([hoursPerWeek]seasonCell)
-		}
-		cell := &gm.season[how]
-		cell.w, cell.mean, cell.m2 = welford(cell.w, cell.mean, cell.m2, gm.seasonPending, sa)
-	}
-	gs.rows++
-	gs.rowsSinceView++
-	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
-		gs.protecting = true
 	}
 }
 
