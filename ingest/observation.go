@@ -113,6 +113,12 @@ type ObservationBuilder struct {
 	rowHas                          []bool
 	rows                            int
 	sets                            []SetMember
+
+	// Successive rows of one source usually carry the same metric names in
+	// the same order; lastNames (the builder's own copies) and lastCols
+	// remember the previous row's layout so such rows skip the map lookups.
+	lastNames []string
+	lastCols  []int
 }
 
 // NewObservationBuilder returns a builder that interns device and group
@@ -153,11 +159,19 @@ func (b *ObservationBuilder) Append(r *Row) {
 	for i := range b.rowHas {
 		b.rowHas[i] = false
 	}
-	for _, m := range r.Metrics {
-		j, ok := b.metricIndex[m.Name]
-		if !ok {
-			j = b.addMetric(m.Name)
+	if !b.sameLayout(r.Metrics) {
+		b.lastNames, b.lastCols = b.lastNames[:0], b.lastCols[:0]
+		for _, m := range r.Metrics {
+			j, ok := b.metricIndex[m.Name]
+			if !ok {
+				j = b.addMetric(m.Name)
+			}
+			b.lastNames = append(b.lastNames, b.metricNames[j])
+			b.lastCols = append(b.lastCols, j)
 		}
+	}
+	for i, m := range r.Metrics {
+		j := b.lastCols[i]
 		b.rowValues[j] = m.Value
 		b.rowHas[j] = true
 	}
@@ -188,6 +202,19 @@ func (b *ObservationBuilder) Append(r *Row) {
 		b.sets = append(b.sets, s)
 	}
 	b.rows++
+}
+
+// sameLayout reports whether ms has the previous row's metric names.
+func (b *ObservationBuilder) sameLayout(ms []Metric) bool {
+	if len(ms) != len(b.lastNames) {
+		return false
+	}
+	for i := range ms {
+		if ms[i].Name != b.lastNames[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *ObservationBuilder) addMetric(name string) int {

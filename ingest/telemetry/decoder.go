@@ -110,6 +110,10 @@ type Decoder struct {
 	// interned holds set members and other stable strings (ports, addresses).
 	interned map[string]string
 	scratch  []byte
+
+	// referenceOnly disables the fast native scanner, for tests that
+	// compare it with the reference decoder.
+	referenceOnly bool
 }
 
 // NewDecoder returns a decoder for cfg, which must have passed Validate.
@@ -165,6 +169,12 @@ func (d *Decoder) Decode(key, value []byte, transportNanos int64) ([]ingest.Row,
 	d.rows = d.rows[:0]
 	if len(value) > d.maxMessageBytes {
 		return nil, reject(ReasonOversized, "message has %d bytes, over max_message_bytes %d", len(value), d.maxMessageBytes)
+	}
+	if (d.format == formatAuto || d.format == formatNative) && !d.referenceOnly {
+		if d.scanNative(value, key, transportNanos) {
+			return d.rows, nil
+		}
+		d.rows = d.rows[:0]
 	}
 	v, err := d.parser.ParseBytes(value)
 	if err != nil {
@@ -310,34 +320,48 @@ func parseTime(v *fastjson.Value, unitNanos int64) (int64, error) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
-		t, err := time.Parse(time.RFC3339Nano, b2s(b))
-		if err != nil {
-			return 0, reject(ReasonBadTimestamp, "timestamp %q is not RFC 3339", truncate(b))
-		}
-		if y := t.Year(); y < 1970 || y > 2261 {
-			return 0, reject(ReasonBadTimestamp, "timestamp %q is out of range", truncate(b))
-		}
-		return t.UnixNano(), nil
+		return parseTimeString(b)
 	case fastjson.TypeNumber:
-		// Integers stay exact: float64 cannot hold epoch nanoseconds.
 		if n, err := v.Int64(); err == nil {
-			if n < 0 || n > math.MaxInt64/unitNanos {
-				return 0, reject(ReasonBadTimestamp, "timestamp %d is out of range for its unit", n)
-			}
-			return n * unitNanos, nil
+			return timeFromInt(n, unitNanos)
 		}
 		x, err := v.Float64()
 		if err != nil {
 			return 0, reject(ReasonBadTimestamp, "timestamp is not a number")
 		}
-		ns := x * float64(unitNanos)
-		// Timestamps before 1970 or past 2262 do not fit int64 nanoseconds.
-		if !(ns >= 0 && ns < math.MaxInt64) {
-			return 0, reject(ReasonBadTimestamp, "timestamp %v is out of range for its unit", x)
-		}
-		return int64(ns), nil
+		return timeFromFloat(x, unitNanos)
 	}
 	return 0, reject(ReasonBadTimestamp, "timestamp is a JSON %s", v.Type())
+}
+
+func parseTimeString(b []byte) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, b2s(b))
+	if err != nil {
+		return 0, reject(ReasonBadTimestamp, "timestamp %q is not RFC 3339", truncate(b))
+	}
+	if y := t.Year(); y < 1970 || y > 2261 {
+		return 0, reject(ReasonBadTimestamp, "timestamp %q is out of range", truncate(b))
+	}
+	return t.UnixNano(), nil
+}
+
+// timeFromInt converts an integer epoch timestamp exactly (float64 cannot
+// hold epoch nanoseconds).
+func timeFromInt(n, unitNanos int64) (int64, error) {
+	if n < 0 || n > math.MaxInt64/unitNanos {
+		return 0, reject(ReasonBadTimestamp, "timestamp %d is out of range for its unit", n)
+	}
+	return n * unitNanos, nil
+}
+
+// timeFromFloat converts a fractional epoch timestamp.
+func timeFromFloat(x float64, unitNanos int64) (int64, error) {
+	ns := x * float64(unitNanos)
+	// Timestamps before 1970 or past 2262 do not fit int64 nanoseconds.
+	if !(ns >= 0 && ns < math.MaxInt64) {
+		return 0, reject(ReasonBadTimestamp, "timestamp %v is out of range for its unit", x)
+	}
+	return int64(ns), nil
 }
 
 // stringField returns v as a string aliasing the parser buffer.

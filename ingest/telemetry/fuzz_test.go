@@ -98,3 +98,50 @@ func FuzzAuto(f *testing.F) {
 	addSeeds(f, "good/*", "bad/*.json")
 	fuzzDecoder(f, ingest.FormatAuto)
 }
+
+// FuzzNativeFastPath checks the fast native scanner against the fastjson
+// reference: whenever the scanner accepts a message, the reference must
+// decode it to the same rows.
+func FuzzNativeFastPath(f *testing.F) {
+	addSeeds(f, "good/native.jsonl", "bad/*.json")
+	for _, m := range nativeMessages(8) {
+		f.Add([]byte(nil), m)
+	}
+	f.Add([]byte("k"), []byte(` { "ts" : 1795687200123 , "metrics" : { "x" : -1.5e3 , "y" : true , "z" : null } , "attrs" : { "site" : "a" } } `))
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		for _, format := range []string{ingest.FormatNative, ingest.FormatAuto} {
+			fast := newDecoder(t, func(c *ingest.TelemetryConfig) { c.Format = format })
+			ref := newDecoder(t, func(c *ingest.TelemetryConfig) { c.Format = format })
+			ref.referenceOnly = true
+			// Teach both the metric names first: the scanner only takes
+			// names it has seen.
+			refRows, refErr := ref.Decode(key, value, 7)
+			_, _ = fast.Decode(key, value, 7)
+			fast.rows = fast.rows[:0]
+			if !fast.scanNative(value, key, 7) {
+				continue
+			}
+			if refErr != nil {
+				t.Fatalf("%s: scanner accepted what the reference rejects: %v", format, refErr)
+			}
+			if got, want := render(fast.rows), render(refRows); got != want {
+				t.Fatalf("%s: scanner\n%s\nreference\n%s", format, got, want)
+			}
+		}
+	})
+}
+
+// TestFastPathTaken guards the benchmark's premise: typical native
+// messages take the scanner, not the fallback.
+func TestFastPathTaken(t *testing.T) {
+	d := newDecoder(t, nil)
+	for i, m := range nativeMessages(100) {
+		if _, err := d.Decode(nil, m, 0); err != nil {
+			t.Fatal(err)
+		}
+		d.rows = d.rows[:0]
+		if i > 0 && !d.scanNative(m, nil, 0) {
+			t.Fatalf("message %d fell back: %s", i, m)
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package telemetry
+
+import (
+	"bytes"
+	"math"
+	"time"
+
+	"github.com/valyala/fastjson/fastfloat"
+
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// The native format is the hot path (500k+ messages per second per core
+// end to end), and building a fastjson tree for every message costs more
+// than reading it. scanNative reads the common shape of a native message
+// straight from the bytes: known keys, strings without escapes, numbers,
+// booleans and nulls. Anything else — an escape, an unknown key, a syntax
+// error, a value of the wrong type, a metric past the name cap — makes it
+// give up, and Decode runs the fastjson decoder, which is the reference and
+// gives the error. It therefore never rejects on its own, and
+// FuzzNativeFastPath checks that whatever it accepts, the reference decodes
+// to the same row.
+
+// nativeScanner walks one message. Offsets index into buf.
+type nativeScanner struct {
+	buf []byte
+	pos int
+}
+
+func (s *nativeScanner) skipWS() {
+	if s.pos < len(s.buf) && s.buf[s.pos] > ' ' {
+		return // compact JSON: nothing to skip
+	}
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case ' ', '\n', '\t', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// consume skips blanks and then c, reporting whether c was there.
+func (s *nativeScanner) consume(c byte) bool {
+	s.skipWS()
+	if s.pos < len(s.buf) && s.buf[s.pos] == c {
+		s.pos++
+		return true
+	}
+	return false
+}
+
+// peek skips blanks and returns the next byte, or 0 at the end.
+func (s *nativeScanner) peek() byte {
+	s.skipWS()
+	if s.pos < len(s.buf) {
+		return s.buf[s.pos]
+	}
+	return 0
+}
+
+// str reads a string without escapes and returns its bytes.
+func (s *nativeScanner) str() ([]byte, bool) {
+	if !s.consume('"') {
+		return nil, false
+	}
+	rest := s.buf[s.pos:]
+	n := bytes.IndexByte(rest, '"')
+	if n < 0 || bytes.IndexByte(rest[:n], '\\') >= 0 {
+		return nil, false
+	}
+	s.pos += n + 1
+	return rest[:n], true
+}
+
+// number returns the raw text of a number, with fastjson's notion of the
+// characters that may form one.
+func (s *nativeScanner) number() (string, bool) {
+	s.skipWS()
+	start := s.pos
+	for s.pos < len(s.buf) {
+		c := s.buf[s.pos]
+		if (c >= '0' && c <= '9') || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+' {
+			s.pos++
+			continue
+		}
+		break
+	}
+	if s.pos == start {
+		return "", false
+	}
+	return b2s(s.buf[start:s.pos]), true
+}
+
+// literal consumes word (true, false, null) at the current position.
+func (s *nativeScanner) literal(word string) bool {
+	if len(s.buf)-s.pos < len(word) || string(s.buf[s.pos:s.pos+len(word)]) != word {
+		return false
+	}
+	s.pos += len(word)
+	return true
+}
+
+// object calls field for each key of an object; field reads the value.
+func (s *nativeScanner) object(field func(key []byte) bool) bool {
+	if !s.consume('{') {
+		return false
+	}
+	if s.consume('}') {
+		return true
+	}
+	for {
+		k, ok := s.str()
+		if !ok || !s.consume(':') || !field(k) {
+			return false
+		}
+		if s.consume(',') {
+			continue
+		}
+		return s.consume('}')
+	}
+}
+
+// scanNative decodes value into a new row when it has the common shape;
+// false means the caller must use the reference decoder.
+func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
+	s := nativeScanner{buf: value}
+	r := d.nextRow()
+	haveTime, haveMetrics := false, false
+	ok := s.object(func(k []byte) bool {
+		switch string(k) {
+		case "device":
+			b, ok := s.str()
+			r.Device = b2s(b)
+			return ok
+		case "ts":
+			haveTime = true
+			return d.scanTime(&s, r)
+		case "attrs":
+			return s.object(func(ak []byte) bool {
+				if s.peek() == 'n' {
+					return s.literal("null")
+				}
+				b, ok := s.str()
+				if ok && len(b) > 0 {
+					setAttr(r, b2s(ak), b2s(b))
+				}
+				return ok
+			})
+		case "metrics":
+			haveMetrics = true
+			return s.object(func(mk []byte) bool { return d.scanMetric(&s, r, mk) })
+		case "conn":
+			return s.object(func(ck []byte) bool {
+				b, ok := s.str()
+				switch string(ck) {
+				case "src_ip":
+					r.SrcIP = b2s(b)
+				case "client_id":
+					r.ClientID = b2s(b)
+				case "cert":
+					r.Cert = b2s(b)
+				default:
+					return false
+				}
+				return ok
+			})
+		}
+		return false
+	})
+	if !ok || s.peek() != 0 || s.pos != len(s.buf) {
+		return false
+	}
+	if r.Device == "" {
+		if r.Device = deviceFromKey(key); r.Device == "" {
+			return false
+		}
+	}
+	if !haveTime {
+		if transportNanos <= 0 {
+			return false
+		}
+		r.TimeNanos = transportNanos
+	}
+	return haveMetrics && len(r.Metrics) > 0
+}
+
+func (d *Decoder) scanTime(s *nativeScanner, r *ingest.Row) bool {
+	var err error
+	if s.peek() == '"' {
+		b, ok := s.str()
+		if !ok {
+			return false
+		}
+		r.TimeNanos, err = parseTimeString(b)
+		return err == nil
+	}
+	raw, ok := s.number()
+	if !ok {
+		return false
+	}
+	if n, e := fastfloat.ParseInt64(raw); e == nil {
+		r.TimeNanos, err = timeFromInt(n, int64(time.Millisecond))
+		return err == nil
+	}
+	x, e := fastfloat.Parse(raw)
+	if e != nil {
+		return false
+	}
+	r.TimeNanos, err = timeFromFloat(x, int64(time.Millisecond))
+	return err == nil
+}
+
+func (d *Decoder) scanMetric(s *nativeScanner, r *ingest.Row, name []byte) bool {
+	var x float64
+	switch s.peek() {
+	case 'n':
+		return s.literal("null")
+	case 't':
+		if !s.literal("true") {
+			return false
+		}
+		x = 1
+	case 'f':
+		if !s.literal("false") {
+			return false
+		}
+	default:
+		raw, ok := s.number()
+		if !ok {
+			return false
+		}
+		var err error
+		if x, err = fastfloat.Parse(raw); err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	n, ok := d.metricNames[string(name)]
+	if !ok {
+		// New names go through the reference path, which enforces the cap
+		// and interns them; they are rare.
+		return false
+	}
+	r.Metrics = append(r.Metrics, ingest.Metric{Name: n, Value: x})
+	return true
+}
