@@ -68,7 +68,6 @@ type Engine struct {
 	cols  columns
 	row   int
 	setAt int // next member of the batch's Sets
-	batch *ingest.Batch
 
 	out          Output
 	scratchExtra []Alert
@@ -188,11 +187,9 @@ func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 	if b.Record != nil && b.Record.NumRows() > 0 {
 		e.judge(b)
 	}
-	e.batch = b
 	for _, d := range e.deps.Extra {
 		e.runExtra(d, b)
 	}
-	e.batch = nil
 	err := e.deliver(ctx)
 	b.Ack(ctx, err)
 	return err
@@ -244,13 +241,11 @@ func (e *Engine) judge(b *ingest.Batch) {
 		return
 	}
 	e.bindMetrics(f)
-	e.batch = b
 	e.setAt = 0
 	n := f.NumRows()
 	for i := 0; i < n; i++ {
 		e.judgeRow(f, b, i)
 	}
-	e.batch = nil
 	e.stats.Rows += int64(n)
 }
 

@@ -418,3 +418,19 @@ func TestBatchDetectorsGoThroughLifecycle(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestProcessingTimeFromClock(t *testing.T) {
+	cfg := spikeRuleConfig()
+	s := newSim(t, cfg, twoGroups[:1], 3, nil)
+	wall := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	s.eng.deps.Clock = func() time.Time { return wall }
+	s.run(0, 10, spike(map[int]bool{0: true}, 5, 6))
+	for _, a := range s.sink.alerts {
+		if !a.ProcessingTime.Equal(wall) || a.EventTime.Equal(wall) {
+			t.Fatalf("processing time %v event time %v", a.ProcessingTime, a.EventTime)
+		}
+	}
+	if len(s.sink.alerts) != 2 {
+		t.Fatalf("want alarm and clear:\n%s", s.sink.dump())
+	}
+}
