@@ -106,13 +106,13 @@ var dnp3Funcs = [256]dnp3Func{
 
 func decodeDNP3(b []byte, fromServer bool, out *PDU) (int, error) {
 	out.Response = fromServer
-	if len(b) < 2 {
-		return short(out, 0)
-	}
-	if b[0] != 0x05 || b[1] != 0x64 {
+	if len(b) > 0 && b[0] != 0x05 || len(b) > 1 && b[1] != 0x64 {
 		// Skip to the next candidate start octet (clause 9: a receiver
 		// hunts for 0x05 0x64).
 		return malformed(out, resync(b, 0x05), "dnp3 link frame does not start with 0x0564")
+	}
+	if len(b) < 2 {
+		return short(out, 0)
 	}
 	if len(b) < dnp3HeaderLen {
 		return short(out, 0)
@@ -202,8 +202,9 @@ func decodeDNP3Transport(seg []byte, out *PDU) {
 	}
 	out.Response = fc >= 129
 	objs := app[2:]
-	if fc == 129 || fc == 130 {
-		// Clause 4: responses carry two octets of internal indications;
+	if fc >= 129 {
+		// Clause 4: responses (including authentication responses) carry
+		// two octets of internal indications;
 		// IIN2 bits 0–5 report request errors.
 		if len(objs) < 2 {
 			if out.Malformed == "" {
@@ -218,5 +219,15 @@ func decodeDNP3Transport(seg []byte, out *PDU) {
 		// First object header: group, variation, qualifier.
 		out.Address = uint32(objs[0])<<8 | uint32(objs[1])
 		out.Quantity = 1
+	}
+	if th&0x80 == 0 {
+		return // the fragment continues in later segments: objects are cut
+	}
+	headers, violation := checkDNP3Objects(objs, fc)
+	if headers > 0 {
+		out.Quantity = uint16(headers)
+	}
+	if violation != "" && out.Malformed == "" {
+		out.Malformed = violation
 	}
 }

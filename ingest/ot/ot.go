@@ -198,12 +198,17 @@ var ErrUnsupported = errors.New("cannot decode OT PDU: unsupported protocol; pas
 //     next 0x68 for IEC 104, 0x05 for DNP3) or, for protocols without a
 //     start marker (e.g. a Modbus protocol identifier that is not 0), the
 //     whole payload.
-//   - n == 0, err == ErrShort: the PDU continues beyond payload.
+//   - n == 0, err == ErrShort: the PDU continues beyond payload (or payload
+//     is empty). For a UDP datagram this means the datagram is truncated:
+//     count it as malformed.
 //   - err == ErrUnsupported: p is not a protocol of this package.
 //
 // Decode never allocates once out's string buffer exists, and never panics.
 func Decode(p Protocol, payload []byte, fromServer bool, out *PDU) (n int, err error) {
 	out.reset(p)
+	if len(payload) == 0 {
+		return 0, ErrShort
+	}
 	switch p {
 	case Modbus:
 		return decodeModbus(payload, fromServer, out)
