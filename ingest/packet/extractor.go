@@ -41,6 +41,9 @@ type Extractor struct {
 	names    [maxWindows]metricNames
 	cur      int64             // id of the current shortest window; curSet false before the first packet
 	curID    [maxWindows]int64 // id of the current window of each length
+	curStart int64             // [curStart, curEnd): the current shortest window
+	curEnd   int64
+	lastFlow int32 // flow of the previous TCP/UDP packet, a one-entry cache
 	curSet   bool
 	lastTime int64
 	seq      int64 // packets seen, numbering rows' offsets
@@ -134,6 +137,7 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		evictedAssets: make(map[[16]byte]Asset),
 		stats:         Stats{SkippedLinkTypes: make(map[uint16]int64)},
 	}
+	x.lastFlow = -1
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
 	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
@@ -363,14 +367,23 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 // transport handles a TCP or UDP packet: flow, features, OT decoding.
 func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	key, fromB := newFlowKey(f)
-	hash := key.hash()
-	fi := x.flows.lookup(&key, hash)
+	var fi int32 = -1
+	// Request and response follow each other on one flow: skip the hash.
+	if x.lastFlow >= 0 && x.flows.flows[x.lastFlow].used && x.flows.flows[x.lastFlow].key == key {
+		fi = x.lastFlow
+	}
+	var hash uint64
+	if fi < 0 {
+		hash = key.hash()
+		fi = x.flows.lookup(&key, hash)
+	}
 	isNew := fi < 0
 	if isNew {
 		fi = x.flows.insert(key, hash)
 		x.flows.flows[fi].first = ts
 		x.flows.flows[fi].host[0].idx, x.flows.flows[fi].host[1].idx = -1, -1
 	}
+	x.lastFlow = fi
 	fl := &x.flows.flows[fi]
 	fl.last = ts
 	dir := 0

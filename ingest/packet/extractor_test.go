@@ -263,3 +263,18 @@ func FuzzExtractor(f *testing.F) {
 		}
 	})
 }
+
+func TestJitter(t *testing.T) {
+	var a, b acc
+	for _, d := range []float64{1, 1.2, 0.8, 1.1} {
+		a.addIAT(d)
+	}
+	for _, d := range []float64{0.9, 1.0} {
+		b.addIAT(d)
+	}
+	a.merge(&b)
+	// Sample standard deviation of 1, 1.2, 0.8, 1.1, 0.9, 1.0.
+	if j := a.jitter(); j < 0.1414 || j > 0.1415 {
+		t.Errorf("jitter %v, want 0.14142", j)
+	}
+}

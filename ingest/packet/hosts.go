@@ -53,8 +53,10 @@ type acc struct {
 	reads, writes, control, diag       float64
 	exceptions, malformed              float64
 	protoPkts                          [numProtoSlots]float64
-	// Inter-arrival times of packets the host sent, as Welford moments.
-	iatN, iatMean, iatM2 float64
+	// Inter-arrival times of packets the host sent: count, sum and sum of
+	// squares (plain sums: no division per packet, and they merge by
+	// adding; seconds-scale values keep the variance well conditioned).
+	iatN, iatSum, iatSq float64
 	// Context for scan and flood findings: the last flow the host opened
 	// and the last packet it received.
 	lastOut, lastIn, lastSYN tuple
@@ -78,9 +80,8 @@ type tuple struct {
 
 func (a *acc) addIAT(d float64) {
 	a.iatN++
-	delta := d - a.iatMean
-	a.iatMean += delta / a.iatN
-	a.iatM2 += delta * (d - a.iatMean)
+	a.iatSum += d
+	a.iatSq += d * d
 }
 
 // merge folds b (a shorter window) into a.
@@ -102,14 +103,9 @@ func (a *acc) merge(b *acc) {
 	for i := range a.protoPkts {
 		a.protoPkts[i] += b.protoPkts[i]
 	}
-	// Chan et al.'s parallel merge of the inter-arrival moments.
-	if b.iatN > 0 {
-		n := a.iatN + b.iatN
-		delta := b.iatMean - a.iatMean
-		a.iatM2 += b.iatM2 + delta*delta*a.iatN*b.iatN/n
-		a.iatMean += delta * b.iatN / n
-		a.iatN = n
-	}
+	a.iatN += b.iatN
+	a.iatSum += b.iatSum
+	a.iatSq += b.iatSq
 	if b.lastOut.valid {
 		a.lastOut = b.lastOut
 	}
@@ -122,11 +118,13 @@ func (a *acc) merge(b *acc) {
 	a.active = a.active || b.active
 }
 
+// jitter is the sample standard deviation of the inter-arrival times.
 func (a *acc) jitter() float64 {
 	if a.iatN < 2 {
 		return 0
 	}
-	return math.Sqrt(a.iatM2 / (a.iatN - 1))
+	v := (a.iatSq - a.iatSum*a.iatSum/a.iatN) / (a.iatN - 1)
+	return math.Sqrt(max(v, 0))
 }
 
 // host is one address seen on the network.

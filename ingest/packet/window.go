@@ -26,6 +26,9 @@ type Edge struct {
 
 // advance closes the windows that end at or before ts.
 func (x *Extractor) advance(ts int64) {
+	if x.curSet && ts >= x.curStart && ts < x.curEnd {
+		return // the common case, without a division
+	}
 	id := floorDiv(ts, x.win[0])
 	if !x.curSet {
 		x.setCurrent(id)
@@ -90,6 +93,7 @@ func (x *Extractor) closeWindows(next int64) {
 
 func (x *Extractor) setCurrent(id int64) {
 	x.cur = id
+	x.curStart, x.curEnd = id*x.win[0], (id+1)*x.win[0]
 	for w := range x.win {
 		x.curID[w] = floorDiv(id*x.win[0], x.win[w])
 	}
