@@ -108,6 +108,7 @@ func FuzzNativeFastPath(f *testing.F) {
 		f.Add([]byte(nil), m)
 	}
 	f.Add([]byte("k"), []byte(` { "ts" : 1795687200123 , "metrics" : { "x" : -1.5e3 , "y" : true , "z" : null } , "attrs" : { "site" : "a" } } `))
+	f.Add([]byte(nil), []byte(`{"v":2,"device":"a","seq":[1,{"x":"q\"}"},null,true,-0.5e1],"ts":1,"metrics":{"x":1},"conn":{"proto":"mqtt","src_ip":"1.2.3.4"}}`))
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		for _, format := range []string{ingest.FormatNative, ingest.FormatAuto} {
 			fast := newDecoder(t, func(c *ingest.TelemetryConfig) { c.Format = format })
@@ -143,5 +144,21 @@ func TestFastPathTaken(t *testing.T) {
 		if i > 0 && !d.scanNative(m, nil, 0) {
 			t.Fatalf("message %d fell back: %s", i, m)
 		}
+	}
+}
+
+func TestFastPathSkipsUnknownFields(t *testing.T) {
+	d := newDecoder(t, nil)
+	msg := []byte(`{"v":2,"device":"a","seq":[1,{"x":"q\"}"},null,true,-0.5e1],"ts":1,"metrics":{"x":1},"conn":{"proto":"mqtt","src_ip":"1.2.3.4"}}`)
+	if _, err := d.Decode(nil, msg, 0); err != nil {
+		t.Fatal(err)
+	}
+	d.rows = d.rows[:0]
+	if !d.scanNative(msg, nil, 0) || d.rows[0].SrcIP != "1.2.3.4" {
+		t.Fatalf("unknown fields sent the message to the fallback: %+v", d.rows)
+	}
+	d.rows = d.rows[:0]
+	if d.scanNative([]byte(`{"v":-,"device":"a","ts":1,"metrics":{"x":1}}`), nil, 0) {
+		t.Fatal("scanner accepted a lone minus that fastjson rejects")
 	}
 }

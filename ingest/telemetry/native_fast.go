@@ -87,7 +87,8 @@ func (s *nativeScanner) number() (string, bool) {
 		}
 		break
 	}
-	if s.pos == start {
+	// Like fastjson, refuse a lone sign.
+	if n := s.pos - start; n == 0 || n == 1 && (s.buf[start] == '-' || s.buf[start] == '+') {
 		return "", false
 	}
 	return b2s(s.buf[start:s.pos]), true
@@ -122,6 +123,61 @@ func (s *nativeScanner) object(field func(key []byte) bool) bool {
 	}
 }
 
+// maxSkipDepth bounds the nesting of ignored values the scanner walks;
+// deeper ones go to the reference decoder.
+const maxSkipDepth = 32
+
+// skip passes over one value that the native format ignores, accepting no
+// more than fastjson would, so an ignored field never makes the scanner
+// accept a message the reference rejects.
+func (s *nativeScanner) skip(depth int) bool {
+	if depth > maxSkipDepth {
+		return false
+	}
+	switch c := s.peek(); c {
+	case '"':
+		s.pos++
+		for s.pos < len(s.buf) {
+			switch s.buf[s.pos] {
+			case '\\':
+				s.pos += 2
+				continue
+			case '"':
+				s.pos++
+				return true
+			}
+			s.pos++
+		}
+		return false
+	case '{':
+		return s.object(func([]byte) bool { return s.skip(depth + 1) })
+	case '[':
+		s.pos++
+		if s.consume(']') {
+			return true
+		}
+		for {
+			if !s.skip(depth + 1) {
+				return false
+			}
+			if s.consume(',') {
+				continue
+			}
+			return s.consume(']')
+		}
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		_, ok := s.number()
+		return ok
+	}
+	return false
+}
+
 // scanNative decodes value into a new row when it has the common shape;
 // false means the caller must use the reference decoder.
 func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
@@ -153,6 +209,7 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 			return s.object(func(mk []byte) bool { return d.scanMetric(&s, r, mk) })
 		case "conn":
 			return s.object(func(ck []byte) bool {
+				start := s.pos
 				b, ok := s.str()
 				switch string(ck) {
 				case "src_ip":
@@ -162,12 +219,13 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 				case "cert":
 					r.Cert = b2s(b)
 				default:
-					return false
+					s.pos = start
+					return s.skip(1)
 				}
 				return ok
 			})
 		}
-		return false
+		return s.skip(1)
 	})
 	if !ok || s.peek() != 0 || s.pos != len(s.buf) {
 		return false
