@@ -611,21 +611,27 @@ spread and percentiles.
 		}
 		return 2
 	}
-	f, err := os.Open(args[1])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vigil baseline inspect: cannot open checkpoint: %v\n", err)
-		return 1
-	}
-	defer f.Close()
 	out := bufio.NewWriter(os.Stdout)
-	if err := baseline.Inspect(out, bufio.NewReader(f)); err != nil {
-		out.Flush()
-		fmt.Fprintf(os.Stderr, "vigil baseline inspect: cannot read checkpoint %s: %v\n", args[1], err)
-		return 1
+	err := inspectBaseline(out, args[1])
+	if ferr := out.Flush(); err == nil {
+		err = ferr
 	}
-	if err := out.Flush(); err != nil {
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil baseline inspect: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// inspectBaseline prints the checkpoint at path to w.
+func inspectBaseline(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot open checkpoint: %w", err)
+	}
+	defer f.Close()
+	if err := baseline.Inspect(w, bufio.NewReader(f)); err != nil {
+		return fmt.Errorf("cannot read checkpoint %s: %w; it must be written by 'vigil replay --checkpoint' or baseline.checkpoint_path", path, err)
+	}
+	return nil
 }
