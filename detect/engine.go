@@ -53,7 +53,7 @@ type Engine struct {
 	exp        []baseline.Expectation
 	rules      []rule
 	ruleCol    []int // rule -> metric column of the bound batch (-1: absent)
-	setRule    []bool
+	setRules   bool // any rule judges set members
 	setScratch []setHit // per set rule: what the current row's members did
 
 	devices []deviceState
@@ -135,6 +135,9 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Registry == nil || deps.Baseline == nil || deps.Sink == nil {
 		return nil, errors.New("cannot create detect engine: Registry, Baseline and Sink are required")
 	}
+	if deps.Baseline.Registry() != deps.Registry {
+		return nil, errors.New("cannot create detect engine: the baseline store was built over another registry; build both over the one the source interns with")
+	}
 	// The engine keeps its own copy: Validate fills parsed fields.
 	cfg.Rules = slices.Clone(cfg.Rules)
 	cfg.Suppress = slices.Clone(cfg.Suppress)
@@ -159,7 +162,7 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	e.stats.Quarantine = make(map[string]int64)
 	for i := range cfg.Rules {
 		e.rules = append(e.rules, newRule(&e.cfg.Rules[i]))
-		e.setRule = append(e.setRule, e.rules[i].set)
+		e.setRules = e.setRules || e.rules[i].set
 	}
 	e.ruleCol = make([]int, len(e.rules))
 	e.setScratch = make([]setHit, len(e.rules))

@@ -167,7 +167,9 @@ func (s *ruleState) value(agg string) float64 {
 // judgeRules runs the static rules that apply to the row's group. It
 // reports whether any datapoint breached.
 func (e *Engine) judgeRules(b *ingest.Batch, d int32, ds *deviceState, g int32, gs *groupState, t int64) bool {
-	e.collectSetHits(b)
+	if e.setRules {
+		e.collectSetHits(b)
+	}
 	anomalous := false
 	for ri := range e.rules {
 		if gs.ruleMask&(1<<ri) == 0 {
