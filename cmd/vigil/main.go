@@ -19,6 +19,10 @@ func main() {
 		os.Exit(runReplay(os.Args[2:]))
 	case "baseline":
 		os.Exit(runBaseline(os.Args[2:]))
+	case "run":
+		os.Exit(runRun(os.Args[2:]))
+	case "demo":
+		os.Exit(runDemo(os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:

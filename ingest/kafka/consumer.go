@@ -108,6 +108,7 @@ type Consumer struct {
 	flusher     Flusher
 	undelivered []func(error) // batches whose delivery failed, waiting for Flush; engine goroutine only
 
+	consumed  atomic.Int64 // records fetched, redeliveries included
 	ready     atomic.Bool
 	stopping  atomic.Bool
 	fatalOnce sync.Once
@@ -210,6 +211,10 @@ func (deviceGrouper) Group(string, []ingest.Attr) string { return "default" }
 // Ready reports whether the consumer is in a generation with every
 // assigned partition restored and reading.
 func (c *Consumer) Ready() bool { return c.ready.Load() }
+
+// Consumed returns how many records the consumer has fetched so far,
+// redeliveries included.
+func (c *Consumer) Consumed() int64 { return c.consumed.Load() }
 
 // Instance returns the name this instance publishes group summaries under.
 func (c *Consumer) Instance() string { return c.instance }
@@ -687,6 +692,7 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 		for n := 0; ; {
 			rec.Offset, rec.Time, rec.Key, rec.Value = m.Offset, m.Time, m.Key, m.Value
 			pm.records.Inc()
+			c.consumed.Add(1)
 			pm.bytes.Add(len(m.Value))
 			if err := dec.Decode(&rec, bb); err != nil {
 				reason := reasonOf(err)

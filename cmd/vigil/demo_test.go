@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The demo runs the whole pipeline through the embedded broker and stops
+// by itself, with alerts printed and a summary.
+func TestDemoIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs the embedded demo")
+	}
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- demo(context.Background(), &out, 20*time.Second, 0, log) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo failed: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not stop by itself")
+	}
+	t.Logf("demo took %s:\n%s", time.Since(start), out.String())
+	s := out.String()
+	for _, want := range []string{"broker on 127.0.0.1:", "ALARM", "Summary after", "alarms "} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

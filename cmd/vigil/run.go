@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/inventory"
+	"github.com/vigil-ot/vigil/ingest/kafka"
+	"github.com/vigil-ot/vigil/ingest/packet"
+	"github.com/vigil-ot/vigil/sinks"
+)
+
+const runUsage = `Usage: vigil run --config FILE [flags]
+
+Consumes the telemetry and packet topics of the "kafka" section as a member
+of its consumer group, judges them and sends alerts to the configured sinks.
+SIGTERM or SIGINT stops it gracefully within kafka.shutdown_timeout: it stops
+fetching, judges what is in flight, flushes the sinks, checkpoints state and
+commits. /metrics, /healthz and /readyz listen on kafka.http_listen.
+
+Flags:
+`
+
+func runRun(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), runUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "", "YAML configuration file (required)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	log, err := newLogger(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	sink, err := sinks.Build(cfg.Sinks, log)
+	if err != nil {
+		log.Error("cannot build sinks", "err", err)
+		return 1
+	}
+	if err := runInstance(ctx, cfg, sink, log, nil); err != nil {
+		log.Error("vigil run stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("cannot parse --log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("cannot use --log-format %q: use text or json", format)
+}
+
+// instance is one consumer-group member: registry, baseline, engine and
+// the Kafka consumer that feeds it.
+type instance struct {
+	reg      *ingest.Registry
+	store    *baseline.Store
+	engine   *detect.Engine
+	consumer *kafka.Consumer
+	metrics  *kafka.Metrics
+	inv      *inventory.Inventory
+}
+
+func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, error) {
+	inv, err := inventory.Open(cfg.Input.Inventory, log)
+	if err != nil {
+		return nil, err
+	}
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(cfg.Baseline, reg)
+	var extra []detect.BatchDetector
+	if len(cfg.Kafka.PacketTopics) > 0 {
+		// The allowlist lives in the store, so it is checkpointed with it.
+		nd, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, store.CommSet("network", cfg.Detect.Network.Learning))
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, nd)
+	}
+	engine, err := detect.NewEngine(cfg.Detect, detect.Deps{
+		Registry: reg, Baseline: store, Assets: inv, Sink: sink, Clock: time.Now, Logger: log, Extra: extra,
+	})
+	if err != nil {
+		return nil, err
+	}
+	assets := inventoryAssets(inv)
+	decoders := func(kind, topic string, p int32) (kafka.Decoder, error) {
+		if kind == kafka.KindPackets {
+			return kafka.NewPacketDecoder(cfg.Kafka.Packets, cfg.Input.Packets, packet.Options{Registry: reg, Assets: assets, Grouper: inv})
+		}
+		return kafka.NewTelemetryDecoder(cfg.Input.Telemetry)
+	}
+	m := kafka.NewMetrics()
+	c, err := kafka.New(kafka.Options{
+		Config: cfg.Kafka, Decoders: decoders, Engine: engine, State: store, Groups: store,
+		Registry: reg, Grouper: inv, Logger: log, Metrics: m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &instance{reg: reg, store: store, engine: engine, consumer: c, metrics: m, inv: inv}, nil
+}
+
+// inventoryAssets indexes the inventory's assets by address for the
+// packet path, or returns nil without an inventory.
+func inventoryAssets(inv *inventory.Inventory) packet.AssetsByIP {
+	if inv.Len() == 0 {
+		return nil
+	}
+	return inv
+}
+
+// runInstance runs one consumer until ctx ends, with the observability
+// listener, then flushes and closes sink. started, when set, is called
+// with the instance once it runs.
+func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Logger, started func(*instance)) error {
+	inst, err := newInstance(cfg, sink, log)
+	if err != nil {
+		sink.Close()
+		return err
+	}
+	metrics.RegisterSet(inst.metrics.Set)
+	defer metrics.UnregisterSet(inst.metrics.Set, true)
+	if cfg.Kafka.HTTPListen != "" {
+		obs, err := startObservability(cfg.Kafka.HTTPListen, inst.consumer.Ready, log)
+		if err != nil {
+			sink.Close()
+			return err
+		}
+		defer obs.Close()
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go inst.inv.Watch(watchCtx)
+	if started != nil {
+		started(inst)
+	}
+	log.Info("vigil run: consuming", "brokers", strings.Join(cfg.Kafka.Brokers, ","), "group", cfg.Kafka.GroupID,
+		"telemetry_topics", cfg.Kafka.TelemetryTopics, "packet_topics", cfg.Kafka.PacketTopics, "instance", inst.consumer.Instance())
+	runErr := inst.consumer.Run(ctx)
+	// The consumer committed only what the sinks accepted; flushing here
+	// delivers what a failed write left over before the process ends.
+	flushCtx, cancel := context.WithTimeout(context.Background(), cfg.Kafka.ShutdownTimeout/4)
+	defer cancel()
+	if err := inst.engine.Flush(flushCtx); err != nil {
+		log.Warn("cannot deliver every alert before exit; they are raised again after the restart", "err", err)
+	}
+	if err := sink.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("cannot close sinks: %w", err))
+	}
+	return runErr
+}
