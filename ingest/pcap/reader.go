@@ -277,7 +277,9 @@ func (r *Reader) readErr(err error, off int64, what string, have int) error {
 }
 
 // take returns the next n bytes of the stream and consumes them. The slice
-// aliases the bufio buffer when n fits, else r.big.
+// aliases the bufio buffer when n fits, else r.big, which grows only as
+// bytes actually arrive: a corrupt length in a short file costs no more
+// memory than the file.
 func (r *Reader) take(n int) ([]byte, error) {
 	if n <= bufSize {
 		b, err := r.br.Peek(n)
@@ -288,13 +290,22 @@ func (r *Reader) take(n int) ([]byte, error) {
 		r.off += int64(n)
 		return b, nil
 	}
-	if cap(r.big) < n {
-		r.big = make([]byte, n)
+	b := r.big[:0]
+	for len(b) < n {
+		chunk := min(n-len(b), max(bufSize, len(b)))
+		if cap(b)-len(b) < chunk {
+			b = append(b[:cap(b)], make([]byte, max(chunk, cap(b)))...)[:len(b)]
+		}
+		m, err := io.ReadFull(r.br, b[len(b):len(b)+chunk])
+		b = b[:len(b)+m]
+		r.off += int64(m)
+		if err != nil {
+			r.big = b[:0]
+			return b, err
+		}
 	}
-	b := r.big[:n]
-	m, err := io.ReadFull(r.br, b)
-	r.off += int64(m)
-	return b[:m], err
+	r.big = b[:0]
+	return b, nil
 }
 
 func (r *Reader) nextPcap(p *Packet) error {
@@ -457,7 +468,7 @@ func (r *Reader) readInterface(off int64, body []byte) error {
 		case code == 14 && n >= 8: // if_tsoffset
 			ifc.offsetS = int64(r.order.Uint64(v))
 		}
-		opts = opts[4+(n+3)&^3:]
+		opts = opts[min(len(opts), 4+(n+3)&^3):]
 	}
 	if !ifc.base2 && ifc.exp > 19 || ifc.base2 && ifc.exp > 63 {
 		return r.stop(off, "corrupt pcapng interface block: timestamp resolution %d", ifc.exp)

@@ -309,7 +309,7 @@ func pcapngFile(ifaces [][2]int, pkts [][2]uint64) []byte {
 		le.PutUint16(body, uint16(ifc[0]))
 		le.PutUint32(body[4:], 65535)
 		body = append(body, 9, 0, 1, 0, byte(ifc[1]), 0, 0, 0) // if_tsresol
-		body = append(body, 0, 0, 0, 0)                      // opt_endofopt
+		body = append(body, 0, 0, 0, 0)                        // opt_endofopt
 		block(1, body)
 	}
 	for _, p := range pkts {
