@@ -114,6 +114,9 @@ type Decoder struct {
 	// referenceOnly disables the fast native scanner, for tests that
 	// compare it with the reference decoder.
 	referenceOnly bool
+	// learnNames lets the scanner intern new metric names itself, so tests
+	// can compare it with the reference on messages the reference rejects.
+	learnNames bool
 }
 
 // NewDecoder returns a decoder for cfg, which must have passed Validate.

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -114,11 +115,8 @@ func FuzzNativeFastPath(f *testing.F) {
 			fast := newDecoder(t, func(c *ingest.TelemetryConfig) { c.Format = format })
 			ref := newDecoder(t, func(c *ingest.TelemetryConfig) { c.Format = format })
 			ref.referenceOnly = true
-			// Teach both the metric names first: the scanner only takes
-			// names it has seen.
 			refRows, refErr := ref.Decode(key, value, 7)
-			_, _ = fast.Decode(key, value, 7)
-			fast.rows = fast.rows[:0]
+			fast.learnNames = true
 			if !fast.scanNative(value, key, 7) {
 				continue
 			}
@@ -160,5 +158,43 @@ func TestFastPathSkipsUnknownFields(t *testing.T) {
 	d.rows = d.rows[:0]
 	if d.scanNative([]byte(`{"v":-,"device":"a","ts":1,"metrics":{"x":1}}`), nil, 0) {
 		t.Fatal("scanner accepted a lone minus that fastjson rejects")
+	}
+}
+
+// TestFastPathMatchesReference puts awkward tokens in every slot the
+// scanner reads or skips and checks it never accepts what the reference
+// rejects or decodes differently; fuzzing finds such tokens only slowly.
+func TestFastPathMatchesReference(t *testing.T) {
+	tokens := []string{`-`, `+`, `+1`, `.5`, `1e`, `--1`, `1-2`, `NaN`, `nan`, `-Inf`, `inf`, `Infinity`, `1e400`, `-0`, `0x10`,
+		`"a\"b"`, `"a\\"`, `"\u00e9"`, `"`, `[]`, `[1,]`, `[,1]`, `[1 2]`, `{}`, `{"a":}`, `{"a" 1}`, `{,}`, `tru`, `nul`, `null`,
+		`true`, `false`, `1.2.3`, `""`, `"x"`, ` 1 `, "\t1\n", `[[[[[]]]]]`, `{"a":[{"b":null}]}`, `1}`, `"x" "y"`}
+	templates := []string{
+		`{"device":"a","ts":1,"metrics":{"x":1},"extra":%s}`,
+		`{"device":"a","ts":1,"metrics":{"x":%s}}`,
+		`{"device":"a","ts":%s,"metrics":{"x":1}}`,
+		`{"device":%s,"ts":1,"metrics":{"x":1}}`,
+		`{"device":"a","ts":1,"metrics":{"x":1},"attrs":{"site":%s}}`,
+		`{"device":"a","ts":1,"metrics":{"x":1},"conn":{"src_ip":%s}}`,
+		`{"device":"a","ts":1,"metrics":{"x":1},"conn":{"proto":%s}}`,
+		`{"device":"a","ts":1,"metrics":{"x":1}}%s`,
+		`%s{"device":"a","ts":1,"metrics":{"x":1}}`,
+	}
+	for _, tpl := range templates {
+		for _, tok := range tokens {
+			msg := []byte(fmt.Sprintf(tpl, tok))
+			ref := newDecoder(t, nil)
+			ref.referenceOnly = true
+			want, refErr := ref.Decode([]byte("k"), msg, 5)
+			fast := newDecoder(t, nil)
+			fast.learnNames = true
+			if !fast.scanNative(msg, []byte("k"), 5) {
+				continue
+			}
+			if refErr != nil {
+				t.Errorf("%s: scanner accepted, reference: %v", msg, refErr)
+			} else if render(fast.rows) != render(want) {
+				t.Errorf("%s: scanner\n%s reference\n%s", msg, render(fast.rows), render(want))
+			}
+		}
 	}
 }

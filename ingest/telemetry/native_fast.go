@@ -296,9 +296,15 @@ func (d *Decoder) scanMetric(s *nativeScanner, r *ingest.Row, name []byte) bool 
 	}
 	n, ok := d.metricNames[string(name)]
 	if !ok {
-		// New names go through the reference path, which enforces the cap
-		// and interns them; they are rare.
-		return false
+		if !d.learnNames {
+			// New names go through the reference path, which enforces the
+			// cap and interns them; they are rare.
+			return false
+		}
+		var err error
+		if n, err = d.metricName(name); err != nil {
+			return false
+		}
 	}
 	r.Metrics = append(r.Metrics, ingest.Metric{Name: n, Value: x})
 	return true
