@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"sort"
@@ -151,12 +152,14 @@ func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
 		metaQuantileHL: strconv.FormatInt(int64(s.cfg.QuantileHalfLife), 10),
 		metaSeasonalHL: strconv.FormatInt(s.seasonHL, 10),
 		metaVersion:    strconv.FormatUint(s.version, 10),
+		metaChecksum:   checksumToken + checksumBlank,
 	}
 	for k, v := range positions {
 		meta[metaPosition+k] = strconv.FormatInt(v, 10)
 	}
 	schema := s.checkpointSchema(meta)
-	fw, err := ipc.NewFileWriter(&positionWriter{w: w}, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
+	var buf bytes.Buffer
+	fw, err := ipc.NewFileWriter(&positionWriter{w: &buf}, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		return fmt.Errorf("cannot start checkpoint: %w", err)
 	}
@@ -173,6 +176,65 @@ func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
 	}
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("cannot finish checkpoint: %w", err)
+	}
+	data := buf.Bytes()
+	sum := fmt.Sprintf("%08x", crc32.Checksum(data, crcTable))
+	for _, i := range checksumSlots(data) {
+		copy(data[i:], sum)
+	}
+	if _, err := w.Write(data); err != nil {
+		return fmt.Errorf("cannot write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// The checkpoint's integrity check. Arrow's IPC reader trusts the lengths
+// in the file's flatbuffers and can try to allocate terabytes for a
+// corrupt one, a fatal out-of-memory no recover() catches. So the file
+// carries a CRC-32C of itself in its schema metadata, written in a
+// fixed-width token that Restore finds by a plain byte search, blanks, and
+// checks before Arrow parses anything. The file stays a plain Arrow IPC
+// file for other tools. (It guards against corruption, not forgery: the
+// checkpoint is the process's own trusted state.)
+const (
+	metaChecksum  = "checksum"
+	checksumToken = "vigil.crc32c:"
+	checksumBlank = "00000000"
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// checksumSlots returns the offsets of the 8 checksum digits after each
+// token (the schema appears twice in an IPC file: first message and footer).
+func checksumSlots(data []byte) []int {
+	var slots []int
+	tok := []byte(checksumToken)
+	for off := 0; ; {
+		i := bytes.Index(data[off:], tok)
+		if i < 0 || off+i+len(tok)+len(checksumBlank) > len(data) {
+			return slots
+		}
+		slots = append(slots, off+i+len(tok))
+		off += i + len(tok)
+	}
+}
+
+// verifyChecksum checks data's embedded CRC without parsing it.
+func verifyChecksum(data []byte) error {
+	slots := checksumSlots(data)
+	if len(slots) == 0 {
+		return errors.New("no checksum: the file is not a vigil baseline checkpoint, or its metadata is damaged")
+	}
+	want := string(data[slots[0] : slots[0]+len(checksumBlank)])
+	blank := bytes.Clone(data)
+	for _, i := range slots {
+		if string(data[i:i+len(checksumBlank)]) != want {
+			return errors.New("inconsistent checksums: the file is damaged")
+		}
+		copy(blank[i:], checksumBlank)
+	}
+	if got := fmt.Sprintf("%08x", crc32.Checksum(blank, crcTable)); got != want {
+		return fmt.Errorf("checksum %s, the file says %s: it is damaged or truncated", got, want)
 	}
 	return nil
 }
@@ -240,7 +302,7 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 			}
 			for h := 0; h < s.nh; h++ {
 				k := slot*s.nh + h
-				mean[h], weight[h], m2[h] = s.devMean[k], float64(s.devWM2[2*k]), float64(s.devWM2[2*k+1])
+				mean[h], weight[h], m2[h] = s.devMean[k], float64(s.devW[k]), s.devM2[k]
 			}
 			if err := cw.row(kindDeviceMetric, name, group, s.metricNames[m], int64(s.devN[slot]), 0, s.devLast[d], false, mean, weight, m2, nil); err != nil {
 				return err
@@ -286,6 +348,9 @@ func readCheckpoint(r io.Reader) (cf *checkpointFile, err error) {
 	if len(data) > maxCheckpointBytes {
 		return nil, fmt.Errorf("cannot read checkpoint: larger than %d bytes; it is not a baseline checkpoint", maxCheckpointBytes)
 	}
+	if err := verifyChecksum(data); err != nil {
+		return nil, fmt.Errorf("cannot read checkpoint: %w; delete it to start learning afresh", err)
+	}
 	cf = &checkpointFile{positions: map[string]int64{}}
 	defer func() {
 		if p := recover(); p != nil {
@@ -293,7 +358,10 @@ func readCheckpoint(r io.Reader) (cf *checkpointFile, err error) {
 			cf, err = nil, fmt.Errorf("cannot read checkpoint: corrupt Arrow IPC file (%v); delete it to start learning afresh", p)
 		}
 	}()
-	fr, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	// Arrow sizes buffers from the file's metadata; a corrupt length must
+	// not make it allocate more than the file could hold.
+	mem := &boundedAllocator{limit: 2*len(data) + 1<<20}
+	fr, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(mem))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read checkpoint: %w; it is not an Arrow IPC file written by vigil", err)
 	}
@@ -320,6 +388,32 @@ func readCheckpoint(r io.Reader) (cf *checkpointFile, err error) {
 	}
 	return cf, nil
 }
+
+// boundedAllocator is Arrow's Go allocator with a cap on the bytes it hands
+// out in total; past the cap it panics, which readCheckpoint turns into an
+// error. Checkpoints are not compressed, so no buffer can be larger than
+// the file.
+type boundedAllocator struct {
+	limit, used int
+}
+
+func (a *boundedAllocator) Allocate(size int) []byte {
+	if size < 0 || size > a.limit-a.used {
+		panic(fmt.Sprintf("buffer of %d bytes in a %d-byte budget", size, a.limit))
+	}
+	a.used += size
+	return memory.DefaultAllocator.Allocate(size)
+}
+
+func (a *boundedAllocator) Reallocate(size int, b []byte) []byte {
+	if size < 0 || size-len(b) > a.limit-a.used {
+		panic(fmt.Sprintf("buffer of %d bytes in a %d-byte budget", size, a.limit))
+	}
+	a.used += size - len(b)
+	return memory.DefaultAllocator.Reallocate(size, b)
+}
+
+func (a *boundedAllocator) Free(b []byte) { memory.DefaultAllocator.Free(b) }
 
 // validateRecord checks the lengths and offsets Arrow does not check on
 // read, so that later accessors cannot index out of range.
@@ -567,8 +661,8 @@ func (s *Store) load(cf *checkpointFile) error {
 				mean[h] = rec.Column(numFixedCheckpointCols + 3*h).(*array.Float64).Value(i)
 				weight[h] = rec.Column(numFixedCheckpointCols + 3*h + 1).(*array.Float64).Value(i)
 				m2[h] = rec.Column(numFixedCheckpointCols + 3*h + 2).(*array.Float64).Value(i)
-				if !finite(mean[h]) || !finite(weight[h]) || !finite(m2[h]) || weight[h] < 0 || m2[h] < 0 {
-					return fmt.Errorf("row %d: moments %g/%g/%g are not finite and non-negative", i, mean[h], weight[h], m2[h])
+				if !(math.Abs(mean[h]) <= MaxLearnedValue && weight[h] >= 0 && weight[h] <= maxStateWeight && m2[h] >= 0 && m2[h] <= maxStateSqDev) {
+					return fmt.Errorf("row %d: moments %g/%g/%g out of range", i, mean[h], weight[h], m2[h])
 				}
 			}
 			n := samples.Value(i)
@@ -633,7 +727,7 @@ func (s *Store) load(cf *checkpointFile) error {
 				s.devN[slot] = uint32(n)
 				for h := 0; h < s.nh; h++ {
 					k := slot*s.nh + h
-					s.devMean[k], s.devWM2[2*k], s.devWM2[2*k+1] = mean[h], float32(weight[h]), float32(m2[h])
+					s.devMean[k], s.devW[k], s.devM2[k] = mean[h], float32(weight[h]), m2[h]
 				}
 			case kindCommSet:
 				if !group.IsValid(i) || group.Value(i) == "" || !state.IsValid(i) {
@@ -650,8 +744,6 @@ func (s *Store) load(cf *checkpointFile) error {
 	}
 	return nil
 }
-
-func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Inspect prints a checkpoint read from r: its version, positions, and per
 // group the learning state, span, devices and per metric the sample count,

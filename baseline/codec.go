@@ -128,6 +128,38 @@ func (d *decoder) nonNeg(v float64, what string) float64 {
 	return v
 }
 
+// Bounds on decoded state, so that no later arithmetic on it can overflow
+// (a squared deviation times a weight stays finite): learned values are
+// within ±MaxLearnedValue, weights are effective sample counts.
+const (
+	maxStateWeight = 1e15
+	maxStateSqDev  = 1e250
+)
+
+func (d *decoder) mean(v float64, what string) float64 {
+	if v < -MaxLearnedValue || v > MaxLearnedValue {
+		d.fail("%s %g beyond ±%g", what, v, MaxLearnedValue)
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) weight(v float64, what string) float64 {
+	if v < 0 || v > maxStateWeight {
+		d.fail("%s %g outside 0..%g", what, v, maxStateWeight)
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) sqdev(v float64, what string) float64 {
+	if v < 0 || v > maxStateSqDev {
+		d.fail("%s %g outside 0..%g", what, v, maxStateSqDev)
+		return 0
+	}
+	return v
+}
+
 func (d *decoder) str(what string) string {
 	n := d.uvarint(what + " length")
 	if n > maxNameBytes {
@@ -205,7 +237,8 @@ func (s *Store) clearDevice(id int32) {
 	base := int(id) * s.stride
 	clear(s.devN[base : base+s.stride])
 	clear(s.devMean[base*s.nh : (base+s.stride)*s.nh])
-	clear(s.devWM2[base*s.nh*2 : (base+s.stride)*s.nh*2])
+	clear(s.devW[base*s.nh : (base+s.stride)*s.nh])
+	clear(s.devM2[base*s.nh : (base+s.stride)*s.nh])
 	s.devLast[id] = 0
 	s.devGroup[id] = -1
 }
@@ -243,8 +276,8 @@ func (s *Store) AppendDevice(dst []byte, deviceID int32) []byte {
 		for h := 0; h < s.nh; h++ {
 			k := slot*s.nh + h
 			dst = appendF64(dst, s.devMean[k])
-			dst = appendF32(dst, s.devWM2[2*k])
-			dst = appendF32(dst, s.devWM2[2*k+1])
+			dst = appendF32(dst, s.devW[k])
+			dst = appendF64(dst, s.devM2[k])
 		}
 	}
 	return dst
@@ -255,7 +288,7 @@ type deviceMetricRec struct {
 	n    uint32
 	mean [MaxHalfLives]float64
 	w    [MaxHalfLives]float32
-	m2   [MaxHalfLives]float32
+	m2   [MaxHalfLives]float64
 }
 
 // UnmarshalDevice replaces the state of device with data made by
@@ -267,7 +300,7 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 	d.halfLives(s)
 	last := d.varint("last event time")
 	group := d.str("group name")
-	n := d.count("number of metrics", 1+1+s.nh*16)
+	n := d.count("number of metrics", 1+1+s.nh*20)
 	var recs []deviceMetricRec
 	for i := 0; i < n && d.err == nil; i++ {
 		r := deviceMetricRec{name: d.str("metric name")}
@@ -277,9 +310,9 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 		}
 		r.n = uint32(cnt)
 		for h := 0; h < s.nh; h++ {
-			r.mean[h] = d.f64("mean")
-			r.w[h] = float32(d.nonNeg(float64(d.f32("weight")), "weight"))
-			r.m2[h] = float32(d.nonNeg(float64(d.f32("squared deviations")), "squared deviations"))
+			r.mean[h] = float64(d.mean(d.f64("mean"), "mean"))
+			r.w[h] = float32(d.weight(float64(d.f32("weight")), "weight"))
+			r.m2[h] = d.sqdev(d.f64("squared deviations"), "squared deviations")
 		}
 		recs = append(recs, r)
 	}
@@ -312,8 +345,8 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 		for h := 0; h < s.nh; h++ {
 			k := slot*s.nh + h
 			s.devMean[k] = r.mean[h]
-			s.devWM2[2*k] = r.w[h]
-			s.devWM2[2*k+1] = r.m2[h]
+			s.devW[k] = r.w[h]
+			s.devM2[k] = r.m2[h]
 		}
 	}
 	return nil
@@ -450,9 +483,9 @@ func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
 			break
 		}
 		cell := &gm.season[i]
-		cell.w = d.nonNeg(d.f64("seasonal weight"), "seasonal weight")
-		cell.mean = d.f64("seasonal mean")
-		cell.m2 = d.nonNeg(d.f64("seasonal squared deviations"), "seasonal squared deviations")
+		cell.w = d.weight(d.f64("seasonal weight"), "seasonal weight")
+		cell.mean = d.mean(d.f64("seasonal mean"), "seasonal mean")
+		cell.m2 = d.sqdev(d.f64("seasonal squared deviations"), "seasonal squared deviations")
 	}
 }
 
@@ -491,9 +524,9 @@ func (s *Store) decodeGroup(d *decoder) *groupState {
 		}
 		gm.n = int64(cnt)
 		for h := 0; h < s.nh; h++ {
-			gm.w[h] = d.nonNeg(d.f64("weight"), "weight")
-			gm.mean[h] = d.f64("mean")
-			gm.m2[h] = d.nonNeg(d.f64("squared deviations"), "squared deviations")
+			gm.w[h] = d.weight(d.f64("weight"), "weight")
+			gm.mean[h] = d.mean(d.f64("mean"), "mean")
+			gm.m2[h] = d.sqdev(d.f64("squared deviations"), "squared deviations")
 		}
 		s.decodeGroupMetricExtras(d, gm)
 		recs = append(recs, r)
@@ -760,7 +793,7 @@ func decodeSketch(d *decoder, halfLife int64) *QuantileSketch {
 	if halfLife > 0 && q.landmark%halfLife != 0 {
 		d.fail("sketch landmark %d is not a multiple of its half-life", q.landmark)
 	}
-	q.zero = d.nonNeg(d.f64("sketch zero weight"), "sketch zero weight")
+	q.zero = d.weight(d.f64("sketch zero weight"), "sketch zero weight")
 	decodeStore(d, &q.pos)
 	if flags&2 != 0 {
 		q.neg = &sketchStore{}

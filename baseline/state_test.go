@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,5 +262,25 @@ func TestDecodersRejectGarbage(t *testing.T) {
 	other.QuantileHalfLife = time.Hour
 	if err := NewStore(other, ingest.NewRegistry()).MergeGroup("p", "g", grp); err == nil {
 		t.Fatal("summary with another quantile half-life accepted")
+	}
+}
+
+func TestCheckpointChecksumRejectsDamage(t *testing.T) {
+	s, _ := fuzzStore(t)
+	var buf bytes.Buffer
+	if err := s.Checkpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	for _, i := range []int{8, len(data) / 2, len(data) - 12} {
+		bad := bytes.Clone(data)
+		bad[i] ^= 0x40
+		_, err := NewStore(testConfig(), ingest.NewRegistry()).Restore(bytes.NewReader(bad))
+		if err == nil || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("byte %d flipped: %v, want a damaged-file error", i, err)
+		}
+	}
+	if _, err := NewStore(testConfig(), ingest.NewRegistry()).Restore(bytes.NewReader(data[:len(data)-1])); err == nil {
+		t.Error("truncated checkpoint restored")
 	}
 }

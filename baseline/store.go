@@ -14,6 +14,12 @@ import (
 // noQuantiles is reported while a group has no quantile snapshot yet.
 var noQuantiles = [NumQuantiles]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 
+// MaxLearnedValue bounds the magnitude of values Learn folds in: beyond
+// it, squared deviations could overflow and turn a baseline into NaN for
+// good. Such values (and NaN and infinities) are not learned, and are
+// counted (Store.Unlearnable); Expect still reports them to detectors.
+const MaxLearnedValue = 1e100
+
 // hoursPerWeek is the number of hour-of-week seasonal buckets.
 const hoursPerWeek = 168
 
@@ -57,7 +63,8 @@ type Store struct {
 	devLast  []int64
 	devGroup []int32
 	devMean  []float64 // [(d*stride+m)*nh+h]
-	devWM2   []float32 // [((d*stride+m)*nh+h)*2+{0:w,1:m2}]
+	devW     []float32 // [(d*stride+m)*nh+h]: an effective sample count, float32 is plenty
+	devM2    []float64 // [(d*stride+m)*nh+h]: float64, so large values cannot overflow
 	devN     []uint32  // [d*stride+m]
 
 	groups []*groupState
@@ -69,6 +76,8 @@ type Store struct {
 	frame   Frame
 
 	devGap, grpGap gapCache
+
+	unlearnable uint64 // values not learned: non-finite or beyond MaxLearnedValue
 }
 
 // gapCache remembers the decay factors of the last positive time gap:
@@ -179,6 +188,10 @@ func (s *Store) CommSet(name string, learnFor time.Duration) *CommSet {
 	return c
 }
 
+// Unlearnable returns how many values Learn refused: NaN, infinite or
+// beyond ±MaxLearnedValue.
+func (s *Store) Unlearnable() uint64 { return s.unlearnable }
+
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 
@@ -211,14 +224,16 @@ func (s *Store) relayout(stride int) {
 	// keep room for as many devices as the old slices had
 	room := max(nd, cap(s.devLast))
 	mean := make([]float64, nd*stride*s.nh, room*stride*s.nh)
-	wm2 := make([]float32, nd*stride*s.nh*2, room*stride*s.nh*2)
+	w := make([]float32, nd*stride*s.nh, room*stride*s.nh)
+	m2 := make([]float64, nd*stride*s.nh, room*stride*s.nh)
 	n := make([]uint32, nd*stride, room*stride)
 	for d := 0; d < nd && old > 0; d++ {
 		copy(mean[d*stride*s.nh:], s.devMean[d*old*s.nh:(d+1)*old*s.nh])
-		copy(wm2[d*stride*s.nh*2:], s.devWM2[d*old*s.nh*2:(d+1)*old*s.nh*2])
+		copy(w[d*stride*s.nh:], s.devW[d*old*s.nh:(d+1)*old*s.nh])
+		copy(m2[d*stride*s.nh:], s.devM2[d*old*s.nh:(d+1)*old*s.nh])
 		copy(n[d*stride:], s.devN[d*old:(d+1)*old])
 	}
-	s.devMean, s.devWM2, s.devN, s.stride = mean, wm2, n, stride
+	s.devMean, s.devW, s.devM2, s.devN, s.stride = mean, w, m2, n, stride
 	for _, g := range s.groups {
 		if g != nil {
 			g.grow(stride)
@@ -247,7 +262,8 @@ func (s *Store) growDevices(n int) {
 	if want := n * s.stride; len(s.devN) < want {
 		s.devN = append(s.devN, make([]uint32, want-len(s.devN))...)
 		s.devMean = append(s.devMean, make([]float64, want*s.nh-len(s.devMean))...)
-		s.devWM2 = append(s.devWM2, make([]float32, want*s.nh*2-len(s.devWM2))...)
+		s.devW = append(s.devW, make([]float32, want*s.nh-len(s.devW))...)
+		s.devM2 = append(s.devM2, make([]float64, want*s.nh-len(s.devM2))...)
 	}
 }
 
@@ -466,7 +482,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		} else {
 			k := slot*nh + p
 			e.Mean = s.devMean[k]
-			e.Std = stdOf(float64(s.devWM2[2*k+1]), float64(s.devWM2[2*k]))
+			e.Std = stdOf(s.devM2[k], float64(s.devW[k]))
 			level = s.devMean[slot*nh+l]
 		}
 		if seasonalHistory && gm.season != nil {
@@ -517,11 +533,12 @@ func (f *Frame) Learn(row int) {
 	var devDec, devA, grpDec, grpA [MaxHalfLives]float64
 	s.decayWeights(t, &s.devLast[d], &devDec, &devA, &s.devGap)
 	if devDec[0] != 1 || devDec[nh-1] != 1 {
-		wm2 := s.devWM2[devBase*nh*2 : (devBase+s.stride)*nh*2]
-		for k := 0; k+2*nh <= len(wm2); k += 2 * nh {
+		w := s.devW[devBase*nh : (devBase+s.stride)*nh]
+		m2 := s.devM2[devBase*nh : (devBase+s.stride)*nh]
+		for k := 0; k+nh <= len(w) && k+nh <= len(m2); k += nh {
 			for h := 0; h < nh; h++ {
-				wm2[k+2*h] *= float32(devDec[h])
-				wm2[k+2*h+1] *= float32(devDec[h])
+				w[k+h] *= float32(devDec[h])
+				m2[k+h] *= devDec[h]
 			}
 		}
 	}
@@ -550,11 +567,15 @@ func (f *Frame) Learn(row int) {
 	judged := gs.judged()
 	l := s.longest
 	minN := uint32(s.cfg.DeviceMinSamples)
-	devN, devMean, devWM2 := s.devN, s.devMean, s.devWM2
+	devN, devMean, devW, devM2 := s.devN, s.devMean, s.devW, s.devM2
 	for j := range f.cols {
 		c := &f.cols[j]
 		x, ok := c.value(row)
-		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
+		if !ok {
+			continue
+		}
+		if !(x >= -MaxLearnedValue && x <= MaxLearnedValue) { // also NaN
+			s.unlearnable++
 			continue
 		}
 		m := int(c.id)
@@ -572,8 +593,8 @@ func (f *Frame) Learn(row int) {
 		}
 		for h := 0; h < nh; h++ {
 			k := slot*nh + h
-			w, mean, m2 := welford(float64(devWM2[2*k]), devMean[k], float64(devWM2[2*k+1]), x, devA[h])
-			devWM2[2*k], devMean[k], devWM2[2*k+1] = float32(w), mean, float32(m2)
+			w, mean, m2 := welford(float64(devW[k]), devMean[k], devM2[k], x, devA[h])
+			devW[k], devMean[k], devM2[k] = float32(w), mean, m2
 		}
 		if n < math.MaxUint32 {
 			devN[slot] = n + 1
@@ -631,12 +652,12 @@ func (s *Store) seedDevice(slot int, gm *groupMetric) {
 		k := slot*s.nh + h
 		w := min(prior, gm.w[h])
 		if w <= 0 {
-			s.devWM2[2*k], s.devMean[k], s.devWM2[2*k+1] = 0, 0, 0
+			s.devW[k], s.devMean[k], s.devM2[k] = 0, 0, 0
 			continue
 		}
-		s.devWM2[2*k] = float32(w)
+		s.devW[k] = float32(w)
 		s.devMean[k] = gm.mean[h]
-		s.devWM2[2*k+1] = float32(gm.m2[h] / gm.w[h] * w)
+		s.devM2[k] = gm.m2[h] / gm.w[h] * w
 	}
 }
 
