@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/inventory"
 )
 
 // nativeMessages returns n realistic native messages with 5 metrics each
@@ -49,7 +50,13 @@ func BenchmarkNativeDecode(b *testing.B) {
 func BenchmarkNativeToBuilder(b *testing.B) {
 	msgs := nativeMessages(4096)
 	d := newDecoder(b, nil)
-	bld := ingest.NewObservationBuilder(nil, ingest.NewRegistry(), attrGrouper{})
+	// Groups come from the inventory package as in replay; with no file it
+	// groups by the site and hw attributes the messages carry.
+	inv, err := inventory.Open(ingest.DefaultInventoryConfig(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bld := ingest.NewObservationBuilder(nil, ingest.NewRegistry(), inv)
 	b.SetBytes(int64(len(msgs[0])))
 	b.ReportAllocs()
 	cpu0 := cpuTime()
