@@ -210,7 +210,8 @@ func (d *Decoder) Decode(key, value []byte, transportNanos int64) ([]ingest.Row,
 
 // detect names the format by the first top-level key that tells them apart.
 // "metrics" alone is ambiguous: an array is a Telegraf batch, an object of
-// objects a Defender report, an object of numbers native.
+// objects a Defender report, an object of numbers native. "ts" decides
+// nothing, as a bridge may add it to a Defender report.
 func detect(obj *fastjson.Object) format {
 	f := formatAuto
 	obj.Visit(func(key []byte, v *fastjson.Value) {
@@ -218,7 +219,7 @@ func detect(obj *fastjson.Object) format {
 			return
 		}
 		switch string(key) {
-		case "device", "ts", "attrs", "conn":
+		case "device", "attrs", "conn":
 			f = formatNative
 		case "name", "tags", "fields", "timestamp":
 			f = formatTelegraf

@@ -318,3 +318,17 @@ func TestStableStrings(t *testing.T) {
 		t.Fatalf("strings changed under us: %+v %q", set, name)
 	}
 }
+
+// TestDetectBridgedDefender: a bridge that puts "thing" and "ts" first must
+// not make a Device Defender report look native.
+func TestDetectBridgedDefender(t *testing.T) {
+	d := newDecoder(t, nil)
+	rows, err := d.Decode(nil, []byte(`{"thing":"m-1","ts":"2026-11-21T10:00:00Z","met":{"ns":{"bi":5}}}`), 0)
+	if err != nil || rows[0].Device != "m-1" || rows[0].Metrics[0] != (ingest.Metric{Name: MetricBytesIn, Value: 5}) {
+		t.Fatalf("%v %+v", err, rows)
+	}
+	rows, err = d.Decode(nil, []byte(`{"ts":1,"metrics":{"x":2},"device":"n-1"}`), 0)
+	if err != nil || rows[0].Device != "n-1" {
+		t.Fatalf("native with ts first: %v %+v", err, rows)
+	}
+}
