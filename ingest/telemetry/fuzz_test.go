@@ -178,6 +178,9 @@ func TestFastPathMatchesReference(t *testing.T) {
 		`{"device":"a","ts":1,"metrics":{"x":1},"conn":{"proto":%s}}`,
 		`{"device":"a","ts":1,"metrics":{"x":1}}%s`,
 		`%s{"device":"a","ts":1,"metrics":{"x":1}}`,
+		`{"name":%s,"device":"a","ts":1,"metrics":{"x":1}}`,
+		`{"thing":%s,"hed":{"rid":1},"device":"a","ts":1,"metrics":{"x":1}}`,
+		`{"ts":1,"metrics":{"x":1},"fields":%s,"device":"a"}`,
 	}
 	for _, tpl := range templates {
 		for _, tok := range tokens {

@@ -224,6 +224,9 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 				}
 				return ok
 			})
+		case "name", "tags", "fields", "timestamp", "header", "hed", "met", "cmet", "custom_metrics":
+			// Keys of other formats: auto detection might not say native.
+			return false
 		}
 		return s.skip(1)
 	})
