@@ -98,16 +98,16 @@ var iec104Types = [128]iec104Type{
 
 func decodeIEC104(b []byte, fromServer bool, out *PDU) (int, error) {
 	out.Response = fromServer
-	if len(b) < 2 {
-		return short(out, 0)
-	}
-	if b[0] != iec104Start {
+	if len(b) > 0 && b[0] != iec104Start {
 		// Skip to the next start octet, as a receiver resynchronises.
 		return malformed(out, resync(b, iec104Start), "iec104 apdu does not start with 0x68")
 	}
+	if len(b) < 2 {
+		return short(out, 0)
+	}
 	l := int(b[1])
 	if l < 4 || l > iec104MaxLen {
-		return malformed(out, len(b), "iec104 apdu length outside 4..253")
+		return malformed(out, resync(b, iec104Start), "iec104 apdu length outside 4..253")
 	}
 	n := 2 + l
 	if len(b) < n {
