@@ -263,6 +263,18 @@ func (x *Extractor) Add(p *pcap.Packet) {
 	x.transport(f, ts, wire)
 }
 
+// flowHost returns the host a flow endpoint refers to, resolving (and
+// creating) it by address only when the cached reference went stale.
+func (x *Extractor) flowHost(ref *hostRef, hi, lo uint64, ts int64) int32 {
+	t := x.hosts
+	if i := ref.idx; i >= 0 && int(i) < len(t.hosts) && t.hosts[i].gen == ref.gen && t.hosts[i].used {
+		t.hosts[i].last = ts
+		return i
+	}
+	addr := addrOf(hi, lo)
+	return x.hostFor(ref, &addr, ts)
+}
+
 // hostFor returns the host of addr, creating it when new. ref caches the
 // lookup in a flow.
 func (x *Extractor) hostFor(ref *hostRef, addr *[16]byte, ts int64) int32 {
@@ -369,7 +381,7 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	key, fromB := newFlowKey(f)
 	var fi int32 = -1
 	// Request and response follow each other on one flow: skip the hash.
-	if x.lastFlow >= 0 && x.flows.flows[x.lastFlow].used && x.flows.flows[x.lastFlow].key == key {
+	if x.lastFlow >= 0 && x.flows.flows[x.lastFlow].used && x.flows.flows[x.lastFlow].key.eq(&key) {
 		fi = x.lastFlow
 	}
 	var hash uint64
@@ -390,8 +402,8 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	if fromB {
 		dir = 1
 	}
-	ai := x.hostFor(&fl.host[0], &fl.key.a, ts)
-	bi := x.hostFor(&fl.host[1], &fl.key.b, ts)
+	ai := x.flowHost(&fl.host[0], fl.key.a0, fl.key.a1, ts)
+	bi := x.flowHost(&fl.host[1], fl.key.b0, fl.key.b1, ts)
 	src, dst := ai, bi
 	if fromB {
 		src, dst = bi, ai
@@ -497,13 +509,13 @@ func serverPortLess(src, dst uint16) bool {
 func (x *Extractor) flowStarted(fl *flow, client, server int32, ts int64, f *Frame) {
 	hc := &x.hosts.hosts[client]
 	hc.acc[0].flows++
-	sport, dport := fl.key.pa, fl.key.pb
-	csrc, cdst := fl.key.a, fl.key.b
+	sport, dport := fl.key.portA(), fl.key.portB()
+	csrc, cdst := fl.key.addrA(), fl.key.addrB()
 	if fl.clientB {
 		sport, dport = dport, sport
 		csrc, cdst = cdst, csrc
 	}
-	hc.acc[0].lastOut = tuple{src: csrc, dst: cdst, sport: sport, dport: dport, transport: fl.key.proto, proto: fl.proto, valid: true}
+	hc.acc[0].lastOut = tuple{src: csrc, dst: cdst, sport: sport, dport: dport, transport: fl.key.transport(), proto: fl.proto, valid: true}
 }
 
 // countDistinct adds the flow's peers and ports to the hosts' distinct
@@ -515,9 +527,9 @@ func (x *Extractor) countDistinct(fl *flow, client, server int32) {
 			continue
 		}
 		fl.win[w] = id
-		dport := fl.key.pb
+		dport := fl.key.portB()
 		if fl.clientB {
-			dport = fl.key.pa
+			dport = fl.key.portA()
 		}
 		hc, hs := &x.hosts.hosts[client], &x.hosts.hosts[server]
 		// Longer windows get their counters by merging the shortest; only
@@ -570,10 +582,10 @@ func (x *Extractor) baseComm(fl *flow, ts int64, wire float64, fromClient bool) 
 // comm returns the index of the batch's communication for the flow and
 // function, creating it.
 func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
-	k := commKey{client: fl.key.a, server: fl.key.b, port: fl.key.pb, transport: fl.key.proto, proto: fl.proto, fn: fn}
-	cport := fl.key.pa
+	k := commKey{client: fl.key.addrA(), server: fl.key.addrB(), port: fl.key.portB(), transport: fl.key.transport(), proto: fl.proto, fn: fn}
+	cport := fl.key.portA()
 	if fl.clientB {
-		k.client, k.server, k.port, cport = fl.key.b, fl.key.a, fl.key.pa, fl.key.pb
+		k.client, k.server, k.port, cport = k.server, k.client, cport, k.port
 	}
 	if i, ok := x.commIdx[k]; ok {
 		return i
@@ -794,7 +806,7 @@ func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
 		return
 	}
 	srcIdx, dstIdx := fl.host[0].idx, fl.host[1].idx
-	sport, dport := fl.key.pa, fl.key.pb
+	sport, dport := fl.key.portA(), fl.key.portB()
 	if fl.clientB == fromClient { // the sender is endpoint b
 		srcIdx, dstIdx = dstIdx, srcIdx
 		sport, dport = dport, sport
@@ -804,7 +816,7 @@ func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
 	fl.malEvent = int32(len(x.events))
 	x.events = append(x.events, ingest.NetEvent{
 		TimeNanos: ts, Kind: "malformed", Device: hs.device, Group: hs.group,
-		SrcIP: hs.ip, DstIP: hd.ip, Transport: fl.key.proto, SrcPort: sport, DstPort: dport,
+		SrcIP: hs.ip, DstIP: hd.ip, Transport: fl.key.transport(), SrcPort: sport, DstPort: dport,
 		Protocol: fl.proto.String(), Detail: x.pdu.Malformed, Value: 1,
 	})
 }

@@ -214,3 +214,112 @@ func benchPath(b *testing.B, data []byte, engine bool) {
 	}
 	reportRates(b, packets, cpu0)
 }
+
+// BenchmarkReplayRatio alternates one pass of the bare parser loop and one
+// pass of the full path over the same capture, b.N times each, and reports
+// the best pass of each (the pass least disturbed by other processes on a
+// shared machine) and their ratio: full_vs_bare >= 0.5 is the budget.
+// Run it with a fixed count, e.g. -benchtime=30x.
+func BenchmarkReplayRatio(b *testing.B) {
+	for _, c := range benchInputs(b) {
+		b.Run(c.name, func(b *testing.B) {
+			bare := newBarePass(c.data)
+			full := newFullPass(b, c.data)
+			bestBare, bestFull := time.Duration(1<<62), time.Duration(1<<62)
+			var n int
+			for b.Loop() {
+				start := time.Now()
+				n = bare()
+				bestBare = min(bestBare, time.Since(start))
+				start = time.Now()
+				if m := full(); m != n {
+					b.Fatalf("full path read %d packets, bare loop %d", m, n)
+				}
+				bestFull = min(bestFull, time.Since(start))
+			}
+			b.ReportMetric(float64(n)/bestBare.Seconds(), "bare_pkt/s")
+			b.ReportMetric(float64(n)/bestFull.Seconds(), "full_pkt/s")
+			b.ReportMetric(bestBare.Seconds()/bestFull.Seconds(), "full_vs_bare")
+		})
+	}
+}
+
+// newBarePass returns one pass of the bare DecodingLayerParser loop.
+func newBarePass(data []byte) func() int {
+	var (
+		eth     layers.Ethernet
+		ip4     layers.IPv4
+		ip6     layers.IPv6
+		tcp     layers.TCP
+		udp     layers.UDP
+		decoded = make([]gopacket.LayerType, 0, 8)
+		sink    int
+	)
+	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet)
+	parser.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
+	for _, l := range []gopacket.DecodingLayer{&eth, &ip4, &ip6, &tcp, &udp} {
+		parser.AddDecodingLayer(l)
+	}
+	parser.IgnoreUnsupported = true
+	return func() int {
+		r, err := pcapgo.NewReader(bytes.NewReader(data))
+		if err != nil {
+			panic(err)
+		}
+		n := 0
+		for {
+			pkt, _, err := r.ZeroCopyReadPacketData()
+			if err != nil {
+				break
+			}
+			parser.DecodeLayers(pkt, &decoded)
+			sink += int(tcp.DstPort)
+			n++
+		}
+		return n
+	}
+}
+
+// newFullPass returns one pass of the full path: reader, extractor,
+// baseline and engine with the network detectors.
+func newFullPass(b *testing.B, data []byte) func() int {
+	reg := ingest.NewRegistry()
+	x, err := packet.NewExtractor(ingest.DefaultPacketConfig(), packet.Options{Registry: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := baseline.NewStore(baseline.DefaultConfig(), reg)
+	dcfg := detect.DefaultConfig()
+	net, err := detect.NewNetworkDetector(dcfg.Network, reg, store.CommSet("network", dcfg.Network.Learning))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Sink: &discardSink{}, Extra: []detect.BatchDetector{net}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var p pcap.Packet
+	var offset int64
+	return func() int {
+		r, err := pcap.NewReader(bytes.NewReader(data), "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		var last int64
+		for r.Next(&p) == nil {
+			p.TimeNanos += offset
+			last = max(last, p.TimeNanos)
+			x.Add(&p)
+			n++
+			for bt := x.TakeBatch(); bt != nil; bt = x.TakeBatch() {
+				if err := eng.Process(ctx, bt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		offset = last + int64(time.Hour)
+		return n
+	}
+}

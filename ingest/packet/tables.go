@@ -10,32 +10,43 @@ import (
 const maxWindows = 4
 
 // flowKey identifies a bidirectional flow: endpoint a is the lower of the
-// two (address, port) pairs, so both directions find the same entry.
+// two (address, port) pairs, so both directions find the same entry. The
+// addresses are held as big-endian 64-bit halves so that comparing and
+// hashing keys is a handful of word operations.
 type flowKey struct {
-	a, b   [16]byte
-	pa, pb uint16
-	proto  uint8
+	a0, a1, b0, b1 uint64
+	ports          uint64 // pa<<24 | pb<<8 | transport
+}
+
+func (k *flowKey) addrA() [16]byte { return addrOf(k.a0, k.a1) }
+func (k *flowKey) addrB() [16]byte { return addrOf(k.b0, k.b1) }
+func (k *flowKey) portA() uint16   { return uint16(k.ports >> 24) }
+func (k *flowKey) portB() uint16   { return uint16(k.ports >> 8) }
+func (k *flowKey) transport() uint8 {
+	return uint8(k.ports)
+}
+
+// eq compares keys word by word: inline, where == on the struct would
+// call memequal.
+func (k *flowKey) eq(o *flowKey) bool {
+	return k.a1 == o.a1 && k.ports == o.ports && k.b1 == o.b1 && k.a0 == o.a0 && k.b0 == o.b0
+}
+
+func addrOf(hi, lo uint64) (a [16]byte) {
+	binary.BigEndian.PutUint64(a[:8], hi)
+	binary.BigEndian.PutUint64(a[8:], lo)
+	return a
 }
 
 // newFlowKey returns the canonical key for a packet and whether the packet
 // flows from b to a.
 func newFlowKey(f *Frame) (k flowKey, fromB bool) {
-	if endpointLess(&f.Dst, f.DstPort, &f.Src, f.SrcPort) {
-		return flowKey{a: f.Dst, b: f.Src, pa: f.DstPort, pb: f.SrcPort, proto: f.Transport}, true
+	s0, s1 := binary.BigEndian.Uint64(f.Src[:8]), binary.BigEndian.Uint64(f.Src[8:])
+	d0, d1 := binary.BigEndian.Uint64(f.Dst[:8]), binary.BigEndian.Uint64(f.Dst[8:])
+	if d0 < s0 || d0 == s0 && (d1 < s1 || d1 == s1 && f.DstPort < f.SrcPort) {
+		return flowKey{a0: d0, a1: d1, b0: s0, b1: s1, ports: uint64(f.DstPort)<<24 | uint64(f.SrcPort)<<8 | uint64(f.Transport)}, true
 	}
-	return flowKey{a: f.Src, b: f.Dst, pa: f.SrcPort, pb: f.DstPort, proto: f.Transport}, false
-}
-
-func endpointLess(x *[16]byte, xp uint16, y *[16]byte, yp uint16) bool {
-	xh, yh := binary.BigEndian.Uint64(x[:8]), binary.BigEndian.Uint64(y[:8])
-	if xh != yh {
-		return xh < yh
-	}
-	xl, yl := binary.BigEndian.Uint64(x[8:]), binary.BigEndian.Uint64(y[8:])
-	if xl != yl {
-		return xl < yl
-	}
-	return xp < yp
+	return flowKey{a0: s0, a1: s1, b0: d0, b1: d1, ports: uint64(f.SrcPort)<<24 | uint64(f.DstPort)<<8 | uint64(f.Transport)}, false
 }
 
 // TCP state bits of flow.tcp.
@@ -118,12 +129,7 @@ func newFlowTable(max int) *flowTable {
 }
 
 func (k *flowKey) hash() uint64 {
-	a0 := binary.LittleEndian.Uint64(k.a[:8])
-	a1 := binary.LittleEndian.Uint64(k.a[8:])
-	b0 := binary.LittleEndian.Uint64(k.b[:8])
-	b1 := binary.LittleEndian.Uint64(k.b[8:])
-	h := a0 ^ a1*0x9e3779b97f4a7c15 ^ b0*0xc2b2ae3d27d4eb4f ^ b1*0x165667b19e3779f9 ^
-		(uint64(k.pa)<<24|uint64(k.pb)<<8|uint64(k.proto))*0x27d4eb2f165667c5
+	h := k.a0 ^ k.a1*0x9e3779b97f4a7c15 ^ k.b0*0xc2b2ae3d27d4eb4f ^ k.b1*0x165667b19e3779f9 ^ k.ports*0x27d4eb2f165667c5
 	h ^= h >> 31
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 29
@@ -137,7 +143,7 @@ func (t *flowTable) lookup(k *flowKey, h uint64) int32 {
 		if s < 0 {
 			return -1
 		}
-		if t.flows[s].key == *k {
+		if t.flows[s].key.eq(k) {
 			return s
 		}
 	}
