@@ -688,19 +688,17 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 		}
 		batchStart := time.Now()
 		linger, cancelLinger := context.WithTimeout(ctx, c.cfg.BatchLinger)
-		var end int64
-		for n := 0; ; {
+		var end, hwm int64
+		n, size := 0, 0
+		for {
 			rec.Offset, rec.Time, rec.Key, rec.Value = m.Offset, m.Time, m.Key, m.Value
-			pm.records.Inc()
-			c.consumed.Add(1)
-			pm.bytes.Add(len(m.Value))
+			size += len(m.Value)
 			if err := dec.Decode(&rec, bb); err != nil {
 				reason := reasonOf(err)
 				c.metrics.decodeError(topic, reason)
 				rejects = append(rejects, deadLetterMessage(&m, reason, err))
 			}
-			end = m.Offset + 1
-			pm.lag.Set(float64(m.HighWaterMark - end))
+			end, hwm = m.Offset+1, m.HighWaterMark
 			if n++; n >= c.cfg.BatchSize {
 				break
 			}
@@ -709,6 +707,12 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			}
 		}
 		cancelLinger()
+		// Counted per batch: shared counters touched per record would
+		// bounce between the partition workers' cores.
+		pm.records.Add(n)
+		pm.bytes.Add(size)
+		pm.lag.Set(float64(hwm - end))
+		c.consumed.Add(int64(n))
 		if bb.filter != nil {
 			if bb.skipped > 0 {
 				c.metrics.skipped.Add(bb.skipped)

@@ -1,0 +1,392 @@
+// Command kafkabench measures Vigil's Kafka path against a bare kafka-go
+// consumer on the same in-process broker, in one run:
+//
+//  1. throughput: N telemetry records are produced once; a bare kafka-go
+//     consumer (one Reader per partition, counting messages) reads them,
+//     then Vigil's consumer group reads, decodes, judges and delivers them
+//     (alerts to a JSON sink writing to io.Discard). Both rates count from
+//     the first record fetched to the last one done.
+//
+//  2. latency: records are produced at half of Vigil's measured rate with
+//     the wall clock as event time; every 50 ms one device sends a probe
+//     that a static rule turns into an alarm at once. The latency of an
+//     alert is the time from producing its record to the sink accepting it.
+//
+//     go run ./bench/kafkabench                 # defaults: 300k records, 3 partitions
+//     go run ./bench/kafkabench -records 1000000 -partitions 6
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/kafka"
+	"github.com/vigil-ot/vigil/sinks"
+)
+
+const (
+	topicIn  = "bench-telemetry"
+	topicLat = "bench-latency"
+)
+
+func main() {
+	records := flag.Int("records", 300_000, "records for the throughput run")
+	partitions := flag.Int("partitions", 3, "partitions of the input topics")
+	devices := flag.Int("devices", 200, "devices in the simulated fleet")
+	latencyFor := flag.Duration("latency-for", 10*time.Second, "length of the latency run")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kafkabench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*records, int32(*partitions), *devices, *latencyFor); err != nil {
+		fmt.Fprintln(os.Stderr, "kafkabench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(records int, partitions int32, devices int, latencyFor time.Duration) error {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, topicIn, topicLat, "bench-changelog"),
+		kfake.SeedTopics(1, "bench-groups", "bench-dlq"),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	fmt.Printf("kafkabench: kfake broker %s, %d partitions, %d devices, GOMAXPROCS %d, %s\n",
+		addr, partitions, devices, runtime.GOMAXPROCS(0), runtime.Version())
+
+	msgs := fleet(records, devices, time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), time.Second)
+	t0 := time.Now()
+	if err := produce(addr, topicIn, msgs); err != nil {
+		return err
+	}
+	fmt.Printf("produced %d records (%d bytes each on average) in %s\n", records, avgSize(msgs), time.Since(t0).Round(time.Millisecond))
+
+	// CPU seconds (user+system, the broker's included) tell the cost apart
+	// from how busy the machine happens to be.
+	c0 := cpuSeconds()
+	bare, err := bareConsumer(addr, topicIn, int(partitions), records)
+	if err != nil {
+		return err
+	}
+	bareCPU := cpuSeconds() - c0
+	fmt.Printf("bare kafka-go consumer:  %9.0f records/s  %9.0f records/CPU-second\n", bare, float64(records)/bareCPU)
+	c0 = cpuSeconds()
+	vig, err := vigilThroughput(addr, records)
+	if err != nil {
+		return err
+	}
+	vigCPU := cpuSeconds() - c0
+	fmt.Printf("vigil end to end:        %9.0f records/s  %9.0f records/CPU-second  (%.0f%% of bare kafka-go's rate)\n",
+		vig, float64(records)/vigCPU, 100*vig/bare)
+
+	rate := vig / 2
+	lat, n, err := latency(addr, devices, rate, latencyFor)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("latency at %.0f records/s (half of vigil's max), %d alerts: p50 %s  p99 %s  max %s\n",
+		rate, n, lat[0].Round(10*time.Microsecond), lat[1].Round(10*time.Microsecond), lat[2].Round(10*time.Microsecond))
+	return nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// fleet makes n native JSON reports of devices, round robin, step apart
+// per round, keyed by device.
+func fleet(n, devices int, start time.Time, step time.Duration) []kafkago.Message {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	out := make([]kafkago.Message, 0, n)
+	for i := 0; i < n; i++ {
+		d := i % devices
+		ts := start.Add(time.Duration(i/devices) * step)
+		dev := "dev-" + strconv.Itoa(d)
+		out = append(out, kafkago.Message{Key: []byte(dev), Value: report(dev, d, ts.UnixMilli(), rnd, 0)})
+	}
+	return out
+}
+
+func report(dev string, d int, tsMillis int64, rnd *rand.Rand, probe float64) []byte {
+	return fmt.Appendf(nil, `{"device":%q,"ts":%d,"attrs":{"site":"s%d","hw":"h%d"},"metrics":{"bytes_out":%.1f,"bytes_in":%.1f,"msgs_sent":%.1f,"cpu_pct":%.2f,"probe":%g}}`,
+		dev, tsMillis, d%3, d%2, 1000+100*rnd.NormFloat64(), 2000+100*rnd.NormFloat64(), 10+rnd.NormFloat64(), 30+3*rnd.NormFloat64(), probe)
+}
+
+func avgSize(msgs []kafkago.Message) int {
+	total := 0
+	for _, m := range msgs {
+		total += len(m.Value)
+	}
+	return total / max(len(msgs), 1)
+}
+
+func produce(addr, topic string, msgs []kafkago.Message) error {
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topic, Balancer: &kafkago.Hash{},
+		BatchSize: 5000, BatchBytes: 8 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafkago.RequireOne}
+	defer w.Close()
+	for len(msgs) > 0 {
+		n := min(len(msgs), 20000)
+		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
+			return fmt.Errorf("cannot produce: %w", err)
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// bareConsumer reads every partition of topic with one kafka-go Reader
+// each, as Vigil's workers do, and only counts.
+func bareConsumer(addr, topic string, partitions, want int) (float64, error) {
+	var got atomic.Int64
+	var first atomic.Int64
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for p := 0; p < partitions; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p,
+				MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 2048})
+			defer r.Close()
+			for {
+				if _, err := r.FetchMessage(ctx); err != nil {
+					return
+				}
+				first.CompareAndSwap(0, time.Now().UnixNano())
+				if got.Add(1) == int64(want) {
+					close(done)
+				}
+			}
+		}(p)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("bare consumer read %d of %d records in 5 minutes", got.Load(), want)
+	}
+	elapsed := time.Since(time.Unix(0, first.Load()))
+	cancel()
+	wg.Wait()
+	return float64(want) / elapsed.Seconds(), nil
+}
+
+func benchConfig(brokers []string, group, topic string) ingest.KafkaConfig {
+	c := ingest.DefaultKafkaConfig()
+	c.Brokers = brokers
+	c.GroupID = group
+	c.InstanceID = group
+	c.TelemetryTopics = []string{topic}
+	c.DeadLetterTopic, c.ChangelogTopic, c.GroupStateTopic = "bench-dlq", "bench-changelog", "bench-groups"
+	c.SessionTimeout, c.HeartbeatInterval, c.RebalanceTimeout = 2*time.Second, 200*time.Millisecond, 3*time.Second
+	c.HTTPListen = ""
+	return c
+}
+
+// vigilSink counts what it accepts and records produce-to-accept latency
+// for probe alerts, whose event time is their produce time.
+type vigilSink struct {
+	inner detect.Sink
+	mu    sync.Mutex
+	lat   []time.Duration
+	count atomic.Int64
+}
+
+func (s *vigilSink) Write(ctx context.Context, out *detect.Output) error {
+	if err := s.inner.Write(ctx, out); err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	for i := range out.Alerts {
+		if out.Alerts[i].Behavior == "latency-probe" && out.Alerts[i].State == detect.StateAlarm {
+			s.lat = append(s.lat, now.Sub(out.Alerts[i].EventTime))
+		}
+	}
+	s.mu.Unlock()
+	s.count.Add(int64(len(out.Alerts)))
+	return nil
+}
+
+func (s *vigilSink) Close() error { return s.inner.Close() }
+
+type pipeline struct {
+	metrics  *kafka.Metrics
+	engine   *detect.Engine
+	consumer *kafka.Consumer
+	sink     *vigilSink
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+func startVigil(cfg ingest.KafkaConfig, dcfg detect.Config, bcfg baseline.Config) (*pipeline, error) {
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(bcfg, reg)
+	sink := &vigilSink{inner: sinks.NewWriterSink("discard", io.Discard, sinks.FormatJSON)}
+	eng, err := detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Sink: sink, Clock: time.Now})
+	if err != nil {
+		return nil, err
+	}
+	tcfg := ingest.DefaultTelemetryConfig()
+	m := kafka.NewMetrics()
+	c, err := kafka.New(kafka.Options{
+		Metrics: m, Config: cfg, Engine: eng, State: store, Groups: store, Registry: reg, Grouper: siteGrouper{},
+		Decoders: func(kind, topic string, p int32) (kafka.Decoder, error) { return kafka.NewTelemetryDecoder(tcfg) },
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pipeline{metrics: m, engine: eng, consumer: c, sink: sink, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- c.Run(ctx) }()
+	return p, nil
+}
+
+func (p *pipeline) stop() error {
+	p.cancel()
+	return <-p.done
+}
+
+type siteGrouper struct{}
+
+func (siteGrouper) Group(_ string, attrs []ingest.Attr) string {
+	site, hw := "unknown", "unknown"
+	for _, a := range attrs {
+		switch a.Key {
+		case "site":
+			site = a.Value
+		case "hw":
+			hw = a.Value
+		}
+	}
+	return site + "/" + hw
+}
+
+func vigilThroughput(addr string, want int) (float64, error) {
+	p, err := startVigil(benchConfig([]string{addr}, "bench-throughput", topicIn), detect.DefaultConfig(), baseline.DefaultConfig())
+	if err != nil {
+		return 0, err
+	}
+	var first time.Time
+	deadline := time.Now().Add(5 * time.Minute)
+	for p.engine.Stats().Rows < int64(want) {
+		if first.IsZero() && p.consumer.Consumed() > 0 {
+			first = time.Now()
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return 0, fmt.Errorf("vigil judged %d of %d records in 5 minutes", p.engine.Stats().Rows, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(first)
+	if err := p.stop(); err != nil {
+		return 0, err
+	}
+	return float64(want) / elapsed.Seconds(), nil
+}
+
+// latency produces at rate records/s with wall-clock event times for span
+// and returns p50, p99 and max of the probes' produce-to-alert latency.
+func latency(addr string, devices int, rate float64, span time.Duration) ([3]time.Duration, int, error) {
+	dcfg := detect.DefaultConfig()
+	one, zero := 1, 0.5
+	dcfg.Rules = append(dcfg.Rules, detect.RuleConfig{Name: "latency-probe", Metric: "probe",
+		ComparisonOperator: "greater-than", Value: &zero, ToAlarm: one, ToClear: one})
+	dcfg.RateLimit.Enabled = false
+	bcfg := baseline.DefaultConfig()
+	bcfg.MinSamples, bcfg.MinDuration = 100, time.Second
+	cfg := benchConfig([]string{addr}, "bench-latency", topicLat)
+	cfg.BatchLinger = 2 * time.Millisecond
+	cfg.FetchMaxWait = 10 * time.Millisecond
+	p, err := startVigil(cfg, dcfg, bcfg)
+	if err != nil {
+		return [3]time.Duration{}, 0, err
+	}
+	for !p.consumer.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topicLat, Balancer: &kafkago.Hash{},
+		BatchSize: 1000, BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireOne}
+	defer w.Close()
+	rnd := rand.New(rand.NewPCG(3, 4))
+	const tick = 5 * time.Millisecond
+	perTick := rate * tick.Seconds()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	var carry float64
+	var batch []kafkago.Message
+	i, probes := 0, 0
+	lastProbe := start
+	for time.Since(start) < span {
+		<-t.C
+		carry += perTick
+		n := int(carry)
+		carry -= float64(n)
+		batch = batch[:0]
+		probe := time.Since(lastProbe) >= 50*time.Millisecond && time.Since(start) > 2*time.Second
+		for j := 0; j < n; j++ {
+			d := i % devices
+			i++
+			dev := "dev-" + strconv.Itoa(d)
+			v := 0.0
+			if probe && j == 0 {
+				v, probe, lastProbe = 1, false, time.Now()
+				probes++
+			}
+			batch = append(batch, kafkago.Message{Key: []byte(dev), Value: report(dev, d, time.Now().UnixMilli(), rnd, v)})
+		}
+		if err := w.WriteMessages(context.Background(), batch...); err != nil {
+			p.stop()
+			return [3]time.Duration{}, 0, err
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := p.stop(); err != nil {
+		return [3]time.Duration{}, 0, err
+	}
+	p.sink.mu.Lock()
+	lat := append([]time.Duration(nil), p.sink.lat...)
+	p.sink.mu.Unlock()
+	if len(lat) == 0 {
+		return [3]time.Duration{}, 0, fmt.Errorf("no probe alert arrived out of %d probes", probes)
+	}
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	return [3]time.Duration{q(0.5), q(0.99), lat[len(lat)-1]}, len(lat), nil
+}
