@@ -13,6 +13,7 @@ package ot
 
 const opcuaHeaderLen = 8
 
+// opcuaTypes is indexed by opcuaMessageType.
 var opcuaTypes = [...]string{"HEL", "ACK", "ERR", "RHE", "OPN", "MSG", "CLO"}
 
 var opcuaTypeNames = [...]string{"hello", "acknowledge", "error", "reverse_hello", "open_secure_channel", "message", "close_secure_channel"}
@@ -23,10 +24,21 @@ func opcuaMessageType(b []byte) int {
 	if len(b) < 3 {
 		return -1
 	}
-	for i, t := range opcuaTypes {
-		if string(b[:3]) == t {
-			return i
-		}
+	switch string(b[:3]) {
+	case "HEL":
+		return 0
+	case "ACK":
+		return 1
+	case "ERR":
+		return 2
+	case "RHE":
+		return 3
+	case "OPN":
+		return 4
+	case "MSG":
+		return 5
+	case "CLO":
+		return 6
 	}
 	return -1
 }
