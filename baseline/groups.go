@@ -99,3 +99,44 @@ func (s *Store) NumDevices() int { return len(s.devLast) }
 func (s *Store) StateBytes() (deviceBytes int) {
 	return cap(s.devLast)*8 + cap(s.devGroup)*4 + cap(s.devMean)*8 + cap(s.devW)*4 + cap(s.devM2)*8 + cap(s.devN)*4
 }
+
+// Stats are store-wide figures for the /metrics endpoint (state size and
+// learning state). Computing them allocates nothing.
+type Stats struct {
+	Devices        int    // device slots held
+	Groups         int    // groups with state
+	LearningGroups int    // groups still learning (as judged, with peers)
+	Metrics        int    // distinct metric names
+	DeviceBytes    int    // bytes of per-device state (StateBytes)
+	Unlearnable    uint64 // values refused by Learn (non-finite or out of range)
+	Version        uint64
+	PeerSummaries  int // latest summaries held from other instances
+	CommSetKeys    int // keys in the store's communication sets
+}
+
+// Stats returns the store-wide figures.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Devices:     len(s.devLast),
+		Metrics:     len(s.metricNames),
+		DeviceBytes: s.StateBytes(),
+		Unlearnable: s.unlearnable,
+		Version:     s.version,
+	}
+	for _, g := range s.groups {
+		if g == nil {
+			continue
+		}
+		st.Groups++
+		st.PeerSummaries += len(g.peers)
+		if j := g.judged(); !j.protecting {
+			st.LearningGroups++
+		}
+	}
+	for _, c := range s.commSets {
+		for g := range c.groups {
+			st.CommSetKeys += len(c.groups[g].keys)
+		}
+	}
+	return st
+}

@@ -288,3 +288,22 @@ func TestBytesPerDeviceWithinBudget(t *testing.T) {
 		t.Fatalf("%.0f bytes per device, budget 2048", per)
 	}
 }
+
+func TestStats(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	rec := buildRecord(t, reg, []string{"a", "b"}, []obs{
+		{t: minute(0), dev: "d1", grp: "g1", vals: []float64{1, math.Inf(1)}},
+		{t: minute(0), dev: "d2", grp: "g2", vals: []float64{2e200, 1}},
+	})
+	defer rec.Release()
+	feed(s, rec)
+	s.CommSet("edges", time.Hour).Observe(0, 1, minute(0))
+	st := s.Stats()
+	if st.Devices != 2 || st.Groups != 2 || st.LearningGroups != 2 || st.Metrics != 2 || st.Unlearnable != 2 || st.CommSetKeys != 1 || st.DeviceBytes == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { s.Stats() }); allocs != 0 {
+		t.Fatalf("Stats allocates %g times", allocs)
+	}
+}
