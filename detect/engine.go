@@ -52,8 +52,8 @@ type Engine struct {
 	colSlot    []int          // metric column of the bound batch -> slot (-1: unknown)
 	exp        []baseline.Expectation
 	rules      []rule
-	ruleCol    []int // rule -> metric column of the bound batch (-1: absent)
-	setRules   bool // any rule judges set members
+	ruleCol    []int    // rule -> metric column of the bound batch (-1: absent)
+	setRules   bool     // any rule judges set members
 	setScratch []setHit // per set rule: what the current row's members did
 
 	devices []deviceState
