@@ -15,7 +15,7 @@ import (
 // ATT&CK for ICS techniques of the network detectors.
 //
 //	detector   behavior                        technique
-//	novelty    new_function:<name>, control:   T0858 Change Operating Mode  (stop, start, run/program mode)
+//	novelty    new_function:<name>, control:   T0858 Change Operating Mode  (stop, start, run/program mode, S7 plc_control)
 //	                                           T0816 Device Restart/Shutdown (restart, reset, reinitialize)
 //	                                           T0843 Program Download        (download)
 //	                                           T0845 Program Upload          (upload)
@@ -66,7 +66,9 @@ func FunctionTechnique(class, name string) string {
 			strings.Contains(name, "reinitialize"), strings.Contains(name, "reboot"):
 			return TechniqueDeviceRestart
 		case strings.Contains(name, "stop"), strings.Contains(name, "start"),
-			strings.Contains(name, "run"), strings.Contains(name, "mode"):
+			strings.Contains(name, "run"), strings.Contains(name, "mode"),
+			name == "plc_control": // S7 PI service: start, compress, copy RAM to ROM
+
 			return TechniqueChangeOperatingMode
 		}
 		return TechniqueUnauthorizedCommand
