@@ -15,10 +15,6 @@ package ot
 
 const enipHeaderLen = 24
 
-// enipMaxLen bounds the encapsulation length a reassembler is asked to
-// buffer: Vol 2 §2-3.2 allows 65511 octets of data.
-const enipMaxLen = 65511
-
 // enipCommandName names EtherNet/IP encapsulation commands (Vol 2 §2-3.2).
 func enipCommandName(c uint16) string {
 	switch c {

@@ -8,10 +8,6 @@ package ot
 // QoS > 0), SUBSCRIBE/UNSUBSCRIBE (§3.8, §3.10) and SUBACK (§3.9). MQTT 3.1
 // ("MQIsdp", level 3) has the same layout.
 
-// mqttMaxRemaining is the largest remaining length the varint can encode
-// (§2.2.3).
-const mqttMaxRemaining = 268435455
-
 type mqttPacket struct {
 	name  string
 	class Class
