@@ -68,10 +68,15 @@ func (s *Store) checkpointSchema(meta map[string]string) *arrow.Schema {
 			arrow.Field{Name: "m2_" + strconv.Itoa(h), Type: arrow.PrimitiveTypes.Float64})
 	}
 	fields = append(fields, arrow.Field{Name: "state", Type: arrow.BinaryTypes.Binary, Nullable: true})
-	var keys, vals []string
-	for k, v := range meta {
+	// sorted, so the same state always gives the same bytes
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
 		keys = append(keys, k)
-		vals = append(vals, v)
+	}
+	sort.Strings(keys)
+	vals := make([]string, len(keys))
+	for i, k := range keys {
+		vals[i] = meta[k]
 	}
 	md := arrow.NewMetadata(keys, vals)
 	return arrow.NewSchema(fields, &md)

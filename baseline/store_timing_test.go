@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -174,4 +175,45 @@ func reportThroughput(b *testing.B, values, cpu float64) {
 	if cpu > 0 {
 		b.ReportMetric(values/cpu/1e6, "Mvalues/cpu-s")
 	}
+}
+
+// BenchmarkCheckpoint writes the state of 3000 devices with 10 metrics in
+// 6 groups and reports the file size per device.
+func BenchmarkCheckpoint(b *testing.B) {
+	reg := ingest.NewRegistry()
+	s := NewStore(DefaultConfig(), reg)
+	for _, rec := range fleetRecords(b, reg, 3, 4096, 3000, 6, 10) {
+		feed(s, rec)
+		rec.Release()
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf.Reset()
+		if err := s.Checkpoint(&buf, map[string]int64{"telemetry/0": 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.SetBytes(int64(buf.Len()))
+	b.ReportMetric(float64(buf.Len())/float64(s.NumDevices()), "file-bytes/device")
+}
+
+// BenchmarkMarshalDevice measures one changelog record of a device with
+// 10 metrics, reusing the caller's buffer.
+func BenchmarkMarshalDevice(b *testing.B) {
+	reg := ingest.NewRegistry()
+	s := NewStore(DefaultConfig(), reg)
+	for _, rec := range fleetRecords(b, reg, 1, 4096, 300, 6, 10) {
+		feed(s, rec)
+		rec.Release()
+	}
+	var dst []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dst = s.AppendDevice(dst[:0], int32(i%300))
+	}
+	b.SetBytes(int64(len(dst)))
 }
