@@ -63,6 +63,8 @@ type Extractor struct {
 	row      ingest.Row
 	ready    []*ingest.Batch
 
+	maxDistinctEntries int // bound of each window's distinct table
+
 	// Stream buffers handed out to flows, and their total size.
 	freeBufs [][]byte
 	buffered int
@@ -78,7 +80,8 @@ type Extractor struct {
 
 type distinctKey struct {
 	host int32
-	kind uint8 // 0 peer, 1 dst port, 2 dst host, 3 source towards host
+	gen  uint32 // the host slot's generation: a reused slot starts afresh
+	kind uint8  // 0 peer, 1 dst port, 2 dst host, 3 source towards host
 	port uint16
 	addr [16]byte
 }
@@ -114,6 +117,9 @@ type Stats struct {
 	FlowsEvicted       int64
 	HostsEvicted       int64
 	EdgesDropped       int64 // edges not recorded in the summary: table full
+	DistinctOverflow   int64 // distinct-set insertions counted without dedup: window table full
+	CommsDropped       int64 // communications not reported: the batch already holds max_flows
+	EventsDropped      int64 // findings not reported: the batch already holds maxEvents
 	AssetsDropped      int64 // evicted assets not kept for the summary: record full
 }
 
@@ -138,6 +144,7 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		stats:         Stats{SkippedLinkTypes: make(map[uint16]int64)},
 	}
 	x.lastFlow = -1
+	x.maxDistinctEntries = 8 * cfg.MaxHosts
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
 	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
@@ -344,7 +351,7 @@ func (x *Extractor) markAsset(i int32, ts int64) {
 	if l, ok := x.opts.Assets.(interface{ Len() int }); ok && l.Len() == 0 {
 		return
 	}
-	x.events = append(x.events, ingest.NetEvent{
+	x.addEvent(ingest.NetEvent{
 		TimeNanos: ts, Kind: "unknown_asset", Device: h.device, Group: h.group, SrcIP: h.ip,
 		Detail: "host " + h.ipText + " sends traffic but is not in the asset inventory",
 		Value:  1, Threshold: 0,
@@ -547,12 +554,19 @@ func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[
 	if *counter >= float64(x.cfg.MaxDistinct) {
 		return
 	}
-	k := distinctKey{host: h, kind: kind, port: port}
+	k := distinctKey{host: h, gen: x.hosts.hosts[h].gen, kind: kind, port: port}
 	if addr != nil {
 		k.addr = *addr
 	}
 	m := x.distinct[w]
 	if _, ok := m[k]; ok {
+		return
+	}
+	if len(m) >= x.maxDistinctEntries {
+		// The window's table is full (a flood of new flows): count without
+		// deduplicating, so the counts become upper bounds, not blind spots.
+		x.stats.DistinctOverflow++
+		*counter++
 		return
 	}
 	m[k] = struct{}{}
@@ -572,6 +586,9 @@ func (x *Extractor) baseComm(fl *flow, ts int64, wire float64, fromClient bool) 
 	if fl.baseBatch != x.batchSeq || fl.baseComm < 0 {
 		fl.baseComm = x.comm(fl, ts, "")
 		fl.baseBatch = x.batchSeq
+		if fl.baseComm < 0 {
+			return
+		}
 	}
 	c := &x.comms[fl.baseComm]
 	c.LastNanos = ts
@@ -580,7 +597,8 @@ func (x *Extractor) baseComm(fl *flow, ts int64, wire float64, fromClient bool) 
 }
 
 // comm returns the index of the batch's communication for the flow and
-// function, creating it.
+// function, creating it; -1 when the batch holds max_flows of them
+// already (a flood of answered flows), which is counted.
 func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
 	k := commKey{client: fl.key.addrA(), server: fl.key.addrB(), port: fl.key.portB(), transport: fl.key.transport(), proto: fl.proto, fn: fn}
 	cport := fl.key.portA()
@@ -589,6 +607,10 @@ func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
 	}
 	if i, ok := x.commIdx[k]; ok {
 		return i
+	}
+	if len(x.comms) >= x.cfg.MaxFlows {
+		x.stats.CommsDropped++
+		return -1
 	}
 	ci, si := fl.host[0].idx, fl.host[1].idx
 	if fl.clientB {
@@ -788,6 +810,9 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 	if fl.fnBatch != x.batchSeq || fl.fnComm < 0 || fl.fn != p.Function || fl.fnProto != p.Proto ||
 		x.comms[fl.fnComm].Function != p.FunctionName {
 		fl.fnComm = x.comm(fl, ts, p.FunctionName)
+		if fl.fnComm < 0 {
+			return false
+		}
 		x.comms[fl.fnComm].FunctionClass = p.Class.String()
 		fl.fnBatch, fl.fn, fl.fnProto = x.batchSeq, p.Function, p.Proto
 	}
@@ -796,6 +821,18 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 	c.Packets++ // PDUs, for function entries
 	c.Bytes += int64(p.Len)
 	return false
+}
+
+// maxEvents bounds the findings of one batch.
+const maxEvents = 4096
+
+// addEvent appends a finding to the batch unless it holds maxEvents.
+func (x *Extractor) addEvent(e ingest.NetEvent) {
+	if len(x.events) >= maxEvents {
+		x.stats.EventsDropped++
+		return
+	}
+	x.events = append(x.events, e)
 }
 
 // malformedEvent reports a protocol violation once per flow and batch; the
@@ -812,6 +849,10 @@ func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
 		sport, dport = dport, sport
 	}
 	hs, hd := &x.hosts.hosts[srcIdx], &x.hosts.hosts[dstIdx]
+	if len(x.events) >= maxEvents {
+		x.stats.EventsDropped++
+		return
+	}
 	fl.malBatch = x.batchSeq
 	fl.malEvent = int32(len(x.events))
 	x.events = append(x.events, ingest.NetEvent{

@@ -160,6 +160,14 @@ func TestFloodOfNewFlowsIsBounded(t *testing.T) {
 	if sum.Stats.FlowsEvicted < n-1024 || sum.Stats.HostsEvicted < n-512 {
 		t.Errorf("evicted flows %d hosts %d, want about %d", sum.Stats.FlowsEvicted, sum.Stats.HostsEvicted, n)
 	}
+	for w, m := range x.distinct {
+		if len(m) > x.maxDistinctEntries {
+			t.Errorf("window %d distinct table holds %d entries, bound %d", w, len(m), x.maxDistinctEntries)
+		}
+	}
+	if sum.Stats.DistinctOverflow == 0 {
+		t.Errorf("the flood never filled the distinct table: %+v", sum.Stats)
+	}
 	// Every flow left in the table is still found through the index.
 	for i := range x.flows.flows {
 		f := &x.flows.flows[i]
@@ -276,5 +284,33 @@ func TestJitter(t *testing.T) {
 	// Sample standard deviation of 1, 1.2, 0.8, 1.1, 0.9, 1.0.
 	if j := a.jitter(); j < 0.1414 || j > 0.1415 {
 		t.Errorf("jitter %v, want 0.14142", j)
+	}
+}
+
+// TestUDPFloodIsBounded: answered-looking UDP from 50k spoofed sources
+// (every datagram a conversation) stays within the communication cap.
+func TestUDPFloodIsBounded(t *testing.T) {
+	x := newTestExtractor(t, func(c *ingest.PacketConfig) { c.MaxFlows, c.MaxHosts = 1024, 512 })
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IPv4(172, 16, 0, 1).To4(), DstIP: net.IPv4(10, 0, 0, 2).To4()}
+	udp := &layers.UDP{SrcPort: 1024, DstPort: 47808}
+	udp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, ip, udp, gopacket.Payload([]byte{0x81, 0x0b, 0x00, 0x0c, 0x01, 0x20, 0xff, 0xff, 0x00, 0xff, 0x10, 0x08}))
+	frame := ether(buf.Bytes())
+	maxComms := 0
+	for i := 0; i < 50_000; i++ {
+		binary.BigEndian.PutUint32(frame[14+12:], 0xac100000|uint32(i))
+		add(x, t0+int64(i)*100_000, 1, frame)
+		maxComms = max(maxComms, len(x.comms))
+		for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
+			b.Release()
+		}
+	}
+	st := x.Summary().Stats
+	if maxComms > 1024 || st.CommsDropped == 0 {
+		t.Errorf("communications per batch reached %d (cap 1024), dropped %d", maxComms, st.CommsDropped)
+	}
+	if len(x.hosts.hosts) > 512 || st.FlowsEvicted == 0 {
+		t.Errorf("hosts %d, flows evicted %d", len(x.hosts.hosts), st.FlowsEvicted)
 	}
 }

@@ -116,7 +116,7 @@ func (x *Extractor) findings(h *host, end int64) {
 				e.Protocol = t.proto.String()
 			}
 		}
-		x.events = append(x.events, e)
+		x.addEvent(e)
 	}
 	if a.dstPorts >= float64(x.cfg.ScanPorts) {
 		ev("scan_ports", a.dstPorts, float64(x.cfg.ScanPorts), &a.lastOut,
