@@ -23,7 +23,7 @@ func TestDemoIntegration(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- demo(context.Background(), &out, 20*time.Second, 0, log) }()
+	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, log) }()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,6 +21,10 @@ const (
 
 func deadLetterMessage(m *kafkago.Message, reason string, err error) kafkago.Message {
 	msg := err.Error()
+	var re *RejectError
+	if errors.As(err, &re) {
+		msg = re.Err.Error() // the reason has its own header
+	}
 	if len(msg) > 1024 {
 		msg = msg[:1024]
 	}
