@@ -219,11 +219,6 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		defer caps.Close()
 	}
 
-	if opts.progress || isTerminal(stderr) {
-		stopProgress := startProgress(stderr, tel, caps)
-		defer stopProgress()
-	}
-
 	var sources []ingest.Source
 	if tel != nil {
 		sources = append(sources, tel)
@@ -231,9 +226,39 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	if caps != nil {
 		sources = append(sources, caps)
 	}
-	merged := &timeMerge{sources: sources}
+	stopProgress := func() {}
+	if opts.progress || isTerminal(stderr) {
+		stopProgress = startProgress(stderr, tel, caps)
+	}
+	runErr := runEngine(ctx, &timeMerge{sources: sources}, engine)
+	stopProgress()
+	// What was judged before an interruption or failure is still written.
+	if err := bw.Flush(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("cannot write alerts: %w", err)
+	}
+	if runErr == nil && opts.checkpoint != "" {
+		positions := map[string]int64{}
+		if tel != nil {
+			positions["replay:telemetry_records"] = tel.Stats().Records
+		}
+		if caps != nil {
+			positions["replay:packets"] = caps.Progress().Packets
+		}
+		runErr = saveCheckpoint(store, opts.checkpoint, positions)
+	}
+	if !opts.quiet {
+		if runErr != nil {
+			fmt.Fprintf(stderr, "replay stopped early: %v; the summary and alerts cover the input read so far\n", runErr)
+		}
+		writeSummary(stderr, time.Since(started), tel, caps, engine.Stats(), store)
+	}
+	return runErr
+}
+
+// runEngine feeds every batch of src to engine until the input ends.
+func runEngine(ctx context.Context, src ingest.Source, engine *detect.Engine) error {
 	for {
-		b, err := merged.ReadBatch(ctx)
+		b, err := src.ReadBatch(ctx)
 		if err == io.EOF {
 			break
 		}
@@ -246,24 +271,6 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	}
 	if err := engine.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot write alerts: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("cannot write alerts: %w", err)
-	}
-	if opts.checkpoint != "" {
-		positions := map[string]int64{}
-		if tel != nil {
-			positions["replay:telemetry_records"] = tel.Stats().Records
-		}
-		if caps != nil {
-			positions["replay:packets"] = caps.Progress().Packets
-		}
-		if err := saveCheckpoint(store, opts.checkpoint, positions); err != nil {
-			return err
-		}
-	}
-	if !opts.quiet {
-		writeSummary(stderr, time.Since(started), tel, caps, engine.Stats(), store)
 	}
 	return nil
 }

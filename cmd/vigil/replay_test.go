@@ -463,3 +463,60 @@ func firstDiff(a, b []byte) string {
 	line := bytes.Count(a[:i], []byte("\n")) + 1
 	return "first difference on line " + strconv.Itoa(line)
 }
+
+// TestReplayWallclockAndInterrupt: --wallclock stamps processing time with
+// the real clock, and a cancelled replay says so and still prints what it
+// judged.
+func TestReplayWallclockAndInterrupt(t *testing.T) {
+	t.Chdir(repoRoot)
+	before := time.Now().Add(-time.Second)
+	out, _ := runReplayTest(t, "--wallclock", "--config", "testdata/config/defender.yaml", "testdata/fleet/defender.jsonl")
+	var a struct {
+		EventTime      time.Time `json:"event_time"`
+		ProcessingTime time.Time `json:"processing_time"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &a); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if a.ProcessingTime.Before(before) || a.ProcessingTime.Equal(a.EventTime) {
+		t.Errorf("--wallclock: processing time %s, event time %s", a.ProcessingTime, a.EventTime)
+	}
+
+	opts, err := parseReplayFlags([]string{"--config", "testdata/config/fleet.yaml", "testdata/fleet/telemetry.jsonl.gz"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stderr bytes.Buffer
+	err = replay(ctx, opts, io.Discard, &stderr)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(stderr.String(), "replay stopped early") ||
+		!strings.Contains(stderr.String(), "telemetry: 1 file(s)") {
+		t.Errorf("cancelled replay: %v\n%s", err, stderr.String())
+	}
+}
+
+// FuzzIsCapture: sniffing an input's kind never fails on odd bytes, and
+// any pcap or pcapng magic, plain or gzipped, is a capture.
+func FuzzIsCapture(f *testing.F) {
+	f.Add([]byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0})
+	f.Add([]byte{0x0a, 0x0d, 0x0d, 0x0a})
+	f.Add([]byte(`{"device":"plc-1"}`))
+	f.Add([]byte{0x1f, 0x8b})
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "input")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		isCap, err := isCapture(path)
+		magic := len(data) >= 4 && (bytes.Equal(data[:4], []byte{0xd4, 0xc3, 0xb2, 0xa1}) || bytes.Equal(data[:4], []byte{0x0a, 0x0d, 0x0d, 0x0a}))
+		if magic && (!isCap || err != nil) {
+			t.Fatalf("capture magic %x not recognised: %v %v", data[:4], isCap, err)
+		}
+		if err != nil && !(len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b) {
+			t.Fatalf("error on a non-gzip input: %v", err)
+		}
+	})
+}
