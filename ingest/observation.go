@@ -243,6 +243,12 @@ func appendNullable(sb *array.StringBuilder, s string) {
 // their set members, and resets the builder. The caller owns the record's
 // one reference.
 func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
+	n := b.rows
+	strs := b.stringBuilders()
+	var dataLen [6]int
+	for i, sb := range strs {
+		dataLen[i] = sb.DataLen()
+	}
 	cols := make([]arrow.Array, 0, NumFixedCols+len(b.metrics))
 	cols = append(cols,
 		b.ts.NewArray(), b.device.NewArray(), b.deviceID.NewArray(),
@@ -259,5 +265,23 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	sets := b.sets
 	b.sets = nil
 	b.rows = 0
+	// The next record is most likely the size of this one: reserving it
+	// now spares the builders a dozen grow-and-copy steps each.
+	b.ts.Reserve(n)
+	b.deviceID.Reserve(n)
+	b.groupID.Reserve(n)
+	b.partition.Reserve(n)
+	b.offset.Reserve(n)
+	for i, sb := range strs {
+		sb.Reserve(n)
+		sb.ReserveData(dataLen[i])
+	}
+	for _, mb := range b.metrics {
+		mb.Reserve(n)
+	}
 	return rec, sets
+}
+
+func (b *ObservationBuilder) stringBuilders() [6]*array.StringBuilder {
+	return [...]*array.StringBuilder{b.device, b.group, b.srcIP, b.clientID, b.cert, b.firmware}
 }
