@@ -171,6 +171,10 @@ type AlarmConfig struct {
 	// RepeatWindow folds repeats of one (detector, device, behavior) from
 	// batch detectors (network) into the first alert of the window.
 	RepeatWindow time.Duration `yaml:"repeat_window"`
+	// RelearnAfter bounds the poisoning guard: a device that has been in
+	// alarm (or breaching) this long is learned again, so a lasting change
+	// becomes its new normal and its self alarms clear. 0: never.
+	RelearnAfter time.Duration `yaml:"relearn_after"`
 }
 
 // SuppressionConfig silences matching alarms. Fields are globs (path.Match
@@ -269,7 +273,7 @@ func DefaultConfig() Config {
 			Period: 5 * time.Minute, ToClear: 3, MinWindows: 30,
 			HalfLife: 6 * time.Hour, ActiveFor: time.Hour, MinDevices: 5,
 		},
-		Alarm:     AlarmConfig{RepeatWindow: 10 * time.Minute},
+		Alarm:     AlarmConfig{RepeatWindow: 10 * time.Minute, RelearnAfter: 24 * time.Hour},
 		RateLimit: RateLimitConfig{Enabled: true, Burst: 10, Refill: time.Minute},
 		Severity: SeverityConfig{
 			Base: map[string]int{
@@ -394,8 +398,8 @@ func (c *Config) validateTemporal() error {
 			return fmt.Errorf("fleet: threshold, half_life and min_windows must be positive, datapoints_to_clear at least 1 and active_for at least one window")
 		}
 	}
-	if c.Alarm.RepeatWindow < 0 {
-		return fmt.Errorf("alarm.repeat_window must not be negative")
+	if c.Alarm.RepeatWindow < 0 || c.Alarm.RelearnAfter < 0 {
+		return fmt.Errorf("alarm.repeat_window and alarm.relearn_after must not be negative (relearn_after 0: never)")
 	}
 	if c.RateLimit.Enabled && (c.RateLimit.Burst < 1 || c.RateLimit.Refill <= 0) {
 		return fmt.Errorf("rate_limit: burst must be at least 1 and refill positive, or set enabled: false")

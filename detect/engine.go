@@ -86,16 +86,18 @@ type columns struct {
 
 // deviceState is the engine's state of one device.
 type deviceState struct {
-	init     bool
-	group    int32
-	alarms   int32        // active alarms: the poisoning guard and the quarantine release
-	last     int64        // event time of the newest report
-	fleetWin int64        // fleet window the device was last counted in
-	metric   []alarmState // nil until the device's first breaching self or peer datapoint
-	rules    []ruleState
-	sil      silenceState
-	ident    *identityState
-	q        *quarantineState
+	init         bool
+	group        int32
+	alarms       int32 // active alarms: the poisoning guard and the quarantine release
+	guarded      bool  // rows are not learned since guardedSince (see learnable)
+	guardedSince int64
+	last         int64        // event time of the newest report
+	fleetWin     int64        // fleet window the device was last counted in
+	metric       []alarmState // nil until the device's first breaching self or peer datapoint
+	rules        []ruleState
+	sil          silenceState
+	ident        *identityState
+	q            *quarantineState
 }
 
 // groupState is the engine's state of one group.
@@ -402,7 +404,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if t > ds.last {
 		ds.last = t
 	}
-	if ds.alarms == 0 && !anomalous {
+	if e.learnable(ds, anomalous, t) {
 		f.Learn(i)
 	} else {
 		e.stats.NotLearned++
@@ -410,6 +412,20 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if ds.q != nil {
 		e.quarantineTick(d, ds, g, gs, t)
 	}
+}
+
+// learnable applies the poisoning guard: a row is not learned while its
+// device is in alarm or when it breached, unless the device has been
+// guarded for alarm.relearn_after.
+func (e *Engine) learnable(ds *deviceState, anomalous bool, t int64) bool {
+	if ds.alarms == 0 && !anomalous {
+		ds.guarded = false
+		return true
+	}
+	if !ds.guarded {
+		ds.guarded, ds.guardedSince = true, t
+	}
+	return e.cfg.Alarm.RelearnAfter > 0 && t-ds.guardedSince >= int64(e.cfg.Alarm.RelearnAfter)
 }
 
 // newAlert resets the engine's scratch alert for a finding on the current
