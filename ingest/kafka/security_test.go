@@ -222,4 +222,8 @@ func TestKafkaSASLPasswordFromEnvironment(t *testing.T) {
 
 type nopEngine struct{}
 
-func (nopEngine) Process(ctx context.Context, b *ingest.Batch) error { b.Release(); b.Ack(ctx, nil); return nil }
+func (nopEngine) Process(ctx context.Context, b *ingest.Batch) error {
+	b.Release()
+	b.Ack(ctx, nil)
+	return nil
+}
