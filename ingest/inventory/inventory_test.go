@@ -273,3 +273,28 @@ func FuzzInventoryCSV(f *testing.F) {
 		}
 	})
 }
+
+func FuzzInventoryJSON(f *testing.F) {
+	for _, g := range []string{"*.json", "bad/*.json"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, g))
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	inv := &Inventory{groupBy: []string{"site", "hw"}, groups: map[string]string{}, log: quiet}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		recs, err := parseJSON(strings.NewReader(string(data)))
+		if err == nil {
+			if _, err = inv.index(recs); err == nil {
+				return
+			}
+		}
+		if !strings.Contains(err.Error(), "line ") {
+			t.Fatalf("error without a line: %v", err)
+		}
+	})
+}
