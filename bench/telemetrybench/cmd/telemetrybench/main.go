@@ -138,6 +138,7 @@ func report(w *bytes.Buffer, withHeader bool, rs ...result) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Each replay starts from an empty baseline: allocations per item include building the state of 60 devices and 6 groups once, spread over the replay.")
+	fmt.Fprintln(w, "On a machine shared with other work (see the load average) CPU-second rates vary up to 2× between runs, as caches and hyperthreads are shared; the median says more than the best there.")
 }
 
 func si(v float64) string {
