@@ -171,6 +171,9 @@ func decodeASDU(a []byte, out *PDU) {
 		if len(a) > 0 {
 			out.Function = uint16(a[0])
 		}
+		if len(a) > 1 {
+			out.Quantity = uint16(a[1] & 0x7f)
+		}
 		if len(a) > 2 {
 			out.Cause = a[2] & 0x3f
 		}

@@ -137,12 +137,14 @@ func decodeModbusPDU(pdu []byte, out *PDU) {
 		checkModbusRead(fc, data, out)
 	case 5, 6:
 		// §6.5, §6.6: request and echo response are address + value.
+		if len(data) >= 2 {
+			out.Address = uint32(be16(data))
+			out.Quantity = 1
+		}
 		if len(data) != 4 {
 			out.Malformed = "modbus write single has wrong length"
 			return
 		}
-		out.Address = uint32(be16(data))
-		out.Quantity = 1
 		if fc == 5 {
 			if v := be16(data[2:]); v != 0 && v != 0xff00 {
 				out.Malformed = "modbus write single coil value is not 0x0000 or 0xff00"
@@ -162,12 +164,24 @@ func decodeModbusPDU(pdu []byte, out *PDU) {
 			out.Class = ClassControl
 		}
 	case 22:
+		// §6.16: reference, AND mask, OR mask (request and echo).
+		if len(data) >= 2 {
+			out.Address = uint32(be16(data))
+			out.Quantity = 1
+		}
 		if len(data) != 6 {
 			out.Malformed = "modbus mask write register has wrong length"
-			return
 		}
-		out.Address = uint32(be16(data))
-		out.Quantity = 1
+	case 24:
+		// §6.18: the request is the FIFO pointer address.
+		if !out.Response {
+			if len(data) >= 2 {
+				out.Address = uint32(be16(data))
+			}
+			if len(data) != 2 {
+				out.Malformed = "modbus read fifo queue request is not a pointer address"
+			}
+		}
 	case 23:
 		if !out.Response {
 			// §6.17: read addr, read qty, write addr, write qty, byte count, values.

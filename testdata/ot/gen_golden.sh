@@ -8,11 +8,11 @@ cd "$(dirname "$0")"
 
 fields() {
 	case "$1" in
-	modbus) echo "mbtcp.trans_id mbtcp.unit_id modbus.func_code modbus.exception_code" ;;
-	dnp3) echo "dnp3.src dnp3.dst dnp3.al.func" ;;
+	modbus) echo "mbtcp.trans_id mbtcp.unit_id modbus.func_code modbus.exception_code modbus.reference_num modbus.word_cnt modbus.bit_cnt" ;;
+	dnp3) echo "dnp3.src dnp3.dst dnp3.al.func dnp3.al.obj" ;;
 	s7comm) echo "s7comm.header.rosctr s7comm.header.pduref s7comm.param.func s7comm.param.userdata.funcgroup s7comm.param.userdata.subfunc s7comm.header.errcls s7comm.param.pistart.servicename" ;;
 	enip) echo "enip.command enip.session cip.sc cip.genstat" ;;
-	iec104) echo "iec60870_104.type iec60870_104.utype iec60870_asdu.typeid iec60870_asdu.causetx iec60870_asdu.addr" ;;
+	iec104) echo "iec60870_104.type iec60870_104.utype iec60870_asdu.typeid iec60870_asdu.causetx iec60870_asdu.addr iec60870_asdu.numix iec60870_asdu.ioa" ;;
 	bacnet) echo "bvlc.function bacapp.confirmed_service bacapp.unconfirmed_service bacapp.invoke_id" ;;
 	mqtt) echo "mqtt.msgtype mqtt.clientid mqtt.topic mqtt.msgid" ;;
 	opcua) echo "opcua.transport.type opcua.transport.chunk opcua.servicenodeid.numeric opcua.security.rqid opcua.security.spu opcua.transport.endpoint" ;;
