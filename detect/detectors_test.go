@@ -391,8 +391,9 @@ func TestFleetReportingFraction(t *testing.T) {
 	if len(fr) != 1 {
 		t.Fatalf("want one reporting_fraction alarm:\n%s", s.sink.dump())
 	}
-	// period 5m of one-minute windows: the fifth broken window ends at 145
-	if !fr[0].EventTime.Equal(at(145)) || !fr[0].AlarmStart.Equal(at(141)) || fr[0].Observed != 0.5 {
+	// period 5m of one-minute windows: the fifth broken window ends at 145;
+	// the first began at 140
+	if !fr[0].EventTime.Equal(at(145)) || !fr[0].AlarmStart.Equal(at(140)) || fr[0].Observed != 0.5 {
 		t.Fatalf("fraction alarm %+v", fr[0])
 	}
 	if !strings.Contains(fr[0].Message, "10 of 20 active devices reported") {

@@ -106,7 +106,8 @@ func (e *Engine) closeWindow(g int32, gs *groupState, end int64) {
 }
 
 func (e *Engine) fleetDatapoint(st *alarmState, breach bool, toAlarm int, g int32, end int64, behavior string, v, mean, spread, z float64, active int, reporting int32) {
-	tr := st.step(end, breach, toAlarm, e.cfg.Fleet.ToClear)
+	// The alarm starts where the first broken window starts.
+	tr := st.step(end-int64(e.cfg.Fleet.Window), breach, toAlarm, e.cfg.Fleet.ToClear)
 	if tr == noChange {
 		return
 	}
