@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -54,8 +55,7 @@ type Inventory struct {
 
 	snap atomic.Pointer[snapshot]
 
-	groupsMu sync.RWMutex
-	groups   map[string]string // interned group keys built from telemetry attributes
+	groups groupTable // interned group keys built from telemetry attributes
 
 	reloads, reloadErrors atomic.Uint64
 
@@ -98,7 +98,6 @@ func Open(cfg ingest.InventoryConfig, logger *slog.Logger) (*Inventory, error) {
 		groupBy:  append([]string(nil), cfg.GroupBy...),
 		interval: cfg.ReloadInterval,
 		log:      logger,
-		groups:   make(map[string]string),
 	}
 	inv.snap.Store(inv.newSnapshot(nil))
 	if inv.path == "" {
@@ -309,21 +308,43 @@ func attrValue(attrs []ingest.Attr, k string) string {
 	return ""
 }
 
-func (inv *Inventory) internGroup(key []byte) string {
-	inv.groupsMu.RLock()
-	s, ok := inv.groups[string(key)]
-	inv.groupsMu.RUnlock()
-	if ok {
-		return s
+func (inv *Inventory) internGroup(key []byte) string { return inv.groups.intern(key) }
+
+// groupTable interns group keys. Every row of a device missing from the
+// inventory looks its key up here, from every partition worker at once, so
+// hits read an immutable map through an atomic pointer without locking;
+// new keys go to a locked map that is published once it has missed as
+// often as it is long (the scheme of sync.Map, without its interface
+// conversions, which would allocate per lookup).
+type groupTable struct {
+	read   atomic.Pointer[map[string]string]
+	mu     sync.Mutex
+	all    map[string]string // every key; read is a copy of it
+	misses int
+}
+
+func (t *groupTable) intern(key []byte) string {
+	if m := t.read.Load(); m != nil {
+		if s, ok := (*m)[string(key)]; ok {
+			return s
+		}
 	}
-	inv.groupsMu.Lock()
-	defer inv.groupsMu.Unlock()
-	if s, ok := inv.groups[string(key)]; ok {
-		return s
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.all[string(key)]
+	if !ok {
+		s = string(key)
+		if len(t.all) < maxInternedGroups {
+			if t.all == nil {
+				t.all = make(map[string]string)
+			}
+			t.all[s] = s
+		}
 	}
-	s = string(key)
-	if len(inv.groups) < maxInternedGroups {
-		inv.groups[s] = s
+	if t.misses++; t.misses >= len(t.all) {
+		m := maps.Clone(t.all)
+		t.read.Store(&m)
+		t.misses = 0
 	}
 	return s
 }

@@ -249,7 +249,7 @@ func FuzzInventoryCSV(f *testing.F) {
 			f.Add(data)
 		}
 	}
-	inv := &Inventory{groupBy: []string{"site", "hw"}, groups: map[string]string{}, log: quiet}
+	inv := &Inventory{groupBy: []string{"site", "hw"}, log: quiet}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := parseCSV(strings.NewReader(string(data)))
 		if err == nil {
@@ -285,7 +285,7 @@ func FuzzInventoryJSON(f *testing.F) {
 			f.Add(data)
 		}
 	}
-	inv := &Inventory{groupBy: []string{"site", "hw"}, groups: map[string]string{}, log: quiet}
+	inv := &Inventory{groupBy: []string{"site", "hw"}, log: quiet}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := parseJSON(strings.NewReader(string(data)))
 		if err == nil {
@@ -297,4 +297,31 @@ func FuzzInventoryJSON(f *testing.F) {
 			t.Fatalf("error without a line: %v", err)
 		}
 	})
+}
+
+// TestGroupConcurrent: partition workers share one inventory; every worker
+// must get the same key for the same attributes while keys are being added.
+func TestGroupConcurrent(t *testing.T) {
+	inv := mustOpen(t, "", nil)
+	var wg sync.WaitGroup
+	results := make([][]string, 4)
+	for w := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				site := "s" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+				results[w] = append(results[w], inv.Group("d", []ingest.Attr{{Key: "site", Value: site}, {Key: "hw", Value: "h"}}))
+			}
+		}()
+	}
+	wg.Wait()
+	for w := 1; w < len(results); w++ {
+		if !reflect.DeepEqual(results[w], results[0]) {
+			t.Fatalf("worker %d saw different keys", w)
+		}
+	}
+	if results[0][27] != "sbb/h" {
+		t.Fatalf("key %q", results[0][27])
+	}
 }
