@@ -255,3 +255,29 @@ func TestMalformedFramesAreExplained(t *testing.T) {
 		}
 	}
 }
+
+// dnp3CRCBytewise is the one-byte-at-a-time reference for dnp3CRC.
+func dnp3CRCBytewise(b []byte) uint16 {
+	var crc uint16
+	for _, c := range b {
+		crc = crc>>8 ^ dnp3CRCTable[byte(crc)^c]
+	}
+	return ^crc
+}
+
+// TestDNP3CRC checks the sliced CRC against the bytewise one and against
+// the check value of CRC-16/DNP ("123456789" → 0xEA82).
+func TestDNP3CRC(t *testing.T) {
+	if got := dnp3CRC([]byte("123456789")); got != 0xea82 {
+		t.Fatalf("CRC-16/DNP check value %#04x, want 0xea82", got)
+	}
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = byte(i*131 + 7)
+	}
+	for n := 0; n <= len(b); n++ {
+		if dnp3CRC(b[:n]) != dnp3CRCBytewise(b[:n]) {
+			t.Fatalf("length %d: sliced %#04x, bytewise %#04x", n, dnp3CRC(b[:n]), dnp3CRCBytewise(b[:n]))
+		}
+	}
+}
