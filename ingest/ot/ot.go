@@ -58,7 +58,10 @@ func Protocols() []Protocol {
 
 // Class is what a function does to the device, so that baselines and
 // detectors can count reads, writes and control operations uniformly across
-// protocols. A response carries the class of the request it answers.
+// protocols. A response that names the request's function (Modbus, S7,
+// CIP, BACnet ACKs, OPC UA) carries its class; DNP3 responses and IEC 104
+// monitor-direction data are ClassOther. Count requests (Response false)
+// to count operations.
 type Class uint8
 
 // Classes. Control covers everything that changes how the device runs rather
@@ -94,18 +97,25 @@ func (c Class) String() string {
 //   - DNP3: application function code; 0x100+link function code for frames
 //     without application data; 0x200 for a transport segment that
 //     continues a fragment (no application header).
+//   - Modbus UMAS (function 90) keeps Function 90; its sub-function is in
+//     FunctionName (e.g. "umas_stop_plc") and Address.
 //   - S7comm: Job/Ack-Data parameter function code; 0x1000|group<<8|subfunction
-//     for Userdata; 0x100+COTP PDU type for COTP frames without S7 data.
+//     for Userdata; 0x102 for Ack; 0x100+COTP TPDU code for COTP frames
+//     without S7 data (also non-S7 payloads such as ISO session/MMS).
 //   - S7commPlus: function code of the S7comm-plus header (e.g. 0x04ca).
 //   - ENIP: CIP service code (response bit cleared) when a CIP request or
-//     reply is visible, otherwise 0x100+encapsulation command.
+//     reply is visible (the embedded request of an Unconnected Send, with
+//     Routed set), otherwise 0x100+encapsulation command; 0x200 for
+//     implicit I/O datagrams.
 //   - IEC104: ASDU type identification for I-frames, 0x100+control byte for
 //     U-frames (0x107 STARTDT act, …), 0x101 for S-frames.
 //   - BACnet: confirmed service choice; 0x100+unconfirmed service choice;
-//     0x200+network layer message type; 0x300+BVLC function when no NPDU.
+//     0x200+network layer message type; 0x300+BVLC function when no NPDU;
+//     0x400 segment ACK, 0x406 reject, 0x407 abort.
 //   - MQTT: control packet type (1 CONNECT … 15 AUTH).
 //   - OPCUA: numeric NodeId of the encoded service (e.g. 631 ReadRequest)
-//     for MSG/OPN/CLO bodies in the clear, else 0x10000+message type index.
+//     for MSG/OPN/CLO bodies in the clear, else 0xff00+message type index
+//     (see Sub).
 type PDU struct {
 	Proto        Protocol
 	Response     bool   // the PDU flows from server/outstation to client
@@ -113,19 +123,21 @@ type PDU struct {
 	FunctionName string // static snake_case name, e.g. "write_single_register"
 	Class        Class
 	// Exception is non-zero when a response reports failure: Modbus exception
-	// code, S7 error class, CIP general status (or encapsulation status),
-	// BACnet error code / reject or abort reason, IEC104 negative cause,
-	// MQTT CONNACK/SUBACK return code, OPC UA ERR present (1).
+	// code, DNP3 IIN2 request-error bits, S7 error class, CIP general status
+	// (or the encapsulation status, capped at 255), BACnet error code (0xff
+	// for "other") / reject or abort reason / BVLC result, IEC104 negative
+	// or unknown-* cause, MQTT CONNACK/SUBACK return code, 1 for an OPC UA
+	// ERR message or ServiceFault.
 	Exception uint8
 	Malformed string // protocol violation, "" when the PDU is well formed
 	Len       int    // bytes of this PDU in the payload
 	Need      int    // with ErrShort: total PDU length when the header is complete, else 0
 
-	Transaction uint32 // Modbus transaction id, S7 PDU reference, BACnet invoke id, OPC UA request id, MQTT packet id, ENIP session handle
+	Transaction uint32 // Modbus transaction id, S7 PDU reference, BACnet invoke id, OPC UA request id, MQTT packet id, ENIP session handle, IEC104 send sequence N(S)
 	Unit        uint16 // Modbus unit id, IEC104 common address of ASDU, BACnet destination network
 	Src, Dst    uint16 // DNP3 link-layer source and destination addresses
-	Address     uint32 // first data address: Modbus reference, IEC104 information object address, CIP class<<16|instance, BACnet object identifier
-	Quantity    uint16 // Modbus quantity of coils/registers, IEC104 number of objects, DNP3 object headers
+	Address     uint32 // first data address: Modbus reference, IEC104 information object address, CIP class<<16|instance, BACnet object identifier, DNP3 first object group<<8|variation
+	Quantity    uint16 // Modbus quantity of coils/registers, IEC104 number of objects, DNP3 object headers, CIP services in a Multiple Service Packet
 
 	// Sub is the protocol's framing sub-kind: S7 ROSCTR (COTP TPDU code for
 	// COTP-only frames), S7comm-plus version, ENIP encapsulation command,
@@ -138,7 +150,7 @@ type PDU struct {
 
 	ClientID string // MQTT CONNECT client identifier
 	Topic    string // MQTT PUBLISH topic
-	Text     string // OPC UA OPN security policy URI, CIP symbolic tag, or another visible identifier
+	Text     string // S7 PI service, CIP symbolic tag, OPC UA security policy (OPN) / endpoint (HEL) / reason (ERR)
 
 	buf []byte // backing store of ClientID, Topic and Text
 }
