@@ -94,18 +94,18 @@ func appendAlertCEF(dst []byte, a *detect.Alert, host string) []byte {
 	x.str("cat", a.Detector, cefLimitCat)
 	x.str("act", a.State, cefLimitAct)
 	x.str("msg", a.Message, cefLimitMsg)
-	x.labeled("cs1", "group", a.Group)
-	x.labeled("cs2", "behavior", a.Behavior)
-	x.labeled("cs3", "attackTechnique", a.Technique)
-	x.labeled("cs4", "observedText", a.ObservedText)
-	x.labeled("cs5", "criticality", a.Criticality)
-	x.rangeValue("cs6", "acceptedRange", a.Lower, a.Upper)
-	x.int("cn1", "sampleCount", a.SampleCount)
-	x.int("cn2", "baselineVersion", int64(a.Baseline))
-	x.int("cn3", "sourceOffset", a.Offset)
-	x.float("cfp1", "observed", a.Observed)
-	x.float("cfp2", "expected", a.Expected)
-	x.float("cfp3", "score", a.Score)
+	x.labeled("cs1Label=group cs1=", a.Group)
+	x.labeled("cs2Label=behavior cs2=", a.Behavior)
+	x.labeled("cs3Label=attackTechnique cs3=", a.Technique)
+	x.labeled("cs4Label=observedText cs4=", a.ObservedText)
+	x.labeled("cs5Label=criticality cs5=", a.Criticality)
+	x.rangeValue("cs6Label=acceptedRange cs6=", a.Lower, a.Upper)
+	x.int("cn1Label=sampleCount cn1=", a.SampleCount)
+	x.int("cn2Label=baselineVersion cn2=", int64(a.Baseline))
+	x.int("cn3Label=sourceOffset cn3=", a.Offset)
+	x.float("cfp1Label=observed cfp1=", a.Observed)
+	x.float("cfp2Label=expected cfp2=", a.Expected)
+	x.float("cfp3Label=score cfp3=", a.Score)
 	return x.dst
 }
 
@@ -135,13 +135,11 @@ func appendQuarantineCEF(dst []byte, q *detect.QuarantineEvent, host string) []b
 	x.str("cat", "quarantine", cefLimitCat)
 	x.str("act", q.Action, cefLimitAct)
 	x.str("msg", q.Message, cefLimitMsg)
-	x.labeled("cs1", "group", q.Group)
-	x.labeled("cs2", "targetGroup", q.TargetGroup)
-	x.labeled("cs3", "mode", q.Mode)
+	x.labeled("cs1Label=group cs1=", q.Group)
+	x.labeled("cs2Label=targetGroup cs2=", q.TargetGroup)
+	x.labeled("cs3Label=mode cs3=", q.Mode)
 	if len(q.Reasons) > 0 {
-		x.key("cs4Label")
-		x.dst = append(x.dst, "reasons"...)
-		x.key("cs4")
+		x.pair("cs4Label=reasons cs4=")
 		x.reasons(q.Reasons)
 	}
 	return x.dst
@@ -182,6 +180,17 @@ func (x *cefExt) key(k string) {
 	x.dst = append(x.dst, '=')
 }
 
+// pair starts a labeled custom field: keys is the whole
+// "csNLabel=<label> csN=" prefix, a constant, so nothing is concatenated
+// per alert.
+func (x *cefExt) pair(keys string) {
+	if x.n > 0 {
+		x.dst = append(x.dst, ' ')
+	}
+	x.n++
+	x.dst = append(x.dst, keys...)
+}
+
 func (x *cefExt) str(k, v string, limit int) {
 	if v == "" {
 		return
@@ -190,13 +199,11 @@ func (x *cefExt) str(k, v string, limit int) {
 	x.dst = appendCEFValue(x.dst, v, limit)
 }
 
-func (x *cefExt) labeled(k, label, v string) {
+func (x *cefExt) labeled(keys, v string) {
 	if v == "" {
 		return
 	}
-	x.key(k + "Label")
-	x.dst = append(x.dst, label...)
-	x.key(k)
+	x.pair(keys)
 	x.dst = appendCEFValue(x.dst, v, cefLimitCS)
 }
 
@@ -216,32 +223,26 @@ func (x *cefExt) port(k string, p uint16) {
 	x.dst = strconv.AppendUint(x.dst, uint64(p), 10)
 }
 
-func (x *cefExt) int(k, label string, v int64) {
-	x.key(k + "Label")
-	x.dst = append(x.dst, label...)
-	x.key(k)
+func (x *cefExt) int(keys string, v int64) {
+	x.pair(keys)
 	x.dst = strconv.AppendInt(x.dst, v, 10)
 }
 
-func (x *cefExt) float(k, label string, v float64) {
+func (x *cefExt) float(keys string, v float64) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
-	x.key(k + "Label")
-	x.dst = append(x.dst, label...)
-	x.key(k)
+	x.pair(keys)
 	x.dst = appendJSONFloat(x.dst, v)
 }
 
 // rangeValue appends the accepted bounds as "lower..upper"; an open side
 // (±Inf) is written as -inf or inf, and NaN bounds leave the key out.
-func (x *cefExt) rangeValue(k, label string, lo, hi float64) {
+func (x *cefExt) rangeValue(keys string, lo, hi float64) {
 	if math.IsNaN(lo) || math.IsNaN(hi) || (lo == 0 && hi == 0) {
 		return
 	}
-	x.key(k + "Label")
-	x.dst = append(x.dst, label...)
-	x.key(k)
+	x.pair(keys)
 	x.dst = appendBound(x.dst, lo)
 	x.dst = append(x.dst, ".."...)
 	x.dst = appendBound(x.dst, hi)

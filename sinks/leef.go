@@ -226,5 +226,40 @@ func (x *leefAttrs) time(k string, t time.Time) {
 		return
 	}
 	x.key(k)
-	x.dst = t.UTC().AppendFormat(x.dst, leefGoTime)
+	x.dst = appendLEEFTime(x.dst, t)
+}
+
+// appendLEEFTime appends t in UTC as yyyy-MM-dd'T'HH:mm:ss.SSS+0000 (the
+// declared devTimeFormat) without the generic layout interpreter.
+func appendLEEFTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, leefGoTime)
+	}
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1e6, 3)
+	return append(dst, "+0000"...)
+}
+
+// appendDigits appends v (0 <= v < 10^width) zero-padded to width digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	var b [4]byte
+	for i := width - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:width]...)
 }

@@ -34,18 +34,26 @@ func clampSeverity(sev int) int {
 	return sev
 }
 
-// escapeTable gives the replacement of each ASCII byte in one position of
-// one format; "" keeps the byte.
-type escapeTable [utf8.RuneSelf]string
+// escapeTable says, for one position of one format, which bytes are copied
+// as they are (safe) and what replaces each other ASCII byte. Bytes of
+// 0x80 and above are never safe: they go through UTF-8 validation.
+type escapeTable struct {
+	safe [256]bool
+	repl [utf8.RuneSelf]string
+}
 
 func newEscapeTable(control func(c byte) string, special map[byte]string) *escapeTable {
 	var t escapeTable
-	for c := 0; c < 0x20; c++ {
-		t[c] = control(byte(c))
+	for c := 0x20; c < 0x7f; c++ {
+		t.safe[c] = true
 	}
-	t[0x7f] = control(0x7f)
+	for c := 0; c < 0x20; c++ {
+		t.repl[c] = control(byte(c))
+	}
+	t.repl[0x7f] = control(0x7f)
 	for c, r := range special {
-		t[c] = r
+		t.repl[c] = r
+		t.safe[c] = false
 	}
 	return &t
 }
@@ -77,17 +85,16 @@ func appendEscaped(dst []byte, s string, limit int, t *escapeTable, delim byte) 
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if t.safe[c] && (c != delim || delim == 0) {
+			i++
+			continue
+		}
+		dst = append(dst, s[start:i]...)
 		if c < utf8.RuneSelf {
-			r := t[c]
-			if r == "" && (c != delim || delim == 0) {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			if r == "" {
-				dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-			} else {
+			if r := t.repl[c]; r != "" {
 				dst = append(dst, r...)
+			} else {
+				dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
 			start = i
@@ -96,14 +103,11 @@ func appendEscaped(dst []byte, s string, limit int, t *escapeTable, delim byte) 
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
 			dst = append(dst, "\uFFFD"...)
 		case isUnicodeBreak(r):
-			dst = append(dst, s[start:i]...)
 			dst = append(dst, ' ')
 		default:
-			i += size
-			continue
+			dst = append(dst, s[i:i+size]...)
 		}
 		i += size
 		start = i
