@@ -63,7 +63,13 @@ type Extractor struct {
 	row      ingest.Row
 	ready    []*ingest.Batch
 
-	maxDistinctEntries int // bound of each window's distinct table
+	maxDistinctEntries int   // bound of each window's distinct table
+	lastExpire         int64 // event time of the last idle-flow sweep
+	// active lists, per window, the hosts with traffic in it (in the order
+	// they became active, possibly twice after a slot was reused), so a
+	// window closes in time proportional to its active hosts, not to the
+	// host table.
+	active [maxWindows][]int32
 
 	// Stream buffers handed out to flows, and their total size.
 	freeBufs [][]byte
@@ -302,6 +308,15 @@ func (x *Extractor) initHost(i int32) {
 	h := &x.hosts.hosts[i]
 	h.first = x.lastTime
 	h.ip = netip.AddrFrom16(h.addr).Unmap()
+	h.groupIdx = -1
+}
+
+// nameHost gives h its device name, group and address text the first time
+// they are needed: a spoofed source seen once never costs the strings.
+func (x *Extractor) nameHost(h *host) *host {
+	if h.device != "" {
+		return h
+	}
 	h.ipText = h.ip.String()
 	h.device = h.ipText
 	if x.opts.Assets != nil {
@@ -327,13 +342,18 @@ func (x *Extractor) initHost(i int32) {
 		h.group = "unmanaged/" + pfx.String()
 	}
 	g, ok := x.groups[h.group]
-	if !ok {
+	if !ok && len(x.groupNam) < x.cfg.MaxHosts {
+		// Group rows are kept for at most max_hosts groups.
 		g = int32(len(x.groupNam))
 		x.groups[h.group] = g
 		x.groupNam = append(x.groupNam, h.group)
 		x.groupAcc = append(x.groupAcc, [maxWindows]acc{})
+		ok = true
 	}
-	h.groupIdx = g
+	if ok {
+		h.groupIdx = g
+	}
+	return h
 }
 
 // markAsset records that host i sends traffic; the first time, a host that
@@ -344,6 +364,7 @@ func (x *Extractor) markAsset(i int32, ts int64) {
 		return
 	}
 	h.asset = true
+	x.nameHost(h)
 	if x.opts.Assets == nil || !x.cfg.FlagUnknownAssets || h.inInventory {
 		return
 	}
@@ -365,7 +386,10 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 		hs.mac, hs.hasMAC = f.SrcMAC, true
 	}
 	a := &hs.acc[0]
-	a.active = true
+	if !a.active {
+		a.active = true
+		x.active[0] = append(x.active[0], src)
+	}
 	a.bytesOut += wire
 	a.pktsOut++
 	if hs.lastSend != 0 {
@@ -376,7 +400,10 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 	hs.bytes += int64(wire)
 	hd := &x.hosts.hosts[dst]
 	b := &hd.acc[0]
-	b.active = true
+	if !b.active {
+		b.active = true
+		x.active[0] = append(x.active[0], dst)
+	}
 	b.bytesIn += wire
 	b.pktsIn++
 	hd.packets++
@@ -616,7 +643,7 @@ func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
 	if fl.clientB {
 		ci, si = si, ci
 	}
-	hc, hs := &x.hosts.hosts[ci], &x.hosts.hosts[si]
+	hc, hs := x.nameHost(&x.hosts.hosts[ci]), &x.hosts.hosts[si]
 	c := ingest.Communication{
 		FirstNanos: ts, LastNanos: ts, Device: hc.device, Group: hc.group,
 		SrcIP: hc.ip, DstIP: hs.ip, SrcMAC: hc.mac, DstMAC: hs.mac,
@@ -848,7 +875,7 @@ func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
 		srcIdx, dstIdx = dstIdx, srcIdx
 		sport, dport = dport, sport
 	}
-	hs, hd := &x.hosts.hosts[srcIdx], &x.hosts.hosts[dstIdx]
+	hs, hd := x.nameHost(&x.hosts.hosts[srcIdx]), &x.hosts.hosts[dstIdx]
 	if len(x.events) >= maxEvents {
 		x.stats.EventsDropped++
 		return

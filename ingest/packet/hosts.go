@@ -61,7 +61,9 @@ type acc struct {
 	// and the last packet it received.
 	lastOut, lastIn, lastSYN tuple
 	srcsIn                   float64 // distinct sources of flows towards the host
-	active                   bool
+	active                   bool    // the host had traffic in the window
+	merged                   bool    // (shortest window) already folded into the longer ones
+	emitted                  bool    // the window's row was appended
 }
 
 // numProtoSlots: one slot per ot.Protocol plus "other" for TCP/UDP

@@ -65,13 +65,17 @@ func (x *Extractor) closeWindows(next int64) {
 		closing[w] = floorDiv(x.cur*w0, x.win[w]) != floorDiv(nextStart, x.win[w])
 	}
 	hs := x.hosts.hosts
-	for i := range hs {
+	for _, i := range x.active[0] {
 		h := &hs[i]
-		if !h.used || !h.acc[0].active {
-			continue
+		if !h.used || !h.acc[0].active || h.acc[0].merged {
+			continue // evicted, or listed twice
 		}
+		h.acc[0].merged = true
 		x.findings(h, end)
 		for w := 1; w < len(x.win); w++ {
+			if !h.acc[w].active {
+				x.active[w] = append(x.active[w], i)
+			}
 			h.acc[w].merge(&h.acc[0])
 		}
 	}
@@ -81,12 +85,24 @@ func (x *Extractor) closeWindows(next int64) {
 		}
 		wEnd := (floorDiv(x.cur*w0, x.win[w]) + 1) * x.win[w]
 		x.emitRows(w, wEnd)
-		for i := range hs {
+		for _, i := range x.active[w] {
 			hs[i].acc[w] = acc{}
 		}
-		clear(x.distinct[w])
+		x.active[w] = x.active[w][:0]
+		// clear is O(capacity): after a flood filled the table, start a
+		// small one rather than sweep the large one at every window.
+		if len(x.distinct[w]) > 4096 {
+			x.distinct[w] = make(map[distinctKey]struct{})
+		} else {
+			clear(x.distinct[w])
+		}
 	}
-	x.flows.expire(end - int64(x.cfg.FlowIdleTimeout))
+	// Sweeping the flow table is O(flows): do it a few times per idle
+	// timeout, not at every window.
+	if end-x.lastExpire >= int64(x.cfg.FlowIdleTimeout)/4 {
+		x.flows.expire(end - int64(x.cfg.FlowIdleTimeout))
+		x.lastExpire = end
+	}
 	x.finishBatch()
 	x.setCurrent(next)
 }
@@ -102,6 +118,11 @@ func (x *Extractor) setCurrent(id int64) {
 // findings reports scans and floods of one host over the shortest window.
 func (x *Extractor) findings(h *host, end int64) {
 	a := &h.acc[0]
+	if a.dstPorts < float64(x.cfg.ScanPorts) && a.dstHosts < float64(x.cfg.ScanHosts) &&
+		a.synIn*1e9 < x.cfg.FloodSYNPerSecond*float64(x.win[0]) && a.pktsIn*1e9 < x.cfg.FloodPacketsPerSecond*float64(x.win[0]) {
+		return // the common case, decided without naming the host
+	}
+	x.nameHost(h)
 	secs := float64(x.win[0]) / 1e9
 	ev := func(kind string, value, threshold float64, t *tuple, detail string) {
 		e := ingest.NetEvent{
@@ -141,16 +162,17 @@ func (x *Extractor) emitRows(w int, end int64) {
 		x.groupAcc[g][w] = acc{}
 	}
 	hs := x.hosts.hosts
-	for i := range hs {
+	for _, i := range x.active[w] {
 		h := &hs[i]
 		a := &h.acc[w]
 		// Rows only for discovered assets: addresses that were only
 		// targeted (scanned, flooded, spoofed) are not devices.
-		if !h.used || !a.active || !h.asset {
+		if !h.used || !a.active || !h.asset || a.emitted {
 			continue
 		}
+		a.emitted = true
 		x.appendRow(w, end, h.device, h.group, h.ipText, a, h.clientProtos|h.serverProtos)
-		if x.cfg.GroupRows {
+		if x.cfg.GroupRows && h.groupIdx >= 0 {
 			ga := &x.groupAcc[h.groupIdx][w]
 			ga.merge(a)
 			ga.peers += a.peers
@@ -252,7 +274,7 @@ func (x *Extractor) addEdge(c *ingest.Communication) {
 		x.edges[k] = i
 		e := Edge{Client: c.SrcIP, Server: c.DstIP, ClientDevice: c.Device, Transport: c.Transport, Port: c.DstPort, Protocol: c.Protocol}
 		if si, ok := x.hosts.idx[k.server]; ok {
-			e.ServerDevice = x.hosts.hosts[si].device
+			e.ServerDevice = x.nameHost(&x.hosts.hosts[si]).device
 		}
 		x.edgeList = append(x.edgeList, e)
 	}

@@ -1,4 +1,4 @@
-package packet_test
+package attackgen_test
 
 import (
 	"bytes"
