@@ -180,3 +180,49 @@ func BenchmarkMemoryPerDevice(b *testing.B) {
 		runtime.KeepAlive(store)
 	}
 }
+
+// BenchmarkBaselineAlone runs only what the engine asks of the baseline
+// (Bind, Expect and Learn per row) on the batches of
+// BenchmarkEngineProcess, so the difference is the detectors' and the
+// lifecycle's share.
+func BenchmarkBaselineAlone(b *testing.B) {
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(testBaselineConfig(), reg)
+	fleet := newBenchFleet(reg)
+	exp := make([]baseline.Expectation, 8)
+	run := func(rec arrow.Record) {
+		f := store.Bind(rec)
+		for i := 0; i < f.NumRows(); i++ {
+			f.Expect(i, exp)
+			f.Learn(i)
+		}
+		rec.Release()
+	}
+	for i := 0; i < 24*60/benchMinutes; i++ {
+		run(fleet.next())
+	}
+	const rows = benchDevices * benchMinutes
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpu time.Duration
+	var pool [32]arrow.Record
+	next := len(pool)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if next == len(pool) {
+			b.StopTimer()
+			for k := range pool {
+				pool[k] = fleet.next()
+			}
+			next = 0
+			b.StartTimer()
+		}
+		c0 := threadCPU()
+		run(pool[next])
+		cpu += threadCPU() - c0
+		next++
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpu)/float64(rows)/float64(b.N), "cpu-ns/row")
+}
