@@ -200,12 +200,18 @@ func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 	return err
 }
 
-// Flush delivers what earlier failed deliveries left over. Call it at the
-// end of the input; windows still open stay open (a partial window is not
-// judged).
+// Flush is called at the end of the input. It sends the summary of every
+// alarm storm still open (dated at its last held-back alarm) and what
+// earlier failed deliveries left over. Windows still open stay open: a
+// partial window is not judged.
 func (e *Engine) Flush(ctx context.Context) error {
 	if !e.carry {
 		e.out.Reset()
+	}
+	for g := range e.groups {
+		if gs := &e.groups[g]; gs.incident.open {
+			e.closeIncident(gs, int32(g), gs.incident.last)
+		}
 	}
 	return e.deliver(ctx)
 }
@@ -443,6 +449,18 @@ func (e *Engine) newAlert(detector, behavior string, d, g int32, ns int64) *Aler
 	return a
 }
 
+// maxRepeatKeys bounds the memory of batch-detector repeats: beyond it,
+// keys older than the repeat window are forgotten.
+const maxRepeatKeys = 1 << 14
+
+func (e *Engine) forgetRepeats(ns int64) {
+	for k, last := range e.extraLast {
+		if ns-last >= int64(e.cfg.Alarm.RepeatWindow) {
+			delete(e.extraLast, k)
+		}
+	}
+}
+
 // runExtra runs a batch detector and takes its alerts through the
 // lifecycle: repeats folded, suppression, maintenance, rate limit,
 // severity and quarantine.
@@ -464,6 +482,9 @@ func (e *Engine) runExtra(d BatchDetector, b *ingest.Batch) {
 			continue
 		}
 		e.extraLast[key] = ns
+		if len(e.extraLast) > maxRepeatKeys {
+			e.forgetRepeats(ns)
+		}
 		dev := e.reg.DeviceID(a.Device)
 		grp := int32(-1)
 		if a.Group != "" {

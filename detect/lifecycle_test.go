@@ -159,6 +159,23 @@ func TestRateLimitOneIncident(t *testing.T) {
 	}
 }
 
+func TestFlushClosesOpenStorm(t *testing.T) {
+	cfg := spikeRuleConfig()
+	cfg.RateLimit = RateLimitConfig{Enabled: true, Burst: 1, Refill: time.Hour}
+	s := newSim(t, cfg, twoGroups[:1], 4, nil)
+	s.run(0, 12, spike(map[int]bool{0: true, 1: true, 2: true, 3: true}, 10, 11))
+	if n := len(s.sink.find(DetectorFleet, behaviorAlarmStorm, "", StateCleared)); n != 0 {
+		t.Fatalf("storm closed before the input ended")
+	}
+	if err := s.eng.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cl := s.sink.find(DetectorFleet, behaviorAlarmStorm, "", StateCleared)
+	if len(cl) != 1 || cl[0].Observed != 3 || cl[0].EventTime.Before(at(10)) || cl[0].EventTime.After(at(11)) {
+		t.Fatalf("want the storm summary at the last held-back alarm:\n%s", s.sink.dump())
+	}
+}
+
 func TestSeverityAndCriticality(t *testing.T) {
 	cfg := spikeRuleConfig()
 	cfg.Rules[0].Severity = 6
