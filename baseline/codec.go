@@ -120,14 +120,6 @@ func (d *decoder) f32(what string) float32 {
 	return f
 }
 
-func (d *decoder) nonNeg(v float64, what string) float64 {
-	if v < 0 {
-		d.fail("%s is %g, want >= 0", what, v)
-		return 0
-	}
-	return v
-}
-
 // Bounds on decoded state, so that no later arithmetic on it can overflow
 // (a squared deviation times a weight stays finite): learned values are
 // within ±MaxLearnedValue, weights are effective sample counts.
