@@ -180,7 +180,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestReloadOnChange(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	path := filepath.Join(t.TempDir(), "inv.csv")
 	writeAtomic(t, path, "device,site,hw,criticality\nplc-1,plant-a,s7,low\n")
 	inv := mustOpen(t, path, func(c *ingest.InventoryConfig) { c.ReloadInterval = 100 * time.Millisecond })
