@@ -85,10 +85,13 @@ func plausible(p Protocol, b []byte, udp bool) bool {
 	case S7comm:
 		return b[0] == 0x03 && (len(b) < 2 || b[1] == 0x00)
 	case ENIP:
-		if udp && len(b) >= 2 && b[0] != 0x63 && b[0] != 0x64 && b[0] != 0x65 {
-			return true // implicit I/O: common packet format, no encapsulation header
+		if len(b) < 2 {
+			return true
 		}
-		return len(b) < 2 || enipCommandName(le16(b)) != ""
+		// Implicit I/O datagrams have no encapsulation header: they start
+		// with the common packet format's item count.
+		c := le16(b)
+		return enipCommandName(c) != "" || udp && c >= 1 && c <= 16
 	case IEC104:
 		return b[0] == 0x68
 	case BACnet:
