@@ -87,9 +87,9 @@ type columns struct {
 // deviceState is the engine's state of one device.
 type deviceState struct {
 	init         bool
+	guarded      bool // rows are not learned since guardedSince (see learnable)
 	group        int32
 	alarms       int32 // active alarms: the poisoning guard and the quarantine release
-	guarded      bool  // rows are not learned since guardedSince (see learnable)
 	guardedSince int64
 	last         int64        // event time of the newest report
 	fleetWin     int64        // fleet window the device was last counted in

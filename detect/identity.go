@@ -18,8 +18,8 @@ const trackSlots = 4
 type valueTrack struct {
 	vals     [trackSlots]string
 	seen     [trackSlots]int64
-	switches [trackSlots]int64
-	cur      int8 // index of the current value; -1 none
+	switches [2]int64 // the last two switches: the breach needs two in the window
+	cur      int8     // index of the current value; -1 none
 	sw       uint8
 }
 
@@ -46,7 +46,7 @@ func (v *valueTrack) observe(s string, t int64) {
 		v.seen[i] = t
 	}
 	if v.seen[int(max(v.cur, 0))] != 0 && int(v.cur) != i && v.cur >= 0 {
-		v.switches[v.sw%trackSlots] = t
+		v.switches[v.sw%2] = t
 		v.sw++
 	}
 	v.cur = int8(i)
