@@ -77,6 +77,7 @@ type Extractor struct {
 
 	// Assets whose host entry was evicted, kept for the summary.
 	evictedAssets map[[16]byte]Asset
+	metrics       *packetMetrics // nil unless RegisterMetrics
 	edges         map[edgeKey]int32
 	edgeList      []Edge
 	stats         Stats

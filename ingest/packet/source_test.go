@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -136,5 +139,34 @@ func TestReplaySpeed(t *testing.T) {
 	}
 	if _, err := OpenReplay(ingest.DefaultPacketConfig(), ReplayOptions{Speed: -1}, path); err == nil {
 		t.Error("negative speed accepted")
+	}
+}
+
+// TestMetrics: the Prometheus counters add up to the summary after a
+// replay, and two extractors on one set add up.
+func TestMetrics(t *testing.T) {
+	set := metrics.NewSet()
+	var total int64
+	for range 2 {
+		src, err := OpenReplay(ingest.DefaultPacketConfig(), ReplayOptions{}, "../../testdata/pcap/dnp3_null_loopback.pcap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Extractor().RegisterMetrics(set, "test")
+		for {
+			b, err := src.ReadBatch(context.Background())
+			if err != nil {
+				break
+			}
+			b.Release()
+		}
+		total += src.Summary().Decoded
+		src.Close()
+	}
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	want := fmt.Sprintf(`vigil_packets_total{source="test",outcome="decoded"} %d`, total)
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("metrics lack %q:\n%s", want, buf.String())
 	}
 }

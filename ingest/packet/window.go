@@ -104,6 +104,7 @@ func (x *Extractor) closeWindows(next int64) {
 		x.lastExpire = end
 	}
 	x.finishBatch()
+	x.publishMetrics()
 	x.setCurrent(next)
 }
 

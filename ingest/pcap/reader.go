@@ -88,8 +88,11 @@ type Reader struct {
 	name     string
 	closer   io.Closer
 	counter  *countingReader
-	br       *bufio.Reader
+	br       *bufio.Reader // raw or gzbr
+	raw      *bufio.Reader // over the input
+	gzbr     *bufio.Reader // over gz, for compressed captures
 	gz       *gzip.Reader
+	spareGz  *gzip.Reader // kept across Reset for the next compressed input
 	format   Format
 	off      int64 // offset of the next unread byte of the decompressed stream
 	index    int64
@@ -149,36 +152,72 @@ func Open(path string) (*Reader, error) {
 // used in warnings. It reads the file header; the format is told by the
 // magic number, never by name.
 func NewReader(in io.Reader, name string) (*Reader, error) {
-	r := &Reader{name: name, counter: &countingReader{r: in}}
-	r.br = bufio.NewReaderSize(r.counter, bufSize)
+	r := &Reader{}
+	if err := r.Reset(in, name); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reset makes r read a new capture from in (told by its magic bytes, like
+// NewReader), reusing r's buffers: a Kafka partition decoding one capture
+// chunk per record keeps one Reader instead of allocating 64 KiB per
+// record. It does not close the previous input, and the previous
+// capture's Warnings slice is reused.
+func (r *Reader) Reset(in io.Reader, name string) error {
+	gz := r.gz
+	if gz == nil {
+		gz = r.spareGz
+	}
+	counter, raw, gzbr, big, warns, ifaces := r.counter, r.raw, r.gzbr, r.big, r.warns[:0], r.ifaces[:0]
+	*r = Reader{name: name, counter: counter, raw: raw, gzbr: gzbr, big: big[:0], warns: warns, ifaces: ifaces}
+	if r.counter == nil {
+		r.counter = &countingReader{}
+	}
+	r.counter.r = in
+	r.counter.n.Store(0)
+	if r.raw == nil {
+		r.raw = bufio.NewReaderSize(r.counter, bufSize)
+	} else {
+		r.raw.Reset(r.counter)
+	}
+	r.br = r.raw
 	magic, err := r.br.Peek(4)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read capture %s: %w: the file is shorter than a capture header", name, ErrNotCapture)
+		return fmt.Errorf("cannot read capture %s: %w: the file is shorter than a capture header", name, ErrNotCapture)
 	}
 	if magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(r.br)
+		if gz == nil {
+			gz, err = gzip.NewReader(r.raw)
+		} else {
+			err = gz.Reset(r.raw)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("cannot read gzip capture %s: %w", name, err)
+			return fmt.Errorf("cannot read gzip capture %s: %w", name, err)
 		}
 		gz.Multistream(true)
 		r.gz = gz
-		r.br = bufio.NewReaderSize(gz, bufSize)
-		if magic, err = r.br.Peek(4); err != nil {
-			return nil, fmt.Errorf("cannot read capture %s: %w: the decompressed file is shorter than a capture header", name, ErrNotCapture)
+		if r.gzbr == nil {
+			r.gzbr = bufio.NewReaderSize(gz, bufSize)
+		} else {
+			r.gzbr.Reset(gz)
 		}
+		r.br = r.gzbr
+		if magic, err = r.br.Peek(4); err != nil {
+			return fmt.Errorf("cannot read capture %s: %w: the decompressed file is shorter than a capture header", name, ErrNotCapture)
+		}
+	} else {
+		r.spareGz = gz
 	}
 	switch binary.BigEndian.Uint32(magic) {
 	case 0x0a0d0d0a:
 		r.format = FormatPcapNG
-		return r, nil // the section header is read as the first block
+		return nil // the section header is read as the first block
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
 		r.format = FormatPcap
-		if err := r.readPcapHeader(); err != nil {
-			return nil, err
-		}
-		return r, nil
+		return r.readPcapHeader()
 	}
-	return nil, fmt.Errorf("cannot read capture %s: %w (magic %x)", name, ErrNotCapture, magic)
+	return fmt.Errorf("cannot read capture %s: %w (magic %x)", name, ErrNotCapture, magic)
 }
 
 // Name returns the name the reader was opened with.

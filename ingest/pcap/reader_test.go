@@ -374,3 +374,54 @@ func TestReaderAllocatesNothingPerPacket(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderReset reuses one reader for captures of every kind, the way a
+// Kafka partition decodes one chunk per record, without allocating.
+func TestReaderReset(t *testing.T) {
+	plain, err := os.ReadFile(filepath.Join(testdata, "dnp3_null_loopback.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ng, err := os.ReadFile(filepath.Join(testdata, "s7_pcapng_named_pcap.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(plain)
+	zw.Close()
+	inputs := []struct {
+		data []byte
+		n    int
+	}{{plain, 15}, {ng, 18}, {z.Bytes(), 15}, {plain, 15}, {[]byte("nope"), -1}, {ng, 18}}
+	var r Reader
+	var br bytes.Reader
+	for i, in := range inputs {
+		br.Reset(in.data)
+		err := r.Reset(&br, "chunk")
+		if in.n < 0 {
+			if !errors.Is(err, ErrNotCapture) {
+				t.Errorf("input %d: %v, want ErrNotCapture", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("input %d: %v", i, err)
+		}
+		if n := len(readAll(t, &r)); n != in.n || len(r.Warnings()) != 0 {
+			t.Errorf("input %d: %d packets (warnings %v), want %d", i, n, r.Warnings(), in.n)
+		}
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		br.Reset(plain)
+		if err := r.Reset(&br, "chunk"); err != nil {
+			t.Fatal(err)
+		}
+		var p Packet
+		for r.Next(&p) == nil {
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("%v allocations per reused chunk", allocs)
+	}
+}

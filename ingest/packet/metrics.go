@@ -1,0 +1,84 @@
+package packet
+
+import (
+	"fmt"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// packetMetrics mirrors Stats into Prometheus counters. The hot path never
+// touches them: the deltas since the last publication are added when a
+// window closes, so several extractors (one per Kafka partition) can share
+// the same series and the HTTP handler reads only atomics.
+type packetMetrics struct {
+	outcomes                      [numOutcomes]*metrics.Counter
+	bytes, pdus, malformedPDUs    *metrics.Counter
+	fragments, late, retransmits  *metrics.Counter
+	gaps, overflow                *metrics.Counter
+	flowsEvicted, hostsEvicted    *metrics.Counter
+	commsDropped, eventsDropped   *metrics.Counter
+	distinctOverflow              *metrics.Counter
+	last                          Stats
+	lastFlowsEvicted, lastEvicted int64
+}
+
+// RegisterMetrics publishes the extractor's counters in set, labelled with
+// source (e.g. "replay" or a topic), as vigil_packets_total{outcome=…} and
+// vigil_packet_*_total. They are updated at every closed window and on
+// Flush.
+func (x *Extractor) RegisterMetrics(set *metrics.Set, source string) {
+	c := func(name, extra string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`%s{source=%q%s}`, name, source, extra))
+	}
+	m := &packetMetrics{}
+	for o := range m.outcomes {
+		m.outcomes[o] = c("vigil_packets_total", fmt.Sprintf(",outcome=%q", Outcome(o).String()))
+	}
+	m.bytes = c("vigil_packet_bytes_total", "")
+	m.pdus = c("vigil_packet_ot_pdus_total", "")
+	m.malformedPDUs = c("vigil_packet_ot_malformed_pdus_total", "")
+	m.fragments = c("vigil_packet_ipv4_fragments_total", "")
+	m.late = c("vigil_packet_late_total", "")
+	m.retransmits = c("vigil_packet_tcp_retransmissions_total", "")
+	m.gaps = c("vigil_packet_tcp_gaps_total", "")
+	m.overflow = c("vigil_packet_reassembly_overflow_total", "")
+	m.flowsEvicted = c("vigil_packet_flows_evicted_total", "")
+	m.hostsEvicted = c("vigil_packet_hosts_evicted_total", "")
+	m.commsDropped = c("vigil_packet_communications_dropped_total", "")
+	m.eventsDropped = c("vigil_packet_findings_dropped_total", "")
+	m.distinctOverflow = c("vigil_packet_distinct_overflow_total", "")
+	x.metrics = m
+}
+
+// publishMetrics adds what changed since the last publication.
+func (x *Extractor) publishMetrics() {
+	m := x.metrics
+	if m == nil {
+		return
+	}
+	st := &x.stats
+	add := func(c *metrics.Counter, now, before int64) {
+		if now > before {
+			c.AddInt64(now - before)
+		}
+	}
+	for o := range m.outcomes {
+		add(m.outcomes[o], st.Outcomes[o], m.last.Outcomes[o])
+	}
+	add(m.bytes, st.Bytes, m.last.Bytes)
+	add(m.pdus, st.PDUs, m.last.PDUs)
+	add(m.malformedPDUs, st.MalformedPDUs, m.last.MalformedPDUs)
+	add(m.fragments, st.Fragments, m.last.Fragments)
+	add(m.late, st.Late, m.last.Late)
+	add(m.retransmits, st.Retransmissions, m.last.Retransmissions)
+	add(m.gaps, st.Gaps, m.last.Gaps)
+	add(m.overflow, st.ReassemblyOverflow, m.last.ReassemblyOverflow)
+	add(m.commsDropped, st.CommsDropped, m.last.CommsDropped)
+	add(m.eventsDropped, st.EventsDropped, m.last.EventsDropped)
+	add(m.distinctOverflow, st.DistinctOverflow, m.last.DistinctOverflow)
+	add(m.flowsEvicted, x.flows.evicted, m.lastFlowsEvicted)
+	add(m.hostsEvicted, x.hosts.evicted, m.lastEvicted)
+	m.last = *st
+	m.last.SkippedLinkTypes = nil
+	m.lastFlowsEvicted, m.lastEvicted = x.flows.evicted, x.hosts.evicted
+}
