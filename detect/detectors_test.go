@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -488,5 +489,62 @@ func TestSelfUsesSeasonalProfile(t *testing.T) {
 		if x.Device != s.devices[6].name && x.EventTime.After(at(7*day+6*60)) {
 			t.Fatalf("day/night rhythm alarmed a clean device:\n%s", s.sink.dump())
 		}
+	}
+}
+
+func TestSetRulesOtherOperators(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Self.Enabled, cfg.Peer.Enabled = false, false
+	cfg.Rules = []RuleConfig{
+		{Name: "no-telnet", Metric: "listening_tcp_ports", ComparisonOperator: OpInPortSet, Ports: []int{23}},
+		{Name: "plant-only", Metric: "remote_addrs", ComparisonOperator: OpNotInCIDRSet, CIDRs: []string{"10.0.0.0/8", "fd00::/8"}},
+	}
+	s := newSim(t, cfg, twoGroups[:1], 4, nil)
+	p502, p23, junk := s.stable("502"), s.stable("23"), s.stable("port-x")
+	local, local6, remote := s.stable("10.1.1.1"), s.stable("fd00::1"), s.stable("8.8.8.8")
+	s.run(0, 10, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Sets = append(r.Sets, ingest.SetMember{Set: "listening_tcp_ports", Value: p502},
+			ingest.SetMember{Set: "remote_addrs", Value: local}, ingest.SetMember{Set: "remote_addrs", Value: local6})
+		if i == 0 && m == 5 {
+			r.Sets = append(r.Sets, ingest.SetMember{Set: "listening_tcp_ports", Value: p23})
+		}
+		if i == 1 && m == 6 {
+			r.Sets = append(r.Sets, ingest.SetMember{Set: "remote_addrs", Value: remote})
+		}
+		if i == 2 && m == 7 {
+			r.Sets = append(r.Sets, ingest.SetMember{Set: "listening_tcp_ports", Value: junk})
+		}
+		return true
+	})
+	got := map[string]string{}
+	for _, a := range s.sink.find(DetectorRule, "", "", StateAlarm) {
+		got[a.Behavior] = a.Device + " " + a.ObservedText
+	}
+	want := map[string]string{"no-telnet": s.devices[0].name + " 23", "plant-only": s.devices[1].name + " 8.8.8.8"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v\n%s", got, want, s.sink.dump())
+	}
+	if st := s.eng.Stats(); st.BadSetMembers != 1 {
+		t.Fatalf("bad set members %d, want 1 (port-x)", st.BadSetMembers)
+	}
+}
+
+func TestNewDeviceStartsFromGroup(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Peer.Enabled = false
+	s := newSim(t, cfg, twoGroups[:1], 20, nil)
+	s.warm(180)
+	// Two devices join late: one behaves like its peers, one sends ten
+	// times their volume from its first report.
+	s.devices = append(s.devices,
+		simDevice{name: "late-normal", group: twoGroups[0], second: 11, bytes: 90_000, cpu: 30},
+		simDevice{name: "late-loud", group: twoGroups[0], second: 13, bytes: 900_000, cpu: 30})
+	s.run(180, 200, nil)
+	if n := len(s.sink.find("", "", "late-normal", "")); n != 0 {
+		t.Fatalf("a new device like its peers alarmed:\n%s", s.sink.dump())
+	}
+	a := s.sink.find(DetectorSelf, "bytes_out", "late-loud", StateAlarm)
+	if len(a) != 1 || a[0].AlarmStart.After(at(181)) || a[0].Expected > 120_000 {
+		t.Fatalf("a new device should be judged against its group's baseline from its first report:\n%s", s.sink.dump())
 	}
 }
