@@ -477,7 +477,7 @@ func (e *Engine) runExtra(d BatchDetector, b *ingest.Batch) {
 		}
 		ns := a.EventTime.UnixNano()
 		key := a.Detector + "\x00" + a.Device + "\x00" + a.Behavior
-		if last, ok := e.extraLast[key]; ok && ns-last < int64(e.cfg.Alarm.RepeatWindow) && ns >= last {
+		if last, ok := e.extraLast[key]; ok && absDiff(ns, last) < int64(e.cfg.Alarm.RepeatWindow) {
 			e.stats.Folded++
 			continue
 		}
@@ -503,4 +503,11 @@ func (e *Engine) runExtra(d BatchDetector, b *ingest.Batch) {
 		}
 		e.raise(&a, nil, dev, grp, excess, 0)
 	}
+}
+
+func absDiff(a, b int64) int64 {
+	if a < b {
+		return b - a
+	}
+	return a - b
 }
