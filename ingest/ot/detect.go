@@ -18,15 +18,17 @@ const (
 // Detect guesses the protocol of a flow from its ports and the first bytes of
 // a payload. It returns None when nothing fits, and whether the payload flows
 // from the server (the side on the well-known port; for payload-only
-// guesses, the lower port).
+// guesses, see signatureFromServer).
 //
 // A well-known port is accepted only when the payload is empty or plausible
 // for that protocol, so that other traffic on port 502 or a TLS session on
 // 8883 is not decoded as Modbus or MQTT. When no port matches, only strong
 // payload signatures are accepted (a DNP3 header with a valid CRC, TPKT+COTP,
-// an MQTT CONNECT, an OPC UA Hello, an MBAP or encapsulation header whose
-// length matches the payload exactly). Call it on the first payload of a flow
-// and keep the answer: a mid-stream segment may not carry a header.
+// an MQTT CONNECT, an OPC UA message whose size matches, an MBAP or
+// encapsulation header whose length matches the payload exactly). Call it
+// on the first payload of a flow and keep the answer; when it returns None,
+// calling it again on the flow's next payloads lets a flow whose first
+// segment was garbage or mid-PDU be recognised later.
 func Detect(srcPort, dstPort uint16, udp bool, payload []byte) (p Protocol, fromServer bool) {
 	if p = portProtocol(srcPort, udp); p != None && plausible(p, payload, udp) {
 		return p, true
@@ -35,9 +37,27 @@ func Detect(srcPort, dstPort uint16, udp bool, payload []byte) (p Protocol, from
 		return p, false
 	}
 	if p = bySignature(payload, udp); p != None {
-		return p, srcPort < dstPort
+		return p, signatureFromServer(p, payload, srcPort, dstPort)
 	}
 	return None, false
+}
+
+// signatureFromServer tells the direction of a payload recognised by its
+// shape: from the protocol's own direction marks where it has them (DNP3
+// DIR bit, COTP CC, OPC UA ACK/ERR, MQTT CONNECT), else the lower port is
+// taken to be the server's.
+func signatureFromServer(p Protocol, b []byte, srcPort, dstPort uint16) bool {
+	switch p {
+	case DNP3:
+		return b[3]&0x80 == 0 // DIR set: from the master
+	case S7comm:
+		return b[5]&0xf0 == cotpCC
+	case OPCUA:
+		return string(b[:3]) == "ACK" || string(b[:3]) == "ERR"
+	case MQTT:
+		return false // only a CONNECT is recognised
+	}
+	return srcPort < dstPort
 }
 
 func portProtocol(port uint16, udp bool) Protocol {
