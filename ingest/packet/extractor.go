@@ -321,7 +321,20 @@ func (x *Extractor) nameHost(h *host) *host {
 	h.ipText = h.ip.String()
 	h.device = h.ipText
 	if x.opts.Assets != nil {
-		if a, ok := x.opts.Assets.AssetByIP(h.ip); ok {
+		a, ok := x.opts.Assets.AssetByIP(h.ip)
+		if !ok && h.hasMAC {
+			// A device the inventory knows by MAC only (DHCP). A MAC is
+			// trusted only for such entries: behind a router, every remote
+			// address carries the router's MAC.
+			if bm, can := x.opts.Assets.(interface {
+				AssetByMAC([6]byte) (ingest.Asset, bool)
+			}); can {
+				if m, found := bm.AssetByMAC(h.mac); found && m.IP == "" {
+					a, ok = m, true
+				}
+			}
+		}
+		if ok {
 			h.inInventory = true
 			h.device = a.Device
 			switch {

@@ -314,3 +314,54 @@ func TestUDPFloodIsBounded(t *testing.T) {
 		t.Errorf("hosts %d, flows evicted %d", len(x.hosts.hosts), st.FlowsEvicted)
 	}
 }
+
+// TestInventoryNaming: hosts are named by the inventory's IP, else by MAC
+// for assets listed without an address; others keep their address and
+// are grouped by subnet, and reported as unknown.
+func TestInventoryNaming(t *testing.T) {
+	inv := NewAssetIndex([]ingest.Asset{
+		{Device: "plc-1", IP: "10.0.0.2", Attrs: map[string]string{"site": "plant-a"}},
+		{Device: "hmi-dhcp", MAC: "00:01:02:03:04:06", Attrs: map[string]string{"site": "plant-a"}},
+	})
+	cfg := ingest.DefaultPacketConfig()
+	x, err := NewExtractor(cfg, Options{Assets: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ether() sends from MAC 00:01:02:03:04:06.
+	add(x, t0, 1, ether(ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1))))
+	add(x, t0+1, 1, ether(ipTCP(t, "10.0.0.2", "10.0.0.1", 502, 40000, 1, "AP", []byte{0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7})))
+	add(x, t0+2, 1, ether(ipTCP(t, "10.0.9.9", "10.0.0.2", 40001, 502, 1, "S", nil)))
+	add(x, t0+3, 1, append([]byte{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 0x77, 0x08, 0x00}, ipTCP(t, "10.0.9.8", "10.0.0.2", 40002, 502, 1, "AP", modbusRead(2))...))
+	sum := x.Summary()
+	got := map[string]string{}
+	for _, a := range sum.Assets {
+		got[a.IP.String()] = a.Device + " " + a.Group
+	}
+	want := map[string]string{
+		"10.0.0.1": "hmi-dhcp plant-a",
+		"10.0.0.2": "plc-1 plant-a",
+		"10.0.9.8": "10.0.9.8 unmanaged/10.0.9.0/24",
+	}
+	for ip, w := range want {
+		if got[ip] != w {
+			t.Errorf("%s: %q, want %q", ip, got[ip], w)
+		}
+	}
+	if _, ok := got["10.0.9.9"]; ok {
+		t.Errorf("an unanswered SYN made 10.0.9.9 an asset")
+	}
+	x.Flush()
+	var unknown []string
+	for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
+		for _, e := range b.Events {
+			if e.Kind == "unknown_asset" {
+				unknown = append(unknown, e.Device)
+			}
+		}
+		b.Release()
+	}
+	if len(unknown) != 1 || unknown[0] != "10.0.9.8" {
+		t.Errorf("unknown assets %v, want [10.0.9.8]", unknown)
+	}
+}
