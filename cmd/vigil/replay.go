@@ -142,6 +142,8 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 // warnings and the summary to stderr.
 func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) error {
 	started := time.Now()
+	// The progress ticker and the logger write to stderr from two goroutines.
+	stderr = &lockedWriter{w: stderr}
 	level := slog.LevelWarn
 	if opts.verbose {
 		level = slog.LevelInfo
@@ -445,7 +447,22 @@ func firstTime(b *ingest.Batch) int64 {
 	return 0
 }
 
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func isTerminal(w io.Writer) bool {
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -454,15 +471,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// progressEvery is how often progress is printed; tests shorten it.
+var progressEvery = 500 * time.Millisecond
+
 // startProgress prints how far the replay has got, by bytes read, every
-// half second until the returned function is called.
+// progressEvery until the returned function is called.
 func startProgress(w io.Writer, tel *jsonl.Source, caps *packet.ReplaySource) func() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(500 * time.Millisecond)
+		tick := time.NewTicker(progressEvery)
 		defer tick.Stop()
 		start := time.Now()
 		for {

@@ -309,7 +309,7 @@ func TestReplayCountsBadRecords(t *testing.T) {
 	data := strings.Join([]string{good, `{"device":`, `not json at all`, `{"device":"plc-1","metrics":{"bytes_out":1}}`,
 		strings.Replace(good, "00:00:00", "00:01:00", 1)}, "\n") + "\n"
 	must(t, os.WriteFile(path, []byte(data), 0o644))
-	_, stderr := runReplayTest(t, path)
+	_, stderr := runReplayTest(t, "--progress", path)
 	for _, want := range []string{"5 lines, 2 records", "3 rejected", "rejected "} {
 		if !bytes.Contains(stderr, []byte(want)) {
 			t.Errorf("summary lacks %q:\n%s", want, stderr)
@@ -519,4 +519,35 @@ func FuzzIsCapture(f *testing.F) {
 			t.Fatalf("error on a non-gzip input: %v", err)
 		}
 	})
+}
+
+// TestReplayProgress: --progress draws a bar by bytes read on stderr while
+// the replay runs, and the summary still follows.
+func TestReplayProgress(t *testing.T) {
+	t.Chdir(repoRoot)
+	defer func(d time.Duration) { progressEvery = d }(progressEvery)
+	progressEvery = time.Millisecond
+	path := filepath.Join(t.TempDir(), "head.jsonl.gz")
+	f, err := os.Open("testdata/fleet/telemetry.jsonl.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(nil, 1<<20)
+	for i := 0; i < 30000 && sc.Scan(); i++ {
+		zw.Write(sc.Bytes())
+		zw.Write([]byte{'\n'})
+	}
+	must(t, zw.Close(), os.WriteFile(path, buf.Bytes(), 0o644))
+	_, stderr := runReplayTest(t, "--progress", path)
+	if !bytes.Contains(stderr, []byte("replay: [")) || !bytes.Contains(stderr, []byte("% ")) || !bytes.Contains(stderr, []byte("30000 records")) {
+		t.Errorf("no progress bar or summary on stderr:\n%q", stderr)
+	}
 }
