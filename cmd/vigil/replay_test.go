@@ -368,6 +368,16 @@ func TestReplayCaptures(t *testing.T) {
 			t.Errorf("capture summary lacks %q:\n%s", want, stderr)
 		}
 	}
+	// Captures and telemetry in one replay, twice: the same alerts.
+	args := []string{"testdata/pcap", src, "testdata/fleet/telegraf.jsonl"}
+	first, stderr := runReplayTest(t, args...)
+	second, _ := runReplayTest(t, args...)
+	if len(first) == 0 || !bytes.Equal(first, second) {
+		t.Errorf("mixed replay gave %d then %d bytes of alerts (%s)", len(first), len(second), firstDiff(first, second))
+	}
+	if !bytes.Contains(stderr, []byte("telemetry: 1 file(s)")) || !bytes.Contains(stderr, []byte("captures: 6 file(s)")) {
+		t.Errorf("mixed replay summary:\n%s", stderr)
+	}
 }
 
 func TestReplayFlags(t *testing.T) {
