@@ -185,5 +185,11 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 	if err := sink.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("cannot close sinks: %w", err))
 	}
+	st := inst.engine.Stats()
+	var alarms int64
+	for _, n := range st.Alerts {
+		alarms += n
+	}
+	log.Info("vigil run stopped", "records", inst.consumer.Consumed(), "rows_judged", st.Rows, "alarms", alarms, "cleared", st.Cleared)
 	return runErr
 }

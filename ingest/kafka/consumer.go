@@ -314,6 +314,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			w.Close()
 		}
 	}
+	c.log.Info("consumer stopped: offsets committed, state checkpointed, group left")
 	return c.fatalErr
 }
 
