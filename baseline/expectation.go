@@ -29,7 +29,9 @@ type Expectation struct {
 	// Mean and Std are its group's (a new device starts from its group).
 	FromGroup bool
 
-	// The device's hour-of-week profile, when it has enough history.
+	// The hour-of-week expectation, once the group's profile has enough
+	// history: the device's long-term level plus the group's offset for
+	// this hour of the week, and the group's spread around it.
 	Seasonal                  bool
 	SeasonalMean, SeasonalStd float64
 

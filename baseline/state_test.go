@@ -301,3 +301,35 @@ func TestCheckpointIsDeterministic(t *testing.T) {
 		t.Fatal("the same input gave different checkpoint bytes")
 	}
 }
+
+func TestOutOfOrderRowsLearnTheSame(t *testing.T) {
+	rows := fleetRows(8, 0, 3000, 20, 4)
+	shuffled := append([]obs(nil), rows...)
+	rng := rand.New(rand.NewPCG(8, 8))
+	// late arrivals: swap rows up to 30 minutes apart
+	for i := range shuffled {
+		j := min(len(shuffled)-1, i+rng.IntN(600))
+		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+	}
+	cfg := testConfig()
+	cfg.DeviceMinSamples = 1
+	cfg.DevicePriorWeight = 0 // the prior is the group as of the device's first row: order-dependent by design
+	probe := fleetRows(9, 3000, 20, 20, 4)
+	var got [2][][]Expectation
+	for k, in := range [][]obs{rows, shuffled} {
+		reg := ingest.NewRegistry()
+		s := NewStore(cfg, reg)
+		expectAll(t, s, reg, in)
+		got[k] = expectAll(t, s, reg, probe)
+	}
+	for i := range got[0] {
+		for j := range got[0][i] {
+			a, b := got[0][i][j], got[1][i][j]
+			if a.Samples != b.Samples || a.GroupSamples != b.GroupSamples ||
+				!near(a.Mean, b.Mean, 1e-7) || !near(a.Std, b.Std, 1e-5) || // device weights are float32
+				!near(a.GroupMean, b.GroupMean, 1e-9) || !near(a.GroupStd, b.GroupStd, 1e-6) {
+				t.Fatalf("row %d metric %d: in order %+v\nshuffled %+v", i, j, a, b)
+			}
+		}
+	}
+}
