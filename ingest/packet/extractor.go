@@ -121,6 +121,7 @@ type Stats struct {
 	Retransmissions    int64 // TCP segments already seen
 	Gaps               int64 // TCP segments after a hole: reassembly restarted
 	ReassemblyOverflow int64 // PDUs longer than the stream buffer, skipped
+	Unsynced           int64 // TCP segments skipped after a hole until one starts a PDU
 	FlowsEvicted       int64
 	HostsEvicted       int64
 	EdgesDropped       int64 // edges not recorded in the summary: table full
@@ -475,7 +476,12 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 		if p != ot.None {
 			fl.clientB = fromB != fromServer // the client is b when b sent a request or a received a response
 		}
-		fl.detected = len(f.Payload) > 0
+		// A capture that starts mid-session may show a flow's first
+		// payload mid-PDU: try a few payloads before settling on None.
+		if len(f.Payload) > 0 {
+			fl.tries++
+			fl.detected = p != ot.None || fl.tries >= maxDetectTries
+		}
 	}
 	clientDir := 0
 	if fl.clientB {
@@ -547,6 +553,10 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	}
 	x.stats.Outcomes[outcome]++
 }
+
+// maxDetectTries is how many payloads of a flow ot.Detect may see before
+// the flow is settled as no OT protocol.
+const maxDetectTries = 4
 
 // serverPortLess tells whether the source port looks like the server side:
 // a lower port that is privileged or an OT well-known port.
@@ -705,23 +715,38 @@ func (x *Extractor) decodeSegment(fl *flow, dir int, f *Frame, ts int64, fromCli
 		seq++
 	}
 	if st.known {
-		diff := int32(seq - st.next)
+		// Serial-number arithmetic (RFC 1982) in 64 bits, so that a
+		// distance of exactly 2^31 cannot overflow the negation.
+		diff := int64(int32(seq - st.next))
 		switch {
 		case diff < 0:
-			if int(-diff) >= len(data) {
+			if -diff >= int64(len(data)) {
 				x.stats.Retransmissions++
 				return false
 			}
 			data = data[-diff:] // overlap: keep only the new bytes
 		case diff > 0:
-			// A hole (lost segment): the buffered PDU cannot complete.
+			// A hole (lost or reordered segment): the buffered PDU cannot
+			// complete, and the stream must find a PDU boundary again.
 			x.stats.Gaps++
 			x.dropBuffer(st)
 			st.skip = 0
+			st.resync = true
 		}
+	} else {
+		st.resync = true // first seen mid-session: maybe mid-PDU
 	}
 	st.known = true
 	st.next = seq + uint32(len(f.Payload))
+	if st.resync {
+		// Decode only from a segment that plausibly starts a PDU, so a
+		// lost segment does not pass for a protocol violation.
+		if p, _ := ot.Detect(f.SrcPort, f.DstPort, false, data); p != fl.proto {
+			x.stats.Unsynced++
+			return false
+		}
+		st.resync = false
+	}
 	if st.skip > 0 {
 		n := min(st.skip, len(data))
 		st.skip -= n

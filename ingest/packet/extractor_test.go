@@ -131,10 +131,17 @@ func TestTCPReassembly(t *testing.T) {
 	if x.buffered != 0 {
 		t.Errorf("%d bytes still buffered", x.buffered)
 	}
-	// A hole restarts the stream at the next segment.
-	add(x, t0+6, 1, ether(ipTCP(t, a, b, 40000, 502, seq+100, "AP", modbusRead(4))))
-	if st := x.Stats(); st.Gaps != 1 || st.PDUs != 4 {
-		t.Errorf("after a hole: gaps %d PDUs %d", st.Gaps, st.PDUs)
+	// A hole restarts the stream at the next segment that starts a PDU;
+	// a segment that starts mid-PDU is skipped, not called malformed.
+	add(x, t0+6, 1, ether(ipTCP(t, a, b, 40000, 502, seq+100, "AP", modbusRead(4)[5:])))
+	add(x, t0+7, 1, ether(ipTCP(t, a, b, 40000, 502, seq+107, "AP", modbusRead(5))))
+	if st := x.Stats(); st.Gaps != 1 || st.PDUs != 4 || st.Unsynced != 1 || st.MalformedPDUs != 0 {
+		t.Errorf("after a hole: gaps %d PDUs %d unsynced %d malformed %d", st.Gaps, st.PDUs, st.Unsynced, st.MalformedPDUs)
+	}
+	// A sequence number exactly 2^31 away is old data, not a panic.
+	add(x, t0+8, 1, ether(ipTCP(t, a, b, 40000, 502, seq+119+1<<31, "AP", modbusRead(6))))
+	if st := x.Stats(); st.Retransmissions != 2 {
+		t.Errorf("2^31 away: retransmissions %d", st.Retransmissions)
 	}
 }
 

@@ -59,10 +59,11 @@ const (
 // stream reassembles one direction of a TCP flow: the next expected
 // sequence number and the bytes of a PDU that spans segments.
 type stream struct {
-	next  uint32
-	known bool
-	skip  int    // bytes still to skip of a PDU too long to buffer
-	buf   []byte // pending bytes of an incomplete PDU; nil when none
+	next   uint32
+	known  bool
+	skip   int    // bytes still to skip of a PDU too long to buffer
+	resync bool   // after a hole: wait for a segment that starts a PDU
+	buf    []byte // pending bytes of an incomplete PDU; nil when none
 }
 
 // flow is one entry of the flow table. Entries live in a slice and are
@@ -75,6 +76,7 @@ type flow struct {
 	clientB     bool       // endpoint b initiated the flow
 	proto       ot.Protocol
 	detected    bool
+	tries       uint8 // payloads ot.Detect has seen
 	tcp         uint8
 	win         [maxWindows]int64 // window id the flow was last counted in, per window
 	streams     [2]stream         // a→b, b→a
