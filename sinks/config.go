@@ -81,7 +81,8 @@ type SyslogConfig struct {
 	QueueSize int `yaml:"queue_size"`
 	// ResendWindow is how many messages already written are kept and sent
 	// again after a reconnect, since TCP does not say what the receiver
-	// processed; receivers dedupe on externalId. Default 4096.
+	// processed; receivers dedupe on externalId. It should exceed what the
+	// receiver keeps in memory unprocessed. Default 10000.
 	ResendWindow int           `yaml:"resend_window"`
 	DialTimeout  time.Duration `yaml:"dial_timeout"`  // default 5s
 	WriteTimeout time.Duration `yaml:"write_timeout"` // default 10s
@@ -238,7 +239,7 @@ func (c SyslogConfig) withDefaults() SyslogConfig {
 		c.QueueSize = 10000
 	}
 	if c.ResendWindow == 0 {
-		c.ResendWindow = 4096
+		c.ResendWindow = 10000
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second

@@ -92,6 +92,9 @@ func (f *Fanout) Write(ctx context.Context, out *detect.Output) error {
 // finish turns the members' final errors into Write's result: optional
 // members' failures are logged, required members' failures returned.
 func (f *Fanout) finish(out *detect.Output, errs []error) error {
+	if allNil(errs) {
+		return nil
+	}
 	failed := make(map[string]bool)
 	var required []error
 	for i, err := range errs {
@@ -203,4 +206,13 @@ func (f *Fanout) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func allNil(errs []error) bool {
+	for _, err := range errs {
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }

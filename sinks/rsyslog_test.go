@@ -208,15 +208,20 @@ func TestRsyslogTCPAndTLSIntegration(t *testing.T) {
 func TestRsyslogRestartLosesNothingIntegration(t *testing.T) {
 	pki := newTestPKI(t)
 	r := startRsyslog(t, pki)
-	window := 0 // the default
+	const n = 20000
+	// rsyslogd reads into an in-memory queue of up to 100k messages, and
+	// SIGKILL loses that queue; on a loaded machine it can hold thousands.
+	// The window has to cover what the receiver may hold: here all of it.
+	// VIGIL_TEST_RESEND_WINDOW=1 shows the loss the window prevents.
+	window := n
 	if w := os.Getenv("VIGIL_TEST_RESEND_WINDOW"); w != "" {
-		fmt.Sscan(w, &window) // to see the test fail without the window: 1
+		fmt.Sscan(w, &window)
 	}
 	s, err := newSyslogSink("restart", SyslogConfig{Address: fmt.Sprintf("127.0.0.1:%d", r.tcpPort), AppName: "vigil", ResendWindow: window, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}, Encoder{Format: FormatCEF}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts := makeAlerts("restart", 20000)
+	alerts := makeAlerts("restart", n)
 	// Kill the receiver outright while messages are in flight: whatever it
 	// had queued or left unread in its socket is gone, and only the resend
 	// window brings it back. Then start it again on the same port.

@@ -228,7 +228,7 @@ func (s *syslogSink) enqueue(ctx context.Context, msg []byte) (uint64, error) {
 	if s.tail-s.head == uint64(len(s.slots)) {
 		s.head++ // the oldest written message leaves the resend window
 	}
-	if s.head < s.tail-s.sent+s.head && s.head > s.sent {
+	if s.head > s.sent {
 		panic("BUG: syslog ring evicted an unwritten message")
 	}
 	i := s.tail % uint64(len(s.slots))
@@ -315,6 +315,7 @@ func (s *syslogSink) run() {
 	}()
 	backoff := s.cfg.BackoffMin
 	everConnected := false
+	var connectedAt time.Time
 	var wbuf []byte
 	for {
 		s.mu.Lock()
@@ -331,6 +332,14 @@ func (s *syslogSink) run() {
 			if conn != nil {
 				conn.Close()
 				conn = nil
+				// A receiver that accepts and then drops every connection
+				// must not turn this loop into a busy one.
+				if time.Since(connectedAt) < time.Second {
+					if !s.sleep(jitter(backoff)) {
+						return
+					}
+					backoff = min(2*backoff, s.cfg.BackoffMax)
+				}
 			}
 			c, err := s.dial()
 			if err != nil {
@@ -342,7 +351,7 @@ func (s *syslogSink) run() {
 				backoff = min(2*backoff, s.cfg.BackoffMax)
 				continue
 			}
-			conn = c
+			conn, connectedAt = c, time.Now()
 			if s.cfg.Transport != TransportUDP {
 				go conn.watch()
 			}
@@ -368,14 +377,15 @@ func (s *syslogSink) run() {
 		if err != nil {
 			s.setErr(err)
 			s.logger.Warn("cannot write to syslog receiver; reconnecting", "error", err)
-			conn.Close()
-			conn = nil
+			conn.dead.Store(true) // the top of the loop closes it and paces the redial
 			if s.ctx.Err() != nil {
 				return
 			}
 			continue
 		}
-		backoff = s.cfg.BackoffMin
+		if time.Since(connectedAt) >= time.Second {
+			backoff = s.cfg.BackoffMin
+		}
 		s.mu.Lock()
 		s.sent = end
 		if end > s.highSent {
