@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/packet"
@@ -30,6 +31,15 @@ const (
 	ReasonBadMetronKey = "bad_metron_key" // neither a capture chunk nor an 8-byte time key
 	ReasonEmptyFrame   = "empty_frame"
 	ReasonBadChunk     = "bad_capture_chunk" // a pcap/pcapng chunk that does not parse
+	ReasonBadTime      = "bad_capture_time"  // a Metron key whose time is not between 1995 and 2200
+)
+
+// Plausible capture times of a Metron key. A key that is not a time (any 8
+// bytes pass the length check) would otherwise move the partition's event
+// time centuries ahead and stall every window after it.
+var (
+	minCaptureNanos = time.Date(1995, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	maxCaptureNanos = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 )
 
 // PacketDecoder reads packet topics: a record is either a pcap or pcapng
@@ -66,6 +76,16 @@ func NewPacketDecoder(kc ingest.KafkaPacketConfig, pc ingest.PacketConfig, opts 
 		return nil, err
 	}
 	return &PacketDecoder{x: x, unit: unit, linkType: lt, longest: int64(pc.Windows[len(pc.Windows)-1]), holding: -1, curLong: -1 << 62}, nil
+}
+
+func unitName(unit int64) string {
+	switch unit {
+	case int64(time.Millisecond):
+		return "milliseconds"
+	case int64(time.Microsecond):
+		return "microseconds"
+	}
+	return "nanoseconds"
 }
 
 func linkTypeNumber(name string) (uint16, error) {
@@ -110,8 +130,12 @@ func (d *PacketDecoder) Decode(rec *Record, _ *BatchBuilder) error {
 	if len(rec.Value) == 0 {
 		return &RejectError{Why: ReasonEmptyFrame, Err: errors.New("record has no frame")}
 	}
+	raw := binary.BigEndian.Uint64(rec.Key)
+	if raw > uint64(maxCaptureNanos/d.unit) || int64(raw)*d.unit < minCaptureNanos {
+		return &RejectError{Why: ReasonBadTime, Err: fmt.Errorf("key %x is not a capture time in %s since 1970 between 1995 and 2200; check kafka.packets.timestamp_unit", rec.Key, unitName(d.unit))}
+	}
 	d.pkt = pcap.Packet{
-		Data: rec.Value, TimeNanos: int64(binary.BigEndian.Uint64(rec.Key)) * d.unit,
+		Data: rec.Value, TimeNanos: int64(raw) * d.unit,
 		LinkType: d.linkType, OrigLen: len(rec.Value), Index: rec.Offset,
 	}
 	d.add(rec.Offset)

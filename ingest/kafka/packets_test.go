@@ -98,7 +98,9 @@ func TestPacketDecoderRejects(t *testing.T) {
 		reason     string
 	}{
 		{[]byte("short"), []byte{1, 2, 3}, ReasonBadMetronKey},
-		{metronKey(time.Unix(0, 0)), nil, ReasonEmptyFrame},
+		{metronKey(time.Unix(1762041600, 0)), nil, ReasonEmptyFrame},
+		{metronKey(time.Unix(0, 0)), []byte{1}, ReasonBadTime},
+		{[]byte("sensor-1"), []byte{1}, ReasonBadTime},
 		{nil, []byte{0xd4, 0xc3, 0xb2, 0xa1, 1, 2}, ReasonBadChunk},
 		{nil, []byte{0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0}, ReasonBadChunk},
 	} {
