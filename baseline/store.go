@@ -75,7 +75,7 @@ type Store struct {
 	mark    uint64 // Bind epoch, to find the groups of a batch once
 	frame   Frame
 
-	devGap, grpGap gapCache
+	devGap, grpGap, seasonGap gapCache
 
 	unlearnable uint64 // values not learned: non-finite or beyond MaxLearnedValue
 }
@@ -637,7 +637,10 @@ func (s *Store) seasonWeights(gs *groupState, t int64, how int) (dec, a float64)
 		gs.seasonLast[how] = t
 	case dt > 0:
 		gs.seasonLast[how] = t
-		return decayFactor(dt, s.seasonHL), 1
+		if dt != s.seasonGap.dt {
+			s.seasonGap.dt, s.seasonGap.decay[0] = dt, decayFactor(dt, s.seasonHL)
+		}
+		return s.seasonGap.decay[0], 1
 	case dt < 0:
 		return 1, decayFactor(-dt, s.seasonHL)
 	}
