@@ -69,7 +69,9 @@ func changelogPartition(key []byte) int {
 	}
 	p := 0
 	for i++; i < len(key) && key[i] >= '0' && key[i] <= '9'; i++ {
-		p = p*10 + int(key[i]-'0')
+		if p = p*10 + int(key[i]-'0'); p > 1<<31 {
+			return 0 // not a key this package wrote; any partition will do
+		}
 	}
 	return p
 }
