@@ -64,6 +64,7 @@ func requireSpike(t *testing.T, want map[alertKey]int) {
 // 1. The same data through Kafka and through replay gives the same alerts.
 func TestKafkaMatchesReplayIntegration(t *testing.T) {
 	skipShort(t)
+	t.Cleanup(func() { checkLeaks(t) })
 	msgs := fleet(20, 240, 180)
 	want, _, _ := replay(t, msgs)
 	wantKeys := want.keys()
@@ -262,6 +263,7 @@ func TestKafkaSinkOutageIntegration(t *testing.T) {
 // period, no double counting.
 func TestKafkaRestartRestoresStateIntegration(t *testing.T) {
 	skipShort(t)
+	t.Cleanup(func() { checkLeaks(t) })
 	msgs := fleet(20, 240, 180)
 	want, wantStore, _ := replay(t, msgs)
 	wantKeys := want.keys()
