@@ -513,24 +513,27 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 		}
 	}
 
-	slot := protoSlot(fl.proto)
-	x.hosts.hosts[src].acc[0].protoPkts[slot]++
-	x.hosts.hosts[dst].acc[0].protoPkts[slot]++
-	x.protoPkt[slot]++
-	if fromClient {
-		x.hosts.hosts[client].clientProtos |= 1 << uint(min(int(fl.proto), protoOther))
-	} else {
-		x.hosts.hosts[server].serverProtos |= 1 << uint(min(int(fl.proto), protoOther))
-	}
 	// A conversation exists once the server answered (or data flowed):
-	// refused, unanswered and spoofed SYNs make neither edges nor assets,
-	// so a scan or a spoofed flood does not pass for new assets.
+	// refused, unanswered and spoofed SYNs make neither edges nor assets
+	// nor protocols spoken, so a scan of port 1883 does not make an MQTT
+	// broker of the PLC, nor a spoofed flood new assets.
+	slot := slotOther
 	if udp || fl.tcp&tcpSYNACK != 0 || len(f.Payload) > 0 {
+		slot = protoSlot(fl.proto)
+		bit := uint16(1) << uint(min(int(fl.proto), protoOther))
+		if fromClient {
+			x.hosts.hosts[client].clientProtos |= bit
+		} else {
+			x.hosts.hosts[server].serverProtos |= bit
+		}
 		if !x.hosts.hosts[src].asset {
 			x.markAsset(src, ts)
 		}
 		x.baseComm(fl, ts, wire, fromClient)
 	}
+	x.hosts.hosts[src].acc[0].protoPkts[slot]++
+	x.hosts.hosts[dst].acc[0].protoPkts[slot]++
+	x.protoPkt[slot]++
 
 	outcome := OutcomeDecoded
 	if fl.proto == ot.None {
