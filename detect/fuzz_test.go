@@ -97,3 +97,21 @@ func FuzzMaintenanceWeekly(f *testing.F) {
 		m.active(ns)
 	})
 }
+
+// FuzzDetectConfig decodes arbitrary YAML as the detect section: it must
+// fail with an error or build an engine, never panic.
+func FuzzDetectConfig(f *testing.F) {
+	f.Add(fullDetectYAML)
+	f.Add("rules: [{name: a, metric: m, comparison_operator: in-cidr-set, cidrs: [10.0.0.0/8]}]")
+	f.Add("maintenance: [{name: w, weekly: \"fri-mon 22:00-23:00\"}]\nsuppress: [{device: \"[a-\"}]")
+	f.Fuzz(func(t *testing.T, src string) {
+		cfg, err := parseDetect(t, src)
+		if err != nil {
+			return
+		}
+		reg := ingest.NewRegistry()
+		if _, err := NewEngine(cfg, Deps{Registry: reg, Baseline: baseline.NewStore(baseline.DefaultConfig(), reg), Sink: &collectSink{}}); err != nil {
+			t.Fatalf("a config that validated could not build an engine: %v", err)
+		}
+	})
+}
