@@ -650,6 +650,13 @@ func fmtDurations(v []int64) string {
 // load fills an empty store from cf.
 func (s *Store) load(cf *checkpointFile) error {
 	s.version = cf.version
+	defer func() {
+		for _, g := range s.groups {
+			if g != nil {
+				g.syncSketchLandmark()
+			}
+		}
+	}()
 	for _, rec := range cf.recs {
 		kind := rec.Column(0).(*array.Int8)
 		name := rec.Column(1).(*array.String)

@@ -571,6 +571,7 @@ func (s *Store) AbsorbGroup(group string, data []byte) error {
 	}
 	g := s.group(s.reg.GroupID(group))
 	s.mergeGroupState(g, o)
+	g.syncSketchLandmark()
 	g.viewStale = true
 	return nil
 }

@@ -137,8 +137,9 @@ func (q *QuantileSketch) alignLandmark(l int64) {
 		q.moveLandmark(l)
 		return
 	}
-	// only after a restore or merge left this sketch ahead of its group
-	steps := (q.landmark - l) / q.halfLife
+	// a sketch ahead of its group (the Store syncs landmarks after restores
+	// and merges, so this is rare): scale up, but never past float32 range
+	steps := min((q.landmark-l)/q.halfLife, 64)
 	q.landmark = l
 	q.scale(exp2(float64(steps)))
 }

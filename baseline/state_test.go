@@ -333,3 +333,38 @@ func TestOutOfOrderRowsLearnTheSame(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayingOlderDataAfterRestoreKeepsSketchFinite(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	late := fleetRows(1, 0, 600, 10, 4)
+	for i := range late {
+		late[i].t += int64(400 * 24 * time.Hour) // a checkpoint from 400 days later
+	}
+	expectAll(t, s, reg, late)
+	var buf bytes.Buffer
+	if err := s.Checkpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg2 := ingest.NewRegistry()
+	s2 := NewStore(testConfig(), reg2)
+	if _, err := s2.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	expectAll(t, s2, reg2, fleetRows(2, 0, 600, 10, 4)) // then an old file is replayed
+	exp := expectAll(t, s2, reg2, fleetRows(3, 600, 10, 10, 4))
+	for _, e := range exp {
+		for _, q := range e[0].GroupQuantiles {
+			if !(q > 0 && q < 100) { // metric 0 is about 10, 20 or 30
+				t.Fatalf("quantiles %v after replaying older data", e[0].GroupQuantiles)
+			}
+		}
+	}
+	for _, g := range s2.groups {
+		for m := range g.metrics {
+			if sk := g.metrics[m].sketch; sk != nil && !(sk.Count() > 0 && sk.Count() < 1e30) {
+				t.Fatalf("sketch weight %g after replaying older data", sk.Count())
+			}
+		}
+	}
+}

@@ -28,9 +28,9 @@ const hoursPerWeek = 168
 // by a store-local metric id.
 //
 // Device state is compact and flat, one slot per (device, metric): the mean
-// (float64, so large counters keep their precision) and the weight and
-// squared deviations (float32) at each half-life, and a sample count — 16
-// bytes per half-life plus 4. Decay is applied to every metric of a device
+// and squared deviations (float64, so large counters keep their precision
+// and cannot overflow) and the weight (float32: an effective sample count)
+// at each half-life, and a sample count — 20 bytes per half-life plus 4. Decay is applied to every metric of a device
 // at once, from one last-seen time per device.
 //
 // Group state is richer (float64 moments, a quantile sketch per metric and
@@ -82,8 +82,8 @@ type Store struct {
 
 // gapCache remembers the decay factors of the last positive time gap:
 // devices report on a fixed interval (Telegraf's round_interval, Device
-// Defender's period), so the same gap recurs row after row. Devices and
-// groups have different gaps, hence one cache each.
+// Defender's period), so the same gap recurs row after row. Devices,
+// groups and seasonal buckets have different gaps, hence one cache each.
 type gapCache struct {
 	dt    int64
 	decay [MaxHalfLives]float64
@@ -708,6 +708,20 @@ func (s *Store) sketchWeight(gs *groupState, t int64) float64 {
 		dt = t - gs.qLandmark
 	}
 	return exp2(float64(dt) / float64(hl))
+}
+
+// syncSketchLandmark moves the group's sketch landmark up to the latest of
+// its sketches' (after a restore or an absorbed summary), so learning
+// never has to scale a sketch up to an earlier landmark, which could
+// overflow its counts.
+func (g *groupState) syncSketchLandmark() {
+	for m := range g.metrics {
+		if sk := g.metrics[m].sketch; sk != nil && sk.started {
+			if !g.qStarted || sk.landmark > g.qLandmark {
+				g.qStarted, g.qLandmark = true, sk.landmark
+			}
+		}
+	}
 }
 
 // GroupMode returns whether group groupID is still learning, how many rows
