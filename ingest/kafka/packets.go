@@ -57,7 +57,6 @@ type PacketDecoder struct {
 	curLong  int64 // id of the longest window now open
 	holding  int64 // first record offset of that window, -1 before any packet
 	rd       bytes.Reader
-	captures int64
 }
 
 // NewPacketDecoder returns the decoder of one packet partition; the
