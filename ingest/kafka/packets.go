@@ -53,10 +53,10 @@ type PacketDecoder struct {
 	linkType uint16
 	longest  int64 // nanoseconds of the longest feature window
 
-	pkt      pcap.Packet
-	curLong  int64 // id of the longest window now open
-	holding  int64 // first record offset of that window, -1 before any packet
-	rd       bytes.Reader
+	pkt     pcap.Packet
+	curLong int64 // id of the longest window now open
+	holding int64 // first record offset of that window, -1 before any packet
+	rd      bytes.Reader
 }
 
 // NewPacketDecoder returns the decoder of one packet partition; the
