@@ -81,6 +81,7 @@ type HW struct {
 	Name     string
 	Firmware string
 	Old      string // an older firmware release, for the downgrade incident
+	Next     string // a newer release, for the benign rolling upgrade
 }
 
 // Sites and Hardware of the generated fleet, in generation order.
@@ -91,8 +92,8 @@ var (
 		{Name: "plant-c", Letter: "c", Subnet: 3, Phase: -5},
 	}
 	Hardware = []HW{
-		{Name: "s7-1500", Firmware: "2.9.4", Old: "2.8.1"},
-		{Name: "s7-1200", Firmware: "4.6.1", Old: "4.5.0"},
+		{Name: "s7-1500", Firmware: "2.9.4", Old: "2.8.1", Next: "3.0.1"},
+		{Name: "s7-1200", Firmware: "4.6.1", Old: "4.5.0", Next: "4.7.0"},
 	}
 )
 
@@ -212,6 +213,51 @@ func Incidents(c Config) []Incident {
 	}
 }
 
+// Benign returns the events of normal operation on c's second day that
+// look unusual but must not alert: a rolling firmware upgrade with reboots,
+// a DHCP address change, a planned production increase. Their Detector is
+// empty; they touch no incident device while its incident runs.
+func Benign(c Config) []Incident {
+	day := c.Start.Add(24 * time.Hour)
+	at := func(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+	return []Incident{
+		{ID: "benign-upgrade", Device: Sites[1].Name + "/" + Hardware[1].Name, Start: at(2, 0), End: at(2, 30), Behavior: "firmware_upgrade",
+			Note: "rolling upgrade " + Hardware[1].Firmware + " -> " + Hardware[1].Next + ": each device misses 2 reports (reboot), then reports a CPU spike at boot"},
+		{ID: "benign-dhcp", Device: DeviceName(Sites[0], 5), Start: at(9, 0), End: at(9, 1), Behavior: "src_ip_change",
+			Note: "DHCP gives the device a new address for good (one switch, not two sources at once)"},
+		{ID: "benign-production", Device: Sites[0].Name, Start: at(14, 0), End: at(18, 0), Behavior: "production_increase",
+			Note: "planned production increase at the site: every device sends 30% more messages and bytes"},
+	}
+}
+
+func applyBenign(rep *report, d *Device, t time.Time, ev []Incident, c Config, missing *bool) {
+	up, dhcp, prod := ev[0], ev[1], ev[2]
+	if d.Group() == up.Device {
+		// Device j of n upgrades at its own minute within the window.
+		j := d.Index % c.DevicesPerGroup
+		at := up.Start.Add(time.Duration(int64(up.End.Sub(up.Start)) * int64(j) / int64(c.DevicesPerGroup)))
+		at = at.Truncate(c.Step)
+		switch {
+		case t.Before(at):
+		case t.Before(at.Add(2 * c.Step)):
+			*missing = true
+			rep.fw = d.HW.Next
+		case t.Before(at.Add(3 * c.Step)):
+			rep.cpu = clamp(rep.cpu*2, 0, 100)
+			rep.fw = d.HW.Next
+		default:
+			rep.fw = d.HW.Next
+		}
+	}
+	if d.Name == dhcp.Device && !t.Before(dhcp.Start) {
+		rep.srcIP = fmt.Sprintf("10.%d.%d.%d", d.Site.Subnet, 1, 200)
+	}
+	if d.Site.Name == prod.Device && !t.Before(prod.Start) && t.Before(prod.End) {
+		rep.msgs = math.Round(rep.msgs * 1.3)
+		rep.bytesOut = math.Round(rep.bytesOut * 1.3)
+	}
+}
+
 // certDonor is the device whose certificate identity-cert-1 presents.
 func certDonor(c Config) string {
 	return DeviceName(Sites[2], 1*c.DevicesPerGroup+21%c.DevicesPerGroup)
@@ -233,6 +279,7 @@ func Generate(c Config, w io.Writer) (Stats, error) {
 	if c.Incidents {
 		inc = Incidents(c)
 	}
+	benign := Benign(c)
 	byID := make(map[string]Incident, len(inc))
 	for _, in := range inc {
 		byID[in.ID] = in
@@ -273,6 +320,7 @@ func Generate(c Config, w io.Writer) (Stats, error) {
 			rep := sample(d, r, t0, c)
 			ts := t0.Add(d.offset).Add(time.Duration(r.Uint64()%1000) * time.Millisecond)
 			missing := uniform(r) < 0.0005 // a benign lost report now and then
+			applyBenign(&rep, d, t0, benign, c, &missing)
 			if c.Incidents {
 				applyIncidents(&rep, d, t0, s, byID, certOf, certDonor(c), &missing)
 			}
@@ -414,6 +462,22 @@ func WriteLabels(c Config, w io.Writer) error {
 	}
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("cannot write labels: %w", err)
+	}
+	return nil
+}
+
+// WriteBenign writes c's benign events as CSV with the header
+// id,device,start,end,behavior,note: things that happen in a healthy fleet
+// and must raise no alert (device is a group key or a site for
+// fleet-wide events).
+func WriteBenign(c Config, w io.Writer) error {
+	b := []byte("id,device,start,end,behavior,note\n")
+	for _, ev := range Benign(c) {
+		b = fmt.Appendf(b, "%s,%s,%s,%s,%s,%q\n", ev.ID, ev.Device,
+			ev.Start.Format(time.RFC3339), ev.End.Format(time.RFC3339), ev.Behavior, ev.Note)
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("cannot write benign events: %w", err)
 	}
 	return nil
 }

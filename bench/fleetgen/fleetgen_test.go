@@ -66,6 +66,7 @@ func TestGenerateInjectsIncidents(t *testing.T) {
 		cloneRows, stolenCert, rows = 0, 0, 0
 		fleetRows, fleetGroupBefore = 0, 0
 	)
+	upgraded, dhcp := map[string]bool{}, 0
 	certs := map[string]string{}
 	for _, d := range Fleet(c) {
 		certs[d.Name] = d.Cert
@@ -113,6 +114,12 @@ func TestGenerateInjectsIncidents(t *testing.T) {
 		if r.Device == inc["identity-fw-1"].Device && r.Attrs["fw"] == "2.8.1" {
 			fw++
 		}
+		if r.Attrs["fw"] == "4.7.0" {
+			upgraded[r.Device] = true
+		}
+		if r.Conn["src_ip"] == "10.1.1.200" {
+			dhcp++
+		}
 		if g := r.Attrs["site"] + "/" + r.Attrs["hw"]; g == inc["fleet-1"].Device {
 			if !r.TS.Before(inc["fleet-1"].Start) && r.TS.Before(inc["fleet-1"].End) {
 				fleetRows++
@@ -136,6 +143,9 @@ func TestGenerateInjectsIncidents(t *testing.T) {
 	}
 	if want := int(last.Sub(inc["identity-fw-1"].Start)/time.Minute) - 1; fw < want {
 		t.Errorf("downgraded firmware in %d rows, want at least %d", fw, want)
+	}
+	if len(upgraded) != c.DevicesPerGroup || dhcp < 14*60 {
+		t.Errorf("benign events: %d devices upgraded (want %d), %d reports from the new DHCP address", len(upgraded), c.DevicesPerGroup, dhcp)
 	}
 	if r := float64(fleetRows) / float64(fleetGroupBefore); r < 0.45 || r > 0.55 {
 		t.Errorf("fleet-1: group rows during the incident / before = %.2f, want 0.5", r)

@@ -29,7 +29,7 @@ func main() {
 	}
 	var (
 		_        = flag.Bool("sample", false, "given first: the defaults of the committed sample (10 devices per group, -out testdata/fleet)")
-		out      = flag.String("out", defOut, "directory to write telemetry.jsonl[.gz], inventory.csv and labels.csv into")
+		out      = flag.String("out", defOut, "directory to write telemetry.jsonl[.gz], inventory.csv, labels.csv and benign.csv into")
 		name     = flag.String("name", "telemetry.jsonl.gz", "telemetry file name in -out; a .gz suffix compresses it, \"-\" writes to stdout")
 		seed     = flag.Uint64("seed", def.Seed, "random seed")
 		days     = flag.Int("days", def.Days, "days to generate (day 1 clean, day 2 incidents, later days clean)")
@@ -52,6 +52,7 @@ func main() {
 	}
 	writeFile(filepath.Join(*out, "inventory.csv"), func(w io.Writer) error { return fleetgen.WriteInventory(cfg, w) })
 	writeFile(filepath.Join(*out, "labels.csv"), func(w io.Writer) error { return fleetgen.WriteLabels(cfg, w) })
+	writeFile(filepath.Join(*out, "benign.csv"), func(w io.Writer) error { return fleetgen.WriteBenign(cfg, w) })
 	var st fleetgen.Stats
 	gen := func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
