@@ -242,7 +242,8 @@ func (x *Extractor) Add(p *pcap.Packet) {
 		return
 	case l4ARP:
 		x.stats.Outcomes[OutcomeDecoded]++
-		if f.ARPSender != ([16]byte{}) {
+		// An ARP probe's sender is 0.0.0.0 (RFC 5227): not a host.
+		if f.ARPSender != ([16]byte{}) && [4]byte(f.ARPSender[12:]) != ([4]byte{}) {
 			i := x.hostFor(nil, &f.ARPSender, ts)
 			h := &x.hosts.hosts[i]
 			h.mac, h.hasMAC = f.ARPSenderMAC, true

@@ -372,3 +372,26 @@ func TestInventoryNaming(t *testing.T) {
 		t.Errorf("unknown assets %v, want [10.0.9.8]", unknown)
 	}
 }
+
+// TestARP: an ARP reply makes its sender an asset with its MAC; an ARP
+// probe (sender 0.0.0.0) does not.
+func TestARP(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	arp := func(sender net.IP) []byte {
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{0, 0x1b, 0x1b, 0, 0, 7}, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP}
+		a := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			Operation: layers.ARPReply, SourceHwAddress: eth.SrcMAC, SourceProtAddress: sender.To4(),
+			DstHwAddress: make([]byte, 6), DstProtAddress: net.IPv4(10, 0, 0, 1).To4()}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, a); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	add(x, t0, 1, arp(net.IPv4(0, 0, 0, 0)))
+	add(x, t0+1, 1, arp(net.IPv4(10, 0, 0, 7)))
+	sum := x.Summary()
+	if sum.Decoded != 2 || len(sum.Assets) != 1 || sum.Assets[0].IP.String() != "10.0.0.7" || sum.Assets[0].MAC != "00:1b:1b:00:00:07" {
+		t.Errorf("decoded %d, assets %+v", sum.Decoded, sum.Assets)
+	}
+}
