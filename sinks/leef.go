@@ -256,7 +256,7 @@ func appendLEEFTime(dst []byte, t time.Time) []byte {
 
 // appendDigits appends v (0 <= v < 10^width) zero-padded to width digits.
 func appendDigits(dst []byte, v, width int) []byte {
-	var b [4]byte
+	var b [8]byte
 	for i := width - 1; i >= 0; i-- {
 		b[i] = byte('0' + v%10)
 		v /= 10

@@ -117,7 +117,7 @@ func (f *syslogFormat) appendHeader(dst []byte, sev int, t time.Time, msgID stri
 	case ProfileRFC5424:
 		// RFC 5424 6.2.3: at most six digits of second fraction.
 		dst = append(dst, '1', ' ')
-		dst = t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
+		dst = appendRFC5424Time(dst, t)
 		dst = append(dst, ' ')
 		dst = append(dst, f.hostname...)
 		dst = append(dst, ' ')
@@ -126,7 +126,7 @@ func (f *syslogFormat) appendHeader(dst []byte, sev int, t time.Time, msgID stri
 		dst = append(dst, msgID...)
 		return append(dst, " - "...)
 	case ProfileRFC3164:
-		dst = t.AppendFormat(dst, time.Stamp)
+		dst = appendStamp(dst, t)
 		dst = append(dst, ' ')
 		dst = append(dst, f.hostname...)
 		dst = append(dst, ' ')
@@ -135,10 +135,54 @@ func (f *syslogFormat) appendHeader(dst []byte, sev int, t time.Time, msgID stri
 	}
 	// Sentinel and QRadar: the event follows the host name, so its own
 	// "CEF:" or "LEEF:" prefix is what the receiver reads as the tag.
-	dst = t.AppendFormat(dst, time.Stamp)
+	dst = appendStamp(dst, t)
 	dst = append(dst, ' ')
 	dst = append(dst, f.hostname...)
 	return append(dst, ' ')
+}
+
+// appendRFC5424Time appends t (UTC) as 2006-01-02T15:04:05.000000Z: RFC
+// 5424 allows at most six fraction digits. Written digit by digit, since
+// the generic layout interpreter costs more than the rest of the header.
+func appendRFC5424Time(dst []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
+	}
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1e3, 6)
+	return append(dst, 'Z')
+}
+
+// appendStamp appends t as RFC 3164's "Jan _2 15:04:05".
+func appendStamp(dst []byte, t time.Time) []byte {
+	_, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	dst = append(dst, month.String()[:3]...)
+	dst = append(dst, ' ')
+	if day < 10 {
+		dst = append(dst, ' ', byte('0'+day))
+	} else {
+		dst = appendDigits(dst, day, 2)
+	}
+	dst = append(dst, ' ')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	return appendDigits(dst, sec, 2)
 }
 
 // cut returns the length msg keeps under maxSize. A cut message ends in

@@ -306,3 +306,21 @@ func TestSyslogUDP(t *testing.T) {
 		seen++
 	}
 }
+
+func TestSyslogTimestamps(t *testing.T) {
+	for _, ts := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 6789000, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1999, 7, 10, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, want := string(appendRFC5424Time(nil, ts)), ts.Format("2006-01-02T15:04:05.000000Z07:00"); got != want {
+			t.Errorf("RFC 5424 time %q, want %q", got, want)
+		}
+		if got, want := string(appendStamp(nil, ts)), ts.Format(time.Stamp); got != want {
+			t.Errorf("RFC 3164 stamp %q, want %q", got, want)
+		}
+		if got, want := string(appendLEEFTime(nil, ts)), ts.Format(leefGoTime); got != want {
+			t.Errorf("LEEF time %q, want %q", got, want)
+		}
+	}
+}
