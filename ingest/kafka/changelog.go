@@ -151,11 +151,7 @@ func (c *Consumer) readChangelog(ctx context.Context, topic string, p int32) (in
 // restore replaces the engine's state of the devices of ps with the
 // changelog's. Engine goroutine only.
 func (c *Consumer) restore(ps *partState, entries map[string]changelogEntry) {
-	for id := range ps.owned {
-		c.state.ForgetDevice(c.reg.DeviceName(id))
-	}
-	clear(ps.owned)
-	clear(ps.dirty)
+	c.forget(ps)
 	for dev, e := range entries {
 		if err := c.state.UnmarshalDevice(dev, e.data); err != nil {
 			c.log.Warn("cannot restore device state from the changelog; the device learns again", "device", dev, "err", err)

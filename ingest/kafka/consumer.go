@@ -35,6 +35,15 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// DeviceForgetter is a Processor with per-device state of its own (alarm
+// lifecycle, silence and identity tracking) that it can drop: the consumer
+// calls ForgetDevice, from the engine goroutine, for the devices of a
+// partition that moved to another instance, so this instance neither
+// judges them silent nor holds a stale alarm for them.
+type DeviceForgetter interface {
+	ForgetDevice(device string)
+}
+
 // DeviceState is the per-device state that follows partitions through the
 // changelog (baseline.Store implements it). The consumer calls it only from
 // the engine goroutine, between Process calls.
@@ -106,6 +115,7 @@ type Consumer struct {
 	parts map[string]*partState // engine goroutine only
 
 	flusher     Flusher
+	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
 	undelivered []func(error) // batches whose delivery failed, waiting for Flush; engine goroutine only
 
 	consumed  atomic.Int64 // records fetched, redeliveries included
@@ -168,6 +178,7 @@ func New(opts Options) (*Consumer, error) {
 		c.log = slog.Default()
 	}
 	c.flusher, _ = c.engine.(Flusher)
+	c.forgetter, _ = c.engine.(DeviceForgetter)
 	if c.metrics == nil {
 		c.metrics = NewMetrics()
 	}
@@ -467,7 +478,7 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 			continue
 		}
 		ps := t.part
-		if c.state != nil && t.batch.Record != nil {
+		if (c.state != nil || c.forgetter != nil) && t.batch.Record != nil {
 			noteDevices(ps, t.batch)
 		}
 		if err := c.engine.Process(ctx, t.batch); err != nil {
@@ -642,6 +653,29 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 			}
 		}
 	}
+	if c.runCtx.Err() == nil {
+		// Revoked by a rebalance: the next owner restores these devices
+		// from the changelog just written (this instance too, if the
+		// partition comes back).
+		c.do(drainCtx, func() { c.forget(ps) })
+	}
+}
+
+// forget drops the state of the devices of ps, in the baseline and in the
+// engine. Engine goroutine only.
+func (c *Consumer) forget(ps *partState) {
+	for id := range ps.owned {
+		name := c.reg.DeviceName(id)
+		if c.state != nil {
+			c.state.ForgetDevice(name)
+		}
+		if c.forgetter != nil {
+			c.forgetter.ForgetDevice(name)
+		}
+	}
+	clear(ps.owned)
+	clear(ps.dirty)
+	c.updateStateGauge()
 }
 
 func (c *Consumer) backoff() {
