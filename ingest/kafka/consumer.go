@@ -116,7 +116,7 @@ type Consumer struct {
 
 	flusher     Flusher
 	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
-	undelivered []func(error) // batches whose delivery failed, waiting for Flush; engine goroutine only
+	undelivered []func(error)   // batches whose delivery failed, waiting for Flush; engine goroutine only
 
 	consumed  atomic.Int64 // records fetched, redeliveries included
 	ready     atomic.Bool
