@@ -177,14 +177,16 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		}
 	}
 
-	var w io.Writer = stdout
+	var (
+		w       io.Writer = stdout
+		outFile *os.File
+	)
 	if opts.out != "" {
-		f, err := os.Create(opts.out)
-		if err != nil {
+		if outFile, err = os.Create(opts.out); err != nil {
 			return fmt.Errorf("cannot create --out file: %w", err)
 		}
-		defer f.Close()
-		w = f
+		defer outFile.Close() // on early returns; closed and checked below
+		w = outFile
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	sink := sinks.NewWriterSink("replay", bw, sinks.FormatJSON)
@@ -237,6 +239,11 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	// What was judged before an interruption or failure is still written.
 	if err := bw.Flush(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("cannot write alerts: %w", err)
+	}
+	if outFile != nil {
+		if err := outFile.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("cannot write alerts to %s: %w", opts.out, err)
+		}
 	}
 	if runErr == nil && opts.checkpoint != "" {
 		positions := map[string]int64{}

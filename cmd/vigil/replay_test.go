@@ -478,7 +478,12 @@ func firstDiff(a, b []byte) string {
 func TestReplayWallclockAndInterrupt(t *testing.T) {
 	t.Chdir(repoRoot)
 	before := time.Now().Add(-time.Second)
-	out, _ := runReplayTest(t, "--wallclock", "--config", "testdata/config/defender.yaml", "testdata/fleet/defender.jsonl")
+	outPath := filepath.Join(t.TempDir(), "alerts.jsonl")
+	stdout, _ := runReplayTest(t, "--wallclock", "--out", outPath, "--config", "testdata/config/defender.yaml", "testdata/fleet/defender.jsonl")
+	out, err := os.ReadFile(outPath)
+	if err != nil || len(stdout) != 0 {
+		t.Fatalf("--out: %v; %d bytes on stdout", err, len(stdout))
+	}
 	var a struct {
 		EventTime      time.Time `json:"event_time"`
 		ProcessingTime time.Time `json:"processing_time"`
@@ -554,8 +559,13 @@ func TestReplayProgress(t *testing.T) {
 		zw.Write([]byte{'\n'})
 	}
 	must(t, zw.Close(), os.WriteFile(path, buf.Bytes(), 0o644))
-	_, stderr := runReplayTest(t, "--progress", path)
+	outPath := filepath.Join(t.TempDir(), "alerts.jsonl")
+	stdout, stderr := runReplayTest(t, "--progress", "--out", outPath, path)
 	if !bytes.Contains(stderr, []byte("replay: [")) || !bytes.Contains(stderr, []byte("% ")) || !bytes.Contains(stderr, []byte("30000 records")) {
 		t.Errorf("no progress bar or summary on stderr:\n%q", stderr)
+	}
+	// The first 30000 lines are day 1: the clean learning period.
+	if got, err := os.ReadFile(outPath); err != nil || len(got) != 0 || len(stdout) != 0 {
+		t.Errorf("--out: %d bytes in the file (%v), %d on stdout; want an empty file", len(got), err, len(stdout))
 	}
 }
