@@ -62,6 +62,7 @@ Examples
   vigil replay --config testdata/config/fleet.yaml testdata/fleet/telemetry.jsonl.gz
   vigil replay --out alerts.jsonl --checkpoint base.arrow clean-week/*.jsonl.gz
   vigil replay --restore base.arrow --config plant.yaml capture.pcapng
+  vigil replay --sinks --config siem.yaml incident.pcapng     # send to the SIEM as 'vigil run' would
 
 Flags
 `
@@ -77,6 +78,7 @@ type replayOptions struct {
 	speed      float64
 	verbose    bool
 	quiet      bool
+	sinks      bool
 	inputs     []string
 }
 
@@ -112,6 +114,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	fs.Float64Var(&o.speed, "speed", 0, "replay captures at `N`x their own pace; 0 is as fast as possible")
 	fs.BoolVar(&o.verbose, "verbose", false, "log at info level (default: warnings only)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
+	fs.BoolVar(&o.sinks, "sinks", false, "deliver alerts to the sinks of the config (syslog, Kafka, file, …) instead of standard output; --out still gets a copy")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
 		fs.PrintDefaults()
@@ -189,7 +192,20 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		w = outFile
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	sink := sinks.NewWriterSink("replay", bw, sinks.FormatJSON)
+	var sink detect.Sink = sinks.NewWriterSink("replay", bw, sinks.FormatJSON)
+	if opts.sinks {
+		// The config's sinks (syslog, Kafka, files) replace standard
+		// output, so a replay can feed a SIEM; --out still gets a copy.
+		configured, err := sinks.Build(cfg.Sinks, logger)
+		if err != nil {
+			return fmt.Errorf("cannot set up the config's sinks: %w", err)
+		}
+		if opts.out != "" {
+			sink = sinks.NewFanout(configured, sink)
+		} else {
+			sink = configured
+		}
+	}
 	defer sink.Close()
 
 	netDet, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, store.CommSet("network", cfg.Detect.Network.Learning))

@@ -569,3 +569,25 @@ func TestReplayProgress(t *testing.T) {
 		t.Errorf("--out: %d bytes in the file (%v), %d on stdout; want an empty file", len(got), err, len(stdout))
 	}
 }
+
+// TestReplaySinks: --sinks delivers to the config's sinks (here a CEF file,
+// as a SIEM would get it) and --out still gets the JSON copy.
+func TestReplaySinks(t *testing.T) {
+	t.Chdir(repoRoot)
+	base, err := os.ReadFile("testdata/config/defender.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cef, cfgPath, jsonOut := filepath.Join(dir, "siem.cef"), filepath.Join(dir, "siem.yaml"), filepath.Join(dir, "alerts.jsonl")
+	cfg := string(base) + "sinks:\n  - kind: file\n    format: cef\n    path: " + cef + "\n"
+	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
+	stdout, _ := runReplayTest(t, "--sinks", "--out", jsonOut, "--config", cfgPath, "testdata/fleet/defender.jsonl")
+	gotCEF, err1 := os.ReadFile(cef)
+	gotJSON, err2 := os.ReadFile(jsonOut)
+	must(t, err1, err2)
+	if len(stdout) != 0 || !bytes.Contains(gotCEF, []byte("CEF:0|")) ||
+		!bytes.Contains(gotCEF, []byte("unexpected-listening-port")) || !bytes.Contains(gotJSON, []byte(`"behavior":"unexpected-listening-port"`)) {
+		t.Errorf("stdout %q\nCEF file %q\nJSON file %q", stdout, gotCEF, gotJSON)
+	}
+}
