@@ -34,8 +34,13 @@ type KafkaConfig struct {
 	BatchLinger        time.Duration `yaml:"batch_linger"`         // how long a partial batch waits for more records
 	MaxInflightBatches int           `yaml:"max_inflight_batches"` // per partition: the checkpointer's cap
 	EngineQueue        int           `yaml:"engine_queue"`         // batches waiting for the engine, all partitions
-	FetchMaxBytes      int           `yaml:"fetch_max_bytes"`
-	FetchMaxWait       time.Duration `yaml:"fetch_max_wait"`
+	// MaxEventTimeSkew keeps this instance's partitions within this much
+	// event time of each other while they have a backlog, so that group
+	// detectors on event time (silence, fleet rates) see the devices of a
+	// group advance together; 0 disables it.
+	MaxEventTimeSkew time.Duration `yaml:"max_event_time_skew"`
+	FetchMaxBytes    int           `yaml:"fetch_max_bytes"`
+	FetchMaxWait     time.Duration `yaml:"fetch_max_wait"`
 
 	CommitInterval     time.Duration `yaml:"commit_interval"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`  // device state to the changelog
@@ -98,6 +103,7 @@ func DefaultKafkaConfig() KafkaConfig {
 		BatchLinger:        20 * time.Millisecond,
 		MaxInflightBatches: 8,
 		EngineQueue:        16,
+		MaxEventTimeSkew:   time.Minute,
 		FetchMaxBytes:      8 << 20,
 		FetchMaxWait:       100 * time.Millisecond,
 		CommitInterval:     time.Second,
@@ -163,6 +169,9 @@ func (c *KafkaConfig) Validate() error {
 		if d <= 0 {
 			return fmt.Errorf("%s must be positive, got %s", name, d)
 		}
+	}
+	if c.MaxEventTimeSkew < 0 {
+		return fmt.Errorf("max_event_time_skew must not be negative; 0 disables the alignment of partitions")
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		return fmt.Errorf("heartbeat_interval (%s) must be shorter than session_timeout (%s); a third of it is usual", c.HeartbeatInterval, c.SessionTimeout)

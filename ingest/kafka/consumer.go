@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,7 @@ type Consumer struct {
 
 	parts map[string]*partState // engine goroutine only
 
+	align       *aligner // nil when max_event_time_skew is 0
 	flusher     Flusher
 	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
 	undelivered []func(error)   // batches whose delivery failed, waiting for Flush; engine goroutine only
@@ -176,6 +178,9 @@ func New(opts Options) (*Consumer, error) {
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if cfg.MaxEventTimeSkew > 0 {
+		c.align = newAligner(cfg.MaxEventTimeSkew, 5*time.Second)
 	}
 	c.flusher, _ = c.engine.(Flusher)
 	c.forgetter, _ = c.engine.(DeviceForgetter)
@@ -625,6 +630,9 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 	}
 
 	failed := c.fetch(fetchCtx, log, dec, ps, cp, topic, p, start, filter)
+	if c.align != nil {
+		c.align.leave(ps)
+	}
 
 	drainCtx, cancelDrain := context.WithTimeout(c.forceCtx, c.cfg.RebalanceTimeout*3/4)
 	defer cancelDrain()
@@ -777,8 +785,12 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 				limit = h
 			}
 		}
+		pending := hwm > end
 		if len(ready) == 0 {
 			cp.add(limit)(nil)
+			if c.align != nil {
+				c.align.sent(ps, math.MinInt64, pending)
+			}
 			continue
 		}
 		for i, b := range ready {
@@ -788,9 +800,21 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 					return nil
 				}
 			}
+			lo, hi, timed := eventTimeRange(b)
+			if c.align != nil && timed {
+				if c.align.wait(ctx, ps, lo) {
+					c.metrics.alignTimeouts.Inc()
+				}
+			}
 			if !c.send(ps, cp, b, limit, batchStart) {
 				releaseAll(ready[i+1:])
 				return nil
+			}
+			if c.align != nil {
+				if !timed {
+					hi = math.MinInt64
+				}
+				c.align.sent(ps, hi, pending || i < len(ready)-1)
 			}
 		}
 	}

@@ -18,6 +18,7 @@ type Metrics struct {
 	batchLatency, restoreSeconds             *metrics.Histogram
 	engineQueue, stateDevices, stateBytes    *metrics.Gauge
 	assigned                                 *metrics.Gauge
+	alignTimeouts                            *metrics.Counter
 }
 
 // NewMetrics returns a fresh set of consumer metrics.
@@ -40,6 +41,7 @@ func NewMetrics() *Metrics {
 		stateDevices:    s.NewGauge("vigil_kafka_state_devices", nil),
 		stateBytes:      s.NewGauge("vigil_kafka_state_snapshot_bytes", nil),
 		assigned:        s.NewGauge("vigil_kafka_assigned_partitions", nil),
+		alignTimeouts:   s.NewCounter("vigil_kafka_event_time_alignment_timeouts_total"),
 	}
 }
 
