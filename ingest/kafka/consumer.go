@@ -115,6 +115,7 @@ type Consumer struct {
 
 	parts map[string]*partState // engine goroutine only
 
+	balancer    *stickyBalancer
 	align       *aligner // nil when max_event_time_skew is 0
 	flusher     Flusher
 	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
@@ -175,6 +176,7 @@ func New(opts Options) (*Consumer, error) {
 		changelogCh: make(chan changelogWrite, 4),
 		parts:       make(map[string]*partState),
 		fatal:       make(chan struct{}),
+		balancer:    &stickyBalancer{},
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -274,7 +276,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		HeartbeatInterval: c.cfg.HeartbeatInterval, SessionTimeout: c.cfg.SessionTimeout,
 		RebalanceTimeout: c.cfg.RebalanceTimeout, JoinGroupBackoff: time.Second,
 		StartOffset: c.startOffset(), WatchPartitionChanges: true, PartitionWatchInterval: 10 * time.Second,
-		Timeout: 10 * time.Second,
+		// Sticky first; range while members of an older version remain.
+		GroupBalancers: []kafkago.GroupBalancer{c.balancer, kafkago.RangeGroupBalancer{}},
+		Timeout:        10 * time.Second,
 	})
 	if err != nil {
 		stopFetching()
@@ -379,6 +383,7 @@ func (c *Consumer) startGeneration(gen *kafkago.Generation) {
 		}
 	}
 	g.total = int32(n)
+	c.balancer.setOwned(gen.Assignments)
 	c.metrics.assigned.Set(float64(n))
 	c.log.Info("joined generation", "group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", n)
 	if n == 0 {
