@@ -268,3 +268,28 @@ func v4mapped(ip []byte) (a [16]byte) {
 	}
 	return a
 }
+
+// decodeTransport decodes the TCP or UDP header of a reassembled IPv4
+// payload into f; false when it does not decode.
+func (d *Decoder) decodeTransport(proto uint8, b []byte, f *Frame) bool {
+	switch proto {
+	case 6:
+		if d.tcp.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil {
+			return false
+		}
+		f.SrcPort, f.DstPort = uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
+		f.Seq = d.tcp.Seq
+		f.TCPFlags = tcpFlags(&d.tcp)
+		f.Payload = d.tcp.Payload
+	case 17:
+		if d.udp.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil {
+			return false
+		}
+		f.SrcPort, f.DstPort = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
+		f.Payload = d.udp.Payload
+	default:
+		return false
+	}
+	f.Fragment = false
+	return true
+}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/gopacket/layers"
+
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/ot"
 	"github.com/vigil-ot/vigil/ingest/pcap"
@@ -49,6 +51,7 @@ type Extractor struct {
 	seq      int64 // packets seen, numbering rows' offsets
 
 	flows    *flowTable
+	frags    fragTable
 	hosts    *hostTable
 	distinct [maxWindows]map[distinctKey]struct{}
 	groups   map[string]int32
@@ -114,7 +117,9 @@ type Stats struct {
 	Bytes              int64
 	Outcomes           [numOutcomes]int64
 	SkippedLinkTypes   map[uint16]int64
-	Fragments          int64 // IPv4 fragments (attributed to hosts, not reassembled)
+	Fragments          int64 // IPv4 fragments (attributed to hosts, then reassembled)
+	Reassembled        int64 // IPv4 datagrams reassembled from fragments
+	FragmentsDropped   int64 // datagrams dropped incomplete (timeout, table full) or fragments past 64 KiB
 	Late               int64 // packets older than the current window, counted in it
 	PDUs               int64 // OT PDUs decoded
 	MalformedPDUs      int64
@@ -265,6 +270,9 @@ func (x *Extractor) Add(p *pcap.Packet) {
 		}
 		if f.Fragment {
 			x.stats.Fragments++
+			x.stats.Outcomes[OutcomeUnknownProtocol]++
+			x.fragment(f, ts)
+			return
 		}
 		if res == l4ICMP {
 			x.stats.Outcomes[OutcomeDecoded]++
@@ -428,6 +436,31 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 
 // transport handles a TCP or UDP packet: flow, features, OT decoding.
 func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
+	x.flowPacket(f, ts, wire, false)
+}
+
+// fragment feeds an IPv4 fragment to reassembly; a completed TCP or UDP
+// datagram goes through the flow path. Its fragments were counted already
+// (hosts, outcomes), so the datagram adds neither packets nor an outcome.
+func (x *Extractor) fragment(f *Frame, ts int64) {
+	ip := &x.dec.ip4
+	if f.IPv6 || f.Transport != 6 && f.Transport != 17 {
+		return
+	}
+	k := fragKey{src: [4]byte(f.Src[12:]), dst: [4]byte(f.Dst[12:]), id: ip.Id, proto: f.Transport}
+	more := ip.Flags&layers.IPv4MoreFragments != 0
+	data, ok := x.frags.add(k, ip.FragOffset, more, ip.Payload, ts)
+	if !ok {
+		return
+	}
+	if x.dec.decodeTransport(f.Transport, data, f) {
+		x.flowPacket(f, ts, float64(len(data)+20), true)
+	}
+}
+
+// flowPacket handles a TCP or UDP packet (or reassembled datagram): flow,
+// features, OT decoding.
+func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled bool) {
 	key, fromB := newFlowKey(f)
 	var fi int32 = -1
 	// Request and response follow each other on one flow: skip the hash.
@@ -458,7 +491,9 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 	if fromB {
 		src, dst = bi, ai
 	}
-	x.count(src, dst, wire, ts, f)
+	if !reassembled {
+		x.count(src, dst, wire, ts, f)
+	}
 	udp := f.Transport == 17
 	x.hosts.hosts[dst].acc[0].lastIn = tuple{src: f.Src, dst: f.Dst, sport: f.SrcPort, dport: f.DstPort, transport: f.Transport, proto: fl.proto, valid: true}
 
@@ -555,7 +590,9 @@ func (x *Extractor) transport(f *Frame, ts int64, wire float64) {
 		st := &fl.streams[dir]
 		st.next, st.known = f.Seq+1, true
 	}
-	x.stats.Outcomes[outcome]++
+	if !reassembled {
+		x.stats.Outcomes[outcome]++
+	}
 }
 
 // maxDetectTries is how many payloads of a flow ot.Detect may see before

@@ -215,16 +215,67 @@ func TestScanAndFloodFindings(t *testing.T) {
 	}
 }
 
-// TestIPv4FragmentsAreCounted: fragments are attributed to their hosts and
-// counted, not decoded at L4.
-func TestIPv4FragmentsAreCounted(t *testing.T) {
+// fragmentIPv4 splits an IPv4 packet (20-byte header) into fragments of
+// at most size payload bytes (a multiple of 8), in the given order.
+func fragmentIPv4(ip []byte, size int, order []int) [][]byte {
+	payload := ip[20:]
+	var frags [][]byte
+	for off := 0; off < len(payload); off += size {
+		end := min(off+size, len(payload))
+		fr := append(append([]byte(nil), ip[:20]...), payload[off:end]...)
+		binary.BigEndian.PutUint16(fr[2:], uint16(20+end-off))
+		fo := uint16(off / 8)
+		if end < len(payload) {
+			fo |= 0x2000 // more fragments
+		}
+		binary.BigEndian.PutUint16(fr[6:], fo)
+		binary.BigEndian.PutUint16(fr[4:], 0x1234) // identification
+		frags = append(frags, fr)
+	}
+	out := make([][]byte, 0, len(frags))
+	for _, i := range order {
+		out = append(out, frags[i])
+	}
+	return out
+}
+
+// TestIPv4Fragments: a Modbus write split into fragments (an IDS evasion)
+// is reassembled, in any order, and decoded; an incomplete datagram is
+// dropped after its timeout. Fragments count as packets, the datagram not.
+func TestIPv4Fragments(t *testing.T) {
+	write := []byte{0, 9, 0, 0, 0, 6, 1, 6, 0, 40, 0xde, 0xad}
+	ip := ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", write) // 20 TCP + 12 payload
 	x := newTestExtractor(t, nil)
-	ip := ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1))
-	ip[6] |= 0x20 // more fragments
-	binary.BigEndian.PutUint16(ip[10:], 0)
-	add(x, t0, 1, ether(ip))
-	if st := x.Stats(); st.Fragments != 1 || st.Outcomes[OutcomeUnknownProtocol] != 1 || st.PDUs != 0 {
-		t.Errorf("fragment: %+v", st)
+	for i, fr := range fragmentIPv4(ip, 8, []int{2, 0, 3, 1}) {
+		add(x, t0+int64(i), 1, ether(fr))
+	}
+	st := x.Stats()
+	if st.Fragments != 4 || st.Reassembled != 1 || st.PDUs != 1 || st.Outcomes[OutcomeUnknownProtocol] != 4 || st.Packets != 4 {
+		t.Fatalf("fragments %d reassembled %d PDUs %d outcomes %v packets %d", st.Fragments, st.Reassembled, st.PDUs, st.Outcomes, st.Packets)
+	}
+	x.Flush()
+	var fns []string
+	for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
+		for _, c := range b.Comms {
+			if c.Function != "" {
+				fns = append(fns, c.Function)
+			}
+		}
+		b.Release()
+	}
+	if len(fns) != 1 || fns[0] != "write_single_register" {
+		t.Errorf("functions seen %v, want the write", fns)
+	}
+	// Half a datagram is held, then dropped after the timeout.
+	x = newTestExtractor(t, nil)
+	frs := fragmentIPv4(ip, 16, []int{0, 1})
+	add(x, t0, 1, ether(frs[0]))
+	add(x, t0+fragTimeout+1, 1, ether(ipTCP(t, "10.0.0.3", "10.0.0.4", 1, 2, 1, "S", nil)))
+	ip2 := append([]byte(nil), ip...)
+	binary.BigEndian.PutUint16(ip2[4:], 0x9999)
+	add(x, t0+fragTimeout+2, 1, ether(fragmentIPv4(ip2, 16, []int{1})[0]))
+	if st := x.Stats(); st.Reassembled != 0 || st.FragmentsDropped != 1 || st.PDUs != 0 {
+		t.Errorf("incomplete datagram: reassembled %d dropped %d PDUs %d", st.Reassembled, st.FragmentsDropped, st.PDUs)
 	}
 }
 
@@ -258,6 +309,9 @@ func FuzzExtractor(f *testing.F) {
 	f.Add(uint16(276), append(make([]byte, 20), ip...))
 	f.Add(uint16(113), append(make([]byte, 16), ip...))
 	f.Add(uint16(1), ether(ipTCP(f, "10.0.0.1", "10.0.0.2", 40000, 20000, 1, "AP", []byte{0x05, 0x64, 0x05, 0xc9, 0, 0, 0, 0, 0, 0})))
+	for _, fr := range fragmentIPv4(ip, 8, []int{0, 1, 2, 3}) {
+		f.Add(uint16(101), fr)
+	}
 	x := newTestExtractor(f, func(c *ingest.PacketConfig) { c.MaxFlows, c.MaxHosts = 64, 64 })
 	ts := t0
 	f.Fuzz(func(t *testing.T, link uint16, data []byte) {

@@ -202,7 +202,14 @@ func (s *ReplaySource) Summary() Summary {
 func (s *ReplaySource) Extractor() *Extractor { return s.x }
 
 // Stats returns the extractor's counters.
-func (x *Extractor) Stats() Stats { return x.stats }
+func (x *Extractor) Stats() Stats {
+	st := x.stats
+	st.FlowsEvicted = x.flows.evicted
+	st.HostsEvicted = x.hosts.evicted
+	st.Reassembled = x.frags.reassembled
+	st.FragmentsDropped = x.frags.evicted + x.frags.bad
+	return st
+}
 
 // Summary returns the assets, edges, protocols and outcome counts so far.
 func (x *Extractor) Summary() Summary {
@@ -213,8 +220,7 @@ func (x *Extractor) Summary() Summary {
 		Malformed: st.Outcomes[OutcomeMalformed], SkippedLinkType: st.Outcomes[OutcomeSkippedLinkType],
 		SkippedLinkTypes: st.SkippedLinkTypes, Stats: st,
 	}
-	sum.Stats.FlowsEvicted = x.flows.evicted
-	sum.Stats.HostsEvicted = x.hosts.evicted
+	sum.Stats = x.Stats()
 	for s := range x.protoPkt {
 		if x.protoPkt[s] == 0 && x.protoPDU[s] == 0 {
 			continue
