@@ -231,8 +231,8 @@ func (d *Decoder) Decode(data []byte, linkType uint16, f *Frame) l4Result {
 		}
 	}
 	if f.Fragment {
-		// The parser stops at the fragment; a first fragment's L4 header
-		// is not decoded either, so reassembly is left to the hosts.
+		// The parser stops at the fragment; the extractor reassembles
+		// the datagram and decodes its transport header then.
 		return l4Other
 	}
 	if f.IsIP && res == l4Other && (f.Transport == 6 || f.Transport == 17) {
