@@ -201,6 +201,10 @@ func (d *Decoder) Decode(data []byte, linkType uint16, f *Frame) l4Result {
 			f.Src = [16]byte(d.ip6.SrcIP)
 			f.Dst = [16]byte(d.ip6.DstIP)
 			f.Transport = uint8(d.ip6.NextHeader)
+		case layers.LayerTypeIPv6Fragment:
+			// Skipped by the extension skipper; a later fragment's bytes
+			// would pass for a transport header, so stop at L3.
+			f.Fragment = true
 		case layers.LayerTypeTCP:
 			f.Transport = 6
 			f.SrcPort, f.DstPort = uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)

@@ -502,3 +502,21 @@ func FuzzTCPStream(f *testing.F) {
 		}
 	})
 }
+
+// TestIPv6FragmentNotMisread: an IPv6 fragment is counted at L3; its
+// bytes are not read as a TCP header.
+func TestIPv6FragmentNotMisread(t *testing.T) {
+	ip6 := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6Fragment,
+		SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}
+	frag := []byte{byte(layers.IPProtocolTCP), 0, 0x00, 0x09, 0, 0, 0, 1} // offset 1, more fragments
+	body := append(frag, []byte{0x01, 0xf6, 0x9c, 0x40, 1, 2, 3, 4, 5, 6, 7, 8, 0x50, 0x02, 0, 0, 0, 0, 0, 0}...)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, ip6, gopacket.Payload(body)); err != nil {
+		t.Fatal(err)
+	}
+	x := newTestExtractor(t, nil)
+	add(x, t0, pcap.LinkTypeIPv6, buf.Bytes())
+	if st := x.Stats(); st.Fragments != 1 || x.flows.len() != 0 || st.Outcomes[OutcomeUnknownProtocol] != 1 {
+		t.Errorf("fragments %d flows %d outcomes %v", st.Fragments, x.flows.len(), st.Outcomes)
+	}
+}
