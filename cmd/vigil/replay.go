@@ -250,7 +250,8 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	if opts.progress || isTerminal(stderr) {
 		stopProgress = startProgress(stderr, tel, caps)
 	}
-	runErr := runEngine(ctx, &timeMerge{sources: sources}, engine)
+	merged := &timeMerge{sources: sources}
+	runErr := runEngine(ctx, merged, engine)
 	stopProgress()
 	// What was judged before an interruption or failure is still written.
 	if err := bw.Flush(); err != nil && runErr == nil {
@@ -275,7 +276,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		if runErr != nil {
 			fmt.Fprintf(stderr, "replay stopped early: %v; the summary and alerts cover the input read so far\n", runErr)
 		}
-		writeSummary(stderr, time.Since(started), tel, caps, engine.Stats(), store)
+		writeSummary(stderr, time.Since(started), merged, tel, caps, engine.Stats(), store)
 	}
 	return runErr
 }
@@ -409,6 +410,9 @@ type timeMerge struct {
 	sources []ingest.Source
 	pending []*ingest.Batch
 	done    []bool
+	// first and last are the earliest and latest event times of the rows
+	// handed out, for the summary; 0 before any.
+	first, last int64
 }
 
 func (m *timeMerge) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
@@ -448,7 +452,27 @@ func (m *timeMerge) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 	}
 	b := m.pending[best]
 	m.pending[best] = nil
+	m.span(b)
 	return b, nil
+}
+
+func (m *timeMerge) span(b *ingest.Batch) {
+	if b.Record == nil {
+		return
+	}
+	col, ok := b.Record.Column(0).(*array.Timestamp)
+	if !ok {
+		return
+	}
+	for _, v := range col.TimestampValues() {
+		t := int64(v)
+		if m.first == 0 || t < m.first {
+			m.first = t
+		}
+		if t > m.last {
+			m.last = t
+		}
+	}
 }
 
 func (m *timeMerge) Close() error { return nil }
@@ -558,8 +582,13 @@ func byteSize(n int64) string {
 }
 
 // writeSummary prints what the replay read and raised.
-func writeSummary(w io.Writer, elapsed time.Duration, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, store *baseline.Store) {
-	fmt.Fprintf(w, "replay finished in %s\n", elapsed.Round(time.Millisecond))
+func writeSummary(w io.Writer, elapsed time.Duration, m *timeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, store *baseline.Store) {
+	fmt.Fprintf(w, "replay finished in %s", elapsed.Round(time.Millisecond))
+	if m.last > 0 {
+		first, last := time.Unix(0, m.first).UTC(), time.Unix(0, m.last).UTC()
+		fmt.Fprintf(w, "; event time %s to %s (%s)", first.Format(time.RFC3339), last.Format(time.RFC3339), last.Sub(first).Round(time.Second))
+	}
+	fmt.Fprintln(w)
 	if tel != nil {
 		st := tel.Stats()
 		fmt.Fprintf(w, "telemetry: %d file(s), %d lines, %d records (%.0f records/s), %d rejected\n",

@@ -162,7 +162,7 @@ func TestReplayFleetSampleGolden(t *testing.T) {
 	out, stderr := runReplayTest(t, args...)
 	t.Logf("summary:\n%s", stderr)
 	checkGolden(t, parseAlerts(t, out), readLabels(t, "testdata/fleet/labels.csv"))
-	for _, want := range []string{"172574 records", "0 rejected", "by detector:", "by severity:", "0 still learning"} {
+	for _, want := range []string{"event time 2026-11-02T00:00:00Z to 2026-11-03T23:59:59Z", "172574 records", "0 rejected", "by detector:", "by severity:", "0 still learning"} {
 		if !bytes.Contains(stderr, []byte(want)) {
 			t.Errorf("summary lacks %q", want)
 		}
