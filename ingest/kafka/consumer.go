@@ -750,6 +750,12 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			if n++; n >= c.cfg.BatchSize {
 				break
 			}
+			// A batch is judged as one step of the engine: one that spans
+			// more event time than the partitions may drift apart would
+			// undo the alignment.
+			if c.align != nil && bb.span() >= c.align.maxSkew {
+				break
+			}
 			if m, err = r.FetchMessage(linger); err != nil {
 				break
 			}

@@ -71,6 +71,8 @@ type BatchBuilder struct {
 	// Restored state covers some records already; see restoreFilter.
 	filter  *restoreFilter
 	skipped int
+
+	firstTS, lastTS int64 // event times of the rows, for cutting by span
 }
 
 func newBatchBuilder(reg *ingest.Registry, g ingest.Grouper) *BatchBuilder {
@@ -90,7 +92,20 @@ func (b *BatchBuilder) Append(r *ingest.Row) {
 		b.skipped++
 		return
 	}
+	if b.obs.Len() == 0 {
+		b.firstTS, b.lastTS = r.TimeNanos, r.TimeNanos
+	} else {
+		b.firstTS, b.lastTS = min(b.firstTS, r.TimeNanos), max(b.lastTS, r.TimeNanos)
+	}
 	b.obs.Append(r)
+}
+
+// span returns the event time the rows collected so far cover.
+func (b *BatchBuilder) span() int64 {
+	if b.obs.Len() == 0 {
+		return 0
+	}
+	return b.lastTS - b.firstTS
 }
 
 // AppendComm adds a communication seen in the batch's time span.
