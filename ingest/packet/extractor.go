@@ -66,8 +66,9 @@ type Extractor struct {
 	row      ingest.Row
 	ready    []*ingest.Batch
 
-	maxDistinctEntries int   // bound of each window's distinct table
-	lastExpire         int64 // event time of the last idle-flow sweep
+	maxDistinctEntries int        // bound of each window's distinct table
+	setLog             []setEntry // set members of the shortest window, in discovery order
+	lastExpire         int64      // event time of the last idle-flow sweep
 	// active lists, per window, the hosts with traffic in it (in the order
 	// they became active, possibly twice after a slot was reused), so a
 	// window closes in time proportional to its active hosts, not to the
@@ -133,6 +134,7 @@ type Stats struct {
 	DistinctOverflow   int64 // distinct-set insertions counted without dedup: window table full
 	CommsDropped       int64 // communications not reported: the batch already holds max_flows
 	EventsDropped      int64 // findings not reported: the batch already holds maxEvents
+	SetMembersDropped  int64 // set members not reported: the batch already holds maxSetMembers
 	AssetsDropped      int64 // evicted assets not kept for the summary: record full
 }
 
@@ -555,6 +557,12 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 	// broker of the PLC, nor a spoofed flood new assets.
 	slot := slotOther
 	if udp || fl.tcp&tcpSYNACK != 0 || len(f.Payload) > 0 {
+		if !fromClient && fl.listenWin != x.curID[0] {
+			// The server answers on its port: a listening port of the
+			// window, once per flow and window.
+			fl.listenWin = x.curID[0]
+			x.listening(fl, server, udp)
+		}
 		slot = protoSlot(fl.proto)
 		bit := uint16(1) << uint(min(int(fl.proto), protoOther))
 		if fromClient {
@@ -637,14 +645,18 @@ func (x *Extractor) countDistinct(fl *flow, client, server int32) {
 		x.addDistinct(w, client, 0, 0, &hs.addr, &ca.peers)
 		x.addDistinct(w, server, 0, 0, &hc.addr, &sa.peers)
 		x.addDistinct(w, client, 1, dport, nil, &ca.dstPorts)
-		x.addDistinct(w, client, 2, 0, &hs.addr, &ca.dstHosts)
+		if x.addDistinct(w, client, 2, 0, &hs.addr, &ca.dstHosts) && w == 0 {
+			x.logSetMember(client, setRemoteAddrs, 0, &hs.addr)
+		}
 		x.addDistinct(w, server, 3, 0, &hc.addr, &sa.srcsIn)
 	}
 }
 
-func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[16]byte, counter *float64) {
+// addDistinct counts a member of one of host h's distinct sets in window
+// w and reports whether it was new (and recorded).
+func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[16]byte, counter *float64) bool {
 	if *counter >= float64(x.cfg.MaxDistinct) {
-		return
+		return false
 	}
 	k := distinctKey{host: h, gen: x.hosts.hosts[h].gen, kind: kind, port: port}
 	if addr != nil {
@@ -652,17 +664,18 @@ func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[
 	}
 	m := x.distinct[w]
 	if _, ok := m[k]; ok {
-		return
+		return false
 	}
 	if len(m) >= x.maxDistinctEntries {
 		// The window's table is full (a flood of new flows): count without
 		// deduplicating, so the counts become upper bounds, not blind spots.
 		x.stats.DistinctOverflow++
 		*counter++
-		return
+		return false
 	}
 	m[k] = struct{}{}
 	*counter++
+	return true
 }
 
 func floorDiv(a, b int64) int64 {
@@ -928,6 +941,54 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 	c.Packets++ // PDUs, for function entries
 	c.Bytes += int64(p.Len)
 	return false
+}
+
+// Set names of the members packet rows carry (Row.Sets), the same as Device
+// Defender reports so that one set rule serves both.
+const (
+	setRemoteAddrs       = "remote_addrs"        // hosts this host opened flows to
+	setListeningTCPPorts = "listening_tcp_ports" // ports this host answered TCP on
+	setListeningUDPPorts = "listening_udp_ports"
+)
+
+// maxSetMembers bounds the set members of one batch.
+const maxSetMembers = 1 << 16
+
+// setEntry is a set member of a host in the shortest window.
+type setEntry struct {
+	host int32
+	gen  uint32
+	set  string
+	port uint16
+	addr [16]byte
+}
+
+func (x *Extractor) logSetMember(h int32, set string, port uint16, addr *[16]byte) {
+	if len(x.setLog) >= maxSetMembers {
+		x.stats.SetMembersDropped++
+		return
+	}
+	e := setEntry{host: h, gen: x.hosts.hosts[h].gen, set: set, port: port}
+	if addr != nil {
+		e.addr = *addr
+	}
+	x.setLog = append(x.setLog, e)
+}
+
+// listening records the server port of fl as a listening port of server.
+func (x *Extractor) listening(fl *flow, server int32, udp bool) {
+	port := fl.key.portB()
+	if fl.clientB {
+		port = fl.key.portA()
+	}
+	kind, set := uint8(4), setListeningTCPPorts
+	if udp {
+		kind, set = 5, setListeningUDPPorts
+	}
+	var seen float64 // distinct listening ports are not a metric; only dedupe
+	if x.addDistinct(0, server, kind, port, nil, &seen) {
+		x.logSetMember(server, set, port, nil)
+	}
 }
 
 // maxEvents bounds the findings of one batch.

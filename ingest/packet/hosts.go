@@ -168,6 +168,7 @@ type host struct {
 	bytes        int64
 	acc          [maxWindows]acc
 	gen          uint32
+	setLo, setHi int32 // this host's members in the sorted set log, at window close
 	used         bool
 }
 

@@ -56,6 +56,7 @@ func TestReplayRowsAndProgress(t *testing.T) {
 	defer src.Close()
 	type key struct{ device, metric string }
 	got := map[key]float64{}
+	members := map[string]bool{}
 	for {
 		b, err := src.ReadBatch(context.Background())
 		if err == io.EOF {
@@ -66,6 +67,9 @@ func TestReplayRowsAndProgress(t *testing.T) {
 		}
 		rec := b.Record
 		dev := rec.Column(1).(*array.String)
+		for _, m := range b.Sets {
+			members[dev.Value(int(m.Row))+" "+m.Set+"="+m.Value] = true
+		}
 		for c := ingest.NumFixedCols; c < int(rec.NumCols()); c++ {
 			col := rec.Column(c).(*array.Float64)
 			for r := 0; r < int(rec.NumRows()); r++ {
@@ -91,6 +95,10 @@ func TestReplayRowsAndProgress(t *testing.T) {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s %s = %v (present %v), want %v", k.device, k.metric, g, ok, v)
 		}
+	}
+	// Set members, as Device Defender reports carry them, for set rules.
+	if len(members) != 2 || !members["10.0.0.1 remote_addrs=10.0.0.2"] || !members["10.0.0.2 listening_tcp_ports=502"] {
+		t.Errorf("set members %v", members)
 	}
 	p := src.Progress()
 	if p.BytesRead != p.TotalBytes || p.TotalBytes == 0 || p.Packets != 2 {

@@ -79,6 +79,7 @@ type flow struct {
 	tries       uint8 // payloads ot.Detect has seen
 	tcp         uint8
 	win         [maxWindows]int64 // window id the flow was last counted in, per window
+	listenWin   int64             // shortest window its server port was last recorded as listening
 	streams     [2]stream         // a→b, b→a
 	// Caches of the batch's Communication entries this flow feeds, valid
 	// while their batch number is current.
@@ -180,7 +181,7 @@ func (t *flowTable) insert(k flowKey, h uint64) int32 {
 		t.free = t.free[:len(t.free)-1]
 	}
 	f := &t.flows[i]
-	*f = flow{key: k, hash: h, used: true, baseComm: -1, fnComm: -1, malEvent: -1}
+	*f = flow{key: k, hash: h, used: true, baseComm: -1, fnComm: -1, malEvent: -1, listenWin: -1 << 62}
 	for w := range f.win {
 		f.win[w] = -1 << 62
 	}

@@ -1,8 +1,11 @@
 package packet
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/ot"
@@ -89,6 +92,9 @@ func (x *Extractor) closeWindows(next int64) {
 			hs[i].acc[w] = acc{}
 		}
 		x.active[w] = x.active[w][:0]
+		if w == 0 {
+			x.setLog = x.setLog[:0]
+		}
 		// clear is O(capacity): after a flood filled the table, start a
 		// small one rather than sweep the large one at every window.
 		if len(x.distinct[w]) > 4096 {
@@ -163,6 +169,9 @@ func (x *Extractor) emitRows(w int, end int64) {
 		x.groupAcc[g][w] = acc{}
 	}
 	hs := x.hosts.hosts
+	if w == 0 {
+		x.indexSetLog()
+	}
 	for _, i := range x.active[w] {
 		h := &hs[i]
 		a := &h.acc[w]
@@ -172,7 +181,11 @@ func (x *Extractor) emitRows(w int, end int64) {
 			continue
 		}
 		a.emitted = true
-		x.appendRow(w, end, h.device, h.group, h.ipText, a, h.clientProtos|h.serverProtos)
+		var sets []setEntry
+		if w == 0 {
+			sets = x.setLog[h.setLo:h.setHi]
+		}
+		x.appendRow(w, end, h.device, h.group, h.ipText, a, h.clientProtos|h.serverProtos, sets)
 		if x.cfg.GroupRows && h.groupIdx >= 0 {
 			ga := &x.groupAcc[h.groupIdx][w]
 			ga.merge(a)
@@ -187,12 +200,34 @@ func (x *Extractor) emitRows(w int, end int64) {
 	for g, name := range x.groupNam {
 		a := &x.groupAcc[g][w]
 		if a.active {
-			x.appendRow(w, end, name+"/*", name, "", a, 0xffff)
+			x.appendRow(w, end, name+"/*", name, "", a, 0xffff, nil)
 		}
 	}
 }
 
-func (x *Extractor) appendRow(w int, end int64, device, group, ip string, a *acc, protos uint16) {
+// indexSetLog sorts the shortest window's set members by host and points
+// each active host at its own (setLo:setHi); members of a reused host slot
+// are left out.
+func (x *Extractor) indexSetLog() {
+	hs := x.hosts.hosts
+	for _, i := range x.active[0] {
+		hs[i].setLo, hs[i].setHi = 0, 0
+	}
+	slices.SortStableFunc(x.setLog, func(a, b setEntry) int { return cmp.Compare(a.host, b.host) })
+	for lo := 0; lo < len(x.setLog); {
+		e := &x.setLog[lo]
+		hi := lo + 1
+		for hi < len(x.setLog) && x.setLog[hi].host == e.host {
+			hi++
+		}
+		if h := &hs[e.host]; h.used && h.gen == e.gen {
+			h.setLo, h.setHi = int32(lo), int32(hi)
+		}
+		lo = hi
+	}
+}
+
+func (x *Extractor) appendRow(w int, end int64, device, group, ip string, a *acc, protos uint16, sets []setEntry) {
 	r := &x.row
 	r.Reset()
 	r.TimeNanos, r.Device, r.Group, r.Partition, r.Offset, r.SrcIP = end, device, group, -1, x.seq, ip
@@ -221,6 +256,16 @@ func (x *Extractor) appendRow(w int, end int64, device, group, ip string, a *acc
 		}
 	}
 	r.Metrics = m
+	for i := range sets {
+		e := &sets[i]
+		var v string
+		if e.set == setRemoteAddrs {
+			v = netip.AddrFrom16(e.addr).Unmap().String()
+		} else {
+			v = strconv.Itoa(int(e.port))
+		}
+		r.Sets = append(r.Sets, ingest.SetMember{Set: e.set, Value: v})
+	}
 	x.builder.Append(r)
 }
 
