@@ -54,9 +54,6 @@ func startRsyslog(t *testing.T, pki *testPKI) *rsyslogd {
 	if bin == "" {
 		t.Skip("rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls, or run .ci/install-deps)")
 	}
-	if testing.Short() {
-		t.Skip("integration test against rsyslogd; skipped with -short")
-	}
 	dir := t.TempDir()
 	r := &rsyslogd{t: t, dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), out: filepath.Join(dir, "out.log"),
 		tcpPort: freePort(t), tlsPort: freePort(t)}

@@ -281,7 +281,8 @@ func (s *syslogSink) Close() error {
 // syslogConn is a connection and whether its peer has gone away.
 type syslogConn struct {
 	net.Conn
-	dead atomic.Bool
+	dead   atomic.Bool
+	onDead func() // wakes the connection goroutine
 }
 
 // watch reads from the connection until it fails. A syslog receiver never
@@ -294,6 +295,7 @@ func (c *syslogConn) watch() {
 		if _, err := c.Read(buf[:]); err != nil {
 			c.dead.Store(true)
 			c.Close()
+			c.onDead()
 			return
 		}
 	}
@@ -318,11 +320,17 @@ func (s *syslogSink) run() {
 	var connectedAt time.Time
 	var wbuf []byte
 	for {
+		// Wait for messages, or for the connection to die: then reconnect
+		// at once to resend the unconfirmed tail, even with nothing new.
 		s.mu.Lock()
-		for s.sent == s.tail && !s.closing {
+		for s.sent == s.tail && !s.closing && (conn == nil || !conn.dead.Load()) {
 			s.cond.Wait()
 		}
-		if s.sent == s.tail && s.closing {
+		// Closing with everything written: done, unless the connection
+		// died meanwhile; then the tail goes out again first (bounded by
+		// CloseTimeout).
+		alive := conn != nil && !conn.dead.Load()
+		if s.sent == s.tail && s.closing && (alive || !everConnected) {
 			s.mu.Unlock()
 			return
 		}
@@ -452,13 +460,49 @@ func (s *syslogSink) dial() (*syslogConn, error) {
 	case TransportTLS:
 		td := &tls.Dialer{NetDialer: d, Config: s.tls}
 		c, err = td.DialContext(ctx, "tcp", s.cfg.Address)
+		if err == nil {
+			err = awaitTLSVerdict(c.(*tls.Conn))
+		}
 	default:
 		c, err = d.DialContext(ctx, "tcp", s.cfg.Address)
 	}
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
 		return nil, err
 	}
-	return &syslogConn{Conn: c}, nil
+	return &syslogConn{Conn: c, onDead: func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}}, nil
+}
+
+// tlsVerdictWait is how long a new TLS 1.3 connection waits for the
+// receiver to reject it.
+const tlsVerdictWait = 250 * time.Millisecond
+
+// awaitTLSVerdict waits briefly for a TLS 1.3 receiver's verdict on the
+// client. In TLS 1.3 the client's handshake ends before the server has
+// checked the client certificate; a server that rejects it says so with an
+// alert the client only sees when it reads. Without this wait the first
+// messages would be written into a connection that is already refused, and
+// reported as accepted.
+func awaitTLSVerdict(c *tls.Conn) error {
+	if c.ConnectionState().Version != tls.VersionTLS13 {
+		return nil // TLS 1.2 checks the client certificate inside the handshake
+	}
+	var b [1]byte
+	c.SetReadDeadline(time.Now().Add(tlsVerdictWait))
+	_, err := c.Read(b[:])
+	c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	c.Close()
+	return fmt.Errorf("the receiver refused the TLS session: %w; check tls.cert_file and tls.key_file against what it requires", err)
 }
 
 func (s *syslogSink) setErr(err error) {
