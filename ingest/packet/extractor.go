@@ -488,7 +488,9 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 		dir = 1
 	}
 	ai := x.flowHost(&fl.host[0], fl.key.a0, fl.key.a1, ts)
+	x.hosts.pin = ai // making room for b must not evict a
 	bi := x.flowHost(&fl.host[1], fl.key.b0, fl.key.b1, ts)
+	x.hosts.pin = -1
 	src, dst := ai, bi
 	if fromB {
 		src, dst = bi, ai
@@ -810,6 +812,7 @@ func (x *Extractor) decodeSegment(fl *flow, dir int, f *Frame, ts int64, fromCli
 		if len(st.buf)+len(data) > x.cfg.MaxStreamBuffer || x.buffered+len(data) > x.cfg.MaxBufferedBytes {
 			x.stats.ReassemblyOverflow++
 			x.dropBuffer(st)
+			st.resync = true // the PDU's end is lost with it
 			return false
 		}
 		x.buffered += len(data)
@@ -852,6 +855,7 @@ func (x *Extractor) decodeStream(fl *flow, st *stream, b []byte, ts int64, fromC
 		}
 		if x.buffered+len(b) > x.cfg.MaxBufferedBytes {
 			x.stats.ReassemblyOverflow++
+			st.resync = true
 			return bad
 		}
 		st.buf = append(x.getBuf(), b...)

@@ -520,3 +520,21 @@ func TestIPv6FragmentNotMisread(t *testing.T) {
 		t.Errorf("fragments %d flows %d outcomes %v", st.Fragments, x.flows.len(), st.Outcomes)
 	}
 }
+
+// TestHostEvictionKeepsBothEndpoints: with a full host table and equal
+// timestamps (second-resolution captures), making room for one endpoint
+// never evicts the other endpoint of the same packet.
+func TestHostEvictionKeepsBothEndpoints(t *testing.T) {
+	x := newTestExtractor(t, func(c *ingest.PacketConfig) { c.MaxHosts = 16 })
+	frame := ether(ipTCP(t, "172.16.0.1", "10.0.0.2", 1024, 502, 1, "S", nil))
+	for i := 0; i < 500; i++ {
+		binary.BigEndian.PutUint32(frame[14+12:], 0xac100000|uint32(i))
+		binary.BigEndian.PutUint32(frame[14+16:], 0x0a000000|uint32(i))
+		add(x, t0, 1, frame)
+		fl := &x.flows.flows[x.lastFlow]
+		a, b := &x.hosts.hosts[fl.host[0].idx], &x.hosts.hosts[fl.host[1].idx]
+		if a.addr != fl.key.addrA() || b.addr != fl.key.addrB() || fl.host[0].idx == fl.host[1].idx {
+			t.Fatalf("packet %d: endpoints resolved to %v and %v", i, a.ip, b.ip)
+		}
+	}
+}

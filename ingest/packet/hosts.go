@@ -181,10 +181,11 @@ type hostTable struct {
 	max     int
 	evicted int64
 	onEvict func(*host) // called before an evicted host's slot is reused
+	pin     int32       // a slot victim must not pick (the packet's other endpoint), or -1
 }
 
 func newHostTable(max int) *hostTable {
-	return &hostTable{idx: make(map[[16]byte]int32, min(max, 1024)), max: max}
+	return &hostTable{idx: make(map[[16]byte]int32, min(max, 1024)), max: max, pin: -1}
 }
 
 // victim returns the least recently seen of the next evictSample slots,
@@ -194,6 +195,9 @@ func (t *hostTable) victim() int32 {
 	best := -1
 	for range evictSample {
 		t.hand = (t.hand + 1) % len(t.hosts)
+		if int32(t.hand) == t.pin {
+			continue
+		}
 		h := &t.hosts[t.hand]
 		if best < 0 {
 			best = t.hand
