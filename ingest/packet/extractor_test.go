@@ -523,7 +523,9 @@ func TestIPv6FragmentNotMisread(t *testing.T) {
 
 // TestHostEvictionKeepsBothEndpoints: with a full host table and equal
 // timestamps (second-resolution captures), making room for one endpoint
-// never evicts the other endpoint of the same packet.
+// never evicts the other endpoint of the same packet. (The clock hand
+// alone already avoids it for tables of at least 16 hosts; the pin in
+// hostTable keeps it true if the sampling changes.)
 func TestHostEvictionKeepsBothEndpoints(t *testing.T) {
 	x := newTestExtractor(t, func(c *ingest.PacketConfig) { c.MaxHosts = 16 })
 	frame := ether(ipTCP(t, "172.16.0.1", "10.0.0.2", 1024, 502, 1, "S", nil))
