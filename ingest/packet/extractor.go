@@ -92,7 +92,7 @@ type Extractor struct {
 type distinctKey struct {
 	host int32
 	gen  uint32 // the host slot's generation: a reused slot starts afresh
-	kind uint8  // 0 peer, 1 dst port, 2 dst host, 3 source towards host
+	kind uint8  // 0 peer, 1 dst port, 2 dst host, 3 source towards host, 4/5 listening TCP/UDP port
 	port uint16
 	addr [16]byte
 }

@@ -11,15 +11,16 @@ import (
 // window closes, so several extractors (one per Kafka partition) can share
 // the same series and the HTTP handler reads only atomics.
 type packetMetrics struct {
-	outcomes                      [numOutcomes]*metrics.Counter
-	bytes, pdus, malformedPDUs    *metrics.Counter
-	fragments, late, retransmits  *metrics.Counter
-	gaps, overflow                *metrics.Counter
-	flowsEvicted, hostsEvicted    *metrics.Counter
-	commsDropped, eventsDropped   *metrics.Counter
-	distinctOverflow              *metrics.Counter
-	last                          Stats
-	lastFlowsEvicted, lastEvicted int64
+	outcomes                     [numOutcomes]*metrics.Counter
+	bytes, pdus, malformedPDUs   *metrics.Counter
+	fragments, late, retransmits *metrics.Counter
+	gaps, overflow               *metrics.Counter
+	flowsEvicted, hostsEvicted   *metrics.Counter
+	commsDropped, eventsDropped  *metrics.Counter
+	distinctOverflow             *metrics.Counter
+	reassembled, fragsDropped    *metrics.Counter
+	unsynced                     *metrics.Counter
+	last                         Stats
 }
 
 // RegisterMetrics publishes the extractor's counters in set, labelled with
@@ -47,6 +48,9 @@ func (x *Extractor) RegisterMetrics(set *metrics.Set, source string) {
 	m.commsDropped = c("vigil_packet_communications_dropped_total", "")
 	m.eventsDropped = c("vigil_packet_findings_dropped_total", "")
 	m.distinctOverflow = c("vigil_packet_distinct_overflow_total", "")
+	m.reassembled = c("vigil_packet_ipv4_reassembled_total", "")
+	m.fragsDropped = c("vigil_packet_ipv4_fragments_dropped_total", "")
+	m.unsynced = c("vigil_packet_tcp_unsynced_segments_total", "")
 	x.metrics = m
 }
 
@@ -56,7 +60,8 @@ func (x *Extractor) publishMetrics() {
 	if m == nil {
 		return
 	}
-	st := &x.stats
+	full := x.Stats()
+	st := &full
 	add := func(c *metrics.Counter, now, before int64) {
 		if now > before {
 			c.AddInt64(now - before)
@@ -76,9 +81,11 @@ func (x *Extractor) publishMetrics() {
 	add(m.commsDropped, st.CommsDropped, m.last.CommsDropped)
 	add(m.eventsDropped, st.EventsDropped, m.last.EventsDropped)
 	add(m.distinctOverflow, st.DistinctOverflow, m.last.DistinctOverflow)
-	add(m.flowsEvicted, x.flows.evicted, m.lastFlowsEvicted)
-	add(m.hostsEvicted, x.hosts.evicted, m.lastEvicted)
+	add(m.reassembled, st.Reassembled, m.last.Reassembled)
+	add(m.fragsDropped, st.FragmentsDropped, m.last.FragmentsDropped)
+	add(m.unsynced, st.Unsynced, m.last.Unsynced)
+	add(m.flowsEvicted, st.FlowsEvicted, m.last.FlowsEvicted)
+	add(m.hostsEvicted, st.HostsEvicted, m.last.HostsEvicted)
 	m.last = *st
 	m.last.SkippedLinkTypes = nil
-	m.lastFlowsEvicted, m.lastEvicted = x.flows.evicted, x.hosts.evicted
 }
