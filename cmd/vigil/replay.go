@@ -432,7 +432,7 @@ func (m *timeMerge) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 			if err != nil {
 				return nil, err
 			}
-			if b.Record == nil || b.Record.NumRows() == 0 && len(b.Comms) == 0 && len(b.Events) == 0 {
+			if (b.Record == nil || b.Record.NumRows() == 0) && len(b.Comms) == 0 && len(b.Events) == 0 {
 				b.Release()
 				b.Ack(ctx, nil)
 				continue
