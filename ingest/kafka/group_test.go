@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+
 	"github.com/vigil-ot/vigil/detect"
 )
 
@@ -108,6 +110,21 @@ func TestKafkaGroupKilledInstanceIntegration(t *testing.T) {
 			}
 		}
 	}()
+
+	// The stream starts once all three are in the group, so the kill lands
+	// on an instance that owns partitions and has work in flight.
+	cl := &kafkago.Client{Addr: kafkago.TCP(k.addrs...), Timeout: 5 * time.Second}
+	joinBy := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := cl.DescribeGroups(context.Background(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{"g2"}})
+		if err == nil && len(resp.Groups) == 1 && resp.Groups[0].GroupState == "Stable" && len(resp.Groups[0].Members) == 3 {
+			break
+		}
+		if time.Now().After(joinBy) {
+			t.Fatalf("three instances did not form a stable group in 30s: %+v %v", resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// Committed offsets are watched throughout: they may stand still, never
 	// move back.
