@@ -30,6 +30,7 @@ type aligner struct {
 
 	mu      sync.Mutex
 	changed chan struct{}
+	waiters int // goroutines blocked in wait; without any, nobody needs waking
 	parts   map[*partState]*alignState
 }
 
@@ -43,6 +44,9 @@ func newAligner(maxSkew, maxWait time.Duration) *aligner {
 }
 
 func (a *aligner) notifyLocked() {
+	if a.waiters == 0 {
+		return
+	}
 	close(a.changed)
 	a.changed = make(chan struct{})
 }
@@ -67,20 +71,27 @@ func (a *aligner) wait(ctx context.Context, ps *partState, tmin int64) (timedOut
 			return false
 		}
 		ch := a.changed
+		a.waiters++
 		a.mu.Unlock()
 		if timer == nil {
 			t := time.NewTimer(a.maxWait)
 			defer t.Stop()
 			timer = t.C
 		}
+		var timedOut, stop bool
 		select {
 		case <-ch:
 		case <-timer:
-			return true
+			timedOut = true
 		case <-ctx.Done():
-			return false
+			stop = true
 		}
 		a.mu.Lock()
+		a.waiters--
+		if timedOut || stop {
+			a.mu.Unlock()
+			return timedOut
+		}
 	}
 }
 
