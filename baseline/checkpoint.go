@@ -86,12 +86,11 @@ const numFixedCheckpointCols = 8
 
 // checkpointWriter fills record batches of the checkpoint schema.
 type checkpointWriter struct {
-	s      *Store
-	w      *ipc.FileWriter
-	b      *array.RecordBuilder
-	rows   int
-	nh     int
-	scrach []byte
+	s    *Store
+	w    *ipc.FileWriter
+	b    *array.RecordBuilder
+	rows int
+	nh   int
 }
 
 func (cw *checkpointWriter) row(kind int8, name, group, metric string, samples, first, last int64, protecting bool, mean, weight, m2 [MaxHalfLives]float64, state []byte) error {
