@@ -133,6 +133,11 @@ type SilenceConfig struct {
 	MinReports    int           `yaml:"min_reports"`  // intervals learned before judging
 	MinInterval   time.Duration `yaml:"min_interval"` // floor of the learned interval
 	Severity      int           `yaml:"severity"`     // 0: severity.base.silence
+	// PartitionIdle: a source partition whose newest event time is this
+	// far behind the newest of all partitions no longer holds the
+	// watermark back (it has no data: caught up, or its devices stopped).
+	// Keep it above kafka.max_event_time_skew.
+	PartitionIdle time.Duration `yaml:"partition_idle"`
 }
 
 // IdentityConfig configures the identity detector.
@@ -262,7 +267,7 @@ func DefaultConfig() Config {
 			Enabled: true, Statistic: "p99.9", MinScore: 2, MinGroupSamples: 200, ToAlarm: 3, ToClear: 3,
 		},
 		Silence: SilenceConfig{
-			Enabled: true, MissedReports: 5, MinReports: 10, MinInterval: time.Second,
+			Enabled: true, MissedReports: 5, MinReports: 10, MinInterval: time.Second, PartitionIdle: 5 * time.Minute,
 		},
 		Identity: IdentityConfig{
 			Enabled: true, Window: 10 * time.Minute, MaxSrcIPs: 1, MaxClientIDs: 1,
@@ -384,6 +389,9 @@ func (c *Config) validateTemporal() error {
 	s := &c.Silence
 	if s.Enabled && (s.MissedReports < 1 || s.MinReports < 2 || s.MinInterval <= 0) {
 		return fmt.Errorf("silence: missed_reports must be at least 1, min_reports at least 2 and min_interval positive")
+	}
+	if s.Enabled && s.PartitionIdle <= 0 {
+		return fmt.Errorf("silence: partition_idle must be positive (default 5m); keep it above kafka.max_event_time_skew")
 	}
 	id := &c.Identity
 	if id.Enabled && (id.Window <= 0 || id.MaxSrcIPs < 1 || id.MaxClientIDs < 1 || id.MaxDevicesPerCert < 1 || id.ToClear < 1) {

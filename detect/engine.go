@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -59,6 +60,10 @@ type Engine struct {
 	devices []deviceState
 	groups  []groupState
 
+	parts    []partMark // source partitions, in order of first appearance
+	lastPart int        // index in parts of the previous row's partition
+	wm       int64      // event-time watermark: see partMark
+
 	certIndex map[string]int32
 	certs     []certState
 
@@ -89,6 +94,7 @@ type deviceState struct {
 	init         bool
 	guarded      bool // rows are not learned since guardedSince (see learnable)
 	group        int32
+	part         int32 // index+1 in Engine.parts of the partition of its latest report; 0: none
 	alarms       int32 // active alarms: the poisoning guard and the quarantine release
 	guardedSince int64
 	last         int64        // event time of the newest report
@@ -107,6 +113,8 @@ type groupState struct {
 	members       []int32
 	heap          []int32 // silence deadlines, a min-heap of device ids
 	lastReport    int64   // newest report of any member, for silence
+	gapStart      int64   // the group's most recent gap in reporting longer than
+	gapEnd        int64   // missed_reports × min_interval, for silence
 	fleet         fleetState
 	rate          rateBucket
 	incident      incident
@@ -156,6 +164,7 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 		metricSlot: make(map[string]int),
 		certIndex:  make(map[string]int32),
 		extraLast:  make(map[string]int64),
+		wm:         math.MinInt64,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -390,6 +399,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		e.join(d, ds, g)
 	}
 	e.row = i
+	e.advancePartition(ds, c.part[i], t)
 	if gs.incident.open && t >= gs.incident.quietUntil {
 		e.closeIncident(gs, g, t)
 	}

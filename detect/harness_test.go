@@ -93,6 +93,8 @@ type sim struct {
 	// batchMinutes is how many minutes of reports go into one batch.
 	batchMinutes int
 	offset       int64
+	// partition of device i; nil: -1 (files)
+	partition func(i int) int32
 	sets         []string // stable storage for set member strings
 }
 
@@ -144,6 +146,9 @@ func (s *sim) run(from, to int, mut mutator) {
 			jitter := time.Duration(s.rng.IntN(5)) * time.Second
 			r.TimeNanos = s.start.Add(time.Duration(m)*time.Minute + time.Duration(d.second)*time.Second + jitter).UnixNano()
 			r.Device, r.Group, r.Partition = d.name, d.group, -1
+			if s.partition != nil {
+				r.Partition = s.partition(i)
+			}
 			s.offset++
 			r.Offset = s.offset
 			r.Metrics = append(r.Metrics,

@@ -65,18 +65,25 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			e.heapPush(gs, d)
 		}
 	}
+	if gs.lastReport != 0 && t-gs.lastReport > int64(cfg.MissedReports*float64(cfg.MinInterval)) {
+		gs.gapStart, gs.gapEnd = gs.lastReport, t
+	}
+	// A device is overdue once the group reported after its deadline (this
+	// row) and every active partition has passed it (the watermark): its
+	// own partition would have shown a report before the deadline.
+	now := min(t, e.wm)
 	for len(gs.heap) > 0 {
 		top := gs.heap[0]
 		ts := &e.devices[top].sil
-		if ts.deadline >= t {
+		if ts.deadline >= now {
 			break
 		}
 		e.heapPop(gs)
 		threshold := ts.deadline - ts.last
-		if t-gs.lastReport > threshold {
+		if ts.deadline > gs.gapStart && ts.deadline <= gs.gapEnd && gs.gapEnd-gs.gapStart > threshold {
 			// The group itself was silent over the deadline: not this
 			// device's silence. Start its grace again from the group's return.
-			ts.deadline = t + threshold
+			ts.deadline = gs.gapEnd + threshold
 			e.heapPush(gs, top)
 			continue
 		}

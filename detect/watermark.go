@@ -1,0 +1,114 @@
+package detect
+
+import (
+	"math"
+	"slices"
+)
+
+// partMark is the event-time progress of one source partition (the
+// observation's partition column; -1 for files).
+//
+// One engine judges the devices of several partitions, and partitions
+// advance independently: a backlog, a rebalance or a restored partition
+// puts one minutes behind another. Judging a device's absence against the
+// newest event time of any partition would declare the devices of the
+// slower partitions silent though their reports are simply not read yet.
+// So absence is judged against the watermark: the newest event time of the
+// slowest active partition. A partition is active while devices report
+// through it and its newest event time is within silence.partition_idle of
+// the newest of all partitions.
+type partMark struct {
+	part    int32
+	high    int64 // newest event time read from the partition
+	devices int32 // devices whose latest report came through it
+}
+
+// advancePartition notes the current row of device ds, read from partition
+// p at event time t, and keeps e.wm up to date.
+func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
+	idx := e.lastPart
+	if idx >= len(e.parts) || e.parts[idx].part != p {
+		idx = slices.IndexFunc(e.parts, func(m partMark) bool { return m.part == p })
+		if idx < 0 {
+			idx = len(e.parts)
+			e.parts = append(e.parts, partMark{part: p, high: math.MinInt64})
+		}
+		e.lastPart = idx
+	}
+	pm := &e.parts[idx]
+	changed := false
+	if int(ds.part) != idx+1 {
+		if ds.part > 0 {
+			e.parts[ds.part-1].devices--
+		}
+		ds.part = int32(idx + 1)
+		pm.devices++
+		changed = true
+	}
+	if t > pm.high {
+		pm.high = t
+		changed = true
+	}
+	if changed {
+		e.updateWatermark()
+	}
+}
+
+// updateWatermark sets e.wm to the newest event time of the slowest active
+// partition. Partitions are few (those one instance owns), so a scan when
+// one of them advances costs a few nanoseconds.
+func (e *Engine) updateWatermark() {
+	top := int64(math.MinInt64)
+	for i := range e.parts {
+		if e.parts[i].devices > 0 && e.parts[i].high > top {
+			top = e.parts[i].high
+		}
+	}
+	if top == math.MinInt64 {
+		e.wm = math.MinInt64
+		return
+	}
+	wm := top
+	idle := top - int64(e.cfg.Silence.PartitionIdle)
+	for i := range e.parts {
+		if pm := &e.parts[i]; pm.devices > 0 && pm.high >= idle && pm.high < wm {
+			wm = pm.high
+		}
+	}
+	e.wm = wm
+}
+
+// Watermark returns the event time absence is judged against: the newest
+// event time of the slowest active source partition (math.MinInt64 before
+// the first row). For tests and diagnostics.
+func (e *Engine) Watermark() int64 { return e.wm }
+
+// ForgetDevice drops everything the engine keeps about device: its alarm
+// states, silence deadline, identity history, rule windows, quarantine
+// episode and group membership. The Kafka consumer calls it for the devices
+// of a partition that moved to another instance (kafka.DeviceForgetter), so
+// this instance neither judges them silent nor holds stale alarms for them;
+// the new owner judges them from then on. An alarm still open is dropped
+// without a clear: the new owner does not know it either.
+func (e *Engine) ForgetDevice(device string) {
+	d := e.reg.DeviceID(device)
+	if d < 0 || int(d) >= len(e.devices) || !e.devices[d].init {
+		return
+	}
+	ds := &e.devices[d]
+	if ds.group >= 0 {
+		gs := &e.groups[ds.group]
+		e.silenceLeave(gs, d, ds)
+		if i := slices.Index(gs.members, d); i >= 0 {
+			gs.members = slices.Delete(gs.members, i, i+1)
+		}
+		if ds.q != nil && ds.q.action == qQuarantined && gs.quarantined > 0 {
+			gs.quarantined--
+		}
+	}
+	if ds.part > 0 {
+		e.parts[ds.part-1].devices--
+	}
+	*ds = deviceState{}
+	e.updateWatermark()
+}
