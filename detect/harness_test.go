@@ -95,7 +95,7 @@ type sim struct {
 	offset       int64
 	// partition of device i; nil: -1 (files)
 	partition func(i int) int32
-	sets         []string // stable storage for set member strings
+	sets      []string // stable storage for set member strings
 }
 
 type simDevice struct {
