@@ -52,6 +52,11 @@ func startRsyslog(t *testing.T, pki *testPKI) *rsyslogd {
 		}
 	}
 	if bin == "" {
+		// CI installs rsyslog (.ci/install-deps) and sets VIGIL_REQUIRE_RSYSLOG,
+		// so a missing receiver there fails instead of passing silently.
+		if os.Getenv("VIGIL_REQUIRE_RSYSLOG") != "" {
+			t.Fatal("rsyslogd is not installed but VIGIL_REQUIRE_RSYSLOG is set: run .ci/install-deps")
+		}
 		t.Skip("rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls, or run .ci/install-deps)")
 	}
 	dir := t.TempDir()
