@@ -53,21 +53,36 @@ func main() {
 	partitions := flag.Int("partitions", 3, "partitions of the input topics")
 	devices := flag.Int("devices", 200, "devices in the simulated fleet")
 	latencyFor := flag.Duration("latency-for", 10*time.Second, "length of the latency run")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of Vigil's throughput run to this file")
+	flag.StringVar(&bareProfile, "bareprofile", "", "write a CPU profile of the bare consumer's run to this file")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "kafkabench:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	if err := run(*records, int32(*partitions), *devices, *latencyFor); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkabench:", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
+	}
+}
+
+var cpuProfile, bareProfile string
+
+// profile profiles one phase of the run, so that the throughput runs'
+// profiles are not diluted by producing and the latency run.
+func profile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kafkabench: cannot write profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "kafkabench: cannot profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
@@ -93,15 +108,19 @@ func run(records int, partitions int32, devices int, latencyFor time.Duration) e
 
 	// CPU seconds (user+system, the broker's included) tell the cost apart
 	// from how busy the machine happens to be.
+	stop := profile(bareProfile)
 	c0 := cpuSeconds()
 	bare, err := bareConsumer(addr, topicIn, int(partitions), records)
+	stop()
 	if err != nil {
 		return err
 	}
 	bareCPU := cpuSeconds() - c0
 	fmt.Printf("bare kafka-go consumer:  %9.0f records/s  %9.0f records/CPU-second\n", bare, float64(records)/bareCPU)
+	stop = profile(cpuProfile)
 	c0 = cpuSeconds()
 	vig, err := vigilThroughput(addr, records)
+	stop()
 	if err != nil {
 		return err
 	}
