@@ -63,6 +63,7 @@ type Engine struct {
 	parts    []partMark // source partitions, in order of first appearance
 	lastPart int        // index in parts of the previous row's partition
 	wm       int64      // event-time watermark: see partMark
+	batches  int64      // batches judged, the clock of partition idleness
 
 	certIndex map[string]int32
 	certs     []certState
@@ -261,6 +262,10 @@ func (e *Engine) judge(b *ingest.Batch) {
 		return
 	}
 	e.bindMetrics(f)
+	e.batches++
+	if len(e.parts) > 1 {
+		e.updateWatermark() // idleness moves with the batch count
+	}
 	e.setAt = 0
 	n := f.NumRows()
 	for i := 0; i < n; i++ {

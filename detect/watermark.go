@@ -16,12 +16,22 @@ import (
 // So absence is judged against the watermark: the newest event time of the
 // slowest active partition. A partition is active while devices report
 // through it and its newest event time is within silence.partition_idle of
-// the newest of all partitions.
+// the newest of all partitions or it delivered rows recently. A partition
+// with a backlog delivers its share of batches even when one batch spans
+// more than partition_idle; one that delivered nothing while the others
+// delivered idleBatches batches each is caught up or dark, and holding the
+// watermark at its last event time would blind the detector to every
+// device of the instance, its own dead devices included.
 type partMark struct {
 	part    int32
 	high    int64 // newest event time read from the partition
 	devices int32 // devices whose latest report came through it
+	seq     int64 // Engine.batches when the partition last delivered a row
 }
+
+// idleBatches is how many batches per active partition the engine judges
+// without a row of a partition before that partition may count as idle.
+const idleBatches = 16
 
 // advancePartition notes the current row of device ds, read from partition
 // p at event time t, and keeps e.wm up to date.
@@ -36,6 +46,7 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 		e.lastPart = idx
 	}
 	pm := &e.parts[idx]
+	pm.seq = e.batches
 	changed := false
 	if int(ds.part) != idx+1 {
 		if ds.part > 0 {
@@ -59,9 +70,11 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 // one of them advances costs a few nanoseconds.
 func (e *Engine) updateWatermark() {
 	top := int64(math.MinInt64)
+	active := int64(0)
 	for i := range e.parts {
-		if e.parts[i].devices > 0 && e.parts[i].high > top {
-			top = e.parts[i].high
+		if e.parts[i].devices > 0 {
+			active++
+			top = max(top, e.parts[i].high)
 		}
 	}
 	if top == math.MinInt64 {
@@ -71,7 +84,8 @@ func (e *Engine) updateWatermark() {
 	wm := top
 	idle := top - int64(e.cfg.Silence.PartitionIdle)
 	for i := range e.parts {
-		if pm := &e.parts[i]; pm.devices > 0 && pm.high >= idle && pm.high < wm {
+		pm := &e.parts[i]
+		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.batches-pm.seq <= idleBatches*active) {
 			wm = pm.high
 		}
 	}
