@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // Config is the "sinks" section of the YAML configuration: the list of
@@ -115,6 +117,9 @@ type KafkaConfig struct {
 	WriteTimeout    time.Duration `yaml:"write_timeout"`    // default 10s
 	BatchTimeout    time.Duration `yaml:"batch_timeout"`    // linger before a partial batch goes; default 5ms
 	TLS             *TLSConfig    `yaml:"tls"`              // nil: plaintext
+	// SASL is the consumer's kafka.sasl shape: the password only comes
+	// from the environment variable it names; nil: no authentication.
+	SASL *ingest.KafkaSASLConfig `yaml:"sasl"`
 }
 
 // Sink kinds.
@@ -283,7 +288,7 @@ func (s SinkConfig) validate() error {
 		return fmt.Errorf("cannot use a syslog block on a sink of kind %q: set kind: syslog or remove the block", s.Kind)
 	}
 	k := s.Kafka
-	if s.Kind != KindKafka && (len(k.Brokers) > 0 || k.AlertsTopic != "" || k.QuarantineTopic != "" || k.TLS != nil || k.WriteTimeout != 0 || k.BatchTimeout != 0) {
+	if s.Kind != KindKafka && (len(k.Brokers) > 0 || k.AlertsTopic != "" || k.QuarantineTopic != "" || k.TLS != nil || k.SASL != nil || k.WriteTimeout != 0 || k.BatchTimeout != 0) {
 		return fmt.Errorf("cannot use a kafka block on a sink of kind %q: set kind: kafka or remove the block", s.Kind)
 	}
 	if s.Kind != KindFile && s.Path != "" {
@@ -410,6 +415,11 @@ func (c KafkaConfig) validate() error {
 	}
 	if c.AlertsTopic == c.QuarantineTopic {
 		return fmt.Errorf("cannot send alerts and quarantine events to the same topic %q: device management reads the quarantine topic; give it its own", c.AlertsTopic)
+	}
+	if c.SASL != nil {
+		if err := validateKafkaSASL(c.SASL); err != nil {
+			return err
+		}
 	}
 	if c.TLS != nil {
 		return c.TLS.validate("kafka.tls")

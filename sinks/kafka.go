@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
+	"strings"
 
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+	ingestkafka "github.com/vigil-ot/vigil/ingest/kafka"
 )
 
 // kafkaSink produces alerts and quarantine events to their own topics with
@@ -47,6 +51,12 @@ func NewKafkaSink(name string, cfg KafkaConfig, enc Encoder, logger *slog.Logger
 }
 
 func newKafkaSink(name string, cfg KafkaConfig, enc Encoder, logger *slog.Logger) (*kafkaSink, error) {
+	return newKafkaSinkEnv(name, cfg, enc, logger, os.Getenv)
+}
+
+// newKafkaSinkEnv reads the SASL secrets through getenv, so tests need not
+// touch the process environment.
+func newKafkaSinkEnv(name string, cfg KafkaConfig, enc Encoder, logger *slog.Logger, getenv func(string) string) (*kafkaSink, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("cannot build kafka sink %s: %w", name, err)
@@ -77,6 +87,15 @@ func newKafkaSink(name string, cfg KafkaConfig, enc Encoder, logger *slog.Logger
 			return nil, fmt.Errorf("cannot build kafka sink %s: %w", name, err)
 		}
 		tr.TLS = tc
+	}
+	if cfg.SASL != nil {
+		// The mechanism holds the password; it is never logged, and
+		// errors name the variable only.
+		m, err := ingestkafka.SASLMechanism(cfg.SASL, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("cannot build kafka sink %s: %w", name, err)
+		}
+		tr.SASL = m
 	}
 	w.Transport = tr
 	return &kafkaSink{name: name, cfg: cfg, w: w, tr: tr, enc: enc, stats: newSinkStats(name)}, nil
@@ -155,6 +174,26 @@ func (s *kafkaSink) Close() error {
 	s.tr.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("cannot close kafka sink %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// validateKafkaSASL checks a sink's sasl block as the consumer checks its
+// own: a known mechanism, a user, and the name of the variable holding the
+// password (never the password itself).
+func validateKafkaSASL(c *ingest.KafkaSASLConfig) error {
+	switch strings.ToLower(c.Mechanism) {
+	case "plain", "scram-sha-256", "scram-sha-512":
+	case "":
+		return errors.New("cannot use kafka.sasl without a mechanism: set mechanism to plain, scram-sha-256 or scram-sha-512, or remove the block")
+	default:
+		return fmt.Errorf("cannot use kafka.sasl mechanism %q: use plain, scram-sha-256 or scram-sha-512", c.Mechanism)
+	}
+	if c.Username == "" && c.UsernameEnv == "" {
+		return errors.New("cannot use kafka.sasl without a user: set username or username_env")
+	}
+	if c.PasswordEnv == "" {
+		return errors.New("cannot use kafka.sasl without password_env: set it to the name of the environment variable holding the password; passwords are never written in the config")
 	}
 	return nil
 }

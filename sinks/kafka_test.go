@@ -27,7 +27,13 @@ func newKafkaCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 // readTopic reads every message of topic from all its partitions.
 func readTopic(t *testing.T, addr, topic string, want int) []kafka.Message {
 	t.Helper()
-	conn, err := kafka.Dial("tcp", addr)
+	return readTopicWith(t, kafka.DefaultDialer, addr, topic, want)
+}
+
+// readTopicWith reads as readTopic does, connecting through d (SASL).
+func readTopicWith(t *testing.T, d *kafka.Dialer, addr, topic string, want int) []kafka.Message {
+	t.Helper()
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +44,7 @@ func readTopic(t *testing.T, addr, topic string, want int) []kafka.Message {
 	}
 	var out []kafka.Message
 	for _, p := range parts {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p.ID, MaxWait: 50 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p.ID, MaxWait: 50 * time.Millisecond, Dialer: d})
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			m, err := r.ReadMessage(ctx)

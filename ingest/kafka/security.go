@@ -32,7 +32,7 @@ func newConnSettings(cfg *ingest.KafkaConfig) (connSettings, error) {
 		}
 		s.tls = t
 	}
-	m, err := saslMechanism(&cfg.SASL, os.Getenv)
+	m, err := SASLMechanism(&cfg.SASL, os.Getenv)
 	if err != nil {
 		return s, err
 	}
@@ -63,9 +63,11 @@ func tlsConfig(c *ingest.KafkaTLSConfig) (*tls.Config, error) {
 	return t, nil
 }
 
-// saslMechanism builds the configured mechanism, reading the secrets from
-// the environment through getenv. Errors name the variable, never its value.
-func saslMechanism(c *ingest.KafkaSASLConfig, getenv func(string) string) (sasl.Mechanism, error) {
+// SASLMechanism builds the configured mechanism (nil when c.Mechanism is
+// empty), reading the secrets from the environment through getenv; the
+// Kafka alert sink uses it too, so both speak the same config. Errors name
+// the variable, never its value.
+func SASLMechanism(c *ingest.KafkaSASLConfig, getenv func(string) string) (sasl.Mechanism, error) {
 	mech := strings.ToLower(c.Mechanism)
 	if mech == "" {
 		return nil, nil
