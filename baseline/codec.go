@@ -430,15 +430,23 @@ func appendGroupMetricExtras(dst []byte, gm *groupMetric) []byte {
 		dst = append(dst, 1)
 		dst = gm.sketch.appendBinary(dst)
 	}
-	cells := 0
+	cells, young := 0, false
 	if gm.season != nil {
 		for i := range gm.season {
 			if gm.season[i].w > 0 {
 				cells++
+				young = young || gm.season[i].yw > 0
 			}
 		}
 	}
-	dst = binary.AppendUvarint(dst, uint64(cells))
+	// In a group's first week the cells also carry the first-week weight
+	// and level (seasonCell); a flag above the cell count says so, so the
+	// encoding after the first week is the same as without them.
+	flag := 0
+	if young {
+		flag = seasonYoungFlag
+	}
+	dst = binary.AppendUvarint(dst, uint64(cells|flag))
 	for i := 0; cells > 0 && i < hoursPerWeek; i++ {
 		c := &gm.season[i]
 		if c.w > 0 {
@@ -446,10 +454,18 @@ func appendGroupMetricExtras(dst []byte, gm *groupMetric) []byte {
 			dst = appendF64(dst, c.w)
 			dst = appendF64(dst, c.mean)
 			dst = appendF64(dst, c.m2)
+			if young {
+				dst = appendF64(dst, c.yw)
+				dst = appendF64(dst, c.yref)
+			}
 		}
 	}
 	return dst
 }
+
+// seasonYoungFlag, above the seasonal cell count, says the cells carry
+// their first-week weight and level.
+const seasonYoungFlag = 256
 
 // decodeGroupMetricExtras reads what appendGroupMetricExtras wrote.
 func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
@@ -461,9 +477,18 @@ func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
 	default:
 		d.fail("bad sketch flag")
 	}
-	cells := d.count("seasonal cells", 25)
-	if cells > hoursPerWeek {
-		d.fail("%d seasonal cells, at most %d", cells, hoursPerWeek)
+	c := d.uvarint("seasonal cells")
+	young := c&seasonYoungFlag != 0
+	cells := int(c &^ seasonYoungFlag)
+	if c&^(seasonYoungFlag|(seasonYoungFlag-1)) != 0 || cells > hoursPerWeek {
+		d.fail("%d seasonal cells, at most %d", c, hoursPerWeek)
+	}
+	cellBytes := 25
+	if young {
+		cellBytes += 16
+	}
+	if d.err == nil && cells > len(d.b)/cellBytes {
+		d.fail("seasonal cells is %d, more than the %d remaining bytes can hold", cells, len(d.b))
 	}
 	if cells > 0 && d.err == nil {
 		gm.season = new([hoursPerWeek]seasonCell)
@@ -478,6 +503,10 @@ func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
 		cell.w = d.weight(d.f64("seasonal weight"), "seasonal weight")
 		cell.mean = d.mean(d.f64("seasonal mean"), "seasonal mean")
 		cell.m2 = d.sqdev(d.f64("seasonal squared deviations"), "seasonal squared deviations")
+		if young {
+			cell.yw = d.weight(d.f64("seasonal first-week weight"), "seasonal first-week weight")
+			cell.yref = d.mean(d.f64("seasonal first-week level"), "seasonal first-week level")
+		}
 	}
 }
 
@@ -718,6 +747,10 @@ func (s *Store) mergeGroupState(g, o *groupState) {
 					fo = decayFactor(gt-ot, s.seasonHL)
 				}
 				gc.w, gc.mean, gc.m2 = chan3(gc.w*fg, gc.mean, gc.m2*fg, oc.w*fo, oc.mean, oc.m2*fo)
+				if yw := gc.yw*fg + oc.yw*fo; yw > 0 {
+					gc.yref = (gc.yw*fg*gc.yref + oc.yw*fo*oc.yref) / yw
+					gc.yw = yw
+				}
 			}
 		}
 	}

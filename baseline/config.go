@@ -48,6 +48,15 @@ type Config struct {
 	// plant's local time (a fixed offset: OT sites seldom follow DST in
 	// their shift plans, and a fixed offset keeps replay deterministic).
 	SeasonalMinHistory time.Duration `yaml:"seasonal_min_history"`
+	// SeasonalWarmup: a group's rows teach its hour-of-week profile only
+	// once the group has learned for this long. A bucket holds residuals
+	// against the device levels of the time it learned; in a cold start
+	// those levels are the average of the first hours only (night values,
+	// say) and move for a day until they span a whole daily cycle, so the
+	// buckets of the first hours would keep offsets against a level that
+	// no longer exists and raise false alarms on their next visit a week
+	// later. After a full day the level moves by a few per cent at most.
+	SeasonalWarmup     time.Duration `yaml:"seasonal_warmup"`
 	SeasonalMinSamples float64       `yaml:"seasonal_min_samples"`
 	SeasonalHalfLife   time.Duration `yaml:"seasonal_half_life"`
 	SeasonalUTCOffset  time.Duration `yaml:"seasonal_utc_offset"`
@@ -70,6 +79,7 @@ func DefaultConfig() Config {
 		DevicePriorWeight:  5,
 		QuantileHalfLife:   24 * time.Hour,
 		SeasonalMinHistory: 14 * 24 * time.Hour,
+		SeasonalWarmup:     24 * time.Hour,
 		SeasonalMinSamples: 20,
 		SeasonalHalfLife:   28 * 24 * time.Hour,
 		CheckpointInterval: time.Minute,
@@ -111,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SeasonalMinHistory < 7*24*time.Hour {
 		return fmt.Errorf("seasonal_min_history is %s; an hour-of-week profile needs at least one week (168h), e.g. 336h", c.SeasonalMinHistory)
+	}
+	if c.SeasonalWarmup < 0 || c.SeasonalWarmup > c.SeasonalMinHistory {
+		return fmt.Errorf("seasonal_warmup is %s; use 0 to seasonal_min_history (%s), e.g. 24h", c.SeasonalWarmup, c.SeasonalMinHistory)
 	}
 	if c.SeasonalMinSamples < 1 {
 		return fmt.Errorf("seasonal_min_samples is %g; use at least 1, e.g. 20", c.SeasonalMinSamples)

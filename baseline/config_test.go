@@ -40,6 +40,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.HalfLives = append(c.HalfLives, time.Hour) }, "twice"},
 		{func(c *Config) { c.HalfLives[0] = time.Millisecond }, "at least 1s"},
 		{func(c *Config) { c.SeasonalMinHistory = time.Hour }, "at least one week"},
+		{func(c *Config) { c.SeasonalWarmup = -time.Hour }, "seasonal_warmup"},
+		{func(c *Config) { c.SeasonalWarmup = 15 * 24 * time.Hour }, "seasonal_warmup"},
 		{func(c *Config) { c.SeasonalUTCOffset = 30 * time.Second }, "whole minutes"},
 		{func(c *Config) { c.CheckpointPath = "x"; c.CheckpointInterval = 0 }, "checkpoint_interval"},
 		{func(c *Config) { c.MinSamples = -1 }, "min_samples"},

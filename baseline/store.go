@@ -142,7 +142,37 @@ type groupMetric struct {
 	season *[hoursPerWeek]seasonCell
 }
 
-type seasonCell struct{ w, mean, m2 float64 }
+// seasonCell is one hour-of-week bucket of a group metric: decayed
+// moments of the residuals x - device level.
+//
+// A residual is only as good as the level it was taken against. In a
+// group's first week the levels (decayed means over everything seen so
+// far) still move as each new hour of the weekly cycle comes in: after a
+// night of data the level is the night's, a week later it is the week's
+// average, so a bucket learned in the first night holds an offset of about
+// zero that would expect the night to look like the average a week later.
+// The buckets therefore remember, for the residuals they learned in the
+// group's first week, their weight yw and the mean group level yref they
+// were taken against. When a bucket is next visited after that week, at
+// the same hour of the week, the group level has seen the whole cycle, and
+// the residuals are corrected by how far the level moved (yref → now):
+// Expect applies the correction, Learn folds it in and forgets yw and
+// yref, so later changes of the group's level (devices joining) do not
+// move the profile.
+type seasonCell struct{ w, mean, m2, yw, yref float64 }
+
+// week is the time a group's level needs to see a whole seasonal cycle.
+const week = int64(7 * 24 * time.Hour)
+
+// seasonalMean returns the bucket's mean residual, corrected for the
+// movement of the group level since its first-week residuals (level: the
+// group's longest-half-life mean now).
+func (c *seasonCell) seasonalMean(level float64) float64 {
+	if c.yw <= 0 || c.w <= 0 {
+		return c.mean
+	}
+	return c.mean - min(c.yw/c.w, 1)*(level-c.yref)
+}
 
 // NewStore returns an empty store. cfg must have passed Validate; reg maps
 // the ids of the observation records to names for checkpoints.
@@ -488,7 +518,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		if seasonalHistory && gm.season != nil {
 			if cell := &gm.season[how]; cell.w >= s.cfg.SeasonalMinSamples {
 				e.Seasonal = true
-				e.SeasonalMean = level + cell.mean
+				e.SeasonalMean = level + cell.seasonalMean(gm.mean[l])
 				e.SeasonalStd = stdOf(cell.m2, cell.w)
 			}
 		}
@@ -549,6 +579,12 @@ func (f *Frame) Learn(row int) {
 	s.decayWeights(t, &gs.last, &grpDec, &grpA, &s.grpGap)
 	how := s.hourOfWeek(t)
 	sdec, sa := s.seasonWeights(gs, t, how)
+	// Only rows after the group's warm-up teach the hour-of-week profile:
+	// before, the device levels the residuals are taken against have not
+	// seen a whole day yet (SeasonalWarmup).
+	judged := gs.judged()
+	seasonWarm := t-judged.first >= int64(s.cfg.SeasonalWarmup)
+	firstWeek := t-judged.first < week
 	if grpDec[0] != 1 || grpDec[nh-1] != 1 || sdec != 1 {
 		for m := range gs.metrics {
 			gm := &gs.metrics[m]
@@ -557,14 +593,15 @@ func (f *Frame) Learn(row int) {
 				gm.m2[h] *= grpDec[h]
 			}
 			if gm.season != nil {
-				gm.season[how].w *= sdec
-				gm.season[how].m2 *= sdec
+				c := &gm.season[how]
+				c.w *= sdec
+				c.m2 *= sdec
+				c.yw *= sdec
 			}
 		}
 	}
 	qw := s.sketchWeight(gs, t)
 
-	judged := gs.judged()
 	l := s.longest
 	minN := uint32(s.cfg.DeviceMinSamples)
 	devN, devMean, devW, devM2 := s.devN, s.devMean, s.devW, s.devM2
@@ -614,11 +651,22 @@ func (f *Frame) Learn(row int) {
 		}
 		gm.sketch.addWeighted(x, qw)
 		gm.qDirty = true
+		if !seasonWarm {
+			continue
+		}
 		if gm.season == nil {
 			gm.season = new([hoursPerWeek]seasonCell)
 		}
 		cell := &gm.season[how]
+		if !firstWeek && cell.yw > 0 {
+			cell.mean = cell.seasonalMean(jm.mean[l])
+			cell.yw, cell.yref = 0, 0
+		}
 		cell.w, cell.mean, cell.m2 = welford(cell.w, cell.mean, cell.m2, x-level, sa)
+		if firstWeek {
+			cell.yw += sa
+			cell.yref += sa / cell.yw * (jm.mean[l] - cell.yref)
+		}
 	}
 	gs.rows++
 	gs.rowsSinceView++
