@@ -10,7 +10,9 @@ import (
 // fuzzStore returns a store that has learned a little, and its registry.
 func fuzzStore(t testing.TB) (*Store, *ingest.Registry) {
 	reg := ingest.NewRegistry()
-	s := NewStore(testConfig(), reg)
+	cfg := testConfig()
+	cfg.SeasonalWarmup = 0 // so the seeds hold seasonal cells, with their first-week fields
+	s := NewStore(cfg, reg)
 	rec := buildRecord(t, reg, stateMetrics, fleetRows(1, 0, 200, 10, 4))
 	defer rec.Release()
 	feed(s, rec)

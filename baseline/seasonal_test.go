@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"testing"
@@ -17,25 +18,10 @@ import (
 func coldStartWorstZ(t *testing.T, level []float64, warmup time.Duration) (worst float64, judged int, at time.Time) {
 	t.Helper()
 	reg := ingest.NewRegistry()
-	cfg := testConfig()
-	cfg.SeasonalMinHistory = 7 * 24 * time.Hour
-	cfg.SeasonalMinSamples = 5
-	cfg.SeasonalWarmup = warmup
-	s := NewStore(cfg, reg)
+	s := NewStore(coldStartConfig(warmup), reg)
 	noise := uint64(1)
 	for hour := 0; hour < 8*24+12; hour++ {
-		var rows []obs
-		for k := 0; k < 6; k++ { // a report per device every 10 minutes
-			tm := t0 + int64(hour)*int64(time.Hour) + int64(k)*int64(10*time.Minute)
-			for d, l := range level {
-				noise = noise*6364136223846793005 + 1442695040888963407
-				v := l * (1 + 0.01*(float64(noise>>11)/(1<<53)*2-1))
-				if h := hour % 24; h < 8 || h >= 18 {
-					v /= 10
-				}
-				rows = append(rows, obs{t: tm + int64(d)*int64(time.Second), dev: fmt.Sprintf("d%d", d), grp: "g", vals: []float64{v}})
-			}
-		}
+		rows := coldStartRows(level, hour, &noise)
 		rec := buildRecord(t, reg, []string{"bytes_out"}, rows)
 		exp := feed(s, rec)
 		rec.Release()
@@ -52,6 +38,98 @@ func coldStartWorstZ(t *testing.T, level []float64, warmup time.Duration) (worst
 		}
 	}
 	return worst, judged, at
+}
+
+func coldStartConfig(warmup time.Duration) Config {
+	cfg := testConfig()
+	cfg.SeasonalMinHistory = 7 * 24 * time.Hour
+	cfg.SeasonalMinSamples = 5
+	cfg.SeasonalWarmup = warmup
+	return cfg
+}
+
+// coldStartRows returns the reports of hour: one per device every 10
+// minutes, ten times the volume from 08:00 to 18:00, 1 % noise.
+func coldStartRows(level []float64, hour int, noise *uint64) []obs {
+	var rows []obs
+	for k := 0; k < 6; k++ {
+		tm := t0 + int64(hour)*int64(time.Hour) + int64(k)*int64(10*time.Minute)
+		for d, l := range level {
+			*noise = *noise*6364136223846793005 + 1442695040888963407
+			v := l * (1 + 0.01*(float64(*noise>>11)/(1<<53)*2-1))
+			if h := hour % 24; h < 8 || h >= 18 {
+				v /= 10
+			}
+			rows = append(rows, obs{t: tm + int64(d)*int64(time.Second), dev: fmt.Sprintf("d%d", d), grp: "g", vals: []float64{v}})
+		}
+	}
+	return rows
+}
+
+// The first-week fields of the seasonal buckets survive a checkpoint and a
+// group summary: a store restored on the third day expects exactly what
+// the original does in the second week, and a store absorbing the summary
+// holds the same buckets.
+func TestSeasonalFirstWeekSurvivesCheckpointAndSummary(t *testing.T) {
+	level := []float64{20_000, 100_000, 100_000, 200_000}
+	cfg := coldStartConfig(DefaultConfig().SeasonalWarmup)
+	regA := ingest.NewRegistry()
+	a := NewStore(cfg, regA)
+	noise := uint64(1)
+	for hour := 0; hour < 50; hour++ {
+		rec := buildRecord(t, regA, []string{"bytes_out"}, coldStartRows(level, hour, &noise))
+		feed(a, rec)
+		rec.Release()
+	}
+	var buf bytes.Buffer
+	if err := a.Checkpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	regB := ingest.NewRegistry()
+	b := NewStore(cfg, regB)
+	if _, err := b.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	summary, err := a.MarshalGroup(nil, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	young := 0
+	for _, c := range a.groups[regA.GroupID("g")].metrics[0].season {
+		if c.yw > 0 {
+			young++
+		}
+	}
+	if young < 20 {
+		t.Fatalf("%d buckets with first-week residuals on the third day, want the day's hours", young)
+	}
+	regC := ingest.NewRegistry()
+	c := NewStore(cfg, regC)
+	if err := c.AbsorbGroup("g", summary); err != nil {
+		t.Fatal(err)
+	}
+	ca, cc := a.groups[regA.GroupID("g")].metrics[0].season, c.groups[regC.GroupID("g")].metrics[0].season
+	for i := range ca {
+		x, y := ca[i], cc[i]
+		if !near(x.w, y.w, 1e-12) || !near(x.mean, y.mean, 1e-9) || !near(x.yw, y.yw, 1e-12) || !near(x.yref, y.yref, 1e-12) {
+			t.Fatalf("bucket %d absorbed as %+v, want %+v", i, y, x)
+		}
+	}
+	seasonal := 0
+	for hour := 50; hour < 8*24+12; hour++ {
+		rows := coldStartRows(level, hour, &noise)
+		want := expectAll(t, a, regA, rows)
+		got := expectAll(t, b, regB, rows)
+		sameExpectations(t, fmt.Sprintf("restored store, hour %d", hour), got, want)
+		for i := range want {
+			if want[i][0].Seasonal {
+				seasonal++
+			}
+		}
+	}
+	if seasonal == 0 {
+		t.Fatal("no seasonal expectation in the second week")
+	}
 }
 
 func TestSeasonalColdStartDoesNotBiasBuckets(t *testing.T) {
