@@ -46,3 +46,24 @@ func TestExampleConfigs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig feeds arbitrary YAML to the strict loader: whatever the
+// input, it returns a config or an error, never a panic, and a config it
+// accepts passes validation again.
+func FuzzParseConfig(f *testing.F) {
+	paths, _ := filepath.Glob("../../testdata/config/*.y*ml")
+	for _, p := range paths {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails validation on a second look: %v", err)
+		}
+	})
+}
