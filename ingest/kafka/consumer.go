@@ -700,15 +700,26 @@ func (c *Consumer) backoff() {
 	}
 }
 
+// ReaderConfig is how a partition worker reads topic/p with kafka-go: the
+// fetch settings of cfg (fetch_max_bytes, fetch_max_wait) and a queue of two
+// batches, so that the next batch is fetched while the worker decodes this
+// one. kafkabench's bare consumer uses it too, so that both sides of the
+// comparison fetch alike. The caller sets Dialer for TLS and SASL.
+func ReaderConfig(cfg *ingest.KafkaConfig, topic string, p int32) kafkago.ReaderConfig {
+	return kafkago.ReaderConfig{
+		Brokers: cfg.Brokers, Topic: topic, Partition: int(p),
+		MinBytes: 1, MaxBytes: cfg.FetchMaxBytes, MaxWait: cfg.FetchMaxWait,
+		QueueCapacity: 2 * cfg.BatchSize, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+	}
+}
+
 // fetch reads the partition from start, cuts batches and hands them to the
 // engine until ctx ends or a batch fails. It returns the failure, if any.
 func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps *partState, cp *checkpointer,
 	topic string, p int32, start int64, filter *restoreFilter) error {
-	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers: c.cfg.Brokers, Topic: topic, Partition: int(p), Dialer: c.dialer,
-		MinBytes: 1, MaxBytes: c.cfg.FetchMaxBytes, MaxWait: c.cfg.FetchMaxWait,
-		QueueCapacity: 2 * c.cfg.BatchSize, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
-	})
+	rc := ReaderConfig(&c.cfg, topic, p)
+	rc.Dialer = c.dialer
+	r := kafkago.NewReader(rc)
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {
 		return fmt.Errorf("cannot seek to offset %d: %w", start, err)
