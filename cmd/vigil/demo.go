@@ -76,7 +76,10 @@ detect:
       consecutive_datapoints_to_alarm: 5
       consecutive_datapoints_to_clear: 3
       technique: T0806
-  silence: {missed_reports: 5}
+  # The demo compresses two days into seconds: a 100 ms stall of one
+  # partition is an hour of event time. partition_idle scales with it, so a
+  # stalled partition is waited for, not taken for dark.
+  silence: {missed_reports: 5, partition_idle: 12h}
   identity: {window: 10m, max_src_ips: 1, max_devices_per_cert: 1, firmware_downgrade: true}
   fleet: {window: 1m, period: 5m}
 `
@@ -216,12 +219,11 @@ wait:
 func startDemoBroker(port int) (*kfake.Cluster, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		// The demo replays two days in a minute: one input partition keeps
-		// event time in order across the fleet, as live traffic is in every
-		// partition (at 3000x, a 100 ms lag between partitions would be five
-		// minutes of event time and look like silence).
-		kfake.SeedTopics(1, demoTelemetry, demoPackets, demoChangelog, demoQuarantine, demoDeadLetter, demoGroupState),
-		kfake.SeedTopics(3, demoAlerts),
+		// Three partitions per topic, as a real deployment has. The demo
+		// replays two days in a minute, so a 100 ms lag between partitions is
+		// minutes of event time: the engine judges silence against the
+		// slowest partition's event time (its watermark), not the newest.
+		kfake.SeedTopics(3, demoTelemetry, demoPackets, demoChangelog, demoQuarantine, demoDeadLetter, demoGroupState, demoAlerts),
 		kfake.AllowAutoTopicCreation(),
 		kfake.GroupMinSessionTimeout(time.Second),
 		kfake.ListenFn(func(network, address string) (net.Listener, error) {

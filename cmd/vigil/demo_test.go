@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,18 @@ func TestDemoIntegration(t *testing.T) {
 	for _, want := range []string{"broker on 127.0.0.1:", "ALARM", "Summary after", "alarms "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// Three partitions per topic: devices of a partition read behind the
+	// others must not look silent. The fleet injects one silence.
+	if m := regexp.MustCompile(`alarms (\d+):.*`).FindStringSubmatch(s); m == nil {
+		t.Errorf("demo summary lacks the alarm count")
+	} else if n, _ := strconv.Atoi(m[1]); n > 40 {
+		t.Errorf("demo raised %d alarms on a fleet with about 20 incidents: %s", n, m[0])
+	}
+	if m := regexp.MustCompile(`\bsilence (\d+)`).FindStringSubmatch(s); m != nil {
+		if n, _ := strconv.Atoi(m[1]); n > 2 {
+			t.Errorf("demo raised %d silence alarms; the fleet injects one", n)
 		}
 	}
 }
