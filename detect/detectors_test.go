@@ -545,3 +545,44 @@ func TestNewDeviceStartsFromGroup(t *testing.T) {
 		t.Fatalf("a new device should be judged against its group's baseline from its first report:\n%s", s.sink.dump())
 	}
 }
+
+// A clear is explained against the side its alarm was raised on, wherever
+// the value that cleared it lies: a high alarm that clears with a value
+// just below the median quotes the upper statistic, not p0.1.
+func TestClearMessageFollowsAlarmDirection(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups, 20, nil)
+	s.warm(180)
+	high, low := s.devices[3].name, s.devices[5].name
+	s.run(180, 230, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		switch {
+		case i == 3 && m >= 190 && m < 200:
+			r.Metrics[0].Value = d.bytes * 12
+		case i == 3 && m >= 200:
+			r.Metrics[0].Value = d.bytes * 0.9 // below its usual and the median
+		case i == 5 && m >= 190 && m < 200:
+			r.Metrics[0].Value = d.bytes * 0.02
+		case i == 5 && m >= 200:
+			r.Metrics[0].Value = d.bytes * 1.1 // above its usual and the median
+		}
+		return true
+	})
+	for _, tc := range []struct {
+		device, detector, want, not string
+	}{
+		{high, DetectorPeer, "below the p99.9 of its peers", "p0.1"},
+		{high, DetectorSelf, "(p99.9 of peers", "p0.1"},
+		{low, DetectorPeer, "above the p0.1 of its peers", "p99.9"},
+		{low, DetectorSelf, "(p0.1 of peers", "p99.9"},
+	} {
+		if len(s.sink.find(tc.detector, "bytes_out", tc.device, StateAlarm)) != 1 {
+			t.Fatalf("want one %s alarm on %s:\n%s", tc.detector, tc.device, s.sink.dump())
+		}
+		cl := s.sink.find(tc.detector, "bytes_out", tc.device, StateCleared)
+		if len(cl) != 1 {
+			t.Fatalf("want one %s clear on %s:\n%s", tc.detector, tc.device, s.sink.dump())
+		}
+		if m := cl[0].Message; !strings.HasPrefix(m, "cleared: "+tc.device) || !strings.Contains(m, tc.want) || strings.Contains(m, tc.not) {
+			t.Errorf("%s clear of %s reads %q; want %q and no %q", tc.detector, tc.device, m, tc.want, tc.not)
+		}
+	}
+}

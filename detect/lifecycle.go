@@ -24,6 +24,7 @@ type alarmState struct {
 const (
 	alarmActive uint8 = 1 << iota
 	alarmMuted        // the alarm alert was not sent (suppressed, maintenance, rate limit): nor is its clear
+	alarmLow          // a metric alarm raised for a value below normal: its clear explains against the low side
 )
 
 type transition uint8

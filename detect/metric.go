@@ -8,6 +8,16 @@ import (
 
 var nan = math.NaN()
 
+func (s *alarmState) setLow(low bool) {
+	if low {
+		s.flags |= alarmLow
+	} else {
+		s.flags &^= alarmLow
+	}
+}
+
+func (s *alarmState) low() bool { return s.flags&alarmLow != 0 }
+
 // metricParams is the resolved configuration of one metric for the self
 // and peer detectors.
 type metricParams struct {
@@ -106,10 +116,11 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, slot int, 
 	st := e.metricState(ds, 2*slot)
 	switch st.step(t, breach, sc.ToAlarm, sc.ToClear) {
 	case raised:
-		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z)
+		st.setLow(z < 0)
+		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, z < 0)
 		e.raise(a, st, d, g, math.Abs(z)/p.threshold, 0)
 	case cleared:
-		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z)
+		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, st.low())
 		e.clear(a, st, d)
 	}
 	return breach
@@ -141,24 +152,27 @@ func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, 
 	st := e.metricState(ds, 2*slot+1)
 	switch st.step(t, breach, pc.ToAlarm, pc.ToClear) {
 	case raised:
-		a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score)
+		st.setLow(score < 0)
+		a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score, score < 0)
 		e.raise(a, st, d, g, math.Abs(score)/pc.MinScore, 0)
 	case cleared:
-		a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score)
+		a := e.metricAlert(DetectorPeer, p, ex, d, g, t, med, lo, hi, score, st.low())
 		e.clear(a, st, d)
 	}
 	return breach
 }
 
 // metricAlert builds the alert of a self or peer transition on the
-// current row.
-func (e *Engine) metricAlert(det string, p *metricParams, ex *baseline.Expectation, d, g int32, t int64, expected, lower, upper, score float64) *Alert {
+// current row. low is the alarm's direction: a value below normal. The
+// peer statistic quoted follows it, not where the current value lies, so a
+// cleared high alarm is explained against the upper statistic it crossed.
+func (e *Engine) metricAlert(det string, p *metricParams, ex *baseline.Expectation, d, g int32, t int64, expected, lower, upper, score float64, low bool) *Alert {
 	a := e.newAlert(det, p.name, d, g, t)
 	a.Observed, a.Expected, a.Lower, a.Upper, a.Score = ex.Value, expected, lower, upper, score
 	a.Technique = p.technique
 	a.Baseline = ex.Version
 	peerStat, peerValue := p.upperName, ex.GroupQuantiles[p.peerUpper]
-	if ex.Value < expected {
+	if low {
 		peerStat, peerValue = p.lowerName, ex.GroupQuantiles[p.peerLower]
 	}
 	if ex.GroupSamples == 0 {
