@@ -397,6 +397,9 @@ func (c *Config) validateTemporal() error {
 	if id.Enabled && (id.Window <= 0 || id.MaxSrcIPs < 1 || id.MaxClientIDs < 1 || id.MaxDevicesPerCert < 1 || id.ToClear < 1) {
 		return fmt.Errorf("identity: window must be positive and max_src_ips, max_client_ids, max_devices_per_cert and datapoints_to_clear at least 1")
 	}
+	if id.Enabled && max(id.MaxSrcIPs, id.MaxClientIDs, id.MaxDevicesPerCert) >= trackSlots {
+		return fmt.Errorf("identity: max_src_ips, max_client_ids and max_devices_per_cert must be below %d: the detector remembers %d values per device, so a larger limit could never be exceeded", trackSlots, trackSlots)
+	}
 	f := &c.Fleet
 	if f.Enabled {
 		if f.Window <= 0 || f.Period < f.Window {

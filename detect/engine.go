@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"math"
@@ -65,8 +66,9 @@ type Engine struct {
 	wm       int64      // event-time watermark: see partMark
 	batches  int64      // batches judged, the clock of partition idleness
 
-	certIndex map[string]int32
+	certIndex map[uint64]int32 // certificate hash -> certs index
 	certs     []certState
+	hashSeed  maphash.Seed
 
 	extraLast map[string]int64 // detector\x00device\x00behavior -> event time of its last sent alert
 	qTimes    []int64          // event times of the most recent automatic quarantines
@@ -100,11 +102,17 @@ type deviceState struct {
 	guardedSince int64
 	last         int64        // event time of the newest report
 	fleetWin     int64        // fleet window the device was last counted in
-	metric       []alarmState // nil until the device's first breaching self or peer datapoint
-	rules        []ruleState
+	more         *deviceAlarms // nil until the device's first self or peer breach, unless there are rules
 	sil          silenceState
 	ident        *identityState
 	q            *quarantineState
+}
+
+// deviceAlarms is the part of a device's state most devices never need:
+// self and peer alarm states (2 per metric) and, with rules, rule windows.
+type deviceAlarms struct {
+	metric []alarmState // nil until the device's first breaching self or peer datapoint
+	rules  []ruleState
 }
 
 // groupState is the engine's state of one group.
@@ -163,7 +171,8 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 		reg:        deps.Registry,
 		log:        deps.Logger,
 		metricSlot: make(map[string]int),
-		certIndex:  make(map[string]int32),
+		certIndex:  make(map[uint64]int32),
+		hashSeed:   maphash.MakeSeed(),
 		extraLast:  make(map[string]int64),
 		wm:         math.MinInt64,
 	}
@@ -342,7 +351,7 @@ func (e *Engine) device(d int32) *deviceState {
 		ds.group = -1
 		ds.sil.heapIdx = -1
 		if len(e.rules) > 0 {
-			ds.rules = make([]ruleState, len(e.rules))
+			ds.more = &deviceAlarms{rules: make([]ruleState, len(e.rules))}
 		}
 	}
 	return ds
@@ -352,10 +361,14 @@ func (e *Engine) device(d int32) *deviceState {
 // +1 for peer). A device gets its metric states on its first breach: most
 // devices never breach, and a clean datapoint leaves a zero state zero.
 func (e *Engine) metricState(ds *deviceState, k int) *alarmState {
-	if k >= len(ds.metric) {
-		ds.metric = append(ds.metric, make([]alarmState, 2*len(e.metrics)-len(ds.metric))...)
+	if ds.more == nil {
+		ds.more = &deviceAlarms{}
 	}
-	return &ds.metric[k]
+	m := ds.more
+	if k >= len(m.metric) {
+		m.metric = append(m.metric, make([]alarmState, 2*len(e.metrics)-len(m.metric))...)
+	}
+	return &m.metric[k]
 }
 
 // group returns the state of group g, creating it.

@@ -134,51 +134,72 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// memoryBudgetPerDevice is the most heap engine, baseline and registry
+// together may hold per tracked device with 10 metrics and identity fields.
+const memoryBudgetPerDevice = 2048
+
 // BenchmarkMemoryPerDevice reports the heap held per tracked device, by the
 // engine and its baseline together, with 10 metrics and identity fields:
-// 4096 devices in 16 groups, 40 reports each.
+// 4096 devices in 16 groups, 40 reports each. It fails above the budget.
 func BenchmarkMemoryPerDevice(b *testing.B) {
-	const devices, reports = 4096, 40
 	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		reg := ingest.NewRegistry()
-		store := baseline.NewStore(testBaselineConfig(), reg)
-		eng, err := NewEngine(DefaultConfig(), Deps{Registry: reg, Baseline: store, Sink: &discardSink{}})
-		if err != nil {
-			b.Fatal(err)
+		per := memoryPerDevice(b)
+		b.ReportMetric(per, "B/device")
+		if per > memoryBudgetPerDevice {
+			b.Fatalf("%.0f B per device, budget %d", per, memoryBudgetPerDevice)
 		}
-		builder := ingest.NewObservationBuilder(nil, reg, nil)
-		var row ingest.Row
-		names := make([]string, devices)
-		for d := range names {
-			names[d] = fmt.Sprintf("device-%05d", d)
-		}
-		metrics := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
-		for r := 0; r < reports; r++ {
-			for d := 0; d < devices; d++ {
-				row.Reset()
-				row.TimeNanos = simEpoch.Add(time.Duration(r)*time.Minute + time.Duration(d%60)*time.Second).UnixNano()
-				row.Device, row.Group = names[d], metrics[d%10]+"/g"+metrics[d%2]
-				row.SrcIP, row.ClientID, row.Cert, row.Firmware = "10.0.0.1", names[d], "sha256:"+names[d], "1.0.0"
-				for k, m := range metrics {
-					row.Metrics = append(row.Metrics, ingest.Metric{Name: m, Value: float64(d + k + r)})
-				}
-				builder.Append(&row)
-			}
-			rec, _ := builder.NewRecord()
-			if err := eng.Process(context.Background(), ingest.NewBatch(rec, nil)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		builder = nil
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/devices, "B/device")
-		runtime.KeepAlive(eng)
-		runtime.KeepAlive(store)
 	}
+}
+
+// TestMemoryPerDeviceBudget keeps the budget in every test run.
+func TestMemoryPerDeviceBudget(t *testing.T) {
+	if per := memoryPerDevice(t); per > memoryBudgetPerDevice {
+		t.Fatalf("engine, baseline and registry hold %.0f B per device with 10 metrics and identity fields; budget %d", per, memoryBudgetPerDevice)
+	} else {
+		t.Logf("%.0f B per device (budget %d)", per, memoryBudgetPerDevice)
+	}
+}
+
+func memoryPerDevice(tb testing.TB) float64 {
+	const devices, reports = 4096, 40
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(testBaselineConfig(), reg)
+	eng, err := NewEngine(DefaultConfig(), Deps{Registry: reg, Baseline: store, Sink: &discardSink{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	builder := ingest.NewObservationBuilder(nil, reg, nil)
+	var row ingest.Row
+	names := make([]string, devices)
+	for d := range names {
+		names[d] = fmt.Sprintf("device-%05d", d)
+	}
+	metrics := []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
+	for r := 0; r < reports; r++ {
+		for d := 0; d < devices; d++ {
+			row.Reset()
+			row.TimeNanos = simEpoch.Add(time.Duration(r)*time.Minute + time.Duration(d%60)*time.Second).UnixNano()
+			row.Device, row.Group = names[d], metrics[d%10]+"/g"+metrics[d%2]
+			row.SrcIP, row.ClientID, row.Cert, row.Firmware = "10.0.0.1", names[d], "sha256:"+names[d], "1.0.0"
+			for k, m := range metrics {
+				row.Metrics = append(row.Metrics, ingest.Metric{Name: m, Value: float64(d + k + r)})
+			}
+			builder.Append(&row)
+		}
+		rec, _ := builder.NewRecord()
+		if err := eng.Process(context.Background(), ingest.NewBatch(rec, nil)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	builder = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(eng)
+	runtime.KeepAlive(store)
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / devices
 }
 
 // BenchmarkBaselineAlone runs only what the engine asks of the baseline

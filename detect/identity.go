@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"strconv"
 	"strings"
 
@@ -85,20 +86,35 @@ func (v *valueTrack) list(since int64) string {
 
 // identityState is a device's identity history; allocated the first time
 // the device reports a source address, client id, certificate or firmware.
+// It is kept small (a few hundred bytes per device): the certificate is
+// known by its hash, and the alarm states exist only once one breached.
 type identityState struct {
 	src, client valueTrack
-	cert        string // certificate last used (the certs table's copy)
+	certHash    uint64 // hash of the certificate last used
 	certIdx     int32
 	fw          string // highest firmware seen: the reference for downgrades
-	srcAlarm    alarmState
-	clientAlarm alarmState
-	certAlarm   alarmState
-	fwAlarm     alarmState
+	alarms      *identityAlarms
 }
 
-// certState is which devices used one certificate recently.
+type identityAlarms struct {
+	src, client, cert, fw alarmState
+}
+
+// alarm returns the alarm state *st of id, allocating the states when a
+// datapoint breached; nil when none exists and there is nothing to step.
+func (id *identityState) alarm(breach bool, st func(*identityAlarms) *alarmState) *alarmState {
+	if id.alarms == nil {
+		if !breach {
+			return nil
+		}
+		id.alarms = &identityAlarms{}
+	}
+	return st(id.alarms)
+}
+
+// certState is which devices used one certificate recently. The table is
+// keyed by the certificate's hash; the fingerprint itself is on the rows.
 type certState struct {
-	name string
 	devs [trackSlots]int32
 	seen [trackSlots]int64
 }
@@ -157,8 +173,8 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	if hasSrc {
 		id.src.observe(src, t)
 		breach := id.src.switchesSince(since) >= 2 && id.src.distinct(since) > cfg.MaxSrcIPs
-		if breach || id.srcAlarm.active() {
-			e.identityDatapoint(&id.srcAlarm, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
+		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.src }); st != nil && (breach || st.active()) {
+			e.identityDatapoint(st, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
 				a.ObservedText = id.src.list(since)
 				a.Observed, a.Upper = float64(id.src.distinct(since)), float64(cfg.MaxSrcIPs)
 				a.Message = who(a.Device, a.Group) + " reported from " + strconv.Itoa(id.src.distinct(since)) +
@@ -169,8 +185,8 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	if hasCID {
 		id.client.observe(cid, t)
 		breach := id.client.switchesSince(since) >= 2 && id.client.distinct(since) > cfg.MaxClientIDs
-		if breach || id.clientAlarm.active() {
-			e.identityDatapoint(&id.clientAlarm, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {
+		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.client }); st != nil && (breach || st.active()) {
+			e.identityDatapoint(st, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {
 				a.ObservedText = id.client.list(since)
 				a.Observed, a.Upper = float64(id.client.distinct(since)), float64(cfg.MaxClientIDs)
 				a.Message = who(a.Device, a.Group) + " connected with " + strconv.Itoa(id.client.distinct(since)) +
@@ -179,31 +195,31 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		}
 	}
 	if hasCert {
-		if id.certIdx < 0 || cert != id.cert {
-			idx, ok := e.certIndex[cert]
+		h := maphash.String(e.hashSeed, cert)
+		if id.certIdx < 0 || h != id.certHash {
+			idx, ok := e.certIndex[h]
 			if !ok {
 				idx = int32(len(e.certs))
-				name := strings.Clone(cert)
-				e.certIndex[name] = idx
-				e.certs = append(e.certs, certState{name: name})
+				e.certIndex[h] = idx
+				e.certs = append(e.certs, certState{})
 			}
-			id.certIdx = idx
-			id.cert = e.certs[idx].name
+			id.certIdx, id.certHash = idx, h
 		}
 		cs := &e.certs[id.certIdx]
 		cs.touch(d, t)
 		n := cs.devicesSince(since)
-		if n > cfg.MaxDevicesPerCert || id.certAlarm.active() {
-			e.identityDatapoint(&id.certAlarm, n > cfg.MaxDevicesPerCert, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
+		breach := n > cfg.MaxDevicesPerCert
+		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.cert }); st != nil && (breach || st.active()) {
+			e.identityDatapoint(st, breach, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
 				var others []string
 				for k := range cs.devs {
 					if cs.seen[k] >= since && cs.seen[k] != 0 && cs.devs[k] != d {
 						others = append(others, e.reg.DeviceName(cs.devs[k]))
 					}
 				}
-				a.ObservedText = id.cert
+				a.ObservedText = strings.Clone(cert)
 				a.Observed, a.Upper = float64(n), float64(cfg.MaxDevicesPerCert)
-				a.Message = who(a.Device, a.Group) + " uses certificate " + id.cert + ", which " + strconv.Itoa(n) +
+				a.Message = who(a.Device, a.Group) + " uses certificate " + cert + ", which " + strconv.Itoa(n) +
 					" devices used within " + cfg.Window.String() + " (also " + strings.Join(others, ", ") + ")"
 			})
 		}
@@ -223,10 +239,11 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 				id.fw = strings.Clone(fw)
 			}
 		}
-		if !breach && !id.fwAlarm.active() {
+		st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.fw })
+		if st == nil || !breach && !st.active() {
 			return
 		}
-		e.identityDatapoint(&id.fwAlarm, breach, behaviorFirmwareDowngrade, TechniqueSystemFirmware, d, g, t, func(a *Alert) {
+		e.identityDatapoint(st, breach, behaviorFirmwareDowngrade, TechniqueSystemFirmware, d, g, t, func(a *Alert) {
 			a.ObservedText = id.fw
 			if from != "" {
 				a.ObservedText = from + " -> " + id.fw

@@ -110,7 +110,7 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, slot int, 
 	spread := p.spread(std, mean)
 	z := (ex.Value - mean) / spread
 	breach := p.up && z > p.threshold || p.down && z < -p.threshold
-	if !breach && ds.metric == nil {
+	if !breach && (ds.more == nil || ds.more.metric == nil) {
 		return false
 	}
 	st := e.metricState(ds, 2*slot)
@@ -146,7 +146,7 @@ func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, 
 		score = -(med - ex.Value) / p.spread(med-lo, med)
 		breach = -score >= pc.MinScore
 	}
-	if !breach && ds.metric == nil {
+	if !breach && (ds.more == nil || ds.more.metric == nil) {
 		return false
 	}
 	st := e.metricState(ds, 2*slot+1)

@@ -176,7 +176,7 @@ func (e *Engine) judgeRules(b *ingest.Batch, d int32, ds *deviceState, g int32, 
 			continue
 		}
 		r := &e.rules[ri]
-		rs := &ds.rules[ri]
+		rs := &ds.more.rules[ri]
 		if r.set {
 			hit := &e.setScratch[ri]
 			if hit.has {

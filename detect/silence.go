@@ -14,8 +14,9 @@ import (
 // before t silent, at its deadline. So the result does not depend on how
 // the input was cut into batches, and "while its group keeps reporting" is
 // literal: some device of the group reported after the deadline.
+//
+// The device's newest report is deviceState.last.
 type silenceState struct {
-	last     int64   // newest report
 	interval float64 // learned report interval, ns
 	n        int32   // intervals learned
 	heapIdx  int32   // position in the group's heap; -1: not in it
@@ -32,12 +33,12 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 		if s.alarm.step(t, false, 1, 1) == cleared {
 			a := e.newAlert(DetectorSilence, behaviorSilence, d, g, t)
 			a.Technique = TechniqueDenialOfView
-			a.Observed, a.Expected = float64(t-s.last)/1e9, s.interval/1e9
-			a.Message = who(a.Device, a.Group) + " reports again after " + time.Duration(t-s.last).Round(time.Second).String() + " of silence"
+			a.Observed, a.Expected = float64(t-ds.last)/1e9, s.interval/1e9
+			a.Message = who(a.Device, a.Group) + " reports again after " + time.Duration(t-ds.last).Round(time.Second).String() + " of silence"
 			e.clear(a, &s.alarm, d)
 		}
-	} else if s.last != 0 && t > s.last {
-		gap := float64(t - s.last)
+	} else if ds.last != 0 && t > ds.last {
+		gap := float64(t - ds.last)
 		if s.n < int32(cfg.MinReports) || gap <= cfg.MissedReports*s.interval {
 			if s.n == 0 {
 				s.interval = gap
@@ -52,11 +53,9 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			}
 		}
 	}
-	if t > s.last {
-		s.last = t
-	}
+	last := max(ds.last, t) // judgeRow moves ds.last after the detectors
 	if s.n >= int32(cfg.MinReports) {
-		dl := s.last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
+		dl := last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
 		s.deadline = dl - dl%int64(time.Millisecond) // readable alarm times
 		if s.heapIdx >= 0 {
 			e.heapDown(gs, s.heapIdx)
@@ -79,7 +78,7 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			break
 		}
 		e.heapPop(gs)
-		threshold := ts.deadline - ts.last
+		threshold := ts.deadline - e.devices[top].last
 		if ts.deadline > gs.gapStart && ts.deadline <= gs.gapEnd && gs.gapEnd-gs.gapStart > threshold {
 			// The group itself was silent over the deadline: not this
 			// device's silence. Start its grace again from the group's return.
@@ -101,13 +100,14 @@ func (e *Engine) silenceAlert(d, g int32, s *silenceState, now int64) *Alert {
 	a := e.newAlert(DetectorSilence, behaviorSilence, d, g, s.deadline)
 	interval := math.Max(s.interval, float64(cfg.MinInterval))
 	a.Technique = TechniqueDenialOfView
-	a.Observed = float64(now-s.last) / 1e9
+	last := e.devices[d].last
+	a.Observed = float64(now-last) / 1e9
 	a.Expected = interval / 1e9
 	a.Upper = cfg.MissedReports * interval / 1e9
-	a.Score = float64(now-s.last) / interval
+	a.Score = float64(now-last) / interval
 	a.SampleCount = int64(s.n)
 	a.Message = who(a.Device, a.Group) + " stopped reporting: no report since " +
-		time.Unix(0, s.last).UTC().Format(time.RFC3339) + ", " + strconv.FormatFloat(cfg.MissedReports, 'f', -1, 64) +
+		time.Unix(0, last).UTC().Format(time.RFC3339) + ", " + strconv.FormatFloat(cfg.MissedReports, 'f', -1, 64) +
 		" expected reports (every " + time.Duration(interval).Round(time.Second).String() + ") missed while its group keeps reporting"
 	return a
 }
