@@ -100,8 +100,8 @@ type deviceState struct {
 	part         int32 // index+1 in Engine.parts of the partition of its latest report; 0: none
 	alarms       int32 // active alarms: the poisoning guard and the quarantine release
 	guardedSince int64
-	last         int64        // event time of the newest report
-	fleetWin     int64        // fleet window the device was last counted in
+	last         int64         // event time of the newest report
+	fleetWin     int64         // fleet window the device was last counted in
 	more         *deviceAlarms // nil until the device's first self or peer breach, unless there are rules
 	sil          silenceState
 	ident        *identityState
