@@ -228,6 +228,13 @@ type SeverityConfig struct {
 	Base          map[string]int `yaml:"base"`
 	Criticality   map[string]int `yaml:"criticality"` // unknown, low, medium, high, safety-critical
 	MaxScoreBonus int            `yaml:"max_score_bonus"`
+	// Control and Write replace base.novelty for a newly seen OT function
+	// (new_function): Control for the control functions that change what
+	// a controller does (operating mode T0858, restart T0816, program
+	// download T0843, firmware T0857), Write for writes and any other
+	// command (T0855).
+	Control int `yaml:"control"`
+	Write   int `yaml:"write"`
 }
 
 // QuarantineConfig is the quarantine policy.
@@ -290,6 +297,8 @@ func DefaultConfig() Config {
 				"unknown": 0, "low": -1, "medium": 0, "high": 1, "safety-critical": 2,
 			},
 			MaxScoreBonus: 3,
+			Control:       8,
+			Write:         7,
 		},
 		Quarantine: QuarantineConfig{
 			Enabled: false, Detectors: []string{DetectorIdentity, DetectorRule}, MinSeverity: 8,
@@ -436,6 +445,9 @@ func (c *Config) validateSeverity() error {
 	}
 	if c.Severity.MaxScoreBonus < 0 || c.Severity.MaxScoreBonus > 10 {
 		return fmt.Errorf("severity.max_score_bonus is %d: use 0 to 10", c.Severity.MaxScoreBonus)
+	}
+	if c.Severity.Control < 1 || c.Severity.Control > 10 || c.Severity.Write < 1 || c.Severity.Write > 10 {
+		return fmt.Errorf("severity.control is %d and severity.write %d: use 1 to 10 (defaults 8 and 7)", c.Severity.Control, c.Severity.Write)
 	}
 	return nil
 }

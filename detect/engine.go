@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -529,8 +530,25 @@ func (e *Engine) runExtra(d BatchDetector, b *ingest.Batch) {
 		if a.Upper > 0 && a.Observed > a.Upper {
 			excess = a.Observed / a.Upper
 		}
-		e.raise(&a, nil, dev, grp, excess, 0)
+		e.raise(&a, nil, dev, grp, excess, e.functionSeverity(&a))
 	}
+}
+
+// functionSeverity is the base severity of a new_function novelty alert:
+// severity.control for functions that change what a controller does,
+// severity.write for writes and other commands; 0 (the detector's base)
+// for anything else, such as a new read.
+func (e *Engine) functionSeverity(a *Alert) int {
+	if a.Detector != DetectorNovelty || !strings.HasPrefix(a.Behavior, BehaviorNewFunction+":") {
+		return 0
+	}
+	switch a.Technique {
+	case TechniqueChangeOperatingMode, TechniqueDeviceRestart, TechniqueProgramDownload, TechniqueSystemFirmware:
+		return e.cfg.Severity.Control
+	case TechniqueUnauthorizedCommand:
+		return e.cfg.Severity.Write
+	}
+	return 0
 }
 
 func absDiff(a, b int64) int64 {

@@ -1,10 +1,12 @@
 package detect
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/ingest"
 )
 
@@ -138,5 +140,62 @@ func TestNetworkEvents(t *testing.T) {
 	d.DetectBatch(&ingest.Batch{Events: events}, &out)
 	if len(out.Alerts) != 0 {
 		t.Errorf("disabled findings alerted: %+v", out.Alerts)
+	}
+}
+
+// New control functions that change what a controller does are high
+// severity before any asset criticality; writes medium-high; a new read
+// or edge keeps the novelty base.
+func TestNoveltyFunctionSeverity(t *testing.T) {
+	reg := ingest.NewRegistry()
+	ncfg := DefaultNetworkConfig()
+	ncfg.Learning = 10 * time.Minute
+	nd, err := NewNetworkDetector(ncfg, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &collectSink{}
+	cfg := DefaultConfig()
+	cfg.RateLimit.Enabled = false
+	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: baseline.NewStore(testBaselineConfig(), reg), Sink: sink, Extra: []BatchDetector{nd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	process := func(comms ...ingest.Communication) {
+		t.Helper()
+		b := ingest.NewBatch(nil, nil)
+		b.Comms = comms
+		if err := eng.Process(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := "plant-a"
+	process(comm(0, hmi, plc, g, 102, "s7comm", "read_var", "read"))
+	at := 20 * time.Minute
+	cases := []struct {
+		fn, class string
+		want      int
+	}{
+		{"plc_stop", "control", 8},
+		{"cold_restart", "control", 8},
+		{"download_block", "control", 8},
+		{"vendor_firmware_service", "control", 8},
+		{"delete_file", "control", 7},
+		{"write_var", "write", 7},
+		{"start_upload", "control", cfg.Severity.Base[DetectorNovelty]},
+	}
+	for _, c := range cases {
+		process(comm(at, hmi, plc, g, 102, "s7comm", c.fn, c.class))
+		at += time.Minute
+	}
+	for _, c := range cases {
+		a := sink.find(DetectorNovelty, BehaviorNewFunction+":"+c.fn, "", StateAlarm)
+		if len(a) != 1 || a[0].Severity != c.want {
+			t.Errorf("new %s function %s: want one alarm at severity %d:\n%s", c.class, c.fn, c.want, sink.dump())
+		}
+	}
+	process(comm(at, netip.MustParseAddr("10.0.0.66"), plc, g, 102, "s7comm", "", ""))
+	if a := sink.find(DetectorNovelty, BehaviorNewAsset, "", StateAlarm); len(a) != 1 || a[0].Severity != cfg.Severity.Base[DetectorNovelty] {
+		t.Errorf("new asset: want severity %d:\n%s", cfg.Severity.Base[DetectorNovelty], sink.dump())
 	}
 }
