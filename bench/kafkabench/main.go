@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -131,6 +132,12 @@ func run(records int, partitions int32, devices int, latencyFor time.Duration) e
 			return err
 		}
 		bareCPU := cpuSeconds() - c0
+		c0 = cpuSeconds()
+		batches, err := bareBatches(&cfg, int(partitions), records)
+		if err != nil {
+			return err
+		}
+		batchesCPU := cpuSeconds() - c0
 		stop = profile(cpuProfile)
 		c0 = cpuSeconds()
 		vig, err := vigilThroughput(cfg, records)
@@ -143,6 +150,8 @@ func run(records int, partitions int32, devices int, latencyFor time.Duration) e
 		cpuProfile, bareProfile = "", ""
 		fmt.Printf("run %d  bare kafka-go: %8.0f records/s %5.2f µs CPU/record | vigil: %8.0f records/s %5.2f µs CPU/record | %3.0f%% of bare's rate, %3.0f%% of its records/CPU-second\n",
 			i+1, bare, 1e6*bareCPU/float64(records), vig, 1e6*vigCPU/float64(records), 100*vig/bare, 100*bareCPU/vigCPU)
+		fmt.Printf("       kafka-go batches without a Reader: %8.0f records/s %5.2f µs CPU/record (the Reader's own share: %.2f µs)\n",
+			batches, 1e6*batchesCPU/float64(records), 1e6*(bareCPU-batchesCPU)/float64(records))
 		ratios = append(ratios, vig/bare)
 		vigRates = append(vigRates, vig)
 	}
@@ -206,6 +215,61 @@ func produce(addr, topic string, msgs []kafkago.Message) error {
 		msgs = msgs[n:]
 	}
 	return nil
+}
+
+// bareBatches reads every partition of cfg's topic with kafka-go's
+// Conn.ReadBatchWith directly, no Reader (no goroutine, channel hand-off
+// or read deadline per message), with the same fetch settings, and only
+// counts. It shows what the Reader itself costs.
+func bareBatches(cfg *ingest.KafkaConfig, partitions, want int) (float64, error) {
+	var got, first, last atomic.Int64
+	errs := make(chan error, partitions)
+	var wg sync.WaitGroup
+	for p := 0; p < partitions; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			rc := kafka.ReaderConfig(cfg, cfg.TelemetryTopics[0], int32(p))
+			conn, err := kafkago.DialLeader(context.Background(), "tcp", cfg.Brokers[0], rc.Topic, p)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			off := int64(0)
+			for got.Load() < int64(want) {
+				conn.SetReadDeadline(time.Now().Add(rc.MaxWait + 10*time.Second))
+				if _, err := conn.Seek(off, kafkago.SeekAbsolute); err != nil {
+					errs <- err
+					return
+				}
+				b := conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: rc.MinBytes, MaxBytes: rc.MaxBytes, MaxWait: rc.MaxWait})
+				for {
+					m, err := b.ReadMessage()
+					if err != nil {
+						break
+					}
+					first.CompareAndSwap(0, time.Now().UnixNano())
+					off = m.Offset + 1
+					if got.Add(1) == int64(want) {
+						last.Store(time.Now().UnixNano())
+					}
+				}
+				// RequestTimedOut: nothing arrived within MaxWait.
+				if err := b.Close(); err != nil && !errors.Is(err, kafkago.RequestTimedOut) {
+					errs <- err
+					return
+				}
+			}
+		}(p)
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, fmt.Errorf("bare batch consumer: %w", err)
+	default:
+	}
+	return float64(want) / time.Duration(last.Load()-first.Load()).Seconds(), nil
 }
 
 // bareConsumer reads every partition of cfg's topic with one kafka-go

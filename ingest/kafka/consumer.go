@@ -719,11 +719,8 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 	topic string, p int32, start int64, filter *restoreFilter) error {
 	rc := ReaderConfig(&c.cfg, topic, p)
 	rc.Dialer = c.dialer
-	r := kafkago.NewReader(rc)
+	r := newPartitionFetcher(rc, start, log)
 	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		return fmt.Errorf("cannot seek to offset %d: %w", start, err)
-	}
 	bb := newBatchBuilder(c.reg, c.grouper)
 	bb.filter = filter
 	pm := c.metrics.partition(topic, p)
@@ -737,16 +734,17 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 		if err := cp.acquire(ctx); err != nil {
 			return nil
 		}
-		m, err := r.FetchMessage(ctx)
+		// The wait for the engine may have outlasted the socket deadline
+		// of the fetch response being read.
+		r.touch()
+		m, err := r.next(ctx, time.Time{})
 		if err != nil {
+			// Only the end of ctx: the fetcher retries everything else.
 			cp.release()
-			if ctx.Err() == nil {
-				log.Warn("cannot fetch; rejoining", "err", err)
-			}
 			return nil
 		}
 		batchStart := time.Now()
-		linger, cancelLinger := context.WithTimeout(ctx, c.cfg.BatchLinger)
+		linger := batchStart.Add(c.cfg.BatchLinger)
 		var end, hwm int64
 		n, size := 0, 0
 		for {
@@ -767,11 +765,10 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			if c.align != nil && bb.span() >= c.align.maxSkew {
 				break
 			}
-			if m, err = r.FetchMessage(linger); err != nil {
+			if m, err = r.next(ctx, linger); err != nil {
 				break
 			}
 		}
-		cancelLinger()
 		// Counted per batch: shared counters touched per record would
 		// bounce between the partition workers' cores.
 		pm.records.Add(n)
