@@ -75,7 +75,7 @@ detect:
       value: 5
       consecutive_datapoints_to_alarm: 5
       consecutive_datapoints_to_clear: 3
-      technique: T0806
+      technique: T1110 # Brute Force (login failures); T0806 is Brute Force I/O
   # The demo compresses two days into seconds: a 100 ms stall of one
   # partition is an hour of event time. partition_idle scales with it, so a
   # stalled partition is waited for, not taken for dark.
