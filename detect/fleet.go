@@ -12,14 +12,29 @@ import (
 // gap judges; a longer gap is one restart of the window sequence.
 const maxGapWindows = 1440
 
+// fleetAhead is how many windows past the open one a group counts ahead,
+// for reports of partitions read ahead of the others.
+const fleetAhead = 16
+
+// fleetCount is what one window has counted so far.
+type fleetCount struct {
+	msgs      float64
+	reporting int32
+}
+
 // fleetState is a group's KPI windows: the message count and the devices
 // reporting in the open window, and the decayed mean and variance of
 // earlier windows. Windows are tumbling, aligned to the epoch on event time,
-// and closed by the group's own reports, so batching does not matter.
+// and closed by the group's own reports once the event-time watermark (the
+// slowest active partition) has passed them too, so batching does not
+// matter and reports of a partition read behind the others still count in
+// their window. Reports of partitions read ahead are counted in up to
+// fleetAhead later windows.
 type fleetState struct {
 	winStart  int64
 	msgs      float64
 	reporting int32
+	ahead     [fleetAhead]fleetCount // windows after the open one
 	windows   int32 // windows learned
 	started   bool
 	rate      baseline.Moments
@@ -42,19 +57,37 @@ func (e *Engine) judgeFleet(ds *deviceState, g int32, gs *groupState, t int64) {
 		f.frac = baseline.NewMoments(cfg.HalfLife)
 		f.windows = -1 // the first window is partial: not learned
 	}
-	if ws > f.winStart {
-		gap := 0
-		for f.winStart < ws {
-			if gap == maxGapWindows {
-				f.winStart = ws
-				break
-			}
-			e.closeWindow(g, gs, f.winStart+w)
-			f.winStart += w
-			f.msgs, f.reporting = 0, 0
-			gap++
-		}
+	// Windows that ended before this report and before the watermark are
+	// complete; a report further ahead than fleetAhead windows closes
+	// windows anyway, so the state stays bounded.
+	limit := min(t, e.wm)
+	if ws > f.winStart+fleetAhead*w {
+		limit = ws - fleetAhead*w
 	}
+	gap := 0
+	for f.winStart+w <= limit {
+		if gap == maxGapWindows {
+			f.winStart = floorDiv(limit, w) * w
+			f.msgs, f.reporting, f.ahead = 0, 0, [fleetAhead]fleetCount{}
+			break
+		}
+		e.closeWindow(g, gs, f.winStart+w)
+		f.winStart += w
+		f.msgs, f.reporting = f.ahead[0].msgs, f.ahead[0].reporting
+		copy(f.ahead[:], f.ahead[1:])
+		f.ahead[fleetAhead-1] = fleetCount{}
+		gap++
+	}
+	if k := (ws - f.winStart) / w; k > 0 {
+		c := &f.ahead[k-1]
+		c.msgs++
+		if ds.fleetWin != ws+1 {
+			ds.fleetWin = ws + 1
+			c.reporting++
+		}
+		return
+	}
+	// The open window, or a late report of a window already closed.
 	f.msgs++
 	if ds.fleetWin != f.winStart+1 { // +1: window 0 (the epoch) is not "never"
 		ds.fleetWin = f.winStart + 1

@@ -79,3 +79,30 @@ func TestSilenceAcrossSkewedPartitions(t *testing.T) {
 		})
 	}
 }
+
+// Fleet windows close on the watermark: while two of three partitions
+// stall for ten minutes and then catch up, the group's windows wait for
+// them instead of closing with a third of the devices reporting.
+func TestFleetWindowsWaitForStalledPartitions(t *testing.T) {
+	cfg := DefaultConfig()
+	s := newSim(t, cfg, twoGroups, 9, nil)
+	s.partition = func(i int) int32 { return int32(i % 3) }
+	only := func(p0 bool) mutator {
+		return func(_, i int, _ *simDevice, _ *ingest.Row) bool { return (i%3 == 0) == p0 }
+	}
+	s.warm(150)
+	// minutes 150-160: partition 0 goes on, partitions 1 and 2 deliver nothing
+	s.run(150, 160, only(true))
+	// then they catch up, two minutes a batch, while partition 0 goes on
+	for m := 150; m < 170; m += 2 {
+		s.run(m, m+2, only(false))
+		s.run(m+10, m+12, only(true))
+	}
+	s.run(170, 200, nil)
+	if n := len(s.sink.find(DetectorFleet, "", "", "")); n != 0 {
+		t.Fatalf("a stalled partition raised %d fleet alerts:\n%s", n, s.sink.dump())
+	}
+	if n := len(s.sink.alerts); n != 0 {
+		t.Fatalf("clean fleet behind a stalled partition raised %d alerts:\n%s", n, s.sink.dump())
+	}
+}

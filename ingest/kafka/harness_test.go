@@ -312,7 +312,18 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func startPipeline(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink) *pipeline {
 	t.Helper()
+	return startPipelineWith(t, cfg, sink, nil)
+}
+
+// startPipelineWith is startPipeline with the engine wrapped by wrap (nil:
+// the engine itself).
+func startPipelineWith(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, wrap func(*detect.Engine) kafka.Processor) *pipeline {
+	t.Helper()
 	reg, store, eng := newEngine(t, sink)
+	var proc kafka.Processor = eng
+	if wrap != nil {
+		proc = wrap(eng)
+	}
 	tcfg := ingest.DefaultTelemetryConfig()
 	metrics := kafka.NewMetrics()
 	c, err := kafka.New(kafka.Options{
@@ -320,7 +331,7 @@ func startPipeline(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink) *pipe
 		Decoders: func(kind, topic string, p int32) (kafka.Decoder, error) {
 			return kafka.NewTelemetryDecoder(tcfg)
 		},
-		Engine: eng, State: store, Groups: store,
+		Engine: proc, State: store, Groups: store,
 		Registry: reg, Grouper: siteGrouper{}, Metrics: metrics, Logger: testLogger(t).With("instance", cfg.InstanceID),
 	})
 	if err != nil {

@@ -2,15 +2,19 @@ package kafka_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow/array"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/kafka"
 )
 
@@ -308,35 +312,68 @@ func TestKafkaRestartRestoresStateIntegration(t *testing.T) {
 	}
 }
 
-// A backlog in several partitions (a restart after downtime) is read with
-// the partitions aligned in event time: no device looks silent because
-// another partition ran ahead. Without the alignment the same backlog
-// raises silence alarms, which shows the test can fail.
+// A backlog in several partitions (a restart after downtime): with or
+// without the alignment of partitions in event time, no device looks
+// silent, because the engine judges silence against the slowest partition.
+// The skew meter shows the partitions the engine was handed were hours
+// apart without alignment (so the test exercises the watermark). It
+// measures the newest event time handed per partition, so a partition that
+// finished early counts as ahead in the aligned run too.
 func TestKafkaBacklogAlignmentIntegration(t *testing.T) {
 	skipShort(t)
 	msgs := fleet(20, 240, 180)
-	silences := func(skew time.Duration) (int, int) {
+	run := func(skew time.Duration) (silences, total int, maxSkew time.Duration) {
 		k := newCluster(t, 3)
 		k.produce(msgs)
 		sink := &collectSink{}
 		cfg := k.kafkaConfig("ga", "ia")
 		cfg.MaxEventTimeSkew = skew
-		p := startPipeline(t, cfg, sink)
+		m := &skewMeter{high: map[int32]int64{}}
+		p := startPipelineWith(t, cfg, sink, func(e *detect.Engine) kafka.Processor { m.Engine = e; return m })
 		k.waitCommitted("ga", 20*time.Second)
 		p.stop(t)
-		n := 0
 		keys := sink.keys()
 		for k := range keys {
 			if k.Detector == detect.DetectorSilence {
-				n++
+				silences++
 			}
 		}
-		return n, len(keys)
+		return silences, len(keys), time.Duration(m.maxSkew)
 	}
-	if n, total := silences(time.Minute); n != 0 {
+	n, total, aligned := run(time.Minute)
+	if n != 0 {
 		t.Errorf("aligned partitions: %d silence alerts of %d, want none", n, total)
 	}
-	if n, _ := silences(0); n == 0 {
-		t.Error("without alignment the backlog raised no silence alert: the test data no longer shows the skew")
+	n, total, unaligned := run(0)
+	if n != 0 {
+		t.Errorf("unaligned partitions (skew up to %s): %d silence alerts of %d, want none", unaligned, n, total)
 	}
+	if unaligned < 10*time.Minute {
+		t.Errorf("without alignment the partitions were at most %s apart: the test data no longer shows the skew", unaligned)
+	}
+	t.Logf("largest skew between partitions: %s aligned, %s unaligned", aligned, unaligned)
+}
+
+// skewMeter is the engine, measuring how far apart in event time the
+// partitions it is handed are.
+type skewMeter struct {
+	*detect.Engine
+	high    map[int32]int64
+	maxSkew int64
+}
+
+func (m *skewMeter) Process(ctx context.Context, b *ingest.Batch) error {
+	if b.Record != nil && b.Record.NumRows() > 0 {
+		ts := b.Record.Column(0).(*array.Timestamp).TimestampValues()
+		part := b.Record.Column(5).(*array.Int32).Int32Values()
+		for i := range ts {
+			m.high[part[i]] = max(m.high[part[i]], int64(ts[i]))
+		}
+		lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, h := range m.high {
+			lo, hi = min(lo, h), max(hi, h)
+		}
+		m.maxSkew = max(m.maxSkew, hi-lo)
+	}
+	return m.Engine.Process(ctx, b)
 }
