@@ -35,7 +35,7 @@ type fleetState struct {
 	msgs      float64
 	reporting int32
 	ahead     [fleetAhead]fleetCount // windows after the open one
-	windows   int32 // windows learned
+	windows   int32                  // windows learned
 	started   bool
 	rate      baseline.Moments
 	frac      baseline.Moments
