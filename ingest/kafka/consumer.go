@@ -700,11 +700,13 @@ func (c *Consumer) backoff() {
 	}
 }
 
-// ReaderConfig is how a partition worker reads topic/p with kafka-go: the
-// fetch settings of cfg (fetch_max_bytes, fetch_max_wait) and a queue of two
-// batches, so that the next batch is fetched while the worker decodes this
-// one. kafkabench's bare consumer uses it too, so that both sides of the
-// comparison fetch alike. The caller sets Dialer for TLS and SASL.
+// ReaderConfig holds the fetch settings a partition worker reads topic/p
+// with (MinBytes, MaxBytes from fetch_max_bytes, MaxWait from
+// fetch_max_wait, the retry backoff). The worker fetches with kafka-go's
+// Conn directly (partitionFetcher); kafkabench's bare consumer gives the
+// same config to a kafka-go Reader (which also uses QueueCapacity), so
+// that both sides of the comparison fetch alike. The caller sets Dialer
+// for TLS and SASL.
 func ReaderConfig(cfg *ingest.KafkaConfig, topic string, p int32) kafkago.ReaderConfig {
 	return kafkago.ReaderConfig{
 		Brokers: cfg.Brokers, Topic: topic, Partition: int(p),
@@ -719,8 +721,10 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 	topic string, p int32, start int64, filter *restoreFilter) error {
 	rc := ReaderConfig(&c.cfg, topic, p)
 	rc.Dialer = c.dialer
-	r := newPartitionFetcher(rc, start, log)
-	defer r.Close()
+	pctx, stopPrefetch := context.WithCancel(ctx)
+	r := startPrefetch(pctx, newPartitionFetcher(rc, start, log), min(c.cfg.BatchSize, 512))
+	defer r.drain()
+	defer stopPrefetch()
 	bb := newBatchBuilder(c.reg, c.grouper)
 	bb.filter = filter
 	pm := c.metrics.partition(topic, p)
@@ -734,10 +738,7 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 		if err := cp.acquire(ctx); err != nil {
 			return nil
 		}
-		// The wait for the engine may have outlasted the socket deadline
-		// of the fetch response being read.
-		r.touch()
-		m, err := r.next(ctx, time.Time{})
+		m, err := r.get(time.Time{})
 		if err != nil {
 			// Only the end of ctx: the fetcher retries everything else.
 			cp.release()
@@ -765,7 +766,7 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			if c.align != nil && bb.span() >= c.align.maxSkew {
 				break
 			}
-			if m, err = r.next(ctx, linger); err != nil {
+			if m, err = r.get(linger); err != nil {
 				break
 			}
 		}

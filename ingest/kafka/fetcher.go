@@ -215,3 +215,121 @@ func (f *partitionFetcher) backoff(ctx context.Context) error {
 
 // Close drops the connection.
 func (f *partitionFetcher) Close() { f.drop() }
+
+// prefetcher runs a partitionFetcher in a goroutine of its own, so that
+// the next fetch overlaps decoding the last one (a partition on its own
+// would otherwise leave a core idle while it waits for the broker). It
+// hands records over in chunks of up to a few hundred, one channel
+// operation each, not one per record as kafka-go's Reader does.
+type prefetcher struct {
+	out   chan *chunk
+	free  chan *chunk
+	cur   *chunk
+	pos   int
+	timer *time.Timer
+}
+
+type chunk struct{ msgs []kafkago.Message }
+
+// prefetchChunks is how many chunks exist: two waiting for the worker,
+// one being filled, one being decoded.
+const prefetchChunks = 4
+
+// startPrefetch starts fetching with f until ctx ends; the goroutine
+// closes f and then out. Chunks hold at most size records.
+func startPrefetch(ctx context.Context, f *partitionFetcher, size int) *prefetcher {
+	p := &prefetcher{out: make(chan *chunk, prefetchChunks-2), free: make(chan *chunk, prefetchChunks)}
+	for i := 0; i < prefetchChunks; i++ {
+		p.free <- &chunk{msgs: make([]kafkago.Message, 0, size)}
+	}
+	go p.run(ctx, f, size)
+	return p
+}
+
+// past makes next read only what the current fetch response holds.
+var past = time.Unix(1, 0)
+
+func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
+	defer close(p.out)
+	defer f.Close()
+	for {
+		var c *chunk
+		select {
+		case c = <-p.free:
+		case <-ctx.Done():
+			return
+		}
+		c.msgs = c.msgs[:0]
+		m, err := f.next(ctx, time.Time{})
+		if err != nil {
+			return // ctx ended: next retries everything else
+		}
+		c.msgs = append(c.msgs, m)
+		for len(c.msgs) < cap(c.msgs) {
+			if m, err = f.next(ctx, past); err != nil {
+				break
+			}
+			c.msgs = append(c.msgs, m)
+		}
+		select {
+		case p.out <- c:
+		case <-ctx.Done():
+			return
+		}
+		// The worker may have kept us waiting past the socket deadline of
+		// the response being read.
+		f.touch()
+	}
+}
+
+// get returns the next record, waiting for it at most until deadline
+// (zero: without limit). It returns errLingerOver when deadline passed,
+// and errStopped once the prefetcher stopped (its ctx ended). Worker
+// goroutine only.
+func (p *prefetcher) get(deadline time.Time) (kafkago.Message, error) {
+	if p.cur != nil {
+		if p.pos < len(p.cur.msgs) {
+			p.pos++
+			return p.cur.msgs[p.pos-1], nil
+		}
+		clear(p.cur.msgs) // let go of the records' keys and values
+		p.free <- p.cur   // never blocks: free holds every chunk
+		p.cur = nil
+	}
+	var c *chunk
+	var ok bool
+	select {
+	case c, ok = <-p.out:
+	default:
+		if deadline.IsZero() {
+			c, ok = <-p.out
+			break
+		}
+		d := time.Until(deadline)
+		if d <= 0 {
+			return kafkago.Message{}, errLingerOver
+		}
+		if p.timer == nil {
+			p.timer = time.NewTimer(d)
+		} else {
+			p.timer.Reset(d)
+		}
+		select {
+		case c, ok = <-p.out:
+			p.timer.Stop()
+		case <-p.timer.C:
+			return kafkago.Message{}, errLingerOver
+		}
+	}
+	if !ok {
+		return kafkago.Message{}, errStopped
+	}
+	p.cur, p.pos = c, 1
+	return c.msgs[0], nil
+}
+
+// drain waits for the prefetcher to stop after its ctx ended.
+func (p *prefetcher) drain() {
+	for range p.out {
+	}
+}
