@@ -37,9 +37,12 @@ func fetcherCluster(t *testing.T) (addr string, produce func(from, n int)) {
 	}
 }
 
-func testPrefetcher(t *testing.T, ctx context.Context, addr string, start int64, maxWait time.Duration, chunk int) *prefetcher {
+func testPrefetcher(t testing.TB, ctx context.Context, addr string, start int64, maxWait time.Duration, chunk int) *prefetcher {
 	cfg := ingest.DefaultKafkaConfig()
-	cfg.Brokers, cfg.FetchMaxWait, cfg.FetchMaxBytes = []string{addr}, maxWait, 4096 // small: many fetch responses
+	cfg.Brokers, cfg.FetchMaxWait = []string{addr}, maxWait
+	if _, ok := t.(*testing.T); ok {
+		cfg.FetchMaxBytes = 4096 // small: many fetch responses
+	}
 	rc := ReaderConfig(&cfg, "fetch", 0)
 	rc.Dialer = kafkago.DefaultDialer
 	return startPrefetch(ctx, newPartitionFetcher(rc, start, slog.New(slog.NewTextHandler(io.Discard, nil))), chunk)
