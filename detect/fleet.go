@@ -14,7 +14,7 @@ const maxGapWindows = 1440
 
 // fleetAhead is how many windows past the open one a group counts ahead,
 // for reports of partitions read ahead of the others.
-const fleetAhead = 16
+const fleetAhead = 64
 
 // fleetCount is what one window has counted so far.
 type fleetCount struct {
@@ -58,9 +58,12 @@ func (e *Engine) judgeFleet(ds *deviceState, g int32, gs *groupState, t int64) {
 		f.windows = -1 // the first window is partial: not learned
 	}
 	// Windows that ended before this report and before the watermark are
-	// complete; a report further ahead than fleetAhead windows closes
-	// windows anyway, so the state stays bounded.
+	// complete. A report further ahead than fleetAhead windows closes
+	// windows anyway, so the state stays bounded; those windows may lack
+	// the reports of slower partitions, so they are neither judged nor
+	// learned.
 	limit := min(t, e.wm)
+	complete := limit
 	if ws > f.winStart+fleetAhead*w {
 		limit = ws - fleetAhead*w
 	}
@@ -71,7 +74,9 @@ func (e *Engine) judgeFleet(ds *deviceState, g int32, gs *groupState, t int64) {
 			f.msgs, f.reporting, f.ahead = 0, 0, [fleetAhead]fleetCount{}
 			break
 		}
-		e.closeWindow(g, gs, f.winStart+w)
+		if f.winStart+w <= complete {
+			e.closeWindow(g, gs, f.winStart+w)
+		}
 		f.winStart += w
 		f.msgs, f.reporting = f.ahead[0].msgs, f.ahead[0].reporting
 		copy(f.ahead[:], f.ahead[1:])
