@@ -162,7 +162,14 @@ func (f *partitionFetcher) connect(ctx context.Context) error {
 func (f *partitionFetcher) handle(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, kafkago.RequestTimedOut):
-		// The response is used up, or nothing arrived within MaxWait.
+		// The response is used up, or nothing arrived within MaxWait. A
+		// record batch may end in records compaction removed: the Batch
+		// then moved the connection's offset past them, and asking for
+		// the offset after the last record read would return the same
+		// batch for ever.
+		if off, whence := f.conn.Offset(); whence == kafkago.SeekAbsolute && off > f.offset {
+			f.offset = off
+		}
 		f.fails = 0
 		return nil
 	case errors.Is(err, kafkago.OffsetOutOfRange):
