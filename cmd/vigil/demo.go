@@ -82,6 +82,7 @@ detect:
   silence: {missed_reports: 5, partition_idle: 12h}
   identity: {window: 10m, max_src_ips: 1, max_devices_per_cert: 1, firmware_downgrade: true}
   fleet: {window: 1m, period: 5m}
+  quarantine: {enabled: true, detectors: [identity, rule], min_severity: 5, recommend_min_severity: 7}
 `
 
 // Topics of the demo broker.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -60,4 +61,38 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestDemoConfigFollowsFleetConfig keeps the demo's embedded configuration
+// in step with testdata/config/fleet.yaml, the one tuned on the fleet sample:
+// the demo may add the packet side and scale partition_idle to its compressed
+// time, but baselines, rules and telemetry detectors must be the same.
+func TestDemoConfigFollowsFleetConfig(t *testing.T) {
+	fleet, err := LoadConfig("../../testdata/config/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := ParseConfig([]byte(demoConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := []struct {
+		name        string
+		fleet, demo any
+	}{
+		{"baseline", fleet.Baseline, demo.Baseline},
+		{"detect.self", fleet.Detect.Self, demo.Detect.Self},
+		{"detect.peer", fleet.Detect.Peer, demo.Detect.Peer},
+		{"detect.metrics", fleet.Detect.Metrics, demo.Detect.Metrics},
+		{"detect.rules", fleet.Detect.Rules, demo.Detect.Rules},
+		{"detect.identity", fleet.Detect.Identity, demo.Detect.Identity},
+		{"detect.fleet", fleet.Detect.Fleet, demo.Detect.Fleet},
+		{"detect.silence.missed_reports", fleet.Detect.Silence.MissedReports, demo.Detect.Silence.MissedReports},
+		{"detect.quarantine", fleet.Detect.Quarantine, demo.Detect.Quarantine},
+	}
+	for _, s := range same {
+		if !reflect.DeepEqual(s.fleet, s.demo) {
+			t.Errorf("%s differs between testdata/config/fleet.yaml and the demo config:\nfleet: %+v\ndemo:  %+v", s.name, s.fleet, s.demo)
+		}
+	}
 }

@@ -58,19 +58,109 @@ func runReplayTest(t *testing.T, args ...string) (stdout, stderr []byte) {
 	return out.Bytes(), errw.Bytes()
 }
 
+// quarantineLine is the part of a quarantine event the tests look at.
+type quarantineLine struct {
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	Device  string    `json:"device"`
+	Reasons []string  `json:"reasons"`
+}
+
+// parseAlerts returns the alert lines of a replay's output; quarantine
+// events (lines with an action) are left to parseQuarantine.
 func parseAlerts(t *testing.T, data []byte) []alertLine {
 	t.Helper()
 	var alerts []alertLine
+	forEachLine(t, data, func(line []byte, isQuarantine bool) {
+		if isQuarantine {
+			return
+		}
+		var a alertLine
+		if err := json.Unmarshal(line, &a); err != nil {
+			t.Fatalf("alert line %q: %v", line, err)
+		}
+		alerts = append(alerts, a)
+	})
+	return alerts
+}
+
+// parseQuarantine returns the quarantine events of a replay's output.
+func parseQuarantine(t *testing.T, data []byte) []quarantineLine {
+	t.Helper()
+	var events []quarantineLine
+	forEachLine(t, data, func(line []byte, isQuarantine bool) {
+		if !isQuarantine {
+			return
+		}
+		var q quarantineLine
+		if err := json.Unmarshal(line, &q); err != nil {
+			t.Fatalf("quarantine line %q: %v", line, err)
+		}
+		events = append(events, q)
+	})
+	return events
+}
+
+func forEachLine(t *testing.T, data []byte, fn func(line []byte, isQuarantine bool)) {
+	t.Helper()
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var a alertLine
-		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
-			t.Fatalf("alert line %q: %v", sc.Text(), err)
+		var kind struct {
+			Action *string `json:"action"`
 		}
-		alerts = append(alerts, a)
+		if err := json.Unmarshal(sc.Bytes(), &kind); err != nil {
+			t.Fatalf("output line %q: %v", sc.Text(), err)
+		}
+		fn(sc.Bytes(), kind.Action != nil)
 	}
-	return alerts
+}
+
+// checkQuarantine checks the quarantine policy of testdata/config/fleet.yaml
+// (identity and rule alarms isolate the device) on a replay's output: every
+// such incident isolates its device or, past a safety rail, recommends it,
+// every isolated device is released once its alarm has cleared, and no event
+// cites an alert that is not in the output.
+func checkQuarantine(t *testing.T, events []quarantineLine, alerts []alertLine, labels []label) {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, a := range alerts {
+		ids[a.ID] = true
+	}
+	for _, q := range events {
+		for _, r := range q.Reasons {
+			if !ids[r] {
+				t.Errorf("quarantine event %s (%s %s) cites alert %s, which is not in the output", q.ID, q.Action, q.Device, r)
+			}
+		}
+	}
+	for _, l := range labels {
+		if l.Detector != "identity" && l.Detector != "rule" {
+			continue
+		}
+		var acted, released bool
+		for _, q := range events {
+			if q.Device != l.Device || q.Time.Before(l.Start) {
+				continue
+			}
+			switch q.Action {
+			case "quarantine", "recommend":
+				acted = true
+			case "release":
+				released = true
+			}
+		}
+		if !acted {
+			t.Errorf("incident %s (%s on %s) led to no quarantine or recommendation", l.ID, l.Behavior, l.Device)
+		}
+		for _, q := range events {
+			if q.Device == l.Device && q.Action == "quarantine" && !released {
+				t.Errorf("incident %s: %s was quarantined and never released", l.ID, l.Device)
+				break
+			}
+		}
+	}
 }
 
 func readLabels(t *testing.T, path string) []label {
@@ -131,11 +221,29 @@ func checkGolden(t *testing.T, alerts []alertLine, labels []label) {
 			t.Errorf("incident %s: alarm %s judged on %d samples", l.ID, hit.ID, hit.SampleCount)
 		}
 	}
+	// explains tells whether an incident explains an alert: an alert on its
+	// device that began during it, or a quarantine safety-rail alert on its
+	// group raised while one of its alarms was quarantined.
+	explains := func(l label, a alertLine) bool {
+		if a.Device == l.Device && !a.AlarmStart.Before(l.Start) && a.AlarmStart.Before(l.End) {
+			return true
+		}
+		if a.Detector != "fleet" || a.Behavior != "quarantine_rail" {
+			return false
+		}
+		for _, b := range alerts {
+			if b.Device == l.Device && b.Group == a.Group && b.State == "alarm" && !b.AlarmStart.Before(l.Start) &&
+				!a.AlarmStart.Before(b.AlarmStart) && a.AlarmStart.Before(l.End) {
+				return true
+			}
+		}
+		return false
+	}
 	noise := 0
 	for _, a := range alerts {
 		explained := false
 		for _, l := range labels {
-			if a.Device == l.Device && !a.AlarmStart.Before(l.Start) && a.AlarmStart.Before(l.End) {
+			if explains(l, a) {
 				explained = true
 				break
 			}
@@ -161,7 +269,10 @@ func TestReplayFleetSampleGolden(t *testing.T) {
 	args := []string{"--config", "testdata/config/fleet.yaml", "testdata/fleet/telemetry.jsonl.gz"}
 	out, stderr := runReplayTest(t, args...)
 	t.Logf("summary:\n%s", stderr)
-	checkGolden(t, parseAlerts(t, out), readLabels(t, "testdata/fleet/labels.csv"))
+	labels := readLabels(t, "testdata/fleet/labels.csv")
+	alerts := parseAlerts(t, out)
+	checkGolden(t, alerts, labels)
+	checkQuarantine(t, parseQuarantine(t, out), alerts, labels)
 	for _, want := range []string{"event time 2026-11-02T00:00:00Z to 2026-11-03T23:59:59Z", "172574 records", "0 rejected", "by detector:", "by severity:", "0 still learning"} {
 		if !bytes.Contains(stderr, []byte(want)) {
 			t.Errorf("summary lacks %q", want)
