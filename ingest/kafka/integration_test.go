@@ -42,19 +42,6 @@ func checkLeaks(t *testing.T) {
 	)
 }
 
-// selfAlerts keeps the alerts of the self detector: a device judged against
-// its own baseline, which does not depend on which other devices share the
-// instance.
-func selfAlerts(m map[alertKey]int) map[alertKey]int {
-	out := map[alertKey]int{}
-	for k, n := range m {
-		if k.Detector == detect.DetectorSelf {
-			out[k] = n
-		}
-	}
-	return out
-}
-
 func requireSpike(t *testing.T, want map[alertKey]int) {
 	t.Helper()
 	for k := range want {
