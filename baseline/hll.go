@@ -32,9 +32,6 @@ func NewHLL(precision uint8) *HLL {
 	return &HLL{p: precision, regs: make([]uint8, 1<<precision)}
 }
 
-// Precision returns the sketch's precision.
-func (h *HLL) Precision() uint8 { return h.p }
-
 // AddHash adds an element by its 64-bit hash (HashString, HashUint64).
 func (h *HLL) AddHash(x uint64) {
 	idx := x >> (64 - h.p)
@@ -62,9 +59,6 @@ func (h *HLL) Merge(o *HLL) error {
 	}
 	return nil
 }
-
-// Reset empties h.
-func (h *HLL) Reset() { clear(h.regs) }
 
 // Estimate returns the estimated number of distinct elements added.
 func (h *HLL) Estimate() float64 {

@@ -60,11 +60,6 @@ func OpenReplay(args ...string) (*Replay, error) {
 	return rp, nil
 }
 
-// NewReplay merges already opened readers; it takes ownership of them.
-func NewReplay(readers ...*Reader) *Replay {
-	return &Replay{readers: readers}
-}
-
 func expand(arg string) (paths []string, explicit bool, err error) {
 	st, statErr := os.Stat(arg)
 	switch {
