@@ -233,11 +233,21 @@ func (x *leefAttrs) time(k string, t time.Time) {
 // declared devTimeFormat) without the generic layout interpreter.
 func appendLEEFTime(dst []byte, t time.Time) []byte {
 	t = t.UTC()
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
-	if year < 0 || year > 9999 {
+	if year := t.Year(); year < 0 || year > 9999 {
 		return t.AppendFormat(dst, leefGoTime)
 	}
+	dst = appendDateTime(dst, t)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1e6, 3)
+	return append(dst, "+0000"...)
+}
+
+// appendDateTime appends t as 2006-01-02T15:04:05, digit by digit: the
+// generic layout interpreter costs more than the rest of a syslog header.
+// The year must have four digits (0 to 9999).
+func appendDateTime(dst []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
 	dst = appendDigits(dst, year, 4)
 	dst = append(dst, '-')
 	dst = appendDigits(dst, int(month), 2)
@@ -248,10 +258,7 @@ func appendLEEFTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, ':')
 	dst = appendDigits(dst, minute, 2)
 	dst = append(dst, ':')
-	dst = appendDigits(dst, sec, 2)
-	dst = append(dst, '.')
-	dst = appendDigits(dst, t.Nanosecond()/1e6, 3)
-	return append(dst, "+0000"...)
+	return appendDigits(dst, sec, 2)
 }
 
 // appendDigits appends v (0 <= v < 10^width) zero-padded to width digits.
