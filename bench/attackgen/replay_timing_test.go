@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/packet"
 	"github.com/vigil-ot/vigil/ingest/pcap"
+	"github.com/vigil-ot/vigil/internal/capturestest"
 )
 
 // benchCaptures are the Modbus captures the performance budget is quoted
@@ -59,7 +60,7 @@ type benchInput struct {
 }
 
 func benchInputs(b *testing.B) []benchInput {
-	if dir := sharedCapturesDir(); dir != "" {
+	if dir := capturestest.Dir(); dir != "" {
 		var in []benchInput
 		for _, name := range benchCaptures {
 			data, err := os.ReadFile(filepath.Join(dir, name))
@@ -75,23 +76,6 @@ func benchInputs(b *testing.B) []benchInput {
 		b.Fatal(err)
 	}
 	return []benchInput{{"attackgen.pcap", buf.Bytes()}}
-}
-
-func sharedCapturesDir() string {
-	if dir := os.Getenv("VIGIL_CAPTURES"); dir != "" {
-		return dir
-	}
-	wd, _ := os.Getwd()
-	for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			dir := filepath.Join(filepath.Dir(d), "shared", "captures")
-			if _, err := os.Stat(filepath.Join(dir, "INVENTORY.tsv")); err == nil {
-				return dir
-			}
-			return ""
-		}
-	}
-	return ""
 }
 
 func benchBare(b *testing.B, data []byte) {

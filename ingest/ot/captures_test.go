@@ -2,19 +2,16 @@ package ot
 
 import (
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/vigil-ot/vigil/internal/capturestest"
 )
 
-// sharedCaptures is the team's folder of real captures; a fresh clone does
-// not have it and the test skips.
-const sharedCaptures = "../../../shared/captures"
-
-// protocolFolders names, per protocol, the folders (or files) of
-// sharedCaptures whose traffic is mainly that protocol.
+// protocolFolders names, per protocol, the folders (or files) of the
+// real-capture folder whose traffic is mainly that protocol.
 var protocolFolders = map[Protocol][]string{
 	Modbus: {"ITI-ICS-Security-Tools/ModbusTCP", "ITI-ICS-Security-Tools/bro/modbus", "ITI-ICS-Security-Tools/modicon", "zeek-btest-Traces/modbus"},
 	DNP3:   {"ITI-ICS-Security-Tools/dnp3", "ITI-ICS-Security-Tools/bro/dnp3", "zeek-btest-Traces/dnp3"},
@@ -45,11 +42,9 @@ func TestSharedCaptures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("walks ~60 MB of captures")
 	}
-	if _, err := os.Stat(sharedCaptures); err != nil {
-		t.Skip("../shared/captures is absent")
-	}
+	dir := capturestest.Require(t)
 	var files []string
-	filepath.WalkDir(sharedCaptures, func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".pcap") || strings.HasSuffix(path, ".pcapng")) {
 			files = append(files, path)
 		}
@@ -59,7 +54,7 @@ func TestSharedCaptures(t *testing.T) {
 	perProto := map[Protocol]*captureStats{}
 	totals := map[Protocol][2]int{}
 	for _, path := range files {
-		rel, _ := filepath.Rel(sharedCaptures, path)
+		rel, _ := filepath.Rel(dir, path)
 		owner := folderProtocol(rel)
 		fuzzed := isFuzzed(rel)
 		s := newStreamDecoder()

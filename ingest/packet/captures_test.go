@@ -9,26 +9,8 @@ import (
 	"testing"
 
 	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/internal/capturestest"
 )
-
-// sharedCaptures returns the real-capture folder next to the repository
-// (../shared/captures from the module root), or skips the test.
-func sharedCaptures(t testing.TB) string {
-	dir := os.Getenv("VIGIL_CAPTURES")
-	if dir == "" {
-		wd, _ := os.Getwd()
-		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(filepath.Dir(d), "shared", "captures")
-				break
-			}
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "INVENTORY.tsv")); err != nil {
-		t.Skipf("real captures not present at %q (set VIGIL_CAPTURES)", dir)
-	}
-	return dir
-}
 
 // replayAll drains a source and returns its summary and batches' totals.
 func replayAll(t testing.TB, cfg ingest.PacketConfig, opts ReplayOptions, args ...string) (Summary, int, []ingest.NetEvent, []ingest.Communication) {
@@ -61,7 +43,7 @@ func replayAll(t testing.TB, cfg ingest.PacketConfig, opts ReplayOptions, args .
 // TestSharedCaptures replays every real capture on its own: no panic,
 // every packet gets one outcome, and OT captures mostly decode.
 func TestSharedCaptures(t *testing.T) {
-	dir := sharedCaptures(t)
+	dir := capturestest.Require(t)
 	var files []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() && !strings.HasSuffix(p, ".tsv") && !strings.HasSuffix(p, ".md") {

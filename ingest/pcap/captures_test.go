@@ -8,32 +8,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// sharedCaptures returns the real-capture folder next to the repository
-// (../shared/captures from the module root), or skips the test.
-func sharedCaptures(t testing.TB) string {
-	dir := os.Getenv("VIGIL_CAPTURES")
-	if dir == "" {
-		wd, _ := os.Getwd()
-		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(filepath.Dir(d), "shared", "captures")
-				break
-			}
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "INVENTORY.tsv")); err != nil {
-		t.Skipf("real captures not present at %q (set VIGIL_CAPTURES)", dir)
-	}
-	return dir
-}
+	"github.com/vigil-ot/vigil/internal/capturestest"
+)
 
 // TestSharedCapturesMatchInventory reads every real capture and compares
 // the packet count and link types with INVENTORY.tsv, which was made with
 // independent tools.
 func TestSharedCapturesMatchInventory(t *testing.T) {
-	dir := sharedCaptures(t)
+	dir := capturestest.Require(t)
 	f, err := os.Open(filepath.Join(dir, "INVENTORY.tsv"))
 	if err != nil {
 		t.Fatal(err)
