@@ -8,15 +8,10 @@ package ot
 // complex ACK, segment ACK, error, reject, abort) and service choices of
 // clause 21 (BACnetConfirmedServiceChoice, BACnetUnconfirmedServiceChoice).
 
-type bacnetService struct {
-	name  string
-	class Class
-}
-
 // bacnetConfirmed: reinitialize-device and device-communication-control
 // restart or silence a device (control); file writes, object creation and
 // property writes change it (write).
-var bacnetConfirmed = [34]bacnetService{
+var bacnetConfirmed = [34]function{
 	0:  {"acknowledge_alarm", ClassOther},
 	1:  {"confirmed_cov_notification", ClassOther},
 	2:  {"confirmed_event_notification", ClassOther},
@@ -53,7 +48,7 @@ var bacnetConfirmed = [34]bacnetService{
 	33: {"audit_log_query", ClassRead},
 }
 
-var bacnetUnconfirmed = [15]bacnetService{
+var bacnetUnconfirmed = [15]function{
 	0:  {"i_am", ClassDiagnostic},
 	1:  {"i_have", ClassDiagnostic},
 	2:  {"unconfirmed_cov_notification", ClassOther},

@@ -73,17 +73,12 @@ var dnp3LinkSecondary = [16]string{
 	0: "link_ack", 1: "link_nack", 11: "link_status", 15: "link_not_supported",
 }
 
-type dnp3Func struct {
-	name  string
-	class Class
-}
-
 // dnp3Funcs: application function codes of IEEE 1815-2012 clause 4
 // (application header, function code octet). Select/operate move outputs (process
 // writes); restarts, application start/stop, configuration activation,
 // unsolicited-reporting changes and file transfer change how the outstation
 // runs (control).
-var dnp3Funcs = [256]dnp3Func{
+var dnp3Funcs = [256]function{
 	0:   {"confirm", ClassOther},
 	1:   {"read", ClassRead},
 	2:   {"write", ClassWrite},

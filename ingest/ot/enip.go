@@ -160,15 +160,10 @@ func decodeENIPCPF(d []byte, connected bool, out *PDU) {
 	}
 }
 
-type cipService struct {
-	name  string
-	class Class
-}
-
 // cipCommon: common services, Vol 1 Appendix A-3. Reset, start and stop act
 // on the device or object run state; restore and save replace or persist
 // configuration.
-var cipCommon = [0x4b]cipService{
+var cipCommon = [0x4b]function{
 	0x01: {"get_attributes_all", ClassRead},
 	0x02: {"set_attributes_all", ClassWrite},
 	0x03: {"get_attribute_list", ClassRead},
@@ -198,69 +193,69 @@ var cipCommon = [0x4b]cipService{
 // meaning depends on the object class: the Connection Manager (class 6,
 // Vol 1 §3-5.5), the File object (class 0x37, Vol 1 §5A-42) and the Logix
 // tag services addressed by symbolic segment (Rockwell 1756-PM020).
-func cipObjectSpecific(service byte, class uint16, symbolic bool) cipService {
+func cipObjectSpecific(service byte, class uint16, symbolic bool) function {
 	switch {
 	case class == 0x06:
 		switch service {
 		case 0x4e:
-			return cipService{"forward_close", ClassOther}
+			return function{"forward_close", ClassOther}
 		case 0x52:
-			return cipService{"unconnected_send", ClassOther}
+			return function{"unconnected_send", ClassOther}
 		case 0x54:
-			return cipService{"forward_open", ClassOther}
+			return function{"forward_open", ClassOther}
 		case 0x56:
-			return cipService{"get_connection_data", ClassRead}
+			return function{"get_connection_data", ClassRead}
 		case 0x57:
-			return cipService{"search_connection_data", ClassRead}
+			return function{"search_connection_data", ClassRead}
 		case 0x5a:
-			return cipService{"get_connection_owner", ClassRead}
+			return function{"get_connection_owner", ClassRead}
 		case 0x5b:
-			return cipService{"large_forward_open", ClassOther}
+			return function{"large_forward_open", ClassOther}
 		}
 	case class == 0x37:
 		switch service {
 		case 0x4b:
-			return cipService{"initiate_upload", ClassControl}
+			return function{"initiate_upload", ClassControl}
 		case 0x4c:
-			return cipService{"initiate_download", ClassControl}
+			return function{"initiate_download", ClassControl}
 		case 0x4d:
-			return cipService{"initiate_partial_read", ClassRead}
+			return function{"initiate_partial_read", ClassRead}
 		case 0x4e:
-			return cipService{"initiate_partial_write", ClassWrite}
+			return function{"initiate_partial_write", ClassWrite}
 		case 0x4f:
-			return cipService{"upload_transfer", ClassControl}
+			return function{"upload_transfer", ClassControl}
 		case 0x50:
-			return cipService{"download_transfer", ClassControl}
+			return function{"download_transfer", ClassControl}
 		case 0x51:
-			return cipService{"clear_file", ClassControl}
+			return function{"clear_file", ClassControl}
 		}
 	case class == 0x67 && service == 0x4b:
-		return cipService{"execute_pccc", ClassOther}
+		return function{"execute_pccc", ClassOther}
 	case class == 0x8e:
 		// Rockwell controller object (vendor range): the QuickDraw captures
 		// lock, unlock and change the controller mode through it.
-		return cipService{"vendor_controller_service", ClassControl}
+		return function{"vendor_controller_service", ClassControl}
 	case class == 0xa1:
 		// Rockwell firmware update object (vendor range): ControlFLASH
 		// transfers firmware through it (EIP-FirmwareChange.pcap).
-		return cipService{"vendor_firmware_service", ClassControl}
+		return function{"vendor_firmware_service", ClassControl}
 	case symbolic || class == 0x6b || class == 0x6c:
 		switch service {
 		case 0x4c:
-			return cipService{"read_tag", ClassRead}
+			return function{"read_tag", ClassRead}
 		case 0x4d:
-			return cipService{"write_tag", ClassWrite}
+			return function{"write_tag", ClassWrite}
 		case 0x4e:
-			return cipService{"read_modify_write_tag", ClassWrite}
+			return function{"read_modify_write_tag", ClassWrite}
 		case 0x52:
-			return cipService{"read_tag_fragmented", ClassRead}
+			return function{"read_tag_fragmented", ClassRead}
 		case 0x53:
-			return cipService{"write_tag_fragmented", ClassWrite}
+			return function{"write_tag_fragmented", ClassWrite}
 		case 0x55:
-			return cipService{"get_instance_attribute_list", ClassRead}
+			return function{"get_instance_attribute_list", ClassRead}
 		}
 	}
-	return cipService{"object_specific", ClassOther}
+	return function{"object_specific", ClassOther}
 }
 
 // cipPath is what decodeCIP keeps of a request path.
@@ -378,14 +373,14 @@ func decodeCIP(m []byte, out *PDU) {
 }
 
 func setCIPService(sc byte, path cipPath, out *PDU) {
-	var s cipService
+	var s function
 	if sc < 0x4b {
 		s = cipCommon[sc]
 	} else if sc <= 0x63 {
 		s = cipObjectSpecific(sc, uint16(path.class), path.symbol != nil)
 	}
 	if s.name == "" {
-		s = cipService{"reserved_service", ClassOther}
+		s = function{"reserved_service", ClassOther}
 	}
 	out.Function = uint16(sc)
 	out.FunctionName, out.Class = s.name, s.class
@@ -427,7 +422,7 @@ func decodeCIPMultiple(d []byte, out *PDU) {
 			out.Malformed = "cip multiple service packet embedded path exceeds the request"
 			return
 		}
-		var s cipService
+		var s function
 		sc := sub[0] & 0x7f
 		path := parseEPATH(sub[2 : 2+2*words])
 		if sc < 0x4b {

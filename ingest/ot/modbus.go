@@ -14,14 +14,9 @@ const (
 	modbusLenTolerance = 6
 )
 
-type modbusFunc struct {
-	name  string
-	class Class
-}
-
 // modbusFuncs holds the public function codes of §5.1 and §6, plus
 // Schneider's UMAS (90), which carries PLC start/stop and program transfer.
-var modbusFuncs = [128]modbusFunc{
+var modbusFuncs = [128]function{
 	1:  {"read_coils", ClassRead},
 	2:  {"read_discrete_inputs", ClassRead},
 	3:  {"read_holding_registers", ClassRead},
@@ -47,7 +42,7 @@ var modbusFuncs = [128]modbusFunc{
 // umasFuncs names Schneider UMAS sub-functions (the byte after the session
 // id in function 90) that change the controller: the ones a baseline must
 // notice.
-var umasFuncs = [256]modbusFunc{
+var umasFuncs = [256]function{
 	0x01: {"umas_init_comm", ClassOther},
 	0x02: {"umas_read_id", ClassDiagnostic},
 	0x03: {"umas_read_project_info", ClassRead},

@@ -85,6 +85,14 @@ func (c Class) String() string {
 	return "other"
 }
 
+// function is one entry of a protocol's table of function codes, service
+// choices or message types: the name a PDU reports and its Class. An
+// entry with an empty name is a code the protocol does not define.
+type function struct {
+	name  string
+	class Class
+}
+
 // PDU is one decoded application protocol data unit. It is meant to be reused
 // between calls: Decode resets every field. Strings (FunctionName,
 // Malformed) are static; ClientID, Topic and Text alias a buffer owned by the

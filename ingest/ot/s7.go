@@ -56,15 +56,10 @@ func cotpName(t byte) string {
 	return ""
 }
 
-type s7Func struct {
-	name  string
-	class Class
-}
-
 // s7Funcs: Job/Ack_Data functions. Block transfer, PLC control (PI
 // services such as start or copy RAM to ROM) and PLC stop change the
 // program or the run state: control.
-var s7Funcs = [256]s7Func{
+var s7Funcs = [256]function{
 	0x00: {"cpu_services", ClassOther},
 	0x04: {"read_var", ClassRead},
 	0x05: {"write_var", ClassWrite},
