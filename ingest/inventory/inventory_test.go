@@ -238,8 +238,9 @@ func TestWatchSIGHUP(t *testing.T) {
 	})
 }
 
-func FuzzInventoryCSV(f *testing.F) {
-	for _, g := range []string{"*.csv", "bad/*.csv"} {
+// addSeedFiles adds every testdata file matching the patterns to f's corpus.
+func addSeedFiles(f *testing.F, patterns ...string) {
+	for _, g := range patterns {
 		paths, _ := filepath.Glob(filepath.Join(dir, g))
 		for _, p := range paths {
 			data, err := os.ReadFile(p)
@@ -249,6 +250,10 @@ func FuzzInventoryCSV(f *testing.F) {
 			f.Add(data)
 		}
 	}
+}
+
+func FuzzInventoryCSV(f *testing.F) {
+	addSeedFiles(f, "*.csv", "bad/*.csv")
 	inv := &Inventory{groupBy: []string{"site", "hw"}, log: quiet}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := parseCSV(strings.NewReader(string(data)))
@@ -275,16 +280,7 @@ func FuzzInventoryCSV(f *testing.F) {
 }
 
 func FuzzInventoryJSON(f *testing.F) {
-	for _, g := range []string{"*.json", "bad/*.json"} {
-		paths, _ := filepath.Glob(filepath.Join(dir, g))
-		for _, p := range paths {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
-	}
+	addSeedFiles(f, "*.json", "bad/*.json")
 	inv := &Inventory{groupBy: []string{"site", "hw"}, log: quiet}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := parseJSON(strings.NewReader(string(data)))
