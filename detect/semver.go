@@ -1,5 +1,7 @@
 package detect
 
+import "cmp"
+
 // compareVersions compares firmware versions a and b the way vendors write
 // them: an optional leading "v", dot- or dash-separated fields compared
 // numerically when both are numbers and lexically otherwise, and a
@@ -75,23 +77,17 @@ func compareField(a, b string) int {
 	bn, bNum := numeric(b)
 	switch {
 	case aNum && bNum:
-		return cmp3(an, bn)
+		return cmp.Compare(an, bn)
 	case a == "" && bNum:
-		return cmp3(0, bn)
+		return cmp.Compare(0, bn)
 	case b == "" && aNum:
-		return cmp3(an, 0)
+		return cmp.Compare(an, 0)
 	case aNum:
 		return -1 // numeric fields sort before alphanumeric ones, as in semver
 	case bNum:
 		return 1
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(a, b)
 }
 
 // numeric parses an unsigned decimal field (at most 18 digits, so it
@@ -109,14 +105,4 @@ func numeric(s string) (uint64, bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, true
-}
-
-func cmp3(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
