@@ -69,15 +69,21 @@ func who(device, group string) string {
 	return device + " (" + group + ")"
 }
 
-// deviationMessage explains a metric value against the device's usual value
-// and, when known, its peers' statistic.
-func deviationMessage(device, group, metric string, v, usual float64, peerStat string, peerValue float64) string {
-	var b strings.Builder
+// writeReading writes what both deviation and peer messages open with:
+// "<device> (<group>) <metric> <value>".
+func writeReading(b *strings.Builder, device, group, metric string, v float64) {
 	b.WriteString(who(device, group))
 	b.WriteByte(' ')
 	b.WriteString(metric)
 	b.WriteByte(' ')
 	b.WriteString(formatValue(metric, v))
+}
+
+// deviationMessage explains a metric value against the device's usual value
+// and, when known, its peers' statistic.
+func deviationMessage(device, group, metric string, v, usual float64, peerStat string, peerValue float64) string {
+	var b strings.Builder
+	writeReading(&b, device, group, metric, v)
 	if r, ok := formatRatio(v, usual); ok {
 		b.WriteString(", " + r + " its usual ")
 	} else if v < usual {
@@ -95,11 +101,7 @@ func deviationMessage(device, group, metric string, v, usual float64, peerStat s
 // peerMessage explains a metric value against the device's group.
 func peerMessage(device, group, metric string, v, median float64, stat string, statValue, usual float64) string {
 	var b strings.Builder
-	b.WriteString(who(device, group))
-	b.WriteByte(' ')
-	b.WriteString(metric)
-	b.WriteByte(' ')
-	b.WriteString(formatValue(metric, v))
+	writeReading(&b, device, group, metric, v)
 	if stat != "" {
 		if v > statValue {
 			b.WriteString(", above the " + stat + " of its peers " + formatValue(metric, statValue))
