@@ -71,39 +71,20 @@ type quarantineLine struct {
 // events (lines with an action) are left to parseQuarantine.
 func parseAlerts(t *testing.T, data []byte) []alertLine {
 	t.Helper()
-	var alerts []alertLine
-	forEachLine(t, data, func(line []byte, isQuarantine bool) {
-		if isQuarantine {
-			return
-		}
-		var a alertLine
-		if err := json.Unmarshal(line, &a); err != nil {
-			t.Fatalf("alert line %q: %v", line, err)
-		}
-		alerts = append(alerts, a)
-	})
-	return alerts
+	return parseLines[alertLine](t, data, false)
 }
 
 // parseQuarantine returns the quarantine events of a replay's output.
 func parseQuarantine(t *testing.T, data []byte) []quarantineLine {
 	t.Helper()
-	var events []quarantineLine
-	forEachLine(t, data, func(line []byte, isQuarantine bool) {
-		if !isQuarantine {
-			return
-		}
-		var q quarantineLine
-		if err := json.Unmarshal(line, &q); err != nil {
-			t.Fatalf("quarantine line %q: %v", line, err)
-		}
-		events = append(events, q)
-	})
-	return events
+	return parseLines[quarantineLine](t, data, true)
 }
 
-func forEachLine(t *testing.T, data []byte, fn func(line []byte, isQuarantine bool)) {
+// parseLines decodes the lines of a replay's output that are quarantine
+// events (they have an action) or, with quarantine false, alerts.
+func parseLines[T any](t *testing.T, data []byte, quarantine bool) []T {
 	t.Helper()
+	var out []T
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -113,8 +94,16 @@ func forEachLine(t *testing.T, data []byte, fn func(line []byte, isQuarantine bo
 		if err := json.Unmarshal(sc.Bytes(), &kind); err != nil {
 			t.Fatalf("output line %q: %v", sc.Text(), err)
 		}
-		fn(sc.Bytes(), kind.Action != nil)
+		if (kind.Action != nil) != quarantine {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%T line %q: %v", v, sc.Text(), err)
+		}
+		out = append(out, v)
 	}
+	return out
 }
 
 // checkQuarantine checks the quarantine policy of testdata/config/fleet.yaml
