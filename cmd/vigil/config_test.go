@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestExampleConfigs walks testdata/config: every *.yaml validates, and
@@ -66,4 +69,37 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted config fails validation on a second look: %v", err)
 		}
 	})
+}
+
+// TestPrintedConfigLoadsBack checks 'vigil validate --print': what it prints
+// for each example config loads back to the same configuration, so the
+// printout is a faithful, complete starting point for a new file.
+func TestPrintedConfigLoadsBack(t *testing.T) {
+	t.Chdir("../..")
+	paths, err := filepath.Glob("testdata/config/*.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no example configs: %v", err)
+	}
+	for _, p := range append(paths, "deploy/vigil.yaml") {
+		cfg, err := LoadConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		printed, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("%s: cannot print: %v", p, err)
+		}
+		again, err := ParseConfig(printed)
+		if err != nil {
+			t.Fatalf("%s: the printed config does not load: %v\n%s", p, err, printed)
+		}
+		// Compared as printed: a nil and an empty list are the same setting.
+		reprinted, err := yaml.Marshal(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(printed, reprinted) {
+			t.Errorf("%s: the printed config loads to something else:\n%s", p, firstDiff(printed, reprinted))
+		}
+	}
 }

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+
+	"gopkg.in/yaml.v3"
 )
 
 func main() {
@@ -37,21 +40,48 @@ Usage:
   vigil replay [--config FILE] [--out FILE] FILE...   judge JSONL telemetry and pcap/pcapng captures
   vigil run --config FILE                            consume Kafka as a consumer group
   vigil demo                                         embedded Kafka broker, simulated fleet, live alerts
-  vigil validate FILE                                check a config file
+  vigil validate [--print] FILE                      check a config file (and show its effective settings)
   vigil baseline inspect FILE                        print a baseline checkpoint
 
 Run 'vigil COMMAND --help' for the flags of a command.
 `
 
 func runValidate(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: vigil validate CONFIG")
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	printCfg := fs.Bool("print", false, "print the effective configuration (the file over the defaults) as YAML")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: vigil validate [--print] CONFIG
+
+Checks CONFIG the way every command loads it: strict YAML over the defaults
+in code, so an unknown or misspelt key, a wrong type or a tab fails with its
+line number, and every setting is validated with the remedy in the error.
+--print shows every setting with its effective value, defaults included.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := LoadConfig(args[0]); err != nil {
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	cfg, err := LoadConfig(fs.Arg(0))
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("%s: ok\n", args[0])
+	if *printCfg {
+		enc := yaml.NewEncoder(os.Stdout)
+		enc.SetIndent(2)
+		if err := enc.Encode(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "cannot print config:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Printf("%s: ok\n", fs.Arg(0))
 	return 0
 }
