@@ -78,45 +78,23 @@ func benchInputs(b *testing.B) []benchInput {
 	return []benchInput{{"attackgen.pcap", buf.Bytes()}}
 }
 
-func benchBare(b *testing.B, data []byte) {
-	var (
-		eth     layers.Ethernet
-		ip4     layers.IPv4
-		ip6     layers.IPv6
-		tcp     layers.TCP
-		udp     layers.UDP
-		decoded = make([]gopacket.LayerType, 0, 8)
-	)
-	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet)
-	parser.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
-	for _, l := range []gopacket.DecodingLayer{&eth, &ip4, &ip6, &tcp, &udp} {
-		parser.AddDecodingLayer(l)
-	}
-	parser.IgnoreUnsupported = true
+func benchBare(b *testing.B, data []byte) { benchPasses(b, data, newBarePass(b, data)) }
+
+func benchPath(b *testing.B, data []byte, engine bool) {
+	benchPasses(b, data, newPathPass(b, data, engine))
+}
+
+// benchPasses runs pass, one pass over data, once per iteration and
+// reports the packet rates.
+func benchPasses(b *testing.B, data []byte, pass func() int) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	var packets, ports int
+	packets := 0
 	cpu0 := cpuTime()
 	for b.Loop() {
-		r, err := pcapgo.NewReader(bytes.NewReader(data))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for {
-			pkt, _, err := r.ZeroCopyReadPacketData()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			parser.DecodeLayers(pkt, &decoded)
-			ports += int(tcp.DstPort) // use the result
-			packets++
-		}
+		packets += pass()
 	}
 	reportRates(b, packets, cpu0)
-	_ = ports
 }
 
 // cpuTime returns the process's user+system CPU time.
@@ -143,62 +121,6 @@ func (d *discardSink) Write(_ context.Context, out *detect.Output) error {
 }
 func (d *discardSink) Close() error { return nil }
 
-func benchPath(b *testing.B, data []byte, engine bool) {
-	cfg := ingest.DefaultPacketConfig()
-	reg := ingest.NewRegistry()
-	x, err := packet.NewExtractor(cfg, packet.Options{Registry: reg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var eng *detect.Engine
-	if engine {
-		store := baseline.NewStore(baseline.DefaultConfig(), reg)
-		dcfg := detect.DefaultConfig()
-		net, err := detect.NewNetworkDetector(dcfg.Network, reg, store.CommSet("network", dcfg.Network.Learning))
-		if err != nil {
-			b.Fatal(err)
-		}
-		eng, err = detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Sink: &discardSink{}, Extra: []detect.BatchDetector{net}})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	ctx := context.Background()
-	drain := func() {
-		for bt := x.TakeBatch(); bt != nil; bt = x.TakeBatch() {
-			if eng == nil {
-				bt.Release()
-				continue
-			}
-			if err := eng.Process(ctx, bt); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	var p pcap.Packet
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	packets := 0
-	var offset int64 // each pass is shifted past the previous, so windows keep closing in order
-	cpu0 := cpuTime()
-	for b.Loop() {
-		r, err := pcap.NewReader(bytes.NewReader(data), "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		var last int64
-		for r.Next(&p) == nil {
-			p.TimeNanos += offset
-			last = max(last, p.TimeNanos)
-			x.Add(&p)
-			packets++
-			drain()
-		}
-		offset = last + int64(time.Hour)
-	}
-	reportRates(b, packets, cpu0)
-}
-
 // BenchmarkReplayRatio alternates one pass of the bare parser loop and one
 // pass of the full path over the same capture, b.N times each, and reports
 // the best pass of each (the pass least disturbed by other processes on a
@@ -207,8 +129,8 @@ func benchPath(b *testing.B, data []byte, engine bool) {
 func BenchmarkReplayRatio(b *testing.B) {
 	for _, c := range benchInputs(b) {
 		b.Run(c.name, func(b *testing.B) {
-			bare := newBarePass(c.data)
-			full := newFullPass(b, c.data)
+			bare := newBarePass(b, c.data)
+			full := newPathPass(b, c.data, true)
 			bestBare, bestFull := time.Duration(1<<62), time.Duration(1<<62)
 			var n int
 			for b.Loop() {
@@ -228,8 +150,9 @@ func BenchmarkReplayRatio(b *testing.B) {
 	}
 }
 
-// newBarePass returns one pass of the bare DecodingLayerParser loop.
-func newBarePass(data []byte) func() int {
+// newBarePass returns one pass of the bare DecodingLayerParser loop; it
+// returns the number of packets read.
+func newBarePass(b *testing.B, data []byte) func() int {
 	var (
 		eth     layers.Ethernet
 		ip4     layers.IPv4
@@ -237,7 +160,7 @@ func newBarePass(data []byte) func() int {
 		tcp     layers.TCP
 		udp     layers.UDP
 		decoded = make([]gopacket.LayerType, 0, 8)
-		sink    int
+		ports   int
 	)
 	parser := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet)
 	parser.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
@@ -248,39 +171,47 @@ func newBarePass(data []byte) func() int {
 	return func() int {
 		r, err := pcapgo.NewReader(bytes.NewReader(data))
 		if err != nil {
-			panic(err)
+			b.Fatal(err)
 		}
 		n := 0
 		for {
 			pkt, _, err := r.ZeroCopyReadPacketData()
-			if err != nil {
+			if err == io.EOF {
 				break
 			}
+			if err != nil {
+				b.Fatal(err)
+			}
 			parser.DecodeLayers(pkt, &decoded)
-			sink += int(tcp.DstPort)
+			ports += int(tcp.DstPort) // use the result
 			n++
 		}
 		return n
 	}
 }
 
-// newFullPass returns one pass of the full path: reader, extractor,
-// baseline and engine with the network detectors.
-func newFullPass(b *testing.B, data []byte) func() int {
+// newPathPass returns one pass of Vigil's path over data: reader,
+// extractor and, with engine, baseline and engine with the network
+// detectors. Each pass is shifted in time past the previous one, so
+// windows keep closing in order; it returns the number of packets read.
+func newPathPass(b *testing.B, data []byte, engine bool) func() int {
 	reg := ingest.NewRegistry()
 	x, err := packet.NewExtractor(ingest.DefaultPacketConfig(), packet.Options{Registry: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
-	store := baseline.NewStore(baseline.DefaultConfig(), reg)
-	dcfg := detect.DefaultConfig()
-	net, err := detect.NewNetworkDetector(dcfg.Network, reg, store.CommSet("network", dcfg.Network.Learning))
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Sink: &discardSink{}, Extra: []detect.BatchDetector{net}})
-	if err != nil {
-		b.Fatal(err)
+	var eng *detect.Engine
+	if engine {
+		store := baseline.NewStore(baseline.DefaultConfig(), reg)
+		dcfg := detect.DefaultConfig()
+		net, err := detect.NewNetworkDetector(dcfg.Network, reg, store.CommSet("network", dcfg.Network.Learning))
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng, err = detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Sink: &discardSink{}, Extra: []detect.BatchDetector{net}})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	ctx := context.Background()
 	var p pcap.Packet
@@ -298,6 +229,10 @@ func newFullPass(b *testing.B, data []byte) func() int {
 			x.Add(&p)
 			n++
 			for bt := x.TakeBatch(); bt != nil; bt = x.TakeBatch() {
+				if eng == nil {
+					bt.Release()
+					continue
+				}
 				if err := eng.Process(ctx, bt); err != nil {
 					b.Fatal(err)
 				}
