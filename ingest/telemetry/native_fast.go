@@ -1,8 +1,9 @@
 package telemetry
 
 import (
-	"bytes"
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/valyala/fastjson/fastfloat"
@@ -65,13 +66,42 @@ func (s *nativeScanner) str() ([]byte, bool) {
 	if !s.consume('"') {
 		return nil, false
 	}
-	rest := s.buf[s.pos:]
-	n := bytes.IndexByte(rest, '"')
-	if n < 0 || bytes.IndexByte(rest[:n], '\\') >= 0 {
+	// Look at eight bytes at a time for the closing quote or an escape:
+	// a byte loop costs about three cycles a byte and bytes.IndexByte's
+	// setup more than the short strings (names, ids, addresses) of a
+	// native message take to scan.
+	start, i := s.pos, s.pos
+	for ; i+8 <= len(s.buf); i += 8 {
+		w := binary.LittleEndian.Uint64(s.buf[i:])
+		if m := hasByte(w, '"') | hasByte(w, '\\'); m != 0 {
+			i += bits.TrailingZeros64(m) / 8
+			return s.strEnd(start, i)
+		}
+	}
+	for ; i < len(s.buf); i++ {
+		if c := s.buf[i]; c == '"' || c == '\\' {
+			return s.strEnd(start, i)
+		}
+	}
+	return nil, false
+}
+
+// strEnd ends the string started at start at the quote or escape at i.
+func (s *nativeScanner) strEnd(start, i int) ([]byte, bool) {
+	if s.buf[i] != '"' {
 		return nil, false
 	}
-	s.pos += n + 1
-	return rest[:n], true
+	s.pos = i + 1
+	return s.buf[start:i], true
+}
+
+// hasByte returns a word whose lowest set bit is the top bit of the first
+// byte of w equal to c (bits above it may be set spuriously by borrows,
+// never below), or 0 when no byte is.
+func hasByte(w uint64, c byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := w ^ (lo * uint64(c))
+	return (x - lo) &^ x & hi
 }
 
 // number returns the raw text of a number, with fastjson's notion of the
