@@ -283,15 +283,7 @@ func TestFleetSampleIsGenerated(t *testing.T) {
 	if _, err := fleetgen.Generate(c, &want); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open("testdata/fleet/telemetry.jsonl.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := openGzip(t, "testdata/fleet/telemetry.jsonl.gz")
 	got, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
@@ -531,17 +523,24 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
-func splitSample(t *testing.T, src string, at time.Time, before, after string) {
+// openGzip opens the gzip file at path; it is closed when the test ends.
+func openGzip(t *testing.T, path string) *gzip.Reader {
 	t.Helper()
-	f, err := os.Open(src)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	zr, err := gzip.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return zr
+}
+
+func splitSample(t *testing.T, src string, at time.Time, before, after string) {
+	t.Helper()
+	zr := openGzip(t, src)
 	var a, b bytes.Buffer
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(nil, 1<<20)
@@ -657,15 +656,7 @@ func TestReplayProgress(t *testing.T) {
 	defer func(d time.Duration) { progressEvery = d }(progressEvery)
 	progressEvery = time.Millisecond
 	path := filepath.Join(t.TempDir(), "head.jsonl.gz")
-	f, err := os.Open("testdata/fleet/telemetry.jsonl.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := openGzip(t, "testdata/fleet/telemetry.jsonl.gz")
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	sc := bufio.NewScanner(zr)
