@@ -339,6 +339,12 @@ func parseTime(v *fastjson.Value, unitNanos int64) (int64, error) {
 }
 
 func parseTimeString(b []byte) (int64, error) {
+	if ns, y, ok := parseRFC3339UTC(b); ok {
+		if y < 1970 || y > 2261 {
+			return 0, reject(ReasonBadTimestamp, "timestamp %q is out of range", truncate(b))
+		}
+		return ns, nil
+	}
 	t, err := time.Parse(time.RFC3339Nano, b2s(b))
 	if err != nil {
 		return 0, reject(ReasonBadTimestamp, "timestamp %q is not RFC 3339", truncate(b))

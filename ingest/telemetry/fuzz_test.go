@@ -1,11 +1,13 @@
 package telemetry
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vigil-ot/vigil/ingest"
 )
@@ -200,4 +202,40 @@ func TestFastPathMatchesReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzParseRFC3339UTC checks the hand-written timestamp parser against
+// time.Parse: whatever it accepts, time.Parse must accept as the same
+// instant, and parseTimeString must give what time.Parse alone gives.
+func FuzzParseRFC3339UTC(f *testing.F) {
+	for _, s := range []string{"2026-11-21T10:00:00.123Z", "2026-11-21T10:00:00Z", "1970-01-01T00:00:00.000000001Z",
+		"2261-12-31T23:59:59.999999999Z", "2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z", "2026-11-21T10:00:60Z",
+		"2026-11-21T24:00:00Z", "2026-11-21t10:00:00Z", "2026-11-21T10:00:00.Z", "2026-11-21T10:00:00.1234567890Z",
+		"2026-11-21T10:00:00+01:00", "0000-01-01T00:00:00Z", "1969-12-31T23:59:59.9Z", "2026-13-01T00:00:00Z",
+		"2026-11-21T10:00:00,5Z", "+026-11-21T10:00:00Z", "2026-1a-21T10:00:00Z", "9999-12-31T23:59:59Z"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ref, refErr := time.Parse(time.RFC3339Nano, string(b))
+		if ns, y, ok := parseRFC3339UTC(b); ok {
+			if refErr != nil {
+				t.Fatalf("%q: accepted, time.Parse: %v", b, refErr)
+			}
+			if y != ref.Year() || (y >= 1970 && y <= 2261 && ns != ref.UnixNano()) {
+				t.Fatalf("%q: got %d (year %d), time.Parse %d (year %d)", b, ns, y, ref.UnixNano(), ref.Year())
+			}
+		}
+		got, err := parseTimeString(b)
+		want, wantErr := int64(0), refErr
+		if refErr == nil {
+			if y := ref.Year(); y < 1970 || y > 2261 {
+				wantErr = errors.New("out of range")
+			} else {
+				want = ref.UnixNano()
+			}
+		}
+		if (err != nil) != (wantErr != nil) || got != want {
+			t.Fatalf("%q: parseTimeString %d, %v; time.Parse %d, %v", b, got, err, want, wantErr)
+		}
+	})
 }
