@@ -195,7 +195,7 @@ func (s *syslogSink) Write(ctx context.Context, out *detect.Output) error {
 	}
 	cause := ctx.Err()
 	if cause == nil {
-		cause = errors.New("sink closed")
+		cause = errSinkClosed
 	}
 	if lastErr != nil {
 		cause = fmt.Errorf("%w (last connection error: %v)", cause, lastErr)
@@ -208,6 +208,10 @@ func (s *syslogSink) Write(ctx context.Context, out *detect.Output) error {
 	return s.failedFrom(out, from, fmt.Errorf("cannot write to %s: %w", s.cfg.Address, cause))
 }
 
+// errSinkClosed is the cause of a write that the sink refused or could
+// not finish because it was closed.
+var errSinkClosed = errors.New("sink closed")
+
 // enqueue copies msg, framed, into the next slot, waiting while the queue
 // is full. It returns the message's sequence number.
 func (s *syslogSink) enqueue(ctx context.Context, msg []byte) (uint64, error) {
@@ -218,12 +222,12 @@ func (s *syslogSink) enqueue(ctx context.Context, msg []byte) (uint64, error) {
 			return 0, err
 		}
 		if s.closing || s.stopped {
-			return 0, errors.New("sink closed")
+			return 0, errSinkClosed
 		}
 		s.cond.Wait()
 	}
 	if s.closing || s.stopped {
-		return 0, errors.New("sink closed")
+		return 0, errSinkClosed
 	}
 	if s.tail-s.head == uint64(len(s.slots)) {
 		s.head++ // the oldest written message leaves the resend window
