@@ -119,6 +119,17 @@ type ObservationBuilder struct {
 	// remember the previous row's layout so such rows skip the map lookups.
 	lastNames []string
 	lastCols  []int
+
+	// deviceIDs and groupIDs cache the registry's indices, which never
+	// change once assigned, so the usual row reads a map this builder owns
+	// instead of taking the registry's lock, whose reader count every
+	// partition worker would otherwise bounce between cores. Keys are the
+	// registry's own stable copies.
+	deviceIDs map[string]int32
+	groupIDs  map[string]int32
+	// reserved is how many rows the fixed-width and metric builders have
+	// room for, so Append checks capacity once per row, not per column.
+	reserved int
 }
 
 // NewObservationBuilder returns a builder that interns device and group
@@ -133,6 +144,8 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		registry:    reg,
 		grouper:     g,
 		metricIndex: make(map[string]int),
+		deviceIDs:   make(map[string]int32),
+		groupIDs:    make(map[string]int32),
 		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
 		device:      array.NewStringBuilder(mem),
 		group:       array.NewStringBuilder(mem),
@@ -179,22 +192,25 @@ func (b *ObservationBuilder) Append(r *Row) {
 	if group == "" {
 		group = b.grouper.Group(r.Device, r.Attrs)
 	}
-	b.ts.Append(arrow.Timestamp(r.TimeNanos))
+	if b.rows >= b.reserved {
+		b.reserve(max(b.rows, 64))
+	}
+	b.ts.UnsafeAppend(arrow.Timestamp(r.TimeNanos))
 	b.device.Append(r.Device)
 	b.group.Append(group)
-	b.deviceID.Append(b.registry.DeviceID(r.Device))
-	b.groupID.Append(b.registry.GroupID(group))
-	b.partition.Append(r.Partition)
-	b.offset.Append(r.Offset)
+	b.deviceID.UnsafeAppend(b.deviceIndex(r.Device))
+	b.groupID.UnsafeAppend(b.groupIndex(group))
+	b.partition.UnsafeAppend(r.Partition)
+	b.offset.UnsafeAppend(r.Offset)
 	appendNullable(b.srcIP, r.SrcIP)
 	appendNullable(b.clientID, r.ClientID)
 	appendNullable(b.cert, r.Cert)
 	appendNullable(b.firmware, r.Firmware)
 	for j, mb := range b.metrics {
 		if b.rowHas[j] {
-			mb.Append(b.rowValues[j])
+			mb.UnsafeAppend(b.rowValues[j])
 		} else {
-			mb.AppendNull()
+			mb.UnsafeAppendBoolToBitmap(false)
 		}
 	}
 	for _, s := range r.Sets {
@@ -202,6 +218,38 @@ func (b *ObservationBuilder) Append(r *Row) {
 		b.sets = append(b.sets, s)
 	}
 	b.rows++
+}
+
+// reserve makes room for n more rows in the fixed-width and metric
+// builders.
+func (b *ObservationBuilder) reserve(n int) {
+	b.ts.Reserve(n)
+	b.deviceID.Reserve(n)
+	b.groupID.Reserve(n)
+	b.partition.Reserve(n)
+	b.offset.Reserve(n)
+	for _, mb := range b.metrics {
+		mb.Reserve(n)
+	}
+	b.reserved = b.rows + n
+}
+
+func (b *ObservationBuilder) deviceIndex(name string) int32 {
+	if id, ok := b.deviceIDs[name]; ok {
+		return id
+	}
+	id := b.registry.DeviceID(name)
+	b.deviceIDs[b.registry.DeviceName(id)] = id
+	return id
+}
+
+func (b *ObservationBuilder) groupIndex(name string) int32 {
+	if id, ok := b.groupIDs[name]; ok {
+		return id
+	}
+	id := b.registry.GroupID(name)
+	b.groupIDs[b.registry.GroupName(id)] = id
+	return id
 }
 
 // sameLayout reports whether ms has the previous row's metric names.
@@ -225,6 +273,7 @@ func (b *ObservationBuilder) addMetric(name string) int {
 	b.metricNames = append(b.metricNames, name)
 	mb := array.NewFloat64Builder(b.mem)
 	mb.AppendNulls(b.rows) // earlier rows of this record lack the metric
+	mb.Reserve(b.reserved - b.rows)
 	b.metrics = append(b.metrics, mb)
 	b.rowValues = append(b.rowValues, 0)
 	b.rowHas = append(b.rowHas, false)
@@ -267,17 +316,11 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	b.rows = 0
 	// The next record is most likely the size of this one: reserving it
 	// now spares the builders a dozen grow-and-copy steps each.
-	b.ts.Reserve(n)
-	b.deviceID.Reserve(n)
-	b.groupID.Reserve(n)
-	b.partition.Reserve(n)
-	b.offset.Reserve(n)
+	b.reserved = 0
+	b.reserve(n)
 	for i, sb := range strs {
 		sb.Reserve(n)
 		sb.ReserveData(dataLen[i])
-	}
-	for _, mb := range b.metrics {
-		mb.Reserve(n)
 	}
 	return rec, sets
 }
