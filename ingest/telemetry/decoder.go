@@ -107,6 +107,10 @@ type Decoder struct {
 	// metricNames interns every accepted metric name, which both caps their
 	// number and gives rows stable names that outlive the parser buffer.
 	metricNames map[string]string
+	// lastMetricNames holds, by position, the interned metric names of the
+	// previous native messages the scanner read (every one is in
+	// metricNames).
+	lastMetricNames []string
 	// interned holds set members and other stable strings (ports, addresses).
 	interned map[string]string
 	scratch  []byte

@@ -327,6 +327,14 @@ func (d *Decoder) scanMetric(s *nativeScanner, r *ingest.Row, name []byte) bool 
 			return false
 		}
 	}
+	// Messages of one source list the same metrics in the same order, so
+	// comparing with the name the previous message had in this place
+	// usually spares hashing it for the map.
+	i := len(r.Metrics)
+	if i < len(d.lastMetricNames) && d.lastMetricNames[i] == string(name) {
+		r.Metrics = append(r.Metrics, ingest.Metric{Name: d.lastMetricNames[i], Value: x})
+		return true
+	}
 	n, ok := d.metricNames[string(name)]
 	if !ok {
 		if !d.learnNames {
@@ -339,6 +347,15 @@ func (d *Decoder) scanMetric(s *nativeScanner, r *ingest.Row, name []byte) bool 
 			return false
 		}
 	}
+	if i < len(d.lastMetricNames) {
+		d.lastMetricNames[i] = n
+	} else if i == len(d.lastMetricNames) && i < maxLastMetricNames {
+		d.lastMetricNames = append(d.lastMetricNames, n)
+	}
 	r.Metrics = append(r.Metrics, ingest.Metric{Name: n, Value: x})
 	return true
 }
+
+// maxLastMetricNames bounds Decoder.lastMetricNames; rows with more
+// metrics look the rest up in the map.
+const maxLastMetricNames = 64
