@@ -20,7 +20,7 @@ import (
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/packet"
 	"github.com/vigil-ot/vigil/ingest/pcap"
-	"github.com/vigil-ot/vigil/internal/capturestest"
+	"github.com/vigil-ot/vigil/ingest/pcap/pcaptest"
 )
 
 // benchCaptures are the Modbus captures the performance budget is quoted
@@ -60,7 +60,7 @@ type benchInput struct {
 }
 
 func benchInputs(b *testing.B) []benchInput {
-	if dir := capturestest.Dir(); dir != "" {
+	if dir := pcaptest.Dir(); dir != "" {
 		var in []benchInput
 		for _, name := range benchCaptures {
 			data, err := os.ReadFile(filepath.Join(dir, name))

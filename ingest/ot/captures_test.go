@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-ot/vigil/internal/capturestest"
+	"github.com/vigil-ot/vigil/ingest/pcap/pcaptest"
 )
 
 // protocolFolders names, per protocol, the folders (or files) of the
@@ -42,7 +42,7 @@ func TestSharedCaptures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("walks ~60 MB of captures")
 	}
-	dir := capturestest.Require(t)
+	dir := pcaptest.Require(t)
 	var files []string
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".pcap") || strings.HasSuffix(path, ".pcapng")) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigil-ot/vigil/ingest"
-	"github.com/vigil-ot/vigil/internal/capturestest"
+	"github.com/vigil-ot/vigil/ingest/pcap/pcaptest"
 )
 
 // replayAll drains a source and returns its summary and batches' totals.
@@ -43,7 +43,7 @@ func replayAll(t testing.TB, cfg ingest.PacketConfig, opts ReplayOptions, args .
 // TestSharedCaptures replays every real capture on its own: no panic,
 // every packet gets one outcome, and OT captures mostly decode.
 func TestSharedCaptures(t *testing.T) {
-	dir := capturestest.Require(t)
+	dir := pcaptest.Require(t)
 	var files []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() && !strings.HasSuffix(p, ".tsv") && !strings.HasSuffix(p, ".md") {

@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-ot/vigil/internal/capturestest"
+	"github.com/vigil-ot/vigil/ingest/pcap/pcaptest"
 )
 
 // TestSharedCapturesMatchInventory reads every real capture and compares
 // the packet count and link types with INVENTORY.tsv, which was made with
 // independent tools.
 func TestSharedCapturesMatchInventory(t *testing.T) {
-	dir := capturestest.Require(t)
+	dir := pcaptest.Require(t)
 	f, err := os.Open(filepath.Join(dir, "INVENTORY.tsv"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
-// Package capturestest locates the team's folder of real captures
+// Package pcaptest locates the team's folder of real captures
 // (../shared/captures next to the module, or $VIGIL_CAPTURES) for the
 // tests and benchmarks that read them. A fresh clone has no such folder:
 // tests skip and benchmarks fall back to generated traffic.
-package capturestest
+package pcaptest
 
 import (
 	"os"
