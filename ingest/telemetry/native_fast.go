@@ -208,59 +208,75 @@ func (s *nativeScanner) skip(depth int) bool {
 	return false
 }
 
+// nextKey reads the next key of an object whose '{' has been consumed and
+// the ':' after it; first says no key has been read yet. end is true at the
+// closing '}'. It accepts exactly what object accepts, without a callback
+// per field, which costs an indirect call the hot path can do without.
+func (s *nativeScanner) nextKey(first bool) (key []byte, end, ok bool) {
+	if s.consume('}') {
+		return nil, true, true
+	}
+	if !first && !s.consume(',') {
+		return nil, false, false
+	}
+	if key, ok = s.str(); !ok || !s.consume(':') {
+		return nil, false, false
+	}
+	return key, false, true
+}
+
 // scanNative decodes value into a new row when it has the common shape;
 // false means the caller must use the reference decoder.
 func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 	s := nativeScanner{buf: value}
 	r := d.nextRow()
 	haveTime, haveMetrics := false, false
-	ok := s.object(func(k []byte) bool {
+	if !s.consume('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		k, end, ok := s.nextKey(first)
+		if !ok {
+			return false
+		}
+		if end {
+			break
+		}
 		switch string(k) {
 		case "device":
 			b, ok := s.str()
+			if !ok {
+				return false
+			}
 			r.Device = b2s(b)
-			return ok
 		case "ts":
 			haveTime = true
-			return d.scanTime(&s, r)
+			if !d.scanTime(&s, r) {
+				return false
+			}
 		case "attrs":
-			return s.object(func(ak []byte) bool {
-				if s.peek() == 'n' {
-					return s.literal("null")
-				}
-				b, ok := s.str()
-				if ok && len(b) > 0 {
-					setAttr(r, b2s(ak), b2s(b))
-				}
-				return ok
-			})
+			if !s.scanAttrs(r) {
+				return false
+			}
 		case "metrics":
 			haveMetrics = true
-			return s.object(func(mk []byte) bool { return d.scanMetric(&s, r, mk) })
+			if !d.scanMetrics(&s, r) {
+				return false
+			}
 		case "conn":
-			return s.object(func(ck []byte) bool {
-				start := s.pos
-				b, ok := s.str()
-				switch string(ck) {
-				case "src_ip":
-					r.SrcIP = b2s(b)
-				case "client_id":
-					r.ClientID = b2s(b)
-				case "cert":
-					r.Cert = b2s(b)
-				default:
-					s.pos = start
-					return s.skip(1)
-				}
-				return ok
-			})
+			if !s.scanConn(r) {
+				return false
+			}
 		case "name", "tags", "fields", "timestamp", "header", "hed", "met", "cmet", "custom_metrics":
 			// Keys of other formats: auto detection might not say native.
 			return false
+		default:
+			if !s.skip(1) {
+				return false
+			}
 		}
-		return s.skip(1)
-	})
-	if !ok || s.peek() != 0 || s.pos != len(s.buf) {
+	}
+	if s.peek() != 0 || s.pos != len(s.buf) {
 		return false
 	}
 	if r.Device == "" {
@@ -275,6 +291,86 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 		r.TimeNanos = transportNanos
 	}
 	return haveMetrics && len(r.Metrics) > 0
+}
+
+func (s *nativeScanner) scanAttrs(r *ingest.Row) bool {
+	if !s.consume('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		k, end, ok := s.nextKey(first)
+		if !ok {
+			return false
+		}
+		if end {
+			return true
+		}
+		if s.peek() == 'n' {
+			if !s.literal("null") {
+				return false
+			}
+			continue
+		}
+		b, ok := s.str()
+		if !ok {
+			return false
+		}
+		if len(b) > 0 {
+			setAttr(r, b2s(k), b2s(b))
+		}
+	}
+}
+
+func (d *Decoder) scanMetrics(s *nativeScanner, r *ingest.Row) bool {
+	if !s.consume('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		k, end, ok := s.nextKey(first)
+		if !ok {
+			return false
+		}
+		if end {
+			return true
+		}
+		if !d.scanMetric(s, r, k) {
+			return false
+		}
+	}
+}
+
+func (s *nativeScanner) scanConn(r *ingest.Row) bool {
+	if !s.consume('{') {
+		return false
+	}
+	for first := true; ; first = false {
+		k, end, ok := s.nextKey(first)
+		if !ok {
+			return false
+		}
+		if end {
+			return true
+		}
+		var dst *string
+		switch string(k) {
+		case "src_ip":
+			dst = &r.SrcIP
+		case "client_id":
+			dst = &r.ClientID
+		case "cert":
+			dst = &r.Cert
+		default:
+			if !s.skip(1) {
+				return false
+			}
+			continue
+		}
+		b, ok := s.str()
+		if !ok {
+			return false
+		}
+		*dst = b2s(b)
+	}
 }
 
 func (d *Decoder) scanTime(s *nativeScanner, r *ingest.Row) bool {
