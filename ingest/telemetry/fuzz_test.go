@@ -6,8 +6,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fastjson/fastfloat"
 
 	"github.com/vigil-ot/vigil/ingest"
 )
@@ -236,6 +240,30 @@ func FuzzParseRFC3339UTC(f *testing.F) {
 		}
 		if (err != nil) != (wantErr != nil) || got != want {
 			t.Fatalf("%q: parseTimeString %d, %v; time.Parse %d, %v", b, got, err, want, wantErr)
+		}
+	})
+}
+
+// FuzzParseNumber checks the scanner's integer shortcut against
+// fastfloat.Parse, which the reference decoder uses, bit for bit, and its
+// integers against strconv.ParseFloat.
+func FuzzParseNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1234", "-1234", "999999999999999999", "-999999999999999999",
+		"9999999999999999999", "123456789012345678", "9007199254740993", "-9007199254740993", "12.5", "1e3",
+		"-", "", "007", "1-2", "+1", "18446744073709551616", "0.1", "-.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := parseNumber(raw)
+		want, wantErr := fastfloat.Parse(raw)
+		if (err != nil) != (wantErr != nil) || (err == nil && math.Float64bits(got) != math.Float64bits(want) && !(math.IsNaN(got) && math.IsNaN(want))) {
+			t.Fatalf("%q: parseNumber %v, %v; fastfloat.Parse %v, %v", raw, got, err, want, wantErr)
+		}
+		digits := strings.TrimPrefix(raw, "-")
+		if digits != "" && strings.Trim(digits, "0123456789") == "" && err == nil {
+			if x, err := strconv.ParseFloat(raw, 64); err == nil && math.Float64bits(x) != math.Float64bits(got) {
+				t.Fatalf("%q: parseNumber %v, strconv.ParseFloat %v", raw, got, x)
+			}
 		}
 	})
 }
