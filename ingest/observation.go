@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/binary"
 	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -120,13 +121,17 @@ type ObservationBuilder struct {
 	lastNames []string
 	lastCols  []int
 
-	// deviceIDs and groupIDs cache the registry's indices, which never
+	// devices and groupIDs cache the registry's indices, which never
 	// change once assigned, so the usual row reads a map this builder owns
 	// instead of taking the registry's lock, whose reader count every
 	// partition worker would otherwise bounce between cores. Keys are the
-	// registry's own stable copies.
-	deviceIDs map[string]int32
-	groupIDs  map[string]int32
+	// registry's own stable copies. A device's entry also keeps its last
+	// group when the grouper says when its answers may change (see
+	// groupGenerationer).
+	devices  map[string]*deviceEntry
+	groupIDs map[string]int32
+	groupGen groupGenerationer // the grouper, when it implements it
+	attrsEnc []byte            // scratch: encoding of the current row's attrs
 	// reserved is how many rows the fixed-width and metric builders have
 	// room for, so Append checks capacity once per row, not per column.
 	reserved int
@@ -139,12 +144,14 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
+	gg, _ := g.(groupGenerationer)
 	return &ObservationBuilder{
+		groupGen:    gg,
 		mem:         mem,
 		registry:    reg,
 		grouper:     g,
 		metricIndex: make(map[string]int),
-		deviceIDs:   make(map[string]int32),
+		devices:     make(map[string]*deviceEntry),
 		groupIDs:    make(map[string]int32),
 		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
 		device:      array.NewStringBuilder(mem),
@@ -188,9 +195,12 @@ func (b *ObservationBuilder) Append(r *Row) {
 		b.rowValues[j] = m.Value
 		b.rowHas[j] = true
 	}
-	group := r.Group
+	dev := b.deviceEntry(r.Device)
+	group, groupID := r.Group, int32(0)
 	if group == "" {
-		group = b.grouper.Group(r.Device, r.Attrs)
+		group, groupID = b.groupOf(dev, r)
+	} else {
+		groupID = b.groupIndex(group)
 	}
 	if b.rows >= b.reserved {
 		b.reserve(max(b.rows, 64))
@@ -198,8 +208,8 @@ func (b *ObservationBuilder) Append(r *Row) {
 	b.ts.UnsafeAppend(arrow.Timestamp(r.TimeNanos))
 	b.device.Append(r.Device)
 	b.group.Append(group)
-	b.deviceID.UnsafeAppend(b.deviceIndex(r.Device))
-	b.groupID.UnsafeAppend(b.groupIndex(group))
+	b.deviceID.UnsafeAppend(dev.id)
+	b.groupID.UnsafeAppend(groupID)
 	b.partition.UnsafeAppend(r.Partition)
 	b.offset.UnsafeAppend(r.Offset)
 	appendNullable(b.srcIP, r.SrcIP)
@@ -234,13 +244,64 @@ func (b *ObservationBuilder) reserve(n int) {
 	b.reserved = b.rows + n
 }
 
-func (b *ObservationBuilder) deviceIndex(name string) int32 {
-	if id, ok := b.deviceIDs[name]; ok {
-		return id
+// groupGenerationer is implemented by a Grouper whose Group is a function
+// of its arguments while GroupGeneration returns the same value
+// (inventory.Inventory: it changes on reload).
+type groupGenerationer interface {
+	GroupGeneration() uint64
+}
+
+// deviceEntry is what the builder remembers of a device.
+type deviceEntry struct {
+	id      int32
+	groupID int32
+	group   string // "" until derived by the grouper
+	gen     uint64 // the grouper's generation when group was derived
+	attrs   []byte // encoding (appendAttrs) of the attrs group was derived from
+}
+
+func (b *ObservationBuilder) deviceEntry(name string) *deviceEntry {
+	if e, ok := b.devices[name]; ok {
+		return e
 	}
 	id := b.registry.DeviceID(name)
-	b.deviceIDs[b.registry.DeviceName(id)] = id
-	return id
+	e := &deviceEntry{id: id}
+	b.devices[b.registry.DeviceName(id)] = e
+	return e
+}
+
+// groupOf returns the group of r's device, asking the grouper only when
+// it cannot reuse the device's last answer: new attributes, a new grouper
+// generation, or a grouper without generations.
+func (b *ObservationBuilder) groupOf(e *deviceEntry, r *Row) (string, int32) {
+	if b.groupGen == nil {
+		g := b.grouper.Group(r.Device, r.Attrs)
+		return g, b.groupIndex(g)
+	}
+	// Read the generation before asking the grouper: a reload in between
+	// leaves an old generation on the entry, so the next row asks again.
+	gen := b.groupGen.GroupGeneration()
+	b.attrsEnc = appendAttrs(b.attrsEnc[:0], r.Attrs)
+	if e.group != "" && e.gen == gen && string(e.attrs) == string(b.attrsEnc) {
+		return e.group, e.groupID
+	}
+	e.groupID = b.groupIndex(b.grouper.Group(r.Device, r.Attrs))
+	e.group = b.registry.GroupName(e.groupID) // stable, unlike what a grouper might return
+	e.gen = gen
+	e.attrs = append(e.attrs[:0], b.attrsEnc...)
+	return e.group, e.groupID
+}
+
+// appendAttrs appends an unambiguous encoding of attrs to dst: each key
+// and value preceded by its length.
+func appendAttrs(dst []byte, attrs []Attr) []byte {
+	for _, a := range attrs {
+		dst = binary.AppendUvarint(dst, uint64(len(a.Key)))
+		dst = append(dst, a.Key...)
+		dst = binary.AppendUvarint(dst, uint64(len(a.Value)))
+		dst = append(dst, a.Value...)
+	}
+	return dst
 }
 
 func (b *ObservationBuilder) groupIndex(name string) int32 {

@@ -54,6 +54,8 @@ type Inventory struct {
 	log      *slog.Logger
 
 	snap atomic.Pointer[snapshot]
+	// gen counts the snapshots stored after the first; see GroupGeneration.
+	gen atomic.Uint64
 
 	groups groupTable // interned group keys built from telemetry attributes
 
@@ -157,6 +159,7 @@ func (inv *Inventory) load() error {
 		return fmt.Errorf("cannot load inventory %s: %w", inv.path, err)
 	}
 	inv.snap.Store(s)
+	inv.gen.Add(1) // after Store: whoever sees the new count sees s
 	inv.log.Info("inventory loaded", "path", inv.path, "devices", len(s.byDevice), "with_ip", len(s.byIP), "with_mac", len(s.byMAC))
 	return nil
 }
@@ -298,6 +301,13 @@ func (inv *Inventory) Group(device string, attrs []ingest.Attr) string {
 	}
 	return inv.internGroup(buf)
 }
+
+// GroupGeneration changes whenever a reload may have changed what Group
+// returns. Group is otherwise a function of its arguments, so a caller that
+// owns its cache (ingest.ObservationBuilder) may keep Group's answer per
+// device and attributes while the generation stays the same, and skip the
+// lookups and key building of every row.
+func (inv *Inventory) GroupGeneration() uint64 { return inv.gen.Load() }
 
 func attrValue(attrs []ingest.Attr, k string) string {
 	for _, a := range attrs {
