@@ -321,3 +321,45 @@ func TestGroupConcurrent(t *testing.T) {
 		t.Fatalf("key %q", results[0][27])
 	}
 }
+
+// TestBuilderGroupCacheFollowsReloadAndAttrs checks that the observation
+// builder, which keeps each device's group while GroupGeneration and the
+// row's attributes stay the same, still sees a reload and changed attrs.
+func TestBuilderGroupCacheFollowsReloadAndAttrs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inv.csv")
+	writeAtomic(t, path, "device,site,hw\nplc-1,plant-a,s7\n")
+	inv := mustOpen(t, path, nil)
+	b := ingest.NewObservationBuilder(nil, ingest.NewRegistry(), inv)
+	attrs := func(site string) []ingest.Attr { return []ingest.Attr{{Key: "site", Value: site}, {Key: "hw", Value: "rpi"}} }
+	rows := []struct {
+		device, site string
+		reload       string // inventory content to load before the row
+		want         string
+	}{
+		{"plc-1", "x", "", "plant-a/s7"},
+		{"plc-1", "x", "", "plant-a/s7"},
+		{"plc-2", "x", "", "x/rpi"},
+		{"plc-2", "x", "", "x/rpi"},
+		{"plc-2", "y", "", "y/rpi"},
+		{"plc-1", "x", "device,site,hw\nplc-1,plant-b,s7\nplc-2,plant-c,\n", "plant-b/s7"},
+		{"plc-2", "y", "", "plant-c/rpi"},
+		{"plc-2", "y", "", "plant-c/rpi"},
+	}
+	for _, r := range rows {
+		if r.reload != "" {
+			writeAtomic(t, path, r.reload)
+			if err := inv.Reload(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.Append(&ingest.Row{Device: r.device, Attrs: attrs(r.site), Metrics: []ingest.Metric{{Name: "m", Value: 1}}})
+	}
+	rec, _ := b.NewRecord()
+	defer rec.Release()
+	col := rec.Column(3).(interface{ Value(int) string })
+	for i, r := range rows {
+		if got := col.Value(i); got != r.want {
+			t.Errorf("row %d (%s, site %s): group %q, want %q", i, r.device, r.site, got, r.want)
+		}
+	}
+}
