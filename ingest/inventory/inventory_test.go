@@ -330,7 +330,9 @@ func TestBuilderGroupCacheFollowsReloadAndAttrs(t *testing.T) {
 	writeAtomic(t, path, "device,site,hw\nplc-1,plant-a,s7\n")
 	inv := mustOpen(t, path, nil)
 	b := ingest.NewObservationBuilder(nil, ingest.NewRegistry(), inv)
-	attrs := func(site string) []ingest.Attr { return []ingest.Attr{{Key: "site", Value: site}, {Key: "hw", Value: "rpi"}} }
+	attrs := func(site string) []ingest.Attr {
+		return []ingest.Attr{{Key: "site", Value: site}, {Key: "hw", Value: "rpi"}}
+	}
 	rows := []struct {
 		device, site string
 		reload       string // inventory content to load before the row
