@@ -45,6 +45,7 @@ import (
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/kafka"
 	"github.com/vigil-ot/vigil/sinks"
 )
@@ -384,6 +385,14 @@ type pipeline struct {
 func startVigil(cfg ingest.KafkaConfig, dcfg detect.Config, bcfg baseline.Config) (*pipeline, error) {
 	reg := ingest.NewRegistry()
 	store := baseline.NewStore(bcfg, reg)
+	// Groups by site and hardware from the reported attributes, through the
+	// inventory package as 'vigil run' does (no inventory file here).
+	icfg := ingest.DefaultInventoryConfig()
+	icfg.GroupBy = []string{"site", "hw"}
+	grouper, err := inventory.Open(icfg, nil)
+	if err != nil {
+		return nil, err
+	}
 	sink := &vigilSink{inner: sinks.NewWriterSink("discard", io.Discard, sinks.FormatJSON)}
 	de, err := detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Sink: sink, Clock: time.Now})
 	if err != nil {
@@ -393,7 +402,7 @@ func startVigil(cfg ingest.KafkaConfig, dcfg detect.Config, bcfg baseline.Config
 	tcfg := ingest.DefaultTelemetryConfig()
 	m := kafka.NewMetrics()
 	c, err := kafka.New(kafka.Options{
-		Metrics: m, Config: cfg, Engine: eng, State: store, Groups: store, Registry: reg, Grouper: newSiteGrouper(),
+		Metrics: m, Config: cfg, Engine: eng, State: store, Groups: store, Registry: reg, Grouper: grouper,
 		Decoders: func(kind, topic string, p int32) (kafka.Decoder, error) { return kafka.NewTelemetryDecoder(tcfg) },
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -409,43 +418,6 @@ func startVigil(cfg ingest.KafkaConfig, dcfg detect.Config, bcfg baseline.Config
 func (p *pipeline) stop() error {
 	p.cancel()
 	return <-p.done
-}
-
-// siteGrouper groups devices by site and hardware, as an inventory would.
-// It is called for every row from every partition worker: it allocates
-// only for a combination it has not seen, so the benchmark measures Vigil,
-// not string concatenation.
-type siteGrouper struct{ *groupNames }
-
-type groupNames struct {
-	mu    sync.RWMutex
-	names map[[2]string]string
-}
-
-func newSiteGrouper() siteGrouper {
-	return siteGrouper{&groupNames{names: map[[2]string]string{}}}
-}
-
-func (g siteGrouper) Group(_ string, attrs []ingest.Attr) string {
-	k := [2]string{"unknown", "unknown"}
-	for _, a := range attrs {
-		switch a.Key {
-		case "site":
-			k[0] = a.Value
-		case "hw":
-			k[1] = a.Value
-		}
-	}
-	g.mu.RLock()
-	name, ok := g.names[k]
-	g.mu.RUnlock()
-	if !ok {
-		name = k[0] + "/" + k[1]
-		g.mu.Lock()
-		g.names[k] = name
-		g.mu.Unlock()
-	}
-	return name
 }
 
 func vigilThroughput(cfg ingest.KafkaConfig, want int) (float64, error) {
