@@ -110,11 +110,17 @@ type ObservationBuilder struct {
 	deviceID, groupID, partition    *array.Int32Builder
 	offset                          *array.Int64Builder
 	srcIP, clientID, cert, firmware *array.StringBuilder
-	metrics                         []*array.Float64Builder
-	rowValues                       []float64 // scratch: value per metric column for the current row
-	rowHas                          []bool
-	rows                            int
-	sets                            []SetMember
+	// nulls counts, per nullable string column (srcIP, clientID, cert,
+	// firmware), the trailing nulls of the current record not yet appended
+	// to its builder. Most sources never set these columns: a column
+	// that stays null for a whole record is made at once by NewRecord
+	// instead of row by row (an offset and a validity bit per row).
+	nulls     [4]int
+	metrics   []*array.Float64Builder
+	rowValues []float64 // scratch: value per metric column for the current row
+	rowHas    []bool
+	rows      int
+	sets      []SetMember
 
 	// Successive rows of one source usually carry the same metric names in
 	// the same order; lastNames (the builder's own copies) and lastCols
@@ -213,10 +219,10 @@ func (b *ObservationBuilder) Append(r *Row) {
 	b.groupID.UnsafeAppend(groupID)
 	b.partition.UnsafeAppend(r.Partition)
 	b.offset.UnsafeAppend(r.Offset)
-	appendNullable(b.srcIP, r.SrcIP)
-	appendNullable(b.clientID, r.ClientID)
-	appendNullable(b.cert, r.Cert)
-	appendNullable(b.firmware, r.Firmware)
+	appendNullable(b.srcIP, &b.nulls[0], r.SrcIP)
+	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
+	appendNullable(b.cert, &b.nulls[2], r.Cert)
+	appendNullable(b.firmware, &b.nulls[3], r.Firmware)
 	for j, mb := range b.metrics {
 		if b.rowHas[j] {
 			mb.UnsafeAppend(b.rowValues[j])
@@ -345,12 +351,30 @@ func (b *ObservationBuilder) addMetric(name string) int {
 	return j
 }
 
-func appendNullable(sb *array.StringBuilder, s string) {
+// appendNullable appends s to sb, or null when s is empty. Nulls are
+// only counted in *pending until a value follows them (or NewRecord).
+func appendNullable(sb *array.StringBuilder, pending *int, s string) {
 	if s == "" {
-		sb.AppendNull()
+		*pending++
 		return
 	}
+	if *pending > 0 {
+		sb.AppendNulls(*pending)
+		*pending = 0
+	}
 	sb.Append(s)
+}
+
+// nullableArray returns the column of sb, whose last pending rows are
+// null, and resets sb; a column null in all n rows is allocated at once.
+func (b *ObservationBuilder) nullableArray(sb *array.StringBuilder, pending *int, n int) arrow.Array {
+	p := *pending
+	*pending = 0
+	if p == n && sb.Len() == 0 {
+		return array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
+	}
+	sb.AppendNulls(p)
+	return sb.NewArray()
 }
 
 // NewRecord returns the rows appended so far as a record, together with
@@ -367,8 +391,9 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	cols = append(cols,
 		b.ts.NewArray(), b.device.NewArray(), b.deviceID.NewArray(),
 		b.group.NewArray(), b.groupID.NewArray(), b.partition.NewArray(),
-		b.offset.NewArray(), b.srcIP.NewArray(), b.clientID.NewArray(),
-		b.cert.NewArray(), b.firmware.NewArray())
+		b.offset.NewArray(), b.nullableArray(b.srcIP, &b.nulls[0], n),
+		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
+		b.nullableArray(b.firmware, &b.nulls[3], n))
 	for _, mb := range b.metrics {
 		cols = append(cols, mb.NewArray())
 	}
@@ -384,6 +409,9 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	b.reserved = 0
 	b.reserve(n)
 	for i, sb := range strs {
+		if dataLen[i] == 0 && i >= 2 {
+			continue // a nullable column without values: nulls need no room
+		}
 		sb.Reserve(n)
 		sb.ReserveData(dataLen[i])
 	}

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 )
 
 type siteGrouper struct{}
@@ -56,5 +57,54 @@ func TestAppendMetricLayouts(t *testing.T) {
 	want := "a:0,10,21,30,-,-,-,70 b:1,11,20,-,-,-,60,71 c:-,-,-,31,-,50,-,-"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
+// TestAppendNullableColumns checks the nullable string columns when
+// values and nulls alternate, when a column stays null for a whole record,
+// and across records, whose builders are reused.
+func TestAppendNullableColumns(t *testing.T) {
+	b := NewObservationBuilder(memory.NewCheckedAllocator(memory.DefaultAllocator), NewRegistry(), siteGrouper{})
+	records := [][]string{
+		{"", "", "10.0.0.1", "", "10.0.0.2", ""}, // nulls before, between and after values
+		{"", "", ""},                             // null in every row
+		{"10.0.0.3", ""},
+		{"10.0.0.4"},
+	}
+	for _, ips := range records {
+		for _, ip := range ips {
+			b.Append(&Row{Device: "d", SrcIP: ip, Firmware: "fw1"})
+		}
+		rec, _ := b.NewRecord()
+		src := rec.Column(7).(*array.String)
+		fw := rec.Column(10).(*array.String)
+		cert := rec.Column(9).(*array.String)
+		if rec.ColumnName(7) != ColSrcIP || rec.ColumnName(10) != ColFirmware || rec.ColumnName(9) != ColCert {
+			t.Fatalf("columns %s %s %s", rec.ColumnName(7), rec.ColumnName(9), rec.ColumnName(10))
+		}
+		if src.Len() != len(ips) || cert.Len() != len(ips) || fw.Len() != len(ips) {
+			t.Fatalf("lengths %d %d %d, want %d", src.Len(), cert.Len(), fw.Len(), len(ips))
+		}
+		for i, ip := range ips {
+			if got := src.IsNull(i); got != (ip == "") || src.Value(i) != ip {
+				t.Errorf("%v row %d: null %v value %q, want %q", ips, i, got, src.Value(i), ip)
+			}
+			if !cert.IsNull(i) || cert.Value(i) != "" {
+				t.Errorf("%v row %d: cert %q not null", ips, i, cert.Value(i))
+			}
+			if fw.IsNull(i) || fw.Value(i) != "fw1" {
+				t.Errorf("%v row %d: firmware %q", ips, i, fw.Value(i))
+			}
+		}
+		if cert.NullN() != len(ips) {
+			t.Errorf("cert NullN %d, want %d", cert.NullN(), len(ips))
+		}
+		if n := len(cert.ValueOffsets()); n != len(ips)+1 {
+			t.Errorf("all-null column: %d offsets, want %d", n, len(ips)+1)
+		}
+		if n := len(src.ValueOffsets()); n != len(ips)+1 {
+			t.Errorf("mixed column: %d offsets, want %d", n, len(ips)+1)
+		}
+		rec.Release()
 	}
 }
