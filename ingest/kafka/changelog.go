@@ -219,6 +219,7 @@ func (c *Consumer) snapshot(ctx context.Context, ps *partState, done chan error)
 	}
 	msgs = append(msgs, kafkago.Message{Key: []byte(prefix + "m"), Value: appendChangelogHeader(nil, covered)})
 	clear(ps.dirty)
+	clear(ps.noted)
 	ps.lastSnap = time.Now()
 	c.metrics.stateBytes.Set(float64(size))
 	c.updateStateGauge()
