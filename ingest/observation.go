@@ -104,6 +104,10 @@ type ObservationBuilder struct {
 
 	metricIndex map[string]int // metric name -> position in metricNames
 	metricNames []string
+	// schema is ObservationSchema(metricNames) as of the last NewRecord:
+	// schemas are immutable, so records share it until a metric is added
+	// (metricNames only grows).
+	schema *arrow.Schema
 
 	ts                              *array.TimestampBuilder
 	device, group                   *array.StringBuilder
@@ -397,7 +401,10 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	for _, mb := range b.metrics {
 		cols = append(cols, mb.NewArray())
 	}
-	rec := array.NewRecord(ObservationSchema(b.metricNames), cols, int64(b.rows))
+	if b.schema == nil || b.schema.NumFields() != NumFixedCols+len(b.metricNames) {
+		b.schema = ObservationSchema(b.metricNames)
+	}
+	rec := array.NewRecord(b.schema, cols, int64(b.rows))
 	for _, c := range cols {
 		c.Release()
 	}

@@ -108,3 +108,28 @@ func TestAppendNullableColumns(t *testing.T) {
 		rec.Release()
 	}
 }
+
+// TestSchemaFollowsMetrics checks that a record's schema names the
+// metrics added since the previous record, whose schema is reused.
+func TestSchemaFollowsMetrics(t *testing.T) {
+	b := NewObservationBuilder(nil, NewRegistry(), siteGrouper{})
+	for k, names := range [][]string{{"a"}, {"a"}, {"a", "b"}, {"b"}} {
+		r := Row{Device: "d"}
+		for _, n := range names {
+			r.Metrics = append(r.Metrics, Metric{Name: n, Value: 1})
+		}
+		b.Append(&r)
+		rec, _ := b.NewRecord()
+		want := NumFixedCols + 1
+		if k >= 2 {
+			want++
+		}
+		if int(rec.NumCols()) != want || rec.Schema().NumFields() != want {
+			t.Fatalf("record %d: %d columns, schema of %d fields, want %d", k, rec.NumCols(), rec.Schema().NumFields(), want)
+		}
+		if rec.ColumnName(NumFixedCols) != "a" || k >= 2 && rec.ColumnName(NumFixedCols+1) != "b" {
+			t.Fatalf("record %d: schema %v", k, rec.Schema())
+		}
+		rec.Release()
+	}
+}
