@@ -76,6 +76,11 @@ type Store struct {
 	frame   Frame
 
 	devGap, grpGap, seasonGap gapCache
+	// seasonAge and sketchAge cache exp2 of the last gap seen by
+	// seasonWeights (rows older than their bucket) and sketchWeight (a
+	// row's distance from its group's landmark): rows of one report round
+	// share their time, so the same gap recurs row after row.
+	seasonAge, sketchAge weightCache
 
 	unlearnable uint64 // values not learned: non-finite or beyond MaxLearnedValue
 }
@@ -87,6 +92,22 @@ type Store struct {
 type gapCache struct {
 	dt    int64
 	decay [MaxHalfLives]float64
+}
+
+// weightCache remembers one pure function's value for the last gap.
+type weightCache struct {
+	ok bool
+	dt int64
+	w  float64
+}
+
+// exp2 returns exp2(dt/hl), computing it only when dt is not the last gap
+// asked (hl is fixed per cache).
+func (c *weightCache) exp2(dt int64, hl float64) float64 {
+	if !c.ok || c.dt != dt {
+		c.ok, c.dt, c.w = true, dt, exp2(float64(dt)/hl)
+	}
+	return c.w
 }
 
 // groupState is the state of one group.
@@ -690,7 +711,7 @@ func (s *Store) seasonWeights(gs *groupState, t int64, how int) (dec, a float64)
 		}
 		return s.seasonGap.decay[0], 1
 	case dt < 0:
-		return 1, decayFactor(-dt, s.seasonHL)
+		return 1, s.seasonAge.exp2(dt, float64(s.seasonHL)) // decayFactor(-dt, s.seasonHL)
 	}
 	return 1, 1
 }
@@ -755,7 +776,7 @@ func (s *Store) sketchWeight(gs *groupState, t int64) float64 {
 		gs.qLandmark += (dt / hl) * hl
 		dt = t - gs.qLandmark
 	}
-	return exp2(float64(dt) / float64(hl))
+	return s.sketchAge.exp2(dt, float64(hl))
 }
 
 // syncSketchLandmark moves the group's sketch landmark up to the latest of
