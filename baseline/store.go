@@ -92,6 +92,11 @@ type Store struct {
 type gapCache struct {
 	dt    int64
 	decay [MaxHalfLives]float64
+	// ageDT and age do the same for the last negative gap, a row older
+	// than the state (partitions interleave slightly out of time order):
+	// age holds its sample weights.
+	ageDT int64
+	age   [MaxHalfLives]float64
 }
 
 // weightCache remembers one pure function's value for the last gap.
@@ -755,9 +760,15 @@ func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64
 			dec[h], a[h] = 1, 1
 		}
 	default: // older than the state: weight the sample by its age instead
+		if dt != gc.ageDT {
+			gc.ageDT = dt
+			for h := 0; h < s.nh; h++ {
+				gc.age[h] = exp2(float64(dt) * s.invHL[h])
+			}
+		}
 		for h := 0; h < s.nh; h++ {
 			dec[h] = 1
-			a[h] = exp2(float64(dt) * s.invHL[h])
+			a[h] = gc.age[h]
 		}
 	}
 }
