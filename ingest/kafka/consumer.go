@@ -771,7 +771,7 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			if err := dec.Decode(&rec, bb); err != nil {
 				reason := reasonOf(err)
 				c.metrics.decodeError(topic, reason)
-				rejects = append(rejects, deadLetterMessage(&m, reason, err))
+				rejects = append(rejects, deadLetterMessage(m, reason, err))
 			}
 			end, hwm = m.Offset+1, m.HighWaterMark
 			if n++; n >= c.cfg.BatchSize {

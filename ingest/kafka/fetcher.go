@@ -46,36 +46,39 @@ func newPartitionFetcher(rc kafkago.ReaderConfig, offset int64, log *slog.Logger
 	return &partitionFetcher{rc: rc, offset: offset, log: log}
 }
 
-// next returns the partition's next record. When the current fetch
+// next reads the partition's next record into m. When the current fetch
 // response is used up it fetches again, waiting for new records at most
 // until deadline (zero: the configured fetch_max_wait, again and again);
 // it returns errLingerOver when deadline passed without a record. Broker
 // and network errors are retried; the only other error is ctx's. Key and
-// Value of the record are the caller's.
-func (f *partitionFetcher) next(ctx context.Context, deadline time.Time) (kafkago.Message, error) {
+// Value of the record are the caller's. m is zeroed when next fails.
+func (f *partitionFetcher) next(ctx context.Context, deadline time.Time, m *kafkago.Message) error {
 	for {
 		if f.batch != nil {
-			m, err := f.batch.ReadMessage()
-			if err == nil {
+			// Read in place: a Message is some 150 bytes, copied at each
+			// hand-over otherwise.
+			var err error
+			if *m, err = f.batch.ReadMessage(); err == nil {
 				f.offset, f.fails = m.Offset+1, 0
-				return m, nil
+				return nil
 			}
+			*m = kafkago.Message{}
 			f.endBatch()
 			if err := f.handle(ctx, err); err != nil {
-				return kafkago.Message{}, err
+				return err
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return kafkago.Message{}, err
+			return err
 		}
 		wait := f.rc.MaxWait
 		if !deadline.IsZero() {
 			if wait = min(wait, time.Until(deadline)); wait < time.Millisecond {
-				return kafkago.Message{}, errLingerOver
+				return errLingerOver
 			}
 		}
 		if err := f.fetch(ctx, wait); err != nil {
-			return kafkago.Message{}, err
+			return err
 		}
 	}
 }
@@ -268,18 +271,16 @@ func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
 		case <-ctx.Done():
 			return
 		}
-		c.msgs = c.msgs[:0]
-		m, err := f.next(ctx, time.Time{})
-		if err != nil {
+		// Records are read straight into the chunk.
+		buf := c.msgs[:cap(c.msgs)]
+		if err := f.next(ctx, time.Time{}, &buf[0]); err != nil {
 			return // ctx ended: next retries everything else
 		}
-		c.msgs = append(c.msgs, m)
-		for len(c.msgs) < cap(c.msgs) {
-			if m, err = f.next(ctx, past); err != nil {
-				break
-			}
-			c.msgs = append(c.msgs, m)
+		n := 1
+		for n < len(buf) && f.next(ctx, past, &buf[n]) == nil {
+			n++
 		}
+		c.msgs = buf[:n]
 		select {
 		case p.out <- c:
 		case <-ctx.Done():
@@ -293,13 +294,14 @@ func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
 
 // get returns the next record, waiting for it at most until deadline
 // (zero: without limit). It returns errLingerOver when deadline passed,
-// and errStopped once the prefetcher stopped (its ctx ended). Worker
-// goroutine only.
-func (p *prefetcher) get(deadline time.Time) (kafkago.Message, error) {
+// and errStopped once the prefetcher stopped (its ctx ended). The record
+// is valid until the next call of get (its Key and Value stay valid).
+// Worker goroutine only.
+func (p *prefetcher) get(deadline time.Time) (*kafkago.Message, error) {
 	if p.cur != nil {
 		if p.pos < len(p.cur.msgs) {
 			p.pos++
-			return p.cur.msgs[p.pos-1], nil
+			return &p.cur.msgs[p.pos-1], nil
 		}
 		clear(p.cur.msgs) // let go of the records' keys and values
 		p.free <- p.cur   // never blocks: free holds every chunk
@@ -316,7 +318,7 @@ func (p *prefetcher) get(deadline time.Time) (kafkago.Message, error) {
 		}
 		d := time.Until(deadline)
 		if d <= 0 {
-			return kafkago.Message{}, errLingerOver
+			return nil, errLingerOver
 		}
 		if p.timer == nil {
 			p.timer = time.NewTimer(d)
@@ -327,14 +329,14 @@ func (p *prefetcher) get(deadline time.Time) (kafkago.Message, error) {
 		case c, ok = <-p.out:
 			p.timer.Stop()
 		case <-p.timer.C:
-			return kafkago.Message{}, errLingerOver
+			return nil, errLingerOver
 		}
 	}
 	if !ok {
-		return kafkago.Message{}, errStopped
+		return nil, errStopped
 	}
 	p.cur, p.pos = c, 1
-	return c.msgs[0], nil
+	return &c.msgs[0], nil
 }
 
 // drain waits for the prefetcher to stop after its ctx ended.

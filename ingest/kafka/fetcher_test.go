@@ -79,7 +79,7 @@ func TestPrefetcherReadsInOrder(t *testing.T) {
 	produce(700, 3)
 	for i := 700; i < 703; i++ {
 		if m, err := p.get(time.Now().Add(5 * time.Second)); err != nil || m.Offset != int64(i) {
-			t.Fatalf("record %d after a pause: %v, %v", i, m.Offset, err)
+			t.Fatalf("record %d after a pause: %v, %v", i, m, err)
 		}
 	}
 
@@ -87,7 +87,7 @@ func TestPrefetcherReadsInOrder(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // let it resolve the last offset first
 	produce(703, 2)
 	if m, err := late.get(time.Now().Add(5 * time.Second)); err != nil || m.Offset != 703 {
-		t.Fatalf("from LastOffset: got offset %d, %v; want 703", m.Offset, err)
+		t.Fatalf("from LastOffset: got %v, %v; want offset 703", m, err)
 	}
 }
 
