@@ -217,11 +217,12 @@ func TestReloadOnChange(t *testing.T) {
 
 // TestWatchSIGHUP sends a real SIGHUP to the test process.
 func TestWatchSIGHUP(t *testing.T) {
-	// Our own subscription keeps the default action (exit) away even before
-	// Watch has subscribed.
-	guard := make(chan os.Signal, 16)
+	// Our own subscription keeps the default action (exit) away before Watch
+	// has subscribed and after it has stopped. It is never stopped: a SIGHUP
+	// sent by the last poll below may still be in flight when the test
+	// returns, and without a subscriber it would kill the test binary.
+	guard := make(chan os.Signal, 1)
 	signal.Notify(guard, syscall.SIGHUP)
-	defer signal.Stop(guard)
 
 	path := filepath.Join(t.TempDir(), "inv.json")
 	writeAtomic(t, path, `[{"device":"a"}]`)
