@@ -386,7 +386,7 @@ func (p *alertPrinter) Write(_ context.Context, out *detect.Output) error {
 		p.seen[q.ID] = true
 		p.quarantine++
 		fmt.Fprintf(p.w, "[%5.1fs] %-7s %-8s %-9s %-22s %-14s %s\n", time.Since(p.start).Seconds(),
-			"QUARANT", detect.SeverityName(q.Severity), q.Mode, q.Action, q.Device, oneLine(q.Message))
+			strings.ToUpper(q.Action), detect.SeverityName(q.Severity), "policy", q.Mode, q.Device, oneLine(q.Message))
 	}
 	return nil
 }
