@@ -9,11 +9,15 @@ package telemetrybench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/bench/fleetgen"
@@ -44,30 +48,47 @@ func Messages(c fleetgen.Config) ([][]byte, error) {
 	return msgs, nil
 }
 
-// BaselineConfig is the baseline configuration of testdata/config/fleet.yaml.
-func BaselineConfig() baseline.Config {
-	c := baseline.DefaultConfig()
-	c.MinSamples, c.MinDuration = 1000, 6*time.Hour
-	return c
+// FleetConfigPath is the configuration tuned on the fleet sample, relative
+// to the module root; the benchmarks judge with its baseline and detect
+// sections, so they measure what 'vigil replay' does with it.
+const FleetConfigPath = "testdata/config/fleet.yaml"
+
+// FleetConfig reads the baseline and detect sections of FleetConfigPath
+// over the defaults (the other sections name files the benchmarks do not
+// read). The module root is found from the working directory upwards.
+func FleetConfig() (baseline.Config, detect.Config, error) {
+	path, err := fleetConfigFile()
+	if err != nil {
+		return baseline.Config{}, detect.Config{}, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return baseline.Config{}, detect.Config{}, fmt.Errorf("cannot read the fleet config: %w", err)
+	}
+	cfg := struct {
+		Baseline baseline.Config `yaml:"baseline"`
+		Detect   detect.Config   `yaml:"detect"`
+	}{baseline.DefaultConfig(), detect.DefaultConfig()}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return baseline.Config{}, detect.Config{}, fmt.Errorf("cannot parse %s: %w", path, err)
+	}
+	if err := errors.Join(cfg.Baseline.Validate(), cfg.Detect.Validate()); err != nil {
+		return baseline.Config{}, detect.Config{}, fmt.Errorf("cannot use %s: %w", path, err)
+	}
+	return cfg.Baseline, cfg.Detect, nil
 }
 
-// DetectConfig is the detect configuration of testdata/config/fleet.yaml,
-// without its quarantine policy (events on 4 devices do not change the cost).
-func DetectConfig() (detect.Config, error) {
-	c := detect.DefaultConfig()
-	c.Self.Direction = detect.DirectionUp
-	if c.Metrics == nil {
-		c.Metrics = map[string]detect.MetricConfig{}
+func fleetConfigFile() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("cannot find the module root: %w", err)
 	}
-	c.Metrics["auth_failures"] = detect.MetricConfig{DisableSelf: true, DisablePeer: true}
-	c.Metrics["msgs_sent"] = detect.MetricConfig{Direction: detect.DirectionBoth}
-	five := 5.0
-	c.Rules = []detect.RuleConfig{{Name: "auth-brute-force", Metric: "auth_failures", ComparisonOperator: detect.OpGreaterThan,
-		Value: &five, ToAlarm: 5, ToClear: 3, Technique: "T1110"}}
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("cannot validate the benchmark's detect config: %w", err)
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, FleetConfigPath), nil
+		}
 	}
-	return c, nil
+	return "", fmt.Errorf("cannot find the module root above %s: run from inside the repository", dir)
 }
 
 // Pipeline is the telemetry path of a replay without the file reading:
@@ -103,12 +124,12 @@ func NewPipeline() (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	dcfg, err := DetectConfig()
+	bcfg, dcfg, err := FleetConfig()
 	if err != nil {
 		return nil, err
 	}
 	reg := ingest.NewRegistry()
-	store := baseline.NewStore(BaselineConfig(), reg)
+	store := baseline.NewStore(bcfg, reg)
 	w := &countingWriter{}
 	eng, err := detect.NewEngine(dcfg, detect.Deps{Registry: reg, Baseline: store, Assets: inv,
 		Sink: sinks.NewWriterSink("bench", w, sinks.FormatJSON)})
@@ -194,8 +215,12 @@ type Expecter struct {
 }
 
 // NewExpecter returns an Expecter with empty state over reg.
-func NewExpecter(reg *ingest.Registry) *Expecter {
-	return &Expecter{store: baseline.NewStore(BaselineConfig(), reg), exp: make([]baseline.Expectation, 16)}
+func NewExpecter(reg *ingest.Registry) (*Expecter, error) {
+	bcfg, _, err := FleetConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &Expecter{store: baseline.NewStore(bcfg, reg), exp: make([]baseline.Expectation, 16)}, nil
 }
 
 // Run judges and learns every row of recs and returns the metric values

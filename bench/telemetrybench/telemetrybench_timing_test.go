@@ -95,7 +95,10 @@ func BenchmarkArrowToExpectations(b *testing.B) {
 	var cpu, done int64
 	for done < int64(b.N) {
 		b.StopTimer()
-		e := NewExpecter(reg)
+		e, err := NewExpecter(reg)
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 		c0 := CPUTime()
 		n, err := e.Run(recs)

@@ -71,7 +71,8 @@ func main() {
 	check(err)
 	ar := result{name: "Arrow batch → expectations", unit: "values", target: 10_000_000}
 	for i := 0; i < *replays; i++ {
-		e := telemetrybench.NewExpecter(reg)
+		e, err := telemetrybench.NewExpecter(reg)
+		check(err)
 		ar.measure(func() int64 {
 			n, err := e.Run(recs)
 			check(err)
