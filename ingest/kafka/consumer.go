@@ -103,10 +103,7 @@ type Consumer struct {
 	metrics  *Metrics
 	conn     connSettings
 	dialer   *kafkago.Dialer
-	// fetchDialer is dialer with a larger read buffer, for the partition
-	// fetchers, which read megabytes per fetch.
-	fetchDialer *kafkago.Dialer
-	instance    string
+	instance string
 
 	deadLetter, changelog, groupOut *kafkago.Writer
 
@@ -184,7 +181,6 @@ func New(opts Options) (*Consumer, error) {
 		fatal:       make(chan struct{}),
 		balancer:    &stickyBalancer{},
 	}
-	c.fetchDialer = bufferedDialer(c.dialer)
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -737,7 +733,7 @@ func ReaderConfig(cfg *ingest.KafkaConfig, topic string, p int32) kafkago.Reader
 func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps *partState, cp *checkpointer,
 	topic string, p int32, start int64, filter *restoreFilter) error {
 	rc := ReaderConfig(&c.cfg, topic, p)
-	rc.Dialer = c.fetchDialer
+	rc.Dialer = c.dialer
 	pctx, stopPrefetch := context.WithCancel(ctx)
 	r := startPrefetch(pctx, newPartitionFetcher(rc, start, log), min(c.cfg.BatchSize, 512))
 	defer r.drain()

@@ -1,37 +1,40 @@
 package kafka
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 )
 
-// partitionFetcher reads one partition with kafka-go's Conn and Batch
-// directly, in the partition worker's goroutine. kafka-go's Reader does
-// the same fetches, but hands every message to the worker through a
-// channel from a goroutine of its own and sets a socket deadline per
-// message: kafkabench measures that at about half of what a bare Reader
-// costs per record (0.6 of 1.3 µs of CPU), all of it on the path of every
-// record Vigil reads. The fetch settings are ReaderConfig's, and the error
-// handling follows the Reader's: retry timeouts, skip to the first
-// offset when the asked one was deleted, redial after leader moves and
-// broken connections with backoff.
+// partitionFetcher reads one partition in the partition worker's
+// goroutine, with Fetch requests of its own on a connection to the
+// partition's leader (wire.go): kafka-go's Reader does the same fetches,
+// but hands every message to the worker through a channel from a goroutine
+// of its own and allocates each key and value, which kafkabench measured
+// at more than half of what a bare Reader costs per record, all of it on
+// the path of every record Vigil reads. The fetch settings are
+// ReaderConfig's, and the error handling follows the Reader's: skip to the
+// first offset when the asked one was deleted, redial after leader moves
+// and broken connections, with backoff.
 type partitionFetcher struct {
 	rc     kafkago.ReaderConfig
 	log    *slog.Logger
-	conn   *kafkago.Conn
-	batch  *kafkago.Batch
+	conn   *brokerConn
 	offset int64 // next offset to read; FirstOffset or LastOffset until resolved
 	fails  int   // consecutive failed fetches, for the backoff
-	// unwatch stops cutting the current fetch short when the context ends.
-	unwatch func() bool
+
+	// The fetch response being read: the record batches after the
+	// current one, and what is left of the current one's records.
+	set   []byte
+	batch recordBatch
+	recs  []byte
+	hwm   int64
 }
 
 // readTimeout bounds a wait on the broker's socket beyond the fetch's own
@@ -51,21 +54,22 @@ func newPartitionFetcher(rc kafkago.ReaderConfig, offset int64, log *slog.Logger
 // until deadline (zero: the configured fetch_max_wait, again and again);
 // it returns errLingerOver when deadline passed without a record. Broker
 // and network errors are retried; the only other error is ctx's. Key and
-// Value of the record are the caller's. m is zeroed when next fails.
+// Value of the record are the caller's: they alias the fetch response,
+// which is not reused.
 func (f *partitionFetcher) next(ctx context.Context, deadline time.Time, m *kafkago.Message) error {
 	for {
-		if f.batch != nil {
-			// Read in place: a Message is some 150 bytes, copied at each
-			// hand-over otherwise.
-			var err error
-			if *m, err = f.batch.ReadMessage(); err == nil {
-				f.offset, f.fails = m.Offset+1, 0
+		if f.set != nil || f.recs != nil {
+			ok, err := f.nextInResponse(m)
+			if ok {
 				return nil
 			}
-			*m = kafkago.Message{}
-			f.endBatch()
-			if err := f.handle(ctx, err); err != nil {
-				return err
+			if err != nil {
+				f.set, f.recs = nil, nil
+				f.log.Warn("cannot read a fetch response; fetching again", "offset", f.offset, "err", err)
+				f.drop()
+				if err := f.backoff(ctx); err != nil {
+					return err
+				}
 			}
 		}
 		if err := ctx.Err(); err != nil {
@@ -83,18 +87,47 @@ func (f *partitionFetcher) next(ctx context.Context, deadline time.Time, m *kafk
 	}
 }
 
-// touch moves the socket deadline of the fetch response being read: the
-// worker calls it after waiting for the engine, which may take longer
-// than any deadline set before.
-func (f *partitionFetcher) touch() {
-	if f.conn != nil {
-		f.conn.SetReadDeadline(time.Now().Add(readTimeout))
+// nextInResponse reads the next record at or past f.offset from the
+// fetch response into m. It returns false and no error when the response
+// is used up.
+func (f *partitionFetcher) nextInResponse(m *kafkago.Message) (bool, error) {
+	for {
+		for len(f.recs) > 0 {
+			rest, err := f.batch.nextRecord(f.recs, m)
+			if err != nil {
+				return false, err
+			}
+			f.recs = rest
+			if m.Offset < f.offset {
+				continue // a batch may begin before the offset asked for
+			}
+			m.Topic, m.Partition, m.HighWaterMark = f.rc.Topic, f.rc.Partition, f.hwm
+			f.offset, f.fails = m.Offset+1, 0
+			return true, nil
+		}
+		// A batch may end in records compaction removed, and a control
+		// batch (transactions) holds none to read: go past them, or the
+		// next fetch would return them again and again.
+		f.offset = max(f.offset, f.batch.lastOffset+1)
+		f.recs = nil
+		b, rest, ok, err := nextBatch(f.set)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			f.set = nil
+			return false, nil
+		}
+		f.set, f.batch = rest, b
+		if !b.control {
+			f.recs = b.records
+		}
 	}
 }
 
 // fetch sends one fetch request for the records from f.offset, connecting
-// first if need be. It returns only ctx's error; a failure to connect is
-// backed off and left for the next call.
+// first if need be, and reads the response. It returns only ctx's error;
+// others are backed off and left for the next call.
 func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error {
 	if f.conn == nil {
 		if err := f.connect(ctx); err != nil {
@@ -105,28 +138,30 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 			return f.backoff(ctx)
 		}
 	}
-	if _, err := f.conn.Seek(f.offset, kafkago.SeekAbsolute|kafkago.SeekDontCheck); err != nil {
-		f.drop()
-		return f.backoff(ctx)
-	}
-	conn := f.conn
-	conn.SetReadDeadline(time.Now().Add(wait + readTimeout))
+	conn := f.conn.conn
+	conn.SetDeadline(time.Now().Add(wait + readTimeout))
 	// A stop or rebalance must not wait for the broker: it moves the
 	// deadline to now, which ends the fetch with an error.
-	f.unwatch = context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
-	f.batch = conn.ReadBatchWith(kafkago.ReadBatchConfig{MinBytes: f.rc.MinBytes, MaxBytes: f.rc.MaxBytes, MaxWait: wait})
+	unwatch := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	res, err := f.conn.fetch(f.rc.Topic, int32(f.rc.Partition), f.offset, f.rc.MinBytes, f.rc.MaxBytes, wait)
+	unwatch()
+	if err != nil {
+		return f.handle(ctx, err)
+	}
+	f.fails = 0
+	f.set, f.hwm = res.records, res.highWaterMark
+	f.batch = recordBatch{baseOffset: f.offset, lastOffset: f.offset - 1}
+	if len(res.records) > 0 {
+		// Kafka returns at least one whole batch however small MaxBytes
+		// is (KIP-74); a response cut inside its first batch would be
+		// fetched again for ever.
+		if _, _, ok, _ := nextBatch(res.records); !ok {
+			f.set = nil
+			f.log.Warn("fetch response holds no whole record batch; fetching again", "offset", f.offset, "bytes", len(res.records))
+			return f.backoff(ctx)
+		}
+	}
 	return nil
-}
-
-func (f *partitionFetcher) endBatch() {
-	if f.batch != nil {
-		f.batch.Close()
-		f.batch = nil
-	}
-	if f.unwatch != nil {
-		f.unwatch()
-		f.unwatch = nil
-	}
 }
 
 // connect dials the partition's leader through the first broker that
@@ -135,65 +170,65 @@ func (f *partitionFetcher) endBatch() {
 func (f *partitionFetcher) connect(ctx context.Context) error {
 	var err error
 	for _, broker := range f.rc.Brokers {
-		var conn *kafkago.Conn
-		if conn, err = f.rc.Dialer.DialLeader(ctx, "tcp", broker, f.rc.Topic, f.rc.Partition); err != nil {
+		var leader kafkago.Broker
+		if leader, err = f.rc.Dialer.LookupLeader(ctx, "tcp", broker, f.rc.Topic, f.rc.Partition); err != nil {
 			continue
 		}
-		conn.SetDeadline(time.Now().Add(readTimeout))
-		first, last, oerr := conn.ReadOffsets()
-		conn.SetDeadline(time.Time{})
-		if oerr != nil {
-			conn.Close()
-			err = oerr
+		var conn *brokerConn
+		if conn, err = dialBroker(ctx, f.rc.Dialer, net.JoinHostPort(leader.Host, strconv.Itoa(leader.Port))); err != nil {
 			continue
-		}
-		switch {
-		case f.offset == kafkago.FirstOffset:
-			f.offset = first
-		case f.offset == kafkago.LastOffset:
-			f.offset = last
-		case f.offset < first:
-			f.log.Warn("committed offset no longer in the partition; skipping to the first one kept", "offset", f.offset, "first", first)
-			f.offset = first
 		}
 		f.conn = conn
+		if err = f.resolveOffset(); err != nil {
+			f.drop()
+			continue
+		}
 		return nil
 	}
 	return fmt.Errorf("cannot dial the leader of %s/%d: %w", f.rc.Topic, f.rc.Partition, err)
 }
 
-// handle deals with the error that ended a fetch response. It returns
-// only ctx's error.
-func (f *partitionFetcher) handle(ctx context.Context, err error) error {
+// resolveOffset turns FirstOffset and LastOffset into offsets, and moves
+// an offset whose records were deleted to the first one kept.
+func (f *partitionFetcher) resolveOffset() error {
+	f.conn.conn.SetDeadline(time.Now().Add(readTimeout))
+	defer f.conn.conn.SetDeadline(time.Time{})
+	topic, p := f.rc.Topic, int32(f.rc.Partition)
+	first, err := f.conn.listOffset(topic, p, kafkago.FirstOffset)
+	if err != nil {
+		return err
+	}
+	last, err := f.conn.listOffset(topic, p, kafkago.LastOffset)
+	if err != nil {
+		return err
+	}
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, kafkago.RequestTimedOut):
-		// The response is used up, or nothing arrived within MaxWait. A
-		// record batch may end in records compaction removed: the Batch
-		// then moved the connection's offset past them, and asking for
-		// the offset after the last record read would return the same
-		// batch for ever.
-		if off, whence := f.conn.Offset(); whence == kafkago.SeekAbsolute && off > f.offset {
-			f.offset = off
-		}
-		f.fails = 0
-		return nil
-	case errors.Is(err, kafkago.OffsetOutOfRange):
-		f.conn.SetDeadline(time.Now().Add(readTimeout))
-		first, last, oerr := f.conn.ReadOffsets()
-		f.conn.SetDeadline(time.Time{})
-		switch {
-		case oerr != nil:
-			f.drop()
-		case f.offset < first:
-			f.log.Warn("records deleted before they were read; skipping to the first one kept", "offset", f.offset, "first", first)
-			f.offset = first
-			return nil
-		case f.offset < last:
-			return nil
-		}
-		return f.backoff(ctx)
-	case ctx.Err() != nil:
+	case f.offset == kafkago.FirstOffset:
+		f.offset = first
+	case f.offset == kafkago.LastOffset:
+		f.offset = last
+	case f.offset < first:
+		f.log.Warn("offset no longer in the partition; skipping to the first one kept", "offset", f.offset, "first", first)
+		f.offset = first
+	}
+	return nil
+}
+
+// handle deals with a failed fetch. It returns only ctx's error.
+func (f *partitionFetcher) handle(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if errors.Is(err, kafkago.OffsetOutOfRange) {
+		before := f.offset
+		if err = f.resolveOffset(); err == nil {
+			if f.offset != before {
+				return nil
+			}
+			// Past the end (a topic recreated, say): wait for it to grow,
+			// as kafka-go's Reader does.
+			return f.backoff(ctx)
+		}
 	}
 	// Leader moved, topic recreated, connection broken: dial again.
 	f.log.Warn("cannot fetch; reconnecting", "offset", f.offset, "err", err)
@@ -202,7 +237,6 @@ func (f *partitionFetcher) handle(ctx context.Context, err error) error {
 }
 
 func (f *partitionFetcher) drop() {
-	f.endBatch()
 	if f.conn != nil {
 		f.conn.Close()
 		f.conn = nil
@@ -286,9 +320,6 @@ func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
 		case <-ctx.Done():
 			return
 		}
-		// The worker may have kept us waiting past the socket deadline of
-		// the response being read.
-		f.touch()
 	}
 }
 
@@ -344,39 +375,3 @@ func (p *prefetcher) drain() {
 	for range p.out {
 	}
 }
-
-// fetchReadBuffer is how much of a fetch connection is read per system
-// call. kafka-go reads a connection through a 4 KiB bufio.Reader, so a
-// fetch response of megabytes costs a read per 4 KiB, one per about 25
-// records of 160 bytes (kafkabench: 4% of Vigil's CPU, as much as the
-// worker's decoding of the attrs).
-const fetchReadBuffer = 64 << 10
-
-// bufferedDialer returns a copy of d whose connections are read through
-// a fetchReadBuffer buffer, beneath TLS when d has it. Deadlines and
-// errors are the connection's: a read deadline that passed still ends
-// the next read that needs the socket, only after what was already
-// received.
-func bufferedDialer(d *kafkago.Dialer) *kafkago.Dialer {
-	bd := *d
-	dial := d.DialFunc
-	if dial == nil {
-		// What kafka-go dials with when DialFunc is nil.
-		dial = (&net.Dialer{LocalAddr: d.LocalAddr, DualStack: d.DualStack, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}).DialContext
-	}
-	bd.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
-		conn, err := dial(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, fetchReadBuffer)}, nil
-	}
-	return &bd
-}
-
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

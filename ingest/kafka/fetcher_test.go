@@ -44,7 +44,7 @@ func testPrefetcher(t testing.TB, ctx context.Context, addr string, start int64,
 		cfg.FetchMaxBytes = 4096 // small: many fetch responses
 	}
 	rc := ReaderConfig(&cfg, "fetch", 0)
-	rc.Dialer = bufferedDialer(kafkago.DefaultDialer) // as Consumer.fetch dials
+	rc.Dialer = kafkago.DefaultDialer
 	return startPrefetch(ctx, newPartitionFetcher(rc, start, slog.New(slog.NewTextHandler(io.Discard, nil))), chunk)
 }
 
