@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -24,9 +25,29 @@ func nativeMessages(n int) [][]byte {
 	return msgs
 }
 
+// kafkaMessages returns n messages of the shape bench/kafkabench sends
+// (epoch-millisecond ts, two attrs, five fractional metrics, no conn),
+// from 200 devices as its default fleet.
+func kafkaMessages(n int) [][]byte {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		d := i % 200
+		msgs[i] = fmt.Appendf(nil, `{"device":%q,"ts":%d,"attrs":{"site":"s%d","hw":"h%d"},"metrics":{"bytes_out":%.1f,"bytes_in":%.1f,"msgs_sent":%.1f,"cpu_pct":%.2f,"probe":%g}}`,
+			fmt.Sprintf("dev-%d", d), 1793577600000+int64(i/200)*1000, d%3, d%2,
+			1000+100*rnd.NormFloat64(), 2000+100*rnd.NormFloat64(), 10+rnd.NormFloat64(), 30+3*rnd.NormFloat64(), 0.0)
+	}
+	return msgs
+}
+
 // BenchmarkNativeDecode measures JSON bytes → Row.
-func BenchmarkNativeDecode(b *testing.B) {
-	msgs := nativeMessages(4096)
+func BenchmarkNativeDecode(b *testing.B) { benchDecode(b, nativeMessages(4096)) }
+
+// BenchmarkKafkaShapeDecode is BenchmarkNativeDecode on kafkabench's
+// messages.
+func BenchmarkKafkaShapeDecode(b *testing.B) { benchDecode(b, kafkaMessages(4096)) }
+
+func benchDecode(b *testing.B, msgs [][]byte) {
 	d := newDecoder(b, nil)
 	var bytes int64
 	for _, m := range msgs {
@@ -47,8 +68,13 @@ func BenchmarkNativeDecode(b *testing.B) {
 // BenchmarkNativeToBuilder measures the telemetry ingest hot path: native
 // JSON bytes with 5 metrics → Decode → ObservationBuilder.Append, with a
 // record cut every 4096 rows as the JSONL source and Kafka workers do.
-func BenchmarkNativeToBuilder(b *testing.B) {
-	msgs := nativeMessages(4096)
+func BenchmarkNativeToBuilder(b *testing.B) { benchToBuilder(b, nativeMessages(4096)) }
+
+// BenchmarkKafkaShapeToBuilder is BenchmarkNativeToBuilder on kafkabench's
+// messages.
+func BenchmarkKafkaShapeToBuilder(b *testing.B) { benchToBuilder(b, kafkaMessages(4096)) }
+
+func benchToBuilder(b *testing.B, msgs [][]byte) {
 	d := newDecoder(b, nil)
 	// Groups come from the inventory package as in replay; with no file it
 	// groups by the site and hw attributes the messages carry.

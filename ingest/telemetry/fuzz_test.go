@@ -267,3 +267,21 @@ func FuzzParseNumber(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNumberValueAt checks the scanner's one-pass number reader against
+// numberAt followed by parseNumber (itself checked against fastfloat by
+// FuzzParseNumber): same verdict, same end, same bits.
+func FuzzNumberValueAt(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1012.3", "-29.87", "0.000001", "1.", ".5", "-.5", "1e3", "1.5E-2", "1.2.3",
+		"123456789012345", "1234567890.12345", "12345678901.2345", "999999999999999999", "-999999999999999999",
+		"9999999999999999999", "1-2", "+1", "-", "", " 12 ", "7,", "7}", "007.50", "1.0000000000000000000001", "NaN", "-Inf", "1e400"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, next, ok := numberValueAt(b, 0)
+		wx, wnext, wok := numberValueSlow(b, ws(b, 0))
+		if ok != wok || ok && (next != wnext || math.Float64bits(x) != math.Float64bits(wx)) {
+			t.Fatalf("%q: numberValueAt %v, %d, %v; numberAt+parseNumber %v, %d, %v", b, x, next, ok, wx, wnext, wok)
+		}
+	})
+}

@@ -305,19 +305,85 @@ func literalAt(buf []byte, i int, word string) (int, bool) {
 func numberAt(buf []byte, i int) (string, int, bool) {
 	i = ws(buf, i)
 	start := i
-	for i < len(buf) {
-		c := buf[i]
-		if (c >= '0' && c <= '9') || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+' {
-			i++
-			continue
-		}
-		break
+	for i < len(buf) && isNumberByte[buf[i]] {
+		i++
 	}
 	// Like fastjson, refuse a lone sign.
 	if n := i - start; n == 0 || n == 1 && (buf[start] == '-' || buf[start] == '+') {
 		return "", i, false
 	}
 	return b2s(buf[start:i]), i, true
+}
+
+// isNumberByte marks the bytes fastjson takes as part of a number.
+var isNumberByte = [256]bool{
+	'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
+	'.': true, '-': true, '+': true, 'e': true, 'E': true,
+}
+
+// pow10 holds the exact powers of ten fastfloat.Parse divides by.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// numberValueAt reads a number after blanks from i and returns its value
+// and the next position, as numberAt followed by parseNumber would, but in
+// one pass for the forms producers send: an optional minus, then digits
+// with at most one '.' between them, no more than 18 for an integer and 15
+// for a fraction. For those fastfloat.Parse computes float64 of all the
+// digits, divided by the exact power of ten of the fraction digits, and so
+// does this. Every other form, and the NaN and infinities parseNumber may
+// return, are left to numberAt and parseNumber; ok is false for those
+// that are not finite. FuzzNumberValueAt compares the two ways.
+func numberValueAt(buf []byte, i int) (x float64, next int, ok bool) {
+	i = ws(buf, i)
+	start := i
+	neg := i < len(buf) && buf[i] == '-'
+	if neg {
+		i++
+	}
+	intStart := i
+	var d uint64
+	for i < len(buf) && buf[i]-'0' <= 9 {
+		d = d*10 + uint64(buf[i]-'0')
+		i++
+	}
+	nInt, nFrac := i-intStart, 0
+	dot := i < len(buf) && buf[i] == '.'
+	if dot {
+		i++
+		fracStart := i
+		for i < len(buf) && buf[i]-'0' <= 9 {
+			d = d*10 + uint64(buf[i]-'0')
+			i++
+		}
+		nFrac = i - fracStart
+	}
+	fits := !dot && nInt <= 18 || nFrac > 0 && nInt+nFrac <= 15
+	// The digit loops run on (and d wraps) past the limits: such numbers,
+	// like "1." or ".5" or ones followed by another number byte (an
+	// exponent, a second '.', a sign), take the general way.
+	if nInt == 0 || !fits || i < len(buf) && isNumberByte[buf[i]] {
+		return numberValueSlow(buf, start)
+	}
+	x = float64(d)
+	if nFrac > 0 {
+		x /= pow10[nFrac]
+	}
+	if neg {
+		x = -x
+	}
+	return x, i, true
+}
+
+func numberValueSlow(buf []byte, i int) (float64, int, bool) {
+	raw, i, ok := numberAt(buf, i)
+	if !ok {
+		return 0, i, false
+	}
+	x, err := parseNumber(raw)
+	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0, i, false
+	}
+	return x, i, true
 }
 
 // parseNumber is fastfloat.Parse, the reference decoder's number parser,
@@ -503,6 +569,18 @@ func scanTimeAt(buf []byte, i int, r *ingest.Row) (int, bool) {
 		r.TimeNanos, err = parseTimeString(buf[vs:ve])
 		return ve + 1, err == nil
 	}
+	// Epoch milliseconds, the usual form, need no more than reading the
+	// digits once; fastfloat.ParseInt64 would read them again exactly.
+	var n int64
+	j := i
+	for j < len(buf) && buf[j]-'0' <= 9 {
+		n = n*10 + int64(buf[j]-'0')
+		j++
+	}
+	if d := j - i; d > 0 && d <= 18 && (j == len(buf) || !isNumberByte[buf[j]]) {
+		r.TimeNanos, err = timeFromInt(n, int64(time.Millisecond))
+		return j, err == nil
+	}
 	raw, i, ok := numberAt(buf, i)
 	if !ok {
 		return i, false
@@ -539,12 +617,7 @@ func (d *Decoder) scanMetricAt(buf []byte, i int, r *ingest.Row, name []byte) (i
 			return i, false
 		}
 	default:
-		var raw string
-		if raw, i, ok = numberAt(buf, i); !ok {
-			return i, false
-		}
-		var err error
-		if x, err = parseNumber(raw); err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+		if x, i, ok = numberValueAt(buf, i); !ok {
 			return i, false
 		}
 	}
