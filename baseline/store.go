@@ -76,10 +76,10 @@ type Store struct {
 	frame   Frame
 
 	devGap, grpGap, seasonGap gapCache
-	// seasonAge and sketchAge cache exp2 of the last gap seen by
-	// seasonWeights (rows older than their bucket) and sketchWeight (a
-	// row's distance from its group's landmark): rows of one report round
-	// share their time, so the same gap recurs row after row.
+	// seasonAge and sketchAge cache exp2 of the gaps seen by seasonWeights
+	// (rows older than their bucket) and sketchWeight (a row's distance
+	// from its group's landmark): rows of one report round share their
+	// time, so the same gaps recur row after row.
 	seasonAge, sketchAge weightCache
 
 	unlearnable uint64 // values not learned: non-finite or beyond MaxLearnedValue
@@ -99,20 +99,31 @@ type gapCache struct {
 	age   [MaxHalfLives]float64
 }
 
-// weightCache remembers one pure function's value for the last gap.
+// weightSlots is the size of a weightCache. Gaps recur with the report
+// phases of the fleet: devices that report at their own second of the
+// minute cycle through 60 gaps a minute. A gap's slot is the gap modulo
+// this prime, which puts any run of up to 127 evenly spaced gaps (whole
+// seconds, whole milliseconds) in distinct slots, where a multiplicative
+// hash of such runs collides.
+const weightSlots = 127
+
+// weightCache remembers exp2(dt/hl) of one fixed hl for recent gaps dt in
+// a direct-mapped table. A slot whose weight is 0 is empty (a weight that
+// underflowed to 0 is simply computed again), so the zero value is ready.
 type weightCache struct {
-	ok bool
-	dt int64
-	w  float64
+	dt [weightSlots]int64
+	w  [weightSlots]float64
 }
 
-// exp2 returns exp2(dt/hl), computing it only when dt is not the last gap
-// asked (hl is fixed per cache).
+// exp2 returns exp2(dt/hl), computing it only when dt's slot holds another
+// gap: the cached value is the same function of the same dt, so the result
+// is bit for bit what exp2 returns.
 func (c *weightCache) exp2(dt int64, hl float64) float64 {
-	if !c.ok || c.dt != dt {
-		c.ok, c.dt, c.w = true, dt, exp2(float64(dt)/hl)
+	i := uint64(dt) % weightSlots
+	if c.dt[i] != dt || c.w[i] == 0 {
+		c.dt[i], c.w[i] = dt, exp2(float64(dt)/hl)
 	}
-	return c.w
+	return c.w[i]
 }
 
 // groupState is the state of one group.
