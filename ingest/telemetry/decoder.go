@@ -107,10 +107,11 @@ type Decoder struct {
 	// metricNames interns every accepted metric name, which both caps their
 	// number and gives rows stable names that outlive the parser buffer.
 	metricNames map[string]string
-	// lastMetricNames holds, by position, the interned metric names of the
-	// previous native messages the scanner read (every one is in
-	// metricNames).
-	lastMetricNames []string
+	// The keys of the objects of the previous native messages the scanner
+	// read, by place, so that it matches a message of the same layout
+	// without tokenizing its keys (see keyCache). Metric names in
+	// metricKeys are the ones in metricNames.
+	topKeys, attrKeys, metricKeys, connKeys keyCache
 	// interned holds set members and other stable strings (ports, addresses).
 	interned map[string]string
 	scratch  []byte

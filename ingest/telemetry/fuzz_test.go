@@ -151,6 +151,42 @@ func TestFastPathTaken(t *testing.T) {
 	}
 }
 
+// TestKeyCacheHits guards the premise of the key caches: after one
+// message, every key of the next message of the same layout is matched
+// from the cache.
+func TestKeyCacheHits(t *testing.T) {
+	for _, msgs := range [][][]byte{nativeMessages(2), kafkaMessages(2)} {
+		d := newDecoder(t, nil)
+		for _, m := range msgs {
+			if _, err := d.Decode(nil, m, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, c := range map[string]*keyCache{"top": &d.topKeys, "attrs": &d.attrKeys, "metrics": &d.metricKeys, "conn": &d.connKeys} {
+			for k, s := range c.slots {
+				if len(s.lead) == 0 {
+					t.Errorf("%s key %d not cached: %s", name, k, msgs[1])
+				}
+			}
+		}
+		if len(d.topKeys.slots) < 4 || len(d.metricKeys.slots) != 5 {
+			t.Errorf("cached %d top-level and %d metric keys of %s", len(d.topKeys.slots), len(d.metricKeys.slots), msgs[1])
+		}
+		// A third message of the layout takes every key from the cache.
+		buf := msgs[0]
+		i, _ := byteAt(buf, 0, '{')
+		for k := range d.topKeys.slots {
+			next, _, _, slot, _, ok := d.topKeys.key(buf, i, k)
+			if !ok || slot == nil {
+				t.Fatalf("top-level key %d missed the cache in %s", k, buf)
+			}
+			if i, ok = skipAt(buf, next); !ok {
+				t.Fatal("cannot skip value")
+			}
+		}
+	}
+}
+
 func TestFastPathSkipsUnknownFields(t *testing.T) {
 	d := newDecoder(t, nil)
 	msg := []byte(`{"v":2,"device":"a","seq":[1,{"x":"q\"}"},null,true,-0.5e1],"ts":1,"metrics":{"x":1},"conn":{"proto":"mqtt","src_ip":"1.2.3.4"}}`)
@@ -282,6 +318,43 @@ func FuzzNumberValueAt(f *testing.F) {
 		wx, wnext, wok := numberValueSlow(b, ws(b, 0))
 		if ok != wok || ok && (next != wnext || math.Float64bits(x) != math.Float64bits(wx)) {
 			t.Fatalf("%q: numberValueAt %v, %d, %v; numberAt+parseNumber %v, %d, %v", b, x, next, ok, wx, wnext, wok)
+		}
+	})
+}
+
+// FuzzNativeFastPathWarm is FuzzNativeFastPath for a scanner that has
+// read another message first (prev) and then value itself, so its key
+// caches hold prev's layout and then value's own: the scanner must accept
+// no more than with cold caches and decode to the reference's rows.
+func FuzzNativeFastPathWarm(f *testing.F) {
+	msgs := append(nativeMessages(4), kafkaMessages(4)...)
+	for i := 0; i+1 < len(msgs); i++ {
+		f.Add(msgs[i], msgs[i+1])
+	}
+	f.Add(msgs[0], msgs[len(msgs)-1])
+	f.Add([]byte(`{"device":"a","ts":1,"metrics":{"x":1,"y":null},"attrs":{"site":"s"}}`),
+		[]byte(`{"device":"a","ts":1,"metrics":{"x":1,"y":2,"z":3},"attrs":{"site":"s","hw":null}}`))
+	f.Add([]byte(`{"device":"a","ts":1,"metrics":{"x":1}}`), []byte(`{"device":"a","ts":1,"metrics":{"x":1},"name":"n"}`))
+	f.Add([]byte(`{ "device" : "a", "ts" : 1, "metrics" : { "x" : 1 } }`), []byte(`{ "device" : "a", "ts" : 1, "metrics" : { "x" :  1 ,"y":2} }`))
+	f.Fuzz(func(t *testing.T, prev, value []byte) {
+		ref := newDecoder(t, nil)
+		ref.referenceOnly = true
+		refRows, refErr := ref.Decode([]byte("k"), value, 7)
+		want := render(refRows)
+		fast := newDecoder(t, nil)
+		fast.learnNames = true
+		fast.scanNative(prev, []byte("k"), 7)
+		for pass := range 2 {
+			fast.rows = fast.rows[:0]
+			if !fast.scanNative(value, []byte("k"), 7) {
+				continue
+			}
+			if refErr != nil {
+				t.Fatalf("pass %d: scanner accepted what the reference rejects: %v", pass, refErr)
+			}
+			if got := render(fast.rows); got != want {
+				t.Fatalf("pass %d: scanner\n%s\nreference\n%s", pass, got, want)
+			}
 		}
 	})
 }

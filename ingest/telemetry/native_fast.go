@@ -430,35 +430,43 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 	if !ok {
 		return false
 	}
-	for first := true; ; first = false {
-		var ks, ke int
-		var end bool
-		if i, ks, ke, end, ok = nextKeyAt(buf, i, first); !ok {
+	for k := 0; ; k++ {
+		next, ks, ke, slot, end, ok := d.topKeys.key(buf, i, k)
+		if !ok {
 			return false
 		}
 		if end {
+			i = next
 			break
 		}
-		switch string(buf[ks:ke]) {
-		case "device":
+		var field nativeField
+		if slot != nil {
+			field = slot.field
+		} else {
+			field = topLevelField(buf[ks:ke])
+			if field == fieldOtherFormat {
+				return false
+			}
+			d.topKeys.learn(k, buf[i:next], field, "")
+		}
+		i = next
+		switch field {
+		case fieldDevice:
 			var vs, ve int
 			if vs, ve, ok = strAt(buf, i); !ok {
 				return false
 			}
 			r.Device, i = b2s(buf[vs:ve]), ve+1
-		case "ts":
+		case fieldTime:
 			haveTime = true
 			i, ok = scanTimeAt(buf, i, r)
-		case "attrs":
-			i, ok = scanAttrsAt(buf, i, r)
-		case "metrics":
+		case fieldAttrs:
+			i, ok = d.scanAttrsAt(buf, i, r)
+		case fieldMetrics:
 			haveMetrics = true
 			i, ok = d.scanMetricsAt(buf, i, r)
-		case "conn":
-			i, ok = scanConnAt(buf, i, r)
-		case "name", "tags", "fields", "timestamp", "header", "hed", "met", "cmet", "custom_metrics":
-			// Keys of other formats: auto detection might not say native.
-			return false
+		case fieldConn:
+			i, ok = d.scanConnAt(buf, i, r)
 		default:
 			i, ok = skipAt(buf, i)
 		}
@@ -483,18 +491,21 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 	return haveMetrics && len(r.Metrics) > 0
 }
 
-func scanAttrsAt(buf []byte, i int, r *ingest.Row) (int, bool) {
+func (d *Decoder) scanAttrsAt(buf []byte, i int, r *ingest.Row) (int, bool) {
 	i, ok := byteAt(buf, i, '{')
 	if !ok {
 		return i, false
 	}
-	for first := true; ; first = false {
-		var ks, ke, vs, ve int
-		var end bool
-		if i, ks, ke, end, ok = nextKeyAt(buf, i, first); !ok || end {
-			return i, ok
+	for k := 0; ; k++ {
+		next, ks, ke, slot, end, ok := d.attrKeys.key(buf, i, k)
+		if !ok || end {
+			return next, ok
 		}
-		if i = ws(buf, i); i < len(buf) && buf[i] == 'n' {
+		if slot == nil {
+			d.attrKeys.learn(k, buf[i:next], fieldIgnored, "")
+		}
+		var vs, ve int
+		if i = next; i < len(buf) && buf[i] == 'n' {
 			if i, ok = literalAt(buf, i, "null"); !ok {
 				return i, false
 			}
@@ -515,45 +526,65 @@ func (d *Decoder) scanMetricsAt(buf []byte, i int, r *ingest.Row) (int, bool) {
 	if !ok {
 		return i, false
 	}
-	for first := true; ; first = false {
-		var ks, ke int
-		var end bool
-		if i, ks, ke, end, ok = nextKeyAt(buf, i, first); !ok || end {
-			return i, ok
+	for k := 0; ; k++ {
+		vs, ks, ke, slot, end, ok := d.metricKeys.key(buf, i, k)
+		if !ok || end {
+			return vs, ok
 		}
-		if i, ok = d.scanMetricAt(buf, i, r, buf[ks:ke]); !ok {
-			return i, false
+		x, present, next, ok := scanMetricValueAt(buf, vs)
+		if !ok {
+			return next, false
 		}
+		if present {
+			var name string
+			if slot != nil {
+				name = slot.name
+			} else {
+				if name, ok = d.knownMetricName(buf[ks:ke]); !ok {
+					return next, false
+				}
+				d.metricKeys.learn(k, buf[i:vs], fieldIgnored, name)
+			}
+			r.Metrics = append(r.Metrics, ingest.Metric{Name: name, Value: x})
+		}
+		i = next
 	}
 }
 
-func scanConnAt(buf []byte, i int, r *ingest.Row) (int, bool) {
+func (d *Decoder) scanConnAt(buf []byte, i int, r *ingest.Row) (int, bool) {
 	i, ok := byteAt(buf, i, '{')
 	if !ok {
 		return i, false
 	}
-	for first := true; ; first = false {
-		var ks, ke, vs, ve int
-		var end bool
-		if i, ks, ke, end, ok = nextKeyAt(buf, i, first); !ok || end {
-			return i, ok
+	for k := 0; ; k++ {
+		next, ks, ke, slot, end, ok := d.connKeys.key(buf, i, k)
+		if !ok || end {
+			return next, ok
+		}
+		var field nativeField
+		if slot != nil {
+			field = slot.field
+		} else {
+			field = connField(buf[ks:ke])
+			d.connKeys.learn(k, buf[i:next], field, "")
 		}
 		var dst *string
-		switch string(buf[ks:ke]) {
-		case "src_ip":
+		switch field {
+		case fieldSrcIP:
 			dst = &r.SrcIP
-		case "client_id":
+		case fieldClientID:
 			dst = &r.ClientID
-		case "cert":
+		case fieldCert:
 			dst = &r.Cert
 		default:
-			if i, ok = skipAt(buf, i); !ok {
+			if i, ok = skipAt(buf, next); !ok {
 				return i, false
 			}
 			continue
 		}
-		if vs, ve, ok = strAt(buf, i); !ok {
-			return i, false
+		var vs, ve int
+		if vs, ve, ok = strAt(buf, next); !ok {
+			return next, false
 		}
 		*dst, i = b2s(buf[vs:ve]), ve+1
 	}
@@ -597,59 +628,38 @@ func scanTimeAt(buf []byte, i int, r *ingest.Row) (int, bool) {
 	return i, err == nil
 }
 
-func (d *Decoder) scanMetricAt(buf []byte, i int, r *ingest.Row, name []byte) (int, bool) {
-	var x float64
-	var ok bool
-	i = ws(buf, i)
-	if i >= len(buf) {
-		return i, false
+// scanMetricValueAt reads a metric's value after blanks from i: a finite
+// number, true (1) or false (0), or null, which is no value (present
+// false) rather than an error.
+func scanMetricValueAt(buf []byte, i int) (x float64, present bool, next int, ok bool) {
+	if i = ws(buf, i); i >= len(buf) {
+		return 0, false, i, false
 	}
 	switch buf[i] {
 	case 'n':
-		return literalAt(buf, i, "null")
+		next, ok = literalAt(buf, i, "null")
+		return 0, false, next, ok
 	case 't':
-		if i, ok = literalAt(buf, i, "true"); !ok {
-			return i, false
-		}
-		x = 1
+		next, ok = literalAt(buf, i, "true")
+		return 1, true, next, ok
 	case 'f':
-		if i, ok = literalAt(buf, i, "false"); !ok {
-			return i, false
-		}
-	default:
-		if x, i, ok = numberValueAt(buf, i); !ok {
-			return i, false
-		}
+		next, ok = literalAt(buf, i, "false")
+		return 0, true, next, ok
 	}
-	// Messages of one source list the same metrics in the same order, so
-	// comparing with the name the previous message had in this place
-	// usually spares hashing it for the map.
-	k := len(r.Metrics)
-	if k < len(d.lastMetricNames) && d.lastMetricNames[k] == string(name) {
-		r.Metrics = append(r.Metrics, ingest.Metric{Name: d.lastMetricNames[k], Value: x})
-		return i, true
-	}
-	n, ok := d.metricNames[string(name)]
-	if !ok {
-		if !d.learnNames {
-			// New names go through the reference path, which enforces the
-			// cap and interns them; they are rare.
-			return i, false
-		}
-		var err error
-		if n, err = d.metricName(name); err != nil {
-			return i, false
-		}
-	}
-	if k < len(d.lastMetricNames) {
-		d.lastMetricNames[k] = n
-	} else if k == len(d.lastMetricNames) && k < maxLastMetricNames {
-		d.lastMetricNames = append(d.lastMetricNames, n)
-	}
-	r.Metrics = append(r.Metrics, ingest.Metric{Name: n, Value: x})
-	return i, true
+	x, next, ok = numberValueAt(buf, i)
+	return x, true, next, ok
 }
 
-// maxLastMetricNames bounds Decoder.lastMetricNames; rows with more
-// metrics look the rest up in the map.
-const maxLastMetricNames = 64
+// knownMetricName returns the interned copy of name. New names go through
+// the reference path, which enforces the cap and interns them; they are
+// rare. Tests may let the scanner intern them itself (learnNames).
+func (d *Decoder) knownMetricName(name []byte) (string, bool) {
+	if n, ok := d.metricNames[string(name)]; ok {
+		return n, true
+	}
+	if !d.learnNames {
+		return "", false
+	}
+	n, err := d.metricName(name)
+	return n, err == nil
+}
