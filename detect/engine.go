@@ -121,10 +121,10 @@ type groupState struct {
 	init          bool
 	ruleMask      uint64 // rules that apply to the group
 	members       []int32
-	heap          []int32 // silence deadlines, a min-heap of device ids
-	lastReport    int64   // newest report of any member, for silence
-	gapStart      int64   // the group's most recent gap in reporting longer than
-	gapEnd        int64   // missed_reports × min_interval, for silence
+	heap          []silenceEntry // silence deadlines, a min-heap
+	lastReport    int64          // newest report of any member, for silence
+	gapStart      int64          // the group's most recent gap in reporting longer than
+	gapEnd        int64          // missed_reports × min_interval, for silence
 	fleet         fleetState
 	rate          rateBucket
 	incident      incident

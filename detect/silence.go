@@ -24,6 +24,19 @@ type silenceState struct {
 	alarm    alarmState
 }
 
+// silenceEntry is a device in its group's deadline heap, ordered by key,
+// then device id. Each report moves a device's deadline later; re-sifting
+// its entry every time would cost a walk of the heap per row, so the entry
+// keeps the deadline it had (key <= deadline always holds) and is moved
+// down only once it reaches the top of the heap and is found out of date.
+// The heap's top is then still the device with the earliest deadline
+// (ties to the lower id), so devices are declared silent in the same order
+// and at the same rows as with a heap kept exact.
+type silenceEntry struct {
+	key int64
+	dev int32
+}
+
 // judgeSilence folds the current report of device d, then declares the
 // group's overdue devices silent.
 func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState, t int64) {
@@ -57,11 +70,12 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 	if s.n >= int32(cfg.MinReports) {
 		dl := last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
 		s.deadline = dl - dl%int64(time.Millisecond) // readable alarm times
-		if s.heapIdx >= 0 {
-			e.heapDown(gs, s.heapIdx)
-			e.heapUp(gs, s.heapIdx)
-		} else {
+		switch i := s.heapIdx; {
+		case i < 0:
 			e.heapPush(gs, d)
+		case s.deadline < gs.heap[i].key: // an earlier deadline (the interval shrank) must be seen now
+			gs.heap[i].key = s.deadline
+			e.heapUp(gs, i)
 		}
 	}
 	if gs.lastReport != 0 && t-gs.lastReport > int64(cfg.MissedReports*float64(cfg.MinInterval)) {
@@ -72,10 +86,15 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 	// own partition would have shown a report before the deadline.
 	now := min(t, e.wm)
 	for len(gs.heap) > 0 {
-		top := gs.heap[0]
-		ts := &e.devices[top].sil
-		if ts.deadline >= now {
+		top := gs.heap[0].dev
+		if gs.heap[0].key >= now {
 			break
+		}
+		ts := &e.devices[top].sil
+		if gs.heap[0].key < ts.deadline { // out of date: see silenceEntry
+			gs.heap[0].key = ts.deadline
+			e.heapDown(gs, 0)
+			continue
 		}
 		e.heapPop(gs)
 		threshold := ts.deadline - e.devices[top].last
@@ -130,29 +149,31 @@ func (e *Engine) silenceLeave(gs *groupState, d int32, ds *deviceState) {
 	}
 }
 
+// heapPush adds d to gs's heap at its current deadline.
 func (e *Engine) heapPush(gs *groupState, d int32) {
-	e.devices[d].sil.heapIdx = int32(len(gs.heap))
-	gs.heap = append(gs.heap, d)
-	e.heapUp(gs, int32(len(gs.heap)-1))
+	s := &e.devices[d].sil
+	s.heapIdx = int32(len(gs.heap))
+	gs.heap = append(gs.heap, silenceEntry{key: s.deadline, dev: d})
+	e.heapUp(gs, s.heapIdx)
 }
 
 func (e *Engine) heapPop(gs *groupState) {
-	top := gs.heap[0]
+	top := gs.heap[0].dev
 	e.silenceLeave(gs, top, &e.devices[top])
 }
 
 func (e *Engine) heapLess(gs *groupState, i, j int32) bool {
-	a, b := &e.devices[gs.heap[i]].sil, &e.devices[gs.heap[j]].sil
-	if a.deadline != b.deadline {
-		return a.deadline < b.deadline
+	a, b := &gs.heap[i], &gs.heap[j]
+	if a.key != b.key {
+		return a.key < b.key
 	}
-	return gs.heap[i] < gs.heap[j] // ties in device order: deterministic
+	return a.dev < b.dev // ties in device order: deterministic
 }
 
 func (e *Engine) heapSwap(gs *groupState, i, j int32) {
 	gs.heap[i], gs.heap[j] = gs.heap[j], gs.heap[i]
-	e.devices[gs.heap[i]].sil.heapIdx = i
-	e.devices[gs.heap[j]].sil.heapIdx = j
+	e.devices[gs.heap[i].dev].sil.heapIdx = i
+	e.devices[gs.heap[j].dev].sil.heapIdx = j
 }
 
 func (e *Engine) heapUp(gs *groupState, i int32) {
