@@ -131,6 +131,8 @@ type ObservationBuilder struct {
 	// remember the previous row's layout so such rows skip the map lookups.
 	lastNames []string
 	lastCols  []int
+	// lastDense says lastCols names every metric column exactly once.
+	lastDense bool
 
 	// devices and groupIDs cache the registry's indices, which never
 	// change once assigned, so the usual row reads a map this builder owns
@@ -187,24 +189,8 @@ func (b *ObservationBuilder) Len() int { return b.rows }
 // kept as they are with the row index they belong to and returned by
 // NewRecord, so they must be stable.
 func (b *ObservationBuilder) Append(r *Row) {
-	for i := range b.rowHas {
-		b.rowHas[i] = false
-	}
 	if !b.sameLayout(r.Metrics) {
-		b.lastNames, b.lastCols = b.lastNames[:0], b.lastCols[:0]
-		for _, m := range r.Metrics {
-			j, ok := b.metricIndex[m.Name]
-			if !ok {
-				j = b.addMetric(m.Name)
-			}
-			b.lastNames = append(b.lastNames, b.metricNames[j])
-			b.lastCols = append(b.lastCols, j)
-		}
-	}
-	for i, m := range r.Metrics {
-		j := b.lastCols[i]
-		b.rowValues[j] = m.Value
-		b.rowHas[j] = true
+		b.learnLayout(r.Metrics)
 	}
 	dev := b.deviceEntry(r.Device)
 	group, groupID := r.Group, int32(0)
@@ -227,6 +213,59 @@ func (b *ObservationBuilder) Append(r *Row) {
 	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
 	appendNullable(b.cert, &b.nulls[2], r.Cert)
 	appendNullable(b.firmware, &b.nulls[3], r.Firmware)
+	if b.lastDense {
+		// Each column gets exactly one value: no need to gather the row
+		// first.
+		for i, m := range r.Metrics {
+			b.metrics[b.lastCols[i]].UnsafeAppend(m.Value)
+		}
+	} else {
+		b.appendSparseMetrics(r.Metrics)
+	}
+	for _, s := range r.Sets {
+		s.Row = int32(b.rows)
+		b.sets = append(b.sets, s)
+	}
+	b.rows++
+}
+
+// learnLayout makes the metric names of ms, adding columns for new ones,
+// the layout sameLayout compares the next rows with.
+func (b *ObservationBuilder) learnLayout(ms []Metric) {
+	b.lastNames, b.lastCols = b.lastNames[:0], b.lastCols[:0]
+	for _, m := range ms {
+		j, ok := b.metricIndex[m.Name]
+		if !ok {
+			j = b.addMetric(m.Name)
+		}
+		b.lastNames = append(b.lastNames, b.metricNames[j])
+		b.lastCols = append(b.lastCols, j)
+	}
+	// Dense: every column once. Columns are only added above, so this
+	// holds until the layout changes.
+	b.lastDense = len(b.lastCols) == len(b.metrics)
+	for i := range b.rowHas {
+		b.rowHas[i] = false
+	}
+	for _, j := range b.lastCols {
+		if b.rowHas[j] {
+			b.lastDense = false
+		}
+		b.rowHas[j] = true
+	}
+}
+
+// appendSparseMetrics appends the row's metrics when some columns get no
+// value (null) or several (the last wins).
+func (b *ObservationBuilder) appendSparseMetrics(ms []Metric) {
+	for i := range b.rowHas {
+		b.rowHas[i] = false
+	}
+	for i, m := range ms {
+		j := b.lastCols[i]
+		b.rowValues[j] = m.Value
+		b.rowHas[j] = true
+	}
 	for j, mb := range b.metrics {
 		if b.rowHas[j] {
 			mb.UnsafeAppend(b.rowValues[j])
@@ -234,11 +273,6 @@ func (b *ObservationBuilder) Append(r *Row) {
 			mb.UnsafeAppendBoolToBitmap(false)
 		}
 	}
-	for _, s := range r.Sets {
-		s.Row = int32(b.rows)
-		b.sets = append(b.sets, s)
-	}
-	b.rows++
 }
 
 // reserve makes room for n more rows in the fixed-width and metric

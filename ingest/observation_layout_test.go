@@ -133,3 +133,97 @@ func TestSchemaFollowsMetrics(t *testing.T) {
 		rec.Release()
 	}
 }
+
+// TestAppendRepeatedAndMissingMetrics checks rows whose layout names a
+// column twice (the last value wins) or leaves columns out (null), next to
+// rows that fill every column once.
+func TestAppendRepeatedAndMissingMetrics(t *testing.T) {
+	b := NewObservationBuilder(nil, NewRegistry(), siteGrouper{})
+	layouts := [][]string{{"a", "b"}, {"a", "a"}, {"b", "a"}, {"b", "a"}, {"b"}, {"a", "b", "a"}, {"a", "b"}}
+	for i, names := range layouts {
+		r := Row{Device: "d"}
+		for k, n := range names {
+			r.Metrics = append(r.Metrics, Metric{Name: n, Value: float64(10*i + k)})
+		}
+		b.Append(&r)
+	}
+	rec, _ := b.NewRecord()
+	defer rec.Release()
+	var got []string
+	for c := NumFixedCols; c < int(rec.NumCols()); c++ {
+		col := rec.Column(c).(*array.Float64)
+		var vals []string
+		for i := 0; i < col.Len(); i++ {
+			if col.IsNull(i) {
+				vals = append(vals, "-")
+			} else {
+				vals = append(vals, fmt.Sprint(col.Value(i)))
+			}
+		}
+		got = append(got, rec.ColumnName(c)+":"+strings.Join(vals, ","))
+	}
+	want := "a:0,11,21,31,-,52,60 b:1,-,20,30,40,51,61"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
+// genGrouper groups by the concatenated attrs and counts its calls; its
+// generation changes when the test says so.
+type genGrouper struct {
+	gen   uint64
+	calls int
+}
+
+func (g *genGrouper) Group(_ string, attrs []Attr) string {
+	g.calls++
+	var s strings.Builder
+	s.WriteString("g:")
+	for _, a := range attrs {
+		s.WriteString(a.Key + "=" + a.Value + ";")
+	}
+	return s.String()
+}
+
+func (g *genGrouper) GroupGeneration() uint64 { return g.gen }
+
+// TestAppendGroupFollowsAttrs checks that a device's group is derived
+// again exactly when its attributes change — also when only the boundary
+// between a key and a value moves, or an attribute is added or dropped —
+// or the grouper's generation does, and reused otherwise.
+func TestAppendGroupFollowsAttrs(t *testing.T) {
+	g := &genGrouper{}
+	b := NewObservationBuilder(nil, NewRegistry(), g)
+	steps := []struct {
+		attrs []Attr
+		gen   uint64
+		call  bool // whether the grouper must be asked
+	}{
+		{[]Attr{{"ab", "c"}}, 0, true},
+		{[]Attr{{"ab", "c"}}, 0, false},
+		{[]Attr{{"a", "bc"}}, 0, true},
+		{[]Attr{{"a", "bc"}, {"x", ""}}, 0, true},
+		{[]Attr{{"a", "bc"}}, 0, true},
+		{nil, 0, true},
+		{nil, 0, false},
+		{[]Attr{{"a", "bc"}}, 1, true},
+		{[]Attr{{"a", "bc"}}, 2, true},
+		{[]Attr{{"a", "bc"}}, 2, false},
+	}
+	for i, s := range steps {
+		g.gen = s.gen
+		before := g.calls
+		b.Append(&Row{Device: "d", Attrs: s.attrs, Metrics: []Metric{{Name: "m", Value: 1}}})
+		if called := g.calls > before; called != s.call {
+			t.Errorf("step %d (%v, gen %d): grouper asked %v, want %v", i, s.attrs, s.gen, called, s.call)
+		}
+	}
+	rec, _ := b.NewRecord()
+	defer rec.Release()
+	col := rec.Column(3).(*array.String)
+	for i, s := range steps {
+		if want := (&genGrouper{}).Group("", s.attrs); col.Value(i) != want {
+			t.Errorf("row %d: group %q, want %q", i, col.Value(i), want)
+		}
+	}
+}
