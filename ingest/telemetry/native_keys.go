@@ -1,6 +1,9 @@
 package telemetry
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Messages of one source have the same layout, byte for byte between the
 // values: the same keys in the same order, with the same spacing. The
@@ -18,6 +21,11 @@ type keySlot struct {
 	// the first key) to the start of this key's value; empty when the
 	// place has no usable entry.
 	lead []byte
+	// word holds the first 16 bytes of lead as little-endian words, zero
+	// beyond its end, and mask has all ones in the bytes of lead: most
+	// leads are that short, and comparing two words costs a few
+	// instructions where calling memequal was most of matching a key.
+	word, mask [2]uint64
 	// keyOff and keyLen locate the key in lead.
 	keyOff, keyLen int
 	// field is what the key means to a caller that switches on it.
@@ -47,16 +55,28 @@ const (
 // position after it.
 func (c *keyCache) key(buf []byte, i, k int) (next, ks, ke int, slot *keySlot, end, ok bool) {
 	if k < len(c.slots) {
-		s := &c.slots[k]
-		if n := len(s.lead); n > 0 && len(buf)-i >= n && string(buf[i:i+n]) == string(s.lead) {
+		if s := &c.slots[k]; s.matches(buf, i) {
 			ks = i + s.keyOff
-			return i + n, ks, ks + s.keyLen, s, false, true
+			return i + len(s.lead), ks, ks + s.keyLen, s, false, true
 		}
 	}
 	if next, ks, ke, end, ok = nextKeyAt(buf, i, k == 0); !ok || end {
 		return next, ks, ke, nil, end, ok
 	}
 	return ws(buf, next), ks, ke, nil, false, true
+}
+
+// matches reports whether buf continues with s.lead at i.
+func (s *keySlot) matches(buf []byte, i int) bool {
+	n := len(s.lead)
+	if n == 0 {
+		return false
+	}
+	if n <= 16 && len(buf)-i >= 16 {
+		return binary.LittleEndian.Uint64(buf[i:])&s.mask[0] == s.word[0] &&
+			binary.LittleEndian.Uint64(buf[i+8:])&s.mask[1] == s.word[1]
+	}
+	return len(buf)-i >= n && string(buf[i:i+n]) == string(s.lead)
 }
 
 // learn makes lead, which key read for place k, and the key's meaning
@@ -79,7 +99,25 @@ func (c *keyCache) learn(k int, lead []byte, field nativeField, name string) {
 	s.keyOff = bytes.IndexByte(lead, '"') + 1
 	s.keyLen = bytes.LastIndexByte(lead, '"') - s.keyOff
 	s.lead = append(s.lead[:0], lead...)
+	var padded [16]byte
+	copy(padded[:], lead)
+	for w := range s.word {
+		s.word[w] = binary.LittleEndian.Uint64(padded[8*w:])
+		s.mask[w] = lowBytes(len(lead) - 8*w)
+	}
 	s.field, s.name = field, name
+}
+
+// lowBytes returns a word with all ones in its lowest n bytes (n may be
+// below 0 or above 8).
+func lowBytes(n int) uint64 {
+	switch {
+	case n <= 0:
+		return 0
+	case n >= 8:
+		return ^uint64(0)
+	}
+	return 1<<(8*n) - 1
 }
 
 // nativeField is the meaning of a key of a native message's top level or
