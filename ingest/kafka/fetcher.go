@@ -37,10 +37,6 @@ type partitionFetcher struct {
 	hwm   int64
 }
 
-// readTimeout bounds a wait on the broker's socket beyond the fetch's own
-// MaxWait.
-const readTimeout = 10 * time.Second
-
 // errLingerOver is next's answer when the wait it was given ran out with
 // no record.
 var errLingerOver = errors.New("no record within the linger")
@@ -138,13 +134,9 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 			return f.backoff(ctx)
 		}
 	}
-	conn := f.conn.conn
-	conn.SetDeadline(time.Now().Add(wait + readTimeout))
-	// A stop or rebalance must not wait for the broker: it moves the
-	// deadline to now, which ends the fetch with an error.
-	unwatch := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	res, err := f.conn.fetch(f.rc.Topic, int32(f.rc.Partition), f.offset, f.rc.MinBytes, f.rc.MaxBytes, wait)
-	unwatch()
+	// A stop or rebalance does not wait for the broker: the end of ctx
+	// ends the fetch.
+	res, err := f.conn.fetch(ctx, f.rc.Topic, int32(f.rc.Partition), f.offset, f.rc.MinBytes, f.rc.MaxBytes, wait)
 	if err != nil {
 		return f.handle(ctx, err)
 	}
@@ -179,7 +171,7 @@ func (f *partitionFetcher) connect(ctx context.Context) error {
 			continue
 		}
 		f.conn = conn
-		if err = f.resolveOffset(); err != nil {
+		if err = f.resolveOffset(ctx); err != nil {
 			f.drop()
 			continue
 		}
@@ -190,15 +182,13 @@ func (f *partitionFetcher) connect(ctx context.Context) error {
 
 // resolveOffset turns FirstOffset and LastOffset into offsets, and moves
 // an offset whose records were deleted to the first one kept.
-func (f *partitionFetcher) resolveOffset() error {
-	f.conn.conn.SetDeadline(time.Now().Add(readTimeout))
-	defer f.conn.conn.SetDeadline(time.Time{})
+func (f *partitionFetcher) resolveOffset(ctx context.Context) error {
 	topic, p := f.rc.Topic, int32(f.rc.Partition)
-	first, err := f.conn.listOffset(topic, p, kafkago.FirstOffset)
+	first, err := f.conn.listOffset(ctx, topic, p, kafkago.FirstOffset)
 	if err != nil {
 		return err
 	}
-	last, err := f.conn.listOffset(topic, p, kafkago.LastOffset)
+	last, err := f.conn.listOffset(ctx, topic, p, kafkago.LastOffset)
 	if err != nil {
 		return err
 	}
@@ -221,7 +211,7 @@ func (f *partitionFetcher) handle(ctx context.Context, err error) error {
 	}
 	if errors.Is(err, kafkago.OffsetOutOfRange) {
 		before := f.offset
-		if err = f.resolveOffset(); err == nil {
+		if err = f.resolveOffset(ctx); err == nil {
 			if f.offset != before {
 				return nil
 			}

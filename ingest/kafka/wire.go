@@ -44,6 +44,10 @@ const (
 // stream is not Kafka's (or is corrupt), not that a buffer should grow.
 const maxResponse = 1 << 30
 
+// readTimeout bounds a wait on the broker beyond a fetch's own wait, and
+// the reading of each MiB of a response.
+const readTimeout = 10 * time.Second
+
 // errCorrupt is wrapped by every error about bytes that do not parse.
 var errCorrupt = errors.New("corrupt kafka response")
 
@@ -87,12 +91,7 @@ func dialBroker(ctx context.Context, d *kafkago.Dialer, addr string) (*brokerCon
 	}
 	c := &brokerConn{conn: conn, clientID: d.ClientID}
 	if d.SASLMechanism != nil {
-		if dl, ok := ctx.Deadline(); ok {
-			conn.SetDeadline(dl)
-		}
-		err := c.authenticate(ctx, d.SASLMechanism, addr)
-		conn.SetDeadline(time.Time{})
-		if err != nil {
+		if err := c.authenticate(ctx, d.SASLMechanism, addr); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("cannot authenticate to %s with SASL %s: %w", addr, d.SASLMechanism.Name(), err)
 		}
@@ -103,7 +102,7 @@ func dialBroker(ctx context.Context, d *kafkago.Dialer, addr string) (*brokerCon
 // authenticate runs SaslHandshake v1 and then SaslAuthenticate rounds
 // until the mechanism is done, as kafka-go's Dialer does.
 func (c *brokerConn) authenticate(ctx context.Context, mech sasl.Mechanism, addr string) error {
-	resp, err := c.roundTrip(apiSaslHandshake, 1, func(b []byte) []byte { return appendString(b, mech.Name()) })
+	resp, err := c.roundTrip(ctx, 0, apiSaslHandshake, 1, func(b []byte) []byte { return appendString(b, mech.Name()) })
 	if err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func (c *brokerConn) authenticate(ctx context.Context, mech sasl.Mechanism, addr
 		return err
 	}
 	for done := false; !done; {
-		resp, err := c.roundTrip(apiSaslAuthenticate, 0, func(b []byte) []byte { return appendBytes(b, state) })
+		resp, err := c.roundTrip(ctx, 0, apiSaslAuthenticate, 0, func(b []byte) []byte { return appendBytes(b, state) })
 		if errors.Is(err, io.EOF) {
 			// A broker may answer a failed exchange by hanging up.
 			return kafkago.SASLAuthenticationFailed
@@ -143,8 +142,37 @@ func (c *brokerConn) authenticate(ctx context.Context, mech sasl.Mechanism, addr
 }
 
 // roundTrip sends one request whose body body appends and returns the
-// response's body (after the correlation id), a slice of its own.
-func (c *brokerConn) roundTrip(api, version int16, body func([]byte) []byte) ([]byte, error) {
+// response's body (after the correlation id), a slice of its own. The
+// broker has wait plus readTimeout to start answering and readTimeout
+// for each further MiB of the answer; the end of ctx ends the exchange
+// at once with ctx's error.
+func (c *brokerConn) roundTrip(ctx context.Context, wait time.Duration, api, version int16, body func([]byte) []byte) ([]byte, error) {
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	// extend moves the deadline d ahead, unless ctx has ended: its
+	// AfterFunc may have run just before and must not be undone.
+	extend := func(d time.Duration) error {
+		dl := time.Now().Add(d)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(dl) {
+			dl = cd
+		}
+		conn.SetDeadline(dl)
+		if err := ctx.Err(); err != nil {
+			conn.SetDeadline(time.Unix(1, 0))
+			return err
+		}
+		return nil
+	}
+	fail := func(err error) ([]byte, error) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := extend(wait + readTimeout); err != nil {
+		return nil, err
+	}
 	c.corr++
 	b := append(c.req[:0], 0, 0, 0, 0) // size, set below
 	b = binary.BigEndian.AppendUint16(b, uint16(api))
@@ -154,12 +182,12 @@ func (c *brokerConn) roundTrip(api, version int16, body func([]byte) []byte) ([]
 	b = body(b)
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	c.req = b
-	if _, err := c.conn.Write(b); err != nil {
-		return nil, err
+	if _, err := conn.Write(b); err != nil {
+		return fail(err)
 	}
 	var head [8]byte
-	if _, err := io.ReadFull(c.conn, head[:]); err != nil {
-		return nil, err
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		return fail(err)
 	}
 	size := int32(binary.BigEndian.Uint32(head[:4]))
 	if size < 4 || size > maxResponse {
@@ -169,8 +197,15 @@ func (c *brokerConn) roundTrip(api, version int16, body func([]byte) []byte) ([]
 		return nil, fmt.Errorf("%w: correlation id %d, want %d", errCorrupt, corr, c.corr)
 	}
 	resp := make([]byte, size-4)
-	if _, err := io.ReadFull(c.conn, resp); err != nil {
-		return nil, err
+	for got := 0; got < len(resp); {
+		if err := extend(readTimeout); err != nil {
+			return nil, err
+		}
+		n, err := io.ReadFull(conn, resp[got:min(len(resp), got+1<<20)])
+		if err != nil {
+			return fail(err)
+		}
+		got += n
 	}
 	return resp, nil
 }
@@ -183,11 +218,11 @@ type fetchResult struct {
 	records       []byte // record batches, the last one possibly cut short
 }
 
-// fetch asks for topic/partition's records from offset, waiting up to
-// wait for minBytes of them. A partition error comes back as a
+// fetch asks for topic/partition's records from offset, the broker
+// waiting up to wait for minBytes of them. A partition error comes back as a
 // kafkago.Error.
-func (c *brokerConn) fetch(topic string, partition int32, offset int64, minBytes, maxBytes int, wait time.Duration) (fetchResult, error) {
-	resp, err := c.roundTrip(apiFetch, fetchVersion, func(b []byte) []byte {
+func (c *brokerConn) fetch(ctx context.Context, topic string, partition int32, offset int64, minBytes, maxBytes int, wait time.Duration) (fetchResult, error) {
+	resp, err := c.roundTrip(ctx, wait, apiFetch, fetchVersion, func(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, ^uint32(0)) // replica id -1: a consumer
 		b = binary.BigEndian.AppendUint32(b, uint32(wait.Milliseconds()))
 		b = binary.BigEndian.AppendUint32(b, uint32(minBytes))
@@ -235,8 +270,8 @@ func parseFetchResponse(resp []byte, topic string, partition int32) (fetchResult
 
 // listOffset returns the first offset of topic/partition (at -2) or the
 // next one to be written (at -1).
-func (c *brokerConn) listOffset(topic string, partition int32, at int64) (int64, error) {
-	resp, err := c.roundTrip(apiListOffsets, 1, func(b []byte) []byte {
+func (c *brokerConn) listOffset(ctx context.Context, topic string, partition int32, at int64) (int64, error) {
+	resp, err := c.roundTrip(ctx, 0, apiListOffsets, 1, func(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, ^uint32(0))
 		b = binary.BigEndian.AppendUint32(b, 1)
 		b = appendString(b, topic)

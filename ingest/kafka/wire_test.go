@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -269,5 +270,51 @@ func TestFetchCompressedFromBroker(t *testing.T) {
 		if m.Offset != int64(i) || string(m.Value) != strconv.Itoa(i) || string(m.Key) != codecs[i/100].String() {
 			t.Fatalf("record %d: offset %d key %q value %q", i, m.Offset, m.Key, m.Value)
 		}
+	}
+}
+
+// TestRoundTripEndsWithContext: a broker that stops in the middle of a
+// response does not hold the exchange past the end of its context, and
+// one that answers another request's correlation id is refused.
+func TestRoundTripEndsWithContext(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	go func() {
+		req := make([]byte, 4096)
+		n, err := server.Read(req)
+		if err != nil || n < 12 {
+			return
+		}
+		// 100 bytes announced, 10 sent, then nothing.
+		server.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 104), binary.BigEndian.Uint32(req[8:12])))
+		server.Write(make([]byte, 10))
+	}()
+	c := &brokerConn{conn: client, clientID: "test"}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err := c.fetch(ctx, "t", 0, 0, 1, 1<<20, time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled response: %v, want the context's error", err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("stalled response held the fetch %s", d)
+	}
+
+	client2, server2 := net.Pipe()
+	defer client2.Close()
+	defer server2.Close()
+	go func() {
+		req := make([]byte, 4096)
+		n, err := server2.Read(req)
+		if err != nil || n < 12 {
+			return
+		}
+		server2.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 4), binary.BigEndian.Uint32(req[8:12])+7))
+	}()
+	c = &brokerConn{conn: client2, clientID: "test"}
+	if _, err := c.listOffset(context.Background(), "t", 0, -1); !errors.Is(err, errCorrupt) {
+		t.Fatalf("answer to another request: %v, want errCorrupt", err)
 	}
 }
