@@ -120,8 +120,16 @@ func welford(w, mean, m2, x, a float64) (float64, float64, float64) {
 	}
 	w += a
 	delta := x - mean
-	mean += delta * a / w
-	m2 += a * delta * (x - mean)
+	if a == 1 {
+		// Samples in time order, nearly every call: the same sums without
+		// the multiplications by a, which are exact, so the same bits, and
+		// a multiplication less on the way to the division.
+		mean += delta / w
+		m2 += delta * (x - mean)
+	} else {
+		mean += delta * a / w
+		m2 += a * delta * (x - mean)
+	}
 	if m2 < 0 { // rounding when a tiny weight meets a far mean
 		m2 = 0
 	}

@@ -3,6 +3,7 @@ package baseline
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -83,6 +84,11 @@ type Store struct {
 	seasonAge, sketchAge weightCache
 
 	unlearnable uint64 // values not learned: non-finite or beyond MaxLearnedValue
+
+	// the hour of week of [howFrom, howFrom+1h), when howOK: see hourOfWeek
+	howOK   bool
+	howFrom int64
+	how     int
 }
 
 // gapCache remembers the decay factors of the last positive time gap:
@@ -92,11 +98,13 @@ type Store struct {
 type gapCache struct {
 	dt    int64
 	decay [MaxHalfLives]float64
-	// ageDT and age do the same for the last negative gap, a row older
-	// than the state (partitions interleave slightly out of time order):
-	// age holds its sample weights.
-	ageDT int64
-	age   [MaxHalfLives]float64
+	// ageDT and age do the same for negative gaps, rows older than the
+	// state (partitions interleave slightly out of time order, a batch
+	// holds a minute of devices that report at their own second): age
+	// holds their sample weights, in slots as in weightCache. A slot's
+	// ageDT of 0 never matches a negative gap, so the zero value is empty.
+	ageDT [weightSlots]int64
+	age   [weightSlots][MaxHalfLives]float64
 }
 
 // weightSlots is the size of a weightCache. Gaps recur with the report
@@ -599,14 +607,21 @@ func (f *Frame) Learn(row int) {
 	// once per row, and get this row's sample weights.
 	var devDec, devA, grpDec, grpA [MaxHalfLives]float64
 	s.decayWeights(t, &s.devLast[d], &devDec, &devA, &s.devGap)
+	// A device slot the row learns is decayed where it is learned, in the
+	// same operations a pass over all slots would do but without a second
+	// trip through the device's state; the row's other slots decay after
+	// the loop. undecayed marks the slots still to do (a row may repeat a
+	// metric, and a slot decays once). Beyond 64 metrics, one pass first.
+	var dec32 [MaxHalfLives]float32
+	var undecayed uint64
 	if devDec[0] != 1 || devDec[nh-1] != 1 {
-		w := s.devW[devBase*nh : (devBase+s.stride)*nh]
-		m2 := s.devM2[devBase*nh : (devBase+s.stride)*nh]
-		for k := 0; k+nh <= len(w) && k+nh <= len(m2); k += nh {
-			for h := 0; h < nh; h++ {
-				w[k+h] *= float32(devDec[h])
-				m2[k+h] *= devDec[h]
-			}
+		for h := range nh {
+			dec32[h] = float32(devDec[h])
+		}
+		if s.stride <= 64 {
+			undecayed = 1<<s.stride - 1 // all ones for 64
+		} else {
+			s.decayDevice(devBase, 0, s.stride, &dec32, &devDec)
 		}
 	}
 	if !gs.started {
@@ -662,12 +677,21 @@ func (f *Frame) Learn(row int) {
 		if n >= minN {
 			level = devMean[slot*nh+l]
 		}
+		bit := uint64(1) << m // 0 beyond 64 metrics: decayed already
+		decay := undecayed&bit != 0
+		undecayed &^= bit
 		if n == 0 {
-			s.seedDevice(slot, jm)
+			s.seedDevice(slot, jm) // replaces the slot: nothing to decay
+			decay = false
 		}
 		for h := 0; h < nh; h++ {
 			k := slot*nh + h
-			w, mean, m2 := welford(float64(devW[k]), devMean[k], devM2[k], x, devA[h])
+			w32, m2 := devW[k], devM2[k]
+			if decay {
+				w32 *= dec32[h]
+				m2 *= devDec[h]
+			}
+			w, mean, m2 := welford(float64(w32), devMean[k], m2, x, devA[h])
 			devW[k], devMean[k], devM2[k] = float32(w), mean, m2
 		}
 		if n < math.MaxUint32 {
@@ -705,6 +729,11 @@ func (f *Frame) Learn(row int) {
 			cell.yref += sa / cell.yw * (jm.mean[l] - cell.yref)
 		}
 	}
+	for undecayed != 0 { // the slots the row did not learn
+		m := bits.TrailingZeros64(undecayed)
+		undecayed &^= 1 << m
+		s.decayDevice(devBase, m, m+1, &dec32, &devDec)
+	}
 	gs.rows++
 	gs.rowsSinceView++
 	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
@@ -730,6 +759,21 @@ func (s *Store) seasonWeights(gs *groupState, t int64, how int) (dec, a float64)
 		return 1, s.seasonAge.exp2(dt, float64(s.seasonHL)) // decayFactor(-dt, s.seasonHL)
 	}
 	return 1, 1
+}
+
+// decayDevice decays the weights and squared deviations of the device
+// slots devBase+from to devBase+to (exclusive) by dec (dec32 is dec in
+// float32, the weights' precision).
+func (s *Store) decayDevice(devBase, from, to int, dec32 *[MaxHalfLives]float32, dec *[MaxHalfLives]float64) {
+	nh := s.nh
+	w := s.devW[(devBase+from)*nh : (devBase+to)*nh]
+	m2 := s.devM2[(devBase+from)*nh : (devBase+to)*nh]
+	for k := 0; k+nh <= len(w) && k+nh <= len(m2); k += nh {
+		for h := 0; h < nh; h++ {
+			w[k+h] *= dec32[h]
+			m2[k+h] *= dec[h]
+		}
+	}
 }
 
 // seedDevice starts a device's moments of one metric from its group's,
@@ -771,15 +815,17 @@ func (s *Store) decayWeights(t int64, last *int64, dec, a *[MaxHalfLives]float64
 			dec[h], a[h] = 1, 1
 		}
 	default: // older than the state: weight the sample by its age instead
-		if dt != gc.ageDT {
-			gc.ageDT = dt
+		i := uint64(dt) % weightSlots
+		age := &gc.age[i]
+		if dt != gc.ageDT[i] {
+			gc.ageDT[i] = dt
 			for h := 0; h < s.nh; h++ {
-				gc.age[h] = exp2(float64(dt) * s.invHL[h])
+				age[h] = exp2(float64(dt) * s.invHL[h])
 			}
 		}
 		for h := 0; h < s.nh; h++ {
 			dec[h] = 1
-			a[h] = gc.age[h]
+			a[h] = age[h]
 		}
 	}
 }
