@@ -1,10 +1,14 @@
 package baseline
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
 
 	"github.com/vigil-ot/vigil/ingest"
 )
@@ -45,5 +49,120 @@ func TestStoreLearnsDeviceMoments(t *testing.T) {
 	}
 	if math.IsNaN(last[0].GroupMean) || !near(last[0].GroupMean, 1000, 0.01) {
 		t.Errorf("group mean %g", last[0].GroupMean)
+	}
+}
+
+// TestHourOfWeekRemembered checks the remembered hour against the
+// arithmetic for times that stay within an hour, cross hour and week
+// boundaries, go backwards, and lie before 1970, with a UTC offset.
+func TestHourOfWeekRemembered(t *testing.T) {
+	cfg := testConfig()
+	cfg.SeasonalUTCOffset = 30 * time.Minute
+	s := NewStore(cfg, ingest.NewRegistry())
+	want := func(t int64) int {
+		h := (floorDiv(t+int64(cfg.SeasonalUTCOffset), int64(time.Hour)) + 72) % hoursPerWeek
+		return int((h + hoursPerWeek) % hoursPerWeek)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	ts := t0
+	for i := 0; i < 20000; i++ {
+		switch rng.IntN(5) {
+		case 0:
+			ts += rng.Int64N(int64(time.Minute))
+		case 4:
+			ts += rng.Int64N(int64(2 * time.Hour))
+		case 1:
+			ts -= rng.Int64N(int64(2 * time.Hour))
+		case 2:
+			ts = rng.Int64N(1<<62) - 1<<61 // far from the last, either side of 1970
+		case 3:
+			ts = ts - ts%int64(time.Hour) - int64(cfg.SeasonalUTCOffset) + rng.Int64N(3) - 1 // at a bucket edge
+		}
+		if got := s.hourOfWeek(ts); got != want(ts) {
+			t.Fatalf("hourOfWeek(%d) = %d, want %d", ts, got, want(ts))
+		}
+	}
+}
+
+// TestExpectSetsEveryField: Expect assigns each field rather than
+// zeroing the struct first, so it must leave nothing of what the slice
+// held before. Every row is expected into a fresh slice and into one
+// filled with junk in every field (by reflection, so a field added later
+// is covered), and the two must print the same.
+func TestExpectSetsEveryField(t *testing.T) {
+	reg := ingest.NewRegistry()
+	// 20 devices in 2 groups, hourly for 9 days, some values null: new
+	// devices, groups learning then protecting, seasonal expectations.
+	cfg := testConfig()
+	cfg.SeasonalMinHistory, cfg.SeasonalWarmup, cfg.SeasonalMinSamples = 7*24*time.Hour, 0, 3
+	s := NewStore(cfg, reg)
+	metrics := []string{"a", "b", "c"}
+	rng := rand.New(rand.NewPCG(3, 3))
+	var recs []arrow.Record
+	var rows []obs
+	for h := 0; h < 9*24; h++ {
+		for d := 0; d < 20; d++ {
+			vals := []float64{100 + rng.NormFloat64(), float64(h % 24), math.NaN()}
+			if rng.IntN(3) > 0 {
+				vals[2] = rng.Float64()
+			}
+			rows = append(rows, obs{t: t0 + int64(h)*int64(time.Hour) + int64(d)*int64(time.Second),
+				dev: fmt.Sprintf("d%d", d), grp: fmt.Sprintf("g%d", d%2), vals: vals})
+		}
+		if len(rows) >= 960 {
+			recs = append(recs, buildRecord(t, reg, metrics, rows))
+			rows = rows[:0]
+		}
+	}
+	junk := func(dst []Expectation) {
+		for i := range dst {
+			v := reflect.ValueOf(&dst[i]).Elem()
+			for k := 0; k < v.NumField(); k++ {
+				fillJunk(v.Field(k))
+			}
+		}
+	}
+	var seen [4]bool // present, from group, own moments, seasonal
+	for _, rec := range recs {
+		f := s.Bind(rec)
+		for i := 0; i < f.NumRows(); i++ {
+			fresh := make([]Expectation, f.NumMetrics())
+			reused := make([]Expectation, f.NumMetrics())
+			junk(reused)
+			f.Expect(i, fresh)
+			f.Expect(i, reused)
+			if a, b := fmt.Sprintf("%+v", fresh), fmt.Sprintf("%+v", reused); a != b {
+				t.Fatalf("row %d: Expect into a used slice differs from a fresh one:\n%s\n%s", i, b, a)
+			}
+			for _, e := range fresh {
+				seen[0] = seen[0] || e.Present
+				seen[1] = seen[1] || e.FromGroup
+				seen[2] = seen[2] || !e.FromGroup && e.Samples > 0
+				seen[3] = seen[3] || e.Seasonal
+			}
+			f.Learn(i)
+		}
+	}
+	if seen != [4]bool{true, true, true, true} {
+		t.Fatalf("the records did not reach every kind of expectation (present, from group, own, seasonal): %v", seen)
+	}
+}
+
+func fillJunk(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Float64:
+		v.SetFloat(-12345.5)
+	case reflect.Int64, reflect.Int:
+		v.SetInt(-777)
+	case reflect.Uint64:
+		v.SetUint(777)
+	case reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			fillJunk(v.Index(i))
+		}
+	default:
+		panic("BUG: fillJunk does not know " + v.Kind().String())
 	}
 }
