@@ -58,7 +58,11 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			} else {
 				// a running mean at first, then an exponential one that
 				// follows a changed report interval within ~20 reports
-				alpha := math.Max(1/float64(s.n+1), 0.05)
+				// (from the 20th on, 1/(n+1) < 0.05: no division needed)
+				alpha := 0.05
+				if s.n < 20 {
+					alpha = max(1/float64(s.n+1), 0.05)
+				}
 				s.interval += alpha * (gap - s.interval)
 			}
 			if s.n < math.MaxInt32 {
@@ -68,7 +72,8 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 	}
 	last := max(ds.last, t) // judgeRow moves ds.last after the detectors
 	if s.n >= int32(cfg.MinReports) {
-		dl := last + int64(cfg.MissedReports*math.Max(s.interval, float64(cfg.MinInterval)))
+		// the builtin max: math.Max's semantics (NaN, ±0), but inlined, not an assembly call per row
+		dl := last + int64(cfg.MissedReports*max(s.interval, float64(cfg.MinInterval)))
 		s.deadline = dl - dl%int64(time.Millisecond) // readable alarm times
 		switch i := s.heapIdx; {
 		case i < 0:
