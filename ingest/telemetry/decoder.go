@@ -112,6 +112,8 @@ type Decoder struct {
 	// without tokenizing its keys (see keyCache). Metric names in
 	// metricKeys are the ones in metricNames.
 	topKeys, attrKeys, metricKeys, connKeys keyCache
+	// minutes spares the scanner re-reading the date of RFC 3339 times.
+	minutes minuteCache
 	// interned holds set members and other stable strings (ports, addresses).
 	interned map[string]string
 	scratch  []byte
@@ -343,8 +345,12 @@ func parseTime(v *fastjson.Value, unitNanos int64) (int64, error) {
 	return 0, reject(ReasonBadTimestamp, "timestamp is a JSON %s", v.Type())
 }
 
-func parseTimeString(b []byte) (int64, error) {
-	if ns, y, ok := parseRFC3339UTC(b); ok {
+func parseTimeString(b []byte) (int64, error) { return parseTimeStringCached(nil, b) }
+
+// parseTimeStringCached is parseTimeString with the minute of the previous
+// timestamp remembered in c (see minuteCache).
+func parseTimeStringCached(c *minuteCache, b []byte) (int64, error) {
+	if ns, y, ok := c.parse(b); ok {
 		if y < 1970 || y > 2261 {
 			return 0, reject(ReasonBadTimestamp, "timestamp %q is out of range", truncate(b))
 		}

@@ -358,3 +358,27 @@ func FuzzNativeFastPathWarm(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMinuteCache checks that parsing b after a with a minuteCache gives
+// what parseRFC3339UTC gives for b alone (the cache then holds a's minute,
+// or b's own when the fuzzer makes them equal).
+func FuzzMinuteCache(f *testing.F) {
+	f.Add([]byte("2026-11-21T10:00:00.123Z"), []byte("2026-11-21T10:00:59.9Z"))
+	f.Add([]byte("2026-11-21T10:00:00Z"), []byte("2026-11-21T10:01:00Z"))
+	f.Add([]byte("2024-02-29T12:00:00Z"), []byte("2024-02-29T12:00:60Z"))
+	f.Add([]byte("2026-11-21T10:00:00Z"), []byte("2026-11-21T10:00:00.1234567890Z"))
+	f.Add([]byte("2026-13-01T00:00:00Z"), []byte("2026-13-01T00:00:00Z"))
+	f.Add([]byte("9999-12-31T23:59:59Z"), []byte("9999-12-31T23:59:59.999999999Z"))
+	f.Add([]byte("2026-11-21T10:00:00Z"), []byte("2026-11-21T10:00:00+01:00"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var c minuteCache
+		c.parse(a)
+		for pass := range 2 {
+			ns, y, ok := c.parse(b)
+			wns, wy, wok := parseRFC3339UTC(b)
+			if ok != wok || ok && (ns != wns || y != wy) {
+				t.Fatalf("pass %d, after %q: %q: cached %d, %d, %v; parseRFC3339UTC %d, %d, %v", pass, a, b, ns, y, ok, wns, wy, wok)
+			}
+		}
+	})
+}

@@ -459,7 +459,7 @@ func (d *Decoder) scanNative(value, key []byte, transportNanos int64) bool {
 			r.Device, i = b2s(buf[vs:ve]), ve+1
 		case fieldTime:
 			haveTime = true
-			i, ok = scanTimeAt(buf, i, r)
+			i, ok = scanTimeAt(buf, i, r, &d.minutes)
 		case fieldAttrs:
 			i, ok = d.scanAttrsAt(buf, i, r)
 		case fieldMetrics:
@@ -590,14 +590,14 @@ func (d *Decoder) scanConnAt(buf []byte, i int, r *ingest.Row) (int, bool) {
 	}
 }
 
-func scanTimeAt(buf []byte, i int, r *ingest.Row) (int, bool) {
+func scanTimeAt(buf []byte, i int, r *ingest.Row, minutes *minuteCache) (int, bool) {
 	var err error
 	if i = ws(buf, i); i < len(buf) && buf[i] == '"' {
 		vs, ve, ok := strAt(buf, i)
 		if !ok {
 			return i, false
 		}
-		r.TimeNanos, err = parseTimeString(buf[vs:ve])
+		r.TimeNanos, err = parseTimeStringCached(minutes, buf[vs:ve])
 		return ve + 1, err == nil
 	}
 	// Epoch milliseconds, the usual form, need no more than reading the

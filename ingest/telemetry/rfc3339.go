@@ -7,7 +7,24 @@ package telemetry
 // the caller then asks time.Parse, which stays the reference;
 // FuzzParseRFC3339UTC checks the two agree on whatever this accepts.
 func parseRFC3339UTC(b []byte) (nanos int64, year int, ok bool) {
-	if len(b) < 20 || b[len(b)-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+	if len(b) < 20 {
+		return 0, 0, false
+	}
+	minute, year, ok := parseMinuteUTC(b[:16])
+	if !ok {
+		return 0, 0, false
+	}
+	ns, ok := parseSecondsZ(b[16:])
+	if !ok {
+		return 0, 0, false
+	}
+	return minute*1e9 + ns, year, true
+}
+
+// parseMinuteUTC reads YYYY-MM-DDTHH:MM as the Unix time in seconds at the
+// start of that minute.
+func parseMinuteUTC(b []byte) (secs int64, year int, ok bool) {
+	if len(b) != 16 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' {
 		return 0, 0, false
 	}
 	year, ok1 := digits(b[0:4])
@@ -15,29 +32,72 @@ func parseRFC3339UTC(b []byte) (nanos int64, year int, ok bool) {
 	day, ok3 := digits(b[8:10])
 	hour, ok4 := digits(b[11:13])
 	minute, ok5 := digits(b[14:16])
-	sec, ok6 := digits(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) ||
 		month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) ||
-		hour > 23 || minute > 59 || sec > 59 {
+		hour > 23 || minute > 59 {
 		return 0, 0, false
 	}
+	days := daysFromCivil(year, month, day)
+	return days*86400 + int64(hour)*3600 + int64(minute)*60, year, true
+}
+
+// parseSecondsZ reads :SS[.f{1,9}]Z as nanoseconds into the minute.
+func parseSecondsZ(b []byte) (int64, bool) {
+	if len(b) < 4 || b[0] != ':' || b[len(b)-1] != 'Z' {
+		return 0, false
+	}
+	sec, ok := digits(b[1:3])
+	if !ok || sec > 59 {
+		return 0, false
+	}
 	var frac int64
-	if rest := b[19 : len(b)-1]; len(rest) > 0 {
+	if rest := b[3 : len(b)-1]; len(rest) > 0 {
 		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
-			return 0, 0, false
+			return 0, false
 		}
 		f, okf := digits(rest[1:])
 		if !okf {
-			return 0, 0, false
+			return 0, false
 		}
 		frac = int64(f)
 		for range 10 - len(rest) {
 			frac *= 10
 		}
 	}
-	days := daysFromCivil(year, month, day)
-	secs := days*86400 + int64(hour)*3600 + int64(minute)*60 + int64(sec)
-	return secs*1e9 + frac, year, true
+	return int64(sec)*1e9 + frac, true
+}
+
+// minuteCache remembers the minute (YYYY-MM-DDTHH:MM) of the last
+// timestamp it parsed and its value. Telemetry arrives in time order, so
+// consecutive messages mostly share the minute and only the seconds need
+// reading; the date arithmetic and twelve of the digits are skipped. A nil
+// *minuteCache parses without remembering. FuzzMinuteCache checks it
+// against parseRFC3339UTC.
+type minuteCache struct {
+	prefix [16]byte
+	secs   int64 // parseMinuteUTC(prefix)
+	year   int
+	valid  bool
+}
+
+// parse is parseRFC3339UTC.
+func (c *minuteCache) parse(b []byte) (nanos int64, year int, ok bool) {
+	if c == nil || len(b) < 20 {
+		return parseRFC3339UTC(b)
+	}
+	if !c.valid || string(b[:16]) != string(c.prefix[:]) {
+		secs, year, ok := parseMinuteUTC(b[:16])
+		if !ok {
+			return 0, 0, false
+		}
+		copy(c.prefix[:], b[:16])
+		c.secs, c.year, c.valid = secs, year, true
+	}
+	ns, ok := parseSecondsZ(b[16:])
+	if !ok {
+		return 0, 0, false
+	}
+	return c.secs*1e9 + ns, c.year, true
 }
 
 // digits reads b as a decimal number of ASCII digits only.
