@@ -90,7 +90,30 @@ type columns struct {
 	ts                        []arrow.Timestamp
 	dev, grp, part            []int32
 	off                       []int64
-	srcIP, clientID, cert, fw *array.String
+	srcIP, clientID, cert, fw identityCol
+}
+
+// identityCol is an identity column of the bound record. Whether it has
+// nulls at all is asked once per batch rather than each row's validity
+// bit: identity fields are mostly on every row or on none.
+type identityCol struct {
+	a     *array.String
+	nulls bool
+}
+
+// value returns row i's value, and false when it is null or empty.
+func (c *identityCol) value(i int) (string, bool) {
+	if c.nulls && c.a.IsNull(i) {
+		return "", false
+	}
+	s := c.a.Value(i)
+	return s, s != ""
+}
+
+func (c *identityCol) bind(col arrow.Array) bool {
+	a, ok := col.(*array.String)
+	c.a, c.nulls = a, ok && a.NullN() > 0
+	return ok
 }
 
 // deviceState is the engine's state of one device.
@@ -293,10 +316,10 @@ func (e *Engine) bindColumns(rec arrow.Record) bool {
 	grp, ok2 := rec.Column(4).(*array.Int32)
 	part, ok3 := rec.Column(5).(*array.Int32)
 	off, ok4 := rec.Column(6).(*array.Int64)
-	c.srcIP, ok[5] = rec.Column(7).(*array.String)
-	c.clientID, ok[6] = rec.Column(8).(*array.String)
-	c.cert, ok[7] = rec.Column(9).(*array.String)
-	c.fw, ok[8] = rec.Column(10).(*array.String)
+	ok[5] = c.srcIP.bind(rec.Column(7))
+	ok[6] = c.clientID.bind(rec.Column(8))
+	ok[7] = c.cert.bind(rec.Column(9))
+	ok[8] = c.fw.bind(rec.Column(10))
 	if !ok[0] || !ok1 || !ok2 || !ok3 || !ok4 || !ok[5] || !ok[6] || !ok[7] || !ok[8] {
 		return false
 	}
@@ -372,8 +395,16 @@ func (e *Engine) metricState(ds *deviceState, k int) *alarmState {
 	return &m.metric[k]
 }
 
-// group returns the state of group g, creating it.
+// group returns the state of group g, creating it. The test of an
+// existing group is kept small enough to inline: every row asks.
 func (e *Engine) group(g int32) *groupState {
+	if int(g) < len(e.groups) && e.groups[g].init {
+		return &e.groups[g]
+	}
+	return e.newGroup(g)
+}
+
+func (e *Engine) newGroup(g int32) *groupState {
 	for int(g) >= len(e.groups) {
 		e.groups = append(e.groups, groupState{})
 	}
@@ -411,9 +442,8 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if d < 0 || g < 0 {
 		return
 	}
-	e.group(g)
+	gs := e.group(g)
 	ds := e.device(d)
-	gs := &e.groups[g]
 	if ds.group != g {
 		e.join(d, ds, g)
 	}

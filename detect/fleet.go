@@ -32,6 +32,7 @@ type fleetCount struct {
 // fleetAhead later windows.
 type fleetState struct {
 	winStart  int64
+	rowWin    int64 // the window of the group's previous row: see judgeFleet
 	msgs      float64
 	reporting int32
 	ahead     [fleetAhead]fleetCount // windows after the open one
@@ -48,8 +49,14 @@ type fleetState struct {
 func (e *Engine) judgeFleet(ds *deviceState, g int32, gs *groupState, t int64) {
 	cfg := &e.cfg.Fleet
 	w := int64(cfg.Window)
-	ws := floorDiv(t, w) * w
 	f := &gs.fleet
+	// The window of t; floorDiv by a configured width is a 64-bit division,
+	// and a group's rows mostly fall in the window of its previous row.
+	ws := f.rowWin
+	if !f.started || uint64(t-ws) >= uint64(w) { // also when t-ws wraps
+		ws = floorDiv(t, w) * w
+		f.rowWin = ws
+	}
 	if !f.started {
 		f.started = true
 		f.winStart = ws
@@ -83,7 +90,8 @@ func (e *Engine) judgeFleet(ds *deviceState, g int32, gs *groupState, t int64) {
 		f.ahead[fleetAhead-1] = fleetCount{}
 		gap++
 	}
-	if k := (ws - f.winStart) / w; k > 0 {
+	if ws-f.winStart >= w { // k > 0, without dividing for the open window
+		k := (ws - f.winStart) / w
 		c := &f.ahead[k-1]
 		c.msgs++
 		if ds.fleetWin != ws+1 {

@@ -4,8 +4,6 @@ import (
 	"hash/maphash"
 	"strconv"
 	"strings"
-
-	"github.com/apache/arrow/go/v15/arrow/array"
 )
 
 // trackSlots is how many distinct values (source addresses, client ids,
@@ -145,21 +143,13 @@ func (c *certState) devicesSince(since int64) int {
 	return n
 }
 
-func nonNull(a *array.String, i int) (string, bool) {
-	if a.IsNull(i) {
-		return "", false
-	}
-	s := a.Value(i)
-	return s, s != ""
-}
-
 // judgeIdentity runs the identity detector on the current row.
 func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	c, i := &e.cols, e.row
-	src, hasSrc := nonNull(c.srcIP, i)
-	cid, hasCID := nonNull(c.clientID, i)
-	cert, hasCert := nonNull(c.cert, i)
-	fw, hasFW := nonNull(c.fw, i)
+	src, hasSrc := c.srcIP.value(i)
+	cid, hasCID := c.clientID.value(i)
+	cert, hasCert := c.cert.value(i)
+	fw, hasFW := c.fw.value(i)
 	if !hasSrc && !hasCID && !hasCert && !hasFW {
 		return
 	}

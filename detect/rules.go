@@ -205,7 +205,12 @@ func (e *Engine) judgeRules(b *ingest.Batch, d int32, ds *deviceState, g int32, 
 			e.ruleDatapoint(r, rs, breach, v, d, g, t)
 			continue
 		}
-		ws := floorDiv(t, r.window) * r.window
+		// The window of t: the open one while t is in it (winStart is a
+		// multiple of the window), without a 64-bit division per row.
+		ws := rs.winStart
+		if rs.n == 0 || uint64(t-rs.winStart) >= uint64(r.window) {
+			ws = floorDiv(t, r.window) * r.window
+		}
 		if ws > rs.winStart || rs.n == 0 {
 			if rs.n > 0 && !rs.counted {
 				final := rs.value(r.agg)
