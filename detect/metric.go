@@ -25,6 +25,7 @@ type metricParams struct {
 	up, down             bool
 	self, peer           bool
 	threshold            float64
+	halfThreshold        float64 // threshold/2, exactly: see judgeSelf
 	minSpread, ratio     float64
 	peerUpper, peerLower int // indices into Expectation.GroupQuantiles
 	upperName, lowerName string
@@ -47,6 +48,7 @@ func newMetricParams(cfg *Config, name string) metricParams {
 	if m.Threshold > 0 {
 		p.threshold = m.Threshold
 	}
+	p.halfThreshold = p.threshold / 2
 	if m.MinSpread > 0 {
 		p.minSpread = m.MinSpread
 	}
@@ -74,6 +76,16 @@ func quantileName(i int) string {
 // that never varied does not turn a small change into an infinite score.
 func (p *metricParams) spread(std, center float64) float64 {
 	return max(std, p.ratio*math.Abs(center), p.minSpread)
+}
+
+// withinHalfBand reports whether |diff| is below half the band
+// halfThreshold×2×spread. Nearly every value is, and then the rounded
+// quotient diff/spread is no further from 0 than the threshold (the
+// product rounds up by half an ulp at most, and rounding is monotonic), so
+// it cannot breach: judgeSelf skips the division. NaN, a zero spread or
+// an infinite diff fail the test and take the division as before.
+func withinHalfBand(diff, spread, halfThreshold float64) bool {
+	return math.Abs(diff) < halfThreshold*spread
 }
 
 // judgeMetrics runs the self and peer detectors over the current row's
@@ -108,9 +120,14 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, slot int, 
 		mean, std = ex.SeasonalMean, ex.SeasonalStd
 	}
 	spread := p.spread(std, mean)
-	z := (ex.Value - mean) / spread
+	diff := ex.Value - mean
+	noState := ds.more == nil || ds.more.metric == nil
+	if noState && withinHalfBand(diff, spread, p.halfThreshold) {
+		return false // no breach, and no state to step: z is not needed
+	}
+	z := diff / spread
 	breach := p.up && z > p.threshold || p.down && z < -p.threshold
-	if !breach && (ds.more == nil || ds.more.metric == nil) {
+	if !breach && noState {
 		return false
 	}
 	st := e.metricState(ds, 2*slot)
