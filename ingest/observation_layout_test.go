@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
@@ -224,6 +225,38 @@ func TestAppendGroupFollowsAttrs(t *testing.T) {
 	for i, s := range steps {
 		if want := (&genGrouper{}).Group("", s.attrs); col.Value(i) != want {
 			t.Errorf("row %d: group %q, want %q", i, col.Value(i), want)
+		}
+	}
+}
+
+// TestRowReset sets every field of a Row, resets it and checks that each
+// is empty again, with slices keeping their capacity, so that a field
+// added to Row cannot be forgotten by Reset.
+func TestRowReset(t *testing.T) {
+	var r Row
+	v := reflect.ValueOf(&r).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Int32, reflect.Int64:
+			f.SetInt(7)
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 4))
+		default:
+			t.Fatalf("field %s has kind %s: teach Reset and this test about it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	r.Reset()
+	for i := range v.NumField() {
+		f, name := v.Field(i), v.Type().Field(i).Name
+		if f.Kind() == reflect.Slice {
+			if f.Len() != 0 || f.Cap() != 4 {
+				t.Errorf("%s: len %d cap %d after Reset, want 0 and 4", name, f.Len(), f.Cap())
+			}
+		} else if !f.IsZero() {
+			t.Errorf("%s = %v after Reset", name, f)
 		}
 	}
 }
