@@ -697,15 +697,20 @@ func (f *Frame) Learn(row int) {
 			s.seedDevice(slot, jm) // replaces the slot: nothing to decay
 			decay = false
 		}
-		for h := 0; h < nh; h++ {
-			k := slot*nh + h
-			w32, m2 := devW[k], devM2[k]
+		// The slot's half-lives, and the factors by half-life, sliced to
+		// one length so that the loop runs without bounds checks.
+		k := slot * nh
+		sw := devW[k : k+nh]
+		sm, sq := devMean[k : k+nh][:len(sw)], devM2[k : k+nh][:len(sw)]
+		da, dd, d32 := devA[:len(sw)], devDec[:len(sw)], dec32[:len(sw)]
+		for h := range sw {
+			w32, m2 := sw[h], sq[h]
 			if decay {
-				w32 *= dec32[h]
-				m2 *= devDec[h]
+				w32 *= d32[h]
+				m2 *= dd[h]
 			}
-			w, mean, m2 := welford(float64(w32), devMean[k], m2, x, devA[h])
-			devW[k], devMean[k], devM2[k] = float32(w), mean, m2
+			w, mean, m2 := welford(float64(w32), sm[h], m2, x, da[h])
+			sw[h], sm[h], sq[h] = float32(w), mean, m2
 		}
 		if n < math.MaxUint32 {
 			devN[slot] = n + 1
@@ -713,8 +718,8 @@ func (f *Frame) Learn(row int) {
 
 		// group
 		gm := &gs.metrics[m]
-		for h := 0; h < nh; h++ {
-			gm.w[h], gm.mean[h], gm.m2[h] = welford(gm.w[h], gm.mean[h], gm.m2[h], x, grpA[h])
+		for h, a := range grpA[:nh] { // h < nh <= MaxHalfLives: no bounds checks
+			gm.w[h], gm.mean[h], gm.m2[h] = welford(gm.w[h], gm.mean[h], gm.m2[h], x, a)
 		}
 		gm.n++
 		if gm.sketch == nil {
