@@ -82,7 +82,7 @@ func (p *metricParams) spread(std, center float64) float64 {
 // halfThreshold×2×spread. Nearly every value is, and then the rounded
 // quotient diff/spread is no further from 0 than the threshold (the
 // product rounds up by half an ulp at most, and rounding is monotonic), so
-// it cannot breach: judgeSelf skips the division. NaN, a zero spread or
+// it cannot breach: judgeMetrics skips judgeSelf and its division. NaN, a zero spread or
 // an infinite diff fail the test and take the division as before.
 func withinHalfBand(diff, spread, halfThreshold float64) bool {
 	return math.Abs(diff) < halfThreshold*spread
@@ -90,6 +90,11 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 
 // judgeMetrics runs the self and peer detectors over the current row's
 // expectations. It reports whether any datapoint breached.
+//
+// Nearly every datapoint is quiet: too few samples to judge, or no breach
+// and no alarm state to step. That is decided here, inline, from the same
+// band and tests the detectors use; judgeSelf and judgePeer, calls that
+// are too large to inline, run only for the others.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
 	for j, slot := range e.colSlot {
@@ -98,36 +103,55 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 			continue
 		}
 		p := &e.metrics[slot]
-		if p.self && e.judgeSelf(p, ex, slot, d, ds, g, t) {
-			anomalous = true
+		if p.self {
+			if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok &&
+				!(ds.noMetricState() && withinHalfBand(ex.Value-mean, spread, p.halfThreshold)) &&
+				e.judgeSelf(p, ex, mean, spread, slot, d, ds, g, t) {
+				anomalous = true
+			}
 		}
-		if p.peer && e.judgePeer(p, ex, slot, d, ds, g, t) {
+		// asked again: judgeSelf may have just created the state
+		if p.peer && ex.GroupSamples >= e.cfg.Peer.MinGroupSamples && (!ds.noMetricState() || p.beyondPeers(ex)) &&
+			e.judgePeer(p, ex, slot, d, ds, g, t) {
 			anomalous = true
 		}
 	}
 	return anomalous
 }
 
-// judgeSelf judges one metric against the device's own baseline (its
-// hour-of-week expectation once trusted).
-func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, slot int, d int32, ds *deviceState, g int32, t int64) bool {
-	sc := &e.cfg.Self
+// noMetricState reports whether the device has no self or peer alarm
+// state yet: then a datapoint that does not breach changes nothing.
+func (ds *deviceState) noMetricState() bool { return ds.more == nil || ds.more.metric == nil }
+
+// selfBand returns the center and spread the self detector judges ex's
+// value against (the hour-of-week expectation once trusted), and false
+// while the device's baseline (or its group's, for a new device) has too
+// few samples to judge.
+func (p *metricParams) selfBand(sc *SelfConfig, ex *baseline.Expectation) (mean, spread float64, ok bool) {
 	if ex.Samples < sc.MinSamples && !(ex.FromGroup && ex.GroupSamples >= sc.MinSamples) {
-		return false
+		return 0, 0, false
 	}
 	mean, std := ex.Mean, ex.Std
 	if ex.Seasonal {
 		mean, std = ex.SeasonalMean, ex.SeasonalStd
 	}
-	spread := p.spread(std, mean)
-	diff := ex.Value - mean
-	noState := ds.more == nil || ds.more.metric == nil
-	if noState && withinHalfBand(diff, spread, p.halfThreshold) {
-		return false // no breach, and no state to step: z is not needed
-	}
-	z := diff / spread
+	return mean, p.spread(std, mean), true
+}
+
+// beyondPeers reports whether ex's value lies beyond its group's
+// statistic in a judged direction: only then can the peer detector breach.
+func (p *metricParams) beyondPeers(ex *baseline.Expectation) bool {
+	q := &ex.GroupQuantiles
+	return p.up && ex.Value > q[p.peerUpper] || p.down && ex.Value < q[p.peerLower]
+}
+
+// judgeSelf judges one metric against the device's own baseline, the
+// band of selfBand.
+func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spread float64, slot int, d int32, ds *deviceState, g int32, t int64) bool {
+	sc := &e.cfg.Self
+	z := (ex.Value - mean) / spread
 	breach := p.up && z > p.threshold || p.down && z < -p.threshold
-	if !breach && noState {
+	if !breach && ds.noMetricState() {
 		return false
 	}
 	st := e.metricState(ds, 2*slot)
@@ -145,12 +169,10 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, slot int, 
 
 // judgePeer judges one metric against the group's percentiles: beyond the
 // statistic (Device Defender semantics) and at least min_score times the
-// statistic's distance from the median.
+// statistic's distance from the median. The caller has checked the
+// group's samples (peer.min_group_samples).
 func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, d int32, ds *deviceState, g int32, t int64) bool {
 	pc := &e.cfg.Peer
-	if ex.GroupSamples < pc.MinGroupSamples {
-		return false
-	}
 	q := &ex.GroupQuantiles
 	med, hi, lo := q[baseline.QP50], q[p.peerUpper], q[p.peerLower]
 	var score float64
@@ -163,7 +185,7 @@ func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, 
 		score = -(med - ex.Value) / p.spread(med-lo, med)
 		breach = -score >= pc.MinScore
 	}
-	if !breach && (ds.more == nil || ds.more.metric == nil) {
+	if !breach && ds.noMetricState() {
 		return false
 	}
 	st := e.metricState(ds, 2*slot+1)
