@@ -85,10 +85,9 @@ type Store struct {
 
 	unlearnable uint64 // values not learned: non-finite or beyond MaxLearnedValue
 
-	// the hour of week of [howFrom, howFrom+1h), when howOK: see hourOfWeek
-	howOK   bool
-	howFrom int64
-	how     int
+	// the hour of week of event times [howFrom, howTo): see hourOfWeek
+	howFrom, howTo int64
+	how            int
 }
 
 // gapCache remembers the decay factors of the last positive time gap:
@@ -585,19 +584,28 @@ func stdOf(m2, w float64) float64 {
 
 // hourOfWeek returns the bucket of event time t: 0 is Monday 00:00 local.
 // Expect and Learn ask for every row, and rows come hours at a time, so
-// the hour last computed is remembered (a divisions and two remainders
-// less per call).
+// the hour last computed is remembered (a division and two remainders
+// less per call, and a test small enough to inline).
 func (s *Store) hourOfWeek(t int64) int {
-	if s.howOK && uint64(t-s.howFrom) < uint64(time.Hour) { // also false when t-howFrom wraps
+	if t >= s.howFrom && t < s.howTo { // an empty range until the first call
 		return s.how
 	}
+	return s.newHourOfWeek(t)
+}
+
+func (s *Store) newHourOfWeek(t int64) int {
 	// The Unix epoch was a Thursday: 72 hours after Monday 00:00.
 	hours := floorDiv(t+s.seasonOf, int64(time.Hour))
 	h := (hours + 72) % hoursPerWeek
 	if h < 0 {
 		h += hoursPerWeek
 	}
-	s.howOK, s.howFrom, s.how = true, hours*int64(time.Hour)-s.seasonOf, int(h)
+	// Remembered within ±146 years of 1970, where the range cannot overflow.
+	const near = int64(1) << 62
+	if -near < t && t < near {
+		from := hours*int64(time.Hour) - s.seasonOf
+		s.howFrom, s.howTo, s.how = from, from+int64(time.Hour), int(h)
+	}
 	return int(h)
 }
 
