@@ -168,6 +168,11 @@ func (c *brokerConn) roundTrip(ctx context.Context, wait time.Duration, api, ver
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		// The socket's deadline may be ctx's, and pass a moment before
+		// ctx's own timer marks it done.
+		if cd, ok := ctx.Deadline(); ok && !time.Now().Before(cd) {
+			return nil, context.DeadlineExceeded
+		}
 		return nil, err
 	}
 	if err := extend(wait + readTimeout); err != nil {
