@@ -448,7 +448,9 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		e.join(d, ds, g)
 	}
 	e.row = i
-	e.advancePartition(ds, c.part[i], t)
+	if p := c.part[i]; !e.samePartition(ds, p, t) {
+		e.advancePartition(ds, p, t)
+	}
 	if gs.incident.open && t >= gs.incident.quietUntil {
 		e.closeIncident(gs, g, t)
 	}

@@ -24,6 +24,9 @@ type valueTrack struct {
 
 // observe records value s at event time t. It copies s only when it is new
 // to the track, so a steady device allocates nothing.
+//
+// Most rows bring the current value again; again, small enough to inline,
+// handles those, and the caller calls observe for the others.
 func (v *valueTrack) observe(s string, t int64) {
 	i := -1
 	for k := range v.vals {
@@ -49,6 +52,17 @@ func (v *valueTrack) observe(s string, t int64) {
 		v.sw++
 	}
 	v.cur = int8(i)
+}
+
+// again records s at t and reports true when s is the current value (the
+// values of slots seen are distinct, so observe's search would find this
+// slot, and nothing switches); otherwise it does nothing.
+func (v *valueTrack) again(s string, t int64) bool {
+	if c := uint(v.cur); c < trackSlots && v.seen[c] != 0 && v.vals[c] == s { // cur -1 (none) wraps
+		v.seen[c] = max(v.seen[c], t)
+		return true
+	}
+	return false
 }
 
 func (v *valueTrack) distinct(since int64) int {
@@ -161,7 +175,9 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	cfg := &e.cfg.Identity
 	since := t - int64(cfg.Window)
 	if hasSrc {
-		id.src.observe(src, t)
+		if !id.src.again(src, t) {
+			id.src.observe(src, t)
+		}
 		breach := id.src.switchesSince(since) >= 2 && id.src.distinct(since) > cfg.MaxSrcIPs
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.src }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
@@ -173,7 +189,9 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		}
 	}
 	if hasCID {
-		id.client.observe(cid, t)
+		if !id.client.again(cid, t) {
+			id.client.observe(cid, t)
+		}
 		breach := id.client.switchesSince(since) >= 2 && id.client.distinct(since) > cfg.MaxClientIDs
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.client }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {

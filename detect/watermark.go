@@ -33,6 +33,22 @@ type partMark struct {
 // without a row of a partition before that partition may count as idle.
 const idleBatches = 16
 
+// samePartition notes the current row of device ds, read from partition p
+// at event time t, when it is like most rows: the partition of the row
+// before, the device's already, and not past its newest time, so nothing
+// moves but the partition's batch mark. It is small enough to inline, and
+// reports false, having done nothing, for the others: the caller then
+// calls advancePartition.
+func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
+	if idx := e.lastPart; idx < len(e.parts) {
+		if pm := &e.parts[idx]; pm.part == p && int(ds.part) == idx+1 && t <= pm.high {
+			pm.seq = e.batches
+			return true
+		}
+	}
+	return false
+}
+
 // advancePartition notes the current row of device ds, read from partition
 // p at event time t, and keeps e.wm up to date.
 func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
