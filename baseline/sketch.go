@@ -97,7 +97,9 @@ func (q *QuantileSketch) addWeighted(x, w float64) {
 	case !ok:
 		q.zero += w
 	case x > 0:
-		q.pos.add(key, w)
+		if !q.pos.addInWindow(key, w) {
+			q.pos.add(key, w)
+		}
 	default:
 		if q.neg == nil {
 			q.neg = &sketchStore{}
@@ -186,6 +188,21 @@ func sketchValue(k int32) float64 {
 	exp := int(k >> sketchSubBits)
 	mant := float64(k & (sketchSub - 1))
 	return math.Ldexp(1+(mant+0.5)/sketchSub, exp)
+}
+
+// addInWindow adds w at key and reports true when key falls in the
+// store's window, as it does for nearly every value, taking the path add
+// takes then; it does nothing and reports false for an empty store or a
+// key outside the window. Unlike add it is small enough to inline.
+func (s *sketchStore) addInWindow(key int32, w float64) bool {
+	i := key - s.offset
+	if uint32(i) >= sketchBuckets || s.lo > s.hi { // i < 0 wraps
+		return false
+	}
+	s.counts[i] += float32(w)
+	s.total += w
+	s.lo, s.hi = min(s.lo, i), max(s.hi, i)
+	return true
 }
 
 func (s *sketchStore) add(key int32, w float64) {
