@@ -1,6 +1,8 @@
 // Package kafka owns Vigil's life as a Kafka consumer group: partition
 // workers that decode records into batches (a batch never spans
-// partitions), the capped checkpointer that commits an offset only once
+// partitions) from records they fetch themselves (wire.go: Fetch requests
+// and record batches parsed in place; membership, commits and producers
+// are kafka-go's), the capped checkpointer that commits an offset only once
 // every batch below it was acknowledged, the dead-letter topic for
 // undecodable records, the changelog that makes device state follow its
 // partition, and the sharing of group summaries between instances.
