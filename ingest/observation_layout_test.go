@@ -40,24 +40,10 @@ func TestAppendMetricLayouts(t *testing.T) {
 		b.Append(&r)
 		buf = append(buf[:0], "zz"...) // overwrite the aliased bytes
 	}
-	rec, _ := b.NewRecord()
-	defer rec.Release()
-	var got []string
-	for c := NumFixedCols; c < int(rec.NumCols()); c++ {
-		col := rec.Column(c).(*array.Float64)
-		var vals []string
-		for i := 0; i < col.Len(); i++ {
-			if col.IsNull(i) {
-				vals = append(vals, "-")
-			} else {
-				vals = append(vals, fmt.Sprint(col.Value(i)))
-			}
-		}
-		got = append(got, rec.ColumnName(c)+":"+strings.Join(vals, ","))
-	}
+	got := metricColumns(b)
 	want := "a:0,10,21,30,-,-,-,70 b:1,11,20,-,-,-,60,71 c:-,-,-,31,-,50,-,-"
-	if strings.Join(got, " ") != want {
-		t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
 
@@ -148,24 +134,10 @@ func TestAppendRepeatedAndMissingMetrics(t *testing.T) {
 		}
 		b.Append(&r)
 	}
-	rec, _ := b.NewRecord()
-	defer rec.Release()
-	var got []string
-	for c := NumFixedCols; c < int(rec.NumCols()); c++ {
-		col := rec.Column(c).(*array.Float64)
-		var vals []string
-		for i := 0; i < col.Len(); i++ {
-			if col.IsNull(i) {
-				vals = append(vals, "-")
-			} else {
-				vals = append(vals, fmt.Sprint(col.Value(i)))
-			}
-		}
-		got = append(got, rec.ColumnName(c)+":"+strings.Join(vals, ","))
-	}
+	got := metricColumns(b)
 	want := "a:0,11,21,31,-,52,60 b:1,-,20,30,40,51,61"
-	if strings.Join(got, " ") != want {
-		t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
 
@@ -259,4 +231,25 @@ func TestRowReset(t *testing.T) {
 			t.Errorf("%s = %v after Reset", name, f)
 		}
 	}
+}
+
+// metricColumns cuts b's record and shows its metric columns as
+// "name:v,v,-,v …" with - for null.
+func metricColumns(b *ObservationBuilder) string {
+	rec, _ := b.NewRecord()
+	defer rec.Release()
+	var got []string
+	for c := NumFixedCols; c < int(rec.NumCols()); c++ {
+		col := rec.Column(c).(*array.Float64)
+		var vals []string
+		for i := 0; i < col.Len(); i++ {
+			if col.IsNull(i) {
+				vals = append(vals, "-")
+			} else {
+				vals = append(vals, fmt.Sprint(col.Value(i)))
+			}
+		}
+		got = append(got, rec.ColumnName(c)+":"+strings.Join(vals, ","))
+	}
+	return strings.Join(got, " ")
 }

@@ -277,20 +277,10 @@ func TestFetchCompressedFromBroker(t *testing.T) {
 // response does not hold the exchange past the end of its context, and
 // one that answers another request's correlation id is refused.
 func TestRoundTripEndsWithContext(t *testing.T) {
-	client, server := net.Pipe()
-	defer client.Close()
-	defer server.Close()
-	go func() {
-		req := make([]byte, 4096)
-		n, err := server.Read(req)
-		if err != nil || n < 12 {
-			return
-		}
-		// 100 bytes announced, 10 sent, then nothing.
-		server.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 104), binary.BigEndian.Uint32(req[8:12])))
-		server.Write(make([]byte, 10))
-	}()
-	c := &brokerConn{conn: client, clientID: "test"}
+	// 100 bytes announced, 10 sent, then nothing.
+	c := fakeBroker(t, func(corr uint32) []byte {
+		return append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 104), corr), make([]byte, 10)...)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()
@@ -302,19 +292,24 @@ func TestRoundTripEndsWithContext(t *testing.T) {
 		t.Fatalf("stalled response held the fetch %s", d)
 	}
 
-	client2, server2 := net.Pipe()
-	defer client2.Close()
-	defer server2.Close()
-	go func() {
-		req := make([]byte, 4096)
-		n, err := server2.Read(req)
-		if err != nil || n < 12 {
-			return
-		}
-		server2.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 4), binary.BigEndian.Uint32(req[8:12])+7))
-	}()
-	c = &brokerConn{conn: client2, clientID: "test"}
+	c = fakeBroker(t, func(corr uint32) []byte {
+		return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 4), corr+7)
+	})
 	if _, err := c.listOffset(context.Background(), "t", 0, -1); !errors.Is(err, errCorrupt) {
 		t.Fatalf("answer to another request: %v, want errCorrupt", err)
 	}
+}
+
+// fakeBroker returns a connection to a broker that reads one request and
+// writes what answer makes of its correlation id.
+func fakeBroker(t *testing.T, answer func(corr uint32) []byte) *brokerConn {
+	client, server := net.Pipe()
+	t.Cleanup(func() { client.Close(); server.Close() })
+	go func() {
+		req := make([]byte, 4096)
+		if n, err := server.Read(req); err == nil && n >= 12 {
+			server.Write(answer(binary.BigEndian.Uint32(req[8:12])))
+		}
+	}()
+	return &brokerConn{conn: client, clientID: "test"}
 }
