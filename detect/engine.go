@@ -64,6 +64,8 @@ type Engine struct {
 
 	parts    []partMark // source partitions, in order of first appearance
 	lastPart int        // index in parts of the previous row's partition
+	sources  []string   // the batches' Sources seen, in order of appearance
+	src      int32      // index in sources of the batch being judged
 	wm       int64      // event-time watermark: see partMark
 	batches  int64      // batches judged, the clock of partition idleness
 
@@ -283,6 +285,7 @@ func (e *Engine) now(event time.Time) time.Time {
 
 // judge runs the row detectors over b's record.
 func (e *Engine) judge(b *ingest.Batch) {
+	e.setSource(b.Source)
 	f := e.deps.Baseline.Bind(b.Record)
 	if err := f.Err(); err != nil {
 		e.stats.BadBatches++

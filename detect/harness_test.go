@@ -95,6 +95,8 @@ type sim struct {
 	offset       int64
 	// partition of device i; nil: -1 (files)
 	partition func(i int) int32
+	// source is the Source of the batches flushed (a Kafka topic)
+	source string
 	sets      []string // stable storage for set member strings
 }
 
@@ -176,7 +178,7 @@ func (s *sim) flush() {
 	}
 	rec, sets := s.builder.NewRecord()
 	b := ingest.NewBatch(rec, nil)
-	b.Sets = sets
+	b.Sets, b.Source = sets, s.source
 	if err := s.eng.Process(context.Background(), b); err != nil {
 		s.t.Fatal(err)
 	}

@@ -6,7 +6,8 @@ import (
 )
 
 // partMark is the event-time progress of one source partition (the
-// observation's partition column; -1 for files).
+// batch's Source and the observation's partition column; -1 for files):
+// partition 0 of one topic and partition 0 of another are apart.
 //
 // One engine judges the devices of several partitions, and partitions
 // advance independently: a backlog, a rebalance or a restored partition
@@ -23,6 +24,7 @@ import (
 // watermark at its last event time would blind the detector to every
 // device of the instance, its own dead devices included.
 type partMark struct {
+	src     int32 // index of the batch's Source in Engine.sources
 	part    int32
 	high    int64 // newest event time read from the partition
 	devices int32 // devices whose latest report came through it
@@ -41,7 +43,7 @@ const idleBatches = 16
 // calls advancePartition.
 func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 	if idx := e.lastPart; idx < len(e.parts) {
-		if pm := &e.parts[idx]; pm.part == p && int(ds.part) == idx+1 && t <= pm.high {
+		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(ds.part) == idx+1 && t <= pm.high {
 			pm.seq = e.batches
 			return true
 		}
@@ -53,11 +55,11 @@ func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 // p at event time t, and keeps e.wm up to date.
 func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 	idx := e.lastPart
-	if idx >= len(e.parts) || e.parts[idx].part != p {
-		idx = slices.IndexFunc(e.parts, func(m partMark) bool { return m.part == p })
+	if idx >= len(e.parts) || e.parts[idx].part != p || e.parts[idx].src != e.src {
+		idx = slices.IndexFunc(e.parts, func(m partMark) bool { return m.part == p && m.src == e.src })
 		if idx < 0 {
 			idx = len(e.parts)
-			e.parts = append(e.parts, partMark{part: p, high: math.MinInt64})
+			e.parts = append(e.parts, partMark{src: e.src, part: p, high: math.MinInt64})
 		}
 		e.lastPart = idx
 	}
@@ -79,6 +81,18 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 	if changed {
 		e.updateWatermark()
 	}
+}
+
+// setSource makes source the one the rows judged next were read from.
+// Sources are few (the topics of one instance), so a scan per batch costs
+// nothing next to its rows.
+func (e *Engine) setSource(source string) {
+	i := slices.Index(e.sources, source)
+	if i < 0 {
+		i = len(e.sources)
+		e.sources = append(e.sources, source)
+	}
+	e.src = int32(i)
 }
 
 // updateWatermark sets e.wm to the newest event time of the slowest active

@@ -106,3 +106,34 @@ func TestFleetWindowsWaitForStalledPartitions(t *testing.T) {
 		t.Fatalf("clean fleet behind a stalled partition raised %d alerts:\n%s", n, s.sink.dump())
 	}
 }
+
+// TestSilenceAcrossTopics: partition 0 of one topic and partition 0 of
+// another are two partitions: devices of the topic read 15 minutes behind
+// are not judged against the other's event time, and one that stops
+// reporting is still found.
+func TestSilenceAcrossTopics(t *testing.T) {
+	const lag = 15
+	cfg := DefaultConfig()
+	cfg.Fleet.Enabled = false
+	s := newSim(t, cfg, twoGroups, 9, nil)
+	s.partition = func(int) int32 { return 0 }
+	victim := 4 // in topic b
+	inA := func(i int) bool { return i%3 == 0 }
+	only := func(a bool) mutator {
+		return func(m, i int, _ *simDevice, _ *ingest.Row) bool {
+			return inA(i) == a && (i != victim || m < 130 || m >= 160)
+		}
+	}
+	s.source = "a"
+	s.run(0, lag, only(true))
+	for m := 0; m < 170; m++ {
+		s.source = "a"
+		s.run(m+lag, m+lag+1, only(true))
+		s.source = "b"
+		s.run(m, m+1, only(false))
+	}
+	al := s.sink.find(DetectorSilence, behaviorSilence, "", StateAlarm)
+	if len(al) != 1 || al[0].Device != s.devices[victim].name {
+		t.Fatalf("want one silence alarm, on %s:\n%s", s.devices[victim].name, s.sink.dump())
+	}
+}

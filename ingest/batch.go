@@ -26,6 +26,11 @@ type Batch struct {
 	// Events are findings a decoder makes on its own (a malformed OT frame,
 	// a scan) that detectors turn into alerts.
 	Events []NetEvent
+	// Source names the stream the rows were read from: the Kafka topic,
+	// empty for files and captures. Partition numbers count within a
+	// source, so detectors that follow a partition's event time key it by
+	// source and partition.
+	Source string
 
 	ackOnce sync.Once
 	ack     func(ctx context.Context, err error)

@@ -876,7 +876,7 @@ func (c *Consumer) send(ps *partState, cp *checkpointer, b *ingest.Batch, end in
 		c.metrics.batchLatency.UpdateDuration(started)
 		resolve(err)
 	})
-	batch.Sets, batch.Comms, batch.Events = b.Sets, b.Comms, b.Events
+	batch.Sets, batch.Comms, batch.Events, batch.Source = b.Sets, b.Comms, b.Events, ps.topic
 	select {
 	case c.tasks <- task{batch: batch, part: ps, end: end}:
 		return true
