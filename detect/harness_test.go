@@ -97,7 +97,7 @@ type sim struct {
 	partition func(i int) int32
 	// source is the Source of the batches flushed (a Kafka topic)
 	source string
-	sets      []string // stable storage for set member strings
+	sets   []string // stable storage for set member strings
 }
 
 type simDevice struct {
