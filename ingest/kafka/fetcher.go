@@ -146,8 +146,10 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 	if len(res.records) > 0 {
 		// Kafka returns at least one whole batch however small MaxBytes
 		// is (KIP-74); a response cut inside its first batch would be
-		// fetched again for ever.
-		if _, _, ok, _ := nextBatch(res.records); !ok {
+		// fetched again for ever. Only the size is read here: the batch
+		// itself (its CRC, its decompression) is read once, by
+		// nextInResponse.
+		if n := batchSize(res.records); n < 0 || n > int64(len(res.records)) {
 			f.set = nil
 			f.log.Warn("fetch response holds no whole record batch; fetching again", "offset", f.offset, "bytes", len(res.records))
 			return f.backoff(ctx)

@@ -324,13 +324,23 @@ type recordBatch struct {
 	records                []byte
 }
 
+// batchSize returns the size its header gives the record batch set
+// starts with (negative when corrupt), or -1 when set is too short to
+// hold that header.
+func batchSize(set []byte) int64 {
+	if len(set) < 12 {
+		return -1
+	}
+	return int64(int32(binary.BigEndian.Uint32(set[8:12]))) + 12
+}
+
 // nextBatch cuts the first record batch off set. It returns ok false when
 // set holds no whole batch: a fetch response may end in part of one.
 func nextBatch(set []byte) (b recordBatch, rest []byte, ok bool, err error) {
 	if len(set) < 12 {
 		return b, nil, false, nil
 	}
-	size := int64(int32(binary.BigEndian.Uint32(set[8:12]))) + 12
+	size := batchSize(set)
 	if size < recordBatchHeader {
 		return b, nil, false, fmt.Errorf("%w: record batch of %d bytes", errCorrupt, size)
 	}
