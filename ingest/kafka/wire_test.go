@@ -205,8 +205,20 @@ func FuzzRecordSet(f *testing.F) {
 // FuzzFetchResponse: parseFetchResponse never panics and finds only the
 // partition asked for.
 func FuzzFetchResponse(f *testing.F) {
+	f.Add(fetchResponse(appendBatch(nil, 0, 0, 0, 0, []testRecord{{value: []byte("a")}}, 0)))
+	f.Fuzz(func(t *testing.T, resp []byte) {
+		res, err := parseFetchResponse(resp, "t", 0)
+		if err == nil && len(res.records) > len(resp) {
+			t.Fatal("records longer than the response")
+		}
+	})
+}
+
+// fetchResponse is the body of a Fetch v4 response with records for
+// partition 0 of topic t.
+func fetchResponse(records []byte) []byte {
 	var resp []byte
-	resp = binary.BigEndian.AppendUint32(resp, 0)
+	resp = binary.BigEndian.AppendUint32(resp, 0) // throttle time
 	resp = binary.BigEndian.AppendUint32(resp, 1)
 	resp = appendString(resp, "t")
 	resp = binary.BigEndian.AppendUint32(resp, 1)
@@ -214,15 +226,27 @@ func FuzzFetchResponse(f *testing.F) {
 	resp = binary.BigEndian.AppendUint16(resp, 0)
 	resp = binary.BigEndian.AppendUint64(resp, 7)
 	resp = binary.BigEndian.AppendUint64(resp, 7)
-	resp = binary.BigEndian.AppendUint32(resp, ^uint32(0))
-	resp = appendBytes(resp, appendBatch(nil, 0, 0, 0, 0, []testRecord{{value: []byte("a")}}, 0))
-	f.Add(resp)
-	f.Fuzz(func(t *testing.T, resp []byte) {
-		res, err := parseFetchResponse(resp, "t", 0)
-		if err == nil && len(res.records) > len(resp) {
-			t.Fatal("records longer than the response")
-		}
+	resp = binary.BigEndian.AppendUint32(resp, ^uint32(0)) // no aborted transactions
+	return appendBytes(resp, records)
+}
+
+// TestFetchWithoutWholeBatch: a response cut inside its first batch is
+// dropped and backed off, not read as an empty response and fetched again
+// at once for ever.
+func TestFetchWithoutWholeBatch(t *testing.T) {
+	batch := appendBatch(nil, 0, 0, 0, 0, []testRecord{{value: []byte("a")}}, 0)
+	body := fetchResponse(batch[:len(batch)-1])
+	f := newPartitionFetcher(kafkago.ReaderConfig{Topic: "t", ReadBackoffMin: time.Millisecond, ReadBackoffMax: time.Millisecond},
+		0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.conn = fakeBroker(t, func(corr uint32) []byte {
+		return append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(4+len(body))), corr), body...)
 	})
+	if err := f.fetch(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f.set != nil || f.fails != 1 {
+		t.Fatalf("after a response without a whole batch: %d bytes left to read, %d failures; want none and one", len(f.set), f.fails)
+	}
 }
 
 func equalInts(a, b []int64) bool {
