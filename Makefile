@@ -3,7 +3,6 @@ GO        ?= go
 BIN       := bin/vigil
 PKGS      := ./...
 FUZZTIME  ?= 20s
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
 .PHONY: build test check bench fuzz demo clean
 
@@ -19,7 +18,8 @@ test:
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	$(GO) run $(STATICCHECK) $(PKGS)
+	$(GO) mod tidy -diff
+	$(GO) tool staticcheck $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

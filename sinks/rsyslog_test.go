@@ -59,6 +59,12 @@ func startRsyslog(t *testing.T, pki *testPKI) *rsyslogd {
 		}
 		t.Skip("rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls, or run .ci/install-deps)")
 	}
+	if missing := missingRsyslogModules(); len(missing) > 0 {
+		if os.Getenv("VIGIL_REQUIRE_RSYSLOG") != "" {
+			t.Fatalf("rsyslog modules %v are not installed but VIGIL_REQUIRE_RSYSLOG is set: run .ci/install-deps", missing)
+		}
+		t.Skipf("rsyslog modules %v are not installed (apt-get install rsyslog rsyslog-gnutls, or run .ci/install-deps)", missing)
+	}
 	dir := t.TempDir()
 	r := &rsyslogd{t: t, dir: dir, conf: filepath.Join(dir, "rsyslog.conf"), out: filepath.Join(dir, "out.log"),
 		tcpPort: freePort(t), tlsPort: freePort(t)}
@@ -67,9 +73,36 @@ func startRsyslog(t *testing.T, pki *testPKI) *rsyslogd {
 	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.start(bin)
+	// Cleanup first: a start that fails while waiting for the ports must
+	// not leave rsyslogd running.
 	t.Cleanup(func() { r.stop(syscall.SIGTERM) })
+	r.start(bin)
 	return r
+}
+
+// rsyslogModules are the loadable modules rsyslogConf needs: imtcp for the
+// inputs, lmnsd_gtls for the TLS one (package rsyslog-gnutls).
+var rsyslogModules = []string{"imtcp.so", "lmnsd_gtls.so"}
+
+// missingRsyslogModules returns the modules of rsyslogModules found in none
+// of the places Debian and other distributions install them.
+func missingRsyslogModules() []string {
+	dirs, _ := filepath.Glob("/usr/lib/*/rsyslog")
+	dirs = append(dirs, "/usr/lib/rsyslog", "/usr/lib64/rsyslog")
+	var missing []string
+	for _, m := range rsyslogModules {
+		found := false
+		for _, d := range dirs {
+			if _, err := os.Stat(filepath.Join(d, m)); err == nil {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, m)
+		}
+	}
+	return missing
 }
 
 func (r *rsyslogd) start(bin string) {

@@ -124,8 +124,15 @@ func TestKafkaPacketTopicIntegration(t *testing.T) {
 	for c.Consumed() < int64(len(msgs)) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // the last batches through the engine, one commit
-	committed, err := k.committed("gp", topicPackets)
+	// The last batches go through the engine and then one commit: poll for it.
+	var committed map[int]int64
+	for {
+		committed, err = k.committed("gp", topicPackets)
+		if (err == nil && committed[0] > 0) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
