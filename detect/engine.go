@@ -33,6 +33,21 @@ type Deps struct {
 	// Extra are batch-level detectors (network: novelty, scan, flood,
 	// malformed) whose alerts go through the same lifecycle.
 	Extra []BatchDetector
+	// Trace, when set, is called for every metric value judged, with the
+	// self band it was judged against, before the detectors run; vigil
+	// score plots it. It must not keep the point's strings past the call
+	// unless it copies them (they are the registry's, so it may).
+	Trace func(TracePoint)
+}
+
+// TracePoint is one judged metric value and the self band around it.
+type TracePoint struct {
+	Device, Group, Metric string
+	Time                  int64   // event time, Unix ns
+	Value                 float64 // the observed value
+	// Expected, Lower and Upper are the self detector's center and band;
+	// NaN while the baseline has too few samples (or self is off).
+	Expected, Lower, Upper float64
 }
 
 // Engine wires baseline, detectors, the alarm lifecycle, the quarantine
@@ -458,6 +473,9 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		e.closeIncident(gs, g, t)
 	}
 	f.Expect(i, e.exp)
+	if e.deps.Trace != nil {
+		e.trace(d, g, t)
+	}
 	anomalous := e.judgeMetrics(d, ds, g, t)
 	if len(e.rules) > 0 {
 		anomalous = e.judgeRules(b, d, ds, g, gs, t) || anomalous
@@ -481,6 +499,23 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	}
 	if ds.q != nil {
 		e.quarantineTick(d, ds, g, gs, t)
+	}
+}
+
+// trace hands the current row's expectations to Deps.Trace.
+func (e *Engine) trace(d, g int32, t int64) {
+	for j, slot := range e.colSlot {
+		ex := &e.exp[j]
+		if slot < 0 || !ex.Present {
+			continue
+		}
+		p := &e.metrics[slot]
+		tp := TracePoint{Device: e.reg.DeviceName(d), Group: e.reg.GroupName(g), Metric: p.name, Time: t, Value: ex.Value,
+			Expected: math.NaN(), Lower: math.NaN(), Upper: math.NaN()}
+		if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && p.self && !ex.Learning {
+			tp.Expected, tp.Lower, tp.Upper = mean, mean-p.threshold*spread, mean+p.threshold*spread
+		}
+		e.deps.Trace(tp)
 	}
 }
 

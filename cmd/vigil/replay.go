@@ -163,26 +163,10 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		return fmt.Errorf("BUG: default config invalid: %w", err)
 	}
 
-	telemetryFiles, captureFiles, err := classifyInputs(opts.inputs)
-	if err != nil {
-		return err
-	}
-
-	inv, err := inventory.Open(cfg.Input.Inventory, logger)
-	if err != nil {
-		return fmt.Errorf("cannot open inventory: %w", err)
-	}
-	reg := ingest.NewRegistry()
-	store := baseline.NewStore(cfg.Baseline, reg)
-	if opts.restore != "" {
-		if err := restoreBaseline(store, opts.restore); err != nil {
-			return err
-		}
-	}
-
 	var (
 		w       io.Writer = stdout
 		outFile *os.File
+		err     error
 	)
 	if opts.out != "" {
 		if outFile, err = os.Create(opts.out); err != nil {
@@ -208,50 +192,16 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	}
 	defer sink.Close()
 
-	netDet, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, store.CommSet("network", cfg.Detect.Network.Learning))
+	job, err := openReplay(cfg, opts.inputs, sink, logger, replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed})
 	if err != nil {
-		return fmt.Errorf("cannot set up network detectors: %w", err)
+		return err
 	}
-	deps := detect.Deps{Registry: reg, Baseline: store, Assets: inv, Sink: sink, Logger: logger, Extra: []detect.BatchDetector{netDet}}
-	if opts.wallclock {
-		deps.Clock = time.Now
-	}
-	engine, err := detect.NewEngine(cfg.Detect, deps)
-	if err != nil {
-		return fmt.Errorf("cannot set up detectors: %w", err)
-	}
-
-	var (
-		tel  *jsonl.Source
-		caps *packet.ReplaySource
-	)
-	if len(telemetryFiles) > 0 {
-		if tel, err = jsonl.Open(telemetryFiles, jsonl.Options{Telemetry: cfg.Input.Telemetry, Registry: reg, Grouper: inv, Logger: logger}); err != nil {
-			return fmt.Errorf("cannot open telemetry: %w", err)
-		}
-		defer tel.Close()
-	}
-	if len(captureFiles) > 0 {
-		popts := packet.ReplayOptions{Options: packet.Options{Registry: reg, Assets: inv, Grouper: inv}, Speed: opts.speed}
-		if caps, err = packet.OpenReplay(cfg.Input.Packets, popts, captureFiles...); err != nil {
-			return fmt.Errorf("cannot open captures: %w", err)
-		}
-		defer caps.Close()
-	}
-
-	var sources []ingest.Source
-	if tel != nil {
-		sources = append(sources, tel)
-	}
-	if caps != nil {
-		sources = append(sources, caps)
-	}
+	defer job.close()
 	stopProgress := func() {}
 	if opts.progress || isTerminal(stderr) {
-		stopProgress = startProgress(stderr, tel, caps)
+		stopProgress = startProgress(stderr, job.tel, job.caps)
 	}
-	merged := &timeMerge{sources: sources}
-	runErr := runEngine(ctx, merged, engine)
+	runErr := job.run(ctx)
 	stopProgress()
 	// What was judged before an interruption or failure is still written.
 	if err := bw.Flush(); err != nil && runErr == nil {
@@ -263,22 +213,110 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		}
 	}
 	if runErr == nil && opts.checkpoint != "" {
-		positions := map[string]int64{}
-		if tel != nil {
-			positions["replay:telemetry_records"] = tel.Stats().Records
-		}
-		if caps != nil {
-			positions["replay:packets"] = caps.Progress().Packets
-		}
-		runErr = saveCheckpoint(store, opts.checkpoint, positions)
+		runErr = job.checkpoint(opts.checkpoint)
 	}
 	if !opts.quiet {
 		if runErr != nil {
 			fmt.Fprintf(stderr, "replay stopped early: %v; the summary and alerts cover the input read so far\n", runErr)
 		}
-		writeSummary(stderr, time.Since(started), merged, tel, caps, engine.Stats(), store)
+		writeSummary(stderr, time.Since(started), job.merged, job.tel, job.caps, job.engine.Stats(), job.store)
 	}
 	return runErr
+}
+
+// replaySetup is how a replay job starts, beside its config and inputs.
+type replaySetup struct {
+	restore   string  // a baseline checkpoint to start from; "" for none
+	wallclock bool    // stamp processing time with the real clock
+	speed     float64 // captures at N× their pace; 0 as fast as possible
+	// trace, when set, sees each judged metric value with the self band
+	// it was judged against (vigil score plots it).
+	trace func(detect.TracePoint)
+}
+
+// replayJob is one replay: inputs opened in event-time order, a baseline
+// and an engine that writes to a sink. vigil replay and vigil score both run
+// one, so a score is of exactly what replay would have raised.
+type replayJob struct {
+	store  *baseline.Store
+	engine *detect.Engine
+	tel    *jsonl.Source
+	caps   *packet.ReplaySource
+	merged *timeMerge
+}
+
+// openReplay opens inputs (telemetry files and captures, told apart by
+// their first bytes) and builds the engine over cfg writing to sink. The
+// caller closes the job, and the sink.
+func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logger, setup replaySetup) (*replayJob, error) {
+	telemetryFiles, captureFiles, err := classifyInputs(inputs)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := inventory.Open(cfg.Input.Inventory, logger)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open inventory: %w", err)
+	}
+	reg := ingest.NewRegistry()
+	j := &replayJob{store: baseline.NewStore(cfg.Baseline, reg)}
+	if setup.restore != "" {
+		if err := restoreBaseline(j.store, setup.restore); err != nil {
+			return nil, err
+		}
+	}
+	netDet, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, j.store.CommSet("network", cfg.Detect.Network.Learning))
+	if err != nil {
+		return nil, fmt.Errorf("cannot set up network detectors: %w", err)
+	}
+	deps := detect.Deps{Registry: reg, Baseline: j.store, Assets: inv, Sink: sink, Logger: logger, Extra: []detect.BatchDetector{netDet}, Trace: setup.trace}
+	if setup.wallclock {
+		deps.Clock = time.Now
+	}
+	if j.engine, err = detect.NewEngine(cfg.Detect, deps); err != nil {
+		return nil, fmt.Errorf("cannot set up detectors: %w", err)
+	}
+	var sources []ingest.Source
+	if len(telemetryFiles) > 0 {
+		if j.tel, err = jsonl.Open(telemetryFiles, jsonl.Options{Telemetry: cfg.Input.Telemetry, Registry: reg, Grouper: inv, Logger: logger}); err != nil {
+			return nil, fmt.Errorf("cannot open telemetry: %w", err)
+		}
+		sources = append(sources, j.tel)
+	}
+	if len(captureFiles) > 0 {
+		popts := packet.ReplayOptions{Options: packet.Options{Registry: reg, Assets: inv, Grouper: inv}, Speed: setup.speed}
+		if j.caps, err = packet.OpenReplay(cfg.Input.Packets, popts, captureFiles...); err != nil {
+			j.close()
+			return nil, fmt.Errorf("cannot open captures: %w", err)
+		}
+		sources = append(sources, j.caps)
+	}
+	j.merged = &timeMerge{sources: sources}
+	return j, nil
+}
+
+// run feeds every batch to the engine until the inputs end.
+func (j *replayJob) run(ctx context.Context) error { return runEngine(ctx, j.merged, j.engine) }
+
+// checkpoint saves the learned baseline to path, with the input positions
+// it covers.
+func (j *replayJob) checkpoint(path string) error {
+	positions := map[string]int64{}
+	if j.tel != nil {
+		positions["replay:telemetry_records"] = j.tel.Stats().Records
+	}
+	if j.caps != nil {
+		positions["replay:packets"] = j.caps.Progress().Packets
+	}
+	return saveCheckpoint(j.store, path, positions)
+}
+
+func (j *replayJob) close() {
+	if j.tel != nil {
+		j.tel.Close()
+	}
+	if j.caps != nil {
+		j.caps.Close()
+	}
 }
 
 // runEngine feeds every batch of src to engine until the input ends.
