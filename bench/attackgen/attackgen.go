@@ -10,6 +10,7 @@ package attackgen
 
 import (
 	"encoding/binary"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -164,18 +165,39 @@ func Generate(w io.Writer, s Scenario) ([]Label, error) {
 	return labels, g.write(w)
 }
 
-// WriteLabels writes labels as TSV with a header line.
+// WriteLabels writes labels as the incident CSV 'vigil score --labels'
+// reads: one line an attack (the labels of one attack folded into one
+// window), with header id,device,start,end,kind,detector,behavior,
+// technique,src,dst; detector, behavior and technique are the first label's,
+// the behaviors of the others follow it after a "|".
 func WriteLabels(w io.Writer, labels []Label) error {
-	if _, err := fmt.Fprintln(w, "start\tend\tattack\tdetector\tbehavior\ttechnique\tdevice\tsrc\tdst"); err != nil {
-		return err
-	}
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"id", "device", "start", "end", "kind", "detector", "behavior", "technique", "src", "dst"})
+	var order []string
+	byAttack := map[string]*Label{}
 	for _, l := range labels {
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Start.Format(time.RFC3339Nano), l.End.Format(time.RFC3339Nano),
-			l.Attack, l.Detector, l.Behavior, l.Technique, l.Device, l.Src, l.Dst); err != nil {
-			return err
+		m, ok := byAttack[l.Attack]
+		if !ok {
+			c := l
+			byAttack[l.Attack] = &c
+			order = append(order, l.Attack)
+			continue
 		}
+		if l.Start.Before(m.Start) {
+			m.Start = l.Start
+		}
+		if l.End.After(m.End) {
+			m.End = l.End
+		}
+		m.Behavior += "|" + l.Behavior
 	}
-	return nil
+	for _, a := range order {
+		l := byAttack[a]
+		cw.Write([]string{l.Attack, l.Device, l.Start.Format(time.RFC3339Nano), l.End.Format(time.RFC3339Nano), l.Attack,
+			l.Detector, l.Behavior, l.Technique, l.Src, l.Dst})
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 type frame struct {

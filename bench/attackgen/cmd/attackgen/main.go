@@ -1,6 +1,6 @@
 // Command attackgen writes the crafted OT attack capture and its labels:
 //
-//	go run ./bench/attackgen/cmd/attackgen -o attack.pcap -labels attack.labels.tsv
+//	go run ./bench/attackgen/cmd/attackgen -o attack.pcap -labels attack.labels.csv
 //
 // then `vigil replay attack.pcap` should raise one alert per label.
 package main
@@ -17,7 +17,7 @@ import (
 
 func main() {
 	out := flag.String("o", "attack.pcap", "capture to write")
-	labels := flag.String("labels", "attack.labels.tsv", "labels file to write")
+	labels := flag.String("labels", "attack.labels.csv", "labels file to write")
 	clean := flag.Duration("clean", 30*time.Minute, "clean period before the first attack")
 	flag.Parse()
 	s := attackgen.DefaultScenario()
