@@ -67,18 +67,10 @@ type nabTally struct {
 	fp                                float64 // Σ σ(y) over false positives, each in [−1, 0]
 }
 
-// addFile scores one file. Windows do not overlap others that take the
-// same detections; detections are ordered by position. unit is the width
-// of one position in the window's right-end term: 1 for row indexes (NAB's
-// "+ 1"), 0 for seconds.
-//
-// As in nab/sweeper.py: the first detection in a window [L, R] at position
-// i earns σ(−(R+unit−i)/(R+unit−L)) / σ(−1), so the earliest detection
-// earns a full TP; later detections in the window count for nothing. A
-// detection in no window costs σ((i−R')/(R'−L')) for the closest window
-// [L', R'] that ends before it (a small cost just after a window, a full
-// one far away), or −1 with no window before it. A missed window costs a
-// full FN.
+// addFile scores one file as NABView describes. Windows do not overlap
+// others that take the same detections; detections are ordered by
+// position; unit is u, the width of one position (1 for row indexes, 0 for
+// seconds).
 func (t *nabTally) addFile(windows []nabWindow, dets []nabDetection, unit float64) {
 	t.windows += len(windows)
 	maxTP := scaledSigmoid(-1)
@@ -147,15 +139,7 @@ func normalise(p profile, raw float64, windows int) ProfileScore {
 }
 
 // nabRowView scores the runs of anomalous rows, each device a NAB file
-// with positions in row indexes. NAB's labeler makes each window
-// int(0.10 × rows / anomalies) rows long, centred on the labelled anomaly
-// (nab/labeler.py, windowSize 0.10), and merges windows that overlap. Here
-// a labelled anomaly is a run of rows: a run shorter than NAB's length is
-// widened around it to that length (a one-row run gets exactly NAB's
-// window), a longer one is its own window. Windows that start before the
-// device's learning end are dropped, as NAB drops those in its
-// probationary period. A detection is the first row at or after an alarm's
-// raise.
+// (see NABView). A detection is the first row at or after an alarm's raise.
 func nabRowView(alarms []Alarm, files []rowFile) *NABView {
 	var t nabTally
 	byDevice := alarmsByDevice(alarms)
@@ -205,12 +189,10 @@ func (f *rowFile) detections(alarms []Alarm) []nabDetection {
 	return dets
 }
 
-// nabIncidentView scores incidents as one NAB file with positions in
-// seconds, each window taking the alarms its incident matches. A window is
-// the incident's [Start, End], widened around it to NAB's length
-// (0.10 × Options.Span / incidents) when shorter; windows of the same
-// Device that then overlap are merged. Options.Slack does not apply: the
-// window is NAB's slack. Every alarm raise is a detection.
+// nabIncidentView scores incidents as one NAB file in seconds (see
+// NABView); windows of the same Device that overlap once widened are
+// merged. Options.Slack does not apply: NAB's window is the slack. Every
+// alarm raise is a detection.
 func nabIncidentView(alarms []Alarm, incidents []Incident, opt *Options) *NABView {
 	base := incidents[0].Start
 	for _, inc := range incidents {
@@ -262,15 +244,8 @@ type skabTally struct {
 	positions                         []float64 // relative position in its window of each first detection
 }
 
-// addFile scores one device the way SKAB's leaderboard does (SKAB's
-// core/metrics.py, chp_score with window_width "60s",
-// anomaly_window_destination "righter", the default intersection_mode "cut
-// right window"): each changepoint opens the window [cp, cp+60 s]; a
-// window that begins before the previous one ends begins at its end
-// instead. Bounds are inclusive. The first detection inside a window is a
-// true positive at its relative position p = (t−start)/(end−start); later
-// ones in the window count for nothing; a detection inside no window is a
-// false positive; a window without detection is missed.
+// addFile scores one device's changepoints and detections (both in time
+// order) as SKABView describes.
 func (t *skabTally) addFile(changepoints, dets []time.Time) {
 	type window struct{ start, end time.Time }
 	windows := make([]window, len(changepoints))
@@ -322,11 +297,8 @@ func skabCurve(p float64, pr profile) float64 {
 	return lo + (hi-lo)/2*(1-math.Tanh(x)/math.Tanh(math.Pi/2))
 }
 
-// skabView scores the row predictions of each device as SKAB's
-// changepoint leaderboard does: detections are the rows where the
-// prediction rises or falls (the first scored row is no detection, as
-// SKAB's diff() leaves it NaN), windows open at changepoint rows. Only rows
-// after the device's learning end take part, as only SKAB's test rows do.
+// skabView scores the row predictions of each device as SKABView
+// describes.
 func skabView(alarms []Alarm, files []rowFile) *SKABView {
 	var t skabTally
 	byDevice := alarmsByDevice(alarms)

@@ -29,6 +29,8 @@ type Report struct {
 // in the incident's window widened by Options.Slack on both sides, or was
 // open at some time in it. An alarm already open when the window begins
 // matches too: its time to detect is then negative beyond the slack.
+// Incidents are scored whatever the learning period: an incident inside
+// it can only be missed.
 type IncidentView struct {
 	IncidentsTotal    int `json:"incidents_total"`
 	IncidentsDetected int `json:"incidents_detected"`
@@ -81,10 +83,40 @@ type RowView struct {
 }
 
 // NABView is the Numenta Anomaly Benchmark score of the alarm raises
-// (Lavin and Ahmad 2015; nab/sweeper.py), normalised so that a detector
-// that never fires scores 0 and a perfect one 100, for NAB's three
-// profiles. See nabTally.addFile, nabRowView and nabIncidentView for the
-// windows and the formula.
+// (Lavin and Ahmad 2015, "Evaluating Real-time Anomaly Detection
+// Algorithms – the Numenta Anomaly Benchmark"; numenta/NAB nab/sweeper.py
+// and nab/labeler.py) for NAB's profiles standard (A_TP 1, A_FP 0.11,
+// A_FN 1), reward_low_FP_rate (1, 0.22, 1) and reward_low_FN_rate (1,
+// 0.11, 2).
+//
+// Windows: NAB centres a window int(0.10 × length / anomalies) long on each
+// labelled anomaly of a file and merges windows that overlap. With rows
+// (NABBasis "rows") a file is a device, positions are row indexes and a
+// labelled anomaly is a run of anomalous rows. With incidents ("incidents")
+// the input is one file, positions are seconds, the length is Options.Span,
+// and a window takes only the alarms its incident matches.
+//
+// Score: with σ(y) = 2/(1+e^{5y}) − 1 (−1 for y ≥ 3), the first detection
+// at position i in a window [L, R] earns A_TP·σ(−(R+u−i)/(R+u−L))/σ(−1),
+// where u is 1 for row indexes (NAB's "+ 1") and 0 for seconds: A_TP at the
+// left edge, falling towards 0 at the right. Later detections in the window
+// count for nothing. A detection in no window costs
+// A_FP·σ((i−R')/(R'−L')) after the closest window [L', R'] that ended
+// before it (little just after a window, A_FP three window lengths on),
+// or A_FP with no window before it. A missed window costs A_FN. Raw scores
+// are summed over files, then normalised once: 100·(raw − null)/(perfect −
+// null), with null = −A_FN (a detector that never fires) and perfect =
+// A_TP per window.
+//
+// Deviations from NAB: a detection is an alarm raise, not every row whose
+// anomaly score passes a threshold, and no threshold is swept. A labelled
+// anomaly is a run or an incident rather than a point: one longer than
+// NAB's window is its own window, a shorter one is widened around it to
+// NAB's length (so a one-row run gets NAB's window exactly). The learning
+// period plays NAB's probationary period: windows that start in it are
+// dropped (NAB drops only the first). A window of zero width earns a full
+// A_TP, and a detection after one costs a full A_FP, where NAB would divide
+// by zero.
 type NABView struct {
 	NABStandard float64      `json:"nab_standard"`
 	NABLowFP    float64      `json:"nab_reward_low_fp"`
@@ -93,10 +125,30 @@ type NABView struct {
 	NAB         WindowScores `json:"nab"`
 }
 
-// SKABView is the score of SKAB's changepoint leaderboard (NAB-like, with
-// SKAB's windows and curve; see skabTally.addFile and skabCurve),
-// normalised from 0 (never fires) to 100 (perfect), for its three
-// profiles.
+// SKABView is the score of SKAB's changepoint leaderboard: waico/SKAB
+// core/metrics.py, chp_score(metric "nab", window_width "60s",
+// anomaly_window_destination "righter", intersection_mode "cut right
+// window"), for SKAB's profiles Standard (A_TP 1, A_FP 0.11, A_FN 1), LowFP
+// (1, 0.22, 1) and LowFN (1, 0.11, 2).
+//
+// Detections are the rows where the row prediction (see RowView) rises or
+// falls. Each changepoint row opens the window [cp, cp + 60 s]; a window
+// that begins before the previous one ends begins at its end instead. The
+// first detection in a window, at relative position p = (t − start)/(end −
+// start), earns
+//
+//	k = min(⌊1000·p⌋, 999),  x = −π/2 + π·k/999,
+//	−A_FP + (A_TP + A_FP)/2 · (1 − tanh(x)/tanh(π/2)):
+//
+// A_TP at the changepoint, falling along a tanh to −A_FP at the window's
+// end. Later detections in the window count for nothing; each detection in
+// no window costs A_FP, each missed window A_FN. Raw scores are summed over
+// devices and normalised as NAB's: null = −A_FN and perfect = A_TP per
+// window.
+//
+// Only rows at or after their device's learning end take part, as only
+// SKAB's test rows do; the first of them is no detection, as SKAB's diff()
+// leaves it NaN.
 type SKABView struct {
 	SKABStandard float64      `json:"skab_standard"`
 	SKABLowFP    float64      `json:"skab_low_fp"`
