@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/vigil-ot/vigil/detect"
@@ -143,7 +144,8 @@ func orNaN(f *float64) float64 {
 }
 
 // Alarm is one alarm: raised by an alert with State detect.StateAlarm and
-// ended by the later alert with State detect.StateCleared and the same ID.
+// ended by the later alert with State detect.StateCleared of the same
+// detector, device, behavior and alarm start.
 type Alarm struct {
 	ID       string    `json:"id"`
 	Device   string    `json:"device"` // the group key for fleet alarms
@@ -168,7 +170,8 @@ func (a *Alarm) covers(t time.Time) bool {
 // ordered by Raised (ties keep input order). Alerts are taken in event-time
 // order. Alarm IDs are unique per alarm (detect.AlertID hashes the alarm
 // start), so a second alarm alert with a known ID is a redelivery and is
-// ignored; a clear ends the alarm of its ID and is ignored when there is
+// ignored; a clear ends the alarm of its detector, device, behavior and
+// alarm start (a clear has an ID of its own), and is ignored when there is
 // none or it is already cleared. Alerts of any other state are ignored.
 func Alarms(alerts []detect.Alert) []Alarm {
 	order := make([]int, len(alerts))
@@ -177,7 +180,8 @@ func Alarms(alerts []detect.Alert) []Alarm {
 	}
 	sort.SliceStable(order, func(i, j int) bool { return alerts[order[i]].EventTime.Before(alerts[order[j]].EventTime) })
 	var out []Alarm
-	byID := make(map[string]int) // alarm ID → index in out
+	byID := make(map[string]int)    // alarm ID → index in out
+	byStart := make(map[string]int) // alarmKey → index in out
 	for _, i := range order {
 		a := &alerts[i]
 		switch a.State {
@@ -186,13 +190,20 @@ func Alarms(alerts []detect.Alert) []Alarm {
 				continue
 			}
 			byID[a.ID] = len(out)
+			byStart[alarmKey(a)] = len(out)
 			out = append(out, Alarm{ID: a.ID, Device: a.Device, Group: a.Group, Detector: a.Detector, Behavior: a.Behavior,
 				Severity: a.Severity, Message: a.Message, Raised: a.EventTime})
 		case detect.StateCleared:
-			if k, ok := byID[a.ID]; ok && out[k].Open() {
+			if k, ok := byStart[alarmKey(a)]; ok && out[k].Open() {
 				out[k].Cleared = a.EventTime
 			}
 		}
 	}
 	return out
+}
+
+// alarmKey is what an alarm and its clear share: detector, device,
+// behavior and alarm start.
+func alarmKey(a *detect.Alert) string {
+	return a.Detector + "\x00" + a.Device + "\x00" + a.Behavior + "\x00" + strconv.FormatInt(a.AlarmStart.UnixNano(), 10)
 }

@@ -87,23 +87,25 @@ func TestReadAlertsErrors(t *testing.T) {
 	}
 }
 
-// TestAlarms pairs raises with clears by ID: a redelivered raise and clear
+// TestAlarms pairs raises with clears by detector, device, behavior and
+// alarm start (a clear's ID is its own, as detect makes it): a redelivered
+// raise and clear
 // change nothing, an alarm without a clear stays open, and a clear without
 // an alarm is ignored. Input order does not matter, event time does.
 func TestAlarms(t *testing.T) {
 	raise := func(id, dev string, tm time.Duration) detect.Alert {
-		return detect.Alert{ID: id, State: detect.StateAlarm, Device: dev, Detector: "self", Behavior: "cpu", EventTime: at(tm)}
+		return detect.Alert{ID: id, State: detect.StateAlarm, Device: dev, Detector: "self", Behavior: "cpu", EventTime: at(tm), AlarmStart: at(tm)}
 	}
-	clear := func(id string, tm time.Duration) detect.Alert {
-		return detect.Alert{ID: id, State: detect.StateCleared, EventTime: at(tm)}
+	clear := func(dev string, start, tm time.Duration) detect.Alert {
+		return detect.Alert{ID: dev + "/cleared", State: detect.StateCleared, Device: dev, Detector: "self", Behavior: "cpu", EventTime: at(tm), AlarmStart: at(start)}
 	}
 	got := score.Alarms([]detect.Alert{
-		clear("a", 10*time.Minute), // before its raise in the input, after it in event time
+		clear("plc-1", time.Minute, 10*time.Minute), // before its raise in the input, after it in event time
 		raise("a", "plc-1", time.Minute),
 		raise("b", "plc-2", 5*time.Minute),
-		raise("a", "plc-1", time.Minute), // redelivered
-		clear("a", 10*time.Minute),       // redelivered
-		clear("ghost", 2*time.Minute),
+		raise("a", "plc-1", time.Minute),            // redelivered
+		clear("plc-1", time.Minute, 10*time.Minute), // redelivered
+		clear("plc-9", time.Minute, 2*time.Minute),  // no such alarm
 		{ID: "c", State: "unknown", EventTime: at(0)},
 	})
 	want := []score.Alarm{
