@@ -1,16 +1,25 @@
-// Package jsonl owns the JSONL file source used by replay: it reads one or
-// more files of telemetry messages, one per line (plain or gzip, detected
-// by magic bytes), decodes them with ingest/telemetry and emits batches of
-// observations.
+// Package jsonl owns the telemetry file source used by replay: it reads
+// one or more files (plain or gzip, detected by magic bytes) of telemetry
+// messages, one per line, or of CSV time series, decodes them with
+// ingest/telemetry or ingest/csvts and emits batches of observations.
+//
+// input.telemetry.format csv reads every file as CSV, a JSON format every
+// file as JSONL; auto (the default) reads a file as CSV when its first
+// lines look like a CSV header (csvts.Sniff), as JSONL otherwise. CSV rows
+// without a device column belong to one device per file, named by
+// csvts.DeviceNames over the files read as CSV. ReadRowLabels re-reads CSV
+// files for the scorer with the same naming and parsing.
 //
 // Replay is event-time processing, but this source sorts nothing: each
 // file is expected to be in time order and its records are emitted in file
-// order. Several files are merged by event time — at each step the file
-// whose next record is earliest goes first, ties going to the file named
-// first — so the same files in the same order always give the same batches.
+// order (a CSV row earlier than the row before it is rejected). Several
+// files are merged by event time — at each step the file whose next record
+// is earliest goes first, ties going to the file named first — so the same
+// files in the same order always give the same batches.
 //
 // A bad line is counted by reason, logged with its file and line (the first
-// few per reason), and skipped; everything else goes on.
+// few per reason), and skipped; everything else goes on. A CSV cell that is
+// not a number is left out of its row and counted (Stats.BadCells).
 package jsonl
 
 import (
@@ -30,6 +39,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/csvts"
 	"github.com/vigil-ot/vigil/ingest/telemetry"
 )
 
@@ -59,10 +69,13 @@ type Options struct {
 // Stats describes what a Source has read so far.
 type Stats struct {
 	Files    int
-	Lines    int64            // non-blank lines read
+	Lines    int64            // non-blank lines read, CSV headers not counted
 	Records  int64            // observation rows emitted (a Telegraf batch line gives several)
 	Rejected int64            // lines rejected, all reasons together
-	Rejects  map[string]int64 // lines rejected by reason (see telemetry.Reasons)
+	Rejects  map[string]int64 // lines rejected by reason (see telemetry.Reasons, csvts.Reasons)
+	// BadCells counts CSV metric cells holding text that is not a number;
+	// each was left out of a row that was kept.
+	BadCells int64
 	// BytesRead and BytesTotal are on-disk (compressed) bytes, for progress;
 	// BytesTotal is 0 when unknown (stdin).
 	BytesRead, BytesTotal int64
@@ -78,8 +91,8 @@ type Source struct {
 	maxLine   int
 	log       *slog.Logger
 
-	lines, records, rejected, bytesRead atomic.Int64
-	bytesTotal                          int64
+	lines, records, rejected, badCells, bytesRead atomic.Int64
+	bytesTotal                                    int64
 
 	mu      sync.Mutex
 	rejects map[string]int64
@@ -92,31 +105,22 @@ type Source struct {
 // the first record of each. opts.Telemetry must be valid.
 func Open(paths []string, opts Options) (*Source, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("cannot open JSONL source: no files given")
+		return nil, errors.New("cannot open telemetry files: no files given")
 	}
 	if opts.Registry == nil || opts.Grouper == nil {
 		return nil, errors.New("BUG: jsonl.Open needs a Registry and a Grouper")
 	}
 	if err := opts.Telemetry.Validate(); err != nil {
-		return nil, fmt.Errorf("cannot open JSONL source: %w", err)
+		return nil, fmt.Errorf("cannot open telemetry files: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Source{
-		builder:   ingest.NewObservationBuilder(opts.Mem, opts.Registry, opts.Grouper),
-		batchRows: opts.Telemetry.BatchRows,
-		maxLine:   opts.Telemetry.MaxMessageBytes,
-		log:       opts.Logger,
-		rejects:   make(map[string]int64),
-	}
-	for _, p := range paths {
-		c, err := s.openCursor(p, opts.Telemetry)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.cursors = append(s.cursors, c)
+	s := newSource(opts.Telemetry, opts.Logger)
+	s.builder = ingest.NewObservationBuilder(opts.Mem, opts.Registry, opts.Grouper)
+	if err := s.openFiles(paths, opts.Telemetry); err != nil {
+		s.Close()
+		return nil, err
 	}
 	for _, c := range s.cursors {
 		if err := c.advance(s); err != nil {
@@ -125,6 +129,49 @@ func Open(paths []string, opts Options) (*Source, error) {
 		}
 	}
 	return s, nil
+}
+
+func newSource(cfg ingest.TelemetryConfig, log *slog.Logger) *Source {
+	return &Source{
+		batchRows: cfg.BatchRows,
+		maxLine:   cfg.MaxMessageBytes,
+		log:       log,
+		rejects:   make(map[string]int64),
+	}
+}
+
+// openFiles opens a cursor for each path and gives the CSV ones their
+// parsers, once every file's format is known: devices are named over all
+// CSV files together.
+func (s *Source) openFiles(paths []string, cfg ingest.TelemetryConfig) error {
+	var csvPaths []string
+	for _, p := range paths {
+		c, err := s.openCursor(p, cfg)
+		if err != nil {
+			return err
+		}
+		s.cursors = append(s.cursors, c)
+		if c.isCSV {
+			csvPaths = append(csvPaths, p)
+		}
+	}
+	devices := csvts.DeviceNames(csvPaths)
+	k := 0
+	for _, c := range s.cursors {
+		if !c.isCSV {
+			continue
+		}
+		device := devices[k]
+		k++
+		if c.header == nil {
+			continue // empty file: no header, no rows
+		}
+		var err error
+		if c.csv, err = csvts.NewParser(cfg, device, c.header); err != nil {
+			return fmt.Errorf("cannot read CSV file %s: %w", c.name, err)
+		}
+	}
+	return nil
 }
 
 // ReadBatch returns the next batch of up to batch_rows rows, or io.EOF
@@ -187,6 +234,7 @@ func (s *Source) Stats() Stats {
 		Records:    s.records.Load(),
 		Rejected:   s.rejected.Load(),
 		Rejects:    rejects,
+		BadCells:   s.badCells.Load(),
 		BytesRead:  s.bytesRead.Load(),
 		BytesTotal: s.bytesTotal,
 	}
@@ -225,13 +273,31 @@ func (s *Source) reject(c *cursor, line int64, err error) {
 	}
 }
 
+// badCell counts a CSV cell that is not a number, logging the first few.
+func (s *Source) badCell(c *cursor, line int64, col int) {
+	n := s.badCells.Add(1)
+	switch {
+	case n <= loggedPerReason:
+		s.log.Warn("CSV cell is not a number; leaving it out of the row", "file", c.name, "line", line,
+			"column", c.csv.Columns()[col], "value", string(c.csv.Field(col)))
+	case n == loggedPerReason+1:
+		s.log.Warn("more CSV cells that are not numbers; counting them without logging", "file", c.name, "line", line)
+	}
+}
+
 // cursor reads one file.
 type cursor struct {
 	name   string
 	closer io.Closer
 	gz     *gzip.Reader
 	br     *bufio.Reader
-	dec    *telemetry.Decoder
+	dec    *telemetry.Decoder // JSONL files
+
+	// CSV files: the header line, and its parser once openFiles named the
+	// file's device. A CSV file without a header has neither.
+	isCSV  bool
+	header []byte
+	csv    *csvts.Parser
 
 	line    int64 // physical line number of the last line read
 	lineBuf []byte
@@ -255,11 +321,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 func (s *Source) openCursor(path string, cfg ingest.TelemetryConfig) (*cursor, error) {
-	dec, err := telemetry.NewDecoder(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c := &cursor{name: path, dec: dec}
+	c := &cursor{name: path}
 	var r io.Reader
 	if path == Stdin {
 		c.name = "stdin"
@@ -286,7 +348,83 @@ func (s *Source) openCursor(path string, cfg ingest.TelemetryConfig) (*cursor, e
 		c.gz = gz
 		c.br = bufio.NewReaderSize(gz, readBufferSize)
 	}
+	switch cfg.Format {
+	case ingest.FormatCSV:
+		c.isCSV = true
+	case ingest.FormatAuto:
+		sep, _ := ingest.CSVSeparator(cfg.CSV.Separator)
+		c.isCSV = csvts.Sniff(head(c.br), sep)
+	}
+	if !c.isCSV {
+		dec, err := telemetry.NewDecoder(cfg)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.dec = dec
+		return c, nil
+	}
+	if err := c.readHeader(s.maxLine); err != nil {
+		c.close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// head returns the start of the file as buffered in br: its first two
+// non-blank lines, or as much as the buffer holds, or the whole file when
+// shorter. It reads no more than it must, as standard input may be a
+// stream that pauses.
+func head(br *bufio.Reader) []byte {
+	n := 1
+	for {
+		if _, err := br.Peek(n); err != nil {
+			b, _ := br.Peek(br.Buffered())
+			return b
+		}
+		b, _ := br.Peek(br.Buffered())
+		if completeLines(b) >= 2 || len(b) == br.Size() {
+			return b
+		}
+		n = len(b) + 1
+	}
+}
+
+// completeLines counts the non-blank lines of b that end with a newline.
+func completeLines(b []byte) int {
+	n := 0
+	for {
+		line, rest, found := bytes.Cut(b, []byte("\n"))
+		if !found {
+			return n
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+		b = rest
+	}
+}
+
+// readHeader reads the first non-blank line of a CSV file into c.header,
+// which stays nil for a file without one.
+func (c *cursor) readHeader(max int) error {
+	for {
+		line, oversized, err := c.readLine(max)
+		if err == io.EOF {
+			c.done = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read %s: %w", c.name, err)
+		}
+		if oversized {
+			return fmt.Errorf("cannot read CSV file %s: its header line %d is longer than max_message_bytes %d; raise it", c.name, c.line, max)
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			c.header = bytes.Clone(line)
+			return nil
+		}
+	}
 }
 
 func (c *cursor) close() error {
@@ -307,6 +445,10 @@ func (c *cursor) advance(s *Source) error {
 	if c.next < len(c.rows) {
 		return nil
 	}
+	if c.isCSV && c.csv == nil {
+		c.done, c.rows = true, nil // an empty CSV file
+		return nil
+	}
 	for {
 		line, oversized, err := c.readLine(s.maxLine)
 		if err == io.EOF {
@@ -325,10 +467,20 @@ func (c *cursor) advance(s *Source) error {
 				Detail: fmt.Sprintf("line is longer than max_message_bytes %d", s.maxLine)})
 			continue
 		}
-		rows, err := c.dec.Decode(nil, line, 0)
+		var rows []ingest.Row
+		if c.csv != nil {
+			rows, err = c.csv.Parse(line)
+		} else {
+			rows, err = c.dec.Decode(nil, line, 0)
+		}
 		if err != nil {
 			s.reject(c, c.line, err)
 			continue
+		}
+		if c.csv != nil {
+			for _, col := range c.csv.BadCells() {
+				s.badCell(c, c.line, col)
+			}
 		}
 		c.rows, c.rowsLine, c.next = rows, c.line, 0
 		return nil
