@@ -90,7 +90,7 @@ func FuzzCellValueMatchesParseFloat(f *testing.F) {
 		v, st := CellValue([]byte(s))
 		trimmed := string(trimSpace([]byte(s)))
 		ref, err := strconv.ParseFloat(trimmed, 64)
-		refNumber := err == nil && !math.IsInf(ref, 0) && !math.IsNaN(ref) && strings.IndexAny(trimmed, "xX_nNiI") < 0
+		refNumber := err == nil && !math.IsInf(ref, 0) && !math.IsNaN(ref) && !strings.ContainsAny(trimmed, "xX_nNiI")
 		switch {
 		case st == CellNumber && strings.EqualFold(trimmed, "true"), st == CellNumber && strings.EqualFold(trimmed, "false"):
 		case st == CellNumber && (err != nil || math.Float64bits(v) != math.Float64bits(ref)):
