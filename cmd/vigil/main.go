@@ -20,6 +20,8 @@ func main() {
 		os.Exit(runValidate(os.Args[2:]))
 	case "replay":
 		os.Exit(runReplay(os.Args[2:]))
+	case "score":
+		os.Exit(runScore(os.Args[2:]))
 	case "baseline":
 		os.Exit(runBaseline(os.Args[2:]))
 	case "run":
@@ -38,6 +40,7 @@ const usage = `vigil: streaming anomaly detection and baselines for IoT and OT f
 
 Usage:
   vigil replay [--config FILE] [--out FILE] FILE...   judge JSONL telemetry and pcap/pcapng captures
+  vigil score --labels FILE [--config FILE] FILE...  score the alerts of a replay against labels (tuning)
   vigil run --config FILE                            consume Kafka as a consumer group
   vigil demo                                         embedded Kafka broker, simulated fleet, live alerts
   vigil validate [--print] FILE                      check a config file (and show its effective settings)

@@ -39,11 +39,12 @@ severity, and for captures the packets by outcome, assets, edges and protocols.
 
 Inputs
   Each FILE's kind is told by its first bytes, not its name: pcap and pcapng
-  (plain or gzip-compressed) are captures, anything else is JSONL telemetry
-  (plain or gzip); "-" reads JSONL from standard input, and a directory is
-  walked for captures. Telemetry lines are native JSON, Telegraf JSON or AWS
-  IoT Device Defender reports (input.telemetry.format in the config; auto by
-  default). Files of one kind are merged in time order; each file must be in
+  (plain or gzip-compressed) are captures, anything else is telemetry (plain
+  or gzip): a CSV time series when its first line is a CSV header, JSONL
+  otherwise; "-" reads JSONL from standard input, and a directory is walked
+  for captures. Telemetry lines are native JSON, Telegraf JSON or AWS IoT
+  Device Defender reports (input.telemetry.format in the config; auto by
+  default); CSV columns are set in input.telemetry.csv. Files of one kind are merged in time order; each file must be in
   time order itself.
 
 Determinism
@@ -229,6 +230,9 @@ type replaySetup struct {
 	restore   string  // a baseline checkpoint to start from; "" for none
 	wallclock bool    // stamp processing time with the real clock
 	speed     float64 // captures at N× their pace; 0 as fast as possible
+	// csvNamesAmong names CSV files' devices as among these paths (see
+	// jsonl.Options.NameCSVAmong); nil: among the inputs.
+	csvNamesAmong []string
 	// trace, when set, sees each judged metric value with the self band
 	// it was judged against (vigil score plots it).
 	trace func(detect.TracePoint)
@@ -277,7 +281,7 @@ func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logg
 	}
 	var sources []ingest.Source
 	if len(telemetryFiles) > 0 {
-		if j.tel, err = jsonl.Open(telemetryFiles, jsonl.Options{Telemetry: cfg.Input.Telemetry, Registry: reg, Grouper: inv, Logger: logger}); err != nil {
+		if j.tel, err = jsonl.Open(telemetryFiles, jsonl.Options{Telemetry: cfg.Input.Telemetry, Registry: reg, Grouper: inv, Logger: logger, NameCSVAmong: setup.csvNamesAmong}); err != nil {
 			return nil, fmt.Errorf("cannot open telemetry: %w", err)
 		}
 		sources = append(sources, j.tel)
@@ -635,6 +639,9 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *timeMerge, tel *jsonl.S
 			if st.Rejects[k] > 0 {
 				fmt.Fprintf(w, "  rejected %-24s %d\n", k, st.Rejects[k])
 			}
+		}
+		if st.BadCells > 0 {
+			fmt.Fprintf(w, "  CSV cells that are not numbers (left empty) %d\n", st.BadCells)
 		}
 	}
 	if caps != nil {

@@ -68,7 +68,7 @@ var htmlPage = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1d232b}
 header{background:#1d2b3a;color:#fff;padding:14px 24px}
 header h1{font-size:19px;margin:0}
-main{padding:16px 24px;max-width:1100px}
+main{padding:16px 24px;max-width:1400px}
 pre{background:#fff;border:1px solid #d8dde3;border-radius:6px;padding:12px;overflow-x:auto;font-size:12.5px}
 section.plot{background:#fff;border:1px solid #d8dde3;border-radius:6px;margin:14px 0;padding:10px 12px}
 section.plot h2{font-size:15px;margin:0 0 2px}
@@ -81,6 +81,8 @@ svg text{font:11px system-ui,sans-serif;fill:#4a5562}
 <body>
 <header><h1>{{.Title}}</h1></header>
 <main>
+<pre>{{.Summary}}</pre>
+<h2>Missed incidents and false alarms</h2>
 <div class="legend">
 <span><i style="background:#1f5fbf"></i>observed</span>
 <span><i style="background:#8a94a0;height:2px"></i>expected</span>
@@ -92,8 +94,6 @@ svg text{font:11px system-ui,sans-serif;fill:#4a5562}
 {{.SVG}}</section>
 {{else}}<p>No missed incident and no false alarm to plot.</p>
 {{end}}
-<h2>Report</h2>
-<pre>{{.Summary}}</pre>
 </main></body></html>
 `))
 
@@ -117,7 +117,7 @@ const (
 func plotSVG(p Plot) string {
 	pts := thin(p.Points, maxPlotPoints)
 	if len(pts) == 0 {
-		return `<svg viewBox="0 0 1000 40"><text x="10" y="24">no values in this window</text></svg>`
+		return `<svg viewBox="0 0 1000 40"><text x="10" y="24">no metric values of this device in this window (fleet alarms name a group, network alarms a host)</text></svg>`
 	}
 	t0, t1 := pts[0].Time, pts[len(pts)-1].Time
 	for _, s := range append(append([]Span(nil), p.Alarms...), p.Labels...) {

@@ -42,7 +42,7 @@ func ReadRowLabels(paths []string, cfg ingest.TelemetryConfig, columns []string)
 	}
 	s := newSource(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer s.Close()
-	if err := s.openFiles(paths, cfg); err != nil {
+	if err := s.openFiles(paths, cfg, nil); err != nil {
 		return nil, fmt.Errorf("cannot read row labels: %w", err)
 	}
 	for _, c := range s.cursors {

@@ -64,6 +64,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Mem allocates Arrow buffers; nil means the Go allocator.
 	Mem memory.Allocator
+	// NameCSVAmong, when set, names the devices of CSV files as
+	// csvts.DeviceNames names them among these paths (a superset of the
+	// ones opened): a file replayed alone then gets the device name it
+	// has when replayed with the others, as vigil score --each-file needs.
+	NameCSVAmong []string
 }
 
 // Stats describes what a Source has read so far.
@@ -118,7 +123,7 @@ func Open(paths []string, opts Options) (*Source, error) {
 	}
 	s := newSource(opts.Telemetry, opts.Logger)
 	s.builder = ingest.NewObservationBuilder(opts.Mem, opts.Registry, opts.Grouper)
-	if err := s.openFiles(paths, opts.Telemetry); err != nil {
+	if err := s.openFiles(paths, opts.Telemetry, opts.NameCSVAmong); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -142,8 +147,8 @@ func newSource(cfg ingest.TelemetryConfig, log *slog.Logger) *Source {
 
 // openFiles opens a cursor for each path and gives the CSV ones their
 // parsers, once every file's format is known: devices are named over all
-// CSV files together.
-func (s *Source) openFiles(paths []string, cfg ingest.TelemetryConfig) error {
+// CSV files together (or among the paths of among, when given).
+func (s *Source) openFiles(paths []string, cfg ingest.TelemetryConfig, among []string) error {
 	var csvPaths []string
 	for _, p := range paths {
 		c, err := s.openCursor(p, cfg)
@@ -156,6 +161,18 @@ func (s *Source) openFiles(paths []string, cfg ingest.TelemetryConfig) error {
 		}
 	}
 	devices := csvts.DeviceNames(csvPaths)
+	if len(among) > 0 {
+		named := csvts.DeviceNames(among)
+		byPath := make(map[string]string, len(among))
+		for i, p := range among {
+			byPath[p] = named[i]
+		}
+		for i, p := range csvPaths {
+			if n, ok := byPath[p]; ok {
+				devices[i] = n
+			}
+		}
+	}
 	k := 0
 	for _, c := range s.cursors {
 		if !c.isCSV {

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var updateScore = flag.Bool("update-score", false, "rewrite testdata/fleet/score.golden.json from the current scores")
+
+// runScoreTest runs vigil score with args and returns its output; it
+// fails the test on a parse or run error.
+func runScoreTest(t *testing.T, args ...string) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	opts, err := parseScoreFlags(args, &stderr)
+	if err != nil {
+		t.Fatalf("vigil score %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	var out bytes.Buffer
+	if err := runScoring(context.Background(), opts, &out, &stderr); err != nil {
+		t.Fatalf("vigil score %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out.String()
+}
+
+// scoreFigures decodes the top-level figures of a --json report.
+func scoreFigures(t *testing.T, out string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	return m
+}
+
+// TestScoreFleetSampleGolden scores the committed fleet sample against its
+// labels: every incident is found, and the whole report (which alarm found
+// each incident and when, the false alarms, NAB) is the golden file's.
+func TestScoreFleetSampleGolden(t *testing.T) {
+	t.Chdir(repoRoot)
+	out := runScoreTest(t, "--json", "--config", "testdata/config/fleet.yaml", "--labels", "testdata/fleet/labels.csv", "testdata/fleet/telemetry.jsonl.gz")
+	m := scoreFigures(t, out)
+	if m["incidents_total"] != float64(9) || m["incidents_detected"] != m["incidents_total"] {
+		t.Errorf("incidents detected %v of %v, want all 9", m["incidents_detected"], m["incidents_total"])
+	}
+	const golden = "testdata/fleet/score.golden.json"
+	if *updateScore {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/vigil -run TestScoreFleetSampleGolden -update-score to write it)", err)
+	}
+	if out != string(want) {
+		t.Errorf("score of the fleet sample differs from %s: %s", golden, firstDiff(want, []byte(out)))
+	}
+
+	// The alerts of a replay, scored from a file, score the same.
+	alerts := filepath.Join(t.TempDir(), "alerts.jsonl")
+	runReplayTest(t, "--out", alerts, "--config", "testdata/config/fleet.yaml", "testdata/fleet/telemetry.jsonl.gz")
+	fromFile := runScoreTest(t, "--json", "--config", "testdata/config/fleet.yaml", "--labels", "testdata/fleet/labels.csv",
+		"--alerts", alerts, "testdata/fleet/telemetry.jsonl.gz")
+	a, b := scoreFigures(t, out), scoreFigures(t, fromFile)
+	for _, k := range []string{"incidents_detected", "false_alarms", "alarms"} {
+		if a[k] != b[k] {
+			t.Errorf("%s: %v from the replay, %v from its alerts file", k, a[k], b[k])
+		}
+	}
+}
+
+// TestScoreSweep replays once per value: with the peer detector off, the
+// self detector finds the self incident, and without it that is missed.
+func TestScoreSweep(t *testing.T) {
+	t.Chdir(repoRoot)
+	out := runScoreTest(t, "--config", "testdata/config/fleet.yaml", "--labels", "testdata/fleet/labels.csv",
+		"--sweep", "detect.self.enabled=true,false", "--sweep", "detect.peer.enabled=false", "testdata/fleet/telemetry.jsonl.gz")
+	t.Logf("\n%s", out)
+	lines := strings.Split(out, "\n")
+	if !strings.Contains(lines[0], "detect.self.enabled=true detect.peer.enabled=false") || !strings.Contains(lines[0], "detect.self.enabled=false detect.peer.enabled=false") {
+		t.Fatalf("header names no variants: %q", lines[0])
+	}
+	var detected []string
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "incidents_detected" {
+			detected = f[1:]
+		}
+	}
+	if len(detected) != 2 || detected[0] != "9" || detected[1] == "9" {
+		t.Errorf("incidents detected by variant %v, want 9 with the self detector and fewer without", detected)
+	}
+}
+
+func TestSweepVariantsBadKey(t *testing.T) {
+	for sweep, want := range map[string]string{
+		"detect.self.threshold":       "want KEY=V1,V2",
+		"detect.self.thresold=3":      "thresold",
+		"detect.self.threshold=three": "threshold",
+		"detect.self=3":               "detect.self=3",
+	} {
+		_, err := sweepVariants("", []string{sweep})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--sweep %s: error %v, want one naming %q", sweep, err, want)
+		}
+	}
+}
+
+// TestScoreRowLabels scores a CSV time series by its anomaly column: a
+// sine wave with three labelled 10-second excursions, the first 400 rows
+// learning. The excursions are found, and the rows of the learning part
+// are not scored.
+func TestScoreRowLabels(t *testing.T) {
+	dir := t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("datetime;pressure;anomaly;changepoint\n")
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 2000; i++ {
+		v, a, c := 5+0.5*math.Sin(float64(i)/30)+0.01*float64(i%7), 0, 0
+		if k := i % 400; i >= 800 && k < 10 {
+			v, a = 40, 1
+			if k == 0 || k == 9 {
+				c = 1
+			}
+		}
+		fmt.Fprintf(&csv, "%s;%.4f;%d;%d\n", t0.Add(time.Duration(i)*time.Second).Format("2006-01-02 15:04:05"), v, a, c)
+	}
+	path := filepath.Join(dir, "pump.csv")
+	if err := os.WriteFile(path, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Two more copies that share the stem: replayed one at a time
+	// (--each-file), each must still be named as among all inputs
+	// ("a/pump", "b/pump"), the names of its row labels.
+	for _, sub := range []string{"a", "b"} {
+		os.Mkdir(filepath.Join(dir, sub), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, sub, "pump.csv"), []byte(csv.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "vigil.yaml")
+	// The test series is 33 minutes long: learning must end within it.
+	if err := os.WriteFile(cfg, []byte("baseline:\n  min_duration: 5m\n  min_samples: 200\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runScoreTest(t, "--json", "--config", cfg, "--rows", "anomaly", "--changepoints", "changepoint", "--learn", "400", path)
+	m := scoreFigures(t, out)
+	t.Logf("rows scored %v, tp %v fp %v fn %v, f1 %v, nab %v, skab %v", m["rows_scored"], m["tp"], m["fp"], m["fn"], m["f1"], m["nab_standard"], m["skab_standard"])
+	if m["rows_scored"] != float64(1600) || m["rows_learning"] != float64(400) {
+		t.Errorf("rows scored %v and learning %v, want 1600 and 400", m["rows_scored"], m["rows_learning"])
+	}
+	if m["incidents_total"] != float64(3) || m["incidents_detected"] != float64(3) {
+		t.Errorf("%v of %v excursions detected, want 3 of 3", m["incidents_detected"], m["incidents_total"])
+	}
+	if tp, _ := m["tp"].(float64); tp < 15 || m["f1"].(float64) < 0.7 {
+		t.Errorf("%v of the 30 anomalous rows predicted, F1 %v: want most of them", m["tp"], m["f1"])
+	}
+
+	each := scoreFigures(t, runScoreTest(t, "--json", "--each-file", "--config", cfg, "--rows", "anomaly", "--learn", "400",
+		filepath.Join(dir, "a", "pump.csv"), filepath.Join(dir, "b", "pump.csv")))
+	if each["incidents_detected"] != float64(6) || each["rows_learning"] != float64(800) || each["tp"] != 2*m["tp"].(float64) {
+		t.Errorf("--each-file over two copies: %v of %v excursions, %v rows learning, tp %v; want 6 of 6, 800, %v",
+			each["incidents_detected"], each["incidents_total"], each["rows_learning"], each["tp"], 2*m["tp"].(float64))
+	}
+}
+
+// TestScoreErrors: labels that cannot be right fail with their line.
+func TestScoreErrors(t *testing.T) {
+	t.Chdir(repoRoot)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "labels.csv")
+	os.WriteFile(bad, []byte("device,start,end,kind\nplc-a-002,2026-11-03T10:00:00Z,2026-11-03T10:30:00Z,exfil\nplc-z-999,2026-11-03T10:00:00Z,2026-11-03T10:30:00Z,ghost\n"), 0o644)
+	var stderr bytes.Buffer
+	opts, err := parseScoreFlags([]string{"--config", "testdata/config/fleet.yaml", "--labels", bad, "testdata/fleet/telemetry.jsonl.gz"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runScoring(context.Background(), opts, &bytes.Buffer{}, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "labels.csv:3") || !strings.Contains(err.Error(), "plc-z-999") {
+		t.Errorf("unknown device: error %v, want one naming labels.csv:3 and plc-z-999", err)
+	}
+	for _, args := range [][]string{
+		{"testdata/fleet/telemetry.jsonl.gz"},                              // nothing to score against
+		{"--labels", "x.csv"},                                              // no inputs
+		{"--labels", "x.csv", "--learn", "15 minutes", "in.jsonl"},         // bad --learn
+		{"--labels", "x.csv", "--alerts", "a", "--sweep", "a.b=1,2", "in"}, // sweep needs a replay
+	} {
+		if _, err := parseScoreFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("vigil score %s: no error", strings.Join(args, " "))
+		}
+	}
+}
+
+// TestScoreHTML: the page is self-contained and plots each miss.
+func TestScoreHTML(t *testing.T) {
+	t.Chdir(repoRoot)
+	// Without the self and peer detectors the self incident is missed
+	// and gets a plot.
+	page := filepath.Join(t.TempDir(), "report.html")
+	opts := scoreOptions{config: "testdata/config/fleet.yaml", labels: "testdata/fleet/labels.csv", html: page,
+		sweeps: []string{"detect.self.enabled=false", "detect.peer.enabled=false"}, inputs: []string{"testdata/fleet/telemetry.jsonl.gz"}}
+	if err := runScoring(context.Background(), opts, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	html := string(mustRead(t, page))
+	for _, want := range []string{"<svg", "missed: self-1 plc-a-002", "bytes_out", "<pre>"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, external := range []string{"src=\"http", "href=\"http", "<script", "@import"} {
+		if strings.Contains(html, external) {
+			t.Errorf("report is not self-contained: it has %q", external)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
