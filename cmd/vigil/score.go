@@ -462,6 +462,9 @@ func runScoring(ctx context.Context, opts scoreOptions, stdout, stderr io.Writer
 		return fmt.Errorf("cannot write the report: %w", err)
 	}
 	if opts.html != "" {
+		if incidents == nil && rows != nil {
+			incidents = score.RowIncidents(rows) // what Score scored against
+		}
 		return writeScoreHTML(ctx, opts, variants[0], results[0], reports[0], incidents, logger)
 	}
 	return nil
@@ -675,10 +678,14 @@ func writeScoreHTML(ctx context.Context, opts scoreOptions, v variant, r replaye
 		}
 	}
 	alarms := score.Alarms(r.alerts)
-	page := score.Page{Title: "Vigil score: " + strings.Join(opts.inputs, " ")}
-	if opts.alerts != "" {
-		page.Title = "Vigil score: " + opts.alerts
+	title := strings.Join(opts.inputs, " ")
+	if len(opts.inputs) > 3 {
+		title = fmt.Sprintf("%s and %d more inputs", strings.Join(opts.inputs[:2], " "), len(opts.inputs)-2)
 	}
+	if opts.alerts != "" {
+		title = opts.alerts
+	}
+	page := score.Page{Title: "Vigil score: " + title}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
 		return err

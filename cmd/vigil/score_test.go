@@ -212,7 +212,8 @@ func TestScoreHTML(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := string(mustRead(t, page))
-	for _, want := range []string{"<svg", "missed: self-1 plc-a-002", "bytes_out", "<pre>"} {
+	// The panel draws the value line and the labelled window.
+	for _, want := range []string{"<svg", "missed: self-1 plc-a-002", "bytes_out", "<polyline", "<title>self-1 plc-a-002", "<pre>"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -87,7 +87,7 @@ svg text{font:11px system-ui,sans-serif;fill:#4a5562}
 <span><i style="background:#1f5fbf"></i>observed</span>
 <span><i style="background:#8a94a0;height:2px"></i>expected</span>
 <span><i style="background:#c8d7ee"></i>Vigil's band</span>
-<span><i style="background:#f2b8b5"></i>in alarm</span>
+<span><i style="background:#d9534f;height:4px"></i><i style="background:#f2b8b5;margin-left:-4px"></i>in alarm</span>
 <span><i style="background:#fbe3a6"></i>labelled window</span>
 </div>
 {{range .Panels}}<section class="plot"><h2>{{.Title}}</h2>{{if .Note}}<p>{{.Note}}</p>{{end}}
@@ -103,16 +103,16 @@ const (
 	padL, padR, padT, padB   = 64.0, 12.0, 10.0, 26.0
 	innerW, innerH           = plotW - padL - padR, plotH - padT - padB
 	maxPlotPoints            = 2000
-	bandClipSpreadsOfValues  = 3.0 // a band wider than this many value ranges is clipped
+	bandClipSpreadsOfValues  = 1.0 // a band reaching further than this many value ranges is clipped
 	timeTicks, valueTicks    = 6, 5
 	labelFill, alarmFill     = "#fbe3a6", "#f2b8b5"
 	bandFill, valueStroke    = "#c8d7ee", "#1f5fbf"
 	expectedStroke, gridLine = "#8a94a0", "#e6e9ed"
 )
 
-// plotSVG draws p as an inline SVG: labelled windows and alarms as shaded
-// columns, the band as an area, the expectation dashed and the value as a
-// line. Points beyond maxPlotPoints are thinned by keeping each bucket's
+// plotSVG draws p as an inline SVG: the band as an area, the expectation
+// dashed, labelled windows and alarms as shaded columns over them, and the
+// value as a line. Points beyond maxPlotPoints are thinned by keeping each bucket's
 // extreme, so a spike survives.
 func plotSVG(p Plot) string {
 	pts := thin(p.Points, maxPlotPoints)
@@ -170,14 +170,12 @@ func plotSVG(p Plot) string {
 		}
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, x(t), plotH-8, anchor, timeLabel(t, t1-t0))
 	}
-	shade := func(spans []Span, fill string) {
+	shade := func(spans []Span, fill string, opacity float64) {
 		for _, s := range spans {
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" opacity="0.7"><title>%s</title></rect>`,
-				x(s.From), padT, max(x(s.To)-x(s.From), 1.5), innerH, fill, template.HTMLEscapeString(s.Text))
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" opacity="%g"><title>%s</title></rect>`,
+				x(s.From), padT, max(x(s.To)-x(s.From), 1.5), innerH, fill, opacity, template.HTMLEscapeString(s.Text))
 		}
 	}
-	shade(p.Labels, labelFill)
-	shade(p.Alarms, alarmFill)
 	// band: one polygon per run of points that have one
 	for _, run := range bandRuns(pts) {
 		var poly strings.Builder
@@ -193,6 +191,14 @@ func plotSVG(p Plot) string {
 			fmt.Fprintf(&line, "%.1f,%.1f ", x(q.Time), y(q.Expected))
 		}
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.2" stroke-dasharray="4 3"/>`, strings.TrimSpace(line.String()), expectedStroke)
+	}
+	// Labelled windows and alarms over the band, translucent, so a band
+	// filling the panel cannot hide them.
+	shade(p.Labels, labelFill, 0.6)
+	shade(p.Alarms, alarmFill, 0.3)
+	for _, s := range p.Alarms { // and a bar along the top, so overlaps stay readable
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="8" fill="#d9534f"><title>%s</title></rect>`,
+			x(s.From), padT, max(x(s.To)-x(s.From), 1.5), template.HTMLEscapeString(s.Text))
 	}
 	var line strings.Builder
 	for _, q := range pts {
