@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ot/vigil/bench/attackgen"
 )
 
 var updateScore = flag.Bool("update-score", false, "rewrite testdata/fleet/score.golden.json from the current scores")
@@ -232,4 +234,59 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestScoreAttackCapture scores the crafted attack capture two ways: by
+// its incident labels (one line an attack, as attackgen writes them), and
+// by packet labels (index;label, as labelled ICS captures ship them) that
+// mark the flood's packets. Window detectors alarm when their window
+// closes, so the slack covers one 10 s window.
+func TestScoreAttackCapture(t *testing.T) {
+	dir := t.TempDir()
+	capPath, labelsPath := filepath.Join(dir, "attack.pcap"), filepath.Join(dir, "attack.labels.csv")
+	var capBuf, labelBuf bytes.Buffer
+	labels, err := attackgen.Generate(&capBuf, attackgen.DefaultScenario())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := attackgen.WriteLabels(&labelBuf, labels); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(capPath, capBuf.Bytes(), 0o644)
+	os.WriteFile(labelsPath, labelBuf.Bytes(), 0o644)
+	cfg := filepath.Join(dir, "net.yaml")
+	os.WriteFile(cfg, []byte("detect:\n  network:\n    learning: 10m\n"), 0o644)
+
+	m := scoreFigures(t, runScoreTest(t, "--json", "--config", cfg, "--slack", "10s", "--labels", labelsPath, capPath))
+	if m["incidents_total"] != float64(4) || m["incidents_detected"] != float64(4) || m["false_alarms"] != float64(0) {
+		t.Errorf("incident labels: %v of %v attacks detected, %v false alarms; want 4 of 4, 0", m["incidents_detected"], m["incidents_total"], m["false_alarms"])
+	}
+
+	// Packet labels: every packet of the flood's span is "syn_flood".
+	var flood attackgen.Label
+	for _, l := range labels {
+		if l.Attack == "syn_flood" {
+			flood = l
+		}
+	}
+	times, err := packetTimes(capPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pl strings.Builder
+	pl.WriteString("index;label\n")
+	flooded := 0
+	for i, tm := range times {
+		label := "normal"
+		if !tm.Before(flood.Start) && tm.Before(flood.End) {
+			label, flooded = "syn_flood", flooded+1
+		}
+		fmt.Fprintf(&pl, "%d;%s\n", i+1, label)
+	}
+	packetLabels := filepath.Join(dir, "attack.packets.labels")
+	os.WriteFile(packetLabels, []byte(pl.String()), 0o644)
+	out := runScoreTest(t, "--config", cfg, "--slack", "10s", "--labels", packetLabels, capPath)
+	if flooded == 0 || !strings.Contains(out, "Incidents: 1 of 1 detected") || !strings.Contains(out, "flood/flood") {
+		t.Errorf("packet labels (%d flood packets): want the one flood episode detected by the flood detector:\n%s", flooded, out)
+	}
 }

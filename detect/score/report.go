@@ -28,7 +28,8 @@ type Report struct {
 // incident when Incident.Matches its device and group, and it was raised
 // in the incident's window widened by Options.Slack on both sides, or was
 // open at some time in it. An alarm already open when the window begins
-// matches too: its time to detect is then negative beyond the slack.
+// matches too, and is the detection only when no alarm is raised in the
+// window: its time to detect is then negative beyond the slack.
 // Incidents are scored whatever the learning period: an incident inside
 // it can only be missed.
 type IncidentView struct {

@@ -203,7 +203,10 @@ func incidentView(alarms []Alarm, incidents []Incident, opt *Options) *IncidentV
 			}
 			matched[j] = true
 			res.Alarms++
-			if res.By == nil { // alarms are ordered by Raised: this is the first
+			// The detection is the first alarm raised in the window; one
+			// already open when it began counts only when none is (alarms
+			// are ordered by Raised).
+			if res.By == nil || res.By.Raised.Before(from) && !a.Raised.Before(from) {
 				by := *a
 				res.By = &by
 				res.TimeToDetect = a.Raised.Sub(inc.Start)

@@ -15,7 +15,7 @@ func near(a, b float64) bool { return math.Abs(a-b) <= tol*math.Max(1, math.Abs(
 // raised and cleared build the alerts of one alarm; a zero clear leaves it
 // open.
 func alarmAlerts(id, device, group string, raised, cleared time.Duration) []detect.Alert {
-	a := detect.Alert{ID: id, State: detect.StateAlarm, Device: device, Group: group, Detector: "self", Behavior: "cpu", EventTime: at(raised)}
+	a := detect.Alert{ID: id, State: detect.StateAlarm, Device: device, Group: group, Detector: "self", Behavior: "cpu", EventTime: at(raised), AlarmStart: at(raised)}
 	if cleared == 0 {
 		return []detect.Alert{a}
 	}
@@ -30,6 +30,22 @@ func concat(parts ...[]detect.Alert) []detect.Alert {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// TestIncidentViewPrefersRaisedInWindow: an alarm still open from before
+// the incident matches it, but the alarm raised in the window is the
+// detection (network alarms of one host stay open across attacks).
+func TestIncidentViewPrefersRaisedInWindow(t *testing.T) {
+	m := time.Minute
+	incidents := []Incident{{ID: "stop", Device: "ews", Start: at(30 * m), End: at(31 * m)}}
+	alerts := concat(alarmAlerts("edge", "ews", "", 0, 40*m), alarmAlerts("stop", "ews", "", 30*m, 35*m))
+	alerts[2].Behavior = "plc_stop"
+	alerts[3].Behavior = "plc_stop"
+	v := incidentView(Alarms(alerts), incidents, &Options{})
+	r := v.Incidents[0]
+	if !r.Detected || r.By.ID != "stop" || r.TimeToDetect != 0 || r.Alarms != 2 {
+		t.Errorf("detected %v by %+v after %s with %d alarms; want by the plc_stop alarm at once, 2 alarms", r.Detected, r.By, r.TimeToDetect, r.Alarms)
+	}
 }
 
 // TestIncidentView: matching by device, group and "*", slack on both
