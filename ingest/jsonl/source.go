@@ -103,6 +103,7 @@ type Source struct {
 	rejects map[string]int64
 
 	err    error
+	broken []error // read failures of files that ended early
 	closed bool
 }
 
@@ -192,8 +193,10 @@ func (s *Source) openFiles(paths []string, cfg ingest.TelemetryConfig, among []s
 }
 
 // ReadBatch returns the next batch of up to batch_rows rows, or io.EOF
-// when every file is exhausted. An error other than io.EOF or ctx's is an
-// I/O or decompression failure of a file, which ends the replay.
+// when every file is exhausted. A file that fails to read (I/O, a
+// truncated or corrupt gzip) ends at the failure and the others go on;
+// once every row read is returned, ReadBatch returns those failures
+// instead of io.EOF.
 func (s *Source) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -211,11 +214,19 @@ func (s *Source) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 		s.builder.Append(r)
 		s.records.Add(1)
 		if err := c.advance(s); err != nil {
-			s.err = err
-			return nil, err
+			// A file cut short (a truncated gzip, an I/O error) ends
+			// there: what was read of it is judged, the other files go
+			// on, and the replay reports it at the end.
+			c.done, c.rows = true, nil
+			s.broken = append(s.broken, err)
+			s.log.Warn("telemetry file ends early; its rows up to here are replayed", "file", c.name, "err", err)
 		}
 	}
 	if s.builder.Len() == 0 {
+		if len(s.broken) > 0 {
+			s.err = errors.Join(s.broken...)
+			return nil, s.err
+		}
 		return nil, io.EOF
 	}
 	rec, sets := s.builder.NewRecord()

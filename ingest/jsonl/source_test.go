@@ -162,22 +162,37 @@ func TestGzipMatchesPlain(t *testing.T) {
 	}
 }
 
+// TestTruncatedGzipIsAnError: a gzip file cut in the middle gives every
+// row read before the cut (the last partial batch too), the other files
+// are read to their end, and then the error names the file.
 func TestTruncatedGzipIsAnError(t *testing.T) {
 	var gz bytes.Buffer
 	w := gzip.NewWriter(&gz)
 	w.Write([]byte(strings.Repeat(sample, 100)))
 	w.Close()
 	p := write(t, "cut.jsonl.gz", gz.String()[:gz.Len()/2])
-	s := open(t, []string{p}, nil)
+	other := write(t, "whole.jsonl", strings.Repeat(`{"device":"plc-9","ts":"2026-11-21T11:00:00Z","metrics":{"x":1}}`+"\n", 3))
+	s := open(t, []string{p, other}, func(o *Options) { o.Telemetry.BatchRows = 64 })
 	var err error
+	rows, plc9 := 0, 0
 	for err == nil {
 		var b *ingest.Batch
 		if b, err = s.ReadBatch(context.Background()); b != nil {
+			rows += int(b.Record.NumRows())
+			dev := b.Record.Column(1).(*array.String)
+			for i := 0; i < dev.Len(); i++ {
+				if dev.Value(i) == "plc-9" {
+					plc9++
+				}
+			}
 			b.Release()
 		}
 	}
 	if err == io.EOF || !strings.Contains(err.Error(), "cut.jsonl.gz") {
 		t.Fatalf("got %v, want a read error naming the file", err)
+	}
+	if st := s.Stats(); rows != int(st.Records) || plc9 != 3 {
+		t.Fatalf("%d rows in batches of %d records read (%d of the whole file's 3): every row read must be returned", rows, st.Records, plc9)
 	}
 }
 
