@@ -473,7 +473,6 @@ func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
 	case 0:
 	case 1:
 		gm.sketch = decodeSketch(d, int64(s.cfg.QuantileHalfLife))
-		gm.qDirty = true
 	default:
 		d.fail("bad sketch flag")
 	}
@@ -565,9 +564,9 @@ func (s *Store) decodeGroup(d *decoder) *groupState {
 }
 
 // MergeGroup replaces peer's previous summary of group with data, made by
-// MarshalGroup on that instance. From the next Bind, Expect and GroupMode
-// judge against the local state merged with the latest summary of every
-// peer: counts add, moments combine with Chan's formulas at the later
+// MarshalGroup on that instance. From the group's next row on, Expect and
+// GroupMode judge against the local state merged with the latest summary
+// of every peer: counts add, moments combine with Chan's formulas at the later
 // time, sketches and seasonal buckets merge, the first time is the
 // earliest and the group is protecting once the merged state qualifies.
 // Learn keeps updating only the local state, so summaries never count a
@@ -587,6 +586,7 @@ func (s *Store) MergeGroup(peer, group string, data []byte) error {
 		g.peers[i] = peerGroup{name: peer, state: o}
 	}
 	g.viewStale = true
+	s.version++
 	return nil
 }
 
@@ -602,6 +602,7 @@ func (s *Store) AbsorbGroup(group string, data []byte) error {
 	s.mergeGroupState(g, o)
 	g.syncSketchLandmark()
 	g.viewStale = true
+	s.version++
 	return nil
 }
 
@@ -662,7 +663,6 @@ func copyGroupState(dst, src *groupState) {
 			}
 			sketch.copyFrom(sm.sketch)
 			dm.sketch = sketch
-			dm.qDirty = true
 		}
 		if sm.season != nil {
 			if season == nil {
@@ -729,7 +729,6 @@ func (s *Store) mergeGroupState(g, o *groupState) {
 				gm.sketch = NewQuantileSketch(s.cfg.QuantileHalfLife)
 			}
 			gm.sketch.Merge(om.sketch)
-			gm.qDirty = true
 		}
 		if om.season != nil {
 			if gm.season == nil {

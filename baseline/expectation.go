@@ -37,10 +37,10 @@ type Expectation struct {
 
 	// The device's group.
 	GroupMean, GroupStd float64
-	// GroupQuantiles are the group's percentiles as of the start of the
-	// batch (NaN until the group has learned a batch).
+	// GroupQuantiles are the group's percentiles before the row (NaN
+	// until the group has learned a value).
 	GroupQuantiles [NumQuantiles]float64
 	GroupSamples   int64
 	Learning       bool   // the group is still learning: judge nothing against it
-	Version        uint64 // baseline version (increments with every learned batch)
+	Version        uint64 // baseline version (Store.Version: counts learned rows)
 }

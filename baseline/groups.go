@@ -30,8 +30,9 @@ type MetricInfo struct {
 }
 
 // GroupInfos returns every group's summary as Expect judges it (local
-// state merged with peers' summaries), sorted by name. It allocates and is
-// meant for inspection between batches, not for the hot path.
+// state merged with peers' summaries, as of the last rebuild of the merged
+// view), sorted by name. It allocates and is meant for inspection between
+// batches, not for the hot path.
 func (s *Store) GroupInfos() []GroupInfo {
 	devices := make([]int, len(s.groups))
 	for _, g := range s.devGroup {
@@ -44,9 +45,8 @@ func (s *Store) GroupInfos() []GroupInfo {
 		if g == nil {
 			continue
 		}
-		if len(g.peers) > 0 && (g.viewStale || g.rowsSinceView > 0) {
-			s.rebuildView(g)
-		}
+		// As the next row of the group will be judged; rebuilding the
+		// view here would make judgements depend on when someone looked.
 		g = g.judged()
 		gi := GroupInfo{
 			ID:       int32(id),

@@ -36,8 +36,11 @@ type QuantileSketch struct {
 	landmark int64 // ns; a multiple of halfLife
 	started  bool
 	zero     float64
-	pos      sketchStore
 	neg      *sketchStore // allocated on the first negative value
+	// ranks are the values at the ranks of Quantiles (see RankedQuantiles),
+	// next to the fields every value reads rather than past the counts.
+	ranks rankCache
+	pos   sketchStore
 }
 
 type sketchStore struct {
@@ -93,19 +96,44 @@ func (q *QuantileSketch) Add(tNanos int64, x float64) {
 }
 
 func (q *QuantileSketch) addWeighted(x, w float64) {
+	var ord int64 // the bucket's place in the order Quantiles walks them
+	var cnt float64
 	switch key, ok := sketchKey(x); {
 	case !ok:
 		q.zero += w
+		cnt = q.zero
 	case x > 0:
-		if !q.pos.addInWindow(key, w) {
-			q.pos.add(key, w)
+		c, in := q.pos.addInWindow(key, w)
+		if !in {
+			q.pos.add(key, w) // may slide the window and collapse buckets
+			q.ranks.ok = false
 		}
+		ord, cnt = int64(key)+ordBias, float64(c)
 	default:
 		if q.neg == nil {
 			q.neg = &sketchStore{}
 			q.neg.reset()
 		}
-		q.neg.add(key, w)
+		c, in := q.neg.addInWindow(key, w)
+		if !in {
+			q.neg.add(key, w)
+			q.ranks.ok = false
+		}
+		ord, cnt = -(int64(key) + ordBias), float64(c)
+	}
+	if c := &q.ranks; c.ok {
+		// Charge the value's share of the ranks' room (see rankCache): r
+		// is its region, found by a binary search over the ranks' buckets
+		// whose steps are sign bits, not branches (where a value lands
+		// among the ranks is as unpredictable as the value).
+		o := &c.ords
+		i := int(uint64(o[3]-ord)>>63) << 2 // 4 when o[3] < ord
+		i += int(uint64(o[(i+1)&7]-ord)>>63) << 1
+		i += int(uint64(o[i&7]-ord) >> 63)
+		d := o[i&7] - ord
+		r := 2*i + int(uint64(d|-d)>>63^1) // +1 in rank i's bucket (d == 0)
+		c.t += w
+		c.used += c.cost[r&15]*w + c.errCount*cnt + c.errTotal*c.t
 	}
 }
 
@@ -154,6 +182,7 @@ func (q *QuantileSketch) moveLandmark(to int64) {
 }
 
 func (q *QuantileSketch) scale(f float64) {
+	q.ranks.ok = false
 	q.zero *= f
 	q.pos.scale(f)
 	if q.neg != nil {
@@ -186,23 +215,30 @@ func sketchKey(x float64) (int32, bool) {
 // sketchValue returns the midpoint of the bucket with key k.
 func sketchValue(k int32) float64 {
 	exp := int(k >> sketchSubBits)
-	mant := float64(k & (sketchSub - 1))
-	return math.Ldexp(1+(mant+0.5)/sketchSub, exp)
+	mant := uint64(k & (sketchSub - 1))
+	if exp < -1022 || exp > 1023 { // only from a corrupt summary: not a normal number
+		return math.Ldexp(1+(float64(mant)+0.5)/sketchSub, exp)
+	}
+	// (1 + (mant+0.5)/sketchSub) × 2^exp from its bits, as Ldexp returns
+	// it for a normal result, without Ldexp's cost: walks emit it per rank.
+	return math.Float64frombits(uint64(exp+1023)<<52 | mant<<(52-sketchSubBits) | 1<<(51-sketchSubBits))
 }
 
-// addInWindow adds w at key and reports true when key falls in the
-// store's window, as it does for nearly every value, taking the path add
-// takes then; it does nothing and reports false for an empty store or a
-// key outside the window. Unlike add it is small enough to inline.
-func (s *sketchStore) addInWindow(key int32, w float64) bool {
+// addInWindow adds w at key and reports true, with the bucket's new
+// count, when key falls in the store's window, as it does for nearly
+// every value, taking the path add takes then; it does nothing and
+// reports false for an empty store or a key outside the window. Unlike
+// add it is small enough to inline.
+func (s *sketchStore) addInWindow(key int32, w float64) (float32, bool) {
 	i := key - s.offset
 	if uint32(i) >= sketchBuckets || s.lo > s.hi { // i < 0 wraps
-		return false
+		return 0, false
 	}
-	s.counts[i] += float32(w)
+	c := s.counts[i] + float32(w)
+	s.counts[i] = c
 	s.total += w
 	s.lo, s.hi = min(s.lo, i), max(s.hi, i)
-	return true
+	return c, true
 }
 
 func (s *sketchStore) add(key int32, w float64) {
@@ -283,6 +319,7 @@ func (q *QuantileSketch) copyFrom(o *QuantileSketch) {
 	neg := q.neg
 	q.halfLife, q.landmark, q.started, q.zero = o.halfLife, o.landmark, o.started, o.zero
 	q.pos = o.pos
+	q.ranks = o.ranks // it describes the same counts
 	if o.neg == nil {
 		if neg != nil {
 			neg.reset()
@@ -305,6 +342,7 @@ func (q *QuantileSketch) Merge(o *QuantileSketch) {
 	if !o.started && o.Count() == 0 {
 		return
 	}
+	q.ranks.ok = false
 	f := 1.0
 	if q.halfLife > 0 {
 		switch {
@@ -350,7 +388,20 @@ func (q *QuantileSketch) Quantile(p float64) float64 {
 
 // Quantiles fills dst[i] with the value at rank ps[i]; ps must be sorted
 // ascending. It makes one pass over the buckets and allocates nothing.
-func (q *QuantileSketch) Quantiles(dst, ps []float64) {
+func (q *QuantileSketch) Quantiles(dst, ps []float64) { q.walk(dst, ps, nil) }
+
+// rankMarks are where a walk placed each rank: the order of its bucket
+// (see ordBias) and the cumulative weight before and through the bucket.
+type rankMarks struct {
+	ord             [NumQuantiles]int64
+	before, through [NumQuantiles]float64
+	placed          int // ranks placed by a bucket; the others got the maximum
+}
+
+// walk is Quantiles, also noting in marks (when not nil; then len(ps) is
+// at most NumQuantiles) where each rank was placed. A rank is placed in
+// the first non-empty bucket whose cumulative weight exceeds rank×total.
+func (q *QuantileSketch) walk(dst, ps []float64, marks *rankMarks) {
 	total := q.Count()
 	if total <= 0 {
 		for i := range ps {
@@ -360,10 +411,15 @@ func (q *QuantileSketch) Quantiles(dst, ps []float64) {
 	}
 	k := 0
 	var cum float64
-	// emit assigns value v to every pending rank whose target lies within cum.
-	emit := func(v float64) {
+	// emit assigns value v to every pending rank whose target lies within
+	// cum, the weight through the bucket of order ord holding c.
+	emit := func(v float64, ord int64, c float64) {
 		for k < len(ps) && ps[k]*total < cum {
 			dst[k] = v
+			if marks != nil {
+				marks.ord[k], marks.before[k], marks.through[k] = ord, cum-c, cum
+				marks.placed = k + 1
+			}
 			k++
 		}
 	}
@@ -371,19 +427,19 @@ func (q *QuantileSketch) Quantiles(dst, ps []float64) {
 		for i := n.hi; i >= n.lo && k < len(ps); i-- {
 			if c := n.counts[i]; c != 0 {
 				cum += float64(c)
-				emit(-sketchValue(n.offset + i))
+				emit(-sketchValue(n.offset+i), -(int64(n.offset+i) + ordBias), float64(c))
 			}
 		}
 	}
 	if q.zero > 0 && k < len(ps) {
 		cum += q.zero
-		emit(0)
+		emit(0, 0, q.zero)
 	}
 	if p := &q.pos; p.lo <= p.hi {
 		for i := p.lo; i <= p.hi && k < len(ps); i++ {
 			if c := p.counts[i]; c != 0 {
 				cum += float64(c)
-				emit(sketchValue(p.offset + i))
+				emit(sketchValue(p.offset+i), int64(p.offset+i)+ordBias, float64(c))
 			}
 		}
 	}
@@ -420,4 +476,136 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// ordBias orders buckets as Quantiles walks them: a positive value's bucket
+// with key k is ordBias+k, a negative one's -(ordBias+k), zero 0; keys are
+// int32, so the three never meet.
+const ordBias = int64(1) << 32
+
+// RankedQuantiles returns the sketch's values at the ranks of Quantiles
+// (p0.1 … p99.9), exactly what Quantiles(dst, Quantiles[:]) would return
+// now, or NaNs while the sketch is empty. The result is valid until the
+// sketch changes.
+//
+// Quantiles walks every bucket; a group sketch learns a value per row and
+// is read per row, and nearly every value leaves every rank in its bucket.
+// So the last walk's result is kept with how far each rank lies from the
+// edges of its bucket, in weight, and each value added uses up a share of
+// that room; only when the room may be used up is the sketch walked again.
+// TestRankedQuantilesMatchWalk and FuzzRankedQuantiles prove the two
+// agree bit for bit.
+func (q *QuantileSketch) RankedQuantiles() *[NumQuantiles]float64 {
+	if c := &q.ranks; c.ok && c.used < 1 {
+		return &c.q
+	}
+	return q.rerank()
+}
+
+// rankCache is the last walk's values at the ranks of Quantiles and what
+// the weight added since may have done to them.
+//
+// A rank p stays in its bucket b while
+//
+//	before(b) <= p×total < through(b)
+//
+// (the walk's placing rule). Weight w added below b raises before, through
+// and total by w, so the room below, lo = p×total - before, shrinks by
+// (1-p)×w; added above b it raises only total, so the room above,
+// hi = through - p×total, shrinks by p×w; added in b it shrinks neither.
+// The buckets of the seven ranks cut the buckets into 15 regions (below
+// the first, the first, between the first and the second, …), and for a
+// value in each region the walk computes the largest share of any rank's
+// room a unit of its weight can use (cost). While the shares used add up
+// to less than one, no rank has left its bucket, and since counts only
+// grow between walks (scaling, sliding the window and merging drop the
+// cache), no earlier bucket has come to hold it: the walk would return
+// the same values.
+//
+// Rounding: a count is a float32 sum, so a bucket grows by w within 2^-24
+// of its count; totals and the walk's running sums are float64. Each
+// value charges 2^-23 of its bucket's count and 2^-40 of the total weight
+// against the smallest room, and the rooms start 1e-9 of the total short
+// of the walk's: far more than sums of at most 4097 buckets can be off.
+type rankCache struct {
+	ok   bool
+	used float64 // share used since the walk; the values hold while it is below 1
+	q    [NumQuantiles]float64
+	t    float64 // the sketch's total weight as of the walk, plus what was added since
+	// ords are the orders of the ranks' buckets, ascending, and
+	// ordSentinel.
+	ords [NumQuantiles + 1]int64
+	// cost[r]: share of room one unit of weight added in region r may
+	// use; region 2i lies between ords[i-1] and ords[i], 2i+1 is ords[i].
+	cost [2*NumQuantiles + 2]float64 // the last one unused: a power of two to index without a bounds check
+	// errCount and errTotal: share of the smallest room one unit of the
+	// bucket's count and of the total weight may cost in rounding.
+	errCount, errTotal float64
+}
+
+// ordSentinel is above the order of every bucket (|key| < 2^31, so orders
+// lie within ±2^33), and differences with it cannot overflow.
+const ordSentinel = int64(1) << 40
+
+// rerank walks the sketch and sets its rank cache.
+func (q *QuantileSketch) rerank() *[NumQuantiles]float64 {
+	var m rankMarks
+	c := &q.ranks
+	q.walk(c.q[:], Quantiles[:], &m)
+	total := q.Count()
+	inf := math.Inf(1)
+	c.ok, c.used, c.t = true, 0, total
+	copy(c.ords[:], m.ord[:])
+	c.ords[NumQuantiles] = ordSentinel
+	c.cost[len(c.cost)-1] = inf
+	if !(total > 0) || m.placed < NumQuantiles {
+		// empty, or a rank the walk could not place: walk again after any change
+		for r := range c.cost {
+			c.cost[r] = inf
+		}
+		c.errCount, c.errTotal = inf, inf
+		return &c.q
+	}
+	// room below and above each rank, as the share one unit of weight uses
+	var below, above [NumQuantiles]float64
+	errInv := 0.0 // 1 / the smallest room
+	slack := 1e-9 * total
+	for i, p := range Quantiles {
+		invLo, invHi := inf, inf
+		if lo := p*total - m.before[i] - slack; lo > 0 {
+			invLo = 1 / lo
+		}
+		if hi := m.through[i] - p*total - slack; hi > 0 {
+			invHi = 1 / hi
+		}
+		below[i], above[i] = (1-p)*invLo, p*invHi
+		errInv = max(errInv, invLo, invHi)
+	}
+	c.errCount, c.errTotal = 0x1p-23*errInv, 0x1p-40*errInv
+	// A value in region 2i lies above the buckets of ranks 0…i-1 and
+	// below those of i…6; in region 2i+1, the bucket of rank i, it lies
+	// above the lower buckets and below the higher ones. So the cost of a
+	// region is the largest above-share of the ranks below it and the
+	// largest below-share of the ranks above it.
+	var aboveMax [NumQuantiles + 1]float64 // aboveMax[i]: largest above[j], j < i
+	var belowMax [NumQuantiles + 1]float64 // belowMax[i]: largest below[j], j >= i
+	for i := range NumQuantiles {
+		aboveMax[i+1] = max(aboveMax[i], above[i])
+		belowMax[NumQuantiles-1-i] = max(belowMax[NumQuantiles-i], below[NumQuantiles-1-i])
+	}
+	for i := range NumQuantiles + 1 {
+		c.cost[2*i] = max(aboveMax[i], belowMax[i])
+		if i == NumQuantiles {
+			break
+		}
+		lo, hi := i, i // the ranks in rank i's bucket
+		for lo > 0 && c.ords[lo-1] == c.ords[i] {
+			lo--
+		}
+		for hi+1 < NumQuantiles && c.ords[hi+1] == c.ords[i] {
+			hi++
+		}
+		c.cost[2*i+1] = max(aboveMax[lo], belowMax[hi+1])
+	}
+	return &c.q
 }

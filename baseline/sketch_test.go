@@ -144,3 +144,17 @@ func TestSketchAddAllocatesNothing(t *testing.T) {
 		t.Fatalf("Add allocates %g times per call", allocs)
 	}
 }
+
+// TestSketchValueIsLdexp: the bucket midpoint built from its bits is what
+// math.Ldexp returns, for every key of a normal number.
+func TestSketchValueIsLdexp(t *testing.T) {
+	for k := int32(-1022 << sketchSubBits); k < 1024<<sketchSubBits; k++ {
+		exp, mant := int(k>>sketchSubBits), float64(k&(sketchSub-1))
+		if got, want := sketchValue(k), math.Ldexp(1+(mant+0.5)/sketchSub, exp); got != want {
+			t.Fatalf("key %d: %v, want %v", k, got, want)
+		}
+	}
+	if v := sketchValue(2000 << sketchSubBits); !math.IsInf(v, 1) {
+		t.Errorf("key beyond float64 range: %v, want +Inf as Ldexp gives", v)
+	}
+}

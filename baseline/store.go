@@ -72,8 +72,7 @@ type Store struct {
 
 	commSets map[string]*CommSet // learned allowlists, checkpointed with the state
 
-	version uint64
-	mark    uint64 // Bind epoch, to find the groups of a batch once
+	version uint64 // rows learned and summaries merged: see Version
 	frame   Frame
 
 	devGap, grpGap, seasonGap gapCache
@@ -140,7 +139,6 @@ type groupState struct {
 	last       int64 // event time the moments' weights refer to
 	rows       int64 // rows learned
 	protecting bool
-	mark       uint64
 	// qLandmark is the forward-decay landmark shared by the group's quantile
 	// sketches, so one sample weight per row serves every metric.
 	qStarted   bool
@@ -150,15 +148,24 @@ type groupState struct {
 
 	// Summaries other instances learned (MergeGroup), sorted by peer name
 	// so the merge order, and with it the rounding, is deterministic. When
-	// there are any, view is the local state merged with them, rebuilt by
-	// Bind when stale, and Expect judges against view while Learn updates
-	// the local state.
+	// there are any, view is the local state merged with them, and Expect
+	// judges against view while Learn updates the local state. Expect
+	// rebuilds the view when a summary changed and after every
+	// viewRefreshRows rows learned locally: on a count of rows, not once a
+	// batch, so how the input was cut into batches does not matter.
 	peers     []peerGroup
 	view      *groupState
 	viewStale bool
 	// rows learned locally since view was built
 	rowsSinceView int64
 }
+
+// viewRefreshRows is how many rows a group learns locally before Expect
+// merges its local state with its peers' summaries again. A rebuild copies
+// the group's sketches (~8 KiB a metric), so each row's own contribution
+// reaches the merged view with a lag of at most this many rows; the
+// peers' summaries, which arrive every few seconds, lag far more.
+const viewRefreshRows = 256
 
 type peerGroup struct {
 	name  string
@@ -179,10 +186,7 @@ type groupMetric struct {
 	w      [MaxHalfLives]float64
 	mean   [MaxHalfLives]float64
 	m2     [MaxHalfLives]float64
-	sketch *QuantileSketch
-	q      [NumQuantiles]float64 // quantiles as of the last Bind
-	qDirty bool
-	qValid bool // q was computed from a non-empty sketch
+	sketch *QuantileSketch // its RankedQuantiles are the group's quantiles
 	season *[hoursPerWeek]seasonCell
 }
 
@@ -269,8 +273,10 @@ func (s *Store) Unlearnable() uint64 { return s.unlearnable }
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 
-// Version returns the baseline version: it increments with every bound
-// batch, and is reported with every expectation.
+// Version returns the baseline version: it increments with every row
+// learned and every group summary merged or absorbed, and is reported with
+// every expectation. It counts rows, not batches, so the same input gives
+// the same versions however it was cut into batches.
 func (s *Store) Version() uint64 { return s.version }
 
 // Registry returns the registry the store names devices and groups with.
@@ -378,10 +384,11 @@ type frameCol struct {
 
 // Bind prepares rec, an observation record (ingest.ObservationSchema), for
 // Expect and Learn: it resolves metric columns to metric ids (one map
-// lookup per column, none per row), grows the state for new device and
-// group ids, refreshes the quantile snapshots of the batch's groups and
-// bumps the version. A record with a broken schema yields a frame with no
-// rows and Err set. Bind allocates nothing in steady state.
+// lookup per column, none per row) and grows the state for new device and
+// group ids. It reads no learned state: every row is judged against the
+// state as of that row, so batch boundaries never change a judgement. A
+// record with a broken schema yields a frame with no rows and Err set.
+// Bind allocates nothing in steady state.
 func (s *Store) Bind(rec arrow.Record) *Frame {
 	f := &s.frame
 	f.err, f.rows, f.ts, f.dev, f.grp = nil, 0, nil, nil, nil
@@ -420,23 +427,9 @@ func (s *Store) Bind(rec arrow.Record) *Frame {
 	if maxGrp >= 0 {
 		s.group(maxGrp)
 	}
-	s.version++
-	s.mark++
 	for i := 0; i < f.rows; i++ {
-		g := f.grp[i]
-		if g < 0 {
-			continue
-		}
-		gs := s.groups[g]
-		if gs == nil {
-			gs = s.group(g)
-		}
-		if gs.mark != s.mark {
-			gs.mark = s.mark
-			if len(gs.peers) > 0 && (gs.viewStale || gs.rowsSinceView > 0) {
-				s.rebuildView(gs)
-			}
-			gs.judged().refreshQuantiles()
+		if g := f.grp[i]; g >= 0 && s.groups[g] == nil {
+			s.group(g)
 		}
 	}
 	return f
@@ -458,17 +451,6 @@ func checkSchema(rec arrow.Record) error {
 		}
 	}
 	return nil
-}
-
-func (g *groupState) refreshQuantiles() {
-	for m := range g.metrics {
-		gm := &g.metrics[m]
-		if gm.qDirty {
-			gm.sketch.Quantiles(gm.q[:], Quantiles[:])
-			gm.qDirty = false
-			gm.qValid = gm.sketch.Count() > 0
-		}
-	}
 }
 
 // Err returns why the record could not be bound, or nil.
@@ -506,9 +488,9 @@ func (c *frameCol) value(i int) (float64, bool) {
 // Expect fills dst[j] for each metric column j of row from the state
 // before the row: the device's moments at the primary half-life (its
 // group's while the device has fewer than device_min_samples values), the
-// seasonal expectation once trusted, the group's moments and quantiles
-// (quantiles as of the start of the batch), sample counts, the group's
-// learning flag and the version. len(dst) must be at least NumMetrics().
+// seasonal expectation once trusted, the group's moments and quantiles,
+// sample counts, the group's learning flag and the version. len(dst) must
+// be at least NumMetrics().
 func (f *Frame) Expect(row int, dst []Expectation) {
 	s := f.s
 	dst = dst[:len(f.cols)]
@@ -520,7 +502,11 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		}
 		return
 	}
-	gs := s.groups[g].judged()
+	gs := s.groups[g]
+	if len(gs.peers) > 0 && (gs.viewStale || gs.rowsSinceView >= viewRefreshRows) {
+		s.rebuildView(gs)
+	}
+	gs = gs.judged()
 	learning := !gs.protecting
 	t := int64(f.ts[row])
 	how := s.hourOfWeek(t)
@@ -544,8 +530,8 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		e.GroupSamples = gm.n
 		e.GroupMean = gm.mean[p]
 		e.GroupStd = stdOf(gm.m2[p], gm.w[p])
-		if gm.qValid {
-			e.GroupQuantiles = gm.q
+		if gm.sketch != nil {
+			e.GroupQuantiles = *gm.sketch.RankedQuantiles()
 		} else {
 			e.GroupQuantiles = noQuantiles
 		}
@@ -737,7 +723,6 @@ func (f *Frame) Learn(row int) {
 			sk.alignLandmark(gs.qLandmark)
 		}
 		gm.sketch.addWeighted(x, qw)
-		gm.qDirty = true
 		if !seasonWarm {
 			continue
 		}
@@ -762,6 +747,7 @@ func (f *Frame) Learn(row int) {
 	}
 	gs.rows++
 	gs.rowsSinceView++
+	s.version++
 	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
 		gs.protecting = true
 	}
