@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
-	"sync"
+	"sync/atomic"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/apache/arrow/go/v15/arrow"
 )
 
@@ -32,9 +34,12 @@ type Batch struct {
 	// source and partition.
 	Source string
 
-	ackOnce sync.Once
-	ack     func(ctx context.Context, err error)
+	acked atomic.Bool
+	ack   func(ctx context.Context, err error)
 }
+
+// doubleAcks counts Ack calls after the first: each one is a bug.
+var doubleAcks = metrics.NewCounter(`vigil_batch_double_acks_total`)
 
 // NewBatch returns a batch whose Ack calls ack once. ack may be nil for
 // sources without positions to commit.
@@ -45,14 +50,24 @@ func NewBatch(rec arrow.Record, ack func(ctx context.Context, err error)) *Batch
 // Ack reports the outcome of the batch to its source. A nil err means every
 // alert derived from the batch was accepted by every required sink (or there
 // were none) and the source may commit its positions; a non-nil err means
-// the batch must be delivered again. Only the first call has an effect.
+// the batch must be delivered again. It is called exactly once, by the
+// stage that finishes the batch (the engine's Process, or whoever drops
+// it); a second call is a bug: it has no effect, and is counted
+// (vigil_batch_double_acks_total) and logged.
 func (b *Batch) Ack(ctx context.Context, err error) {
-	b.ackOnce.Do(func() {
-		if b.ack != nil {
-			b.ack(ctx, err)
-		}
-	})
+	if b.acked.Swap(true) {
+		doubleAcks.Inc()
+		slog.Error("BUG: batch acknowledged twice; the second acknowledgement is ignored", "source", b.Source, "err", err)
+		return
+	}
+	if b.ack != nil {
+		b.ack(ctx, err)
+	}
 }
+
+// DoubleAcks returns how many times a batch was acknowledged a second time
+// since the process started (0 unless there is a bug).
+func DoubleAcks() uint64 { return doubleAcks.Get() }
 
 // Release releases the batch's record.
 func (b *Batch) Release() {

@@ -494,9 +494,9 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 		if (c.state != nil || c.forgetter != nil) && t.batch.Record != nil {
 			noteDevices(ps, t.batch)
 		}
-		if err := c.engine.Process(ctx, t.batch); err != nil {
-			t.batch.Ack(ctx, fmt.Errorf("cannot judge batch: %w", err))
-		}
+		// Process acknowledges the batch, with the delivery error if any:
+		// its output then waits in the engine and in c.undelivered.
+		c.engine.Process(ctx, t.batch)
 		if len(c.undelivered) > 0 {
 			c.retryDelivery(ctx)
 		}
