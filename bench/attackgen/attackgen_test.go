@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/packet"
 )
 
@@ -134,13 +135,15 @@ func runCapture(t *testing.T, path string, opts packet.Options) ([]detect.Alert,
 // the inventory does not list, is reported as an unknown asset.
 func TestAttackCaptureWithInventory(t *testing.T) {
 	path, s, _ := writeCapture(t)
-	site := map[string]string{"site": "plant-a"}
-	inv := packet.NewAssetIndex([]ingest.Asset{
-		{Device: "hmi-1", IP: HMI.ip.String(), Attrs: site},
-		{Device: "plc-1", IP: PLC1.ip.String(), Attrs: site},
-		{Device: "plc-2", IP: PLC2.ip.String(), Attrs: site},
-		{Device: "ews-1", IP: EWS.ip.String(), Attrs: site},
-	})
+	invPath := filepath.Join(t.TempDir(), "inventory.csv")
+	os.WriteFile(invPath, []byte("device,ip,site\nhmi-1,"+HMI.ip.String()+",plant-a\nplc-1,"+PLC1.ip.String()+",plant-a\n"+
+		"plc-2,"+PLC2.ip.String()+",plant-a\news-1,"+EWS.ip.String()+",plant-a\n"), 0o644)
+	icfg := ingest.DefaultInventoryConfig()
+	icfg.Path, icfg.ReloadInterval = invPath, 0
+	inv, err := inventory.Open(icfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	alerts, sum := runCapture(t, path, packet.Options{Assets: inv})
 	want := map[string]bool{
 		"novelty/new_function:plc_stop/ews-1/plant-a":              false,

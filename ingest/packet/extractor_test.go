@@ -3,6 +3,8 @@ package packet
 import (
 	"encoding/binary"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/pcap"
 )
 
@@ -380,10 +383,14 @@ func TestUDPFloodIsBounded(t *testing.T) {
 // for assets listed without an address; others keep their address and
 // are grouped by subnet, and reported as unknown.
 func TestInventoryNaming(t *testing.T) {
-	inv := NewAssetIndex([]ingest.Asset{
-		{Device: "plc-1", IP: "10.0.0.2", Attrs: map[string]string{"site": "plant-a"}},
-		{Device: "hmi-dhcp", MAC: "00:01:02:03:04:06", Attrs: map[string]string{"site": "plant-a"}},
-	})
+	path := filepath.Join(t.TempDir(), "inventory.csv")
+	os.WriteFile(path, []byte("device,ip,mac,site\nplc-1,10.0.0.2,,plant-a\nhmi-dhcp,,00:01:02:03:04:06,plant-a\n"), 0o644)
+	icfg := ingest.DefaultInventoryConfig()
+	icfg.Path, icfg.ReloadInterval = path, 0
+	inv, err := inventory.Open(icfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := ingest.DefaultPacketConfig()
 	x, err := NewExtractor(cfg, Options{Assets: inv})
 	if err != nil {

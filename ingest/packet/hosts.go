@@ -2,7 +2,6 @@ package packet
 
 import (
 	"math"
-	"net"
 	"net/netip"
 
 	"github.com/vigil-ot/vigil/ingest"
@@ -14,50 +13,6 @@ import (
 type AssetsByIP interface {
 	AssetByIP(ip netip.Addr) (ingest.Asset, bool)
 }
-
-// AssetIndex is an AssetsByIP over a fixed list of inventory assets, also
-// answering by MAC for assets listed without an address.
-type AssetIndex struct {
-	byIP  map[netip.Addr]ingest.Asset
-	byMAC map[[6]byte]ingest.Asset
-	n     int
-}
-
-// NewAssetIndex indexes assets by their IP and their MAC; assets with
-// neither parsable are left out.
-func NewAssetIndex(assets []ingest.Asset) *AssetIndex {
-	ix := &AssetIndex{byIP: make(map[netip.Addr]ingest.Asset, len(assets)), byMAC: make(map[[6]byte]ingest.Asset)}
-	for _, a := range assets {
-		ok := false
-		if ip, err := netip.ParseAddr(a.IP); err == nil {
-			ix.byIP[ip.Unmap()] = a
-			ok = true
-		}
-		if hw, err := net.ParseMAC(a.MAC); err == nil && len(hw) == 6 {
-			ix.byMAC[[6]byte(hw)] = a
-			ok = true
-		}
-		if ok {
-			ix.n++
-		}
-	}
-	return ix
-}
-
-// AssetByIP implements AssetsByIP.
-func (ix *AssetIndex) AssetByIP(ip netip.Addr) (ingest.Asset, bool) {
-	a, ok := ix.byIP[ip.Unmap()]
-	return a, ok
-}
-
-// AssetByMAC returns the asset listed with mac.
-func (ix *AssetIndex) AssetByMAC(mac [6]byte) (ingest.Asset, bool) {
-	a, ok := ix.byMAC[mac]
-	return a, ok
-}
-
-// Len returns the number of indexed assets.
-func (ix *AssetIndex) Len() int { return ix.n }
 
 // protoOther is the bit of host.clientProtos/serverProtos for TCP/UDP
 // traffic of no decoded protocol; bit p for ot.Protocol p.
