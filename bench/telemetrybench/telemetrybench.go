@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/bench/fleetgen"

@@ -19,7 +19,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/csvts"
