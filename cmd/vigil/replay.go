@@ -70,17 +70,18 @@ Flags
 
 // replayOptions are the flags of `vigil replay`.
 type replayOptions struct {
-	config     string
-	out        string
-	progress   bool
-	wallclock  bool
-	checkpoint string
-	restore    string
-	speed      float64
-	verbose    bool
-	quiet      bool
-	sinks      bool
-	inputs     []string
+	config      string
+	out         string
+	progress    bool
+	wallclock   bool
+	checkpoint  string
+	restore     string
+	speed       float64
+	verbose     bool
+	quiet       bool
+	sinks       bool
+	sinkTimeout time.Duration
+	inputs      []string
 }
 
 func runReplay(args []string) int {
@@ -115,6 +116,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	fs.Float64Var(&o.speed, "speed", 0, "replay captures at `N`x their own pace; 0 is as fast as possible")
 	fs.BoolVar(&o.verbose, "verbose", false, "log at info level (default: warnings only)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
+	fs.DurationVar(&o.sinkTimeout, "sink-timeout", time.Minute, "with --sinks: how long to retry a sink that refuses alerts before the replay fails (vigil run retries until delivered)")
 	fs.BoolVar(&o.sinks, "sinks", false, "deliver alerts to the sinks of the config (syslog, Kafka, file, …) instead of standard output; --out still gets a copy")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
@@ -178,6 +180,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var sink detect.Sink = sinks.NewWriterSink("replay", bw, sinks.FormatJSON)
+	var bounded *boundedSink
 	if opts.sinks {
 		// The config's sinks (syslog, Kafka, files) replace standard
 		// output, so a replay can feed a SIEM; --out still gets a copy.
@@ -190,6 +193,8 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		} else {
 			sink = configured
 		}
+		bounded = &boundedSink{Sink: sink, timeout: opts.sinkTimeout}
+		sink = bounded
 	}
 	defer sink.Close()
 
@@ -204,6 +209,10 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	}
 	runErr := job.run(ctx)
 	stopProgress()
+	if bounded != nil && bounded.undelivered > 0 {
+		runErr = fmt.Errorf("%d alerts and quarantine events were not delivered to the sinks (--sink-timeout %s): %w",
+			bounded.undelivered, opts.sinkTimeout, bounded.err)
+	}
 	// What was judged before an interruption or failure is still written.
 	if err := bw.Flush(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("cannot write alerts: %w", err)
@@ -223,6 +232,27 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		writeSummary(stderr, time.Since(started), job.merged, job.tel, job.caps, job.engine.Stats(), job.store)
 	}
 	return runErr
+}
+
+// boundedSink gives each Write of a replay at most timeout: a replay has an
+// end, so a sink that stays down fails it with the count of what was not
+// delivered instead of blocking it forever (vigil run keeps its
+// backpressure instead).
+type boundedSink struct {
+	detect.Sink
+	timeout     time.Duration
+	undelivered int   // items of the first Write that failed
+	err         error // its error
+}
+
+func (b *boundedSink) Write(ctx context.Context, out *detect.Output) error {
+	wctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	err := b.Sink.Write(wctx, out)
+	if err != nil && b.err == nil {
+		b.undelivered, b.err = out.Len(), err
+	}
+	return err
 }
 
 // replaySetup is how a replay job starts, beside its config and inputs.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -697,4 +698,28 @@ func TestReplaySinks(t *testing.T) {
 		!bytes.Contains(gotCEF, []byte("unexpected-listening-port")) || !bytes.Contains(gotJSON, []byte(`"behavior":"unexpected-listening-port"`)) {
 		t.Errorf("stdout %q\nCEF file %q\nJSON file %q", stdout, gotCEF, gotJSON)
 	}
+}
+
+// TestReplaySinksDownFails: a replay to a syslog receiver that is down
+// retries for --sink-timeout, then fails with the count of what it could
+// not deliver, instead of blocking forever.
+func TestReplaySinksDownFails(t *testing.T) {
+	t.Chdir(repoRoot)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	base, err := os.ReadFile("testdata/config/defender.yaml")
+	must(t, err)
+	cfgPath := filepath.Join(t.TempDir(), "siem.yaml")
+	must(t, os.WriteFile(cfgPath, []byte(string(base)+"sinks:\n  - kind: syslog\n    syslog:\n      address: "+addr+"\n      transport: tcp\n      close_timeout: 100ms\n"), 0o644))
+	var stdout, stderr bytes.Buffer
+	err = replay(context.Background(), replayOptions{config: cfgPath, sinks: true, sinkTimeout: 300 * time.Millisecond, quiet: true,
+		inputs: []string{"testdata/fleet/defender.jsonl"}}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "not delivered to the sinks") {
+		t.Fatalf("replay to a receiver that is down: %v, want a failure counting the undelivered alerts\n%s", err, stderr.String())
+	}
+	t.Log(err)
 }
