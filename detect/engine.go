@@ -82,7 +82,10 @@ type Engine struct {
 	sources  []string   // the batches' Sources seen, in order of appearance
 	src      int32      // index in sources of the batch being judged
 	wm       int64      // event-time watermark: see partMark
-	batches  int64      // batches judged, the clock of partition idleness
+	runs     int64      // runs of rows from one partition, the clock of partition idleness
+	runLen   int64      // rows in the current run
+	runTick  int64      // runLen at which the current run counts once more: see partMark
+	runChunk int64      // the longest of the partitions' last runs
 
 	certIndex map[uint64]int32 // certificate hash -> certs index
 	certs     []certState
@@ -95,7 +98,11 @@ type Engine struct {
 	row   int
 	setAt int // next member of the batch's Sets
 
-	out          Output
+	out Output
+	// qAt[i] is len(out.Alerts) when out.Quarantine[i] was made: deliver
+	// writes in the order things happened (see deliver).
+	qAt          []int
+	part         Output // the part of out deliver is writing
 	scratchExtra []Alert
 	carry        bool // out holds items a failed Write did not deliver
 	scratch      Alert
@@ -247,7 +254,7 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 	defer b.Release()
 	if !e.carry {
-		e.out.Reset()
+		e.resetOutput()
 	}
 	if b.Record != nil && b.Record.NumRows() > 0 {
 		e.judge(b)
@@ -266,7 +273,7 @@ func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 // partial window is not judged.
 func (e *Engine) Flush(ctx context.Context) error {
 	if !e.carry {
-		e.out.Reset()
+		e.resetOutput()
 	}
 	for g := range e.groups {
 		if gs := &e.groups[g]; gs.incident.open {
@@ -276,19 +283,68 @@ func (e *Engine) Flush(ctx context.Context) error {
 	return e.deliver(ctx)
 }
 
+func (e *Engine) resetOutput() {
+	e.out.Reset()
+	e.qAt = e.qAt[:0]
+}
+
+// addQuarantine adds a quarantine event to the output.
+func (e *Engine) addQuarantine(ev QuarantineEvent) {
+	e.out.Quarantine = append(e.out.Quarantine, ev)
+	e.qAt = append(e.qAt, len(e.out.Alerts))
+}
+
+// deliver writes the output to the sink in the order it was made. A sink
+// writes an Output's alerts before its quarantine events, so an Output
+// whose alerts all came before its events keeps that order; when an alert
+// came after an event (a release, then an alarm of the next row), the
+// output goes out in several Writes, each in order. Then the stream a sink
+// writes is the same however the input was cut into batches. Most batches
+// have no quarantine event and make one Write.
 func (e *Engine) deliver(ctx context.Context) error {
 	if e.out.Len() == 0 {
 		e.carry = false
 		return nil
 	}
-	if err := e.deps.Sink.Write(ctx, &e.out); err != nil {
-		e.carry = true
-		return fmt.Errorf("cannot deliver %d alerts and %d quarantine events: %w; they are sent again with the next batch",
-			len(e.out.Alerts), len(e.out.Quarantine), err)
+	a, q := 0, 0
+	for a < len(e.out.Alerts) || q < len(e.out.Quarantine) {
+		// the alerts made before the next quarantine event, and the
+		// events made before the next alert
+		aEnd, qEnd := len(e.out.Alerts), len(e.out.Quarantine)
+		if q < len(e.qAt) {
+			aEnd, qEnd = e.qAt[q], q
+			for qEnd < len(e.qAt) && e.qAt[qEnd] == aEnd {
+				qEnd++
+			}
+		}
+		e.part.Alerts, e.part.Quarantine = e.out.Alerts[a:aEnd], e.out.Quarantine[q:qEnd]
+		err := e.deps.Sink.Write(ctx, &e.part)
+		e.part = Output{}
+		if err != nil {
+			e.keepUndelivered(a, q)
+			e.carry = true
+			return fmt.Errorf("cannot deliver %d alerts and %d quarantine events: %w; they are sent again with the next batch",
+				len(e.out.Alerts), len(e.out.Quarantine), err)
+		}
+		a, q = aEnd, qEnd
 	}
 	e.carry = false
-	e.out.Reset()
+	e.resetOutput()
 	return nil
+}
+
+// keepUndelivered drops from the output the alerts before a and the
+// quarantine events before q, which a sink accepted.
+func (e *Engine) keepUndelivered(a, q int) {
+	if a == 0 && q == 0 {
+		return
+	}
+	e.out.Alerts = append(e.out.Alerts[:0], e.out.Alerts[a:]...)
+	e.out.Quarantine = append(e.out.Quarantine[:0], e.out.Quarantine[q:]...)
+	e.qAt = append(e.qAt[:0], e.qAt[q:]...)
+	for i := range e.qAt {
+		e.qAt[i] -= a
+	}
 }
 
 func (e *Engine) now(event time.Time) time.Time {
@@ -313,10 +369,6 @@ func (e *Engine) judge(b *ingest.Batch) {
 		return
 	}
 	e.bindMetrics(f)
-	e.batches++
-	if len(e.parts) > 1 {
-		e.updateWatermark() // idleness moves with the batch count
-	}
 	e.setAt = 0
 	n := f.NumRows()
 	for i := 0; i < n; i++ {

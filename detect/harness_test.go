@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 type collectSink struct {
 	alerts     []Alert
 	quarantine []QuarantineEvent
+	order      []string // ids of what was accepted, Writes apart by "|"
 	fail       error
 	writes     int
 }
@@ -29,6 +31,15 @@ func (s *collectSink) Write(_ context.Context, out *Output) error {
 	}
 	s.alerts = append(s.alerts, out.Alerts...)
 	s.quarantine = append(s.quarantine, out.Quarantine...)
+	if len(s.order) > 0 {
+		s.order = append(s.order, "|")
+	}
+	for i := range out.Alerts {
+		s.order = append(s.order, out.Alerts[i].ID)
+	}
+	for i := range out.Quarantine {
+		s.order = append(s.order, out.Quarantine[i].ID)
+	}
 	return nil
 }
 
@@ -137,11 +148,38 @@ func newSim(t testing.TB, cfg Config, groups []string, perGroup int, assets inge
 // mutator changes device i's report of minute m; returning false drops it.
 type mutator func(m int, i int, d *simDevice, r *ingest.Row) bool
 
-// run simulates minutes [from, to).
+// run simulates minutes [from, to). With partitions, each partition's
+// reports go into batches of their own, as a Kafka consumer delivers them
+// (a batch never spans partitions): partition by partition, batchMinutes
+// at a time.
 func (s *sim) run(from, to int, mut mutator) {
+	s.t.Helper()
+	if s.partition == nil {
+		s.runPartition(from, to, mut, nil)
+		return
+	}
+	var parts []int32
+	for i := range s.devices {
+		if p := s.partition(i); !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
+	}
+	for m := from; m < to; m += s.batchMinutes {
+		for _, p := range parts {
+			s.runPartition(m, min(m+s.batchMinutes, to), mut, func(i int) bool { return s.partition(i) == p })
+		}
+	}
+}
+
+// runPartition simulates minutes [from, to) of the devices i for which
+// in(i) holds (all when in is nil).
+func (s *sim) runPartition(from, to int, mut mutator, in func(i int) bool) {
 	s.t.Helper()
 	for m := from; m < to; m++ {
 		for i := range s.devices {
+			if in != nil && !in(i) {
+				continue
+			}
 			d := &s.devices[i]
 			r := &s.row
 			r.Reset()

@@ -89,8 +89,11 @@ func FunctionTechnique(class, name string) string {
 // each service (new_function). A group learns for NetworkConfig.Learning of
 // event time from its first communication; afterwards anything new is
 // reported once and remembered, so an attack is not learned as normal and
-// is not reported again. Not safe for concurrent use (the Engine calls it
-// from one goroutine).
+// is not reported again. A device's many new ports or peers each make an
+// alert here; the engine folds the repeats of one (detector, device,
+// behavior) within alarm.repeat_window of event time into the first, so
+// they make one alarm however the communications were cut into batches.
+// Not safe for concurrent use (the Engine calls it from one goroutine).
 type NetworkDetector struct {
 	cfg   NetworkConfig
 	reg   *ingest.Registry
@@ -99,9 +102,6 @@ type NetworkDetector struct {
 	started bool
 	start   int64  // event time of the first communication
 	known   []bool // by group id: the group was seen
-	// reported holds (device, behavior) pairs alerted in the current batch,
-	// so one device's many new ports make one alert per batch, not hundreds.
-	reported map[string]struct{}
 }
 
 // NewNetworkDetector returns a detector whose allowlist is set; set may
@@ -117,7 +117,7 @@ func NewNetworkDetector(cfg NetworkConfig, reg *ingest.Registry, set *baseline.C
 	if set == nil {
 		set = baseline.NewCommSet(cfg.Learning)
 	}
-	return &NetworkDetector{cfg: cfg, reg: reg, comms: set, reported: make(map[string]struct{})}, nil
+	return &NetworkDetector{cfg: cfg, reg: reg, comms: set}, nil
 }
 
 // CommSet returns the learned allowlist (for checkpoints and inspection).
@@ -132,7 +132,6 @@ var (
 
 // DetectBatch implements BatchDetector.
 func (d *NetworkDetector) DetectBatch(b *ingest.Batch, out *Output) {
-	clear(d.reported)
 	if d.cfg.Novelty {
 		for i := range b.Comms {
 			d.novelty(&b.Comms[i], out)
@@ -171,12 +170,10 @@ func (d *NetworkDetector) novelty(c *ingest.Communication, out *Output) {
 		// Learn the lower levels too, so they are not reported one by one.
 		d.comms.Observe(g, edge, t)
 		d.comms.Observe(g, service, t)
-		if d.firstInBatch(c.Device, structural) {
-			a := d.netAlert(c, DetectorNovelty, structural, "")
-			a.Message = fmt.Sprintf("%s: %s talks to %s over %s after the group %s finished learning",
-				strings.ReplaceAll(structural, "_", " "), c.Device, c.DstIP, service4(c), c.Group)
-			out.Alerts = append(out.Alerts, a)
-		}
+		a := d.netAlert(c, DetectorNovelty, structural, "")
+		a.Message = fmt.Sprintf("%s: %s talks to %s over %s after the group %s finished learning",
+			strings.ReplaceAll(structural, "_", " "), c.Device, c.DstIP, service4(c), c.Group)
+		out.Alerts = append(out.Alerts, a)
 	}
 	if c.Function == "" {
 		return
@@ -215,15 +212,6 @@ func (d *NetworkDetector) admitGroup(g int32, t int64) {
 	if d.comms.Len(g) == 0 && t-d.start >= int64(d.cfg.Learning) {
 		d.comms.SetLearning(g, false)
 	}
-}
-
-func (d *NetworkDetector) firstInBatch(device, behavior string) bool {
-	k := device + "\x00" + behavior
-	if _, ok := d.reported[k]; ok {
-		return false
-	}
-	d.reported[k] = struct{}{}
-	return true
 }
 
 func hashAddr(a netip.Addr) uint64 {

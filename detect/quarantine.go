@@ -84,7 +84,7 @@ func (e *Engine) quarantinePolicy(a *Alert, dev, grp int32, crit ingest.Critical
 		ev.Message = "recommend quarantine of " + a.Device + " into " + ev.TargetGroup + " (" + why + "): " + a.Message
 		ds.q = &quarantineState{action: qRecommended, at: ns, start: a.AlarmStart, reasons: []string{a.ID}, sev: a.Severity}
 	}
-	e.out.Quarantine = append(e.out.Quarantine, ev)
+	e.addQuarantine(ev)
 	e.stats.Quarantine[action]++
 }
 
@@ -162,7 +162,7 @@ func (e *Engine) quarantineTick(d int32, ds *deviceState, g int32, gs *groupStat
 		Message: "release " + device + " from " + targetGroup(q.TargetGroup, group, device) + ": no alarm for " +
 			strconv.Itoa(q.ReleaseAfter) + " reports",
 	}
-	e.out.Quarantine = append(e.out.Quarantine, ev)
+	e.addQuarantine(ev)
 	e.stats.Quarantine[ActionRelease]++
 	ds.q = nil
 	e.unquarantine(gs, g, t)

@@ -7,6 +7,10 @@ import (
 )
 
 // Output is what one batch produced: its alerts and quarantine events.
+// Every alert of an Output was made before every quarantine event of it
+// (the engine splits a batch's output into several Writes where that is
+// not so), so a sink that writes the alerts and then the events writes
+// them in the order they happened, however the input was batched.
 type Output struct {
 	Alerts     []Alert
 	Quarantine []QuarantineEvent

@@ -20,31 +20,45 @@ import (
 // the newest of all partitions or it delivered rows recently. A partition
 // with a backlog delivers its share of batches even when one batch spans
 // more than partition_idle; one that delivered nothing while the others
-// delivered idleBatches batches each is caught up or dark, and holding the
+// delivered idleRuns runs each is caught up or dark, and holding the
 // watermark at its last event time would blind the detector to every
 // device of the instance, its own dead devices included.
+//
+// "Recently" is counted in runs: sequences of rows from one partition, in
+// the order the engine judges them. A Kafka batch never spans partitions,
+// so a partition with a backlog makes a run per batch it delivers, as it
+// made a batch; but runs depend only on the order of the rows, not on
+// where batches begin and end, so cutting the same rows into other
+// batches leaves the watermark as it was. When one partition delivers
+// alone (the others caught up or dark), its run would never end and the
+// others would never age: a run counts once more for every runChunk rows
+// it holds, runChunk being the longest of the partitions' last runs (a
+// backlogged batch, or a live stream's few rows), so idleness moves at the
+// pace the partitions have been delivering at.
 type partMark struct {
 	src     int32 // index of the batch's Source in Engine.sources
 	part    int32
 	high    int64 // newest event time read from the partition
 	devices int32 // devices whose latest report came through it
-	seq     int64 // Engine.batches when the partition last delivered a row
+	seq     int64 // Engine.runs when the partition last delivered a row
+	lastRun int64 // rows in its last finished run
 }
 
-// idleBatches is how many batches per active partition the engine judges
+// idleRuns is how many runs per active partition the engine judges
 // without a row of a partition before that partition may count as idle.
-const idleBatches = 16
+const idleRuns = 16
 
 // samePartition notes the current row of device ds, read from partition p
 // at event time t, when it is like most rows: the partition of the row
 // before, the device's already, and not past its newest time, so nothing
-// moves but the partition's batch mark. It is small enough to inline, and
+// moves but the partition's run mark. It is small enough to inline, and
 // reports false, having done nothing, for the others: the caller then
 // calls advancePartition.
 func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 	if idx := e.lastPart; idx < len(e.parts) {
-		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(ds.part) == idx+1 && t <= pm.high {
-			pm.seq = e.batches
+		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(ds.part) == idx+1 && t <= pm.high && e.runLen < e.runTick {
+			pm.seq = e.runs
+			e.runLen++
 			return true
 		}
 	}
@@ -55,17 +69,23 @@ func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 // p at event time t, and keeps e.wm up to date.
 func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 	idx := e.lastPart
+	changed := false
 	if idx >= len(e.parts) || e.parts[idx].part != p || e.parts[idx].src != e.src {
 		idx = slices.IndexFunc(e.parts, func(m partMark) bool { return m.part == p && m.src == e.src })
 		if idx < 0 {
 			idx = len(e.parts)
 			e.parts = append(e.parts, partMark{src: e.src, part: p, high: math.MinInt64})
 		}
-		e.lastPart = idx
+		e.newRun(idx)
+		changed = len(e.parts) > 1
+	}
+	if e.runLen++; e.runLen > e.runTick { // a long run counts again
+		e.runs++
+		e.runTick += e.runChunk
+		changed = true
 	}
 	pm := &e.parts[idx]
-	pm.seq = e.batches
-	changed := false
+	pm.seq = e.runs
 	if int(ds.part) != idx+1 {
 		if ds.part > 0 {
 			e.parts[ds.part-1].devices--
@@ -80,6 +100,24 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 	}
 	if changed {
 		e.updateWatermark()
+	}
+}
+
+// newRun starts a run of rows from partition idx.
+func (e *Engine) newRun(idx int) {
+	if e.lastPart < len(e.parts) {
+		e.parts[e.lastPart].lastRun = e.runLen
+	}
+	e.lastPart = idx
+	e.runs++
+	e.runLen = 0
+	e.runTick = math.MaxInt64 // one partition: idleness does not matter
+	if len(e.parts) > 1 {
+		e.runChunk = 1
+		for i := range e.parts {
+			e.runChunk = max(e.runChunk, e.parts[i].lastRun)
+		}
+		e.runTick = e.runChunk
 	}
 }
 
@@ -115,7 +153,7 @@ func (e *Engine) updateWatermark() {
 	idle := top - int64(e.cfg.Silence.PartitionIdle)
 	for i := range e.parts {
 		pm := &e.parts[i]
-		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.batches-pm.seq <= idleBatches*active) {
+		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.runs-pm.seq <= idleRuns*active) {
 			wm = pm.high
 		}
 	}
