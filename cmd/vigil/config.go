@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -62,59 +61,120 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
-		if line := lineOfSetting(data, err.Error()); line > 0 {
-			return Config{}, fmt.Errorf("line %d: %w", line, err)
-		}
-		return Config{}, err
+		return Config{}, locateSetting(data, err)
 	}
 	return cfg, nil
 }
 
-// settingPath matches the setting names a validation error mentions:
-// "detect", "self.direction", "rules[1]".
-var settingPath = regexp.MustCompile(`[a-z_]+(\[[0-9]+\])?(\.[a-z_]+(\[[0-9]+\])?)*`)
+// settingError is an error about one setting of the config, named by its
+// dotted path from the top of the file: "detect", "detect.rules[1]",
+// "input.inventory.path". line is where the file sets it; 0 when the file
+// does not (the error is then about a default) or before locateSetting.
+type settingError struct {
+	path string
+	line int
+	err  error
+}
 
-// lineOfSetting finds the line of the setting a validation error is about.
-// Validation errors name their setting from the top ("detect: rules[1]:
-// duplicate rule name", "input: inventory: group_by is empty"); the names
-// are followed through the YAML document as far as they go, and the line of
-// the deepest setting reached is returned, or 0 when not even the section
-// is in the file (the error is then about a default).
-func lineOfSetting(data []byte, msg string) int {
+func (e *settingError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("line %d: %s: %v", e.line, e.path, e.err)
+	}
+	return fmt.Sprintf("%s: %v", e.path, e.err)
+}
+
+func (e *settingError) Unwrap() error { return e.err }
+
+// settingPather is an error that names the setting it is about, relative
+// to the section that returned it ("rules[1]", "self.direction"). A
+// section's Validate may return one to place its errors exactly; the
+// errors of sections that do not yet are placed by lineOfNamesIn.
+type settingPather interface {
+	error
+	SettingPath() string
+}
+
+// locateSetting sets the line of the setting err is about, found by
+// walking data's node tree along the setting's path as far as the file
+// goes. err is returned as it is when it names no setting.
+func locateSetting(data []byte, err error) error {
+	var se *settingError
+	if !errors.As(err, &se) || se.line > 0 {
+		return err
+	}
 	var doc yaml.Node
 	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
-		return 0
+		return err
 	}
-	node, line := doc.Content[0], 0
-	for _, token := range settingPath.FindAllString(msg, -1) {
-		next, nextLine := node, line
-		for _, part := range strings.Split(token, ".") {
-			key, index := part, -1
-			if i := strings.IndexByte(part, '['); i >= 0 {
-				key = part[:i]
-				index, _ = strconv.Atoi(strings.TrimSuffix(part[i+1:], "]"))
-			}
-			child, childLine := mappingValue(next, key)
-			if child == nil {
-				next = nil
-				break
-			}
-			next, nextLine = child, childLine
-			if index >= 0 && child.Kind == yaml.SequenceNode && index < len(child.Content) {
-				next, nextLine = child.Content[index], child.Content[index].Line
-			}
+	n, line := walkPath(doc.Content[0], se.path)
+	if n == nil {
+		return err
+	}
+	var inner settingPather
+	if errors.As(se.err, &inner) {
+		if _, l := walkPath(n, inner.SettingPath()); l > 0 {
+			line = l
 		}
-		if next != nil {
-			node, line = next, nextLine
+	} else {
+		line = lineOfNamesIn(n, line, se.err.Error())
+	}
+	se.line = line
+	return err
+}
+
+// lineOfNamesIn places an error of a section that does not name its
+// setting structurally: it follows the setting names in msg ("telemetry:
+// unknown format", "rules[1]: duplicate rule name") down from the
+// section's node n, at line, skipping words the file has no setting for,
+// and returns the line of the deepest setting reached. It goes once every
+// section's Validate returns a settingPather.
+func lineOfNamesIn(n *yaml.Node, line int, msg string) int {
+	words := strings.FieldsFunc(msg, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("_.[]", r))
+	})
+	for _, w := range words {
+		if next, l := walkPath(n, strings.Trim(w, ".")); next != nil {
+			n, line = next, l
 		}
 	}
 	return line
 }
 
+// walkPath follows a dotted path ("detect.rules[1]",
+// "telemetry.csv.time_layout") down from the mapping node n and returns
+// the node it names with its line: the line of the key, or of the list item
+// for an index. It returns nil when the file does not have the whole path.
+func walkPath(n *yaml.Node, path string) (*yaml.Node, int) {
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		key, index := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			key = part[:i]
+			var err error
+			if index, err = strconv.Atoi(part[i+1 : len(part)-1]); err != nil || index < 0 {
+				return nil, 0
+			}
+		}
+		if n, line = mappingValue(n, key); n == nil {
+			return nil, 0
+		}
+		if index >= 0 {
+			if n.Kind != yaml.SequenceNode || index >= len(n.Content) {
+				return nil, 0
+			}
+			n, line = n.Content[index], n.Content[index].Line
+		}
+	}
+	return n, line
+}
+
 // mappingValue returns the value of key in a mapping node, and the line of
 // the key.
 func mappingValue(n *yaml.Node, key string) (*yaml.Node, int) {
-	if n.Kind != yaml.MappingNode {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
 		return nil, 0
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -128,19 +188,19 @@ func mappingValue(n *yaml.Node, key string) (*yaml.Node, int) {
 // Validate checks every section.
 func (c *Config) Validate() error {
 	if err := c.Input.Validate(); err != nil {
-		return fmt.Errorf("input: %w", err)
+		return &settingError{path: "input", err: err}
 	}
 	if err := c.Baseline.Validate(); err != nil {
-		return fmt.Errorf("baseline: %w", err)
+		return &settingError{path: "baseline", err: err}
 	}
 	if err := c.Detect.Validate(); err != nil {
-		return fmt.Errorf("detect: %w", err)
+		return &settingError{path: "detect", err: err}
 	}
 	if err := c.Sinks.Validate(); err != nil {
-		return fmt.Errorf("sinks: %w", err)
+		return &settingError{path: "sinks", err: err}
 	}
 	if err := c.Kafka.Validate(); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+		return &settingError{path: "kafka", err: err}
 	}
 	return nil
 }

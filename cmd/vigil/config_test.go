@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,49 @@ func TestPrintedConfigLoadsBack(t *testing.T) {
 		}
 		if !bytes.Equal(printed, reprinted) {
 			t.Errorf("%s: the printed config loads to something else:\n%s", p, firstDiff(printed, reprinted))
+		}
+	}
+}
+
+// pathError is a validation error that names its setting, as a section's
+// Validate may return.
+type pathError struct{ path string }
+
+func (e pathError) Error() string       { return "cannot use it" }
+func (e pathError) SettingPath() string { return e.path }
+
+// TestLocateSetting checks where a validation error is placed in the file:
+// at the setting its section names structurally, else at the deepest
+// setting its message names, else nowhere (the error is about a default).
+func TestLocateSetting(t *testing.T) {
+	data := []byte(`detect:
+  self:
+    threshold: 6
+  rules:
+    - {name: hot, metric: cpu_pct, comparison_operator: greater-than, value: 90}
+    - name: cold
+      metric: cpu_pct
+      comparison_operator: less-than
+      value: 5
+`)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&settingError{path: "detect", err: pathError{"rules[1].value"}}, "line 9: detect: cannot use it"},
+		{&settingError{path: "detect", err: pathError{"rules[0]"}}, "line 5: detect: cannot use it"},
+		{&settingError{path: "detect", err: pathError{"rules[7]"}}, "line 1: detect: cannot use it"},
+		{&settingError{path: "detect", err: errors.New("self.threshold is 0: set a positive robust score")}, "line 3: detect: self.threshold"},
+		{&settingError{path: "detect", err: errors.New("rules[1]: duplicate rule name")}, "line 6: detect: rules[1]"},
+		{&settingError{path: "kafka", err: errors.New("group_id is empty")}, "kafka: group_id is empty"},
+		{errors.New("no setting"), "no setting"},
+	} {
+		got := locateSetting(data, tc.err).Error()
+		if got != tc.want && !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%v placed as %q, want %q", tc.err, got, tc.want)
+		}
+		if strings.HasPrefix(tc.want, "kafka") && strings.HasPrefix(got, "line") {
+			t.Errorf("an error about a default got a line: %q", got)
 		}
 	}
 }
