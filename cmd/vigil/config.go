@@ -58,7 +58,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is the defaults
-		return Config{}, err
+		return Config{}, explainDecodeError(data, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, locateSetting(data, err)
