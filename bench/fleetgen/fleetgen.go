@@ -6,6 +6,16 @@
 // The same Config always produces byte-identical output, so the bundled
 // sample under testdata/fleet can be regenerated and checked, and the
 // golden replay test can rely on exact incident times.
+//
+// It also generates the judgement data set of testdata/judgement
+// (JudgementConfig), which measures the telemetry detectors on shapes the
+// two-day sample cannot show: three weeks of one group of pump controllers
+// whose metrics follow the working day, two clean weeks to learn from,
+// then a week with one incident of each shape the detectors must catch (a
+// drop to zero, a single spike, a small level shift, a broken correlation,
+// a record from the future) among benign events they must leave alone (a
+// weekly burst of a count metric, a daily fleet-wide peak). It has its own
+// code and random streams, so the fleet sample cannot move when it changes.
 package fleetgen
 
 import (

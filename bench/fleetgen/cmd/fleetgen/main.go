@@ -4,16 +4,21 @@
 //
 //	go run ./bench/fleetgen/cmd/fleetgen                # testdata/fleet/full (git-ignored)
 //	go run ./bench/fleetgen/cmd/fleetgen -sample        # the committed testdata/fleet sample, byte for byte
+//	go run ./bench/fleetgen/cmd/fleetgen -judgement     # the committed testdata/judgement data set, byte for byte
 //
-// -days 3 (or more) adds clean days after the incident day.
+// -days 3 (or more) adds clean days after the incident day. -judgement
+// writes the judgement data set instead: three weeks of one group, its
+// incident labels, benign events, inventory and README.
 package main
 
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +27,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "-judgement" || os.Args[1] == "--judgement") {
+		judgement(os.Args[2:])
+		return
+	}
 	// -sample, given first, switches the defaults of the other flags.
 	def, defOut := fleetgen.DefaultConfig(), "testdata/fleet/full"
 	if len(os.Args) > 1 && (os.Args[1] == "-sample" || os.Args[1] == "--sample") {
@@ -29,6 +38,7 @@ func main() {
 	}
 	var (
 		_        = flag.Bool("sample", false, "given first: the defaults of the committed sample (10 devices per group, -out testdata/fleet)")
+		_        = flag.Bool("judgement", false, "given first: write the judgement data set instead (-judgement -h for its flags)")
 		out      = flag.String("out", defOut, "directory to write telemetry.jsonl[.gz], inventory.csv, labels.csv and benign.csv into")
 		name     = flag.String("name", "telemetry.jsonl.gz", "telemetry file name in -out; a .gz suffix compresses it, \"-\" writes to stdout")
 		seed     = flag.Uint64("seed", def.Seed, "random seed")
@@ -82,6 +92,50 @@ func main() {
 		writeFile(filepath.Join(*out, *name), gen)
 	}
 	fmt.Fprintf(os.Stderr, "fleetgen: %d devices, %d lines\n", st.Devices, st.Lines)
+}
+
+// judgement writes the judgement data set with the flags in args.
+func judgement(args []string) {
+	def := fleetgen.DefaultJudgementConfig()
+	flags := flag.NewFlagSet("fleetgen -judgement", flag.ExitOnError)
+	out := flags.String("out", "testdata/judgement", "directory to write telemetry.jsonl.gz, labels.csv, benign.csv, inventory.csv and README.md into")
+	seed := flags.Uint64("seed", def.Seed, "random seed")
+	flags.Parse(args)
+	cfg := def
+	cfg.Seed = *seed
+	if err := cfg.Validate(); err != nil {
+		fatalf("%v", err)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fatalf("cannot create %s: %v", *out, err)
+	}
+	readme := filepath.Join(*out, "README.md")
+	old, err := os.ReadFile(readme)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fatalf("cannot read %s: %v", readme, err)
+	}
+	writeFile(filepath.Join(*out, "inventory.csv"), func(w io.Writer) error { return fleetgen.WriteJudgementInventory(cfg, w) })
+	writeFile(filepath.Join(*out, "labels.csv"), func(w io.Writer) error { return fleetgen.WriteJudgementLabels(cfg, w) })
+	writeFile(filepath.Join(*out, "benign.csv"), func(w io.Writer) error { return fleetgen.WriteJudgementBenign(cfg, w) })
+	var st fleetgen.Stats
+	writeFile(filepath.Join(*out, "telemetry.jsonl.gz"), func(w io.Writer) error {
+		zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(zw, 1<<20)
+		if st, err = fleetgen.GenerateJudgement(cfg, bw); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return zw.Close()
+	})
+	writeFile(readme, func(w io.Writer) error {
+		return fleetgen.WriteJudgementReadme(cfg, st, fleetgen.FiguresSection(old), w)
+	})
+	fmt.Fprintf(os.Stderr, "fleetgen: judgement data set, %d devices, %d lines\n", st.Devices, st.Lines)
 }
 
 func writeFile(path string, write func(io.Writer) error) {
