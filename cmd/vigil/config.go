@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -39,13 +40,14 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads path strictly over the defaults: unknown keys and type
-// mismatches fail with their line number.
+// mismatches fail with their line number. Relative file names in it are
+// taken from the config's folder (see resolvePath).
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("cannot read config: %w", err)
 	}
-	cfg, err := ParseConfig(data)
+	cfg, err := parseConfigIn(data, filepath.Dir(path))
 	if err != nil {
 		return Config{}, fmt.Errorf("cannot load config %s: %w", path, err)
 	}
@@ -53,17 +55,76 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // ParseConfig parses YAML data strictly over the defaults and validates it.
-func ParseConfig(data []byte) (Config, error) {
+// Relative file names in it stay relative to the working directory.
+func ParseConfig(data []byte) (Config, error) { return parseConfigIn(data, "") }
+
+// parseConfigIn is ParseConfig for a config read from the folder dir, its
+// relative file names resolved against dir before validation.
+func parseConfigIn(data []byte, dir string) (Config, error) {
 	cfg := DefaultConfig()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is the defaults
 		return Config{}, explainDecodeError(data, err)
 	}
+	if dir != "" {
+		for _, f := range cfg.files() {
+			*f.name = resolvePath(dir, *f.name)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, locateSetting(data, err)
 	}
 	return cfg, nil
+}
+
+// fileSetting is a setting that names a file.
+type fileSetting struct {
+	path string  // the setting's dotted path: "input.inventory.path"
+	name *string // the file name, "" when unset
+}
+
+// files returns every setting of c that names a file, set or not.
+func (c *Config) files() []fileSetting {
+	fs := []fileSetting{
+		{"input.inventory.path", &c.Input.Inventory.Path},
+		{"baseline.checkpoint_path", &c.Baseline.CheckpointPath},
+		{"kafka.tls.ca_file", &c.Kafka.TLS.CAFile},
+		{"kafka.tls.cert_file", &c.Kafka.TLS.CertFile},
+		{"kafka.tls.key_file", &c.Kafka.TLS.KeyFile},
+	}
+	for i := range c.Sinks {
+		s := &c.Sinks[i]
+		at := fmt.Sprintf("sinks[%d].", i)
+		fs = append(fs, fileSetting{at + "path", &s.Path},
+			fileSetting{at + "syslog.tls.ca_file", &s.Syslog.TLS.CAFile},
+			fileSetting{at + "syslog.tls.cert_file", &s.Syslog.TLS.CertFile},
+			fileSetting{at + "syslog.tls.key_file", &s.Syslog.TLS.KeyFile})
+		if t := s.Kafka.TLS; t != nil {
+			fs = append(fs, fileSetting{at + "kafka.tls.ca_file", &t.CAFile},
+				fileSetting{at + "kafka.tls.cert_file", &t.CertFile},
+				fileSetting{at + "kafka.tls.key_file", &t.KeyFile})
+		}
+	}
+	return fs
+}
+
+// resolvePath takes a relative file name of a config in the folder dir
+// from that folder, so the config means the same whatever the working
+// directory. A name that is not there but is in the working directory,
+// where relative names were taken from before, is kept as it is, so
+// configs written that way go on working.
+func resolvePath(dir, name string) string {
+	if name == "" || filepath.IsAbs(name) {
+		return name
+	}
+	inDir := filepath.Join(dir, name)
+	if _, err := os.Stat(inDir); err != nil {
+		if _, err := os.Stat(name); err == nil {
+			return name
+		}
+	}
+	return inDir
 }
 
 // settingError is an error about one setting of the config, named by its

@@ -147,3 +147,63 @@ func TestLocateSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFilesFromItsFolder checks that a config's relative file names
+// are taken from its folder whatever the working directory, and that a
+// name found only in the working directory (the rule before) still works.
+func TestConfigFilesFromItsFolder(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	write := func(path, data string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "etc", "inventory.csv"), "device,site,hw\n")
+	write(filepath.Join(elsewhere, "old.csv"), "device,site,hw\n")
+	cfgPath := filepath.Join(dir, "etc", "vigil.yaml")
+	write(cfgPath, `input:
+  inventory:
+    path: inventory.csv
+baseline:
+  checkpoint_path: state/baseline.arrow
+kafka:
+  tls: {enabled: true, ca_file: ca.pem, cert_file: /abs/client.pem, key_file: /abs/client-key.pem}
+sinks:
+  - kind: file
+    path: alerts.jsonl
+`)
+	t.Chdir(elsewhere)
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join(dir, "etc")
+	for _, c := range []struct{ setting, got, want string }{
+		{"input.inventory.path", cfg.Input.Inventory.Path, filepath.Join(etc, "inventory.csv")},
+		{"baseline.checkpoint_path", cfg.Baseline.CheckpointPath, filepath.Join(etc, "state", "baseline.arrow")},
+		{"kafka.tls.ca_file", cfg.Kafka.TLS.CAFile, filepath.Join(etc, "ca.pem")},
+		{"kafka.tls.cert_file", cfg.Kafka.TLS.CertFile, "/abs/client.pem"},
+		{"sinks[0].path", cfg.Sinks[0].Path, filepath.Join(etc, "alerts.jsonl")},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %q, want %q", c.setting, c.got, c.want)
+		}
+	}
+
+	// A name that exists only from the working directory keeps working.
+	write(cfgPath, "input:\n  inventory:\n    path: old.csv\n")
+	if cfg, err = LoadConfig(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Input.Inventory.Path != "old.csv" {
+		t.Errorf("input.inventory.path is %q, want old.csv from the working directory", cfg.Input.Inventory.Path)
+	}
+	// Without a file, names stay relative to the working directory.
+	if cfg, err = ParseConfig([]byte("input:\n  inventory:\n    path: inventory.csv\n")); err != nil || cfg.Input.Inventory.Path != "inventory.csv" {
+		t.Errorf("ParseConfig: path %q, err %v; want inventory.csv unchanged", cfg.Input.Inventory.Path, err)
+	}
+}
