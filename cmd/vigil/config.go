@@ -42,17 +42,7 @@ func DefaultConfig() Config {
 // LoadConfig reads path strictly over the defaults: unknown keys and type
 // mismatches fail with their line number. Relative file names in it are
 // taken from the config's folder (see resolvePath).
-func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("cannot read config: %w", err)
-	}
-	cfg, err := parseConfigIn(data, filepath.Dir(path))
-	if err != nil {
-		return Config{}, fmt.Errorf("cannot load config %s: %w", path, err)
-	}
-	return cfg, nil
-}
+func LoadConfig(path string) (Config, error) { return loadConfig(path, nil) }
 
 // ParseConfig parses YAML data strictly over the defaults and validates it.
 // Relative file names in it stay relative to the working directory.

@@ -3,11 +3,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
-
-	"go.yaml.in/yaml/v3"
 )
 
 func main() {
@@ -43,48 +40,8 @@ Usage:
   vigil score --labels FILE [--config FILE] FILE...  score the alerts of a replay against labels (tuning)
   vigil run --config FILE                            consume Kafka as a consumer group
   vigil demo                                         embedded Kafka broker, simulated fleet, live alerts
-  vigil validate [--print] FILE                      check a config file (and show its effective settings)
+  vigil validate [--run] [--print] FILE              check a config file and the files it names (and show its settings)
   vigil baseline inspect FILE                        print a baseline checkpoint
 
 Run 'vigil COMMAND --help' for the flags of a command.
 `
-
-func runValidate(args []string) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	printCfg := fs.Bool("print", false, "print the effective configuration (the file over the defaults) as YAML")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: vigil validate [--print] CONFIG
-
-Checks CONFIG the way every command loads it: strict YAML over the defaults
-in code, so an unknown or misspelt key, a wrong type or a tab fails with its
-line number, and every setting is validated with the remedy in the error.
---print shows every setting with its effective value, defaults included.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	cfg, err := LoadConfig(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if *printCfg {
-		enc := yaml.NewEncoder(os.Stdout)
-		enc.SetIndent(2)
-		if err := enc.Encode(cfg); err != nil {
-			fmt.Fprintln(os.Stderr, "cannot print config:", err)
-			return 1
-		}
-		return 0
-	}
-	fmt.Printf("%s: ok\n", fs.Arg(0))
-	return 0
-}

@@ -53,7 +53,8 @@ func runRun(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cfg, err := LoadConfig(*configPath)
+	// What validate checks, run checks before it connects to anything.
+	cfg, err := loadConfig(*configPath, func(c *Config) []error { return checkConfigFiles(c, true) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
