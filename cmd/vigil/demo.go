@@ -103,6 +103,9 @@ func runDemo(args []string) int {
 	port := fs.Int("port", 9092, "broker port on 127.0.0.1 (0: any free port)")
 	verbose := fs.Bool("v", false, "log the consumer's work (rebalances, restores, commits)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *duration < 5*time.Second {

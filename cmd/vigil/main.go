@@ -3,34 +3,84 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"slices"
 )
 
-func main() {
-	if len(os.Args) < 2 {
+func main() { os.Exit(runCommand(os.Args[1:])) }
+
+// runCommand runs the command args name and returns the exit code.
+func runCommand(args []string) int {
+	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+		return 2
 	}
-	switch os.Args[1] {
+	cmd, args := args[0], args[1:]
+	switch cmd {
 	case "validate":
-		os.Exit(runValidate(os.Args[2:]))
+		return runValidate(args)
 	case "replay":
-		os.Exit(runReplay(os.Args[2:]))
+		return runReplay(args)
 	case "score":
-		os.Exit(runScore(os.Args[2:]))
+		return runScore(args)
 	case "baseline":
-		os.Exit(runBaseline(os.Args[2:]))
+		if len(args) > 1 && isHelpFlag(args[1]) {
+			args = args[1:] // "inspect --help": runBaseline prints its usage for a lone help flag
+		}
+		return runBaseline(args)
 	case "run":
-		os.Exit(runRun(os.Args[2:]))
+		return runRun(args)
 	case "demo":
-		os.Exit(runDemo(os.Args[2:]))
-	case "-h", "--help", "help":
+		return runDemo(args)
+	case "version", "--version", "-version":
+		fmt.Println(version())
+		return 0
+	case "-h", "--help", "-help", "help":
 		fmt.Print(usage)
-	default:
-		fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
+		return 0
 	}
+	fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func isHelpFlag(arg string) bool {
+	return slices.Contains([]string{"-h", "--help", "-help", "help"}, arg)
+}
+
+// version names the build: the module version (v1.2.3 when built by 'go
+// install …@v1.2.3', "(devel)" from a checkout), the VCS revision and its
+// time when the build recorded them, and the Go version.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "vigil (no build information)"
+	}
+	v := "vigil " + cmp.Or(bi.Main.Version, "(devel)")
+	var rev, at string
+	var modified bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		v += " revision " + rev
+		if at != "" {
+			v += " of " + at
+		}
+		if modified {
+			v += " with local changes"
+		}
+	}
+	return v + ", " + bi.GoVersion
 }
 
 const usage = `vigil: streaming anomaly detection and baselines for IoT and OT fleets
@@ -43,5 +93,5 @@ Usage:
   vigil validate [--run] [--print] FILE              check a config file and the files it names (and show its settings)
   vigil baseline inspect FILE                        print a baseline checkpoint
 
-Run 'vigil COMMAND --help' for the flags of a command.
+Run 'vigil COMMAND --help' for the flags of a command, 'vigil --version' for the build.
 `

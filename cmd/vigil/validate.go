@@ -37,6 +37,9 @@ func runValidate(args []string) int {
 	forRun := fs.Bool("run", false, "also check what 'vigil run' needs: input topics and SASL secrets in the environment")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), validateUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 1 {
