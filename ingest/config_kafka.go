@@ -29,6 +29,10 @@ type KafkaConfig struct {
 	// StartOffset is where a partition without a committed offset starts:
 	// "earliest" or "latest".
 	StartOffset string `yaml:"start_offset"`
+	// IsolationLevel is "read_committed" (records of transactions that were
+	// aborted, or are still open, are never read) or "read_uncommitted"
+	// (every record the producers wrote).
+	IsolationLevel string `yaml:"isolation_level"`
 
 	BatchSize          int           `yaml:"batch_size"`           // records per batch at most
 	BatchLinger        time.Duration `yaml:"batch_linger"`         // how long a partial batch waits for more records
@@ -99,6 +103,7 @@ func DefaultKafkaConfig() KafkaConfig {
 		ChangelogTopic:     "vigil-state-changelog",
 		GroupStateTopic:    "vigil-group-state",
 		StartOffset:        "earliest",
+		IsolationLevel:     "read_committed",
 		BatchSize:          1024,
 		BatchLinger:        20 * time.Millisecond,
 		MaxInflightBatches: 8,
@@ -156,6 +161,11 @@ func (c *KafkaConfig) Validate() error {
 	case "earliest", "latest":
 	default:
 		return fmt.Errorf("unknown start_offset %q; use earliest or latest", c.StartOffset)
+	}
+	switch c.IsolationLevel {
+	case "read_committed", "read_uncommitted":
+	default:
+		return fmt.Errorf("unknown isolation_level %q; use read_committed (records of aborted transactions are skipped) or read_uncommitted", c.IsolationLevel)
 	}
 	if c.BatchSize < 1 || c.MaxInflightBatches < 1 || c.EngineQueue < 1 {
 		return fmt.Errorf("batch_size, max_inflight_batches and engine_queue must be at least 1")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -26,6 +25,7 @@ import (
 	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/jsonl"
 	"github.com/vigil-ot/vigil/ingest/packet"
+	"github.com/vigil-ot/vigil/ingest/pcap"
 	"github.com/vigil-ot/vigil/sinks"
 )
 
@@ -374,7 +374,8 @@ func runEngine(ctx context.Context, src ingest.Source, engine *detect.Engine) er
 }
 
 // classifyInputs sorts paths into telemetry files and captures by their
-// first bytes.
+// first bytes, and fails for an input that cannot be replayed (see
+// checkInput), naming it.
 func classifyInputs(paths []string) (telemetry, captures []string, err error) {
 	for _, p := range paths {
 		if p == jsonl.Stdin {
@@ -393,6 +394,9 @@ func classifyInputs(paths []string) (telemetry, captures []string, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := checkInput(p, isCap); err != nil {
+			return nil, nil, err
+		}
 		if isCap {
 			captures = append(captures, p)
 		} else {
@@ -405,36 +409,12 @@ func classifyInputs(paths []string) (telemetry, captures []string, err error) {
 // isCapture tells a pcap or pcapng file, plain or gzip, by its magic
 // number.
 func isCapture(path string) (bool, error) {
-	f, err := os.Open(path)
+	head, err := readHead(path, 4)
 	if err != nil {
-		return false, fmt.Errorf("cannot read input: %w", err)
+		return false, err
 	}
-	defer f.Close()
-	var r io.Reader = bufio.NewReader(f)
-	var head [4]byte
-	n, _ := io.ReadFull(r, head[:2])
-	if n == 2 && head[0] == 0x1f && head[1] == 0x8b {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return false, fmt.Errorf("cannot read input %s: %w", path, err)
-		}
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return false, fmt.Errorf("cannot read gzip input %s: %w", path, err)
-		}
-		defer zr.Close()
-		n, _ = io.ReadFull(zr, head[:])
-	} else {
-		m, _ := io.ReadFull(r, head[n:])
-		n += m
-	}
-	if n < 4 {
-		return false, nil
-	}
-	switch uint32(head[0])<<24 | uint32(head[1])<<16 | uint32(head[2])<<8 | uint32(head[3]) {
-	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1, 0x0a0d0d0a:
-		return true, nil
-	}
-	return false, nil
+	_, ok := pcap.Sniff(head)
+	return ok, nil
 }
 
 func restoreBaseline(store *baseline.Store, path string) error {

@@ -715,17 +715,22 @@ func (c *Consumer) backoff() {
 
 // ReaderConfig holds the fetch settings a partition worker reads topic/p
 // with (MinBytes, MaxBytes from fetch_max_bytes, MaxWait from
-// fetch_max_wait, the retry backoff). The worker fetches with kafka-go's
-// Conn directly (partitionFetcher); kafkabench's bare consumer gives the
-// same config to a kafka-go Reader (which also uses QueueCapacity), so
-// that both sides of the comparison fetch alike. The caller sets Dialer
-// for TLS and SASL.
+// fetch_max_wait, IsolationLevel from isolation_level, the retry
+// backoff). The worker fetches with Fetch requests of its own
+// (partitionFetcher); kafkabench's bare consumer gives the same config to
+// a kafka-go Reader (which also uses QueueCapacity), so that both sides of
+// the comparison fetch alike. The caller sets Dialer for TLS and SASL.
 func ReaderConfig(cfg *ingest.KafkaConfig, topic string, p int32) kafkago.ReaderConfig {
-	return kafkago.ReaderConfig{
+	rc := kafkago.ReaderConfig{
 		Brokers: cfg.Brokers, Topic: topic, Partition: int(p),
 		MinBytes: 1, MaxBytes: cfg.FetchMaxBytes, MaxWait: cfg.FetchMaxWait,
 		QueueCapacity: 2 * cfg.BatchSize, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+		IsolationLevel: kafkago.ReadUncommitted,
 	}
+	if cfg.IsolationLevel == "read_committed" {
+		rc.IsolationLevel = kafkago.ReadCommitted
+	}
+	return rc
 }
 
 // fetch reads the partition from start, cuts batches and hands them to the
@@ -751,17 +756,18 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 		if err := cp.acquire(ctx); err != nil {
 			return nil
 		}
+		// errPassed: no record, but the position moved past transaction
+		// markers or aborted records, which the batch (maybe empty) covers.
 		m, err := r.get(time.Time{})
-		if err != nil {
+		if err != nil && !errors.Is(err, errPassed) {
 			// Only the end of ctx: the fetcher retries everything else.
 			cp.release()
 			return nil
 		}
 		batchStart := time.Now()
 		linger := batchStart.Add(c.cfg.BatchLinger)
-		var end, hwm int64
 		n, size := 0, 0
-		for {
+		for m != nil {
 			rec.Offset, rec.Time, rec.Key, rec.Value = m.Offset, m.Time, m.Key, m.Value
 			size += len(m.Value)
 			if err := dec.Decode(&rec, bb); err != nil {
@@ -769,7 +775,6 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 				c.metrics.decodeError(topic, reason)
 				rejects = append(rejects, deadLetterMessage(m, reason, err))
 			}
-			end, hwm = m.Offset+1, m.HighWaterMark
 			if n++; n >= c.cfg.BatchSize {
 				break
 			}
@@ -779,10 +784,9 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			if c.align != nil && bb.span() >= c.align.maxSkew {
 				break
 			}
-			if m, err = r.get(linger); err != nil {
-				break
-			}
+			m, _ = r.get(linger)
 		}
+		end, hwm := r.position()
 		// Counted per batch: shared counters touched per record would
 		// bounce between the partition workers' cores.
 		pm.records.Add(n)

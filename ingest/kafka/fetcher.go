@@ -22,36 +22,58 @@ import (
 // ReaderConfig's, and the error handling follows the Reader's: skip to the
 // first offset when the asked one was deleted, redial after leader moves
 // and broken connections, with backoff.
+//
+// Under read_committed (rc.IsolationLevel) the broker serves records up to
+// the last stable offset, and the fetcher drops those of aborted
+// transactions: the response lists them (producer id and first offset)
+// and each ends with the producer's ABORT marker. Transaction markers
+// themselves are never records, at either level.
 type partitionFetcher struct {
-	rc     kafkago.ReaderConfig
-	log    *slog.Logger
-	conn   *brokerConn
-	offset int64 // next offset to read; FirstOffset or LastOffset until resolved
-	fails  int   // consecutive failed fetches, for the backoff
+	rc        kafkago.ReaderConfig
+	isolation int8
+	log       *slog.Logger
+	conn      *brokerConn
+	offset    int64 // next offset to read; FirstOffset or LastOffset until resolved
+	fails     int   // consecutive failed fetches, for the backoff
 
 	// The fetch response being read: the record batches after the
 	// current one, and what is left of the current one's records.
-	set   []byte
-	batch recordBatch
-	recs  []byte
-	hwm   int64
+	set     []byte
+	batch   recordBatch
+	recs    []byte
+	hwm     int64 // what may be read: the high-water mark, or the last stable offset
+	aborted abortedTxns
+	// passed says offset moved past records that are never handed out
+	// (markers, aborted transactions, compacted ones) since the last
+	// record that was: next reports it with errPassed.
+	passed bool
 }
 
 // errLingerOver is next's answer when the wait it was given ran out with
 // no record.
 var errLingerOver = errors.New("no record within the linger")
 
+// errPassed is next's answer when a fetch response held no record to hand
+// out but moved the position past some (transaction markers, records of
+// aborted transactions): the position is worth committing.
+var errPassed = errors.New("position moved past records that are not read")
+
 func newPartitionFetcher(rc kafkago.ReaderConfig, offset int64, log *slog.Logger) *partitionFetcher {
-	return &partitionFetcher{rc: rc, offset: offset, log: log}
+	f := &partitionFetcher{rc: rc, offset: offset, log: log, isolation: readUncommitted}
+	if rc.IsolationLevel == kafkago.ReadCommitted {
+		f.isolation = readCommitted
+	}
+	return f
 }
 
 // next reads the partition's next record into m. When the current fetch
 // response is used up it fetches again, waiting for new records at most
 // until deadline (zero: the configured fetch_max_wait, again and again);
-// it returns errLingerOver when deadline passed without a record. Broker
-// and network errors are retried; the only other error is ctx's. Key and
-// Value of the record are the caller's: they alias the fetch response,
-// which is not reused.
+// it returns errLingerOver when deadline passed without a record, and
+// errPassed when a response ended in records that are not read (see
+// passed). Broker and network errors are retried; the only other error is
+// ctx's. Key and Value of the record are the caller's: they alias the
+// fetch response, which is not reused.
 func (f *partitionFetcher) next(ctx context.Context, deadline time.Time, m *kafkago.Message) error {
 	for {
 		if f.set != nil || f.recs != nil {
@@ -67,6 +89,10 @@ func (f *partitionFetcher) next(ctx context.Context, deadline time.Time, m *kafk
 					return err
 				}
 			}
+		}
+		if f.passed {
+			f.passed = false
+			return errPassed
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -98,13 +124,15 @@ func (f *partitionFetcher) nextInResponse(m *kafkago.Message) (bool, error) {
 				continue // a batch may begin before the offset asked for
 			}
 			m.Topic, m.Partition, m.HighWaterMark = f.rc.Topic, f.rc.Partition, f.hwm
-			f.offset, f.fails = m.Offset+1, 0
+			f.offset, f.fails, f.passed = m.Offset+1, 0, false
 			return true, nil
 		}
 		// A batch may end in records compaction removed, and a control
-		// batch (transactions) holds none to read: go past them, or the
-		// next fetch would return them again and again.
-		f.offset = max(f.offset, f.batch.lastOffset+1)
+		// batch (transactions) or an aborted one holds none to read: go
+		// past them, or the next fetch would return them again and again.
+		if end := f.batch.lastOffset + 1; end > f.offset {
+			f.offset, f.passed = end, true
+		}
 		f.recs = nil
 		b, rest, ok, err := nextBatch(f.set)
 		if err != nil {
@@ -115,7 +143,15 @@ func (f *partitionFetcher) nextInResponse(m *kafkago.Message) (bool, error) {
 			return false, nil
 		}
 		f.set, f.batch = rest, b
-		if !b.control {
+		switch {
+		case f.aborted.aborts(&b):
+			// The ABORT marker is the transaction's last batch: the
+			// producer's batches after it are not aborted (unless the
+			// response lists a later transaction of the producer).
+			if b.control && b.isAbortMarker() {
+				f.aborted.ended(b.producerID)
+			}
+		case !b.control:
 			f.recs = b.records
 		}
 	}
@@ -136,13 +172,12 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 	}
 	// A stop or rebalance does not wait for the broker: the end of ctx
 	// ends the fetch.
-	res, err := f.conn.fetch(ctx, f.rc.Topic, int32(f.rc.Partition), f.offset, f.rc.MinBytes, f.rc.MaxBytes, wait)
+	res, err := f.conn.fetch(ctx, f.rc.Topic, int32(f.rc.Partition), f.offset, f.rc.MinBytes, f.rc.MaxBytes, wait, f.isolation)
 	if err != nil {
 		return f.handle(ctx, err)
 	}
 	f.fails = 0
-	f.set, f.hwm = res.records, res.highWaterMark
-	f.batch = recordBatch{baseOffset: f.offset, lastOffset: f.offset - 1}
+	f.load(res)
 	if len(res.records) > 0 {
 		// Kafka returns at least one whole batch however small MaxBytes
 		// is (KIP-74); a response cut inside its first batch would be
@@ -156,6 +191,17 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 		}
 	}
 	return nil
+}
+
+// load makes res the fetch response next reads from.
+func (f *partitionFetcher) load(res fetchResult) {
+	f.set, f.recs, f.hwm, f.aborted = res.records, nil, res.highWaterMark, res.aborted
+	if f.isolation == readCommitted {
+		// Records past the last stable offset are not served yet: they
+		// are no backlog.
+		f.hwm = res.lastStable
+	}
+	f.batch = recordBatch{baseOffset: f.offset, lastOffset: f.offset - 1}
 }
 
 // connect dials the partition's leader through the first broker that
@@ -186,11 +232,11 @@ func (f *partitionFetcher) connect(ctx context.Context) error {
 // an offset whose records were deleted to the first one kept.
 func (f *partitionFetcher) resolveOffset(ctx context.Context) error {
 	topic, p := f.rc.Topic, int32(f.rc.Partition)
-	first, err := f.conn.listOffset(ctx, topic, p, kafkago.FirstOffset)
+	first, err := f.conn.listOffset(ctx, topic, p, kafkago.FirstOffset, f.isolation)
 	if err != nil {
 		return err
 	}
-	last, err := f.conn.listOffset(ctx, topic, p, kafkago.LastOffset)
+	last, err := f.conn.listOffset(ctx, topic, p, kafkago.LastOffset, f.isolation)
 	if err != nil {
 		return err
 	}
@@ -265,9 +311,19 @@ type prefetcher struct {
 	cur   *chunk
 	pos   int
 	timer *time.Timer
+	// After the last record get returned, or the last position it moved
+	// to without one: see position.
+	next, hwm int64
 }
 
-type chunk struct{ msgs []kafkago.Message }
+// chunk is a run of records of one fetch response, maybe none: end is the
+// fetcher's position after them, which is past the records after the last
+// one that are not read (transaction markers, aborted transactions), and
+// hwm the end of what may be read as that response said.
+type chunk struct {
+	msgs     []kafkago.Message
+	end, hwm int64
+}
 
 // prefetchChunks is how many chunks exist: two waiting for the worker,
 // one being filled, one being decoded.
@@ -276,7 +332,7 @@ const prefetchChunks = 4
 // startPrefetch starts fetching with f until ctx ends; the goroutine
 // closes f and then out. Chunks hold at most size records.
 func startPrefetch(ctx context.Context, f *partitionFetcher, size int) *prefetcher {
-	p := &prefetcher{out: make(chan *chunk, prefetchChunks-2), free: make(chan *chunk, prefetchChunks)}
+	p := &prefetcher{out: make(chan *chunk, prefetchChunks-2), free: make(chan *chunk, prefetchChunks), next: -1, hwm: -1}
 	for i := 0; i < prefetchChunks; i++ {
 		p.free <- &chunk{msgs: make([]kafkago.Message, 0, size)}
 	}
@@ -299,14 +355,17 @@ func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
 		}
 		// Records are read straight into the chunk.
 		buf := c.msgs[:cap(c.msgs)]
-		if err := f.next(ctx, time.Time{}, &buf[0]); err != nil {
+		n := 0
+		switch err := f.next(ctx, time.Time{}, &buf[0]); {
+		case err == nil:
+			n = 1
+		case !errors.Is(err, errPassed):
 			return // ctx ended: next retries everything else
 		}
-		n := 1
-		for n < len(buf) && f.next(ctx, past, &buf[n]) == nil {
+		for n > 0 && n < len(buf) && f.next(ctx, past, &buf[n]) == nil {
 			n++
 		}
-		c.msgs = buf[:n]
+		c.msgs, c.end, c.hwm = buf[:n], f.offset, f.hwm
 		select {
 		case p.out <- c:
 		case <-ctx.Done():
@@ -317,18 +376,16 @@ func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
 
 // get returns the next record, waiting for it at most until deadline
 // (zero: without limit). It returns errLingerOver when deadline passed,
-// and errStopped once the prefetcher stopped (its ctx ended). The record
-// is valid until the next call of get (its Key and Value stay valid).
-// Worker goroutine only.
+// errPassed when the partition's position moved past records that are not
+// read and no record came (see position), and errStopped once the
+// prefetcher stopped (its ctx ended). The record is valid until the next
+// call of get (its Key and Value stay valid). Worker goroutine only.
 func (p *prefetcher) get(deadline time.Time) (*kafkago.Message, error) {
 	if p.cur != nil {
 		if p.pos < len(p.cur.msgs) {
-			p.pos++
-			return &p.cur.msgs[p.pos-1], nil
+			return p.take(), nil
 		}
-		clear(p.cur.msgs) // let go of the records' keys and values
-		p.free <- p.cur   // never blocks: free holds every chunk
-		p.cur = nil
+		p.release()
 	}
 	var c *chunk
 	var ok bool
@@ -358,9 +415,38 @@ func (p *prefetcher) get(deadline time.Time) (*kafkago.Message, error) {
 	if !ok {
 		return nil, errStopped
 	}
-	p.cur, p.pos = c, 1
-	return &c.msgs[0], nil
+	p.cur, p.pos = c, 0
+	if len(c.msgs) == 0 {
+		p.next, p.hwm = c.end, c.hwm
+		return nil, errPassed
+	}
+	return p.take(), nil
 }
+
+// take returns the current chunk's next record and moves the position.
+func (p *prefetcher) take() *kafkago.Message {
+	c := p.cur
+	m := &c.msgs[p.pos]
+	p.pos++
+	p.next, p.hwm = m.Offset+1, c.hwm
+	if p.pos == len(c.msgs) {
+		p.next = c.end
+	}
+	return m
+}
+
+// release hands the current chunk back to the fetching goroutine.
+func (p *prefetcher) release() {
+	clear(p.cur.msgs) // let go of the records' keys and values
+	p.free <- p.cur   // never blocks: free holds every chunk
+	p.cur = nil
+}
+
+// position returns the offset after the last record get returned (past
+// the records after it that are not read, when it ended a fetch response,
+// and past those get reported with errPassed) and the end of what may be
+// read as the broker last said. Both are -1 before the first record.
+func (p *prefetcher) position() (next, hwm int64) { return p.next, p.hwm }
 
 // drain waits for the prefetcher to stop after its ctx ended.
 func (p *prefetcher) drain() {

@@ -105,17 +105,11 @@ func linkTypeNumber(name string) (uint16, error) {
 
 // isCapture tells whether v starts with a pcap, pcapng or gzip magic.
 func isCapture(v []byte) bool {
-	if len(v) < 4 {
-		return false
-	}
-	if v[0] == 0x1f && v[1] == 0x8b {
+	if len(v) >= 4 && v[0] == 0x1f && v[1] == 0x8b {
 		return true
 	}
-	switch binary.BigEndian.Uint32(v) {
-	case 0x0a0d0d0a, 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
-		return true
-	}
-	return false
+	_, ok := pcap.Sniff(v)
+	return ok
 }
 
 // Decode feeds the record's packets to the feature extractor.

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 )
 
 // This file speaks the part of the Kafka protocol a partition worker
-// fetches with: Fetch v4 and ListOffsets v1 (both still served by Kafka
+// fetches with: Fetch v4 and ListOffsets v2 (both still served by Kafka
 // 4), SaslHandshake v1 and SaslAuthenticate v0, and record batches of
 // format v2 (Kafka 0.11 and later; Kafka 4 reads no other).
 //
@@ -37,7 +39,8 @@ const (
 	apiSaslHandshake    = 17
 	apiSaslAuthenticate = 36
 
-	fetchVersion = 4
+	fetchVersion       = 4
+	listOffsetsVersion = 2 // the first with an isolation level
 )
 
 // maxResponse bounds one response's size: a length beyond it means the
@@ -220,19 +223,67 @@ func (c *brokerConn) Close() error { return c.conn.Close() }
 // fetchResult is one partition's part of a fetch response.
 type fetchResult struct {
 	highWaterMark int64
+	lastStable    int64 // last stable offset: below it every transaction is decided
+	aborted       abortedTxns
 	records       []byte // record batches, the last one possibly cut short
 }
 
+// abortedTxn is an entry of a fetch response's aborted transactions: the
+// producer's transactional batches from firstOffset up to its next ABORT
+// marker were aborted.
+type abortedTxn struct {
+	producerID, firstOffset int64
+}
+
+// abortedTxns are the aborted transactions a read_committed fetch response
+// lists, sorted by first offset: the broker need not sort them (Redpanda
+// does not), and the filtering below relies on each producer's earliest
+// one coming first. franz-go's kgo (source.go, aborter) and the Java
+// client filter the same way.
+type abortedTxns []abortedTxn
+
+// aborts reports whether b's records belong to an aborted transaction: b
+// is transactional and starts at or after the first offset of its
+// producer's earliest aborted transaction not yet ended by an ABORT marker.
+func (a abortedTxns) aborts(b *recordBatch) bool {
+	if !b.transactional {
+		return false
+	}
+	for _, t := range a {
+		if t.producerID == b.producerID {
+			return b.baseOffset >= t.firstOffset
+		}
+	}
+	return false
+}
+
+// ended drops the producer's earliest aborted transaction: its ABORT
+// marker was read.
+func (a *abortedTxns) ended(producerID int64) {
+	for i, t := range *a {
+		if t.producerID == producerID {
+			*a = append((*a)[:i], (*a)[i+1:]...)
+			return
+		}
+	}
+}
+
+// Isolation levels of a fetch (Kafka's values).
+const (
+	readUncommitted = 0
+	readCommitted   = 1
+)
+
 // fetch asks for topic/partition's records from offset, the broker
-// waiting up to wait for minBytes of them. A partition error comes back as a
-// kafkago.Error.
-func (c *brokerConn) fetch(ctx context.Context, topic string, partition int32, offset int64, minBytes, maxBytes int, wait time.Duration) (fetchResult, error) {
+// waiting up to wait for minBytes of them; isolation is readCommitted or
+// readUncommitted. A partition error comes back as a kafkago.Error.
+func (c *brokerConn) fetch(ctx context.Context, topic string, partition int32, offset int64, minBytes, maxBytes int, wait time.Duration, isolation int8) (fetchResult, error) {
 	resp, err := c.roundTrip(ctx, wait, apiFetch, fetchVersion, func(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, ^uint32(0)) // replica id -1: a consumer
 		b = binary.BigEndian.AppendUint32(b, uint32(wait.Milliseconds()))
 		b = binary.BigEndian.AppendUint32(b, uint32(minBytes))
 		b = binary.BigEndian.AppendUint32(b, uint32(maxBytes))
-		b = append(b, 0)                        // read uncommitted, as kafka-go's default
+		b = append(b, byte(isolation))
 		b = binary.BigEndian.AppendUint32(b, 1) // one topic
 		b = appendString(b, topic)              //
 		b = binary.BigEndian.AppendUint32(b, 1) // one partition
@@ -253,17 +304,24 @@ func parseFetchResponse(resp []byte, topic string, partition int32) (fetchResult
 	for topics := r.int32(); topics > 0 && r.err == nil; topics-- {
 		name := r.string()
 		for parts := r.int32(); parts > 0 && r.err == nil; parts-- {
-			p, code, hwm := r.int32(), r.int16(), r.int64()
-			r.int64() // last stable offset
-			if aborted := r.int32(); aborted > 0 {
-				r.skip(16 * int(aborted))
+			p, code, hwm, lso := r.int32(), r.int16(), r.int64(), r.int64()
+			var aborted abortedTxns
+			if n := r.int32(); n > 0 {
+				if int64(n)*16 > int64(len(r.b)) {
+					return fetchResult{}, fmt.Errorf("%w: %d aborted transactions in %d bytes", errCorrupt, n, len(r.b))
+				}
+				aborted = make(abortedTxns, n)
+				for i := range aborted {
+					aborted[i] = abortedTxn{producerID: r.int64(), firstOffset: r.int64()}
+				}
+				slices.SortFunc(aborted, func(a, b abortedTxn) int { return cmp.Compare(a.firstOffset, b.firstOffset) })
 			}
 			records := r.bytes()
 			if r.err == nil && name == topic && p == partition {
 				if code != 0 {
 					return fetchResult{}, kafkago.Error(code)
 				}
-				return fetchResult{highWaterMark: hwm, records: records}, nil
+				return fetchResult{highWaterMark: hwm, lastStable: lso, aborted: aborted, records: records}, nil
 			}
 		}
 	}
@@ -274,10 +332,13 @@ func parseFetchResponse(resp []byte, topic string, partition int32) (fetchResult
 }
 
 // listOffset returns the first offset of topic/partition (at -2) or the
-// next one to be written (at -1).
-func (c *brokerConn) listOffset(ctx context.Context, topic string, partition int32, at int64) (int64, error) {
-	resp, err := c.roundTrip(ctx, 0, apiListOffsets, 1, func(b []byte) []byte {
+// end of what isolation may read (at -1): the next offset to be written,
+// or under read_committed the last stable offset, so that a consumer
+// starting at the end does not skip an open transaction's records.
+func (c *brokerConn) listOffset(ctx context.Context, topic string, partition int32, at int64, isolation int8) (int64, error) {
+	resp, err := c.roundTrip(ctx, 0, apiListOffsets, listOffsetsVersion, func(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, ^uint32(0))
+		b = append(b, byte(isolation))
 		b = binary.BigEndian.AppendUint32(b, 1)
 		b = appendString(b, topic)
 		b = binary.BigEndian.AppendUint32(b, 1)
@@ -288,6 +349,7 @@ func (c *brokerConn) listOffset(ctx context.Context, topic string, partition int
 		return 0, err
 	}
 	r := wireReader{b: resp}
+	r.int32() // throttle time
 	for topics := r.int32(); topics > 0 && r.err == nil; topics-- {
 		name := r.string()
 		for parts := r.int32(); parts > 0 && r.err == nil; parts-- {
@@ -319,7 +381,9 @@ type recordBatch struct {
 	baseOffset, lastOffset int64
 	baseTime, maxTime      int64 // ms since the epoch
 	logAppendTime          bool
-	control                bool
+	control                bool // transaction markers, not data
+	transactional          bool
+	producerID             int64
 	count                  int
 	records                []byte
 }
@@ -360,7 +424,9 @@ func nextBatch(set []byte) (b recordBatch, rest []byte, ok bool, err error) {
 		baseTime:      int64(binary.BigEndian.Uint64(raw[27:35])),
 		maxTime:       int64(binary.BigEndian.Uint64(raw[35:43])),
 		logAppendTime: attrs&0x8 != 0,
+		transactional: attrs&0x10 != 0,
 		control:       attrs&0x20 != 0,
+		producerID:    int64(binary.BigEndian.Uint64(raw[43:51])),
 		count:         int(int32(binary.BigEndian.Uint32(raw[57:61]))),
 		records:       raw[recordBatchHeader:],
 	}
@@ -388,6 +454,17 @@ func decompress(c compress.Compression, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("cannot decompress %s: %w", codec.Name(), err)
 	}
 	return out, nil
+}
+
+// isAbortMarker reports whether control batch b ends a transaction with
+// an ABORT marker: its record's key is an int16 version and an int16
+// type, 0 for ABORT and 1 for COMMIT.
+func (b *recordBatch) isAbortMarker() bool {
+	var m kafkago.Message
+	if _, err := b.nextRecord(b.records, &m); err != nil {
+		return false
+	}
+	return len(m.Key) >= 4 && m.Key[2] == 0 && m.Key[3] == 0
 }
 
 // nextRecord reads the first record of recs (a batch's records) into m,

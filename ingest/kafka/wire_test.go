@@ -308,7 +308,7 @@ func TestRoundTripEndsWithContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()
-	_, err := c.fetch(ctx, "t", 0, 0, 1, 1<<20, time.Second)
+	_, err := c.fetch(ctx, "t", 0, 0, 1, 1<<20, time.Second, readUncommitted)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("stalled response: %v, want the context's error", err)
 	}
@@ -319,7 +319,7 @@ func TestRoundTripEndsWithContext(t *testing.T) {
 	c = fakeBroker(t, func(corr uint32) []byte {
 		return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 4), corr+7)
 	})
-	if _, err := c.listOffset(context.Background(), "t", 0, -1); !errors.Is(err, errCorrupt) {
+	if _, err := c.listOffset(context.Background(), "t", 0, -1, readUncommitted); !errors.Is(err, errCorrupt) {
 		t.Fatalf("answer to another request: %v, want errCorrupt", err)
 	}
 }

@@ -33,6 +33,9 @@ const (
 	FormatUnknown Format = iota
 	FormatPcap
 	FormatPcapNG
+	// FormatNetXRay is a NetXRay or Windows Sniffer capture: recognised so
+	// that it is reported by name, but not read.
+	FormatNetXRay
 )
 
 func (f Format) String() string {
@@ -41,8 +44,32 @@ func (f Format) String() string {
 		return "pcap"
 	case FormatPcapNG:
 		return "pcapng"
+	case FormatNetXRay:
+		return "NetXRay/Sniffer"
 	}
 	return "unknown"
+}
+
+// Sniff tells a capture's container format from the first four bytes of
+// its (decompressed) stream. ok is true for the formats Reader reads: pcap
+// in either byte order and timestamp precision, and pcapng. A capture
+// format it knows but does not read comes with ok false (FormatNetXRay),
+// and so does FormatUnknown for anything else, including fewer than four
+// bytes. This is the one list of capture magic numbers: the replay's input
+// sorting and the Kafka packet decoder ask it too.
+func Sniff(head []byte) (f Format, ok bool) {
+	if len(head) < 4 {
+		return FormatUnknown, false
+	}
+	switch binary.BigEndian.Uint32(head) {
+	case 0x0a0d0d0a:
+		return FormatPcapNG, true
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
+		return FormatPcap, true
+	case 0x58435000: // "XCP\0"
+		return FormatNetXRay, false
+	}
+	return FormatUnknown, false
 }
 
 // Packet is one captured frame. Data aliases the reader's buffer: it is
@@ -209,15 +236,18 @@ func (r *Reader) Reset(in io.Reader, name string) error {
 	} else {
 		r.spareGz = gz
 	}
-	switch binary.BigEndian.Uint32(magic) {
-	case 0x0a0d0d0a:
-		r.format = FormatPcapNG
+	switch f, _ := Sniff(magic); f {
+	case FormatPcapNG:
+		r.format = f
 		return nil // the section header is read as the first block
-	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
-		r.format = FormatPcap
+	case FormatPcap:
+		r.format = f
 		return r.readPcapHeader()
+	case FormatUnknown:
+		return fmt.Errorf("cannot read capture %s: %w (magic %x)", name, ErrNotCapture, magic)
+	default:
+		return fmt.Errorf("cannot read capture %s: %w: it is a %s capture, which Vigil does not read; convert it to pcapng with editcap -F pcapng", name, ErrNotCapture, f)
 	}
-	return fmt.Errorf("cannot read capture %s: %w (magic %x)", name, ErrNotCapture, magic)
 }
 
 // Name returns the name the reader was opened with.
