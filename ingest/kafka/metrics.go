@@ -15,11 +15,19 @@ type Metrics struct {
 	commits, commitErrors, rebalances, nacks *metrics.Counter
 	skipped, changelogWrites, changelogErrs  *metrics.Counter
 	groupPublished, groupMerged              *metrics.Counter
-	batchLatency, restoreSeconds             *metrics.Histogram
+	batchLatency, restoreSeconds             *histogram
 	engineQueue, stateDevices, stateBytes    *metrics.Gauge
 	assigned                                 *metrics.Gauge
 	alignTimeouts                            *metrics.Counter
 }
+
+// Bucket bounds in seconds. A batch's latency runs from its first record
+// fetched to its acknowledgement: batch_linger, the engine queue, judging
+// and delivery to every required sink.
+var (
+	batchLatencyBounds = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	restoreBounds      = []float64{.01, .1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+)
 
 // NewMetrics returns a fresh set of consumer metrics.
 func NewMetrics() *Metrics {
@@ -35,8 +43,8 @@ func NewMetrics() *Metrics {
 		changelogErrs:   s.NewCounter("vigil_kafka_changelog_errors_total"),
 		groupPublished:  s.NewCounter("vigil_kafka_group_summaries_published_total"),
 		groupMerged:     s.NewCounter("vigil_kafka_group_summaries_merged_total"),
-		batchLatency:    s.NewHistogram("vigil_kafka_batch_latency_seconds"),
-		restoreSeconds:  s.NewHistogram("vigil_kafka_changelog_restore_seconds"),
+		batchLatency:    newHistogram(s, "vigil_kafka_batch_latency_seconds", batchLatencyBounds),
+		restoreSeconds:  newHistogram(s, "vigil_kafka_changelog_restore_seconds", restoreBounds),
 		engineQueue:     s.NewGauge("vigil_kafka_engine_queue_depth", nil),
 		stateDevices:    s.NewGauge("vigil_kafka_state_devices", nil),
 		stateBytes:      s.NewGauge("vigil_kafka_state_snapshot_bytes", nil),
