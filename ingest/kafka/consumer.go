@@ -478,6 +478,7 @@ func (c *Consumer) do(ctx context.Context, fn func()) bool {
 // engineLoop is the one goroutine that touches the engine and its state.
 func (c *Consumer) engineLoop(ctx context.Context) {
 	for {
+		c.metrics.sample(len(c.tasks) == 0)
 		var t task
 		select {
 		case t = <-c.tasks:
@@ -599,6 +600,7 @@ func (c *Consumer) partition(topic string, p int32) *partState {
 // runPartition is the worker of one assigned partition for one generation.
 func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, topic string, p int32, committed int64) {
 	log := c.log.With("topic", topic, "partition", p)
+	defer c.metrics.dropPartition(topic, p)
 	fetchCtx, cancel := context.WithCancel(c.runCtx)
 	defer cancel()
 	stopWithGen := context.AfterFunc(genCtx, cancel)

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -19,6 +20,9 @@ type Metrics struct {
 	engineQueue, stateDevices, stateBytes    *metrics.Gauge
 	assigned                                 *metrics.Gauge
 	alignTimeouts                            *metrics.Counter
+
+	sampler    func() // see SampleBetweenBatches
+	lastSample time.Time
 }
 
 // Bucket bounds in seconds. A batch's latency runs from its first record
@@ -66,6 +70,32 @@ func (m *Metrics) partition(topic string, p int32) partitionMetrics {
 		bytes:   m.Set.GetOrCreateCounter(fmt.Sprintf(`vigil_kafka_bytes_total{topic=%q}`, topic)),
 		lag:     m.Set.GetOrCreateGauge(fmt.Sprintf(`vigil_kafka_lag{topic=%q,partition="%d"}`, topic, p), nil),
 	}
+}
+
+// dropPartition removes the partition's lag once it is no longer
+// assigned here, so a revoked partition does not keep reporting the lag it
+// had when it left.
+func (m *Metrics) dropPartition(topic string, p int32) {
+	m.Set.UnregisterMetric(fmt.Sprintf(`vigil_kafka_lag{topic=%q,partition="%d"}`, topic, p))
+}
+
+// SampleBetweenBatches makes the consumer call f on its engine goroutine,
+// the only one that may read the engine's and the state's counters, so f
+// can copy them into this set. f runs whenever the engine queue is empty
+// (so an idle consumer shows what it last judged) and otherwise at most
+// once a second. Call it before Run.
+func (m *Metrics) SampleBetweenBatches(f func()) { m.sampler = f }
+
+func (m *Metrics) sample(idle bool) {
+	if m.sampler == nil {
+		return
+	}
+	now := time.Now()
+	if !idle && now.Sub(m.lastSample) < time.Second {
+		return
+	}
+	m.lastSample = now
+	m.sampler()
 }
 
 func (m *Metrics) decodeError(topic, reason string) {
