@@ -134,6 +134,7 @@ func (f *Fanout) finish(out *detect.Output, errs []error) error {
 // deliver writes out to m until it accepts everything, its attempts run
 // out or ctx ends, and returns the last error.
 func (m *fanoutMember) deliver(ctx context.Context, out *detect.Output, logger *slog.Logger) error {
+	defer m.stats.pending.Set(0)
 	backoff := m.Retry.BackoffMin
 	cur := out
 	for attempt := 1; ; attempt++ {
@@ -153,6 +154,7 @@ func (m *fanoutMember) deliver(ctx context.Context, out *detect.Output, logger *
 			cur = subset(cur, de.Failed)
 		}
 		m.stats.retries.Inc()
+		m.stats.pending.Set(float64(cur.Len()))
 		logger.Warn("sink did not accept items; retrying", "sink", m.Name, "attempt", attempt, "items", cur.Len(), "retry_in", backoff, "error", err)
 		t := time.NewTimer(jitter(backoff))
 		select {

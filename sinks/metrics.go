@@ -13,6 +13,7 @@ type sinkStats struct {
 	failed    *metrics.Counter // items reported back as not accepted
 	retries   *metrics.Counter // attempts after the first, per item batch
 	truncated *metrics.Counter // syslog messages cut to the transport's size limit
+	pending   *metrics.Gauge   // items of the current write not accepted yet, while the fan-out retries
 }
 
 func newSinkStats(name string) *sinkStats {
@@ -21,5 +22,6 @@ func newSinkStats(name string) *sinkStats {
 		failed:    metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_sink_failed_total{sink=%q}`, name)),
 		retries:   metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_sink_retries_total{sink=%q}`, name)),
 		truncated: metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_sink_truncated_total{sink=%q}`, name)),
+		pending:   metrics.GetOrCreateGauge(fmt.Sprintf(`vigil_sink_pending_items{sink=%q}`, name), nil),
 	}
 }
