@@ -27,9 +27,19 @@ func startObservability(addr string, ready func() bool, log *slog.Logger) (*obse
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for /metrics: %w; set kafka.http_listen to a free address or \"\" to disable it", addr, err)
 	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		log.Warn("/metrics, /healthz and /readyz are served to the network without TLS or authentication: "+
+			"anyone who reaches this address reads topic and sink names, device counts and alarm rates; "+
+			"set kafka.http_listen to a loopback address and scrape through a TLS proxy, or firewall the port",
+			"addr", ln.Addr().String())
+	}
+	// HELP and TYPE lines let Prometheus and Grafana tell counters from
+	// gauges and show what a metric means.
+	metrics.ExposeMetadata(true)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		metrics.WritePrometheus(w, true)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		writeMetrics(w)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

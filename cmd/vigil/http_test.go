@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -45,6 +46,33 @@ func TestObservabilityEndpoints(t *testing.T) {
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, "vigil_kafka_commits_total") || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("/metrics = %d without the consumer's and the process's metrics:\n%.500s", code, body)
+	}
+	for _, want := range []string{
+		"# HELP vigil_kafka_commits_total " + metricHelp["vigil_kafka_commits_total"] + "\n",
+		"# TYPE vigil_kafka_commits_total counter\n",
+		"# TYPE vigil_kafka_batch_latency_seconds histogram\n",
+		`vigil_kafka_batch_latency_seconds_bucket{le="0.1"} 0` + "\n",
+		`vigil_kafka_batch_latency_seconds_bucket{le="+Inf"} 0` + "\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// Listening beyond loopback is allowed but logged: the listener has no
+// TLS and no authentication.
+func TestObservabilityWarnsOffLoopback(t *testing.T) {
+	for addr, warn := range map[string]bool{"127.0.0.1:0": false, "0.0.0.0:0": true} {
+		var logs bytes.Buffer
+		o, err := startObservability(addr, func() bool { return true }, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Close()
+		if got := strings.Contains(logs.String(), "level=WARN"); got != warn {
+			t.Errorf("listening on %s: warned %v, want %v; log:\n%s", addr, got, warn, logs.String())
+		}
 	}
 }
 

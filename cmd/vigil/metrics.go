@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+)
+
+// instanceMetrics are the engine's and the baseline store's figures on
+// /metrics. Neither may be read while the engine judges, so they are
+// copied on the consumer's engine goroutine (SampleBetweenBatches) into
+// the instance's set, which the HTTP handler reads.
+type instanceMetrics struct {
+	set                                *metrics.Set
+	rows, notLearned, cleared          *metrics.Counter
+	suppressed, maintenance            *metrics.Counter
+	rateLimited, folded                *metrics.Counter
+	rejectedSchema, rejectedSetMember  *metrics.Counter
+	unlearnable                        *metrics.Counter
+	devices, groups, learning, names   *metrics.Gauge
+	deviceBytes, peerSummaries, commKs *metrics.Gauge
+
+	alarms     map[string]*metrics.Counter // by detector
+	quarantine map[string]*metrics.Counter // by action
+	severity   [len(detect.Stats{}.Severity)]*metrics.Counter
+}
+
+// publishInstanceMetrics makes inst's consumer copy the engine's and the
+// store's figures into inst.metrics.Set between batches. Call it before the
+// consumer runs; calling it again is harmless.
+func publishInstanceMetrics(inst *instance) {
+	im := newInstanceMetrics(inst.metrics.Set)
+	inst.metrics.SampleBetweenBatches(func() { im.publish(inst.engine.Stats(), inst.store.Stats()) })
+}
+
+const quarantineSeries = `vigil_quarantine_events_total{action=%q}`
+
+func newInstanceMetrics(s *metrics.Set) *instanceMetrics {
+	g := func(name string) *metrics.Gauge { return s.GetOrCreateGauge(name, nil) }
+	im := &instanceMetrics{
+		set:               s,
+		rows:              s.GetOrCreateCounter("vigil_engine_rows_total"),
+		notLearned:        s.GetOrCreateCounter("vigil_engine_rows_not_learned_total"),
+		cleared:           s.GetOrCreateCounter("vigil_alarms_cleared_total"),
+		suppressed:        s.GetOrCreateCounter(`vigil_alarms_withheld_total{reason="suppressed"}`),
+		maintenance:       s.GetOrCreateCounter(`vigil_alarms_withheld_total{reason="maintenance"}`),
+		rateLimited:       s.GetOrCreateCounter(`vigil_alarms_withheld_total{reason="rate_limited"}`),
+		folded:            s.GetOrCreateCounter(`vigil_alarms_withheld_total{reason="folded"}`),
+		rejectedSchema:    s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="schema"}`),
+		rejectedSetMember: s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="set_member"}`),
+		unlearnable:       s.GetOrCreateCounter("vigil_state_unlearnable_values_total"),
+		devices:           g("vigil_state_devices"),
+		groups:            g("vigil_state_groups"),
+		learning:          g("vigil_state_learning_groups"),
+		names:             g("vigil_state_metrics"),
+		deviceBytes:       g("vigil_state_device_bytes"),
+		peerSummaries:     g("vigil_state_peer_summaries"),
+		commKs:            g("vigil_state_comm_keys"),
+		alarms:            map[string]*metrics.Counter{},
+		quarantine:        map[string]*metrics.Counter{},
+	}
+	// Every severity and quarantine action exists from the start, at zero,
+	// so that increase() over them is 0 rather than nothing before the
+	// first event.
+	for sev := range im.severity {
+		im.severity[sev] = s.GetOrCreateCounter(fmt.Sprintf(`vigil_alarms_by_severity_total{severity=%q}`, detect.SeverityName(sev)))
+	}
+	for _, a := range []string{detect.ActionQuarantine, detect.ActionRelease, detect.ActionRecommend} {
+		counterFor(s, im.quarantine, quarantineSeries, a)
+	}
+	return im
+}
+
+// publish copies st and bs. Severities share a counter per name, so the
+// counters are set from sums rather than added to.
+func (im *instanceMetrics) publish(st detect.Stats, bs baseline.Stats) {
+	im.rows.Set(uint64(st.Rows))
+	im.notLearned.Set(uint64(st.NotLearned))
+	im.cleared.Set(uint64(st.Cleared))
+	im.suppressed.Set(uint64(st.Suppressed))
+	im.maintenance.Set(uint64(st.Maintenance))
+	im.rateLimited.Set(uint64(st.RateLimited))
+	im.folded.Set(uint64(st.Folded))
+	im.rejectedSchema.Set(uint64(st.BadBatches))
+	im.rejectedSetMember.Set(uint64(st.BadSetMembers))
+	for d, n := range st.Alerts {
+		counterFor(im.set, im.alarms, `vigil_alarms_total{detector=%q}`, d).Set(uint64(n))
+	}
+	for a, n := range st.Quarantine {
+		counterFor(im.set, im.quarantine, quarantineSeries, a).Set(uint64(n))
+	}
+	sums := map[*metrics.Counter]uint64{}
+	for sev, n := range st.Severity {
+		sums[im.severity[sev]] += uint64(n)
+	}
+	for c, n := range sums {
+		c.Set(n)
+	}
+
+	im.unlearnable.Set(bs.Unlearnable)
+	im.devices.Set(float64(bs.Devices))
+	im.groups.Set(float64(bs.Groups))
+	im.learning.Set(float64(bs.LearningGroups))
+	im.names.Set(float64(bs.Metrics))
+	im.deviceBytes.Set(float64(bs.DeviceBytes))
+	im.peerSummaries.Set(float64(bs.PeerSummaries))
+	im.commKs.Set(float64(bs.CommSetKeys))
+}
+
+// counterFor returns the counter of label value v, creating it once.
+func counterFor(s *metrics.Set, cache map[string]*metrics.Counter, format, v string) *metrics.Counter {
+	c := cache[v]
+	if c == nil {
+		c = s.GetOrCreateCounter(fmt.Sprintf(format, v))
+		cache[v] = c
+	}
+	return c
+}
+
+// writeMetrics writes every registered set in the Prometheus text format,
+// with the HELP text of metricHelp: the library writes HELP lines without
+// text.
+func writeMetrics(w io.Writer) {
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, true)
+	bw := bufio.NewWriter(w)
+	for line := range bytes.Lines(buf.Bytes()) {
+		name, ok := bytes.CutPrefix(line, []byte("# HELP "))
+		name = bytes.TrimSuffix(name, []byte("\n"))
+		if help := metricHelp[string(name)]; ok && help != "" {
+			fmt.Fprintf(bw, "# HELP %s %s\n", name, help)
+			continue
+		}
+		bw.Write(line)
+	}
+	bw.Flush()
+}
+
+// metricHelp is the HELP text of every Vigil metric family, by name.
+// docs/operations.md lists the same families; a test keeps the two, and
+// what /metrics exports, in step.
+var metricHelp = map[string]string{
+	// Input: the Kafka consumer.
+	"vigil_kafka_records_total":                       "Records fetched from the topic, redeliveries included.",
+	"vigil_kafka_bytes_total":                         "Bytes of record values fetched from the topic.",
+	"vigil_kafka_lag":                                 "Records between the last batch fetched and the partition's high watermark, as of that batch.",
+	"vigil_kafka_decode_errors_total":                 "Records rejected by the decoder, by reason; each is sent to the dead-letter topic if one is set.",
+	"vigil_kafka_dead_letters_total":                  "Rejected records written to the dead-letter topic.",
+	"vigil_kafka_records_covered_by_state_total":      "Records skipped after a restore because the restored state already includes them.",
+	"vigil_kafka_batch_latency_seconds":               "Seconds from a batch's first record fetched to its acknowledgement (linger, engine queue, judging, delivery to the sinks).",
+	"vigil_kafka_engine_queue_depth":                  "Batches waiting for the engine.",
+	"vigil_kafka_nacked_batches_total":                "Batches acknowledged with an error (not judged or not delivered); they are judged or delivered again.",
+	"vigil_kafka_commits_total":                       "Offset commits that succeeded.",
+	"vigil_kafka_commit_errors_total":                 "Offset commits that failed; the next commit covers their offsets.",
+	"vigil_kafka_rebalances_total":                    "Consumer group generations this instance joined.",
+	"vigil_kafka_assigned_partitions":                 "Input partitions assigned to this instance.",
+	"vigil_kafka_event_time_alignment_timeouts_total": "Batches sent after waiting 5 s for a slower partition's event time (max_event_time_skew).",
+	"vigil_kafka_state_devices":                       "Devices of the assigned partitions whose state follows them through the changelog.",
+	"vigil_kafka_state_snapshot_bytes":                "Bytes of device state in the last partition checkpoint written to the changelog.",
+	"vigil_kafka_changelog_records_total":             "Records written to the state changelog.",
+	"vigil_kafka_changelog_errors_total":              "Writes to the state changelog that failed; the next checkpoint writes every device again.",
+	"vigil_kafka_changelog_restore_seconds":           "Seconds to restore a partition's device state from the changelog.",
+	"vigil_kafka_group_summaries_published_total":     "Group summaries published to peers on the group state topic.",
+	"vigil_kafka_group_summaries_merged_total":        "Group summaries from peers merged into the local view.",
+
+	// The engine.
+	"vigil_engine_rows_total":             "Rows (one device's report at one time) judged.",
+	"vigil_engine_rows_not_learned_total": "Rows judged but not learned: the device was in alarm or the row breached.",
+	"vigil_engine_rejected_total":         "Input the engine could not use, by reason: schema (a record without the observation schema), set_member (a value a set rule could not parse).",
+	"vigil_alarms_total":                  "Alarms sent, by detector.",
+	"vigil_alarms_by_severity_total":      "Alarms sent, by severity (low 0-3, medium 4-6, high 7-8, critical 9-10).",
+	"vigil_alarms_cleared_total":          "Clear alerts sent (an alarm ended).",
+	"vigil_alarms_withheld_total":         "Alarms raised but not sent, by reason: suppressed, maintenance, rate_limited, folded (a repeat folded into an earlier alert).",
+	"vigil_quarantine_events_total":       "Quarantine events sent, by action (quarantine, release, recommend).",
+
+	"vigil_batch_double_acks_total": "Batches acknowledged a second time; each is a bug (the second acknowledgement is ignored).",
+
+	// Baseline state.
+	"vigil_state_devices":                  "Devices with baseline state held by this instance.",
+	"vigil_state_groups":                   "Groups with baseline state.",
+	"vigil_state_learning_groups":          "Groups still learning (not yet judging against their baseline).",
+	"vigil_state_metrics":                  "Distinct metric names learned.",
+	"vigil_state_device_bytes":             "Bytes held by per-device baseline state.",
+	"vigil_state_peer_summaries":           "Latest group summaries held from other instances.",
+	"vigil_state_comm_keys":                "Keys in the communication allowlists (network learning).",
+	"vigil_state_unlearnable_values_total": "Values the baseline refused to learn (not finite, or out of range).",
+
+	// Sinks.
+	"vigil_sink_delivered_total":  "Items (alerts and quarantine events) the sink's destination accepted.",
+	"vigil_sink_failed_total":     "Items a write to the sink did not get accepted; a required sink's are retried.",
+	"vigil_sink_retries_total":    "Writes to the sink tried again after a failure.",
+	"vigil_sink_pending_items":    "Items of the current write the sink has not accepted yet; above zero only while retrying.",
+	"vigil_sink_queue_depth":      "Syslog messages queued and not yet written to the connection.",
+	"vigil_sink_reconnects_total": "Syslog connections made again after a failure.",
+	"vigil_sink_resent_total":     "Syslog messages written again after a reconnect (the receiver dedupes on the id).",
+	"vigil_sink_truncated_total":  "Syslog messages cut to the transport's size limit.",
+}
