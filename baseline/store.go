@@ -471,7 +471,11 @@ func (f *Frame) MetricName(j int) string {
 	return ""
 }
 
-// value returns metric column j of row i, and whether it is present and finite.
+// Value returns metric column j of row i, and false when it is null or the
+// column is not a float64 column.
+func (f *Frame) Value(i, j int) (float64, bool) { return f.cols[j].value(i) }
+
+// value returns metric column j of row i, and whether it is present.
 func (c *frameCol) value(i int) (float64, bool) {
 	if c.id < 0 {
 		return 0, false
@@ -882,4 +886,17 @@ func (s *Store) GroupMode(groupID int32) (learning bool, samples int64, since ti
 	}
 	g := s.groups[groupID].judged()
 	return !g.protecting, g.rows, time.Duration(g.last - g.first)
+}
+
+// LastEventTime returns the newest event time any group has learned (Unix
+// ns), or 0 before the first row: where a restored baseline left off, for
+// the clock of a consumer that starts from it.
+func (s *Store) LastEventTime() int64 {
+	var last int64
+	for _, g := range s.groups {
+		if g != nil && g.started && g.last > last {
+			last = g.last
+		}
+	}
+	return last
 }

@@ -25,6 +25,7 @@ type Config struct {
 	Silence  SilenceConfig           `yaml:"silence"`
 	Identity IdentityConfig          `yaml:"identity"`
 	Fleet    FleetConfig             `yaml:"fleet"`
+	Clock    ClockConfig             `yaml:"clock"`
 
 	Alarm       AlarmConfig         `yaml:"alarm"`
 	Suppress    []SuppressionConfig `yaml:"suppress"`
@@ -139,6 +140,32 @@ type SilenceConfig struct {
 	// Keep it above kafka.max_event_time_skew.
 	PartitionIdle time.Duration `yaml:"partition_idle"`
 }
+
+// ClockConfig disciplines the event-time clock: the newest event time of
+// the rows accepted so far (see Engine.admitAhead and detect/README).
+type ClockConfig struct {
+	// MaxSkew: a row further ahead of the clock than this is held back,
+	// neither judged nor learned, and moves nothing. If confirm_rows rows
+	// of its partition in a row agree on the new time (the stream resumed
+	// after a gap), they are judged and the clock moves; otherwise they
+	// are dropped (Stats.FutureRows). With a wall clock (a live consumer),
+	// a row further ahead of the wall clock than this is rejected however
+	// many agree. Keep it above kafka.max_event_time_skew.
+	MaxSkew time.Duration `yaml:"max_skew"`
+	// MaxLateness: a row further behind its partition's newest event time
+	// than this is judged but not learned (Stats.LateRows): a device's
+	// buffer replayed after an outage, a backfill.
+	MaxLateness time.Duration `yaml:"max_lateness"`
+	// ConfirmRows is how many consecutive rows of a partition, within
+	// max_skew of each other and from as many devices (when the partition
+	// carries that many), move the clock past max_skew; the first rows of
+	// a stream set the clock the same way, so a lone record cannot.
+	ConfirmRows int `yaml:"confirm_rows"`
+}
+
+// maxConfirmRows bounds clock.confirm_rows: the devices of a pending run
+// are kept in a fixed array.
+const maxConfirmRows = 8
 
 // IdentityConfig configures the identity detector.
 type IdentityConfig struct {
@@ -285,6 +312,7 @@ func DefaultConfig() Config {
 			Period: 5 * time.Minute, ToClear: 3, MinWindows: 30,
 			HalfLife: 6 * time.Hour, ActiveFor: time.Hour, MinDevices: 5,
 		},
+		Clock:     ClockConfig{MaxSkew: 5 * time.Minute, MaxLateness: time.Hour, ConfirmRows: 2},
 		Alarm:     AlarmConfig{RepeatWindow: 10 * time.Minute, RelearnAfter: 24 * time.Hour},
 		RateLimit: RateLimitConfig{Enabled: true, Burst: 10, Refill: time.Minute},
 		Severity: SeverityConfig{
@@ -417,6 +445,16 @@ func (c *Config) validateTemporal() error {
 		if f.Threshold <= 0 || f.MinSpreadRatio < 0 || f.ToClear < 1 || f.MinWindows < 1 || f.HalfLife <= 0 || f.ActiveFor < f.Window {
 			return fmt.Errorf("fleet: threshold, half_life and min_windows must be positive, datapoints_to_clear at least 1 and active_for at least one window")
 		}
+	}
+	ck := &c.Clock
+	if ck.MaxSkew <= 0 {
+		return fmt.Errorf("clock.max_skew is %v: set how far ahead of the stream a record may be, e.g. 5m (the default); keep it above kafka.max_event_time_skew", ck.MaxSkew)
+	}
+	if ck.MaxLateness <= 0 {
+		return fmt.Errorf("clock.max_lateness is %v: set how far behind its partition a record may be and still be learned, e.g. 1h (the default)", ck.MaxLateness)
+	}
+	if ck.ConfirmRows < 2 || ck.ConfirmRows > maxConfirmRows {
+		return fmt.Errorf("clock.confirm_rows is %d: use 2 to %d rows that must agree before the clock jumps (default 2); 1 would let a single record move it", ck.ConfirmRows, maxConfirmRows)
 	}
 	if c.Alarm.RepeatWindow < 0 || c.Alarm.RelearnAfter < 0 {
 		return fmt.Errorf("alarm.repeat_window and alarm.relearn_after must not be negative (relearn_after 0: never)")

@@ -137,6 +137,9 @@ func TestConfigErrors(t *testing.T) {
 		{"quarantine mode", "quarantine: {enabled: true, mode: yolo}", "quarantine.mode is \"yolo\""},
 		{"identity", "identity: {max_src_ips: 0}", "identity: window must be positive"},
 		{"silence", "silence: {missed_reports: 0}", "silence: missed_reports must be at least 1"},
+		{"clock skew", "clock: {max_skew: -1m}", "clock.max_skew is -1m0s"},
+		{"clock lateness", "clock: {max_lateness: 0s}", "clock.max_lateness is 0s"},
+		{"clock confirm", "clock: {confirm_rows: 1}", "clock.confirm_rows is 1: use 2 to 8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,8 +19,8 @@ func TestCleanFleetStaysQuiet(t *testing.T) {
 		t.Fatalf("clean fleet raised %d alerts:\n%s", n, s.sink.dump())
 	}
 	st := s.eng.Stats()
-	if st.Rows != 40*12*60 {
-		t.Fatalf("rows %d, want %d", st.Rows, 40*12*60)
+	if st.Rows != 40*12*60 || st.UnclockedRows+st.FutureRows+st.LateRows != 0 {
+		t.Fatalf("rows %d, unclocked %d, future %d, late %d; want %d, 0, 0, 0", st.Rows, st.UnclockedRows, st.FutureRows, st.LateRows, 40*12*60)
 	}
 	if st.NotLearned > st.Rows/1000 {
 		t.Fatalf("%d of %d clean rows not learned", st.NotLearned, st.Rows)

@@ -82,10 +82,17 @@ type Engine struct {
 	sources  []string   // the batches' Sources seen, in order of appearance
 	src      int32      // index in sources of the batch being judged
 	wm       int64      // event-time watermark: see partMark
-	runs     int64      // runs of rows from one partition, the clock of partition idleness
-	runLen   int64      // rows in the current run
-	runTick  int64      // runLen at which the current run counts once more: see partMark
-	runChunk int64      // the longest of the partitions' last runs
+	clock    int64      // newest event time of an accepted row: see admitAhead
+	// Rows after clockLimit take admitAhead: it is clock + clock.max_skew,
+	// or earlier by the wall clock; math.MinInt64 before the clock is set.
+	clockLimit int64
+	wallLimit  int64 // wall clock + max_skew (math.MaxInt64 without Deps.Clock), read once a batch
+	// holdBuilder copies the rows admitAhead holds.
+	holdBuilder *ingest.ObservationBuilder
+	runs        int64 // runs of rows from one partition, the clock of partition idleness
+	runLen      int64 // rows in the current run
+	runTick     int64 // runLen at which the current run counts once more: see partMark
+	runChunk    int64 // the longest of the partitions' last runs
 
 	certIndex map[uint64]int32 // certificate hash -> certs index
 	certs     []certState
@@ -194,6 +201,13 @@ type Stats struct {
 	Quarantine                           map[string]int64
 	BadBatches                           int64 // records that did not have the observation schema
 	BadSetMembers                        int64 // set members a set rule could not parse
+	// Rows the clock rejected (not judged, not learned, not in Rows; see
+	// admitAhead): FutureRows were further ahead of the stream's clock (or
+	// of the wall clock) than clock.max_skew and no later row agreed with
+	// them; UnclockedRows came before the stream had a clock and no later
+	// row agreed with them.
+	FutureRows, UnclockedRows int64
+	LateRows                  int64 // rows judged but not learned: further behind their partition than clock.max_lateness
 }
 
 // NewEngine returns an engine for cfg. deps.Registry, deps.Baseline and
@@ -223,6 +237,12 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 		hashSeed:   maphash.MakeSeed(),
 		extraLast:  make(map[string]int64),
 		wm:         math.MinInt64,
+		clock:      math.MinInt64,
+		clockLimit: math.MinInt64,
+		wallLimit:  math.MaxInt64,
+	}
+	if t := deps.Baseline.LastEventTime(); t != 0 { // a restored baseline: its time is the stream's
+		e.setClock(t)
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -279,6 +299,9 @@ func (e *Engine) Flush(ctx context.Context) error {
 		if gs := &e.groups[g]; gs.incident.open {
 			e.closeIncident(gs, int32(g), gs.incident.last)
 		}
+	}
+	for p := range e.parts { // rows no other row came to confirm
+		e.dropAhead(&e.parts[p])
 	}
 	return e.deliver(ctx)
 }
@@ -370,11 +393,14 @@ func (e *Engine) judge(b *ingest.Batch) {
 	}
 	e.bindMetrics(f)
 	e.setAt = 0
+	if e.deps.Clock != nil {
+		e.wallLimit = addSat(e.deps.Clock().UnixNano(), int64(e.cfg.Clock.MaxSkew))
+		e.setClock(e.clock)
+	}
 	n := f.NumRows()
 	for i := 0; i < n; i++ {
 		e.judgeRow(f, b, i)
 	}
-	e.stats.Rows += int64(n)
 }
 
 func (e *Engine) bindColumns(rec arrow.Record) bool {
@@ -510,16 +536,25 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	d, g := c.dev[i], c.grp[i]
 	t := int64(c.ts[i])
 	if d < 0 || g < 0 {
+		e.stats.Rows++
 		return
 	}
+	if t > e.clock {
+		if t > e.clockLimit && !e.admitAhead(f, b, i, d, t) {
+			return
+		}
+		e.setClock(t)
+	}
+	e.stats.Rows++
 	gs := e.group(g)
 	ds := e.device(d)
 	if ds.group != g {
 		e.join(d, ds, g)
 	}
 	e.row = i
+	late := false
 	if p := c.part[i]; !e.samePartition(ds, p, t) {
-		e.advancePartition(ds, p, t)
+		late = e.advancePartition(ds, p, t)
 	}
 	if gs.incident.open && t >= gs.incident.quietUntil {
 		e.closeIncident(gs, g, t)
@@ -538,15 +573,18 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if e.cfg.Silence.Enabled {
 		e.judgeSilence(d, ds, g, gs, t)
 	}
-	if e.cfg.Fleet.Enabled {
+	if e.cfg.Fleet.Enabled && !late { // a window long closed is not this one's
 		e.judgeFleet(ds, g, gs, t)
 	}
 	if t > ds.last {
 		ds.last = t
 	}
-	if e.learnable(ds, anomalous, t) {
+	switch {
+	case late:
+		e.stats.LateRows++
+	case e.learnable(ds, anomalous, t):
 		f.Learn(i)
-	} else {
+	default:
 		e.stats.NotLearned++
 	}
 	if ds.q != nil {

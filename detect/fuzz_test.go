@@ -43,7 +43,9 @@ func FuzzEngineProcess(f *testing.F) {
 		builder := ingest.NewObservationBuilder(nil, reg, nil)
 		devices := []string{"d0", "d1", "d2"}
 		var row ingest.Row
+		rows := int64(0)
 		for len(data) >= 16 {
+			rows++
 			ts := int64(binary.LittleEndian.Uint32(data)) * int64(time.Second) / 4
 			v := math.Float64frombits(binary.LittleEndian.Uint64(data[4:]))
 			sel := data[12]
@@ -76,6 +78,13 @@ func FuzzEngineProcess(f *testing.F) {
 		b.Sets = sets
 		if err := eng.Process(context.Background(), b); err != nil {
 			t.Fatal(err)
+		}
+		if err := eng.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// every row is judged, or held back and dropped by the clock
+		if st := eng.Stats(); st.Rows+st.FutureRows+st.UnclockedRows != rows {
+			t.Fatalf("%d rows in: %d judged, %d future, %d unclocked", rows, st.Rows, st.FutureRows, st.UnclockedRows)
 		}
 		for _, a := range sink.alerts {
 			if a.ID == "" || a.Device == "" || a.Severity < 1 || a.Severity > 10 || a.Message == "" {

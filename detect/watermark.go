@@ -1,8 +1,13 @@
 package detect
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // partMark is the event-time progress of one source partition (the
@@ -42,6 +47,27 @@ type partMark struct {
 	devices int32 // devices whose latest report came through it
 	seq     int64 // Engine.runs when the partition last delivered a row
 	lastRun int64 // rows in its last finished run
+	// fastFrom: rows from it on (up to high) take samePartition's fast
+	// path: high - clock.max_lateness, or math.MaxInt64 while ahead holds
+	// rows, so the partition's next row ends or extends them.
+	fastFrom int64
+	ahead    aheadRun
+}
+
+// aheadRun is a partition's latest rows that were ahead of the clock by
+// more than clock.max_skew, in a row: see admitAhead.
+type aheadRun struct {
+	from      int64 // event time of the first
+	unclocked bool  // the clock was not set when it began
+	n         int32 // distinct devices in devs
+	devs      [maxConfirmRows]int32
+	held      []heldRow // the rows, each a batch of its own, judged if the run is confirmed
+}
+
+// heldRow is a row kept until the rows after it confirm or drop it.
+type heldRow struct {
+	b   *ingest.Batch // one row, its set members, its Source
+	src int32         // index in Engine.sources
 }
 
 // idleRuns is how many runs per active partition the engine judges
@@ -56,7 +82,7 @@ const idleRuns = 16
 // calls advancePartition.
 func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 	if idx := e.lastPart; idx < len(e.parts) {
-		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(ds.part) == idx+1 && t <= pm.high && e.runLen < e.runTick {
+		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(ds.part) == idx+1 && t <= pm.high && t >= pm.fastFrom && e.runLen < e.runTick {
 			pm.seq = e.runs
 			e.runLen++
 			return true
@@ -66,16 +92,14 @@ func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 }
 
 // advancePartition notes the current row of device ds, read from partition
-// p at event time t, and keeps e.wm up to date.
-func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
+// p at event time t, and keeps e.wm up to date. It reports whether the row
+// is late: further behind the partition's newest event time than
+// clock.max_lateness.
+func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) (late bool) {
 	idx := e.lastPart
 	changed := false
 	if idx >= len(e.parts) || e.parts[idx].part != p || e.parts[idx].src != e.src {
-		idx = slices.IndexFunc(e.parts, func(m partMark) bool { return m.part == p && m.src == e.src })
-		if idx < 0 {
-			idx = len(e.parts)
-			e.parts = append(e.parts, partMark{src: e.src, part: p, high: math.MinInt64})
-		}
+		idx = e.partIndex(p)
 		e.newRun(idx)
 		changed = len(e.parts) > 1
 	}
@@ -86,6 +110,10 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 	}
 	pm := &e.parts[idx]
 	pm.seq = e.runs
+	if len(pm.ahead.held) > 0 { // an accepted row ends the rows ahead: they were alone
+		e.dropAhead(pm)
+	}
+	late = t < subSat(pm.high, int64(e.cfg.Clock.MaxLateness))
 	if int(ds.part) != idx+1 {
 		if ds.part > 0 {
 			e.parts[ds.part-1].devices--
@@ -98,9 +126,169 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) {
 		pm.high = t
 		changed = true
 	}
+	pm.fastFrom = subSat(pm.high, int64(e.cfg.Clock.MaxLateness))
 	if changed {
 		e.updateWatermark()
 	}
+	return late
+}
+
+// partIndex returns the index in e.parts of partition p of the current
+// source, adding it.
+func (e *Engine) partIndex(p int32) int {
+	idx := slices.IndexFunc(e.parts, func(m partMark) bool { return m.part == p && m.src == e.src })
+	if idx < 0 {
+		idx = len(e.parts)
+		e.parts = append(e.parts, partMark{src: e.src, part: p, high: math.MinInt64, fastFrom: math.MinInt64})
+	}
+	return idx
+}
+
+// admitAhead decides on row i of device d at event time t, which is
+// further ahead of the clock than clock.max_skew (or came before any
+// clock), and reports whether to judge it now. It judges the rows it held
+// first when the row confirms them.
+//
+// The clock is the newest event time of the rows accepted so far, across
+// partitions: one record dated in 2030 must not move it, or every later
+// row would look years late, every device silent, every decay broken. So a
+// row ahead is held back, neither judged nor learned, and moves nothing.
+// But a stream may resume after a gap, and a stream's first row has no
+// clock to be judged against. Both are the same case: the rows ahead of a
+// partition, in a row (a row of the partition accepted in between ends
+// them), agree on a new time when each lies within max_skew of the first;
+// once clock.confirm_rows of them agree, from as many distinct devices as
+// the partition carries (up to confirm_rows), the held ones are judged in
+// their order and then the last. Otherwise they are dropped and counted: a
+// lone future record is followed by rows of the present, which end its
+// run, and a device whose clock is wrong reports between the others. With
+// a wall clock (a live consumer), a row further ahead of it than max_skew
+// is rejected at once, however many agree.
+//
+// A held row is judged when the row that confirms it arrives, perhaps in
+// a later batch: its own batch is acknowledged before that, so a crash in
+// between loses it (as if rejected), and its alerts go out with the later
+// batch. A restored baseline sets the clock where it left off
+// (NewEngine), so a restart holds nothing back.
+func (e *Engine) admitAhead(f *baseline.Frame, b *ingest.Batch, i int, d int32, t int64) bool {
+	if t > e.wallLimit {
+		e.stats.FutureRows++
+		return false
+	}
+	pm := &e.parts[e.partIndex(e.cols.part[i])]
+	r := &pm.ahead
+	if len(r.held) == 0 || absDiff(t, r.from) > int64(e.cfg.Clock.MaxSkew) {
+		e.dropAhead(pm)
+		r.from, r.unclocked = t, e.clock == math.MinInt64
+	}
+	if !slices.Contains(r.devs[:r.n], d) && int(r.n) < e.cfg.Clock.ConfirmRows {
+		r.devs[r.n] = d
+		r.n++
+	}
+	confirm := int32(e.cfg.Clock.ConfirmRows)
+	if int32(len(r.held))+1 < confirm || r.n < min(confirm, max(1, pm.devices)) {
+		r.held = append(r.held, e.holdRow(f, b, i))
+		pm.fastFrom = math.MaxInt64 // the partition's next row ends or extends the run
+		return false
+	}
+	held, from := r.held, r.from
+	r.held, r.n = nil, 0 // judging the held rows may append to e.parts: pm is not used after this
+	e.setClock(max(e.clock, from))
+	e.judgeHeld(held, f, b)
+	return true
+}
+
+// dropAhead drops the rows pm held, counting them.
+func (e *Engine) dropAhead(pm *partMark) {
+	r := &pm.ahead
+	for k := range r.held {
+		if r.unclocked {
+			e.stats.UnclockedRows++
+		} else {
+			e.stats.FutureRows++
+		}
+		r.held[k].b.Release()
+		r.held[k] = heldRow{}
+	}
+	r.held, r.n = r.held[:0], 0
+}
+
+// holdRow copies row i of the bound batch b into a batch of its own.
+func (e *Engine) holdRow(f *baseline.Frame, b *ingest.Batch, i int) heldRow {
+	if e.holdBuilder == nil {
+		e.holdBuilder = ingest.NewObservationBuilder(nil, e.reg, nil)
+	}
+	c := &e.cols
+	r := ingest.Row{
+		TimeNanos: int64(c.ts[i]), Device: e.reg.DeviceName(c.dev[i]), Group: e.reg.GroupName(c.grp[i]),
+		Partition: c.part[i], Offset: c.off[i],
+	}
+	r.SrcIP, _ = c.srcIP.value(i)
+	r.ClientID, _ = c.clientID.value(i)
+	r.Cert, _ = c.cert.value(i)
+	r.Firmware, _ = c.fw.value(i)
+	for j := range f.NumMetrics() {
+		if name := f.MetricName(j); name != "" {
+			if v, ok := f.Value(i, j); ok {
+				r.Metrics = append(r.Metrics, ingest.Metric{Name: name, Value: v})
+			}
+		}
+	}
+	for _, m := range b.Sets {
+		if m.Row == int32(i) {
+			r.Sets = append(r.Sets, ingest.SetMember{Set: strings.Clone(m.Set), Value: strings.Clone(m.Value)})
+		}
+	}
+	e.holdBuilder.Append(&r)
+	rec, sets := e.holdBuilder.NewRecord()
+	hb := ingest.NewBatch(rec, nil)
+	hb.Sets, hb.Source = sets, b.Source
+	return heldRow{b: hb, src: e.src}
+}
+
+// judgeHeld judges the held rows, then binds the batch b being judged
+// (its frame f) again.
+func (e *Engine) judgeHeld(held []heldRow, f *baseline.Frame, b *ingest.Batch) {
+	src, setAt, row := e.src, e.setAt, e.row
+	for _, h := range held {
+		e.src, e.setAt = h.src, 0
+		hf := e.deps.Baseline.Bind(h.b.Record)
+		if hf.Err() != nil || !e.bindColumns(h.b.Record) {
+			panic("BUG: a held row does not bind: " + fmt.Sprint(hf.Err()))
+		}
+		e.bindMetrics(hf)
+		e.judgeRow(hf, h.b, 0)
+		h.b.Release()
+	}
+	e.src, e.setAt, e.row = src, setAt, row
+	if e.deps.Baseline.Bind(b.Record) != f || !e.bindColumns(b.Record) {
+		panic("BUG: the batch being judged does not bind again")
+	}
+	e.bindMetrics(f)
+}
+
+// setClock sets the clock to t and the limits that follow from it.
+func (e *Engine) setClock(t int64) {
+	e.clock = t
+	e.clockLimit = math.MinInt64
+	if t != math.MinInt64 {
+		e.clockLimit = min(addSat(t, int64(e.cfg.Clock.MaxSkew)), e.wallLimit)
+	}
+}
+
+// addSat and subSat add and subtract a non-negative d, saturating.
+func addSat(t, d int64) int64 {
+	if t > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return t + d
+}
+
+func subSat(t, d int64) int64 {
+	if t < math.MinInt64+d {
+		return math.MinInt64
+	}
+	return t - d
 }
 
 // newRun starts a run of rows from partition idx.
