@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,10 @@ type Consumer struct {
 	fatalOnce sync.Once
 	fatalErr  error
 	fatal     chan struct{}
+
+	joined   atomic.Bool // a generation was joined at least once
+	stopMu   sync.Mutex
+	stopErrs []error // what the hand-over while stopping did not do
 }
 
 // task is one unit of work for the engine goroutine: a batch to judge, or a
@@ -244,7 +249,9 @@ func (c *Consumer) Instance() string { return c.instance }
 // lets the engine finish the batches in flight, checkpoints state, commits,
 // and leaves the group, within the configured shutdown timeout. Work still
 // running at three quarters of the timeout is abandoned, uncommitted. Run
-// returns nil after a graceful stop.
+// returns nil after a clean stop only: an error when the group was never
+// joined, when the last offsets or the state could not be committed or
+// checkpointed while stopping, or when the consumer could not go on.
 func (c *Consumer) Run(ctx context.Context) error {
 	runCtx, stopFetching := context.WithCancel(context.Background())
 	forceCtx, force := context.WithCancel(context.Background())
@@ -304,20 +311,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 		select {
 		case <-t.C:
 			c.log.Warn("shutdown deadline: abandoning work still in flight; it stays uncommitted and is delivered again")
+			c.stopFailed(errors.New("the shutdown deadline passed with work in flight; it was abandoned uncommitted"))
 			force()
 		case <-forceCtx.Done():
 		}
 	}()
 
+	var joinErr error // why the last attempt to join failed
 	for {
 		gen, err := cg.Next(runCtx)
 		if err != nil {
 			if runCtx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
 				break
 			}
+			joinErr = err
 			c.log.Warn("cannot join the next consumer group generation; retrying", "group", c.cfg.GroupID, "err", err)
 			continue
 		}
+		c.joined.Store(true)
 		c.metrics.rebalances.Inc()
 		c.startGeneration(gen)
 	}
@@ -337,8 +348,37 @@ func (c *Consumer) Run(ctx context.Context) error {
 			w.Close()
 		}
 	}
+	if err := c.stopError(joinErr); err != nil {
+		c.log.Error("consumer stopped without a clean hand-over; what was not committed is delivered again", "err", err)
+		return err
+	}
 	c.log.Info("consumer stopped: offsets committed, state checkpointed, group left")
-	return c.fatalErr
+	return nil
+}
+
+// stopFailed records something the hand-over while stopping did not do.
+func (c *Consumer) stopFailed(err error) {
+	c.stopMu.Lock()
+	c.stopErrs = append(c.stopErrs, err)
+	c.stopMu.Unlock()
+}
+
+// stopError says what went wrong in the run, nil for a clean stop: the
+// error the consumer could not go on after, a group never joined (joinErr
+// is the last reason given), and what the hand-over while stopping did not
+// do.
+func (c *Consumer) stopError(joinErr error) error {
+	errs := []error{c.fatalErr}
+	if !c.joined.Load() {
+		if joinErr == nil {
+			joinErr = errors.New("stopped before the group coordinator answered")
+		}
+		errs = append(errs, fmt.Errorf("never joined consumer group %s at %s: %w", c.cfg.GroupID, strings.Join(c.cfg.Brokers, ","), joinErr))
+	}
+	c.stopMu.Lock()
+	errs = append(errs, c.stopErrs...)
+	c.stopMu.Unlock()
+	return errors.Join(errs...)
 }
 
 func (c *Consumer) fail(err error) {
@@ -423,10 +463,14 @@ loop:
 	}
 	c.ready.Store(false)
 	g.wg.Wait()
-	c.commit(g)
+	if err := c.commit(g); err != nil && c.runCtx.Err() != nil {
+		c.stopFailed(fmt.Errorf("cannot commit offsets while stopping: %w", err))
+	}
 }
 
-func (c *Consumer) commit(g *generation) {
+// commit commits what the checkpointers allow and returns the commit's
+// error; the offsets it could not commit are tried again next time.
+func (c *Consumer) commit(g *generation) error {
 	offsets := map[string]map[int]int64{}
 	g.mu.Lock()
 	for topic, cps := range g.cps {
@@ -442,12 +486,12 @@ func (c *Consumer) commit(g *generation) {
 	}
 	g.mu.Unlock()
 	if len(offsets) == 0 {
-		return
+		return nil
 	}
 	if err := g.gen.CommitOffsets(offsets); err != nil {
 		c.metrics.commitErrors.Inc()
 		c.log.Warn("cannot commit offsets; they are committed with the next success or delivered again", "generation", g.gen.ID, "err", err)
-		return
+		return err
 	}
 	c.metrics.commits.Inc()
 	g.mu.Lock()
@@ -457,6 +501,7 @@ func (c *Consumer) commit(g *generation) {
 		}
 	}
 	g.mu.Unlock()
+	return nil
 }
 
 // do runs fn on the engine goroutine between batches and waits for it.
@@ -675,8 +720,14 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 			case err := <-done:
 				if err != nil {
 					log.Warn("cannot checkpoint partition state at hand-over; the next owner replays from the previous checkpoint", "err", err)
+					if c.runCtx.Err() != nil {
+						c.stopFailed(fmt.Errorf("cannot checkpoint the state of %s/%d while stopping: %w", topic, p, err))
+					}
 				}
 			case <-drainCtx.Done():
+				if c.runCtx.Err() != nil {
+					c.stopFailed(fmt.Errorf("the checkpoint of %s/%d did not finish before the shutdown deadline", topic, p))
+				}
 			}
 		}
 	}
