@@ -365,12 +365,24 @@ func checkDocsListMetrics(t *testing.T, e *exposition) {
 	}
 }
 
+// lookPromtool returns promtool's path, or "" when it is not installed;
+// CI installs it (.ci/install-deps) and sets VIGIL_REQUIRE_PROMTOOL, so
+// there a missing promtool fails instead of skipping.
+func lookPromtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil && os.Getenv("VIGIL_REQUIRE_PROMTOOL") != "" {
+		t.Fatal("promtool is not installed but VIGIL_REQUIRE_PROMTOOL is set: run .ci/install-deps")
+	}
+	return p
+}
+
 // promtoolCheckMetrics lints the scrape with promtool when it is
 // installed (Debian: apt-get install prometheus).
 func promtoolCheckMetrics(t *testing.T, text string) {
 	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
+	promtool := lookPromtool(t)
+	if promtool == "" {
 		t.Log("promtool not installed: the exposition is not linted")
 		return
 	}
@@ -393,9 +405,9 @@ func TestDeployPromtool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs promtool's rule unit tests (about 20 s)")
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian: apt-get install prometheus)")
+	promtool := lookPromtool(t)
+	if promtool == "" {
+		t.Skip("promtool not installed (Debian: apt-get install prometheus, or run .ci/install-deps)")
 	}
 	dir := "../../deploy/prometheus"
 	dashboardRules := filepath.Join(t.TempDir(), "dashboard.yml")
