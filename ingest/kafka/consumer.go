@@ -107,6 +107,7 @@ type Consumer struct {
 	instance string
 
 	deadLetter, changelog, groupOut *kafkago.Writer
+	transport                       *kafkago.Transport // the writers' and the topic check's
 
 	tasks       chan task
 	changelogCh chan changelogWrite
@@ -213,6 +214,7 @@ func New(opts Options) (*Consumer, error) {
 		c.groups = nil
 	}
 	tr := cs.transport(cfg.ClientID)
+	c.transport = tr
 	newWriter := func(topic string, b kafkago.Balancer) *kafkago.Writer {
 		return &kafkago.Writer{Addr: kafkago.TCP(cfg.Brokers...), Topic: topic, Balancer: b, Transport: tr,
 			RequiredAcks: kafkago.RequireAll, BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second}
@@ -253,6 +255,15 @@ func (c *Consumer) Instance() string { return c.instance }
 // joined, when the last offsets or the state could not be committed or
 // checkpointed while stopping, or when the consumer could not go on.
 func (c *Consumer) Run(ctx context.Context) error {
+	// A missing topic fails here, by name, not as a group that rejoins
+	// every second.
+	if err := c.checkTopics(ctx); err != nil {
+		c.transport.CloseIdleConnections()
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
+		return err
+	}
 	runCtx, stopFetching := context.WithCancel(context.Background())
 	forceCtx, force := context.WithCancel(context.Background())
 	defer force()
@@ -856,9 +867,9 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 			}
 		}
 		if len(rejects) > 0 {
-			if err := c.sendDeadLetters(topic, rejects); err != nil {
+			if err := c.sendDeadLetters(ctx, log, topic, rejects); err != nil {
 				cp.release()
-				return err
+				return nil // ctx ended: the rejects stay uncommitted
 			}
 			rejects = rejects[:0]
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -44,15 +45,41 @@ func deadLetterMessage(m *kafkago.Message, reason string, err error) kafkago.Mes
 // batch is handed on, so an offset is never committed past a reject that is
 // not in the dead-letter topic. Without a dead-letter topic rejects are
 // only counted.
-func (c *Consumer) sendDeadLetters(topic string, msgs []kafkago.Message) error {
+//
+// A write that fails is retried in place, with backoff, until it succeeds
+// or ctx ends (a stop or a rebalance), when it returns ctx's error: the
+// partition waits, its offsets stay behind the rejects, and the group
+// stays as it is. Giving up on the partition instead would end the
+// generation for every member, and the group would rejoin and read (and
+// count) the same records again and again.
+func (c *Consumer) sendDeadLetters(ctx context.Context, log *slog.Logger, topic string, msgs []kafkago.Message) error {
 	if c.deadLetter == nil {
 		return nil
 	}
+	wait := c.cfg.NackBackoff
+	for {
+		err := c.writeDeadLetters(msgs)
+		if err == nil {
+			c.metrics.deadLettered(topic, len(msgs))
+			return nil
+		}
+		log.Warn("partition waits for the dead-letter topic; retrying", "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+func (c *Consumer) writeDeadLetters(msgs []kafkago.Message) error {
 	ctx, cancel := context.WithTimeout(c.forceCtx, 30*time.Second)
 	defer cancel()
 	if err := c.deadLetter.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("cannot write %d record(s) to dead-letter topic %s: %w; check that it exists and Vigil may write to it", len(msgs), c.cfg.DeadLetterTopic, err)
 	}
-	c.metrics.deadLettered(topic, len(msgs))
 	return nil
 }
