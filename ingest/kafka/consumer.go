@@ -260,7 +260,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.checkTopics(ctx); err != nil {
 		c.transport.CloseIdleConnections()
 		if ctx.Err() != nil {
-			return nil // stopped before it began
+			// Stopped before the brokers answered: the group was never
+			// joined, which is no clean stop.
+			err = c.stopError(errors.New("stopped before the brokers answered"))
+			c.log.Error("consumer stopped before it began", "err", err)
 		}
 		return err
 	}
@@ -729,7 +732,9 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 		if c.do(drainCtx, func() { c.snapshot(drainCtx, ps, done) }) {
 			select {
 			case err := <-done:
-				if err != nil {
+				// A partition that acknowledged nothing here has nothing
+				// to checkpoint: its changelog is as good as before.
+				if covered, _, _ := cp.Highest(); err != nil && covered >= 0 {
 					log.Warn("cannot checkpoint partition state at hand-over; the next owner replays from the previous checkpoint", "err", err)
 					if c.runCtx.Err() != nil {
 						c.stopFailed(fmt.Errorf("cannot checkpoint the state of %s/%d while stopping: %w", topic, p, err))
