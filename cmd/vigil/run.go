@@ -162,6 +162,7 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 	}
 	metrics.RegisterSet(inst.metrics.Set)
 	defer metrics.UnregisterSet(inst.metrics.Set, true)
+	publishInstanceMetrics(inst)
 	if cfg.Kafka.HTTPListen != "" {
 		obs, err := startObservability(cfg.Kafka.HTTPListen, inst.consumer.Ready, log)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -29,7 +30,7 @@ func sweepVariants(path string, sweeps []string) ([]variant, error) {
 		}
 	}
 	if len(sweeps) == 0 {
-		cfg, err := ParseConfig(data)
+		cfg, err := parseConfigIn(data, configDir(path))
 		if err != nil {
 			return nil, configError(path, err)
 		}
@@ -75,13 +76,22 @@ func sweepVariants(path string, sweeps []string) ([]variant, error) {
 		if err := enc.Encode(&doc); err != nil {
 			return nil, fmt.Errorf("BUG: cannot encode swept config: %w", err)
 		}
-		cfg, err := ParseConfig(buf.Bytes())
+		cfg, err := parseConfigIn(buf.Bytes(), configDir(path))
 		if err != nil {
 			return nil, fmt.Errorf("--sweep %s: %w", strings.Join(c, " "), err)
 		}
 		out = append(out, variant{name: strings.Join(c, " "), cfg: cfg})
 	}
 	return out, nil
+}
+
+// configDir is the folder relative file names of the config at path are
+// taken from; "" without a config file.
+func configDir(path string) string {
+	if path == "" {
+		return ""
+	}
+	return filepath.Dir(path)
 }
 
 func configError(path string, err error) error {
