@@ -101,6 +101,11 @@ type Communication struct {
 	Function              string // OT function code class or name: "write_multiple_registers", "plc_stop", … or ""
 	FunctionClass         string // what Function does: "read", "write", "control", "diagnostic", "other", or "" without Function
 	Packets, Bytes        int64
+	// Partition and Offset: the Kafka partition and record offset of the
+	// communication's first packet in the batch (partition -1 and the
+	// packet's number in a replay).
+	Partition int32
+	Offset    int64
 }
 
 // NetEvent is a finding a decoder or feature extractor makes without a
@@ -115,4 +120,10 @@ type NetEvent struct {
 	Protocol         string
 	Detail           string  // one line for the analyst
 	Value, Threshold float64 // e.g. distinct ports seen vs threshold
+	// Partition and Offset: the Kafka partition and record offset of the
+	// finding's packet, or for a finding over a window (scan, flood) of
+	// the last record counted in the window (partition -1 and packet
+	// numbers in a replay).
+	Partition int32
+	Offset    int64
 }

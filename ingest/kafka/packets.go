@@ -112,8 +112,12 @@ func isCapture(v []byte) bool {
 	return ok
 }
 
-// Decode feeds the record's packets to the feature extractor.
+// Decode feeds the record's packets to the feature extractor, each with
+// the record's offset as its Index: the rows, communications and findings
+// of the batches carry the partition and the offsets (see
+// packet.Extractor.SetPartition).
 func (d *PacketDecoder) Decode(rec *Record, _ *BatchBuilder) error {
+	d.x.SetPartition(rec.Partition)
 	if isCapture(rec.Value) {
 		return d.decodeChunk(rec)
 	}

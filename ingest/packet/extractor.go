@@ -48,7 +48,16 @@ type Extractor struct {
 	lastFlow int32 // flow of the previous TCP/UDP packet, a one-entry cache
 	curSet   bool
 	lastTime int64
-	seq      int64 // packets seen, numbering rows' offsets
+	seq      int64 // packets seen
+
+	// Where rows, communications and findings say they come from: the
+	// Kafka partition (-1 in a replay) and a position, which is the
+	// record offset (pcap.Packet.Index) after SetPartition and the
+	// packet's number in the replay (from 0) otherwise.
+	partition int32
+	offsets   bool  // positions are the packets' Index
+	pos       int64 // position of the packet being added
+	windowPos int64 // position of the last packet counted in the current windows
 
 	flows    *flowTable
 	frags    fragTable
@@ -158,7 +167,7 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		evictedAssets: make(map[[16]byte]Asset),
 		stats:         Stats{SkippedLinkTypes: make(map[uint16]int64)},
 	}
-	x.lastFlow = -1
+	x.lastFlow, x.partition = -1, -1
 	x.maxDistinctEntries = 8 * cfg.MaxHosts
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
@@ -224,13 +233,34 @@ func protoSlot(p ot.Protocol) int {
 	return int(p)
 }
 
+// SetPartition says the packets added from now on come from Kafka
+// partition p, each with its record's offset in Index. Rows,
+// communications and findings then carry p and an offset:
+//
+//   - a row, and a finding over a window (scan, flood): the last record
+//     counted in the window, so the window's packets are in the records up
+//     to it;
+//   - a communication: the record of its first packet in the batch, whose
+//     time is its FirstNanos;
+//   - a finding about one packet (malformed frame, unknown asset): that
+//     packet's record.
+//
+// Without SetPartition (a replay) they carry partition -1 and the packet's
+// number in the replay, from 0, in the same way.
+func (x *Extractor) SetPartition(p int32) { x.partition, x.offsets = p, true }
+
 // Add decodes one packet and accounts for it. It may close windows; take
 // the resulting batches with TakeBatch.
 func (x *Extractor) Add(p *pcap.Packet) {
 	x.stats.Packets++
 	x.stats.Bytes += int64(len(p.Data))
+	x.pos = x.seq
+	if x.offsets {
+		x.pos = p.Index
+	}
 	x.seq++
-	x.advance(p.TimeNanos)
+	x.advance(p.TimeNanos) // windows it closes end with the packet before
+	x.windowPos = x.pos
 	ts := p.TimeNanos
 	if ts < x.lastTime {
 		ts = x.lastTime // event time never goes backwards inside the extractor
@@ -401,7 +431,7 @@ func (x *Extractor) markAsset(i int32, ts int64) {
 	x.addEvent(ingest.NetEvent{
 		TimeNanos: ts, Kind: "unknown_asset", Device: h.device, Group: h.group, SrcIP: h.ip,
 		Detail: "host " + h.ipText + " sends traffic but is not in the asset inventory",
-		Value:  1, Threshold: 0,
+		Value:  1, Threshold: 0, Partition: x.partition, Offset: x.pos,
 	})
 }
 
@@ -728,6 +758,7 @@ func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
 		FirstNanos: ts, LastNanos: ts, Device: hc.device, Group: hc.group,
 		SrcIP: hc.ip, DstIP: hs.ip, SrcMAC: hc.mac, DstMAC: hs.mac,
 		Transport: k.transport, SrcPort: cport, DstPort: k.port, Function: fn,
+		Partition: x.partition, Offset: x.pos,
 	}
 	if fl.proto != ot.None {
 		c.Protocol = fl.proto.String()
@@ -1031,5 +1062,6 @@ func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
 		TimeNanos: ts, Kind: "malformed", Device: hs.device, Group: hs.group,
 		SrcIP: hs.ip, DstIP: hd.ip, Transport: fl.key.transport(), SrcPort: sport, DstPort: dport,
 		Protocol: fl.proto.String(), Detail: x.pdu.Malformed, Value: 1,
+		Partition: x.partition, Offset: x.pos,
 	})
 }

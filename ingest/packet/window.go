@@ -135,6 +135,7 @@ func (x *Extractor) findings(h *host, end int64) {
 		e := ingest.NetEvent{
 			TimeNanos: end, Kind: kind, Device: h.device, Group: h.group,
 			Detail: detail, Value: value, Threshold: threshold,
+			Partition: x.partition, Offset: x.windowPos,
 		}
 		if t.valid {
 			e.SrcIP = netip.AddrFrom16(t.src).Unmap()
@@ -230,7 +231,7 @@ func (x *Extractor) indexSetLog() {
 func (x *Extractor) appendRow(w int, end int64, device, group, ip string, a *acc, protos uint16, sets []setEntry) {
 	r := &x.row
 	r.Reset()
-	r.TimeNanos, r.Device, r.Group, r.Partition, r.Offset, r.SrcIP = end, device, group, -1, x.seq, ip
+	r.TimeNanos, r.Device, r.Group, r.Partition, r.Offset, r.SrcIP = end, device, group, x.partition, x.windowPos, ip
 	n := &x.names[w]
 	m := r.Metrics
 	m = append(m,
