@@ -5,12 +5,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ot/vigil/bench/attackgen"
+	"github.com/vigil-ot/vigil/bench/fleetgen"
+	"github.com/vigil-ot/vigil/detect"
 )
 
 // The demo runs the whole pipeline through the embedded broker and stops
@@ -26,7 +31,8 @@ func TestDemoIntegration(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, log) }()
+	seen := &collectSink{}
+	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, log, seen) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -53,6 +59,73 @@ func TestDemoIntegration(t *testing.T) {
 		if n, _ := strconv.Atoi(m[1]); n > 2 {
 			t.Errorf("demo raised %d silence alarms; the fleet injects one", n)
 		}
+	}
+	checkDemoNetworkAlerts(t, seen.alerts)
+}
+
+// checkDemoNetworkAlerts holds the demo to what it says of its network
+// alerts (demoPacketNote): those of one conversation are the replay's of
+// the same capture under the same config, alarm for alarm, and the flood
+// alarm comes with a share of the replay's rate.
+func checkDemoNetworkAlerts(t *testing.T, alerts []detect.Alert) {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(demoConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg.Input.Inventory.Path = filepath.Join(dir, "inventory.csv")
+	if err := writeFile(cfg.Input.Inventory.Path, func(w io.Writer) error { return fleetgen.WriteInventory(fleetgen.SampleConfig(), w) }); err != nil {
+		t.Fatal(err)
+	}
+	capture := filepath.Join(dir, "attack.pcap")
+	if err := writeFile(capture, func(w io.Writer) error { _, err := attackgen.Generate(w, attackgen.DefaultScenario()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	replayed := &collectSink{}
+	job, err := openReplay(cfg, []string{capture}, replayed, slog.New(slog.NewTextHandler(io.Discard, nil)), replaySetup{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.close()
+	if err := job.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	type alarm struct{ ID, Detector, Behavior, Device, Message string }
+	conversation := func(alerts []detect.Alert) (map[alarm]time.Time, []detect.Alert) {
+		out := map[alarm]time.Time{}
+		var floods []detect.Alert
+		for _, a := range alerts {
+			switch {
+			case a.State != detect.StateAlarm:
+			case a.Detector == detect.DetectorFlood:
+				floods = append(floods, a)
+			case a.Detector == detect.DetectorScan, a.Detector == detect.DetectorNovelty && a.Behavior != detect.BehaviorUnknownAsset:
+				out[alarm{a.ID, a.Detector, a.Behavior, a.Device, a.Message}] = a.EventTime
+			}
+		}
+		return out, floods
+	}
+	want, wantFloods := conversation(replayed.alerts)
+	got, gotFloods := conversation(alerts)
+	if len(want) < 5 || len(wantFloods) == 0 {
+		t.Fatalf("the replay of the capture raised %d conversation alarms and %d floods; the test no longer exercises the demo's claim", len(want), len(wantFloods))
+	}
+	for a, at := range want {
+		if got[a].IsZero() {
+			t.Errorf("replay raises %s/%s on %s at %s, the demo does not: %s", a.Detector, a.Behavior, a.Device, at.Format(time.RFC3339Nano), a.Message)
+		} else if !got[a].Equal(at) {
+			t.Errorf("%s/%s on %s at %s in the demo, at %s in the replay", a.Detector, a.Behavior, a.Device, got[a].Format(time.RFC3339Nano), at.Format(time.RFC3339Nano))
+		}
+	}
+	for a := range got {
+		if _, ok := want[a]; !ok {
+			t.Errorf("the demo raises %s/%s on %s, replay does not: %s", a.Detector, a.Behavior, a.Device, a.Message)
+		}
+	}
+	if len(gotFloods) == 0 || gotFloods[0].Device != wantFloods[0].Device || gotFloods[0].Observed >= wantFloods[0].Observed {
+		t.Errorf("demo floods %+v; want an alarm on %s below the replay's rate %.0f", gotFloods, wantFloods[0].Device, wantFloods[0].Observed)
 	}
 }
 
