@@ -194,8 +194,10 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	var inst *instance
 	ready := make(chan struct{})
 	runDone := make(chan error, 1)
+	stopped := make(chan struct{})
 	go func() {
 		runDone <- runInstance(runCtx, cfg, sink, log, func(i *instance) { inst = i; close(ready) })
+		close(stopped)
 	}()
 	select {
 	case <-ready:
@@ -203,7 +205,15 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 		return err
 	}
 
-	produced, perr := scenario.produce(runCtx, addr, duration*3/4)
+	// Production is paced from when Vigil reads. An interrupt (the end of
+	// ctx) is a clean stop wherever it comes: while producing, or before
+	// Vigil joined its group, when there is nothing to hand over.
+	var produced int64
+	var perr error
+	joined := waitReady(runCtx, inst, stopped)
+	if joined {
+		produced, perr = scenario.produce(runCtx, addr, duration*3/4)
+	}
 	// Let the consumer catch up, but never past the duration.
 	deadline := time.NewTimer(duration / 4)
 	defer deadline.Stop()
@@ -221,8 +231,29 @@ wait:
 	}
 	stopRun()
 	runErr := <-runDone
+	if ctx.Err() != nil && !joined {
+		runErr = nil // the consumer never joined: nothing read, nothing to commit
+	}
 	printer.summary(inst, produced)
 	return errors.Join(perr, runErr)
+}
+
+// waitReady waits until inst's consumer is in its group with every
+// partition restored, and reports whether it got there before ctx ended
+// or the consumer stopped.
+func waitReady(ctx context.Context, inst *instance, stopped <-chan struct{}) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !inst.consumer.Ready() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return false
+		case <-stopped:
+			return false
+		}
+	}
+	return true
 }
 
 func startDemoBroker(port int) (*kfake.Cluster, error) {
@@ -326,7 +357,7 @@ func deviceKey(line []byte) []byte {
 }
 
 // produce sends both sources, paced evenly over span, and returns how many
-// records went out.
+// records went out. The end of ctx (an interrupt) stops it without error.
 func (s *demoScenario) produce(ctx context.Context, addr string, span time.Duration) (int64, error) {
 	newWriter := func(topic string, b kafkago.Balancer) *kafkago.Writer {
 		return &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topic, Balancer: b,
@@ -350,11 +381,17 @@ func (s *demoScenario) produce(ctx context.Context, addr string, span time.Durat
 		ti, pi := len(s.telemetry)*(i-1)/steps, len(s.packets)*(i-1)/steps
 		tj, pj := len(s.telemetry)*i/steps, len(s.packets)*i/steps
 		if err := tw.WriteMessages(ctx, s.telemetry[ti:tj]...); err != nil {
+			if ctx.Err() != nil {
+				return sent, nil
+			}
 			return sent, fmt.Errorf("cannot produce telemetry: %w", err)
 		}
 		sent += int64(tj - ti)
 		if pj > pi {
 			if err := pw.WriteMessages(ctx, s.packets[pi:pj]...); err != nil {
+				if ctx.Err() != nil {
+					return sent, nil
+				}
 				return sent, fmt.Errorf("cannot produce packets: %w", err)
 			}
 			sent += int64(pj - pi)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,6 +128,90 @@ func checkDemoNetworkAlerts(t *testing.T, alerts []detect.Alert) {
 	if len(gotFloods) == 0 || gotFloods[0].Device != wantFloods[0].Device || gotFloods[0].Observed >= wantFloods[0].Observed {
 		t.Errorf("demo floods %+v; want an alarm on %s below the replay's rate %.0f", gotFloods, wantFloods[0].Device, wantFloods[0].Observed)
 	}
+}
+
+// An interrupt is a clean stop: no error, and the summary printed, whether
+// it comes as the demo starts producing (before Vigil joined its group) or
+// while it produces.
+func TestDemoInterruptedIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs the embedded demo")
+	}
+	for _, after := range []time.Duration{0, 2 * time.Second} {
+		t.Run(after.String(), func(t *testing.T) {
+			out := &watchWriter{watch: "Producing", seen: make(chan struct{})}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- demo(ctx, out, 20*time.Second, 0, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+			select {
+			case <-out.seen:
+			case err := <-done:
+				t.Fatalf("demo ended before producing: %v\n%s", err, out)
+			case <-time.After(30 * time.Second):
+				t.Fatal("demo did not start producing in 30s")
+			}
+			time.Sleep(after) // it produces for 15 s
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("interrupted demo: %v; want a clean stop\n%s", err, out)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("interrupted demo did not stop in 30s")
+			}
+			if !strings.Contains(out.String(), "Summary after") {
+				t.Errorf("interrupted demo printed no summary:\n%s", out)
+			}
+		})
+	}
+}
+
+// An interrupt in the middle of a write is no error either.
+func TestDemoProduceInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the embedded broker")
+	}
+	broker, err := startDemoBroker(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	scenario, err := newDemoScenario(fleetgen.SampleConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // every write sees the end of its context
+	if n, err := scenario.produce(ctx, broker.ListenAddrs()[0], time.Second); err != nil {
+		t.Fatalf("produce after an interrupt: %d records, %v; want a clean stop", n, err)
+	}
+}
+
+// watchWriter keeps what is written and closes seen once watch was.
+type watchWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	watch string
+	seen  chan struct{}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.seen != nil && strings.Contains(w.buf.String(), w.watch) {
+		close(w.seen)
+		w.seen = nil
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 type testWriter struct{ t *testing.T }
