@@ -285,7 +285,7 @@ func (d *NetworkDetector) netAlert(c *ingest.Communication, detector, behavior, 
 		SrcIP:        addrText(c.SrcIP), DstIP: addrText(c.DstIP), SrcPort: c.SrcPort, DstPort: c.DstPort,
 		Transport: transportName(c.Transport), Protocol: c.Protocol,
 		SrcMAC: macText(c.SrcMAC), DstMAC: macText(c.DstMAC),
-		Partition: -1,
+		Partition: c.Partition, Offset: c.Offset,
 	}
 }
 
@@ -329,7 +329,7 @@ func (d *NetworkDetector) event(e *ingest.NetEvent, out *Output) {
 		Observed: e.Value, Expected: math.NaN(), Lower: math.NaN(), Upper: e.Threshold, Score: score,
 		Technique: technique, Message: e.Detail, ObservedText: e.Detail,
 		SrcIP: addrText(e.SrcIP), DstIP: addrText(e.DstIP), SrcPort: e.SrcPort, DstPort: e.DstPort,
-		Transport: transportName(e.Transport), Protocol: e.Protocol, Partition: -1,
+		Transport: transportName(e.Transport), Protocol: e.Protocol, Partition: e.Partition, Offset: e.Offset,
 	}
 	if e.Threshold == 0 {
 		a.Expected, a.Lower = 0, 0

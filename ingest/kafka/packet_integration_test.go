@@ -144,6 +144,11 @@ func TestKafkaPacketTopicIntegration(t *testing.T) {
 		t.Errorf("committed %v (%v); want a position past the start and before the records of the window still open", committed, err)
 	}
 
+	for _, a := range sink.alerts {
+		if a.Partition < 0 || a.Offset <= 0 {
+			t.Errorf("alert %s/%s on %s carries partition %d offset %d, not the record it came from", a.Detector, a.Behavior, a.Device, a.Partition, a.Offset)
+		}
+	}
 	for _, l := range labels {
 		found := false
 		for _, a := range sink.alerts {
