@@ -87,8 +87,9 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 		gs.gapStart, gs.gapEnd = gs.lastReport, t
 	}
 	// A device is overdue once the group reported after its deadline (this
-	// row) and every active partition has passed it (the watermark): its
-	// own partition would have shown a report before the deadline.
+	// row), every active partition has passed it (the watermark), and its
+	// own partition has been read past it: a report of the device before
+	// the deadline would have been read by then.
 	now := min(t, e.wm)
 	for len(gs.heap) > 0 {
 		top := gs.heap[0].dev
@@ -100,6 +101,20 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			gs.heap[0].key = ts.deadline
 			e.heapDown(gs, 0)
 			continue
+		}
+		if p := e.devices[top].part; p > 0 {
+			if high := e.parts[p-1].high; high < ts.deadline && now-high <= int64(cfg.PartitionIdle) {
+				// Its own partition has not been read past the deadline
+				// and lags by less than partition_idle: the device's
+				// reports may just be behind there (a lagging partition
+				// is not a silent device). Look again once the stream has
+				// moved on by as much as the partition lags; a partition
+				// that falls further behind is dark, and its devices are
+				// judged.
+				gs.heap[0].key = ts.deadline + (now - high)
+				e.heapDown(gs, 0)
+				continue
+			}
 		}
 		e.heapPop(gs)
 		threshold := ts.deadline - e.devices[top].last

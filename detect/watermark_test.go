@@ -137,3 +137,45 @@ func TestSilenceAcrossTopics(t *testing.T) {
 		t.Fatalf("want one silence alarm, on %s:\n%s", s.devices[victim].name, s.sink.dump())
 	}
 }
+
+// TestSilenceNotFromALaggingPartition: a partition that delivers its rows
+// in bursts half an hour apart (a backlog, a slow consumer) falls behind
+// and counts as idle for the watermark, but its devices are not silent:
+// their own partition has not been read past their deadlines yet. A device
+// that does stop, in a partition that keeps up, still is.
+func TestSilenceNotFromALaggingPartition(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Fleet.Enabled = false
+	cfg.Silence.PartitionIdle = time.Hour
+	s := newSim(t, cfg, twoGroups, 9, nil)
+	// Group B (devices 9-17) is partition 0 and a day ahead, so the other
+	// partitions are never within partition_idle of the newest; group A's
+	// devices alternate between partitions 1 and 2.
+	s.partition = func(i int) int32 {
+		if i >= 9 {
+			return 0
+		}
+		return int32(1 + i%2)
+	}
+	const victim = 0 // partition 1
+	shift := func(keep func(m, i int) bool) mutator {
+		return func(m, i int, _ *simDevice, r *ingest.Row) bool {
+			if i >= 9 {
+				r.TimeNanos += int64(24 * time.Hour)
+			}
+			return keep(m, i)
+		}
+	}
+	all := func(int, int) bool { return true }
+	s.run(0, 60, shift(all))
+	for m := 60; m < 180; m++ {
+		s.run(m, m+1, shift(func(m, i int) bool { return s.partition(i) != 2 && (i != victim || m < 120) }))
+		if (m+1)%30 == 0 { // partition 2's burst: the half hour just gone
+			s.run(m-29, m+1, shift(func(_, i int) bool { return s.partition(i) == 2 }))
+		}
+	}
+	al := s.sink.find(DetectorSilence, behaviorSilence, "", StateAlarm)
+	if len(al) != 1 || al[0].Device != s.devices[victim].name {
+		t.Fatalf("want one silence alarm, on %s (the device that stopped):\n%s", s.devices[victim].name, s.sink.dump())
+	}
+}
