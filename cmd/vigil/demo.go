@@ -104,6 +104,7 @@ func runDemo(args []string) int {
 	duration := fs.Duration("duration", 60*time.Second, "how long the demo runs: the scenario is produced over 3/4 of it")
 	port := fs.Int("port", 9092, "broker port on 127.0.0.1 (0: any free port)")
 	verbose := fs.Bool("v", false, "log the consumer's work (rebalances, restores, commits)")
+	httpListen := fs.String("http", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz on `ADDR`, as vigil run does (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -121,7 +122,7 @@ func runDemo(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := demo(ctx, os.Stdout, *duration, *port, log); err != nil {
+	if err := demo(ctx, os.Stdout, *duration, *port, *httpListen, log); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil demo:", err)
 		return 1
 	}
@@ -129,8 +130,9 @@ func runDemo(args []string) int {
 }
 
 // demo runs the demo until it stops by itself or ctx ends; every alert
-// goes to the console, the broker's alert topic and the extra sinks.
-func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, log *slog.Logger, extra ...detect.Sink) error {
+// goes to the console, the broker's alert topic and the extra sinks. With
+// httpListen, the consumer serves its metrics and health there.
+func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, httpListen string, log *slog.Logger, extra ...detect.Sink) error {
 	broker, err := startDemoBroker(port)
 	if err != nil {
 		return err
@@ -139,7 +141,11 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	addr := broker.ListenAddrs()[0]
 	fmt.Fprintf(out, "Vigil demo: Kafka-protocol broker on %s (embedded; topics %s, %s, %s, %s)\n", addr, demoTelemetry, demoPackets, demoAlerts, demoDeadLetter)
 	fmt.Fprintf(out, "  try: kcat -b %s -C -t %s -o beginning     (alerts as JSON)\n", addr, demoAlerts)
-	fmt.Fprintf(out, "       kcat -b %s -C -t %s -J              (rejected records with their reason)\n\n", addr, demoDeadLetter)
+	fmt.Fprintf(out, "       kcat -b %s -C -t %s -J              (rejected records with their reason)\n", addr, demoDeadLetter)
+	if httpListen != "" {
+		fmt.Fprintf(out, "       curl -s http://%s/metrics                   (Prometheus metrics, as vigil run serves them)\n", httpListen)
+	}
+	fmt.Fprintln(out)
 
 	dir, err := os.MkdirTemp("", "vigil-demo-")
 	if err != nil {
@@ -164,7 +170,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	k.TelemetryTopics = []string{demoTelemetry}
 	k.PacketTopics = []string{demoPackets}
 	k.DeadLetterTopic, k.ChangelogTopic, k.GroupStateTopic = demoDeadLetter, demoChangelog, demoGroupState
-	k.HTTPListen = ""
+	k.HTTPListen = httpListen
 	k.SessionTimeout, k.HeartbeatInterval, k.RebalanceTimeout = 3*time.Second, 500*time.Millisecond, 5*time.Second
 	k.ShutdownTimeout = 10 * time.Second
 	if err := cfg.Validate(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -33,7 +35,7 @@ func TestDemoIntegration(t *testing.T) {
 	done := make(chan error, 1)
 	start := time.Now()
 	seen := &collectSink{}
-	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, log, seen) }()
+	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, "", log, seen) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -143,7 +145,15 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
-			go func() { done <- demo(ctx, out, 20*time.Second, 0, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			httpAddr := ln.Addr().String()
+			ln.Close()
+			go func() {
+				done <- demo(ctx, out, 20*time.Second, 0, httpAddr, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			}()
 			select {
 			case <-out.seen:
 			case err := <-done:
@@ -152,6 +162,18 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 				t.Fatal("demo did not start producing in 30s")
 			}
 			time.Sleep(after) // it produces for 15 s
+			if after > 0 {
+				// The demo serves the metrics vigil run serves.
+				resp, err := http.Get("http://" + httpAddr + "/metrics")
+				if err != nil {
+					t.Fatalf("demo serves no /metrics: %v", err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(body), "# HELP vigil_kafka_records_total") {
+					t.Errorf("demo's /metrics lacks vigil_kafka_records_total:\n%.500s", body)
+				}
+			}
 			cancel()
 			select {
 			case err := <-done:
