@@ -765,7 +765,7 @@ func (s *Store) mergeGroupState(g, o *groupState) {
 	g.started = true
 	g.rows += o.rows
 	g.protecting = g.protecting || o.protecting
-	if !g.protecting && g.rows >= s.cfg.MinSamples && g.last-g.first >= int64(s.cfg.MinDuration) {
+	if !g.protecting && s.endsLearning(g, -1) {
 		g.protecting = true
 	}
 }

@@ -25,6 +25,9 @@ type Config struct {
 
 	// A group is learning until it has learned MinSamples rows over at
 	// least MinDuration of event time; then it is protecting for good.
+	// MinDuration 0 (the default) derives the duration from the devices'
+	// own cadence: the group protects once one of its devices has learned
+	// MinSamples values itself, so learning ends for any sampling rate.
 	MinSamples  int64         `yaml:"min_samples"`
 	MinDuration time.Duration `yaml:"min_duration"`
 
@@ -73,8 +76,8 @@ func DefaultConfig() Config {
 	return Config{
 		HalfLives:          []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour},
 		PrimaryHalfLife:    24 * time.Hour,
-		MinSamples:         1000,
-		MinDuration:        6 * time.Hour,
+		MinSamples:         300,
+		MinDuration:        0,
 		DeviceMinSamples:   30,
 		DevicePriorWeight:  5,
 		QuantileHalfLife:   24 * time.Hour,

@@ -752,9 +752,33 @@ func (f *Frame) Learn(row int) {
 	gs.rows++
 	gs.rowsSinceView++
 	s.version++
-	if !gs.protecting && gs.rows >= s.cfg.MinSamples && gs.last-gs.first >= int64(s.cfg.MinDuration) {
+	if !gs.protecting && s.endsLearning(gs, devBase) {
 		gs.protecting = true
 	}
+}
+
+// endsLearning reports whether group gs has learned enough to protect:
+// min_samples rows, and either min_duration of event time or, when
+// min_duration is 0 (derived), min_samples values of one of its devices
+// (the device whose row was just learned, at devBase; -1: none), so that
+// learning lasts as long as min_samples reports take at the devices' own
+// cadence: five minutes at 1 Hz, two days at one report every ten minutes,
+// however many devices the group has.
+func (s *Store) endsLearning(gs *groupState, devBase int) bool {
+	if gs.rows < s.cfg.MinSamples {
+		return false
+	}
+	if s.cfg.MinDuration > 0 {
+		return gs.last-gs.first >= int64(s.cfg.MinDuration)
+	}
+	if devBase < 0 {
+		return false
+	}
+	var n uint32
+	for _, c := range s.devN[devBase : devBase+s.stride] {
+		n = max(n, c)
+	}
+	return int64(n) >= s.cfg.MinSamples
 }
 
 // seasonWeights returns the decay that brings hour-of-week bucket how of
