@@ -35,7 +35,7 @@ func clockReplay(t *testing.T, input string) ([]byte, detect.Stats, uint64) {
 	if err := job.run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes(), job.engine.Stats(), job.store.Version()
+	return out.Bytes(), job.Engine.Stats(), job.Store.Version()
 }
 
 // sampleWith writes the fleet sample to a file with edit applied to each

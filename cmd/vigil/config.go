@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/sinks"
 )
@@ -37,6 +38,11 @@ func DefaultConfig() Config {
 		Sinks:    sinks.DefaultConfig(),
 		Kafka:    ingest.DefaultKafkaConfig(),
 	}
+}
+
+// pipeline returns the sections the engine's pipeline is built from.
+func (c *Config) pipeline() pipeline.Config {
+	return pipeline.Config{Inventory: c.Input.Inventory, Telemetry: c.Input.Telemetry, Packets: c.Input.Packets, Baseline: c.Baseline, Detect: c.Detect}
 }
 
 // LoadConfig reads path strictly over the defaults: unknown keys and type

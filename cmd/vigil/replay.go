@@ -17,12 +17,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/apache/arrow/go/v15/arrow/array"
-
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
-	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/jsonl"
 	"github.com/vigil-ot/vigil/ingest/packet"
 	"github.com/vigil-ot/vigil/ingest/pcap"
@@ -205,7 +203,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	defer job.close()
 	stopProgress := func() {}
 	if opts.progress || isTerminal(stderr) {
-		stopProgress = startProgress(stderr, job.tel, job.caps)
+		stopProgress = startProgress(stderr, job.Telemetry, job.Captures)
 	}
 	runErr := job.run(ctx)
 	stopProgress()
@@ -229,7 +227,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		if runErr != nil {
 			fmt.Fprintf(stderr, "replay stopped early: %v; the summary and alerts cover the input read so far\n", runErr)
 		}
-		writeSummary(stderr, time.Since(started), job.merged, job.tel, job.caps, job.engine.Stats(), job.store)
+		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Engine.Stats(), job.Store)
 	}
 	return runErr
 }
@@ -268,109 +266,63 @@ type replaySetup struct {
 	trace func(detect.TracePoint)
 }
 
-// replayJob is one replay: inputs opened in event-time order, a baseline
-// and an engine that writes to a sink. vigil replay and vigil score both run
-// one, so a score is of exactly what replay would have raised.
+// replayJob is one replay: inputs opened in event-time order and the
+// pipeline that judges them, writing to a sink. vigil replay and vigil
+// score both run one, so a score is of exactly what replay would have
+// raised.
 type replayJob struct {
-	store  *baseline.Store
-	engine *detect.Engine
-	tel    *jsonl.Source
-	caps   *packet.ReplaySource
-	merged *timeMerge
+	*pipeline.Pipeline
+	*pipeline.Files
 }
 
 // openReplay opens inputs (telemetry files and captures, told apart by
-// their first bytes) and builds the engine over cfg writing to sink. The
+// their first bytes) and builds the pipeline over cfg writing to sink. The
 // caller closes the job, and the sink.
 func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logger, setup replaySetup) (*replayJob, error) {
 	telemetryFiles, captureFiles, err := classifyInputs(inputs)
 	if err != nil {
 		return nil, err
 	}
-	inv, err := inventory.Open(cfg.Input.Inventory, logger)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open inventory: %w", err)
-	}
-	reg := ingest.NewRegistry()
-	j := &replayJob{store: baseline.NewStore(cfg.Baseline, reg)}
-	if setup.restore != "" {
-		if err := restoreBaseline(j.store, setup.restore); err != nil {
-			return nil, err
-		}
-	}
-	netDet, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, j.store.CommSet("network", cfg.Detect.Network.Learning))
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up network detectors: %w", err)
-	}
-	deps := detect.Deps{Registry: reg, Baseline: j.store, Assets: inv, Sink: sink, Logger: logger, Extra: []detect.BatchDetector{netDet}, Trace: setup.trace}
+	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace}
 	if setup.wallclock {
 		deps.Clock = time.Now
 	}
-	if j.engine, err = detect.NewEngine(cfg.Detect, deps); err != nil {
-		return nil, fmt.Errorf("cannot set up detectors: %w", err)
+	p, err := pipeline.New(cfg.pipeline(), deps)
+	if err != nil {
+		return nil, err
 	}
-	var sources []ingest.Source
-	if len(telemetryFiles) > 0 {
-		if j.tel, err = jsonl.Open(telemetryFiles, jsonl.Options{Telemetry: cfg.Input.Telemetry, Registry: reg, Grouper: inv, Logger: logger, NameCSVAmong: setup.csvNamesAmong}); err != nil {
-			return nil, fmt.Errorf("cannot open telemetry: %w", err)
+	if setup.restore != "" {
+		if err := restoreBaseline(p.Store, setup.restore); err != nil {
+			return nil, err
 		}
-		sources = append(sources, j.tel)
 	}
-	if len(captureFiles) > 0 {
-		popts := packet.ReplayOptions{Options: packet.Options{Registry: reg, Assets: inv, Grouper: inv}, Speed: setup.speed}
-		if j.caps, err = packet.OpenReplay(cfg.Input.Packets, popts, captureFiles...); err != nil {
-			j.close()
-			return nil, fmt.Errorf("cannot open captures: %w", err)
-		}
-		sources = append(sources, j.caps)
+	files, err := p.OpenFiles(cfg.pipeline(), telemetryFiles, captureFiles,
+		pipeline.FileOptions{Speed: setup.speed, CSVNamesAmong: setup.csvNamesAmong}, logger)
+	if err != nil {
+		return nil, err
 	}
-	j.merged = &timeMerge{sources: sources}
-	return j, nil
+	return &replayJob{Pipeline: p, Files: files}, nil
 }
 
 // run feeds every batch to the engine until the inputs end.
-func (j *replayJob) run(ctx context.Context) error { return runEngine(ctx, j.merged, j.engine) }
+func (j *replayJob) run(ctx context.Context) error { return j.Run(ctx, j.Merged) }
 
 // checkpoint saves the learned baseline to path, with the input positions
 // it covers.
 func (j *replayJob) checkpoint(path string) error {
 	positions := map[string]int64{}
-	if j.tel != nil {
-		positions["replay:telemetry_records"] = j.tel.Stats().Records
+	if j.Telemetry != nil {
+		positions["replay:telemetry_records"] = j.Telemetry.Stats().Records
 	}
-	if j.caps != nil {
-		positions["replay:packets"] = j.caps.Progress().Packets
+	if j.Captures != nil {
+		positions["replay:packets"] = j.Captures.Progress().Packets
 	}
-	return saveCheckpoint(j.store, path, positions)
+	return saveCheckpoint(j.Store, path, positions)
 }
 
 func (j *replayJob) close() {
-	if j.tel != nil {
-		j.tel.Close()
-	}
-	if j.caps != nil {
-		j.caps.Close()
-	}
-}
-
-// runEngine feeds every batch of src to engine until the input ends.
-func runEngine(ctx context.Context, src ingest.Source, engine *detect.Engine) error {
-	for {
-		b, err := src.ReadBatch(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("cannot read input: %w", err)
-		}
-		if err := engine.Process(ctx, b); err != nil {
-			return fmt.Errorf("cannot write alerts: %w", err)
-		}
-	}
-	if err := engine.Flush(ctx); err != nil {
-		return fmt.Errorf("cannot write alerts: %w", err)
-	}
-	return nil
+	j.Merged.Close()
+	j.Files.Close()
 }
 
 // classifyInputs sorts paths into telemetry files and captures by their
@@ -452,98 +404,6 @@ func saveCheckpoint(store *baseline.Store, path string, positions map[string]int
 		return fmt.Errorf("cannot save checkpoint %s: %w", path, err)
 	}
 	return nil
-}
-
-// timeMerge interleaves the batches of several sources (telemetry and
-// captures) by the event time of their first row, so a replay of both kinds
-// stays roughly in event time. Ties go to the source listed first, which
-// keeps it deterministic.
-type timeMerge struct {
-	sources []ingest.Source
-	pending []*ingest.Batch
-	done    []bool
-	// first and last are the earliest and latest event times of the rows
-	// handed out, for the summary; 0 before any.
-	first, last int64
-}
-
-func (m *timeMerge) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
-	if m.pending == nil {
-		m.pending = make([]*ingest.Batch, len(m.sources))
-		m.done = make([]bool, len(m.sources))
-	}
-	best := -1
-	var bestT int64
-	for i, s := range m.sources {
-		for m.pending[i] == nil && !m.done[i] {
-			b, err := s.ReadBatch(ctx)
-			if err == io.EOF {
-				m.done[i] = true
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			if (b.Record == nil || b.Record.NumRows() == 0) && len(b.Comms) == 0 && len(b.Events) == 0 {
-				b.Release()
-				b.Ack(ctx, nil)
-				continue
-			}
-			m.pending[i] = b
-		}
-		if m.pending[i] == nil {
-			continue
-		}
-		t := firstTime(m.pending[i])
-		if best < 0 || t < bestT {
-			best, bestT = i, t
-		}
-	}
-	if best < 0 {
-		return nil, io.EOF
-	}
-	b := m.pending[best]
-	m.pending[best] = nil
-	m.span(b)
-	return b, nil
-}
-
-func (m *timeMerge) span(b *ingest.Batch) {
-	if b.Record == nil {
-		return
-	}
-	col, ok := b.Record.Column(0).(*array.Timestamp)
-	if !ok {
-		return
-	}
-	for _, v := range col.TimestampValues() {
-		t := int64(v)
-		if m.first == 0 || t < m.first {
-			m.first = t
-		}
-		if t > m.last {
-			m.last = t
-		}
-	}
-}
-
-func (m *timeMerge) Close() error { return nil }
-
-// firstTime is the event time of a batch's first row, or of its first
-// communication or event when it has no rows.
-func firstTime(b *ingest.Batch) int64 {
-	if b.Record != nil && b.Record.NumRows() > 0 {
-		if col, ok := b.Record.Column(0).(*array.Timestamp); ok {
-			return int64(col.Value(0))
-		}
-	}
-	if len(b.Comms) > 0 {
-		return b.Comms[0].FirstNanos
-	}
-	if len(b.Events) > 0 {
-		return b.Events[0].TimeNanos
-	}
-	return 0
 }
 
 // lockedWriter serializes writes to w.
@@ -634,10 +494,10 @@ func byteSize(n int64) string {
 }
 
 // writeSummary prints what the replay read and raised.
-func writeSummary(w io.Writer, elapsed time.Duration, m *timeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, store *baseline.Store) {
+func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, store *baseline.Store) {
 	fmt.Fprintf(w, "replay finished in %s", elapsed.Round(time.Millisecond))
-	if m.last > 0 {
-		first, last := time.Unix(0, m.first).UTC(), time.Unix(0, m.last).UTC()
+	if from, to := m.Span(); to > 0 {
+		first, last := time.Unix(0, from).UTC(), time.Unix(0, to).UTC()
 		fmt.Fprintf(w, "; event time %s to %s (%s)", first.Format(time.RFC3339), last.Format(time.RFC3339), last.Sub(first).Round(time.Second))
 	}
 	fmt.Fprintln(w)
@@ -680,6 +540,10 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *timeMerge, tel *jsonl.S
 		alarms += n
 	}
 	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached)\n", es.Rows, es.NotLearned)
+	if es.FutureRows+es.UnclockedRows+es.LateRows > 0 {
+		fmt.Fprintf(w, "  clock: %d rows rejected (%d ahead of the stream by more than clock.max_skew, %d before the stream had a clock), %d rows later than clock.max_lateness judged but not learned\n",
+			es.FutureRows+es.UnclockedRows, es.FutureRows, es.UnclockedRows, es.LateRows)
+	}
 	fmt.Fprintf(w, "alerts: %d alarms, %d cleared", alarms, es.Cleared)
 	if es.Suppressed+es.Maintenance+es.RateLimited+es.Folded > 0 {
 		fmt.Fprintf(w, "; not sent: %d suppressed, %d in maintenance, %d rate-limited, %d repeats folded",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/kafka"
@@ -103,52 +104,25 @@ type instance struct {
 }
 
 func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, error) {
-	inv, err := inventory.Open(cfg.Input.Inventory, log)
+	p, err := pipeline.New(cfg.pipeline(), pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0})
 	if err != nil {
 		return nil, err
 	}
-	reg := ingest.NewRegistry()
-	store := baseline.NewStore(cfg.Baseline, reg)
-	var extra []detect.BatchDetector
-	if len(cfg.Kafka.PacketTopics) > 0 {
-		// The allowlist lives in the store, so it is checkpointed with it.
-		nd, err := detect.NewNetworkDetector(cfg.Detect.Network, reg, store.CommSet("network", cfg.Detect.Network.Learning))
-		if err != nil {
-			return nil, err
-		}
-		extra = append(extra, nd)
-	}
-	engine, err := detect.NewEngine(cfg.Detect, detect.Deps{
-		Registry: reg, Baseline: store, Assets: inv, Sink: sink, Clock: time.Now, Logger: log, Extra: extra,
-	})
-	if err != nil {
-		return nil, err
-	}
-	assets := inventoryAssets(inv)
-	decoders := func(kind, topic string, p int32) (kafka.Decoder, error) {
+	decoders := func(kind, topic string, part int32) (kafka.Decoder, error) {
 		if kind == kafka.KindPackets {
-			return kafka.NewPacketDecoder(cfg.Kafka.Packets, cfg.Input.Packets, packet.Options{Registry: reg, Assets: assets, Grouper: inv})
+			return kafka.NewPacketDecoder(cfg.Kafka.Packets, cfg.Input.Packets, packet.Options{Registry: p.Registry, Assets: p.Assets(), Grouper: p.Inventory})
 		}
 		return kafka.NewTelemetryDecoder(cfg.Input.Telemetry)
 	}
 	m := kafka.NewMetrics()
 	c, err := kafka.New(kafka.Options{
-		Config: cfg.Kafka, Decoders: decoders, Engine: engine, State: store, Groups: store,
-		Registry: reg, Grouper: inv, Logger: log, Metrics: m,
+		Config: cfg.Kafka, Decoders: decoders, Engine: p.Engine, State: p.Store, Groups: p.Store,
+		Registry: p.Registry, Grouper: p.Inventory, Logger: log, Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &instance{reg: reg, store: store, engine: engine, consumer: c, metrics: m, inv: inv}, nil
-}
-
-// inventoryAssets indexes the inventory's assets by address for the
-// packet path, or returns nil without an inventory.
-func inventoryAssets(inv *inventory.Inventory) packet.AssetsByIP {
-	if inv.Len() == 0 {
-		return nil
-	}
-	return inv
+	return &instance{reg: p.Registry, store: p.Store, engine: p.Engine, consumer: c, metrics: m, inv: p.Inventory}, nil
 }
 
 // runInstance runs one consumer until ctx ends, with the observability

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -19,9 +21,9 @@ import (
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	vpipeline "github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/kafka"
-	"github.com/vigil-ot/vigil/ingest/telemetry"
 )
 
 // Topic names of the test cluster.
@@ -292,15 +294,23 @@ type pipeline struct {
 	done     chan error
 }
 
-func newEngine(t testing.TB, sink detect.Sink) (*ingest.Registry, *baseline.Store, *detect.Engine) {
+// pipelineConfig is the engine's config on both sides of the tests that
+// compare Kafka with replay: groups by the site attribute.
+func pipelineConfig() vpipeline.Config {
+	inv := ingest.DefaultInventoryConfig()
+	inv.GroupBy = []string{"site"}
+	return vpipeline.Config{Inventory: inv, Telemetry: ingest.DefaultTelemetryConfig(), Packets: ingest.DefaultPacketConfig(),
+		Baseline: baselineConfig(), Detect: detect.DefaultConfig()}
+}
+
+// newEngine builds the engine as vigil run does (detect/pipeline).
+func newEngine(t testing.TB, sink detect.Sink) *vpipeline.Pipeline {
 	t.Helper()
-	reg := ingest.NewRegistry()
-	store := baseline.NewStore(baselineConfig(), reg)
-	eng, err := detect.NewEngine(detect.DefaultConfig(), detect.Deps{Registry: reg, Baseline: store, Sink: sink})
+	p, err := vpipeline.New(pipelineConfig(), vpipeline.Deps{Sink: sink, NoNetwork: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reg, store, eng
+	return p
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -319,7 +329,8 @@ func startPipeline(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink) *pipe
 // the engine itself).
 func startPipelineWith(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, wrap func(*detect.Engine) kafka.Processor) *pipeline {
 	t.Helper()
-	reg, store, eng := newEngine(t, sink)
+	vp := newEngine(t, sink)
+	reg, store, eng := vp.Registry, vp.Store, vp.Engine
 	var proc kafka.Processor = eng
 	if wrap != nil {
 		proc = wrap(eng)
@@ -332,7 +343,7 @@ func startPipelineWith(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, w
 			return kafka.NewTelemetryDecoder(tcfg)
 		},
 		Engine: proc, State: store, Groups: store,
-		Registry: reg, Grouper: siteGrouper{}, Metrics: metrics, Logger: testLogger(t).With("instance", cfg.InstanceID),
+		Registry: reg, Grouper: vp.Inventory, Metrics: metrics, Logger: testLogger(t).With("instance", cfg.InstanceID),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -359,33 +370,30 @@ func (p *pipeline) stop(t testing.TB) {
 
 // replay judges msgs in order without Kafka, the way `vigil replay` does:
 // decode, build batches, Process.
+// replay judges the values of msgs as vigil replay does: one JSONL file
+// through the same pipeline constructor, read by the replay's file source.
 func replay(t testing.TB, msgs []kafkago.Message) (*collectSink, *baseline.Store, *ingest.Registry) {
 	t.Helper()
 	sink := &collectSink{}
-	reg, store, eng := newEngine(t, sink)
-	dec, err := telemetry.NewDecoder(ingest.DefaultTelemetryConfig())
+	p := newEngine(t, sink)
+	var buf bytes.Buffer
+	for _, m := range msgs {
+		buf.Write(m.Value)
+		buf.WriteByte('\n')
+	}
+	path := filepath.Join(t.TempDir(), "telemetry.jsonl")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := p.OpenFiles(pipelineConfig(), []string{path}, nil, vpipeline.FileOptions{}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob := ingest.NewObservationBuilder(nil, reg, siteGrouper{})
-	for i := range msgs {
-		rows, err := dec.Decode(msgs[i].Key, msgs[i].Value, msgs[i].Time.UnixNano())
-		if err == nil {
-			for j := range rows {
-				rows[j].Offset = int64(i)
-				ob.Append(&rows[j])
-			}
-		}
-		if ob.Len() >= 256 || (i == len(msgs)-1 && ob.Len() > 0) {
-			rec, sets := ob.NewRecord()
-			b := ingest.NewBatch(rec, nil)
-			b.Sets = sets
-			if err := eng.Process(context.Background(), b); err != nil {
-				t.Fatal(err)
-			}
-		}
+	defer files.Close()
+	if err := p.Run(context.Background(), files.Merged); err != nil {
+		t.Fatal(err)
 	}
-	return sink, store, reg
+	return sink, p.Store, p.Registry
 }
 
 func sortedKeys(m map[alertKey]int) []alertKey {
