@@ -701,8 +701,11 @@ func (s *Store) load(cf *checkpointFile) error {
 					}
 				}
 			case kindGroupMetric:
-				if !metric.IsValid(i) || metric.Value(i) == "" || !state.IsValid(i) {
+				if !metric.IsValid(i) || !state.IsValid(i) {
 					return fmt.Errorf("row %d: group metric row without metric or state", i)
+				}
+				if err := validMetricName(metric.Value(i)); err != nil {
+					return fmt.Errorf("row %d: group %q: %w", i, name.Value(i), err)
 				}
 				var gm groupMetric
 				gm.n, gm.w, gm.mean, gm.m2 = n, weight, mean, m2
@@ -719,8 +722,11 @@ func (s *Store) load(cf *checkpointFile) error {
 				g.grow(s.stride)
 				g.metrics[m] = gm
 			case kindDeviceMetric:
-				if !metric.IsValid(i) || metric.Value(i) == "" {
+				if !metric.IsValid(i) {
 					return fmt.Errorf("row %d: device metric row without metric", i)
+				}
+				if err := validMetricName(metric.Value(i)); err != nil {
+					return fmt.Errorf("row %d: device %q: %w", i, name.Value(i), err)
 				}
 				if n > math.MaxUint32 {
 					return fmt.Errorf("row %d: sample count %d too large", i, n)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unicode/utf8"
 )
 
 // Binary encodings of device state (a Kafka changelog record per device:
@@ -161,6 +162,31 @@ func (d *decoder) str(what string) string {
 	return string(d.take(int(n), what))
 }
 
+// name reads a metric name and checks it with validMetricName, as a
+// checkpoint's restore does: a record the store accepts must never make
+// the next checkpoint unrestorable.
+func (d *decoder) name(what string) string {
+	n := d.str(what)
+	if d.err == nil {
+		if err := validMetricName(n); err != nil {
+			d.fail("%s: %v", what, err)
+		}
+	}
+	return n
+}
+
+// validMetricName is the one check of a metric name read from a changelog
+// record, a group summary or a checkpoint.
+func validMetricName(name string) error {
+	if name == "" {
+		return errors.New("empty metric name")
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("metric name %q is not UTF-8", name)
+	}
+	return nil
+}
+
 // count reads a list length, each element needing at least minBytes.
 func (d *decoder) count(what string, minBytes int) int {
 	n := d.uvarint(what)
@@ -295,7 +321,7 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 	n := d.count("number of metrics", 1+1+s.nh*20)
 	var recs []deviceMetricRec
 	for i := 0; i < n && d.err == nil; i++ {
-		r := deviceMetricRec{name: d.str("metric name")}
+		r := deviceMetricRec{name: d.name("metric name")}
 		cnt := d.uvarint("sample count")
 		if cnt > math.MaxUint32 {
 			d.fail("sample count %d above %d", cnt, uint64(math.MaxUint32))
@@ -536,7 +562,7 @@ func (s *Store) decodeGroup(d *decoder) *groupState {
 	}
 	var recs []rec
 	for i := 0; i < n && d.err == nil; i++ {
-		r := rec{name: d.str("metric name")}
+		r := rec{name: d.name("metric name")}
 		gm := &r.gm
 		cnt := d.uvarint("sample count")
 		if cnt > math.MaxInt64 {

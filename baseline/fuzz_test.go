@@ -80,6 +80,17 @@ func FuzzUnmarshalDevice(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte("VBD1"))
+	// Regression: a record whose first metric has an empty name was
+	// accepted, and the next checkpoint then could not be restored.
+	data, err := s.MarshalDevice(nil, "dev-001")
+	if err != nil {
+		f.Fatal(err)
+	}
+	named := append([]byte{byte(len(stateMetrics[0]))}, stateMetrics[0]...)
+	if !bytes.Contains(data, named) {
+		f.Fatalf("BUG: the record does not hold %q", stateMetrics[0])
+	}
+	f.Add(bytes.Replace(data, named, []byte{0}, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		reg := ingest.NewRegistry()
 		s := NewStore(testConfig(), reg)
@@ -100,6 +111,16 @@ func FuzzMergeGroup(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte("VBG1"))
+	// The same regression as FuzzUnmarshalDevice's, in a group summary.
+	data, err := s.MarshalGroup(nil, "grp-0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	named := append([]byte{byte(len(stateMetrics[0]))}, stateMetrics[0]...)
+	if !bytes.Contains(data, named) {
+		f.Fatalf("BUG: the summary does not hold %q", stateMetrics[0])
+	}
+	f.Add(bytes.Replace(data, named, []byte{0}, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		reg := ingest.NewRegistry()
 		s := NewStore(testConfig(), reg)
