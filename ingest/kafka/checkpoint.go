@@ -37,16 +37,6 @@ func newCheckpointer(capacity int, start int64) *checkpointer {
 	}
 }
 
-// Track registers a batch ending before offset end and returns the function
-// that resolves it, which must be called exactly once. Track blocks while
-// cap batches are outstanding, until one resolves or ctx ends.
-func (c *checkpointer) Track(ctx context.Context, end int64) (func(error), error) {
-	if err := c.acquire(ctx); err != nil {
-		return nil, err
-	}
-	return c.add(end), nil
-}
-
 // acquire takes a slot for the next batch, blocking while cap batches are
 // outstanding; add or release must follow.
 func (c *checkpointer) acquire(ctx context.Context) error {
