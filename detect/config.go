@@ -25,6 +25,7 @@ type Config struct {
 	Silence  SilenceConfig           `yaml:"silence"`
 	Identity IdentityConfig          `yaml:"identity"`
 	Fleet    FleetConfig             `yaml:"fleet"`
+	Joint    JointConfig             `yaml:"joint"`
 	Clock    ClockConfig             `yaml:"clock"`
 
 	Alarm       AlarmConfig         `yaml:"alarm"`
@@ -312,6 +313,7 @@ func DefaultConfig() Config {
 			Period: 5 * time.Minute, ToClear: 3, MinWindows: 30,
 			HalfLife: 6 * time.Hour, ActiveFor: time.Hour, MinDevices: 5,
 		},
+		Joint:     DefaultJointConfig(),
 		Clock:     ClockConfig{MaxSkew: 5 * time.Minute, MaxLateness: time.Hour, ConfirmRows: 2},
 		Alarm:     AlarmConfig{RepeatWindow: 10 * time.Minute, RelearnAfter: 24 * time.Hour},
 		RateLimit: RateLimitConfig{Enabled: true, Burst: 10, Refill: time.Minute},
@@ -319,7 +321,7 @@ func DefaultConfig() Config {
 			Base: map[string]int{
 				DetectorSelf: 4, DetectorPeer: 4, DetectorRule: 5, DetectorSilence: 4,
 				DetectorIdentity: 6, DetectorFleet: 5, DetectorNovelty: 5, DetectorScan: 6,
-				DetectorFlood: 6, DetectorMalformed: 5,
+				DetectorFlood: 6, DetectorMalformed: 5, DetectorJoint: 4,
 			},
 			Criticality: map[string]int{
 				"unknown": 0, "low": -1, "medium": 0, "high": 1, "safety-critical": 2,
@@ -359,6 +361,9 @@ func (c *Config) Validate() error {
 		seen[r.Name] = true
 	}
 	if err := c.validateTemporal(); err != nil {
+		return err
+	}
+	if err := c.Joint.validate(); err != nil {
 		return err
 	}
 	for i := range c.Suppress {
@@ -779,7 +784,7 @@ func (q *QuarantineConfig) validate() error {
 func knownDetector(d string) bool {
 	switch d {
 	case DetectorSelf, DetectorPeer, DetectorRule, DetectorSilence, DetectorIdentity, DetectorFleet,
-		DetectorNovelty, DetectorScan, DetectorFlood, DetectorMalformed:
+		DetectorNovelty, DetectorScan, DetectorFlood, DetectorMalformed, DetectorJoint:
 		return true
 	}
 	return false

@@ -76,6 +76,7 @@ type Engine struct {
 
 	devices []deviceState
 	groups  []groupState
+	joint   jointState // the joint detector's per-group models
 
 	parts    []partMark // source partitions, in order of first appearance
 	lastPart int        // index in parts of the previous row's partition
@@ -567,6 +568,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if len(e.rules) > 0 {
 		anomalous = e.judgeRules(b, d, ds, g, gs, t) || anomalous
 	}
+	anomalous = e.judgeJoint(d, ds, g, t, late, anomalous) || anomalous
 	if e.cfg.Identity.Enabled {
 		e.judgeIdentity(d, ds, g, t)
 	}

@@ -205,11 +205,11 @@ func TestScoreErrors(t *testing.T) {
 // TestScoreHTML: the page is self-contained and plots each miss.
 func TestScoreHTML(t *testing.T) {
 	t.Chdir(repoRoot)
-	// Without the self and peer detectors the self incident is missed
+	// Without the self, peer and joint detectors the self incident is missed
 	// and gets a plot.
 	page := filepath.Join(t.TempDir(), "report.html")
 	opts := scoreOptions{config: "testdata/config/fleet.yaml", labels: "testdata/fleet/labels.csv", html: page,
-		sweeps: []string{"detect.self.enabled=false", "detect.peer.enabled=false"}, inputs: []string{"testdata/fleet/telemetry.jsonl.gz"}}
+		sweeps: []string{"detect.self.enabled=false", "detect.peer.enabled=false", "detect.joint.enabled=false"}, inputs: []string{"testdata/fleet/telemetry.jsonl.gz"}}
 	if err := runScoring(context.Background(), opts, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
