@@ -82,8 +82,14 @@ type replayOptions struct {
 	inputs      []string
 }
 
-func runReplay(args []string) int {
-	opts, err := parseReplayFlags(args, os.Stderr)
+func runReplay(args []string) int { return runFileCommand("replay", args, parseReplayFlags, replay) }
+
+// runFileCommand runs a command that reads files (replay, score): flags
+// parsed by parse (exit 0 for --help, 2 for a usage error), then run until
+// it ends or SIGINT/SIGTERM; exit 1 when it fails.
+func runFileCommand[O any](name string, args []string, parse func([]string, io.Writer) (O, error),
+	run func(context.Context, O, io.Writer, io.Writer) error) int {
+	opts, err := parse(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -92,11 +98,28 @@ func runReplay(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := replay(ctx, opts, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "vigil replay: %v\n", err)
+	if err := run(ctx, opts, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "vigil %s: %v\n", name, err)
 		return 1
 	}
 	return 0
+}
+
+// parseInterleaved parses args with fs, flags allowed before, between and
+// after the files, and returns the files.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return files, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return files, nil
+		}
+		files = append(files, args[0])
+		args = args[1:]
+	}
 }
 
 // parseReplayFlags parses args; flags may come before, between or after the
@@ -120,16 +143,9 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 		fmt.Fprint(fs.Output(), replayUsage)
 		fs.PrintDefaults()
 	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return o, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		o.inputs = append(o.inputs, args[0])
-		args = args[1:]
+	var err error
+	if o.inputs, err = parseInterleaved(fs, args); err != nil {
+		return o, err
 	}
 	if len(o.inputs) == 0 {
 		fmt.Fprintln(stderr, "vigil replay: no input files; name JSONL telemetry files or pcap/pcapng captures (see --help)")

@@ -10,13 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -88,22 +86,7 @@ type scoreOptions struct {
 	inputs       []string
 }
 
-func runScore(args []string) int {
-	opts, err := parseScoreFlags(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := runScoring(ctx, opts, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "vigil score: %v\n", err)
-		return 1
-	}
-	return 0
-}
+func runScore(args []string) int { return runFileCommand("score", args, parseScoreFlags, runScoring) }
 
 type listFlag []string
 
@@ -130,16 +113,9 @@ func parseScoreFlags(args []string, stderr io.Writer) (scoreOptions, error) {
 		fmt.Fprint(fs.Output(), scoreUsage)
 		fs.PrintDefaults()
 	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return o, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		o.inputs = append(o.inputs, args[0])
-		args = args[1:]
+	var err error
+	if o.inputs, err = parseInterleaved(fs, args); err != nil {
+		return o, err
 	}
 	fail := func(msg string) (scoreOptions, error) {
 		fmt.Fprintf(stderr, "vigil score: %s (see --help)\n", msg)
