@@ -24,7 +24,11 @@ type Expectation struct {
 
 	// The device's own baseline at the primary half-life.
 	Mean, Std float64
-	Samples   int64 // samples the device's baseline has learned
+	// LongStd is the spread at the longest half-life (the group's while
+	// FromGroup): the metric's long-run variability, which the primary
+	// spread should not fall far below after a quiet spell.
+	LongStd float64
+	Samples int64 // samples the device's baseline has learned
 	// FromGroup: the device has fewer than device_min_samples values, so
 	// Mean and Std are its group's (a new device starts from its group).
 	FromGroup bool

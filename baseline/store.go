@@ -546,12 +546,14 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		if n < minN {
 			e.FromGroup = true
 			e.Mean, e.Std = e.GroupMean, e.GroupStd
+			e.LongStd = stdOf(gm.m2[l], gm.w[l])
 			level = gm.mean[l]
 		} else {
 			k := slot*nh + p
 			e.FromGroup = false
 			e.Mean = s.devMean[k]
 			e.Std = stdOf(s.devM2[k], float64(s.devW[k]))
+			e.LongStd = stdOf(s.devM2[slot*nh+l], float64(s.devW[slot*nh+l]))
 			level = s.devMean[slot*nh+l]
 		}
 		e.Seasonal, e.SeasonalMean, e.SeasonalStd = false, 0, 0

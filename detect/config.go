@@ -53,10 +53,17 @@ type SelfConfig struct {
 	// MinSamples is how many samples a device's baseline needs before it
 	// judges anything.
 	MinSamples int64 `yaml:"min_samples"`
-	// The spread is max(std, min_spread_ratio×|mean|, min_spread), so a
-	// metric that never varied does not make every small change infinite.
-	MinSpread      float64 `yaml:"min_spread"`
-	MinSpreadRatio float64 `yaml:"min_spread_ratio"`
+	// The spread is max(std, long_spread_ratio×long-run std, resolution,
+	// min_spread_ratio×|mean|, min_spread): floored by the metric's own
+	// long-run variability (the std at the longest half-life) and by the
+	// resolution of the value judged (the coarsest of 1, 0.1, 0.01, … that
+	// it is a multiple of: 1 for a count, 0.01 for a reading with two
+	// decimals), so a metric that never varied does not make every small
+	// change infinite, whatever its units. min_spread and min_spread_ratio
+	// are absolute floors in one metric's units: 0 (the default) is off.
+	LongSpreadRatio float64 `yaml:"long_spread_ratio"`
+	MinSpread       float64 `yaml:"min_spread"`
+	MinSpreadRatio  float64 `yaml:"min_spread_ratio"`
 	Direction      string  `yaml:"direction"` // default for metrics without an override
 	ToAlarm        int     `yaml:"datapoints_to_alarm"`
 	ToClear        int     `yaml:"datapoints_to_clear"`
@@ -295,7 +302,7 @@ func DefaultConfig() Config {
 	return Config{
 		Network: DefaultNetworkConfig(),
 		Self: SelfConfig{
-			Enabled: true, Threshold: 6, MinSamples: 30, MinSpread: 1, MinSpreadRatio: 0.1,
+			Enabled: true, Threshold: 6, MinSamples: 30, LongSpreadRatio: 0.5,
 			Direction: DirectionBoth, ToAlarm: 2, ToClear: 3,
 		},
 		Peer: PeerConfig{
@@ -387,8 +394,8 @@ func (c *Config) validateStatistical() error {
 	if s.Threshold <= 0 {
 		return fmt.Errorf("self.threshold is %v: set a positive robust score such as 6", s.Threshold)
 	}
-	if s.MinSpread < 0 || s.MinSpreadRatio < 0 {
-		return fmt.Errorf("self.min_spread and self.min_spread_ratio must not be negative: use 0 to disable a floor")
+	if s.MinSpread < 0 || s.MinSpreadRatio < 0 || s.LongSpreadRatio < 0 {
+		return fmt.Errorf("self.min_spread, self.min_spread_ratio and self.long_spread_ratio must not be negative: use 0 to disable a floor")
 	}
 	if err := checkDirection("self.direction", s.Direction); err != nil {
 		return err

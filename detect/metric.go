@@ -27,6 +27,7 @@ type metricParams struct {
 	threshold            float64
 	halfThreshold        float64 // threshold/2, exactly: see judgeSelf
 	minSpread, ratio     float64
+	longRatio            float64
 	peerUpper, peerLower int // indices into Expectation.GroupQuantiles
 	upperName, lowerName string
 	technique            string
@@ -37,6 +38,7 @@ func newMetricParams(cfg *Config, name string) metricParams {
 	p := metricParams{
 		name: name, self: cfg.Self.Enabled && !m.DisableSelf, peer: cfg.Peer.Enabled && !m.DisablePeer,
 		threshold: cfg.Self.Threshold, minSpread: cfg.Self.MinSpread, ratio: cfg.Self.MinSpreadRatio,
+		longRatio: cfg.Self.LongSpreadRatio,
 		technique: m.Technique,
 	}
 	dir := cfg.Self.Direction
@@ -72,11 +74,36 @@ func quantileName(i int) string {
 }
 
 // spread is the robust spread of a metric around center: the standard
-// deviation, floored relative to the center and absolutely, so a metric
-// that never varied does not turn a small change into an infinite score.
-func (p *metricParams) spread(std, center float64) float64 {
-	return max(std, p.ratio*math.Abs(center), p.minSpread)
+// deviation, floored by the resolution of the value x judged and by the
+// configured absolute floors, so a metric that never varied does not turn
+// a small change into an infinite score.
+func (p *metricParams) spread(std, center, x float64) float64 {
+	s := max(std, p.ratio*math.Abs(center), p.minSpread)
+	if s >= 1 { // a resolution is 1 at most: skip its loop
+		return s
+	}
+	return max(s, resolution(x))
 }
+
+// resolution returns the coarsest of 1, 0.1, …, 1e-9 that x is a multiple
+// of (to the rounding of a decimal reading in binary), or 0 for 0 and for
+// values finer than that: one step of the instrument that measured x, so a
+// count changing by one, or a reading in thousandths by one thousandth, is
+// a score of one whatever the metric's units.
+func resolution(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	for k, p := range pow10 {
+		r := x * p // powers of ten up to 1e9 are exact
+		if math.Abs(r-math.Round(r)) <= 1e-6+4e-16*math.Abs(r) {
+			return 1 / pow10[k]
+		}
+	}
+	return 0
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 // withinHalfBand reports whether |diff| is below half the band
 // halfThreshold×2×spread. Nearly every value is, and then the rounded
@@ -131,11 +158,15 @@ func (p *metricParams) selfBand(sc *SelfConfig, ex *baseline.Expectation) (mean,
 	if ex.Samples < sc.MinSamples && !(ex.FromGroup && ex.GroupSamples >= sc.MinSamples) {
 		return 0, 0, false
 	}
-	mean, std := ex.Mean, ex.Std
+	// The long-run std floors the primary spread after a quiet spell. The
+	// hour-of-week spread is long-run already (the seasonal half-life),
+	// and the long-run std of a seasonal metric holds its daily swing, a
+	// floor that would hide what the profile is there to see.
+	mean, std := ex.Mean, max(ex.Std, p.longRatio*ex.LongStd)
 	if ex.Seasonal {
 		mean, std = ex.SeasonalMean, ex.SeasonalStd
 	}
-	return mean, p.spread(std, mean), true
+	return mean, p.spread(std, mean, ex.Value), true
 }
 
 // beyondPeers reports whether ex's value lies beyond its group's
@@ -178,11 +209,11 @@ func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, 
 	var score float64
 	breach := false
 	if p.up && ex.Value > hi {
-		score = (ex.Value - med) / p.spread(hi-med, med)
+		score = (ex.Value - med) / p.spread(hi-med, med, ex.Value)
 		breach = score >= pc.MinScore
 	}
 	if !breach && p.down && ex.Value < lo {
-		score = -(med - ex.Value) / p.spread(med-lo, med)
+		score = -(med - ex.Value) / p.spread(med-lo, med, ex.Value)
 		breach = -score >= pc.MinScore
 	}
 	if !breach && ds.noMetricState() {

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -87,5 +88,51 @@ func TestLearningEndsAtTheDevicesCadence(t *testing.T) {
 	s.feed(noisy(rng, 5, []float64{120, 30}, []float64{2, 1})...)
 	if a := s.sink.find(DetectorSelf, "pressure", "bench-1", StateAlarm); len(a) != 1 {
 		t.Fatalf("pressure spike: %d alarms\n%s", len(a), s.sink.dump())
+	}
+}
+
+// A deviation of ten standard deviations alarms whether the metric is
+// measured in thousandths or in millions: the spread floor follows the
+// metric's own variability and resolution, not absolute units.
+func TestSpreadIsScaleFree(t *testing.T) {
+	for _, scale := range []float64{1e-3, 1, 1e6} {
+		rng := rand.New(rand.NewPCG(5, 6))
+		s := newSensor(t, DefaultConfig(), time.Second)
+		s.feed(noisy(rng, 400, []float64{30 * scale, 10 * scale}, []float64{scale, scale})...)
+		if len(s.sink.alerts) != 0 {
+			t.Fatalf("scale %g: clean readings alerted:\n%s", scale, s.sink.dump())
+		}
+		s.feed(noisy(rng, 3, []float64{30 * scale, 20 * scale}, []float64{scale, scale})...)
+		a := s.sink.find(DetectorSelf, "vibration", "bench-1", StateAlarm)
+		if len(a) != 1 || len(s.sink.find(DetectorSelf, "", "", "")) != 1 {
+			t.Fatalf("scale %g: a shift of ten standard deviations: %d alarms\n%s", scale, len(a), s.sink.dump())
+		}
+	}
+}
+
+// A count that never changed is judged one step of its resolution at a
+// time: one error is a score of one, not an infinite one.
+func TestResolutionFloorsANeverChangingCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	s := newSensor(t, DefaultConfig(), time.Second)
+	rows := noisy(rng, 400, []float64{50, 0}, []float64{1, 0})
+	s.feed(rows...)
+	s.feed([]float64{50, 1}, []float64{50, 1}, []float64{50, 1})
+	if len(s.sink.alerts) != 0 {
+		t.Fatalf("one error a second alarmed:\n%s", s.sink.dump())
+	}
+	s.feed([]float64{50, 10}, []float64{50, 10})
+	if a := s.sink.find(DetectorSelf, "vibration", "bench-1", StateAlarm); len(a) != 1 {
+		t.Fatalf("ten errors a second: %d alarms\n%s", len(a), s.sink.dump())
+	}
+}
+
+func TestResolution(t *testing.T) {
+	for _, c := range []struct{ x, want float64 }{
+		{0, 0}, {7, 1}, {-120, 1}, {89.9, 0.1}, {0.0263, 1e-4}, {1e6, 1}, {math.Pi, 0}, {math.Inf(1), 0},
+	} {
+		if got := resolution(c.x); math.Abs(got-c.want) > 1e-15 {
+			t.Errorf("resolution(%v) = %v, want %v", c.x, got, c.want)
+		}
 	}
 }
