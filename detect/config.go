@@ -84,6 +84,8 @@ type PeerConfig struct {
 	MinGroupSamples int64   `yaml:"min_group_samples"`
 	ToAlarm         int     `yaml:"datapoints_to_alarm"`
 	ToClear         int     `yaml:"datapoints_to_clear"`
+	// Now is the "peers now" test, beside the statistic (peer_now.go).
+	Now PeerNowConfig `yaml:"now"`
 }
 
 // MetricConfig overrides the detectors' defaults for one metric.
@@ -307,6 +309,7 @@ func DefaultConfig() Config {
 		},
 		Peer: PeerConfig{
 			Enabled: true, Statistic: "p99.9", MinScore: 2, MinGroupSamples: 200, ToAlarm: 3, ToClear: 3,
+			Now: PeerNowConfig{Enabled: true, Window: 30 * time.Minute, Threshold: 6, MinDevices: 5, MinSpread: 0.5},
 		},
 		Silence: SilenceConfig{
 			Enabled: true, MissedReports: 5, MinReports: 10, MinInterval: time.Second, PartitionIdle: 5 * time.Minute,
@@ -412,6 +415,9 @@ func (c *Config) validateStatistical() error {
 	}
 	if p.ToAlarm < 1 || p.ToClear < 1 {
 		return fmt.Errorf("peer.datapoints_to_alarm and peer.datapoints_to_clear must be at least 1")
+	}
+	if err := p.Now.validate(); err != nil {
+		return err
 	}
 	for name, m := range c.Metrics {
 		if m.Direction != "" {

@@ -74,9 +74,10 @@ type Engine struct {
 	setRules   bool     // any rule judges set members
 	setScratch []setHit // per set rule: what the current row's members did
 
-	devices []deviceState
-	groups  []groupState
-	joint   jointState // the joint detector's per-group models
+	devices  []deviceState
+	groups   []groupState
+	peersNow peersNow   // the peer detector's "peers now" test
+	joint    jointState // the joint detector's per-group models
 
 	parts    []partMark // source partitions, in order of first appearance
 	lastPart int        // index in parts of the previous row's partition

@@ -142,6 +142,11 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 			e.judgePeer(p, ex, slot, d, ds, g, t) {
 			anomalous = true
 		}
+		if p.peer && e.cfg.Peer.Now.Enabled {
+			if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && e.judgePeerNow(p, ex, mean, spread, slot, d, ds, g, t) {
+				anomalous = true
+			}
+		}
 	}
 	return anomalous
 }

@@ -380,5 +380,6 @@ func (e *Engine) ForgetDevice(device string) {
 		e.parts[ds.part-1].devices--
 	}
 	*ds = deviceState{}
+	e.peersNow.forget(d)
 	e.updateWatermark()
 }
