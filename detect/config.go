@@ -64,9 +64,13 @@ type SelfConfig struct {
 	LongSpreadRatio float64 `yaml:"long_spread_ratio"`
 	MinSpread       float64 `yaml:"min_spread"`
 	MinSpreadRatio  float64 `yaml:"min_spread_ratio"`
-	Direction      string  `yaml:"direction"` // default for metrics without an override
-	ToAlarm        int     `yaml:"datapoints_to_alarm"`
-	ToClear        int     `yaml:"datapoints_to_clear"`
+	Direction       string  `yaml:"direction"` // default for metrics without an override
+	ToAlarm         int     `yaml:"datapoints_to_alarm"`
+	ToClear         int     `yaml:"datapoints_to_clear"`
+	// ImmediateFactor: a datapoint at least this many thresholds from the
+	// expectation (a spike, not a mild breach) alarms at once instead of
+	// waiting for datapoints_to_alarm. 0: off.
+	ImmediateFactor float64 `yaml:"immediate_factor"`
 }
 
 // PeerConfig configures the peer-outlier detector: a device against its
@@ -304,7 +308,7 @@ func DefaultConfig() Config {
 	return Config{
 		Network: DefaultNetworkConfig(),
 		Self: SelfConfig{
-			Enabled: true, Threshold: 6, MinSamples: 30, LongSpreadRatio: 0.5,
+			Enabled: true, Threshold: 6, MinSamples: 30, LongSpreadRatio: 0.5, ImmediateFactor: 2,
 			Direction: DirectionBoth, ToAlarm: 2, ToClear: 3,
 		},
 		Peer: PeerConfig{
@@ -396,6 +400,9 @@ func (c *Config) validateStatistical() error {
 	s := &c.Self
 	if s.Threshold <= 0 {
 		return fmt.Errorf("self.threshold is %v: set a positive robust score such as 6", s.Threshold)
+	}
+	if s.ImmediateFactor != 0 && s.ImmediateFactor < 1 {
+		return fmt.Errorf("self.immediate_factor is %v: use 0 (off) or a factor of the threshold of at least 1, such as 2", s.ImmediateFactor)
 	}
 	if s.MinSpread < 0 || s.MinSpreadRatio < 0 || s.LongSpreadRatio < 0 {
 		return fmt.Errorf("self.min_spread, self.min_spread_ratio and self.long_spread_ratio must not be negative: use 0 to disable a floor")

@@ -42,10 +42,13 @@ func TestSelfDeviationFiresAndClears(t *testing.T) {
 		t.Fatalf("want one self alarm on %s, got %d:\n%s", victim, len(self), s.sink.dump())
 	}
 	a := self[0]
-	// datapoints_to_alarm is 2: the alarm starts at the first breach and
-	// is raised on the second.
-	if !a.AlarmStart.Before(a.EventTime) || a.AlarmStart.Before(at(190)) || a.EventTime.After(at(192)) {
-		t.Fatalf("alarm start %v event %v, want start in minute 190 and raise in 191", a.AlarmStart, a.EventTime)
+	// 12× is far beyond twice the threshold (immediate_factor): the spike
+	// alarms on its first datapoint.
+	if !a.AlarmStart.Equal(a.EventTime) || a.AlarmStart.Before(at(190)) || a.EventTime.After(at(191)) {
+		t.Fatalf("alarm start %v event %v, want both in minute 190", a.AlarmStart, a.EventTime)
+	}
+	if !strings.Contains(a.Message, "; spike: score ") {
+		t.Fatalf("message %q does not say the spike test fired", a.Message)
 	}
 	if a.ID != AlertID(DetectorSelf, victim, "bytes_out", a.AlarmStart) {
 		t.Fatalf("alert id %s is not AlertID of its alarm", a.ID)

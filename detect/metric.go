@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"strconv"
 
 	"github.com/vigil-ot/vigil/baseline"
 )
@@ -26,6 +27,7 @@ type metricParams struct {
 	self, peer           bool
 	threshold            float64
 	halfThreshold        float64 // threshold/2, exactly: see judgeSelf
+	immediate            float64 // |score| that alarms at once (self.immediate_factor × threshold); 0: none
 	minSpread, ratio     float64
 	longRatio            float64
 	peerUpper, peerLower int // indices into Expectation.GroupQuantiles
@@ -51,6 +53,7 @@ func newMetricParams(cfg *Config, name string) metricParams {
 		p.threshold = m.Threshold
 	}
 	p.halfThreshold = p.threshold / 2
+	p.immediate = cfg.Self.ImmediateFactor * p.threshold
 	if m.MinSpread > 0 {
 		p.minSpread = m.MinSpread
 	}
@@ -191,16 +194,35 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spre
 		return false
 	}
 	st := e.metricState(ds, 2*slot)
-	switch st.step(t, breach, sc.ToAlarm, sc.ToClear) {
+	toAlarm := sc.ToAlarm
+	spike := breach && p.immediate > 0 && math.Abs(z) >= p.immediate
+	if spike {
+		toAlarm = 1
+	}
+	switch st.step(t, breach, toAlarm, sc.ToClear) {
 	case raised:
 		st.setLow(z < 0)
 		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, z < 0)
+		a.Message += selfTestText(spike, z, mean, spread, p.threshold, p.immediate, toAlarm)
 		e.raise(a, st, d, g, math.Abs(z)/p.threshold, 0)
 	case cleared:
 		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, st.low())
 		e.clear(a, st, d)
 	}
 	return breach
+}
+
+// selfTestText says which test of the self detector fired and with what
+// numbers: a spike (one datapoint beyond immediate_factor thresholds) or a
+// level (datapoints_to_alarm datapoints in a row beyond the threshold).
+func selfTestText(spike bool, z, mean, spread, threshold, immediate float64, toAlarm int) string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+	if spike {
+		return "; spike: score " + f(z) + " (deviation over spread " + f(spread) + " from " + f(mean) +
+			") beyond " + f(immediate) + ", alarmed at once"
+	}
+	return "; level: score " + f(z) + " (deviation over spread " + f(spread) + " from " + f(mean) +
+		") beyond " + f(threshold) + " for " + strconv.Itoa(toAlarm) + " datapoints in a row"
 }
 
 // judgePeer judges one metric against the group's percentiles: beyond the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +135,29 @@ func TestResolution(t *testing.T) {
 		if got := resolution(c.x); math.Abs(got-c.want) > 1e-15 {
 			t.Errorf("resolution(%v) = %v, want %v", c.x, got, c.want)
 		}
+	}
+}
+
+// A datapoint far beyond the threshold (immediate_factor, 2× by default)
+// alarms at once; a mild breach needs datapoints_to_alarm in a row. Each
+// alert says which test fired.
+func TestSpikeAlarmsAtOnceMildBreachConfirms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	s := newSensor(t, DefaultConfig(), time.Second)
+	s.feed(noisy(rng, 400, []float64{50, 30}, []float64{1, 1})...)
+	s.feed([]float64{58.5, 30}, []float64{50, 30}, []float64{50, 30}, []float64{50, 30})
+	if len(s.sink.find(DetectorSelf, "", "", "")) != 0 {
+		t.Fatalf("one mild breach alarmed:\n%s", s.sink.dump())
+	}
+	s.feed([]float64{58.5, 30}, []float64{58.5, 30})
+	a := s.sink.find(DetectorSelf, "pressure", "bench-1", StateAlarm)
+	if len(a) != 1 || !a[0].AlarmStart.Before(a[0].EventTime) || !strings.Contains(a[0].Message, "; level: score ") {
+		t.Fatalf("two mild breaches in a row: %v\n%s", a, s.sink.dump())
+	}
+	s.feed(noisy(rng, 5, []float64{50, 30}, []float64{1, 1})...)
+	s.feed([]float64{50, 60})
+	a = s.sink.find(DetectorSelf, "vibration", "bench-1", StateAlarm)
+	if len(a) != 1 || !a[0].AlarmStart.Equal(a[0].EventTime) || !strings.Contains(a[0].Message, "; spike: score ") {
+		t.Fatalf("one reading 30 standard deviations off: %v\n%s", a, s.sink.dump())
 	}
 }
