@@ -133,22 +133,24 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 			continue
 		}
 		p := &e.metrics[slot]
-		if p.self {
-			if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok &&
-				!(ds.noMetricState() && withinHalfBand(ex.Value-mean, spread, p.halfThreshold)) &&
-				e.judgeSelf(p, ex, mean, spread, slot, d, ds, g, t) {
-				anomalous = true
-			}
+		now := p.peer && e.cfg.Peer.Now.Enabled // the peers-now test judges residuals against the self band
+		var mean, spread float64
+		band := false
+		if p.self || now {
+			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
+		}
+		if p.self && band &&
+			!(ds.noMetricState() && withinHalfBand(ex.Value-mean, spread, p.halfThreshold)) &&
+			e.judgeSelf(p, ex, mean, spread, slot, d, ds, g, t) {
+			anomalous = true
 		}
 		// asked again: judgeSelf may have just created the state
 		if p.peer && ex.GroupSamples >= e.cfg.Peer.MinGroupSamples && (!ds.noMetricState() || p.beyondPeers(ex)) &&
 			e.judgePeer(p, ex, slot, d, ds, g, t) {
 			anomalous = true
 		}
-		if p.peer && e.cfg.Peer.Now.Enabled {
-			if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && e.judgePeerNow(p, ex, mean, spread, slot, d, ds, g, t) {
-				anomalous = true
-			}
+		if now && band && e.judgePeerNow(p, ex, mean, spread, slot, d, ds, g, t) {
+			anomalous = true
 		}
 	}
 	return anomalous
