@@ -146,7 +146,7 @@ func (e *Engine) judgeJoint(d int32, ds *deviceState, g int32, t int64, late, an
 	m := &jg.model
 	breach := false
 	var t2, q float64
-	if m.Ready() && m.Count() >= jc.MinSamples {
+	if m.Ready() && m.Count() >= max(jc.MinSamples, int64(10*m.Dims())) {
 		t2, q = m.Judge(js.z[:], js.contrib[:])
 		qLim, t2Lim, _ := m.Limits()
 		breach = q > jc.Threshold*qLim || jc.T2 && t2 > jc.Threshold*t2Lim
@@ -174,7 +174,11 @@ func (e *Engine) judgeJoint(d int32, ds *deviceState, g int32, t int64, late, an
 	}
 	if !late && !anomalous && !breach && ds.alarms == 0 {
 		m.Learn(t, js.z[:])
-		if m.SinceFit() >= jc.RecomputeEvery || !m.Ready() && m.Count() >= max(jc.MinSamples/4, int64(10*m.Dims())) && m.SinceFit() >= 32 {
+		// Refits come every quarter of the rows learned while the model
+		// is young, then every recompute_every rows: an eigen-decomposition
+		// costs about as much as a few hundred rows.
+		n := m.Count()
+		if n >= max(jc.MinSamples/4, int64(10*m.Dims())) && m.SinceFit() >= int(min(int64(jc.RecomputeEvery), max(32, n/4))) {
 			m.Fit(&js.fitter, jc.Variance, jc.Alpha)
 		}
 	}
