@@ -354,7 +354,7 @@ func (e *Engine) updateWatermark() {
 func (e *Engine) Watermark() int64 { return e.wm }
 
 // ForgetDevice drops everything the engine keeps about device: its alarm
-// states, silence deadline, identity history, rule windows, quarantine
+// states (self, peer, peers now, joint), silence deadline, identity history, rule windows, quarantine
 // episode and group membership. The Kafka consumer calls it for the devices
 // of a partition that moved to another instance (kafka.DeviceForgetter), so
 // this instance neither judges them silent nor holds stale alarms for them;
@@ -381,5 +381,6 @@ func (e *Engine) ForgetDevice(device string) {
 	}
 	*ds = deviceState{}
 	e.peersNow.forget(d)
+	delete(e.joint.alarms, d)
 	e.updateWatermark()
 }
