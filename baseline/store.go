@@ -244,6 +244,12 @@ func (s *Store) Config() Config { return s.cfg }
 // the same versions however it was cut into batches.
 func (s *Store) Version() uint64 { return s.version }
 
+// HasMetric reports whether the store has seen a metric of this name.
+func (s *Store) HasMetric(name string) bool {
+	_, ok := s.metricIndex[name]
+	return ok
+}
+
 // Registry returns the registry the store names devices and groups with.
 func (s *Store) Registry() *ingest.Registry { return s.reg }
 

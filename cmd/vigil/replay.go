@@ -240,6 +240,9 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		runErr = job.checkpoint(opts.checkpoint)
 	}
 	if !opts.quiet {
+		for _, w := range cfg.Detect.UnseenMetrics(job.Store.HasMetric) {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
 		if runErr != nil {
 			fmt.Fprintf(stderr, "replay stopped early: %v; the summary and alerts cover the input read so far\n", runErr)
 		}

@@ -290,3 +290,35 @@ func TestScoreAttackCapture(t *testing.T) {
 		t.Errorf("packet labels (%d flood packets): want the one flood episode detected by the flood detector:\n%s", flooded, out)
 	}
 }
+
+// TestUnseenMetricWarnings: a rule naming a metric the input lacks (a
+// typo) is warned about in the replay summary and by validate --against.
+func TestUnseenMetricWarnings(t *testing.T) {
+	t.Chdir(repoRoot)
+	base, err := os.ReadFile("testdata/config/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "typo.yaml")
+	typo := strings.Replace(string(base), "metric: auth_failures", "metric: auth_failurs", 1)
+	if typo == string(base) {
+		t.Fatal("testdata/config/fleet.yaml has no rule on auth_failures any more: update this test")
+	}
+	os.WriteFile(cfgPath, []byte(typo), 0o644)
+	var stdout, stderr bytes.Buffer
+	if err := replay(context.Background(), replayOptions{config: cfgPath, inputs: []string{"testdata/fleet/telemetry.jsonl.gz"}}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	const want = `warning: detect.rules[0] (auth-brute-force): no input has a metric "auth_failurs"`
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("replay summary lacks %q:\n%s", want, stderr.String())
+	}
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings, err := unseenMetricsIn(cfg, []string{"testdata/fleet/telemetry.jsonl.gz"})
+	if err != nil || len(warnings) != 1 || !strings.Contains("warning: "+warnings[0], want) {
+		t.Errorf("validate --against: %q, %v; want the one warning", warnings, err)
+	}
+}

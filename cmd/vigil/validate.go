@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -16,7 +17,7 @@ import (
 	"github.com/vigil-ot/vigil/ingest/kafka"
 )
 
-const validateUsage = `usage: vigil validate [--run] [--print] CONFIG
+const validateUsage = `usage: vigil validate [--run] [--print] [--against INPUT]... CONFIG
 
 Checks CONFIG the way every command loads it: strict YAML over the defaults
 in code, so an unknown or misspelt key, a wrong type or a tab fails with its
@@ -27,6 +28,9 @@ file sinks must exist. Relative file names are taken from CONFIG's folder.
 --run also checks what only 'vigil run' needs: input topics, and the SASL
 secrets in the environment variables the config names.
 --print shows every setting with its effective value, defaults included.
+--against replays INPUT (as 'vigil replay' would, alerts discarded) and
+warns about settings that name a metric no input has: a per-metric
+override, a rule's metric, a joint metric (a typo there fails silently).
 
 Flags:
 `
@@ -35,6 +39,8 @@ func runValidate(args []string) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	printCfg := fs.Bool("print", false, "print the effective configuration (the file over the defaults) as YAML")
 	forRun := fs.Bool("run", false, "also check what 'vigil run' needs: input topics and SASL secrets in the environment")
+	var against []string
+	fs.Var((*listFlag)(&against), "against", "replay `INPUT` and warn about settings naming a metric it does not have (repeatable)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), validateUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,8 +66,34 @@ func runValidate(args []string) int {
 		}
 		return 0
 	}
+	if len(against) > 0 {
+		warnings, err := unseenMetricsIn(cfg, against)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vigil validate --against:", err)
+			return 1
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+		}
+		fmt.Printf("%s: ok, %d warning(s) against %d input(s)\n", fs.Arg(0), len(warnings), len(against))
+		return 0
+	}
 	fmt.Printf("%s: ok\n", fs.Arg(0))
 	return 0
+}
+
+// unseenMetricsIn replays inputs under cfg, alerts discarded, and returns
+// cfg's settings that name a metric none of them has.
+func unseenMetricsIn(cfg Config, inputs []string) ([]string, error) {
+	job, err := openReplay(cfg, inputs, &collectSink{}, slog.New(slog.DiscardHandler), replaySetup{})
+	if err != nil {
+		return nil, err
+	}
+	defer job.close()
+	if err := job.run(context.Background()); err != nil {
+		return nil, err
+	}
+	return cfg.Detect.UnseenMetrics(job.Store.HasMetric), nil
 }
 
 // checkConfigFiles checks what cfg names that can be checked without a
