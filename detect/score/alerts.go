@@ -161,10 +161,6 @@ type Alarm struct {
 // Open reports whether the alarm was never cleared in the input.
 func (a *Alarm) Open() bool { return a.Cleared.IsZero() }
 
-// covers reports whether the alarm is open at t: Raised ≤ t < Cleared.
-func (a *Alarm) covers(t time.Time) bool {
-	return !t.Before(a.Raised) && (a.Open() || t.Before(a.Cleared))
-}
 
 // Alarms pairs alarm alerts with their clears and returns the alarms
 // ordered by Raised (ties keep input order). Alerts are taken in event-time
