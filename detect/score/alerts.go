@@ -161,7 +161,6 @@ type Alarm struct {
 // Open reports whether the alarm was never cleared in the input.
 func (a *Alarm) Open() bool { return a.Cleared.IsZero() }
 
-
 // Alarms pairs alarm alerts with their clears and returns the alarms
 // ordered by Raised (ties keep input order). Alerts are taken in event-time
 // order. Alarm IDs are unique per alarm (detect.AlertID hashes the alarm
