@@ -370,7 +370,7 @@ func TestTimeForms(t *testing.T) {
 
 func TestDaysSinceEpoch(t *testing.T) {
 	for d := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2400; d = d.AddDate(0, 0, 13) {
-		if got, want := daysSinceEpoch(d.Year(), int(d.Month()), d.Day()), d.Unix()/86400; got != want {
+		if got, want := telemetry.DaysFromCivil(d.Year(), int(d.Month()), d.Day()), d.Unix()/86400; got != want {
 			t.Fatalf("%s: %d, want %d", d.Format(time.DateOnly), got, want)
 		}
 	}

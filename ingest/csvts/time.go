@@ -104,7 +104,7 @@ func (t *timeParser) parseDateTime(b []byte, needZone bool) (int64, error) {
 	y, ok1 := digits(b[0:4])
 	mo, ok2 := digits(b[5:7])
 	d, ok3 := digits(b[8:10])
-	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) {
+	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > telemetry.DaysInMonth(y, mo) {
 		return 0, badDateTime(b)
 	}
 	var h, mi, s, frac int
@@ -144,14 +144,14 @@ func (t *timeParser) parseDateTime(b []byte, needZone bool) (int64, error) {
 	if !ok || i == 10 {
 		return 0, badDateTime(b)
 	}
-	secs := daysSinceEpoch(y, mo, d)*86400 + int64(h*3600+mi*60+s) - int64(offset)
+	secs := telemetry.DaysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s) - int64(offset)
 	return checkRange(secs*1e9+int64(frac), y, b)
 }
 
 // local returns a zone-less date and time in t.loc.
 func (t *timeParser) local(b []byte, y, mo, d, h, mi, s, frac int) (int64, error) {
 	if t.utc {
-		secs := daysSinceEpoch(y, mo, d)*86400 + int64(h*3600+mi*60+s)
+		secs := telemetry.DaysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s)
 		return checkRange(secs*1e9+int64(frac), y, b)
 	}
 	// Zone offsets change on whole minutes, so the start of a minute in
@@ -339,36 +339,4 @@ func uintDigits(b []byte) (uint64, bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, true
-}
-
-func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
-
-func daysIn(m, y int) int {
-	switch m {
-	case 2:
-		if isLeap(y) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// daysSinceEpoch returns the days from 1970-01-01 to y-m-d in the
-// proleptic Gregorian calendar (Howard Hinnant's days_from_civil).
-func daysSinceEpoch(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era--
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era*146097 + doe - 719468)
 }

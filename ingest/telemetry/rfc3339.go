@@ -33,11 +33,11 @@ func parseMinuteUTC(b []byte) (secs int64, year int, ok bool) {
 	hour, ok4 := digits(b[11:13])
 	minute, ok5 := digits(b[14:16])
 	if !(ok1 && ok2 && ok3 && ok4 && ok5) ||
-		month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) ||
+		month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) ||
 		hour > 23 || minute > 59 {
 		return 0, 0, false
 	}
-	days := daysFromCivil(year, month, day)
+	days := DaysFromCivil(year, month, day)
 	return days*86400 + int64(hour)*3600 + int64(minute)*60, year, true
 }
 
@@ -112,7 +112,9 @@ func digits(b []byte) (int, bool) {
 	return n, true
 }
 
-func daysInMonth(year, month int) int {
+// DaysInMonth returns the days of month (1-12) of year in the proleptic
+// Gregorian calendar.
+func DaysInMonth(year, month int) int {
 	switch month {
 	case 2:
 		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
@@ -125,13 +127,16 @@ func daysInMonth(year, month int) int {
 	return 31
 }
 
-// daysFromCivil returns the days from 1970-01-01 to the given proleptic
-// Gregorian date (Howard Hinnant's days_from_civil).
-func daysFromCivil(y, m, d int) int64 {
+// DaysFromCivil returns the days from 1970-01-01 to the given proleptic
+// Gregorian date (Howard Hinnant's days_from_civil), for any year.
+func DaysFromCivil(y, m, d int) int64 {
 	if m <= 2 {
 		y--
 	}
-	era := y / 400 // y >= -1 here, and year -1 is outside the accepted range anyway
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
 	yoe := y - era*400
 	mp := (m + 9) % 12
 	doy := (153*mp+2)/5 + d - 1
