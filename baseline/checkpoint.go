@@ -285,7 +285,7 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 				continue
 			}
 			state := c.AppendGroup(nil, int32(g))
-			if err := cw.row(kindCommSet, name, s.reg.GroupName(int32(g)), "", int64(len(c.groups[g].keys)), c.groups[g].first, 0, false, zero, zero, zero, state); err != nil {
+			if err := cw.row(kindCommSet, name, s.reg.GroupName(int32(g)), "", int64(len(c.groups[g].keys)), c.groups[g].first, max(c.groups[g].last, c.groups[g].floor), false, zero, zero, zero, state); err != nil {
 				return err
 			}
 		}

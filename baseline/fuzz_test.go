@@ -158,6 +158,7 @@ func FuzzCommSetMergeGroup(f *testing.F) {
 	c.Observe(0, 2, 6)
 	f.Add(c.AppendGroup(nil, 0))
 	f.Add([]byte("VBC1"))
+	f.Add([]byte("VBC1\x01\x00\x02\x01\x2a\x00\x00\x00\x00\x00\x00\x00")) // a version-1 group: first time 1, key 42
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := NewCommSet(0)
 		if err := c.MergeGroup(3, data); err != nil {
