@@ -216,8 +216,9 @@ func NewStore(cfg Config, reg *ingest.Registry) *Store {
 // CommSet returns the store's learned communication set called name,
 // creating it on first use. The set is checkpointed and restored with the
 // store, so a restart does not relearn who talks to whom. learnFor (the
-// learning period of each group) is taken from every call, so the
-// configuration in force wins over a restored value.
+// learning period of each group) is taken from every call and applies to
+// groups that start learning afterwards; a restored group keeps the end
+// of learning it started with (see CommSet).
 func (s *Store) CommSet(name string, learnFor time.Duration) *CommSet {
 	if s.commSets == nil {
 		s.commSets = make(map[string]*CommSet)
