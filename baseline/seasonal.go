@@ -87,3 +87,79 @@ func (s *Store) seasonWeights(gs *groupState, t int64, how int) (dec, a float64)
 	}
 	return 1, 1
 }
+
+// learn adds residual r of weight a to the bucket; groupLevel is the
+// group's longest-half-life mean the residual's device level stands for
+// in the group's first week (see seasonCell).
+func (c *seasonCell) learn(r, a, groupLevel float64, firstWeek bool) {
+	if !firstWeek && c.yw > 0 {
+		c.mean = c.seasonalMean(groupLevel)
+		c.yw, c.yref = 0, 0
+	}
+	c.w, c.mean, c.m2 = welford(c.w, c.mean, c.m2, r, a)
+	if firstWeek {
+		c.yw += a
+		c.yref += a / c.yw * (groupLevel - c.yref)
+	}
+}
+
+// LearnSeason teaches row to its group's hour-of-week profile only, not
+// to the device's or the group's baselines. The engine calls it for the
+// rows its poisoning guard keeps from the baselines (a row that breached,
+// a device in alarm): a burst every Monday night on most of a group's
+// devices breaches each time, so, learned by nothing, it would be new
+// every week; learned here, it becomes what the profile expects of that
+// hour once the profile is trusted. One device's anomaly moves its
+// group's bucket by its share of the bucket's weight, and its own level
+// not at all.
+func (f *Frame) LearnSeason(row int) {
+	s := f.s
+	d, g := f.dev[row], f.grp[row]
+	if d < 0 || g < 0 {
+		return
+	}
+	gs := s.groups[g]
+	if !gs.started {
+		return
+	}
+	t := int64(f.ts[row])
+	judged := gs.judged()
+	if t-judged.first < int64(s.cfg.SeasonalWarmup) {
+		return
+	}
+	firstWeek := t-judged.first < week
+	how := s.hourOfWeek(t)
+	sdec, sa := s.seasonWeights(gs, t, how)
+	if sdec != 1 {
+		for m := range gs.metrics {
+			if season := gs.metrics[m].season; season != nil {
+				c := &season[how]
+				c.w *= sdec
+				c.m2 *= sdec
+				c.yw *= sdec
+			}
+		}
+	}
+	l, nh := s.longest, s.nh
+	minN := uint32(s.cfg.DeviceMinSamples)
+	devBase := int(d) * s.stride
+	for j := range f.cols {
+		c := &f.cols[j]
+		x, ok := c.value(row)
+		if !ok || !(x >= -MaxLearnedValue && x <= MaxLearnedValue) {
+			continue
+		}
+		m := int(c.id)
+		slot := devBase + m
+		jm := &judged.metrics[m]
+		level := jm.mean[l]
+		if s.devN[slot] >= minN {
+			level = s.devMean[slot*nh+l]
+		}
+		gm := &gs.metrics[m]
+		if gm.season == nil {
+			gm.season = new([hoursPerWeek]seasonCell)
+		}
+		gm.season[how].learn(x-level, sa, jm.mean[l], firstWeek)
+	}
+}

@@ -680,16 +680,7 @@ func (f *Frame) Learn(row int) {
 		if gm.season == nil {
 			gm.season = new([hoursPerWeek]seasonCell)
 		}
-		cell := &gm.season[how]
-		if !firstWeek && cell.yw > 0 {
-			cell.mean = cell.seasonalMean(jm.mean[l])
-			cell.yw, cell.yref = 0, 0
-		}
-		cell.w, cell.mean, cell.m2 = welford(cell.w, cell.mean, cell.m2, x-level, sa)
-		if firstWeek {
-			cell.yw += sa
-			cell.yref += sa / cell.yw * (jm.mean[l] - cell.yref)
-		}
+		gm.season[how].learn(x-level, sa, jm.mean[l], firstWeek)
 	}
 	for undecayed != 0 { // the slots the row did not learn
 		m := bits.TrailingZeros64(undecayed)

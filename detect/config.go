@@ -71,6 +71,14 @@ type SelfConfig struct {
 	// expectation (a spike, not a mild breach) alarms at once instead of
 	// waiting for datapoints_to_alarm. 0: off.
 	ImmediateFactor float64 `yaml:"immediate_factor"`
+	// ShiftThreshold judges level shifts and drift that stay inside the
+	// band: an EWMA of the metric's self scores (with weight ShiftLambda,
+	// each score clipped at half the threshold so one spike cannot move
+	// it far) is compared with that EWMA's own mean and spread, learned on
+	// quiet rows; beyond ShiftThreshold of its spread, the self alarm is
+	// raised. 0: off.
+	ShiftThreshold float64 `yaml:"shift_threshold"`
+	ShiftLambda    float64 `yaml:"shift_lambda"`
 }
 
 // PeerConfig configures the peer-outlier detector: a device against its
@@ -309,6 +317,7 @@ func DefaultConfig() Config {
 		Network: DefaultNetworkConfig(),
 		Self: SelfConfig{
 			Enabled: true, Threshold: 6, MinSamples: 30, LongSpreadRatio: 0.5, ImmediateFactor: 2,
+			ShiftThreshold: 4.5, ShiftLambda: 0.1,
 			Direction: DirectionBoth, ToAlarm: 2, ToClear: 3,
 		},
 		Peer: PeerConfig{
@@ -400,6 +409,9 @@ func (c *Config) validateStatistical() error {
 	s := &c.Self
 	if s.Threshold <= 0 {
 		return fmt.Errorf("self.threshold is %v: set a positive robust score such as 6", s.Threshold)
+	}
+	if s.ShiftThreshold < 0 || s.ShiftThreshold > 0 && !(s.ShiftLambda > 0 && s.ShiftLambda <= 1) {
+		return fmt.Errorf("self.shift_threshold is %v with shift_lambda %v: use 0 (off), or a positive threshold such as 4.5 with a lambda in (0, 1] such as 0.1", s.ShiftThreshold, s.ShiftLambda)
 	}
 	if s.ImmediateFactor != 0 && s.ImmediateFactor < 1 {
 		return fmt.Errorf("self.immediate_factor is %v: use 0 (off) or a factor of the threshold of at least 1, such as 2", s.ImmediateFactor)

@@ -69,6 +69,7 @@ type Engine struct {
 	metrics    []metricParams // by slot
 	colSlot    []int          // metric column of the bound batch -> slot (-1: unknown)
 	exp        []baseline.Expectation
+	shift      [][]shiftState // level-shift charts by metric slot, then device (see shift.go)
 	rules      []rule
 	ruleCol    []int    // rule -> metric column of the bound batch (-1: absent)
 	setRules   bool     // any rule judges set members
@@ -589,6 +590,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		f.Learn(i)
 	default:
 		e.stats.NotLearned++
+		f.LearnSeason(i) // the group's recurring patterns, still (see Frame.LearnSeason)
 	}
 	if ds.q != nil {
 		e.quarantineTick(d, ds, g, gs, t)

@@ -25,6 +25,7 @@ const (
 	alarmActive uint8 = 1 << iota
 	alarmMuted        // the alarm alert was not sent (suppressed, maintenance, rate limit): nor is its clear
 	alarmLow          // a metric alarm raised for a value below normal: its clear explains against the low side
+	alarmShift        // a self alarm raised by the level-shift test: its chart keeps judging it
 )
 
 type transition uint8

@@ -139,9 +139,14 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if p.self || now {
 			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
 		}
+		shift := 0.0
+		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {
+			z := (ex.Value - mean) / spread
+			shift = e.shiftScore(p, z, slot, d, ds)
+		}
 		if p.self && band &&
-			!(ds.noMetricState() && withinHalfBand(ex.Value-mean, spread, p.halfThreshold)) &&
-			e.judgeSelf(p, ex, mean, spread, slot, d, ds, g, t) {
+			!(ds.noMetricState() && !p.shiftBreach(shift, e.cfg.Self.ShiftThreshold) && withinHalfBand(ex.Value-mean, spread, p.halfThreshold)) &&
+			e.judgeSelf(p, ex, mean, spread, shift, slot, d, ds, g, t) {
 			anomalous = true
 		}
 		// asked again: judgeSelf may have just created the state
@@ -154,6 +159,15 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		}
 	}
 	return anomalous
+}
+
+// metricAlarm returns the device's alarm state at index k (2×slot for
+// self, +1 for peer), or nil when it has none.
+func (ds *deviceState) metricAlarm(k int) *alarmState {
+	if ds.more == nil || k >= len(ds.more.metric) {
+		return nil
+	}
+	return &ds.more.metric[k]
 }
 
 // noMetricState reports whether the device has no self or peer alarm
@@ -179,6 +193,12 @@ func (p *metricParams) selfBand(sc *SelfConfig, ex *baseline.Expectation) (mean,
 	return mean, p.spread(std, mean, ex.Value), true
 }
 
+// shiftBreach reports whether a level-shift score lies beyond threshold
+// in a judged direction (threshold 0: the test is off).
+func (p *metricParams) shiftBreach(shift, threshold float64) bool {
+	return threshold > 0 && (p.up && shift > threshold || p.down && shift < -threshold)
+}
+
 // beyondPeers reports whether ex's value lies beyond its group's
 // statistic in a judged direction: only then can the peer detector breach.
 func (p *metricParams) beyondPeers(ex *baseline.Expectation) bool {
@@ -188,23 +208,36 @@ func (p *metricParams) beyondPeers(ex *baseline.Expectation) bool {
 
 // judgeSelf judges one metric against the device's own baseline, the
 // band of selfBand.
-func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spread float64, slot int, d int32, ds *deviceState, g int32, t int64) bool {
+func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spread, shift float64, slot int, d int32, ds *deviceState, g int32, t int64) bool {
 	sc := &e.cfg.Self
 	z := (ex.Value - mean) / spread
-	breach := p.up && z > p.threshold || p.down && z < -p.threshold
+	level := p.up && z > p.threshold || p.down && z < -p.threshold
+	shifted := !level && p.shiftBreach(shift, sc.ShiftThreshold)
+	breach := level || shifted
 	if !breach && ds.noMetricState() {
 		return false
 	}
 	st := e.metricState(ds, 2*slot)
 	toAlarm := sc.ToAlarm
-	spike := breach && p.immediate > 0 && math.Abs(z) >= p.immediate
-	if spike {
+	spike := level && p.immediate > 0 && math.Abs(z) >= p.immediate
+	if spike || shifted { // a shift is many datapoints' evidence already
 		toAlarm = 1
 	}
 	switch st.step(t, breach, toAlarm, sc.ToClear) {
 	case raised:
-		st.setLow(z < 0)
-		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, z < 0)
+		low := z < 0
+		if shifted {
+			low = shift < 0
+		}
+		st.setLow(low)
+		st.flags &^= alarmShift
+		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, low)
+		if shifted {
+			st.flags |= alarmShift
+			a.Message += shiftTestText(shift, sc.ShiftThreshold, sc.ShiftLambda)
+			e.raise(a, st, d, g, math.Abs(shift)/sc.ShiftThreshold, 0)
+			break
+		}
 		a.Message += selfTestText(spike, z, mean, spread, p.threshold, p.immediate, toAlarm)
 		e.raise(a, st, d, g, math.Abs(z)/p.threshold, 0)
 	case cleared:

@@ -167,10 +167,27 @@ func TestJudgementScore(t *testing.T) {
 	if !detected[fleetgen.IncidentDropToZero] {
 		t.Errorf("%s missed: the self detector found it before", fleetgen.IncidentDropToZero)
 	}
-	// Until the future-dated record, every false alarm is the weekly burst
-	// (error_count, and the alarm storm it makes), which the hour-of-week
-	// profile does not absorb yet: the daily peak and the clean days are
-	// quiet. After the record, peer alarms flood every device.
+	// The single 25x spike alarms at once (self.immediate_factor), and the
+	// correlation break is found.
+	for _, id := range []string{fleetgen.IncidentSpike, fleetgen.IncidentCorrelationBreak} {
+		if !detected[id] {
+			t.Errorf("%s missed: found before", id)
+		}
+	}
+	// The weekly burst is remembered: rows the poisoning guard keeps from
+	// the devices' baselines still teach the group's hour-of-week profile
+	// (baseline.Frame.LearnSeason), so once the profile is trusted (14 days
+	// of history) the burst is expected. Before that, its second
+	// occurrence alarms (week 2); from week 3 on, none may.
+	trusted := fleetgen.DefaultJudgementConfig().Start.Add(14 * 24 * time.Hour)
+	for _, a := range rep.FalseAlarmList {
+		if strings.HasPrefix(benignEvent(benign, &a), "weekly-burst") && !a.Raised.Before(trusted) {
+			t.Errorf("weekly burst alarmed after the hour-of-week profile is trusted: %s/%s on %s at %s: %s",
+				a.Detector, a.Behavior, a.Device, a.Raised.Format(time.RFC3339), a.Message)
+		}
+	}
+	// Until the future-dated record, every false alarm is in a benign
+	// window: the daily peak and the clean days are quiet.
 	if n := countInBenign(benign, beforeFuture); n != len(beforeFuture) {
 		for _, a := range beforeFuture {
 			if benignEvent(benign, &a) == "" {

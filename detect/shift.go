@@ -1,0 +1,109 @@
+package detect
+
+import (
+	"math"
+	"strconv"
+)
+
+// The level-shift test of the self detector (self.shift_threshold): an
+// EWMA control chart (Roberts, 1959) on the metric's self scores. The
+// band test sees one datapoint at a time, so a shift of three standard
+// deviations that lasts six hours never crosses a threshold of six; the
+// EWMA of the scores, e_t = (1-λ)e_{t-1} + λ·z_t, averages about 2/λ
+// datapoints and moves by the whole shift.
+//
+// What e "normally" does is learned, not assumed: its mean and variance
+// on the rows where the device was quiet. So a bias of the scores (a
+// baseline that lags a daily ramp) and their autocorrelation (a slow
+// sensor, whose EWMA wanders far more than an independent series'
+// would) widen the chart by what they really do, and the test is right
+// for any metric without a per-metric setting. The spread is floored at
+// an independent series' (√(λ/(2-λ)) score units), since the scores are
+// in units of the band already and a chart narrower than that would make
+// a single step of a constant metric a shift. Scores are clipped at half
+// the threshold before averaging, so one spike (alarmed by the band test
+// on its own) moves e by λ·threshold/2 at most.
+
+// shiftState is one device metric's chart: the EWMA of its clipped
+// scores and the decayed mean and second moment of the EWMA on quiet
+// rows (n of them, counting up to shiftWarmup then saturating).
+type shiftState struct {
+	ewma, mean, m2 float32
+	n              uint32
+}
+
+// shiftWarmup is how many quiet rows the chart learns before it judges,
+// and the inverse of its learning rate afterwards (a half-life of ~350
+// rows).
+const shiftWarmup = 500
+
+// shiftPrior is the weight, in rows, of the chart's prior spread.
+const shiftPrior = 50
+
+// shiftOf returns the chart of device d's metric slot. Charts live in
+// one array per metric, grown in chunks, so devices cost no pointers.
+func (e *Engine) shiftOf(slot int, d int32) *shiftState {
+	for len(e.shift) <= slot {
+		e.shift = append(e.shift, nil)
+	}
+	s := e.shift[slot]
+	if int(d) >= len(s) {
+		n := max(int(d)+1, 2*len(s), 64)
+		s = append(s, make([]shiftState, n-len(s))...)
+		e.shift[slot] = s
+	}
+	return &s[d]
+}
+
+// shiftScore folds the datapoint's self score z into its chart and
+// returns how far the chart lies from its normal, in its own spreads (0
+// while the chart is learning or held).
+//
+// While the device is in an alarm other than this chart's own, the chart
+// is held at its normal: the scores of an alarm's rows, and the jump of a
+// baseline that re-learned after one (alarm.relearn_after), are the other
+// test's story, not a shift this chart should then report. Only quiet
+// rows (no breach, no alarm) teach the chart what normal is; until it has
+// seen shiftWarmup of them, a prior of one score unit of spread (a chart
+// as wide as the band's unit) keeps a few hundred rows of a slow signal
+// from making it narrow.
+func (e *Engine) shiftScore(p *metricParams, z float64, slot int, d int32, ds *deviceState) float64 {
+	if math.IsNaN(z) {
+		return 0
+	}
+	st := e.shiftOf(slot, d)
+	if ds.alarms > 0 {
+		if ms := ds.metricAlarm(2 * slot); ms == nil || ms.flags&alarmShift == 0 || !ms.active() {
+			st.ewma = st.mean
+			return 0
+		}
+	}
+	lambda := e.cfg.Self.ShiftLambda
+	c := max(-p.halfThreshold, min(z, p.halfThreshold))
+	st.ewma += float32(lambda * (c - float64(st.ewma)))
+	score := 0.0
+	if st.n >= shiftWarmup/5 {
+		floor := math.Sqrt(lambda / (2 - lambda))
+		score = (float64(st.ewma) - float64(st.mean)) / max(math.Sqrt(float64(st.m2)), floor)
+	}
+	if ds.alarms == 0 && math.Abs(z) <= p.threshold {
+		if st.n == 0 {
+			st.m2 = 1 // the prior: see above
+		}
+		a := 1 / float64(min(st.n+shiftPrior, shiftWarmup))
+		dev := float64(st.ewma) - float64(st.mean)
+		st.mean += float32(a * dev)
+		st.m2 = float32((1 - a) * (float64(st.m2) + a*dev*dev))
+		if st.n < shiftWarmup {
+			st.n++
+		}
+	}
+	return score
+}
+
+// shiftTestText explains a shift alarm: the chart's value and its normal.
+func shiftTestText(score, threshold, lambda float64) string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+	return "; shift: the EWMA (λ " + f(lambda) + ") of its scores is " + f(score) +
+		" of its own normal spreads from its normal, beyond " + f(threshold)
+}
