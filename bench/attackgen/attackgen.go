@@ -11,16 +11,9 @@ package attackgen
 import (
 	"encoding/binary"
 	"encoding/csv"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
-	"sort"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // Scenario sets the timeline. Attack offsets are from Start.
@@ -61,11 +54,6 @@ var (
 	Scanner = host{ip: net.IPv4(10, 0, 1, 99).To4(), mac: mac(0x99)}
 )
 
-type host struct {
-	ip  net.IP
-	mac net.HardwareAddr
-}
-
 func mac(b byte) net.HardwareAddr { return net.HardwareAddr{0x00, 0x1b, 0x1b, 0x00, 0x01, b} }
 
 // Label describes one injected attack and the alert it must raise.
@@ -82,7 +70,7 @@ type Label struct {
 // Generate writes the capture to w (classic pcap, microseconds, Ethernet)
 // and returns the attacks' labels.
 func Generate(w io.Writer, s Scenario) ([]Label, error) {
-	g := &gen{s: s, rng: rand.New(rand.NewPCG(s.Seed, s.Seed^0x5eed))}
+	g := newGen(s.Seed)
 	t0 := s.Start
 
 	// Clean period (which goes on under the attacks, as a plant does).
@@ -159,10 +147,10 @@ func Generate(w io.Writer, s Scenario) ([]Label, error) {
 	labels = append(labels, Label{Start: at, End: at.Add(s.FloodFor), Attack: "syn_flood", Detector: "flood", Behavior: "flood",
 		Technique: "T0814", Device: PLC1.ip.String(), Dst: PLC1.ip.String()})
 
-	if g.err != nil {
-		return nil, g.err
+	if err := g.write(w); err != nil {
+		return nil, err
 	}
-	return labels, g.write(w)
+	return labels, nil
 }
 
 // WriteLabels writes labels as the incident CSV 'vigil score --labels'
@@ -200,74 +188,6 @@ func WriteLabels(w io.Writer, labels []Label) error {
 	return cw.Error()
 }
 
-type frame struct {
-	t    time.Time
-	seq  int // generation order: ties keep it
-	data []byte
-}
-
-type gen struct {
-	s      Scenario
-	rng    *rand.Rand
-	frames []frame
-	buf    gopacket.SerializeBuffer
-	err    error
-}
-
-type tcpFlags struct{ syn, ack, rst, fin, psh bool }
-
-// conn is one TCP connection's sequence state.
-type conn struct {
-	c, s       host
-	cport      uint16
-	sport      uint16
-	cseq, sseq uint32
-}
-
-func (g *gen) tcp(t time.Time, src, dst host, sport, dport uint16, f tcpFlags, seq, ack uint32, payload []byte) {
-	if g.buf == nil {
-		g.buf = gopacket.NewSerializeBuffer()
-	}
-	eth := &layers.Ethernet{SrcMAC: src.mac, DstMAC: dst.mac, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src.ip, DstIP: dst.ip, Flags: layers.IPv4DontFragment}
-	tc := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: seq, Ack: ack,
-		SYN: f.syn, ACK: f.ack, RST: f.rst, FIN: f.fin, PSH: f.psh, Window: 8192}
-	if err := tc.SetNetworkLayerForChecksum(ip); err != nil && g.err == nil {
-		g.err = err
-	}
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(g.buf, opts, eth, ip, tc, gopacket.Payload(payload)); err != nil && g.err == nil {
-		g.err = fmt.Errorf("cannot serialize frame: %w", err)
-	}
-	g.frames = append(g.frames, frame{t: t, seq: len(g.frames), data: append([]byte(nil), g.buf.Bytes()...)})
-}
-
-// connect performs a three-way handshake and returns the connection.
-func (g *gen) connect(t time.Time, c, s host, cport, sport uint16) *conn {
-	k := &conn{c: c, s: s, cport: cport, sport: sport, cseq: g.rng.Uint32(), sseq: g.rng.Uint32()}
-	g.tcp(t, c, s, cport, sport, tcpFlags{syn: true}, k.cseq, 0, nil)
-	g.tcp(t.Add(300*time.Microsecond), s, c, sport, cport, tcpFlags{syn: true, ack: true}, k.sseq, k.cseq+1, nil)
-	k.cseq++
-	k.sseq++
-	g.tcp(t.Add(500*time.Microsecond), c, s, cport, sport, tcpFlags{ack: true}, k.cseq, k.sseq, nil)
-	return k
-}
-
-// exchange sends a request and its response, then the client's ACK.
-func (g *gen) exchange(k *conn, t time.Time, req, resp []byte) {
-	g.tcp(t, k.c, k.s, k.cport, k.sport, tcpFlags{ack: true, psh: true}, k.cseq, k.sseq, req)
-	k.cseq += uint32(len(req))
-	g.tcp(t.Add(2*time.Millisecond), k.s, k.c, k.sport, k.cport, tcpFlags{ack: true, psh: true}, k.sseq, k.cseq, resp)
-	k.sseq += uint32(len(resp))
-	g.tcp(t.Add(2200*time.Microsecond), k.c, k.s, k.cport, k.sport, tcpFlags{ack: true}, k.cseq, k.sseq, nil)
-}
-
-func (g *gen) close(k *conn, t time.Time) {
-	g.tcp(t, k.c, k.s, k.cport, k.sport, tcpFlags{fin: true, ack: true}, k.cseq, k.sseq, nil)
-	g.tcp(t.Add(time.Millisecond), k.s, k.c, k.sport, k.cport, tcpFlags{fin: true, ack: true}, k.sseq, k.cseq+1, nil)
-	g.tcp(t.Add(2*time.Millisecond), k.c, k.s, k.cport, k.sport, tcpFlags{ack: true}, k.cseq+1, k.sseq+1, nil)
-}
-
 // s7Setup opens the ISO transport connection (COTP CR/CC) and the S7
 // communication (setup communication job and its ack).
 func (g *gen) s7Setup(k *conn, t time.Time) {
@@ -277,27 +197,6 @@ func (g *gen) s7Setup(k *conn, t time.Time) {
 	setup := s7Job(0, []byte{0xf0, 0x00, 0x00, 0x01, 0x00, 0x01, 0x01, 0xe0}, nil)
 	ack := s7Ack(0, []byte{0xf0, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0xf0}, nil)
 	g.exchange(k, t.Add(10*time.Millisecond), setup, ack)
-}
-
-// write sorts the frames by time and writes the capture.
-func (g *gen) write(w io.Writer) error {
-	sort.SliceStable(g.frames, func(i, j int) bool {
-		if !g.frames[i].t.Equal(g.frames[j].t) {
-			return g.frames[i].t.Before(g.frames[j].t)
-		}
-		return g.frames[i].seq < g.frames[j].seq
-	})
-	pw := pcapgo.NewWriter(w)
-	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		return fmt.Errorf("cannot write capture header: %w", err)
-	}
-	for _, f := range g.frames {
-		ci := gopacket.CaptureInfo{Timestamp: f.t, CaptureLength: len(f.data), Length: len(f.data)}
-		if err := pw.WritePacket(ci, f.data); err != nil {
-			return fmt.Errorf("cannot write capture: %w", err)
-		}
-	}
-	return nil
 }
 
 // modbusReq is a request whose PDU is function, address, value/quantity
