@@ -1,11 +1,17 @@
-// Package attackgen crafts a labelled OT attack capture for testing and
-// tuning the network detectors: a clean period of Modbus/TCP polling (an
-// HMI reading a PLC's holding registers) and S7comm reads (an engineering
-// workstation reading a data block), then injected attacks — a new Modbus
-// writer, an S7 PLC stop, a TCP port scan and a spoofed SYN flood — each
-// listed in a labels file with its time span, hosts and the alert it must
-// raise. Every frame is built with gopacket's serializers (valid IPv4 and
-// TCP checksums) and written with pcapgo, so the capture opens in Wireshark.
+// Package attackgen crafts labelled OT captures for testing and tuning the
+// network detectors. Two scenarios: Generate, a clean period of Modbus/TCP
+// polling (an HMI reading a PLC's holding registers) and S7comm reads (an
+// engineering workstation reading a data block), then a new Modbus writer,
+// an S7 PLC stop, a TCP port scan and a spoofed SYN flood; and
+// GenerateOTDay, a substation day of DNP3 and Modbus polling with
+// irregular office chatter, then thirteen scans, sweeps, identification
+// probes, a flood and MITM signs. Each attack is listed in a labels file
+// (WriteLabels) with its time span, device and the alert it must raise.
+// GenerateModbusOnOTPorts and GenerateCorruptTimestamp write small
+// unlabelled captures of odd but harmless traffic. Every frame is built
+// with gopacket's serializers (valid IPv4, TCP, UDP and ICMP checksums,
+// valid DNP3 CRCs) and written with pcapgo, so the captures open in
+// Wireshark.
 package attackgen
 
 import (
