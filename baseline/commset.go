@@ -171,6 +171,18 @@ func (cg *commGroup) end(learnFor int64) int64 {
 	return addSat(cg.first, learnFor)
 }
 
+// AnyProtecting reports whether some group that has started is protecting
+// at event time tNanos: whether the network has a learned past to compare
+// with. It walks every group; callers keep a true answer.
+func (c *CommSet) AnyProtecting(tNanos int64) bool {
+	for g := range c.groups {
+		if cg := &c.groups[g]; cg.started && !cg.learningAt(tNanos, c.learnFor) {
+			return true
+		}
+	}
+	return false
+}
+
 // GroupLearning is a group still learning and when it stops.
 type GroupLearning struct {
 	Group int32 // registry group id

@@ -82,6 +82,9 @@ func TestCommSetCheckpointedWithStore(t *testing.T) {
 	if !held.Learning(g2, t0+int64(50*time.Minute)) || held.Learning(g2, t0+int64(61*time.Minute)) {
 		t.Fatal("the restored group did not keep its own end of learning (t0+1h)")
 	}
+	if held.AnyProtecting(t0 + int64(50*time.Minute)) {
+		t.Error("AnyProtecting while the only group learns")
+	}
 	if got := held.Observe(g2, HashString("new edge"), t0+int64(3*time.Hour)); got != Novel {
 		t.Fatalf("new edge after learning: %v", got)
 	}
@@ -135,6 +138,9 @@ func TestCommSetRestoreKeepsLearningState(t *testing.T) {
 	}
 	if got := held.Observe(learning2, 4, t0+int64(460*time.Second)); got != Novel {
 		t.Errorf("group still learning, new key after its own end (t0+450s): %v, want Novel", got)
+	}
+	if !held.AnyProtecting(at) {
+		t.Error("AnyProtecting: the group that finished learning protects")
 	}
 	wantUntil := []GroupLearning{{Group: learning2, Until: t0 + int64(450*time.Second)}}
 	if got := held.LearningUntil(at); !slices.Equal(got, wantUntil) {
