@@ -221,18 +221,20 @@ func (d *otDay) enipListIdentity(at time.Time) Label {
 	return label("enip_list_identity", "scan", "identify_enip", techIdentify, enipProber, at, t)
 }
 
-// s7SZLRead connects to PLC2's ISO-TSAP port and reads the module and
-// component identification lists (SZL 0x0011 and 0x001C), as nmap's
-// s7-info script does.
+// s7SZLRead connects to the ISO-TSAP port of each PLC, a second apart,
+// and reads the module and component identification lists (SZL 0x0011 and
+// 0x001C), as nmap's s7-info script run over the segment does.
 func (d *otDay) s7SZLRead(at time.Time) Label {
-	k := d.g.connect(at, s7Prober, PLC2, 45102, 102)
-	d.g.s7Setup(k, at.Add(5*time.Millisecond))
-	d.g.exchange(k, at.Add(30*time.Millisecond), s7ReadSZL(1, 0x0011), s7ReadSZLResp(1, 0x0011))
-	d.g.exchange(k, at.Add(40*time.Millisecond), s7ReadSZL(2, 0x001c), s7ReadSZLResp(2, 0x001c))
-	d.g.close(k, at.Add(50*time.Millisecond))
-	l := label("s7_szl_read", "scan", "identify_s7comm", techIdentify, s7Prober, at, at.Add(52*time.Millisecond))
-	l.Dst = PLC2.String()
-	return l
+	var t time.Time
+	for i, plc := range []host{PLC1, PLC2, plc3} {
+		t = at.Add(time.Duration(i) * time.Second)
+		k := d.g.connect(t, s7Prober, plc, uint16(45102+i), 102)
+		d.g.s7Setup(k, t.Add(5*time.Millisecond))
+		d.g.exchange(k, t.Add(30*time.Millisecond), s7ReadSZL(1, 0x0011), s7ReadSZLResp(1, 0x0011))
+		d.g.exchange(k, t.Add(40*time.Millisecond), s7ReadSZL(2, 0x001c), s7ReadSZLResp(2, 0x001c))
+		d.g.close(k, t.Add(50*time.Millisecond))
+	}
+	return label("s7_szl_read", "scan", "identify_s7comm", techIdentify, s7Prober, at, t.Add(52*time.Millisecond))
 }
 
 // modbusRegisterEnum reads holding registers 0, 1, … 300 of PLC1, one

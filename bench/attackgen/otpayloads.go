@@ -77,7 +77,7 @@ func s7ReadSZL(ref, id uint16) []byte {
 // 0x0011, 28 octets) or the station name (other lists, 34 octets).
 func s7ReadSZLResp(ref, id uint16) []byte {
 	param := []byte{0x00, 0x01, 0x12, 0x08, 0x12, 0x84, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00}
-	rec, text := 34, "SUBSTATION-PLC-2"
+	rec, text := 34, "SUBSTATION-PLC"
 	if id == 0x0011 {
 		rec, text = 28, "6ES7 315-2EH14-0AB0 "
 	}
