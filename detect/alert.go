@@ -23,6 +23,7 @@ const (
 	DetectorScan      = "scan"      // port or host scan
 	DetectorFlood     = "flood"     // flood or denial of service
 	DetectorMalformed = "malformed" // OT protocol violation
+	DetectorMITM      = "mitm"      // adversary in the middle: altered retransmission, ARP rebinding
 )
 
 // Alarm states carried by an alert.

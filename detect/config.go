@@ -344,7 +344,7 @@ func DefaultConfig() Config {
 			Base: map[string]int{
 				DetectorSelf: 4, DetectorPeer: 4, DetectorRule: 5, DetectorSilence: 4,
 				DetectorIdentity: 6, DetectorFleet: 5, DetectorNovelty: 5, DetectorScan: 6,
-				DetectorFlood: 6, DetectorMalformed: 5, DetectorJoint: 4,
+				DetectorFlood: 6, DetectorMalformed: 5, DetectorJoint: 4, DetectorMITM: 7,
 			},
 			Criticality: map[string]int{
 				"unknown": 0, "low": -1, "medium": 0, "high": 1, "safety-critical": 2,
@@ -366,6 +366,7 @@ func (c *Config) Validate() error {
 	if err := c.Network.Validate(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
+	c.Network.scanHorizon = c.Alarm.RepeatWindow
 	if err := c.validateStatistical(); err != nil {
 		return err
 	}
@@ -816,7 +817,7 @@ func (q *QuarantineConfig) validate() error {
 func knownDetector(d string) bool {
 	switch d {
 	case DetectorSelf, DetectorPeer, DetectorRule, DetectorSilence, DetectorIdentity, DetectorFleet,
-		DetectorNovelty, DetectorScan, DetectorFlood, DetectorMalformed, DetectorJoint:
+		DetectorNovelty, DetectorScan, DetectorFlood, DetectorMalformed, DetectorJoint, DetectorMITM:
 		return true
 	}
 	return false
