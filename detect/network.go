@@ -119,8 +119,10 @@ func FunctionTechnique(class, name string) string {
 //     seen in the window once some group has finished learning) talk to
 //     one unicast destination within one batch, they make one flood alert
 //     on the destination (a spoofed-source flood, backscatter) and no
-//     novelty alert of their own; they are remembered, and their
-//     unknown_asset findings of the batch are dropped.
+//     novelty alert of their own; they are remembered (those of groups
+//     never seen are not learned: forged addresses must not fill the
+//     allowlist), and their unknown_asset findings of the batch are
+//     dropped.
 //   - A source the batch's events report scanning (scans, sweeps,
 //     identification, enumeration; with NetworkConfig.Scans on) gets no
 //     structural novelty alert for what it touches while its scan alarm is
@@ -165,6 +167,7 @@ type NetworkDetector struct {
 type NetworkStats struct {
 	FloodIncidents  int64 // flood alerts made of many new sources toward one destination
 	FoldedSources   int64 // new sources folded into those alerts (not reported one by one)
+	FoldedUnlearned int64 // folded communications of groups never seen, left unlearned
 	ScanQuiet       int64 // novelty alerts of scanning sources left to their scan alarm
 	ScannersRefused int64 // scanning sources not remembered: the table was full
 	NamesRefused    int64 // inventory hosts not remembered to name flood targets: the table was full
@@ -415,7 +418,14 @@ func (d *NetworkDetector) communication(comms []ingest.Communication, i int32, o
 	}
 	d.comms.Admit(k.g, c.FirstNanos)
 	if f := d.fold[i]; f >= 0 {
-		d.learnAll(c, k)
+		if d.comms.Len(k.g) == 0 {
+			// A host of a group never seen: not learned, so forged
+			// addresses take no memory (unlearned, it is no novelty
+			// later either: its group would start learning).
+			d.stats.FoldedUnlearned++
+		} else {
+			d.learnAll(c, k)
+		}
 		if tg := &d.targets[f]; tg.first == i {
 			out.Alerts = append(out.Alerts, d.floodAlert(c, tg))
 		}

@@ -283,15 +283,19 @@ func TestSpoofedFloodIsOneIncident(t *testing.T) {
 		!strings.Contains(a.Message, "plc-1 (10.0.0.20)") {
 		t.Errorf("flood incident: %+v", a)
 	}
-	if st := d.Stats(); st.FloodIncidents != 1 || st.FoldedSources != 400 {
+	if st := d.Stats(); st.FloodIncidents != 1 || st.FoldedSources != 400 || st.FoldedUnlearned != 200 {
 		t.Errorf("stats: %+v", st)
 	}
-	// The sources are remembered: seen again later, they are not reported
-	// one by one.
+	// The sources are not reported later one by one: those of plant-a are
+	// remembered, those of groups never seen left no state (their groups
+	// would start learning).
 	out.Reset()
-	d.DetectBatch(&ingest.Batch{Comms: b.Comms[:5]}, &out)
+	d.DetectBatch(&ingest.Batch{Comms: append(slices.Clone(b.Comms[:5]), b.Comms[200:205]...)}, &out)
 	if len(out.Alerts) != 0 {
 		t.Errorf("folded sources reported later: %+v", out.Alerts)
+	}
+	if g := d.reg.GroupID(b.Comms[210].Group); d.comms.Len(g) != 0 {
+		t.Errorf("a forged source's group holds %d keys", d.comms.Len(g))
 	}
 }
 
