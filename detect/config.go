@@ -147,15 +147,24 @@ type RuleConfig struct {
 	Technique   string        `yaml:"technique"` // "": from the ATT&CK table by metric
 }
 
-// SilenceConfig configures the silence detector: a device misses
-// missed_reports of its learned report interval while its group keeps
-// reporting.
+// SilenceConfig configures the silence detector: a device with a regular
+// cadence misses missed_reports of its learned report interval while its
+// group keeps reporting.
 type SilenceConfig struct {
 	Enabled       bool          `yaml:"enabled"`
 	MissedReports float64       `yaml:"missed_reports"`
 	MinReports    int           `yaml:"min_reports"`  // intervals learned before judging
 	MinInterval   time.Duration `yaml:"min_interval"` // floor of the learned interval
 	Severity      int           `yaml:"severity"`     // 0: severity.base.silence
+	// MaxIrregularity: a device whose gaps between reports vary by more
+	// than this fraction of its period (the root mean square of
+	// ln(gap/period), about the gaps' coefficient of variation) has no
+	// cadence to miss and is not judged while it stays so. The default 0.5
+	// lies far above a jittery reporter (60 s ± 2 s scores 0.02, one
+	// that drops every tenth report about 0.2) and far below traffic
+	// without a cadence (Poisson arrivals score about 1.0, a host seen
+	// only when it broadcasts more): see silenceState.
+	MaxIrregularity float64 `yaml:"max_irregularity"`
 	// PartitionIdle: a source partition whose newest event time is this
 	// far behind the newest of all partitions no longer holds the
 	// watermark back (it has no data: caught up, or its devices stopped).
@@ -326,6 +335,7 @@ func DefaultConfig() Config {
 		},
 		Silence: SilenceConfig{
 			Enabled: true, MissedReports: 5, MinReports: 10, MinInterval: time.Second, PartitionIdle: 5 * time.Minute,
+			MaxIrregularity: 0.5,
 		},
 		Identity: IdentityConfig{
 			Enabled: true, Window: 10 * time.Minute, MaxSrcIPs: 1, MaxClientIDs: 1,
@@ -467,6 +477,10 @@ func (c *Config) validateTemporal() error {
 	}
 	if s.Enabled && s.PartitionIdle <= 0 {
 		return fmt.Errorf("silence: partition_idle must be positive (default 5m); keep it above kafka.max_event_time_skew")
+	}
+	if s.Enabled && !(s.MaxIrregularity > 0 && s.MaxIrregularity <= maxIrregularityLimit) {
+		return fmt.Errorf("silence: max_irregularity %g is out of range: set it between 0 (exclusive) and %g (default 0.5); "+
+			"raise it to judge devices whose reports come less regularly", s.MaxIrregularity, float64(maxIrregularityLimit))
 	}
 	id := &c.Identity
 	if id.Enabled && (id.Window <= 0 || id.MaxSrcIPs < 1 || id.MaxClientIDs < 1 || id.MaxDevicesPerCert < 1 || id.ToClear < 1) {

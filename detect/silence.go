@@ -6,22 +6,122 @@ import (
 	"time"
 )
 
-// silenceState is a device's learned report interval and its deadline.
+// silenceState is a device's learned cadence and its silence deadline.
+//
+// The cadence is two numbers learned from the gaps between reports: the
+// period (interval: a running mean of the gaps, then an exponential one
+// with weight 0.05) and how irregular it is (spread2: with the same
+// weights, the mean of ln²(gap/period), each gap against the period
+// learned before it). Its root √spread2, the irregularity, is scale-free
+// (a 1 s and a 1 h reporter with the same relative jitter score the same)
+// and, for small jitter, the gaps' coefficient of variation: 60 s ± 2 s
+// scores 0.02. A log is used rather than the gap itself because traffic
+// without a cadence has gaps spread over orders of magnitude (seconds to
+// an hour): on a log scale its spread is measured, not swamped by the
+// longest gap. Each gap's term is capped at ±irregularityCap ×
+// max_irregularity (√10), so one wild gap (an outage, a duplicate report)
+// moves a steady device's irregularity to at most max_irregularity/√2:
+// one outage never ends a device's judgement, repeated ones do. Poisson
+// arrivals (no cadence at all) score about 1.0 (under 0.8 one report in a
+// hundred), log-uniform gaps between 5 s and 1 h about 1.3; a 60 s
+// reporter that drops every tenth report about 0.2.
+//
+// Only a device with a cadence can miss it: a device is judged once it
+// has learned min_reports gaps and while its irregularity is at most
+// max_irregularity; otherwise it is out of its group's deadline heap and
+// never declared silent, whatever the gap (a host seen only when it sends
+// a NetBIOS, mDNS or DHCP broadcast). A judged device may stay quiet
+// missed_reports periods, or e^(5 × irregularity) periods when that is
+// longer (see deadlineFactor).
 //
 // Silence is judged per row, not per batch: each group keeps a min-heap of
-// its devices' deadlines (last report + missed_reports × interval), and a
-// report of the group at time t declares every device whose deadline lies
-// before t silent, at its deadline. So the result does not depend on how
-// the input was cut into batches, and "while its group keeps reporting" is
-// literal: some device of the group reported after the deadline.
+// its judged devices' deadlines (last report + the periods it may miss),
+// and a report of the group at time t declares every device whose deadline
+// lies before t silent, at its deadline. So the result does not depend on
+// how the input was cut into batches, and "while its group keeps
+// reporting" is literal: some device of the group reported after the
+// deadline.
 //
-// The device's newest report is deviceState.last.
+// The device's newest report is deviceState.last. The state is 48 bytes.
 type silenceState struct {
-	interval float64 // learned report interval, ns
+	interval float64 // learned report interval (the period), ns
+	spread2  float64 // learned mean of ln²(gap/interval): the irregularity squared
 	n        int32   // intervals learned
 	heapIdx  int32   // position in the group's heap; -1: not in it
 	deadline int64
 	alarm    alarmState
+}
+
+const (
+	// irregularityCap × max_irregularity bounds one gap's |ln(gap/period)|
+	// in spread2: with the steady weight 0.05, one capped gap adds at most
+	// 0.05 × 10 × max_irregularity² = max_irregularity²/2.
+	irregularityCap = 3.1622776601683795 // √10
+	// deadlineSpreads: a judged device may be quiet e^(deadlineSpreads ×
+	// irregularity) periods when that is more than missed_reports. For
+	// gaps log-normal around the period, a gap that long has odds under
+	// 3 in 10⁷ per report (five standard deviations): a device near
+	// max_irregularity that reports every minute is declared silent by
+	// chance about once in seven years. Below an irregularity of
+	// ln(missed_reports)/5 (0.32 by default) missed_reports decides.
+	deadlineSpreads = 5
+	// maxIrregularityLimit bounds silence.max_irregularity: e^(5 × 2)
+	// periods (22026) is already no deadline, and a larger one would
+	// overflow a long period's deadline.
+	maxIrregularityLimit = 2
+)
+
+// judged reports whether the device has a learned cadence to miss.
+func (s *silenceState) judged(cfg *SilenceConfig) bool {
+	return s.n >= int32(cfg.MinReports) && s.spread2 <= cfg.MaxIrregularity*cfg.MaxIrregularity
+}
+
+// deadlineFactor is how many periods a judged device may stay quiet:
+// missed_reports, or more for a device with a looser cadence (see
+// deadlineSpreads).
+func (s *silenceState) deadlineFactor(cfg *SilenceConfig) float64 {
+	// the builtin max: math.Max's semantics (NaN, ±0), but inlined, not an assembly call per row
+	return max(cfg.MissedReports, math.Exp(deadlineSpreads*math.Sqrt(s.spread2)))
+}
+
+// learnGap folds the gap (ns, positive) that ended with the device's
+// current report into its cadence. A gap beyond the deadline of a judged
+// device is a missed report, not its period: it counts toward the
+// irregularity (capped) but leaves the period alone.
+func (s *silenceState) learnGap(gap float64, cfg *SilenceConfig) {
+	if s.n == 0 {
+		s.interval, s.n = gap, 1
+		return
+	}
+	period := gap <= cfg.MissedReports*s.interval || !s.judged(cfg) || gap <= s.deadlineFactor(cfg)*s.interval
+	s.learnSpread(gap, cfg)
+	if !period {
+		return
+	}
+	// a running mean at first, then an exponential one that follows a
+	// changed report interval within ~20 reports (from the 20th on,
+	// 1/(n+1) < 0.05: no division needed)
+	alpha := 0.05
+	if s.n < 20 {
+		alpha = max(1/float64(s.n+1), 0.05)
+	}
+	s.interval += alpha * (gap - s.interval)
+	if s.n < math.MaxInt32 {
+		s.n++
+	}
+}
+
+// learnSpread folds ln(gap/interval), capped, into spread2. After n gaps
+// (the first has no period to deviate from) this is the n-th deviation:
+// a running mean's weight 1/n, then 0.05.
+func (s *silenceState) learnSpread(gap float64, cfg *SilenceConfig) {
+	c := irregularityCap * cfg.MaxIrregularity
+	r := min(max(math.Log(gap/s.interval), -c), c)
+	w := 0.05
+	if s.n < 20 {
+		w = max(1/float64(s.n), 0.05)
+	}
+	s.spread2 += w * (r*r - s.spread2)
 }
 
 // silenceEntry is a device in its group's deadline heap, ordered by key,
@@ -49,31 +149,19 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			a.Observed, a.Expected = float64(t-ds.last)/1e9, s.interval/1e9
 			a.Message = who(a.Device, a.Group) + " reports again after " + time.Duration(t-ds.last).Round(time.Second).String() + " of silence"
 			e.clear(a, &s.alarm, d)
+			// The silence is not the period, but a device silent again
+			// and again (three times within a few reports) has no
+			// cadence to keep: it turns irregular, and its period is
+			// learned anew.
+			s.learnSpread(float64(t-ds.last), cfg)
 		}
 	} else if ds.last != 0 && t > ds.last {
-		gap := float64(t - ds.last)
-		if s.n < int32(cfg.MinReports) || gap <= cfg.MissedReports*s.interval {
-			if s.n == 0 {
-				s.interval = gap
-			} else {
-				// a running mean at first, then an exponential one that
-				// follows a changed report interval within ~20 reports
-				// (from the 20th on, 1/(n+1) < 0.05: no division needed)
-				alpha := 0.05
-				if s.n < 20 {
-					alpha = max(1/float64(s.n+1), 0.05)
-				}
-				s.interval += alpha * (gap - s.interval)
-			}
-			if s.n < math.MaxInt32 {
-				s.n++
-			}
-		}
+		s.learnGap(float64(t-ds.last), cfg)
 	}
 	last := max(ds.last, t) // judgeRow moves ds.last after the detectors
-	if s.n >= int32(cfg.MinReports) {
-		// the builtin max: math.Max's semantics (NaN, ±0), but inlined, not an assembly call per row
-		dl := last + int64(cfg.MissedReports*max(s.interval, float64(cfg.MinInterval)))
+	switch {
+	case s.judged(cfg):
+		dl := last + int64(s.deadlineFactor(cfg)*max(s.interval, float64(cfg.MinInterval)))
 		s.deadline = dl - dl%int64(time.Millisecond) // readable alarm times
 		switch i := s.heapIdx; {
 		case i < 0:
@@ -82,6 +170,8 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			gs.heap[i].key = s.deadline
 			e.heapUp(gs, i)
 		}
+	case s.heapIdx >= 0: // irregular now: no cadence to miss
+		e.silenceLeave(gs, d, ds)
 	}
 	if gs.lastReport != 0 && t-gs.lastReport > int64(cfg.MissedReports*float64(cfg.MinInterval)) {
 		gs.gapStart, gs.gapEnd = gs.lastReport, t
@@ -138,16 +228,18 @@ func (e *Engine) silenceAlert(d, g int32, s *silenceState, now int64) *Alert {
 	cfg := &e.cfg.Silence
 	a := e.newAlert(DetectorSilence, behaviorSilence, d, g, s.deadline)
 	interval := math.Max(s.interval, float64(cfg.MinInterval))
+	factor := s.deadlineFactor(cfg)
 	a.Technique = TechniqueDenialOfView
 	last := e.devices[d].last
 	a.Observed = float64(now-last) / 1e9
 	a.Expected = interval / 1e9
-	a.Upper = cfg.MissedReports * interval / 1e9
+	a.Upper = factor * interval / 1e9
 	a.Score = float64(now-last) / interval
 	a.SampleCount = int64(s.n)
 	a.Message = who(a.Device, a.Group) + " stopped reporting: no report since " +
-		time.Unix(0, last).UTC().Format(time.RFC3339) + ", " + strconv.FormatFloat(cfg.MissedReports, 'f', -1, 64) +
-		" expected reports (every " + time.Duration(interval).Round(time.Second).String() + ") missed while its group keeps reporting"
+		time.Unix(0, last).UTC().Format(time.RFC3339) + ", " + strconv.FormatFloat(math.Round(factor*10)/10, 'f', -1, 64) +
+		" expected reports (every " + time.Duration(interval).Round(time.Second).String() + " ± " +
+		strconv.FormatFloat(100*math.Sqrt(s.spread2), 'f', 0, 64) + "%) missed while its group keeps reporting"
 	return a
 }
 
