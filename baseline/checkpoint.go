@@ -815,7 +815,44 @@ func (s *Store) WriteSummary(w io.Writer, positions map[string]int64) error {
 				m.Quantiles[QP50], m.Quantiles[QP99], m.Quantiles[QP999], m.SeasonalBuckets)
 		}
 	}
+	s.writeCommSets(ew)
 	return ew.err
+}
+
+// writeCommSets prints each communication set's groups: whether each
+// learns or protects as of its newest event time, and until or since when.
+func (s *Store) writeCommSets(ew *errWriter) {
+	names := make([]string, 0, len(s.commSets))
+	for name := range s.commSets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	stamp := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339) }
+	for _, name := range names {
+		c := s.commSets[name]
+		ew.printf("\ncommunication set %s:\n", name)
+		for g := range c.groups {
+			cg := &c.groups[g]
+			if !cg.started && len(cg.keys) == 0 {
+				continue
+			}
+			newest := max(cg.last, cg.floor)
+			var mode string
+			switch {
+			case cg.forced == 1:
+				mode = "learning (set by hand)"
+			case cg.forced == -1:
+				mode = "protecting (set by hand)"
+			case !cg.hasUntil:
+				mode = "learning for the configured period from its first time (older checkpoint)"
+			case newest < cg.until:
+				mode = "learning until " + stamp(cg.until)
+			default:
+				mode = "protecting since " + stamp(cg.until)
+			}
+			ew.printf("  group %s: %s; %d keys, first %s, newest %s\n", s.reg.GroupName(int32(g)), mode, len(cg.keys), stamp(cg.first), stamp(newest))
+		}
+	}
 }
 
 type errWriter struct {

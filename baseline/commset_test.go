@@ -151,6 +151,34 @@ func TestCommSetRestoreKeepsLearningState(t *testing.T) {
 	}
 }
 
+// vigil baseline inspect says per group of a communication set whether it
+// learns or protects, and until or since when.
+func TestInspectPrintsCommSetLearning(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	c := s.CommSet("network", 200*time.Second)
+	c.Observe(reg.GroupID("done"), 1, t0)
+	c.Observe(reg.GroupID("done"), 2, t0+int64(300*time.Second))
+	c.Observe(reg.GroupID("learning"), 1, t0+int64(250*time.Second))
+	var buf bytes.Buffer
+	if err := s.Checkpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := Inspect(&out, &buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"communication set network:",
+		"group done: protecting since 2026-11-02T00:03:20Z; 2 keys, first 2026-11-02T00:00:00Z, newest 2026-11-02T00:05:00Z",
+		"group learning: learning until 2026-11-02T00:07:30Z; 1 keys",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 // An older capture replayed onto a restored baseline is judged (its new
 // keys are Novel, even in a group still learning), never learned, and
 // counted.
