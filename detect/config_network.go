@@ -58,13 +58,14 @@ func DefaultNetworkConfig() NetworkConfig {
 	}
 }
 
-// Validate checks c.
+// Validate checks c. Its errors name the keys inside detect.network (the
+// caller says where the section is).
 func (c *NetworkConfig) Validate() error {
 	if c.Learning < 0 {
-		return fmt.Errorf("network.learning: %v is negative; use a duration such as 1h (0 protects from the first packet)", c.Learning)
+		return fmt.Errorf("learning: %v is negative; use a duration such as 1h (0 protects from the first packet)", c.Learning)
 	}
 	if c.FoldSources < 0 || c.FoldSources == 1 {
-		return fmt.Errorf("network.fold_sources: %d; use 0 (off) or at least 2 sources toward one destination, such as 10", c.FoldSources)
+		return fmt.Errorf("fold_sources is %d: use 0 (off) or at least 2 sources toward one destination, such as 10", c.FoldSources)
 	}
 	return nil
 }
