@@ -38,6 +38,42 @@ type PacketConfig struct {
 	// window is reported as flooded (T0814 / T1498).
 	FloodPacketsPerSecond float64 `yaml:"flood_packets_per_second"`
 	FloodSYNPerSecond     float64 `yaml:"flood_syn_per_second"`
+	// ScanWindowLong is the long window of the slow-scan, sweep and OT
+	// reconnaissance rules, beside the shortest window; a multiple of it.
+	// Each host is reported at most once per kind and long window.
+	ScanWindowLong time.Duration `yaml:"scan_window_long"`
+	// ScanPortsLong and ScanHostsLong: a host whose connection attempts
+	// (TCP, UDP) failed or went unanswered on at least this many distinct
+	// ports (or hosts) in the long window, more failed targets than
+	// answered ones, is reported as scanning slowly (scan_ports_slow,
+	// scan_hosts_slow); unanswered ARP requests and ICMP echoes to
+	// ScanHostsLong distinct hosts are a slow sweep_arp/sweep_icmp.
+	ScanPortsLong int `yaml:"scan_ports_long"`
+	ScanHostsLong int `yaml:"scan_hosts_long"`
+	// ScanFailedProbes and ScanFailedWindow: a host whose attempts to at
+	// least this many distinct targets (host and port; hosts for ARP and
+	// ICMP) failed or went unanswered within ScanFailedWindow, at least
+	// half of the targets it tried then, is reported even when it probes
+	// slowly: inside an OT segment, where every host talks to the same few
+	// peers, ten refused probes are a scan.
+	ScanFailedProbes int           `yaml:"scan_failed_probes"`
+	ScanFailedWindow time.Duration `yaml:"scan_failed_window"`
+	// IdentifyHosts: a host that sends device-identification requests
+	// (Modbus read device identification, S7 SZL read, BACnet Who-Is,
+	// CIP ListIdentity, DNP3 reads to a broadcast address) to at least
+	// this many distinct unicast hosts in the long window, not more than 8
+	// per host on average (an HMI polling diagnostics asks more often), is
+	// reported (identify, T0888). Broadcast discovery is not counted.
+	IdentifyHosts int `yaml:"identify_hosts"`
+	// EnumerateAddresses: a Modbus client that reads at least this many
+	// distinct start addresses in the long window, with fewer than two
+	// reads per address on average (a poller repeats its reads), is
+	// reported as walking the register map (enumerate, T0861).
+	EnumerateAddresses int `yaml:"enumerate_addresses"`
+	// ExceptionStorm: a client that receives at least this many error
+	// responses in the shortest window, at least half of its responses,
+	// is reported (exception_storm).
+	ExceptionStorm int `yaml:"exception_storm"`
 	// GroupRows adds one row per group and window with the group's totals
 	// (device "<group>/*").
 	GroupRows bool `yaml:"group_rows"`
@@ -48,7 +84,18 @@ type PacketConfig struct {
 	// FlagUnknownAssets reports a host that sends traffic but is not in the
 	// inventory (only when an inventory is configured).
 	FlagUnknownAssets bool `yaml:"flag_unknown_assets"`
+	// MaxTimeJump: a packet whose timestamp lies further than this from the
+	// packet before it (forward or back) is suspect until the next packets
+	// confirm the step (a real gap); until then, and for good when they do
+	// not (a corrupt timestamp), it is counted at the time of the packet
+	// before it, so it neither opens windows nor ends learning. Set it
+	// above the longest silence of the monitored traffic.
+	MaxTimeJump time.Duration `yaml:"max_time_jump"`
 }
+
+// MaxScanFailedProbes bounds ScanFailedProbes: the recent probes of a
+// host are kept in an array of this size.
+const MaxScanFailedProbes = 32
 
 // DefaultPacketConfig returns the defaults.
 func DefaultPacketConfig() PacketConfig {
@@ -64,10 +111,19 @@ func DefaultPacketConfig() PacketConfig {
 		ScanHosts:             50,
 		FloodPacketsPerSecond: 5000,
 		FloodSYNPerSecond:     500,
+		ScanWindowLong:        15 * time.Minute,
+		ScanPortsLong:         30,
+		ScanHostsLong:         30,
+		ScanFailedProbes:      10,
+		ScanFailedWindow:      time.Minute,
+		IdentifyHosts:         3,
+		EnumerateAddresses:    64,
+		ExceptionStorm:        20,
 		GroupRows:             true,
 		UnmanagedPrefixV4:     24,
 		UnmanagedPrefixV6:     64,
 		FlagUnknownAssets:     true,
+		MaxTimeJump:           5 * time.Minute,
 	}
 }
 
@@ -99,8 +155,24 @@ func (c *PacketConfig) Validate() error {
 		return fmt.Errorf("packets.max_distinct: %d; use at least 1", c.MaxDistinct)
 	case c.ScanPorts < 2 || c.ScanHosts < 2:
 		return fmt.Errorf("packets.scan_ports/scan_hosts: %d/%d; use at least 2", c.ScanPorts, c.ScanHosts)
+	case c.ScanWindowLong < c.Windows[0] || c.ScanWindowLong%c.Windows[0] != 0:
+		return fmt.Errorf("packets.scan_window_long: %v must be a multiple of the shortest window %v, e.g. 15m", c.ScanWindowLong, c.Windows[0])
+	case c.ScanPortsLong < 2 || c.ScanHostsLong < 2:
+		return fmt.Errorf("packets.scan_ports_long/scan_hosts_long: %d/%d; use at least 2", c.ScanPortsLong, c.ScanHostsLong)
+	case c.ScanFailedProbes < 2 || c.ScanFailedProbes > MaxScanFailedProbes:
+		return fmt.Errorf("packets.scan_failed_probes: %d; use 2 to %d", c.ScanFailedProbes, MaxScanFailedProbes)
+	case c.ScanFailedWindow < c.Windows[0] || c.ScanFailedWindow > c.ScanWindowLong:
+		return fmt.Errorf("packets.scan_failed_window: %v; use from the shortest window %v to scan_window_long %v, e.g. 1m", c.ScanFailedWindow, c.Windows[0], c.ScanWindowLong)
+	case c.IdentifyHosts < 1:
+		return fmt.Errorf("packets.identify_hosts: %d; use at least 1, e.g. 3", c.IdentifyHosts)
+	case c.EnumerateAddresses < 2:
+		return fmt.Errorf("packets.enumerate_addresses: %d; use at least 2, e.g. 64", c.EnumerateAddresses)
+	case c.ExceptionStorm < 1:
+		return fmt.Errorf("packets.exception_storm: %d; use at least 1, e.g. 20", c.ExceptionStorm)
 	case c.FloodPacketsPerSecond <= 0 || c.FloodSYNPerSecond <= 0:
 		return fmt.Errorf("packets.flood_packets_per_second/flood_syn_per_second must be positive")
+	case c.MaxTimeJump <= 0:
+		return fmt.Errorf("packets.max_time_jump: %v; use a positive duration above the longest silence of the traffic, e.g. 5m", c.MaxTimeJump)
 	case c.UnmanagedPrefixV4 < 0 || c.UnmanagedPrefixV4 > 32 || c.UnmanagedPrefixV6 < 0 || c.UnmanagedPrefixV6 > 128:
 		return fmt.Errorf("packets.unmanaged_prefix_v4/v6: %d/%d out of range 0-32/0-128", c.UnmanagedPrefixV4, c.UnmanagedPrefixV6)
 	}

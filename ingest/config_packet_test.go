@@ -10,7 +10,7 @@ import (
 
 func TestPacketConfigYAML(t *testing.T) {
 	c := DefaultPacketConfig()
-	dec := yaml.NewDecoder(strings.NewReader("windows: [5s, 30s, 5m]\nmax_flows: 1000\nflood_syn_per_second: 50\n"))
+	dec := yaml.NewDecoder(strings.NewReader("windows: [5s, 30s, 5m]\nmax_flows: 1000\nflood_syn_per_second: 50\nscan_window_long: 30m\nscan_failed_probes: 8\n"))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		t.Fatal(err)
@@ -18,7 +18,8 @@ func TestPacketConfigYAML(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Windows) != 3 || c.Windows[2] != 5*time.Minute || c.MaxFlows != 1000 || c.FloodSYNPerSecond != 50 || c.MaxHosts != 16384 {
+	if len(c.Windows) != 3 || c.Windows[2] != 5*time.Minute || c.MaxFlows != 1000 || c.FloodSYNPerSecond != 50 || c.MaxHosts != 16384 ||
+		c.ScanWindowLong != 30*time.Minute || c.ScanFailedProbes != 8 || c.IdentifyHosts != 3 {
 		t.Errorf("decoded %+v", c)
 	}
 }
@@ -42,6 +43,14 @@ func TestPacketConfigInvalid(t *testing.T) {
 		{func(c *PacketConfig) { c.MaxDistinct = 0 }, "packets.max_distinct"},
 		{func(c *PacketConfig) { c.ScanPorts = 1 }, "packets.scan_ports"},
 		{func(c *PacketConfig) { c.FloodPacketsPerSecond = 0 }, "packets.flood_packets_per_second"},
+		{func(c *PacketConfig) { c.ScanWindowLong = 15 * time.Second }, "packets.scan_window_long: 15s must be a multiple"},
+		{func(c *PacketConfig) { c.ScanWindowLong = 5 * time.Second }, "packets.scan_window_long"},
+		{func(c *PacketConfig) { c.ScanHostsLong = 1 }, "packets.scan_ports_long/scan_hosts_long"},
+		{func(c *PacketConfig) { c.ScanFailedProbes = 33 }, "packets.scan_failed_probes: 33; use 2 to 32"},
+		{func(c *PacketConfig) { c.ScanFailedWindow = time.Hour }, "packets.scan_failed_window"},
+		{func(c *PacketConfig) { c.IdentifyHosts = 0 }, "packets.identify_hosts"},
+		{func(c *PacketConfig) { c.EnumerateAddresses = 1 }, "packets.enumerate_addresses"},
+		{func(c *PacketConfig) { c.ExceptionStorm = 0 }, "packets.exception_storm"},
 		{func(c *PacketConfig) { c.UnmanagedPrefixV4 = 33 }, "packets.unmanaged_prefix_v4"},
 	}
 	for _, c := range cases {

@@ -298,7 +298,7 @@ func writeFile(path string, fill func(io.Writer) error) error {
 // demoPacketNote is what the demo says of its network alerts; the demo's
 // test holds it to that against a replay of the capture.
 const demoPacketNote = `OT packets are partitioned by flow (the pair of hosts), so the alerts of one conversation (new edge,
-new OT function, new asset, the port scan) are those 'vigil replay' raises on the capture. The flood's
+new OT function, the port scan) are those 'vigil replay' raises on the capture. The flood's
 spoofed sources span every partition, each counting its share of the rate, and a host missing from
 the inventory may be reported by each partition it sends in.`
 

@@ -119,7 +119,7 @@ func (p *Pipeline) OpenFiles(cfg Config, telemetry, captures []string, opts File
 		sources = append(sources, f.Telemetry)
 	}
 	if len(captures) > 0 {
-		popts := packet.ReplayOptions{Options: packet.Options{Registry: p.Registry, Assets: p.Inventory, Grouper: p.Inventory}, Speed: opts.Speed}
+		popts := packet.ReplayOptions{Options: packet.Options{Registry: p.Registry, Assets: p.Inventory, Grouper: p.Inventory}, Speed: opts.Speed, Logger: logger}
 		if f.Captures, err = packet.OpenReplay(cfg.Packets, popts, captures...); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("cannot open captures: %w", err)

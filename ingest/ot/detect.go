@@ -1,5 +1,7 @@
 package ot
 
+import "errors"
+
 // Well-known ports (IANA registry unless noted).
 const (
 	portModbus   = 502
@@ -29,17 +31,52 @@ const (
 // on the first payload of a flow and keep the answer; when it returns None,
 // calling it again on the flow's next payloads lets a flow whose first
 // segment was garbage or mid-PDU be recognised later.
+//
+// When both ports name a protocol (a Modbus client that happens to use
+// source port 2404) and the payload is plausible for both, the one whose
+// PDU decodes without a violation wins; the source port wins a tie. On an
+// empty payload the answer is only a port guess, for the protocol and the
+// direction alike: when the TCP handshake told client and server apart,
+// use DetectServer instead.
 func Detect(srcPort, dstPort uint16, udp bool, payload []byte) (p Protocol, fromServer bool) {
-	if p = portProtocol(srcPort, udp); p != None && plausible(p, payload, udp) {
-		return p, true
+	ps, pd := portProtocol(srcPort, udp), portProtocol(dstPort, udp)
+	okS := ps != None && plausible(ps, payload, udp)
+	okD := pd != None && pd != ps && plausible(pd, payload, udp)
+	if okS && okD && len(payload) > 0 && !decodesCleanly(ps, payload, true) && decodesCleanly(pd, payload, false) {
+		okS = false
 	}
-	if p = portProtocol(dstPort, udp); p != None && plausible(p, payload, udp) {
-		return p, false
+	switch {
+	case okS:
+		return ps, true
+	case okD:
+		return pd, false
 	}
 	if p = bySignature(payload, udp); p != None {
 		return p, signatureFromServer(p, payload, srcPort, dstPort)
 	}
 	return None, false
+}
+
+// DetectServer guesses the protocol of a flow whose server is known, from
+// the TCP handshake (the SYN's destination) or an earlier payload: only the
+// server's port may name the protocol, and only when the payload is
+// plausible for it; otherwise only a strong payload signature counts, as
+// in Detect. The client's port is never consulted, so a Modbus poll from
+// client port 2404 stays Modbus. An empty payload yields the server port's
+// protocol as a guess: call again on the flow's first payload.
+func DetectServer(serverPort uint16, udp bool, payload []byte) Protocol {
+	if p := portProtocol(serverPort, udp); p != None && plausible(p, payload, udp) {
+		return p
+	}
+	return bySignature(payload, udp)
+}
+
+// decodesCleanly reports whether b starts with a PDU of p that violates
+// nothing, or with the beginning of one.
+func decodesCleanly(p Protocol, b []byte, fromServer bool) bool {
+	var d PDU
+	_, err := Decode(p, b, fromServer, &d)
+	return errors.Is(err, ErrShort) || err == nil && d.Malformed == ""
 }
 
 // signatureFromServer tells the direction of a payload recognised by its
@@ -60,6 +97,10 @@ func signatureFromServer(p Protocol, b []byte, srcPort, dstPort uint16) bool {
 	return srcPort < dstPort
 }
 
+// PortProtocol returns the protocol whose well-known port is port (None
+// when there is none): a guess to hold until a payload validates.
+func PortProtocol(port uint16, udp bool) Protocol { return portProtocol(port, udp) }
+
 func portProtocol(port uint16, udp bool) Protocol {
 	switch port {
 	case portModbus:
@@ -70,8 +111,14 @@ func portProtocol(port uint16, udp bool) Protocol {
 		if !udp {
 			return S7comm
 		}
-	case portENIP, portENIPIO:
+	case portENIP:
 		return ENIP
+	case portENIPIO:
+		// Implicit I/O is UDP only; on TCP, 2222 is an ordinary port
+		// (also a client's ephemeral one).
+		if udp {
+			return ENIP
+		}
 	case portIEC104:
 		if !udp {
 			return IEC104

@@ -47,11 +47,14 @@ type Frame struct {
 	TCPFlags       uint8 // FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10
 	Seq            uint32
 	Payload        []byte
-	Fragment       bool // an IPv4 fragment: the L4 header is absent or incomplete
-	Unreachable    bool // ICMP destination unreachable
+	Fragment       bool  // an IPv4 fragment: the L4 header is absent or incomplete
+	Unreachable    bool  // ICMP destination unreachable
+	ICMPType       uint8 // ICMPv4 or ICMPv6 type (see Transport)
 	IsARP          bool
+	ARPRequest     bool // an ARP request (operation 1)
 	ARPSender      [16]byte
 	ARPSenderMAC   [6]byte
+	ARPTarget      [16]byte // target protocol address; zero when not IPv4
 }
 
 // TCP flag bits of Frame.TCPFlags.
@@ -137,6 +140,7 @@ func (d *Decoder) ipVersionParser(b []byte) *gopacket.DecodingLayerParser {
 // Decode decodes data captured with linkType into f.
 func (d *Decoder) Decode(data []byte, linkType uint16, f *Frame) l4Result {
 	f.HasMAC, f.IsIP, f.IPv6, f.Fragment, f.Unreachable, f.IsARP = false, false, false, false, false, false
+	f.ICMPType, f.ARPRequest = 0, false
 	f.Transport, f.SrcPort, f.DstPort, f.TCPFlags, f.Payload = 0, 0, 0, 0, nil
 	var parser *gopacket.DecodingLayerParser
 	switch linkType {
@@ -219,17 +223,24 @@ func (d *Decoder) Decode(data []byte, linkType uint16, f *Frame) l4Result {
 			res = l4Transport
 		case layers.LayerTypeICMPv4:
 			f.Transport = 1
-			f.Unreachable = d.icmp4.TypeCode.Type() == layers.ICMPv4TypeDestinationUnreachable
+			f.ICMPType = d.icmp4.TypeCode.Type()
+			f.Unreachable = f.ICMPType == layers.ICMPv4TypeDestinationUnreachable
 			res = l4ICMP
 		case layers.LayerTypeICMPv6:
 			f.Transport = 58
-			f.Unreachable = d.icmp6.TypeCode.Type() == layers.ICMPv6TypeDestinationUnreachable
+			f.ICMPType = d.icmp6.TypeCode.Type()
+			f.Unreachable = f.ICMPType == layers.ICMPv6TypeDestinationUnreachable
 			res = l4ICMP
 		case layers.LayerTypeARP:
 			f.IsARP = true
 			if len(d.arp.SourceProtAddress) == 4 && len(d.arp.SourceHwAddress) == 6 {
 				f.ARPSender = v4mapped(d.arp.SourceProtAddress)
 				copy(f.ARPSenderMAC[:], d.arp.SourceHwAddress)
+			}
+			f.ARPRequest = d.arp.Operation == layers.ARPRequest
+			f.ARPTarget = [16]byte{}
+			if len(d.arp.DstProtAddress) == 4 {
+				f.ARPTarget = v4mapped(d.arp.DstProtAddress)
 			}
 			res = l4ARP
 		}

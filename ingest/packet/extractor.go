@@ -96,6 +96,10 @@ type Extractor struct {
 	stats         Stats
 	protoPkt      [numProtoSlots]int64
 	protoPDU      [numProtoSlots]int64
+	trust         trustState // roles, proof, time and MITM checks (trust.go)
+
+	// Sweeps, slow scans and OT reconnaissance (scan.go).
+	scan scanTracker
 }
 
 type distinctKey struct {
@@ -145,6 +149,8 @@ type Stats struct {
 	EventsDropped      int64 // findings not reported: the batch already holds maxEvents
 	SetMembersDropped  int64 // set members not reported: the batch already holds maxSetMembers
 	AssetsDropped      int64 // evicted assets not kept for the summary: record full
+	TrustStats
+	ScanStats
 }
 
 // NewExtractor returns an extractor for cfg (validated).
@@ -171,6 +177,7 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 	x.maxDistinctEntries = 8 * cfg.MaxHosts
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
+	x.initTrust()
 	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
 	for i, w := range cfg.Windows {
 		x.win = append(x.win, int64(w))
@@ -259,9 +266,15 @@ func (x *Extractor) Add(p *pcap.Packet) {
 		x.pos = p.Index
 	}
 	x.seq++
-	x.advance(p.TimeNanos) // windows it closes end with the packet before
+	t := p.TimeNanos
+	if uint64(t-x.trust.timeRef+x.trust.maxJump) >= x.trust.jumpSpan {
+		t = x.checkTime(t) // the first packet, or a step of the clock
+	} else {
+		x.trust.timeRef = t
+	}
+	x.advance(t) // windows it closes end with the packet before
 	x.windowPos = x.pos
-	ts := p.TimeNanos
+	ts := t
 	if ts < x.lastTime {
 		ts = x.lastTime // event time never goes backwards inside the extractor
 	}
@@ -282,10 +295,12 @@ func (x *Extractor) Add(p *pcap.Packet) {
 		// An ARP probe's sender is 0.0.0.0 (RFC 5227): not a host.
 		if f.ARPSender != ([16]byte{}) && [4]byte(f.ARPSender[12:]) != ([4]byte{}) {
 			i := x.hostFor(nil, &f.ARPSender, ts)
+			x.arpBinding(i, f, ts)
 			h := &x.hosts.hosts[i]
 			h.mac, h.hasMAC = f.ARPSenderMAC, true
 			x.markAsset(i, ts)
 		}
+		x.scanARP(f, ts)
 		return
 	}
 	if !f.IsIP {
@@ -308,6 +323,7 @@ func (x *Extractor) Add(p *pcap.Packet) {
 		}
 		if res == l4ICMP {
 			x.stats.Outcomes[OutcomeDecoded]++
+			x.scanICMP(f, ts)
 			if f.Unreachable {
 				x.hosts.hosts[dst].acc[0].failed++
 			}
@@ -532,27 +548,7 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 	x.hosts.hosts[dst].acc[0].lastIn = tuple{src: f.Src, dst: f.Dst, sport: f.SrcPort, dport: f.DstPort, transport: f.Transport, proto: fl.proto, valid: true}
 
 	// Who initiated the flow, and which protocol it speaks.
-	if isNew {
-		fl.clientB = fromB // the first packet's sender, unless told otherwise
-		if f.TCPFlags&(flagSYN|flagACK) == flagSYN|flagACK {
-			fl.clientB = !fromB
-		} else if f.TCPFlags&flagSYN == 0 && serverPortLess(f.SrcPort, f.DstPort) {
-			fl.clientB = !fromB // mid-stream: the lower, well-known port serves
-		}
-	}
-	if !fl.detected && (len(f.Payload) > 0 || isNew) {
-		p, fromServer := ot.Detect(f.SrcPort, f.DstPort, udp, f.Payload)
-		fl.proto = p
-		if p != ot.None {
-			fl.clientB = fromB != fromServer // the client is b when b sent a request or a received a response
-		}
-		// A capture that starts mid-session may show a flow's first
-		// payload mid-PDU: try a few payloads before settling on None.
-		if len(f.Payload) > 0 {
-			fl.tries++
-			fl.detected = p != ot.None || fl.tries >= maxDetectTries
-		}
-	}
+	x.settleRoles(fl, f, fromB, isNew, udp)
 	clientDir := 0
 	if fl.clientB {
 		clientDir = 1
@@ -564,6 +560,7 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 	}
 	if isNew {
 		x.flowStarted(fl, client, server, ts, f)
+		x.probeStarted(fi, fromClient, ts, f)
 	}
 	x.countDistinct(fl, client, server)
 
@@ -580,22 +577,27 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 		case f.TCPFlags&flagRST != 0 && fl.tcp&(tcpSYNACK|tcpFailed) == 0 && !fromClient:
 			fl.tcp |= tcpFailed
 			x.hosts.hosts[client].acc[0].failed++
+			x.probeRefused(fl, ts)
 		}
 	}
 
-	// A conversation exists once the server answered (or data flowed):
-	// refused, unanswered and spoofed SYNs make neither edges nor assets
-	// nor protocols spoken, so a scan of port 1883 does not make an MQTT
-	// broker of the PLC, nor a spoofed flood new assets.
+	// A conversation exists once both ends proved they take part (see
+	// provenSender): refused, unanswered and spoofed SYNs and backscatter
+	// make neither edges nor assets nor protocols spoken, so a scan of
+	// port 1883 does not make an MQTT broker of the PLC, nor a spoofed
+	// flood new assets. The server's answer to a SYN already shows it
+	// listening.
 	slot := slotOther
 	if udp || fl.tcp&tcpSYNACK != 0 || len(f.Payload) > 0 {
+		slot = protoSlot(fl.proto)
+	}
+	if udp || x.provenSender(fl, f, fromB, fromClient, ts) {
 		if !fromClient && fl.listenWin != x.curID[0] {
 			// The server answers on its port: a listening port of the
 			// window, once per flow and window.
 			fl.listenWin = x.curID[0]
 			x.listening(fl, server, udp)
 		}
-		slot = protoSlot(fl.proto)
 		bit := uint16(1) << uint(min(int(fl.proto), protoOther))
 		if fromClient {
 			x.hosts.hosts[client].clientProtos |= bit
@@ -605,7 +607,9 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 		if !x.hosts.hosts[src].asset {
 			x.markAsset(src, ts)
 		}
-		x.baseComm(fl, ts, wire, fromClient)
+		if flowProven(fl) {
+			x.baseComm(fl, ts, wire, fromClient)
+		}
 	}
 	x.hosts.hosts[src].acc[0].protoPkts[slot]++
 	x.hosts.hosts[dst].acc[0].protoPkts[slot]++
@@ -807,6 +811,7 @@ func (x *Extractor) decodeSegment(fl *flow, dir int, f *Frame, ts int64, fromCli
 		diff := int64(int32(seq - st.next))
 		switch {
 		case diff < 0:
+			x.checkRetransmission(fl, st, f, seq, data, ts)
 			if -diff >= int64(len(data)) {
 				x.stats.Retransmissions++
 				return false
@@ -825,10 +830,11 @@ func (x *Extractor) decodeSegment(fl *flow, dir int, f *Frame, ts int64, fromCli
 	}
 	st.known = true
 	st.next = seq + uint32(len(f.Payload))
+	x.remember(fl, st, data, st.next)
 	if st.resync {
 		// Decode only from a segment that plausibly starts a PDU, so a
 		// lost segment does not pass for a protocol violation.
-		if p, _ := ot.Detect(f.SrcPort, f.DstPort, false, data); p != fl.proto {
+		if ot.DetectServer(fl.serverPort(), false, data) != fl.proto {
 			x.stats.Unsynced++
 			return false
 		}
@@ -920,6 +926,7 @@ func (x *Extractor) dropBuffer(st *stream) {
 }
 
 func (x *Extractor) releaseFlow(fl *flow) {
+	x.forgetFlow(fl)
 	x.dropBuffer(&fl.streams[0])
 	x.dropBuffer(&fl.streams[1])
 }
@@ -938,6 +945,7 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 		x.malformedEvent(fl, ts, fromClient)
 		return true
 	}
+	x.otScan(fl, ts, fromClient, client, server)
 	if p.Response || !fromClient {
 		if p.Exception != 0 {
 			hc.exceptions++
@@ -960,6 +968,10 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 		hs.diag++
 	}
 	if p.FunctionName == "" {
+		return false
+	}
+	if !flowProven(fl) && !x.provenByRequest(fl, client, ts) {
+		x.holdFunction(fl, p, ts) // a communication once the server answers
 		return false
 	}
 	if fl.fnBatch != x.batchSeq || fl.fnComm < 0 || fl.fn != p.Function || fl.fnProto != p.Proto ||

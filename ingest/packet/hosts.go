@@ -38,6 +38,14 @@ type acc struct {
 	active                   bool    // the host had traffic in the window
 	merged                   bool    // (shortest window) already folded into the longer ones
 	emitted                  bool    // the window's row was appended
+
+	// Shortest window only, for scan.go: distinct targets of broadcast
+	// ARP requests the host sent (sweepListed: it is in
+	// scanTracker.sweepers), and the OT responses it received as a
+	// client, and how many of them were errors.
+	arpTargets            float64
+	otResponses, otErrors float64
+	sweepListed           bool
 }
 
 // numProtoSlots: one slot per ot.Protocol plus "other" for TCP/UDP

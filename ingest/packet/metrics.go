@@ -20,6 +20,10 @@ type packetMetrics struct {
 	distinctOverflow             *metrics.Counter
 	reassembled, fragsDropped    *metrics.Counter
 	unsynced                     *metrics.Counter
+	halfOpen, nonAssetsEvicted   *metrics.Counter
+	timeOutliers, timeJumps      *metrics.Counter
+	conflictingRetransmits       *metrics.Counter
+	arpRebindings, arpEvicted    *metrics.Counter
 	last                         Stats
 }
 
@@ -51,6 +55,13 @@ func (x *Extractor) RegisterMetrics(set *metrics.Set, source string) {
 	m.reassembled = c("vigil_packet_ipv4_reassembled_total", "")
 	m.fragsDropped = c("vigil_packet_ipv4_fragments_dropped_total", "")
 	m.unsynced = c("vigil_packet_tcp_unsynced_segments_total", "")
+	m.halfOpen = c("vigil_packet_tcp_half_open_flows_total", "")
+	m.nonAssetsEvicted = c("vigil_packet_non_asset_hosts_evicted_total", "")
+	m.timeOutliers = c("vigil_packet_time_outliers_total", "")
+	m.timeJumps = c("vigil_packet_time_jumps_total", "")
+	m.conflictingRetransmits = c("vigil_packet_tcp_conflicting_retransmissions_total", "")
+	m.arpRebindings = c("vigil_packet_arp_rebindings_total", "")
+	m.arpEvicted = c("vigil_packet_arp_bindings_evicted_total", "")
 	x.metrics = m
 }
 
@@ -86,6 +97,13 @@ func (x *Extractor) publishMetrics() {
 	add(m.unsynced, st.Unsynced, m.last.Unsynced)
 	add(m.flowsEvicted, st.FlowsEvicted, m.last.FlowsEvicted)
 	add(m.hostsEvicted, st.HostsEvicted, m.last.HostsEvicted)
+	add(m.halfOpen, st.HalfOpenFlows, m.last.HalfOpenFlows)
+	add(m.nonAssetsEvicted, st.NonAssetHostsEvicted, m.last.NonAssetHostsEvicted)
+	add(m.timeOutliers, st.TimeOutliers, m.last.TimeOutliers)
+	add(m.timeJumps, st.TimeJumps, m.last.TimeJumps)
+	add(m.conflictingRetransmits, st.ConflictingRetransmissions, m.last.ConflictingRetransmissions)
+	add(m.arpRebindings, st.ARPRebindings, m.last.ARPRebindings)
+	add(m.arpEvicted, st.ARPBindingsEvicted, m.last.ARPBindingsEvicted)
 	m.last = *st
 	m.last.SkippedLinkTypes = nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sort"
@@ -22,6 +23,10 @@ type ReplayOptions struct {
 	// Speed paces the replay at Speed× the capture's own pace; 0 replays as
 	// fast as possible.
 	Speed float64
+	// Logger receives the warnings found while replaying (a packet whose
+	// timestamp is far from its neighbours', a step of the capture clock),
+	// once per kind; nil logs nothing. The summary carries them too.
+	Logger *slog.Logger
 }
 
 // ReplaySource is the ingest.Source of `vigil replay` for captures: it
@@ -38,6 +43,14 @@ type ReplaySource struct {
 	paceSet   bool
 	paceTS    int64
 	paceStart time.Time
+
+	logger                    *slog.Logger
+	warnedOutlier, warnedJump bool
+	timeWarnings              []pcap.Warning
+	// Where the last suspect step of the clock began, by file.
+	stepPos             int64
+	stepFile            int
+	stepOffset, stepIdx int64
 
 	packets atomic.Int64
 }
@@ -69,7 +82,7 @@ func NewReplaySource(cfg ingest.PacketConfig, opts ReplayOptions, rp *pcap.Repla
 	if err != nil {
 		return nil, err
 	}
-	return &ReplaySource{rp: rp, x: x, speed: opts.Speed}, nil
+	return &ReplaySource{rp: rp, x: x, speed: opts.Speed, logger: opts.Logger, stepPos: -1}, nil
 }
 
 // ReadBatch implements ingest.Source.
@@ -90,6 +103,8 @@ func (s *ReplaySource) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 		err := s.rp.Next(&s.pkt)
 		if errors.Is(err, io.EOF) {
 			s.eof = true
+			s.x.SettleTime()
+			s.warnTime()
 			s.x.Flush()
 			s.packets.Store(s.x.stats.Packets)
 			continue
@@ -103,6 +118,52 @@ func (s *ReplaySource) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 			}
 		}
 		s.x.Add(&s.pkt)
+		if s.x.trust.jumpN == 1 && s.x.trust.jumpPos != s.stepPos {
+			s.stepPos, s.stepFile, s.stepOffset, s.stepIdx = s.x.trust.jumpPos, s.pkt.File, s.pkt.Offset, s.pkt.Index
+		}
+		if st := &s.x.stats; st.TimeOutliers > 0 && !s.warnedOutlier || st.TimeJumps > 0 && !s.warnedJump {
+			s.warnTime()
+		}
+	}
+}
+
+// warnTime reports, once per kind, the first packet whose timestamp did
+// not fit its neighbours and the first step of the clock accepted as a
+// real gap.
+func (s *ReplaySource) warnTime() {
+	outlier, jump := s.x.TimeAnomalies()
+	warn := func(a TimeAnomaly, gap bool, reason string) {
+		// The packet's place in its file is known when the source saw the
+		// step begin (always, unless the extractor is fed elsewhere too).
+		w := pcap.Warning{Offset: -1}
+		where := fmt.Sprintf("packet %d of the replay", a.Packet+1)
+		if a.Packet == s.stepPos {
+			if fs := s.rp.Files(); s.stepFile < len(fs) {
+				w.File = fs[s.stepFile].Name()
+			}
+			w.Offset = s.stepOffset
+			where = fmt.Sprintf("packet %d of the file", s.stepIdx+1)
+		}
+		step := time.Duration(a.TimeNanos - a.PrevNanos)
+		w.Reason = fmt.Sprintf("%s: timestamp %s is %s away from the packets before; %s",
+			where, time.Unix(0, a.TimeNanos).UTC().Format(time.RFC3339Nano), step.Round(time.Millisecond), reason)
+		level := slog.LevelInfo // a gap in the capture is no damage
+		if !gap {
+			level = slog.LevelWarn
+			s.timeWarnings = append(s.timeWarnings, w)
+		}
+		if s.logger != nil {
+			s.logger.Log(context.Background(), level, "capture timestamp out of line", "file", w.File, "where", where,
+				"time", time.Unix(0, a.TimeNanos).UTC(), "step", step, "detail", reason)
+		}
+	}
+	if outlier.Set && !s.warnedOutlier {
+		s.warnedOutlier = true
+		warn(outlier, false, "the packets after it did not follow, so it was counted at the time of the packet before (the summary counts such time outliers; raise packets.max_time_jump if the traffic is that sparse)")
+	}
+	if jump.Set && !s.warnedJump {
+		s.warnedJump = true
+		warn(jump, true, "the packets after it followed, so the capture was taken as having a gap there")
 	}
 }
 
@@ -194,7 +255,7 @@ func (s *ReplaySource) Summary() Summary {
 	for _, r := range s.rp.Files() {
 		sum.Files = append(sum.Files, r.Name())
 	}
-	sum.Warnings = s.rp.Warnings()
+	sum.Warnings = append(append([]pcap.Warning(nil), s.rp.Warnings()...), s.timeWarnings...)
 	return sum
 }
 
@@ -286,6 +347,7 @@ func mergeAsset(a, b Asset) Asset {
 // is bounded like the host table, beyond which it is only counted.
 func (x *Extractor) keepEvictedAsset(h *host) {
 	if !h.asset {
+		x.stats.NonAssetHostsEvicted++
 		return
 	}
 	if _, ok := x.evictedAssets[h.addr]; !ok && len(x.evictedAssets) >= x.cfg.MaxHosts {

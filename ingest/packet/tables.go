@@ -51,9 +51,13 @@ func newFlowKey(f *Frame) (k flowKey, fromB bool) {
 
 // TCP state bits of flow.tcp.
 const (
-	tcpSYN    = 1 << iota // the client's SYN was seen
-	tcpSYNACK             // the server answered
-	tcpFailed             // counted as a failed connection
+	tcpSYN         = 1 << iota // the client's SYN was seen
+	tcpSYNACK                  // the server answered
+	tcpFailed                  // counted as a failed connection
+	tcpEstablished             // both ends proved they take part (see Extractor.provenSender)
+	tcpSentA                   // endpoint a sent a segment other than a RST
+	tcpSentB                   // endpoint b did
+	tcpData                    // a segment carried payload
 )
 
 // stream reassembles one direction of a TCP flow: the next expected
@@ -64,6 +68,12 @@ type stream struct {
 	skip   int    // bytes still to skip of a PDU too long to buffer
 	resync bool   // after a hole: wait for a segment that starts a PDU
 	buf    []byte // pending bytes of an incomplete PDU; nil when none
+	// The last bytes delivered (OT flows only), to compare a
+	// retransmission with: ring[s%ringSize] holds the byte at sequence
+	// number s for s in [ringEnd-ringLen, ringEnd).
+	ring    *[ringSize]byte
+	ringEnd uint32
+	ringLen uint16
 }
 
 // flow is one entry of the flow table. Entries live in a slice and are
@@ -74,6 +84,7 @@ type flow struct {
 	first, last int64
 	host        [2]hostRef // endpoints a and b
 	clientB     bool       // endpoint b initiated the flow
+	handshake   bool       // clientB comes from the TCP handshake: final
 	proto       ot.Protocol
 	detected    bool
 	tries       uint8 // payloads ot.Detect has seen
@@ -89,6 +100,9 @@ type flow struct {
 	fnProto            ot.Protocol
 	malEvent           int32
 	malBatch           uint32
+	mitmEvent          int32
+	mitmBatch          uint32
+	pending            pendingFunction // the last OT function sent before the flow was proven
 	used               bool
 }
 
@@ -181,7 +195,7 @@ func (t *flowTable) insert(k flowKey, h uint64) int32 {
 		t.free = t.free[:len(t.free)-1]
 	}
 	f := &t.flows[i]
-	*f = flow{key: k, hash: h, used: true, baseComm: -1, fnComm: -1, malEvent: -1, listenWin: -1 << 62}
+	*f = flow{key: k, hash: h, used: true, baseComm: -1, fnComm: -1, malEvent: -1, mitmEvent: -1, listenWin: -1 << 62}
 	for w := range f.win {
 		f.win[w] = -1 << 62
 	}

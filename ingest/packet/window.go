@@ -52,6 +52,7 @@ func (x *Extractor) Flush() {
 	if x.curSet {
 		// Pretend the next window of every length has begun.
 		last := x.win[len(x.win)-1] / x.win[0]
+		x.scan.final = true // and the long window of scan.go
 		x.closeWindows((floorDiv(x.cur, last) + 1) * last)
 		x.curSet = false
 	}
@@ -82,6 +83,7 @@ func (x *Extractor) closeWindows(next int64) {
 			h.acc[w].merge(&h.acc[0])
 		}
 	}
+	x.scanWindowClosed(end, nextStart)
 	for w := range x.win {
 		if !closing[w] {
 			continue
@@ -122,14 +124,17 @@ func (x *Extractor) setCurrent(id int64) {
 	}
 }
 
-// findings reports scans and floods of one host over the shortest window.
+// findings reports scans, floods and exception storms of one host over
+// the shortest window; the rules over longer spans are in scan.go.
 func (x *Extractor) findings(h *host, end int64) {
 	a := &h.acc[0]
 	if a.dstPorts < float64(x.cfg.ScanPorts) && a.dstHosts < float64(x.cfg.ScanHosts) &&
-		a.synIn*1e9 < x.cfg.FloodSYNPerSecond*float64(x.win[0]) && a.pktsIn*1e9 < x.cfg.FloodPacketsPerSecond*float64(x.win[0]) {
+		a.synIn*1e9 < x.cfg.FloodSYNPerSecond*float64(x.win[0]) && a.pktsIn*1e9 < x.cfg.FloodPacketsPerSecond*float64(x.win[0]) &&
+		a.otErrors < float64(x.cfg.ExceptionStorm) {
 		return // the common case, decided without naming the host
 	}
 	x.nameHost(h)
+	x.exceptionStorm(h, end)
 	secs := float64(x.win[0]) / 1e9
 	ev := func(kind string, value, threshold float64, t *tuple, detail string) {
 		e := ingest.NetEvent{
@@ -148,10 +153,12 @@ func (x *Extractor) findings(h *host, end int64) {
 		x.addEvent(e)
 	}
 	if a.dstPorts >= float64(x.cfg.ScanPorts) {
+		x.scanReported(h, bitScanPorts)
 		ev("scan_ports", a.dstPorts, float64(x.cfg.ScanPorts), &a.lastOut,
 			fmt.Sprintf("%s opened flows to %.0f distinct destination ports in %s (%.0f failed)", h.ipText, a.dstPorts, x.winName[0], a.failed))
 	}
 	if a.dstHosts >= float64(x.cfg.ScanHosts) {
+		x.scanReported(h, bitScanHosts)
 		ev("scan_hosts", a.dstHosts, float64(x.cfg.ScanHosts), &a.lastOut,
 			fmt.Sprintf("%s opened flows to %.0f distinct hosts in %s (%.0f failed)", h.ipText, a.dstHosts, x.winName[0], a.failed))
 	}
