@@ -102,7 +102,7 @@ func parseScoreFlags(args []string, stderr io.Writer) (scoreOptions, error) {
 	fs.StringVar(&o.alerts, "alerts", "", "score the alerts in `FILE` (JSON lines of 'vigil replay') instead of replaying")
 	fs.StringVar(&o.rows, "rows", "", "`COLUMN` of the CSV inputs that marks anomalous rows (row view, NAB windows)")
 	fs.StringVar(&o.changepoints, "changepoints", "", "`COLUMN` of the CSV inputs that marks changepoints (SKAB's changepoint score)")
-	fs.StringVar(&o.learn, "learn", "", "part of each device's input not scored, as it is learning: a `DURATION` (2h), a FRACTION (15%) or a row count (400)")
+	fs.StringVar(&o.learn, "learn", "", "part of the input not scored, as it is learning: a `DURATION` of event time from the input's first record (2h; devices first seen later are scored at once), or per device a FRACTION of its span (15%) or a row count (400)")
 	fs.DurationVar(&o.slack, "slack", 0, "widen each incident window by `DURATION` on both sides when matching alarms")
 	fs.Var((*listFlag)(&o.sweeps), "sweep", "`KEY=V1,V2,…`: score once per value of a config key (repeatable)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of tables")
@@ -177,8 +177,6 @@ func (l learnSpec) until(rows []int64) int64 {
 		return rows[l.rows]
 	case l.fraction > 0:
 		return rows[0] + int64(l.fraction*float64(rows[len(rows)-1]-rows[0]))
-	case l.d > 0:
-		return rows[0] + int64(l.d)
 	}
 	return rows[0]
 }
@@ -229,10 +227,22 @@ func (tl *timeline) hasGroup(g string) bool {
 // learning end by learn (a group's is its devices' earliest, for fleet
 // alarms), and the device count and scored span for the false-alarm rate.
 func (tl *timeline) options(learn learnSpec, slack time.Duration) score.Options {
+	// A duration of learning counts from the input's first event, for
+	// every device: a host first seen afterwards (an attacker, a new PLC)
+	// is judged at once, as the detectors judge it.
+	start, seen := int64(0), false
+	for _, ts := range tl.times {
+		if !seen || ts[0] < start {
+			start, seen = ts[0], true
+		}
+	}
 	until := map[string]time.Time{}
 	var from, to int64
 	for d, ts := range tl.times {
 		u := learn.until(ts)
+		if learn.d > 0 {
+			u = start + int64(learn.d)
+		}
 		until[d] = time.Unix(0, u).UTC()
 		if g, ok := tl.group[d]; ok {
 			if cur, ok := until[g]; !ok || time.Unix(0, u).Before(cur) {
@@ -414,9 +424,22 @@ func runScoring(ctx context.Context, opts scoreOptions, stdout, stderr io.Writer
 			return err
 		}
 		// A device no input names is a typo in the labels; an alerts file
-		// alone cannot tell (a device may have raised nothing).
+		// alone cannot tell (a device may have raised nothing). A host
+		// that is no device of the input (a scanner whose probes were all
+		// refused) is known by the alerts about it.
 		if seen := results[0].rows; opts.alerts == "" || len(rows) > 0 {
-			if err := score.ValidateDevices(incidents, seen.hasDevice, seen.hasGroup); err != nil {
+			alerted := map[string]bool{}
+			for _, a := range results[0].alerts {
+				alerted[a.Device] = true
+			}
+			known := func(d string) bool { return seen.hasDevice(d) || alerted[d] }
+			err := score.ValidateDevices(incidents, known, seen.hasGroup)
+			switch {
+			case err != nil && len(captureFiles) > 0:
+				// A capture's host that only sent probes nobody answered
+				// makes no device and, if missed, no alert either.
+				fmt.Fprintf(stderr, "vigil score: warning: %v\n", err)
+			case err != nil:
 				return err
 			}
 		}

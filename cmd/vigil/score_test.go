@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-ot/vigil/bench/attackgen"
+	"github.com/vigil-ot/vigil/detect"
 )
 
 var updateScore = flag.Bool("update-score", false, "rewrite testdata/fleet/score.golden.json from the current scores")
@@ -320,5 +321,29 @@ func TestUnseenMetricWarnings(t *testing.T) {
 	warnings, err := unseenMetricsIn(cfg, []string{"testdata/fleet/telemetry.jsonl.gz"})
 	if err != nil || len(warnings) != 1 || !strings.Contains("warning: "+warnings[0], want) {
 		t.Errorf("validate --against: %q, %v; want the one warning", warnings, err)
+	}
+}
+
+// A duration of learning counts from the input's first record for every
+// device: a host first seen after it (an attacker) is scored at once. Row
+// counts count per device.
+func TestLearnDurationCountsFromTheInputsStart(t *testing.T) {
+	tl := newTimeline()
+	h := int64(time.Hour)
+	for _, p := range []detect.TracePoint{
+		{Device: "plc", Group: "g", Time: 0}, {Device: "plc", Group: "g", Time: h}, {Device: "plc", Group: "g", Time: 3 * h},
+		{Device: "attacker", Group: "g", Time: 2 * h}, {Device: "attacker", Group: "g", Time: 2*h + 1},
+	} {
+		tl.add(p)
+	}
+	o := tl.options(learnSpec{d: time.Hour}, 0)
+	for d, want := range map[string]int64{"plc": h, "attacker": h} {
+		if got := o.LearnUntil(d).UnixNano(); got != want {
+			t.Errorf("--learn 1h: %s learns until %v, want %v", d, time.Duration(got), time.Duration(want))
+		}
+	}
+	o = tl.options(learnSpec{rows: 1}, 0)
+	if got := o.LearnUntil("attacker").UnixNano(); got != 2*h+1 {
+		t.Errorf("--learn 1: attacker learns until %v, want its second row", time.Duration(got))
 	}
 }
