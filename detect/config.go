@@ -273,6 +273,13 @@ type MaintenanceConfig struct {
 // RateLimitConfig limits alarms per group with a token bucket on event time:
 // burst alarms at once, then one per refill. Alarms beyond it are counted
 // and folded into one "group incident" alert per group.
+//
+// Only the per-metric detectors (self, peer, joint, silence, rules) are
+// limited: one cause (a scan, a flood, a plant event) moves many metrics
+// of many devices at once, and those alarms storm. The other detectors
+// report incidents already folded (a scan, a flood, a new writer, an
+// identity misuse): an attack that makes a storm of statistical alarms on
+// its victims must not use up the tokens its own scan alarm needs.
 type RateLimitConfig struct {
 	Enabled bool          `yaml:"enabled"`
 	Burst   int           `yaml:"burst"`

@@ -46,11 +46,19 @@ type JointConfig struct {
 	MinSamples     int64 `yaml:"min_samples"`
 	RecomputeEvery int   `yaml:"recompute_every"`
 	// Metrics to relate; empty: every metric of the group's first
-	// judgeable row, up to 16.
+	// judgeable row, up to 16, but the packet extractor's net_* features:
+	// a group of hosts (an unmanaged subnet of HMIs, PLCs, printers) has
+	// no relation between their traffic counters for a model to learn, and
+	// on a clean day of real OT traffic their "broken relations" were all
+	// noise. List them here to relate them anyway.
 	Metrics []string `yaml:"metrics"`
 	ToAlarm int      `yaml:"datapoints_to_alarm"`
 	ToClear int      `yaml:"datapoints_to_clear"`
 }
+
+// packetMetricPrefix starts the names of the packet extractor's features
+// (net_bytes_in_10s, …).
+const packetMetricPrefix = "net_"
 
 // DefaultJointConfig returns the defaults of detect.joint.
 func DefaultJointConfig() JointConfig {
@@ -194,7 +202,8 @@ func (e *Engine) newJointGroup() *jointGroup {
 		if slot < 0 || len(slots) == baseline.MaxJointDims {
 			continue
 		}
-		if len(jc.Metrics) > 0 && !slices.Contains(jc.Metrics, e.metrics[slot].name) {
+		if name := e.metrics[slot].name; len(jc.Metrics) > 0 && !slices.Contains(jc.Metrics, name) ||
+			len(jc.Metrics) == 0 && strings.HasPrefix(name, packetMetricPrefix) {
 			continue
 		}
 		if _, _, ok := jointResidual(&e.cfg.Self, &e.exp[j]); !ok {

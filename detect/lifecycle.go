@@ -190,7 +190,7 @@ func (e *Engine) muted(a *Alert, dev, grp int32) bool {
 			return true
 		}
 	}
-	if dev < 0 || grp < 0 || !e.cfg.RateLimit.Enabled {
+	if dev < 0 || grp < 0 || !e.cfg.RateLimit.Enabled || !rateLimited(a.Detector) {
 		return false
 	}
 	gs := e.group(grp)
@@ -200,6 +200,16 @@ func (e *Engine) muted(a *Alert, dev, grp int32) bool {
 	e.stats.RateLimited++
 	e.holdBack(gs, grp, a, ns)
 	return true
+}
+
+// rateLimited tells the detectors whose alarms the rate limit applies to
+// (see RateLimitConfig).
+func rateLimited(detector string) bool {
+	switch detector {
+	case DetectorSelf, DetectorPeer, DetectorJoint, DetectorSilence, DetectorRule:
+		return true
+	}
+	return false
 }
 
 // holdBack counts a rate-limited alarm into its group's incident, opening

@@ -90,8 +90,10 @@ func (pn *peersNow) residuals(g int32, slot, slots int) *peerNowResiduals {
 	for int(g) >= len(pn.groups) {
 		pn.groups = append(pn.groups, nil)
 	}
-	if pn.groups[g] == nil {
-		pn.groups[g] = make([]peerNowResiduals, slots)
+	if rs := pn.groups[g]; slot >= len(rs) {
+		// a metric first seen after the group's first residual (a
+		// protocol a host starts to speak) has a slot beyond the slice
+		pn.groups[g] = append(rs, make([]peerNowResiduals, max(slots, slot+1)-len(rs))...)
 	}
 	return &pn.groups[g][slot]
 }
@@ -155,8 +157,8 @@ func (pn *peersNow) state(d int32, slot, slots int) *alarmState {
 	for int(d) >= len(pn.alarms) {
 		pn.alarms = append(pn.alarms, nil)
 	}
-	if pn.alarms[d] == nil {
-		pn.alarms[d] = make([]alarmState, slots)
+	if as := pn.alarms[d]; slot >= len(as) { // nil, or a metric first seen since
+		pn.alarms[d] = append(as, make([]alarmState, max(slots, slot+1)-len(as))...)
 	}
 	return &pn.alarms[d][slot]
 }

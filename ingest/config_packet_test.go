@@ -47,6 +47,7 @@ func TestPacketConfigInvalid(t *testing.T) {
 		{func(c *PacketConfig) { c.ScanWindowLong = 5 * time.Second }, "packets.scan_window_long"},
 		{func(c *PacketConfig) { c.ScanHostsLong = 1 }, "packets.scan_ports_long/scan_hosts_long"},
 		{func(c *PacketConfig) { c.ScanFailedProbes = 33 }, "packets.scan_failed_probes: 33; use 2 to 32"},
+		{func(c *PacketConfig) { c.FloodSources = 1 }, "packets.flood_sources: 1; use at least 2"},
 		{func(c *PacketConfig) { c.ScanFailedWindow = time.Hour }, "packets.scan_failed_window"},
 		{func(c *PacketConfig) { c.IdentifyHosts = 0 }, "packets.identify_hosts"},
 		{func(c *PacketConfig) { c.EnumerateAddresses = 1 }, "packets.enumerate_addresses"},

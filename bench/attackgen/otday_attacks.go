@@ -156,7 +156,7 @@ func (d *otDay) modbusHostScan(at time.Time) Label {
 		}
 		d.synProbe(t, hostScanner, dst, uint16(40000+i), 502, true)
 	}
-	return label("modbus_host_scan", "scan", "scan_hosts", techScan, hostScanner, at, t)
+	return label("modbus_host_scan", "scan", "scan_hosts_slow", techScan, hostScanner, at, t)
 }
 
 // spoofedSYNFlood sends 130 SYN/s for 30 s to PLC1:502 from random forged
@@ -199,10 +199,13 @@ func (d *otDay) modbusDeviceID(at time.Time) Label {
 	return label("modbus_device_id", "scan", "identify_modbus", techIdentify, modbusProber, at, t.Add(22*time.Millisecond))
 }
 
-// bacnetWhoIs is a global Who-Is broadcast from port 47808.
+// bacnetWhoIs is a global Who-Is broadcast from port 47808. One broadcast
+// Who-Is is how every BACnet workstation finds its devices, so it is no
+// sweep (the scan rules count identification sent host by host); from a
+// host that never spoke BACnet it is a new asset speaking it.
 func (d *otDay) bacnetWhoIs(at time.Time) Label {
 	d.g.udp(at, bacnetProber, subnetBroadcast, 47808, 47808, bacnetWhoIsBroadcast)
-	return label("bacnet_who_is", "scan", "identify_bacnet", techIdentify, bacnetProber, at, at)
+	return label("bacnet_who_is", "novelty", "new_asset", techIdentify, bacnetProber, at, at)
 }
 
 // enipListIdentity sends a CIP ListIdentity over UDP to 10.0.1.16–31, 50

@@ -155,8 +155,8 @@ func otPayload(p gopacket.Packet) (ot.Protocol, string) {
 func TestOTDayLabels(t *testing.T) {
 	c := otDayTestCapture(t)
 	s := testOTDay()
-	want := []string{"sweep_arp", "sweep_icmp", "scan_ports_slow", "scan_ports", "scan_hosts", "flood", "identify_modbus",
-		"identify_bacnet", "identify_enip", "identify_s7comm", "enumerate_modbus", "mitm_tcp_retransmission", "mitm_arp_rebinding"}
+	want := []string{"sweep_arp", "sweep_icmp", "scan_ports_slow", "scan_ports", "scan_hosts_slow", "flood", "identify_modbus",
+		"new_asset", "identify_enip", "identify_s7comm", "enumerate_modbus", "mitm_tcp_retransmission", "mitm_arp_rebinding"}
 	if len(c.labels) != len(want) {
 		t.Fatalf("%d labels, want %d", len(c.labels), len(want))
 	}

@@ -464,7 +464,7 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 	}
 	a.bytesOut += wire
 	a.pktsOut++
-	if hs.lastSend != 0 {
+	if hs.lastSend >= x.curStart && hs.lastSend != 0 { // gaps inside the window: a host silent for an hour has no hour-long jitter
 		a.addIAT(float64(ts-hs.lastSend) / 1e9)
 	}
 	hs.lastSend = ts

@@ -102,6 +102,14 @@ func (a *acc) merge(b *acc) {
 	a.active = a.active || b.active
 }
 
+// minJitterGaps is the fewest inter-arrival times a window's jitter is
+// reported from. The sample standard deviation of fewer gaps is too
+// noisy to judge (from 4 gaps of a normal cadence its relative standard
+// error is about 40 %), and a host that sent only a handful of packets in
+// a window (a NetBIOS or mDNS burst) has no cadence it could break: on
+// attackgen's OT day, every clean-day alarm was such a burst's "jitter".
+const minJitterGaps = 5
+
 // jitter is the sample standard deviation of the inter-arrival times.
 func (a *acc) jitter() float64 {
 	if a.iatN < 2 {

@@ -16,7 +16,7 @@ package packet
 //     however often it is retried. So scan_failed_probes distinct failed
 //     targets within scan_failed_window (sliding), at least half of the
 //     targets probed in that time, are a scan however slowly they came:
-//     inside an OT segment ten refused probes are abnormal. So are
+//     inside an OT segment eight refused probes are abnormal. So are
 //     scan_ports_long distinct ports or scan_hosts_long distinct hosts in
 //     the long window, when failed targets are at least as many as
 //     answered ones. Kinds: scan_hosts_slow or scan_ports_slow (whichever

@@ -43,13 +43,15 @@ func writePcap(t *testing.T, frames [][]byte, offsets []time.Duration) string {
 }
 
 // TestReplayRowsAndProgress: a short Modbus exchange becomes rows per host
-// and per group for both windows, with the expected counters, and the
-// progress reaches the file size.
+// and, with group_rows (off by default), per group for both windows, with
+// the expected counters, and the progress reaches the file size.
 func TestReplayRowsAndProgress(t *testing.T) {
 	req := ether(ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1)))
 	resp := ether(ipTCP(t, "10.0.0.2", "10.0.0.1", 502, 40000, 1, "AP", []byte{0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7}))
 	path := writePcap(t, [][]byte{req, resp}, []time.Duration{0, time.Millisecond})
-	src, err := OpenReplay(ingest.DefaultPacketConfig(), ReplayOptions{}, path)
+	cfg := ingest.DefaultPacketConfig()
+	cfg.GroupRows = true
+	src, err := OpenReplay(cfg, ReplayOptions{}, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,12 +224,48 @@ func (x *Extractor) settleRoles(fl *flow, f *Frame, fromB, isNew, udp bool) {
 			fl.clientB = fromB != fromServer // the client is b when b sent a request or a received a response
 		}
 	}
+	// A broadcast or multicast address never sends: whoever sends to one
+	// is the client (a BACnet Who-Is from port 47808 to 47808 is asked,
+	// not answered, by its sender).
+	if x.groupAddress(&f.Dst) {
+		fl.clientB = fromB
+	}
 	// A capture that starts mid-session may show a flow's first payload
 	// mid-PDU: try a few payloads before settling on None.
 	if len(f.Payload) > 0 {
 		fl.tries++
 		fl.detected = fl.proto != ot.None || fl.tries >= maxDetectTries
 	}
+}
+
+// groupAddress tells a broadcast or multicast destination: IPv4
+// 255.255.255.255, 224.0.0.0/4 and the last address of the subnet of
+// packets.unmanaged_prefix_v4 (up to /30), IPv6 ff00::/8.
+func (x *Extractor) groupAddress(a *[16]byte) bool {
+	if !isV4Mapped(a) {
+		return a[0] == 0xff
+	}
+	v4 := a[12:]
+	if v4[0]&0xf0 == 0xe0 || v4[0] == 255 && v4[1] == 255 && v4[2] == 255 && v4[3] == 255 {
+		return true
+	}
+	bits := x.cfg.UnmanagedPrefixV4
+	if bits == 0 || bits > 30 {
+		return false
+	}
+	host := ^uint32(0) >> bits
+	ip := uint32(v4[0])<<24 | uint32(v4[1])<<16 | uint32(v4[2])<<8 | uint32(v4[3])
+	return ip&host == host
+}
+
+// isV4Mapped tells an IPv4 address in its 16-byte form (::ffff:a.b.c.d).
+func isV4Mapped(a *[16]byte) bool {
+	for _, b := range a[:10] {
+		if b != 0 {
+			return false
+		}
+	}
+	return a[10] == 0xff && a[11] == 0xff
 }
 
 func (fl *flow) serverPort() uint16 {

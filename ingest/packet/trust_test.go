@@ -185,8 +185,14 @@ func TestSpoofedFloodMakesNoAssets(t *testing.T) {
 	var synIn float64
 	x.Flush()
 	var comms []ingest.Communication
+	var floods []ingest.NetEvent
 	for b := x.TakeBatch(); b != nil; b = x.TakeBatch() {
 		comms = append(comms, b.Comms...)
+		for _, e := range b.Events {
+			if e.Kind == "flood" {
+				floods = append(floods, e)
+			}
+		}
 		rec := b.Record
 		for r := 0; r < int(rec.NumRows()); r++ {
 			if rec.Column(1).(*array.String).Value(r) != "10.0.0.2" {
@@ -209,6 +215,11 @@ func TestSpoofedFloodMakesNoAssets(t *testing.T) {
 	}
 	if synIn != 400 {
 		t.Errorf("target's net_syn_in_10s summed to %v, want 400", synIn)
+	}
+	// 200 SYN/s is under flood_syn_per_second, but 400 distinct sources in
+	// one window are over flood_sources: one flood finding on the target.
+	if len(floods) != 1 || floods[0].Device != "10.0.0.2" || floods[0].Value != 400 || floods[0].Threshold != float64(cfg.FloodSources) {
+		t.Errorf("flood findings %+v, want one on 10.0.0.2 counting 400 sources", floods)
 	}
 	for i := 0; i < reg.NumDevices(); i++ {
 		if strings.HasPrefix(reg.DeviceName(int32(i)), "172.16.") {

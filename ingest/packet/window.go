@@ -130,7 +130,7 @@ func (x *Extractor) findings(h *host, end int64) {
 	a := &h.acc[0]
 	if a.dstPorts < float64(x.cfg.ScanPorts) && a.dstHosts < float64(x.cfg.ScanHosts) &&
 		a.synIn*1e9 < x.cfg.FloodSYNPerSecond*float64(x.win[0]) && a.pktsIn*1e9 < x.cfg.FloodPacketsPerSecond*float64(x.win[0]) &&
-		a.otErrors < float64(x.cfg.ExceptionStorm) {
+		a.otErrors < float64(x.cfg.ExceptionStorm) && (a.srcsIn < float64(x.cfg.FloodSources) || a.synIn < float64(x.cfg.FloodSources)) {
 		return // the common case, decided without naming the host
 	}
 	x.nameHost(h)
@@ -168,6 +168,10 @@ func (x *Extractor) findings(h *host, end int64) {
 	} else if r := a.pktsIn / secs; r >= x.cfg.FloodPacketsPerSecond {
 		ev("flood", r, x.cfg.FloodPacketsPerSecond, &a.lastIn,
 			fmt.Sprintf("%s received %.0f packets/s from %.0f distinct sources over %s", h.ipText, r, a.srcsIn, x.winName[0]))
+	} else if n := float64(x.cfg.FloodSources); a.srcsIn >= n && a.synIn >= n {
+		ev("flood", a.srcsIn, n, &a.lastSYN,
+			fmt.Sprintf("%s received TCP SYNs from %.0f distinct sources in %s (%.0f SYN/s, under the rate threshold: each source sent few, as forged sources do)",
+				h.ipText, a.srcsIn, x.winName[0], a.synIn/secs))
 	}
 }
 
@@ -250,8 +254,10 @@ func (x *Extractor) appendRow(w int, end int64, device, group, ip string, a *acc
 		ingest.Metric{Name: n.reads, Value: a.reads}, ingest.Metric{Name: n.writes, Value: a.writes},
 		ingest.Metric{Name: n.control, Value: a.control}, ingest.Metric{Name: n.diag, Value: a.diag},
 		ingest.Metric{Name: n.exception, Value: a.exceptions}, ingest.Metric{Name: n.malformed, Value: a.malformed},
-		ingest.Metric{Name: n.jitter, Value: a.jitter()},
 	)
+	if a.iatN >= minJitterGaps {
+		m = append(m, ingest.Metric{Name: n.jitter, Value: a.jitter()})
+	}
 	// Protocol mix: only protocols the host ever spoke, so a Modbus PLC
 	// does not grow a column of zeros for every other protocol.
 	for s := range a.protoPkts {
