@@ -183,6 +183,18 @@ func (c *CommSet) AnyProtecting(tNanos int64) bool {
 	return false
 }
 
+// Started returns how many groups have started (learned or judged a
+// communication).
+func (c *CommSet) Started() int {
+	n := 0
+	for g := range c.groups {
+		if c.groups[g].started {
+			n++
+		}
+	}
+	return n
+}
+
 // GroupLearning is a group still learning and when it stops.
 type GroupLearning struct {
 	Group int32 // registry group id

@@ -232,6 +232,10 @@ func (s *Store) CommSet(name string, learnFor time.Duration) *CommSet {
 	return c
 }
 
+// LookupCommSet returns the communication set called name, or nil when
+// the store has none (nothing asked for it, and no checkpoint held it).
+func (s *Store) LookupCommSet(name string) *CommSet { return s.commSets[name] }
+
 // Unlearnable returns how many values Learn refused: NaN, infinite or
 // beyond ±MaxLearnedValue.
 func (s *Store) Unlearnable() uint64 { return s.unlearnable }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -602,6 +603,38 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 		}
 	}
 	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", store.Version(), store.NumDevices(), len(groups), learning)
+	if _, to := m.Span(); to > 0 {
+		// as of the newest time known: a restored baseline may be newer
+		// than an input replayed onto it
+		writeNetworkLearning(w, store, max(to, store.LastEventTime()))
+	}
+}
+
+// writeNetworkLearning says which groups' communications are learned and
+// which are still learning (until when, in event time), and how many
+// communications older than a restored baseline were judged, not learned.
+func writeNetworkLearning(w io.Writer, store *baseline.Store, now int64) {
+	cs := store.LookupCommSet(pipeline.NetworkCommSet)
+	if cs == nil || cs.Started() == 0 {
+		return
+	}
+	still := cs.LearningUntil(now)
+	fmt.Fprintf(w, "network: %d groups' communications learned, %d still learning", cs.Started()-len(still), len(still))
+	for i, g := range still {
+		if i == 5 {
+			fmt.Fprintf(w, ", … %d more", len(still)-i)
+			break
+		}
+		until := "until set to protect"
+		if g.Until != math.MaxInt64 {
+			until = "until " + time.Unix(0, g.Until).UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "; %s %s", store.Registry().GroupName(g.Group), until)
+	}
+	fmt.Fprintln(w)
+	if n := cs.Stale(); n > 0 {
+		fmt.Fprintf(w, "  warning: %d communications older than the restored baseline were judged but not learned: is the input older than the checkpoint?\n", n)
+	}
 }
 
 func sortedKeys[K string | uint16, V any](m map[K]V) []K {

@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/bench/fleetgen"
+	"github.com/vigil-ot/vigil/detect"
 )
 
 // repoRoot is where testdata/config/fleet.yaml finds its inventory: the
@@ -722,4 +724,42 @@ func TestReplaySinksDownFails(t *testing.T) {
 		t.Fatalf("replay to a receiver that is down: %v, want a failure counting the undelivered alerts\n%s", err, stderr.String())
 	}
 	t.Log(err)
+}
+
+// TestReplayRestoreKeepsNetworkLearning: a checkpoint learned with a 200 s
+// learning period, restored under the default config (1 h), keeps its
+// group protecting; a capture older than the checkpoint is warned about
+// and judged, not learned: the engineering workstation's S7 session in it,
+// which the checkpoint never saw, is a new edge at once.
+func TestReplayRestoreKeepsNetworkLearning(t *testing.T) {
+	dir := t.TempDir()
+	polling, older := filepath.Join(dir, "polling.pcap"), filepath.Join(dir, "older.pcap")
+	start := attackgen.DefaultScenario().Start.Add(24 * time.Hour) // a day after the attack capture
+	must(t, writeFile(polling, func(w io.Writer) error { return attackgen.GenerateModbusOnOTPorts(w, start, 10*time.Minute) }),
+		writeFile(older, func(w io.Writer) error { _, err := attackgen.Generate(w, attackgen.DefaultScenario()); return err }))
+	short := filepath.Join(dir, "short.yaml")
+	must(t, os.WriteFile(short, []byte("detect:\n  network:\n    learning: 200s\n"), 0o644))
+	cp := filepath.Join(dir, "baseline.arrow")
+
+	_, stderr := runReplayTest(t, "--config", short, "--checkpoint", cp, polling)
+	if !bytes.Contains(stderr, []byte("network: 1 groups' communications learned, 0 still learning")) {
+		t.Fatalf("after 10 minutes with a 200 s learning period:\n%s", stderr)
+	}
+	out, stderr := runReplayTest(t, "--restore", cp, older)
+	for _, want := range []string{"network: 1 groups' communications learned, 0 still learning", "older than the restored baseline were judged but not learned"} {
+		if !bytes.Contains(stderr, []byte(want)) {
+			t.Errorf("restored under the default learning period, summary lacks %q:\n%s", want, stderr)
+		}
+	}
+	ews := "10.0.1.30"
+	var first *alertLine
+	for _, a := range parseAlerts(t, out) {
+		if a.Detector == detect.DetectorNovelty && a.Device == ews {
+			first = &a
+			break
+		}
+	}
+	if s := attackgen.DefaultScenario(); first == nil || first.EventTime.After(s.Start.Add(time.Minute)) {
+		t.Errorf("the older capture's new S7 session was not judged at once: %+v", first)
+	}
 }

@@ -68,7 +68,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	var extra []detect.BatchDetector
 	if !deps.NoNetwork {
 		// The allowlist lives in the store, so it is checkpointed with it.
-		nd, err := detect.NewNetworkDetector(cfg.Detect.Network, p.Registry, p.Store.CommSet("network", cfg.Detect.Network.Learning))
+		nd, err := detect.NewNetworkDetector(cfg.Detect.Network, p.Registry, p.Store.CommSet(NetworkCommSet, cfg.Detect.Network.Learning))
 		if err != nil {
 			return nil, fmt.Errorf("cannot set up network detectors: %w", err)
 		}
@@ -81,6 +81,10 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	}
 	return p, nil
 }
+
+// NetworkCommSet names the baseline store's communication set of the
+// network detectors (checkpointed with the store).
+const NetworkCommSet = "network"
 
 // Assets returns the inventory as the packet path's address lookup, or nil
 // when it lists no asset.
