@@ -226,8 +226,9 @@ func (x *Extractor) settleRoles(fl *flow, f *Frame, fromB, isNew, udp bool) {
 	}
 	// A broadcast or multicast address never sends: whoever sends to one
 	// is the client (a BACnet Who-Is from port 47808 to 47808 is asked,
-	// not answered, by its sender).
-	if x.groupAddress(&f.Dst) {
+	// not answered, by its sender), unless its port says it serves (a PLC
+	// answering a discovery broadcast from its port to the asker's).
+	if x.groupAddress(&f.Dst) && !serverPortLess(f.SrcPort, f.DstPort) {
 		fl.clientB = fromB
 	}
 	// A capture that starts mid-session may show a flow's first payload
