@@ -31,12 +31,54 @@ type instanceMetrics struct {
 	severity   [len(detect.Stats{}.Severity)]*metrics.Counter
 }
 
-// publishInstanceMetrics makes inst's consumer copy the engine's and the
-// store's figures into inst.metrics.Set between batches. Call it before the
-// consumer runs; calling it again is harmless.
+// publishInstanceMetrics makes inst's consumer copy the engine's, the
+// store's and the network detectors' figures into inst.metrics.Set between
+// batches. Call it before the consumer runs; calling it again is harmless.
 func publishInstanceMetrics(inst *instance) {
+	inst.metrics.SampleBetweenBatches(instanceSampler(inst))
+}
+
+// instanceSampler returns the function that copies inst's figures into
+// inst.metrics.Set; the series exist, at zero, once it is made.
+func instanceSampler(inst *instance) func() {
 	im := newInstanceMetrics(inst.metrics.Set)
-	inst.metrics.SampleBetweenBatches(func() { im.publish(inst.engine.Stats(), inst.store.Stats()) })
+	var nm *networkMetrics
+	if inst.network != nil {
+		nm = newNetworkMetrics(inst.metrics.Set)
+	}
+	return func() {
+		im.publish(inst.engine.Stats(), inst.store.Stats())
+		if nm != nil {
+			nm.publish(inst.network.Stats())
+		}
+	}
+}
+
+// networkMetrics are the network detectors' counters: what they folded
+// into flood incidents and what their bounded tables refused.
+type networkMetrics struct {
+	floods, foldedSources, foldedUnlearned *metrics.Counter
+	scanQuiet, scanners, names             *metrics.Counter
+}
+
+func newNetworkMetrics(s *metrics.Set) *networkMetrics {
+	return &networkMetrics{
+		floods:          s.GetOrCreateCounter("vigil_network_flood_incidents_total"),
+		foldedSources:   s.GetOrCreateCounter("vigil_network_folded_sources_total"),
+		foldedUnlearned: s.GetOrCreateCounter("vigil_network_folded_unlearned_total"),
+		scanQuiet:       s.GetOrCreateCounter("vigil_network_scan_quiet_total"),
+		scanners:        s.GetOrCreateCounter("vigil_network_scanners_refused_total"),
+		names:           s.GetOrCreateCounter("vigil_network_names_refused_total"),
+	}
+}
+
+func (nm *networkMetrics) publish(st detect.NetworkStats) {
+	nm.floods.Set(uint64(st.FloodIncidents))
+	nm.foldedSources.Set(uint64(st.FoldedSources))
+	nm.foldedUnlearned.Set(uint64(st.FoldedUnlearned))
+	nm.scanQuiet.Set(uint64(st.ScanQuiet))
+	nm.scanners.Set(uint64(st.ScannersRefused))
+	nm.names.Set(uint64(st.NamesRefused))
 }
 
 const quarantineSeries = `vigil_quarantine_events_total{action=%q}`
@@ -180,6 +222,45 @@ var metricHelp = map[string]string{
 	"vigil_quarantine_events_total":       "Quarantine events sent, by action (quarantine, release, recommend).",
 
 	"vigil_batch_double_acks_total": "Batches acknowledged a second time; each is a bug (the second acknowledgement is ignored).",
+
+	// The packet path: one series per packet topic (source), its
+	// partitions' extractors adding to it.
+	"vigil_packets_total":                                "Packets read from the topic, by decode outcome: decoded, unknown_protocol, malformed, skipped_link_type.",
+	"vigil_packet_bytes_total":                           "Bytes of the packets read (as captured).",
+	"vigil_packet_ot_pdus_total":                         "OT protocol PDUs decoded.",
+	"vigil_packet_ot_malformed_pdus_total":               "OT protocol PDUs that did not parse.",
+	"vigil_packet_ipv4_fragments_total":                  "IPv4 fragments read.",
+	"vigil_packet_ipv4_reassembled_total":                "IPv4 datagrams reassembled from fragments.",
+	"vigil_packet_ipv4_fragments_dropped_total":          "IPv4 datagrams dropped incomplete (timed out, table full) or fragments past 64 KiB.",
+	"vigil_packet_late_total":                            "Packets older than the window being filled, counted in it.",
+	"vigil_packet_tcp_retransmissions_total":             "TCP segments already seen.",
+	"vigil_packet_tcp_conflicting_retransmissions_total": "TCP retransmissions whose bytes differ from those first delivered at the same sequence numbers.",
+	"vigil_packet_tcp_gaps_total":                        "TCP segments after a hole in the stream: reassembly restarted.",
+	"vigil_packet_tcp_unsynced_segments_total":           "TCP segments skipped after a hole until one starts a PDU.",
+	"vigil_packet_tcp_half_open_flows_total":             "TCP flows forgotten before both ends took part (unanswered, refused or forged SYNs, backscatter); their sources became no asset.",
+	"vigil_packet_reassembly_overflow_total":             "PDUs longer than packets.max_stream_buffer, skipped.",
+	"vigil_packet_flows_evicted_total":                   "Flows evicted because the flow table was full (packets.max_flows).",
+	"vigil_packet_hosts_evicted_total":                   "Hosts evicted because the host table was full (packets.max_hosts).",
+	"vigil_packet_non_asset_hosts_evicted_total":         "Evicted hosts that never proved they exist (scan targets, forged addresses); also in vigil_packet_hosts_evicted_total.",
+	"vigil_packet_communications_dropped_total":          "Communications not reported because the batch already held packets.max_flows.",
+	"vigil_packet_findings_dropped_total":                "Packet findings (scans, floods, malformed PDUs) not reported because the batch was full.",
+	"vigil_packet_set_members_dropped_total":             "Set members (remote addresses, listening ports) not reported because the batch was full.",
+	"vigil_packet_distinct_overflow_total":               "Distinct counts (peers, ports) counted without deduplication because the window's table was full.",
+	"vigil_packet_time_outliers_total":                   "Packets whose timestamp lay more than packets.max_time_jump from their neighbours'; each was counted at the previous packet's time.",
+	"vigil_packet_time_jumps_total":                      "Steps of the capture clock beyond packets.max_time_jump that the packets after confirmed, taken as a gap.",
+	"vigil_packet_arp_rebindings_total":                  "ARP messages that bound a known IP address to another MAC.",
+	"vigil_packet_arp_bindings_evicted_total":            "IP-to-MAC bindings forgotten because the ARP table was full.",
+	"vigil_packet_scan_states_evicted_total":             "Per-host reconnaissance state evicted because the scan table was full.",
+	"vigil_packet_scan_sketches_refused_total":           "Distinct counts of scan detection left exact (saturated) because the sketch budget was spent.",
+	"vigil_packet_probes_untracked_total":                "Connection attempts never checked for an answer because the probe queue was full.",
+
+	// The network detectors.
+	"vigil_network_flood_incidents_total":  "Flood alerts, each folding many new sources toward one destination into one alert.",
+	"vigil_network_folded_sources_total":   "New sources folded into flood alerts instead of being reported one by one.",
+	"vigil_network_folded_unlearned_total": "Folded communications of groups never seen, left unlearned so that forged sources take no memory.",
+	"vigil_network_scan_quiet_total":       "Novelty alerts of scanning sources not sent: their scan alarm stands for them.",
+	"vigil_network_scanners_refused_total": "Scanning sources not remembered because the scanner table was full; their novelty alerts are sent one by one.",
+	"vigil_network_names_refused_total":    "Inventory hosts not remembered for naming flood targets because the table was full; such a target is named by its address.",
 
 	// Baseline state.
 	"vigil_state_devices":                  "Devices with baseline state held by this instance.",

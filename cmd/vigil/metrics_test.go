@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,10 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/vigil-ot/vigil/bench/attackgen"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/pcap"
 	"github.com/vigil-ot/vigil/sinks"
 )
 
@@ -41,6 +46,7 @@ kafka:
   group_id: vigil-metrics-test
   instance_id: metrics-test
   telemetry_topics: [` + demoTelemetry + `]
+  packet_topics: [` + demoPackets + `]
   dead_letter_topic: ` + demoDeadLetter + `
   changelog_topic: ` + demoChangelog + `
   group_state_topic: ` + demoGroupState + `
@@ -52,9 +58,11 @@ kafka:
 `
 
 // TestMetricsIntegration runs a consumer against the embedded broker,
-// scrapes /metrics before and after one batch, and checks what Prometheus
-// and an operator rely on: HELP and TYPE lines, le buckets, counters that
-// move, and every metric the dashboard and the alert rules query.
+// scrapes /metrics before and after one batch, then after a capture on the
+// packet topic, and checks what Prometheus and an operator rely on: HELP
+// and TYPE lines, le buckets, counters that move, the packet path's and
+// the network detectors' families, and every metric the dashboard and the
+// alert rules query.
 func TestMetricsIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: runs a consumer against the embedded broker")
@@ -140,10 +148,55 @@ func TestMetricsIntegration(t *testing.T) {
 		t.Error("vigil_kafka_lag is negative")
 	}
 
-	checkExposition(t, after)
-	checkDeployReferences(t, after)
-	checkDocsListMetrics(t, after)
-	promtoolCheckMetrics(t, after.text)
+	decoded := `vigil_packets_total{source="` + demoPackets + `",outcome="decoded"}`
+	packets := producePackets(t, addr)
+	waitFor(t, 20*time.Second, "the packets on /metrics", func() bool { return scrape(t, scrapeURL).values[decoded] > 0 })
+	final := scrape(t, scrapeURL)
+	// The counters are published when a window closes: the packets of the
+	// last one, still open, are not in them yet.
+	if n := final.values[decoded]; n > float64(packets) {
+		t.Errorf("%s = %g after %d packets", decoded, n, packets)
+	}
+	for _, series := range []string{
+		`vigil_packet_tcp_half_open_flows_total{source="` + demoPackets + `"}`,
+		`vigil_packet_scan_states_evicted_total{source="` + demoPackets + `"}`,
+		"vigil_network_flood_incidents_total", "vigil_network_scanners_refused_total",
+	} {
+		if _, ok := final.values[series]; !ok {
+			t.Errorf("%s is not exported by a consumer of a packet topic", series)
+		}
+	}
+
+	checkExposition(t, final)
+	checkDeployReferences(t, final)
+	checkDocsListMetrics(t, final)
+	promtoolCheckMetrics(t, final.text)
+}
+
+// producePackets writes two minutes of Modbus polling as one pcap chunk
+// on the packet topic, from the time of produceTelemetry's reports, and
+// returns the number of packets.
+func producePackets(t *testing.T, addr string) int {
+	t.Helper()
+	var capture bytes.Buffer
+	if err := attackgen.GenerateModbusOnOTPorts(&capture, time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC), 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcap.NewReader(bytes.NewReader(capture.Bytes()), "capture")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for p := (pcap.Packet{}); r.Next(&p) == nil; {
+		n++
+	}
+	r.Close()
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: demoPackets, BatchTimeout: 5 * time.Millisecond}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafkago.Message{Key: []byte("sensor-1"), Value: capture.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
@@ -458,5 +511,45 @@ func writeDashboardAsRules(t *testing.T, dashboard, rules string) {
 	}
 	if err := os.WriteFile(rules, []byte(out.String()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNetworkMetricsFollowTheDetector: a flood of new sources folded into
+// one incident by the instance's network detectors shows on its metrics.
+func TestNetworkMetricsFollowTheDetector(t *testing.T) {
+	cfg, err := ParseConfig([]byte(metricsTestConfig + "  brokers: [127.0.0.1:9]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Detect.Network.Learning = 10 * time.Minute
+	inst, err := newInstance(cfg, sinks.NewWriterSink("test", io.Discard, sinks.FormatJSON), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.network == nil {
+		t.Fatal("an instance reading a packet topic has no network detectors")
+	}
+	sample := instanceSampler(inst)
+	hmi, plc := netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.20")
+	start := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC).UnixNano()
+	comm := func(at time.Duration, src netip.Addr, port uint16) ingest.Communication {
+		return ingest.Communication{FirstNanos: start + int64(at), LastNanos: start + int64(at), Device: src.String(), Group: "plant-a",
+			SrcIP: src, DstIP: plc, Transport: 6, SrcPort: port, DstPort: 502, Packets: 1}
+	}
+	var out detect.Output
+	inst.network.DetectBatch(&ingest.Batch{Comms: []ingest.Communication{comm(0, hmi, 40000)}}, &out)
+	var flood ingest.Batch
+	for i := range 50 {
+		flood.Comms = append(flood.Comms, comm(20*time.Minute+time.Duration(i)*time.Millisecond, netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + i)}), uint16(1024+i)))
+	}
+	inst.network.DetectBatch(&flood, &out)
+	sample()
+
+	var buf bytes.Buffer
+	inst.metrics.Set.WritePrometheus(&buf)
+	for _, want := range []string{"vigil_network_flood_incidents_total 1\n", "vigil_network_folded_sources_total 50\n", "vigil_network_scanners_refused_total 0\n"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+		}
 	}
 }

@@ -247,7 +247,11 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 		if runErr != nil {
 			fmt.Fprintf(stderr, "replay stopped early: %v; the summary and alerts cover the input read so far\n", runErr)
 		}
-		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Engine.Stats(), job.Store)
+		var ns detect.NetworkStats
+		if job.Network != nil {
+			ns = job.Network.Stats()
+		}
+		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Engine.Stats(), ns, job.Store)
 	}
 	return runErr
 }
@@ -514,7 +518,7 @@ func byteSize(n int64) string {
 }
 
 // writeSummary prints what the replay read and raised.
-func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, store *baseline.Store) {
+func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, ns detect.NetworkStats, store *baseline.Store) {
 	fmt.Fprintf(w, "replay finished in %s", elapsed.Round(time.Millisecond))
 	if from, to := m.Span(); to > 0 {
 		first, last := time.Unix(0, from).UTC(), time.Unix(0, to).UTC()
@@ -544,6 +548,7 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 		for _, wa := range s.Warnings {
 			fmt.Fprintf(w, "  warning: %s\n", wa)
 		}
+		writeCaptureRefusals(w, &s.Stats)
 		inInv := 0
 		for _, a := range s.Assets {
 			if a.InInventory {
@@ -608,6 +613,76 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 		// than an input replayed onto it
 		writeNetworkLearning(w, store, max(to, store.LastEventTime()))
 	}
+	writeNetworkStats(w, ns)
+}
+
+// writeCaptureRefusals says what the packet path did not keep or did not
+// report, when anything: the bounded tables' refusals and evictions, and
+// the capture clock's outliers and jumps (a warning above shows the first
+// outlier; these are the counts).
+func writeCaptureRefusals(w io.Writer, st *packet.Stats) {
+	writeCounts(w, "  not kept: ", []countOf{
+		{st.HalfOpenFlows, "half-open TCP flow", "half-open TCP flows"},
+		{st.NonAssetHostsEvicted, "host that never proved it exists evicted", "hosts that never proved they exist evicted"},
+		{st.ScanStatesEvicted, "scan state evicted", "scan states evicted"},
+		{st.ScanSketchesRefused, "scan sketch refused (count left exact)", "scan sketches refused (counts left exact)"},
+		{st.ProbesUntracked, "probe not checked for an answer", "probes not checked for an answer"},
+		{st.ARPBindingsEvicted, "ARP binding evicted", "ARP bindings evicted"},
+		{st.CommsDropped, "communication not reported (batch full)", "communications not reported (batch full)"},
+		{st.EventsDropped, "finding not reported (batch full)", "findings not reported (batch full)"},
+		{st.SetMembersDropped, "set member not reported (batch full)", "set members not reported (batch full)"},
+	})
+	writeCounts(w, "  capture clock: ", []countOf{
+		{st.TimeOutliers, "time outlier (counted at the packet before it)", "time outliers (each counted at the packet before it)"},
+		{st.TimeJumps, "jump taken as a gap in the capture", "jumps taken as gaps in the capture"},
+	})
+}
+
+// writeNetworkStats says what the network detectors folded into incidents
+// and what their tables refused, when anything.
+func writeNetworkStats(w io.Writer, st detect.NetworkStats) {
+	var parts []string
+	if st.FloodIncidents+st.FoldedSources > 0 {
+		parts = append(parts, fmt.Sprintf("%s folding %s (%d of groups never seen, not learned)",
+			count(st.FloodIncidents, "flood incident", "flood incidents"), count(st.FoldedSources, "new source", "new sources"), st.FoldedUnlearned))
+	}
+	if st.ScanQuiet > 0 {
+		parts = append(parts, count(st.ScanQuiet, "novelty alert of a scanner", "novelty alerts of scanners")+" left to the scan alarm")
+	}
+	if st.ScannersRefused+st.NamesRefused > 0 {
+		parts = append(parts, fmt.Sprintf("tables full: %s not remembered (novelty alerts sent one by one), %s not remembered (flood targets named by address)",
+			count(st.ScannersRefused, "scanner", "scanners"), count(st.NamesRefused, "host name", "host names")))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "network detectors: %s\n", strings.Join(parts, "; "))
+	}
+}
+
+// countOf is a count and its noun, singular and plural.
+type countOf struct {
+	n         int64
+	one, many string
+}
+
+// writeCounts writes the non-zero counts after prefix on one line, or
+// nothing when all are zero.
+func writeCounts(w io.Writer, prefix string, counts []countOf) {
+	var parts []string
+	for _, c := range counts {
+		if c.n != 0 {
+			parts = append(parts, count(c.n, c.one, c.many))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "%s%s\n", prefix, strings.Join(parts, ", "))
+	}
+}
+
+func count(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // writeNetworkLearning says which groups' communications are learned and

@@ -98,6 +98,7 @@ type instance struct {
 	reg      *ingest.Registry
 	store    *baseline.Store
 	engine   *detect.Engine
+	network  *detect.NetworkDetector // nil without packet topics
 	consumer *kafka.Consumer
 	metrics  *kafka.Metrics
 	inv      *inventory.Inventory
@@ -108,13 +109,18 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, err
 	if err != nil {
 		return nil, err
 	}
+	m := kafka.NewMetrics()
 	decoders := func(kind, topic string, part int32) (kafka.Decoder, error) {
 		if kind == kafka.KindPackets {
-			return kafka.NewPacketDecoder(cfg.Kafka.Packets, cfg.Input.Packets, packet.Options{Registry: p.Registry, Assets: p.Assets(), Grouper: p.Inventory})
+			d, err := kafka.NewPacketDecoder(cfg.Kafka.Packets, cfg.Input.Packets, packet.Options{Registry: p.Registry, Assets: p.Assets(), Grouper: p.Inventory})
+			if err != nil {
+				return nil, err
+			}
+			d.RegisterMetrics(m, topic)
+			return d, nil
 		}
 		return kafka.NewTelemetryDecoder(cfg.Input.Telemetry)
 	}
-	m := kafka.NewMetrics()
 	c, err := kafka.New(kafka.Options{
 		Config: cfg.Kafka, Decoders: decoders, Engine: p.Engine, State: p.Store, Groups: p.Store,
 		Registry: p.Registry, Grouper: p.Inventory, Logger: log, Metrics: m,
@@ -122,7 +128,7 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, err
 	if err != nil {
 		return nil, err
 	}
-	return &instance{reg: p.Registry, store: p.Store, engine: p.Engine, consumer: c, metrics: m, inv: p.Inventory}, nil
+	return &instance{reg: p.Registry, store: p.Store, engine: p.Engine, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}, nil
 }
 
 // runInstance runs one consumer until ctx ends, with the observability

@@ -52,6 +52,10 @@ type Pipeline struct {
 	Inventory *inventory.Inventory
 	Store     *baseline.Store
 	Engine    *detect.Engine
+	// Network is the network detectors, nil under Deps.NoNetwork. The
+	// engine runs them: read Network.Stats only between batches, on the
+	// goroutine that feeds the engine.
+	Network *detect.NetworkDetector
 }
 
 // New builds a pipeline over cfg.
@@ -73,6 +77,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 			return nil, fmt.Errorf("cannot set up network detectors: %w", err)
 		}
 		extra = append(extra, nd)
+		p.Network = nd
 	}
 	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: deps.Sink,
 		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace})

@@ -194,3 +194,10 @@ func (d *PacketDecoder) Holding() int64 { return d.holding }
 
 // Extractor returns the feature extractor, for its statistics.
 func (d *PacketDecoder) Extractor() *packet.Extractor { return d.x }
+
+// RegisterMetrics publishes the extractor's counters (vigil_packets_total,
+// vigil_packet_…_total; see packet.Extractor.RegisterMetrics) in m's set,
+// labelled source=topic. The decoders of a topic's partitions, and those
+// made again after a rebalance, add to the same series. Call it before the
+// first Decode.
+func (d *PacketDecoder) RegisterMetrics(m *Metrics, topic string) { d.x.RegisterMetrics(m.Set, topic) }

@@ -3,7 +3,9 @@ package kafka
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +129,71 @@ func FuzzPacketDecoder(f *testing.F) {
 			b.Release()
 		}
 	})
+}
+
+// synFrame returns an Ethernet frame carrying a SYN from src to the PLC
+// at 10.0.0.10, port 502.
+func synFrame(t testing.TB, src net.IP, sport uint16) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 99}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 10}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: net.IPv4(10, 0, 0, 10)}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 502, Seq: 77, SYN: true, Window: 1024}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+// TestPacketDecoderMetrics: the decoders of two partitions of a topic,
+// each fed a flood of SYNs from forged sources, publish the flows they
+// forgot half-open in the consumer's set, on one series labelled with the
+// topic.
+func TestPacketDecoderMetrics(t *testing.T) {
+	m := NewMetrics()
+	pc := ingest.DefaultPacketConfig()
+	pc.MaxFlows = 16 // flows are evicted, so the half-open ones are counted
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	var halfOpen, packets int64
+	for part := range int32(2) {
+		d, err := NewPacketDecoder(ingest.DefaultKafkaConfig().Packets, pc, packet.Options{Registry: ingest.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.RegisterMetrics(m, "ot-packets")
+		for i := range 200 {
+			src := net.IPv4(172, 16, byte(part), byte(i+1))
+			rec := Record{Partition: part, Offset: int64(i), Key: metronKey(start.Add(time.Duration(i) * 10 * time.Millisecond)), Value: synFrame(t, src, uint16(1024+i))}
+			if err := d.Decode(&rec, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := d.Extractor().Stats()
+		if st.HalfOpenFlows == 0 {
+			t.Fatalf("partition %d: no half-open flow counted", part)
+		}
+		halfOpen += st.HalfOpenFlows
+		packets += st.Outcomes[packet.OutcomeDecoded]
+		// The counters are published when a window closes: a packet a
+		// minute later closes the flood's.
+		rec := Record{Partition: part, Offset: 200, Key: metronKey(start.Add(time.Minute)), Value: modbusFrame(t, 1, 1)}
+		if err := d.Decode(&rec, nil); err != nil {
+			t.Fatal(err)
+		}
+		for b := d.TakeBatch(); b != nil; b = d.TakeBatch() {
+			b.Release()
+		}
+	}
+	var buf bytes.Buffer
+	m.Set.WritePrometheus(&buf)
+	for _, want := range []string{
+		fmt.Sprintf("vigil_packet_tcp_half_open_flows_total{source=\"ot-packets\"} %d\n", halfOpen),
+		fmt.Sprintf("vigil_packets_total{source=\"ot-packets\",outcome=\"decoded\"} %d\n", packets),
+		"vigil_packet_scan_states_evicted_total{source=\"ot-packets\"} 0\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+		}
+	}
 }

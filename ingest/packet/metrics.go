@@ -24,6 +24,9 @@ type packetMetrics struct {
 	timeOutliers, timeJumps      *metrics.Counter
 	conflictingRetransmits       *metrics.Counter
 	arpRebindings, arpEvicted    *metrics.Counter
+	setMembersDropped            *metrics.Counter
+	scanEvicted, sketchesRefused *metrics.Counter
+	probesUntracked              *metrics.Counter
 	last                         Stats
 }
 
@@ -62,6 +65,10 @@ func (x *Extractor) RegisterMetrics(set *metrics.Set, source string) {
 	m.conflictingRetransmits = c("vigil_packet_tcp_conflicting_retransmissions_total", "")
 	m.arpRebindings = c("vigil_packet_arp_rebindings_total", "")
 	m.arpEvicted = c("vigil_packet_arp_bindings_evicted_total", "")
+	m.setMembersDropped = c("vigil_packet_set_members_dropped_total", "")
+	m.scanEvicted = c("vigil_packet_scan_states_evicted_total", "")
+	m.sketchesRefused = c("vigil_packet_scan_sketches_refused_total", "")
+	m.probesUntracked = c("vigil_packet_probes_untracked_total", "")
 	x.metrics = m
 }
 
@@ -104,6 +111,10 @@ func (x *Extractor) publishMetrics() {
 	add(m.conflictingRetransmits, st.ConflictingRetransmissions, m.last.ConflictingRetransmissions)
 	add(m.arpRebindings, st.ARPRebindings, m.last.ARPRebindings)
 	add(m.arpEvicted, st.ARPBindingsEvicted, m.last.ARPBindingsEvicted)
+	add(m.setMembersDropped, st.SetMembersDropped, m.last.SetMembersDropped)
+	add(m.scanEvicted, st.ScanStatesEvicted, m.last.ScanStatesEvicted)
+	add(m.sketchesRefused, st.ScanSketchesRefused, m.last.ScanSketchesRefused)
+	add(m.probesUntracked, st.ProbesUntracked, m.last.ProbesUntracked)
 	m.last = *st
 	m.last.SkippedLinkTypes = nil
 }
