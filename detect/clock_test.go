@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
@@ -192,5 +193,63 @@ func TestWallClockBoundsTheFuture(t *testing.T) {
 	}
 	if wm := time.Unix(0, s.eng.Watermark()); wm.After(now) {
 		t.Fatalf("watermark %v past the wall clock", wm)
+	}
+}
+
+// TestRejectedRowsGoWithABatch: the rows the clock refuses are listed in
+// Batch.Rejected with their source position and an explanation, so that a
+// Kafka consumer can dead-letter their records before it commits past
+// them: a row held back goes with the batch whose row drops it, a row
+// ahead of the wall clock with its own batch. Rows without a position
+// (files) are only counted.
+func TestRejectedRowsGoWithABatch(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups, 10, nil)
+	s.source, s.partition = "telemetry", func(int) int32 { return 3 }
+	s.run(0, 30, nil)
+	send := func(ts time.Time, off int64) {
+		r := &s.row
+		r.Reset()
+		d := &s.devices[5]
+		r.TimeNanos, r.Device, r.Group, r.Partition, r.Offset = ts.UnixNano(), d.name, d.group, 3, off
+		r.Metrics = append(r.Metrics, ingest.Metric{Name: "temp", Value: 45})
+		s.builder.Append(r)
+		s.flush()
+	}
+	year2031 := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	check := func(what string, want ingest.RejectedRow, detail string) {
+		t.Helper()
+		if len(s.rejected) != 1 {
+			t.Fatalf("%s: rejected %+v, want the one row", what, s.rejected)
+		}
+		got := s.rejected[0]
+		if got.Source != want.Source || got.Partition != want.Partition || got.Offset != want.Offset || got.Reason != want.Reason {
+			t.Errorf("%s: rejected %s/%d@%d %s, want %s/%d@%d %s", what, got.Source, got.Partition, got.Offset, got.Reason,
+				want.Source, want.Partition, want.Offset, want.Reason)
+		}
+		if !regexp.MustCompile(detail).MatchString(got.Detail) {
+			t.Errorf("%s: explained as %q, want it to match %q", what, got.Detail, detail)
+		}
+		s.rejected = nil
+	}
+
+	send(year2031, 1000)
+	if len(s.rejected) != 0 {
+		t.Fatalf("a row held for confirmation was reported rejected at once: %+v", s.rejected)
+	}
+	s.run(30, 31, nil)
+	check("held, then dropped", ingest.RejectedRow{Source: "telemetry", Partition: 3, Offset: 1000, Reason: ingest.RejectFutureTime},
+		`^event time 2031-01-01T00:00:00Z is 4y4[67]d ahead of the stream \(clock.max_skew 5m0s\), and fewer than clock.confirm_rows \d+ rows agreed with it$`)
+
+	s.eng.deps.Clock = func() time.Time { return at(40) }
+	send(year2031, 2000)
+	check("ahead of the wall clock", ingest.RejectedRow{Source: "telemetry", Partition: 3, Offset: 2000, Reason: ingest.RejectFutureTime},
+		`^event time 2031-01-01T00:00:00Z is 4y4[67]d ahead of the wall clock \(clock.max_skew 5m0s\)$`)
+
+	send(year2031, -1)
+	if len(s.rejected) != 0 {
+		t.Fatalf("a row without a source position was reported: %+v", s.rejected)
+	}
+	if st := s.eng.Stats(); st.FutureRows != 3 {
+		t.Errorf("FutureRows %d, want 3", st.FutureRows)
 	}
 }

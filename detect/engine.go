@@ -96,6 +96,9 @@ type Engine struct {
 	runLen      int64 // rows in the current run
 	runTick     int64 // runLen at which the current run counts once more: see partMark
 	runChunk    int64 // the longest of the partitions' last runs
+	// rejected are the rows the clock refused since the last batch was
+	// acknowledged: they go with the next one (Batch.Rejected).
+	rejected []ingest.RejectedRow
 
 	certIndex map[uint64]int32 // certificate hash -> certs index
 	certs     []certState
@@ -271,8 +274,11 @@ func (e *Engine) Stats() Stats {
 
 // Process judges batch b and delivers its alerts and quarantine events,
 // then acknowledges b (with the sink's error, if any) and releases its
-// record. The error is the delivery error; output a failed Write did not
-// deliver is sent again with the next batch's (ids make that idempotent).
+// record. Before the Ack, b.Rejected lists the rows with a source position
+// the clock refused since the previous batch (see admitAhead), so that a
+// source can dead-letter them before it commits past them. The error is
+// the delivery error; output a failed Write did not deliver is sent again
+// with the next batch's (ids make that idempotent).
 // The learned state is not rolled back when a batch is redelivered.
 func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 	defer b.Release()
@@ -286,6 +292,9 @@ func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 		e.runExtra(d, b)
 	}
 	err := e.deliver(ctx)
+	if len(e.rejected) > 0 {
+		b.Rejected, e.rejected = e.rejected, nil
+	}
 	b.Ack(ctx, err)
 	return err
 }

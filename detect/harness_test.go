@@ -109,6 +109,8 @@ type sim struct {
 	// source is the Source of the batches flushed (a Kafka topic)
 	source string
 	sets   []string // stable storage for set member strings
+	// rejected collects the Batch.Rejected of the batches flushed.
+	rejected []ingest.RejectedRow
 }
 
 type simDevice struct {
@@ -220,6 +222,7 @@ func (s *sim) flush() {
 	if err := s.eng.Process(context.Background(), b); err != nil {
 		s.t.Fatal(err)
 	}
+	s.rejected = append(s.rejected, b.Rejected...)
 }
 
 // stable returns a copy of v that outlives the row (set members are kept

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/ingest"
@@ -66,8 +67,12 @@ type aheadRun struct {
 
 // heldRow is a row kept until the rows after it confirm or drop it.
 type heldRow struct {
-	b   *ingest.Batch // one row, its set members, its Source
-	src int32         // index in Engine.sources
+	b     *ingest.Batch // one row, its set members, its Source
+	src   int32         // index in Engine.sources
+	part  int32         // its position in the source, for Batch.Rejected
+	off   int64
+	t     int64 // its event time
+	clock int64 // the clock when it came
 }
 
 // idleRuns is how many runs per active partition the engine judges
@@ -173,6 +178,9 @@ func (e *Engine) partIndex(p int32) int {
 func (e *Engine) admitAhead(f *baseline.Frame, b *ingest.Batch, i int, d int32, t int64) bool {
 	if t > e.wallLimit {
 		e.stats.FutureRows++
+		e.reject(e.src, e.cols.part[i], e.cols.off[i], ingest.RejectFutureTime,
+			fmt.Sprintf("event time %s is %s ahead of the wall clock (clock.max_skew %s)",
+				timeText(t), roughDuration(t-subSat(e.wallLimit, int64(e.cfg.Clock.MaxSkew))), e.cfg.Clock.MaxSkew))
 		return false
 	}
 	pm := &e.parts[e.partIndex(e.cols.part[i])]
@@ -198,19 +206,52 @@ func (e *Engine) admitAhead(f *baseline.Frame, b *ingest.Batch, i int, d int32, 
 	return true
 }
 
-// dropAhead drops the rows pm held, counting them.
+// dropAhead drops the rows pm held, counting them and reporting them
+// rejected.
 func (e *Engine) dropAhead(pm *partMark) {
 	r := &pm.ahead
 	for k := range r.held {
+		h := &r.held[k]
 		if r.unclocked {
 			e.stats.UnclockedRows++
+			e.reject(h.src, h.part, h.off, ingest.RejectUnclockedTime,
+				fmt.Sprintf("event time %s came before the stream had a clock, and fewer than clock.confirm_rows %d rows within clock.max_skew %s of it followed",
+					timeText(h.t), e.cfg.Clock.ConfirmRows, e.cfg.Clock.MaxSkew))
 		} else {
 			e.stats.FutureRows++
+			e.reject(h.src, h.part, h.off, ingest.RejectFutureTime,
+				fmt.Sprintf("event time %s is %s ahead of the stream (clock.max_skew %s), and fewer than clock.confirm_rows %d rows agreed with it",
+					timeText(h.t), roughDuration(h.t-h.clock), e.cfg.Clock.MaxSkew, e.cfg.Clock.ConfirmRows))
 		}
-		r.held[k].b.Release()
-		r.held[k] = heldRow{}
+		h.b.Release()
+		*h = heldRow{}
 	}
 	r.held, r.n = r.held[:0], 0
+}
+
+// reject notes a row the clock refused, for Batch.Rejected: rows read from
+// no position to dead-letter (files) are not noted.
+func (e *Engine) reject(src, part int32, off int64, reason, detail string) {
+	if off < 0 {
+		return
+	}
+	e.rejected = append(e.rejected, ingest.RejectedRow{Source: e.sources[src], Partition: part, Offset: off, Reason: reason, Detail: detail})
+}
+
+func timeText(t int64) string { return time.Unix(0, t).UTC().Format(time.RFC3339Nano) }
+
+// roughDuration writes d in its two largest units from years down to
+// days, then as time.Duration does, to the second.
+func roughDuration(d int64) string {
+	const day, year = 24 * time.Hour, 365 * 24 * time.Hour
+	switch dd := time.Duration(d); {
+	case dd >= year:
+		return fmt.Sprintf("%dy%dd", dd/year, dd%year/day)
+	case dd >= day:
+		return fmt.Sprintf("%dd%dh", dd/day, dd%day/time.Hour)
+	default:
+		return dd.Round(time.Second).String()
+	}
 }
 
 // holdRow copies row i of the bound batch b into a batch of its own.
@@ -243,7 +284,7 @@ func (e *Engine) holdRow(f *baseline.Frame, b *ingest.Batch, i int) heldRow {
 	rec, sets := e.holdBuilder.NewRecord()
 	hb := ingest.NewBatch(rec, nil)
 	hb.Sets, hb.Source = sets, b.Source
-	return heldRow{b: hb, src: e.src}
+	return heldRow{b: hb, src: e.src, part: c.part[i], off: c.off[i], t: r.TimeNanos, clock: e.clock}
 }
 
 // judgeHeld judges the held rows, then binds the batch b being judged

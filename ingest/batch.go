@@ -33,10 +33,37 @@ type Batch struct {
 	// source, so detectors that follow a partition's event time key it by
 	// source and partition.
 	Source string
+	// Rejected are rows the stage that acknowledges the batch refused
+	// (the engine's clock discipline), set before Ack so the source can
+	// dead-letter their records before it commits past them. A row held
+	// back and dropped later is reported with the batch being judged then,
+	// which may be a later batch of its partition. Nil in the common case;
+	// the ack function owns it.
+	Rejected []RejectedRow
 
 	acked atomic.Bool
 	ack   func(ctx context.Context, err error)
 }
+
+// RejectedRow is a row refused by judging, by its position in the source.
+type RejectedRow struct {
+	Source    string // the Batch.Source it was read from: the Kafka topic
+	Partition int32
+	Offset    int64
+	Reason    string // stable label: RejectFutureTime, RejectUnclockedTime
+	Detail    string // for the operator: the event time and the limit it passed
+}
+
+// Reasons of a RejectedRow, the labels of vigil_kafka_dead_letters_total
+// and the dead-letter header, like the decoders' reasons.
+const (
+	// RejectFutureTime: further ahead of the stream's clock, or of the
+	// wall clock, than clock.max_skew, and no later row agreed.
+	RejectFutureTime = "future_time"
+	// RejectUnclockedTime: came before the stream had a clock, and no
+	// later row within clock.max_skew agreed.
+	RejectUnclockedTime = "unclocked_time"
+)
 
 // doubleAcks counts Ack calls after the first: each one is a bug.
 var doubleAcks = metrics.NewCounter(`vigil_batch_double_acks_total`)

@@ -130,6 +130,10 @@ type Consumer struct {
 	fatalErr  error
 	fatal     chan struct{}
 
+	rejecting sync.WaitGroup // dead-lettering the rows the engine rejected: see deadLetterRejected
+	// rejectsExplained: the first of them was explained in the log.
+	rejectsExplained atomic.Bool
+
 	joined   atomic.Bool // a generation was joined at least once
 	stopMu   sync.Mutex
 	stopErrs []error // what the hand-over while stopping did not do
@@ -356,6 +360,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.do(forceCtx, func() {}) // every batch queued so far was judged
 	force()
 	<-engineDone
+	c.rejecting.Wait() // no batch is acknowledged now, and the work contexts ended
 	bg.Wait()
 	for _, w := range []*kafkago.Writer{c.deadLetter, c.changelog, c.groupOut} {
 		if w != nil {
@@ -707,7 +712,11 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 		c.ready.Store(true)
 	}
 
-	failed := c.fetch(fetchCtx, log, dec, ps, cp, topic, p, start, filter)
+	// Dead-lettering the rows the engine rejects holds their batch
+	// unresolved: it goes on while the batches in flight drain.
+	workCtx, endWork := context.WithCancel(c.forceCtx)
+	defer endWork()
+	failed := c.fetch(fetchCtx, workCtx, log, dec, ps, cp, topic, p, start, filter)
 	if c.align != nil {
 		c.align.leave(ps)
 	}
@@ -804,7 +813,8 @@ func ReaderConfig(cfg *ingest.KafkaConfig, topic string, p int32) kafkago.Reader
 
 // fetch reads the partition from start, cuts batches and hands them to the
 // engine until ctx ends or a batch fails. It returns the failure, if any.
-func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps *partState, cp *checkpointer,
+// work is the context of what a batch's acknowledgement starts (send).
+func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decoder, ps *partState, cp *checkpointer,
 	topic string, p int32, start int64, filter *restoreFilter) error {
 	rc := ReaderConfig(&c.cfg, topic, p)
 	rc.Dialer = c.dialer
@@ -912,7 +922,7 @@ func (c *Consumer) fetch(ctx context.Context, log *slog.Logger, dec Decoder, ps 
 					c.metrics.alignTimeouts.Inc()
 				}
 			}
-			if !c.send(ps, cp, b, limit, batchStart) {
+			if !c.send(work, ps, cp, b, limit, batchStart) {
 				releaseAll(ready[i+1:])
 				return nil
 			}
@@ -934,10 +944,16 @@ func releaseAll(bs []*ingest.Batch) {
 
 // send hands batch b, ending the partition's input before end, to the
 // engine with an ack that resolves it in cp; the caller holds a slot of cp.
-// It reports false when the stop was forced first.
-func (c *Consumer) send(ps *partState, cp *checkpointer, b *ingest.Batch, end int64, started time.Time) bool {
+// A batch acknowledged with rows the engine rejected is resolved once
+// their records are in the dead-letter topic, or when work ends. It
+// reports false when the stop was forced first.
+func (c *Consumer) send(work context.Context, ps *partState, cp *checkpointer, b *ingest.Batch, end int64, started time.Time) bool {
 	resolve := cp.add(end)
-	batch := ingest.NewBatch(b.Record, func(_ context.Context, err error) {
+	var batch *ingest.Batch
+	batch = ingest.NewBatch(b.Record, func(_ context.Context, err error) {
+		if len(batch.Rejected) > 0 && c.deadLetter != nil {
+			resolve = c.deadLetterRejected(work, batch.Rejected, resolve)
+		}
 		if err != nil {
 			c.metrics.nacks.Inc()
 			if c.flusher != nil && !errors.Is(err, errStopped) {

@@ -303,10 +303,18 @@ func pipelineConfig() vpipeline.Config {
 		Baseline: baselineConfig(), Detect: detect.DefaultConfig()}
 }
 
-// newEngine builds the engine as vigil run does (detect/pipeline).
+// newEngine builds the engine as vigil run does (detect/pipeline), but
+// without its wall clock: see newEngineClock.
 func newEngine(t testing.TB, sink detect.Sink) *vpipeline.Pipeline {
 	t.Helper()
-	p, err := vpipeline.New(pipelineConfig(), vpipeline.Deps{Sink: sink, NoNetwork: true, Logger: testLogger(t)})
+	return newEngineClock(t, sink, nil)
+}
+
+// newEngineClock is newEngine with clock as the engine's processing time
+// (vigil run's is time.Now).
+func newEngineClock(t testing.TB, sink detect.Sink, clock func() time.Time) *vpipeline.Pipeline {
+	t.Helper()
+	p, err := vpipeline.New(pipelineConfig(), vpipeline.Deps{Sink: sink, NoNetwork: true, Logger: testLogger(t), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +337,14 @@ func startPipeline(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink) *pipe
 // the engine itself).
 func startPipelineWith(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, wrap func(*detect.Engine) kafka.Processor) *pipeline {
 	t.Helper()
-	vp := newEngine(t, sink)
+	return startPipelineClock(t, cfg, sink, wrap, nil)
+}
+
+// startPipelineClock is startPipelineWith with the engine's processing
+// time from clock (see newEngineClock).
+func startPipelineClock(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, wrap func(*detect.Engine) kafka.Processor, clock func() time.Time) *pipeline {
+	t.Helper()
+	vp := newEngineClock(t, sink, clock)
 	reg, store, eng := vp.Registry, vp.Store, vp.Engine
 	var proc kafka.Processor = eng
 	if wrap != nil {

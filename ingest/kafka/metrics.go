@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 // Metrics are the consumer's Prometheus metrics, kept in their own set so
@@ -102,6 +103,16 @@ func (m *Metrics) decodeError(topic, reason string) {
 	m.Set.GetOrCreateCounter(fmt.Sprintf(`vigil_kafka_decode_errors_total{topic=%q,reason=%q}`, topic, reason)).Inc()
 }
 
-func (m *Metrics) deadLettered(topic string, n int) {
-	m.Set.GetOrCreateCounter(fmt.Sprintf(`vigil_kafka_dead_letters_total{topic=%q}`, topic)).Add(n)
+// deadLettered counts msgs, written to the dead-letter topic, by the
+// reason in their header.
+func (m *Metrics) deadLettered(topic string, msgs []kafkago.Message) {
+	for i := 0; i < len(msgs); {
+		reason := string(msgs[i].Headers[0].Value) // HeaderReason: see deadLetterMessage
+		n := 1
+		for i+n < len(msgs) && string(msgs[i+n].Headers[0].Value) == reason {
+			n++
+		}
+		m.Set.GetOrCreateCounter(fmt.Sprintf(`vigil_kafka_dead_letters_total{topic=%q,reason=%q}`, topic, reason)).Add(n)
+		i += n
+	}
 }
