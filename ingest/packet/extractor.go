@@ -259,19 +259,25 @@ func (x *Extractor) SetPartition(p int32) { x.partition, x.offsets = p, true }
 // Add decodes one packet and accounts for it. It may close windows; take
 // the resulting batches with TakeBatch.
 func (x *Extractor) Add(p *pcap.Packet) {
-	x.stats.Packets++
-	x.stats.Bytes += int64(len(p.Data))
-	x.pos = x.seq
+	pos := x.seq
 	if x.offsets {
-		x.pos = p.Index
+		pos = p.Index
 	}
 	x.seq++
 	t := p.TimeNanos
 	if uint64(t-x.trust.timeRef+x.trust.maxJump) >= x.trust.jumpSpan {
-		t = x.checkTime(t) // the first packet, or a step of the clock
-	} else {
-		x.trust.timeRef = t
+		x.checkTime(p, pos) // the first packet, a step of the clock, or the packet after one
+		return
 	}
+	x.trust.timeRef = t
+	x.add(p, t, pos)
+}
+
+// add accounts for packet p, numbered pos, at event time t.
+func (x *Extractor) add(p *pcap.Packet, t, pos int64) {
+	x.stats.Packets++
+	x.stats.Bytes += int64(len(p.Data))
+	x.pos = pos
 	x.advance(t) // windows it closes end with the packet before
 	x.windowPos = x.pos
 	ts := t

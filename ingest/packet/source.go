@@ -118,8 +118,8 @@ func (s *ReplaySource) ReadBatch(ctx context.Context) (*ingest.Batch, error) {
 			}
 		}
 		s.x.Add(&s.pkt)
-		if s.x.trust.jumpN == 1 && s.x.trust.jumpPos != s.stepPos {
-			s.stepPos, s.stepFile, s.stepOffset, s.stepIdx = s.x.trust.jumpPos, s.pkt.File, s.pkt.Offset, s.pkt.Index
+		if tr := &s.x.trust; tr.held && tr.heldPos != s.stepPos {
+			s.stepPos, s.stepFile, s.stepOffset, s.stepIdx = tr.heldPos, s.pkt.File, s.pkt.Offset, s.pkt.Index
 		}
 		if st := &s.x.stats; st.TimeOutliers > 0 && !s.warnedOutlier || st.TimeJumps > 0 && !s.warnedJump {
 			s.warnTime()

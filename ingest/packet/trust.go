@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/ot"
+	"github.com/vigil-ot/vigil/ingest/pcap"
 )
 
 // TrustStats counts what the extractor refused to believe or found
@@ -59,26 +60,20 @@ type TimeAnomaly struct {
 // the usual retransmission repeats the last segment.
 const ringSize = 256
 
-// timeJumpConfirm is how many packets after a step of the clock must be
-// on the far side of it too for the step to be accepted as a real gap. A
-// corrupt timestamp is a single packet out of line (a flipped bit, one bad
-// clock read); one confirming packet is enough, so sparse traffic, where a
-// real gap of more than max_time_jump is followed by few packets before
-// the capture ends, loses only the first packet after each gap to the
-// time before it.
-const timeJumpConfirm = 1
-
 // trustState is the extractor's state for the checks of this file.
 type trustState struct {
 	maxJump  int64  // packets.max_time_jump, ns
 	jumpSpan uint64 // 2*maxJump+1 while no step is pending, else 0: see Add
 	timeRef  int64  // timestamp of the last packet that fitted
 	timeSeen bool
-	// The step being confirmed: how many packets lay beyond it, the first
-	// of them, and the reference time before it.
-	jumpN                   int
-	jumpFirst, jumpFromRef  int64
-	jumpPos                 int64
+	// The packet beyond a step of the clock, held until the next packet
+	// tells a real gap from a corrupt time: its copy (data in heldData,
+	// reused), its number, and the reference time before it.
+	held                    bool
+	heldPkt                 pcap.Packet
+	heldData                []byte
+	heldPos                 int64
+	jumpFromRef             int64
 	firstOutlier, firstJump TimeAnomaly
 
 	freeRings []*[ringSize]byte
@@ -110,60 +105,78 @@ func (x *Extractor) initTrust() {
 	x.trust.arp = make(map[[4]byte]arpBinding)
 }
 
-// checkTime is Add's slow path, for the first packet and for a timestamp
-// more than max_time_jump away from the last one that fitted. It returns
-// the time to count the packet at: its own, or the previous packet's
-// while the step is not confirmed by the packets after it.
-func (x *Extractor) checkTime(t int64) int64 {
+// checkTime takes the packets the common path of Add does not: the first
+// one, one more than max_time_jump from the last packet that fitted, and
+// the one after such a packet. A packet beyond a step of the clock is held
+// (copied) until the next packet decides: if that one is beyond the step
+// too, the step is a real gap and the held packet is added at its own
+// time; if it is back on the old timeline, the held packet was a corrupt
+// time and is added at the time of the packet before it (counted, warned
+// of), so it neither opens windows nor ends learning. Either way no
+// packet after a real gap is dated before it.
+func (x *Extractor) checkTime(p *pcap.Packet, pos int64) {
 	s := &x.trust
+	t := p.TimeNanos
 	if !s.timeSeen {
 		s.timeSeen, s.timeRef, s.jumpSpan = true, t, uint64(2*s.maxJump+1)
-		return t
-	}
-	d := t - s.timeRef
-	if d >= -s.maxJump && d <= s.maxJump {
-		// Back on the old timeline: the packets beyond the step were
-		// outliers.
-		x.endTimeStep()
-		s.timeRef = t
-		return t
-	}
-	if s.jumpN > 0 && (d > 0) != (s.jumpFirst > s.timeRef) {
-		x.endTimeStep() // beyond the step the other way: a new suspect
-	}
-	if s.jumpN == 0 {
-		s.jumpFirst, s.jumpFromRef, s.jumpPos = t, s.timeRef, x.pos
-		s.jumpSpan = 0 // every packet takes the slow path until settled
-	}
-	s.jumpN++
-	if s.jumpN <= timeJumpConfirm {
-		return x.lastTime
-	}
-	// Confirmed by the packets after it: a real gap (or clock step).
-	x.stats.TimeJumps++
-	if !s.firstJump.Set {
-		s.firstJump = TimeAnomaly{Packet: s.jumpPos, TimeNanos: s.jumpFirst, PrevNanos: s.jumpFromRef, Set: true}
-	}
-	s.jumpN, s.jumpSpan, s.timeRef = 0, uint64(2*s.maxJump+1), t
-	return t
-}
-
-// endTimeStep settles a pending step as outliers.
-func (x *Extractor) endTimeStep() {
-	s := &x.trust
-	if s.jumpN == 0 {
+		x.add(p, t, pos)
 		return
 	}
-	x.stats.TimeOutliers += int64(s.jumpN)
-	if !s.firstOutlier.Set {
-		s.firstOutlier = TimeAnomaly{Packet: s.jumpPos, TimeNanos: s.jumpFirst, PrevNanos: s.jumpFromRef, Set: true}
+	if s.held {
+		d, step := t-s.timeRef, s.heldPkt.TimeNanos-s.timeRef
+		if d > s.maxJump && step > 0 || d < -s.maxJump && step < 0 {
+			// Beyond the step as well: a real gap (or clock step).
+			x.stats.TimeJumps++
+			if !s.firstJump.Set {
+				s.firstJump = TimeAnomaly{Packet: s.heldPos, TimeNanos: s.heldPkt.TimeNanos, PrevNanos: s.jumpFromRef, Set: true}
+			}
+			s.held, s.jumpSpan, s.timeRef = false, uint64(2*s.maxJump+1), s.heldPkt.TimeNanos
+			x.add(&s.heldPkt, s.heldPkt.TimeNanos, s.heldPos)
+			if uint64(t-s.timeRef+s.maxJump) < s.jumpSpan {
+				s.timeRef = t
+				x.add(p, t, pos)
+				return
+			}
+			// this one is beyond the new timeline: a suspect of its own
+		} else {
+			x.endTimeStep()
+			if d >= -s.maxJump && d <= s.maxJump {
+				s.timeRef = t
+				x.add(p, t, pos)
+				return
+			}
+		}
 	}
-	s.jumpN, s.jumpSpan = 0, uint64(2*s.maxJump+1)
+	if d := t - s.timeRef; d >= -s.maxJump && d <= s.maxJump {
+		s.timeRef = t
+		x.add(p, t, pos)
+		return
+	}
+	s.held, s.heldPos, s.jumpFromRef = true, pos, s.timeRef
+	s.heldData = append(s.heldData[:0], p.Data...)
+	s.heldPkt = *p
+	s.heldPkt.Data = s.heldData
+	s.jumpSpan = 0 // the next packet takes this path and decides
 }
 
-// SettleTime counts the packets beyond a clock step that the input ended
-// before confirming as outliers. Call it at the end of the input, before
-// Flush.
+// endTimeStep adds the held packet, if any, as a time outlier: at the
+// time of the packet before it.
+func (x *Extractor) endTimeStep() {
+	s := &x.trust
+	if !s.held {
+		return
+	}
+	x.stats.TimeOutliers++
+	if !s.firstOutlier.Set {
+		s.firstOutlier = TimeAnomaly{Packet: s.heldPos, TimeNanos: s.heldPkt.TimeNanos, PrevNanos: s.jumpFromRef, Set: true}
+	}
+	s.held, s.jumpSpan = false, uint64(2*s.maxJump+1)
+	x.add(&s.heldPkt, x.lastTime, s.heldPos)
+}
+
+// SettleTime adds a packet still held beyond a step of the clock when the
+// input ends, as a time outlier (nothing after it confirmed the step).
+// Call it at the end of the input, before Flush.
 func (x *Extractor) SettleTime() { x.endTimeStep() }
 
 // TimeAnomalies returns the first packet counted as a time outlier and

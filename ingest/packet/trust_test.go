@@ -372,6 +372,37 @@ func TestTimeGapAccepted(t *testing.T) {
 	}
 }
 
+// TestFirstPacketAfterGapKeepsItsTime: the packet beyond a real gap is
+// held until the next one confirms the gap, then added at its own time: a
+// host whose first packet it is starts after the gap, not before it (its
+// group's learning would otherwise start hours early and be over at once).
+func TestFirstPacketAfterGapKeepsItsTime(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	poll := ether(ipUDP(t, "10.0.0.1", "10.0.0.2", 40000, 161, []byte("poll")))
+	for i := range 60 {
+		add(x, t0+int64(i)*int64(time.Second), 1, poll)
+	}
+	late := ether(ipUDP(t, "10.0.0.9", "10.0.0.2", 40001, 161, []byte("late")))
+	after := t0 + int64(2*time.Hour)
+	for i := range 3 {
+		add(x, after+int64(i)*int64(time.Second), 1, late)
+	}
+	comms, _, _ := drainAll(x)
+	found := false
+	for _, c := range comms {
+		if c.Device != "10.0.0.9" {
+			continue
+		}
+		found = true
+		if c.FirstNanos < after {
+			t.Errorf("10.0.0.9's first packet dated %v before the gap's end", time.Duration(after-c.FirstNanos))
+		}
+	}
+	if st := x.Stats(); !found || st.TimeJumps != 1 || st.TimeOutliers != 0 || st.Packets != 63 {
+		t.Errorf("found %v, jumps %d, outliers %d, packets %d; want the late host, 1, 0, 63", found, st.TimeJumps, st.TimeOutliers, st.Packets)
+	}
+}
+
 // TestReplayWarnsOfTimeOutlier: the replay source names the packet in its
 // summary's warnings and logs it once.
 func TestReplayWarnsOfTimeOutlier(t *testing.T) {
