@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
@@ -550,6 +552,26 @@ func TestNetworkMetricsFollowTheDetector(t *testing.T) {
 	for _, want := range []string{"vigil_network_flood_incidents_total 1\n", "vigil_network_folded_sources_total 50\n", "vigil_network_scanners_refused_total 0\n"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+// TestClockRejectsOnMetrics: the clock's rejects and late rows reach
+// /metrics as vigil_engine_rejected_total{reason="future_time"|"unclocked_time"}
+// and vigil_engine_rows_late_total.
+func TestClockRejectsOnMetrics(t *testing.T) {
+	set := metrics.NewSet()
+	im := newInstanceMetrics(set)
+	im.publish(detect.Stats{FutureRows: 2, UnclockedRows: 1, LateRows: 3}, baseline.Stats{})
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, want := range []string{
+		`vigil_engine_rejected_total{reason="future_time"} 2`,
+		`vigil_engine_rejected_total{reason="unclocked_time"} 1`,
+		`vigil_engine_rows_late_total 3`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
 		}
 	}
 }
