@@ -12,6 +12,11 @@ import (
 // EWMA of the scores, e_t = (1-λ)e_{t-1} + λ·z_t, averages about 2/λ
 // datapoints and moves by the whole shift.
 //
+// The score charted is the device's own less its peers' median residual
+// now (peer.now, when the group has enough devices): a shift the whole
+// group shares — a plant-wide production change, a daily pattern the
+// profile does not hold — is no device's anomaly.
+//
 // What e "normally" does is learned, not assumed: its mean and variance
 // on the rows where the device was quiet. So a bias of the scores (a
 // baseline that lags a daily ramp) and their autocorrelation (a slow
@@ -30,6 +35,7 @@ import (
 type shiftState struct {
 	ewma, mean, m2 float32
 	n              uint32
+	seasonal       bool // the scores were against the hour-of-week expectation
 }
 
 // shiftWarmup is how many quiet rows the chart learns before it judges,
@@ -67,17 +73,24 @@ func (e *Engine) shiftOf(slot int, d int32) *shiftState {
 // seen shiftWarmup of them, a prior of one score unit of spread (a chart
 // as wide as the band's unit) keeps a few hundred rows of a slow signal
 // from making it narrow.
-func (e *Engine) shiftScore(p *metricParams, z float64, slot int, d int32, ds *deviceState) float64 {
+func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int, d int32, ds *deviceState) float64 {
 	if math.IsNaN(z) {
 		return 0
 	}
 	st := e.shiftOf(slot, d)
+	if st.seasonal != seasonal {
+		// The expectation changed basis (the hour-of-week profile became
+		// trusted, or no longer is): the scores' normal is another one,
+		// learned again from the prior.
+		*st = shiftState{seasonal: seasonal}
+	}
 	if ds.alarms > 0 {
 		if ms := ds.metricAlarm(2 * slot); ms == nil || ms.flags&alarmShift == 0 || !ms.active() {
 			st.ewma = st.mean
 			return 0
 		}
 	}
+
 	lambda := e.cfg.Self.ShiftLambda
 	c := max(-p.halfThreshold, min(z, p.halfThreshold))
 	st.ewma += float32(lambda * (c - float64(st.ewma)))
