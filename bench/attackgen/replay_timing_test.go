@@ -60,8 +60,8 @@ type benchInput struct {
 }
 
 func benchInputs(b *testing.B) []benchInput {
+	in := []benchInput{sparseInput(b)}
 	if dir := pcaptest.Dir(); dir != "" {
-		var in []benchInput
 		for _, name := range benchCaptures {
 			data, err := os.ReadFile(filepath.Join(dir, name))
 			if err != nil {
@@ -75,7 +75,21 @@ func benchInputs(b *testing.B) []benchInput {
 	if _, err := attackgen.Generate(&buf, attackgen.DefaultScenario()); err != nil {
 		b.Fatal(err)
 	}
-	return []benchInput{{"attackgen.pcap", buf.Bytes()}}
+	return append(in, benchInput{"attackgen.pcap", buf.Bytes()})
+}
+
+// sparseInput is sparse real-looking OT traffic: an hour of attackgen's OT
+// day (DNP3 and Modbus polling, irregular chatter; about 4 packets a
+// second, so 360 windows of 10 s hold some 40 packets each), then its
+// attacks. On such traffic the cost per window, not per packet, decides.
+func sparseInput(b *testing.B) benchInput {
+	s := attackgen.DefaultOTDayScenario()
+	s.Clean = time.Hour
+	var buf bytes.Buffer
+	if _, err := attackgen.GenerateOTDay(&buf, s); err != nil {
+		b.Fatal(err)
+	}
+	return benchInput{"otday_sparse", buf.Bytes()}
 }
 
 func benchBare(b *testing.B, data []byte) { benchPasses(b, data, newBarePass(b, data)) }
