@@ -16,6 +16,13 @@ import (
 // set by DefaultConfig, not by YAML; Validate explains what is wrong and how
 // to fix it.
 type Config struct {
+	// MaxDevices bounds the devices tracked: a new device past it is
+	// refused (its rows are counted, neither judged nor learned, and its
+	// name is not kept), so a flood of new or forged device names costs
+	// no memory. There is no "unlimited": the cap is what keeps such a
+	// flood from exhausting memory; raise it for a larger fleet.
+	MaxDevices int `yaml:"max_devices"`
+
 	Network NetworkConfig `yaml:"network"`
 
 	Self     SelfConfig              `yaml:"self"`
@@ -327,10 +334,16 @@ type QuarantineConfig struct {
 	ReleaseAfter int `yaml:"release_after_clear_datapoints"`
 }
 
+// DefaultMaxDevices is max_devices' default: a million devices, about
+// 2 GiB of state at the 2 KiB per device budget (ten metrics), beyond any
+// one plant's fleet.
+const DefaultMaxDevices = 1_000_000
+
 // DefaultConfig returns the defaults of the "detect" section.
 func DefaultConfig() Config {
 	return Config{
-		Network: DefaultNetworkConfig(),
+		MaxDevices: DefaultMaxDevices,
+		Network:    DefaultNetworkConfig(),
 		Self: SelfConfig{
 			Enabled: true, Threshold: 6, MinSamples: 30, LongSpreadRatio: 0.5, ImmediateFactor: 2,
 			ShiftThreshold: 4.5, ShiftLambda: 0.1,
@@ -380,6 +393,10 @@ func DefaultConfig() Config {
 
 // Validate checks c and prepares parsed forms of its times and globs.
 func (c *Config) Validate() error {
+	if c.MaxDevices <= 0 || c.MaxDevices > math.MaxInt32 {
+		return fmt.Errorf("max_devices is %d: set how many devices to track, from 1 to %d, such as %d; past it new devices are refused and counted",
+			c.MaxDevices, math.MaxInt32, DefaultMaxDevices)
+	}
 	if err := c.Network.Validate(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}

@@ -214,10 +214,15 @@ type Stats struct {
 	// row agreed with them.
 	FutureRows, UnclockedRows int64
 	LateRows                  int64 // rows judged but not learned: further behind their partition than clock.max_lateness
+	// DeviceCapRows are rows of new devices refused past max_devices (not
+	// judged, not learned, not in Rows).
+	DeviceCapRows int64
 }
 
 // NewEngine returns an engine for cfg. deps.Registry, deps.Baseline and
-// deps.Sink are required.
+// deps.Sink are required. It limits deps.Registry to cfg.MaxDevices
+// devices (ingest.Registry.LimitDevices): the sources interning with it
+// then refuse new devices past the cap, and the engine counts their rows.
 func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Registry == nil || deps.Baseline == nil || deps.Sink == nil {
 		return nil, errors.New("cannot create detect engine: Registry, Baseline and Sink are required")
@@ -233,6 +238,7 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create detect engine: %w", err)
 	}
+	deps.Registry.LimitDevices(cfg.MaxDevices)
 	e := &Engine{
 		cfg:        cfg,
 		deps:       deps,
@@ -547,7 +553,11 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	c := &e.cols
 	d, g := c.dev[i], c.grp[i]
 	t := int64(c.ts[i])
-	if d < 0 || g < 0 {
+	if d < 0 {
+		e.refuseDevice(b, i)
+		return
+	}
+	if g < 0 {
 		e.stats.Rows++
 		return
 	}
@@ -604,6 +614,22 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if ds.q != nil {
 		e.quarantineTick(d, ds, g, gs, t)
 	}
+}
+
+// refuseDevice counts row i, whose device the registry refused past
+// max_devices (its id is -1), and reports it rejected. It moves nothing:
+// not the clock, not a partition's time.
+func (e *Engine) refuseDevice(b *ingest.Batch, i int) {
+	e.stats.DeviceCapRows++
+	if e.cols.off[i] < 0 {
+		return
+	}
+	name := ""
+	if col, ok := b.Record.Column(1).(*array.String); ok {
+		name = col.Value(i)
+	}
+	e.reject(e.src, e.cols.part[i], e.cols.off[i], ingest.RejectDeviceCap,
+		fmt.Sprintf("device %q is new and detect.max_devices (%d) devices are tracked already", name, e.cfg.MaxDevices))
 }
 
 // trace hands the current row's expectations to Deps.Trace.
@@ -688,15 +714,19 @@ func (e *Engine) runExtra(d BatchDetector, b *ingest.Batch) {
 		if len(e.extraLast) > maxRepeatKeys {
 			e.forgetRepeats(ns)
 		}
-		dev := e.reg.DeviceID(a.Device)
 		grp := int32(-1)
 		if a.Group != "" {
 			grp = e.reg.GroupID(a.Group)
 			e.group(grp)
 		}
-		ds := e.device(dev)
-		if grp >= 0 && ds.group < 0 {
-			e.join(dev, ds, grp)
+		// A device refused past max_devices keeps no state here, but its
+		// finding is still sent: an alert is never dropped.
+		dev, ok := e.reg.AdmitDevice(a.Device)
+		if ok {
+			ds := e.device(dev)
+			if grp >= 0 && ds.group < 0 {
+				e.join(dev, ds, grp)
+			}
 		}
 		// Batch detectors state thresholds in Upper; how far beyond it
 		// sets the score bonus of the severity.

@@ -34,11 +34,11 @@ type Batch struct {
 	// source and partition.
 	Source string
 	// Rejected are rows the stage that acknowledges the batch refused
-	// (the engine's clock discipline), set before Ack so the source can
-	// dead-letter their records before it commits past them. A row held
-	// back and dropped later is reported with the batch being judged then,
-	// which may be a later batch of its partition. Nil in the common case;
-	// the ack function owns it.
+	// (the engine's clock discipline, its device cap), set before Ack so
+	// the source can dead-letter their records before it commits past
+	// them. A row held back and dropped later is reported with the batch
+	// being judged then, which may be a later batch of its partition. Nil
+	// in the common case; the ack function owns it.
 	Rejected []RejectedRow
 
 	acked atomic.Bool
@@ -50,7 +50,7 @@ type RejectedRow struct {
 	Source    string // the Batch.Source it was read from: the Kafka topic
 	Partition int32
 	Offset    int64
-	Reason    string // stable label: RejectFutureTime, RejectUnclockedTime
+	Reason    string // stable label: RejectFutureTime, RejectUnclockedTime, RejectDeviceCap
 	Detail    string // for the operator: the event time and the limit it passed
 }
 
@@ -63,6 +63,9 @@ const (
 	// RejectUnclockedTime: came before the stream had a clock, and no
 	// later row within clock.max_skew agreed.
 	RejectUnclockedTime = "unclocked_time"
+	// RejectDeviceCap: a new device beyond detect.max_devices, refused
+	// when its name was to be interned (Registry.AdmitDevice).
+	RejectDeviceCap = "device_cap"
 )
 
 // doubleAcks counts Ack calls after the first: each one is a bug.

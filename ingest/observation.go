@@ -211,16 +211,25 @@ func (b *ObservationBuilder) Len() int { return b.rows }
 // Append returns — except the Set and Value strings of r.Sets, which are
 // kept as they are with the row index they belong to and returned by
 // NewRecord, so they must be stable.
+//
+// A row of a new device the registry refuses (Registry.AdmitDevice: past
+// detect.max_devices) is appended with device_id and group_id -1, no
+// group and no set members, so that the engine counts it and a source
+// can dead-letter it by its position; nothing is kept of its names.
 func (b *ObservationBuilder) Append(r *Row) {
 	if !b.sameLayout(r.Metrics) {
 		b.learnLayout(r.Metrics)
 	}
 	dev := b.deviceEntry(r.Device)
-	group, groupID := r.Group, int32(0)
-	if group == "" {
+	devID, group, groupID := int32(-1), "", int32(-1)
+	switch {
+	case dev == nil: // refused
+	case r.Group == "":
+		devID = dev.id
 		group, groupID = b.groupOf(dev, r)
-	} else {
-		groupID = b.groupIndex(group)
+	default:
+		devID = dev.id
+		group, groupID = r.Group, b.groupIndex(r.Group)
 	}
 	if b.rows >= b.reserved {
 		b.reserve(max(b.rows, 64))
@@ -228,7 +237,7 @@ func (b *ObservationBuilder) Append(r *Row) {
 	b.ts.UnsafeAppend(arrow.Timestamp(r.TimeNanos))
 	b.device.Append(r.Device)
 	b.group.Append(group)
-	b.deviceID.UnsafeAppend(dev.id)
+	b.deviceID.UnsafeAppend(devID)
 	b.groupID.UnsafeAppend(groupID)
 	b.partition.UnsafeAppend(r.Partition)
 	b.offset.UnsafeAppend(r.Offset)
@@ -245,9 +254,11 @@ func (b *ObservationBuilder) Append(r *Row) {
 	} else {
 		b.appendSparseMetrics(r.Metrics)
 	}
-	for _, s := range r.Sets {
-		s.Row = int32(b.rows)
-		b.sets = append(b.sets, s)
+	if dev != nil {
+		for _, s := range r.Sets {
+			s.Row = int32(b.rows)
+			b.sets = append(b.sets, s)
+		}
 	}
 	b.rows++
 }
@@ -328,11 +339,16 @@ type deviceEntry struct {
 	attrs   []byte // encoding (appendAttrs) of the attrs group was derived from
 }
 
+// deviceEntry returns the entry of device name, or nil when the registry
+// refuses the device: a refused name is not remembered here either.
 func (b *ObservationBuilder) deviceEntry(name string) *deviceEntry {
 	if e, ok := b.devices[name]; ok {
 		return e
 	}
-	id := b.registry.DeviceID(name)
+	id, ok := b.registry.AdmitDevice(name)
+	if !ok {
+		return nil
+	}
 	e := &deviceEntry{id: id}
 	b.devices[b.registry.DeviceName(id)] = e
 	return e

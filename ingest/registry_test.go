@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
 )
 
 // TestRegistryConcurrent interns overlapping names from several goroutines
@@ -60,5 +62,73 @@ func TestRegistryAliasedName(t *testing.T) {
 	copy(buf, "zzzzz")
 	if r.DeviceName(id) != "plc-1" || r.DeviceID("plc-1") != id {
 		t.Fatal("registry kept the caller's memory")
+	}
+}
+
+// TestRegistryDeviceLimit: past LimitDevices, AdmitDevice refuses new
+// names from any number of goroutines and keeps nothing of them; known
+// names and DeviceID (state restored by name) are not limited.
+func TestRegistryDeviceLimit(t *testing.T) {
+	r := NewRegistry()
+	r.DeviceID("restored")
+	r.LimitDevices(10)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				name := fmt.Sprintf("dev-%d", (i*7+w*13)%1000)
+				id, ok := r.AdmitDevice(name)
+				if ok != (id >= 0) || ok && r.DeviceName(id) != name {
+					t.Errorf("AdmitDevice(%q) = %d, %v", name, id, ok)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := r.NumDevices(); n != 10 {
+		t.Fatalf("%d devices interned under a limit of 10", n)
+	}
+	if id, ok := r.AdmitDevice("restored"); !ok || id != 0 {
+		t.Errorf("a known device was refused: %d, %v", id, ok)
+	}
+	if id := r.DeviceID("restored-too"); id != 10 || r.NumDevices() != 11 {
+		t.Errorf("DeviceID is limited: id %d, %d devices", id, r.NumDevices())
+	}
+	r.LimitDevices(0)
+	if _, ok := r.AdmitDevice("after"); !ok {
+		t.Error("LimitDevices(0) left a limit")
+	}
+}
+
+// TestBuilderRefusedDevice: a row of a device the registry refuses is
+// built with device_id and group_id -1, no group and no set members, its
+// position kept; the builder does not remember the name either.
+func TestBuilderRefusedDevice(t *testing.T) {
+	reg := NewRegistry()
+	reg.LimitDevices(1)
+	b := NewObservationBuilder(nil, reg, fixedGrouper{})
+	for i, name := range []string{"plc-1", "forged-1", "plc-1", "forged-2"} {
+		b.Append(&Row{TimeNanos: int64(i), Device: name, Partition: 2, Offset: int64(100 + i),
+			Metrics: []Metric{{Name: "temp", Value: 1}}, Sets: []SetMember{{Set: "ports", Value: "502"}}})
+	}
+	rec, sets := b.NewRecord()
+	defer rec.Release()
+	devID := rec.Column(2).(*array.Int32).Int32Values()
+	grpID := rec.Column(4).(*array.Int32).Int32Values()
+	group := rec.Column(3).(*array.String)
+	if fmt.Sprint(devID) != "[0 -1 0 -1]" || fmt.Sprint(grpID) != "[0 -1 0 -1]" || group.Value(1) != "" || group.Value(0) != "plant-a/s7-1500" {
+		t.Errorf("device_id %v, group_id %v, group of a refused row %q", devID, grpID, group.Value(1))
+	}
+	if off := rec.Column(6).(*array.Int64).Int64Values(); off[3] != 103 || rec.Column(1).(*array.String).Value(3) != "forged-2" {
+		t.Errorf("a refused row lost its position or name: offset %d", off[3])
+	}
+	if len(sets) != 2 || sets[0].Row != 0 || sets[1].Row != 2 {
+		t.Errorf("set members %+v, want only the tracked device's rows 0 and 2", sets)
+	}
+	if reg.NumDevices() != 1 || len(b.devices) != 1 {
+		t.Errorf("%d devices interned, %d remembered by the builder; want 1 and 1", reg.NumDevices(), len(b.devices))
 	}
 }

@@ -23,6 +23,7 @@ type instanceMetrics struct {
 	rateLimited, folded                *metrics.Counter
 	rejectedSchema, rejectedSetMember  *metrics.Counter
 	rejectedFuture, rejectedUnclocked  *metrics.Counter
+	rejectedDeviceCap                  *metrics.Counter
 	lateRows                           *metrics.Counter
 	unlearnable                        *metrics.Counter
 	devices, groups, learning, names   *metrics.Gauge
@@ -100,6 +101,7 @@ func newInstanceMetrics(s *metrics.Set) *instanceMetrics {
 		rejectedSetMember: s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="set_member"}`),
 		rejectedFuture:    s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="future_time"}`),
 		rejectedUnclocked: s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="unclocked_time"}`),
+		rejectedDeviceCap: s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="device_cap"}`),
 		lateRows:          s.GetOrCreateCounter("vigil_engine_rows_late_total"),
 		unlearnable:       s.GetOrCreateCounter("vigil_state_unlearnable_values_total"),
 		devices:           g("vigil_state_devices"),
@@ -138,6 +140,7 @@ func (im *instanceMetrics) publish(st detect.Stats, bs baseline.Stats) {
 	im.rejectedSetMember.Set(uint64(st.BadSetMembers))
 	im.rejectedFuture.Set(uint64(st.FutureRows))
 	im.rejectedUnclocked.Set(uint64(st.UnclockedRows))
+	im.rejectedDeviceCap.Set(uint64(st.DeviceCapRows))
 	im.lateRows.Set(uint64(st.LateRows))
 	for d, n := range st.Alerts {
 		counterFor(im.set, im.alarms, `vigil_alarms_total{detector=%q}`, d).Set(uint64(n))
@@ -201,7 +204,7 @@ var metricHelp = map[string]string{
 	"vigil_kafka_bytes_total":                         "Bytes of record values fetched from the topic.",
 	"vigil_kafka_lag":                                 "Records between the last batch fetched and the partition's high watermark, as of that batch.",
 	"vigil_kafka_decode_errors_total":                 "Records rejected by the decoder, by reason; each is sent to the dead-letter topic if one is set.",
-	"vigil_kafka_dead_letters_total":                  "Rejected records written to the dead-letter topic, by topic and reason (the decoder's reasons, as in vigil_kafka_decode_errors_total, or the clock's future_time, unclocked_time).",
+	"vigil_kafka_dead_letters_total":                  "Rejected records written to the dead-letter topic, by topic and reason (the decoder's reasons, as in vigil_kafka_decode_errors_total, or the engine's future_time, unclocked_time, device_cap).",
 	"vigil_kafka_records_covered_by_state_total":      "Records skipped after a restore because the restored state already includes them.",
 	"vigil_kafka_batch_latency_seconds":               "Seconds from a batch's first record fetched to its acknowledgement (linger, engine queue, judging, delivery to the sinks).",
 	"vigil_kafka_engine_queue_depth":                  "Batches waiting for the engine.",
@@ -222,7 +225,7 @@ var metricHelp = map[string]string{
 	// The engine.
 	"vigil_engine_rows_total":             "Rows (one device's report at one time) judged.",
 	"vigil_engine_rows_not_learned_total": "Rows judged but not learned: the device was in alarm or the row breached.",
-	"vigil_engine_rejected_total":         "Input the engine could not use, by reason: schema (a record without the observation schema), set_member (a value a set rule could not parse), future_time (dated further ahead of the stream or the wall clock than clock.max_skew, not confirmed), unclocked_time (came before the stream had a clock, not confirmed).",
+	"vigil_engine_rejected_total":         "Input the engine could not use, by reason: schema (a record without the observation schema), set_member (a value a set rule could not parse), future_time (dated further ahead of the stream or the wall clock than clock.max_skew, not confirmed), unclocked_time (came before the stream had a clock, not confirmed), device_cap (rows of a new device refused past detect.max_devices).",
 	"vigil_engine_rows_late_total":        "Rows judged but not learned because they were further behind their partition than clock.max_lateness.",
 	"vigil_alarms_total":                  "Alarms sent, by detector.",
 	"vigil_alarms_by_severity_total":      "Alarms sent, by severity (low 0-3, medium 4-6, high 7-8, critical 9-10).",

@@ -569,6 +569,9 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 		fmt.Fprintf(w, "  clock: %d rows rejected (%d ahead of the stream by more than clock.max_skew, %d before the stream had a clock), %d rows later than clock.max_lateness judged but not learned\n",
 			es.FutureRows+es.UnclockedRows, es.FutureRows, es.UnclockedRows, es.LateRows)
 	}
+	if es.DeviceCapRows > 0 {
+		fmt.Fprintf(w, "  devices: %d rows of new devices refused past detect.max_devices (not judged, not learned)\n", es.DeviceCapRows)
+	}
 	fmt.Fprintf(w, "alerts: %d alarms, %d cleared", alarms, es.Cleared)
 	if es.Suppressed+es.Maintenance+es.RateLimited+es.Folded > 0 {
 		fmt.Fprintf(w, "; not sent: %d suppressed, %d in maintenance, %d rate-limited, %d repeats folded",

@@ -631,19 +631,19 @@ func noteDevices(ps *partState, b *ingest.Batch) {
 	}
 	last := int32(-1)
 	for _, id := range col.Int32Values() {
-		if id == last {
+		// -1 is a row of a device refused past detect.max_devices: it
+		// has no state to checkpoint.
+		if id < 0 || id == last {
 			continue
 		}
 		last = id
-		if id >= 0 {
-			if int(id) < len(ps.noted) && ps.noted[id] {
-				continue
-			}
-			if int(id) >= len(ps.noted) {
-				ps.noted = append(ps.noted, make([]bool, int(id)+1-len(ps.noted))...)
-			}
-			ps.noted[id] = true
+		if int(id) < len(ps.noted) && ps.noted[id] {
+			continue
 		}
+		if int(id) >= len(ps.noted) {
+			ps.noted = append(ps.noted, make([]bool, int(id)+1-len(ps.noted))...)
+		}
+		ps.noted[id] = true
 		ps.dirty[id] = struct{}{}
 		ps.owned[id] = struct{}{}
 	}

@@ -91,12 +91,13 @@ func (c *Consumer) writeDeadLetters(msgs []kafkago.Message) error {
 
 // deadLetterRejected returns the resolution of a batch the engine
 // acknowledged with rejected rows (ingest.Batch.Rejected: dated too far
-// ahead by the clock): called with nil, it writes their records to the
-// dead-letter topic in a goroutine of its own and then calls resolve, so
-// the batch's offsets are committed only once they are there. Until work
-// ends it retries as sendDeadLetters does; then the batch fails and is
-// delivered again. Called with an error, it resolves at once: the batch
-// is delivered again, and its rows rejected again.
+// ahead by the clock, or of a device past detect.max_devices): called
+// with nil, it writes their records to the dead-letter topic in a
+// goroutine of its own and then calls resolve, so the batch's offsets are
+// committed only once they are there. Until work ends it retries as
+// sendDeadLetters does; then the batch fails and is delivered again.
+// Called with an error, it resolves at once: the batch is delivered
+// again, and its rows rejected again.
 //
 // The batch no longer holds the records, so they are read again from
 // their partition: rejects are rare, and keeping every record of every
@@ -151,7 +152,7 @@ func (c *Consumer) deadLetterRows(ctx context.Context, rows []ingest.RejectedRow
 			return err
 		}
 		if !c.rejectsExplained.Swap(true) {
-			log.Warn("records the engine's clock rejected go to the dead-letter topic; from now on they are only counted, in vigil_kafka_dead_letters_total",
+			log.Warn("records the engine rejected go to the dead-letter topic; from now on they are only counted, in vigil_kafka_dead_letters_total",
 				"records", len(msgs), "offset", rows[0].Offset, "reason", rows[0].Reason, "why", rows[0].Detail)
 		}
 		rows = rows[n:]
