@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,13 +85,16 @@ func (s *Store) checkpointSchema(meta map[string]string) *arrow.Schema {
 
 const numFixedCheckpointCols = 8
 
-// checkpointWriter fills record batches of the checkpoint schema.
+// checkpointWriter fills record batches of the checkpoint schema, one
+// builder reused for every batch, and writes each batch once it holds
+// checkpointBatchRows rows.
 type checkpointWriter struct {
-	s    *Store
-	w    *ipc.FileWriter
-	b    *array.RecordBuilder
-	rows int
-	nh   int
+	s       *Store
+	w       *ipc.FileWriter
+	b       *array.RecordBuilder
+	rows    int
+	nh      int
+	scratch []byte // encoded state of the row being written
 }
 
 func (cw *checkpointWriter) row(kind int8, name, group, metric string, samples, first, last int64, protecting bool, mean, weight, m2 [MaxHalfLives]float64, state []byte) error {
@@ -129,6 +133,8 @@ func appendOptString(b *array.StringBuilder, s string) {
 	b.Append(s)
 }
 
+// flush writes the rows built so far as one record batch and releases
+// it, which hands its buffers back to the allocator for the next batch.
 func (cw *checkpointWriter) flush() error {
 	if cw.rows == 0 {
 		return nil
@@ -145,6 +151,14 @@ func (cw *checkpointWriter) flush() error {
 // Checkpoint writes all state as an Arrow IPC file to w, with positions
 // (partition or file → next offset or line) in its schema metadata, so a
 // restart resumes exactly where the state ends.
+//
+// The file is streamed in batches of checkpointBatchRows rows: memory
+// beyond the state is one batch, whatever the number of devices. As the
+// file's checksum sits in its first bytes, Checkpoint builds the file
+// twice: once into the checksum alone, then into w with the checksum in
+// place. The store must not change while Checkpoint runs; should the two
+// passes differ anyway, it returns an error, having written a file that
+// Restore rejects.
 func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
 	if s.reg == nil {
 		return errors.New("cannot checkpoint baseline: the store has no registry to name devices and groups")
@@ -161,13 +175,30 @@ func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
 	for k, v := range positions {
 		meta[metaPosition+k] = strconv.FormatInt(v, 10)
 	}
+	mem := new(recyclingAllocator)
+	sum := checksumWriter{w: io.Discard}
+	if err := s.writeCheckpoint(&sum, meta, mem); err != nil {
+		return err
+	}
+	meta[metaChecksum] = checksumToken + fmt.Sprintf("%08x", sum.crc)
+	out := checksumWriter{w: w}
+	if err := s.writeCheckpoint(&out, meta, mem); err != nil {
+		return err
+	}
+	if out.crc != sum.crc || out.size != sum.size {
+		return fmt.Errorf("BUG: cannot checkpoint baseline: the file written (%d bytes, checksum %08x) differs from the one summed (%d bytes, %08x); the store changed during Checkpoint", out.size, out.crc, sum.size, sum.crc)
+	}
+	return nil
+}
+
+// writeCheckpoint writes the checkpoint file with the given metadata.
+func (s *Store) writeCheckpoint(w io.Writer, meta map[string]string, mem memory.Allocator) error {
 	schema := s.checkpointSchema(meta)
-	var buf bytes.Buffer
-	fw, err := ipc.NewFileWriter(&positionWriter{w: &buf}, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
+	fw, err := ipc.NewFileWriter(&positionWriter{w: w}, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	if err != nil {
 		return fmt.Errorf("cannot start checkpoint: %w", err)
 	}
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	b := array.NewRecordBuilder(mem, schema)
 	defer b.Release()
 	cw := &checkpointWriter{s: s, w: fw, b: b, nh: s.nh}
 	if err := s.writeRows(cw); err != nil {
@@ -181,15 +212,105 @@ func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("cannot finish checkpoint: %w", err)
 	}
-	data := buf.Bytes()
-	sum := fmt.Sprintf("%08x", crc32.Checksum(data, crcTable))
-	for _, i := range checksumSlots(data) {
-		copy(data[i:], sum)
-	}
-	if _, err := w.Write(data); err != nil {
-		return fmt.Errorf("cannot write checkpoint: %w", err)
-	}
 	return nil
+}
+
+// recyclingAllocator gives the buffers of a released batch to the next
+// batch's builders, so that writing a checkpoint allocates about one
+// batch, not one file. Buffers are kept by capacity, a power of two. It
+// is not safe for concurrent use.
+type recyclingAllocator struct {
+	free [bits.UintSize][][]byte // by log2 of the capacity
+}
+
+// minRecycledBytes is the smallest capacity handed out: Arrow's own
+// allocator aligns buffers to 64 bytes.
+const minRecycledBytes = 64
+
+func (a *recyclingAllocator) Allocate(size int) []byte {
+	c := bits.Len(uint(max(size, minRecycledBytes) - 1))
+	if n := len(a.free[c]); n > 0 {
+		b := a.free[c][n-1][:size]
+		a.free[c] = a.free[c][:n-1]
+		clear(b)
+		return b
+	}
+	return memory.DefaultAllocator.Allocate(1 << c)[:size]
+}
+
+func (a *recyclingAllocator) Reallocate(size int, b []byte) []byte {
+	if size <= cap(b) {
+		if old := len(b); size > old {
+			b = b[:size]
+			clear(b[old:])
+			return b
+		}
+		return b[:size]
+	}
+	nb := a.Allocate(size)
+	copy(nb, b)
+	a.Free(b)
+	return nb
+}
+
+func (a *recyclingAllocator) Free(b []byte) {
+	c := cap(b)
+	if c < minRecycledBytes || c&(c-1) != 0 {
+		return // not one of ours; the garbage collector takes it
+	}
+	k := bits.Len(uint(c)) - 1
+	a.free[k] = append(a.free[k], b[:0])
+}
+
+// checksumWriter passes bytes through to w and sums them as the
+// checkpoint's checksum does: with the digits after each checksumToken
+// taken as checksumBlank (see checksumSlots).
+type checksumWriter struct {
+	w       io.Writer
+	crc     uint32
+	size    int64
+	matched int // bytes of checksumToken just written
+	blank   int // digits still to sum as blanks
+}
+
+func (c *checksumWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.sum(p[:n])
+	return n, err
+}
+
+func (c *checksumWriter) sum(p []byte) {
+	c.size += int64(len(p))
+	for len(p) > 0 {
+		if c.matched == 0 && c.blank == 0 {
+			i := bytes.IndexByte(p, checksumToken[0])
+			if i < 0 {
+				c.crc = crc32.Update(c.crc, crcTable, p)
+				return
+			}
+			c.crc = crc32.Update(c.crc, crcTable, p[:i])
+			p = p[i:]
+		}
+		// byte by byte through a token and its digits
+		if c.blank > 0 {
+			c.crc = crc32.Update(c.crc, crcTable, []byte(checksumBlank[:1]))
+			c.blank--
+		} else {
+			c.crc = crc32.Update(c.crc, crcTable, p[:1])
+		}
+		switch {
+		case p[0] == checksumToken[c.matched]:
+			c.matched++
+		case p[0] == checksumToken[0]:
+			c.matched = 1
+		default:
+			c.matched = 0
+		}
+		if c.matched == len(checksumToken) {
+			c.matched, c.blank = 0, len(checksumBlank)
+		}
+		p = p[1:]
+	}
 }
 
 // The checkpoint's integrity check. Arrow's IPC reader trusts the lengths
@@ -200,6 +321,12 @@ func (s *Store) Checkpoint(w io.Writer, positions map[string]int64) error {
 // checks before Arrow parses anything. The file stays a plain Arrow IPC
 // file for other tools. (It guards against corruption, not forgery: the
 // checkpoint is the process's own trusted state.)
+//
+// A device's name, which telemetry chooses, may hold the token too. So
+// every token's digits are blanked for the sum, and one of them must hold
+// it: Checkpoint writes the sum into the schema's two copies and leaves
+// names as they are. (Before checkpoints were streamed, it wrote the sum
+// into every token's digits; those files verify alike.)
 const (
 	metaChecksum  = "checksum"
 	checksumToken = "vigil.crc32c:"
@@ -229,18 +356,21 @@ func verifyChecksum(data []byte) error {
 	if len(slots) == 0 {
 		return errors.New("no checksum: the file is not a vigil baseline checkpoint, or its metadata is damaged")
 	}
-	want := string(data[slots[0] : slots[0]+len(checksumBlank)])
-	blank := bytes.Clone(data)
+	var crc uint32
+	prev := 0
 	for _, i := range slots {
-		if string(data[i:i+len(checksumBlank)]) != want {
-			return errors.New("inconsistent checksums: the file is damaged")
+		crc = crc32.Update(crc, crcTable, data[prev:i])
+		crc = crc32.Update(crc, crcTable, []byte(checksumBlank))
+		prev = i + len(checksumBlank)
+	}
+	crc = crc32.Update(crc, crcTable, data[prev:])
+	got := fmt.Sprintf("%08x", crc)
+	for _, i := range slots {
+		if string(data[i:i+len(checksumBlank)]) == got {
+			return nil
 		}
-		copy(blank[i:], checksumBlank)
 	}
-	if got := fmt.Sprintf("%08x", crc32.Checksum(blank, crcTable)); got != want {
-		return fmt.Errorf("checksum %s, the file says %s: it is damaged or truncated", got, want)
-	}
-	return nil
+	return fmt.Errorf("checksum %s, the file says %s: it is damaged or truncated", got, data[slots[0]:slots[0]+len(checksumBlank)])
 }
 
 func (s *Store) writeRows(cw *checkpointWriter) error {
@@ -250,14 +380,15 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 			continue
 		}
 		name := s.reg.GroupName(int32(id))
-		var seasonLast []byte
-		for _, t := range g.seasonLast {
-			seasonLast = binary.AppendVarint(seasonLast, t)
+		var seasonLast []byte // nil, a null state, until the group has started
+		if g.started {
+			seasonLast = cw.scratch[:0]
+			for _, t := range g.seasonLast {
+				seasonLast = binary.AppendVarint(seasonLast, t)
+			}
+			cw.scratch = seasonLast
 		}
 		var zero [MaxHalfLives]float64
-		if !g.started {
-			seasonLast = nil
-		}
 		if err := cw.row(kindGroup, name, "", "", g.rows, g.first, g.last, g.protecting, zero, zero, zero, seasonLast); err != nil {
 			return err
 		}
@@ -266,8 +397,8 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 			if gm.n == 0 {
 				continue
 			}
-			extras := appendGroupMetricExtras(nil, gm)
-			if err := cw.row(kindGroupMetric, name, "", s.metricNames[m], gm.n, 0, 0, false, gm.mean, gm.w, gm.m2, extras); err != nil {
+			cw.scratch = appendGroupMetricExtras(cw.scratch[:0], gm)
+			if err := cw.row(kindGroupMetric, name, "", s.metricNames[m], gm.n, 0, 0, false, gm.mean, gm.w, gm.m2, cw.scratch); err != nil {
 				return err
 			}
 		}
@@ -284,8 +415,8 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 			if !c.groups[g].started && len(c.groups[g].keys) == 0 && c.groups[g].forced == 0 {
 				continue
 			}
-			state := c.AppendGroup(nil, int32(g))
-			if err := cw.row(kindCommSet, name, s.reg.GroupName(int32(g)), "", int64(len(c.groups[g].keys)), c.groups[g].first, max(c.groups[g].last, c.groups[g].floor), false, zero, zero, zero, state); err != nil {
+			cw.scratch = c.AppendGroup(cw.scratch[:0], int32(g))
+			if err := cw.row(kindCommSet, name, s.reg.GroupName(int32(g)), "", int64(len(c.groups[g].keys)), c.groups[g].first, max(c.groups[g].last, c.groups[g].floor), false, zero, zero, zero, cw.scratch); err != nil {
 				return err
 			}
 		}
@@ -324,7 +455,9 @@ func joinInts(v []int64) string {
 	return strings.Join(parts, ",")
 }
 
-// checkpointFile is a checkpoint read and checked, before it touches a store.
+// checkpointFile is a checkpoint whose checksum, metadata and schema are
+// checked, before it touches a store. Its record batches are read one at
+// a time by eachRecord.
 type checkpointFile struct {
 	halfLives  []int64
 	primary    int64
@@ -332,12 +465,13 @@ type checkpointFile struct {
 	seasonalHL int64
 	version    uint64
 	positions  map[string]int64
-	recs       []arrow.Record
+	fr         *ipc.FileReader
+	batches    int
 }
 
 func (cf *checkpointFile) release() {
-	for _, r := range cf.recs {
-		r.Release()
+	if cf.fr != nil {
+		cf.fr.Close()
 	}
 }
 
@@ -369,28 +503,47 @@ func readCheckpoint(r io.Reader) (cf *checkpointFile, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read checkpoint: %w; it is not an Arrow IPC file written by vigil", err)
 	}
-	defer fr.Close()
+	cf.fr = fr
 	if err := cf.parseMeta(fr.Schema()); err != nil {
+		cf.release()
 		return nil, fmt.Errorf("cannot read checkpoint: %w", err)
 	}
 	want := (&Store{nh: len(cf.halfLives)}).checkpointSchema(nil)
 	if !fr.Schema().Equal(want) {
+		cf.release()
 		return nil, fmt.Errorf("cannot read checkpoint: schema %s does not match format %s", fr.Schema(), checkpointFormat)
 	}
-	for i := 0; i < fr.NumRecords(); i++ {
-		rec, err := fr.Record(i)
+	cf.batches = fr.NumRecords()
+	return cf, nil
+}
+
+// eachRecord reads the record batches in order and calls fn with each,
+// checked; the record is valid only during the call. Only one batch is
+// in memory at a time.
+func (cf *checkpointFile) eachRecord(fn func(arrow.Record) error) error {
+	for i := 0; i < cf.batches; i++ {
+		rec, err := cf.record(i)
 		if err != nil {
-			cf.release()
-			return nil, fmt.Errorf("cannot read checkpoint batch %d: %w", i, err)
+			return fmt.Errorf("cannot read checkpoint batch %d: %w", i, err)
 		}
 		if err := validateRecord(rec); err != nil {
-			cf.release()
-			return nil, fmt.Errorf("cannot read checkpoint batch %d: %w", i, err)
+			return fmt.Errorf("cannot read checkpoint batch %d: %w", i, err)
 		}
-		rec.Retain()
-		cf.recs = append(cf.recs, rec)
+		if err := fn(rec); err != nil {
+			return fmt.Errorf("batch %d: %w", i, err)
+		}
 	}
-	return cf, nil
+	return nil
+}
+
+// record reads batch i, owned by the reader until the next call.
+func (cf *checkpointFile) record(i int) (rec arrow.Record, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rec, err = nil, fmt.Errorf("corrupt Arrow IPC file (%v)", p)
+		}
+	}()
+	return cf.fr.Record(i)
 }
 
 // boundedAllocator is Arrow's Go allocator with a cap on the bytes it hands
@@ -656,107 +809,110 @@ func (s *Store) load(cf *checkpointFile) error {
 			}
 		}
 	}()
-	for _, rec := range cf.recs {
-		kind := rec.Column(0).(*array.Int8)
-		name := rec.Column(1).(*array.String)
-		group := rec.Column(2).(*array.String)
-		metric := rec.Column(3).(*array.String)
-		samples := rec.Column(4).(*array.Int64)
-		first := rec.Column(5).(*array.Int64)
-		last := rec.Column(6).(*array.Int64)
-		prot := rec.Column(7).(*array.Boolean)
-		state := rec.Column(numFixedCheckpointCols + 3*s.nh).(*array.Binary)
-		var mean, weight, m2 [MaxHalfLives]float64
-		for i := 0; i < int(rec.NumRows()); i++ {
-			for h := 0; h < s.nh; h++ {
-				mean[h] = rec.Column(numFixedCheckpointCols + 3*h).(*array.Float64).Value(i)
-				weight[h] = rec.Column(numFixedCheckpointCols + 3*h + 1).(*array.Float64).Value(i)
-				m2[h] = rec.Column(numFixedCheckpointCols + 3*h + 2).(*array.Float64).Value(i)
-				if !(math.Abs(mean[h]) <= MaxLearnedValue && weight[h] >= 0 && weight[h] <= maxStateWeight && m2[h] >= 0 && m2[h] <= maxStateSqDev) {
-					return fmt.Errorf("row %d: moments %g/%g/%g out of range", i, mean[h], weight[h], m2[h])
-				}
+	return cf.eachRecord(s.loadRecord)
+}
+
+// loadRecord adds the rows of one checked record batch to the store.
+func (s *Store) loadRecord(rec arrow.Record) error {
+	kind := rec.Column(0).(*array.Int8)
+	name := rec.Column(1).(*array.String)
+	group := rec.Column(2).(*array.String)
+	metric := rec.Column(3).(*array.String)
+	samples := rec.Column(4).(*array.Int64)
+	first := rec.Column(5).(*array.Int64)
+	last := rec.Column(6).(*array.Int64)
+	prot := rec.Column(7).(*array.Boolean)
+	state := rec.Column(numFixedCheckpointCols + 3*s.nh).(*array.Binary)
+	var mean, weight, m2 [MaxHalfLives]float64
+	for i := 0; i < int(rec.NumRows()); i++ {
+		for h := 0; h < s.nh; h++ {
+			mean[h] = rec.Column(numFixedCheckpointCols + 3*h).(*array.Float64).Value(i)
+			weight[h] = rec.Column(numFixedCheckpointCols + 3*h + 1).(*array.Float64).Value(i)
+			m2[h] = rec.Column(numFixedCheckpointCols + 3*h + 2).(*array.Float64).Value(i)
+			if !(math.Abs(mean[h]) <= MaxLearnedValue && weight[h] >= 0 && weight[h] <= maxStateWeight && m2[h] >= 0 && m2[h] <= maxStateSqDev) {
+				return fmt.Errorf("row %d: moments %g/%g/%g out of range", i, mean[h], weight[h], m2[h])
 			}
-			n := samples.Value(i)
-			if n < 0 {
-				return fmt.Errorf("row %d: sample count %d", i, n)
-			}
-			if len(name.Value(i)) == 0 {
-				return fmt.Errorf("row %d: empty name", i)
-			}
-			switch kind.Value(i) {
-			case kindGroup:
-				g := s.group(s.reg.GroupID(name.Value(i)))
-				g.rows, g.first, g.last, g.protecting = n, first.Value(i), last.Value(i), prot.Value(i)
-				if state.IsValid(i) {
-					g.started = true
-					d := decoder{b: state.Value(i)}
-					for k := range g.seasonLast {
-						g.seasonLast[k] = d.varint("seasonal bucket time")
-					}
-					if d.err == nil && len(d.b) != 0 {
-						d.fail("%d trailing bytes", len(d.b))
-					}
-					if d.err != nil {
-						return fmt.Errorf("row %d: group %q: %w", i, name.Value(i), d.err)
-					}
-				}
-			case kindGroupMetric:
-				if !metric.IsValid(i) || !state.IsValid(i) {
-					return fmt.Errorf("row %d: group metric row without metric or state", i)
-				}
-				if err := validMetricName(metric.Value(i)); err != nil {
-					return fmt.Errorf("row %d: group %q: %w", i, name.Value(i), err)
-				}
-				var gm groupMetric
-				gm.n, gm.w, gm.mean, gm.m2 = n, weight, mean, m2
+		}
+		n := samples.Value(i)
+		if n < 0 {
+			return fmt.Errorf("row %d: sample count %d", i, n)
+		}
+		if len(name.Value(i)) == 0 {
+			return fmt.Errorf("row %d: empty name", i)
+		}
+		switch kind.Value(i) {
+		case kindGroup:
+			g := s.group(s.reg.GroupID(name.Value(i)))
+			g.rows, g.first, g.last, g.protecting = n, first.Value(i), last.Value(i), prot.Value(i)
+			if state.IsValid(i) {
+				g.started = true
 				d := decoder{b: state.Value(i)}
-				s.decodeGroupMetricExtras(&d, &gm)
+				for k := range g.seasonLast {
+					g.seasonLast[k] = d.varint("seasonal bucket time")
+				}
 				if d.err == nil && len(d.b) != 0 {
 					d.fail("%d trailing bytes", len(d.b))
 				}
 				if d.err != nil {
-					return fmt.Errorf("row %d: group %q metric %q: %w", i, name.Value(i), metric.Value(i), d.err)
+					return fmt.Errorf("row %d: group %q: %w", i, name.Value(i), d.err)
 				}
-				g := s.group(s.reg.GroupID(name.Value(i)))
-				m := s.metricID(metric.Value(i))
-				g.grow(s.stride)
-				g.metrics[m] = gm
-			case kindDeviceMetric:
-				if !metric.IsValid(i) {
-					return fmt.Errorf("row %d: device metric row without metric", i)
-				}
-				if err := validMetricName(metric.Value(i)); err != nil {
-					return fmt.Errorf("row %d: device %q: %w", i, name.Value(i), err)
-				}
-				if n > math.MaxUint32 {
-					return fmt.Errorf("row %d: sample count %d too large", i, n)
-				}
-				d := s.reg.DeviceID(name.Value(i))
-				m := s.metricID(metric.Value(i))
-				s.growDevices(int(d) + 1)
-				s.devLast[d] = last.Value(i)
-				if group.IsValid(i) && group.Value(i) != "" {
-					gid := s.reg.GroupID(group.Value(i))
-					s.group(gid)
-					s.devGroup[d] = gid
-				}
-				slot := int(d)*s.stride + int(m)
-				s.devN[slot] = uint32(n)
-				for h := 0; h < s.nh; h++ {
-					k := slot*s.nh + h
-					s.devMean[k], s.devW[k], s.devM2[k] = mean[h], float32(weight[h]), m2[h]
-				}
-			case kindCommSet:
-				if !group.IsValid(i) || group.Value(i) == "" || !state.IsValid(i) {
-					return fmt.Errorf("row %d: communication set row without group or state", i)
-				}
-				c := s.CommSet(name.Value(i), 0)
-				if err := c.MergeGroup(s.reg.GroupID(group.Value(i)), state.Value(i)); err != nil {
-					return fmt.Errorf("row %d: %w", i, err)
-				}
-			default:
-				return fmt.Errorf("row %d: unknown kind %d", i, kind.Value(i))
 			}
+		case kindGroupMetric:
+			if !metric.IsValid(i) || !state.IsValid(i) {
+				return fmt.Errorf("row %d: group metric row without metric or state", i)
+			}
+			if err := validMetricName(metric.Value(i)); err != nil {
+				return fmt.Errorf("row %d: group %q: %w", i, name.Value(i), err)
+			}
+			var gm groupMetric
+			gm.n, gm.w, gm.mean, gm.m2 = n, weight, mean, m2
+			d := decoder{b: state.Value(i)}
+			s.decodeGroupMetricExtras(&d, &gm)
+			if d.err == nil && len(d.b) != 0 {
+				d.fail("%d trailing bytes", len(d.b))
+			}
+			if d.err != nil {
+				return fmt.Errorf("row %d: group %q metric %q: %w", i, name.Value(i), metric.Value(i), d.err)
+			}
+			g := s.group(s.reg.GroupID(name.Value(i)))
+			m := s.metricID(metric.Value(i))
+			g.grow(s.stride)
+			g.metrics[m] = gm
+		case kindDeviceMetric:
+			if !metric.IsValid(i) {
+				return fmt.Errorf("row %d: device metric row without metric", i)
+			}
+			if err := validMetricName(metric.Value(i)); err != nil {
+				return fmt.Errorf("row %d: device %q: %w", i, name.Value(i), err)
+			}
+			if n > math.MaxUint32 {
+				return fmt.Errorf("row %d: sample count %d too large", i, n)
+			}
+			d := s.reg.DeviceID(name.Value(i))
+			m := s.metricID(metric.Value(i))
+			s.growDevices(int(d) + 1)
+			s.devLast[d] = last.Value(i)
+			if group.IsValid(i) && group.Value(i) != "" {
+				gid := s.reg.GroupID(group.Value(i))
+				s.group(gid)
+				s.devGroup[d] = gid
+			}
+			slot := int(d)*s.stride + int(m)
+			s.devN[slot] = uint32(n)
+			for h := 0; h < s.nh; h++ {
+				k := slot*s.nh + h
+				s.devMean[k], s.devW[k], s.devM2[k] = mean[h], float32(weight[h]), m2[h]
+			}
+		case kindCommSet:
+			if !group.IsValid(i) || group.Value(i) == "" || !state.IsValid(i) {
+				return fmt.Errorf("row %d: communication set row without group or state", i)
+			}
+			c := s.CommSet(name.Value(i), 0)
+			if err := c.MergeGroup(s.reg.GroupID(group.Value(i)), state.Value(i)); err != nil {
+				return fmt.Errorf("row %d: %w", i, err)
+			}
+		default:
+			return fmt.Errorf("row %d: unknown kind %d", i, kind.Value(i))
 		}
 	}
 	return nil
