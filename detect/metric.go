@@ -142,9 +142,6 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		shift := 0.0
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {
 			z := (ex.Value - mean) / spread
-			if now { // a shift the whole group shares is no device's anomaly
-				z -= e.peersNow.median(g, slot, e.cfg.Peer.Now.MinDevices)
-			}
 			shift = e.shiftScore(p, z, ex.Seasonal, slot, d, ds)
 		}
 		if p.self && band &&

@@ -98,20 +98,6 @@ func (pn *peersNow) residuals(g int32, slot, slots int) *peerNowResiduals {
 	return &pn.groups[g][slot]
 }
 
-// median returns the median residual of group g's metric slot as last
-// summarized, when at least minDevices devices made it, else 0: what the
-// whole group shares now (a fleet-wide shift, a daily pattern the profile
-// does not hold), for the level-shift test to take out.
-func (pn *peersNow) median(g int32, slot, minDevices int) float64 {
-	if int(g) >= len(pn.groups) || slot >= len(pn.groups[g]) {
-		return 0
-	}
-	if r := &pn.groups[g][slot]; r.summarized && r.devices >= minDevices && !math.IsNaN(r.med) {
-		return r.med
-	}
-	return 0
-}
-
 // push appends device d's residual r at time t, overwriting the oldest.
 func (pn *peersNow) push(ring *peerNowResiduals, t int64, d int32, r float64) {
 	for int(d) >= len(pn.seen) {

@@ -12,11 +12,6 @@ import (
 // EWMA of the scores, e_t = (1-λ)e_{t-1} + λ·z_t, averages about 2/λ
 // datapoints and moves by the whole shift.
 //
-// The score charted is the device's own less its peers' median residual
-// now (peer.now, when the group has enough devices): a shift the whole
-// group shares — a plant-wide production change, a daily pattern the
-// profile does not hold — is no device's anomaly.
-//
 // What e "normally" does is learned, not assumed: its mean and variance
 // on the rows where the device was quiet. So a bias of the scores (a
 // baseline that lags a daily ramp) and their autocorrelation (a slow

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vigil-ot/vigil/ingest"
 )
 
 // A shift of three standard deviations never crosses the band (threshold
@@ -51,35 +49,5 @@ func TestShiftChartLearnsAutocorrelation(t *testing.T) {
 	s.feed(rows...)
 	if a := s.sink.find(DetectorSelf, "", "", ""); len(a) != 0 {
 		t.Fatalf("an autocorrelated clean hour alarmed:\n%s", s.sink.dump())
-	}
-}
-
-// A shift the whole group shares (a plant-wide change) is no device's
-// anomaly: the chart takes out the peers' median residual now, so ten
-// devices rising together raise nothing, while one rising alone alarms.
-func TestShiftSharedByTheGroupIsNoAnomaly(t *testing.T) {
-	for _, alone := range []bool{false, true} {
-		cfg := DefaultConfig()
-		cfg.Peer.Enabled = true // peers now gives the group's median residual
-		s := newSim(t, cfg, twoGroups[:1], 10, nil)
-		s.warm(900)
-		s.run(900, 1020, func(m, i int, d *simDevice, r *ingest.Row) bool {
-			if !alone || i == 3 {
-				r.Metrics[3].Value += 3 // temp: +3 standard deviations
-			}
-			return true
-		})
-		var shifts []Alert
-		for _, a := range s.sink.find(DetectorSelf, "temp", "", StateAlarm) {
-			if strings.Contains(a.Message, "; shift: ") {
-				shifts = append(shifts, a)
-			}
-		}
-		switch {
-		case !alone && len(shifts) != 0:
-			t.Errorf("the whole group rose together, %d shift alarms:\n%s", len(shifts), s.sink.dump())
-		case alone && (len(shifts) != 1 || shifts[0].Device != s.devices[3].name):
-			t.Errorf("one device rose alone: shift alarms %v\n%s", shifts, s.sink.dump())
-		}
 	}
 }
