@@ -105,7 +105,10 @@ type Engine struct {
 	hashSeed  maphash.Seed
 
 	extraLast map[string]int64 // detector\x00device\x00behavior -> event time of its last sent alert
-	qTimes    []int64          // event times of the most recent automatic quarantines
+	// alarmsChanged: devices whose alarms were raised or cleared, for
+	// AlarmsChanged; nil until its first call (nobody asks in a replay).
+	alarmsChanged []int32
+	qTimes        []int64 // event times of the most recent automatic quarantines
 
 	cols  columns
 	row   int

@@ -130,6 +130,7 @@ func (e *Engine) raise(a *Alert, st *alarmState, dev, grp int32, excess float64,
 		st.sev = uint8(a.Severity)
 		if dev >= 0 {
 			e.devices[dev].alarms++
+			e.alarmChanged(dev)
 		}
 	}
 	if e.muted(a, dev, grp) {
@@ -150,6 +151,9 @@ func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
 	if dev >= 0 && e.devices[dev].alarms > 0 {
 		e.devices[dev].alarms--
 	}
+	if dev >= 0 {
+		e.alarmChanged(dev)
+	}
 	if st.flags&alarmMuted != 0 {
 		st.flags &^= alarmMuted
 		return
@@ -165,6 +169,30 @@ func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
 	a.Message = "cleared: " + a.Message
 	e.out.Alerts = append(e.out.Alerts, *a)
 	e.stats.Cleared++
+}
+
+// alarmChanged notes that device dev's alarm state changed, once
+// AlarmsChanged has been asked.
+func (e *Engine) alarmChanged(dev int32) {
+	if e.alarmsChanged != nil {
+		e.alarmsChanged = append(e.alarmsChanged, dev)
+	}
+}
+
+// AlarmsChanged appends to dst the registry ids of the devices whose
+// alarms were raised or cleared since its previous call (a device may be
+// listed more than once), and forgets them. The engine notes them only
+// once AlarmsChanged was called: the first call returns nothing. The
+// Kafka consumer asks after every batch, so that a device declared silent
+// by its peers' reports has its alarm in the next checkpoint
+// (kafka.DeviceAlarms).
+func (e *Engine) AlarmsChanged(dst []int32) []int32 {
+	dst = append(dst, e.alarmsChanged...)
+	if e.alarmsChanged == nil {
+		e.alarmsChanged = make([]int32, 0, 16)
+	}
+	e.alarmsChanged = e.alarmsChanged[:0]
+	return dst
 }
 
 func (e *Engine) send(a *Alert) {

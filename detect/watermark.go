@@ -400,7 +400,8 @@ func (e *Engine) Watermark() int64 { return e.wm }
 // of a partition that moved to another instance (kafka.DeviceForgetter), so
 // this instance neither judges them silent nor holds stale alarms for them;
 // the new owner judges them from then on. An alarm still open is dropped
-// without a clear: the new owner does not know it either.
+// here without a clear: the new owner restores it with the device's
+// changelog record (UnmarshalDeviceAlarms) and clears it.
 func (e *Engine) ForgetDevice(device string) {
 	d := e.reg.DeviceID(device)
 	if d < 0 || int(d) >= len(e.devices) || !e.devices[d].init {

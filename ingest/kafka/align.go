@@ -108,6 +108,22 @@ func (a *aligner) sent(ps *partState, tmax int64, pending bool) {
 	a.mu.Unlock()
 }
 
+// expect starts a generation: the partitions of ps, and only they, are
+// pending from the start, before their workers read anything. A partition
+// whose worker is still restoring its state then holds the others back
+// (up to maxWait a batch) instead of letting them run ahead of it; its
+// first batch sets its frontier, and a first fetch that finds it read to
+// its end lets the others go (partitionFetcher.caughtUp).
+func (a *aligner) expect(ps []*partState) {
+	a.mu.Lock()
+	clear(a.parts)
+	for _, p := range ps {
+		a.parts[p] = &alignState{frontier: math.MinInt64, pending: true}
+	}
+	a.notifyLocked()
+	a.mu.Unlock()
+}
+
 // leave forgets ps: its worker ended.
 func (a *aligner) leave(ps *partState) {
 	a.mu.Lock()

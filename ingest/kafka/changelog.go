@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -24,18 +25,26 @@ import (
 // produce; the marker therefore says "every device of this partition is
 // valid up to here". Input partition p lives in changelog partition
 // p mod (changelog partitions), so a restore reads one changelog partition.
-const changelogVersion = 1
+//
+// A device's value in version 2 is the header, the big-endian uint32
+// length of the baseline state, the baseline state, then the engine's
+// alarm state (DeviceAlarms; empty when the engine keeps none). Version 1
+// (the header and the baseline state) still loads: its devices start
+// without open alarms.
+const changelogVersion = 2
 
 // changelogEntry is one device's checkpointed state.
 type changelogEntry struct {
-	next int64 // first input offset the state does not cover
-	data []byte
+	next   int64  // first input offset the state does not cover
+	data   []byte // baseline state
+	alarms []byte // the engine's alarm state; empty in version 1 records
 }
 
 type changelogWrite struct {
-	part *partState
-	msgs []kafkago.Message
-	done chan error // buffered; nil when nobody waits
+	part    *partState
+	covered int64 // the marker's offset
+	msgs    []kafkago.Message
+	done    chan error // buffered; nil when nobody waits
 }
 
 func changelogPrefix(topic string, p int32) string {
@@ -48,10 +57,44 @@ func appendChangelogHeader(dst []byte, next int64) []byte {
 }
 
 func parseChangelogValue(v []byte) (next int64, data []byte, err error) {
-	if len(v) < 9 || v[0] != changelogVersion {
-		return 0, nil, fmt.Errorf("cannot parse changelog value of %d bytes: want version %d and an 8-byte offset", len(v), changelogVersion)
+	if len(v) < 9 || v[0] != 1 && v[0] != changelogVersion {
+		return 0, nil, fmt.Errorf("cannot parse changelog value of %d bytes: want version 1 or %d and an 8-byte offset", len(v), changelogVersion)
 	}
 	return int64(binary.BigEndian.Uint64(v[1:9])), v[9:], nil
+}
+
+// parseDeviceValue parses a device's changelog value, of version 1 or 2.
+func parseDeviceValue(v []byte) (changelogEntry, error) {
+	next, data, err := parseChangelogValue(v)
+	if err != nil || v[0] == 1 {
+		return changelogEntry{next: next, data: data}, err
+	}
+	if len(data) < 4 || uint64(binary.BigEndian.Uint32(data)) > uint64(len(data)-4) {
+		return changelogEntry{}, fmt.Errorf("cannot parse changelog value of %d bytes: the baseline state's length is cut off or beyond the value", len(v))
+	}
+	n := 4 + int(binary.BigEndian.Uint32(data))
+	return changelogEntry{next: next, data: data[4:n], alarms: data[n:]}, nil
+}
+
+// appendDeviceValue appends a device's changelog value: the header, its
+// baseline state and its alarm state (see changelogVersion).
+func (c *Consumer) appendDeviceValue(dst []byte, next int64, dev string) ([]byte, error) {
+	dst = appendChangelogHeader(dst, next)
+	at := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst, err := c.state.MarshalDevice(dst, dev)
+	if err != nil {
+		return nil, err
+	}
+	n := len(dst) - at - 4
+	if n > math.MaxUint32 {
+		return nil, fmt.Errorf("cannot checkpoint %d bytes of baseline state in one changelog record", n)
+	}
+	binary.BigEndian.PutUint32(dst[at:], uint32(n))
+	if c.alarms == nil {
+		return dst, nil
+	}
+	return c.alarms.MarshalDeviceAlarms(dst, dev)
 }
 
 // changelogBalancer puts the state of input partition p in changelog
@@ -134,12 +177,12 @@ func (c *Consumer) readChangelog(ctx context.Context, topic string, p int32) (in
 					delete(entries, dev)
 					break
 				}
-				next, data, err := parseChangelogValue(m.Value)
+				e, err := parseDeviceValue(m.Value)
 				if err != nil {
 					c.log.Warn("skipping changelog record", "key", key, "offset", m.Offset, "err", err)
 					break
 				}
-				entries[dev] = changelogEntry{next: next, data: data}
+				entries[dev] = e
 			}
 		}
 		if m.Offset >= last-1 {
@@ -156,6 +199,11 @@ func (c *Consumer) restore(ps *partState, entries map[string]changelogEntry) {
 		if err := c.state.UnmarshalDevice(dev, e.data); err != nil {
 			c.log.Warn("cannot restore device state from the changelog; the device learns again", "device", dev, "err", err)
 			continue
+		}
+		if c.alarms != nil && len(e.alarms) > 0 {
+			if err := c.alarms.UnmarshalDeviceAlarms(dev, e.alarms); err != nil {
+				c.log.Warn("cannot restore the alarm state of a device from the changelog; its open alarms are forgotten", "device", dev, "err", err)
+			}
 		}
 		ps.owned[c.reg.DeviceID(dev)] = struct{}{}
 	}
@@ -209,7 +257,7 @@ func (c *Consumer) snapshot(ctx context.Context, ps *partState, done chan error)
 	size := 0
 	for id := range set {
 		dev := c.reg.DeviceName(id)
-		v, err := c.state.MarshalDevice(appendChangelogHeader(nil, covered), dev)
+		v, err := c.appendDeviceValue(nil, covered, dev)
 		if err != nil {
 			c.log.Warn("cannot checkpoint device state", "device", dev, "err", err)
 			continue
@@ -224,7 +272,7 @@ func (c *Consumer) snapshot(ctx context.Context, ps *partState, done chan error)
 	c.metrics.stateBytes.Set(float64(size))
 	c.updateStateGauge()
 	select {
-	case c.changelogCh <- changelogWrite{part: ps, msgs: msgs, done: done}:
+	case c.changelogCh <- changelogWrite{part: ps, covered: covered, msgs: msgs, done: done}:
 	case <-ctx.Done():
 		ps.needFull.Store(true)
 		reply(ctx.Err())
@@ -243,6 +291,9 @@ func (c *Consumer) changelogLoop(ctx context.Context) {
 				err = fmt.Errorf("cannot write changelog: %w", err)
 			} else {
 				c.metrics.changelogWrites.Add(len(w.msgs))
+				if w.covered > w.part.durable.Load() {
+					w.part.durable.Store(w.covered)
+				}
 			}
 			if w.done != nil {
 				w.done <- err

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // checkpointer tracks the batches of one partition in offset order and
@@ -22,6 +23,10 @@ type checkpointer struct {
 	pending []*pendingBatch
 	highest int64 // next offset to read after the acknowledged prefix
 	failed  error
+
+	// durable, when set, is the offset the partition's state in the
+	// changelog covers: no commit goes past it (see Committable).
+	durable *atomic.Int64
 }
 
 type pendingBatch struct {
@@ -95,6 +100,19 @@ func (c *checkpointer) Highest() (offset int64, outstanding int, failed error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.highest, len(c.pending), c.failed
+}
+
+// Committable returns the offset that may be committed: Highest's, but
+// not beyond the state in the changelog when there is one. A restart
+// then always finds the state of every record it does not read again;
+// committing only what is checkpointed costs no redelivery, as a restart
+// reads again from the changelog's offset anyway.
+func (c *checkpointer) Committable() int64 {
+	h, _, _ := c.Highest()
+	if c.durable != nil {
+		h = min(h, c.durable.Load())
+	}
+	return h
 }
 
 // Wait blocks until no batch is outstanding or ctx ends.

@@ -46,6 +46,25 @@ type DeviceForgetter interface {
 	ForgetDevice(device string)
 }
 
+// DeviceAlarms is a Processor whose per-device alarm state (open alarms,
+// their confirmation counters, quarantine episodes; detect.Engine
+// implements it) follows partitions through the changelog with the
+// DeviceState, so that an alarm open when its partition moves stays open
+// on the new owner, under its id, and is cleared once. The consumer calls
+// it only from the engine goroutine, between Process calls.
+//
+// MarshalDeviceAlarms appends the device's alarm state to dst;
+// UnmarshalDeviceAlarms replaces it with data (after the DeviceState's own
+// UnmarshalDevice). AlarmsChanged appends the registry ids of the devices
+// whose alarm state changed since its last call without a row of their
+// own (a device declared silent by its peers' reports), so that the next
+// checkpoint writes them too.
+type DeviceAlarms interface {
+	MarshalDeviceAlarms(dst []byte, device string) ([]byte, error)
+	UnmarshalDeviceAlarms(device string, data []byte) error
+	AlarmsChanged(dst []int32) []int32
+}
+
 // DeviceState is the per-device state that follows partitions through the
 // changelog (baseline.Store implements it). The consumer calls it only from
 // the engine goroutine, between Process calls.
@@ -121,6 +140,8 @@ type Consumer struct {
 	align       *aligner // nil when max_event_time_skew is 0
 	flusher     Flusher
 	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
+	alarms      DeviceAlarms    // nil when the engine's alarm state does not follow partitions
+	changed     []int32         // scratch of AlarmsChanged; engine goroutine only
 	undelivered []func(error)   // batches whose delivery failed, waiting for Flush; engine goroutine only
 
 	consumed  atomic.Int64 // records fetched, redeliveries included
@@ -160,7 +181,20 @@ type partState struct {
 	noted     []bool
 	processed int64 // offset after the last batch judged
 	lastSnap  time.Time
-	needFull  atomic.Bool // the last checkpoint failed: write every device next time
+	// handedOver is the generation at whose end this instance handed the
+	// partition over cleanly (every batch judged acknowledged, the restore
+	// filter passed): the state in memory covers exactly the input below
+	// processed. 0: not handed over cleanly. keep says the current
+	// generation assigned the partition again right after that one: its
+	// worker goes on from memory instead of the changelog.
+	handedOver int32
+	keep       bool
+	// durable is the offset the partition's state in the changelog
+	// covers, -1 when it has none: commits stop there (checkpointer).
+	// Set by the changelog writer and the restore.
+	durable  atomic.Int64
+	reading  atomic.Bool // a worker reads the partition with cp
+	needFull atomic.Bool // the last checkpoint failed: write every device next time
 }
 
 var errStopped = errors.New("consumer stopping")
@@ -199,6 +233,7 @@ func New(opts Options) (*Consumer, error) {
 	}
 	c.flusher, _ = c.engine.(Flusher)
 	c.forgetter, _ = c.engine.(DeviceForgetter)
+	c.alarms, _ = c.engine.(DeviceAlarms)
 	if c.metrics == nil {
 		c.metrics = NewMetrics()
 	}
@@ -213,6 +248,12 @@ func New(opts Options) (*Consumer, error) {
 	}
 	if cfg.ChangelogTopic == "" {
 		c.state = nil
+	}
+	if c.state == nil {
+		c.alarms = nil
+	}
+	if c.alarms != nil {
+		c.alarms.AlarmsChanged(nil) // from now on
 	}
 	if cfg.GroupStateTopic == "" {
 		c.groups = nil
@@ -445,6 +486,7 @@ func (c *Consumer) startGeneration(gen *kafkago.Generation) {
 		}
 	}
 	g.total = int32(n)
+	c.do(c.runCtx, func() { c.sweepPartitions(gen) })
 	c.balancer.setOwned(gen.Assignments)
 	c.metrics.assigned.Set(float64(n))
 	c.log.Info("joined generation", "group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", n)
@@ -464,6 +506,39 @@ func (c *Consumer) startGeneration(gen *kafkago.Generation) {
 	gen.Start(func(genCtx context.Context) { c.commitLoop(genCtx, g) })
 }
 
+// sweepPartitions runs when generation gen begins, before its workers:
+// the state of partitions gen does not assign to this instance is
+// dropped, and partitions this instance handed over cleanly at the end of
+// the generation before keep their state in memory, alarms included (see
+// partState.handedOver). Engine goroutine only.
+func (c *Consumer) sweepPartitions(gen *kafkago.Generation) {
+	assigned := map[*partState]bool{}
+	var expect []*partState
+	for topic, pas := range gen.Assignments {
+		for _, pa := range pas {
+			ps := c.partition(topic, int32(pa.ID))
+			expect = append(expect, ps)
+			// An offset committed beyond the state means another member
+			// went on meanwhile.
+			assigned[ps] = pa.Offset <= ps.processed
+		}
+	}
+	if c.align != nil {
+		c.align.expect(expect)
+	}
+	for _, ps := range c.parts {
+		keep, ok := assigned[ps]
+		ps.keep = ok && keep && ps.handedOver != 0 && ps.handedOver == gen.ID-1
+		ps.handedOver = 0
+		if !ps.keep {
+			// Revoked, or not current: the owner restores these devices
+			// from the changelog the hand-over wrote (this instance too,
+			// when the partition comes back).
+			c.forget(ps)
+		}
+	}
+}
+
 // commitLoop commits what the checkpointers allow every commit interval
 // and once more after the workers drained at the end of the generation.
 func (c *Consumer) commitLoop(genCtx context.Context, g *generation) {
@@ -473,6 +548,13 @@ loop:
 	for {
 		select {
 		case <-t.C:
+			if c.state != nil {
+				// Never blocks: a busy engine checkpoints after its batches.
+				select {
+				case c.tasks <- task{fn: c.checkpointIdle}:
+				default:
+				}
+			}
 			c.commit(g)
 		case <-genCtx.Done():
 			break loop
@@ -487,6 +569,21 @@ loop:
 	}
 }
 
+// checkpointIdle checkpoints the partitions being read whose acknowledged
+// input went past their state in the changelog a checkpoint interval ago:
+// commits stop at the changelog's offset, so a partition gone quiet must
+// be checkpointed to be committed to its end. Engine goroutine only.
+func (c *Consumer) checkpointIdle() {
+	for _, ps := range c.parts {
+		if !ps.reading.Load() || time.Since(ps.lastSnap) < c.cfg.CheckpointInterval {
+			continue
+		}
+		if covered, _, failed := ps.cp.Highest(); failed == nil && covered > ps.durable.Load() {
+			c.snapshot(c.forceCtx, ps, nil)
+		}
+	}
+}
+
 // commit commits what the checkpointers allow and returns the commit's
 // error; the offsets it could not commit are tried again next time.
 func (c *Consumer) commit(g *generation) error {
@@ -494,7 +591,7 @@ func (c *Consumer) commit(g *generation) error {
 	g.mu.Lock()
 	for topic, cps := range g.cps {
 		for p, cp := range cps {
-			h, _, _ := cp.Highest()
+			h := cp.Committable()
 			if h >= 0 && h > g.committed[topic][p] {
 				if offsets[topic] == nil {
 					offsets[topic] = map[int]int64{}
@@ -562,6 +659,9 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 		// Process acknowledges the batch, with the delivery error if any:
 		// its output then waits in the engine and in c.undelivered.
 		c.engine.Process(ctx, t.batch)
+		if c.alarms != nil {
+			c.noteAlarmChanges()
+		}
 		if len(c.undelivered) > 0 {
 			c.retryDelivery(ctx)
 		}
@@ -624,6 +724,20 @@ func (c *Consumer) drainTasks() {
 	}
 }
 
+// noteAlarmChanges marks dirty, in the partition that owns it, each device
+// whose alarm state the last batch changed without a row of its own.
+func (c *Consumer) noteAlarmChanges() {
+	c.changed = c.alarms.AlarmsChanged(c.changed[:0])
+	for _, id := range c.changed {
+		for _, ps := range c.parts {
+			if _, ok := ps.owned[id]; ok {
+				ps.dirty[id] = struct{}{}
+				break
+			}
+		}
+	}
+}
+
 func noteDevices(ps *partState, b *ingest.Batch) {
 	col, ok := b.Record.Column(2).(*array.Int32) // device_id
 	if !ok {
@@ -656,6 +770,7 @@ func (c *Consumer) partition(topic string, p int32) *partState {
 	ps := c.parts[key]
 	if ps == nil {
 		ps = &partState{topic: topic, partition: p, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}, lastSnap: time.Now()}
+		ps.durable.Store(-1)
 		c.parts[key] = ps
 	}
 	return ps
@@ -671,8 +786,15 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 	defer stopWithGen()
 
 	var ps *partState
-	if !c.do(fetchCtx, func() { ps = c.partition(topic, p) }) {
+	keep := false
+	if !c.do(fetchCtx, func() {
+		ps = c.partition(topic, p)
+		keep, ps.keep = ps.keep, false
+	}) {
 		return
+	}
+	if c.align != nil {
+		defer c.align.leave(ps)
 	}
 	dec, err := c.decoders(kind, topic, p)
 	if err != nil {
@@ -681,7 +803,14 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 	}
 	start := committed
 	var filter *restoreFilter
-	if c.state != nil {
+	if keep {
+		// Still this instance's since the last generation: what memory
+		// holds is newer than the changelog, and holds the open alarms.
+		if !c.do(fetchCtx, func() { start = ps.processed }) {
+			return
+		}
+		log.Info("kept partition state in memory", "start", start, "committed", committed)
+	} else if c.state != nil {
 		t0 := time.Now()
 		marker, entries, err := c.readChangelog(fetchCtx, topic, p)
 		if err != nil {
@@ -694,6 +823,7 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 		if !c.do(fetchCtx, func() { c.restore(ps, entries) }) {
 			return
 		}
+		ps.durable.Store(marker)
 		if marker >= 0 {
 			start = marker
 			filter = newRestoreFilter(marker, entries)
@@ -702,9 +832,14 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 		log.Info("restored partition state", "devices", len(entries), "covers_offset", marker, "committed", committed, "start", start, "took", time.Since(t0))
 	}
 	cp := newCheckpointer(c.cfg.MaxInflightBatches, start)
+	if c.state != nil {
+		cp.durable = &ps.durable
+	}
 	if !c.do(fetchCtx, func() { ps.cp, ps.processed, ps.lastSnap = cp, start, time.Now() }) {
 		return
 	}
+	ps.reading.Store(true)
+	defer ps.reading.Store(false)
 	g.mu.Lock()
 	g.cps[topic][int(p)] = cp
 	g.mu.Unlock()
@@ -757,10 +892,17 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 		}
 	}
 	if c.runCtx.Err() == nil {
-		// Revoked by a rebalance: the next owner restores these devices
-		// from the changelog just written (this instance too, if the
-		// partition comes back).
-		c.do(drainCtx, func() { c.forget(ps) })
+		// The generation ended: whether the partition stays with this
+		// instance is known when the next one begins (sweepPartitions).
+		c.do(drainCtx, func() {
+			// Batches the engine never saw (every record covered by the
+			// restored state, or a dead letter) may end past processed.
+			covered, _, failed := cp.Highest()
+			if failed == nil && covered >= ps.processed && (filter == nil || covered >= filter.max) {
+				ps.processed = covered
+				ps.handedOver = g.gen.ID
+			}
+		})
 	}
 }
 
@@ -819,7 +961,13 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 	rc := ReaderConfig(&c.cfg, topic, p)
 	rc.Dialer = c.dialer
 	pctx, stopPrefetch := context.WithCancel(ctx)
-	r := startPrefetch(pctx, newPartitionFetcher(rc, start, log), min(c.cfg.BatchSize, 512))
+	pf := newPartitionFetcher(rc, start, log)
+	if c.align != nil {
+		// Expected from the start of the generation (aligner.expect): a
+		// partition with nothing to read holds nobody back.
+		pf.caughtUp = func() { c.align.sent(ps, math.MinInt64, false) }
+	}
+	r := startPrefetch(pctx, pf, min(c.cfg.BatchSize, 512))
 	defer r.drain()
 	defer stopPrefetch()
 	bb := newBatchBuilder(c.reg, c.grouper)

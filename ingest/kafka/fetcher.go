@@ -47,6 +47,9 @@ type partitionFetcher struct {
 	// (markers, aborted transactions, compacted ones) since the last
 	// record that was: next reports it with errPassed.
 	passed bool
+	// caughtUp, when set, is called once, from the goroutine that calls
+	// next, when a fetch finds the partition read to its end.
+	caughtUp func()
 }
 
 // errLingerOver is next's answer when the wait it was given ran out with
@@ -178,6 +181,10 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 	}
 	f.fails = 0
 	f.load(res)
+	if f.caughtUp != nil && len(res.records) == 0 && f.offset >= f.hwm {
+		f.caughtUp()
+		f.caughtUp = nil
+	}
 	if len(res.records) > 0 {
 		// Kafka returns at least one whole batch however small MaxBytes
 		// is (KIP-74); a response cut inside its first batch would be
