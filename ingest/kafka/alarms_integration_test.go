@@ -219,8 +219,10 @@ func TestKafkaRebalanceKeepsOpenAlarmsIntegration(t *testing.T) {
 }
 
 // An instance killed while identity and silence alarms are open, then
-// started again: what it redelivers and what comes after gives replay's
-// ids, every alarm cleared once.
+// started again: the identity alarms open at its last checkpoint come back
+// from the changelog, the silence alarm raised after it is raised again by
+// the redelivered records under the same id (the same start), and what
+// comes after clears each once: the ids are replay's.
 func TestKafkaKillDuringOpenAlarmsIntegration(t *testing.T) {
 	skipShort(t)
 	msgs := identityFleet(8, 75)
@@ -229,14 +231,16 @@ func TestKafkaKillDuringOpenAlarmsIntegration(t *testing.T) {
 	if countState(ref.alerts, detect.DetectorSilence, detect.StateAlarm) != 1 {
 		t.Fatalf("replay raised no silence alarm for dev-005:%s", describeAlerts(ref.alerts))
 	}
-	const split = 8 * 42 // minute 42: identity and silence alarms open
+	// minute 36: identity alarms open, silence not yet; minute 42: both
+	const checkpointed, killed = 8 * 36, 8 * 42
 
 	k := newCluster(t, 4)
-	dir := t.TempDir()
-	out := filepath.Join(dir, "killed.jsonl")
+	out := filepath.Join(t.TempDir(), "killed.jsonl")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKafkaInstanceProcess$")
+	// Checkpoints 2 s apart: the kill lands after the one that covers
+	// minute 36 and before the next.
 	cmd.Env = append(os.Environ(), "VIGIL_TEST_BROKER="+k.addrs[0], "VIGIL_TEST_GROUP=g-kill",
-		"VIGIL_TEST_INSTANCE=a", "VIGIL_TEST_OUT="+out)
+		"VIGIL_TEST_INSTANCE=a", "VIGIL_TEST_OUT="+out, "VIGIL_TEST_CHECKPOINT_INTERVAL=2s")
 	if testing.Verbose() {
 		cmd.Args = append(cmd.Args, "-test.v")
 		cmd.Stderr = os.Stderr
@@ -250,40 +254,59 @@ func TestKafkaKillDuringOpenAlarmsIntegration(t *testing.T) {
 			cmd.Wait()
 		}
 	}()
-	k.produce(msgs[:split])
-	// Killed once the alarms are out, whether or not the last of them are
-	// checkpointed and committed: either way they must come back the same.
-	waitFor(t, 30*time.Second, "the alarms of the first instance", func() bool {
+	alarmsOut := func() (identity, silence int) {
 		got := map[alertKey]int{}
 		if _, err := os.Stat(out); err == nil {
 			readAlertFile(t, out, got)
 		}
-		n := 0
 		for key := range got {
-			if key.State == detect.StateAlarm && (key.Detector == detect.DetectorIdentity || key.Detector == detect.DetectorSilence) {
-				n++
+			if key.State == detect.StateAlarm {
+				switch key.Detector {
+				case detect.DetectorIdentity:
+					identity++
+				case detect.DetectorSilence:
+					silence++
+				}
 			}
 		}
-		return n == 5
+		return identity, silence
+	}
+	k.produce(msgs[:checkpointed])
+	// Commits stop at the changelog: committed means checkpointed.
+	k.waitCommitted("g-kill", 30*time.Second)
+	if identity, _ := alarmsOut(); identity != 4 {
+		t.Fatalf("%d identity alarms open at the checkpoint, want 4", identity)
+	}
+	checkpointAt := time.Now()
+	k.produce(msgs[checkpointed:killed])
+	waitFor(t, 10*time.Second, "the silence alarm of the first instance", func() bool {
+		_, silence := alarmsOut()
+		return silence == 1
 	})
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	killed := map[alertKey]int{}
-	readAlertFile(t, out, killed)
+	if time.Since(checkpointAt) >= 2*time.Second {
+		t.Log("the kill came after the next checkpoint: nothing was redelivered")
+	}
+	killedKeys := map[alertKey]int{}
+	readAlertFile(t, out, killedKeys)
 
 	sink := &collectSink{}
 	p := startPipeline(t, k.kafkaConfig("g-kill", "a"), sink)
-	k.produce(msgs[split:])
+	k.produce(msgs[killed:])
 	k.waitCommitted("g-kill", 30*time.Second)
 	p.stop(t)
 
 	// The killed instance's file has keys, not whole alerts: its ids join
 	// the ledger as alerts of their own.
 	all := sink.snapshot()
-	for key := range killed {
+	for key := range killedKeys {
 		all = append(all, detect.Alert{ID: key.ID, State: key.State, Detector: key.Detector, Behavior: key.Behavior, Device: key.Device})
 	}
 	checkLedger(t, want, all)
+	if n := countState(sink.snapshot(), detect.DetectorIdentity, detect.StateAlarm); n != 0 {
+		t.Errorf("the restarted instance raised %d identity alarms that were open at its checkpoint:%s", n, describeAlerts(sink.snapshot()))
+	}
 }

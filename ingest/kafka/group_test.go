@@ -40,7 +40,8 @@ func (s *fileSink) Write(_ context.Context, out *detect.Output) error {
 func (s *fileSink) Close() error { return nil }
 
 // TestKafkaInstanceProcess is one Vigil instance in a child process of
-// TestKafkaGroupKilledInstanceIntegration; it does nothing on its own.
+// TestKafkaGroupKilledInstanceIntegration and
+// TestKafkaKillDuringOpenAlarmsIntegration; it does nothing on its own.
 func TestKafkaInstanceProcess(t *testing.T) {
 	broker := os.Getenv("VIGIL_TEST_BROKER")
 	if broker == "" {
@@ -54,7 +55,13 @@ func TestKafkaInstanceProcess(t *testing.T) {
 	k := &cluster{t: t, addrs: []string{broker}}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	p := startPipeline(t, k.kafkaConfig(os.Getenv("VIGIL_TEST_GROUP"), os.Getenv("VIGIL_TEST_INSTANCE")), &fileSink{enc: json.NewEncoder(f)})
+	cfg := k.kafkaConfig(os.Getenv("VIGIL_TEST_GROUP"), os.Getenv("VIGIL_TEST_INSTANCE"))
+	if v := os.Getenv("VIGIL_TEST_CHECKPOINT_INTERVAL"); v != "" {
+		if cfg.CheckpointInterval, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startPipeline(t, cfg, &fileSink{enc: json.NewEncoder(f)})
 	<-ctx.Done()
 	p.stop(t)
 }
