@@ -151,41 +151,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestCompareVersions(t *testing.T) {
-	cases := []struct {
-		a, b string
-		want int
-	}{
-		{"2.9.4", "2.9.4", 0}, {"2.10.0", "2.9.4", 1}, {"2.7.1", "2.9.4", -1}, {"v3.0", "2.99", 1},
-		{"2.9", "2.9.0", 0}, {"2.9.0-rc1", "2.9.0", -1}, {"2.9.0-rc2", "2.9.0-rc1", 1},
-		{"2.9.0+build5", "2.9.0", 0}, {"V4.1_SP2", "V4.1_SP1", 1}, {"1.0.0", "1.0.0a", -1}, {"", "1.0", -1},
-		{"99999999999999999999.1", "1.0", 1},
-	}
-	for _, c := range cases {
-		if got := compareVersions(c.a, c.b); got != c.want {
-			t.Errorf("compareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
-		}
-		if got := compareVersions(c.b, c.a); got != -c.want {
-			t.Errorf("compareVersions(%q, %q) = %d, want %d (antisymmetry)", c.b, c.a, got, -c.want)
-		}
-	}
-}
-
-func FuzzCompareVersions(f *testing.F) {
-	for _, s := range []string{"2.9.4", "v2.10.0-rc1+b", "1..2", "-", "+", "V4.1_SP2", "x.y.z"} {
-		f.Add(s, "2.9.4")
-	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		ab, ba := compareVersions(a, b), compareVersions(b, a)
-		if ab != -ba {
-			t.Fatalf("compareVersions(%q, %q) = %d but reversed %d", a, b, ab, ba)
-		}
-		if compareVersions(a, a) != 0 {
-			t.Fatalf("%q is not equal to itself", a)
-		}
-	})
-}
-
 func TestFormatValue(t *testing.T) {
 	cases := map[[2]string]string{
 		{"bytes_out", "9400000"}: "9.4 MB", {"bytes_out", "812"}: "812 B", {"cpu", "12"}: "12",

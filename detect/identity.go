@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"strconv"
 	"strings"
+
+	"github.com/vigil-ot/vigil/detect/query"
 )
 
 // trackSlots is how many distinct values (source addresses, client ids,
@@ -239,7 +241,7 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		case id.fw == "":
 			id.fw = strings.Clone(fw)
 		case fw != id.fw:
-			switch compareVersions(fw, id.fw) {
+			switch query.CompareVersions(fw, id.fw) {
 			case -1:
 				breach, from = true, id.fw
 				id.fw = strings.Clone(fw)
