@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vigil-ot/vigil/ingest/telemetry"
 )
 
 // Kind is how a field's values compare.
@@ -313,7 +315,7 @@ func parseTime(s string) (time.Time, bool) {
 	month, ok3 := twoDigits(s[5:7])
 	day, ok4 := twoDigits(s[8:10])
 	year = year*100 + year2
-	if !ok1 || !ok2 || !ok3 || !ok4 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+	if !ok1 || !ok2 || !ok3 || !ok4 || month < 1 || month > 12 || day < 1 || day > telemetry.DaysInMonth(year, month) {
 		return time.Time{}, false
 	}
 	if len(s) == len("2006-01-02") {
@@ -366,19 +368,6 @@ func twoDigits(s string) (int, bool) {
 		return 0, false
 	}
 	return int(s[0]-'0')*10 + int(s[1]-'0'), true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 // compareText orders text by the lower case of each character; bytes that
