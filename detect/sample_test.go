@@ -17,9 +17,10 @@ import (
 )
 
 // TestFleetSample runs the engine with default settings (plus one static
-// rule) over the bundled fleet sample (bench/fleetgen): every labelled
-// incident must raise an alarm of its detector on its device within its
-// window, and no alarm may name a device or group without an incident.
+// rule) over the bundled fleet sample (ingest/simulate/fleetgen): every
+// labelled incident must raise an alarm of its detector on its device
+// within its window, and no alarm may name a device or group without an
+// incident.
 func TestFleetSample(t *testing.T) {
 	const dir = "../testdata/fleet/"
 	if _, err := os.Stat(dir + "telemetry.jsonl.gz"); err != nil {

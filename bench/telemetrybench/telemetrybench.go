@@ -1,5 +1,5 @@
 // Package telemetrybench measures Vigil's telemetry path on the fleet
-// sample of bench/fleetgen: JSON bytes → decoded rows → Arrow batches →
+// sample of ingest/simulate/fleetgen: JSON bytes → decoded rows → Arrow batches →
 // baseline and detectors → alerts encoded as JSON (the whole of `vigil
 // replay` minus file reading), and Arrow batches → baseline expectations
 // (the vectorized share). Its benchmarks are in telemetrybench_timing_test.go
@@ -20,10 +20,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-ot/vigil/baseline"
-	"github.com/vigil-ot/vigil/bench/fleetgen"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/inventory"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 	"github.com/vigil-ot/vigil/ingest/telemetry"
 	"github.com/vigil-ot/vigil/sinks"
 )

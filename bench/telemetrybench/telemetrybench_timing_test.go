@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vigil-ot/vigil/bench/fleetgen"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 )
 
 var (

@@ -1,3 +1,5 @@
+//go:build !nodemo
+
 package main
 
 import (
@@ -23,11 +25,11 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
-	"github.com/vigil-ot/vigil/bench/fleetgen"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest/kafka"
 	"github.com/vigil-ot/vigil/ingest/pcap"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 	"github.com/vigil-ot/vigil/sinks"
 )
 
@@ -281,18 +283,6 @@ func startDemoBroker(port int) (*kfake.Cluster, error) {
 		return nil, fmt.Errorf("cannot start the embedded broker on 127.0.0.1:%d: %w; pass --port 0 for any free port", port, err)
 	}
 	return c, nil
-}
-
-func writeFile(path string, fill func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := fill(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // demoPacketNote is what the demo says of its network alerts; the demo's

@@ -1,3 +1,5 @@
+//go:build !nodemo
+
 package main
 
 import (
@@ -16,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
-	"github.com/vigil-ot/vigil/bench/fleetgen"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 )
 
 // The demo runs the whole pipeline through the embedded broker and stops

@@ -14,19 +14,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/fleetgen"
 	"github.com/vigil-ot/vigil/detect/score"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 )
 
 const judgementDir = "testdata/judgement"
 
 // TestJudgementSampleIsGenerated checks the committed judgement data set
-// is exactly what bench/fleetgen makes, so its labels and the generator
+// is exactly what ingest/simulate/fleetgen makes, so its labels and the generator
 // cannot drift apart. The README's figures are measured, not generated:
 // only the part before them is compared.
 func TestJudgementSampleIsGenerated(t *testing.T) {
 	t.Chdir(repoRoot)
-	const regenerate = "regenerate it: go run ./bench/fleetgen/cmd/fleetgen -judgement"
+	const regenerate = "regenerate it: go run ./ingest/simulate/fleetgen/cmd/fleetgen -judgement"
 	c := fleetgen.DefaultJudgementConfig()
 	var want bytes.Buffer
 	st, err := fleetgen.GenerateJudgement(c, &want)
@@ -38,7 +38,7 @@ func TestJudgementSampleIsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("%s/telemetry.jsonl.gz differs from bench/fleetgen's output (%s); %s", judgementDir, firstDiff(got, want.Bytes()), regenerate)
+		t.Fatalf("%s/telemetry.jsonl.gz differs from ingest/simulate/fleetgen's output (%s); %s", judgementDir, firstDiff(got, want.Bytes()), regenerate)
 	}
 	readme, err := os.ReadFile(filepath.Join(judgementDir, "README.md"))
 	if err != nil {
@@ -160,7 +160,7 @@ func TestJudgementScore(t *testing.T) {
 
 	// What holds today. Tighten these as the detectors improve.
 	if rep.IncidentsTotal != 5 {
-		t.Errorf("%d incidents labelled, want the 5 of bench/fleetgen", rep.IncidentsTotal)
+		t.Errorf("%d incidents labelled, want the 5 of ingest/simulate/fleetgen", rep.IncidentsTotal)
 	}
 	// The self detector finds a drop to zero against the device's own
 	// working-day level.

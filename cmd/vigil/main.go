@@ -5,6 +5,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -95,3 +96,16 @@ Usage:
 
 Run 'vigil COMMAND --help' for the flags of a command, 'vigil --version' for the build.
 `
+
+// writeFile creates path and lets fill write it, closing it either way.
+func writeFile(path string, fill func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

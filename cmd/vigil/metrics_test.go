@@ -1,3 +1,5 @@
+//go:build !nodemo
+
 package main
 
 import (
@@ -24,10 +26,10 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vigil-ot/vigil/baseline"
-	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/pcap"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 	"github.com/vigil-ot/vigil/sinks"
 )
 

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
-	"github.com/vigil-ot/vigil/bench/fleetgen"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 )
 
 // repoRoot is where testdata/config/fleet.yaml finds its inventory: the
@@ -278,7 +278,7 @@ func TestReplayFleetSampleGolden(t *testing.T) {
 }
 
 // TestFleetSampleIsGenerated checks the committed sample is exactly what
-// bench/fleetgen makes, so the labels and the generator cannot drift apart.
+// ingest/simulate/fleetgen makes, so the labels and the generator cannot drift apart.
 func TestFleetSampleIsGenerated(t *testing.T) {
 	t.Chdir(repoRoot)
 	c := fleetgen.SampleConfig()
@@ -292,7 +292,7 @@ func TestFleetSampleIsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("testdata/fleet/telemetry.jsonl.gz differs from bench/fleetgen's output (%s); regenerate it: go run ./bench/fleetgen/cmd/fleetgen -sample",
+		t.Fatalf("testdata/fleet/telemetry.jsonl.gz differs from ingest/simulate/fleetgen's output (%s); regenerate it: go run ./ingest/simulate/fleetgen/cmd/fleetgen -sample",
 			firstDiff(got, want.Bytes()))
 	}
 	for file, write := range map[string]func(fleetgen.Config, io.Writer) error{
@@ -307,7 +307,7 @@ func TestFleetSampleIsGenerated(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, w.Bytes()) {
-			t.Errorf("testdata/fleet/%s is stale; regenerate it: go run ./bench/fleetgen/cmd/fleetgen -sample", file)
+			t.Errorf("testdata/fleet/%s is stale; regenerate it: go run ./ingest/simulate/fleetgen/cmd/fleetgen -sample", file)
 		}
 	}
 }

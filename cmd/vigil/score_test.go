@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 )
 
 var updateScore = flag.Bool("update-score", false, "rewrite testdata/fleet/score.golden.json from the current scores")

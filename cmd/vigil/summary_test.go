@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest/packet"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 )
 
 // TestReplaySummaryCountsTimeOutliers: a capture whose packet in the

@@ -8,9 +8,9 @@ import (
 	"github.com/google/gopacket/layers"
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/ingest/kafka"
 	"github.com/vigil-ot/vigil/ingest/pcap"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 )
 
 // FlowBalancer puts both directions of every host pair of the attack

@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/fleetgen"
 	"github.com/vigil-ot/vigil/bench/telemetrybench"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 )
 
 const (

@@ -1,7 +1,7 @@
 // Command attackgen writes a crafted, labelled OT capture:
 //
-//	go run ./bench/attackgen/cmd/attackgen -scenario attack -o attack.pcap -labels attack.labels.csv
-//	go run ./bench/attackgen/cmd/attackgen -scenario otday -clean 3h
+//	go run ./ingest/simulate/attackgen/cmd/attackgen -scenario attack -o attack.pcap -labels attack.labels.csv
+//	go run ./ingest/simulate/attackgen/cmd/attackgen -scenario otday -clean 3h
 //
 // then `vigil score --labels attack.labels.csv attack.pcap` scores the
 // alerts a replay raises against the labels.
@@ -15,7 +15,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 )
 
 const usage = `Usage: attackgen [-scenario attack|otday] [-clean DURATION] [-o FILE] [-labels FILE]

@@ -12,6 +12,10 @@
 // with gopacket's serializers (valid IPv4, TCP, UDP and ICMP checksums,
 // valid DNP3 CRCs) and written with pcapgo, so the captures open in
 // Wireshark.
+//
+// It is the OT network `vigil demo` produces, so it belongs to the product
+// (ingest/simulate), not to bench/; its command, cmd/attackgen, writes the
+// captures the README replays.
 package attackgen
 
 import (

@@ -2,9 +2,9 @@
 // inventory and its incident labels. The full fleet (300 devices, 864k
 // lines, 55 MB compressed) is not committed:
 //
-//	go run ./bench/fleetgen/cmd/fleetgen                # testdata/fleet/full (git-ignored)
-//	go run ./bench/fleetgen/cmd/fleetgen -sample        # the committed testdata/fleet sample, byte for byte
-//	go run ./bench/fleetgen/cmd/fleetgen -judgement     # the committed testdata/judgement data set, byte for byte
+//	go run ./ingest/simulate/fleetgen/cmd/fleetgen                # testdata/fleet/full (git-ignored)
+//	go run ./ingest/simulate/fleetgen/cmd/fleetgen -sample        # the committed testdata/fleet sample, byte for byte
+//	go run ./ingest/simulate/fleetgen/cmd/fleetgen -judgement     # the committed testdata/judgement data set, byte for byte
 //
 // -days 3 (or more) adds clean days after the incident day. -judgement
 // writes the judgement data set instead: three weeks of one group, its
@@ -23,7 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/fleetgen"
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package attackgen_test
+package replaybench
 
 import (
 	"bytes"
@@ -15,12 +15,12 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vigil-ot/vigil/baseline"
-	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/packet"
 	"github.com/vigil-ot/vigil/ingest/pcap"
 	"github.com/vigil-ot/vigil/ingest/pcap/pcaptest"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 )
 
 // benchCaptures are the Modbus captures the performance budget is quoted

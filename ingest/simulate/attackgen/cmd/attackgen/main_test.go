@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ot/vigil/bench/attackgen"
 	"github.com/vigil-ot/vigil/detect/score"
+	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 )
 
 // TestRunWritesEachScenario writes both scenarios with a short clean

@@ -16,6 +16,10 @@
 // a record from the future) among benign events they must leave alone (a
 // weekly burst of a count metric, a daily fleet-wide peak). It has its own
 // code and random streams, so the fleet sample cannot move when it changes.
+//
+// It is the telemetry `vigil demo` produces, so it belongs to the product
+// (ingest/simulate), not to bench/; its command, cmd/fleetgen, writes the
+// committed data sets.
 package fleetgen
 
 import (

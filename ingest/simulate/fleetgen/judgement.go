@@ -476,11 +476,11 @@ func WriteJudgementReadme(c JudgementConfig, st Stats, figures []byte, w io.Writ
 	devs := JudgementFleet(c)
 	fmt.Fprintf(&b, `# Telemetry judgement data set
 
-Made by `+"`bench/fleetgen`"+` (deterministic, seed %d). Do not edit it by hand above %q: the generator
+Made by `+"`ingest/simulate/fleetgen`"+` (deterministic, seed %d). Do not edit it by hand above %q: the generator
 rewrites everything before that heading and keeps the rest.
 
 `+"```sh"+`
-go run ./bench/fleetgen/cmd/fleetgen -judgement     # this directory, byte for byte
+go run ./ingest/simulate/fleetgen/cmd/fleetgen -judgement     # this directory, byte for byte
 `+"```"+`
 
 It measures what the telemetry detectors should catch and what must stay quiet, on shapes the two-day
