@@ -51,3 +51,21 @@ func TestShiftChartLearnsAutocorrelation(t *testing.T) {
 		t.Fatalf("an autocorrelated clean hour alarmed:\n%s", s.sink.dump())
 	}
 }
+
+// When the expectation changes basis (the hour-of-week profile becomes
+// trusted), the scores' normal is another one: the chart learns it again
+// instead of reporting the change of basis as a shift.
+func TestShiftChartRelearnsOnBasisChange(t *testing.T) {
+	e := &Engine{cfg: DefaultConfig()}
+	p := newMetricParams(&e.cfg, "pressure")
+	ds := &deviceState{}
+	rng := rand.New(rand.NewPCG(25, 26))
+	for range 600 { // a narrow chart on the device's own expectation
+		e.shiftScore(&p, 0.1*rng.NormFloat64(), false, 0, 0, ds)
+	}
+	for i := range 200 { // against the profile, the scores sit 2.5 higher
+		if s := e.shiftScore(&p, 2.5+0.1*rng.NormFloat64(), true, 0, 0, ds); math.Abs(s) > e.cfg.Self.ShiftThreshold {
+			t.Fatalf("row %d after the change of basis: shift score %.2f", i, s)
+		}
+	}
+}
