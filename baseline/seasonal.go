@@ -163,3 +163,20 @@ func (f *Frame) LearnSeason(row int) {
 		gm.season[how].learn(x-level, sa, jm.mean[l], firstWeek)
 	}
 }
+
+// seasonNeed returns the weight an hour-of-week bucket of group gs needs
+// before it is trusted: seasonal_min_samples, or, when less, what one
+// visit of the bucket brings at the group's own pace (its learned rows per
+// hour of event time), but at least two. A bucket is visited one hour a
+// week, so a device reporting every 30 minutes puts two rows a week in
+// it, never twenty: a count of samples would keep its profile untrusted
+// forever, while the time the buckets cover is what makes them
+// trustworthy.
+func (s *Store) seasonNeed(gs *groupState) float64 {
+	need := s.cfg.SeasonalMinSamples
+	if span := gs.last - gs.first; span >= int64(time.Hour) && gs.rows > 0 {
+		perHour := float64(gs.rows) / (float64(span) / float64(time.Hour))
+		need = min(need, max(2, perHour))
+	}
+	return need
+}

@@ -157,3 +157,38 @@ func TestSeasonalColdStartDoesNotBiasBuckets(t *testing.T) {
 		t.Logf("levels %v: worst |z| of %d clean rows in week 2: %.2f", level, judged, worst)
 	}
 }
+
+// A device reporting every 30 minutes puts two rows a week in each
+// hour-of-week bucket: its profile is trusted once the group has the
+// history (two weeks), not once a bucket holds seasonal_min_samples (20)
+// rows, which would take ten weeks.
+func TestSeasonalProfileForSlowSeries(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	noise := uint64(3)
+	judged := 0
+	for hour := 0; hour < 16*24; hour++ {
+		var rows []obs
+		for k := 0; k < 2; k++ {
+			noise = noise*6364136223846793005 + 1442695040888963407
+			v := 100 * (1 + 0.01*(float64(noise>>11)/(1<<53)*2-1))
+			if h := hour % 24; h < 8 || h >= 18 {
+				v /= 10
+			}
+			rows = append(rows, obs{t: t0 + int64(hour)*int64(time.Hour) + int64(k)*int64(30*time.Minute), dev: "slow", grp: "g", vals: []float64{v}})
+		}
+		rec := buildRecord(t, reg, []string{"level"}, rows)
+		for _, e := range feed(s, rec) {
+			if e[0].Seasonal {
+				judged++
+				if z := math.Abs(e[0].Value-e[0].SeasonalMean) / math.Max(e[0].SeasonalStd, 1); z > 6 {
+					t.Errorf("seasonal expectation %.1f ± %.1f for a clean %.1f", e[0].SeasonalMean, e[0].SeasonalStd, e[0].Value)
+				}
+			}
+		}
+		rec.Release()
+	}
+	if judged < 24*2 {
+		t.Fatalf("%d rows judged against the hour-of-week profile in the third week, want its first day's at least", judged)
+	}
+}

@@ -491,6 +491,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 	t := int64(f.ts[row])
 	how := s.hourOfWeek(t)
 	seasonalHistory := gs.started && t-gs.first >= int64(s.cfg.SeasonalMinHistory)
+	seasonNeed := s.seasonNeed(gs)
 	nh, p, l := s.nh, s.primary, s.longest
 	devBase := int(d) * s.stride
 	minN := uint32(s.cfg.DeviceMinSamples)
@@ -534,7 +535,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		}
 		e.Seasonal, e.SeasonalMean, e.SeasonalStd = false, 0, 0
 		if seasonalHistory && gm.season != nil {
-			if cell := &gm.season[how]; cell.w >= s.cfg.SeasonalMinSamples {
+			if cell := &gm.season[how]; cell.w >= seasonNeed {
 				e.Seasonal = true
 				e.SeasonalMean = level + cell.seasonalMean(gm.mean[l])
 				e.SeasonalStd = stdOf(cell.m2, cell.w)
