@@ -46,7 +46,10 @@ type Config struct {
 
 	// The hour-of-week profile of a group metric is trusted once the group
 	// has SeasonalMinHistory of event time and the hour-of-week bucket has
-	// SeasonalMinSamples of decayed weight. Buckets decay with
+	// SeasonalMinSamples of decayed weight, or, for a group that learns
+	// fewer rows an hour than that, one hour's worth of its rows (at least
+	// two): a slow series is trusted by the time its buckets cover, not
+	// held to a count it takes months to reach. Buckets decay with
 	// SeasonalHalfLife. SeasonalUTCOffset shifts hours from UTC to the
 	// plant's local time (a fixed offset: OT sites seldom follow DST in
 	// their shift plans, and a fixed offset keeps replay deterministic).
