@@ -69,12 +69,8 @@ func (c *Consumer) sendDeadLetters(ctx context.Context, log *slog.Logger, topic 
 			return nil
 		}
 		log.Warn("partition waits for the dead-letter topic; retrying", "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if err := sleep(ctx, wait); err != nil {
+			return err
 		}
 		wait = min(2*wait, 10*time.Second)
 	}

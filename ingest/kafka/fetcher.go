@@ -294,6 +294,11 @@ func (f *partitionFetcher) backoff(ctx context.Context) error {
 	d := f.rc.ReadBackoffMin << min(f.fails, 16)
 	d = min(d, f.rc.ReadBackoffMax)
 	f.fails++
+	return sleep(ctx, d)
+}
+
+// sleep waits for d, or until ctx ends (then its error).
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

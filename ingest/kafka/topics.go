@@ -62,12 +62,8 @@ func (c *Consumer) checkTopics(ctx context.Context) error {
 			return ctx.Err()
 		}
 		c.log.Warn("cannot read topic metadata before joining the group; retrying", "brokers", strings.Join(c.cfg.Brokers, ","), "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if err := sleep(ctx, wait); err != nil {
+			return err
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
