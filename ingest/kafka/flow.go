@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"hash/fnv"
+	"io"
 	"sync"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -50,21 +51,21 @@ func (b *FlowBalancer) Balance(msg kafkago.Message, partitions ...int) int {
 	h := fnv.New64a()
 	switch {
 	case f.IsIP:
-		lo, hi := f.Src[:], f.Dst[:]
-		if bytes.Compare(lo, hi) > 0 {
-			lo, hi = hi, lo
-		}
-		h.Write(lo)
-		h.Write(hi)
+		hashPair(h, f.Src[:], f.Dst[:])
 	case f.HasMAC:
-		lo, hi := f.SrcMAC[:], f.DstMAC[:]
-		if bytes.Compare(lo, hi) > 0 {
-			lo, hi = hi, lo
-		}
-		h.Write(lo)
-		h.Write(hi)
+		hashPair(h, f.SrcMAC[:], f.DstMAC[:])
 	default:
 		return b.hash.Balance(msg, partitions...)
 	}
 	return partitions[h.Sum64()%uint64(len(partitions))]
+}
+
+// hashPair hashes the two addresses of a packet in the same order
+// whichever sent it, so both directions of a conversation go together.
+func hashPair(h io.Writer, a, b []byte) {
+	if bytes.Compare(a, b) > 0 {
+		a, b = b, a
+	}
+	h.Write(a)
+	h.Write(b)
 }
