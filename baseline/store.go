@@ -491,7 +491,10 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 	t := int64(f.ts[row])
 	how := s.hourOfWeek(t)
 	seasonalHistory := gs.started && t-gs.first >= int64(s.cfg.SeasonalMinHistory)
-	seasonNeed := s.seasonNeed(gs)
+	seasonNeed := 0.0
+	if seasonalHistory {
+		seasonNeed = s.seasonNeed(gs) // the profile's trust needs it only then
+	}
 	nh, p, l := s.nh, s.primary, s.longest
 	devBase := int(d) * s.stride
 	minN := uint32(s.cfg.DeviceMinSamples)
