@@ -38,6 +38,11 @@ type Deps struct {
 	// score plots it. It must not keep the point's strings past the call
 	// unless it copies them (they are the registry's, so it may).
 	Trace func(TracePoint)
+	// Rejected, when set, sees every row judging refused (the clock's
+	// future and unclocked rows, devices past max_devices) as it is
+	// refused, files' rows too; vigil score matches clock incidents with
+	// them.
+	Rejected func(ingest.RejectedRow)
 }
 
 // TracePoint is one judged metric value and the self band around it.
@@ -624,14 +629,11 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 // not the clock, not a partition's time.
 func (e *Engine) refuseDevice(b *ingest.Batch, i int) {
 	e.stats.DeviceCapRows++
-	if e.cols.off[i] < 0 {
-		return
-	}
 	name := ""
 	if col, ok := b.Record.Column(1).(*array.String); ok {
 		name = col.Value(i)
 	}
-	e.reject(e.src, e.cols.part[i], e.cols.off[i], ingest.RejectDeviceCap,
+	e.reject(e.src, e.cols.part[i], e.cols.off[i], name, ingest.RejectDeviceCap,
 		fmt.Sprintf("device %q is new and detect.max_devices (%d) devices are tracked already", name, e.cfg.MaxDevices))
 }
 

@@ -71,6 +71,7 @@ type heldRow struct {
 	src   int32         // index in Engine.sources
 	part  int32         // its position in the source, for Batch.Rejected
 	off   int64
+	dev   int32
 	t     int64 // its event time
 	clock int64 // the clock when it came
 }
@@ -178,7 +179,7 @@ func (e *Engine) partIndex(p int32) int {
 func (e *Engine) admitAhead(f *baseline.Frame, b *ingest.Batch, i int, d int32, t int64) bool {
 	if t > e.wallLimit {
 		e.stats.FutureRows++
-		e.reject(e.src, e.cols.part[i], e.cols.off[i], ingest.RejectFutureTime,
+		e.reject(e.src, e.cols.part[i], e.cols.off[i], e.reg.DeviceName(d), ingest.RejectFutureTime,
 			fmt.Sprintf("event time %s is %s ahead of the wall clock (clock.max_skew %s)",
 				timeText(t), roughDuration(t-subSat(e.wallLimit, int64(e.cfg.Clock.MaxSkew))), e.cfg.Clock.MaxSkew))
 		return false
@@ -214,12 +215,12 @@ func (e *Engine) dropAhead(pm *partMark) {
 		h := &r.held[k]
 		if r.unclocked {
 			e.stats.UnclockedRows++
-			e.reject(h.src, h.part, h.off, ingest.RejectUnclockedTime,
+			e.reject(h.src, h.part, h.off, e.reg.DeviceName(h.dev), ingest.RejectUnclockedTime,
 				fmt.Sprintf("event time %s came before the stream had a clock, and fewer than clock.confirm_rows %d rows within clock.max_skew %s of it followed",
 					timeText(h.t), e.cfg.Clock.ConfirmRows, e.cfg.Clock.MaxSkew))
 		} else {
 			e.stats.FutureRows++
-			e.reject(h.src, h.part, h.off, ingest.RejectFutureTime,
+			e.reject(h.src, h.part, h.off, e.reg.DeviceName(h.dev), ingest.RejectFutureTime,
 				fmt.Sprintf("event time %s is %s ahead of the stream (clock.max_skew %s), and fewer than clock.confirm_rows %d rows agreed with it",
 					timeText(h.t), roughDuration(h.t-h.clock), e.cfg.Clock.MaxSkew, e.cfg.Clock.ConfirmRows))
 		}
@@ -229,13 +230,17 @@ func (e *Engine) dropAhead(pm *partMark) {
 	r.held, r.n = r.held[:0], 0
 }
 
-// reject notes a row the clock refused, for Batch.Rejected: rows read from
-// no position to dead-letter (files) are not noted.
-func (e *Engine) reject(src, part int32, off int64, reason, detail string) {
-	if off < 0 {
-		return
+// reject notes a row judging refused: for Batch.Rejected when it has a
+// position to dead-letter (Kafka; files have none), and for Deps.Rejected.
+func (e *Engine) reject(src, part int32, off int64, device, reason, detail string) {
+	r := ingest.RejectedRow{Source: e.sources[src], Partition: part, Offset: off,
+		Reason: reason, Detail: detail, Device: device, StreamTime: max(e.clock, 0)}
+	if e.deps.Rejected != nil {
+		e.deps.Rejected(r)
 	}
-	e.rejected = append(e.rejected, ingest.RejectedRow{Source: e.sources[src], Partition: part, Offset: off, Reason: reason, Detail: detail})
+	if off >= 0 {
+		e.rejected = append(e.rejected, r)
+	}
 }
 
 func timeText(t int64) string { return time.Unix(0, t).UTC().Format(time.RFC3339Nano) }
@@ -284,7 +289,7 @@ func (e *Engine) holdRow(f *baseline.Frame, b *ingest.Batch, i int) heldRow {
 	rec, sets := e.holdBuilder.NewRecord()
 	hb := ingest.NewBatch(rec, nil)
 	hb.Sets, hb.Source = sets, b.Source
-	return heldRow{b: hb, src: e.src, part: c.part[i], off: c.off[i], t: r.TimeNanos, clock: e.clock}
+	return heldRow{b: hb, src: e.src, part: c.part[i], off: c.off[i], dev: c.dev[i], t: r.TimeNanos, clock: e.clock}
 }
 
 // judgeHeld judges the held rows, then binds the batch b being judged

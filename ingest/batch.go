@@ -52,6 +52,11 @@ type RejectedRow struct {
 	Offset    int64
 	Reason    string // stable label: RejectFutureTime, RejectUnclockedTime, RejectDeviceCap
 	Detail    string // for the operator: the event time and the limit it passed
+	// Device names the row's device; StreamTime is the stream's clock
+	// (Unix ns) when the row was refused, 0 before the stream had one.
+	// vigil score matches clock incidents against them.
+	Device     string
+	StreamTime int64
 }
 
 // Reasons of a RejectedRow, the labels of vigil_kafka_dead_letters_total

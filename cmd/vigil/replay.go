@@ -288,6 +288,9 @@ type replaySetup struct {
 	// trace, when set, sees each judged metric value with the self band
 	// it was judged against (vigil score plots it).
 	trace func(detect.TracePoint)
+	// rejected, when set, sees each row judging refused (vigil score
+	// scores clock incidents with them).
+	rejected func(ingest.RejectedRow)
 }
 
 // replayJob is one replay: inputs opened in event-time order and the
@@ -307,7 +310,7 @@ func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace}
+	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace, Rejected: setup.rejected}
 	if setup.wallclock {
 		deps.Clock = time.Now
 	}

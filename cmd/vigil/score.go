@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/score"
+	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/jsonl"
 	"github.com/vigil-ot/vigil/ingest/pcap"
 )
@@ -285,12 +286,13 @@ type replayed struct {
 func replayForScore(ctx context.Context, cfg Config, inputs, among []string, logger *slog.Logger, trace func(detect.TracePoint)) (replayed, error) {
 	sink := &collectSink{}
 	r := replayed{rows: newTimeline()}
+	var rejected []ingest.RejectedRow
 	setup := replaySetup{csvNamesAmong: among, trace: func(p detect.TracePoint) {
 		r.rows.add(p)
 		if trace != nil {
 			trace(p)
 		}
-	}}
+	}, rejected: func(row ingest.RejectedRow) { rejected = append(rejected, row) }}
 	job, err := openReplay(cfg, inputs, sink, logger, setup)
 	if err != nil {
 		return r, err
@@ -299,7 +301,7 @@ func replayForScore(ctx context.Context, cfg Config, inputs, among []string, log
 	if err := job.run(ctx); err != nil {
 		return r, err
 	}
-	r.alerts = sink.alerts
+	r.alerts = append(sink.alerts, score.RejectionAlerts(rejected)...)
 	return r, nil
 }
 

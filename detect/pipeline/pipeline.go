@@ -44,6 +44,8 @@ type Deps struct {
 	NoNetwork bool
 	// Trace sees every judged metric value (detect.Deps.Trace).
 	Trace func(detect.TracePoint)
+	// Rejected sees every row judging refused (detect.Deps.Rejected).
+	Rejected func(ingest.RejectedRow)
 }
 
 // Pipeline is a wired engine and what it is built on.
@@ -80,7 +82,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		p.Network = nd
 	}
 	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: deps.Sink,
-		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace})
+		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace, Rejected: deps.Rejected})
 	if err != nil {
 		return nil, fmt.Errorf("cannot set up detectors: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // alertLine is one line of the JSON sink (sinks.AppendAlertJSON). Pointers
@@ -193,6 +194,28 @@ func Alarms(alerts []detect.Alert) []Alarm {
 				out[k].Cleared = a.EventTime
 			}
 		}
+	}
+	return out
+}
+
+// DetectorClock names the alarms RejectionAlerts makes: a row the clock
+// refused is how a clock incident (a record from the future) is detected.
+const DetectorClock = "clock"
+
+// RejectionAlerts turns rows judging refused (detect.Deps.Rejected) into
+// an alarm and its clear each, of detector "clock" and the refusal's
+// reason as behavior, at the stream time of the refusal, so a clock
+// incident is scored like any other: found when its record was refused,
+// and a refused record outside every incident is a false alarm.
+func RejectionAlerts(rows []ingest.RejectedRow) []detect.Alert {
+	out := make([]detect.Alert, 0, 2*len(rows))
+	for i, r := range rows {
+		at := time.Unix(0, r.StreamTime).UTC()
+		a := detect.Alert{ID: fmt.Sprintf("rejected-%d", i), Device: r.Device, Detector: DetectorClock, Behavior: r.Reason,
+			State: detect.StateAlarm, EventTime: at, AlarmStart: at, Message: r.Detail}
+		c := a
+		c.ID, c.State = a.ID+"-clear", detect.StateCleared
+		out = append(out, a, c)
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/score"
+	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/sinks"
 )
 
@@ -175,4 +176,28 @@ func sameAlert(a, b detect.Alert) bool {
 		*f.a, *f.b = 0, 0
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// TestRejectionAlertsFindClockIncidents: a refused row is a clock alarm
+// at the stream time it was refused, so a clock incident is found by its
+// record's refusal, and a refusal outside every incident is false.
+func TestRejectionAlertsFindClockIncidents(t *testing.T) {
+	at := time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
+	rows := []ingest.RejectedRow{
+		{Device: "pump-018", Reason: ingest.RejectFutureTime, StreamTime: at.UnixNano(), Offset: -1},
+		{Device: "pump-002", Reason: ingest.RejectFutureTime, StreamTime: at.Add(48 * time.Hour).UnixNano(), Offset: -1},
+	}
+	incidents := []score.Incident{{ID: "future-record", Device: "pump-018", Start: at.Add(-10 * time.Minute), End: at.Add(20 * time.Minute)}}
+	rep := score.Score(score.RejectionAlerts(rows), incidents, nil, score.Options{})
+	v := rep.IncidentView
+	if v.IncidentsDetected != 1 || v.Incidents[0].By == nil || v.Incidents[0].By.Detector != score.DetectorClock ||
+		v.Incidents[0].By.Behavior != ingest.RejectFutureTime || !v.Incidents[0].By.Raised.Equal(at) {
+		t.Fatalf("incident result %+v, want found by clock/%s at %s", v.Incidents[0], ingest.RejectFutureTime, at)
+	}
+	if v.FalseAlarms != 1 || v.FalseAlarmList[0].Device != "pump-002" {
+		t.Errorf("false alarms %+v, want the refusal on pump-002", v.FalseAlarmList)
+	}
+	if rep.Alarms != 2 {
+		t.Errorf("%d alarms, want one per refused row", rep.Alarms)
+	}
 }
