@@ -31,7 +31,11 @@ import (
 // learned with, the version and the input positions the state covers
 // ("position:<partition or file>" → next offset or line).
 const (
-	checkpointFormat = "vigil.baseline/1"
+	// checkpointFormat is what Checkpoint writes; Restore also reads
+	// checkpointFormatV1, the same without group peak memories (a group
+	// metric's opaque column then never has peakFlag set).
+	checkpointFormat   = "vigil.baseline/2"
+	checkpointFormatV1 = "vigil.baseline/1"
 
 	kindDeviceMetric int8 = 0
 	kindGroup        int8 = 1
@@ -683,7 +687,7 @@ func (cf *checkpointFile) parseMeta(schema *arrow.Schema) error {
 		}
 		return md.Values()[i], true
 	}
-	if f, _ := get(metaFormat); f != checkpointFormat {
+	if f, _ := get(metaFormat); f != checkpointFormat && f != checkpointFormatV1 {
 		return fmt.Errorf("format %q, want %q; the file is not a baseline checkpoint of this vigil version", f, checkpointFormat)
 	}
 	hls, _ := get(metaHalfLives)

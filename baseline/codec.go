@@ -472,6 +472,9 @@ func appendGroupMetricExtras(dst []byte, gm *groupMetric) []byte {
 	if young {
 		flag = seasonYoungFlag
 	}
+	if gm.peak.set != 0 {
+		flag |= peakFlag
+	}
 	dst = binary.AppendUvarint(dst, uint64(cells|flag))
 	for i := 0; cells > 0 && i < hoursPerWeek; i++ {
 		c := &gm.season[i]
@@ -486,12 +489,22 @@ func appendGroupMetricExtras(dst []byte, gm *groupMetric) []byte {
 			}
 		}
 	}
+	if gm.peak.set != 0 {
+		dst = binary.AppendVarint(dst, gm.peak.epoch)
+		dst = append(dst, gm.peak.set)
+		dst = appendF64(dst, gm.peak.peak[0])
+		dst = appendF64(dst, gm.peak.peak[1])
+	}
 	return dst
 }
 
-// seasonYoungFlag, above the seasonal cell count, says the cells carry
-// their first-week weight and level.
-const seasonYoungFlag = 256
+// Flags above the seasonal cell count: seasonYoungFlag says the cells
+// carry their first-week weight and level, peakFlag that the peak memory
+// follows them (encodings without it have none).
+const (
+	seasonYoungFlag = 256
+	peakFlag        = 512
+)
 
 // decodeGroupMetricExtras reads what appendGroupMetricExtras wrote.
 func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
@@ -503,9 +516,9 @@ func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
 		d.fail("bad sketch flag")
 	}
 	c := d.uvarint("seasonal cells")
-	young := c&seasonYoungFlag != 0
-	cells := int(c &^ seasonYoungFlag)
-	if c&^(seasonYoungFlag|(seasonYoungFlag-1)) != 0 || cells > hoursPerWeek {
+	young, peak := c&seasonYoungFlag != 0, c&peakFlag != 0
+	cells := int(c &^ (seasonYoungFlag | peakFlag))
+	if c&^(peakFlag|seasonYoungFlag|(seasonYoungFlag-1)) != 0 || cells > hoursPerWeek {
 		d.fail("%d seasonal cells, at most %d", c, hoursPerWeek)
 	}
 	cellBytes := 25
@@ -532,6 +545,15 @@ func (s *Store) decodeGroupMetricExtras(d *decoder, gm *groupMetric) {
 			cell.yw = d.weight(d.f64("seasonal first-week weight"), "seasonal first-week weight")
 			cell.yref = d.mean(d.f64("seasonal first-week level"), "seasonal first-week level")
 		}
+	}
+	if peak && d.err == nil {
+		gm.peak.epoch = d.varint("peak epoch")
+		gm.peak.set = d.byte1("peak flags")
+		if gm.peak.set == 0 || gm.peak.set > 3 {
+			d.fail("peak flags %#x, want 1 to 3", gm.peak.set)
+		}
+		gm.peak.peak[0] = d.mean(d.f64("peak"), "peak")
+		gm.peak.peak[1] = d.mean(d.f64("previous peak"), "previous peak")
 	}
 }
 
@@ -750,6 +772,7 @@ func (s *Store) mergeGroupState(g, o *groupState) {
 			gm.w[h], gm.mean[h], gm.m2[h] = chan3(gm.w[h]*dg[h], gm.mean[h], gm.m2[h]*dg[h], om.w[h]*do[h], om.mean[h], om.m2[h]*do[h])
 		}
 		gm.n += om.n
+		gm.peak.merge(&om.peak)
 		if om.sketch != nil {
 			if gm.sketch == nil {
 				gm.sketch = NewQuantileSketch(s.cfg.QuantileHalfLife)

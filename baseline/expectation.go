@@ -45,6 +45,11 @@ type Expectation struct {
 	// until the group has learned a value).
 	GroupQuantiles [NumQuantiles]float64
 	GroupSamples   int64
+	// GroupPeak is the largest value the group learned in the last one to
+	// two longest half-lives (a week or two by default; NaN: none): a
+	// burst the group has as a matter of course is remembered until it
+	// comes again (see peakMemory).
+	GroupPeak float64
 	Learning       bool   // the group is still learning: judge nothing against it
 	Version        uint64 // baseline version (Store.Version: counts learned rows)
 }

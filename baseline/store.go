@@ -185,6 +185,7 @@ type groupMetric struct {
 	m2     [MaxHalfLives]float64
 	sketch *QuantileSketch // its RankedQuantiles are the group's quantiles
 	season *[hoursPerWeek]seasonCell
+	peak   peakMemory
 }
 
 // NewStore returns an empty store. cfg must have passed Validate; reg maps
@@ -498,6 +499,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 	nh, p, l := s.nh, s.primary, s.longest
 	devBase := int(d) * s.stride
 	minN := uint32(s.cfg.DeviceMinSamples)
+	epoch := s.epochOf(t)
 	for j := range f.cols {
 		c := &f.cols[j]
 		e := &dst[j]
@@ -519,6 +521,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		} else {
 			e.GroupQuantiles = noQuantiles
 		}
+		e.GroupPeak = gm.peak.at(epoch)
 		slot := devBase + int(c.id)
 		n := s.devN[slot]
 		e.Samples = int64(n)
@@ -619,6 +622,7 @@ func (f *Frame) Learn(row int) {
 		}
 	}
 	qw := s.sketchWeight(gs, t)
+	epoch := s.epochOf(t)
 
 	l := s.longest
 	minN := uint32(s.cfg.DeviceMinSamples)
@@ -682,6 +686,7 @@ func (f *Frame) Learn(row int) {
 			sk.alignLandmark(gs.qLandmark)
 		}
 		gm.sketch.addWeighted(x, qw)
+		gm.peak.learn(x, epoch)
 		if !seasonWarm {
 			continue
 		}

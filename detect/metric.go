@@ -144,9 +144,10 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 			z := (ex.Value - mean) / spread
 			shift = e.shiftScore(p, z, ex.Seasonal, slot, d, ds)
 		}
+		recurring := p.self && band && p.recurringBurst(ex, mean, spread)
 		if p.self && band &&
-			!(ds.noMetricState() && !p.shiftBreach(shift, e.cfg.Self.ShiftThreshold) && withinHalfBand(ex.Value-mean, spread, p.halfThreshold)) &&
-			e.judgeSelf(p, ex, mean, spread, shift, slot, d, ds, g, t) {
+			!(ds.noMetricState() && !p.shiftBreach(shift, e.cfg.Self.ShiftThreshold) && (recurring || withinHalfBand(ex.Value-mean, spread, p.halfThreshold))) &&
+			e.judgeSelf(p, ex, mean, spread, shift, recurring, slot, d, ds, g, t) {
 			anomalous = true
 		}
 		// asked again: judgeSelf may have just created the state
@@ -206,12 +207,31 @@ func (p *metricParams) beyondPeers(ex *baseline.Expectation) bool {
 	return p.up && ex.Value > q[p.peerUpper] || p.down && ex.Value < q[p.peerLower]
 }
 
+// recurringBurst reports whether ex's value, above its expectation, is a
+// burst its group has as a matter of course: within the band above the most
+// the group learned in the last week or two (Expectation.GroupPeak: as if
+// the peak were expected, for a burst's size varies too), while that
+// peak lies beyond twice the threshold in the group's own spread, where no
+// value of a merely noisy metric gets. A weekly self-test's error count is
+// then not new each week, which the day-long baselines would make it;
+// what alarmed was never learned, so an attack's burst is not remembered
+// as normal.
+func (p *metricParams) recurringBurst(ex *baseline.Expectation, mean, spread float64) bool {
+	return p.up && ex.Value > mean && ex.Value <= ex.GroupPeak+p.threshold*spread &&
+		ex.GroupPeak-ex.GroupMean > 2*p.threshold*ex.GroupStd
+}
+
 // judgeSelf judges one metric against the device's own baseline, the
-// band of selfBand.
-func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spread, shift float64, slot int, d int32, ds *deviceState, g int32, t int64) bool {
+// band of selfBand. A recurring burst (recurringBurst) does not breach the
+// band unless the metric is in alarm already.
+func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spread, shift float64, recurring bool, slot int, d int32, ds *deviceState, g int32, t int64) bool {
 	sc := &e.cfg.Self
 	z := (ex.Value - mean) / spread
-	level := p.up && z > p.threshold || p.down && z < -p.threshold
+	if recurring { // it raises nothing, but an open alarm stays open
+		ms := ds.metricAlarm(2 * slot)
+		recurring = ms == nil || !ms.active()
+	}
+	level := !recurring && (p.up && z > p.threshold || p.down && z < -p.threshold)
 	shifted := !level && p.shiftBreach(shift, sc.ShiftThreshold)
 	breach := level || shifted
 	if !breach && ds.noMetricState() {
