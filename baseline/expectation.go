@@ -50,6 +50,6 @@ type Expectation struct {
 	// burst the group has as a matter of course is remembered until it
 	// comes again (see peakMemory).
 	GroupPeak float64
-	Learning       bool   // the group is still learning: judge nothing against it
-	Version        uint64 // baseline version (Store.Version: counts learned rows)
+	Learning  bool   // the group is still learning: judge nothing against it
+	Version   uint64 // baseline version (Store.Version: counts learned rows)
 }
