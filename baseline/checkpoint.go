@@ -33,7 +33,8 @@ import (
 const (
 	// checkpointFormat is what Checkpoint writes; Restore also reads
 	// checkpointFormatV1, the same without group peak memories (a group
-	// metric's opaque column then never has peakFlag set).
+	// metric's opaque column then never has peakFlag set) and without
+	// device profile scales (a device metric row's state is then null).
 	checkpointFormat   = "vigil.baseline/2"
 	checkpointFormatV1 = "vigil.baseline/1"
 
@@ -443,7 +444,8 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 				k := slot*s.nh + h
 				mean[h], weight[h], m2[h] = s.devMean[k], float64(s.devW[k]), s.devM2[k]
 			}
-			if err := cw.row(kindDeviceMetric, name, group, s.metricNames[m], int64(s.devN[slot]), 0, s.devLast[d], false, mean, weight, m2, nil); err != nil {
+			cw.scratch = s.appendProfileScale(cw.scratch[:0], slot)
+			if err := cw.row(kindDeviceMetric, name, group, s.metricNames[m], int64(s.devN[slot]), 0, s.devLast[d], false, mean, weight, m2, cw.scratch); err != nil {
 				return err
 			}
 		}
@@ -892,6 +894,17 @@ func (s *Store) loadRecord(rec arrow.Record) error {
 			if n > math.MaxUint32 {
 				return fmt.Errorf("row %d: sample count %d too large", i, n)
 			}
+			var ro, oo float32 // format 1 rows have no state: scale 1
+			if state.IsValid(i) {
+				dec := decoder{b: state.Value(i)}
+				ro, oo = dec.profileScale()
+				if dec.err == nil && len(dec.b) != 0 {
+					dec.fail("%d trailing bytes", len(dec.b))
+				}
+				if dec.err != nil {
+					return fmt.Errorf("row %d: device %q metric %q: %w", i, name.Value(i), metric.Value(i), dec.err)
+				}
+			}
 			d := s.reg.DeviceID(name.Value(i))
 			m := s.metricID(metric.Value(i))
 			s.growDevices(int(d) + 1)
@@ -903,6 +916,7 @@ func (s *Store) loadRecord(rec arrow.Record) error {
 			}
 			slot := int(d)*s.stride + int(m)
 			s.devN[slot] = uint32(n)
+			s.devProf[2*slot], s.devProf[2*slot+1] = ro, oo
 			for h := 0; h < s.nh; h++ {
 				k := slot*s.nh + h
 				s.devMean[k], s.devW[k], s.devM2[k] = mean[h], float32(weight[h]), m2[h]

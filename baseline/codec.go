@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,10 +16,14 @@ import (
 // instances and merged). Both are keyed by metric and group NAME, never by
 // process-local id, and start with a magic and a format version so a
 // foreign or newer record is rejected with a reason rather than misread.
+//
+// VBD2 device records end with the metrics' profile scales; VBD1 ones,
+// written before those existed, still decode (with scale 1).
 const (
-	deviceMagic  = "VBD1"
-	groupMagic   = "VBG1"
-	maxNameBytes = 4096
+	deviceMagic   = "VBD2"
+	deviceMagicV1 = "VBD1"
+	groupMagic    = "VBG1"
+	maxNameBytes  = 4096
 )
 
 // enc appends the primitive encodings.
@@ -257,6 +262,7 @@ func (s *Store) clearDevice(id int32) {
 	clear(s.devMean[base*s.nh : (base+s.stride)*s.nh])
 	clear(s.devW[base*s.nh : (base+s.stride)*s.nh])
 	clear(s.devM2[base*s.nh : (base+s.stride)*s.nh])
+	clear(s.devProf[2*base : 2*(base+s.stride)])
 	s.devLast[id] = 0
 	s.devGroup[id] = -1
 }
@@ -298,15 +304,22 @@ func (s *Store) AppendDevice(dst []byte, deviceID int32) []byte {
 			dst = appendF64(dst, s.devM2[k])
 		}
 	}
+	// The profile scales follow, in the metrics' order.
+	for m := 0; m < s.stride; m++ {
+		if slot := base + m; s.devN[slot] > 0 {
+			dst = s.appendProfileScale(dst, slot)
+		}
+	}
 	return dst
 }
 
 type deviceMetricRec struct {
-	name string
-	n    uint32
-	mean [MaxHalfLives]float64
-	w    [MaxHalfLives]float32
-	m2   [MaxHalfLives]float64
+	name   string
+	n      uint32
+	mean   [MaxHalfLives]float64
+	w      [MaxHalfLives]float32
+	m2     [MaxHalfLives]float64
+	ro, oo float32 // the profile scale's sums
 }
 
 // UnmarshalDevice replaces the state of device with data made by
@@ -314,7 +327,12 @@ type deviceMetricRec struct {
 // is invalid.
 func (s *Store) UnmarshalDevice(device string, data []byte) error {
 	d := decoder{b: data}
-	d.magic(deviceMagic)
+	v1 := bytes.HasPrefix(data, []byte(deviceMagicV1))
+	if v1 {
+		d.magic(deviceMagicV1)
+	} else {
+		d.magic(deviceMagic)
+	}
 	d.halfLives(s)
 	last := d.varint("last event time")
 	group := d.str("group name")
@@ -333,6 +351,9 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 			r.m2[h] = d.sqdev(d.f64("squared deviations"), "squared deviations")
 		}
 		recs = append(recs, r)
+	}
+	for i := 0; i < len(recs) && !v1; i++ {
+		recs[i].ro, recs[i].oo = d.profileScale()
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))
@@ -360,6 +381,7 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 	for i, r := range recs {
 		slot := base + int(ids[i])
 		s.devN[slot] = r.n
+		s.devProf[2*slot], s.devProf[2*slot+1] = r.ro, r.oo
 		for h := 0; h < s.nh; h++ {
 			k := slot*s.nh + h
 			s.devMean[k] = r.mean[h]

@@ -97,7 +97,7 @@ func (s *Store) NumDevices() int { return len(s.devLast) }
 // StateBytes returns the bytes held by per-device state (the flat slot
 // slices and the per-device time and group), from the real slice sizes.
 func (s *Store) StateBytes() (deviceBytes int) {
-	return cap(s.devLast)*8 + cap(s.devGroup)*4 + cap(s.devMean)*8 + cap(s.devW)*4 + cap(s.devM2)*8 + cap(s.devN)*4
+	return cap(s.devLast)*8 + cap(s.devGroup)*4 + cap(s.devMean)*8 + cap(s.devW)*4 + cap(s.devM2)*8 + cap(s.devN)*4 + cap(s.devProf)*4
 }
 
 // Stats are store-wide figures for the /metrics endpoint (state size and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -139,9 +140,11 @@ func TestSeasonalColdStartDoesNotBiasBuckets(t *testing.T) {
 	// against levels made of night values only (residual ≈ 0); a week
 	// later the levels also hold the day shifts. The group-level
 	// correction (seasonCell) repairs the group's average, but devices far
-	// apart move by their own scale, so the first night stays wrong.
-	if worst, judged, at := coldStartWorstZ(t, apart, 0); worst < 10 {
-		t.Fatalf("without a warm-up the worst |z| is %.1f at %s over %d rows; the cold start should show (is the test still sensitive?)", worst, at, judged)
+	// apart move by their own scale, so the first night stayed wrong
+	// (|z| ≥ 10) until each device's profile scale (profileScale) followed
+	// its own swing: now it holds without a warm-up too.
+	if worst, judged, at := coldStartWorstZ(t, apart, 0); worst > 4 {
+		t.Fatalf("without a warm-up the worst |z| is %.1f at %s over %d rows; the devices' profile scales should follow their own swings", worst, at, judged)
 	}
 	// After a day's warm-up the levels still move by ~40 % of the night
 	// value during the first week; without the first-week correction,
@@ -191,4 +194,65 @@ func TestSeasonalProfileForSlowSeries(t *testing.T) {
 	if judged < 24*2 {
 		t.Fatalf("%d rows judged against the hour-of-week profile in the third week, want its first day's at least", judged)
 	}
+}
+
+// TestSeasonalSlopeFollowsRampNotStep: a group of devices whose value
+// swings ±2 on a daily sine (noise 0.1) and steps by +10 from 17:00 to
+// 19:00. Within an hour the sine moves by up to 0.5, five times the noise:
+// the expectation follows it by the slope through the neighbouring hour
+// buckets, so the residuals of the ramp stay near the noise, while the
+// step's hour is not smoothed into its neighbours (the first reading after
+// 17:00 is expected at the step's level, not half-way).
+func TestSeasonalSlopeFollowsRampNotStep(t *testing.T) {
+	reg := ingest.NewRegistry()
+	cfg := testConfig()
+	cfg.SeasonalMinHistory = 14 * 24 * time.Hour
+	s := NewStore(cfg, reg)
+	rng := rand.New(rand.NewPCG(7, 7))
+	value := func(ts int64) float64 {
+		h := float64(ts-t0) / float64(time.Hour)
+		v := 50 + 2*math.Sin(2*math.Pi*(h-9)/24)
+		if hd := math.Mod(h, 24); hd >= 17 && hd < 19 {
+			v += 10
+		}
+		return v
+	}
+	var rampWorst, stepFirst float64
+	rampJudged := 0
+	for step := 0; step < 16*24*6; step++ { // 16 days of 10-minute reports
+		var rows []obs
+		for d := 0; d < 6; d++ {
+			ts := t0 + int64(step)*int64(10*time.Minute) + int64(d)*int64(37*time.Second)
+			rows = append(rows, obs{t: ts, dev: fmt.Sprintf("d%d", d), grp: "g", vals: []float64{value(ts) + 0.1*rng.NormFloat64()}})
+		}
+		rec := buildRecord(t, reg, []string{"temp"}, rows)
+		exp := feed(s, rec)
+		rec.Release()
+		for i, e := range exp {
+			if !e[0].Seasonal {
+				continue
+			}
+			hd := math.Mod(float64(rows[i].t-t0)/float64(time.Hour), 24)
+			noiseFree := value(rows[i].t)
+			switch {
+			case hd >= 17 && hd < 17+1.0/6 && rows[i].dev == "d0":
+				stepFirst = max(stepFirst, math.Abs(e[0].SeasonalMean-noiseFree))
+			case (hd >= 7 && hd < 11) || (hd >= 20 && hd < 23): // the steepest ramps (at 9:00 and 21:00)
+				rampWorst = max(rampWorst, math.Abs(e[0].SeasonalMean-noiseFree))
+				rampJudged++
+			}
+		}
+	}
+	if rampJudged == 0 {
+		t.Fatal("no seasonal expectation on the ramps")
+	}
+	// A staircase is off by up to half an hour's movement of the sine,
+	// 2·sin(π/48)·… ≈ 0.26; with the slope, the noise of the buckets.
+	if rampWorst > 0.12 {
+		t.Errorf("on the daily ramps the expectation is up to %.3f off the noise-free value; the slope should keep it near the noise", rampWorst)
+	}
+	if stepFirst > 1 {
+		t.Errorf("the first reading after the 17:00 step is expected %.2f off (the step is 10): the step was smoothed", stepFirst)
+	}
+	t.Logf("worst |expected − noise-free| on ramps %.3f over %d rows; first reading after the step %.3f", rampWorst, rampJudged, stepFirst)
 }

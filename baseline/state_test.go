@@ -371,3 +371,41 @@ func TestReplayingOlderDataAfterRestoreKeepsSketchFinite(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceRecordV1StillDecodes: a device record written before profile
+// scales existed (magic VBD1, no trailer) restores the same moments, with
+// scale 1.
+func TestDeviceRecordV1StillDecodes(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	expectAll(t, s, reg, fleetRows(1, 0, 300, 10, 4))
+	rec, err := s.MarshalDevice(nil, "dev-001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(rec, []byte(deviceMagic)) {
+		t.Fatalf("record starts %q, want %q", rec[:4], deviceMagic)
+	}
+	n := 0
+	id := reg.DeviceID("dev-001")
+	for m := range s.stride {
+		if s.devN[int(id)*s.stride+m] > 0 {
+			n++
+		}
+	}
+	v1 := append([]byte(deviceMagicV1), rec[len(deviceMagic):len(rec)-profileScaleBytes*n]...)
+	b := NewStore(testConfig(), ingest.NewRegistry())
+	if err := b.UnmarshalDevice("dev-001", v1); err != nil {
+		t.Fatalf("a VBD1 record: %v", err)
+	}
+	slot := int(b.reg.DeviceID("dev-001")) * b.stride
+	if got := b.devN[slot]; got != s.devN[int(id)*s.stride] {
+		t.Errorf("restored count %d, want %d", got, s.devN[int(id)*s.stride])
+	}
+	if got := b.profileScale(slot, true); got != 1 {
+		t.Errorf("a VBD1 record's profile scale is %g, want 1", got)
+	}
+	if err := b.UnmarshalDevice("dev-001", append([]byte(deviceMagicV1), rec[len(deviceMagic):]...)); err == nil {
+		t.Error("a VBD1 record with a trailer was accepted")
+	}
+}

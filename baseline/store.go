@@ -64,6 +64,10 @@ type Store struct {
 	devW     []float32 // [(d*stride+m)*nh+h]: an effective sample count, float32 is plenty
 	devM2    []float64 // [(d*stride+m)*nh+h]: float64, so large values cannot overflow
 	devN     []uint32  // [d*stride+m]
+	// devProf is each device metric's profile scale (see profileScale):
+	// [2*(d*stride+m)] the running mean of residual × group offset,
+	// [2*(d*stride+m)+1] of offset².
+	devProf []float32
 
 	groups []*groupState
 
@@ -284,13 +288,15 @@ func (s *Store) relayout(stride int) {
 	w := make([]float32, nd*stride*s.nh, room*stride*s.nh)
 	m2 := make([]float64, nd*stride*s.nh, room*stride*s.nh)
 	n := make([]uint32, nd*stride, room*stride)
+	prof := make([]float32, 2*nd*stride, 2*room*stride)
 	for d := 0; d < nd && old > 0; d++ {
+		copy(prof[2*d*stride:], s.devProf[2*d*old:2*(d+1)*old])
 		copy(mean[d*stride*s.nh:], s.devMean[d*old*s.nh:(d+1)*old*s.nh])
 		copy(w[d*stride*s.nh:], s.devW[d*old*s.nh:(d+1)*old*s.nh])
 		copy(m2[d*stride*s.nh:], s.devM2[d*old*s.nh:(d+1)*old*s.nh])
 		copy(n[d*stride:], s.devN[d*old:(d+1)*old])
 	}
-	s.devMean, s.devW, s.devM2, s.devN, s.stride = mean, w, m2, n, stride
+	s.devMean, s.devW, s.devM2, s.devN, s.devProf, s.stride = mean, w, m2, n, prof, stride
 	for _, g := range s.groups {
 		if g != nil {
 			g.grow(stride)
@@ -321,6 +327,7 @@ func (s *Store) growDevices(n int) {
 		s.devMean = append(s.devMean, make([]float64, want*s.nh-len(s.devMean))...)
 		s.devW = append(s.devW, make([]float32, want*s.nh-len(s.devW))...)
 		s.devM2 = append(s.devM2, make([]float64, want*s.nh-len(s.devM2))...)
+		s.devProf = append(s.devProf, make([]float32, 2*want-len(s.devProf))...)
 	}
 }
 
@@ -491,6 +498,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 	learning := !gs.protecting
 	t := int64(f.ts[row])
 	how := s.hourOfWeek(t)
+	u := s.hourPosition(t)
 	seasonalHistory := gs.started && t-gs.first >= int64(s.cfg.SeasonalMinHistory)
 	seasonNeed := 0.0
 	if seasonalHistory {
@@ -543,7 +551,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		if seasonalHistory && gm.season != nil {
 			if cell := &gm.season[how]; cell.w >= seasonNeed {
 				e.Seasonal = true
-				e.SeasonalMean = level + cell.seasonalMean(gm.mean[l])
+				e.SeasonalMean = level + s.profileScale(slot, n >= minN)*gm.seasonOffset(how, u, seasonNeed, gm.mean[l])
 				e.SeasonalStd = stdOf(cell.m2, cell.w)
 			}
 		}
@@ -599,6 +607,7 @@ func (f *Frame) Learn(row int) {
 	gs.first = min(gs.first, t)
 	s.decayWeights(t, &gs.last, &grpDec, &grpA, &s.grpGap)
 	how := s.hourOfWeek(t)
+	u := s.hourPosition(t)
 	sdec, sa := s.seasonWeights(gs, t, how)
 	// Only rows after the group's warm-up teach the hour-of-week profile:
 	// before, the device levels the residuals are taken against have not
@@ -693,7 +702,11 @@ func (f *Frame) Learn(row int) {
 		if gm.season == nil {
 			gm.season = new([hoursPerWeek]seasonCell)
 		}
-		gm.season[how].learn(x-level, sa, jm.mean[l], firstWeek)
+		cell := &gm.season[how]
+		if cell.w > 0 && n >= minN {
+			s.learnProfileScale(slot, n, x-level, gm.seasonOffset(how, u, 1, jm.mean[l]))
+		}
+		cell.learn(x-level, sa, jm.mean[l], firstWeek)
 	}
 	for undecayed != 0 { // the slots the row did not learn
 		m := bits.TrailingZeros64(undecayed)

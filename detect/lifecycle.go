@@ -22,10 +22,11 @@ type alarmState struct {
 }
 
 const (
-	alarmActive uint8 = 1 << iota
-	alarmMuted        // the alarm alert was not sent (suppressed, maintenance, rate limit): nor is its clear
-	alarmLow          // a metric alarm raised for a value below normal: its clear explains against the low side
-	alarmShift        // a self alarm raised by the level-shift test: its chart keeps judging it
+	alarmActive   uint8 = 1 << iota
+	alarmMuted          // the alarm alert was not sent (suppressed, maintenance, rate limit): nor is its clear
+	alarmLow            // a metric alarm raised for a value below normal: its clear explains against the low side
+	alarmShift          // a self alarm raised by the level-shift test: its chart keeps judging it
+	alarmSettling       // a self alarm cleared and the value is not yet back near its expectation: the chart waits (shiftScore)
 )
 
 type transition uint8

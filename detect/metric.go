@@ -263,6 +263,7 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spre
 	case cleared:
 		a := e.metricAlert(DetectorSelf, p, ex, d, g, t, mean, mean-p.threshold*spread, mean+p.threshold*spread, z, st.low())
 		e.clear(a, st, d)
+		st.flags |= alarmSettling
 	}
 	return breach
 }

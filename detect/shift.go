@@ -85,6 +85,17 @@ func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int,
 			return 0
 		}
 	}
+	if ms := ds.metricAlarm(2 * slot); ms != nil && ms.flags&alarmSettling != 0 {
+		// After a self alarm of this metric the chart waits until the
+		// value is back within one spread of its expectation: a baseline
+		// that re-learned a new level (alarm.relearn_after) trails it for
+		// hours, and that lag is the cleared alarm's story, not a shift.
+		if math.Abs(z) > 1 {
+			st.ewma = st.mean
+			return 0
+		}
+		ms.flags &^= alarmSettling
+	}
 
 	lambda := e.cfg.Self.ShiftLambda
 	c := max(-p.halfThreshold, min(z, p.halfThreshold))
@@ -96,7 +107,7 @@ func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int,
 	}
 	if ds.alarms == 0 && math.Abs(z) <= p.threshold {
 		if st.n == 0 {
-			st.m2 = 1 // the prior: see above
+			st.m2 = float32(shiftPriorVar(lambda)) // the prior: see above
 		}
 		a := 1 / float64(min(st.n+shiftPrior, shiftWarmup))
 		dev := float64(st.ewma) - float64(st.mean)
@@ -114,4 +125,16 @@ func shiftTestText(score, threshold, lambda float64) string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 	return "; shift: the EWMA (λ " + f(lambda) + ") of its scores is " + f(score) +
 		" of its own normal spreads from its normal, beyond " + f(threshold)
+}
+
+// shiftPriorVar is the chart's prior variance: that of the EWMA of an AR(1)
+// series of unit variance with φ = 0.9, a slow sensor, whose chart
+// wanders 9.5 times as far (in variance) as an independent series'
+// λ/(2-λ). A series that is faster shows it as the chart learns; a prior
+// as wide as the scores themselves (1) kept a profile that had just become
+// trusted blind to a 3σ shift for a week of rows.
+func shiftPriorVar(lambda float64) float64 {
+	const phi = 0.9
+	r := phi * (1 - lambda)
+	return lambda / (2 - lambda) * (1 + r) / (1 - r)
 }

@@ -180,7 +180,11 @@ func TestJudgementScore(t *testing.T) {
 	}
 	// The single 25x spike alarms at once (self.immediate_factor), and the
 	// correlation break is found.
-	for _, id := range []string{fleetgen.IncidentSpike, fleetgen.IncidentCorrelationBreak} {
+	// The +3σ level shift inside the daily swing is found by the self
+	// detector's level-shift chart, against each device's own daily swing
+	// (baseline profile scales) followed within the hour (the slope
+	// through the neighbouring buckets).
+	for _, id := range []string{fleetgen.IncidentSpike, fleetgen.IncidentCorrelationBreak, fleetgen.IncidentLevelShift} {
 		if !detected[id] {
 			t.Errorf("%s missed: found before", id)
 		}
