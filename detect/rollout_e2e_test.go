@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
+	"github.com/vigil-ot/vigil/sinks"
 )
 
 type collectSink struct{ alerts []detect.Alert }
@@ -24,8 +26,8 @@ func (c *collectSink) Close() error { return nil }
 
 // replayRollout generates the rollout variant and replays it through the
 // pipeline vigil replay builds, with the default config and the rollout
-// guard on (rollout on: when false, off, to show what it changes).
-func replayRollout(t *testing.T, variant string, rollout bool) (fleetgen.RolloutConfig, []detect.Alert) {
+// guard on, in batches of batchRows rows (0: the default).
+func replayRollout(t *testing.T, variant string, batchRows int) (fleetgen.RolloutConfig, []detect.Alert) {
 	t.Helper()
 	c := fleetgen.DefaultRolloutConfig(variant)
 	path := filepath.Join(t.TempDir(), "rollout.jsonl")
@@ -41,7 +43,10 @@ func replayRollout(t *testing.T, variant string, rollout bool) (fleetgen.Rollout
 	}
 	cfg := pipeline.Config{Inventory: ingest.DefaultInventoryConfig(), Telemetry: ingest.DefaultTelemetryConfig(),
 		Packets: ingest.DefaultPacketConfig(), Baseline: baseline.DefaultConfig(), Detect: detect.DefaultConfig()}
-	cfg.Detect.Rollout.Enabled = rollout
+	cfg.Detect.Rollout.Enabled = true
+	if batchRows > 0 {
+		cfg.Telemetry.BatchRows = batchRows
+	}
 	sink := &collectSink{}
 	p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true})
 	if err != nil {
@@ -63,7 +68,7 @@ func replayRollout(t *testing.T, variant string, rollout bool) (fleetgen.Rollout
 // recommends the abort before the second wave starts, names both KPIs
 // with the versions and cohorts, and names each silent device.
 func TestRolloutBadAborts(t *testing.T) {
-	c, alerts := replayRollout(t, fleetgen.RolloutBad, true)
+	c, alerts := replayRollout(t, fleetgen.RolloutBad, 0)
 	waves := c.Waves()
 	var abort *detect.Alert
 	kpis := map[string]*detect.Alert{}
@@ -128,11 +133,10 @@ func TestRolloutBadAborts(t *testing.T) {
 
 // TestRolloutHealthyIsQuiet replays the healthy rollout (+10% traffic on
 // the new firmware): no rollout alarm but healthy once it completes, and
-// no self or peer alarm on an upgraded device. With the guard off, the
-// same data raises self alarms on upgraded devices: the re-learn on
-// upgrade is what keeps them quiet.
+// no self or peer alarm on an upgraded device (TestUpgradeIsNotAnAnomaly
+// shows a change the self baseline would alarm on).
 func TestRolloutHealthyIsQuiet(t *testing.T) {
-	c, alerts := replayRollout(t, fleetgen.RolloutHealthy, true)
+	c, alerts := replayRollout(t, fleetgen.RolloutHealthy, 0)
 	firstUpgrade := c.Waves()[0].Start
 	healthy := 0
 	for _, a := range alerts {
@@ -155,4 +159,41 @@ func TestRolloutHealthyIsQuiet(t *testing.T) {
 	if healthy != 1 {
 		t.Errorf("%d healthy events, want 1", healthy)
 	}
+}
+
+// TestRolloutBatchIndependent: the bad rollout cut into 1-row batches (a
+// live stream) and into 4096-row batches (a replay) gives byte-identical
+// alerts.
+func TestRolloutBatchIndependent(t *testing.T) {
+	encode := func(alerts []detect.Alert) []string {
+		var lines []string
+		for i := range alerts {
+			lines = append(lines, string(sinks.AppendAlertJSON(nil, &alerts[i])))
+		}
+		return lines
+	}
+	_, one := replayRollout(t, fleetgen.RolloutBad, 1)
+	_, many := replayRollout(t, fleetgen.RolloutBad, 4096)
+	a, b := encode(one), encode(many)
+	if !slices.Equal(a, b) {
+		t.Fatalf("1-row batches gave %d alerts, 4096-row batches %d; first difference:\n%s", len(a), len(b), firstDifference(a, b))
+	}
+	rollouts := 0
+	for _, x := range many {
+		if x.Detector == detect.DetectorRollout {
+			rollouts++
+		}
+	}
+	if rollouts == 0 {
+		t.Fatal("no rollout alert to compare")
+	}
+}
+
+func firstDifference(a, b []string) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return a[i] + "\n" + b[i]
+		}
+	}
+	return "(one is a prefix of the other)"
 }
