@@ -42,9 +42,13 @@ import (
 // re-learns nothing and alarms as before (identity: firmware_downgrade,
 // and self on whatever changed).
 
-// Windows close on the group's own rows (the first row at or past a
-// window's end), so the cohorts see every report of a window that a
-// single stream or a replay in event time delivers.
+// A window is judged once the group's rows and the event-time watermark
+// (the slowest active partition) have both passed its end, as the fleet
+// detector's are, and each device keeps its sums of its latest
+// rolloutSlots windows: so a partition read ahead of another neither
+// closes a window early nor moves its reports into another window, and
+// the alerts do not depend on how the input was cut into batches or
+// partitions.
 
 // DetectorRollout names the rollout guard in alerts and config.
 const DetectorRollout = "rollout"
@@ -179,17 +183,51 @@ type rolloutGuard struct {
 	diffs  []float64
 }
 
-// rolloutDevice is one device's version and its KPI sums in the open
-// window of its group.
+// rolloutSlots is how many windows of KPI sums a device keeps: a window
+// is judged when the watermark passes it, and a device of a partition
+// read that many windows ahead of the slowest has overwritten its sums by
+// then (it is left out of that window's cohorts, never counted in
+// another's).
+const rolloutSlots = 4
+
+// rolloutDevice is one device's version and its KPI sums of its latest
+// windows: window w's are in slot w mod rolloutSlots.
 type rolloutDevice struct {
 	version  string
-	upgraded int64   // event time it reported the rollout's new version first; 0: not upgraded
-	relearn  int64   // event time until which its rows are not judged (re-learning after an upgrade)
-	win      int64   // window start its sums belong to (+1; 0: none)
-	mixed    int64   // window start (+1) in which its version changed: not judged then
-	n        []int32 // reports with each KPI in window win
+	upgraded int64 // event time it reported the rollout's new version first; 0: not upgraded
+	relearn  int64 // event time until which its rows are not judged (re-learning after an upgrade)
+	mixed    int64 // window start (+1) in which its version changed: not judged then
+	win      [rolloutSlots]int64
+	n        []int32 // by slot, then KPI
 	sum      []float64
 	silent   alarmState
+}
+
+// slot returns the index in win of the window that starts at ws (its
+// number is ws/w).
+func slot(ws, w int64) int { return int(uint64(ws/w) % rolloutSlots) }
+
+// sums returns the reports and sums by KPI of the device's window that
+// starts at ws, or nil when the device has none.
+func (rd *rolloutDevice) sums(ws, w int64, kpis int) ([]int32, []float64) {
+	s := slot(ws, w)
+	if rd.win[s] != ws+1 {
+		return nil, nil
+	}
+	return rd.n[s*kpis : (s+1)*kpis], rd.sum[s*kpis : (s+1)*kpis]
+}
+
+// sumsFor returns the sums a row of the window that starts at ws adds
+// to, taking over the slot of an older window; nil for a row older than
+// the slot's window (a late record).
+func (rd *rolloutDevice) sumsFor(ws, w int64, kpis int) ([]int32, []float64) {
+	s := slot(ws, w)
+	if ws+1 > rd.win[s] {
+		rd.win[s] = ws + 1
+		clear(rd.n[s*kpis : (s+1)*kpis])
+		clear(rd.sum[s*kpis : (s+1)*kpis])
+	}
+	return rd.sums(ws, w, kpis)
 }
 
 // rolloutGroup is one group's rollout.
@@ -230,8 +268,8 @@ func (r *rolloutGuard) device(d int32) *rolloutDevice {
 	}
 	rd := &r.dev[d]
 	if rd.n == nil {
-		rd.n = make([]int32, len(r.cfg.KPIs))
-		rd.sum = make([]float64, len(r.cfg.KPIs))
+		rd.n = make([]int32, rolloutSlots*len(r.cfg.KPIs))
+		rd.sum = make([]float64, rolloutSlots*len(r.cfg.KPIs))
 	}
 	return rd
 }
@@ -250,46 +288,46 @@ func (e *Engine) judgeRollout(d int32, g int32, t int64) {
 	r := e.roll
 	w := int64(r.cfg.Window)
 	rg := r.group(g)
+	ws := floorDiv(t, w) * w
 	if !rg.started {
-		rg.started, rg.winStart = true, floorDiv(t, w)*w
+		rg.started, rg.winStart = true, ws
 	}
-	if t >= rg.winStart+w {
-		e.closeRolloutWindows(g, rg, t)
+	if limit := min(t, e.wm); limit >= rg.winStart+w {
+		e.closeRolloutWindows(g, rg, limit)
 	}
 	rd := r.device(d)
 	if fw, ok := e.cols.fw.value(e.row); ok && fw != rd.version {
-		e.rolloutVersion(d, g, rg, rd, fw, t)
-	}
-	if rd.win != rg.winStart+1 {
-		rd.win = rg.winStart + 1
-		clear(rd.n)
-		clear(rd.sum)
+		e.rolloutVersion(d, g, rg, rd, fw, ws, t)
 	}
 	if t < rd.relearn {
 		for j := range e.exp {
 			e.exp[j].Learning = true
 		}
 	}
+	n, sum := rd.sumsFor(ws, w, len(r.col))
+	if n == nil {
+		return
+	}
 	for k, c := range r.col {
 		if c == nil || c.IsNull(e.row) {
 			continue
 		}
 		if v := c.Value(e.row); !math.IsNaN(v) && !math.IsInf(v, 0) {
-			rd.n[k]++
-			rd.sum[k] += v
+			n[k]++
+			sum[k] += v
 		}
 	}
 }
 
 // rolloutVersion handles device d reporting firmware fw, other than the
 // version it reported before.
-func (e *Engine) rolloutVersion(d, g int32, rg *rolloutGroup, rd *rolloutDevice, fw string, t int64) {
+func (e *Engine) rolloutVersion(d, g int32, rg *rolloutGroup, rd *rolloutDevice, fw string, ws, t int64) {
 	prev := rd.version
 	rd.version = strings.Clone(fw)
 	if prev == "" {
 		return
 	}
-	rd.mixed = rg.winStart + 1
+	rd.mixed = ws + 1
 	rd.upgraded = 0
 	if query.CompareVersions(fw, prev) <= 0 {
 		return // a downgrade or the same version spelt otherwise: identity's to judge
@@ -316,16 +354,21 @@ func (e *Engine) relearn(d int32) {
 	}
 }
 
-// closeRolloutWindows closes the windows of group g that ended at or
-// before t, judging the last of them (earlier ones had no row of the
-// group: nothing to compare).
-func (e *Engine) closeRolloutWindows(g int32, rg *rolloutGroup, t int64) {
+// closeRolloutWindows judges the windows of group g that ended at or
+// before limit. After a gap of more than maxGapWindows, the windows in it
+// are skipped: their devices' sums are gone anyway.
+func (e *Engine) closeRolloutWindows(g int32, rg *rolloutGroup, limit int64) {
 	w := int64(e.roll.cfg.Window)
-	end := rg.winStart + w
-	if rg.active {
-		e.judgeRolloutWindow(g, rg, rg.winStart, end)
+	for n := 0; rg.winStart+w <= limit; n++ {
+		if n == maxGapWindows {
+			rg.winStart = floorDiv(limit, w) * w
+			return
+		}
+		if rg.active {
+			e.judgeRolloutWindow(g, rg, rg.winStart, rg.winStart+w)
+		}
+		rg.winStart += w
 	}
-	rg.winStart = floorDiv(t, w) * w
 }
 
 // judgeRolloutWindow compares the cohorts of group g over [start, end).
@@ -385,10 +428,11 @@ func (e *Engine) judgeRolloutKPI(g int32, rg *rolloutGroup, k int, start, end in
 	r.a, r.b = r.a[:0], r.b[:0]
 	for _, d := range e.groups[g].members {
 		rd := r.device(d)
-		if rd.win != start+1 || rd.mixed == start+1 || rd.n[k] == 0 {
+		n, sum := rd.sums(start, int64(cfg.Window), len(cfg.KPIs))
+		if n == nil || rd.mixed == start+1 || n[k] == 0 {
 			continue
 		}
-		v := rd.sum[k] / float64(rd.n[k])
+		v := sum[k] / float64(n[k])
 		switch {
 		case rd.version == rg.to && rd.upgraded != 0:
 			r.b = append(r.b, v)

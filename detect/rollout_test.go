@@ -4,7 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-ot/vigil/ingest"
 )
@@ -171,4 +173,52 @@ func TestHodgesLehmannAndEffect(t *testing.T) {
 	if p := relativePercent(0, 0); p != 0 {
 		t.Errorf("no shift: %g%%", p)
 	}
+}
+
+// TestRolloutAcrossPartitions: half a group upgrades and fails to
+// authenticate; read from three partitions, each delivering 20 minutes
+// ahead of the next (as a consumer catching up does), the guard raises
+// the same rollout alerts as from one stream in event-time order: windows
+// wait for the watermark, and a device's reports stay in their window.
+func TestRolloutAcrossPartitions(t *testing.T) {
+	run := func(partitioned bool) []Alert {
+		cfg := DefaultConfig()
+		cfg.Rollout.Enabled = true
+		s := newSim(t, cfg, []string{"site/hw"}, 20, nil)
+		if partitioned {
+			s.partition = func(i int) int32 { return int32(i % 3) }
+			s.batchMinutes = 20
+		}
+		s.run(0, 360, func(m, i int, d *simDevice, r *ingest.Row) bool {
+			r.Firmware = "2.9.4"
+			if i < 10 && m >= 200+i {
+				r.Firmware = "3.0.0"
+				for k := range r.Metrics {
+					if r.Metrics[k].Name == "auth_failures" {
+						r.Metrics[k].Value = float64(1 + (m+i)%3)
+					}
+				}
+			}
+			return true
+		})
+		return s.sink.find(DetectorRollout, "", "", "")
+	}
+	one, three := run(false), run(true)
+	key := func(a Alert) string {
+		return a.ID + " " + a.EventTime.Format(time.RFC3339) + " " + a.Behavior + " " + a.Message
+	}
+	var want, got []string
+	for _, a := range one {
+		want = append(want, key(a))
+	}
+	for _, a := range three {
+		got = append(got, key(a))
+	}
+	if !slices.ContainsFunc(one, func(a Alert) bool { return a.Behavior == BehaviorKPIRegression }) {
+		t.Fatalf("one stream raised no regression: %q", want)
+	}
+	if !slices.Equal(want, got) {
+		t.Fatalf("three partitions raised\n%s\none stream\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	t.Logf("%s", strings.Join(want, "\n"))
 }
