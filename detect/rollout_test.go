@@ -222,3 +222,19 @@ func TestRolloutAcrossPartitions(t *testing.T) {
 	}
 	t.Logf("%s", strings.Join(want, "\n"))
 }
+
+// TestUnseenRolloutKPI: vigil validate --against warns about a rollout KPI
+// no input has, only while the guard is on.
+func TestUnseenRolloutKPI(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rollout.KPIs = []RolloutKPI{{Metric: "msgs_sent", Bad: DirectionDown}, {Metric: "auth_failurs", Bad: DirectionUp}}
+	seen := func(m string) bool { return m == "msgs_sent" }
+	if got := cfg.UnseenMetrics(seen); len(got) != 0 {
+		t.Errorf("guard off: %q", got)
+	}
+	cfg.Rollout.Enabled = true
+	got := cfg.UnseenMetrics(seen)
+	if len(got) != 1 || !strings.Contains(got[0], `detect.rollout.kpis[1]: no input has a metric "auth_failurs"`) {
+		t.Errorf("guard on: %q", got)
+	}
+}
