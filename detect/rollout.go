@@ -376,7 +376,7 @@ func (e *Engine) judgeRolloutWindow(g int32, rg *rolloutGroup, start, end int64)
 	r := e.roll
 	cfg := r.cfg
 	members := e.groups[g].members
-	onTo, onFrom, silent := 0, 0, 0
+	onTo, onFrom, silent, lastHour := 0, 0, 0, 0
 	recent := end - int64(cfg.CompleteAfter)
 	quiet := func(d int32, rd *rolloutDevice) bool {
 		return rd.version == rg.to && rd.upgraded != 0 && e.devices[d].last < end-int64(cfg.SilentAfter)
@@ -386,6 +386,9 @@ func (e *Engine) judgeRolloutWindow(g int32, rg *rolloutGroup, start, end int64)
 		switch {
 		case rd.version == rg.to:
 			onTo++
+			if rd.upgraded >= end-int64(time.Hour) {
+				lastHour++
+			}
 		case rd.version == rg.from && e.devices[d].last >= recent:
 			onFrom++ // devices gone before the rollout do not hold it open
 		}
@@ -394,6 +397,11 @@ func (e *Engine) judgeRolloutWindow(g int32, rg *rolloutGroup, start, end int64)
 		}
 	}
 	rg.upgradedDevs, rg.remainingDevs, rg.silentUpgraded = onTo, onFrom, silent
+	if !rg.done {
+		e.log.Info("rollout", "group", e.reg.GroupName(g), "from", rg.from, "to", rg.to, "window_end", time.Unix(0, end).UTC(),
+			"upgraded", onTo, "not_upgraded", onFrom, "upgraded_last_hour", lastHour, "silent", silent,
+			"first_upgrade", time.Unix(0, rg.first).UTC(), "last_upgrade", time.Unix(0, rg.last).UTC(), "aborted", rg.aborted)
+	}
 	for _, d := range members {
 		if rd := r.device(d); rd.silent.active() || quiet(d, rd) {
 			e.rolloutSilentStep(d, g, rg, rd, quiet(d, rd), end)

@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"encoding/json"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -236,5 +238,46 @@ func TestUnseenRolloutKPI(t *testing.T) {
 	got := cfg.UnseenMetrics(seen)
 	if len(got) != 1 || !strings.Contains(got[0], `detect.rollout.kpis[1]: no input has a metric "auth_failurs"`) {
 		t.Errorf("guard on: %q", got)
+	}
+}
+
+// TestRolloutProgressLog: while a rollout is under way, every window logs
+// its progress: devices on each version, upgraded in the last hour, first
+// and last upgrade.
+func TestRolloutProgressLog(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rollout.Enabled = true
+	var buf strings.Builder
+	s := newSim(t, cfg, []string{"site/hw"}, 10, nil)
+	s.eng.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	s.run(0, 110, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Firmware = "2.9.4"
+		if i < 4 && m >= 40+10*i { // upgrades at 00:40, 00:50, 01:00, 01:10
+			r.Firmware = "3.0.0"
+		}
+		return true
+	})
+	var last map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["msg"] == "rollout" {
+			last = rec
+		}
+	}
+	// The last window judged ends at 01:45: the upgrade at 00:40 is more
+	// than an hour before.
+	want := map[string]any{"group": "site/hw", "from": "2.9.4", "to": "3.0.0", "upgraded": 4.0, "not_upgraded": 6.0,
+		"upgraded_last_hour": 3.0, "first_upgrade": "2026-11-16T00:40", "last_upgrade": "2026-11-16T01:10", "window_end": "2026-11-16T01:45"}
+	for k, v := range want {
+		got := last[k]
+		if str, ok := got.(string); ok && len(str) > 16 { // a time: compare to the minute
+			got = str[:16]
+		}
+		if got != v {
+			t.Errorf("last progress line %s = %v, want %v (%v)", k, last[k], v, last)
+		}
 	}
 }
