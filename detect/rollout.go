@@ -95,7 +95,8 @@ type RolloutConfig struct {
 	WindowsToAlarm int           `yaml:"windows_to_alarm"`
 	WindowsToClear int           `yaml:"windows_to_clear"`
 	// SilentAfter: an upgraded device not heard from for this long while
-	// its group reports is upgraded_silent.
+	// its group reports is upgraded_silent; keep it above the devices'
+	// report interval.
 	SilentAfter time.Duration `yaml:"silent_after"`
 	Action      string        `yaml:"action"` // abort_recommended or alarm
 	// CompleteAfter: a rollout whose devices all reported the new version
@@ -293,7 +294,7 @@ func (e *Engine) judgeRollout(d int32, g int32, t int64) {
 		rg.started, rg.winStart = true, ws
 	}
 	if limit := min(t, e.wm); limit >= rg.winStart+w {
-		e.closeRolloutWindows(g, rg, limit)
+		e.closeRolloutWindows(d, g, rg, limit)
 	}
 	rd := r.device(d)
 	if fw, ok := e.cols.fw.value(e.row); ok && fw != rd.version {
@@ -355,9 +356,10 @@ func (e *Engine) relearn(d int32) {
 }
 
 // closeRolloutWindows judges the windows of group g that ended at or
-// before limit. After a gap of more than maxGapWindows, the windows in it
-// are skipped: their devices' sums are gone anyway.
-func (e *Engine) closeRolloutWindows(g int32, rg *rolloutGroup, limit int64) {
+// before limit, on a row of device d. After a gap of more than
+// maxGapWindows, the windows in it are skipped: their devices' sums are
+// gone anyway.
+func (e *Engine) closeRolloutWindows(d, g int32, rg *rolloutGroup, limit int64) {
 	w := int64(e.roll.cfg.Window)
 	for n := 0; rg.winStart+w <= limit; n++ {
 		if n == maxGapWindows {
@@ -365,21 +367,23 @@ func (e *Engine) closeRolloutWindows(g int32, rg *rolloutGroup, limit int64) {
 			return
 		}
 		if rg.active {
-			e.judgeRolloutWindow(g, rg, rg.winStart, rg.winStart+w)
+			e.judgeRolloutWindow(d, g, rg, rg.winStart, rg.winStart+w)
 		}
 		rg.winStart += w
 	}
 }
 
-// judgeRolloutWindow compares the cohorts of group g over [start, end).
-func (e *Engine) judgeRolloutWindow(g int32, rg *rolloutGroup, start, end int64) {
+// judgeRolloutWindow compares the cohorts of group g over [start, end),
+// on a row of device reporting (reporting now, so not silent whenever its
+// previous report was).
+func (e *Engine) judgeRolloutWindow(reporting, g int32, rg *rolloutGroup, start, end int64) {
 	r := e.roll
 	cfg := r.cfg
 	members := e.groups[g].members
 	onTo, onFrom, silent, lastHour := 0, 0, 0, 0
 	recent := end - int64(cfg.CompleteAfter)
 	quiet := func(d int32, rd *rolloutDevice) bool {
-		return rd.version == rg.to && rd.upgraded != 0 && e.devices[d].last < end-int64(cfg.SilentAfter)
+		return d != reporting && rd.version == rg.to && rd.upgraded != 0 && e.devices[d].last < end-int64(cfg.SilentAfter)
 	}
 	for _, d := range members {
 		rd := r.device(d)
