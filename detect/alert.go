@@ -69,6 +69,10 @@ type Alert struct {
 	// Source position of the observation.
 	Partition int32
 	Offset    int64
+
+	// Rollout is the rollout's context on alerts of the rollout guard
+	// (DetectorRollout), nil on every other alert.
+	Rollout *RolloutInfo
 }
 
 // AlertID returns the deterministic id of an alarm: a hash of detector,

@@ -33,6 +33,7 @@ type Config struct {
 	Identity IdentityConfig          `yaml:"identity"`
 	Fleet    FleetConfig             `yaml:"fleet"`
 	Joint    JointConfig             `yaml:"joint"`
+	Rollout  RolloutConfig           `yaml:"rollout"`
 	Clock    ClockConfig             `yaml:"clock"`
 
 	Alarm       AlarmConfig         `yaml:"alarm"`
@@ -367,6 +368,7 @@ func DefaultConfig() Config {
 			HalfLife: 6 * time.Hour, ActiveFor: time.Hour, MinDevices: 5,
 		},
 		Joint:     DefaultJointConfig(),
+		Rollout:   DefaultRolloutConfig(),
 		Clock:     ClockConfig{MaxSkew: 5 * time.Minute, MaxLateness: time.Hour, ConfirmRows: 2},
 		Alarm:     AlarmConfig{RepeatWindow: 10 * time.Minute, RelearnAfter: 24 * time.Hour},
 		RateLimit: RateLimitConfig{Enabled: true, Burst: 10, Refill: time.Minute},
@@ -374,7 +376,7 @@ func DefaultConfig() Config {
 			Base: map[string]int{
 				DetectorSelf: 4, DetectorPeer: 4, DetectorRule: 5, DetectorSilence: 4,
 				DetectorIdentity: 6, DetectorFleet: 5, DetectorNovelty: 5, DetectorScan: 6,
-				DetectorFlood: 6, DetectorMalformed: 5, DetectorJoint: 4, DetectorMITM: 7,
+				DetectorFlood: 6, DetectorMalformed: 5, DetectorJoint: 4, DetectorMITM: 7, DetectorRollout: 6,
 			},
 			Criticality: map[string]int{
 				"unknown": 0, "low": -1, "medium": 0, "high": 1, "safety-critical": 2,
@@ -422,6 +424,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Joint.validate(); err != nil {
+		return err
+	}
+	if err := c.Rollout.validate(); err != nil {
 		return err
 	}
 	for i := range c.Suppress {
@@ -855,7 +860,7 @@ func (q *QuarantineConfig) validate() error {
 func knownDetector(d string) bool {
 	switch d {
 	case DetectorSelf, DetectorPeer, DetectorRule, DetectorSilence, DetectorIdentity, DetectorFleet,
-		DetectorNovelty, DetectorScan, DetectorFlood, DetectorMalformed, DetectorJoint, DetectorMITM:
+		DetectorNovelty, DetectorScan, DetectorFlood, DetectorMalformed, DetectorJoint, DetectorMITM, DetectorRollout:
 		return true
 	}
 	return false

@@ -82,8 +82,9 @@ type Engine struct {
 
 	devices  []deviceState
 	groups   []groupState
-	peersNow peersNow   // the peer detector's "peers now" test
-	joint    jointState // the joint detector's per-group models
+	peersNow peersNow      // the peer detector's "peers now" test
+	joint    jointState    // the joint detector's per-group models
+	roll     *rolloutGuard // nil unless detect.rollout is enabled (rollout.go)
 
 	parts    []partMark // source partitions, in order of first appearance
 	lastPart int        // index in parts of the previous row's partition
@@ -275,6 +276,9 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	}
 	e.ruleCol = make([]int, len(e.rules))
 	e.setScratch = make([]setHit, len(e.rules))
+	if e.cfg.Rollout.Enabled {
+		e.roll = newRolloutGuard(&e.cfg.Rollout)
+	}
 	return e, nil
 }
 
@@ -418,6 +422,9 @@ func (e *Engine) judge(b *ingest.Batch) {
 		return
 	}
 	e.bindMetrics(f)
+	if e.roll != nil {
+		e.roll.bind(b.Record)
+	}
 	e.setAt = 0
 	if e.deps.Clock != nil {
 		e.wallLimit = addSat(e.deps.Clock().UnixNano(), int64(e.cfg.Clock.MaxSkew))
@@ -590,6 +597,9 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		e.closeIncident(gs, g, t)
 	}
 	f.Expect(i, e.exp)
+	if e.roll != nil {
+		e.judgeRollout(d, g, t) // may mark the row's expectations learning: see rollout.go
+	}
 	if e.deps.Trace != nil {
 		e.trace(d, g, t)
 	}

@@ -71,9 +71,20 @@ func (s *discardSink) Close() error                               { return nil }
 // Learn, all row detectors, lifecycle) on 4096-row batches with 5 metrics
 // in steady state: the fleet has been running for a day, groups protect.
 func BenchmarkEngineProcess(b *testing.B) {
+	benchEngineProcess(b, DefaultConfig())
+}
+
+// BenchmarkEngineProcessRollout is BenchmarkEngineProcess with the rollout
+// guard on (every row's firmware and KPIs tracked, its windows judged).
+func BenchmarkEngineProcessRollout(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Rollout.Enabled = true
+	benchEngineProcess(b, cfg)
+}
+
+func benchEngineProcess(b *testing.B, cfg Config) {
 	reg := ingest.NewRegistry()
 	store := baseline.NewStore(testBaselineConfig(), reg)
-	cfg := DefaultConfig()
 	auth := 10.0
 	cfg.Rules = []RuleConfig{{Name: "auth", Metric: "auth_failures", ComparisonOperator: OpGreaterThan, Value: &auth, Duration: 5 * time.Minute}}
 	sink := &discardSink{}

@@ -165,8 +165,11 @@ func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
 	a.Criticality = e.criticality(a.Device).String()
 	a.Severity = int(st.sev)
 	// The clear gets its own id so a receiver deduping on ids keeps both
-	// the alarm and its clear.
-	a.ID = AlertID(a.Detector, a.Device, a.Behavior+"/cleared", a.AlarmStart)
+	// the alarm and its clear (a detector with several alarms per device
+	// and behavior, such as rollout's per KPI, makes its own).
+	if a.ID == "" {
+		a.ID = AlertID(a.Detector, a.Device, a.Behavior+"/cleared", a.AlarmStart)
+	}
 	a.Message = "cleared: " + a.Message
 	e.out.Alerts = append(e.out.Alerts, *a)
 	e.stats.Cleared++

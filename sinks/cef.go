@@ -40,7 +40,10 @@ const (
 //
 // with cs1 group, cs2 behavior, cs3 ATT&CK technique, cs4 observed text,
 // cs5 criticality, cs6 accepted range; cn1 sample count, cn2 baseline
-// version, cn3 source offset; cfp1 observed, cfp2 expected, cfp3 score.
+// version, cn3 source offset; cfp1 observed, cfp2 expected, cfp3 score;
+// on rollout alerts then flexString1 and flexString2 the from and to
+// versions, flexNumber1 and flexNumber2 the upgraded and not upgraded
+// cohorts, cfp4 the effect in percent (the KPI is the observed text).
 // Observed, expected and score are floating point, which CEF's cn fields
 // (64-bit integers) cannot carry, hence the cfp fields. Times are epoch
 // milliseconds. Keys without a value are left out.
@@ -106,6 +109,13 @@ func appendAlertCEF(dst []byte, a *detect.Alert, host string) []byte {
 	x.float("cfp1Label=observed cfp1=", a.Observed)
 	x.float("cfp2Label=expected cfp2=", a.Expected)
 	x.float("cfp3Label=score cfp3=", a.Score)
+	if r := a.Rollout; r != nil {
+		x.labeled("flexString1Label=fromVersion flexString1=", r.From)
+		x.labeled("flexString2Label=toVersion flexString2=", r.To)
+		x.int("flexNumber1Label=upgradedDevices flexNumber1=", int64(r.Upgraded))
+		x.int("flexNumber2Label=notUpgradedDevices flexNumber2=", int64(r.NotUpgraded))
+		x.float("cfp4Label=effectPercent cfp4=", r.EffectPercent)
+	}
 	return x.dst
 }
 

@@ -111,12 +111,16 @@ type TLSConfig struct {
 // events in their own topics, keyed by device so that one device's events
 // stay in order, acknowledged by all in-sync replicas.
 type KafkaConfig struct {
-	Brokers         []string      `yaml:"brokers"`
-	AlertsTopic     string        `yaml:"alerts_topic"`     // default vigil-alerts
-	QuarantineTopic string        `yaml:"quarantine_topic"` // default vigil-quarantine
-	WriteTimeout    time.Duration `yaml:"write_timeout"`    // default 10s
-	BatchTimeout    time.Duration `yaml:"batch_timeout"`    // linger before a partial batch goes; default 5ms
-	TLS             *TLSConfig    `yaml:"tls"`              // nil: plaintext
+	Brokers         []string `yaml:"brokers"`
+	AlertsTopic     string   `yaml:"alerts_topic"`     // default vigil-alerts
+	QuarantineTopic string   `yaml:"quarantine_topic"` // default vigil-quarantine
+	// RolloutTopic, when set, takes the rollout guard's alerts (detector
+	// rollout: abort_recommended and the rest) instead of alerts_topic, so
+	// the update service can subscribe to them alone.
+	RolloutTopic string        `yaml:"rollout_topic"`
+	WriteTimeout time.Duration `yaml:"write_timeout"` // default 10s
+	BatchTimeout time.Duration `yaml:"batch_timeout"` // linger before a partial batch goes; default 5ms
+	TLS          *TLSConfig    `yaml:"tls"`           // nil: plaintext
 	// SASL is the consumer's kafka.sasl shape: the password only comes
 	// from the environment variable it names; nil: no authentication.
 	SASL *ingest.KafkaSASLConfig `yaml:"sasl"`
@@ -288,7 +292,7 @@ func (s SinkConfig) validate() error {
 		return fmt.Errorf("cannot use a syslog block on a sink of kind %q: set kind: syslog or remove the block", s.Kind)
 	}
 	k := s.Kafka
-	if s.Kind != KindKafka && (len(k.Brokers) > 0 || k.AlertsTopic != "" || k.QuarantineTopic != "" || k.TLS != nil || k.SASL != nil || k.WriteTimeout != 0 || k.BatchTimeout != 0) {
+	if s.Kind != KindKafka && (len(k.Brokers) > 0 || k.AlertsTopic != "" || k.QuarantineTopic != "" || k.RolloutTopic != "" || k.TLS != nil || k.SASL != nil || k.WriteTimeout != 0 || k.BatchTimeout != 0) {
 		return fmt.Errorf("cannot use a kafka block on a sink of kind %q: set kind: kafka or remove the block", s.Kind)
 	}
 	if s.Kind != KindFile && s.Path != "" {
@@ -415,6 +419,9 @@ func (c KafkaConfig) validate() error {
 	}
 	if c.AlertsTopic == c.QuarantineTopic {
 		return fmt.Errorf("cannot send alerts and quarantine events to the same topic %q: device management reads the quarantine topic; give it its own", c.AlertsTopic)
+	}
+	if c.RolloutTopic == c.QuarantineTopic {
+		return fmt.Errorf("cannot send rollout alerts and quarantine events to the same topic %q: device management reads the quarantine topic; give rollout_topic its own, or leave it out to use alerts_topic", c.RolloutTopic)
 	}
 	if c.SASL != nil {
 		if err := validateKafkaSASL(c.SASL); err != nil {

@@ -76,6 +76,9 @@ func appendAlertECS(dst []byte, a *detect.Alert, host string) []byte {
 	dst = strconv.AppendUint(dst, a.Baseline, 10)
 	dst = appendJSONKeyInt(dst, "partition", int64(a.Partition))
 	dst = appendJSONKeyInt(dst, "offset", a.Offset)
+	if a.Rollout != nil {
+		dst = appendRolloutJSON(appendJSONKey(dst, "rollout"), a.Rollout)
+	}
 	return append(dst, `}}`...)
 }
 

@@ -127,3 +127,54 @@ func TestJSONStringMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloutFieldsRoundTrip decodes the rollout alert of the fixtures in
+// every format with a parser of its own and checks the rollout's context
+// comes back: versions, KPI, effect, p-value and cohorts.
+func TestRolloutFieldsRoundTrip(t *testing.T) {
+	a := fixtureAlerts()[4]
+	r := a.Rollout
+	var m struct {
+		Rollout struct {
+			From          string  `json:"from_version"`
+			To            string  `json:"to_version"`
+			KPI           string  `json:"kpi"`
+			EffectPercent float64 `json:"effect_percent"`
+			PValue        float64 `json:"p_value"`
+			Upgraded      int     `json:"upgraded"`
+			NotUpgraded   int     `json:"not_upgraded"`
+		} `json:"rollout"`
+	}
+	if err := json.Unmarshal(AppendAlertJSON(nil, &a), &m); err != nil {
+		t.Fatal(err)
+	}
+	got := m.Rollout
+	if got.From != r.From || got.To != r.To || got.KPI != r.KPI || got.EffectPercent != r.EffectPercent ||
+		got.PValue != r.PValue || got.Upgraded != r.Upgraded || got.NotUpgraded != r.NotUpgraded {
+		t.Errorf("JSON rollout %+v, want %+v", got, *r)
+	}
+	var noRollout map[string]any
+	if err := json.Unmarshal(AppendAlertJSON(nil, &fixtureAlerts()[0]), &noRollout); err != nil || noRollout["rollout"] != nil {
+		t.Errorf("an alert of another detector has a rollout key: %v %v", noRollout["rollout"], err)
+	}
+	_, cef, _, err := parseCEF(string(AppendAlertCEF(nil, &a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"flexString1Label": "fromVersion", "flexString1": r.From, "flexString2Label": "toVersion", "flexString2": r.To,
+		"flexNumber1": "8", "flexNumber2": "90", "cfp4Label": "effectPercent", "cfp4": "-42.1", "cs4": r.KPI} {
+		if cef[k] != v {
+			t.Errorf("CEF %s = %q, want %q", k, cef[k], v)
+		}
+	}
+	_, leef, _, err := parseLEEF(string(AppendAlertLEEF(nil, &a, '\t')))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"fromVersion": r.From, "toVersion": r.To, "kpi": r.KPI, "effectPercent": "-42.1",
+		"pValue": "0.0000018", "upgradedDevices": "8", "notUpgradedDevices": "90", "silentDevices": "0"} {
+		if leef[k] != v {
+			t.Errorf("LEEF %s = %q, want %q", k, leef[k], v)
+		}
+	}
+}

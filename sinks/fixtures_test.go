@@ -51,7 +51,16 @@ func fixtureAlerts() []detect.Alert {
 		Severity: 12, Technique: "T0000\n", Message: "device " + hostileName + " \xff\xfe invalid utf8",
 		SrcIP: "10.0.0.1\nsrc=1.1.1.1", Transport: "udp", Protocol: "mqtt", ObservedText: hostileName,
 	}
-	return []detect.Alert{telemetry, network, cleared, hostile}
+	rollout := detect.Alert{
+		EventTime: t0, ProcessingTime: t0, AlarmStart: start, State: detect.StateAlarm,
+		Device: "plant-a/s7-1500", Group: "plant-a/s7-1500", Detector: detect.DetectorRollout, Behavior: detect.BehaviorKPIRegression,
+		Observed: 32.93, ObservedText: "msgs_sent", Expected: 58.5, Lower: math.NaN(), Upper: 20, Score: -42.1,
+		Severity: 7,
+		Message:  "rollout 2.9.4 -> 3.0.1 in plant-a/s7-1500: msgs_sent -42% on the 8 upgraded devices against the 90 not upgraded",
+		Rollout:  &detect.RolloutInfo{From: "2.9.4", To: "3.0.1", KPI: "msgs_sent", EffectPercent: -42.1, PValue: 1.8e-06, Upgraded: 8, NotUpgraded: 90},
+	}
+	rollout.ID = detect.AlertID(rollout.Detector, rollout.Device, rollout.Behavior+":msgs_sent:3.0.1", start)
+	return []detect.Alert{telemetry, network, cleared, hostile, rollout}
 }
 
 func fixtureQuarantine() []detect.QuarantineEvent {

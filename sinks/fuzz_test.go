@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/vigil-ot/vigil/detect"
 )
 
 // FuzzEncoders: whatever the strings and numbers of an alert, every format
@@ -20,9 +22,12 @@ func FuzzEncoders(f *testing.F) {
 		a := fixtureAlerts()[1]
 		a.Device, a.Group, a.Behavior, a.Message, a.ObservedText, a.SrcIP = device, group, behavior, message, message, ip
 		a.Observed, a.Expected, a.Severity = observed, -observed, severity
+		// A rollout's versions come from the devices' reports too.
+		a.Rollout = &detect.RolloutInfo{From: device, To: behavior, KPI: group, EffectPercent: observed, PValue: -observed, Upgraded: severity}
 		benign := a
 		// The benign twin has the same empty fields, so the same keys.
 		benign.Device, benign.Group, benign.Behavior, benign.Message, benign.ObservedText, benign.SrcIP = like(device), like(group), like(behavior), like(message), like(message), like(ip)
+		benign.Rollout = &detect.RolloutInfo{From: like(device), To: like(behavior), KPI: like(group), EffectPercent: observed, PValue: -observed, Upgraded: severity}
 
 		for _, enc := range []Encoder{{Format: FormatCEF, Host: device}, {Format: FormatLEEF, Host: device}, {Format: FormatLEEF, LEEFDelimiter: '^'}, {Format: FormatJSON}, {Format: FormatECS, Host: device}} {
 			line := enc.AppendAlert(nil, &a)

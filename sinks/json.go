@@ -50,6 +50,24 @@ func AppendAlertJSON(dst []byte, a *detect.Alert) []byte {
 	dst = appendJSONKeyString(dst, "dst_mac", a.DstMAC)
 	dst = appendJSONKeyInt(dst, "partition", int64(a.Partition))
 	dst = appendJSONKeyInt(dst, "offset", a.Offset)
+	if a.Rollout != nil {
+		dst = appendRolloutJSON(appendJSONKey(dst, "rollout"), a.Rollout)
+	}
+	return append(dst, '}')
+}
+
+// appendRolloutJSON appends a rollout alert's context as a JSON object:
+// the key is there only on alerts of the rollout guard.
+func appendRolloutJSON(dst []byte, r *detect.RolloutInfo) []byte {
+	dst = append(dst, '{')
+	dst = appendJSONString(append(dst, `"from_version":`...), r.From)
+	dst = appendJSONKeyString(dst, "to_version", r.To)
+	dst = appendJSONKeyString(dst, "kpi", r.KPI)
+	dst = appendJSONKeyFloat(dst, "effect_percent", r.EffectPercent)
+	dst = appendJSONKeyFloat(dst, "p_value", r.PValue)
+	dst = appendJSONKeyInt(dst, "upgraded", int64(r.Upgraded))
+	dst = appendJSONKeyInt(dst, "not_upgraded", int64(r.NotUpgraded))
+	dst = appendJSONKeyInt(dst, "silent", int64(r.Silent))
 	return append(dst, '}')
 }
 

@@ -40,7 +40,8 @@ var (
 )
 
 // NewKafkaSink returns a sink producing to cfg.Brokers: alerts to
-// cfg.AlertsTopic, quarantine events to cfg.QuarantineTopic, one message
+// cfg.AlertsTopic (the rollout guard's to cfg.RolloutTopic when set),
+// quarantine events to cfg.QuarantineTopic, one message
 // per item with the device as key, in enc's format (JSON or ECS). Write
 // returns once every message is acknowledged by all in-sync replicas
 // (acks=all); messages Kafka refused are named in a *detect.DeliveryError.
@@ -128,6 +129,9 @@ func (s *kafkaSink) Write(ctx context.Context, out *detect.Output) error {
 		m := kafka.Message{Value: s.buf[start:vEnd:vEnd], Key: s.buf[vEnd:kEnd:kEnd]}
 		if i < len(out.Alerts) {
 			m.Topic, m.Headers = s.cfg.AlertsTopic, kafkaAlertHeaders
+			if s.cfg.RolloutTopic != "" && out.Alerts[i].Detector == detect.DetectorRollout {
+				m.Topic = s.cfg.RolloutTopic
+			}
 		} else {
 			m.Topic, m.Headers = s.cfg.QuarantineTopic, kafkaQuarantineHeaders
 		}

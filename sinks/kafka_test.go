@@ -200,3 +200,34 @@ func TestKafkaSinkMissingTopicFails(t *testing.T) {
 		t.Fatalf("want all 3 failed, got %v", err)
 	}
 }
+
+// TestKafkaSinkRolloutTopic: with rollout_topic set, the rollout guard's
+// alerts go there and every other alert stays on the alerts topic.
+func TestKafkaSinkRolloutTopic(t *testing.T) {
+	c := newKafkaCluster(t, kfake.SeedTopics(1, "vigil-rollouts"))
+	addr := c.ListenAddrs()[0]
+	s, err := NewKafkaSink("kafka-test", KafkaConfig{Brokers: []string{addr}, RolloutTopic: "vigil-rollouts"}, Encoder{Format: FormatJSON}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := fixtureAlerts()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Write(ctx, &detect.Output{Alerts: alerts}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rollouts := readTopic(t, addr, "vigil-rollouts", 1)
+	var v struct {
+		Detector string
+		Rollout  struct {
+			From string `json:"from_version"`
+		} `json:"rollout"`
+	}
+	if err := json.Unmarshal(rollouts[0].Value, &v); err != nil || v.Detector != detect.DetectorRollout || v.Rollout.From != "2.9.4" {
+		t.Fatalf("rollout topic holds %s (%v)", rollouts[0].Value, err)
+	}
+	readTopic(t, addr, "vigil-alerts", len(alerts)-1)
+}

@@ -92,6 +92,16 @@ func appendAlertLEEF(dst []byte, a *detect.Alert, host string, delim byte) []byt
 	x.key("baseline")
 	x.dst = strconv.AppendUint(x.dst, a.Baseline, 10)
 	x.str("applicationProtocol", a.Protocol, cefLimitApp)
+	if r := a.Rollout; r != nil {
+		x.str("fromVersion", r.From, cefLimitCS)
+		x.str("toVersion", r.To, cefLimitCS)
+		x.str("kpi", r.KPI, cefLimitCS)
+		x.float("effectPercent", r.EffectPercent)
+		x.float("pValue", r.PValue)
+		x.int("upgradedDevices", int64(r.Upgraded))
+		x.int("notUpgradedDevices", int64(r.NotUpgraded))
+		x.int("silentDevices", int64(r.Silent))
+	}
 	x.str("msg", a.Message, cefLimitMsg)
 	return x.dst
 }

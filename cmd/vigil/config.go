@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -258,6 +259,10 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		return &settingError{path: "kafka", err: err}
+	}
+	if c.Detect.Rollout.Enabled && slices.Contains(c.Input.Inventory.GroupBy, ingest.ColFirmware) {
+		return &settingError{path: "detect.rollout.enabled", err: fmt.Errorf(
+			"the rollout guard compares a group's firmware versions, but input.inventory.group_by lists %q, so every version is a group of its own; remove it from group_by", ingest.ColFirmware)}
 	}
 	return nil
 }

@@ -763,3 +763,44 @@ func TestReplayRestoreKeepsNetworkLearning(t *testing.T) {
 		t.Errorf("the older capture's new S7 session was not judged at once: %+v", first)
 	}
 }
+
+// TestReplayRollout replays the simulator's bad rollout with
+// testdata/config/rollout.yaml, as its comment tells an operator to: the
+// output carries abort_recommended with the rollout's versions.
+func TestReplayRollout(t *testing.T) {
+	t.Chdir(repoRoot)
+	c := fleetgen.DefaultRolloutConfig(fleetgen.RolloutBad)
+	path := filepath.Join(t.TempDir(), "rollout.jsonl")
+	var buf bytes.Buffer
+	if _, err := fleetgen.GenerateRollout(c, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := runReplayTest(t, "--config", "testdata/config/rollout.yaml", path)
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var a struct {
+			Detector, Behavior string
+			Rollout            *struct {
+				From string `json:"from_version"`
+				To   string `json:"to_version"`
+			} `json:"rollout"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Detector == detect.DetectorRollout && a.Behavior == detect.BehaviorAbortRecommended {
+			found = true
+			if a.Rollout == nil || a.Rollout.From != c.From() || a.Rollout.To != c.To() {
+				t.Errorf("abort_recommended without the versions: %s", sc.Bytes())
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no abort_recommended in:\n%s", out)
+	}
+}

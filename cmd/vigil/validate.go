@@ -30,7 +30,7 @@ secrets in the environment variables the config names.
 --print shows every setting with its effective value, defaults included.
 --against replays INPUT (as 'vigil replay' would, alerts discarded) and
 warns about settings that name a metric no input has: a per-metric
-override, a rule's metric, a joint metric (a typo there fails silently).
+override, a rule's metric, a joint metric, a rollout KPI (a typo there fails silently).
 
 Flags:
 `

@@ -307,12 +307,8 @@ func Generate(c Config, w io.Writer) (Stats, error) {
 		rngs[i] = deviceRand(c.Seed, d.Name, "series")
 	}
 	// rows of one step, sorted by time; reused.
-	type row struct {
-		ts   int64
-		line []byte
-	}
 	var (
-		rows  []row
+		rows  []timedLine
 		pool  [][]byte
 		st    = Stats{Devices: len(devs)}
 		steps = int(time.Duration(c.Days) * 24 * time.Hour / c.Step)
@@ -339,7 +335,7 @@ func Generate(c Config, w io.Writer) (Stats, error) {
 				applyIncidents(&rep, d, t0, s, byID, certOf, certDonor(c), &missing)
 			}
 			if !missing {
-				rows = append(rows, row{ts.UnixNano(), appendLine(next(), d, ts, &rep)})
+				rows = append(rows, timedLine{ts.UnixNano(), appendLine(next(), d, ts, &rep)})
 			}
 			if rep.clone {
 				// The clone reports from its own address half a step
@@ -348,18 +344,33 @@ func Generate(c Config, w io.Writer) (Stats, error) {
 				cl.srcIP = "10.66.6.6"
 				cl.bytesOut = math.Round(cl.bytesOut * (0.9 + 0.2*uniform(r)))
 				cts := t0.Add((ts.Sub(t0) + c.Step/2) % c.Step)
-				rows = append(rows, row{cts.UnixNano(), appendLine(next(), d, cts, &cl)})
+				rows = append(rows, timedLine{cts.UnixNano(), appendLine(next(), d, cts, &cl)})
 			}
 		}
-		sort.SliceStable(rows, func(a, b int) bool { return rows[a].ts < rows[b].ts })
-		for _, rw := range rows {
-			if _, err := w.Write(rw.line); err != nil {
-				return st, fmt.Errorf("cannot write telemetry: %w", err)
-			}
-			st.Lines++
+		if err := writeStep(w, rows, &st); err != nil {
+			return st, err
 		}
 	}
 	return st, nil
+}
+
+// timedLine is one telemetry line and its event time.
+type timedLine struct {
+	ts   int64
+	line []byte
+}
+
+// writeStep writes one step's lines to w in event-time order, counting
+// them in st.
+func writeStep(w io.Writer, rows []timedLine, st *Stats) error {
+	sort.SliceStable(rows, func(a, b int) bool { return rows[a].ts < rows[b].ts })
+	for _, rw := range rows {
+		if _, err := w.Write(rw.line); err != nil {
+			return fmt.Errorf("cannot write telemetry: %w", err)
+		}
+		st.Lines++
+	}
+	return nil
 }
 
 // report is one device's values for one step.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -330,12 +329,8 @@ func GenerateJudgement(c JudgementConfig, w io.Writer) (Stats, error) {
 	for i, p := range devs {
 		rngs[i] = deviceRand(c.Seed, p.Name, "judgement/series")
 	}
-	type row struct {
-		ts   int64
-		line []byte
-	}
 	var (
-		rows  = make([]row, len(devs))
+		rows  = make([]timedLine, len(devs))
 		st    = Stats{Devices: len(devs)}
 		steps = int(time.Duration(c.Days) * 24 * time.Hour / c.Step)
 	)
@@ -353,14 +348,10 @@ func GenerateJudgement(c JudgementConfig, w io.Writer) (Stats, error) {
 			if p.Name == futureName && t0.Equal(future) {
 				stamp = ts.AddDate(FutureYear-ts.Year(), 0, 0)
 			}
-			rows[i] = row{ts.UnixNano(), appendPumpLine(rows[i].line[:0], p, stamp, &rep)}
+			rows[i] = timedLine{ts.UnixNano(), appendPumpLine(rows[i].line[:0], p, stamp, &rep)}
 		}
-		sort.SliceStable(rows, func(a, b int) bool { return rows[a].ts < rows[b].ts })
-		for _, rw := range rows {
-			if _, err := w.Write(rw.line); err != nil {
-				return st, fmt.Errorf("cannot write telemetry: %w", err)
-			}
-			st.Lines++
+		if err := writeStep(w, rows, &st); err != nil {
+			return st, err
 		}
 	}
 	return st, nil

@@ -5,6 +5,7 @@
 //	go run ./ingest/simulate/fleetgen/cmd/fleetgen                # testdata/fleet/full (git-ignored)
 //	go run ./ingest/simulate/fleetgen/cmd/fleetgen -sample        # the committed testdata/fleet sample, byte for byte
 //	go run ./ingest/simulate/fleetgen/cmd/fleetgen -judgement     # the committed testdata/judgement data set, byte for byte
+//	go run ./ingest/simulate/fleetgen/cmd/fleetgen -rollout bad   # a staged firmware rollout (bad or healthy), testdata/fleet/rollout-bad
 //
 // -days 3 (or more) adds clean days after the incident day. -judgement
 // writes the judgement data set instead: three weeks of one group, its
@@ -31,6 +32,10 @@ func main() {
 		judgement(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 2 && (os.Args[1] == "-rollout" || os.Args[1] == "--rollout") {
+		rollout(os.Args[2], os.Args[3:])
+		return
+	}
 	// -sample, given first, switches the defaults of the other flags.
 	def, defOut := fleetgen.DefaultConfig(), "testdata/fleet/full"
 	if len(os.Args) > 1 && (os.Args[1] == "-sample" || os.Args[1] == "--sample") {
@@ -39,6 +44,7 @@ func main() {
 	var (
 		_        = flag.Bool("sample", false, "given first: the defaults of the committed sample (10 devices per group, -out testdata/fleet)")
 		_        = flag.Bool("judgement", false, "given first: write the judgement data set instead (-judgement -h for its flags)")
+		_        = flag.String("rollout", "", "given first: write a staged firmware rollout instead, bad or healthy (-rollout bad -h for its flags)")
 		out      = flag.String("out", defOut, "directory to write telemetry.jsonl[.gz], inventory.csv, labels.csv and benign.csv into")
 		name     = flag.String("name", "telemetry.jsonl.gz", "telemetry file name in -out; a .gz suffix compresses it, \"-\" writes to stdout")
 		seed     = flag.Uint64("seed", def.Seed, "random seed")
@@ -155,4 +161,39 @@ func writeFile(path string, write func(io.Writer) error) {
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "fleetgen: "+format+"\n", args...)
 	os.Exit(1)
+}
+
+// rollout writes the staged rollout of variant with the flags in args.
+func rollout(variant string, args []string) {
+	def := fleetgen.DefaultRolloutConfig(variant)
+	flags := flag.NewFlagSet("fleetgen -rollout "+variant, flag.ExitOnError)
+	out := flags.String("out", "testdata/fleet/rollout-"+variant, "directory to write telemetry.jsonl.gz into")
+	seed := flags.Uint64("seed", def.Seed, "random seed")
+	devices := flags.Int("devices", def.Devices, "devices in the group")
+	flags.Parse(args)
+	cfg := def
+	cfg.Seed, cfg.Devices = *seed, *devices
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fatalf("cannot create %s: %v", *out, err)
+	}
+	var st fleetgen.Stats
+	writeFile(filepath.Join(*out, "telemetry.jsonl.gz"), func(w io.Writer) error {
+		zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(zw, 1<<20)
+		if st, err = fleetgen.GenerateRollout(cfg, bw); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return zw.Close()
+	})
+	fmt.Fprintf(os.Stderr, "fleetgen: %s rollout, %d devices, %d lines; waves at", variant, st.Devices, st.Lines)
+	for _, w := range cfg.Waves() {
+		fmt.Fprintf(os.Stderr, " %s (%d devices)", w.Start.Format(time.RFC3339), w.Devices)
+	}
+	fmt.Fprintln(os.Stderr)
 }
