@@ -209,8 +209,12 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	}()
 	select {
 	case <-ready:
-	case err := <-runDone:
-		return err
+	case <-stopped:
+		select {
+		case <-ready: // ready, then stopped (an interrupt): the path below reports it
+		default:
+			return <-runDone // it could not start
+		}
 	}
 
 	// Production is paced from when Vigil reads. An interrupt (the end of
