@@ -85,7 +85,10 @@ type Engine struct {
 	sources  []string   // the batches' Sources seen, in order of appearance
 	src      int32      // index in sources of the batch being judged
 	wm       int64      // event-time watermark: see partMark
-	clock    int64      // newest event time of an accepted row: see admitAhead
+	// backlog reports whether a partition has records its source has not
+	// handed over yet (SetPartitionBacklog); nil for files.
+	backlog func(source string, partition int32) bool
+	clock   int64 // newest event time of an accepted row: see admitAhead
 	// Rows after clockLimit take admitAhead: it is clock + clock.max_skew,
 	// or earlier by the wall clock; math.MinInt64 before the clock is set.
 	clockLimit int64

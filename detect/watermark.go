@@ -22,8 +22,11 @@ import (
 // slower partitions silent though their reports are simply not read yet.
 // So absence is judged against the watermark: the newest event time of the
 // slowest active partition. A partition is active while devices report
-// through it and its newest event time is within silence.partition_idle of
-// the newest of all partitions or it delivered rows recently. A partition
+// through it and it has a backlog at its source (records not handed over
+// yet: SetPartitionBacklog), or its newest event time is within
+// silence.partition_idle of the newest of all partitions, or it delivered
+// rows recently. Only a caught-up partition can be idle: one behind,
+// however far, holds the watermark. A partition
 // with a backlog delivers its share of batches even when one batch spans
 // more than partition_idle; one that delivered nothing while the others
 // delivered idleRuns runs each is caught up or dark, and holding the
@@ -382,11 +385,29 @@ func (e *Engine) updateWatermark() {
 	idle := top - int64(e.cfg.Silence.PartitionIdle)
 	for i := range e.parts {
 		pm := &e.parts[i]
-		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.runs-pm.seq <= idleRuns*active) {
+		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.runs-pm.seq <= idleRuns*active || e.behind(pm)) {
 			wm = pm.high
 		}
 	}
 	e.wm = wm
+}
+
+// behind reports whether pm's source says it has records not handed over
+// yet.
+func (e *Engine) behind(pm *partMark) bool {
+	return e.backlog != nil && e.backlog(e.sources[pm.src], pm.part)
+}
+
+// SetPartitionBacklog gives the engine its source's knowledge of backlog:
+// behind(source, partition) reports whether the partition has records
+// not handed to the engine yet (the Kafka consumer's lag). A partition
+// with a backlog holds the watermark and its devices are not judged
+// silent, however far behind the others it is in event time: its
+// reports are unread, not missing. Without it (files) idleness is judged
+// from event time and runs alone. Call it before the first batch; behind
+// is called during Process.
+func (e *Engine) SetPartitionBacklog(behind func(source string, partition int32) bool) {
+	e.backlog = behind
 }
 
 // Watermark returns the event time absence is judged against: the newest
