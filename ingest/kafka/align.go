@@ -147,12 +147,18 @@ func (a *aligner) holdsBackLocked(ps *partState, tmin, fetched int64) bool {
 	return false
 }
 
-// fetched records a fetch response of ps: its request took tick asked, it
-// said hwm, and it held records or not.
-func (a *aligner) fetched(ps *partState, asked, hwm int64, records bool) {
+// fetched records a fetch response of ps: its request took tick asked and
+// asked for the records from offset from, it said hwm, and it held records
+// or not.
+func (a *aligner) fetched(ps *partState, asked, from, hwm int64, records bool) {
 	a.mu.Lock()
 	st := a.state(ps)
 	st.asked, st.hwm = asked, hwm
+	if st.handed < 0 {
+		// The worker started from no committed offset (FirstOffset,
+		// LastOffset): nothing before the first offset fetched is its.
+		st.handed = from
+	}
 	if records {
 		st.active = time.Now()
 	}

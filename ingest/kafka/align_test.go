@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -10,7 +11,7 @@ import (
 // and its worker hand the engine event times up to tmax and the records
 // below 10, or below 5 when pending (a backlog).
 func report(a *aligner, ps *partState, tmax int64, pending bool) {
-	a.fetched(ps, a.tick(), 10, false)
+	a.fetched(ps, a.tick(), 10, 10, false)
 	handed := int64(10)
 	if pending {
 		handed = 5
@@ -78,7 +79,7 @@ func TestAlignerWaitsForAFreshCaughtUp(t *testing.T) {
 	quiet, busy := &partState{}, &partState{}
 	a.expect([]*partState{quiet, busy})
 	a.sent(quiet, 0, 10, false)
-	a.fetched(quiet, a.tick(), 10, true) // it read records, then caught up
+	a.fetched(quiet, a.tick(), 10, 10, true) // it read records, then caught up
 	fetched := a.tick()                  // busy's burst arrives
 	released := make(chan bool, 1)
 	go func() { released <- a.wait(context.Background(), busy, int64(time.Hour), fetched) }()
@@ -87,7 +88,7 @@ func TestAlignerWaitsForAFreshCaughtUp(t *testing.T) {
 		t.Fatal("a batch an hour ahead went before the caught-up partition fetched again")
 	case <-time.After(50 * time.Millisecond):
 	}
-	a.fetched(quiet, a.tick(), 20, true) // its next fetch finds its share of the burst
+	a.fetched(quiet, a.tick(), 10, 20, true) // its next fetch finds its share of the burst
 	select {
 	case <-released:
 		t.Fatal("a batch an hour ahead went while the other partition had a backlog")
@@ -104,7 +105,7 @@ func TestAlignerWaitsForAFreshCaughtUp(t *testing.T) {
 	// A fresh fetch that finds nothing releases the batch at once.
 	fetched = a.tick()
 	go func() { released <- a.wait(context.Background(), busy, int64(3*time.Hour), fetched) }()
-	a.fetched(quiet, a.tick(), 20, false)
+	a.fetched(quiet, a.tick(), 20, 20, false)
 	if timedOut := <-released; timedOut {
 		t.Fatal("a fresh fetch that found the partition caught up did not release the batch")
 	}
@@ -117,7 +118,7 @@ func TestAlignerDoesNotWaitForADarkPartition(t *testing.T) {
 	dark, busy := &partState{}, &partState{}
 	a.expect([]*partState{dark, busy})
 	a.sent(dark, 0, 10, false)
-	a.fetched(dark, a.tick(), 10, false)
+	a.fetched(dark, a.tick(), 10, 10, false)
 	deadline := time.Now().Add(5 * time.Second)
 	for a.wait(context.Background(), busy, int64(time.Hour), a.tick()) {
 		if time.Now().After(deadline) {
@@ -132,5 +133,19 @@ func TestAlignerTimesOut(t *testing.T) {
 	report(a, stuck, 0, true)
 	if !a.wait(context.Background(), ahead, int64(time.Hour), 0) {
 		t.Fatal("wait behind a stuck partition did not time out")
+	}
+}
+
+// A worker that starts without a committed offset (FirstOffset) has
+// handed nothing below the first offset its fetcher asks for: an empty
+// partition is caught up, not behind for ever.
+func TestAlignerEmptyPartitionWithoutCommittedOffset(t *testing.T) {
+	a := newAligner(time.Minute, 5*time.Second)
+	empty := &partState{}
+	a.expect([]*partState{empty})
+	a.sent(empty, math.MinInt64, -2, false) // kafkago.FirstOffset
+	a.fetched(empty, a.tick(), 0, 0, false)
+	if empty.behind.Load() {
+		t.Fatal("an empty partition read from its first offset counts as behind")
 	}
 }

@@ -176,6 +176,7 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 		}
 	}
 	var asked int64
+	from := f.offset
 	if f.align != nil {
 		asked = f.align.tick()
 	}
@@ -189,7 +190,7 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 	f.load(res)
 	if f.align != nil {
 		f.received = f.align.tick()
-		f.align.fetched(f.ps, asked, f.hwm, len(res.records) > 0)
+		f.align.fetched(f.ps, asked, from, f.hwm, len(res.records) > 0)
 	}
 	if len(res.records) > 0 {
 		// Kafka returns at least one whole batch however small MaxBytes
