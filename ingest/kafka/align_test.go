@@ -80,7 +80,7 @@ func TestAlignerWaitsForAFreshCaughtUp(t *testing.T) {
 	a.expect([]*partState{quiet, busy})
 	a.sent(quiet, 0, 10, false)
 	a.fetched(quiet, a.tick(), 10, 10, true) // it read records, then caught up
-	fetched := a.tick()                  // busy's burst arrives
+	fetched := a.tick()                      // busy's burst arrives
 	released := make(chan bool, 1)
 	go func() { released <- a.wait(context.Background(), busy, int64(time.Hour), fetched) }()
 	select {
