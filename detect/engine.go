@@ -123,7 +123,7 @@ type Engine struct {
 	qAt          []int
 	part         Output // the part of out deliver is writing
 	scratchExtra []Alert
-	carry        bool // out holds items a failed Write did not deliver
+	carry        bool // out holds items not delivered yet: a failed Write, or alerts made between batches (restartFleet)
 	scratch      Alert
 	stats        Stats
 }

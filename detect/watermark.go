@@ -417,7 +417,8 @@ func (e *Engine) Watermark() int64 { return e.wm }
 
 // ForgetDevice drops everything the engine keeps about device: its alarm
 // states (self, peer, peers now, joint), silence deadline, identity history, rule windows, quarantine
-// episode and group membership. The Kafka consumer calls it for the devices
+// episode and group membership; its group's fleet KPIs start learning
+// again (restartFleet). The Kafka consumer calls it for the devices
 // of a partition that moved to another instance (kafka.DeviceForgetter), so
 // this instance neither judges them silent nor holds stale alarms for them;
 // the new owner judges them from then on. An alarm still open is dropped
@@ -431,6 +432,7 @@ func (e *Engine) ForgetDevice(device string) {
 	ds := &e.devices[d]
 	if ds.group >= 0 {
 		gs := &e.groups[ds.group]
+		e.restartFleet(ds.group)
 		e.silenceLeave(gs, d, ds)
 		if i := slices.Index(gs.members, d); i >= 0 {
 			gs.members = slices.Delete(gs.members, i, i+1)
