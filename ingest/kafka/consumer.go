@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,7 +145,7 @@ type Consumer struct {
 	runCtx   context.Context // ends when a graceful stop begins
 	forceCtx context.Context // ends when work still running is abandoned
 
-	parts map[string]*partState // engine goroutine only
+	parts map[partKey]*partState // engine goroutine only
 
 	balancer    *stickyBalancer
 	align       *aligner // nil when max_event_time_skew is 0
@@ -237,7 +236,7 @@ func New(opts Options) (*Consumer, error) {
 		conn: cs, dialer: cs.dialer(cfg.ClientID), instance: cfg.InstanceID,
 		tasks:       make(chan task, cfg.EngineQueue),
 		changelogCh: make(chan changelogWrite, 4),
-		parts:       make(map[string]*partState),
+		parts:       make(map[partKey]*partState),
 		fatal:       make(chan struct{}),
 		balancer:    &stickyBalancer{},
 	}
@@ -785,7 +784,7 @@ func noteDevices(ps *partState, b *ingest.Batch) {
 // partition returns the engine's record of topic/p, creating it. Engine
 // goroutine only.
 func (c *Consumer) partition(topic string, p int32) *partState {
-	key := topic + "/" + strconv.Itoa(int(p))
+	key := partKey{topic, p}
 	ps := c.parts[key]
 	if ps == nil {
 		ps = &partState{topic: topic, partition: p, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}, lastSnap: time.Now()}
@@ -795,10 +794,16 @@ func (c *Consumer) partition(topic string, p int32) *partState {
 	return ps
 }
 
+// partKey names an input partition.
+type partKey struct {
+	topic     string
+	partition int32
+}
+
 // behind reports whether partition p of topic has records the engine has
 // not judged yet. Engine goroutine only.
 func (c *Consumer) behind(topic string, p int32) bool {
-	ps := c.parts[topic+"/"+strconv.Itoa(int(p))]
+	ps := c.parts[partKey{topic, p}]
 	return ps != nil && ps.behind.Load()
 }
 
