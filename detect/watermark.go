@@ -410,6 +410,11 @@ func (e *Engine) SetPartitionBacklog(behind func(source string, partition int32)
 	e.backlog = behind
 }
 
+// PartitionIdle returns silence.partition_idle: a caught-up partition
+// further behind the newest than this in event time no longer holds the
+// watermark (kafka.BacklogReader).
+func (e *Engine) PartitionIdle() time.Duration { return e.cfg.Silence.PartitionIdle }
+
 // Watermark returns the event time absence is judged against: the newest
 // event time of the slowest active source partition (math.MinInt64 before
 // the first row). For tests and diagnostics.

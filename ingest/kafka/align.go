@@ -35,17 +35,24 @@ import (
 // produced to it just before another partition's records were fetched may
 // not have been seen yet. So a batch whose records came with fetch
 // response number n (ticks count fetch requests and responses of every
-// partition) also waits, when it is more than maxSkew ahead, for each
-// caught-up partition to answer a fetch sent after n, unless that
-// partition has been quiet (no record fetched since its generation began
-// or for longer than maxWait): a dark partition must not tax every batch
-// of the others with a fetch round trip. The consumer's backlog, not how
-// far behind a partition is in event time, says whether its devices are
-// late or silent (Consumer.behind, the engine's PartitionBacklog).
+// partition) also waits, when it is more than staleAfter ahead (the
+// engine's silence.partition_idle: less makes no device look silent), for
+// each caught-up partition to answer a fetch sent after n, unless that
+// partition has been quiet (no record fetched for longer than maxWait, the
+// start of its generation counting as one): a dark partition must not tax
+// every batch of the others with a fetch round trip, which costs up to
+// fetch_max_wait when it has nothing. The consumer's backlog, not how far
+// behind a partition is in event time, says whether its devices are late
+// or silent (Consumer.behind, Engine.SetPartitionBacklog).
 type aligner struct {
 	maxSkew int64
 	maxWait time.Duration
-	ticks   atomic.Int64
+	// staleAfter: a batch waits for a fresh answer of a caught-up
+	// partition only when it is this far ahead of it (at least maxSkew):
+	// the engine's partition_idle (setStaleAfter), below which being
+	// behind makes no device look silent.
+	staleAfter int64
+	ticks      atomic.Int64
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -71,8 +78,15 @@ type alignState struct {
 func (st *alignState) pending() bool { return st.more || st.hwm > st.handed }
 
 func newAligner(maxSkew, maxWait time.Duration) *aligner {
-	return &aligner{maxSkew: int64(maxSkew), maxWait: maxWait, changed: make(chan struct{}),
+	return &aligner{maxSkew: int64(maxSkew), maxWait: maxWait, staleAfter: int64(maxSkew), changed: make(chan struct{}),
 		parts: map[*partState]*alignState{}, left: map[*partState]int64{}}
+}
+
+// setStaleAfter sets staleAfter to d, or maxSkew if that is larger.
+func (a *aligner) setStaleAfter(d time.Duration) {
+	a.mu.Lock()
+	a.staleAfter = max(a.maxSkew, int64(d))
+	a.mu.Unlock()
 }
 
 // tick returns the next tick: a fetcher takes one before it sends a
@@ -131,7 +145,7 @@ func (a *aligner) wait(ctx context.Context, ps *partState, tmin, fetched int64) 
 // holdsBackLocked reports whether another partition holds back ps's batch
 // starting at tmin, fetched at tick fetched: see aligner.
 func (a *aligner) holdsBackLocked(ps *partState, tmin, fetched int64) bool {
-	behind := tmin - a.maxSkew
+	behind, stale := tmin-a.maxSkew, tmin-a.staleAfter
 	now := time.Now()
 	for q, qs := range a.parts {
 		if q == ps || qs.frontier >= behind {
@@ -140,7 +154,7 @@ func (a *aligner) holdsBackLocked(ps *partState, tmin, fetched int64) bool {
 		if qs.pending() {
 			return true
 		}
-		if qs.asked < fetched && now.Sub(qs.active) < a.maxWait {
+		if qs.frontier < stale && qs.asked < fetched && now.Sub(qs.active) < a.maxWait {
 			return true // caught up as of a fetch older than the batch
 		}
 	}

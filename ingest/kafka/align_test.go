@@ -149,3 +149,31 @@ func TestAlignerEmptyPartitionWithoutCommittedOffset(t *testing.T) {
 		t.Fatal("an empty partition read from its first offset counts as behind")
 	}
 }
+
+// A batch less than staleAfter (the engine's partition_idle) ahead of a
+// caught-up partition does not wait for that partition's next fetch: being
+// that far behind makes none of its devices look silent, and the wait
+// would cost a live stream up to fetch_max_wait a batch.
+func TestAlignerWaitsForFreshnessOnlyPastStaleAfter(t *testing.T) {
+	a := newAligner(time.Minute, 5*time.Second)
+	a.setStaleAfter(5 * time.Minute)
+	quiet, busy := &partState{}, &partState{}
+	a.expect([]*partState{quiet, busy})
+	a.sent(quiet, 0, 10, false)
+	a.fetched(quiet, a.tick(), 10, 10, true)
+	start := time.Now()
+	if a.wait(context.Background(), busy, int64(2*time.Minute), a.tick()) || time.Since(start) > time.Second {
+		t.Fatal("a batch 2 minutes ahead waited for a caught-up partition's next fetch")
+	}
+	released := make(chan bool, 1)
+	go func() { released <- a.wait(context.Background(), busy, int64(10*time.Minute), a.tick()) }()
+	select {
+	case <-released:
+		t.Fatal("a batch 10 minutes ahead did not wait for the caught-up partition's next fetch")
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.fetched(quiet, a.tick(), 10, 10, false)
+	if timedOut := <-released; timedOut {
+		t.Fatal("released by the timeout, not by the fresh fetch")
+	}
+}

@@ -71,9 +71,13 @@ type DeviceAlarms interface {
 // (topic, partition) of this instance has records not judged yet, so that
 // the devices of a partition that is merely behind are never taken for
 // silent however far behind it is in event time. The function is called
-// from the engine goroutine, during Process.
+// from the engine goroutine, during Process. PartitionIdle is how far
+// behind in event time a caught-up partition may be before its devices
+// can look silent: below it, the consumer does not wait to learn whether
+// a caught-up partition is still caught up (aligner).
 type BacklogReader interface {
 	SetPartitionBacklog(behind func(topic string, partition int32) bool)
+	PartitionIdle() time.Duration
 }
 
 // DeviceState is the per-device state that follows partitions through the
@@ -251,6 +255,7 @@ func New(opts Options) (*Consumer, error) {
 	c.alarms, _ = c.engine.(DeviceAlarms)
 	if br, ok := c.engine.(BacklogReader); ok && c.align != nil {
 		br.SetPartitionBacklog(c.behind)
+		c.align.setStaleAfter(br.PartitionIdle())
 	}
 	if c.metrics == nil {
 		c.metrics = NewMetrics()
