@@ -353,6 +353,7 @@ func (e *Engine) unmarshalDeviceAlarms(device string, data []byte) error {
 	gs := e.group(g)
 	dsp := &e.devices[d]
 	e.join(d, dsp, g)
+	e.restartFleet(g) // a device moved in: see restartFleet
 	if dsp.q != nil && dsp.q.action == qQuarantined {
 		gs.quarantined++
 	}

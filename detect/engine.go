@@ -91,7 +91,10 @@ type Engine struct {
 	sources  []string   // the batches' Sources seen, in order of appearance
 	src      int32      // index in sources of the batch being judged
 	wm       int64      // event-time watermark: see partMark
-	clock    int64      // newest event time of an accepted row: see admitAhead
+	// backlog reports whether a partition has records its source has not
+	// handed over yet (SetPartitionBacklog); nil for files.
+	backlog func(source string, partition int32) bool
+	clock   int64 // newest event time of an accepted row: see admitAhead
 	// Rows after clockLimit take admitAhead: it is clock + clock.max_skew,
 	// or earlier by the wall clock; math.MinInt64 before the clock is set.
 	clockLimit int64
@@ -126,7 +129,7 @@ type Engine struct {
 	qAt          []int
 	part         Output // the part of out deliver is writing
 	scratchExtra []Alert
-	carry        bool // out holds items a failed Write did not deliver
+	carry        bool // out holds items not delivered yet: a failed Write, or alerts made between batches (restartFleet)
 	scratch      Alert
 	stats        Stats
 }

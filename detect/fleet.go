@@ -181,3 +181,36 @@ func (e *Engine) fleetDatapoint(st *alarmState, breach bool, toAlarm int, g int3
 	}
 	e.clear(a, st, -1)
 }
+
+// restartFleet starts group g's KPI windows again, learning from nothing:
+// the devices this instance judges of the group changed otherwise than by
+// devices appearing or going quiet (a rebalance moved some of them to or
+// from another instance: ForgetDevice, a restore). Its counts would no
+// longer be comparable with what it learned: half the devices send half
+// the messages, and an alarm raised on that could never clear while they
+// stay away. An open fleet alarm of the group is cleared, saying why.
+func (e *Engine) restartFleet(g int32) {
+	f := &e.groups[g].fleet
+	if !f.started {
+		return
+	}
+	end := f.winStart
+	for _, k := range [...]struct {
+		st       *alarmState
+		behavior string
+	}{{&f.rateAlarm, behaviorMessageRate}, {&f.fracAlarm, behaviorReportingFraction}} {
+		if !k.st.active() {
+			continue
+		}
+		group := e.reg.GroupName(g)
+		a := e.newAlert(DetectorFleet, k.behavior, -1, g, end)
+		a.Device = group
+		a.Observed, a.Expected, a.Lower, a.Upper = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		a.Message = group + ": the devices this instance judges of the group changed (a rebalance moved some to or from another instance); its fleet KPIs learn again"
+		e.clear(a, k.st, -1)
+		// Called between batches: the clear goes out with the next
+		// delivery (Process, Flush), not reset away before it.
+		e.carry = true
+	}
+	*f = fleetState{}
+}

@@ -152,7 +152,15 @@ type NetworkDetector struct {
 	// of groups never seen is news rather than the network's first hour
 	// (kept once true).
 	established bool
-	stats       NetworkStats
+	// unknown: hosts reported missing from the inventory. The packet
+	// extractor reports a host once, but there is one extractor per Kafka
+	// partition and consumer generation: the same host seen in two
+	// partitions, or again after a rebalance (more of them on a loaded
+	// machine), was reported again, so the count of alarms depended on
+	// the load. Kept here, a host is reported once per process, as a
+	// replay's single extractor does.
+	unknown map[string]struct{}
+	stats   NetworkStats
 
 	// per batch, reused
 	keys    []commKeys
@@ -171,6 +179,7 @@ type NetworkStats struct {
 	ScanQuiet       int64 // novelty alerts of scanning sources left to their scan alarm
 	ScannersRefused int64 // scanning sources not remembered: the table was full
 	NamesRefused    int64 // inventory hosts not remembered to name flood targets: the table was full
+	UnknownRefused  int64 // hosts missing from the inventory not remembered as reported: the table was full
 }
 
 type hostName struct{ device, group string }
@@ -196,8 +205,9 @@ type foldTarget struct {
 // are those of the inventory (hosts named by their address are not kept,
 // so forged sources cannot fill the table).
 const (
-	maxScanners    = 1024
-	maxServerNames = 1 << 14
+	maxScanners      = 1024
+	maxServerNames   = 1 << 14
+	maxUnknownAssets = 1 << 14
 )
 
 // NewNetworkDetector returns a detector whose allowlist is set; set may
@@ -214,7 +224,7 @@ func NewNetworkDetector(cfg NetworkConfig, reg *ingest.Registry, set *baseline.C
 		set = baseline.NewCommSet(cfg.Learning)
 	}
 	return &NetworkDetector{cfg: cfg, reg: reg, comms: set,
-		scanning: make(map[string]int64), servers: make(map[netip.Addr]hostName)}, nil
+		scanning: make(map[string]int64), servers: make(map[netip.Addr]hostName), unknown: make(map[string]struct{})}, nil
 }
 
 // CommSet returns the learned allowlist (for checkpoints, inspection and
@@ -641,6 +651,14 @@ func (d *NetworkDetector) event(e *ingest.NetEvent, out *Output) {
 	if e.Kind == "unknown_asset" {
 		if _, folded := slices.BinarySearch(d.folded, e.Device); folded {
 			return // a source of this batch's flood incident (forged, most likely)
+		}
+		if _, seen := d.unknown[e.Device]; seen {
+			return
+		}
+		if len(d.unknown) < maxUnknownAssets {
+			d.unknown[e.Device] = struct{}{}
+		} else {
+			d.stats.UnknownRefused++ // reported again if seen again: never suppressed unseen
 		}
 	}
 	t := time.Unix(0, e.TimeNanos).UTC()

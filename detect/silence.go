@@ -193,14 +193,15 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			continue
 		}
 		if p := e.devices[top].part; p > 0 {
-			if high := e.parts[p-1].high; high < ts.deadline && now-high <= int64(cfg.PartitionIdle) {
+			if pm := &e.parts[p-1]; pm.high < ts.deadline && (now-pm.high <= int64(cfg.PartitionIdle) || e.behind(pm)) {
 				// Its own partition has not been read past the deadline
-				// and lags by less than partition_idle: the device's
-				// reports may just be behind there (a lagging partition
-				// is not a silent device). Look again once the stream has
-				// moved on by as much as the partition lags; a partition
-				// that falls further behind is dark, and its devices are
-				// judged.
+				// and lags by less than partition_idle, or has a backlog
+				// at its source: the device's reports may just be behind
+				// there (a lagging partition is not a silent device).
+				// Look again once the stream has moved on by as much as
+				// the partition lags; a caught-up partition that falls
+				// further behind is dark, and its devices are judged.
+				high := pm.high
 				gs.heap[0].key = ts.deadline + (now - high)
 				e.heapDown(gs, 0)
 				continue

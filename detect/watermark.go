@@ -22,8 +22,11 @@ import (
 // slower partitions silent though their reports are simply not read yet.
 // So absence is judged against the watermark: the newest event time of the
 // slowest active partition. A partition is active while devices report
-// through it and its newest event time is within silence.partition_idle of
-// the newest of all partitions or it delivered rows recently. A partition
+// through it and it has a backlog at its source (records not handed over
+// yet: SetPartitionBacklog), or its newest event time is within
+// silence.partition_idle of the newest of all partitions, or it delivered
+// rows recently. Only a caught-up partition can be idle: one behind,
+// however far, holds the watermark. A partition
 // with a backlog delivers its share of batches even when one batch spans
 // more than partition_idle; one that delivered nothing while the others
 // delivered idleRuns runs each is caught up or dark, and holding the
@@ -387,12 +390,35 @@ func (e *Engine) updateWatermark() {
 	idle := top - int64(e.cfg.Silence.PartitionIdle)
 	for i := range e.parts {
 		pm := &e.parts[i]
-		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.runs-pm.seq <= idleRuns*active) {
+		if pm.devices > 0 && pm.high < wm && (pm.high >= idle || e.runs-pm.seq <= idleRuns*active || e.behind(pm)) {
 			wm = pm.high
 		}
 	}
 	e.wm = wm
 }
+
+// behind reports whether pm's source says it has records not handed over
+// yet.
+func (e *Engine) behind(pm *partMark) bool {
+	return e.backlog != nil && e.backlog(e.sources[pm.src], pm.part)
+}
+
+// SetPartitionBacklog gives the engine its source's knowledge of backlog:
+// behind(source, partition) reports whether the partition has records
+// not handed to the engine yet (the Kafka consumer's lag). A partition
+// with a backlog holds the watermark and its devices are not judged
+// silent, however far behind the others it is in event time: its
+// reports are unread, not missing. Without it (files) idleness is judged
+// from event time and runs alone. Call it before the first batch; behind
+// is called during Process.
+func (e *Engine) SetPartitionBacklog(behind func(source string, partition int32) bool) {
+	e.backlog = behind
+}
+
+// PartitionIdle returns silence.partition_idle: a caught-up partition
+// further behind the newest than this in event time no longer holds the
+// watermark (kafka.BacklogReader).
+func (e *Engine) PartitionIdle() time.Duration { return e.cfg.Silence.PartitionIdle }
 
 // Watermark returns the event time absence is judged against: the newest
 // event time of the slowest active source partition (math.MinInt64 before
@@ -401,7 +427,8 @@ func (e *Engine) Watermark() int64 { return e.wm }
 
 // ForgetDevice drops everything the engine keeps about device: its alarm
 // states (self, peer, peers now, joint), silence deadline, identity history, rule windows, quarantine
-// episode and group membership. The Kafka consumer calls it for the devices
+// episode and group membership; its group's fleet KPIs start learning
+// again (restartFleet). The Kafka consumer calls it for the devices
 // of a partition that moved to another instance (kafka.DeviceForgetter), so
 // this instance neither judges them silent nor holds stale alarms for them;
 // the new owner judges them from then on. An alarm still open is dropped
@@ -415,6 +442,7 @@ func (e *Engine) ForgetDevice(device string) {
 	ds := &e.devices[d]
 	if ds.group >= 0 {
 		gs := &e.groups[ds.group]
+		e.restartFleet(ds.group)
 		e.silenceLeave(gs, d, ds)
 		if i := slices.Index(gs.members, d); i >= 0 {
 			gs.members = slices.Delete(gs.members, i, i+1)

@@ -179,3 +179,37 @@ func TestSilenceNotFromALaggingPartition(t *testing.T) {
 		t.Fatalf("want one silence alarm, on %s (the device that stopped):\n%s", s.devices[victim].name, s.sink.dump())
 	}
 }
+
+// TestSilenceNotFromAPartitionWithABacklog: partition 2 delivers nothing
+// for 40 minutes of event time while the others go on (its records all
+// come later, in one burst), far past partition_idle. As long as its source
+// says it has a backlog, it holds the watermark and none of its devices is
+// silent; judged by event time alone, every one of them would be.
+func TestSilenceNotFromAPartitionWithABacklog(t *testing.T) {
+	for _, withBacklog := range []bool{true, false} {
+		t.Run(map[bool]string{true: "backlog", false: "event-time"}[withBacklog], func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Fleet.Enabled = false
+			s := newSim(t, cfg, twoGroups, 9, nil)
+			s.partition = func(i int) int32 { return int32(i % 3) }
+			behind := false
+			if withBacklog {
+				s.eng.SetPartitionBacklog(func(source string, p int32) bool { return behind && p == 2 })
+			}
+			every := func(int, int, *simDevice, *ingest.Row) bool { return true }
+			s.run(0, 60, every)
+			behind = true
+			s.run(60, 100, func(_, i int, _ *simDevice, _ *ingest.Row) bool { return i%3 != 2 })
+			s.run(60, 100, func(_, i int, _ *simDevice, _ *ingest.Row) bool { return i%3 == 2 })
+			behind = false
+			s.run(100, 120, every)
+			al := s.sink.find(DetectorSilence, behaviorSilence, "", StateAlarm)
+			if withBacklog && len(al) != 0 {
+				t.Fatalf("devices of a partition with a backlog taken for silent:\n%s", s.sink.dump())
+			}
+			if !withBacklog && len(al) == 0 {
+				t.Fatal("without the backlog, no device of the late partition looked silent: the test no longer exercises it")
+			}
+		})
+	}
+}

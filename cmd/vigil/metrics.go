@@ -61,7 +61,7 @@ func instanceSampler(inst *instance) func() {
 // into flood incidents and what their bounded tables refused.
 type networkMetrics struct {
 	floods, foldedSources, foldedUnlearned *metrics.Counter
-	scanQuiet, scanners, names             *metrics.Counter
+	scanQuiet, scanners, names, unknown    *metrics.Counter
 }
 
 func newNetworkMetrics(s *metrics.Set) *networkMetrics {
@@ -72,6 +72,7 @@ func newNetworkMetrics(s *metrics.Set) *networkMetrics {
 		scanQuiet:       s.GetOrCreateCounter("vigil_network_scan_quiet_total"),
 		scanners:        s.GetOrCreateCounter("vigil_network_scanners_refused_total"),
 		names:           s.GetOrCreateCounter("vigil_network_names_refused_total"),
+		unknown:         s.GetOrCreateCounter("vigil_network_unknown_assets_refused_total"),
 	}
 }
 
@@ -82,6 +83,7 @@ func (nm *networkMetrics) publish(st detect.NetworkStats) {
 	nm.scanQuiet.Set(uint64(st.ScanQuiet))
 	nm.scanners.Set(uint64(st.ScannersRefused))
 	nm.names.Set(uint64(st.NamesRefused))
+	nm.unknown.Set(uint64(st.UnknownRefused))
 }
 
 const quarantineSeries = `vigil_quarantine_events_total{action=%q}`
@@ -267,12 +269,13 @@ var metricHelp = map[string]string{
 	"vigil_packet_probes_untracked_total":                "Connection attempts never checked for an answer because the probe queue was full.",
 
 	// The network detectors.
-	"vigil_network_flood_incidents_total":  "Flood alerts, each folding many new sources toward one destination into one alert.",
-	"vigil_network_folded_sources_total":   "New sources folded into flood alerts instead of being reported one by one.",
-	"vigil_network_folded_unlearned_total": "Folded communications of groups never seen, left unlearned so that forged sources take no memory.",
-	"vigil_network_scan_quiet_total":       "Novelty alerts of scanning sources not sent: their scan alarm stands for them.",
-	"vigil_network_scanners_refused_total": "Scanning sources not remembered because the scanner table was full; their novelty alerts are sent one by one.",
-	"vigil_network_names_refused_total":    "Inventory hosts not remembered for naming flood targets because the table was full; such a target is named by its address.",
+	"vigil_network_flood_incidents_total":        "Flood alerts, each folding many new sources toward one destination into one alert.",
+	"vigil_network_folded_sources_total":         "New sources folded into flood alerts instead of being reported one by one.",
+	"vigil_network_folded_unlearned_total":       "Folded communications of groups never seen, left unlearned so that forged sources take no memory.",
+	"vigil_network_scan_quiet_total":             "Novelty alerts of scanning sources not sent: their scan alarm stands for them.",
+	"vigil_network_scanners_refused_total":       "Scanning sources not remembered because the scanner table was full; their novelty alerts are sent one by one.",
+	"vigil_network_names_refused_total":          "Inventory hosts not remembered for naming flood targets because the table was full; such a target is named by its address.",
+	"vigil_network_unknown_assets_refused_total": "Hosts missing from the inventory not remembered as reported because the table was full; such a host may be reported again.",
 
 	// Baseline state.
 	"vigil_state_devices":                  "Devices with baseline state held by this instance.",

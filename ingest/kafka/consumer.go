@@ -65,6 +65,21 @@ type DeviceAlarms interface {
 	AlarmsChanged(dst []int32) []int32
 }
 
+// BacklogReader is a Processor that judges a device's absence against its
+// partition's progress (detect.Engine): the consumer gives it, with
+// SetPartitionBacklog, a function reporting whether the partition
+// (topic, partition) of this instance has records not judged yet, so that
+// the devices of a partition that is merely behind are never taken for
+// silent however far behind it is in event time. The function is called
+// from the engine goroutine, during Process. PartitionIdle is how far
+// behind in event time a caught-up partition may be before its devices
+// can look silent: below it, the consumer does not wait to learn whether
+// a caught-up partition is still caught up (aligner).
+type BacklogReader interface {
+	SetPartitionBacklog(behind func(topic string, partition int32) bool)
+	PartitionIdle() time.Duration
+}
+
 // DeviceState is the per-device state that follows partitions through the
 // changelog (baseline.Store implements it). The consumer calls it only from
 // the engine goroutine, between Process calls.
@@ -134,7 +149,7 @@ type Consumer struct {
 	runCtx   context.Context // ends when a graceful stop begins
 	forceCtx context.Context // ends when work still running is abandoned
 
-	parts map[string]*partState // engine goroutine only
+	parts map[partKey]*partState // engine goroutine only
 
 	balancer    *stickyBalancer
 	align       *aligner // nil when max_event_time_skew is 0
@@ -192,8 +207,12 @@ type partState struct {
 	// durable is the offset the partition's state in the changelog
 	// covers, -1 when it has none: commits stop there (checkpointer).
 	// Set by the changelog writer and the restore.
-	durable  atomic.Int64
-	reading  atomic.Bool // a worker reads the partition with cp
+	durable atomic.Int64
+	reading atomic.Bool // a worker reads the partition with cp
+	// behind: the partition has records this instance has not judged yet
+	// (see aligner); set by the aligner, read by the engine's
+	// PartitionBacklog.
+	behind   atomic.Bool
 	needFull atomic.Bool // the last checkpoint failed: write every device next time
 }
 
@@ -221,7 +240,7 @@ func New(opts Options) (*Consumer, error) {
 		conn: cs, dialer: cs.dialer(cfg.ClientID), instance: cfg.InstanceID,
 		tasks:       make(chan task, cfg.EngineQueue),
 		changelogCh: make(chan changelogWrite, 4),
-		parts:       make(map[string]*partState),
+		parts:       make(map[partKey]*partState),
 		fatal:       make(chan struct{}),
 		balancer:    &stickyBalancer{},
 	}
@@ -234,6 +253,10 @@ func New(opts Options) (*Consumer, error) {
 	c.flusher, _ = c.engine.(Flusher)
 	c.forgetter, _ = c.engine.(DeviceForgetter)
 	c.alarms, _ = c.engine.(DeviceAlarms)
+	if br, ok := c.engine.(BacklogReader); ok && c.align != nil {
+		br.SetPartitionBacklog(c.behind)
+		c.align.setStaleAfter(br.PartitionIdle())
+	}
 	if c.metrics == nil {
 		c.metrics = NewMetrics()
 	}
@@ -766,7 +789,7 @@ func noteDevices(ps *partState, b *ingest.Batch) {
 // partition returns the engine's record of topic/p, creating it. Engine
 // goroutine only.
 func (c *Consumer) partition(topic string, p int32) *partState {
-	key := fmt.Sprintf("%s/%d", topic, p)
+	key := partKey{topic, p}
 	ps := c.parts[key]
 	if ps == nil {
 		ps = &partState{topic: topic, partition: p, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}, lastSnap: time.Now()}
@@ -774,6 +797,19 @@ func (c *Consumer) partition(topic string, p int32) *partState {
 		c.parts[key] = ps
 	}
 	return ps
+}
+
+// partKey names an input partition.
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+// behind reports whether partition p of topic has records the engine has
+// not judged yet. Engine goroutine only.
+func (c *Consumer) behind(topic string, p int32) bool {
+	ps := c.parts[partKey{topic, p}]
+	return ps != nil && ps.behind.Load()
 }
 
 // runPartition is the worker of one assigned partition for one generation.
@@ -963,9 +999,10 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 	pctx, stopPrefetch := context.WithCancel(ctx)
 	pf := newPartitionFetcher(rc, start, log)
 	if c.align != nil {
-		// Expected from the start of the generation (aligner.expect): a
-		// partition with nothing to read holds nobody back.
-		pf.caughtUp = func() { c.align.sent(ps, math.MinInt64, false) }
+		// Expected from the start of the generation (aligner.expect): its
+		// first fetch says whether it holds the others back.
+		pf.align, pf.ps = c.align, ps
+		c.align.sent(ps, math.MinInt64, start, false)
 	}
 	r := startPrefetch(pctx, pf, min(c.cfg.BatchSize, 512))
 	defer r.drain()
@@ -1049,11 +1086,10 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 				limit = h
 			}
 		}
-		pending := hwm > end
 		if len(ready) == 0 {
 			cp.add(limit)(nil)
 			if c.align != nil {
-				c.align.sent(ps, math.MinInt64, pending)
+				c.align.sent(ps, math.MinInt64, end, false)
 			}
 			continue
 		}
@@ -1066,7 +1102,7 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 			}
 			lo, hi, timed := eventTimeRange(b)
 			if c.align != nil && timed {
-				if c.align.wait(ctx, ps, lo) {
+				if c.align.wait(ctx, ps, lo, r.received) {
 					c.metrics.alignTimeouts.Inc()
 				}
 			}
@@ -1078,7 +1114,7 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 				if !timed {
 					hi = math.MinInt64
 				}
-				c.align.sent(ps, hi, pending || i < len(ready)-1)
+				c.align.sent(ps, hi, end, i < len(ready)-1)
 			}
 		}
 	}

@@ -47,9 +47,11 @@ type partitionFetcher struct {
 	// (markers, aborted transactions, compacted ones) since the last
 	// record that was: next reports it with errPassed.
 	passed bool
-	// caughtUp, when set, is called once, from the goroutine that calls
-	// next, when a fetch finds the partition read to its end.
-	caughtUp func()
+	// align, when set, hears of every fetch response of partition ps
+	// (aligner.fetched); received is the tick of the last response.
+	align    *aligner
+	ps       *partState
+	received int64
 }
 
 // errLingerOver is next's answer when the wait it was given ran out with
@@ -173,6 +175,11 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 			return f.backoff(ctx)
 		}
 	}
+	var asked int64
+	from := f.offset
+	if f.align != nil {
+		asked = f.align.tick()
+	}
 	// A stop or rebalance does not wait for the broker: the end of ctx
 	// ends the fetch.
 	res, err := f.conn.fetch(ctx, f.rc.Topic, int32(f.rc.Partition), f.offset, f.rc.MinBytes, f.rc.MaxBytes, wait, f.isolation)
@@ -181,9 +188,9 @@ func (f *partitionFetcher) fetch(ctx context.Context, wait time.Duration) error 
 	}
 	f.fails = 0
 	f.load(res)
-	if f.caughtUp != nil && len(res.records) == 0 && f.offset >= f.hwm {
-		f.caughtUp()
-		f.caughtUp = nil
+	if f.align != nil {
+		f.received = f.align.tick()
+		f.align.fetched(f.ps, asked, from, f.hwm, len(res.records) > 0)
 	}
 	if len(res.records) > 0 {
 		// Kafka returns at least one whole batch however small MaxBytes
@@ -326,6 +333,7 @@ type prefetcher struct {
 	// After the last record get returned, or the last position it moved
 	// to without one: see position.
 	next, hwm int64
+	received  int64 // the tick of the fetch response it came with
 }
 
 // chunk is a run of records of one fetch response, maybe none: end is the
@@ -335,6 +343,7 @@ type prefetcher struct {
 type chunk struct {
 	msgs     []kafkago.Message
 	end, hwm int64
+	received int64 // the fetcher's received when the chunk was filled
 }
 
 // prefetchChunks is how many chunks exist: two waiting for the worker,
@@ -377,7 +386,7 @@ func (p *prefetcher) run(ctx context.Context, f *partitionFetcher, size int) {
 		for n > 0 && n < len(buf) && f.next(ctx, past, &buf[n]) == nil {
 			n++
 		}
-		c.msgs, c.end, c.hwm = buf[:n], f.offset, f.hwm
+		c.msgs, c.end, c.hwm, c.received = buf[:n], f.offset, f.hwm, f.received
 		select {
 		case p.out <- c:
 		case <-ctx.Done():
@@ -427,7 +436,7 @@ func (p *prefetcher) get(deadline time.Time) (*kafkago.Message, error) {
 	if !ok {
 		return nil, errStopped
 	}
-	p.cur, p.pos = c, 0
+	p.cur, p.pos, p.received = c, 0, c.received
 	if len(c.msgs) == 0 {
 		p.next, p.hwm = c.end, c.hwm
 		return nil, errPassed

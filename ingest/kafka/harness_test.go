@@ -294,20 +294,13 @@ type pipeline struct {
 	done     chan error
 }
 
-// partitionIdle is detect.silence.partition_idle of the engines the tests
-// build (the default unless a test changes it for its own run; the
-// package's tests do not run in parallel).
-var partitionIdle = detect.DefaultConfig().Silence.PartitionIdle
-
 // pipelineConfig is the engine's config on both sides of the tests that
 // compare Kafka with replay: groups by the site attribute.
 func pipelineConfig() vpipeline.Config {
 	inv := ingest.DefaultInventoryConfig()
 	inv.GroupBy = []string{"site"}
-	dc := detect.DefaultConfig()
-	dc.Silence.PartitionIdle = partitionIdle
 	return vpipeline.Config{Inventory: inv, Telemetry: ingest.DefaultTelemetryConfig(), Packets: ingest.DefaultPacketConfig(),
-		Baseline: baselineConfig(), Detect: dc}
+		Baseline: baselineConfig(), Detect: detect.DefaultConfig()}
 }
 
 // newEngine builds the engine as vigil run does (detect/pipeline), but
