@@ -128,39 +128,17 @@ func (id *identityState) alarm(breach bool, st func(*identityAlarms) *alarmState
 
 // certState is which devices used one certificate recently. The table is
 // keyed by the certificate's hash; the fingerprint itself is on the rows.
-//
-// A device is judged on the uses up to its own report's time: a
-// partition read ahead has already shown uses later than the row being
-// judged, and a replay would not have seen them. Uses before the report
-// that come later (their partition read behind, within
-// kafka.max_event_time_skew) are not seen by it either, and then the
-// alarm starts at a later report than in a replay: across devices of
-// several partitions, only a time-ordered read is exact. Per device
-// the table keeps its run of uses (first to seen: uses at most
-// identity.window apart) and the last use of the run before (prev), which
-// tells whether it used the certificate in any span [since, t]: see
-// usedWithin.
 type certState struct {
-	devs  [trackSlots]int32
-	seen  [trackSlots]int64 // latest use
-	first [trackSlots]int64 // first use of the run that ends at seen
-	prev  [trackSlots]int64 // last use of the run before, 0 if none
+	devs [trackSlots]int32
+	seen [trackSlots]int64
 }
 
-// touch notes device d's use at t; a gap longer than window starts a new
-// run.
-func (c *certState) touch(d int32, t, window int64) {
+func (c *certState) touch(d int32, t int64) {
 	oldest := 0
 	for k := range c.devs {
 		if c.seen[k] != 0 && c.devs[k] == d {
-			switch {
-			case t > c.seen[k]:
-				if t-c.seen[k] > window {
-					c.prev[k], c.first[k] = c.seen[k], t
-				}
+			if t > c.seen[k] {
 				c.seen[k] = t
-			case t < c.first[k] && c.first[k]-t <= window:
-				c.first[k] = t // a late use, before the run
 			}
 			return
 		}
@@ -168,24 +146,13 @@ func (c *certState) touch(d int32, t, window int64) {
 			oldest = k
 		}
 	}
-	c.devs[oldest], c.seen[oldest], c.first[oldest], c.prev[oldest] = d, t, t, 0
+	c.devs[oldest], c.seen[oldest] = d, t
 }
 
-// usedWithin reports whether slot k's device used the certificate in
-// [since, t]. Uses of a run are at most a window apart, so a run that
-// begins by t and ends after since holds one in a span of a window.
-func (c *certState) usedWithin(k int, since, t int64) bool {
-	if c.seen[k] == 0 {
-		return false
-	}
-	return c.first[k] <= t && c.seen[k] >= since || c.prev[k] != 0 && c.prev[k] >= since && c.prev[k] <= t
-}
-
-// devicesWithin counts the devices that used the certificate in [since, t].
-func (c *certState) devicesWithin(since, t int64) int {
+func (c *certState) devicesSince(since int64) int {
 	n := 0
 	for k := range c.devs {
-		if c.usedWithin(k, since, t) {
+		if c.seen[k] != 0 && c.seen[k] >= since {
 			n++
 		}
 	}
@@ -249,14 +216,14 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 			id.certIdx, id.certHash = idx, h
 		}
 		cs := &e.certs[id.certIdx]
-		cs.touch(d, t, int64(cfg.Window))
-		n := cs.devicesWithin(since, t)
+		cs.touch(d, t)
+		n := cs.devicesSince(since)
 		breach := n > cfg.MaxDevicesPerCert
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.cert }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
 				var others []string
 				for k := range cs.devs {
-					if cs.usedWithin(k, since, t) && cs.devs[k] != d {
+					if cs.seen[k] >= since && cs.seen[k] != 0 && cs.devs[k] != d {
 						others = append(others, e.reg.DeviceName(cs.devs[k]))
 					}
 				}
