@@ -1,0 +1,472 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// Options configure a Console.
+type Options struct {
+	// RecentValues is how many recent values of each metric of each
+	// device the console keeps for the device page (24 bytes each; see
+	// the README). 0: DefaultRecentValues.
+	RecentValues int
+	// MaxAlerts is how many recent alerts and quarantine events the
+	// console keeps for the alert timeline. 0: DefaultMaxAlerts.
+	MaxAlerts int
+	// Assets are the inventory's attributes of each device, shown and
+	// searchable beside what the device reports. Nil: none.
+	Assets ingest.AssetLookup
+	// Clock stamps decisions; nil: time.Now.
+	Clock func() time.Time
+}
+
+// Defaults of Options.
+const (
+	DefaultRecentValues = 120
+	DefaultMaxAlerts    = 10000
+)
+
+// Console is the operator console's state: the fleet index, each device's
+// story and recent values, the recent alerts and the quarantine queue. It
+// is fed by the engine (as its detect.StatusSink, and through the sink
+// Tee wraps) and read by the HTTP API; it is safe for concurrent use.
+type Console struct {
+	opts Options
+
+	mu      sync.RWMutex
+	idx     *fleetIndex
+	devices []*device        // by row (registry device id); nil: none
+	byName  map[string]int32 // device name -> row
+	groups  []detect.GroupStatus
+	clock   int64             // newest report of any device, Unix ns: the fleet's now
+	alerts  []detect.Alert    // ring of the most recent alerts
+	nAlerts int               // alerts ever recorded
+	events  map[string]*event // quarantine events by id
+	open    map[string][]openAlarm
+
+	// sinkMu serialises the wrapped sink's Writes: the engine's and the
+	// decisions' (a detect.Sink is not called concurrently).
+	sinkMu sync.Mutex
+	sink   detect.Sink
+}
+
+// device is what the console holds of one device.
+type device struct {
+	status   detect.DeviceStatus
+	attrs    []Attribute
+	metrics  []*series
+	decision *Decision
+}
+
+// openAlarm is an alarm alert not cleared yet.
+type openAlarm struct {
+	alert detect.Alert
+}
+
+// event is a quarantine event sent to the sinks, with the decision taken
+// on it.
+type event struct {
+	detect.QuarantineEvent
+	decision *Decision
+}
+
+// Decision is what an operator decided about a quarantine event.
+type Decision struct {
+	Action string    `json:"action"` // approve, reject or release
+	By     string    `json:"by"`     // the token's name
+	At     time.Time `json:"at"`
+	Event  string    `json:"event"` // id of the event decided on
+	Sent   string    `json:"sent"`  // id of the quarantine event the decision sent
+}
+
+// Attribute is one attribute of a device and where it came from.
+type Attribute struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source string `json:"source"` // "inventory" or "report"
+}
+
+// New returns an empty console.
+func New(opts Options) *Console {
+	if opts.RecentValues <= 0 {
+		opts.RecentValues = DefaultRecentValues
+	}
+	if opts.MaxAlerts <= 0 {
+		opts.MaxAlerts = DefaultMaxAlerts
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
+		open: map[string][]openAlarm{}}
+}
+
+// Tee returns a sink that writes to sink and records what sink accepted
+// (alerts for the timeline and the devices' open alarms, quarantine events
+// for the queue). The console's decisions are written to sink too, never
+// at the same time as the engine's output. Close closes sink.
+func (c *Console) Tee(sink detect.Sink) detect.Sink {
+	c.sink = sink
+	return teeSink{c}
+}
+
+type teeSink struct{ c *Console }
+
+func (t teeSink) Write(ctx context.Context, out *detect.Output) error {
+	c := t.c
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	if err := c.sink.Write(ctx, out); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range out.Alerts {
+		c.recordAlert(&out.Alerts[i])
+	}
+	for i := range out.Quarantine {
+		q := out.Quarantine[i]
+		q.Reasons = slices.Clone(q.Reasons)
+		if _, ok := c.events[q.ID]; !ok {
+			c.events[q.ID] = &event{QuarantineEvent: q}
+		}
+	}
+	return nil
+}
+
+func (t teeSink) Close() error { return t.c.sink.Close() }
+
+// recordAlert keeps a in the timeline and updates its device's open
+// alarms.
+func (c *Console) recordAlert(a *detect.Alert) {
+	if len(c.alerts) < c.opts.MaxAlerts {
+		c.alerts = append(c.alerts, *a)
+	} else {
+		c.alerts[c.nAlerts%c.opts.MaxAlerts] = *a
+	}
+	c.nAlerts++
+	open := c.open[a.Device]
+	i := slices.IndexFunc(open, func(o openAlarm) bool {
+		return o.alert.Detector == a.Detector && o.alert.Behavior == a.Behavior
+	})
+	switch {
+	case a.State == detect.StateCleared && i >= 0:
+		open = slices.Delete(open, i, i+1)
+	case a.State == detect.StateAlarm && i >= 0:
+		open[i].alert = *a
+	case a.State == detect.StateAlarm:
+		open = append(open, openAlarm{alert: *a})
+	}
+	if len(open) == 0 {
+		delete(c.open, a.Device)
+	} else {
+		c.open[a.Device] = open
+	}
+	if r, ok := c.byName[a.Device]; ok {
+		c.indexDevice(int(r))
+	}
+}
+
+// oneShotOpenFor is how long after its event time an alarm without a
+// lifecycle (the network detectors' findings, which never clear) counts as
+// open, once the device has no lifecycle alarm open.
+const oneShotOpenFor = time.Hour
+
+// PublishStatus implements detect.StatusSink.
+func (c *Console) PublishStatus(u *detect.StatusUpdate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range u.Devices {
+		c.updateDevice(&u.Devices[i])
+	}
+	for i := range u.Points {
+		c.addPoint(&u.Points[i])
+	}
+	c.groups = append(c.groups[:0], u.Groups...)
+	for i := range c.groups {
+		c.groups[i].Metrics = slices.Clone(c.groups[i].Metrics)
+	}
+}
+
+func (c *Console) updateDevice(st *detect.DeviceStatus) {
+	r := int(st.ID)
+	c.idx.ensureRow(r)
+	for len(c.devices) <= r {
+		c.devices = append(c.devices, nil)
+	}
+	d := c.devices[r]
+	if d == nil {
+		d = &device{}
+		c.devices[r] = d
+		c.byName[st.Device] = st.ID
+	}
+	d.status = *st
+	d.status.SourceIPs = slices.Clone(st.SourceIPs)
+	d.status.ClientIDs = slices.Clone(st.ClientIDs)
+	if t := st.LastSeen.UnixNano(); t > c.clock {
+		c.clock = t
+	}
+	if st.Alarms == 0 {
+		// no lifecycle alarm: what is left open are one-shot findings
+		open := slices.DeleteFunc(c.open[st.Device], func(o openAlarm) bool {
+			return o.alert.EventTime.Before(st.LastSeen.Add(-oneShotOpenFor))
+		})
+		if len(open) == 0 {
+			delete(c.open, st.Device)
+		} else {
+			c.open[st.Device] = open
+		}
+	}
+	d.attrs = d.attrs[:0]
+	if c.opts.Assets != nil {
+		if a, ok := c.opts.Assets.Asset(st.Device); ok {
+			for k, v := range a.Attrs {
+				d.attrs = append(d.attrs, Attribute{Key: k, Value: v, Source: "inventory"})
+			}
+			d.attrs = append(d.attrs, Attribute{Key: "criticality", Value: a.Criticality.String(), Source: "inventory"},
+				Attribute{Key: "patchable", Value: strconv.FormatBool(a.Patchable), Source: "inventory"})
+			if a.IP != "" {
+				d.attrs = append(d.attrs, Attribute{Key: "inventory_ip", Value: a.IP, Source: "inventory"})
+			}
+		}
+	}
+	if st.Firmware != "" {
+		// the reported firmware is the truth; the inventory's may be stale
+		d.attrs = slices.DeleteFunc(d.attrs, func(a Attribute) bool { return a.Key == "fw" })
+		d.attrs = append(d.attrs, Attribute{Key: "fw", Value: st.Firmware, Source: "report"})
+	}
+	slices.SortFunc(d.attrs, func(a, b Attribute) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return 0
+	})
+	c.indexDevice(r)
+}
+
+// status is the device's status as the console shows it: its decisions
+// over the engine's quarantine episode, then its alarms.
+func (c *Console) status(d *device) string {
+	st := &d.status
+	decided := func(id string) bool {
+		ev := c.events[id]
+		return ev != nil && ev.decision != nil
+	}
+	switch {
+	case d.decision != nil && d.decision.Action == ActionApprove:
+		return StatusQuarantined
+	case st.Quarantine == detect.ActionQuarantine && !decided(st.QuarantineID):
+		return StatusQuarantined
+	case st.Quarantine == detect.ActionRecommend && !decided(st.QuarantineID):
+		return StatusRecommended
+	case st.Alarms > 0 || len(c.open[st.Device]) > 0:
+		return StatusAlarm
+	}
+	return StatusNormal
+}
+
+// Device statuses.
+const (
+	StatusNormal      = "normal"
+	StatusAlarm       = "alarm"
+	StatusQuarantined = "quarantined"
+	StatusRecommended = "recommended"
+)
+
+// indexDevice writes row r's fields into the index.
+func (c *Console) indexDevice(r int) {
+	d := c.devices[r]
+	x := c.idx
+	st := &d.status
+	x.present.set(r)
+	x.interval[r] = int64(st.Interval)
+	x.cols["device"].setText(r, st.Device)
+	x.cols["group"].setText(r, st.Group)
+	x.cols["status"].setText(r, c.status(d))
+	x.cols["learning"].setText(r, strconv.FormatBool(st.Learning))
+	x.cols["last_seen"].at[r] = st.LastSeen.UnixNano()
+	x.cols["ip"].setTexts(r, st.SourceIPs)
+	x.cols["client_id"].setTexts(r, st.ClientIDs)
+	x.cols["cert"].setText(r, st.Cert)
+	open := c.open[st.Device]
+	var dets []string
+	score, sev := math.NaN(), math.NaN()
+	for _, o := range open {
+		if !slices.Contains(dets, o.alert.Detector) {
+			dets = append(dets, o.alert.Detector)
+		}
+		if !(o.alert.Score <= score) { // NaN-safe max
+			score = o.alert.Score
+		}
+		if !(float64(o.alert.Severity) <= sev) {
+			sev = float64(o.alert.Severity)
+		}
+	}
+	x.cols["detector"].setTexts(r, dets)
+	x.cols["score"].num[r] = score
+	x.cols["severity"].num[r] = sev
+	x.cols["alarms"].num[r] = float64(max(st.Alarms, len(open)))
+	for _, a := range d.attrs {
+		if a.Key == "inventory_ip" {
+			continue
+		}
+		x.col(a.Key).setText(r, a.Value)
+	}
+}
+
+// addPoint adds a judged value to its device's recent values.
+func (c *Console) addPoint(p *detect.StatusPoint) {
+	r := int(p.DeviceID)
+	if r >= len(c.devices) || c.devices[r] == nil {
+		return
+	}
+	d := c.devices[r]
+	var s *series
+	for _, m := range d.metrics {
+		if m.name == p.Metric {
+			s = m
+			break
+		}
+	}
+	if s == nil {
+		s = newSeries(p.Metric, c.opts.RecentValues)
+		d.metrics = append(d.metrics, s)
+		slices.SortFunc(d.metrics, func(a, b *series) int {
+			if a.name < b.name {
+				return -1
+			}
+			if a.name > b.name {
+				return 1
+			}
+			return 0
+		})
+	}
+	s.add(p)
+}
+
+// series is a bounded ring of a metric's recent values with the band each
+// was judged against, and the baseline's latest figures.
+type series struct {
+	name                string
+	n                   int // values ever added
+	at                  []int64
+	val, exp, low, high []float32
+	samples             int64
+	fromGroup, seasonal bool
+}
+
+func newSeries(name string, size int) *series {
+	return &series{name: name, at: make([]int64, size), val: make([]float32, size), exp: make([]float32, size),
+		low: make([]float32, size), high: make([]float32, size)}
+}
+
+func (s *series) add(p *detect.StatusPoint) {
+	i := s.n % len(s.at)
+	s.at[i], s.val[i], s.exp[i], s.low[i], s.high[i] = p.Time, float32(p.Value), float32(p.Expected), float32(p.Lower), float32(p.Upper)
+	s.n++
+	s.samples, s.fromGroup, s.seasonal = p.Samples, p.FromGroup, p.Seasonal
+}
+
+// Decision actions.
+const (
+	ActionApprove = "approve" // a recommendation: quarantine the device
+	ActionReject  = "reject"  // a recommendation: do not quarantine
+	ActionRelease = "release" // an active quarantine: release the device
+)
+
+// Errors of Decide.
+var (
+	ErrNoEvent  = errors.New("no such quarantine event")
+	ErrConflict = errors.New("the decision does not apply to this event")
+)
+
+// Decide records an operator's decision on quarantine event id and sends
+// the quarantine event it makes to the sinks: approve a recommendation
+// (action quarantine), reject it (action release: the device stays or
+// goes back where it was), or release a device in quarantine (action
+// release). The event's mode is approval_required; its message says who
+// decided and when. It returns the event sent.
+func (c *Console) Decide(ctx context.Context, id, action, by string) (detect.QuarantineEvent, error) {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	c.mu.RLock()
+	ev, ok := c.events[id]
+	var out detect.QuarantineEvent
+	var err error
+	if ok {
+		out, err = c.decision(ev, action, by)
+	}
+	c.mu.RUnlock()
+	if !ok {
+		return out, ErrNoEvent
+	}
+	if err != nil {
+		return out, err
+	}
+	if c.sink == nil {
+		return out, errors.New("BUG: console without a sink: Tee was not called")
+	}
+	if err := c.sink.Write(ctx, &detect.Output{Quarantine: []detect.QuarantineEvent{out}}); err != nil {
+		return out, fmt.Errorf("cannot send the quarantine event: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dec := &Decision{Action: action, By: by, At: out.Time, Event: id, Sent: out.ID}
+	ev.decision = dec
+	c.events[out.ID] = &event{QuarantineEvent: out}
+	if r, ok := c.byName[ev.Device]; ok {
+		c.devices[r].decision = dec
+		c.indexDevice(int(r))
+	}
+	return out, nil
+}
+
+// decision makes the quarantine event of an operator's decision on ev.
+func (c *Console) decision(ev *event, action, by string) (detect.QuarantineEvent, error) {
+	if ev.decision != nil {
+		return detect.QuarantineEvent{}, fmt.Errorf("%w: %s decided %s at %s", ErrConflict, ev.decision.By, ev.decision.Action, ev.decision.At.Format(time.RFC3339))
+	}
+	switch {
+	case ev.Action == detect.ActionRecommend && (action == ActionApprove || action == ActionReject):
+	case (ev.Action == detect.ActionQuarantine) && action == ActionRelease:
+	default:
+		return detect.QuarantineEvent{}, fmt.Errorf("%w: cannot %s a %s event", ErrConflict, action, ev.Action)
+	}
+	if r, ok := c.byName[ev.Device]; ok {
+		if dec := c.devices[r].decision; action == ActionApprove && dec != nil && dec.Action == ActionApprove {
+			return detect.QuarantineEvent{}, fmt.Errorf("%w: %s is in quarantine already (approved by %s)", ErrConflict, ev.Device, dec.By)
+		}
+	}
+	now := c.opts.Clock().UTC()
+	out := detect.QuarantineEvent{
+		Time: now, Mode: detect.ModeApprovalRequired, Device: ev.Device, Group: ev.Group, TargetGroup: ev.TargetGroup,
+		Reasons: append([]string{ev.ID}, ev.Reasons...), Severity: ev.Severity,
+	}
+	who := by + " at " + now.Format(time.RFC3339)
+	switch action {
+	case ActionApprove:
+		out.Action = detect.ActionQuarantine
+		out.Message = "quarantine " + ev.Device + " into " + ev.TargetGroup + ": recommendation approved by " + who
+	case ActionReject:
+		out.Action = detect.ActionRelease
+		out.Message = "do not quarantine " + ev.Device + ": recommendation rejected by " + who
+	default:
+		out.Action = detect.ActionRelease
+		out.Message = "release " + ev.Device + " from " + ev.TargetGroup + ": released by " + who
+	}
+	out.ID = detect.AlertID("quarantine", ev.Device, action, now)
+	return out, nil
+}
