@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/sinks"
+	"github.com/vigil-ot/vigil/sinks/console"
 )
 
 // Config is the whole YAML configuration. Each section is owned by the
@@ -27,6 +28,7 @@ type Config struct {
 	Detect   detect.Config      `yaml:"detect"`
 	Sinks    sinks.Config       `yaml:"sinks"`
 	Kafka    ingest.KafkaConfig `yaml:"kafka"`
+	Console  console.Config     `yaml:"console"`
 }
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -37,6 +39,7 @@ func DefaultConfig() Config {
 		Detect:   detect.DefaultConfig(),
 		Sinks:    sinks.DefaultConfig(),
 		Kafka:    ingest.DefaultKafkaConfig(),
+		Console:  console.DefaultConfig(),
 	}
 }
 
@@ -258,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		return &settingError{path: "kafka", err: err}
+	}
+	if err := c.Console.Validate(); err != nil {
+		return &settingError{path: "console", err: err}
 	}
 	return nil
 }

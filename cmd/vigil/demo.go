@@ -106,7 +106,7 @@ func runDemo(args []string) int {
 	duration := fs.Duration("duration", 60*time.Second, "how long the demo runs: the scenario is produced over 3/4 of it")
 	port := fs.Int("port", 9092, "broker port on 127.0.0.1 (0: any free port)")
 	verbose := fs.Bool("v", false, "log the consumer's work (rebalances, restores, commits)")
-	httpListen := fs.String("http", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz on `ADDR`, as vigil run does (\"\": none)")
+	httpListen := fs.String("http", "127.0.0.1:8080", "serve the operator console, and /metrics, /healthz and /readyz as vigil run does, on `ADDR` (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -146,6 +146,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	fmt.Fprintf(out, "       kcat -b %s -C -t %s -J              (rejected records with their reason)\n", addr, demoDeadLetter)
 	if httpListen != "" {
 		fmt.Fprintf(out, "       curl -s http://%s/metrics                   (Prometheus metrics, as vigil run serves them)\n", httpListen)
+		fmt.Fprintf(out, "  console: http://%s/   (fleet search, device pages, alerts, quarantine queue)\n", httpListen)
 	}
 	fmt.Fprintln(out)
 
@@ -197,6 +198,13 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	fmt.Fprintln(out, demoPacketNote)
 	fmt.Fprintln(out)
 
+	var con *consoleSetup
+	if httpListen != "" {
+		if con, err = newConsoleSetup(cfg.Console); err != nil {
+			sink.Close()
+			return err
+		}
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	var inst *instance
@@ -204,7 +212,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	runDone := make(chan error, 1)
 	stopped := make(chan struct{})
 	go func() {
-		runDone <- runInstance(runCtx, cfg, sink, log, func(i *instance) { inst = i; close(ready) })
+		runDone <- runInstance(runCtx, cfg, sink, log, con, func(i *instance) { inst = i; close(ready) })
 		close(stopped)
 	}()
 	select {

@@ -44,6 +44,20 @@ type Deps struct {
 	NoNetwork bool
 	// Trace sees every judged metric value (detect.Deps.Trace).
 	Trace func(detect.TracePoint)
+	// Console, when set, is the operator console: the engine writes to
+	// the sink through it and publishes its devices' status to it.
+	Console Console
+}
+
+// Console is the operator console (sinks/console.Console) as the pipeline
+// feeds it. Attach returns the sink the engine writes to: sink, seen by
+// the console, which also sends its operators' decisions through it;
+// assets are the inventory. The engine publishes its status to it at most
+// once per PublishInterval (detect.Engine.PublishStatus).
+type Console interface {
+	detect.StatusSink
+	Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink
+	PublishInterval() time.Duration
 }
 
 // Pipeline is a wired engine and what it is built on.
@@ -79,10 +93,17 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		extra = append(extra, nd)
 		p.Network = nd
 	}
-	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: deps.Sink,
+	sink := deps.Sink
+	if deps.Console != nil {
+		sink = deps.Console.Attach(sink, inv)
+	}
+	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: sink,
 		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace})
 	if err != nil {
 		return nil, fmt.Errorf("cannot set up detectors: %w", err)
+	}
+	if deps.Console != nil {
+		p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval())
 	}
 	return p, nil
 }

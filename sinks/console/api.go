@@ -566,10 +566,9 @@ func (c *Console) Serve(addr string, tokens *Tokens, log *slog.Logger) (*Server,
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for the console: %w", addr, err)
 	}
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && tokens.Len() == 0 {
+	if err := CheckListener(ln.Addr(), tokens); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("cannot serve the console on %s without tokens: anyone who reaches it could approve quarantines; "+
-			"listen on 127.0.0.1, or set %s or %s (name:role:secret, role viewer or operator)", addr, EnvTokens, EnvTokensFile)
+		return nil, err
 	}
 	s := &Server{srv: &http.Server{Handler: c.Handler(tokens), ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() {
@@ -578,6 +577,17 @@ func (c *Console) Serve(addr string, tokens *Tokens, log *slog.Logger) (*Server,
 		}
 	}()
 	return s, nil
+}
+
+// CheckListener refuses a console on a listener that is not on a loopback
+// address when there are no tokens: anyone who reached it could approve
+// quarantines.
+func CheckListener(addr net.Addr, tokens *Tokens) error {
+	if tcp, ok := addr.(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && tokens.Len() == 0 {
+		return fmt.Errorf("cannot serve the console on %s without tokens: anyone who reaches it could approve quarantines; "+
+			"listen on 127.0.0.1, or set %s or %s (name:role:secret, role viewer or operator)", addr, EnvTokens, EnvTokensFile)
+	}
+	return nil
 }
 
 // Addr returns the address the console listens on.

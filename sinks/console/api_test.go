@@ -52,8 +52,8 @@ func do(t *testing.T, h http.Handler, method, path, secret string) (int, map[str
 // TestAuth: no state change without an operator token; no read without a
 // token; the page itself needs none.
 func TestAuth(t *testing.T) {
-	c, _ := testFleet(3)
-	c.Tee(&memSink{}).Write(t.Context(), &detect.Output{Quarantine: []detect.QuarantineEvent{{ID: "rec1", Action: detect.ActionRecommend, Device: "plc-00001"}}})
+	c, assets := testFleet(3)
+	c.Attach(&memSink{}, assets).Write(t.Context(), &detect.Output{Quarantine: []detect.QuarantineEvent{{ID: "rec1", Action: detect.ActionRecommend, Device: "plc-00001"}}})
 	h := c.Handler(testTokens(t))
 	for _, tc := range []struct {
 		method, path, secret string

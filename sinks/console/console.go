@@ -14,27 +14,45 @@ import (
 	"github.com/vigil-ot/vigil/ingest"
 )
 
+// Config is the console section of the config file.
+type Config struct {
+	// RecentValues is how many recent values of each metric of each
+	// device the console keeps for the device page: 24 bytes each, so
+	// the default costs about 2.9 KiB per metric and device (see the
+	// README).
+	RecentValues int `yaml:"recent_values"`
+	// MaxAlerts is how many recent alerts the console keeps for the
+	// timeline and the device pages.
+	MaxAlerts int `yaml:"max_alerts"`
+	// PublishInterval is how often at most the engine hands the console
+	// what changed; the page is that much behind the stream.
+	PublishInterval time.Duration `yaml:"publish_interval"`
+}
+
+// DefaultConfig returns the console's defaults.
+func DefaultConfig() Config {
+	return Config{RecentValues: 120, MaxAlerts: 10000, PublishInterval: time.Second}
+}
+
+// Validate checks c.
+func (c *Config) Validate() error {
+	switch {
+	case c.RecentValues < 2 || c.RecentValues > 100_000:
+		return fmt.Errorf("recent_values %d: keep 2 to 100000 values per metric and device", c.RecentValues)
+	case c.MaxAlerts < 1 || c.MaxAlerts > 10_000_000:
+		return fmt.Errorf("max_alerts %d: keep 1 to 10000000 alerts", c.MaxAlerts)
+	case c.PublishInterval < 0 || c.PublishInterval > time.Hour:
+		return fmt.Errorf("publish_interval %s: publish at least once an hour (0: after every batch)", c.PublishInterval)
+	}
+	return nil
+}
+
 // Options configure a Console.
 type Options struct {
-	// RecentValues is how many recent values of each metric of each
-	// device the console keeps for the device page (24 bytes each; see
-	// the README). 0: DefaultRecentValues.
-	RecentValues int
-	// MaxAlerts is how many recent alerts and quarantine events the
-	// console keeps for the alert timeline. 0: DefaultMaxAlerts.
-	MaxAlerts int
-	// Assets are the inventory's attributes of each device, shown and
-	// searchable beside what the device reports. Nil: none.
-	Assets ingest.AssetLookup
+	Config
 	// Clock stamps decisions; nil: time.Now.
 	Clock func() time.Time
 }
-
-// Defaults of Options.
-const (
-	DefaultRecentValues = 120
-	DefaultMaxAlerts    = 10000
-)
 
 // Console is the operator console's state: the fleet index, each device's
 // story and recent values, the recent alerts and the quarantine queue. It
@@ -58,6 +76,7 @@ type Console struct {
 	// decisions' (a detect.Sink is not called concurrently).
 	sinkMu sync.Mutex
 	sink   detect.Sink
+	assets ingest.AssetLookup // the inventory: attributes beside the reported ones
 }
 
 // device is what the console holds of one device.
@@ -98,11 +117,12 @@ type Attribute struct {
 
 // New returns an empty console.
 func New(opts Options) *Console {
+	def := DefaultConfig()
 	if opts.RecentValues <= 0 {
-		opts.RecentValues = DefaultRecentValues
+		opts.RecentValues = def.RecentValues
 	}
 	if opts.MaxAlerts <= 0 {
-		opts.MaxAlerts = DefaultMaxAlerts
+		opts.MaxAlerts = def.MaxAlerts
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
@@ -111,14 +131,20 @@ func New(opts Options) *Console {
 		open: map[string][]openAlarm{}}
 }
 
-// Tee returns a sink that writes to sink and records what sink accepted
-// (alerts for the timeline and the devices' open alarms, quarantine events
-// for the queue). The console's decisions are written to sink too, never
-// at the same time as the engine's output. Close closes sink.
-func (c *Console) Tee(sink detect.Sink) detect.Sink {
-	c.sink = sink
+// Attach returns a sink that writes to sink and records what sink
+// accepted (alerts for the timeline and the devices' open alarms,
+// quarantine events for the queue). The console's decisions are written to
+// sink too, never at the same time as the engine's output. assets (nil:
+// none) are the inventory, whose attributes the console shows and
+// searches beside the reported ones. Close closes sink.
+func (c *Console) Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink {
+	c.sink, c.assets = sink, assets
 	return teeSink{c}
 }
+
+// PublishInterval is how often at most the engine should publish its
+// status to the console.
+func (c *Console) PublishInterval() time.Duration { return c.opts.PublishInterval }
 
 type teeSink struct{ c *Console }
 
@@ -228,8 +254,8 @@ func (c *Console) updateDevice(st *detect.DeviceStatus) {
 		}
 	}
 	d.attrs = d.attrs[:0]
-	if c.opts.Assets != nil {
-		if a, ok := c.opts.Assets.Asset(st.Device); ok {
+	if c.assets != nil {
+		if a, ok := c.assets.Asset(st.Device); ok {
 			for k, v := range a.Attrs {
 				d.attrs = append(d.attrs, Attribute{Key: k, Value: v, Source: "inventory"})
 			}

@@ -44,7 +44,8 @@ var epoch = time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
 // every seventh device reporting an hour late, every fifth in alarm.
 func testFleet(n int) (*Console, assetMap) {
 	assets := assetMap{}
-	c := New(Options{Assets: assets, RecentValues: 8})
+	c := New(Options{Config: Config{RecentValues: 8}})
+	c.assets = assets
 	u := &detect.StatusUpdate{}
 	for i := range n {
 		name := fmt.Sprintf("plc-%05d", i)
@@ -229,9 +230,9 @@ func TestSearchAgreesWithMatch(t *testing.T) {
 }
 
 func TestDeviceStory(t *testing.T) {
-	c, _ := testFleet(3)
+	c, assets := testFleet(3)
 	sink := &memSink{}
-	tee := c.Tee(sink)
+	tee := c.Attach(sink, assets)
 	alarm := detect.Alert{ID: "a1", EventTime: epoch, State: detect.StateAlarm, Device: "plc-00001", Detector: detect.DetectorSelf,
 		Behavior: "cpu", Severity: 7, Score: 9, Observed: 40, Expected: 10, Lower: 5, Upper: 15}
 	if err := tee.Write(t.Context(), &detect.Output{Alerts: []detect.Alert{alarm}}); err != nil {
@@ -270,9 +271,9 @@ func TestDeviceStory(t *testing.T) {
 // says who decided and when, and the device shows quarantined until an
 // operator releases it; a decision applies once.
 func TestDecisions(t *testing.T) {
-	c, _ := testFleet(3)
+	c, assets := testFleet(3)
 	sink := &memSink{}
-	tee := c.Tee(sink)
+	tee := c.Attach(sink, assets)
 	now := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
 	c.opts.Clock = func() time.Time { return now }
 	rec := detect.QuarantineEvent{ID: "rec1", Time: epoch, Action: detect.ActionRecommend, Mode: detect.ModeApprovalRequired,

@@ -51,7 +51,7 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 				u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: fmt.Sprint("m", m), Value: 1})
 			}
 		}
-		c.opts.RecentValues = DefaultRecentValues
+		c.opts.RecentValues = DefaultConfig().RecentValues
 		c.PublishStatus(u)
 		u = nil
 		runtime.GC()
