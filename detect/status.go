@@ -53,6 +53,9 @@ type DeviceStatus struct {
 	QuarantineID    string
 	QuarantineSince time.Time
 	Learning        bool // its group is still learning
+	// Interval is the report interval the silence detector learned (0:
+	// not yet learned).
+	Interval time.Duration
 	// Identity: the source addresses and client ids seen recently (up to
 	// four each), the certificate and firmware of its latest report that
 	// had one, and the highest firmware it reported (the reference of the
@@ -180,7 +183,7 @@ func (e *Engine) publishStatus(force bool) {
 func (e *Engine) deviceStatus(d int32) DeviceStatus {
 	ds := &e.devices[d]
 	st := DeviceStatus{ID: d, Device: e.reg.DeviceName(d), LastSeen: time.Unix(0, ds.last).UTC(), Alarms: int(ds.alarms),
-		Cert: e.status.certs[d], Firmware: e.status.fws[d]}
+		Cert: e.status.certs[d], Firmware: e.status.fws[d], Interval: time.Duration(ds.sil.interval)}
 	if ds.group >= 0 {
 		st.Group = e.reg.GroupName(ds.group)
 		st.Learning, _, _ = e.deps.Baseline.GroupMode(ds.group)

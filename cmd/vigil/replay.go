@@ -309,7 +309,7 @@ type replaySetup struct {
 	csvNamesAmong []string
 	// trace, when set, sees each judged metric value with the self band
 	// it was judged against (vigil score plots it).
-	trace func(detect.TracePoint)
+	trace   func(detect.TracePoint)
 	console *console.Console // the operator console, or nil
 }
 
