@@ -77,9 +77,13 @@ func viewReady(hash string) chromedp.Action[chromedp.Void] {
 
 // screenshot saves the page as NAME.png in $VIGIL_CONSOLE_SCREENSHOTS
 // (docs/console updates the README's), or in a temporary folder.
-func (p *page) screenshot(name string) {
+func (p *page) screenshot(name string, fullPage ...bool) {
 	p.t.Helper()
-	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
+	shot := chromedp.CaptureScreenshot()
+	if len(fullPage) > 0 {
+		shot = chromedp.FullScreenshot(100)
+	}
+	png, err := chromedp.Run(p.ctx, shot)
 	if err != nil {
 		p.t.Fatalf("browser: screenshot: %v", err)
 	}
@@ -114,8 +118,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	p.do(chromedp.SetValue(chromedp.CSS("#q"), "status:recommended OR status:quarantined"), chromedp.Click(chromedp.CSS("form.search button")),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-ready^="#/fleet?q=status"]`)))
-	rows := p.text("#fleet tbody")
-	if !strings.Contains(rows, "plc-c-011") || !strings.Contains(rows, "recommended") || !strings.Contains(rows, "plc-c-018") || !strings.Contains(rows, "quarantined") {
+	if rows := p.text("#fleet tbody"); !strings.HasPrefix(rows, "plc-a-002\trecommended\tplant-a/s7-1500") {
 		t.Errorf("search rows:\n%s", rows)
 	}
 	p.screenshot("search")
@@ -126,36 +129,40 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("a bad query shows %q", e)
 	}
 
-	p.open(base, "#/device/plc-c-011")
+	p.open(base, "#/device/plc-a-002")
 	charts, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.plot").length`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if title := p.text("h1"); !strings.Contains(title, "plc-c-011") || charts != 5 {
-		t.Errorf("device page %q with %d charts, want plc-c-011 and its 5 metrics", title, charts)
+	if title := p.text("h1"); !strings.Contains(title, "plc-a-002") || charts != 5 {
+		t.Errorf("device page %q with %d charts, want plc-a-002 and its 5 metrics", title, charts)
 	}
-	p.screenshot("device")
-	p.do(chromedp.Click(chromedp.CSS("#approve-plc-c-011")), chromedp.WaitVisible(chromedp.CSS(".callout .actions .muted:not(:empty)")))
+	spans, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.plot .alarmspan").length`))
+	if err != nil || spans < 1 {
+		t.Errorf("the bytes_out chart marks no alarm interval (%d, %v)", spans, err)
+	}
+	p.screenshot("device", true)
+	p.do(chromedp.Click(chromedp.CSS("#approve-plc-a-002")), chromedp.WaitVisible(chromedp.CSS(".callout .actions .muted:not(:empty)")))
 	if sent := p.text(".callout .actions .muted"); !strings.Contains(sent, "Sent: quarantine") || !strings.Contains(sent, "approved by local") {
 		t.Errorf("after approving: %q", sent)
 	}
 	p.do(chromedp.WaitVisible(chromedp.CSS("h1 .pill.quarantined")))
 
 	p.open(base, "#/quarantine")
-	if q := p.text("main"); !strings.Contains(q, "approve by local") || !strings.Contains(q, "approval_required") {
+	if q := p.text("main"); !strings.Contains(q, "approved by local") || !strings.Contains(q, "approval_required") {
 		t.Errorf("the quarantine page does not show the decision:\n%.1500s", q)
 	}
 	p.screenshot("quarantine")
 
 	p.open(base, "#/groups")
-	if g := p.text("#groups"); !strings.Contains(g, "plant-c/s7-1200") || !strings.Contains(g, "protecting") {
+	if g := p.text("#groups"); !strings.Contains(g, "plant-a/s7-1500") || !strings.Contains(g, "protecting") {
 		t.Errorf("groups page:\n%s", g)
 	}
 	p.screenshot("groups")
 
 	p.open(base, "#/alerts")
-	if a := p.text("table.alerts"); !strings.Contains(a, "shared_certificate") {
-		t.Errorf("the alerts page lacks the certificate alarm:\n%.1500s", a)
+	if a := p.text("table.alerts"); !strings.Contains(a, "bytes_out") || !strings.Contains(a, "auth-brute-force") {
+		t.Errorf("the alerts page lacks the exfiltration or the brute force:\n%.1500s", a)
 	}
 	p.screenshot("alerts")
 }

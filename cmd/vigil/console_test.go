@@ -15,10 +15,11 @@ import (
 )
 
 // consoleReplay is `vigil replay --serve` over the fleet sample cut at
-// 2026-11-03T18:30Z: plc-c-018 presents plc-c-011's certificate, so
-// plc-c-018 is in quarantine and the certificate's owner plc-c-011 has a
-// recommendation waiting (the fleet config quarantines identity alarms
-// automatically, and recommends below its minimum severity).
+// 2026-11-03T10:20Z, twenty minutes into the exfiltration incident:
+// plc-a-002's bytes_out is ten times its usual, in alarm against its own
+// baseline and its peers, and the joint alarm's recommendation to
+// quarantine it waits for a decision (the fleet config quarantines only
+// identity and rule alarms automatically).
 type consoleReplay struct {
 	addr   string // host:port of the console
 	out    string // the replay's --out file
@@ -33,7 +34,7 @@ func startConsoleReplay(t *testing.T) *consoleReplay {
 	t.Chdir(repoRoot) // the config names its files from the repository root
 	dir := t.TempDir()
 	input := filepath.Join(dir, "telemetry.jsonl")
-	cutTelemetry(t, "testdata/fleet/telemetry.jsonl.gz", input, "2026-11-03T18:30")
+	cutTelemetry(t, "testdata/fleet/telemetry.jsonl.gz", input, "2026-11-03T10:20")
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &consoleReplay{out: filepath.Join(dir, "alerts.jsonl"), stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	opts := replayOptions{config: "testdata/config/fleet.yaml", out: r.out, quiet: true, serve: "127.0.0.1:0", inputs: []string{input}}
@@ -129,12 +130,12 @@ func TestReplayServesConsole(t *testing.T) {
 	r.get(t, "/api/v1/quarantine", &q)
 	var rec string
 	for _, item := range q.Queue {
-		if item.Device == "plc-c-011" && item.State == "recommended" {
+		if item.Device == "plc-a-002" && item.State == "recommended" {
 			rec = item.EventID
 		}
 	}
 	if rec == "" {
-		t.Fatalf("no recommendation for plc-c-011 in the queue: %+v", q.Queue)
+		t.Fatalf("no recommendation for plc-a-002 in the queue: %+v", q.Queue)
 	}
 	resp, err := http.Post("http://"+r.addr+"/api/v1/quarantine/"+rec+"/approve", "", nil)
 	if err != nil {
@@ -154,7 +155,7 @@ func TestReplayServesConsole(t *testing.T) {
 	}
 	last := strings.Split(strings.TrimSpace(string(out)), "\n")
 	ev := last[len(last)-1]
-	if !strings.Contains(ev, `"action":"quarantine","mode":"approval_required","device":"plc-c-011"`) || !strings.Contains(ev, "approved by local") {
+	if !strings.Contains(ev, `"action":"quarantine","mode":"approval_required","device":"plc-a-002"`) || !strings.Contains(ev, "approved by local") {
 		t.Fatalf("the decision is not the output's last line:\n%s", ev)
 	}
 }

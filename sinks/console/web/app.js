@@ -15,7 +15,7 @@ function h(tag, attrs, ...children) {
     else if (k === "style") el.style.cssText = v; // CSSOM: allowed by the page's CSP, unlike a style attribute
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -26,7 +26,7 @@ const SVG = "http://www.w3.org/2000/svg";
 function s(tag, attrs, ...children) {
   const el = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children.flat(Infinity)) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return el;
 }
 
@@ -165,15 +165,16 @@ async function deviceView(name) {
     h("dt", {}, "firmware"), h("dd", { class: "mono" }, id.firmware || "–", id.highest_firmware && id.highest_firmware !== id.firmware ? ` (highest seen ${id.highest_firmware})` : ""));
   const open = d.open_alarms.length ? h("table", {}, h("tbody", {}, d.open_alarms.map((a) => h("tr", {},
     h("td", {}, sev(a.severity)), h("td", {}, a.detector), h("td", {}, a.behavior), h("td", { class: "msg" }, a.message),
-    h("td", { class: "muted" }, "since " + fmtTime(a.alarm_start)))))) : h("div", { class: "muted" }, "No open alarm.");
-  parts.push(h("div", { class: "row" },
-    h("div", { class: "panel" }, h("h2", {}, "Attributes"), attrs),
-    h("div", { class: "panel" }, h("h2", {}, "Identity"), ident),
-    h("div", { class: "panel", id: "open-alarms" }, h("h2", {}, "Open alarms"), open)));
+    h("td", { class: "muted nowrap" }, "since " + fmtTime(a.alarm_start)))))) : h("div", { class: "muted" }, "No open alarm.");
+  parts.push(h("div", { class: "panel", id: "open-alarms" }, h("h2", {}, "Open alarms"), open));
   parts.push(h("h2", {}, "Metrics against what was expected"),
     h("div", { class: "legend" }, h("span", {}, h("i", { class: "l-val" }), "value"), h("span", {}, h("i", { class: "l-exp" }), "expected"),
-      h("span", {}, h("i", { class: "l-band" }), "accepted band"), h("span", {}, h("i", { class: "l-alarm" }), "in alarm")),
+      h("span", {}, h("i", { class: "l-band" }), "accepted band"), h("span", {}, h("i", { class: "l-alarm" }), "in alarm"),
+      h("span", {}, h("i", { class: "l-out" }), "outside the band")),
     h("div", { class: "charts" }, d.metrics.map((m) => metricChart(m, alarmSpans(alerts, m.name, d.last_seen)))));
+  parts.push(h("div", { class: "row" },
+    h("div", { class: "panel" }, h("h2", {}, "Attributes"), attrs),
+    h("div", { class: "panel" }, h("h2", {}, "Identity"), ident)));
   parts.push(h("h2", {}, "Recent alerts"), alertTable(alerts, false));
   view.replaceChildren(...parts);
 }
@@ -249,6 +250,8 @@ function alertTable(alerts, withDevice) {
 
 // ---- quarantine ----
 
+const pastTense = { approve: "approved", reject: "rejected", release: "released" };
+
 function quarantineCallout(item) {
   const ev = item.event;
   const rec = item.state === "recommended";
@@ -276,7 +279,7 @@ function quarantineCallout(item) {
   return h("div", { class: "callout" + (rec ? "" : " q") },
     h("strong", {}, rec ? "Quarantine recommended" : "In quarantine", " "), devLink(item.device), " → ", h("span", { class: "mono" }, ev.target_group),
     h("div", { class: "msg" }, ev.message),
-    item.decision ? h("div", { class: "muted" }, `${item.decision.action} by ${item.decision.by} at ${fmtTime(item.decision.at)}`) : null,
+    item.decision ? h("div", { class: "muted" }, `${pastTense[item.decision.action] || item.decision.action} by ${item.decision.by} at ${fmtTime(item.decision.at)}`) : null,
     h("div", { class: "muted" }, `severity ${ev.severity} · ${fmtTime(ev.time)}`),
     actions);
 }
