@@ -17,8 +17,10 @@ import (
 // batches, at most once per interval (more often only when the pending
 // points fill their buffer) and once from Flush. The update and everything
 // it points to belong to the engine and are reused after the call returns:
-// PublishStatus copies what it keeps. It must not call back into the
-// engine, and it should be quick: ingestion waits for it.
+// PublishStatus copies what it keeps, except that it may take u.Points
+// if it puts an empty slice in its place (a hand-over without a copy). It
+// must not call back into the engine, and it should be quick: ingestion
+// waits for it.
 type StatusSink interface {
 	PublishStatus(u *StatusUpdate)
 }
@@ -31,6 +33,9 @@ type StatusUpdate struct {
 	// Points are the metric values judged since the previous update, in
 	// the order they were judged.
 	Points []StatusPoint
+	// Metrics name the metrics of Points (StatusPoint.Metric indexes it);
+	// a metric keeps its index for the engine's life.
+	Metrics []string
 	// Groups are every group's learning state and per-metric
 	// distribution, sorted by name.
 	Groups []GroupStatus
@@ -68,9 +73,11 @@ type DeviceStatus struct {
 // StatusPoint is one judged metric value. Expected, Lower and Upper are
 // the self detector's band (NaN while the baseline has too few samples or
 // the self detector does not judge the metric).
+// A point holds no pointer, so that the pending points cost the garbage
+// collector nothing.
 type StatusPoint struct {
 	DeviceID               int32
-	Metric                 string
+	Metric                 int32 // index in StatusUpdate.Metrics
 	Time                   int64 // event time, Unix ns
 	Value                  float64
 	Expected, Lower, Upper float64
@@ -86,9 +93,10 @@ type GroupStatus struct {
 	MinDuration time.Duration // and the event time they must span (baseline.min_duration; 0: derived)
 }
 
-// maxPendingPoints bounds the points held between publications: past it
-// the engine publishes early rather than grow or drop.
-const maxPendingPoints = 1 << 16
+// maxPendingPoints bounds the points held between publications: when the
+// buffer is full the engine publishes early, mid-batch if need be, rather
+// than grow it or drop points.
+const maxPendingPoints = 1 << 14
 
 // statusTracker is the engine's side of the console: which devices
 // changed and the values judged since the last publication.
@@ -100,13 +108,19 @@ type statusTracker struct {
 	marked   []bool    // by device: in dirty
 	certs    []string  // by device: certificate of the latest report with one
 	fws      []string  // by device: firmware of the latest report with one
+	values   bool      // publish every judged value
 	update   StatusUpdate
 }
 
 // PublishStatus makes the engine publish its devices' status to sink, at
-// most once per interval. Call it before the first Process.
-func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration) {
-	e.status = &statusTracker{sink: sink, interval: interval}
+// most once per interval, with every judged value when values is true
+// (the console's plots: that costs the engine most). Call it before the
+// first Process.
+func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, values bool) {
+	e.status = &statusTracker{sink: sink, interval: interval, values: values}
+	if values {
+		e.status.update.Points = make([]StatusPoint, 0, maxPendingPoints)
+	}
 }
 
 // touch marks device d as changed.
@@ -134,13 +148,19 @@ func (e *Engine) noteStatus(d int32, t int64) {
 	if fw, ok := c.fw.value(i); ok && fw != s.fws[d] {
 		s.fws[d] = strings.Clone(fw)
 	}
+	if !s.values {
+		return
+	}
+	if len(s.update.Points)+len(e.colSlot) > cap(s.update.Points) {
+		e.publishStatus(true)
+	}
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
 		if slot < 0 || !ex.Present {
 			continue
 		}
 		p := &e.metrics[slot]
-		pt := StatusPoint{DeviceID: d, Metric: p.name, Time: t, Value: ex.Value, Expected: math.NaN(), Lower: math.NaN(), Upper: math.NaN(),
+		pt := StatusPoint{DeviceID: d, Metric: int32(slot), Time: t, Value: ex.Value, Expected: math.NaN(), Lower: math.NaN(), Upper: math.NaN(),
 			Samples: ex.Samples, FromGroup: ex.FromGroup, Seasonal: ex.Seasonal}
 		if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && p.self && !ex.Learning {
 			pt.Expected, pt.Lower, pt.Upper = mean, mean-p.threshold*spread, mean+p.threshold*spread
@@ -149,15 +169,15 @@ func (e *Engine) noteStatus(d int32, t int64) {
 	}
 }
 
-// publishStatus publishes what changed, when the interval has passed, the
-// pending points are many, or force.
+// publishStatus publishes what changed, when the interval has passed or
+// force.
 func (e *Engine) publishStatus(force bool) {
 	s := e.status
 	if len(s.dirty) == 0 && len(s.update.Points) == 0 && !force {
 		return
 	}
 	now := time.Now()
-	if !force && now.Before(s.next) && len(s.update.Points) < maxPendingPoints {
+	if !force && now.Before(s.next) {
 		return
 	}
 	s.next = now.Add(s.interval)
@@ -170,6 +190,9 @@ func (e *Engine) publishStatus(force bool) {
 		}
 	}
 	s.dirty = s.dirty[:0]
+	for len(u.Metrics) < len(e.metrics) {
+		u.Metrics = append(u.Metrics, e.metrics[len(u.Metrics)].name)
+	}
 	u.Groups = u.Groups[:0]
 	cfg := e.deps.Baseline.Config()
 	for _, gi := range e.deps.Baseline.GroupInfos() {

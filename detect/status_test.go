@@ -38,7 +38,7 @@ func TestPublishStatus(t *testing.T) {
 	cfg.Self.Enabled = true
 	s := newSim(t, cfg, twoGroups, 3, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0) // every batch
+	s.eng.PublishStatus(rec, 0, true) // every batch
 	s.run(0, 90, func(m, i int, d *simDevice, r *ingest.Row) bool {
 		r.SrcIP = "10.0.0." + string(rune('1'+i))
 		r.Firmware = "2.9.4"
@@ -54,7 +54,7 @@ func TestPublishStatus(t *testing.T) {
 		t.Fatalf("%d points, want %d (90 minutes × 6 devices × 5 metrics)", len(rec.points), want)
 	}
 	last := rec.points[len(rec.points)-5] // the last row's bytes_out
-	if last.Metric != "bytes_out" {
+	if s.eng.metrics[last.Metric].name != "bytes_out" {
 		t.Fatalf("points out of order: %+v", last)
 	}
 	if math.IsNaN(last.Expected) || !(last.Lower < last.Expected && last.Expected < last.Upper) || last.Samples < 60 {
@@ -90,7 +90,7 @@ func TestPublishStatus(t *testing.T) {
 func TestPublishStatusInterval(t *testing.T) {
 	s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, time.Hour)
+	s.eng.PublishStatus(rec, time.Hour, true)
 	s.run(0, 10, nil)
 	if rec.updates != 1 || len(rec.points) != 4*5 {
 		t.Fatalf("%d updates, %d points: want only the first batch's", rec.updates, len(rec.points))

@@ -53,11 +53,13 @@ type Deps struct {
 // feeds it. Attach returns the sink the engine writes to: sink, seen by
 // the console, which also sends its operators' decisions through it;
 // assets are the inventory. The engine publishes its status to it at most
-// once per PublishInterval (detect.Engine.PublishStatus).
+// once per PublishInterval, with every judged value when RecentValues
+// (detect.Engine.PublishStatus).
 type Console interface {
 	detect.StatusSink
 	Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink
 	PublishInterval() time.Duration
+	RecentValues() bool
 }
 
 // Pipeline is a wired engine and what it is built on.
@@ -103,7 +105,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		return nil, fmt.Errorf("cannot set up detectors: %w", err)
 	}
 	if deps.Console != nil {
-		p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval())
+		p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
 	}
 	return p, nil
 }

@@ -188,7 +188,7 @@ func (c *Console) handleDevice(w http.ResponseWriter, r *http.Request, _ string)
 
 // Device returns a device's story.
 func (c *Console) Device(name string) (*DeviceStory, bool) {
-	c.mu.RLock()
+	c.readLock()
 	defer c.mu.RUnlock()
 	row, ok := c.byName[name]
 	if !ok {
@@ -222,8 +222,11 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 		}
 	}
 	for _, m := range d.metrics {
-		s.Metrics = append(s.Metrics, m.story(group))
+		if m != nil {
+			s.Metrics = append(s.Metrics, m.story(group))
+		}
 	}
+	slices.SortFunc(s.Metrics, func(a, b MetricStory) int { return strings.Compare(a.Name, b.Name) })
 	return s, true
 }
 
@@ -236,11 +239,11 @@ func nonNil(s []string) []string {
 
 func (m *series) story(group *detect.GroupStatus) MetricStory {
 	out := MetricStory{Name: m.name, Samples: m.samples, FromGroup: m.fromGroup, Seasonal: m.seasonal, Points: [][5]*float64{}}
-	size := len(m.at)
+	size := len(m.ring)
 	for k := max(0, m.n-size); k < m.n; k++ {
-		i := k % size
-		out.Points = append(out.Points, [5]*float64{num(float64(m.at[i] / int64(time.Millisecond))), num(float64(m.val[i])),
-			num(float64(m.exp[i])), num(float64(m.low[i])), num(float64(m.high[i]))})
+		v := &m.ring[k%size]
+		out.Points = append(out.Points, [5]*float64{num(float64(v.at / int64(time.Millisecond))), num(float64(v.val)),
+			num(float64(v.exp)), num(float64(v.low)), num(float64(v.high))})
 	}
 	if n := len(out.Points); n > 0 {
 		last := out.Points[n-1]
@@ -301,7 +304,7 @@ type GroupStory struct {
 }
 
 func (c *Console) handleGroups(w http.ResponseWriter, r *http.Request, _ string) {
-	c.mu.RLock()
+	c.readLock()
 	defer c.mu.RUnlock()
 	out := []GroupSummary{}
 	for i := range c.groups {
@@ -334,7 +337,7 @@ func (c *Console) groupSummary(g *detect.GroupStatus) GroupSummary {
 }
 
 func (c *Console) handleGroup(w http.ResponseWriter, r *http.Request, _ string) {
-	c.mu.RLock()
+	c.readLock()
 	defer c.mu.RUnlock()
 	key := r.PathValue("key")
 	for i := range c.groups {
@@ -446,7 +449,7 @@ func (c *Console) handleAlerts(w http.ResponseWriter, r *http.Request, _ string)
 		}
 		limit = n
 	}
-	c.mu.RLock()
+	c.readLock()
 	defer c.mu.RUnlock()
 	q, err := query.Parse(v.Get("q"), query.WithSchema(func(f string) (query.Kind, bool) { k, ok := alertFields[f]; return k, ok }),
 		query.WithNow(c.now()))
@@ -481,7 +484,7 @@ type QuarantineItem struct {
 }
 
 func (c *Console) handleQuarantine(w http.ResponseWriter, r *http.Request, _ string) {
-	c.mu.RLock()
+	c.readLock()
 	defer c.mu.RUnlock()
 	items := c.quarantineItems()
 	var history []json.RawMessage

@@ -19,7 +19,8 @@ type Config struct {
 	// RecentValues is how many recent values of each metric of each
 	// device the console keeps for the device page: 24 bytes each, so
 	// the default costs about 2.9 KiB per metric and device (see the
-	// README).
+	// README). 0 keeps none: the device page has no plots, and the
+	// engine does not hand over every value.
 	RecentValues int `yaml:"recent_values"`
 	// MaxAlerts is how many recent alerts the console keeps for the
 	// timeline and the device pages.
@@ -37,8 +38,8 @@ func DefaultConfig() Config {
 // Validate checks c.
 func (c *Config) Validate() error {
 	switch {
-	case c.RecentValues < 2 || c.RecentValues > 100_000:
-		return fmt.Errorf("recent_values %d: keep 2 to 100000 values per metric and device", c.RecentValues)
+	case c.RecentValues < 0 || c.RecentValues == 1 || c.RecentValues > 100_000:
+		return fmt.Errorf("recent_values %d: keep 2 to 100000 values per metric and device, or 0 for none", c.RecentValues)
 	case c.MaxAlerts < 1 || c.MaxAlerts > 10_000_000:
 		return fmt.Errorf("max_alerts %d: keep 1 to 10000000 alerts", c.MaxAlerts)
 	case c.PublishInterval < 0 || c.PublishInterval > time.Hour:
@@ -76,14 +77,25 @@ type Console struct {
 	// decisions' (a detect.Sink is not called concurrently).
 	sinkMu sync.Mutex
 	sink   detect.Sink
-	assets ingest.AssetLookup // the inventory: attributes beside the reported ones
+
+	// The engine's updates are applied by the console's own goroutine,
+	// so the engine only hands them over (see PublishStatus); readers
+	// wait until every update published before them is applied.
+	startOnce sync.Once
+	updates   chan *update              // at most two behind: then the engine waits
+	free      chan []detect.StatusPoint // point buffers to give back to the engine
+	seqMu     sync.Mutex
+	seqCond   *sync.Cond
+	published uint64             // updates handed over
+	applied   uint64             // updates applied
+	assets    ingest.AssetLookup // the inventory: attributes beside the reported ones
 }
 
 // device is what the console holds of one device.
 type device struct {
 	status   detect.DeviceStatus
 	attrs    []Attribute
-	metrics  []*series
+	metrics  []*series // by the engine's metric index; nil: never reported
 	decision *Decision
 }
 
@@ -118,17 +130,72 @@ type Attribute struct {
 // New returns an empty console.
 func New(opts Options) *Console {
 	def := DefaultConfig()
-	if opts.RecentValues <= 0 {
-		opts.RecentValues = def.RecentValues
-	}
 	if opts.MaxAlerts <= 0 {
 		opts.MaxAlerts = def.MaxAlerts
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	return &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
-		open: map[string][]openAlarm{}}
+	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
+		open: map[string][]openAlarm{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3)}
+	c.seqCond = sync.NewCond(&c.seqMu)
+	return c
+}
+
+// update is one StatusUpdate handed over to the console's goroutine.
+type update struct {
+	devices []detect.DeviceStatus
+	points  []detect.StatusPoint
+	metrics []string
+	groups  []detect.GroupStatus
+}
+
+// Close stops the goroutine that applies the engine's updates, once they
+// are applied. The engine must not publish after Close.
+func (c *Console) Close() {
+	c.startOnce.Do(func() {}) // never start it now
+	close(c.updates)
+	c.seqMu.Lock()
+	for c.applied < c.published {
+		c.seqCond.Wait()
+	}
+	c.seqMu.Unlock()
+}
+
+// readLock waits until the updates published so far are applied, then
+// takes the read lock: a request sees what the engine published before
+// it.
+func (c *Console) readLock() {
+	c.seqMu.Lock()
+	for target := c.published; c.applied < target; {
+		c.seqCond.Wait()
+	}
+	c.seqMu.Unlock()
+	c.mu.RLock()
+}
+
+func (c *Console) applyUpdates() {
+	for u := range c.updates {
+		c.mu.Lock()
+		for i := range u.devices {
+			c.updateDevice(&u.devices[i])
+		}
+		for i := range u.points {
+			c.addPoint(&u.points[i], u.metrics)
+		}
+		if u.groups != nil {
+			c.groups = u.groups
+		}
+		c.mu.Unlock()
+		select {
+		case c.free <- u.points[:0]:
+		default:
+		}
+		c.seqMu.Lock()
+		c.applied++
+		c.seqCond.Broadcast()
+		c.seqMu.Unlock()
+	}
 }
 
 // Attach returns a sink that writes to sink and records what sink
@@ -145,6 +212,11 @@ func (c *Console) Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sin
 // PublishInterval is how often at most the engine should publish its
 // status to the console.
 func (c *Console) PublishInterval() time.Duration { return c.opts.PublishInterval }
+
+// RecentValues reports whether the console keeps recent values (the
+// device page's plots): recent_values 0 turns them off, and with them
+// most of what the console costs the engine.
+func (c *Console) RecentValues() bool { return c.opts.RecentValues > 0 }
 
 type teeSink struct{ c *Console }
 
@@ -208,20 +280,30 @@ func (c *Console) recordAlert(a *detect.Alert) {
 // open, once the device has no lifecycle alarm open.
 const oneShotOpenFor = time.Hour
 
-// PublishStatus implements detect.StatusSink.
+// PublishStatus implements detect.StatusSink. It takes the update's
+// points buffer (giving the engine an empty one back) and copies the
+// rest, and leaves the work to the console's goroutine: the engine pays
+// for a hand-over, not for the index and the rings. It blocks while the
+// console is two updates behind.
 func (c *Console) PublishStatus(u *detect.StatusUpdate) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range u.Devices {
-		c.updateDevice(&u.Devices[i])
+	c.startOnce.Do(func() { go c.applyUpdates() })
+	j := &update{devices: slices.Clone(u.Devices), points: u.Points, metrics: slices.Clone(u.Metrics)}
+	if u.Groups != nil {
+		j.groups = slices.Clone(u.Groups)
+		for i := range j.groups {
+			j.groups[i].Metrics = slices.Clone(j.groups[i].Metrics)
+		}
 	}
-	for i := range u.Points {
-		c.addPoint(&u.Points[i])
+	select {
+	case buf := <-c.free:
+		u.Points = buf
+	default:
+		u.Points = make([]detect.StatusPoint, 0, cap(u.Points))
 	}
-	c.groups = append(c.groups[:0], u.Groups...)
-	for i := range c.groups {
-		c.groups[i].Metrics = slices.Clone(c.groups[i].Metrics)
-	}
+	c.seqMu.Lock()
+	c.published++
+	c.seqMu.Unlock()
+	c.updates <- j
 }
 
 func (c *Console) updateDevice(st *detect.DeviceStatus) {
@@ -354,31 +436,19 @@ func (c *Console) indexDevice(r int) {
 }
 
 // addPoint adds a judged value to its device's recent values.
-func (c *Console) addPoint(p *detect.StatusPoint) {
+func (c *Console) addPoint(p *detect.StatusPoint, names []string) {
 	r := int(p.DeviceID)
 	if r >= len(c.devices) || c.devices[r] == nil {
 		return
 	}
 	d := c.devices[r]
-	var s *series
-	for _, m := range d.metrics {
-		if m.name == p.Metric {
-			s = m
-			break
-		}
+	for int(p.Metric) >= len(d.metrics) {
+		d.metrics = append(d.metrics, nil)
 	}
+	s := d.metrics[p.Metric]
 	if s == nil {
-		s = newSeries(p.Metric, c.opts.RecentValues)
-		d.metrics = append(d.metrics, s)
-		slices.SortFunc(d.metrics, func(a, b *series) int {
-			if a.name < b.name {
-				return -1
-			}
-			if a.name > b.name {
-				return 1
-			}
-			return 0
-		})
+		s = newSeries(names[p.Metric], c.opts.RecentValues)
+		d.metrics[p.Metric] = s
 	}
 	s.add(p)
 }
@@ -388,20 +458,23 @@ func (c *Console) addPoint(p *detect.StatusPoint) {
 type series struct {
 	name                string
 	n                   int // values ever added
-	at                  []int64
-	val, exp, low, high []float32
+	ring                []recentValue
 	samples             int64
 	fromGroup, seasonal bool
 }
 
+// recentValue is one value in a ring: 24 bytes, written in one go.
+type recentValue struct {
+	at                  int64
+	val, exp, low, high float32
+}
+
 func newSeries(name string, size int) *series {
-	return &series{name: name, at: make([]int64, size), val: make([]float32, size), exp: make([]float32, size),
-		low: make([]float32, size), high: make([]float32, size)}
+	return &series{name: name, ring: make([]recentValue, size)}
 }
 
 func (s *series) add(p *detect.StatusPoint) {
-	i := s.n % len(s.at)
-	s.at[i], s.val[i], s.exp[i], s.low[i], s.high[i] = p.Time, float32(p.Value), float32(p.Expected), float32(p.Lower), float32(p.Upper)
+	s.ring[s.n%len(s.ring)] = recentValue{at: p.Time, val: float32(p.Value), exp: float32(p.Expected), low: float32(p.Lower), high: float32(p.Upper)}
 	s.n++
 	s.samples, s.fromGroup, s.seasonal = p.Samples, p.FromGroup, p.Seasonal
 }
@@ -428,7 +501,7 @@ var (
 func (c *Console) Decide(ctx context.Context, id, action, by string) (detect.QuarantineEvent, error) {
 	c.sinkMu.Lock()
 	defer c.sinkMu.Unlock()
-	c.mu.RLock()
+	c.readLock()
 	ev, ok := c.events[id]
 	var out detect.QuarantineEvent
 	var err error

@@ -62,7 +62,7 @@ var sortKeys = []string{"device", "group", "status", "last_seen", "severity", "s
 
 // Search runs a fleet search.
 func (c *Console) Search(req SearchRequest) (*SearchResult, error) {
-	c.mu.RLock()
+	c.readLock()
 	defer c.mu.RUnlock()
 	now := c.now()
 	q, err := query.Parse(req.Query, query.WithSchema(c.idx.kind), query.WithNow(now))

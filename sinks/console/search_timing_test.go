@@ -48,8 +48,12 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 		u := &detect.StatusUpdate{}
 		for m := range metrics {
 			for i := range devices {
-				u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: fmt.Sprint("m", m), Value: 1})
+				u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: int32(1 + m), Value: 1})
 			}
+		}
+		u.Metrics = []string{"cpu"} // testFleet's, in rings of 8
+		for m := range metrics {
+			u.Metrics = append(u.Metrics, fmt.Sprint("m", m))
 		}
 		c.opts.RecentValues = DefaultConfig().RecentValues
 		c.PublishStatus(u)
