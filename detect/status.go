@@ -37,7 +37,8 @@ type StatusUpdate struct {
 	// a metric keeps its index for the engine's life.
 	Metrics []string
 	// Groups are every group's learning state and per-metric
-	// distribution, sorted by name.
+	// distribution, sorted by name; nil in an update of points alone
+	// (published early because the engine's buffer of points was full).
 	Groups []GroupStatus
 }
 
@@ -152,7 +153,7 @@ func (e *Engine) noteStatus(d int32, t int64) {
 		return
 	}
 	if len(s.update.Points)+len(e.colSlot) > cap(s.update.Points) {
-		e.publishStatus(true)
+		e.publishPoints()
 	}
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
@@ -190,9 +191,7 @@ func (e *Engine) publishStatus(force bool) {
 		}
 	}
 	s.dirty = s.dirty[:0]
-	for len(u.Metrics) < len(e.metrics) {
-		u.Metrics = append(u.Metrics, e.metrics[len(u.Metrics)].name)
-	}
+	e.publishMetricNames()
 	u.Groups = u.Groups[:0]
 	cfg := e.deps.Baseline.Config()
 	for _, gi := range e.deps.Baseline.GroupInfos() {
@@ -200,6 +199,25 @@ func (e *Engine) publishStatus(force bool) {
 	}
 	s.sink.PublishStatus(u)
 	u.Points = u.Points[:0]
+}
+
+// publishPoints publishes the pending points alone: the devices and
+// groups wait for the interval.
+func (e *Engine) publishPoints() {
+	u := &e.status.update
+	devices, groups := u.Devices, u.Groups
+	u.Devices, u.Groups = nil, nil
+	e.publishMetricNames()
+	e.status.sink.PublishStatus(u)
+	u.Points = u.Points[:0]
+	u.Devices, u.Groups = devices[:0], groups[:0]
+}
+
+func (e *Engine) publishMetricNames() {
+	u := &e.status.update
+	for len(u.Metrics) < len(e.metrics) {
+		u.Metrics = append(u.Metrics, e.metrics[len(u.Metrics)].name)
+	}
 }
 
 // deviceStatus returns device d's status.

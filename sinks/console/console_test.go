@@ -68,6 +68,8 @@ func testFleet(n int) (*Console, assetMap) {
 	}
 	u.Metrics = []string{"cpu"}
 	c.PublishStatus(u)
+	c.readLock() // applied
+	c.mu.RUnlock()
 	return c, assets
 }
 
@@ -203,7 +205,7 @@ func TestSearchAgreesWithMatch(t *testing.T) {
 	queries := []string{
 		"site:plant-a", "NOT fw:2.10.0", "fw<=2.9.4 OR status:alarm", "device:*1?", "ip:*", "NOT ip:10.2.*",
 		"(site:plant-b OR site:plant-c) NOT (status:alarm AND patchable:false)", "last_seen>=-2m", "alarms<1",
-		"owner:ops*", "criticality>low", "hw:s7-1500 fw>2.9", "score:*", "NOT score:*", "learning:false",
+		"owner:ops*", "owner:OPS?PLANT-a", "device:PLC-0001*", "device:plc-\\*", "criticality>low", "hw:s7-1500 fw>2.9", "score:*", "NOT score:*", "learning:false",
 	}
 	res, _ := c.Search(SearchRequest{Limit: 1000})
 	for _, q := range queries {
@@ -323,4 +325,26 @@ func TestDecisions(t *testing.T) {
 	if _, err := c.Decide(t.Context(), "nope", ActionApprove, "alice"); !errors.Is(err, ErrNoEvent) {
 		t.Fatalf("unknown event: %v", err)
 	}
+}
+
+// FuzzGlobPrefix: the prefix shortcut never rules out a value the glob
+// matches.
+func FuzzGlobPrefix(f *testing.F) {
+	f.Add("plc-0*", "PLC-0012")
+	f.Add("k*", "\u212a-1")
+	f.Add(`a\*b*`, "a*bc")
+	f.Add("ops?x", "OPS x")
+	f.Fuzz(func(t *testing.T, pattern, v string) {
+		q, err := query.Parse("f:" + strings.ReplaceAll(pattern, `"`, ""))
+		if err != nil {
+			return
+		}
+		term, ok := q.Root().(*query.Term)
+		if !ok || term.Op != query.OpMatch {
+			return
+		}
+		if term.MatchValue(v) && !prefixMayMatch(v, literalPrefix(term.Value)) {
+			t.Fatalf("%q matches %q but its prefix %q rules it out", v, term.Value, literalPrefix(term.Value))
+		}
+	})
 }

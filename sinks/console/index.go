@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-ot/vigil/detect/query"
 )
@@ -143,10 +144,48 @@ func (c *column) matchDict(t *query.Term) []bool {
 		}
 		return hit
 	}
+	prefix := ""
+	if t.Op == query.OpMatch {
+		prefix = literalPrefix(t.Value)
+	}
 	for id, v := range c.dict {
-		hit[id] = t.MatchValue(v)
+		hit[id] = prefixMayMatch(v, prefix) && t.MatchValue(v)
 	}
 	return hit
+}
+
+// literalPrefix returns the ASCII letters, digits and punctuation a glob
+// starts with before its first wildcard or escape, in lower case: every
+// value it matches starts with them, without regard to case.
+func literalPrefix(pattern string) string {
+	i := 0
+	for i < len(pattern) && pattern[i] < utf8.RuneSelf && !strings.ContainsRune(`*?\`, rune(pattern[i])) {
+		i++
+	}
+	return strings.ToLower(pattern[:i])
+}
+
+// prefixMayMatch is a quick test before the glob: false only when v
+// cannot start with prefix (lower-case ASCII) without regard to case. A
+// byte beyond ASCII may fold to an ASCII letter (the Kelvin sign to k), so
+// from there on the glob decides.
+func prefixMayMatch(v, prefix string) bool {
+	for i := 0; i < len(prefix); i++ {
+		if i >= len(v) {
+			return false
+		}
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			return true
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // eval adds to dst the rows whose value satisfies t.
