@@ -222,6 +222,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 		if setup.console, srv, err = serveConsole(cfg.Console, opts.serve, logger); err != nil {
 			return err
 		}
+		defer setup.console.Close() // after the listener (defers run last first)
 		defer srv.Close()
 		fmt.Fprintf(stderr, "console: http://%s/\n", srv.Addr())
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/query"
 	"github.com/vigil-ot/vigil/sinks"
@@ -256,13 +257,18 @@ func (m *series) story(group *detect.GroupStatus) MetricStory {
 		if gm.Name != m.name {
 			continue
 		}
-		g := &GroupMetric{Samples: gm.Samples, Mean: num(gm.Mean), Std: num(gm.Std), Percentiles: map[string]*float64{}, SeasonalBuckets: gm.SeasonalBuckets}
-		for i, q := range quantileNames {
-			g.Percentiles[q] = num(gm.Quantiles[i])
-		}
-		out.Group = g
+		g := groupMetric(&gm)
+		out.Group = &g
 	}
 	return out
+}
+
+func groupMetric(gm *baseline.MetricInfo) GroupMetric {
+	m := GroupMetric{Samples: gm.Samples, Mean: num(gm.Mean), Std: num(gm.Std), Percentiles: map[string]*float64{}, SeasonalBuckets: gm.SeasonalBuckets}
+	for i, q := range quantileNames {
+		m.Percentiles[q] = num(gm.Quantiles[i])
+	}
+	return m
 }
 
 // quantileNames name baseline.Quantiles, in its order.
@@ -355,11 +361,7 @@ func (c *Console) handleGroup(w http.ResponseWriter, r *http.Request, _ string) 
 		}
 		slices.Sort(s.Members)
 		for _, gm := range g.Metrics {
-			m := GroupMetric{Samples: gm.Samples, Mean: num(gm.Mean), Std: num(gm.Std), Percentiles: map[string]*float64{}, SeasonalBuckets: gm.SeasonalBuckets}
-			for i, q := range quantileNames {
-				m.Percentiles[q] = num(gm.Quantiles[i])
-			}
-			s.Metrics[gm.Name] = m
+			s.Metrics[gm.Name] = groupMetric(&gm)
 		}
 		writeJSON(w, http.StatusOK, s)
 		return
