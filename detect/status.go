@@ -73,15 +73,16 @@ type DeviceStatus struct {
 
 // StatusPoint is one judged metric value. Expected, Lower and Upper are
 // the self detector's band (NaN while the baseline has too few samples or
-// the self detector does not judge the metric).
-// A point holds no pointer, so that the pending points cost the garbage
-// collector nothing.
+// the self detector does not judge the metric). The values are float32,
+// enough for a plot: a point is 48 bytes and holds no pointer, so that
+// handing them over costs little memory traffic and the garbage collector
+// nothing.
 type StatusPoint struct {
 	DeviceID               int32
 	Metric                 int32 // index in StatusUpdate.Metrics
 	Time                   int64 // event time, Unix ns
-	Value                  float64
-	Expected, Lower, Upper float64
+	Value                  float32
+	Expected, Lower, Upper float32
 	Samples                int64 // values the device's baseline has learned
 	FromGroup, Seasonal    bool  // the expectation is the group's / the hour-of-week profile's
 }
@@ -93,6 +94,8 @@ type GroupStatus struct {
 	MinSamples  int64         // rows the group must learn (baseline.min_samples)
 	MinDuration time.Duration // and the event time they must span (baseline.min_duration; 0: derived)
 }
+
+var nan32 = float32(math.NaN())
 
 // maxPendingPoints bounds the points held between publications: when the
 // buffer is full the engine publishes early, mid-batch if need be, rather
@@ -161,10 +164,10 @@ func (e *Engine) noteStatus(d int32, t int64) {
 			continue
 		}
 		p := &e.metrics[slot]
-		pt := StatusPoint{DeviceID: d, Metric: int32(slot), Time: t, Value: ex.Value, Expected: math.NaN(), Lower: math.NaN(), Upper: math.NaN(),
+		pt := StatusPoint{DeviceID: d, Metric: int32(slot), Time: t, Value: float32(ex.Value), Expected: nan32, Lower: nan32, Upper: nan32,
 			Samples: ex.Samples, FromGroup: ex.FromGroup, Seasonal: ex.Seasonal}
 		if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && p.self && !ex.Learning {
-			pt.Expected, pt.Lower, pt.Upper = mean, mean-p.threshold*spread, mean+p.threshold*spread
+			pt.Expected, pt.Lower, pt.Upper = float32(mean), float32(mean-p.threshold*spread), float32(mean+p.threshold*spread)
 		}
 		s.update.Points = append(s.update.Points, pt)
 	}

@@ -57,10 +57,10 @@ func TestPublishStatus(t *testing.T) {
 	if s.eng.metrics[last.Metric].name != "bytes_out" {
 		t.Fatalf("points out of order: %+v", last)
 	}
-	if math.IsNaN(last.Expected) || !(last.Lower < last.Expected && last.Expected < last.Upper) || last.Samples < 60 {
+	if math.IsNaN(float64(last.Expected)) || !(last.Lower < last.Expected && last.Expected < last.Upper) || last.Samples < 60 {
 		t.Fatalf("a protected device's point has no band: %+v", last)
 	}
-	if first := rec.points[0]; !math.IsNaN(first.Expected) {
+	if first := rec.points[0]; !math.IsNaN(float64(first.Expected)) {
 		t.Fatalf("the first point has a band before anything was learned: %+v", first)
 	}
 	dev := s.devices[0].name

@@ -474,7 +474,7 @@ func newSeries(name string, size int) *series {
 }
 
 func (s *series) add(p *detect.StatusPoint) {
-	s.ring[s.n%len(s.ring)] = recentValue{at: p.Time, val: float32(p.Value), exp: float32(p.Expected), low: float32(p.Lower), high: float32(p.Upper)}
+	s.ring[s.n%len(s.ring)] = recentValue{at: p.Time, val: p.Value, exp: p.Expected, low: p.Lower, high: p.Upper}
 	s.n++
 	s.samples, s.fromGroup, s.seasonal = p.Samples, p.FromGroup, p.Seasonal
 }

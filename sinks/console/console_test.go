@@ -63,7 +63,7 @@ func testFleet(n int) (*Console, assetMap) {
 			st.Alarms = 1
 		}
 		u.Devices = append(u.Devices, st)
-		u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: 0, Time: last.UnixNano(), Value: float64(i),
+		u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: 0, Time: last.UnixNano(), Value: float32(i),
 			Expected: 10, Lower: 5, Upper: 15, Samples: 100})
 	}
 	u.Metrics = []string{"cpu"}
@@ -243,7 +243,7 @@ func TestDeviceStory(t *testing.T) {
 	}
 	for i := range 20 { // more than the ring holds
 		c.PublishStatus(&detect.StatusUpdate{Metrics: []string{"cpu"}, Points: []detect.StatusPoint{{DeviceID: 1, Metric: 0, Time: epoch.Add(time.Duration(i) * time.Minute).UnixNano(),
-			Value: float64(i), Expected: math.NaN(), Lower: math.NaN(), Upper: math.NaN()}}})
+			Value: float32(i), Expected: float32(math.NaN()), Lower: float32(math.NaN()), Upper: float32(math.NaN())}}})
 	}
 	s, ok := c.Device("plc-00001")
 	if !ok {
