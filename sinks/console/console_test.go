@@ -202,34 +202,77 @@ func (r deviceRecord) Get(f string) ([]string, bool) { v, ok := r[f]; return v, 
 // query.Match does on the devices' fields.
 func TestSearchAgreesWithMatch(t *testing.T) {
 	c, _ := testFleet(120)
-	queries := []string{
+	ref := referenceRecords(c)
+	for _, q := range []string{
 		"site:plant-a", "NOT fw:2.10.0", "fw<=2.9.4 OR status:alarm", "device:*1?", "ip:*", "NOT ip:10.2.*",
 		"(site:plant-b OR site:plant-c) NOT (status:alarm AND patchable:false)", "last_seen>=-2m", "alarms<1",
-		"owner:ops*", "owner:OPS?PLANT-a", "device:PLC-0001*", "device:plc-\\*", "criticality>low", "hw:s7-1500 fw>2.9", "score:*", "NOT score:*", "learning:false",
+		"owner:ops*", "owner:OPS?PLANT-a", "device:PLC-0001*", "device:plc-\\*", "criticality>low", "hw:s7-1500 fw>2.9",
+		"score:*", "NOT score:*", "learning:false",
+	} {
+		if msg := agree(c, ref, q); msg != "" {
+			t.Error(msg)
+		}
 	}
+}
+
+// FuzzSearchAgreesWithMatch: for any query that parses, the index and
+// query.Match pick the same devices.
+func FuzzSearchAgreesWithMatch(f *testing.F) {
+	for _, q := range []string{"site:plant-a", "fw<2.9.4 OR NOT ip:10.1.*", "device:plc-0001? last_seen<-5m", "(alarms>0 OR connected:false) NOT owner:*c"} {
+		f.Add(q)
+	}
+	c, _ := testFleet(40)
+	ref := referenceRecords(c)
+	f.Fuzz(func(t *testing.T, q string) {
+		if msg := agree(c, ref, q); msg != "" {
+			t.Fatal(msg)
+		}
+	})
+}
+
+// referenceRecords returns every device's fields as a query.Record, from
+// the console's own API, in the order of the device names.
+func referenceRecords(c *Console) []deviceRecord {
 	res, _ := c.Search(SearchRequest{Limit: 1000})
-	for _, q := range queries {
-		parsed, err := query.Parse(q, query.WithNow(res.Now), query.WithSchema(c.idx.kind))
-		if err != nil {
-			t.Fatalf("%q: %v", q, err)
+	var out []deviceRecord
+	for _, d := range res.Devices {
+		rec := deviceRecord{"device": {d.Device}, "group": {d.Group}, "status": {d.Status}, "learning": {fmt.Sprint(d.Learning)},
+			"last_seen": {d.LastSeen.Format(time.RFC3339Nano)}, "alarms": {fmt.Sprint(d.Alarms)}, "detector": d.Detectors,
+			"connected": {fmt.Sprint(d.Connected)}}
+		story, _ := c.Device(d.Device)
+		rec["ip"] = story.Identity.SourceIPs
+		for k, v := range d.Attrs {
+			rec[k] = []string{v}
 		}
-		var want []string
-		for _, d := range res.Devices {
-			rec := deviceRecord{"device": {d.Device}, "group": {d.Group}, "status": {d.Status}, "learning": {fmt.Sprint(d.Learning)},
-				"last_seen": {d.LastSeen.Format(time.RFC3339Nano)}, "alarms": {fmt.Sprint(d.Alarms)}, "detector": d.Detectors}
-			story, _ := c.Device(d.Device)
-			rec["ip"] = story.Identity.SourceIPs
-			for k, v := range d.Attrs {
-				rec[k] = []string{v}
-			}
-			if parsed.Match(rec) {
-				want = append(want, d.Device)
-			}
-		}
-		if got := searchAll(t, c, q, "", 1000); !slices.Equal(got, want) {
-			t.Errorf("%q: index %d devices %v, Match %d %v", q, len(got), head(got), len(want), head(want))
+		out = append(out, rec)
+	}
+	return out
+}
+
+// agree runs q through the index and through query.Match, and says how
+// they differ ("" when they agree or q does not parse).
+func agree(c *Console, ref []deviceRecord, q string) string {
+	res, err := c.Search(SearchRequest{Query: q, Limit: 1000})
+	if err != nil {
+		return ""
+	}
+	parsed, err := query.Parse(q, query.WithNow(res.Now), query.WithSchema(c.idx.kind))
+	if err != nil {
+		return fmt.Sprintf("%q: the index parsed it, Parse says %v", q, err)
+	}
+	var want, got []string
+	for _, rec := range ref {
+		if parsed.Match(rec) {
+			want = append(want, rec["device"][0])
 		}
 	}
+	for _, d := range res.Devices {
+		got = append(got, d.Device)
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Sprintf("%q: index %d devices %v, Match %d %v", q, len(got), head(got), len(want), head(want))
+	}
+	return ""
 }
 
 func TestDeviceStory(t *testing.T) {
