@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/vigil-ot/vigil/sinks/console"
 )
 
 // chromium returns the path of Debian's chromium, skipping the test when
@@ -165,4 +167,26 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the alerts page lacks the exfiltration or the brute force:\n%.1500s", a)
 	}
 	p.screenshot("alerts")
+}
+
+// TestConsoleInBrowserWithTokens: with tokens the page asks for one, and
+// a viewer sees the device's recommendation without being able to decide.
+func TestConsoleInBrowserWithTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the fleet sample and starts chromium")
+	}
+	const viewer = "viewer-secret-0123456789"
+	t.Setenv(console.EnvTokens, "vic:viewer:"+viewer+",olga:operator:operator-secret-0123456789")
+	p := &page{t: t, ctx: browser(t), shots: t.TempDir()}
+	r := startConsoleReplay(t)
+	base := "http://" + r.addr + "/"
+	p.do(chromedp.Navigate(base+"#/device/plc-a-002"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	p.do(chromedp.SetValue(chromedp.CSS("#token"), viewer), chromedp.Click(chromedp.CSS("#login-form button")), viewReady("#/device/plc-a-002"))
+	if who := p.text("#who"); who != "vic (viewer)" {
+		t.Errorf("signed in as %q", who)
+	}
+	disabled, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.getElementById("approve-plc-a-002").disabled`))
+	if err != nil || !disabled {
+		t.Errorf("a viewer's approve button is enabled (%v)", err)
+	}
 }
