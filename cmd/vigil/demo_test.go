@@ -145,7 +145,8 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 	}
 	for _, after := range []time.Duration{0, 2 * time.Second} {
 		t.Run(after.String(), func(t *testing.T) {
-			out := &watchWriter{watch: "Producing", seen: make(chan struct{})}
+			producing := make(chan struct{}) // out.seen is set to nil by Write: select on a copy
+			out := &watchWriter{watch: "Producing", seen: producing}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
@@ -159,7 +160,7 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 				done <- demo(ctx, out, 20*time.Second, 0, httpAddr, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			}()
 			select {
-			case <-out.seen:
+			case <-producing:
 			case err := <-done:
 				t.Fatalf("demo ended before producing: %v\n%s", err, out)
 			case <-time.After(30 * time.Second):
