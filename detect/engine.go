@@ -117,7 +117,8 @@ type Engine struct {
 	// alarmsChanged: devices whose alarms were raised or cleared, for
 	// AlarmsChanged; nil until its first call (nobody asks in a replay).
 	alarmsChanged []int32
-	qTimes        []int64 // event times of the most recent automatic quarantines
+	qTimes        []int64        // event times of the most recent automatic quarantines
+	status        *statusTracker // nil unless PublishStatus was called (see status.go)
 
 	cols  columns
 	row   int
@@ -313,6 +314,9 @@ func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 		e.runExtra(d, b)
 	}
 	err := e.deliver(ctx)
+	if e.status != nil {
+		e.publishStatus(false)
+	}
 	if len(e.rejected) > 0 {
 		b.Rejected, e.rejected = e.rejected, nil
 	}
@@ -336,7 +340,11 @@ func (e *Engine) Flush(ctx context.Context) error {
 	for p := range e.parts { // rows no other row came to confirm
 		e.dropAhead(&e.parts[p])
 	}
-	return e.deliver(ctx)
+	err := e.deliver(ctx)
+	if e.status != nil {
+		e.publishStatus(true)
+	}
+	return err
 }
 
 func (e *Engine) resetOutput() {
@@ -605,6 +613,9 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	}
 	if e.deps.Trace != nil {
 		e.trace(d, g, t)
+	}
+	if e.status != nil {
+		e.noteStatus(d, t)
 	}
 	anomalous := e.judgeMetrics(d, ds, g, t)
 	if len(e.rules) > 0 {

@@ -178,6 +178,9 @@ func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
 // alarmChanged notes that device dev's alarm state changed, once
 // AlarmsChanged has been asked.
 func (e *Engine) alarmChanged(dev int32) {
+	if e.status != nil {
+		e.status.touch(dev)
+	}
 	if e.alarmsChanged != nil {
 		e.alarmsChanged = append(e.alarmsChanged, dev)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/sinks"
+	"github.com/vigil-ot/vigil/sinks/console"
 )
 
 // Config is the whole YAML configuration. Each section is owned by the
@@ -28,6 +29,7 @@ type Config struct {
 	Detect   detect.Config      `yaml:"detect"`
 	Sinks    sinks.Config       `yaml:"sinks"`
 	Kafka    ingest.KafkaConfig `yaml:"kafka"`
+	Console  console.Config     `yaml:"console"`
 }
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -38,6 +40,7 @@ func DefaultConfig() Config {
 		Detect:   detect.DefaultConfig(),
 		Sinks:    sinks.DefaultConfig(),
 		Kafka:    ingest.DefaultKafkaConfig(),
+		Console:  console.DefaultConfig(),
 	}
 }
 
@@ -263,6 +266,9 @@ func (c *Config) Validate() error {
 	if c.Detect.Rollout.Enabled && slices.Contains(c.Input.Inventory.GroupBy, ingest.ColFirmware) {
 		return &settingError{path: "detect.rollout.enabled", err: fmt.Errorf(
 			"the rollout guard compares a group's firmware versions, but input.inventory.group_by lists %q, so every version is a group of its own; remove it from group_by", ingest.ColFirmware)}
+	}
+	if err := c.Console.Validate(); err != nil {
+		return &settingError{path: "console", err: err}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,7 +44,10 @@ Modbus writer, an S7 PLC stop, a port scan and a flood), Vigil consuming
 both as a consumer group, alerts printed as they happen and a summary at the
 end.
 
-While it runs, any Kafka client can use the broker, e.g. kcat:
+The operator console (fleet search, device pages, alerts, quarantine queue)
+is on http://127.0.0.1:8080/ while it runs (--http to move it, --stay to
+keep it up after the summary). While it runs, any Kafka client can use the
+broker, e.g. kcat:
   kcat -b 127.0.0.1:9092 -L
   kcat -b 127.0.0.1:9092 -C -t vigil-alerts -o beginning
   echo '{"device":"plc-x","metrics":{"bytes_out":1}}' | kcat -b 127.0.0.1:9092 -P -t telemetry -k plc-x
@@ -106,7 +110,8 @@ func runDemo(args []string) int {
 	duration := fs.Duration("duration", 60*time.Second, "how long the demo runs: the scenario is produced over 3/4 of it")
 	port := fs.Int("port", 9092, "broker port on 127.0.0.1 (0: any free port)")
 	verbose := fs.Bool("v", false, "log the consumer's work (rebalances, restores, commits)")
-	httpListen := fs.String("http", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz on `ADDR`, as vigil run does (\"\": none)")
+	stay := fs.Bool("stay", false, "keep serving the console after the demo, until interrupted")
+	httpListen := fs.String("http", "127.0.0.1:8080", "serve the operator console, and /metrics, /healthz and /readyz as vigil run does, on `ADDR` (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -124,7 +129,7 @@ func runDemo(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := demo(ctx, os.Stdout, *duration, *port, *httpListen, log); err != nil {
+	if err := demo(ctx, os.Stdout, *duration, *port, *httpListen, *stay, log); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil demo:", err)
 		return 1
 	}
@@ -134,7 +139,7 @@ func runDemo(args []string) int {
 // demo runs the demo until it stops by itself or ctx ends; every alert
 // goes to the console, the broker's alert topic and the extra sinks. With
 // httpListen, the consumer serves its metrics and health there.
-func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, httpListen string, log *slog.Logger, extra ...detect.Sink) error {
+func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, httpListen string, stay bool, log *slog.Logger, extra ...detect.Sink) error {
 	broker, err := startDemoBroker(port)
 	if err != nil {
 		return err
@@ -146,6 +151,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	fmt.Fprintf(out, "       kcat -b %s -C -t %s -J              (rejected records with their reason)\n", addr, demoDeadLetter)
 	if httpListen != "" {
 		fmt.Fprintf(out, "       curl -s http://%s/metrics                   (Prometheus metrics, as vigil run serves them)\n", httpListen)
+		fmt.Fprintf(out, "  console: http://%s/   (fleet search, device pages, alerts, quarantine queue)\n", httpListen)
 	}
 	fmt.Fprintln(out)
 
@@ -172,7 +178,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	k.TelemetryTopics = []string{demoTelemetry}
 	k.PacketTopics = []string{demoPackets}
 	k.DeadLetterTopic, k.ChangelogTopic, k.GroupStateTopic = demoDeadLetter, demoChangelog, demoGroupState
-	k.HTTPListen = httpListen
+	k.HTTPListen = "" // the demo serves it, with the console, beyond the consumer's life
 	k.SessionTimeout, k.HeartbeatInterval, k.RebalanceTimeout = 3*time.Second, 500*time.Millisecond, 5*time.Second
 	k.ShutdownTimeout = 10 * time.Second
 	if err := cfg.Validate(); err != nil {
@@ -197,6 +203,22 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	fmt.Fprintln(out, demoPacketNote)
 	fmt.Fprintln(out)
 
+	var con *consoleSetup
+	var live atomic.Pointer[instance]
+	if httpListen != "" {
+		if con, err = newConsoleSetup(cfg.Console); err != nil {
+			sink.Close()
+			return err
+		}
+		defer con.console.Close() // the engine has stopped by then
+		ready := func() bool { i := live.Load(); return i != nil && i.consumer.Ready() }
+		obs, err := startObservabilityWith(httpListen, ready, log, con.console, con.tokens)
+		if err != nil {
+			sink.Close()
+			return err
+		}
+		defer obs.Close()
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	var inst *instance
@@ -204,7 +226,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 	runDone := make(chan error, 1)
 	stopped := make(chan struct{})
 	go func() {
-		runDone <- runInstance(runCtx, cfg, sink, log, func(i *instance) { inst = i; close(ready) })
+		runDone <- runInstance(runCtx, cfg, sink, log, con, func(i *instance) { inst = i; live.Store(i); close(ready) })
 		close(stopped)
 	}()
 	select {
@@ -247,6 +269,10 @@ wait:
 		runErr = nil // the consumer never joined: nothing read, nothing to commit
 	}
 	printer.summary(inst, produced)
+	if stay && httpListen != "" && ctx.Err() == nil {
+		fmt.Fprintf(out, "\nThe console stays up at http://%s/ with what the demo saw; Ctrl-C to stop.\n", httpListen)
+		<-ctx.Done()
+	}
 	return errors.Join(perr, runErr)
 }
 

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -37,7 +38,7 @@ func TestDemoIntegration(t *testing.T) {
 	done := make(chan error, 1)
 	start := time.Now()
 	seen := &collectSink{}
-	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, "", log, seen) }()
+	go func() { done <- demo(context.Background(), &out, 12*time.Second, 0, "", false, log, seen) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -144,7 +145,8 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 	}
 	for _, after := range []time.Duration{0, 2 * time.Second} {
 		t.Run(after.String(), func(t *testing.T) {
-			out := &watchWriter{watch: "Producing", seen: make(chan struct{})}
+			producing := make(chan struct{}) // out.seen is set to nil by Write: select on a copy
+			out := &watchWriter{watch: "Producing", seen: producing}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
@@ -155,10 +157,10 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 			httpAddr := ln.Addr().String()
 			ln.Close()
 			go func() {
-				done <- demo(ctx, out, 20*time.Second, 0, httpAddr, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				done <- demo(ctx, out, 20*time.Second, 0, httpAddr, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			}()
 			select {
-			case <-out.seen:
+			case <-producing:
 			case err := <-done:
 				t.Fatalf("demo ended before producing: %v\n%s", err, out)
 			case <-time.After(30 * time.Second):
@@ -176,6 +178,8 @@ func TestDemoInterruptedIntegration(t *testing.T) {
 				if !strings.Contains(string(body), "# HELP vigil_kafka_records_total") {
 					t.Errorf("demo's /metrics lacks vigil_kafka_records_total:\n%.500s", body)
 				}
+				// and the operator console, with the devices that reported
+				devicesSeen(t, "http://"+httpAddr+"/api/v1/devices")
 			}
 			cancel()
 			select {
@@ -277,5 +281,32 @@ func TestDemoConfigFollowsFleetConfig(t *testing.T) {
 		if !reflect.DeepEqual(s.fleet, s.demo) {
 			t.Errorf("%s differs between testdata/config/fleet.yaml and the demo config:\nfleet: %+v\ndemo:  %+v", s.name, s.fleet, s.demo)
 		}
+	}
+}
+
+// devicesSeen waits up to 20 s until the console at url lists a device.
+func devicesSeen(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("demo serves no console: %v", err)
+		}
+		var res struct {
+			Total int `json:"total"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("console: %v", err)
+		}
+		if res.Total > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the demo's console lists no device after 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vigil-ot/vigil/sinks/console"
 )
 
 // observability serves /metrics, /healthz and /readyz for `vigil run` and
@@ -23,6 +26,13 @@ type observability struct {
 }
 
 func startObservability(addr string, ready func() bool, log *slog.Logger) (*observability, error) {
+	return startObservabilityWith(addr, ready, log, nil, nil)
+}
+
+// startObservabilityWith is startObservability with the operator console
+// beside /metrics, when con is not nil: its page at / and its API under
+// /api/v1, with tokens.
+func startObservabilityWith(addr string, ready func() bool, log *slog.Logger, con *console.Console, tokens *console.Tokens) (*observability, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for /metrics: %w; set kafka.http_listen to a free address or \"\" to disable it", addr, err)
@@ -32,6 +42,12 @@ func startObservability(addr string, ready func() bool, log *slog.Logger) (*obse
 			"anyone who reaches this address reads topic and sink names, device counts and alarm rates; "+
 			"set kafka.http_listen to a loopback address and scrape through a TLS proxy, or firewall the port",
 			"addr", ln.Addr().String())
+	}
+	if con != nil {
+		if err := console.CheckListener(ln.Addr(), tokens); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
 	// HELP and TYPE lines let Prometheus and Grafana tell counters from
 	// gauges and show what a metric means.
@@ -51,6 +67,9 @@ func startObservability(addr string, ready func() bool, log *slog.Logger) (*obse
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if con != nil {
+		mux.Handle("/", con.Handler(tokens))
+	}
 	o := &observability{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() {
 		if err := o.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -67,4 +86,32 @@ func (o *observability) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	o.srv.Shutdown(ctx)
+}
+
+// consoleSetup is the operator console a command serves, with the bearer
+// tokens of the environment (console.LoadTokens).
+type consoleSetup struct {
+	console *console.Console
+	tokens  *console.Tokens
+}
+
+func newConsoleSetup(cfg console.Config) (*consoleSetup, error) {
+	tokens, err := console.LoadTokens(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return &consoleSetup{console: console.New(console.Options{Config: cfg}), tokens: tokens}, nil
+}
+
+// serveConsole starts the operator console on addr, alone.
+func serveConsole(cfg console.Config, addr string, log *slog.Logger) (*console.Console, *console.Server, error) {
+	setup, err := newConsoleSetup(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := setup.console.Serve(addr, setup.tokens, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return setup.console, srv, nil
 }

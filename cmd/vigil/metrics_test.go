@@ -101,7 +101,7 @@ func TestMetricsIntegration(t *testing.T) {
 	started := make(chan *instance, 1)
 	runDone := make(chan error, 1)
 	go func() {
-		runDone <- runInstance(ctx, cfg, sink, log, func(inst *instance) {
+		runDone <- runInstance(ctx, cfg, sink, log, nil, func(inst *instance) {
 			publishInstanceMetrics(inst)
 			started <- inst
 		})
@@ -526,7 +526,7 @@ func TestNetworkMetricsFollowTheDetector(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Detect.Network.Learning = 10 * time.Minute
-	inst, err := newInstance(cfg, sinks.NewWriterSink("test", io.Discard, sinks.FormatJSON), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	inst, err := newInstance(cfg, sinks.NewWriterSink("test", io.Discard, sinks.FormatJSON), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-ot/vigil/ingest/packet"
 	"github.com/vigil-ot/vigil/ingest/pcap"
 	"github.com/vigil-ot/vigil/sinks"
+	"github.com/vigil-ot/vigil/sinks/console"
 )
 
 const replayUsage = `usage: vigil replay [flags] FILE...
@@ -80,6 +81,7 @@ type replayOptions struct {
 	quiet       bool
 	sinks       bool
 	sinkTimeout time.Duration
+	serve       string
 	inputs      []string
 }
 
@@ -139,6 +141,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	fs.BoolVar(&o.verbose, "verbose", false, "log at info level (default: warnings only)")
 	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
 	fs.DurationVar(&o.sinkTimeout, "sink-timeout", time.Minute, "with --sinks: how long to retry a sink that refuses alerts before the replay fails (vigil run retries until delivered)")
+	fs.StringVar(&o.serve, "serve", "", "serve the operator console on `ADDR` (e.g. 127.0.0.1:8080) during the replay and after it, until interrupted")
 	fs.BoolVar(&o.sinks, "sinks", false, "deliver alerts to the sinks of the config (syslog, Kafka, file, …) instead of standard output; --out still gets a copy")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
@@ -161,7 +164,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 
 // replay runs a whole replay: alerts to stdout (or opts.out), progress,
 // warnings and the summary to stderr.
-func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) error {
+func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (runErr error) {
 	started := time.Now()
 	// The progress ticker and the logger write to stderr from two goroutines.
 	stderr = &lockedWriter{w: stderr}
@@ -213,7 +216,17 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	}
 	defer sink.Close()
 
-	job, err := openReplay(cfg, opts.inputs, sink, logger, replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed})
+	setup := replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed}
+	var srv *console.Server
+	if opts.serve != "" {
+		if setup.console, srv, err = serveConsole(cfg.Console, opts.serve, logger); err != nil {
+			return err
+		}
+		defer setup.console.Close() // after the listener (defers run last first)
+		defer srv.Close()
+		fmt.Fprintf(stderr, "console: http://%s/\n", srv.Addr())
+	}
+	job, err := openReplay(cfg, opts.inputs, sink, logger, setup)
 	if err != nil {
 		return err
 	}
@@ -222,7 +235,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	if opts.progress || isTerminal(stderr) {
 		stopProgress = startProgress(stderr, job.Telemetry, job.Captures)
 	}
-	runErr := job.run(ctx)
+	runErr = job.run(ctx)
 	stopProgress()
 	if bounded != nil && bounded.undelivered > 0 {
 		runErr = fmt.Errorf("%d alerts and quarantine events were not delivered to the sinks (--sink-timeout %s): %w",
@@ -232,14 +245,20 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 	if err := bw.Flush(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("cannot write alerts: %w", err)
 	}
-	if outFile != nil {
-		if err := outFile.Close(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("cannot write alerts to %s: %w", opts.out, err)
-		}
-	}
 	if runErr == nil && opts.checkpoint != "" {
 		runErr = job.checkpoint(opts.checkpoint)
 	}
+	defer func() {
+		// The console's decisions after the replay went to the sink too.
+		if err := bw.Flush(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("cannot write alerts: %w", err)
+		}
+		if outFile != nil {
+			if err := outFile.Close(); err != nil && runErr == nil {
+				runErr = fmt.Errorf("cannot write alerts to %s: %w", opts.out, err)
+			}
+		}
+	}()
 	if !opts.quiet {
 		for _, w := range cfg.Detect.UnseenMetrics(job.Store.HasMetric) {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -252,6 +271,10 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) e
 			ns = job.Network.Stats()
 		}
 		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Engine.Stats(), ns, job.Store)
+	}
+	if srv != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "console: http://%s/ shows what the replay learned; Ctrl-C to stop\n", srv.Addr())
+		<-ctx.Done()
 	}
 	return runErr
 }
@@ -287,10 +310,11 @@ type replaySetup struct {
 	csvNamesAmong []string
 	// trace, when set, sees each judged metric value with the self band
 	// it was judged against (vigil score plots it).
-	trace func(detect.TracePoint)
+	trace   func(detect.TracePoint)
 	// rejected, when set, sees each row judging refused (vigil score
 	// scores clock incidents with them).
 	rejected func(ingest.RejectedRow)
+	console  *console.Console // the operator console, or nil
 }
 
 // replayJob is one replay: inputs opened in event-time order and the
@@ -311,6 +335,9 @@ func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logg
 		return nil, err
 	}
 	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace, Rejected: setup.rejected}
+	if setup.console != nil {
+		deps.Console = setup.console
+	}
 	if setup.wallclock {
 		deps.Clock = time.Now
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-ot/vigil/ingest/kafka"
 	"github.com/vigil-ot/vigil/ingest/packet"
 	"github.com/vigil-ot/vigil/sinks"
+	"github.com/vigil-ot/vigil/sinks/console"
 )
 
 const runUsage = `Usage: vigil run --config FILE [flags]
@@ -70,7 +71,7 @@ func runRun(args []string) int {
 		log.Error("cannot build sinks", "err", err)
 		return 1
 	}
-	if err := runInstance(ctx, cfg, sink, log, nil); err != nil {
+	if err := runInstance(ctx, cfg, sink, log, nil, nil); err != nil {
 		log.Error("vigil run stopped", "err", err)
 		return 1
 	}
@@ -104,8 +105,12 @@ type instance struct {
 	inv      *inventory.Inventory
 }
 
-func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, error) {
-	p, err := pipeline.New(cfg.pipeline(), pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0})
+func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Console) (*instance, error) {
+	deps := pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0}
+	if con != nil {
+		deps.Console = con
+	}
+	p, err := pipeline.New(cfg.pipeline(), deps)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +139,12 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, err
 // runInstance runs one consumer until ctx ends, with the observability
 // listener, then flushes and closes sink. started, when set, is called
 // with the instance once it runs.
-func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Logger, started func(*instance)) error {
-	inst, err := newInstance(cfg, sink, log)
+func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Logger, con *consoleSetup, started func(*instance)) error {
+	var c *console.Console
+	if con != nil {
+		c = con.console
+	}
+	inst, err := newInstance(cfg, sink, log, c)
 	if err != nil {
 		sink.Close()
 		return err
@@ -144,7 +153,11 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 	defer metrics.UnregisterSet(inst.metrics.Set, true)
 	publishInstanceMetrics(inst)
 	if cfg.Kafka.HTTPListen != "" {
-		obs, err := startObservability(cfg.Kafka.HTTPListen, inst.consumer.Ready, log)
+		var tokens *console.Tokens
+		if con != nil {
+			tokens = con.tokens
+		}
+		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, inst.consumer.Ready, log, c, tokens)
 		if err != nil {
 			sink.Close()
 			return err

@@ -69,7 +69,7 @@ func runFor(t *testing.T, cfg Config, stop func(*instance)) (logged string, err 
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- runInstance(ctx, cfg, sinks.NewWriterSink("test", io.Discard, sinks.FormatJSON), log, func(inst *instance) {
+		done <- runInstance(ctx, cfg, sinks.NewWriterSink("test", io.Discard, sinks.FormatJSON), log, nil, func(inst *instance) {
 			go func() { stop(inst); cancel() }()
 		})
 	}()

@@ -46,6 +46,22 @@ type Deps struct {
 	Trace func(detect.TracePoint)
 	// Rejected sees every row judging refused (detect.Deps.Rejected).
 	Rejected func(ingest.RejectedRow)
+	// Console, when set, is the operator console: the engine writes to
+	// the sink through it and publishes its devices' status to it.
+	Console Console
+}
+
+// Console is the operator console (sinks/console.Console) as the pipeline
+// feeds it. Attach returns the sink the engine writes to: sink, seen by
+// the console, which also sends its operators' decisions through it;
+// assets are the inventory. The engine publishes its status to it at most
+// once per PublishInterval, with every judged value when RecentValues
+// (detect.Engine.PublishStatus).
+type Console interface {
+	detect.StatusSink
+	Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink
+	PublishInterval() time.Duration
+	RecentValues() bool
 }
 
 // Pipeline is a wired engine and what it is built on.
@@ -81,10 +97,17 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		extra = append(extra, nd)
 		p.Network = nd
 	}
-	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: deps.Sink,
+	sink := deps.Sink
+	if deps.Console != nil {
+		sink = deps.Console.Attach(sink, inv)
+	}
+	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: sink,
 		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace, Rejected: deps.Rejected})
 	if err != nil {
 		return nil, fmt.Errorf("cannot set up detectors: %w", err)
+	}
+	if deps.Console != nil {
+		p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
 	}
 	return p, nil
 }

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/vigil-ot/vigil/sinks/console"
+)
+
+// chromium returns the path of Debian's chromium, skipping the test when
+// it is absent, unless VIGIL_REQUIRE_CHROMIUM is set (CI installs it:
+// .ci/install-deps).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("VIGIL_REQUIRE_CHROMIUM") != "" {
+		t.Fatal("chromium is not installed and VIGIL_REQUIRE_CHROMIUM is set: run .ci/install-deps")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium, or .ci/install-deps)")
+	return ""
+}
+
+// browser starts a headless chromium with a laptop's window.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1440, 900), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("hide-scrollbars", true))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+// page drives one tab, failing the test on the first error.
+type page struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string // folder of the screenshots
+}
+
+func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, steps...); err != nil {
+		p.t.Fatalf("browser: %v", err)
+	}
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("browser: text of %s: %v", sel, err)
+	}
+	return v
+}
+
+// open loads the view of hash and waits until it has rendered.
+func (p *page) open(base, hash string) {
+	p.t.Helper()
+	p.do(chromedp.Navigate(base+hash), viewReady(hash))
+}
+
+func viewReady(hash string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(`body[data-ready="` + hash + `"]`))
+}
+
+// screenshot saves the page as NAME.png in $VIGIL_CONSOLE_SCREENSHOTS
+// (docs/console updates the README's), or in a temporary folder.
+func (p *page) screenshot(name string, fullPage ...bool) {
+	p.t.Helper()
+	shot := chromedp.CaptureScreenshot()
+	if len(fullPage) > 0 {
+		shot = chromedp.FullScreenshot(100)
+	}
+	png, err := chromedp.Run(p.ctx, shot)
+	if err != nil {
+		p.t.Fatalf("browser: screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(p.shots, name+".png"), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// TestConsoleInBrowser drives the console of `vigil replay --serve` over
+// the fleet sample in headless chromium as an analyst would: the fleet
+// table, a search, a bad query, a device page with its charts and its
+// recommendation, approving it, then the quarantine queue, the groups and
+// the alerts.
+func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the fleet sample and starts chromium")
+	}
+	p := &page{t: t, ctx: browser(t), shots: os.Getenv("VIGIL_CONSOLE_SCREENSHOTS")}
+	if p.shots == "" {
+		p.shots = t.TempDir()
+	} else if !filepath.IsAbs(p.shots) {
+		p.shots, _ = filepath.Abs(filepath.Join(repoRoot, p.shots))
+	}
+	r := startConsoleReplay(t)
+	base := "http://" + r.addr + "/"
+
+	p.open(base, "#/fleet")
+	if count := p.text("#count"); count != "1–50 of 60 devices" {
+		t.Errorf("fleet page count %q", count)
+	}
+	p.screenshot("fleet")
+
+	p.do(chromedp.SetValue(chromedp.CSS("#q"), "status:recommended OR status:quarantined"), chromedp.Click(chromedp.CSS("form.search button")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready^="#/fleet?q=status"]`)))
+	if rows := p.text("#fleet tbody"); !strings.HasPrefix(rows, "plc-a-002\trecommended\tplant-a/s7-1500") {
+		t.Errorf("search rows:\n%s", rows)
+	}
+	p.screenshot("search")
+
+	p.do(chromedp.SetValue(chromedp.CSS("#q"), "fw<"), chromedp.Click(chromedp.CSS("form.search button")),
+		chromedp.WaitVisible(chromedp.CSS("#query-error:not(:empty)")))
+	if e := p.text("#query-error"); !strings.Contains(e, "^ position 3: expected a value after 'fw<'") {
+		t.Errorf("a bad query shows %q", e)
+	}
+
+	p.open(base, "#/device/plc-a-002")
+	charts, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.plot").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if title := p.text("h1"); !strings.Contains(title, "plc-a-002") || charts != 5 {
+		t.Errorf("device page %q with %d charts, want plc-a-002 and its 5 metrics", title, charts)
+	}
+	spans, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.plot .alarmspan").length`))
+	if err != nil || spans < 1 {
+		t.Errorf("the bytes_out chart marks no alarm interval (%d, %v)", spans, err)
+	}
+	p.screenshot("device", true)
+	p.do(chromedp.Click(chromedp.CSS("#approve-plc-a-002")), chromedp.WaitVisible(chromedp.CSS(".callout .actions .muted:not(:empty)")))
+	if sent := p.text(".callout .actions .muted"); !strings.Contains(sent, "Sent: quarantine") || !strings.Contains(sent, "approved by local") {
+		t.Errorf("after approving: %q", sent)
+	}
+	p.do(chromedp.WaitVisible(chromedp.CSS("h1 .pill.quarantined")))
+
+	p.open(base, "#/quarantine")
+	if q := p.text("main"); !strings.Contains(q, "approved by local") || !strings.Contains(q, "approval_required") {
+		t.Errorf("the quarantine page does not show the decision:\n%.1500s", q)
+	}
+	p.screenshot("quarantine")
+
+	p.open(base, "#/groups")
+	if g := p.text("#groups"); !strings.Contains(g, "plant-a/s7-1500") || !strings.Contains(g, "protecting") {
+		t.Errorf("groups page:\n%s", g)
+	}
+	p.screenshot("groups")
+
+	p.open(base, "#/alerts")
+	if a := p.text("table.alerts"); !strings.Contains(a, "bytes_out") || !strings.Contains(a, "auth-brute-force") {
+		t.Errorf("the alerts page lacks the exfiltration or the brute force:\n%.1500s", a)
+	}
+	p.screenshot("alerts")
+}
+
+// TestConsoleInBrowserWithTokens: with tokens the page asks for one, and
+// a viewer sees the device's recommendation without being able to decide.
+func TestConsoleInBrowserWithTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the fleet sample and starts chromium")
+	}
+	const viewer = "viewer-secret-0123456789"
+	t.Setenv(console.EnvTokens, "vic:viewer:"+viewer+",olga:operator:operator-secret-0123456789")
+	p := &page{t: t, ctx: browser(t), shots: t.TempDir()}
+	r := startConsoleReplay(t)
+	base := "http://" + r.addr + "/"
+	p.do(chromedp.Navigate(base+"#/device/plc-a-002"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	p.do(chromedp.SetValue(chromedp.CSS("#token"), viewer), chromedp.Click(chromedp.CSS("#login-form button")), viewReady("#/device/plc-a-002"))
+	if who := p.text("#who"); who != "vic (viewer)" {
+		t.Errorf("signed in as %q", who)
+	}
+	disabled, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.getElementById("approve-plc-a-002").disabled`))
+	if err != nil || !disabled {
+		t.Errorf("a viewer's approve button is enabled (%v)", err)
+	}
+}

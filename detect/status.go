@@ -1,0 +1,265 @@
+package detect
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ot/vigil/baseline"
+)
+
+// StatusSink receives what the engine knows of its devices, for the
+// operator console (sinks/console): the devices that changed, every judged
+// metric value with its expected value and band, and the groups' learning
+// state. The engine calls PublishStatus from its own goroutine, between
+// batches, at most once per interval (more often only when the pending
+// points fill their buffer) and once from Flush. The update and everything
+// it points to belong to the engine and are reused after the call returns:
+// PublishStatus copies what it keeps, except that it may take u.Points
+// if it puts an empty slice in its place (a hand-over without a copy). It
+// must not call back into the engine, and it should be quick: ingestion
+// waits for it.
+type StatusSink interface {
+	PublishStatus(u *StatusUpdate)
+}
+
+// StatusUpdate is one publication of the engine's status.
+type StatusUpdate struct {
+	// Devices are the devices that reported, or whose alarms were raised
+	// or cleared, since the previous update; each once.
+	Devices []DeviceStatus
+	// Points are the metric values judged since the previous update, in
+	// the order they were judged.
+	Points []StatusPoint
+	// Metrics name the metrics of Points (StatusPoint.Metric indexes it);
+	// a metric keeps its index for the engine's life.
+	Metrics []string
+	// Groups are every group's learning state and per-metric
+	// distribution, sorted by name; nil in an update of points alone
+	// (published early because the engine's buffer of points was full).
+	Groups []GroupStatus
+}
+
+// DeviceStatus is one device's state as the engine holds it.
+type DeviceStatus struct {
+	ID       int32 // the registry's device id
+	Device   string
+	Group    string
+	LastSeen time.Time // event time of its newest report
+	// Alarms is how many alarms with a lifecycle (self, peer, rule,
+	// identity, silence, joint) are open; one-shot findings of the network
+	// detectors are not counted.
+	Alarms int
+	// Quarantine is ActionQuarantine or ActionRecommend while the
+	// device's current quarantine episode lasts, "" otherwise;
+	// QuarantineID is the id of the event that began it.
+	Quarantine      string
+	QuarantineID    string
+	QuarantineSince time.Time
+	Learning        bool // its group is still learning
+	// Interval is the report interval the silence detector learned (0:
+	// not yet learned).
+	Interval time.Duration
+	// Identity: the source addresses and client ids seen recently (up to
+	// four each), the certificate and firmware of its latest report that
+	// had one, and the highest firmware it reported (the reference of the
+	// downgrade check).
+	SourceIPs, ClientIDs []string
+	Cert, Firmware       string
+	HighestFirmware      string
+}
+
+// StatusPoint is one judged metric value. Expected, Lower and Upper are
+// the self detector's band (NaN while the baseline has too few samples or
+// the self detector does not judge the metric). The values are float32,
+// enough for a plot: a point is 48 bytes and holds no pointer, so that
+// handing them over costs little memory traffic and the garbage collector
+// nothing.
+type StatusPoint struct {
+	DeviceID               int32
+	Metric                 int32 // index in StatusUpdate.Metrics
+	Time                   int64 // event time, Unix ns
+	Value                  float32
+	Expected, Lower, Upper float32
+	Samples                int64 // values the device's baseline has learned
+	FromGroup, Seasonal    bool  // the expectation is the group's / the hour-of-week profile's
+}
+
+// GroupStatus is a group's learning state: baseline.GroupInfo with the
+// thresholds that end learning.
+type GroupStatus struct {
+	baseline.GroupInfo
+	MinSamples  int64         // rows the group must learn (baseline.min_samples)
+	MinDuration time.Duration // and the event time they must span (baseline.min_duration; 0: derived)
+}
+
+var nan32 = float32(math.NaN())
+
+// maxPendingPoints bounds the points held between publications: when the
+// buffer is full the engine publishes early, mid-batch if need be, rather
+// than grow it or drop points.
+const maxPendingPoints = 1 << 14
+
+// statusTracker is the engine's side of the console: which devices
+// changed and the values judged since the last publication.
+type statusTracker struct {
+	sink     StatusSink
+	interval time.Duration
+	next     time.Time // wall clock of the next publication
+	dirty    []int32   // devices changed since the last publication
+	marked   []bool    // by device: in dirty
+	certs    []string  // by device: certificate of the latest report with one
+	fws      []string  // by device: firmware of the latest report with one
+	values   bool      // publish every judged value
+	update   StatusUpdate
+}
+
+// PublishStatus makes the engine publish its devices' status to sink, at
+// most once per interval, with every judged value when values is true
+// (the console's plots: that costs the engine most). Call it before the
+// first Process.
+func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, values bool) {
+	e.status = &statusTracker{sink: sink, interval: interval, values: values}
+	if values {
+		e.status.update.Points = make([]StatusPoint, 0, maxPendingPoints)
+	}
+}
+
+// touch marks device d as changed.
+func (s *statusTracker) touch(d int32) {
+	for int(d) >= len(s.marked) {
+		s.marked = append(s.marked, false)
+		s.certs = append(s.certs, "")
+		s.fws = append(s.fws, "")
+	}
+	if !s.marked[d] {
+		s.marked[d] = true
+		s.dirty = append(s.dirty, d)
+	}
+}
+
+// noteStatus records the current row of device d, judged at event time t
+// against e.exp, for the console.
+func (e *Engine) noteStatus(d int32, t int64) {
+	s := e.status
+	s.touch(d)
+	c, i := &e.cols, e.row
+	if cert, ok := c.cert.value(i); ok && cert != s.certs[d] {
+		s.certs[d] = strings.Clone(cert)
+	}
+	if fw, ok := c.fw.value(i); ok && fw != s.fws[d] {
+		s.fws[d] = strings.Clone(fw)
+	}
+	if !s.values {
+		return
+	}
+	if len(s.update.Points)+len(e.colSlot) > cap(s.update.Points) {
+		e.publishPoints()
+	}
+	for j, slot := range e.colSlot {
+		ex := &e.exp[j]
+		if slot < 0 || !ex.Present {
+			continue
+		}
+		p := &e.metrics[slot]
+		pt := StatusPoint{DeviceID: d, Metric: int32(slot), Time: t, Value: float32(ex.Value), Expected: nan32, Lower: nan32, Upper: nan32,
+			Samples: ex.Samples, FromGroup: ex.FromGroup, Seasonal: ex.Seasonal}
+		if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && p.self && !ex.Learning {
+			pt.Expected, pt.Lower, pt.Upper = float32(mean), float32(mean-p.threshold*spread), float32(mean+p.threshold*spread)
+		}
+		s.update.Points = append(s.update.Points, pt)
+	}
+}
+
+// publishStatus publishes what changed, when the interval has passed or
+// force.
+func (e *Engine) publishStatus(force bool) {
+	s := e.status
+	if len(s.dirty) == 0 && len(s.update.Points) == 0 && !force {
+		return
+	}
+	now := time.Now()
+	if !force && now.Before(s.next) {
+		return
+	}
+	s.next = now.Add(s.interval)
+	u := &s.update
+	u.Devices = u.Devices[:0]
+	for _, d := range s.dirty {
+		s.marked[d] = false
+		if int(d) < len(e.devices) && e.devices[d].init {
+			u.Devices = append(u.Devices, e.deviceStatus(d))
+		}
+	}
+	s.dirty = s.dirty[:0]
+	e.publishMetricNames()
+	u.Groups = u.Groups[:0]
+	cfg := e.deps.Baseline.Config()
+	for _, gi := range e.deps.Baseline.GroupInfos() {
+		u.Groups = append(u.Groups, GroupStatus{GroupInfo: gi, MinSamples: cfg.MinSamples, MinDuration: cfg.MinDuration})
+	}
+	s.sink.PublishStatus(u)
+	u.Points = u.Points[:0]
+}
+
+// publishPoints publishes the pending points alone: the devices and
+// groups wait for the interval.
+func (e *Engine) publishPoints() {
+	u := &e.status.update
+	devices, groups := u.Devices, u.Groups
+	u.Devices, u.Groups = nil, nil
+	e.publishMetricNames()
+	e.status.sink.PublishStatus(u)
+	u.Points = u.Points[:0]
+	u.Devices, u.Groups = devices[:0], groups[:0]
+}
+
+func (e *Engine) publishMetricNames() {
+	u := &e.status.update
+	for len(u.Metrics) < len(e.metrics) {
+		u.Metrics = append(u.Metrics, e.metrics[len(u.Metrics)].name)
+	}
+}
+
+// deviceStatus returns device d's status.
+func (e *Engine) deviceStatus(d int32) DeviceStatus {
+	ds := &e.devices[d]
+	st := DeviceStatus{ID: d, Device: e.reg.DeviceName(d), LastSeen: time.Unix(0, ds.last).UTC(), Alarms: int(ds.alarms),
+		Cert: e.status.certs[d], Firmware: e.status.fws[d], Interval: time.Duration(ds.sil.interval)}
+	if ds.group >= 0 {
+		st.Group = e.reg.GroupName(ds.group)
+		st.Learning, _, _ = e.deps.Baseline.GroupMode(ds.group)
+	}
+	if q := ds.q; q != nil {
+		st.Quarantine = ActionQuarantine
+		if q.action == qRecommended {
+			st.Quarantine = ActionRecommend
+		}
+		st.QuarantineID = AlertID("quarantine", st.Device, st.Quarantine, q.start)
+		st.QuarantineSince = time.Unix(0, q.at).UTC()
+	}
+	if id := ds.ident; id != nil {
+		st.SourceIPs = id.src.values()
+		st.ClientIDs = id.client.values()
+		st.HighestFirmware = id.fw
+	}
+	return st
+}
+
+// values returns the values the track holds, newest first.
+func (v *valueTrack) values() []string {
+	var idx []int
+	for k := range v.vals {
+		if v.seen[k] != 0 {
+			idx = append(idx, k)
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(v.seen[b], v.seen[a]) })
+	out := make([]string, len(idx))
+	for i, k := range idx {
+		out[i] = v.vals[k]
+	}
+	return out
+}

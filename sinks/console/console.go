@@ -1,0 +1,571 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// Config is the console section of the config file.
+type Config struct {
+	// RecentValues is how many recent values of each metric of each
+	// device the console keeps for the device page: 24 bytes each, so
+	// the default costs about 2.9 KiB per metric and device (see the
+	// README). 0 keeps none: the device page has no plots, and the
+	// engine does not hand over every value.
+	RecentValues int `yaml:"recent_values"`
+	// MaxAlerts is how many recent alerts the console keeps for the
+	// timeline and the device pages.
+	MaxAlerts int `yaml:"max_alerts"`
+	// PublishInterval is how often at most the engine hands the console
+	// what changed; the page is that much behind the stream.
+	PublishInterval time.Duration `yaml:"publish_interval"`
+}
+
+// DefaultConfig returns the console's defaults.
+func DefaultConfig() Config {
+	return Config{RecentValues: 120, MaxAlerts: 10000, PublishInterval: time.Second}
+}
+
+// Validate checks c.
+func (c *Config) Validate() error {
+	switch {
+	case c.RecentValues < 0 || c.RecentValues == 1 || c.RecentValues > 100_000:
+		return fmt.Errorf("recent_values %d: keep 2 to 100000 values per metric and device, or 0 for none", c.RecentValues)
+	case c.MaxAlerts < 1 || c.MaxAlerts > 10_000_000:
+		return fmt.Errorf("max_alerts %d: keep 1 to 10000000 alerts", c.MaxAlerts)
+	case c.PublishInterval < 0 || c.PublishInterval > time.Hour:
+		return fmt.Errorf("publish_interval %s: publish at least once an hour (0: after every batch)", c.PublishInterval)
+	}
+	return nil
+}
+
+// Options configure a Console.
+type Options struct {
+	Config
+	// Clock stamps decisions; nil: time.Now.
+	Clock func() time.Time
+}
+
+// Console is the operator console's state: the fleet index, each device's
+// story and recent values, the recent alerts and the quarantine queue. It
+// is fed by the engine (as its detect.StatusSink, and through the sink
+// Tee wraps) and read by the HTTP API; it is safe for concurrent use.
+type Console struct {
+	opts Options
+
+	mu      sync.RWMutex
+	idx     *fleetIndex
+	devices []*device        // by row (registry device id); nil: none
+	byName  map[string]int32 // device name -> row
+	groups  []detect.GroupStatus
+	clock   int64             // newest report of any device, Unix ns: the fleet's now
+	alerts  []detect.Alert    // ring of the most recent alerts
+	nAlerts int               // alerts ever recorded
+	events  map[string]*event // quarantine events by id
+	open    map[string][]openAlarm
+
+	// sinkMu serialises the wrapped sink's Writes: the engine's and the
+	// decisions' (a detect.Sink is not called concurrently).
+	sinkMu sync.Mutex
+	sink   detect.Sink
+
+	// The engine's updates are applied by the console's own goroutine,
+	// so the engine only hands them over (see PublishStatus); readers
+	// wait until every update published before them is applied.
+	startOnce sync.Once
+	updates   chan *update              // at most two behind: then the engine waits
+	free      chan []detect.StatusPoint // point buffers to give back to the engine
+	seqMu     sync.Mutex
+	seqCond   *sync.Cond
+	published uint64             // updates handed over
+	applied   uint64             // updates applied
+	assets    ingest.AssetLookup // the inventory: attributes beside the reported ones
+}
+
+// device is what the console holds of one device.
+type device struct {
+	status   detect.DeviceStatus
+	attrs    []Attribute
+	metrics  []*series // by the engine's metric index; nil: never reported
+	decision *Decision
+}
+
+// openAlarm is an alarm alert not cleared yet.
+type openAlarm struct {
+	alert detect.Alert
+}
+
+// event is a quarantine event sent to the sinks, with the decision taken
+// on it.
+type event struct {
+	detect.QuarantineEvent
+	decision *Decision
+}
+
+// Decision is what an operator decided about a quarantine event.
+type Decision struct {
+	Action string    `json:"action"` // approve, reject or release
+	By     string    `json:"by"`     // the token's name
+	At     time.Time `json:"at"`
+	Event  string    `json:"event"` // id of the event decided on
+	Sent   string    `json:"sent"`  // id of the quarantine event the decision sent
+}
+
+// Attribute is one attribute of a device and where it came from.
+type Attribute struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source string `json:"source"` // "inventory" or "report"
+}
+
+// New returns an empty console.
+func New(opts Options) *Console {
+	def := DefaultConfig()
+	if opts.MaxAlerts <= 0 {
+		opts.MaxAlerts = def.MaxAlerts
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
+		open: map[string][]openAlarm{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3)}
+	c.seqCond = sync.NewCond(&c.seqMu)
+	return c
+}
+
+// update is one StatusUpdate handed over to the console's goroutine.
+type update struct {
+	devices []detect.DeviceStatus
+	points  []detect.StatusPoint
+	metrics []string
+	groups  []detect.GroupStatus
+}
+
+// Close stops the goroutine that applies the engine's updates, once they
+// are applied. The engine must not publish after Close.
+func (c *Console) Close() {
+	c.startOnce.Do(func() {}) // never start it now
+	close(c.updates)
+	c.seqMu.Lock()
+	for c.applied < c.published {
+		c.seqCond.Wait()
+	}
+	c.seqMu.Unlock()
+}
+
+// readLock waits until the updates published so far are applied, then
+// takes the read lock: a request sees what the engine published before
+// it.
+func (c *Console) readLock() {
+	c.seqMu.Lock()
+	for target := c.published; c.applied < target; {
+		c.seqCond.Wait()
+	}
+	c.seqMu.Unlock()
+	c.mu.RLock()
+}
+
+func (c *Console) applyUpdates() {
+	for u := range c.updates {
+		c.mu.Lock()
+		for i := range u.devices {
+			c.updateDevice(&u.devices[i])
+		}
+		for i := range u.points {
+			c.addPoint(&u.points[i], u.metrics)
+		}
+		if u.groups != nil {
+			c.groups = u.groups
+		}
+		c.mu.Unlock()
+		select {
+		case c.free <- u.points[:0]:
+		default:
+		}
+		c.seqMu.Lock()
+		c.applied++
+		c.seqCond.Broadcast()
+		c.seqMu.Unlock()
+	}
+}
+
+// Attach returns a sink that writes to sink and records what sink
+// accepted (alerts for the timeline and the devices' open alarms,
+// quarantine events for the queue). The console's decisions are written to
+// sink too, never at the same time as the engine's output. assets (nil:
+// none) are the inventory, whose attributes the console shows and
+// searches beside the reported ones. Close closes sink.
+func (c *Console) Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink {
+	c.sink, c.assets = sink, assets
+	return teeSink{c}
+}
+
+// PublishInterval is how often at most the engine should publish its
+// status to the console.
+func (c *Console) PublishInterval() time.Duration { return c.opts.PublishInterval }
+
+// RecentValues reports whether the console keeps recent values (the
+// device page's plots): recent_values 0 turns them off, and with them
+// most of what the console costs the engine.
+func (c *Console) RecentValues() bool { return c.opts.RecentValues > 0 }
+
+type teeSink struct{ c *Console }
+
+func (t teeSink) Write(ctx context.Context, out *detect.Output) error {
+	c := t.c
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	if err := c.sink.Write(ctx, out); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range out.Alerts {
+		c.recordAlert(&out.Alerts[i])
+	}
+	for i := range out.Quarantine {
+		q := out.Quarantine[i]
+		q.Reasons = slices.Clone(q.Reasons)
+		if _, ok := c.events[q.ID]; !ok {
+			c.events[q.ID] = &event{QuarantineEvent: q}
+		}
+	}
+	return nil
+}
+
+func (t teeSink) Close() error { return t.c.sink.Close() }
+
+// recordAlert keeps a in the timeline and updates its device's open
+// alarms.
+func (c *Console) recordAlert(a *detect.Alert) {
+	if len(c.alerts) < c.opts.MaxAlerts {
+		c.alerts = append(c.alerts, *a)
+	} else {
+		c.alerts[c.nAlerts%c.opts.MaxAlerts] = *a
+	}
+	c.nAlerts++
+	open := c.open[a.Device]
+	i := slices.IndexFunc(open, func(o openAlarm) bool {
+		return o.alert.Detector == a.Detector && o.alert.Behavior == a.Behavior
+	})
+	switch {
+	case a.State == detect.StateCleared && i >= 0:
+		open = slices.Delete(open, i, i+1)
+	case a.State == detect.StateAlarm && i >= 0:
+		open[i].alert = *a
+	case a.State == detect.StateAlarm:
+		open = append(open, openAlarm{alert: *a})
+	}
+	if len(open) == 0 {
+		delete(c.open, a.Device)
+	} else {
+		c.open[a.Device] = open
+	}
+	if r, ok := c.byName[a.Device]; ok {
+		c.indexDevice(int(r))
+	}
+}
+
+// oneShotOpenFor is how long after its event time an alarm without a
+// lifecycle (the network detectors' findings, which never clear) counts as
+// open, once the device has no lifecycle alarm open.
+const oneShotOpenFor = time.Hour
+
+// PublishStatus implements detect.StatusSink. It takes the update's
+// points buffer (giving the engine an empty one back) and copies the
+// rest, and leaves the work to the console's goroutine: the engine pays
+// for a hand-over, not for the index and the rings. It blocks while the
+// console is two updates behind.
+func (c *Console) PublishStatus(u *detect.StatusUpdate) {
+	c.startOnce.Do(func() { go c.applyUpdates() })
+	j := &update{devices: slices.Clone(u.Devices), points: u.Points, metrics: slices.Clone(u.Metrics)}
+	if u.Groups != nil {
+		j.groups = slices.Clone(u.Groups)
+		for i := range j.groups {
+			j.groups[i].Metrics = slices.Clone(j.groups[i].Metrics)
+		}
+	}
+	select {
+	case buf := <-c.free:
+		u.Points = buf
+	default:
+		u.Points = make([]detect.StatusPoint, 0, cap(u.Points))
+	}
+	c.seqMu.Lock()
+	c.published++
+	c.seqMu.Unlock()
+	c.updates <- j
+}
+
+func (c *Console) updateDevice(st *detect.DeviceStatus) {
+	r := int(st.ID)
+	c.idx.ensureRow(r)
+	for len(c.devices) <= r {
+		c.devices = append(c.devices, nil)
+	}
+	d := c.devices[r]
+	if d == nil {
+		d = &device{}
+		c.devices[r] = d
+		c.byName[st.Device] = st.ID
+	}
+	d.status = *st
+	d.status.SourceIPs = slices.Clone(st.SourceIPs)
+	d.status.ClientIDs = slices.Clone(st.ClientIDs)
+	if t := st.LastSeen.UnixNano(); t > c.clock {
+		c.clock = t
+	}
+	if st.Alarms == 0 {
+		// no lifecycle alarm: what is left open are one-shot findings
+		open := slices.DeleteFunc(c.open[st.Device], func(o openAlarm) bool {
+			return o.alert.EventTime.Before(st.LastSeen.Add(-oneShotOpenFor))
+		})
+		if len(open) == 0 {
+			delete(c.open, st.Device)
+		} else {
+			c.open[st.Device] = open
+		}
+	}
+	d.attrs = d.attrs[:0]
+	if c.assets != nil {
+		if a, ok := c.assets.Asset(st.Device); ok {
+			for k, v := range a.Attrs {
+				d.attrs = append(d.attrs, Attribute{Key: k, Value: v, Source: "inventory"})
+			}
+			d.attrs = append(d.attrs, Attribute{Key: "criticality", Value: a.Criticality.String(), Source: "inventory"},
+				Attribute{Key: "patchable", Value: strconv.FormatBool(a.Patchable), Source: "inventory"})
+			if a.IP != "" {
+				d.attrs = append(d.attrs, Attribute{Key: "inventory_ip", Value: a.IP, Source: "inventory"})
+			}
+		}
+	}
+	if st.Firmware != "" {
+		// the reported firmware is the truth; the inventory's may be stale
+		d.attrs = slices.DeleteFunc(d.attrs, func(a Attribute) bool { return a.Key == "fw" })
+		d.attrs = append(d.attrs, Attribute{Key: "fw", Value: st.Firmware, Source: "report"})
+	}
+	slices.SortFunc(d.attrs, func(a, b Attribute) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return 0
+	})
+	c.indexDevice(r)
+}
+
+// status is the device's status as the console shows it: its decisions
+// over the engine's quarantine episode, then its alarms.
+func (c *Console) status(d *device) string {
+	st := &d.status
+	decided := func(id string) bool {
+		ev := c.events[id]
+		return ev != nil && ev.decision != nil
+	}
+	switch {
+	case d.decision != nil && d.decision.Action == ActionApprove:
+		return StatusQuarantined
+	case st.Quarantine == detect.ActionQuarantine && !decided(st.QuarantineID):
+		return StatusQuarantined
+	case st.Quarantine == detect.ActionRecommend && !decided(st.QuarantineID):
+		return StatusRecommended
+	case st.Alarms > 0 || len(c.open[st.Device]) > 0:
+		return StatusAlarm
+	}
+	return StatusNormal
+}
+
+// Device statuses.
+const (
+	StatusNormal      = "normal"
+	StatusAlarm       = "alarm"
+	StatusQuarantined = "quarantined"
+	StatusRecommended = "recommended"
+)
+
+// indexDevice writes row r's fields into the index.
+func (c *Console) indexDevice(r int) {
+	d := c.devices[r]
+	x := c.idx
+	st := &d.status
+	x.present.set(r)
+	x.interval[r] = int64(st.Interval)
+	x.cols["device"].setText(r, st.Device)
+	x.cols["group"].setText(r, st.Group)
+	x.cols["status"].setText(r, c.status(d))
+	x.cols["learning"].setText(r, strconv.FormatBool(st.Learning))
+	x.cols["last_seen"].at[r] = st.LastSeen.UnixNano()
+	x.cols["ip"].setTexts(r, st.SourceIPs)
+	x.cols["client_id"].setTexts(r, st.ClientIDs)
+	x.cols["cert"].setText(r, st.Cert)
+	open := c.open[st.Device]
+	var dets []string
+	score, sev := math.NaN(), math.NaN()
+	for _, o := range open {
+		if !slices.Contains(dets, o.alert.Detector) {
+			dets = append(dets, o.alert.Detector)
+		}
+		if !(o.alert.Score <= score) { // NaN-safe max
+			score = o.alert.Score
+		}
+		if !(float64(o.alert.Severity) <= sev) {
+			sev = float64(o.alert.Severity)
+		}
+	}
+	x.cols["detector"].setTexts(r, dets)
+	x.cols["score"].num[r] = score
+	x.cols["severity"].num[r] = sev
+	x.cols["alarms"].num[r] = float64(max(st.Alarms, len(open)))
+	for _, a := range d.attrs {
+		if a.Key == "inventory_ip" {
+			continue
+		}
+		x.col(a.Key).setText(r, a.Value)
+	}
+}
+
+// addPoint adds a judged value to its device's recent values.
+func (c *Console) addPoint(p *detect.StatusPoint, names []string) {
+	r := int(p.DeviceID)
+	if r >= len(c.devices) || c.devices[r] == nil {
+		return
+	}
+	d := c.devices[r]
+	for int(p.Metric) >= len(d.metrics) {
+		d.metrics = append(d.metrics, nil)
+	}
+	s := d.metrics[p.Metric]
+	if s == nil {
+		s = newSeries(names[p.Metric], c.opts.RecentValues)
+		d.metrics[p.Metric] = s
+	}
+	s.add(p)
+}
+
+// series is a bounded ring of a metric's recent values with the band each
+// was judged against, and the baseline's latest figures.
+type series struct {
+	name                string
+	n                   int // values ever added
+	ring                []recentValue
+	samples             int64
+	fromGroup, seasonal bool
+}
+
+// recentValue is one value in a ring: 24 bytes, written in one go.
+type recentValue struct {
+	at                  int64
+	val, exp, low, high float32
+}
+
+func newSeries(name string, size int) *series {
+	return &series{name: name, ring: make([]recentValue, size)}
+}
+
+func (s *series) add(p *detect.StatusPoint) {
+	s.ring[s.n%len(s.ring)] = recentValue{at: p.Time, val: p.Value, exp: p.Expected, low: p.Lower, high: p.Upper}
+	s.n++
+	s.samples, s.fromGroup, s.seasonal = p.Samples, p.FromGroup, p.Seasonal
+}
+
+// Decision actions.
+const (
+	ActionApprove = "approve" // a recommendation: quarantine the device
+	ActionReject  = "reject"  // a recommendation: do not quarantine
+	ActionRelease = "release" // an active quarantine: release the device
+)
+
+// Errors of Decide.
+var (
+	ErrNoEvent  = errors.New("no such quarantine event")
+	ErrConflict = errors.New("the decision does not apply to this event")
+)
+
+// Decide records an operator's decision on quarantine event id and sends
+// the quarantine event it makes to the sinks: approve a recommendation
+// (action quarantine), reject it (action release: the device stays or
+// goes back where it was), or release a device in quarantine (action
+// release). The event's mode is approval_required; its message says who
+// decided and when. It returns the event sent.
+func (c *Console) Decide(ctx context.Context, id, action, by string) (detect.QuarantineEvent, error) {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	c.readLock()
+	ev, ok := c.events[id]
+	var out detect.QuarantineEvent
+	var err error
+	if ok {
+		out, err = c.decision(ev, action, by)
+	}
+	c.mu.RUnlock()
+	if !ok {
+		return out, ErrNoEvent
+	}
+	if err != nil {
+		return out, err
+	}
+	if c.sink == nil {
+		return out, errors.New("BUG: console without a sink: Tee was not called")
+	}
+	if err := c.sink.Write(ctx, &detect.Output{Quarantine: []detect.QuarantineEvent{out}}); err != nil {
+		return out, fmt.Errorf("cannot send the quarantine event: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dec := &Decision{Action: action, By: by, At: out.Time, Event: id, Sent: out.ID}
+	ev.decision = dec
+	c.events[out.ID] = &event{QuarantineEvent: out}
+	if r, ok := c.byName[ev.Device]; ok {
+		c.devices[r].decision = dec
+		c.indexDevice(int(r))
+	}
+	return out, nil
+}
+
+// decision makes the quarantine event of an operator's decision on ev.
+func (c *Console) decision(ev *event, action, by string) (detect.QuarantineEvent, error) {
+	if ev.decision != nil {
+		return detect.QuarantineEvent{}, fmt.Errorf("%w: %s decided %s at %s", ErrConflict, ev.decision.By, ev.decision.Action, ev.decision.At.Format(time.RFC3339))
+	}
+	switch {
+	case ev.Action == detect.ActionRecommend && (action == ActionApprove || action == ActionReject):
+	case (ev.Action == detect.ActionQuarantine) && action == ActionRelease:
+	default:
+		return detect.QuarantineEvent{}, fmt.Errorf("%w: cannot %s a %s event", ErrConflict, action, ev.Action)
+	}
+	if r, ok := c.byName[ev.Device]; ok {
+		if dec := c.devices[r].decision; action == ActionApprove && dec != nil && dec.Action == ActionApprove {
+			return detect.QuarantineEvent{}, fmt.Errorf("%w: %s is in quarantine already (approved by %s)", ErrConflict, ev.Device, dec.By)
+		}
+	}
+	now := c.opts.Clock().UTC()
+	out := detect.QuarantineEvent{
+		Time: now, Mode: detect.ModeApprovalRequired, Device: ev.Device, Group: ev.Group, TargetGroup: ev.TargetGroup,
+		Reasons: append([]string{ev.ID}, ev.Reasons...), Severity: ev.Severity,
+	}
+	who := by + " at " + now.Format(time.RFC3339)
+	switch action {
+	case ActionApprove:
+		out.Action = detect.ActionQuarantine
+		out.Message = "quarantine " + ev.Device + " into " + ev.TargetGroup + ": recommendation approved by " + who
+	case ActionReject:
+		out.Action = detect.ActionRelease
+		out.Message = "do not quarantine " + ev.Device + ": recommendation rejected by " + who
+	default:
+		out.Action = detect.ActionRelease
+		out.Message = "release " + ev.Device + " from " + ev.TargetGroup + ": released by " + who
+	}
+	out.ID = detect.AlertID("quarantine", ev.Device, action, now)
+	return out, nil
+}

@@ -1,0 +1,141 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/pipeline"
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+type discardSink struct{}
+
+func (discardSink) Write(context.Context, *detect.Output) error { return nil }
+func (discardSink) Close() error                                { return nil }
+
+// ingestBatches builds hours of a fleet's reports over reg: devices in 8
+// groups, one report a minute each with 5 metrics and identity fields, in
+// batches of 4096 rows.
+func ingestBatches(reg *ingest.Registry, devices, hours int) []arrow.Record {
+	b := ingest.NewObservationBuilder(nil, reg, nil)
+	rng := rand.New(rand.NewPCG(3, 4))
+	start := time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
+	var recs []arrow.Record
+	var r ingest.Row
+	for m := range hours * 60 {
+		for i := range devices {
+			r.Reset()
+			r.TimeNanos = start.Add(time.Duration(m)*time.Minute + time.Duration(i%60)*time.Second).UnixNano()
+			r.Device, r.Group = fmt.Sprintf("dev-%05d", i), fmt.Sprintf("site-%d/hw-%d", i%4, i%2)
+			r.SrcIP, r.ClientID, r.Cert, r.Firmware = "10.0.0.1", r.Device, r.Device, "2.9.4"
+			r.Metrics = append(r.Metrics,
+				ingest.Metric{Name: "bytes_out", Value: 80_000 * (1 + 0.05*rng.NormFloat64())},
+				ingest.Metric{Name: "msgs_sent", Value: 60 + 3*rng.NormFloat64()},
+				ingest.Metric{Name: "cpu", Value: 30 + 2*rng.NormFloat64()},
+				ingest.Metric{Name: "temp", Value: 45 + rng.NormFloat64()},
+				ingest.Metric{Name: "auth_failures", Value: 0})
+			b.Append(&r)
+			if b.Len() == 4096 {
+				rec, _ := b.NewRecord()
+				recs = append(recs, rec)
+			}
+		}
+	}
+	if b.Len() > 0 {
+		rec, _ := b.NewRecord()
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// ingestOnce feeds hours of a fleet to a new pipeline, with con when not
+// nil, and returns the CPU time it took (the engine's, the console's
+// goroutine's and the garbage collector's), the wall time the engine's
+// goroutine took, and the rows.
+func ingestOnce(b *testing.B, devices, hours int, con *Console) (cpu, wall time.Duration, rows int64) {
+	deps := pipeline.Deps{Sink: discardSink{}, NoNetwork: true}
+	if con != nil {
+		deps.Console = con
+	}
+	p, err := pipeline.New(pipeline.Config{Inventory: ingest.DefaultInventoryConfig(), Baseline: baseline.DefaultConfig(), Detect: detect.DefaultConfig()}, deps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := ingestBatches(p.Registry, devices, hours)
+	for _, rec := range recs {
+		rows += rec.NumRows()
+	}
+	ctx := context.Background()
+	runtime.GC() // the batches' garbage is not the engine's
+	start, began := cpuTime(), time.Now()
+	for _, rec := range recs {
+		if err := p.Engine.Process(ctx, ingest.NewBatch(rec, nil)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Engine.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	wall = time.Since(began)
+	if con != nil {
+		con.Close() // the console's work is counted too
+	}
+	runtime.GC() // the engine's garbage is
+	return cpuTime() - start, wall, rows
+}
+
+// cpuTime returns the CPU time of the process: the engine's goroutine and
+// the garbage collector's, and nothing of the other programs on the
+// machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkIngestWithConsole measures what the console costs the engine:
+// the same fleet (512 devices, 5 metrics, 4 hours of minute reports) into a
+// bare pipeline and into one with the console attached, alternating in the
+// same run. cpu-ratio is the console's CPU time over the bare one's (both
+// goroutines, the engine's and the console's, and the garbage
+// collector); engine-wall-ratio is the time the engine's goroutine took,
+// its throughput, while the console's goroutine works beside it. The console keeps 120 recent values (the default) or none,
+// and publishes once a second (the default) or, as the worst case, after
+// every batch.
+func BenchmarkIngestWithConsole(b *testing.B) {
+	for _, cfg := range []Config{
+		{RecentValues: 120, PublishInterval: time.Second},
+		{RecentValues: 120, PublishInterval: 0},
+		{RecentValues: 0, PublishInterval: time.Second},
+	} {
+		b.Run(fmt.Sprintf("values=%d/publish=%s", cfg.RecentValues, cfg.PublishInterval), func(b *testing.B) {
+			var bare, with, bareWall, withWall time.Duration
+			var rows int64
+			for i := 0; b.Loop(); i++ {
+				con := New(Options{Config: cfg})
+				for k := range 2 {
+					if (i+k)%2 == 0 {
+						cpu, wall, n := ingestOnce(b, 512, 4, nil)
+						bare, bareWall, rows = bare+cpu, bareWall+wall, rows+n
+					} else {
+						cpu, wall, _ := ingestOnce(b, 512, 4, con)
+						with, withWall = with+cpu, withWall+wall
+					}
+				}
+			}
+			b.ReportMetric(float64(bare.Nanoseconds())/float64(rows), "bare-cpu-ns/row")
+			b.ReportMetric(float64(with.Nanoseconds())/float64(rows), "console-cpu-ns/row")
+			b.ReportMetric(float64(with)/float64(bare), "cpu-ratio")
+			b.ReportMetric(float64(withWall)/float64(bareWall), "engine-wall-ratio")
+		})
+	}
+}
