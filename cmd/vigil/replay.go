@@ -310,7 +310,7 @@ type replaySetup struct {
 	csvNamesAmong []string
 	// trace, when set, sees each judged metric value with the self band
 	// it was judged against (vigil score plots it).
-	trace   func(detect.TracePoint)
+	trace func(detect.TracePoint)
 	// rejected, when set, sees each row judging refused (vigil score
 	// scores clock incidents with them).
 	rejected func(ingest.RejectedRow)
