@@ -271,6 +271,9 @@ func (c SyslogConfig) withDefaults() SyslogConfig {
 	return c
 }
 
+// AlertsTopicOrDefault returns the topic the sink writes alerts to.
+func (c KafkaConfig) AlertsTopicOrDefault() string { return c.withDefaults().AlertsTopic }
+
 func (c KafkaConfig) withDefaults() KafkaConfig {
 	if c.AlertsTopic == "" {
 		c.AlertsTopic = "vigil-alerts"

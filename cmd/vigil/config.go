@@ -28,6 +28,7 @@ type Config struct {
 	Detect   detect.Config      `yaml:"detect"`
 	Sinks    sinks.Config       `yaml:"sinks"`
 	Kafka    ingest.KafkaConfig `yaml:"kafka"`
+	Drill    ingest.DrillConfig `yaml:"drill"`
 }
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -38,12 +39,13 @@ func DefaultConfig() Config {
 		Detect:   detect.DefaultConfig(),
 		Sinks:    sinks.DefaultConfig(),
 		Kafka:    ingest.DefaultKafkaConfig(),
+		Drill:    ingest.DefaultDrillConfig(),
 	}
 }
 
 // pipeline returns the sections the engine's pipeline is built from.
 func (c *Config) pipeline() pipeline.Config {
-	return pipeline.Config{Inventory: c.Input.Inventory, Telemetry: c.Input.Telemetry, Packets: c.Input.Packets, Baseline: c.Baseline, Detect: c.Detect}
+	return pipeline.Config{Inventory: c.Input.Inventory, Telemetry: c.Input.Telemetry, Packets: c.Input.Packets, Baseline: c.Baseline, Detect: c.Detect, Drill: c.Drill}
 }
 
 // LoadConfig reads path strictly over the defaults: unknown keys and type
@@ -259,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		return &settingError{path: "kafka", err: err}
+	}
+	if err := c.Drill.Validate(); err != nil {
+		return &settingError{path: "drill", err: err}
 	}
 	if c.Detect.Rollout.Enabled && slices.Contains(c.Input.Inventory.GroupBy, ingest.ColFirmware) {
 		return &settingError{path: "detect.rollout.enabled", err: fmt.Errorf(

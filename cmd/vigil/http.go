@@ -16,13 +16,15 @@ import (
 // `vigil demo`. /healthz answers 200 while the process is serving; /readyz
 // answers 200 only once the consumer is in a generation with every
 // assigned partition restored, so an orchestrator routes nothing to (and
-// does not count as available) an instance still catching up.
+// does not count as available) an instance still catching up. detail,
+// when set, adds lines to /readyz's answer (the last drill), without
+// changing its status.
 type observability struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-func startObservability(addr string, ready func() bool, log *slog.Logger) (*observability, error) {
+func startObservability(addr string, ready func() bool, detail func() string, log *slog.Logger) (*observability, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for /metrics: %w; set kafka.http_listen to a free address or \"\" to disable it", addr, err)
@@ -45,11 +47,15 @@ func startObservability(addr string, ready func() bool, log *slog.Logger) (*obse
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		more := ""
+		if detail != nil {
+			more = "\n" + detail()
+		}
 		if !ready() {
-			http.Error(w, "not ready: joining the consumer group or restoring partition state", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: joining the consumer group or restoring partition state"+more, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, "ready"+more)
 	})
 	o := &observability{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() {

@@ -118,7 +118,7 @@ func TestMetricsIntegration(t *testing.T) {
 			t.Errorf("consumer stopped with %v", err)
 		}
 	}()
-	obs, err := startObservability("127.0.0.1:0", inst.consumer.Ready, log)
+	obs, err := startObservability("127.0.0.1:0", inst.consumer.Ready, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
