@@ -139,21 +139,32 @@ func newDrillSchedule(cfg drill.Config, log *slog.Logger, set *metrics.Set) *dri
 	}
 }
 
-// run drills every interval until ctx ends.
-func (s *drillSchedule) run(ctx context.Context, interval time.Duration) {
+// run drills once the instance is ready, so a start shows at once whether
+// alerts get through, then every interval until ctx ends.
+func (s *drillSchedule) run(ctx context.Context, interval time.Duration, ready func() bool) {
+	poll := time.NewTicker(100 * time.Millisecond)
+	for !ready() {
+		select {
+		case <-ctx.Done():
+			poll.Stop()
+			return
+		case <-poll.C:
+		}
+	}
+	poll.Stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		rep, err := drill.Run(ctx, s.cfg)
 		if ctx.Err() != nil {
 			return
 		}
 		s.record(rep, err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

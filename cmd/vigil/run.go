@@ -178,7 +178,7 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			inst.drills.run(watchCtx, cfg.Drill.Interval)
+			inst.drills.run(watchCtx, cfg.Drill.Interval, inst.consumer.Ready)
 		}()
 	}
 	if started != nil {

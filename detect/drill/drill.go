@@ -290,7 +290,7 @@ func openAlertReaders(ctx context.Context, t Target) ([]*kafkago.Reader, error) 
 			return nil, fmt.Errorf("cannot read the end offset of %s partition %d: %w", t.Topic, p.ID, err)
 		}
 		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: t.Brokers, Topic: t.Topic, Partition: p.ID, Dialer: d,
-			MinBytes: 1, MaxWait: 100 * time.Millisecond})
+			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
 		if err := r.SetOffset(end); err != nil {
 			r.Close()
 			return nil, err
