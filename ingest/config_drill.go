@@ -52,8 +52,3 @@ func (c *DrillConfig) Validate() error {
 	}
 	return nil
 }
-
-// IsDrillDevice reports whether device is named as a drill device.
-func (c *DrillConfig) IsDrillDevice(device string) bool {
-	return strings.HasPrefix(device, c.DevicePrefix)
-}

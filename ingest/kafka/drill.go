@@ -33,6 +33,11 @@ type DrillCheck struct {
 	DevicePrefix string // drill device names start with it; "": none
 }
 
+// IsDrillDevice reports whether device is named as a drill device.
+func (d *DrillCheck) IsDrillDevice(device string) bool {
+	return d.DevicePrefix != "" && strings.HasPrefix(device, d.DevicePrefix)
+}
+
 // verify reports whether tag is value's drill tag, in constant time.
 func (d *DrillCheck) verify(tag, value []byte) bool {
 	if len(d.Key) == 0 || len(tag) != 2*sha256.Size {
@@ -53,7 +58,7 @@ func (d *DrillCheck) check(tag []byte, tagged bool, value []byte, rows []ingest.
 	}
 	for i := range rows {
 		dev := rows[i].Device
-		isDrill := d.DevicePrefix != "" && strings.HasPrefix(dev, d.DevicePrefix)
+		isDrill := d.IsDrillDevice(dev)
 		switch {
 		case drill && !isDrill:
 			return &RejectError{Why: ReasonDrillForged, Err: fmt.Errorf("a drill record names device %q, which does not start with drill.device_prefix %q", dev, d.DevicePrefix)}
