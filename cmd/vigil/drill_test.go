@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/drill"
 	"github.com/vigil-ot/vigil/ingest/kafka"
@@ -244,4 +248,92 @@ func readTopic(t *testing.T, addr, topic string) []kafkago.Message {
 		r.Close()
 	}
 	return out
+}
+
+// captureSink keeps what the engine delivers.
+type captureSink struct{ out detect.Output }
+
+func (s *captureSink) Write(_ context.Context, o *detect.Output) error {
+	s.out.Alerts = append(s.out.Alerts, o.Alerts...)
+	s.out.Quarantine = append(s.out.Quarantine, o.Quarantine...)
+	return nil
+}
+
+func (s *captureSink) Close() error { return nil }
+
+// TestDrillIsolatedFromRealGroups: drill devices reporting with a real
+// group's attributes, wildly, leave that group's baseline exactly as it is
+// without them (they learn in a drill group of their own); under a policy
+// that quarantines every self alarm, a real device's spike is quarantined
+// and the drill devices' spikes are not.
+func TestDrillIsolatedFromRealGroups(t *testing.T) {
+	cfg := DefaultConfig()
+	q := &cfg.Detect.Quarantine
+	q.Enabled, q.Detectors, q.MinSeverity, q.RecommendMinSeverity = true, []string{detect.DetectorSelf}, 1, 1
+	q.MaxGroupFraction, q.MaxPerMinute = 1, 1000
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	lines := func(withDrill bool) string {
+		var b strings.Builder
+		for k := range 600 {
+			ts := start.Add(time.Duration(k) * time.Second).Format(time.RFC3339)
+			for i := range 6 {
+				v := 50 + float64((i*7+k*13)%11-5)*0.5
+				if i == 0 && k >= 597 {
+					v = 5000 // the real spike
+				}
+				fmt.Fprintf(&b, `{"device":"plc-%d","ts":%q,"attrs":{"site":"plant-a","hw":"s7"},"metrics":{"level":%g}}`+"\n", i, ts, v)
+				if withDrill {
+					fmt.Fprintf(&b, `{"device":"vigil-drill-t-%d","ts":%q,"attrs":{"site":"plant-a","hw":"s7"},"metrics":{"level":%g}}`+"\n", i, ts, 10*v+float64(k%7)*100)
+				}
+			}
+		}
+		return b.String()
+	}
+	replayed := func(withDrill bool) (map[string]baseline.GroupInfo, *captureSink) {
+		path := filepath.Join(t.TempDir(), "telemetry.jsonl")
+		if err := os.WriteFile(path, []byte(lines(withDrill)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sink := &captureSink{}
+		j, err := openReplay(cfg, []string{path}, sink, slog.New(slog.NewTextHandler(io.Discard, nil)), replaySetup{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.close()
+		if err := j.run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		groups := map[string]baseline.GroupInfo{}
+		for _, g := range j.Store.GroupInfos() {
+			g.ID = 0 // the order groups were first seen in
+			groups[g.Name] = g
+		}
+		return groups, sink
+	}
+	alone, _ := replayed(false)
+	mixed, sink := replayed(true)
+	if !reflect.DeepEqual(alone["plant-a/s7"], mixed["plant-a/s7"]) {
+		t.Errorf("drill devices changed the real group's baseline:\nwithout %+v\nwith    %+v", alone["plant-a/s7"], mixed["plant-a/s7"])
+	}
+	if g := mixed["drill/plant-a/s7"]; g.Devices != 6 || g.Rows == 0 {
+		t.Errorf("the drill group has %d devices and %d rows; want the 6 drill devices' rows", g.Devices, g.Rows)
+	}
+	var drillAlarms int
+	for _, a := range sink.out.Alerts {
+		if a.IsDrill() && a.State == detect.StateAlarm {
+			drillAlarms++
+		}
+	}
+	quarantined := map[string]bool{}
+	for _, ev := range sink.out.Quarantine {
+		quarantined[ev.Device] = true
+	}
+	if !quarantined["plc-0"] || drillAlarms == 0 {
+		t.Fatalf("the test proves nothing: plc-0 quarantined %v, %d drill alarms", quarantined["plc-0"], drillAlarms)
+	}
+	for dev := range quarantined {
+		if strings.HasPrefix(dev, cfg.Drill.DevicePrefix) {
+			t.Errorf("drill device %s has a quarantine event", dev)
+		}
+	}
 }
