@@ -26,8 +26,10 @@ config: writes canary incidents (a spike and a silence of new drill devices,
 tagged with the key in the variable drill.key_env names) to the first
 telemetry topic, reads the alerts topic of the first Kafka sink from its
 current end, and reports per canary whether its alert, flagged as a drill,
-was delivered and how long it took. Exit status 1 when one was not
-delivered within the deadline.
+was delivered and how long it took. With --metrics, it also waits for
+every sink of the run to count the drill's alerts as accepted
+(vigil_drill_alerts_delivered_total). Exit status 1 when something was
+not delivered within the deadline.
 
 Flags:
 `
@@ -37,6 +39,7 @@ func runDrill(args []string) int {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), drillUsage); fs.PrintDefaults() }
 	configPath := fs.String("config", "", "YAML configuration file of the vigil run to drill (required)")
 	deadline := fs.Duration("deadline", 0, "how long to wait for the alerts (default drill.deadline)")
+	metricsURL := fs.String("metrics", "", "vigil run's /metrics URL: also wait for every sink to accept the drill's alerts")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -60,6 +63,7 @@ func runDrill(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	dc.MetricsURL = *metricsURL
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	rep, err := drill.Run(ctx, dc)

@@ -180,7 +180,8 @@ func TestDrillForgedDeadLetteredIntegration(t *testing.T) {
 }
 
 // TestDrillScheduledIntegration: with drill.interval set, vigil run drills
-// by itself once ready, and /metrics and /readyz show the last result.
+// by itself once ready, checks on its own /metrics that every sink
+// accepted the drill's alerts, and /metrics and /readyz show the result.
 func TestDrillScheduledIntegration(t *testing.T) {
 	_, cfg := drillCluster(t)
 	cfg.Drill.Interval = time.Hour
@@ -196,6 +197,12 @@ func TestDrillScheduledIntegration(t *testing.T) {
 	})
 	if d := inst.drills.detail(); !strings.Contains(d, "passed") {
 		t.Fatalf("scheduled drill: %s", d)
+	}
+	inst.drills.mu.Lock()
+	sinksSeen := inst.drills.last.Sinks
+	inst.drills.mu.Unlock()
+	if len(sinksSeen) != 1 || sinksSeen[0].Sink != "kafka" || sinksSeen[0].Accepted < 2 {
+		t.Errorf("the drill read the sinks' drill counters as %+v; want the kafka sink with both canaries' alerts", sinksSeen)
 	}
 	var metricsText strings.Builder
 	inst.metrics.Set.WritePrometheus(&metricsText)

@@ -114,6 +114,10 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, err
 		if drills, err = drillConfig(&cfg); err != nil {
 			return nil, err
 		}
+		if cfg.Kafka.HTTPListen != "" {
+			// Its own /metrics: the drill also checks every sink.
+			drills.MetricsURL = "http://" + cfg.Kafka.HTTPListen + "/metrics"
+		}
 	}
 	p, err := pipeline.New(cfg.pipeline(), pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0})
 	if err != nil {

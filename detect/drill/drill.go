@@ -11,12 +11,16 @@
 package drill
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,19 +53,33 @@ type Result struct {
 	Latency   time.Duration // from the start of injection to the alert's arrival
 }
 
+// SinkResult is how many drill alerts one sink of vigil run accepted
+// during the drill (vigil_drill_alerts_delivered_total).
+type SinkResult struct {
+	Sink     string
+	Accepted int64
+}
+
 // Report is one drill's outcome.
 type Report struct {
 	Run      string
 	Injected time.Time // when injection started
 	Records  int
 	Results  []Result
-	Duration time.Duration // injection start to the last alert, or to the deadline
+	Sinks    []SinkResult  // with Config.MetricsURL only
+	Duration time.Duration // from injection start to the drill's end (every alert in, or the deadline)
 }
 
-// OK reports whether every canary's alert was delivered.
+// OK reports whether every canary's alert was delivered, and each sink
+// accepted at least as many drill alerts as there are canaries.
 func (r *Report) OK() bool {
 	for _, c := range r.Results {
 		if !c.Delivered {
+			return false
+		}
+	}
+	for _, s := range r.Sinks {
+		if s.Accepted < int64(len(r.Results)) {
 			return false
 		}
 	}
@@ -77,6 +95,13 @@ func (r *Report) WriteText(w io.Writer) {
 		} else {
 			fmt.Fprintf(w, "  %-8s %-8s %-28s NOT delivered within %s\n", c.Name, c.Detector, c.Device, r.Duration.Round(time.Millisecond))
 		}
+	}
+	for _, s := range r.Sinks {
+		verdict := "ok"
+		if s.Accepted < int64(len(r.Results)) {
+			verdict = "MISSING"
+		}
+		fmt.Fprintf(w, "  sink %-20s accepted %d drill alerts: %s\n", s.Sink, s.Accepted, verdict)
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "drill passed")
@@ -102,6 +127,9 @@ type Config struct {
 	// first of input.inventory.group_by), so each drill has its own group.
 	GroupAttr string
 	Deadline  time.Duration
+	// MetricsURL is vigil run's /metrics; when set, the drill also waits
+	// for every sink to count the drill's alerts as accepted.
+	MetricsURL string
 }
 
 // Run injects the canaries and waits for their alerts until every one
@@ -118,6 +146,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Deadline)
 	defer cancel()
+	var before map[string]int64
+	if cfg.MetricsURL != "" {
+		var err error
+		if before, err = sinkDrills(ctx, cfg.MetricsURL); err != nil {
+			return nil, err
+		}
+	}
 	// Read from the end offsets as they are before the canaries go in,
 	// so no alert of this drill is missed and none of an earlier one seen.
 	readers, err := openAlertReaders(ctx, cfg.Alerts)
@@ -165,10 +200,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i, c := range canaries {
 		rep.Results[i].Canary = c
 	}
+	defer func() { rep.Duration = time.Since(rep.Injected) }()
 	for left := len(canaries); left > 0; {
 		select {
 		case <-ctx.Done():
-			rep.Duration = time.Since(rep.Injected)
 			return rep, nil
 		case a := <-alerts:
 			for i := range rep.Results {
@@ -180,8 +215,77 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
-	rep.Duration = time.Since(rep.Injected)
+	if cfg.MetricsURL != "" {
+		rep.Sinks = waitForSinks(ctx, cfg.MetricsURL, before, int64(len(canaries)))
+	}
 	return rep, nil
+}
+
+// waitForSinks polls the sinks' drill counters until each has counted at
+// least want more than before, or ctx ends, and returns what each counted.
+func waitForSinks(ctx context.Context, url string, before map[string]int64, want int64) []SinkResult {
+	var out []SinkResult
+	for {
+		now, err := sinkDrills(ctx, url)
+		if err == nil {
+			out = out[:0]
+			done := true
+			for sink, n := range now {
+				out = append(out, SinkResult{Sink: sink, Accepted: n - before[sink]})
+				done = done && n-before[sink] >= want
+			}
+			slices.SortFunc(out, func(a, b SinkResult) int { return strings.Compare(a.Sink, b.Sink) })
+			if done {
+				return out
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sinkDrills reads vigil_drill_alerts_delivered_total per sink from a
+// Prometheus text exposition at url.
+func sinkDrills(ctx context.Context, url string) (map[string]int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --metrics %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --metrics %s: %w; give vigil run's /metrics (kafka.http_listen)", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("cannot read --metrics %s: %s", url, resp.Status)
+	}
+	const name = `vigil_drill_alerts_delivered_total{sink="`
+	out := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name)
+		if !ok {
+			continue
+		}
+		sink, value, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(value, 10, 64); err == nil {
+			out[sink] = n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read --metrics %s: %w", url, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--metrics %s has no vigil_drill_alerts_delivered_total: is it vigil run's /metrics?", url)
+	}
+	return out, nil
 }
 
 // records returns the tagged records of drill run, the newest dated now,
