@@ -344,3 +344,23 @@ func TestDrillIsolatedFromRealGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestDrillCommandIntegration: vigil drill with the run's config exits 0
+// when the alerts come back, and 1 without the drill key.
+func TestDrillCommandIntegration(t *testing.T) {
+	_, cfg := drillCluster(t)
+	startRun(t, cfg)
+	addr := cfg.Kafka.Brokers[0]
+	path := filepath.Join(t.TempDir(), "vigil.yaml")
+	yaml := fmt.Sprintf("kafka:\n  brokers: [%q]\n  telemetry_topics: [telemetry]\nsinks:\n  - kind: kafka\n    format: json\n    kafka:\n      brokers: [%q]\n", addr, addr)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := runCommand([]string{"drill", "--config", path, "--deadline", "60s"}); code != 0 {
+		t.Errorf("vigil drill exited %d against a running vigil run", code)
+	}
+	t.Setenv(cfg.Drill.KeyEnv, "")
+	if code := runCommand([]string{"drill", "--config", path}); code != 1 {
+		t.Errorf("vigil drill without a key exited %d, want 1", code)
+	}
+}
