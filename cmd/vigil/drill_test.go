@@ -185,12 +185,7 @@ func TestDrillForgedDeadLetteredIntegration(t *testing.T) {
 func TestDrillScheduledIntegration(t *testing.T) {
 	_, cfg := drillCluster(t)
 	cfg.Drill.Interval = time.Hour
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Kafka.HTTPListen = ln.Addr().String()
-	ln.Close()
+	cfg.Kafka.HTTPListen = freeAddr(t)
 	inst, _ := startRun(t, cfg)
 	waitFor(t, cfg.Drill.Deadline+10*time.Second, "a drill result", func() bool {
 		return strings.HasPrefix(inst.drills.detail(), "last drill: ") && !strings.Contains(inst.drills.detail(), "none yet")
@@ -220,6 +215,17 @@ func TestDrillScheduledIntegration(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "last drill: ") || !strings.Contains(string(body), "passed") {
 		t.Errorf("/readyz answered %d %q", resp.StatusCode, body)
 	}
+}
+
+// freeAddr returns a loopback address no one listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // readTopic reads every record in topic's partitions up to their end
@@ -346,9 +352,11 @@ func TestDrillIsolatedFromRealGroups(t *testing.T) {
 }
 
 // TestDrillCommandIntegration: vigil drill with the run's config exits 0
-// when the alerts come back, and 1 without the drill key.
+// when the alerts come back and the run's /metrics shows every sink
+// accepted them, and 1 without the drill key.
 func TestDrillCommandIntegration(t *testing.T) {
 	_, cfg := drillCluster(t)
+	cfg.Kafka.HTTPListen = freeAddr(t)
 	startRun(t, cfg)
 	addr := cfg.Kafka.Brokers[0]
 	path := filepath.Join(t.TempDir(), "vigil.yaml")
@@ -356,7 +364,7 @@ func TestDrillCommandIntegration(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := runCommand([]string{"drill", "--config", path, "--deadline", "60s"}); code != 0 {
+	if code := runCommand([]string{"drill", "--config", path, "--deadline", "60s", "--metrics", "http://" + cfg.Kafka.HTTPListen + "/metrics"}); code != 0 {
 		t.Errorf("vigil drill exited %d against a running vigil run", code)
 	}
 	t.Setenv(cfg.Drill.KeyEnv, "")
