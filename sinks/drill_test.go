@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -100,5 +101,24 @@ func TestDrillFlagRsyslogIntegration(t *testing.T) {
 				t.Errorf("LEEF drill: drill alert %q, real alert %q", got["drill-1"]["drill"], got["real-1"]["drill"])
 			}
 		}
+	}
+}
+
+// TestFanoutCountsDrillAlerts: vigil_drill_alerts_delivered_total counts
+// each drill alert once, when its sink accepts it, across retries; real
+// alerts and refusals are not counted.
+func TestFanoutCountsDrillAlerts(t *testing.T) {
+	drill, real := drillAndReal()
+	drill2 := drill
+	drill2.ID = "drill-2"
+	flaky := &rejectingSink{reject: map[string]int{"drill-2": 2}}
+	f := NewFanoutOf(testLogger(t), Member{Name: "drill-count-test", Sink: flaky, Retry: fastRetry(0)})
+	counter := newSinkStats("drill-count-test").drills
+	before := counter.Get()
+	if err := f.Write(context.Background(), &detect.Output{Alerts: []detect.Alert{drill, real, drill2}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter.Get() - before; got != 2 {
+		t.Errorf("counted %d drill alerts accepted, want 2 (writes %v)", got, flaky.writes)
 	}
 }
