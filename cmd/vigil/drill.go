@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"sync"
@@ -120,6 +121,7 @@ func drillConfig(cfg *Config) (drill.Config, error) {
 		DevicePrefix: cfg.Drill.DevicePrefix,
 		GroupAttr:    cfg.Input.Inventory.GroupBy[0],
 		Deadline:     cfg.Drill.Deadline,
+		Sinks:        cfg.Sinks.Names(),
 	}, nil
 }
 
@@ -129,18 +131,45 @@ type drillSchedule struct {
 	cfg drill.Config
 	log *slog.Logger
 
-	success, duration *metrics.Gauge
-
 	mu   sync.Mutex
 	last *drill.Report
 	err  error
 }
 
-func newDrillSchedule(cfg drill.Config, log *slog.Logger, set *metrics.Set) *drillSchedule {
-	return &drillSchedule{cfg: cfg, log: log,
-		success:  set.NewGauge("vigil_drill_last_success", nil),
-		duration: set.NewGauge("vigil_drill_last_duration_seconds", nil),
+// publishDrillMetrics exports the last scheduled drill's result on set:
+// NaN while there is none (no drill.interval, or no drill finished yet).
+func publishDrillMetrics(set *metrics.Set, s *drillSchedule) {
+	set.NewGauge("vigil_drill_last_success", func() float64 {
+		ok, _, ran := s.result()
+		switch {
+		case !ran:
+			return math.NaN()
+		case ok:
+			return 1
+		}
+		return 0
+	})
+	set.NewGauge("vigil_drill_last_duration_seconds", func() float64 {
+		_, d, ran := s.result()
+		if !ran {
+			return math.NaN()
+		}
+		return d.Seconds()
+	})
+}
+
+// result returns whether the last drill passed and how long it took, and
+// whether one ran at all; s may be nil.
+func (s *drillSchedule) result() (ok bool, took time.Duration, ran bool) {
+	if s == nil {
+		return false, 0, false
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		return false, 0, s.err != nil
+	}
+	return s.err == nil && s.last.OK(), s.last.Duration, true
 }
 
 // run drills once the instance is ready, so a start shows at once whether
@@ -174,21 +203,12 @@ func (s *drillSchedule) run(ctx context.Context, interval time.Duration, ready f
 
 func (s *drillSchedule) record(rep *drill.Report, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.last, s.err = rep, err
-	ok := err == nil && rep.OK()
-	if ok {
-		s.success.Set(1)
-	} else {
-		s.success.Set(0)
-	}
-	if rep != nil {
-		s.duration.Set(rep.Duration.Seconds())
-	}
+	s.mu.Unlock()
 	switch {
 	case err != nil:
 		s.log.Warn("drill failed", "err", err)
-	case !ok:
+	case !rep.OK():
 		s.log.Warn("drill failed: not every canary's alert was delivered", "run", rep.Run, "deadline", s.cfg.Deadline)
 	default:
 		s.log.Info("drill passed", "run", rep.Run, "duration", rep.Duration)

@@ -144,8 +144,9 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger) (*instance, err
 	}
 	inst := &instance{reg: p.Registry, store: p.Store, engine: p.Engine, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}
 	if cfg.Drill.Interval > 0 {
-		inst.drills = newDrillSchedule(drills, log, m.Set)
+		inst.drills = &drillSchedule{cfg: drills, log: log}
 	}
+	publishDrillMetrics(m.Set, inst.drills)
 	return inst, nil
 }
 

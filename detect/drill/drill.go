@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,8 +127,10 @@ type Config struct {
 	GroupAttr string
 	Deadline  time.Duration
 	// MetricsURL is vigil run's /metrics; when set, the drill also waits
-	// for every sink to count the drill's alerts as accepted.
+	// for each of Sinks (vigil run's sink names) to count the drill's
+	// alerts as accepted.
 	MetricsURL string
+	Sinks      []string
 }
 
 // Run injects the canaries and waits for their alerts until every one
@@ -216,25 +217,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.MetricsURL != "" {
-		rep.Sinks = waitForSinks(ctx, cfg.MetricsURL, before, int64(len(canaries)))
+		rep.Sinks = waitForSinks(ctx, cfg.MetricsURL, cfg.Sinks, before, int64(len(canaries)))
 	}
 	return rep, nil
 }
 
-// waitForSinks polls the sinks' drill counters until each has counted at
-// least want more than before, or ctx ends, and returns what each counted.
-func waitForSinks(ctx context.Context, url string, before map[string]int64, want int64) []SinkResult {
-	var out []SinkResult
+// waitForSinks polls the drill counters of sinks until each has counted
+// at least want more than before, or ctx ends, and returns what each
+// counted.
+func waitForSinks(ctx context.Context, url string, sinks []string, before map[string]int64, want int64) []SinkResult {
+	out := make([]SinkResult, len(sinks))
+	for i, s := range sinks {
+		out[i].Sink = s
+	}
 	for {
-		now, err := sinkDrills(ctx, url)
-		if err == nil {
-			out = out[:0]
+		if now, err := sinkDrills(ctx, url); err == nil {
 			done := true
-			for sink, n := range now {
-				out = append(out, SinkResult{Sink: sink, Accepted: n - before[sink]})
-				done = done && n-before[sink] >= want
+			for i := range out {
+				out[i].Accepted = now[out[i].Sink] - before[out[i].Sink]
+				done = done && out[i].Accepted >= want
 			}
-			slices.SortFunc(out, func(a, b SinkResult) int { return strings.Compare(a.Sink, b.Sink) })
 			if done {
 				return out
 			}
