@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // AlertSchemaVersion is the version of the alert JSON schema; bump it when
@@ -74,6 +77,11 @@ type Alert struct {
 	// (DetectorRollout), nil on every other alert.
 	Rollout *RolloutInfo
 }
+
+// IsDrill reports whether a is about a drill device (a canary of vigil
+// drill): its group is a drill group, which only drill devices are in (see
+// ingest.DrillGroupPrefix). Sinks flag it; it never leads to a quarantine.
+func (a *Alert) IsDrill() bool { return strings.HasPrefix(a.Group, ingest.DrillGroupPrefix) }
 
 // AlertID returns the deterministic id of an alarm: a hash of detector,
 // device, behavior and alarm start, so that an alert delivered twice (after

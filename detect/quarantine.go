@@ -27,10 +27,11 @@ type quarantineState struct {
 }
 
 // quarantinePolicy turns a sent alarm alert of device dev into a
-// quarantine or recommend event, per detect.quarantine.
+// quarantine or recommend event, per detect.quarantine. A drill alert
+// never does: a drill proves the alert path, not the isolation of a device.
 func (e *Engine) quarantinePolicy(a *Alert, dev, grp int32, crit ingest.Criticality) {
 	q := &e.cfg.Quarantine
-	if !q.Enabled || grp < 0 {
+	if !q.Enabled || grp < 0 || a.IsDrill() {
 		return
 	}
 	ds := &e.devices[dev]

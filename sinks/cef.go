@@ -44,6 +44,8 @@ const (
 // on rollout alerts then flexString1 and flexString2 the from and to
 // versions, flexNumber1 and flexNumber2 the upgraded and not upgraded
 // cohorts, cfp4 the effect in percent (the KPI is the observed text).
+// A drill alert (detect.Alert.IsDrill) has cat "drill" instead of the
+// detector, which stays in the signature, so a SIEM routes drills by cat.
 // Observed, expected and score are floating point, which CEF's cn fields
 // (64-bit integers) cannot carry, hence the cfp fields. Times are epoch
 // milliseconds. Keys without a value are left out.
@@ -94,7 +96,7 @@ func appendAlertCEF(dst []byte, a *detect.Alert, host string) []byte {
 	x.str("dvchost", host, cefLimitDvchost)
 	x.str("deviceExternalId", a.Device, cefLimitExtID)
 	x.str("externalId", a.ID, cefLimitExternal)
-	x.str("cat", a.Detector, cefLimitCat)
+	x.str("cat", alertCategory(a), cefLimitCat)
 	x.str("act", a.State, cefLimitAct)
 	x.str("msg", a.Message, cefLimitMsg)
 	x.labeled("cs1Label=group cs1=", a.Group)
@@ -117,6 +119,15 @@ func appendAlertCEF(dst []byte, a *detect.Alert, host string) []byte {
 		x.float("cfp4Label=effectPercent cfp4=", r.EffectPercent)
 	}
 	return x.dst
+}
+
+// alertCategory is an alert's CEF cat: "drill" on drill alerts, else the
+// detector.
+func alertCategory(a *detect.Alert) string {
+	if a.IsDrill() {
+		return "drill"
+	}
+	return a.Detector
 }
 
 func appendQuarantineCEF(dst []byte, q *detect.QuarantineEvent, host string) []byte {

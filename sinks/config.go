@@ -174,6 +174,16 @@ func (c *Config) Validate() error {
 }
 
 // resolved returns the sinks with their defaults filled in.
+// Names returns the sinks' names, as their metrics label them: the
+// configured name, or the kind (numbered from the second of a kind).
+func (c Config) Names() []string {
+	var names []string
+	for _, s := range c.resolved() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
 func (c Config) resolved() []SinkConfig {
 	out := make([]SinkConfig, len(c))
 	seen := make(map[string]int)
@@ -270,6 +280,9 @@ func (c SyslogConfig) withDefaults() SyslogConfig {
 	}
 	return c
 }
+
+// AlertsTopicOrDefault returns the topic the sink writes alerts to.
+func (c KafkaConfig) AlertsTopicOrDefault() string { return c.withDefaults().AlertsTopic }
 
 func (c KafkaConfig) withDefaults() KafkaConfig {
 	if c.AlertsTopic == "" {

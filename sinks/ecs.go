@@ -22,7 +22,8 @@ func AppendQuarantineECS(dst []byte, q *detect.QuarantineEvent) []byte {
 // appendAlertECS appends a as one JSON object with Elastic Common Schema
 // field names (event.*, rule.*, source.*, destination.*, threat.*), so that
 // Elastic and Splunk CIM mappings find the fields where they expect them.
-// What ECS has no field for lives under "vigil", with the schema version.
+// What ECS has no field for lives under "vigil", with the schema version
+// (vigil.drill true on drill alerts).
 func appendAlertECS(dst []byte, a *detect.Alert, host string) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendJSONTime(dst, a.EventTime)
@@ -76,6 +77,9 @@ func appendAlertECS(dst []byte, a *detect.Alert, host string) []byte {
 	dst = strconv.AppendUint(dst, a.Baseline, 10)
 	dst = appendJSONKeyInt(dst, "partition", int64(a.Partition))
 	dst = appendJSONKeyInt(dst, "offset", a.Offset)
+	if a.IsDrill() {
+		dst = append(dst, `,"drill":true`...)
+	}
 	if a.Rollout != nil {
 		dst = appendRolloutJSON(appendJSONKey(dst, "rollout"), a.Rollout)
 	}

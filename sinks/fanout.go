@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,6 +140,7 @@ func (m *fanoutMember) deliver(ctx context.Context, out *detect.Output, logger *
 	cur := out
 	for attempt := 1; ; attempt++ {
 		err := m.Sink.Write(ctx, cur)
+		m.countDrills(cur, err)
 		if err == nil {
 			return nil
 		}
@@ -164,6 +166,24 @@ func (m *fanoutMember) deliver(ctx context.Context, out *detect.Output, logger *
 			return err
 		}
 		backoff = min(2*backoff, m.Retry.BackoffMax)
+	}
+}
+
+// countDrills counts the drill alerts of out that m accepted in a write
+// that returned err.
+func (m *fanoutMember) countDrills(out *detect.Output, err error) {
+	var failed []string
+	if err != nil {
+		failed = failedIDs(out, err)
+	}
+	n := 0
+	for i := range out.Alerts {
+		if out.Alerts[i].IsDrill() && !slices.Contains(failed, out.Alerts[i].ID) {
+			n++
+		}
+	}
+	if n > 0 {
+		m.stats.drills.Add(n)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 // (detect.AlertSchemaVersion) to dst. Keys come in a fixed order, times are
 // RFC 3339 with nanoseconds in UTC (null when zero), non-finite numbers are
 // null. It allocates nothing beyond growing dst: the hot path of every JSON
-// sink does not go through encoding/json reflection.
+// sink does not go through encoding/json reflection. The key "drill"
+// (true) is there only on drill alerts, "rollout" only on the rollout
+// guard's.
 func AppendAlertJSON(dst []byte, a *detect.Alert) []byte {
 	dst = append(dst, `{"schema_version":`...)
 	dst = strconv.AppendInt(dst, detect.AlertSchemaVersion, 10)
@@ -50,6 +52,9 @@ func AppendAlertJSON(dst []byte, a *detect.Alert) []byte {
 	dst = appendJSONKeyString(dst, "dst_mac", a.DstMAC)
 	dst = appendJSONKeyInt(dst, "partition", int64(a.Partition))
 	dst = appendJSONKeyInt(dst, "offset", a.Offset)
+	if a.IsDrill() {
+		dst = append(dst, `,"drill":true`...)
+	}
 	if a.Rollout != nil {
 		dst = appendRolloutJSON(appendJSONKey(dst, "rollout"), a.Rollout)
 	}

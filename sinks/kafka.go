@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	kafka "github.com/segmentio/kafka-go"
 
@@ -81,25 +82,40 @@ func newKafkaSinkEnv(name string, cfg KafkaConfig, enc Encoder, logger *slog.Log
 			logger.Warn(fmt.Sprintf(msg, args...))
 		}),
 	}
-	tr := &kafka.Transport{}
+	d, err := kafkaDialer(cfg, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build kafka sink %s: %w", name, err)
+	}
+	tr := &kafka.Transport{TLS: d.TLS, SASL: d.SASLMechanism}
+	w.Transport = tr
+	return &kafkaSink{name: name, cfg: cfg, w: w, tr: tr, enc: enc, stats: newSinkStats(name)}, nil
+}
+
+// KafkaDialer returns a dialer to the brokers of a Kafka sink with its TLS
+// and SASL settings, for tools that read what the sink wrote (vigil drill).
+func KafkaDialer(cfg KafkaConfig) (*kafka.Dialer, error) {
+	return kafkaDialer(cfg.withDefaults(), os.Getenv)
+}
+
+func kafkaDialer(cfg KafkaConfig, getenv func(string) string) (*kafka.Dialer, error) {
+	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
 	if cfg.TLS != nil {
 		tc, err := cfg.TLS.clientConfig(cfg.Brokers[0])
 		if err != nil {
-			return nil, fmt.Errorf("cannot build kafka sink %s: %w", name, err)
+			return nil, err
 		}
-		tr.TLS = tc
+		d.TLS = tc
 	}
 	if cfg.SASL != nil {
 		// The mechanism holds the password; it is never logged, and
 		// errors name the variable only.
 		m, err := ingestkafka.SASLMechanism(cfg.SASL, getenv)
 		if err != nil {
-			return nil, fmt.Errorf("cannot build kafka sink %s: %w", name, err)
+			return nil, err
 		}
-		tr.SASL = m
+		d.SASLMechanism = m
 	}
-	w.Transport = tr
-	return &kafkaSink{name: name, cfg: cfg, w: w, tr: tr, enc: enc, stats: newSinkStats(name)}, nil
+	return d, nil
 }
 
 func (s *kafkaSink) Write(ctx context.Context, out *detect.Output) error {

@@ -92,6 +92,9 @@ func appendAlertLEEF(dst []byte, a *detect.Alert, host string, delim byte) []byt
 	x.key("baseline")
 	x.dst = strconv.AppendUint(x.dst, a.Baseline, 10)
 	x.str("applicationProtocol", a.Protocol, cefLimitApp)
+	if a.IsDrill() {
+		x.raw("drill", "true")
+	}
 	if r := a.Rollout; r != nil {
 		x.str("fromVersion", r.From, cefLimitCS)
 		x.str("toVersion", r.To, cefLimitCS)

@@ -14,6 +14,7 @@ type sinkStats struct {
 	retries   *metrics.Counter // attempts after the first, per item batch
 	truncated *metrics.Counter // syslog messages cut to the transport's size limit
 	pending   *metrics.Gauge   // items of the current write not accepted yet, while the fan-out retries
+	drills    *metrics.Counter // drill alerts the destination accepted (vigil drill reads it)
 }
 
 func newSinkStats(name string) *sinkStats {
@@ -23,5 +24,6 @@ func newSinkStats(name string) *sinkStats {
 		retries:   metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_sink_retries_total{sink=%q}`, name)),
 		truncated: metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_sink_truncated_total{sink=%q}`, name)),
 		pending:   metrics.GetOrCreateGauge(fmt.Sprintf(`vigil_sink_pending_items{sink=%q}`, name), nil),
+		drills:    metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_drill_alerts_delivered_total{sink=%q}`, name)),
 	}
 }

@@ -414,8 +414,10 @@ func startVigil(cfg ingest.KafkaConfig, dcfg detect.Config, bcfg baseline.Config
 	m := kafka.NewMetrics()
 	c, err := kafka.New(kafka.Options{
 		Metrics: m, Config: cfg, Engine: eng, State: store, Groups: store, Registry: reg, Grouper: grouper,
-		Decoders: func(kind, topic string, p int32) (kafka.Decoder, error) { return kafka.NewTelemetryDecoder(tcfg) },
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Decoders: func(kind, topic string, p int32) (kafka.Decoder, error) {
+			return kafka.NewTelemetryDecoder(tcfg, kafka.DrillCheck{})
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ type Config struct {
 	Sinks    sinks.Config       `yaml:"sinks"`
 	Kafka    ingest.KafkaConfig `yaml:"kafka"`
 	Console  console.Config     `yaml:"console"`
+	Drill    ingest.DrillConfig `yaml:"drill"`
 }
 
 // DefaultConfig returns the configuration used when no file is given.
@@ -41,12 +42,13 @@ func DefaultConfig() Config {
 		Sinks:    sinks.DefaultConfig(),
 		Kafka:    ingest.DefaultKafkaConfig(),
 		Console:  console.DefaultConfig(),
+		Drill:    ingest.DefaultDrillConfig(),
 	}
 }
 
 // pipeline returns the sections the engine's pipeline is built from.
 func (c *Config) pipeline() pipeline.Config {
-	return pipeline.Config{Inventory: c.Input.Inventory, Telemetry: c.Input.Telemetry, Packets: c.Input.Packets, Baseline: c.Baseline, Detect: c.Detect}
+	return pipeline.Config{Inventory: c.Input.Inventory, Telemetry: c.Input.Telemetry, Packets: c.Input.Packets, Baseline: c.Baseline, Detect: c.Detect, Drill: c.Drill}
 }
 
 // LoadConfig reads path strictly over the defaults: unknown keys and type
@@ -262,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		return &settingError{path: "kafka", err: err}
+	}
+	if err := c.Drill.Validate(); err != nil {
+		return &settingError{path: "drill", err: err}
 	}
 	if c.Detect.Rollout.Enabled && slices.Contains(c.Input.Inventory.GroupBy, ingest.ColFirmware) {
 		return &settingError{path: "detect.rollout.enabled", err: fmt.Errorf(

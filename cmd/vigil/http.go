@@ -19,20 +19,22 @@ import (
 // `vigil demo`. /healthz answers 200 while the process is serving; /readyz
 // answers 200 only once the consumer is in a generation with every
 // assigned partition restored, so an orchestrator routes nothing to (and
-// does not count as available) an instance still catching up.
+// does not count as available) an instance still catching up. detail,
+// when set, adds lines to /readyz's answer (the last drill), without
+// changing its status.
 type observability struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-func startObservability(addr string, ready func() bool, log *slog.Logger) (*observability, error) {
-	return startObservabilityWith(addr, ready, log, nil, nil)
+func startObservability(addr string, ready func() bool, detail func() string, log *slog.Logger) (*observability, error) {
+	return startObservabilityWith(addr, ready, detail, log, nil, nil)
 }
 
 // startObservabilityWith is startObservability with the operator console
 // beside /metrics, when con is not nil: its page at / and its API under
 // /api/v1, with tokens.
-func startObservabilityWith(addr string, ready func() bool, log *slog.Logger, con *console.Console, tokens *console.Tokens) (*observability, error) {
+func startObservabilityWith(addr string, ready func() bool, detail func() string, log *slog.Logger, con *console.Console, tokens *console.Tokens) (*observability, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for /metrics: %w; set kafka.http_listen to a free address or \"\" to disable it", addr, err)
@@ -61,11 +63,15 @@ func startObservabilityWith(addr string, ready func() bool, log *slog.Logger, co
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		more := ""
+		if detail != nil {
+			more = "\n" + detail()
+		}
 		if !ready() {
-			http.Error(w, "not ready: joining the consumer group or restoring partition state", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: joining the consumer group or restoring partition state"+more, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, "ready"+more)
 	})
 	if con != nil {
 		mux.Handle("/", con.Handler(tokens))

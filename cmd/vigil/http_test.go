@@ -19,7 +19,7 @@ func TestObservabilityEndpoints(t *testing.T) {
 	m := kafka.NewMetrics()
 	metrics.RegisterSet(m.Set)
 	defer metrics.UnregisterSet(m.Set, true)
-	o, err := startObservability("127.0.0.1:0", ready.Load, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o, err := startObservability("127.0.0.1:0", ready.Load, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestObservabilityEndpoints(t *testing.T) {
 func TestObservabilityWarnsOffLoopback(t *testing.T) {
 	for addr, warn := range map[string]bool{"127.0.0.1:0": false, "0.0.0.0:0": true} {
 		var logs bytes.Buffer
-		o, err := startObservability(addr, func() bool { return true }, slog.New(slog.NewTextHandler(&logs, nil)))
+		o, err := startObservability(addr, func() bool { return true }, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,12 +78,12 @@ func TestObservabilityWarnsOffLoopback(t *testing.T) {
 
 func TestObservabilityBusyAddress(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	o, err := startObservability("127.0.0.1:0", func() bool { return true }, log)
+	o, err := startObservability("127.0.0.1:0", func() bool { return true }, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if _, err := startObservability(o.Addr(), func() bool { return true }, log); err == nil || !strings.Contains(err.Error(), "http_listen") {
+	if _, err := startObservability(o.Addr(), func() bool { return true }, nil, log); err == nil || !strings.Contains(err.Error(), "http_listen") {
 		t.Errorf("a busy address gave %v; want an error naming kafka.http_listen", err)
 	}
 }

@@ -296,4 +296,9 @@ var metricHelp = map[string]string{
 	"vigil_sink_reconnects_total": "Syslog connections made again after a failure.",
 	"vigil_sink_resent_total":     "Syslog messages written again after a reconnect (the receiver dedupes on the id).",
 	"vigil_sink_truncated_total":  "Syslog messages cut to the transport's size limit.",
+
+	// Drills.
+	"vigil_drill_alerts_delivered_total": "Drill alerts the sink's destination accepted (vigil drill --metrics reads it).",
+	"vigil_drill_last_success":           "1 when the last scheduled drill got every canary's alert through every sink, else 0.",
+	"vigil_drill_last_duration_seconds":  "Seconds from the last scheduled drill's injection to its end.",
 }

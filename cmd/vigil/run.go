@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/drill"
 	"github.com/vigil-ot/vigil/detect/pipeline"
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/inventory"
@@ -103,9 +105,21 @@ type instance struct {
 	consumer *kafka.Consumer
 	metrics  *kafka.Metrics
 	inv      *inventory.Inventory
+	drills   *drillSchedule // nil unless drill.interval is set
 }
 
 func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Console) (*instance, error) {
+	var drills drill.Config
+	if cfg.Drill.Interval > 0 {
+		var err error
+		if drills, err = drillConfig(&cfg); err != nil {
+			return nil, err
+		}
+		if cfg.Kafka.HTTPListen != "" {
+			// Its own /metrics: the drill also checks every sink.
+			drills.MetricsURL = "http://" + cfg.Kafka.HTTPListen + "/metrics"
+		}
+	}
 	deps := pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0}
 	if con != nil {
 		deps.Console = con
@@ -124,7 +138,7 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Co
 			d.RegisterMetrics(m, topic)
 			return d, nil
 		}
-		return kafka.NewTelemetryDecoder(cfg.Input.Telemetry)
+		return kafka.NewTelemetryDecoder(cfg.Input.Telemetry, cfg.drillCheck())
 	}
 	c, err := kafka.New(kafka.Options{
 		Config: cfg.Kafka, Decoders: decoders, Engine: p.Engine, State: p.Store, Groups: p.Store,
@@ -133,7 +147,12 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Co
 	if err != nil {
 		return nil, err
 	}
-	return &instance{reg: p.Registry, store: p.Store, engine: p.Engine, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}, nil
+	inst := &instance{reg: p.Registry, store: p.Store, engine: p.Engine, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}
+	if cfg.Drill.Interval > 0 {
+		inst.drills = &drillSchedule{cfg: drills, log: log}
+	}
+	publishDrillMetrics(m.Set, inst.drills)
+	return inst, nil
 }
 
 // runInstance runs one consumer until ctx ends, with the observability
@@ -152,21 +171,34 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 	metrics.RegisterSet(inst.metrics.Set)
 	defer metrics.UnregisterSet(inst.metrics.Set, true)
 	publishInstanceMetrics(inst)
+	var drillDetail func() string
+	if inst.drills != nil {
+		drillDetail = inst.drills.detail
+	}
 	if cfg.Kafka.HTTPListen != "" {
 		var tokens *console.Tokens
 		if con != nil {
 			tokens = con.tokens
 		}
-		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, inst.consumer.Ready, log, c, tokens)
+		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, inst.consumer.Ready, drillDetail, log, c, tokens)
 		if err != nil {
 			sink.Close()
 			return err
 		}
 		defer obs.Close()
 	}
+	var background sync.WaitGroup
+	defer background.Wait()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go inst.inv.Watch(watchCtx)
+	if inst.drills != nil {
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			inst.drills.run(watchCtx, cfg.Drill.Interval, inst.consumer.Ready)
+		}()
+	}
 	if started != nil {
 		started(inst)
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	Packets   ingest.PacketConfig
 	Baseline  baseline.Config
 	Detect    detect.Config
+	// Drill names drill devices (DevicePrefix), which the inventory puts
+	// in drill groups of their own; zero: no drill devices.
+	Drill ingest.DrillConfig
 }
 
 // Deps are what a pipeline works with besides its config.
@@ -85,6 +88,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open inventory: %w", err)
 	}
+	inv.SetDrillDevicePrefix(cfg.Drill.DevicePrefix)
 	p := &Pipeline{Registry: ingest.NewRegistry(), Inventory: inv}
 	p.Store = baseline.NewStore(cfg.Baseline, p.Registry)
 	var extra []detect.BatchDetector

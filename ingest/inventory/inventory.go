@@ -51,7 +51,9 @@ type Inventory struct {
 	format   string
 	groupBy  []string
 	interval time.Duration
-	log      *slog.Logger
+	// drillPrefix starts the names of drill devices; see SetDrillDevicePrefix.
+	drillPrefix string
+	log         *slog.Logger
 
 	snap atomic.Pointer[snapshot]
 	// gen counts the snapshots stored after the first; see GroupGeneration.
@@ -279,28 +281,49 @@ func (inv *Inventory) Reloads() (ok, failed uint64) {
 // inventory's value, else the value in attrs, else "unknown", joined by
 // "/". It does not allocate once a key has been seen, and the returned
 // string is stable.
+//
+// A drill device (named with the drill device prefix) is in the drill
+// group beside its real one, ingest.DrillGroupPrefix and its key, so it
+// never enters a real group's baseline; a real group whose key would start
+// with that prefix gets "drill_" instead of "drill/", so no real device is
+// ever in a drill group.
 func (inv *Inventory) Group(device string, attrs []ingest.Attr) string {
+	drill := inv.drillPrefix != "" && strings.HasPrefix(device, inv.drillPrefix)
 	e := inv.snap.Load().byDevice[device]
-	if e != nil && e.group != "" {
+	if e != nil && e.group != "" && !drill && !strings.HasPrefix(e.group, ingest.DrillGroupPrefix) {
 		return e.group
 	}
 	var arr [128]byte
 	buf := arr[:0]
-	for i, k := range inv.groupBy {
-		if i > 0 {
-			buf = append(buf, '/')
+	if drill {
+		buf = append(buf, ingest.DrillGroupPrefix...)
+	}
+	if e != nil && e.group != "" {
+		buf = append(buf, e.group...)
+	} else {
+		for i, k := range inv.groupBy {
+			if i > 0 {
+				buf = append(buf, '/')
+			}
+			v := ""
+			if e != nil {
+				v = e.groupVals[i]
+			}
+			if v == "" {
+				v = attrValue(attrs, k)
+			}
+			buf = appendGroupValue(buf, v)
 		}
-		v := ""
-		if e != nil {
-			v = e.groupVals[i]
-		}
-		if v == "" {
-			v = attrValue(attrs, k)
-		}
-		buf = appendGroupValue(buf, v)
+	}
+	if !drill && strings.HasPrefix(string(buf), ingest.DrillGroupPrefix) {
+		buf[len(ingest.DrillGroupPrefix)-1] = '_'
 	}
 	return inv.internGroup(buf)
 }
+
+// SetDrillDevicePrefix names drill devices by the start of their names
+// (drill.device_prefix); call it before the inventory is used.
+func (inv *Inventory) SetDrillDevicePrefix(prefix string) { inv.drillPrefix = prefix }
 
 // GroupGeneration changes whenever a reload may have changed what Group
 // returns. Group is otherwise a function of its arguments, so a caller that

@@ -366,3 +366,28 @@ func TestBuilderGroupCacheFollowsReloadAndAttrs(t *testing.T) {
 		}
 	}
 }
+
+// TestDrillGroups: a drill device is in a drill group beside its real one
+// whatever its attributes or inventory row say, and no real device is ever
+// in a drill group, even one whose site is "drill".
+func TestDrillGroups(t *testing.T) {
+	inv := mustOpen(t, filepath.Join(dir, "fleet.csv"), nil)
+	inv.SetDrillDevicePrefix("vigil-drill-")
+	attrs := []ingest.Attr{{Key: "site", Value: "plant-a"}, {Key: "hw", Value: "s7-1500"}}
+	for _, tc := range []struct {
+		device string
+		attrs  []ingest.Attr
+		want   string
+	}{
+		{"plc-17", nil, "plant-a/s7-1500"}, // from the inventory
+		{"plc-new", attrs, "plant-a/s7-1500"},
+		{"vigil-drill-1-0", attrs, "drill/plant-a/s7-1500"},
+		{"vigil-drill-1-0", nil, "drill/unknown/unknown"},
+		{"plc-new", []ingest.Attr{{Key: "site", Value: "drill"}, {Key: "hw", Value: "x"}}, "drill_x"},
+		{"vigil-drill-1-0", []ingest.Attr{{Key: "site", Value: "drill"}, {Key: "hw", Value: "x"}}, "drill/drill/x"},
+	} {
+		if got := inv.Group(tc.device, tc.attrs); got != tc.want {
+			t.Errorf("Group(%s, %v) = %q, want %q", tc.device, tc.attrs, got, tc.want)
+		}
+	}
+}

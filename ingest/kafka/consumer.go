@@ -1032,7 +1032,7 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 		linger := batchStart.Add(c.cfg.BatchLinger)
 		n, size := 0, 0
 		for m != nil {
-			rec.Offset, rec.Time, rec.Key, rec.Value = m.Offset, m.Time, m.Key, m.Value
+			rec.Offset, rec.Time, rec.Key, rec.Value, rec.Headers = m.Offset, m.Time, m.Key, m.Value, m.Headers
 			size += len(m.Value)
 			if err := dec.Decode(&rec, bb); err != nil {
 				reason := reasonOf(err)

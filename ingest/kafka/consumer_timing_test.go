@@ -17,7 +17,7 @@ func (attrGrouper) Group(string, []ingest.Attr) string { return "g" }
 // The per-record work of a partition worker: decode a telemetry record and
 // append its row to the batch; a batch is cut every 1024 records.
 func BenchmarkWorkerTelemetryRecord(b *testing.B) {
-	dec, err := NewTelemetryDecoder(ingest.DefaultTelemetryConfig())
+	dec, err := NewTelemetryDecoder(ingest.DefaultTelemetryConfig(), DrillCheck{})
 	if err != nil {
 		b.Fatal(err)
 	}

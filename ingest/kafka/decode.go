@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+
 	"github.com/vigil-ot/vigil/ingest"
 )
 
@@ -16,6 +18,7 @@ type Record struct {
 	Time      time.Time
 	Key       []byte
 	Value     []byte
+	Headers   []kafkago.Header
 }
 
 // Decoder turns the records of one partition into observations. A partition

@@ -355,7 +355,7 @@ func startPipelineClock(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, 
 	c, err := kafka.New(kafka.Options{
 		Config: cfg,
 		Decoders: func(kind, topic string, p int32) (kafka.Decoder, error) {
-			return kafka.NewTelemetryDecoder(tcfg)
+			return kafka.NewTelemetryDecoder(tcfg, kafka.DrillCheck{})
 		},
 		Engine: proc, State: store, Groups: store,
 		Registry: reg, Grouper: vp.Inventory, Metrics: metrics, Logger: testLogger(t).With("instance", cfg.InstanceID),

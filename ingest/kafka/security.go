@@ -102,6 +102,17 @@ func SASLMechanism(c *ingest.KafkaSASLConfig, getenv func(string) string) (sasl.
 	return nil, fmt.Errorf("cannot use kafka sasl mechanism %q; use plain, scram-sha-256 or scram-sha-512", c.Mechanism)
 }
 
+// NewDialer returns a dialer to cfg's brokers with its TLS and SASL
+// settings (the password from the environment), for tools beside the
+// consumer such as vigil drill.
+func NewDialer(cfg *ingest.KafkaConfig, clientID string) (*kafkago.Dialer, error) {
+	s, err := newConnSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.dialer(clientID), nil
+}
+
 func (s connSettings) dialer(clientID string) *kafkago.Dialer {
 	return &kafkago.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true, TLS: s.tls, SASLMechanism: s.sasl}
 }

@@ -169,8 +169,10 @@ func TestKafkaSecurityIntegration(t *testing.T) {
 			tcfg := ingest.DefaultTelemetryConfig()
 			judged := &rowCounter{Engine: eng}
 			cons, err := kafka.New(kafka.Options{Config: cfg, Engine: judged, State: store, Groups: store, Registry: reg, Grouper: siteGrouper{},
-				Decoders: func(string, string, int32) (kafka.Decoder, error) { return kafka.NewTelemetryDecoder(tcfg) },
-				Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+				Decoders: func(string, string, int32) (kafka.Decoder, error) {
+					return kafka.NewTelemetryDecoder(tcfg, kafka.DrillCheck{})
+				},
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			if err != nil {
 				t.Fatal(err)
 			}
