@@ -122,18 +122,7 @@ func TestPublishRolloutStatus(t *testing.T) {
 	s := newSim(t, cfg, []string{"site/hw"}, 20, nil)
 	rec := &statusRecorder{}
 	s.eng.PublishStatus(rec, 0, false)
-	s.run(0, 1000, func(m, i int, d *simDevice, r *ingest.Row) bool {
-		r.Firmware = "2.9.4"
-		if i < 10 && m >= 200+i {
-			r.Firmware = "3.0.0"
-			for k := range r.Metrics {
-				if r.Metrics[k].Name == "auth_failures" {
-					r.Metrics[k].Value = float64(1 + (m+i)%3)
-				}
-			}
-		}
-		return true
-	})
+	s.run(0, 1000, badUpgrade)
 	ro, ok := rec.rollout["site/hw"]
 	if !ok {
 		t.Fatalf("no rollout published: %v", rec.rollout)

@@ -194,8 +194,26 @@ function alarmSpans(alerts, metric, lastSeen) {
   return spans;
 }
 
-function metricChart(m, spans) {
+// plotFrame returns an empty plot over times [t0, t1] (ms) and values
+// [lo, hi], padded: its svg, the x and y of a time and a value, and axes,
+// which draws the axes with three values and the first and last times.
+function plotFrame(t0, t1, lo, hi, label) {
   const W = 520, H = 190, L = 46, R = 8, T = 8, B = 22;
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const pad = (hi - lo) * 0.06;
+  const x = (t) => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
+  const y = (v) => T + (H - T - B) * (1 - (v - lo + pad) / (hi - lo + 2 * pad));
+  const svg = s("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": label });
+  const axes = () => {
+    svg.append(s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), s("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
+    for (const v of [lo, (lo + hi) / 2, hi]) svg.append(s("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, fmtNum(v)));
+    const tick = (t, anchor) => s("text", { x: x(t), y: H - 6, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " "));
+    svg.append(tick(t0, "start"), tick(t1, "end"));
+  };
+  return { x, y, svg, axes, area: { left: L, right: W - R, top: T, bottom: H - B } };
+}
+
+function metricChart(m, spans) {
   const pts = m.points;
   const box = h("div", { class: "panel chart" });
   const g = m.group;
@@ -207,14 +225,10 @@ function metricChart(m, spans) {
   const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
   let lo = Infinity, hi = -Infinity;
   for (const p of pts) for (const v of [p[1], p[3], p[4]]) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  if (lo === hi) { lo -= 1; hi += 1; }
-  const pad = (hi - lo) * 0.06; lo -= pad; hi += pad;
-  const x = (t) => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
-  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
-  const svg = s("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": m.name + " chart" });
+  const { x, y, svg, axes, area } = plotFrame(t0, t1, lo, hi, m.name + " chart");
   for (const [a, b] of spans) {
-    const xa = Math.max(L, x(a)), xb = Math.min(W - R, x(b));
-    if (xb > xa - 1) svg.append(s("rect", { class: "alarmspan", x: xa, y: T, width: Math.max(2, xb - xa), height: H - T - B }));
+    const xa = Math.max(area.left, x(a)), xb = Math.min(area.right, x(b));
+    if (xb > xa - 1) svg.append(s("rect", { class: "alarmspan", x: xa, y: area.top, width: Math.max(2, xb - xa), height: area.bottom - area.top }));
   }
   // the band: runs of points with one, as polygons
   let run = [];
@@ -230,10 +244,7 @@ function metricChart(m, spans) {
   flush();
   svg.append(s("polyline", { class: "val", points: pts.filter((p) => p[1] !== null).map((p) => `${x(p[0])},${y(p[1])}`).join(" ") }));
   for (const p of pts) if (p[1] !== null && p[4] !== null && (p[1] > p[4] || p[1] < p[3])) svg.append(s("circle", { class: "out", cx: x(p[0]), cy: y(p[1]), r: 2.5 }));
-  svg.append(s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), s("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
-  for (const v of [lo + pad, (lo + hi) / 2, hi - pad]) svg.append(s("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, fmtNum(v)));
-  const tick = (t, anchor) => s("text", { x: x(t), y: H - 6, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " "));
-  svg.append(tick(t0, "start"), tick(t1, "end"));
+  axes();
   box.append(svg);
   return box;
 }
@@ -379,7 +390,6 @@ async function rolloutView(group) {
 // rolloutChart plots a KPI's cohort means over the windows, with the
 // regression threshold relative to the not-upgraded cohort.
 function rolloutChart(k, threshold) {
-  const W = 520, H = 190, L = 46, R = 8, T = 8, B = 22;
   const box = h("div", { class: "panel chart rollout-chart" });
   const last = k.latest;
   const sub = [`bad: ${k.bad}`];
@@ -393,18 +403,11 @@ function rolloutChart(k, threshold) {
   const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
   let lo = Infinity, hi = -Infinity;
   for (const p of pts) for (const v of [p[1], p[2], p[3]]) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  if (lo === hi) { lo -= 1; hi += 1; }
-  const pad = (hi - lo) * 0.06; lo -= pad; hi += pad;
-  const x = (t) => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
-  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
+  const { x, y, svg, axes } = plotFrame(t0, t1, lo, hi, k.metric + " cohorts chart");
   const line = (cls, i) => s("polyline", { class: cls, points: pts.map((p) => `${x(p[0])},${y(p[i])}`).join(" ") });
-  const svg = s("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": k.metric + " cohorts chart" });
   svg.append(line("notup", 2), line("thr", 3), line("up", 1));
   for (const p of pts) if (p[4]) svg.append(s("circle", { class: "out", cx: x(p[0]), cy: y(p[1]), r: 2.5 }));
-  svg.append(s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), s("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
-  for (const v of [lo + pad, (lo + hi) / 2, hi - pad]) svg.append(s("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, fmtNum(v)));
-  const tick = (t, anchor) => s("text", { x: x(t), y: H - 6, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " "));
-  svg.append(tick(t0, "start"), tick(t1, "end"));
+  axes();
   box.append(svg);
   return box;
 }
