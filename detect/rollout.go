@@ -246,6 +246,9 @@ type rolloutGroup struct {
 	upgradedDevs   int
 	remainingDevs  int
 	silentUpgraded int
+	lastHour       int               // upgraded in the hour before the latest window's end
+	changed        bool              // judged since the engine last published its status
+	hist           [][]RolloutWindow // by KPI: the latest windows compared, oldest first (kept for the console only)
 }
 
 func newRolloutGuard(cfg *RolloutConfig) *rolloutGuard {
@@ -400,7 +403,8 @@ func (e *Engine) judgeRolloutWindow(reporting, g int32, rg *rolloutGroup, start,
 			silent++
 		}
 	}
-	rg.upgradedDevs, rg.remainingDevs, rg.silentUpgraded = onTo, onFrom, silent
+	rg.upgradedDevs, rg.remainingDevs, rg.silentUpgraded, rg.lastHour = onTo, onFrom, silent, lastHour
+	rg.changed = true
 	if !rg.done {
 		e.log.Info("rollout", "group", e.reg.GroupName(g), "from", rg.from, "to", rg.to, "window_end", time.Unix(0, end).UTC(),
 			"upgraded", onTo, "not_upgraded", onFrom, "upgraded_last_hour", lastHour, "silent", silent,
@@ -461,6 +465,11 @@ func (e *Engine) judgeRolloutKPI(g int32, rg *rolloutGroup, k int, start, end in
 	shift, r.diffs = hodgesLehmann(r.b, r.a, r.diffs)
 	pct := relativePercent(shift, mean(r.a))
 	breach := p < cfg.Alpha && (up && pct >= cfg.ThresholdPercent || !up && pct <= -cfg.ThresholdPercent)
+	if e.status != nil {
+		rg.keepWindow(k, len(cfg.KPIs), RolloutWindow{End: time.Unix(0, end).UTC(), UpgradedMean: mean(r.b), NotUpgradedMean: mean(r.a),
+			UpgradedMedian: sortMedian(r.b), NotUpgradedMedian: sortMedian(r.a), EffectPercent: pct, PValue: p,
+			Upgraded: len(r.b), NotUpgraded: len(r.a), Breach: breach})
+	}
 	st := &rg.kpiAlarm[k]
 	tr := st.step(start, breach, cfg.WindowsToAlarm, cfg.WindowsToClear)
 	if tr == noChange {

@@ -191,18 +191,7 @@ func TestRolloutAcrossPartitions(t *testing.T) {
 			s.partition = func(i int) int32 { return int32(i % 3) }
 			s.batchMinutes = 20
 		}
-		s.run(0, 360, func(m, i int, d *simDevice, r *ingest.Row) bool {
-			r.Firmware = "2.9.4"
-			if i < 10 && m >= 200+i {
-				r.Firmware = "3.0.0"
-				for k := range r.Metrics {
-					if r.Metrics[k].Name == "auth_failures" {
-						r.Metrics[k].Value = float64(1 + (m+i)%3)
-					}
-				}
-			}
-			return true
-		})
+		s.run(0, 360, badUpgrade)
 		return s.sink.find(DetectorRollout, "", "", "")
 	}
 	one, three := run(false), run(true)
@@ -223,6 +212,22 @@ func TestRolloutAcrossPartitions(t *testing.T) {
 		t.Fatalf("three partitions raised\n%s\none stream\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	t.Logf("%s", strings.Join(want, "\n"))
+}
+
+// badUpgrade is a sim's row at minute m of device i: devices 0 to 9
+// upgrade from 2.9.4 to 3.0.0 one a minute from minute 200 on, and then
+// have 1 to 3 auth failures a report where the others have none.
+func badUpgrade(m, i int, d *simDevice, r *ingest.Row) bool {
+	r.Firmware = "2.9.4"
+	if i < 10 && m >= 200+i {
+		r.Firmware = "3.0.0"
+		for k := range r.Metrics {
+			if r.Metrics[k].Name == "auth_failures" {
+				r.Metrics[k].Value = float64(1 + (m+i)%3)
+			}
+		}
+	}
+	return true
 }
 
 // TestUnseenRolloutKPI: vigil validate --against warns about a rollout KPI

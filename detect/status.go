@@ -40,6 +40,9 @@ type StatusUpdate struct {
 	// distribution, sorted by name; nil in an update of points alone
 	// (published early because the engine's buffer of points was full).
 	Groups []GroupStatus
+	// Rollouts are the rollouts (detect.rollout) whose window was judged
+	// since the previous update, by group; each once.
+	Rollouts []RolloutStatus
 }
 
 // DeviceStatus is one device's state as the engine holds it.
@@ -93,6 +96,101 @@ type GroupStatus struct {
 	baseline.GroupInfo
 	MinSamples  int64         // rows the group must learn (baseline.min_samples)
 	MinDuration time.Duration // and the event time they must span (baseline.min_duration; 0: derived)
+}
+
+// RolloutStatus is a group's rollout as of its latest judged window.
+type RolloutStatus struct {
+	Group    string
+	From, To string // firmware versions
+	// Upgraded are the devices on To; NotUpgraded those on From that
+	// reported within complete_after; Silent the upgraded ones silent for
+	// silent_after; UpgradedLastHour those that upgraded in the hour
+	// before the window's end.
+	Upgraded, NotUpgraded, Silent, UpgradedLastHour int
+	FirstUpgrade, LastUpgrade                       time.Time
+	State                                           string  // RolloutInProgress, RolloutRegressed, RolloutAborted or RolloutHealthy
+	ThresholdPercent                                float64 // detect.rollout.threshold_percent
+	KPIs                                            []RolloutKPIStatus
+}
+
+// States of a rollout in RolloutStatus.
+const (
+	RolloutInProgress = "in_progress"
+	RolloutRegressed  = "regressed"         // alarmed, with action alarm: no abort recommended
+	RolloutAborted    = "abort_recommended" // abort_recommended was sent
+	RolloutHealthy    = "healthy"           // healthy was sent
+)
+
+// RolloutKPIStatus is one KPI's cohort comparison over the latest windows.
+type RolloutKPIStatus struct {
+	RolloutKPI
+	// Windows are the latest RolloutHistory windows in which both cohorts
+	// had min_devices devices, oldest first.
+	Windows []RolloutWindow
+}
+
+// RolloutHistory is how many windows of each KPI a RolloutStatus keeps:
+// twelve hours of 15-minute windows.
+const RolloutHistory = 48
+
+// RolloutWindow is one KPI's cohort comparison in one window: each
+// cohort's mean and median of its devices' means per report, the
+// Hodges-Lehmann effect relative to the not-upgraded mean, the one-sided
+// Mann-Whitney p-value and the cohort sizes.
+type RolloutWindow struct {
+	End                               time.Time
+	UpgradedMean, NotUpgradedMean     float64
+	UpgradedMedian, NotUpgradedMedian float64
+	EffectPercent, PValue             float64
+	Upgraded, NotUpgraded             int
+	Breach                            bool // beyond threshold_percent and significant in this window
+}
+
+// keepWindow adds KPI k's comparison of a window to the group's history.
+func (rg *rolloutGroup) keepWindow(k, kpis int, w RolloutWindow) {
+	if rg.hist == nil {
+		rg.hist = make([][]RolloutWindow, kpis)
+	}
+	h := rg.hist[k]
+	if len(h) == RolloutHistory {
+		h = h[:copy(h, h[1:])]
+	}
+	rg.hist[k] = append(h, w)
+}
+
+// appendRollouts appends the rollouts judged since the last publication.
+func (e *Engine) appendRollouts(dst []RolloutStatus) []RolloutStatus {
+	if e.roll == nil {
+		return dst
+	}
+	cfg := e.roll.cfg
+	for g := range e.roll.groups {
+		rg := &e.roll.groups[g]
+		if !rg.changed || !rg.active {
+			continue
+		}
+		rg.changed = false
+		st := RolloutStatus{Group: e.reg.GroupName(int32(g)), From: rg.from, To: rg.to, Upgraded: rg.upgradedDevs, NotUpgraded: rg.remainingDevs,
+			Silent: rg.silentUpgraded, UpgradedLastHour: rg.lastHour, FirstUpgrade: time.Unix(0, rg.first).UTC(),
+			LastUpgrade: time.Unix(0, rg.last).UTC(), State: RolloutInProgress, ThresholdPercent: cfg.ThresholdPercent,
+			KPIs: make([]RolloutKPIStatus, len(cfg.KPIs))}
+		switch {
+		case rg.aborted:
+			st.State = RolloutAborted
+		case rg.done:
+			st.State = RolloutHealthy
+		case rg.regressed:
+			st.State = RolloutRegressed
+		}
+		for k, kpi := range cfg.KPIs {
+			st.KPIs[k].RolloutKPI = kpi
+			if rg.hist != nil {
+				st.KPIs[k].Windows = rg.hist[k]
+			}
+		}
+		dst = append(dst, st)
+	}
+	return dst
 }
 
 var nan32 = float32(math.NaN())
@@ -200,8 +298,10 @@ func (e *Engine) publishStatus(force bool) {
 	for _, gi := range e.deps.Baseline.GroupInfos() {
 		u.Groups = append(u.Groups, GroupStatus{GroupInfo: gi, MinSamples: cfg.MinSamples, MinDuration: cfg.MinDuration})
 	}
+	u.Rollouts = e.appendRollouts(u.Rollouts[:0])
 	s.sink.PublishStatus(u)
 	u.Points = u.Points[:0]
+	u.Rollouts = u.Rollouts[:0] // an update of points alone carries none
 }
 
 // publishPoints publishes the pending points alone: the devices and

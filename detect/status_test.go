@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ type statusRecorder struct {
 	devices map[string]DeviceStatus // latest of each device
 	points  []StatusPoint
 	groups  []GroupStatus
+	rollout map[string]RolloutStatus // latest of each group, its windows copied
 }
 
 func (r *statusRecorder) PublishStatus(u *StatusUpdate) {
@@ -27,6 +29,16 @@ func (r *statusRecorder) PublishStatus(u *StatusUpdate) {
 	}
 	r.points = append(r.points, u.Points...)
 	r.groups = append(r.groups[:0], u.Groups...)
+	for _, ro := range u.Rollouts {
+		if r.rollout == nil {
+			r.rollout = map[string]RolloutStatus{}
+		}
+		ro.KPIs = slices.Clone(ro.KPIs)
+		for k := range ro.KPIs {
+			ro.KPIs[k].Windows = slices.Clone(ro.KPIs[k].Windows)
+		}
+		r.rollout[ro.Group] = ro
+	}
 }
 
 // TestPublishStatus: the console sees every judged value with its band,
@@ -98,5 +110,41 @@ func TestPublishStatusInterval(t *testing.T) {
 	s.eng.Flush(t.Context())
 	if rec.updates != 2 || len(rec.points) != 10*4*5 || len(rec.devices) != 4 {
 		t.Fatalf("after Flush: %d updates, %d points, %d devices", rec.updates, len(rec.points), len(rec.devices))
+	}
+}
+
+// TestPublishRolloutStatus: the console sees a group's rollout with its
+// progress, its state once abort_recommended was sent, and per KPI the
+// latest windows' cohort comparison, bounded to RolloutHistory windows.
+func TestPublishRolloutStatus(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rollout.Enabled = true
+	s := newSim(t, cfg, []string{"site/hw"}, 20, nil)
+	rec := &statusRecorder{}
+	s.eng.PublishStatus(rec, 0, false)
+	s.run(0, 1000, badUpgrade)
+	ro, ok := rec.rollout["site/hw"]
+	if !ok {
+		t.Fatalf("no rollout published: %v", rec.rollout)
+	}
+	if ro.From != "2.9.4" || ro.To != "3.0.0" || ro.Upgraded != 10 || ro.NotUpgraded != 10 || ro.UpgradedLastHour != 0 ||
+		ro.State != RolloutAborted || ro.ThresholdPercent != 20 || !ro.FirstUpgrade.Truncate(time.Minute).Equal(at(200)) || !ro.LastUpgrade.Truncate(time.Minute).Equal(at(209)) {
+		ro.KPIs = nil
+		t.Fatalf("rollout %+v", ro)
+	}
+	if len(ro.KPIs) != 2 || ro.KPIs[0].Metric != "auth_failures" || ro.KPIs[0].Bad != DirectionUp {
+		t.Fatalf("KPIs %+v", ro.KPIs)
+	}
+	auth := ro.KPIs[0].Windows
+	if len(auth) != RolloutHistory {
+		t.Fatalf("%d auth_failures windows, want the latest %d", len(auth), RolloutHistory)
+	}
+	last := auth[len(auth)-1]
+	if !last.End.Equal(at(990)) || last.Upgraded != 10 || last.NotUpgraded != 10 || !last.Breach || !(last.UpgradedMean >= 1) ||
+		last.NotUpgradedMean >= 1 || !(last.EffectPercent >= 20) || !(last.PValue < 0.01) || !(last.UpgradedMedian >= 1) {
+		t.Fatalf("latest auth_failures window %+v", last)
+	}
+	if msgs := ro.KPIs[1].Windows; len(msgs) != RolloutHistory || msgs[len(msgs)-1].Breach {
+		t.Fatalf("msgs_sent windows: %d, the latest %+v", len(msgs), msgs[len(msgs)-1])
 	}
 }

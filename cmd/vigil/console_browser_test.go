@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
 	"github.com/vigil-ot/vigil/sinks/console"
 )
 
@@ -49,6 +51,19 @@ type page struct {
 	t     *testing.T
 	ctx   context.Context
 	shots string // folder of the screenshots
+}
+
+// screenshots returns the folder of the screenshots: $VIGIL_CONSOLE_SCREENSHOTS
+// (docs/console updates the README's) or a temporary one.
+func screenshots(t *testing.T) string {
+	dir := os.Getenv("VIGIL_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if !filepath.IsAbs(dir) {
+		dir, _ = filepath.Abs(filepath.Join(repoRoot, dir))
+	}
+	return dir
 }
 
 func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
@@ -103,12 +118,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays the fleet sample and starts chromium")
 	}
-	p := &page{t: t, ctx: browser(t), shots: os.Getenv("VIGIL_CONSOLE_SCREENSHOTS")}
-	if p.shots == "" {
-		p.shots = t.TempDir()
-	} else if !filepath.IsAbs(p.shots) {
-		p.shots, _ = filepath.Abs(filepath.Join(repoRoot, p.shots))
-	}
+	p := &page{t: t, ctx: browser(t), shots: screenshots(t)}
 	r := startConsoleReplay(t)
 	base := "http://" + r.addr + "/"
 
@@ -189,4 +199,47 @@ func TestConsoleInBrowserWithTokens(t *testing.T) {
 	if err != nil || !disabled {
 		t.Errorf("a viewer's approve button is enabled (%v)", err)
 	}
+}
+
+// TestRolloutInBrowser replays the simulator's bad rollout with
+// testdata/config/rollout.yaml under `vigil replay --serve`: the Rollouts
+// tab lists the rollout with abort recommended and its progress, and its
+// page plots each KPI's cohorts, auth_failures with significant
+// regressions marked.
+func TestRolloutInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the simulated rollout and starts chromium")
+	}
+	p := &page{t: t, ctx: browser(t), shots: screenshots(t)}
+	c := fleetgen.DefaultRolloutConfig(fleetgen.RolloutBad)
+	var buf bytes.Buffer
+	if _, err := fleetgen.GenerateRollout(c, &buf); err != nil {
+		t.Fatal(err)
+	}
+	input := filepath.Join(t.TempDir(), "rollout.jsonl")
+	if err := os.WriteFile(input, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(repoRoot)
+	r := serveReplay(t, "testdata/config/rollout.yaml", input)
+	base := "http://" + r.addr + "/"
+
+	p.open(base, "#/rollouts")
+	rows := p.text("#rollouts tbody")
+	if !strings.Contains(rows, c.From()+" → "+c.To()) || !strings.Contains(rows, "abort recommended") || !strings.Contains(rows, "rollout "+c.From()+" -> "+c.To()) {
+		t.Fatalf("rollouts table:\n%s", rows)
+	}
+	p.do(chromedp.Click(chromedp.CSS("#rollouts tbody tr:first-child td a")), chromedp.WaitVisible(chromedp.CSS(`body[data-ready^="#/rollout/"]`)))
+	charts, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll(".rollout-chart svg.plot polyline.up").length`))
+	if err != nil || charts != 2 {
+		t.Fatalf("%d KPI plots with the upgraded cohort (%v), want auth_failures and msgs_sent", charts, err)
+	}
+	marked, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll(".rollout-chart svg.plot circle.out").length`))
+	if err != nil || marked < 1 {
+		t.Errorf("no significant regression marked (%d, %v)", marked, err)
+	}
+	if title := p.text("h1"); !strings.Contains(title, "abort recommended") {
+		t.Errorf("rollout page title %q", title)
+	}
+	p.screenshot("rollouts", true)
 }

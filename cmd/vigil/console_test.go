@@ -32,12 +32,19 @@ type consoleReplay struct {
 func startConsoleReplay(t *testing.T) *consoleReplay {
 	t.Helper()
 	t.Chdir(repoRoot) // the config names its files from the repository root
-	dir := t.TempDir()
-	input := filepath.Join(dir, "telemetry.jsonl")
+	input := filepath.Join(t.TempDir(), "telemetry.jsonl")
 	cutTelemetry(t, "testdata/fleet/telemetry.jsonl.gz", input, "2026-11-03T10:20")
+	return serveReplay(t, "testdata/config/fleet.yaml", input)
+}
+
+// serveReplay runs `vigil replay --serve 127.0.0.1:0 --config config
+// input` (from the repository root) until the replay is done and its
+// console serves what it learned.
+func serveReplay(t *testing.T, config, input string) *consoleReplay {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &consoleReplay{out: filepath.Join(dir, "alerts.jsonl"), stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
-	opts := replayOptions{config: "testdata/config/fleet.yaml", out: r.out, quiet: true, serve: "127.0.0.1:0", inputs: []string{input}}
+	r := &consoleReplay{out: filepath.Join(t.TempDir(), "alerts.jsonl"), stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	opts := replayOptions{config: config, out: r.out, quiet: true, serve: "127.0.0.1:0", inputs: []string{input}}
 	go func() { r.err = replay(ctx, opts, &syncBuffer{}, r.stderr); close(r.done) }()
 	t.Cleanup(func() {
 		cancel()

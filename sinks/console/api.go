@@ -41,6 +41,8 @@ func (c *Console) Handler(tokens *Tokens) http.Handler {
 	api("GET /api/v1/groups", RoleViewer, c.handleGroups)
 	api("GET /api/v1/groups/{key...}", RoleViewer, c.handleGroup)
 	api("GET /api/v1/alerts", RoleViewer, c.handleAlerts)
+	api("GET /api/v1/rollouts", RoleViewer, c.handleRollouts)
+	api("GET /api/v1/rollouts/{group...}", RoleViewer, c.handleRollout)
 	api("GET /api/v1/quarantine", RoleViewer, c.handleQuarantine)
 	api("POST /api/v1/quarantine/{id}/{action}", RoleOperator, c.handleDecision)
 	mux.Handle("GET /", webHandler())

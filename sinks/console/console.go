@@ -62,16 +62,17 @@ type Options struct {
 type Console struct {
 	opts Options
 
-	mu      sync.RWMutex
-	idx     *fleetIndex
-	devices []*device        // by row (registry device id); nil: none
-	byName  map[string]int32 // device name -> row
-	groups  []detect.GroupStatus
-	clock   int64             // newest report of any device, Unix ns: the fleet's now
-	alerts  []detect.Alert    // ring of the most recent alerts
-	nAlerts int               // alerts ever recorded
-	events  map[string]*event // quarantine events by id
-	open    map[string][]openAlarm
+	mu       sync.RWMutex
+	idx      *fleetIndex
+	devices  []*device        // by row (registry device id); nil: none
+	byName   map[string]int32 // device name -> row
+	groups   []detect.GroupStatus
+	rollouts map[string]*detect.RolloutStatus // by group: its latest rollout
+	clock    int64                            // newest report of any device, Unix ns: the fleet's now
+	alerts   []detect.Alert                   // ring of the most recent alerts
+	nAlerts  int                              // alerts ever recorded
+	events   map[string]*event                // quarantine events by id
+	open     map[string][]openAlarm
 
 	// sinkMu serialises the wrapped sink's Writes: the engine's and the
 	// decisions' (a detect.Sink is not called concurrently).
@@ -137,17 +138,18 @@ func New(opts Options) *Console {
 		opts.Clock = time.Now
 	}
 	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
-		open: map[string][]openAlarm{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3)}
+		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3)}
 	c.seqCond = sync.NewCond(&c.seqMu)
 	return c
 }
 
 // update is one StatusUpdate handed over to the console's goroutine.
 type update struct {
-	devices []detect.DeviceStatus
-	points  []detect.StatusPoint
-	metrics []string
-	groups  []detect.GroupStatus
+	devices  []detect.DeviceStatus
+	points   []detect.StatusPoint
+	metrics  []string
+	groups   []detect.GroupStatus
+	rollouts []detect.RolloutStatus
 }
 
 // Close stops the goroutine that applies the engine's updates, once they
@@ -185,6 +187,9 @@ func (c *Console) applyUpdates() {
 		}
 		if u.groups != nil {
 			c.groups = u.groups
+		}
+		for i := range u.rollouts {
+			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
 		}
 		c.mu.Unlock()
 		select {
@@ -292,6 +297,16 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 		j.groups = slices.Clone(u.Groups)
 		for i := range j.groups {
 			j.groups[i].Metrics = slices.Clone(j.groups[i].Metrics)
+		}
+	}
+	if len(u.Rollouts) > 0 {
+		j.rollouts = slices.Clone(u.Rollouts)
+		for i := range j.rollouts {
+			kpis := slices.Clone(j.rollouts[i].KPIs)
+			for k := range kpis {
+				kpis[k].Windows = slices.Clone(kpis[k].Windows)
+			}
+			j.rollouts[i].KPIs = kpis
 		}
 	}
 	select {

@@ -4,8 +4,9 @@
 // device's story (attributes and where they came from, status, open
 // alarms, recent alerts, identity, and per metric its baseline and recent
 // values against the band they were judged by), shows the groups'
-// learning, the alert timeline and the quarantine queue, and sends
-// operators' quarantine decisions to the sinks as quarantine events.
+// learning, the firmware rollouts with their cohorts' KPIs, the alert
+// timeline and the quarantine queue, and sends operators' quarantine
+// decisions to the sinks as quarantine events.
 //
 // # Where its state comes from
 //
@@ -34,6 +35,8 @@
 //	GET  /api/v1/groups                                      groups: learning progress, devices by status
 //	GET  /api/v1/groups/{group}                              members and per-metric distribution
 //	GET  /api/v1/alerts?q=QUERY&limit=N                      recent alerts, newest first (alert schema)
+//	GET  /api/v1/rollouts                                    firmware rollouts (detect.rollout): progress, state, last alert
+//	GET  /api/v1/rollouts/{group}                            and per KPI the cohorts compared over the latest windows
 //	GET  /api/v1/quarantine                                  the queue and the quarantine events
 //	POST /api/v1/quarantine/{event id}/approve|reject|release  an operator's decision
 //	GET  /api/v1/whoami                                      the token's name and role

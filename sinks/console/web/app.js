@@ -194,8 +194,26 @@ function alarmSpans(alerts, metric, lastSeen) {
   return spans;
 }
 
-function metricChart(m, spans) {
+// plotFrame returns an empty plot over times [t0, t1] (ms) and values
+// [lo, hi], padded: its svg, the x and y of a time and a value, and axes,
+// which draws the axes with three values and the first and last times.
+function plotFrame(t0, t1, lo, hi, label) {
   const W = 520, H = 190, L = 46, R = 8, T = 8, B = 22;
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const pad = (hi - lo) * 0.06;
+  const x = (t) => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
+  const y = (v) => T + (H - T - B) * (1 - (v - lo + pad) / (hi - lo + 2 * pad));
+  const svg = s("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": label });
+  const axes = () => {
+    svg.append(s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), s("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
+    for (const v of [lo, (lo + hi) / 2, hi]) svg.append(s("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, fmtNum(v)));
+    const tick = (t, anchor) => s("text", { x: x(t), y: H - 6, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " "));
+    svg.append(tick(t0, "start"), tick(t1, "end"));
+  };
+  return { x, y, svg, axes, area: { left: L, right: W - R, top: T, bottom: H - B } };
+}
+
+function metricChart(m, spans) {
   const pts = m.points;
   const box = h("div", { class: "panel chart" });
   const g = m.group;
@@ -207,14 +225,10 @@ function metricChart(m, spans) {
   const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
   let lo = Infinity, hi = -Infinity;
   for (const p of pts) for (const v of [p[1], p[3], p[4]]) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  if (lo === hi) { lo -= 1; hi += 1; }
-  const pad = (hi - lo) * 0.06; lo -= pad; hi += pad;
-  const x = (t) => L + (W - L - R) * (t - t0) / Math.max(1, t1 - t0);
-  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
-  const svg = s("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": m.name + " chart" });
+  const { x, y, svg, axes, area } = plotFrame(t0, t1, lo, hi, m.name + " chart");
   for (const [a, b] of spans) {
-    const xa = Math.max(L, x(a)), xb = Math.min(W - R, x(b));
-    if (xb > xa - 1) svg.append(s("rect", { class: "alarmspan", x: xa, y: T, width: Math.max(2, xb - xa), height: H - T - B }));
+    const xa = Math.max(area.left, x(a)), xb = Math.min(area.right, x(b));
+    if (xb > xa - 1) svg.append(s("rect", { class: "alarmspan", x: xa, y: area.top, width: Math.max(2, xb - xa), height: area.bottom - area.top }));
   }
   // the band: runs of points with one, as polygons
   let run = [];
@@ -230,10 +244,7 @@ function metricChart(m, spans) {
   flush();
   svg.append(s("polyline", { class: "val", points: pts.filter((p) => p[1] !== null).map((p) => `${x(p[0])},${y(p[1])}`).join(" ") }));
   for (const p of pts) if (p[1] !== null && p[4] !== null && (p[1] > p[4] || p[1] < p[3])) svg.append(s("circle", { class: "out", cx: x(p[0]), cy: y(p[1]), r: 2.5 }));
-  svg.append(s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }), s("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
-  for (const v of [lo + pad, (lo + hi) / 2, hi - pad]) svg.append(s("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, fmtNum(v)));
-  const tick = (t, anchor) => s("text", { x: x(t), y: H - 6, "text-anchor": anchor }, new Date(t).toISOString().slice(5, 16).replace("T", " "));
-  svg.append(tick(t0, "start"), tick(t1, "end"));
+  axes();
   box.append(svg);
   return box;
 }
@@ -331,6 +342,76 @@ async function groupView(name) {
     h("h2", {}, "Members"), h("div", { class: "panel" }, g.members.map((m, i) => [i ? ", " : "", devLink(m)])));
 }
 
+// ---- rollouts ----
+
+const rolloutStates = { in_progress: "in progress", regressed: "regressed", abort_recommended: "abort recommended", healthy: "healthy" };
+function rolloutPill(state) { return h("span", { class: "pill rollout-" + state }, rolloutStates[state] || state); }
+function rolloutLink(group) { return link("#/rollout/" + encodeURIComponent(group), group); }
+
+function progressBar(r) {
+  const pct = Math.round(r.progress * 100);
+  return [h("span", { class: "progress", title: `${r.upgraded} of ${r.upgraded + r.not_upgraded} devices on ${r.to_version}` }, h("span", { style: `width:${pct}%` })),
+    ` ${r.upgraded} / ${r.upgraded + r.not_upgraded}`];
+}
+
+async function rolloutsView() {
+  const res = await api("/rollouts");
+  if (!res.rollouts.length) {
+    view.replaceChildren(h("h1", {}, "Rollouts"), h("div", { class: "panel muted" }, "No firmware rollout seen (detect.rollout must be enabled)."));
+    return;
+  }
+  view.replaceChildren(h("h1", {}, "Rollouts"), h("table", { id: "rollouts" },
+    h("thead", {}, h("tr", {}, ["Group", "Firmware", "Devices on the new version", "Last hour", "State", "Last alert"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, res.rollouts.map((r) => h("tr", {},
+      h("td", { class: "nowrap" }, rolloutLink(r.group)),
+      h("td", { class: "mono nowrap" }, `${r.from_version} → ${r.to_version}`),
+      h("td", { class: "nowrap" }, progressBar(r)),
+      h("td", { class: "num" }, r.upgraded_last_hour || ""),
+      h("td", { class: "nowrap" }, rolloutPill(r.state)),
+      h("td", { class: "msg" }, r.last_alert ? [h("span", { class: "mono" }, fmtTime(r.last_alert.event_time)), " ", r.last_alert.behavior, ": ", r.last_alert.message] : ""))))));
+}
+
+async function rolloutView(group) {
+  const [r, alerts] = await Promise.all([api("/rollouts/" + encodeURIComponent(group)),
+    api("/alerts?" + new URLSearchParams({ q: `detector:rollout group:"${group}"`, limit: 50 }))]);
+  view.replaceChildren(
+    h("h1", {}, group, " ", h("span", { class: "mono" }, `${r.from_version} → ${r.to_version}`), " ", rolloutPill(r.state)),
+    h("div", { class: "panel" }, h("dl", { class: "kv" },
+      h("dt", {}, "progress"), h("dd", {}, progressBar(r), ` devices on ${r.to_version} · ${r.upgraded_last_hour} upgraded in the last hour` + (r.silent ? ` · ${r.silent} upgraded devices silent` : "")),
+      h("dt", {}, "upgrades"), h("dd", {}, `first ${fmtTime(r.first_upgrade)} · latest ${fmtTime(r.last_upgrade)}`),
+      h("dt", {}, "group"), h("dd", {}, groupLink(group)))),
+    h("h2", {}, "KPIs: upgraded devices against those not upgraded, same group, same windows"),
+    h("div", { class: "legend" }, h("span", {}, h("i", { class: "l-up" }), `upgraded (${r.to_version})`), h("span", {}, h("i", { class: "l-notup" }), `not upgraded (${r.from_version})`),
+      h("span", {}, h("i", { class: "l-thr" }), `regression threshold (${r.threshold_percent}% of not upgraded)`), h("span", {}, h("i", { class: "l-out" }), "significant regression")),
+    h("div", { class: "charts" }, r.kpis.map((k) => rolloutChart(k, r.threshold_percent))),
+    h("h2", {}, "Rollout alerts"), alertTable(alerts.alerts, false));
+}
+
+// rolloutChart plots a KPI's cohort means over the windows, with the
+// regression threshold relative to the not-upgraded cohort.
+function rolloutChart(k, threshold) {
+  const box = h("div", { class: "panel chart rollout-chart" });
+  const last = k.latest;
+  const sub = [`bad: ${k.bad}`];
+  if (last) sub.push(`latest: ${fmtNum(last.upgraded_mean)} vs ${fmtNum(last.not_upgraded_mean)} (medians ${fmtNum(last.upgraded_median)} vs ${fmtNum(last.not_upgraded_median)})`,
+    `effect ${last.effect_percent > 0 ? "+" : ""}${Math.round(last.effect_percent)}%`, `p=${last.p_value === null ? "–" : last.p_value.toPrecision(2)}`, `${last.upgraded} vs ${last.not_upgraded} devices`);
+  box.append(h("h3", {}, k.metric), h("div", { class: "sub" }, sub.join(" · ")));
+  const ws = k.windows.filter((w) => w.upgraded_mean !== null && w.not_upgraded_mean !== null);
+  if (ws.length < 2) { box.append(h("div", { class: "muted" }, "Not enough windows compared yet.")); return box; }
+  const f = k.bad === "up" ? 1 + threshold / 100 : 1 - threshold / 100;
+  const pts = ws.map((w) => [Date.parse(w.end), w.upgraded_mean, w.not_upgraded_mean, w.not_upgraded_mean * f, w.breach]);
+  const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
+  let lo = Infinity, hi = -Infinity;
+  for (const p of pts) for (const v of [p[1], p[2], p[3]]) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const { x, y, svg, axes } = plotFrame(t0, t1, lo, hi, k.metric + " cohorts chart");
+  const line = (cls, i) => s("polyline", { class: cls, points: pts.map((p) => `${x(p[0])},${y(p[i])}`).join(" ") });
+  svg.append(line("notup", 2), line("thr", 3), line("up", 1));
+  for (const p of pts) if (p[4]) svg.append(s("circle", { class: "out", cx: x(p[0]), cy: y(p[1]), r: 2.5 }));
+  axes();
+  box.append(svg);
+  return box;
+}
+
 // ---- alerts ----
 
 async function alertsView() {
@@ -394,7 +475,7 @@ async function route() {
   const path = hash.slice(2).split("?")[0];
   const [tab, ...rest] = path.split("/");
   const arg = decodeURIComponent(rest.join("/"));
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.tab === (tab === "device" ? "fleet" : tab === "group" ? "groups" : tab));
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.tab === ({ device: "fleet", group: "groups", rollout: "rollouts" }[tab] || tab));
   try {
     if (!me) {
       me = await api("/whoami");
@@ -404,6 +485,8 @@ async function route() {
       case "device": await deviceView(arg); break;
       case "groups": await groupsView(); break;
       case "group": await groupView(arg); break;
+      case "rollouts": await rolloutsView(); break;
+      case "rollout": await rolloutView(arg); break;
       case "alerts": await alertsView(); break;
       case "quarantine": await quarantineView(); break;
       default: await fleetView();
