@@ -318,17 +318,40 @@ func (g *groupState) grow(stride int) {
 
 // growDevices makes room for device ids below n.
 func (s *Store) growDevices(n int) {
-	for len(s.devLast) < n {
-		s.devLast = append(s.devLast, 0)
-		s.devGroup = append(s.devGroup, -1)
+	if len(s.devLast) < n {
+		old := len(s.devGroup)
+		s.devLast = growTo(s.devLast, n)
+		s.devGroup = growTo(s.devGroup, n)
+		for i := old; i < n; i++ {
+			s.devGroup[i] = -1
+		}
 	}
 	if want := n * s.stride; len(s.devN) < want {
-		s.devN = append(s.devN, make([]uint32, want-len(s.devN))...)
-		s.devMean = append(s.devMean, make([]float64, want*s.nh-len(s.devMean))...)
-		s.devW = append(s.devW, make([]float32, want*s.nh-len(s.devW))...)
-		s.devM2 = append(s.devM2, make([]float64, want*s.nh-len(s.devM2))...)
-		s.devProf = append(s.devProf, make([]float32, 2*want-len(s.devProf))...)
+		s.devN = growTo(s.devN, want)
+		s.devMean = growTo(s.devMean, want*s.nh)
+		s.devW = growTo(s.devW, want*s.nh)
+		s.devM2 = growTo(s.devM2, want*s.nh)
+		s.devProf = growTo(s.devProf, 2*want)
 	}
+}
+
+// growTo returns s lengthened to n with zero elements, at least doubling
+// its capacity when it must move: append grows a large slice by a quarter
+// at a time, so a fleet arriving device by device had its state copied
+// over and over (300k new devices: 3.7 → 2.8 CPU-s for the replay).
+func growTo[T any](s []T, n int) []T {
+	if n <= len(s) {
+		return s
+	}
+	if n > cap(s) {
+		t := make([]T, len(s), max(n, 2*cap(s)))
+		copy(t, s)
+		s = t
+	}
+	l := len(s)
+	s = s[:n]
+	clear(s[l:])
+	return s
 }
 
 // group returns the state of group id, creating it.

@@ -506,8 +506,17 @@ func (e *Engine) bindMetrics(f *baseline.Frame) {
 
 // device returns the state of device d, creating it.
 func (e *Engine) device(d int32) *deviceState {
-	for int(d) >= len(e.devices) {
-		e.devices = append(e.devices, deviceState{})
+	if n := int(d) + 1; n > len(e.devices) {
+		// Doubling, not append's quarter: a fleet arrives device by
+		// device, and each move copies every device's state.
+		if n > cap(e.devices) {
+			t := make([]deviceState, len(e.devices), max(n, 2*cap(e.devices)))
+			copy(t, e.devices)
+			e.devices = t
+		}
+		l := len(e.devices)
+		e.devices = e.devices[:n]
+		clear(e.devices[l:])
 	}
 	ds := &e.devices[d]
 	if !ds.init {
