@@ -124,13 +124,26 @@ func judgement(args []string) {
 	writeFile(filepath.Join(*out, "labels.csv"), func(w io.Writer) error { return fleetgen.WriteJudgementLabels(cfg, w) })
 	writeFile(filepath.Join(*out, "benign.csv"), func(w io.Writer) error { return fleetgen.WriteJudgementBenign(cfg, w) })
 	var st fleetgen.Stats
-	writeFile(filepath.Join(*out, "telemetry.jsonl.gz"), func(w io.Writer) error {
+	writeGzip(filepath.Join(*out, "telemetry.jsonl.gz"), func(w io.Writer) (err error) {
+		st, err = fleetgen.GenerateJudgement(cfg, w)
+		return err
+	})
+	writeFile(readme, func(w io.Writer) error {
+		return fleetgen.WriteJudgementReadme(cfg, st, fleetgen.FiguresSection(old), w)
+	})
+	fmt.Fprintf(os.Stderr, "fleetgen: judgement data set, %d devices, %d lines\n", st.Devices, st.Lines)
+}
+
+// writeGzip writes what gen writes to path, gzipped at the best
+// compression through a 1 MiB buffer.
+func writeGzip(path string, gen func(io.Writer) error) {
+	writeFile(path, func(w io.Writer) error {
 		zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
 		if err != nil {
 			return err
 		}
 		bw := bufio.NewWriterSize(zw, 1<<20)
-		if st, err = fleetgen.GenerateJudgement(cfg, bw); err != nil {
+		if err := gen(bw); err != nil {
 			return err
 		}
 		if err := bw.Flush(); err != nil {
@@ -138,10 +151,6 @@ func judgement(args []string) {
 		}
 		return zw.Close()
 	})
-	writeFile(readme, func(w io.Writer) error {
-		return fleetgen.WriteJudgementReadme(cfg, st, fleetgen.FiguresSection(old), w)
-	})
-	fmt.Fprintf(os.Stderr, "fleetgen: judgement data set, %d devices, %d lines\n", st.Devices, st.Lines)
 }
 
 func writeFile(path string, write func(io.Writer) error) {
@@ -177,19 +186,9 @@ func rollout(variant string, args []string) {
 		fatalf("cannot create %s: %v", *out, err)
 	}
 	var st fleetgen.Stats
-	writeFile(filepath.Join(*out, "telemetry.jsonl.gz"), func(w io.Writer) error {
-		zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
-		if err != nil {
-			return err
-		}
-		bw := bufio.NewWriterSize(zw, 1<<20)
-		if st, err = fleetgen.GenerateRollout(cfg, bw); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		return zw.Close()
+	writeGzip(filepath.Join(*out, "telemetry.jsonl.gz"), func(w io.Writer) (err error) {
+		st, err = fleetgen.GenerateRollout(cfg, w)
+		return err
 	})
 	fmt.Fprintf(os.Stderr, "fleetgen: %s rollout, %d devices, %d lines; waves at", variant, st.Devices, st.Lines)
 	for _, w := range cfg.Waves() {
