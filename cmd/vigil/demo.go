@@ -47,7 +47,8 @@ end.
 The operator console (fleet search, device pages, alerts, quarantine queue)
 is on http://127.0.0.1:8080/ while it runs (--http to move it, --stay to
 keep it up after the summary). While it runs, any Kafka client can use the
-broker, e.g. kcat:
+broker, e.g. kcat (when 8080 or 9092 is taken and the flag is not given,
+the demo takes a free port and prints it):
   kcat -b 127.0.0.1:9092 -L
   kcat -b 127.0.0.1:9092 -C -t vigil-alerts -o beginning
   echo '{"device":"plc-x","metrics":{"bytes_out":1}}' | kcat -b 127.0.0.1:9092 -P -t telemetry -k plc-x
@@ -108,7 +109,7 @@ func runDemo(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), demoUsage); fs.PrintDefaults() }
 	duration := fs.Duration("duration", 60*time.Second, "how long the demo runs: the scenario is produced over 3/4 of it")
-	port := fs.Int("port", 9092, "broker port on 127.0.0.1 (0: any free port)")
+	port := fs.Int("port", 9092, "broker port on 127.0.0.1 (0: any free port; a free one when 9092 is taken and --port is not given)")
 	verbose := fs.Bool("v", false, "log the consumer's work (rebalances, restores, commits)")
 	stay := fs.Bool("stay", false, "keep serving the console after the demo, until interrupted")
 	httpListen := fs.String("http", "127.0.0.1:8080", "serve the operator console, and /metrics, /healthz and /readyz as vigil run does, on `ADDR` (\"\": none)")
@@ -127,9 +128,19 @@ func runDemo(args []string) int {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	addr, err := demoHTTPAddr(*httpListen, explicit["http"])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil demo:", err)
+		return 1
+	}
+	if !explicit["port"] && !portFree(*port) {
+		*port = 0 // another broker on 9092: any free port, printed in the banner
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := demo(ctx, os.Stdout, *duration, *port, *httpListen, *stay, log); err != nil {
+	if err := demo(ctx, os.Stdout, *duration, *port, addr, *stay, log); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil demo:", err)
 		return 1
 	}
@@ -139,6 +150,40 @@ func runDemo(args []string) int {
 // demo runs the demo until it stops by itself or ctx ends; every alert
 // goes to the console, the broker's alert topic and the extra sinks. With
 // httpListen, the consumer serves its metrics and health there.
+// demoHTTPAddr returns where the demo serves its console and metrics:
+// addr, or, when addr is the default (not given with --http) and another
+// program holds it, a free port on the loopback, so that `make demo` works
+// beside whatever else uses 8080. The banner prints the address.
+func demoHTTPAddr(addr string, explicit bool) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+		return addr, nil
+	}
+	if explicit {
+		return "", fmt.Errorf("cannot serve the console on %s: %w; pass --http with a free address, or --http \"\" for none", addr, err)
+	}
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot serve the console: %w; pass --http \"\" for none", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// portFree reports whether the loopback port is free to listen on.
+func portFree(port int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
 func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, httpListen string, stay bool, log *slog.Logger, extra ...detect.Sink) error {
 	broker, err := startDemoBroker(port)
 	if err != nil {

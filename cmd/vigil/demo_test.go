@@ -310,3 +310,33 @@ func devicesSeen(t *testing.T, url string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestDemoHTTPAddrFallsBack: the demo's default console address, when
+// another program holds it, gives way to a free loopback port, so `make
+// demo` works beside it; an address given with --http does not.
+func TestDemoHTTPAddrFallsBack(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	taken := held.Addr().String()
+	got, err := demoHTTPAddr(taken, false)
+	if err != nil || got == taken {
+		t.Fatalf("default address taken: got %q, %v; want another free address", got, err)
+	}
+	ln, err := net.Listen("tcp", got)
+	if err != nil {
+		t.Fatalf("the fallback %s is not free: %v", got, err)
+	}
+	ln.Close()
+	if _, err := demoHTTPAddr(taken, true); err == nil || !strings.Contains(err.Error(), "--http") {
+		t.Fatalf("an explicit --http that is taken: %v; want an error naming --http", err)
+	}
+	if got, err := demoHTTPAddr("", false); got != "" || err != nil {
+		t.Fatalf("--http \"\": %q, %v", got, err)
+	}
+	if portFree(held.Addr().(*net.TCPAddr).Port) {
+		t.Fatal("a held port reported free")
+	}
+}
