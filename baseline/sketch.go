@@ -212,6 +212,19 @@ func sketchKey(x float64) (int32, bool) {
 	return exp<<sketchSubBits | mant, true
 }
 
+// SketchBucketWidth returns the width of the sketch's bucket holding x (0
+// for what counts as zero): a quantile read near x stands for any value
+// within half of it. A narrow distribution far from zero (a temperature of
+// 78 ± 0.3) fits in one or two buckets, so its percentiles cannot be told
+// apart more finely than this.
+func SketchBucketWidth(x float64) float64 {
+	k, ok := sketchKey(x)
+	if !ok {
+		return 0
+	}
+	return math.Ldexp(1, int(k>>sketchSubBits)-sketchSubBits)
+}
+
 // sketchValue returns the midpoint of the bucket with key k.
 func sketchValue(k int32) float64 {
 	exp := int(k >> sketchSubBits)

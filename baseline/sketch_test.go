@@ -158,3 +158,28 @@ func TestSketchValueIsLdexp(t *testing.T) {
 		t.Errorf("key beyond float64 range: %v, want +Inf as Ldexp gives", v)
 	}
 }
+
+func TestSketchBucketWidth(t *testing.T) {
+	// Every value within half a bucket of a quantile the sketch reports is
+	// in that quantile's bucket: the midpoint stands for the whole width.
+	for _, x := range []float64{78.4, 0.0265, 1, 123456, -42.1} {
+		w := SketchBucketWidth(x)
+		k, _ := sketchKey(x)
+		mid := sketchValue(k)
+		if kl, _ := sketchKey(mid - w/2 + w*1e-9); kl != k {
+			t.Errorf("%v: bucket [%v ± %v] starts above midpoint - width/2", x, mid, w/2)
+		}
+		if kh, _ := sketchKey(mid + w/2 - w*1e-9); kh != k {
+			t.Errorf("%v: bucket [%v ± %v] ends below midpoint + width/2", x, mid, w/2)
+		}
+		if kn, _ := sketchKey(mid + w/2 + w*1e-9); kn == k {
+			t.Errorf("%v: bucket wider than %v", x, w)
+		}
+	}
+	if w := SketchBucketWidth(78.4); w != 1 {
+		t.Errorf("width at 78.4: %v, want 1 (64 buckets per power of two, 64 ≤ 78.4 < 128)", w)
+	}
+	if w := SketchBucketWidth(0); w != 0 {
+		t.Errorf("width at 0: %v", w)
+	}
+}

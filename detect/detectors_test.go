@@ -152,6 +152,32 @@ func TestPeerOutlier(t *testing.T) {
 	}
 }
 
+func TestPeerPercentilesWithinTheirBucket(t *testing.T) {
+	// A temperature of 78.4 ± 0.1 fits in one or two of the quantile
+	// sketch's buckets (1 °C wide at 78), so the group's median and p99.9
+	// are the same number: a reading of 78.6 is beyond the p99.9 read from
+	// the sketch, but not beyond what the sketch can tell apart.
+	s := newSim(t, DefaultConfig(), twoGroups[:1], 20, nil)
+	s.run(0, 300, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Metrics[3].Value = 78.4 + 0.1*s.rng.NormFloat64()
+		return true
+	})
+	if n := len(s.sink.find(DetectorPeer, "", "", "")); n != 0 {
+		t.Fatalf("peer alarms on readings inside the sketch's resolution:\n%s", s.sink.dump())
+	}
+	// A device 3 °C below them all is still an outlier.
+	s.run(300, 320, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Metrics[3].Value = 78.4 + 0.1*s.rng.NormFloat64()
+		if i == 3 {
+			r.Metrics[3].Value -= 3
+		}
+		return true
+	})
+	if n := len(s.sink.find(DetectorPeer, "temp", s.devices[3].name, StateAlarm)); n != 1 {
+		t.Fatalf("a device 3 °C below its peers: want one peer alarm, got:\n%s", s.sink.dump())
+	}
+}
+
 func TestNothingJudgedWhileLearning(t *testing.T) {
 	s := newSim(t, DefaultConfig(), twoGroups[:1], 20, nil)
 	s.run(0, 30, func(m, i int, d *simDevice, r *ingest.Row) bool {

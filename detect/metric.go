@@ -289,14 +289,18 @@ func (e *Engine) judgePeer(p *metricParams, ex *baseline.Expectation, slot int, 
 	pc := &e.cfg.Peer
 	q := &ex.GroupQuantiles
 	med, hi, lo := q[baseline.QP50], q[p.peerUpper], q[p.peerLower]
+	// The percentiles are bucket midpoints: a value beyond the statistic by
+	// less than half its bucket may lie inside it, and a statistic in the
+	// median's bucket is no distance from it.
+	w := baseline.SketchBucketWidth(med)
 	var score float64
 	breach := false
-	if p.up && ex.Value > hi {
-		score = (ex.Value - med) / p.spread(hi-med, med, ex.Value)
+	if p.up && ex.Value > hi+baseline.SketchBucketWidth(hi)/2 {
+		score = (ex.Value - med) / p.spread(max(hi-med, w), med, ex.Value)
 		breach = score >= pc.MinScore
 	}
-	if !breach && p.down && ex.Value < lo {
-		score = -(med - ex.Value) / p.spread(med-lo, med, ex.Value)
+	if !breach && p.down && ex.Value < lo-baseline.SketchBucketWidth(lo)/2 {
+		score = -(med - ex.Value) / p.spread(max(med-lo, w), med, ex.Value)
 		breach = -score >= pc.MinScore
 	}
 	if !breach && ds.noMetricState() {
