@@ -54,6 +54,12 @@ type Config struct {
 	// plant's local time (a fixed offset: OT sites seldom follow DST in
 	// their shift plans, and a fixed offset keeps replay deterministic).
 	SeasonalMinHistory time.Duration `yaml:"seasonal_min_history"`
+	// DailyMinHistory: from this much history until SeasonalMinHistory, a
+	// group metric is expected to follow an hour-of-day profile, its
+	// hour-of-week buckets of the same hour pooled (every weekday alike),
+	// trusted as a bucket is. A plant's day shift is then expected from
+	// its third day, not its fifteenth. 0: no hour-of-day profile.
+	DailyMinHistory time.Duration `yaml:"daily_min_history"`
 	// SeasonalWarmup: a group's rows teach its hour-of-week profile only
 	// once the group has learned for this long. A bucket holds residuals
 	// against the device levels of the time it learned; in a cold start
@@ -85,6 +91,7 @@ func DefaultConfig() Config {
 		DevicePriorWeight:  5,
 		QuantileHalfLife:   24 * time.Hour,
 		SeasonalMinHistory: 14 * 24 * time.Hour,
+		DailyMinHistory:    48 * time.Hour,
 		SeasonalWarmup:     24 * time.Hour,
 		SeasonalMinSamples: 20,
 		SeasonalHalfLife:   28 * 24 * time.Hour,
@@ -127,6 +134,10 @@ func (c *Config) Validate() error {
 	}
 	if c.SeasonalMinHistory < 7*24*time.Hour {
 		return fmt.Errorf("seasonal_min_history is %s; an hour-of-week profile needs at least one week (168h), e.g. 336h", c.SeasonalMinHistory)
+	}
+	if c.DailyMinHistory != 0 && (c.DailyMinHistory < c.SeasonalWarmup+24*time.Hour || c.DailyMinHistory > c.SeasonalMinHistory) {
+		return fmt.Errorf("daily_min_history is %s; use 0 (off) or from seasonal_warmup + 24h (%s, a day of profile) to seasonal_min_history (%s), e.g. 48h",
+			c.DailyMinHistory, c.SeasonalWarmup+24*time.Hour, c.SeasonalMinHistory)
 	}
 	if c.SeasonalWarmup < 0 || c.SeasonalWarmup > c.SeasonalMinHistory {
 		return fmt.Errorf("seasonal_warmup is %s; use 0 to seasonal_min_history (%s), e.g. 24h", c.SeasonalWarmup, c.SeasonalMinHistory)

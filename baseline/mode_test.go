@@ -171,6 +171,7 @@ func TestSeasonalProfileTrustedAfterHistory(t *testing.T) {
 	cfg := testConfig()
 	cfg.SeasonalMinHistory = 14 * 24 * time.Hour
 	cfg.SeasonalMinSamples = 5
+	cfg.DailyMinHistory = 0 // the hour-of-week profile alone (TestDailyProfileFromDayTwo: the daily one)
 	s := NewStore(cfg, reg)
 	// day shift: +50 from 08:00 to 16:00, every day, three devices at
 	// different levels, one report each per 20 minutes, for 3 weeks

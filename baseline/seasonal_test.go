@@ -207,6 +207,7 @@ func TestSeasonalSlopeFollowsRampNotStep(t *testing.T) {
 	reg := ingest.NewRegistry()
 	cfg := testConfig()
 	cfg.SeasonalMinHistory = 14 * 24 * time.Hour
+	cfg.DailyMinHistory = 0 // the hour-of-week profile's slope (the daily one has none)
 	s := NewStore(cfg, reg)
 	rng := rand.New(rand.NewPCG(7, 7))
 	value := func(ts int64) float64 {
@@ -255,4 +256,58 @@ func TestSeasonalSlopeFollowsRampNotStep(t *testing.T) {
 		t.Errorf("the first reading after the 17:00 step is expected %.2f off (the step is 10): the step was smoothed", stepFirst)
 	}
 	t.Logf("worst |expected − noise-free| on ramps %.3f over %d rows; first reading after the step %.3f", rampWorst, rampJudged, stepFirst)
+}
+
+// TestDailyProfileFromDayTwo: a fleet with a day/night rhythm (ten times
+// the volume from 08:00 to 18:00) is expected to follow it from its third
+// day, its hour-of-week buckets of each hour pooled, long before the
+// hour-of-week profile's two weeks; with daily_min_history 0 it is not.
+func TestDailyProfileFromDayTwo(t *testing.T) {
+	for _, daily := range []time.Duration{48 * time.Hour, 0} {
+		reg := ingest.NewRegistry()
+		cfg := testConfig()
+		cfg.DailyMinHistory = daily
+		s := NewStore(cfg, reg)
+		noise := uint64(5)
+		level := []float64{100, 120, 90, 110}
+		early, judged := 0, 0
+		worst := 0.0
+		for hour := 0; hour < 4*24; hour++ {
+			rows := coldStartRows(level, hour, &noise)
+			rec := buildRecord(t, reg, []string{"bytes_out"}, rows)
+			exp := feed(s, rec)
+			rec.Release()
+			for i, e := range exp {
+				if !e[0].Seasonal {
+					continue
+				}
+				if rows[i].t < t0+int64(48*time.Hour) {
+					early++
+					continue
+				}
+				judged++
+				z := math.Abs(e[0].Value-e[0].SeasonalMean) / math.Max(e[0].SeasonalStd, 0.01*math.Abs(e[0].SeasonalMean))
+				worst = max(worst, z)
+			}
+		}
+		if early != 0 {
+			t.Errorf("daily_min_history %s: %d rows judged seasonally before 48 h of history", daily, early)
+		}
+		if daily == 0 {
+			if judged != 0 {
+				t.Errorf("daily_min_history 0: %d rows judged against an hour-of-day profile", judged)
+			}
+			continue
+		}
+		// days three and four: 48 hours × 6 reports × 4 devices
+		if judged < 48*6*len(level)*9/10 {
+			t.Errorf("%d rows of days three and four judged against the hour-of-day profile, want nearly all of %d", judged, 48*6*len(level))
+		}
+		// Day against night is a factor of ten: a profile that did not
+		// follow it would be off by hundreds of its spreads.
+		if worst > 6 {
+			t.Errorf("worst clean row %.1f spreads off the hour-of-day expectation", worst)
+		}
+		t.Logf("daily_min_history %s: %d rows judged, worst %.2f spreads", daily, judged, worst)
+	}
 }

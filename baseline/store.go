@@ -522,9 +522,11 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 	t := int64(f.ts[row])
 	how := s.hourOfWeek(t)
 	u := s.hourPosition(t)
-	seasonalHistory := gs.started && t-gs.first >= int64(s.cfg.SeasonalMinHistory)
+	history := t - gs.first
+	seasonalHistory := gs.started && history >= int64(s.cfg.SeasonalMinHistory)
+	dailyHistory := gs.started && !seasonalHistory && s.cfg.DailyMinHistory > 0 && history >= int64(s.cfg.DailyMinHistory)
 	seasonNeed := 0.0
-	if seasonalHistory {
+	if seasonalHistory || dailyHistory {
 		seasonNeed = s.seasonNeed(gs) // the profile's trust needs it only then
 	}
 	nh, p, l := s.nh, s.primary, s.longest
@@ -571,10 +573,18 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 			level = s.devMean[slot*nh+l]
 		}
 		e.Seasonal, e.SeasonalMean, e.SeasonalStd = false, 0, 0
-		if seasonalHistory && gm.season != nil {
+		switch {
+		case gm.season == nil:
+		case seasonalHistory:
 			if cell := &gm.season[how]; cell.w >= seasonNeed {
 				e.Seasonal = true
 				e.SeasonalMean = level + s.profileScale(slot, n >= minN)*gm.seasonOffset(how, u, seasonNeed, gm.mean[l])
+				e.SeasonalStd = stdOf(cell.m2, cell.w)
+			}
+		case dailyHistory:
+			if cell := gm.dailyCell(how%hoursPerDay, gm.mean[l]); cell.w >= seasonNeed {
+				e.Seasonal = true
+				e.SeasonalMean = level + s.profileScale(slot, n >= minN)*cell.mean
 				e.SeasonalStd = stdOf(cell.m2, cell.w)
 			}
 		}

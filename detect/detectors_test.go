@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -613,5 +614,37 @@ func TestClearMessageFollowsAlarmDirection(t *testing.T) {
 		if m := cl[0].Message; !strings.HasPrefix(m, "cleared: "+tc.device) || !strings.Contains(m, tc.want) || strings.Contains(m, tc.not) {
 			t.Errorf("%s clear of %s reads %q; want %q and no %q", tc.detector, tc.device, m, tc.want, tc.not)
 		}
+	}
+}
+
+func TestSelfFollowsDailyPatternFromDayThree(t *testing.T) {
+	// bytes_out swings ±60 % over the day, highest at noon. Before the
+	// group has a profile, its self band holds the whole swing, so a device
+	// falling to the night's level at noon is inside it; from the third day
+	// the hour-of-day profile (baseline daily_min_history) expects the
+	// day's level at noon, and the drop alarms. The peer tests are off:
+	// this is the device against its own past.
+	cfg := DefaultConfig()
+	cfg.Peer.Enabled = false
+	s := newSim(t, cfg, twoGroups[:1], 10, nil)
+	s.run(0, 3*24*60, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Metrics[0].Value *= 1 + 0.6*math.Sin(2*math.Pi*float64(m-6*60)/(24*60))
+		if i == 0 && m >= 2*24*60+12*60 && m < 2*24*60+14*60 {
+			r.Metrics[0].Value = 0.4 * d.bytes // noon of day three: the night's level
+		}
+		return true
+	})
+	var others []Alert
+	for _, a := range s.sink.alerts {
+		if a.Device != s.devices[0].name {
+			others = append(others, a)
+		}
+	}
+	if len(others) != 0 {
+		t.Fatalf("%d alerts on clean devices:\n%s", len(others), s.sink.dump())
+	}
+	a := s.sink.find(DetectorSelf, "bytes_out", s.devices[0].name, StateAlarm)
+	if len(a) == 0 || a[0].EventTime.Before(at(2*24*60+12*60)) || a[0].EventTime.After(at(2*24*60+12*60+10)) {
+		t.Fatalf("want a self alarm on bytes_out within 10 minutes of the noon drop on day three:\n%s", s.sink.dump())
 	}
 }
