@@ -130,7 +130,6 @@ func (gm *groupMetric) dailyCell(hod int, level float64) profileCell {
 // hoursPerDay is the number of hour-of-day buckets.
 const hoursPerDay = 24
 
-
 func (s *Store) newHourOfWeek(t int64) int {
 	// The Unix epoch was a Thursday: 72 hours after Monday 00:00.
 	hours := floorDiv(t+s.seasonOf, int64(time.Hour))
