@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -646,5 +647,26 @@ func TestSelfFollowsDailyPatternFromDayThree(t *testing.T) {
 	a := s.sink.find(DetectorSelf, "bytes_out", s.devices[0].name, StateAlarm)
 	if len(a) == 0 || a[0].EventTime.Before(at(2*24*60+12*60)) || a[0].EventTime.After(at(2*24*60+12*60+10)) {
 		t.Fatalf("want a self alarm on bytes_out within 10 minutes of the noon drop on day three:\n%s", s.sink.dump())
+	}
+}
+
+func TestSpreadFloorIsTheMetricsResolution(t *testing.T) {
+	// A flow meter reads in ten-thousandths (32.0035, 31.9966, …, σ 0.4).
+	// When it reads exactly 29, that value is still a reading in
+	// ten-thousandths: the spread's floor is the metric's resolution, not
+	// the 1 that "29" alone suggests, so three readings 7.5σ low alarm.
+	rng := rand.New(rand.NewPCG(41, 42))
+	s := newSensor(t, DefaultConfig(), time.Second)
+	rows := noisy(rng, 600, []float64{32, 30}, []float64{0.4, 1})
+	for _, r := range rows {
+		r[0] = math.Round(r[0]*1e4) / 1e4
+	}
+	s.feed(rows...)
+	if len(s.sink.alerts) != 0 {
+		t.Fatalf("clean readings alerted:\n%s", s.sink.dump())
+	}
+	s.feed([]float64{29, 30}, []float64{29, 30.5}, []float64{29, 29.7})
+	if a := s.sink.find(DetectorSelf, "pressure", "bench-1", StateAlarm); len(a) != 1 {
+		t.Fatalf("three readings of exactly 29 (7.5σ below 32): want one self alarm, got:\n%s", s.sink.dump())
 	}
 }

@@ -33,6 +33,10 @@ type metricParams struct {
 	peerUpper, peerLower int // indices into Expectation.GroupQuantiles
 	upperName, lowerName string
 	technique            string
+	// res is the metric's resolution, learned from its values: the finest
+	// resolution of any non-zero value spread has judged (1 until then, 0
+	// once a value finer than 1e-9 or not decimal came).
+	res float64
 }
 
 func newMetricParams(cfg *Config, name string) metricParams {
@@ -41,7 +45,7 @@ func newMetricParams(cfg *Config, name string) metricParams {
 		name: name, self: cfg.Self.Enabled && !m.DisableSelf, peer: cfg.Peer.Enabled && !m.DisablePeer,
 		threshold: cfg.Self.Threshold, minSpread: cfg.Self.MinSpread, ratio: cfg.Self.MinSpreadRatio,
 		longRatio: cfg.Self.LongSpreadRatio,
-		technique: m.Technique,
+		technique: m.Technique, res: 1,
 	}
 	dir := cfg.Self.Direction
 	if m.Direction != "" {
@@ -77,15 +81,25 @@ func quantileName(i int) string {
 }
 
 // spread is the robust spread of a metric around center: the standard
-// deviation, floored by the resolution of the value x judged and by the
-// configured absolute floors, so a metric that never varied does not turn
-// a small change into an infinite score.
+// deviation, floored by the metric's resolution and by the configured
+// absolute floors, so a metric that never varied does not turn a small
+// change into an infinite score.
+//
+// The resolution is the metric's, learned from its values (p.res), not
+// the judged value's own: a flow meter reading 32.0035, 31.9966, … that
+// reads exactly 30 once is still read in ten-thousandths, and a floor of 1
+// taken from "30" made a drop of five of its σ a score of two (SKAB). It
+// is learned lazily, from the values judged while the spread is below it
+// (the only time it matters), and only ever gets finer.
 func (p *metricParams) spread(std, center, x float64) float64 {
 	s := max(std, p.ratio*math.Abs(center), p.minSpread)
-	if s >= 1 { // a resolution is 1 at most: skip its loop
+	if s >= p.res {
 		return s
 	}
-	return max(s, resolution(x))
+	if x != 0 { // 0 is a multiple of any resolution: it says nothing
+		p.res = min(p.res, resolution(x))
+	}
+	return max(s, p.res)
 }
 
 // resolution returns the coarsest of 1, 0.1, …, 1e-9 that x is a multiple
