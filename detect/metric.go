@@ -157,6 +157,9 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {
 			z := (ex.Value - mean) / spread
 			shift = e.shiftScore(p, z, ex.Seasonal, slot, d, ds)
+			if p.shiftBreach(shift, e.cfg.Self.ShiftThreshold) && e.peersShiftedToo(p, g, slot, shift) {
+				shift = 0
+			}
 		}
 		recurring := p.self && band && p.recurringBurst(ex, mean, spread)
 		if p.self && band &&
@@ -206,6 +209,34 @@ func (p *metricParams) selfBand(sc *SelfConfig, ex *baseline.Expectation) (mean,
 		mean, std = ex.SeasonalMean, ex.SeasonalStd
 	}
 	return mean, p.spread(std, mean, ex.Value), true
+}
+
+// peersShiftedBy is how far, in the devices' own spreads, the median of a
+// group's residuals now must lie in the direction of a device's level
+// shift for the shift to count as the group's (peersShiftedToo).
+const peersShiftedBy = 1
+
+// peersShiftedToo reports whether the devices of group g, now, sit off
+// their own expectations of metric slot in the direction of a level shift
+// (the "peers now" summary as of the group's last refresh, with at least
+// peer.now.min_devices devices): the shift is then the group's — a daily
+// peak before the profile knows it, a new production plan — not the
+// device's, and the chart's alarm is not raised. A whole group's change is
+// the fleet detector's to judge; a device that leaves its peers is still
+// the "peers now" test's and the band's.
+func (e *Engine) peersShiftedToo(p *metricParams, g int32, slot int, shift float64) bool {
+	if !p.peer || !e.cfg.Peer.Now.Enabled {
+		return false
+	}
+	pn := &e.peersNow
+	if int(g) >= len(pn.groups) || slot >= len(pn.groups[g]) {
+		return false
+	}
+	r := &pn.groups[g][slot]
+	if !r.summarized || r.devices < e.cfg.Peer.Now.MinDevices {
+		return false
+	}
+	return shift > 0 && r.med >= peersShiftedBy || shift < 0 && r.med <= -peersShiftedBy
 }
 
 // shiftBreach reports whether a level-shift score lies beyond threshold

@@ -41,6 +41,21 @@ const shiftWarmup = 500
 // shiftPrior is the weight, in rows, of the chart's prior spread.
 const shiftPrior = 50
 
+// shiftReach sets how far a score may move the chart. Scores are clipped
+// at half the band's threshold, so that one spike moves the chart by
+// λ·threshold/2 at most; but a chart whose normal spread is wide (a slow,
+// autocorrelated sensor) could then never reach its own threshold, however
+// large and lasting the shift: an EWMA of scores clipped at 3 stays below
+// 3, and on a chart of spread 0.7 from a normal of −0.6 that is never 4.5
+// spreads (SKAB's valve1/0, temperature 79 → 75 °C for 400 s, 4.6 σ: no
+// alarm). So the clip is at least the chart's normal plus shiftReach
+// times its threshold in its spreads — the chart then crosses its threshold
+// within ln 2/λ rows of a lasting shift at the clip, while one clipped
+// spike still moves it by λ·shiftReach·threshold (0.9 at the defaults)
+// spreads only — and never beyond the band's threshold, where the band
+// test takes over.
+const shiftReach = 2
+
 // shiftOf returns the chart of device d's metric slot. Charts live in
 // one array per metric, grown in chunks, so devices cost no pointers.
 func (e *Engine) shiftOf(slot int, d int32) *shiftState {
@@ -98,12 +113,17 @@ func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int,
 	}
 
 	lambda := e.cfg.Self.ShiftLambda
-	c := max(-p.halfThreshold, min(z, p.halfThreshold))
+	floor := math.Sqrt(lambda / (2 - lambda))
+	sd := max(math.Sqrt(float64(st.m2)), floor)
+	clip := p.halfThreshold
+	if st.n >= shiftWarmup/5 {
+		clip = min(p.threshold, max(clip, math.Abs(float64(st.mean))+shiftReach*e.cfg.Self.ShiftThreshold*sd))
+	}
+	c := max(-clip, min(z, clip))
 	st.ewma += float32(lambda * (c - float64(st.ewma)))
 	score := 0.0
 	if st.n >= shiftWarmup/5 {
-		floor := math.Sqrt(lambda / (2 - lambda))
-		score = (float64(st.ewma) - float64(st.mean)) / max(math.Sqrt(float64(st.m2)), floor)
+		score = (float64(st.ewma) - float64(st.mean)) / sd
 	}
 	if ds.alarms == 0 && math.Abs(z) <= p.threshold {
 		if st.n == 0 {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"github.com/vigil-ot/vigil/ingest"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -67,5 +68,56 @@ func TestShiftChartRelearnsOnBasisChange(t *testing.T) {
 		if s := e.shiftScore(&p, 2.5+0.1*rng.NormFloat64(), true, 0, 0, ds); math.Abs(s) > e.cfg.Self.ShiftThreshold {
 			t.Fatalf("row %d after the change of basis: shift score %.2f", i, s)
 		}
+	}
+}
+
+// A slow, autocorrelated sensor has a wide chart. Scores clipped at half
+// the band's threshold (3) could never carry such a chart to its own
+// threshold, however long a shift lasted: the clip reaches twice the
+// threshold past the chart's normal (shiftReach), and scores of −5 (inside
+// the band of 6) cross it within twenty rows.
+func TestShiftChartOfASlowSensorCanAlarm(t *testing.T) {
+	e := &Engine{cfg: DefaultConfig()}
+	p := newMetricParams(&e.cfg, "temperature")
+	ds := &deviceState{}
+	rng := rand.New(rand.NewPCG(43, 44))
+	x := 0.0
+	for range 2000 { // AR(1) scores of unit variance: a chart about 0.7 wide
+		x = 0.95*x + math.Sqrt(1-0.95*0.95)*rng.NormFloat64()
+		e.shiftScore(&p, x, false, 0, 0, ds)
+	}
+	worst := 0.0
+	for range 20 {
+		worst = min(worst, e.shiftScore(&p, -5, false, 0, 0, ds))
+	}
+	if worst > -e.cfg.Self.ShiftThreshold {
+		t.Fatalf("twenty scores of −5 moved the chart to %.2f of its spreads, not beyond −%v", worst, e.cfg.Self.ShiftThreshold)
+	}
+}
+
+// A level shift the whole group makes together (every device's temperature
+// +3σ, a change of the process) is the group's, not a device's: the chart
+// raises nothing while its peers now sit as far off their own expectations
+// (peersShiftedToo). One device making a shift alone alarms.
+func TestShiftOfTheWholeGroupIsNotADevicesOwn(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups[:1], 10, nil)
+	s.warm(600)
+	s.run(600, 720, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		r.Metrics[3].Value += 3
+		return true
+	})
+	if a := s.sink.find(DetectorSelf, "temp", "", StateAlarm); len(a) != 0 {
+		t.Fatalf("the whole group's +3σ shift raised self alarms:\n%s", s.sink.dump())
+	}
+	s = newSim(t, DefaultConfig(), twoGroups[:1], 10, nil)
+	s.warm(600)
+	s.run(600, 720, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 4 {
+			r.Metrics[3].Value += 3
+		}
+		return true
+	})
+	if a := s.sink.find(DetectorSelf, "temp", s.devices[4].name, StateAlarm); len(a) != 1 || !strings.Contains(a[0].Message, "; shift: ") {
+		t.Fatalf("one device's +3σ shift alone: want its shift alarm, got:\n%s", s.sink.dump())
 	}
 }
