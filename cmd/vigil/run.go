@@ -73,7 +73,17 @@ func runRun(args []string) int {
 		log.Error("cannot build sinks", "err", err)
 		return 1
 	}
-	if err := runInstance(ctx, cfg, sink, log, nil, nil); err != nil {
+	var con *consoleSetup
+	if cfg.Console.StatusTopic != "" {
+		// Every instance serves the whole fleet's console beside /metrics.
+		if con, err = newConsoleSetup(cfg.Console); err != nil {
+			sink.Close()
+			log.Error("cannot set up the console", "err", err)
+			return 1
+		}
+		defer con.console.Close()
+	}
+	if err := runInstance(ctx, cfg, sink, log, con, nil); err != nil {
 		log.Error("vigil run stopped", "err", err)
 		return 1
 	}
@@ -108,7 +118,7 @@ type instance struct {
 	drills   *drillSchedule // nil unless drill.interval is set
 }
 
-func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Console) (*instance, error) {
+func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Console) (*instance, error) {
 	var drills drill.Config
 	if cfg.Drill.Interval > 0 {
 		var err error
@@ -156,18 +166,47 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Co
 }
 
 // runInstance runs one consumer until ctx ends, with the observability
-// listener, then flushes and closes sink. started, when set, is called
-// with the instance once it runs.
+// listener, then flushes and closes sink. With console.status_topic set,
+// con (required then) shares the fleet's status on that topic
+// (console.Shared). started, when set, is called with the instance once
+// it runs.
 func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Logger, con *consoleSetup, started func(*instance)) error {
 	var c *console.Console
+	var feed pipeline.Console
+	var shared *console.Shared
 	if con != nil {
-		c = con.console
+		c, feed = con.console, con.console
+		if cfg.Console.StatusTopic != "" {
+			var err error
+			if shared, err = shareConsole(c, cfg, kafka.InstanceName(&cfg.Kafka), log); err != nil {
+				sink.Close()
+				return err
+			}
+			feed = shared
+		}
 	}
-	inst, err := newInstance(cfg, sink, log, c)
+	inst, err := newInstance(cfg, sink, log, feed)
 	if err != nil {
 		sink.Close()
 		return err
 	}
+	if shared != nil {
+		if err := shared.Start(ctx); err != nil {
+			sink.Close()
+			return err
+		}
+		metrics.RegisterSet(shared.Metrics())
+		defer metrics.UnregisterSet(shared.Metrics(), true)
+	}
+	// Stopped after the engine's last publication, before the sinks
+	// close: the owner of a device may be sending a decision to them.
+	stopShared := func() {
+		if shared != nil {
+			shared.Stop()
+			shared = nil
+		}
+	}
+	defer stopShared()
 	metrics.RegisterSet(inst.metrics.Set)
 	defer metrics.UnregisterSet(inst.metrics.Set, true)
 	publishInstanceMetrics(inst)
@@ -212,6 +251,7 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 	if err := inst.engine.Flush(flushCtx); err != nil {
 		log.Warn("cannot deliver every alert before exit; they are raised again after the restart", "err", err)
 	}
+	stopShared()
 	if err := sink.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("cannot close sinks: %w", err))
 	}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vigil-ot/vigil/ingest/inventory"
+	"github.com/vigil-ot/vigil/ingest/kafka"
+	"github.com/vigil-ot/vigil/sinks/console"
+)
+
+const consoleUsage = `Usage: vigil console --config FILE [--http ADDR] [flags]
+
+Serves the operator console of a consumer group of vigil run instances,
+alone: no engine, no input topics. It builds the whole fleet's index from
+the shared status topic (console.status_topic on kafka.brokers, with
+kafka.tls and kafka.sasl), where every instance publishes the status of the
+devices of its partitions, and it writes its operators' quarantine
+decisions (approve, reject, release) there: the instance that owns the
+device sends the decision's quarantine event to its sinks. Use the config
+of the instances: it needs kafka.brokers and console.status_topic, and
+takes the device attributes from input.inventory.
+
+The page and the API (/api/v1) are served on --http; bearer tokens come
+from VIGIL_CONSOLE_TOKENS or VIGIL_CONSOLE_TOKENS_FILE (name:role:secret,
+role viewer or operator). Without tokens it serves only a loopback address.
+Recent values (plots) and alerts do not travel on the topic: the device
+page has no plots, and the alert timeline is empty (alerts go to the SIEM).
+SIGTERM or SIGINT stops it.
+
+Flags:
+`
+
+func runConsole(args []string) int {
+	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), consoleUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "", "YAML configuration file of the vigil run instances (required)")
+	addr := fs.String("http", "127.0.0.1:8080", "serve the console on `ADDR`")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	log, err := newLogger(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cfg, err := loadConfig(*configPath, func(c *Config) []error { return checkConfigFiles(c, false) })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err = serveFleetConsole(ctx, cfg, *addr, log, func(served string) {
+		log.Info("vigil console: serving the fleet of the status topic", "url", "http://"+served+"/", "topic", cfg.Console.StatusTopic)
+	})
+	if err != nil {
+		log.Error("vigil console stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serveFleetConsole serves the console of the status topic on addr until
+// ctx ends; served, when set, is called with the address once it serves.
+func serveFleetConsole(ctx context.Context, cfg Config, addr string, log *slog.Logger, served func(addr string)) error {
+	if cfg.Console.StatusTopic == "" || len(cfg.Kafka.Brokers) == 0 {
+		return errors.New("vigil console reads the fleet from the status topic: set console.status_topic and kafka.brokers as the vigil run instances have them")
+	}
+	tokens, err := console.LoadTokens(os.Getenv)
+	if err != nil {
+		return err
+	}
+	inv, err := inventory.Open(cfg.Input.Inventory, log)
+	if err != nil {
+		return fmt.Errorf("cannot open inventory: %w", err)
+	}
+	c := console.New(console.Options{Config: cfg.Console, Assets: inv})
+	defer c.Close()
+	shared, err := shareConsole(c, cfg, "", log)
+	if err != nil {
+		return err
+	}
+	if err := shared.Start(ctx); err != nil {
+		return err
+	}
+	defer shared.Stop()
+	srv, err := c.Serve(addr, tokens, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if served != nil {
+		served(srv.Addr())
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// shareConsole connects c to the status topic of cfg as instance ("" for
+// a console without an engine).
+func shareConsole(c *console.Console, cfg Config, instance string, log *slog.Logger) (*console.Shared, error) {
+	dialer, err := kafka.NewDialer(&cfg.Kafka, cfg.Kafka.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	return console.Share(c, console.ShareOptions{Brokers: cfg.Kafka.Brokers, Topic: cfg.Console.StatusTopic, Dialer: dialer,
+		Instance: instance, Logger: log}), nil
+}
