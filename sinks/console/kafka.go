@@ -64,6 +64,7 @@ type Shared struct {
 	sendMu   sync.Mutex                // one sendOwned at a time
 	stop     context.CancelFunc
 	running  sync.WaitGroup
+	stopOnce sync.Once
 	badOnce  atomic.Bool
 
 	set                          *metrics.Set
@@ -200,11 +201,14 @@ func (s *Shared) Start(ctx context.Context) error {
 
 // Stop writes what the engine published last (for up to five seconds),
 // stops following the topic and closes the writer. Call it after the
-// engine's last publication, once, after a successful Start.
+// engine's last publication, after a successful Start; calling it again
+// does nothing.
 func (s *Shared) Stop() {
-	s.stop()
-	s.running.Wait()
-	s.w.Close()
+	s.stopOnce.Do(func() {
+		s.stop()
+		s.running.Wait()
+		s.w.Close()
+	})
 }
 
 // writeLoop writes pending status records as they come and retries the
