@@ -101,6 +101,16 @@ func assignedPartitions(inst *instance) string {
 	return ""
 }
 
+// TestConsoleNeedsStatusTopic: vigil console on a config without a status
+// topic says what to set, instead of serving an empty fleet.
+func TestConsoleNeedsStatusTopic(t *testing.T) {
+	t.Chdir(repoRoot)
+	code, out := runCaptured(t, "console", "--config", "testdata/config/minimal.yaml", "--http", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(out, "set console.status_topic and kafka.brokers") {
+		t.Errorf("vigil console without a status topic exits %d:\n%s", code, out)
+	}
+}
+
 // TestRunInstancesShareConsole: three vigil run instances of one consumer
 // group each own two of the telemetry's six partitions and the devices in
 // them, and publish those devices' status to the status topic; vigil

@@ -36,6 +36,13 @@ SIGTERM or SIGINT stops it gracefully within kafka.shutdown_timeout: it stops
 fetching, judges what is in flight, flushes the sinks, checkpoints state and
 commits. /metrics, /healthz and /readyz listen on kafka.http_listen.
 
+With console.status_topic set, the instances of the group share the
+operator console: each publishes the status of the devices of its
+partitions to that compacted topic, and serves the whole fleet's console
+(read from the topic) on kafka.http_listen; a quarantine decision taken on
+any console goes there, and the instance that owns the device sends it to
+its sinks. 'vigil console --config FILE' serves the same console alone.
+
 Flags:
 `
 
