@@ -180,8 +180,9 @@ func TestSharedDecisionSentOnce(t *testing.T) {
 	restarted := &lockedSink{}
 	_, again := startShared(t, broker, "vigil-a", restarted)
 	poll(t, "vigil-a, restarted, sends plc-2's decision", func() bool { return len(restarted.devices()) > 0 })
-	again.sendMu.Lock() // the round of sending that sent plc-2's is over
-	again.sendMu.Unlock()
+	// One more round, after the one that sent plc-2's: it would send
+	// plc-1's too if its mark were not honoured.
+	again.sendOwned(t.Context())
 	if got := restarted.devices(); !slices.Equal(got, []string{"plc-2 release"}) {
 		t.Errorf("restarted vigil-a sent %v; want plc-2's rejection alone (plc-1's approval was sent before)", got)
 	}
