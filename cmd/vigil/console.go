@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,35 +37,15 @@ Flags:
 `
 
 func runConsole(args []string) int {
-	fs := flag.NewFlagSet("console", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), consoleUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "YAML configuration file of the vigil run instances (required)")
-	addr := fs.String("http", "127.0.0.1:8080", "serve the console on `ADDR`")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
-	}
-	log, err := newLogger(os.Stderr, *logLevel, *logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	cfg, err := loadConfig(*configPath, func(c *Config) []error { return checkConfigFiles(c, false) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	cmd := newConfigCommand("console", consoleUsage, "YAML configuration file of the vigil run instances (required)")
+	addr := cmd.fs.String("http", "127.0.0.1:8080", "serve the console on `ADDR`")
+	cfg, log, code := cmd.parse(args, func(c *Config) []error { return checkConfigFiles(c, false) })
+	if log == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err = serveFleetConsole(ctx, cfg, *addr, log, func(served string) {
+	err := serveFleetConsole(ctx, cfg, *addr, log, func(served string) {
 		log.Info("vigil console: serving the fleet of the status topic", "url", "http://"+served+"/", "topic", cfg.Console.StatusTopic)
 	})
 	if err != nil {

@@ -47,31 +47,11 @@ Flags:
 `
 
 func runRun(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), runUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "YAML configuration file (required)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
-	}
-	log, err := newLogger(os.Stderr, *logLevel, *logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
+	cmd := newConfigCommand("run", runUsage, "YAML configuration file (required)")
 	// What validate checks, run checks before it connects to anything.
-	cfg, err := loadConfig(*configPath, func(c *Config) []error { return checkConfigFiles(c, true) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	cfg, log, code := cmd.parse(args, func(c *Config) []error { return checkConfigFiles(c, true) })
+	if log == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -95,6 +75,48 @@ func runRun(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// configCommand is the flags of a command that runs on a config: --config
+// FILE, --log-level and --log-format (vigil run, vigil console).
+type configCommand struct {
+	fs                              *flag.FlagSet
+	configPath, logLevel, logFormat *string
+}
+
+func newConfigCommand(name, usage, configHelp string) *configCommand {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	return &configCommand{fs: fs, configPath: fs.String("config", "", configHelp),
+		logLevel:  fs.String("log-level", "info", "log level: debug, info, warn or error"),
+		logFormat: fs.String("log-format", "text", "log format: text or json")}
+}
+
+// parse parses args, makes the logger and loads the config with check
+// (see loadConfig). Without a logger the command is over: code is its exit
+// code, with the reason printed.
+func (c *configCommand) parse(args []string, check func(*Config) []error) (Config, *slog.Logger, int) {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, nil, 0
+		}
+		return Config{}, nil, 2
+	}
+	if *c.configPath == "" || c.fs.NArg() > 0 {
+		c.fs.Usage()
+		return Config{}, nil, 2
+	}
+	log, err := newLogger(os.Stderr, *c.logLevel, *c.logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return Config{}, nil, 2
+	}
+	cfg, err := loadConfig(*c.configPath, check)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return Config{}, nil, 1
+	}
+	return cfg, log, 0
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
