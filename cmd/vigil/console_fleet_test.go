@@ -148,12 +148,10 @@ func TestRunInstancesShareConsole(t *testing.T) {
 	for i, name := range names {
 		cfg := fleetConsoleConfig(t, broker, name)
 		sinks[i], insts[i] = &quarantineSink{}, make(chan *instance, 1)
-		con := &consoleSetup{console: console.New(console.Options{Config: cfg.Console})}
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			defer con.console.Close()
-			err := runInstance(ctx, cfg, sinks[i], log, con, func(inst *instance) { insts[i] <- inst })
+			err := runInstance(ctx, cfg, sinks[i], log, nil, func(inst *instance) { insts[i] <- inst })
 			if ctx.Err() == nil {
 				t.Errorf("%s stopped: %v", name, err)
 			}

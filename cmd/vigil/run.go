@@ -60,17 +60,7 @@ func runRun(args []string) int {
 		log.Error("cannot build sinks", "err", err)
 		return 1
 	}
-	var con *consoleSetup
-	if cfg.Console.StatusTopic != "" {
-		// Every instance serves the whole fleet's console beside /metrics.
-		if con, err = newConsoleSetup(cfg.Console); err != nil {
-			sink.Close()
-			log.Error("cannot set up the console", "err", err)
-			return 1
-		}
-		defer con.console.Close()
-	}
-	if err := runInstance(ctx, cfg, sink, log, con, nil); err != nil {
+	if err := runInstance(ctx, cfg, sink, log, nil, nil); err != nil {
 		log.Error("vigil run stopped", "err", err)
 		return 1
 	}
@@ -195,11 +185,21 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Co
 }
 
 // runInstance runs one consumer until ctx ends, with the observability
-// listener, then flushes and closes sink. With console.status_topic set,
-// con (required then) shares the fleet's status on that topic
-// (console.Shared). started, when set, is called with the instance once
-// it runs.
+// listener, then flushes and closes sink. con is the console it feeds, if
+// any; with console.status_topic set the console (con, else one of its
+// own) is fed by that topic and the instance publishes its devices' status
+// there (console.Shared). started, when set, is called with the instance
+// once it runs.
 func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Logger, con *consoleSetup, started func(*instance)) error {
+	if con == nil && cfg.Console.StatusTopic != "" {
+		// Every instance serves the whole fleet's console beside /metrics.
+		var err error
+		if con, err = newConsoleSetup(cfg.Console); err != nil {
+			sink.Close()
+			return err
+		}
+		defer con.console.Close() // after the engine's last publication
+	}
 	var c *console.Console
 	var feed pipeline.Console
 	var shared *console.Shared
