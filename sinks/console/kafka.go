@@ -306,10 +306,15 @@ func (s *Shared) apply(m *kafkago.Message) {
 	case rec.Status != nil:
 		s.owners[rec.Device] = rec.Status.Owner
 	case rec.Decision != nil:
-		if rec.Decision.SentBy == "" {
-			s.unsent[string(m.Key)] = unsentDecision{partition: m.Partition, rec: rec.Decision}
-		} else {
-			delete(s.unsent, string(m.Key))
+		// Decisions on one event share a key: the first stands (a second
+		// is not sent), and its mark settles the key.
+		key := string(m.Key)
+		first, waiting := s.unsent[key]
+		switch {
+		case rec.Decision.SentBy != "":
+			delete(s.unsent, key)
+		case !waiting || first.rec.Decision.Sent == rec.Decision.Decision.Sent:
+			s.unsent[key] = unsentDecision{partition: m.Partition, rec: rec.Decision}
 		}
 	default:
 		delete(s.owners, rec.Device)
@@ -355,6 +360,14 @@ func (s *Shared) sendOwned(ctx context.Context) {
 		}
 		rec := *u.rec
 		out := rec.Event.event()
+		if first := s.c.decisionOn(rec.Decision.Event); first != nil && first.Sent != rec.Decision.Sent {
+			s.log.Warn("not sending a second decision on one quarantine event: the first stands", "device", out.Device, "event", rec.Decision.Event,
+				"first", first.Action+" by "+first.By, "second", rec.Decision.Action+" by "+rec.Decision.By)
+			s.fmu.Lock()
+			delete(s.unsent, key)
+			s.fmu.Unlock()
+			continue
+		}
 		if err := s.c.deliver(ctx, out); err != nil {
 			s.log.Warn("cannot send an operator's quarantine decision to the sinks; retrying", "device", out.Device, "event", out.ID, "err", err)
 			return
@@ -417,6 +430,17 @@ func (c *Console) applyStatusRecord(r *statusRecord) {
 		}
 	}
 	c.updateDevice(&st)
+}
+
+// decisionOn returns the decision recorded on quarantine event id, nil
+// when there is none.
+func (c *Console) decisionOn(id string) *Decision {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if ev := c.events[id]; ev != nil {
+		return ev.decision
+	}
+	return nil
 }
 
 // removeDevice takes a device out of the fleet (a tombstone of its status

@@ -194,6 +194,38 @@ func TestSharedDecisionSentOnce(t *testing.T) {
 	}
 }
 
+// TestSharedFirstDecisionStands: two consoles decide on one event at
+// once; every console shows the first decision, and the owner sends the
+// first alone.
+func TestSharedFirstDecisionStands(t *testing.T) {
+	broker := statusTopic(t)
+	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	rec := detect.QuarantineEvent{ID: "rec-1", Time: at, Action: detect.ActionRecommend, Mode: detect.ModeApprovalRequired,
+		Device: "plc-1", Group: "g", TargetGroup: "quarantine-g", Reasons: []string{"a1"}, Severity: 8}
+	st := detect.DeviceStatus{Device: "plc-1", Group: "g", LastSeen: at, Alarms: 1, Quarantine: detect.ActionRecommend, QuarantineID: "rec-1"}
+	decide := func(action, by, sent, eventAction string) kafkago.Message {
+		v, err := json.Marshal(&decisionRecord{V: sharedVersion, Decision: Decision{Action: action, By: by, At: at, Event: "rec-1", Sent: sent},
+			Event: wireEvent{ID: sent, Time: at, Action: eventAction, Mode: detect.ModeApprovalRequired, Device: "plc-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kafkago.Message{Key: decisionKey("rec-1", "plc-1"), Value: v}
+	}
+	produceShared(t, broker, statusMessage(t, "vigil-a", st, &rec),
+		decide(ActionApprove, "alice", "q-approve", detect.ActionQuarantine),
+		decide(ActionReject, "bob", "q-reject", detect.ActionRelease))
+	sink := &lockedSink{}
+	c, s := startShared(t, broker, "vigil-a", sink)
+	poll(t, "vigil-a sends", func() bool { return len(sink.devices()) > 0 })
+	s.sendOwned(t.Context()) // would send bob's, were it waiting
+	if got := sink.devices(); !slices.Equal(got, []string{"plc-1 quarantine"}) {
+		t.Errorf("vigil-a sent %v; want alice's approval alone", got)
+	}
+	if d, _ := c.Device("plc-1"); d.Status != StatusQuarantined {
+		t.Errorf("plc-1 is %s; want quarantined, as alice decided first", d.Status)
+	}
+}
+
 // sentMarks returns "KEY SENT_BY" of every decision record of the status
 // topic marked sent.
 func sentMarks(t *testing.T, broker string) []string {
