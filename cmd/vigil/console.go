@@ -24,7 +24,8 @@ devices of its partitions, and it writes its operators' quarantine
 decisions (approve, reject, release) there: the instance that owns the
 device sends the decision's quarantine event to its sinks. Use the config
 of the instances: it needs kafka.brokers and console.status_topic, and
-takes the device attributes from input.inventory.
+takes the device attributes from input.inventory. Devices, their status and
+the groups' learning come from the topic.
 
 The page and the API (/api/v1) are served on --http; bearer tokens come
 from VIGIL_CONSOLE_TOKENS or VIGIL_CONSOLE_TOKENS_FILE (name:role:secret,

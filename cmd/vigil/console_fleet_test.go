@@ -116,7 +116,7 @@ func TestConsoleNeedsStatusTopic(t *testing.T) {
 // them, and publish those devices' status to the status topic; vigil
 // console, alone, lists every device of the fleet with the status its
 // owner has (the last report's time, the recommendation on the hot
-// device); an approve on that console makes the owning instance, and only
+// device) and their group; an approve on that console makes the owning instance, and only
 // it, send the quarantine event to its sinks, and the console then shows
 // the device quarantined.
 func TestRunInstancesShareConsole(t *testing.T) {
@@ -263,6 +263,17 @@ func TestRunInstancesShareConsole(t *testing.T) {
 			}
 		}
 		return true
+	})
+
+	var f fleet
+	get("/api/v1/devices?limit=1", &f)
+	waitFor(t, 10*time.Second, "vigil console shows the devices' group with all of them", func() bool {
+		var g struct {
+			Groups []console.GroupSummary `json:"groups"`
+		}
+		get("/api/v1/groups", &g)
+		last = fmt.Sprintf("%+v", g.Groups)
+		return len(g.Groups) == 1 && g.Groups[0].Name == f.Devices[0].Group && g.Groups[0].Devices == 24 && g.Groups[0].Rows > 0
 	})
 
 	// The owner is the instance that sent the recommendation.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +40,10 @@ type ShareOptions struct {
 // engine, so that every instance of a consumer group (and vigil console
 // alone) shows the whole fleet. As the engine's pipeline.Console it
 // publishes the status of the devices the engine reports (at most once per
-// publish_interval, as the engine hands them over) to the topic, and hands
-// the groups and rollouts to the console; it follows every partition of
-// the topic into the console's fleet index; the console's decisions are
+// publish_interval, as the engine hands them over) and its groups (at most
+// every groupPublishEvery) to the topic, and hands the rollouts to the
+// console; it follows every partition of the topic into the console's
+// fleet index and groups; the console's decisions are
 // written to the topic, and the instance that owns a decided device sends
 // the decision's quarantine event to its sinks.
 //
@@ -61,6 +64,7 @@ type Shared struct {
 	owners   map[string]string         // device -> instance of its latest status record
 	unsent   map[string]unsentDecision // key -> a decision no instance has sent yet
 	caughtUp map[int]bool              // partitions read up to their end once
+	groupsAt time.Time                 // when the groups were last published; engine goroutine only
 	sendMu   sync.Mutex                // one sendOwned at a time
 	stop     context.CancelFunc
 	running  sync.WaitGroup
@@ -112,9 +116,9 @@ func (s *Shared) Metrics() *metrics.Set { return s.set }
 // Rejected returns how many records of the topic were skipped as bad.
 func (s *Shared) Rejected() uint64 { return s.rejected.Get() }
 
-// PublishStatus implements detect.StatusSink: the devices go to the topic
-// (the console learns them from there, as every other console does), the
-// groups and rollouts to the console.
+// PublishStatus implements detect.StatusSink: the devices and groups go to
+// the topic (the console learns them from there, as every other console
+// does), the rollouts to the console.
 func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 	if len(u.Devices) > 0 {
 		msgs := make([]kafkago.Message, 0, len(u.Devices))
@@ -133,18 +137,41 @@ func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 			msgs = append(msgs, kafkago.Message{Key: statusKey(st.Device), Value: v})
 		}
 		s.c.mu.RUnlock()
-		s.mu.Lock()
-		for _, m := range msgs {
-			s.pending[string(m.Key)] = m
-		}
-		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.queue(msgs)
 	}
-	if u.Groups != nil || len(u.Rollouts) > 0 {
-		s.c.PublishStatus(&detect.StatusUpdate{Metrics: u.Metrics, Groups: u.Groups, Rollouts: u.Rollouts})
+	if u.Groups != nil && time.Since(s.groupsAt) >= groupPublishEvery {
+		s.groupsAt = time.Now()
+		msgs := make([]kafkago.Message, 0, len(u.Groups))
+		for i := range u.Groups {
+			v, err := json.Marshal(newGroupRecord(s.opts.Instance, &u.Groups[i]))
+			if err != nil {
+				s.log.Error("BUG: cannot encode a group record", "group", u.Groups[i].Name, "err", err)
+				continue
+			}
+			msgs = append(msgs, kafkago.Message{Key: groupKey(u.Groups[i].Name), Value: v})
+		}
+		s.queue(msgs)
+	}
+	if len(u.Rollouts) > 0 {
+		s.c.PublishStatus(&detect.StatusUpdate{Metrics: u.Metrics, Rollouts: u.Rollouts})
+	}
+}
+
+// groupPublishEvery is how often at most an instance publishes its
+// groups: every group at once, and their figures move slowly.
+const groupPublishEvery = 10 * time.Second
+
+// queue hands msgs to the writer, replacing what is pending under their
+// keys.
+func (s *Shared) queue(msgs []kafkago.Message) {
+	s.mu.Lock()
+	for _, m := range msgs {
+		s.pending[string(m.Key)] = m
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -303,6 +330,7 @@ func (s *Shared) apply(m *kafkago.Message) {
 	s.applied.Inc()
 	s.fmu.Lock()
 	switch {
+	case rec.Group != nil:
 	case rec.Status != nil:
 		s.owners[rec.Device] = rec.Status.Owner
 	case rec.Decision != nil:
@@ -321,6 +349,8 @@ func (s *Shared) apply(m *kafkago.Message) {
 	}
 	s.fmu.Unlock()
 	switch {
+	case rec.Group != nil:
+		s.c.applyGroupRecord(rec.Group)
 	case rec.Status != nil:
 		s.c.applyStatusRecord(rec.Status)
 	case rec.Decision != nil:
@@ -441,6 +471,20 @@ func (c *Console) decisionOn(id string) *Decision {
 		return ev.decision
 	}
 	return nil
+}
+
+// applyGroupRecord puts a group's state from the topic in the console's
+// groups, kept sorted by name.
+func (c *Console) applyGroupRecord(r *groupRecord) {
+	g := r.status()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, found := slices.BinarySearchFunc(c.groups, g.Name, func(e detect.GroupStatus, name string) int { return strings.Compare(e.Name, name) })
+	if found {
+		c.groups[i] = g
+	} else {
+		c.groups = slices.Insert(c.groups, i, g)
+	}
 }
 
 // removeDevice takes a device out of the fleet (a tombstone of its status

@@ -102,6 +102,29 @@ func TestSharedSkipsBadRecordsAndTombstones(t *testing.T) {
 	}
 }
 
+// TestSharedGroups: an instance's groups reach a console without an
+// engine over the topic: learning state and per-metric distribution, a
+// quantile not known yet as null.
+func TestSharedGroups(t *testing.T) {
+	broker := statusTopic(t)
+	_, publisher := startShared(t, broker, "vigil-a", &lockedSink{})
+	g := goldenGroup().Group.status()
+	publisher.PublishStatus(&detect.StatusUpdate{Groups: []detect.GroupStatus{g}})
+	alone, _ := startShared(t, broker, "", nil)
+	h := alone.Handler(nil)
+	var body map[string]any
+	poll(t, "the console alone shows the group", func() bool {
+		var code int
+		code, body = do(t, h, "GET", "/api/v1/groups/plant-a/s7-1500", "")
+		return code == 200
+	})
+	m, _ := body["metrics"].(map[string]any)["cpu_pct"].(map[string]any)
+	p, _ := m["percentiles"].(map[string]any)
+	if body["min_samples"] != float64(1000) || m["mean"] != 41.5 || p["p50"] != 41.5 || p["p99.9"] != nil {
+		t.Errorf("group plant-a/s7-1500: %v", body)
+	}
+}
+
 // lockedSink keeps the quarantine events written to it, for tests that
 // read them while a follower writes.
 type lockedSink struct {

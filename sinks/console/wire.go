@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 )
 
@@ -17,6 +21,7 @@ import (
 //
 //	status/<device>               the device's latest status snapshot; a nil value (tombstone) removes the device
 //	decision/<event id>/<device>  an operator's decision on quarantine event <event id> of the device
+//	group/<group>                 the group's learning state and per-metric distribution
 //
 // Both kinds of a device land in the same partition (the partition is
 // chosen from the device alone), so a console reads a device's status and
@@ -33,6 +38,7 @@ const sharedVersion = 1
 const (
 	keyStatus   = "status/"
 	keyDecision = "decision/"
+	keyGroup    = "group/"
 )
 
 // statusRecord is a device's status snapshot on the wire: the engine's
@@ -67,6 +73,58 @@ type decisionRecord struct {
 	Decision Decision  `json:"decision"`
 	Event    wireEvent `json:"event"`
 	SentBy   string    `json:"sent_by,omitempty"` // the instance that sent Event to its sinks; "" until one has
+}
+
+// groupRecord is a group's learning state on the wire: detect.GroupStatus
+// as the instance that published it last sees it (with
+// kafka.group_state_topic every instance's view is the whole group's).
+type groupRecord struct {
+	V             int                    `json:"v"`
+	Owner         string                 `json:"owner"` // the instance that published it
+	Group         string                 `json:"group"`
+	Learning      bool                   `json:"learning"`
+	Rows          int64                  `json:"rows"`
+	First         time.Time              `json:"first,omitzero"`
+	Last          time.Time              `json:"last,omitzero"`
+	Devices       int                    `json:"devices"`
+	MinSamples    int64                  `json:"min_samples"`
+	MinDurationNS int64                  `json:"min_duration_ns"`
+	Metrics       map[string]GroupMetric `json:"metrics,omitempty"` // by metric name, as /api/v1/groups/{group} shows them
+}
+
+func newGroupRecord(owner string, g *detect.GroupStatus) groupRecord {
+	r := groupRecord{V: sharedVersion, Owner: owner, Group: g.Name, Learning: g.Learning, Rows: g.Rows, First: g.First, Last: g.Last,
+		Devices: g.Devices, MinSamples: g.MinSamples, MinDurationNS: int64(g.MinDuration)}
+	for i := range g.Metrics {
+		if r.Metrics == nil {
+			r.Metrics = map[string]GroupMetric{}
+		}
+		r.Metrics[g.Metrics[i].Name] = groupMetric(&g.Metrics[i])
+	}
+	return r
+}
+
+// status returns the record as the engine's status of the group.
+func (r *groupRecord) status() detect.GroupStatus {
+	g := detect.GroupStatus{MinSamples: r.MinSamples, MinDuration: time.Duration(r.MinDurationNS)}
+	g.Name, g.Learning, g.Rows, g.First, g.Last, g.Devices = r.Group, r.Learning, r.Rows, r.First, r.Last, r.Devices
+	g.Span = r.Last.Sub(r.First)
+	for _, name := range slices.Sorted(maps.Keys(r.Metrics)) {
+		m := r.Metrics[name]
+		mi := baseline.MetricInfo{Name: name, Samples: m.Samples, Mean: orNaN(m.Mean), Std: orNaN(m.Std), SeasonalBuckets: m.SeasonalBuckets}
+		for i, q := range quantileNames {
+			mi.Quantiles[i] = orNaN(m.Percentiles[q])
+		}
+		g.Metrics = append(g.Metrics, mi)
+	}
+	return g
+}
+
+func orNaN(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
 }
 
 // wireEvent is a detect.QuarantineEvent with the field names of the
@@ -116,19 +174,23 @@ func (r *statusRecord) status() detect.DeviceStatus {
 }
 
 // sharedRecord is one decoded record of the status topic: a status, a
-// decision, or (Status and Decision nil) the removal of Device.
+// decision, a group, or (all nil) the removal of Device.
 type sharedRecord struct {
 	Device   string
 	Status   *statusRecord
 	Decision *decisionRecord
+	Group    *groupRecord
 }
 
 func statusKey(device string) []byte { return []byte(keyStatus + device) }
 
+func groupKey(group string) []byte { return []byte(keyGroup + group) }
+
 func decisionKey(event, device string) []byte { return []byte(keyDecision + event + "/" + device) }
 
 // keyDevice returns the device a key of the status topic is about, or ""
-// when the key is not one.
+// when the key is not one (a group's key: its records go to any
+// partition).
 func keyDevice(key []byte) string {
 	k := string(key)
 	if dev, ok := strings.CutPrefix(k, keyStatus); ok {
@@ -170,6 +232,16 @@ func decodeShared(key, value []byte) (sharedRecord, error) {
 			return sharedRecord{}, errors.New("the quarantine event is not the one of the device's episode")
 		}
 		return sharedRecord{Device: dev, Status: &r}, nil
+	}
+	if name, ok := strings.CutPrefix(k, keyGroup); ok && name != "" && value != nil {
+		var r groupRecord
+		if err := decodeVersioned(value, &r, &r.V); err != nil {
+			return sharedRecord{}, err
+		}
+		if r.Group != name {
+			return sharedRecord{}, fmt.Errorf("the record is about group %q, its key about %q", r.Group, name)
+		}
+		return sharedRecord{Group: &r}, nil
 	}
 	rest, ok := strings.CutPrefix(k, keyDecision)
 	id, dev, ok2 := strings.Cut(rest, "/")

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 )
 
@@ -33,6 +35,18 @@ func goldenRecords() (status, decision sharedRecord) {
 	return sharedRecord{Device: st.Device, Status: &sr}, sharedRecord{Device: st.Device, Decision: &dr}
 }
 
+// goldenGroup is a protecting group with one metric learned (a quantile
+// not known yet: null on the wire, NaN in the console).
+func goldenGroup() sharedRecord {
+	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	g := detect.GroupStatus{GroupInfo: baseline.GroupInfo{Name: "plant-a/s7-1500", Rows: 14400, First: at.Add(-48 * time.Hour), Last: at,
+		Span: 48 * time.Hour, Devices: 10, Metrics: []baseline.MetricInfo{{Name: "cpu_pct", Samples: 14400, Mean: 41.5, Std: 3.25,
+			Quantiles: [baseline.NumQuantiles]float64{31, 33, 36, 41.5, 47, 50, math.NaN()}, SeasonalBuckets: 48}}},
+		MinSamples: 1000, MinDuration: 24 * time.Hour}
+	r := newGroupRecord("vigil-a", &g)
+	return sharedRecord{Group: &r}
+}
+
 // TestSharedRecordsGolden: the wire format of the status topic is the
 // one docs/kafka.md shows; a change to it shows up here.
 func TestSharedRecordsGolden(t *testing.T) {
@@ -45,6 +59,7 @@ func TestSharedRecordsGolden(t *testing.T) {
 	}{
 		{"status.json", statusKey("plc-a-002"), status, status.Status},
 		{"decision.json", decisionKey("q-1f2e", "plc-a-002"), decision, decision.Decision},
+		{"group.json", groupKey("plant-a/s7-1500"), goldenGroup(), goldenGroup().Group},
 	} {
 		got, err := json.MarshalIndent(c.v, "", "  ")
 		if err != nil {
@@ -96,6 +111,8 @@ func TestDecodeSharedRejects(t *testing.T) {
 		{"decision on another event", "decision/q-1/plc-a-002", `{"v":1,"decision":{"action":"approve","event":"q-2","sent":"q-3"},"event":{"id":"q-3","device":"plc-a-002","action":"quarantine"}}`},
 		{"unknown action", "decision/q-1/plc-a-002", `{"v":1,"decision":{"action":"ignore","event":"q-1","sent":"q-3"},"event":{"id":"q-3","device":"plc-a-002","action":"quarantine"}}`},
 		{"event to send of another device", "decision/q-1/plc-a-002", `{"v":1,"decision":{"action":"approve","event":"q-1","sent":"q-3"},"event":{"id":"q-3","device":"plc-b-001","action":"quarantine"}}`},
+		{"group of another name", "group/plant-b", `{"v":1,"group":"plant-a"}`},
+		{"group tombstone", "group/plant-b", ""},
 		{"event to send recommends", "decision/q-1/plc-a-002", `{"v":1,"decision":{"action":"approve","event":"q-1","sent":"q-3"},"event":{"id":"q-3","device":"plc-a-002","action":"recommend"}}`},
 	} {
 		var value []byte
@@ -114,8 +131,11 @@ func TestDecodeSharedRejects(t *testing.T) {
 
 // sharedValue is the value a decoded record came from.
 func sharedValue(r sharedRecord) any {
-	if r.Status != nil {
+	switch {
+	case r.Status != nil:
 		return r.Status
+	case r.Group != nil:
+		return r.Group
 	}
 	return r.Decision
 }
@@ -130,9 +150,11 @@ func FuzzDecodeShared(f *testing.F) {
 	dv, _ := json.Marshal(decision.Decision)
 	f.Add([]byte("status/plc-a-002"), sv)
 	f.Add([]byte("decision/q-1f2e/plc-a-002"), dv)
+	gv, _ := json.Marshal(goldenGroup().Group)
+	f.Add([]byte("group/plant-a/s7-1500"), gv)
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		r, err := decodeShared(key, value)
-		if err != nil || (r.Status == nil && r.Decision == nil) {
+		if err != nil || (r.Status == nil && r.Decision == nil && r.Group == nil) {
 			return
 		}
 		once, err := json.Marshal(sharedValue(r))
