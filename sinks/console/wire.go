@@ -189,8 +189,8 @@ func groupKey(group string) []byte { return []byte(keyGroup + group) }
 func decisionKey(event, device string) []byte { return []byte(keyDecision + event + "/" + device) }
 
 // keyDevice returns the device a key of the status topic is about, or ""
-// when the key is not one (a group's key: its records go to any
-// partition).
+// when the key is not one (a group's key: the records of every group
+// share one partition, that of "").
 func keyDevice(key []byte) string {
 	k := string(key)
 	if dev, ok := strings.CutPrefix(k, keyStatus); ok {
