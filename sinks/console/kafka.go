@@ -57,7 +57,7 @@ type Shared struct {
 	w    *kafkago.Writer
 
 	mu      sync.Mutex
-	pending map[string]kafkago.Message // status records by key, newest only, for the writer
+	pending map[pendingKey]pendingRecord // the newest record of each device and group, for the writer
 	wake    chan struct{}
 
 	fmu      sync.Mutex
@@ -93,7 +93,7 @@ func Share(c *Console, opts ShareOptions) *Shared {
 		tr = &kafkago.Transport{ClientID: d.ClientID, TLS: d.TLS, SASL: d.SASLMechanism, DialTimeout: d.Timeout}
 	}
 	set := metrics.NewSet()
-	s := &Shared{c: c, opts: opts, log: log, pending: map[string]kafkago.Message{}, wake: make(chan struct{}, 1),
+	s := &Shared{c: c, opts: opts, log: log, pending: map[pendingKey]pendingRecord{}, wake: make(chan struct{}, 1),
 		owners: map[string]string{}, unsent: map[string]unsentDecision{}, caughtUp: map[int]bool{},
 		w: &kafkago.Writer{Addr: kafkago.TCP(opts.Brokers...), Topic: opts.Topic, Balancer: deviceBalancer{}, Transport: tr,
 			RequiredAcks: kafkago.RequireAll, BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second},
@@ -118,39 +118,36 @@ func (s *Shared) Rejected() uint64 { return s.rejected.Get() }
 
 // PublishStatus implements detect.StatusSink: the devices and groups go to
 // the topic (the console learns them from there, as every other console
-// does), the rollouts to the console.
+// does), the rollouts to the console. It copies them for the writer, which
+// encodes them on its own goroutine.
 func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 	if len(u.Devices) > 0 {
-		msgs := make([]kafkago.Message, 0, len(u.Devices))
 		s.c.mu.RLock()
+		s.mu.Lock()
 		for i := range u.Devices {
-			st := &u.Devices[i]
-			var ev *detect.QuarantineEvent
+			p := pendingRecord{status: u.Devices[i]}
+			st := &p.status
+			st.SourceIPs, st.ClientIDs = slices.Clone(st.SourceIPs), slices.Clone(st.ClientIDs)
 			if e := s.c.events[st.QuarantineID]; st.QuarantineID != "" && e != nil {
-				ev = &e.QuarantineEvent
+				ev := e.QuarantineEvent
+				p.event = &ev
 			}
-			v, err := json.Marshal(newStatusRecord(s.opts.Instance, st, ev))
-			if err != nil {
-				s.log.Error("BUG: cannot encode a status record", "device", st.Device, "err", err)
-				continue
-			}
-			msgs = append(msgs, kafkago.Message{Key: statusKey(st.Device), Value: v})
+			s.pending[pendingKey{name: st.Device}] = p
 		}
+		s.mu.Unlock()
 		s.c.mu.RUnlock()
-		s.queue(msgs)
+		s.wakeWriter()
 	}
 	if u.Groups != nil && time.Since(s.groupsAt) >= groupPublishEvery {
 		s.groupsAt = time.Now()
-		msgs := make([]kafkago.Message, 0, len(u.Groups))
+		s.mu.Lock()
 		for i := range u.Groups {
-			v, err := json.Marshal(newGroupRecord(s.opts.Instance, &u.Groups[i]))
-			if err != nil {
-				s.log.Error("BUG: cannot encode a group record", "group", u.Groups[i].Name, "err", err)
-				continue
-			}
-			msgs = append(msgs, kafkago.Message{Key: groupKey(u.Groups[i].Name), Value: v})
+			g := u.Groups[i]
+			g.Metrics = slices.Clone(g.Metrics)
+			s.pending[pendingKey{group: true, name: g.Name}] = pendingRecord{group: &g}
 		}
-		s.queue(msgs)
+		s.mu.Unlock()
+		s.wakeWriter()
 	}
 	if len(u.Rollouts) > 0 {
 		s.c.PublishStatus(&detect.StatusUpdate{Metrics: u.Metrics, Rollouts: u.Rollouts})
@@ -161,18 +158,35 @@ func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 // groups: every group at once, and their figures move slowly.
 const groupPublishEvery = 10 * time.Second
 
-// queue hands msgs to the writer, replacing what is pending under their
-// keys.
-func (s *Shared) queue(msgs []kafkago.Message) {
-	s.mu.Lock()
-	for _, m := range msgs {
-		s.pending[string(m.Key)] = m
-	}
-	s.mu.Unlock()
+// pendingKey names a record waiting for the writer: a device's status or
+// a group's.
+type pendingKey struct {
+	group bool
+	name  string
+}
+
+// pendingRecord is a record waiting for the writer, which encodes it.
+type pendingRecord struct {
+	status detect.DeviceStatus
+	event  *detect.QuarantineEvent // the event of the device's episode, if known
+	group  *detect.GroupStatus     // set for a group's record
+}
+
+func (s *Shared) wakeWriter() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// encode returns the record of k as a message of the topic.
+func (s *Shared) encode(k pendingKey, p *pendingRecord) (kafkago.Message, error) {
+	if p.group != nil {
+		v, err := json.Marshal(newGroupRecord(s.opts.Instance, p.group))
+		return kafkago.Message{Key: groupKey(k.name), Value: v}, err
+	}
+	v, err := json.Marshal(newStatusRecord(s.opts.Instance, &p.status, p.event))
+	return kafkago.Message{Key: statusKey(k.name), Value: v}, err
 }
 
 // Attach is Console.Attach: the engine's alerts and quarantine events go
@@ -259,27 +273,32 @@ func (s *Shared) writeLoop(ctx context.Context) {
 	}
 }
 
-// flush writes the pending status records; those a failed write leaves
-// go again with the next flush, unless a newer record replaced them.
+// flush writes the pending records; those a failed write leaves go again
+// with the next flush, unless a newer record replaced them.
 func (s *Shared) flush(ctx context.Context) {
 	s.mu.Lock()
 	batch := s.pending
-	s.pending = make(map[string]kafkago.Message, len(batch))
+	s.pending = make(map[pendingKey]pendingRecord, len(batch))
 	s.mu.Unlock()
 	if len(batch) == 0 {
 		return
 	}
 	msgs := make([]kafkago.Message, 0, len(batch))
-	for _, m := range batch {
+	for k, p := range batch {
+		m, err := s.encode(k, &p)
+		if err != nil {
+			s.log.Error("BUG: cannot encode a record of the status topic", "name", k.name, "err", err)
+			continue
+		}
 		msgs = append(msgs, m)
 	}
 	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
 		s.publishErrors.Inc()
 		s.log.Warn("cannot publish device status; retrying", "topic", s.opts.Topic, "records", len(msgs), "err", err)
 		s.mu.Lock()
-		for k, m := range batch {
+		for k, p := range batch {
 			if _, newer := s.pending[k]; !newer {
-				s.pending[k] = m
+				s.pending[k] = p
 			}
 		}
 		s.mu.Unlock()
