@@ -42,10 +42,10 @@ type ShareOptions struct {
 // publishes the status of the devices the engine reports (at most once per
 // publish_interval, as the engine hands them over) and its groups (at most
 // every groupPublishEvery) to the topic, and hands the rollouts to the
-// console; it follows every partition of the topic into the console's
-// fleet index and groups; the console's decisions are
-// written to the topic, and the instance that owns a decided device sends
-// the decision's quarantine event to its sinks.
+// console. It follows every partition of the topic into the console's
+// fleet index and groups. The console's decisions are written to the
+// topic, and the instance that owns a decided device sends the decision's
+// quarantine event to its sinks.
 //
 // The console keeps no recent values in this mode (no plots on the device
 // page), and its alert timeline and open alarms' detectors are the ones
@@ -59,12 +59,14 @@ type Shared struct {
 	mu      sync.Mutex
 	pending map[pendingKey]pendingRecord // the newest record of each device and group, for the writer
 	wake    chan struct{}
+	// groupsAt is when the groups were last published; engine goroutine
+	// only.
+	groupsAt time.Time
 
 	fmu      sync.Mutex
 	owners   map[string]string         // device -> instance of its latest status record
 	unsent   map[string]unsentDecision // key -> a decision no instance has sent yet
 	caughtUp map[int]bool              // partitions read up to their end once
-	groupsAt time.Time                 // when the groups were last published; engine goroutine only
 	sendMu   sync.Mutex                // one sendOwned at a time
 	stop     context.CancelFunc
 	running  sync.WaitGroup
@@ -81,7 +83,7 @@ type unsentDecision struct {
 	rec       *decisionRecord
 }
 
-// Share connects c to the status topic of opts. Run does the work; c's
+// Share connects c to the status topic of opts. Start does the work; c's
 // decisions go to the topic from now on.
 func Share(c *Console, opts ShareOptions) *Shared {
 	log := opts.Logger
@@ -112,9 +114,6 @@ func Share(c *Console, opts ShareOptions) *Shared {
 // and rejected (bad records, skipped), status records published and
 // failed writes, decisions sent to the sinks. The command registers it.
 func (s *Shared) Metrics() *metrics.Set { return s.set }
-
-// Rejected returns how many records of the topic were skipped as bad.
-func (s *Shared) Rejected() uint64 { return s.rejected.Get() }
 
 // PublishStatus implements detect.StatusSink: the devices and groups go to
 // the topic (the console learns them from there, as every other console

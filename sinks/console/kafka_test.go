@@ -97,7 +97,7 @@ func TestSharedSkipsBadRecordsAndTombstones(t *testing.T) {
 	if got := searchAll(t, c, "status:alarm", "", 10); !slices.Equal(got, []string{"plc-2"}) {
 		t.Errorf("in alarm: %v", got)
 	}
-	if n := s.Rejected(); n != 2 {
+	if n := s.rejected.Get(); n != 2 {
 		t.Errorf("%d records rejected, want the 2 bad ones", n)
 	}
 }
