@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/vigil-ot/vigil/ingest/inventory"
 	"github.com/vigil-ot/vigil/ingest/kafka"
 	"github.com/vigil-ot/vigil/sinks/console"
@@ -27,9 +29,11 @@ of the instances: it needs kafka.brokers and console.status_topic, and
 takes the device attributes from input.inventory. Devices, their status and
 the groups' learning come from the topic.
 
-The page and the API (/api/v1) are served on --http; bearer tokens come
-from VIGIL_CONSOLE_TOKENS or VIGIL_CONSOLE_TOKENS_FILE (name:role:secret,
-role viewer or operator). Without tokens it serves only a loopback address.
+The page and the API (/api/v1) are served on --http, with /metrics (records
+of the topic applied and rejected: vigil_console_status_records_total) and
+/healthz. Bearer tokens come from VIGIL_CONSOLE_TOKENS or
+VIGIL_CONSOLE_TOKENS_FILE (name:role:secret, role viewer or operator);
+without tokens it serves only a loopback address.
 Recent values (plots) and alerts do not travel on the topic: the device
 page has no plots, and the alert timeline is empty (alerts go to the SIEM).
 SIGTERM or SIGINT stops it.
@@ -80,13 +84,15 @@ func serveFleetConsole(ctx context.Context, cfg Config, addr string, log *slog.L
 		return err
 	}
 	defer shared.Stop()
-	srv, err := c.Serve(addr, tokens, log)
+	metrics.RegisterSet(shared.Metrics())
+	defer metrics.UnregisterSet(shared.Metrics(), true)
+	obs, err := startObservabilityWith(addr, "--http", func() bool { return true }, nil, log, c, tokens)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer obs.Close()
 	if served != nil {
-		served(srv.Addr())
+		served(obs.Addr())
 	}
 	<-ctx.Done()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -276,6 +277,17 @@ func TestRunInstancesShareConsole(t *testing.T) {
 		return len(g.Groups) == 1 && g.Groups[0].Name == f.Devices[0].Group && g.Groups[0].Devices == 24 && g.Groups[0].Rows > 0
 	})
 
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metricsText strings.Builder
+	io.Copy(&metricsText, resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(metricsText.String(), `vigil_console_status_records_total{result="rejected"} 0`) {
+		t.Errorf("vigil console's /metrics has no count of rejected status records:\n%s", metricsText.String())
+	}
+
 	// The owner is the instance that sent the recommendation.
 	owner := -1
 	for i, s := range sinks {
@@ -293,7 +305,7 @@ func TestRunInstancesShareConsole(t *testing.T) {
 	if len(q.Queue) != 1 || q.Queue[0].Device != "plc-07" || q.Queue[0].State != console.StatusRecommended {
 		t.Fatalf("queue %+v, want plc-07's recommendation", q.Queue)
 	}
-	resp, err := http.Post("http://"+addr+"/api/v1/quarantine/"+q.Queue[0].EventID+"/approve", "", nil)
+	resp, err = http.Post("http://"+addr+"/api/v1/quarantine/"+q.Queue[0].EventID+"/approve", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

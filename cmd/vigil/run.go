@@ -248,7 +248,7 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 		if con != nil {
 			tokens = con.tokens
 		}
-		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, inst.consumer.Ready, drillDetail, log, c, tokens)
+		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, "kafka.http_listen", inst.consumer.Ready, drillDetail, log, c, tokens)
 		if err != nil {
 			sink.Close()
 			return err
