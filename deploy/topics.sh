@@ -28,6 +28,11 @@ create vigil-state-changelog "$PARTITIONS" --config cleanup.policy=compact \
 # Group summaries shared between instances: compacted, one partition.
 create vigil-group-state 1 --config cleanup.policy=compact --config segment.ms=3600000 \
   --config max.message.bytes=8388608
+# The fleet's device status and the operators' quarantine decisions, shared by
+# the instances' consoles (console.status_topic): compacted, so the latest
+# record of each device stays; tombstones (removed devices) go after a day.
+create vigil-console-status 6 --config cleanup.policy=compact \
+  --config min.compaction.lag.ms=60000 --config segment.ms=3600000 --config delete.retention.ms=86400000
 # Undecodable records, with the vigil-reason header: keep them long enough to look.
 create vigil-dead-letter 3 --config retention.ms=1209600000
 # Outputs of the Kafka sink (sinks.kafka): JSON alerts and quarantine events.

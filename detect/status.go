@@ -304,6 +304,16 @@ func (e *Engine) publishStatus(force bool) {
 	u.Rollouts = u.Rollouts[:0] // an update of points alone carries none
 }
 
+// PublishPending publishes what changed since the last publication, once
+// the interval has passed: a source calls it between batches when its
+// input is quiet, so that the last batches' status does not wait for the
+// next batch. Without PublishStatus it does nothing.
+func (e *Engine) PublishPending() {
+	if e.status != nil {
+		e.publishStatus(false)
+	}
+}
+
 // publishPoints publishes the pending points alone: the devices and
 // groups wait for the interval.
 func (e *Engine) publishPoints() {

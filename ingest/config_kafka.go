@@ -137,7 +137,7 @@ func (c *KafkaConfig) Validate() error {
 		return fmt.Errorf("group_id is empty; every instance of one deployment needs the same group id")
 	}
 	for _, t := range append(append([]string{}, c.TelemetryTopics...), c.PacketTopics...) {
-		if err := checkTopicName(t); err != nil {
+		if err := CheckTopicName(t); err != nil {
 			return err
 		}
 	}
@@ -145,7 +145,7 @@ func (c *KafkaConfig) Validate() error {
 		if t == "" {
 			continue
 		}
-		if err := checkTopicName(t); err != nil {
+		if err := CheckTopicName(t); err != nil {
 			return err
 		}
 	}
@@ -222,7 +222,8 @@ func TimestampUnitNanos(unit string) (int64, error) {
 	return 0, fmt.Errorf("unknown timestamp_unit %q; use ms, us or ns", unit)
 }
 
-func checkTopicName(t string) error {
+// CheckTopicName checks that t is a legal Kafka topic name.
+func CheckTopicName(t string) error {
 	if t == "" || len(t) > 249 || t == "." || t == ".." {
 		return fmt.Errorf("invalid topic name %q; Kafka topic names are 1-249 characters", t)
 	}

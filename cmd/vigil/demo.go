@@ -257,7 +257,7 @@ func demo(ctx context.Context, out io.Writer, duration time.Duration, port int, 
 		}
 		defer con.console.Close() // the engine has stopped by then
 		ready := func() bool { i := live.Load(); return i != nil && i.consumer.Ready() }
-		obs, err := startObservabilityWith(httpListen, ready, nil, log, con.console, con.tokens)
+		obs, err := startObservabilityWith(httpListen, "--http", ready, nil, log, con.console, con.tokens)
 		if err != nil {
 			sink.Close()
 			return err

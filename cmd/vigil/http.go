@@ -28,16 +28,17 @@ type observability struct {
 }
 
 func startObservability(addr string, ready func() bool, detail func() string, log *slog.Logger) (*observability, error) {
-	return startObservabilityWith(addr, ready, detail, log, nil, nil)
+	return startObservabilityWith(addr, "kafka.http_listen", ready, detail, log, nil, nil)
 }
 
 // startObservabilityWith is startObservability with the operator console
 // beside /metrics, when con is not nil: its page at / and its API under
-// /api/v1, with tokens.
-func startObservabilityWith(addr string, ready func() bool, detail func() string, log *slog.Logger, con *console.Console, tokens *console.Tokens) (*observability, error) {
+// /api/v1, with tokens. setting names what sets addr, for the error when
+// it is taken.
+func startObservabilityWith(addr, setting string, ready func() bool, detail func() string, log *slog.Logger, con *console.Console, tokens *console.Tokens) (*observability, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s for /metrics: %w; set kafka.http_listen to a free address or \"\" to disable it", addr, err)
+		return nil, fmt.Errorf("cannot listen on %s for /metrics: %w; set %s to a free address or \"\" to disable it", addr, err, setting)
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("/metrics, /healthz and /readyz are served to the network without TLS or authentication: "+

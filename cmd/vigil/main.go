@@ -36,6 +36,8 @@ func runCommand(args []string) int {
 		return runRun(args)
 	case "demo":
 		return runDemo(args)
+	case "console":
+		return runConsole(args)
 	case "drill":
 		return runDrill(args)
 	case "version", "--version", "-version":
@@ -93,6 +95,7 @@ Usage:
   vigil score --labels FILE [--config FILE] FILE...  score the alerts of a replay against labels (tuning)
   vigil run --config FILE                            consume Kafka as a consumer group
   vigil demo                                         embedded Kafka broker, simulated fleet, live alerts
+  vigil console --config FILE [--http ADDR]          the whole fleet's console from the status topic of vigil run instances
   vigil drill --config FILE [--deadline 2m]          inject canary incidents into a running vigil run, check their alerts
   vigil validate [--run] [--print] FILE              check a config file and the files it names (and show its settings)
   vigil baseline inspect FILE                        print a baseline checkpoint

@@ -32,7 +32,7 @@ func runCaptured(t *testing.T, args ...string) (int, string) {
 // its usage and exits 0, as scripts and package managers expect.
 func TestEveryHelpExitsZero(t *testing.T) {
 	for _, cmd := range [][]string{
-		{}, {"replay"}, {"score"}, {"run"}, {"demo"}, {"validate"}, {"baseline"}, {"baseline", "inspect"},
+		{}, {"replay"}, {"score"}, {"run"}, {"demo"}, {"console"}, {"validate"}, {"baseline"}, {"baseline", "inspect"},
 	} {
 		for _, flag := range []string{"--help", "-h"} {
 			args := append(append([]string(nil), cmd...), flag)

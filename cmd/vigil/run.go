@@ -36,35 +36,22 @@ SIGTERM or SIGINT stops it gracefully within kafka.shutdown_timeout: it stops
 fetching, judges what is in flight, flushes the sinks, checkpoints state and
 commits. /metrics, /healthz and /readyz listen on kafka.http_listen.
 
+With console.status_topic set, the instances of the group share the
+operator console: each publishes the status of the devices of its
+partitions to that compacted topic, and serves the whole fleet's console
+(read from the topic) on kafka.http_listen; a quarantine decision taken on
+any console goes there, and the instance that owns the device sends it to
+its sinks. 'vigil console --config FILE' serves the same console alone.
+
 Flags:
 `
 
 func runRun(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), runUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "YAML configuration file (required)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
-	}
-	log, err := newLogger(os.Stderr, *logLevel, *logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
+	cmd := newConfigCommand("run", runUsage, "YAML configuration file (required)")
 	// What validate checks, run checks before it connects to anything.
-	cfg, err := loadConfig(*configPath, func(c *Config) []error { return checkConfigFiles(c, true) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	cfg, log, code := cmd.parse(args, func(c *Config) []error { return checkConfigFiles(c, true) })
+	if log == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -78,6 +65,48 @@ func runRun(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// configCommand is the flags of a command that runs on a config: --config
+// FILE, --log-level and --log-format (vigil run, vigil console).
+type configCommand struct {
+	fs                              *flag.FlagSet
+	configPath, logLevel, logFormat *string
+}
+
+func newConfigCommand(name, usage, configHelp string) *configCommand {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	return &configCommand{fs: fs, configPath: fs.String("config", "", configHelp),
+		logLevel:  fs.String("log-level", "info", "log level: debug, info, warn or error"),
+		logFormat: fs.String("log-format", "text", "log format: text or json")}
+}
+
+// parse parses args, makes the logger and loads the config with check
+// (see loadConfig). Without a logger the command is over: code is its exit
+// code, with the reason printed.
+func (c *configCommand) parse(args []string, check func(*Config) []error) (Config, *slog.Logger, int) {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, nil, 0
+		}
+		return Config{}, nil, 2
+	}
+	if *c.configPath == "" || c.fs.NArg() > 0 {
+		c.fs.Usage()
+		return Config{}, nil, 2
+	}
+	log, err := newLogger(os.Stderr, *c.logLevel, *c.logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return Config{}, nil, 2
+	}
+	cfg, err := loadConfig(*c.configPath, check)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return Config{}, nil, 1
+	}
+	return cfg, log, 0
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -108,7 +137,7 @@ type instance struct {
 	drills   *drillSchedule // nil unless drill.interval is set
 }
 
-func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Console) (*instance, error) {
+func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Console) (*instance, error) {
 	var drills drill.Config
 	if cfg.Drill.Interval > 0 {
 		var err error
@@ -156,18 +185,57 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con *console.Co
 }
 
 // runInstance runs one consumer until ctx ends, with the observability
-// listener, then flushes and closes sink. started, when set, is called
-// with the instance once it runs.
+// listener, then flushes and closes sink. con is the console it feeds, if
+// any; with console.status_topic set the console (con, else one of its
+// own) is fed by that topic and the instance publishes its devices' status
+// there (console.Shared). started, when set, is called with the instance
+// once it runs.
 func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Logger, con *consoleSetup, started func(*instance)) error {
-	var c *console.Console
-	if con != nil {
-		c = con.console
+	if con == nil && cfg.Console.StatusTopic != "" {
+		// Every instance serves the whole fleet's console beside /metrics.
+		var err error
+		if con, err = newConsoleSetup(cfg.Console); err != nil {
+			sink.Close()
+			return err
+		}
+		defer con.console.Close() // after the engine's last publication
 	}
-	inst, err := newInstance(cfg, sink, log, c)
+	var c *console.Console
+	var feed pipeline.Console
+	var shared *console.Shared
+	if con != nil {
+		c, feed = con.console, con.console
+		if cfg.Console.StatusTopic != "" {
+			var err error
+			if shared, err = shareConsole(c, cfg, kafka.InstanceName(&cfg.Kafka), log); err != nil {
+				sink.Close()
+				return err
+			}
+			feed = shared
+		}
+	}
+	inst, err := newInstance(cfg, sink, log, feed)
 	if err != nil {
 		sink.Close()
 		return err
 	}
+	if shared != nil {
+		if err := shared.Start(ctx); err != nil {
+			sink.Close()
+			return err
+		}
+		metrics.RegisterSet(shared.Metrics())
+		defer metrics.UnregisterSet(shared.Metrics(), true)
+	}
+	// Stopped after the engine's last publication, before the sinks
+	// close: the owner of a device may be sending a decision to them.
+	stopShared := func() {
+		if shared != nil {
+			shared.Stop()
+			shared = nil
+		}
+	}
+	defer stopShared()
 	metrics.RegisterSet(inst.metrics.Set)
 	defer metrics.UnregisterSet(inst.metrics.Set, true)
 	publishInstanceMetrics(inst)
@@ -180,7 +248,7 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 		if con != nil {
 			tokens = con.tokens
 		}
-		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, inst.consumer.Ready, drillDetail, log, c, tokens)
+		obs, err := startObservabilityWith(cfg.Kafka.HTTPListen, "kafka.http_listen", inst.consumer.Ready, drillDetail, log, c, tokens)
 		if err != nil {
 			sink.Close()
 			return err
@@ -212,6 +280,7 @@ func runInstance(ctx context.Context, cfg Config, sink detect.Sink, log *slog.Lo
 	if err := inst.engine.Flush(flushCtx); err != nil {
 		log.Warn("cannot deliver every alert before exit; they are raised again after the restart", "err", err)
 	}
+	stopShared()
 	if err := sink.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("cannot close sinks: %w", err))
 	}

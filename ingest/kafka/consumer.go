@@ -46,6 +46,15 @@ type DeviceForgetter interface {
 	ForgetDevice(device string)
 }
 
+// StatusPublisher is a Processor that publishes its devices' status at
+// most once per interval, between batches (detect.Engine with the
+// operator console): the consumer calls PublishPending, from the engine
+// goroutine, every commit interval, so that the status of a quiet input's
+// last batches is published without waiting for the next batch.
+type StatusPublisher interface {
+	PublishPending()
+}
+
 // DeviceAlarms is a Processor whose per-device alarm state (open alarms,
 // their confirmation counters, quarantine episodes; detect.Engine
 // implements it) follows partitions through the changelog with the
@@ -155,6 +164,7 @@ type Consumer struct {
 	align       *aligner // nil when max_event_time_skew is 0
 	flusher     Flusher
 	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
+	status      StatusPublisher // nil when the engine publishes no status
 	alarms      DeviceAlarms    // nil when the engine's alarm state does not follow partitions
 	changed     []int32         // scratch of AlarmsChanged; engine goroutine only
 	undelivered []func(error)   // batches whose delivery failed, waiting for Flush; engine goroutine only
@@ -237,7 +247,7 @@ func New(opts Options) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, decoders: opts.Decoders, engine: opts.Engine, state: opts.State, groups: opts.Groups,
 		reg: opts.Registry, grouper: opts.Grouper, log: opts.Logger, metrics: opts.Metrics,
-		conn: cs, dialer: cs.dialer(cfg.ClientID), instance: cfg.InstanceID,
+		conn: cs, dialer: cs.dialer(cfg.ClientID), instance: InstanceName(&cfg),
 		tasks:       make(chan task, cfg.EngineQueue),
 		changelogCh: make(chan changelogWrite, 4),
 		parts:       make(map[partKey]*partState),
@@ -252,6 +262,7 @@ func New(opts Options) (*Consumer, error) {
 	}
 	c.flusher, _ = c.engine.(Flusher)
 	c.forgetter, _ = c.engine.(DeviceForgetter)
+	c.status, _ = c.engine.(StatusPublisher)
 	c.alarms, _ = c.engine.(DeviceAlarms)
 	if br, ok := c.engine.(BacklogReader); ok && c.align != nil {
 		br.SetPartitionBacklog(c.behind)
@@ -262,12 +273,6 @@ func New(opts Options) (*Consumer, error) {
 	}
 	if c.grouper == nil {
 		c.grouper = deviceGrouper{}
-	}
-	if c.instance == "" {
-		// Stable across restarts, so a restarted instance finds the group
-		// summaries it published before.
-		host, _ := os.Hostname()
-		c.instance = host
 	}
 	if cfg.ChangelogTopic == "" {
 		c.state = nil
@@ -314,6 +319,18 @@ func (c *Consumer) Consumed() int64 { return c.consumed.Load() }
 
 // Instance returns the name this instance publishes group summaries under.
 func (c *Consumer) Instance() string { return c.instance }
+
+// InstanceName is the name an instance of cfg goes by: kafka.instance_id,
+// else the host name, stable across restarts so that a restarted instance
+// finds the group summaries (and the console's device status) it
+// published before.
+func InstanceName(cfg *ingest.KafkaConfig) string {
+	if cfg.InstanceID != "" {
+		return cfg.InstanceID
+	}
+	host, _ := os.Hostname()
+	return host
+}
 
 // Run consumes until ctx ends, then stops gracefully: it stops fetching,
 // lets the engine finish the batches in flight, checkpoints state, commits,
@@ -575,6 +592,12 @@ loop:
 				// Never blocks: a busy engine checkpoints after its batches.
 				select {
 				case c.tasks <- task{fn: c.checkpointIdle}:
+				default:
+				}
+			}
+			if c.status != nil {
+				select {
+				case c.tasks <- task{fn: c.status.PublishPending}:
 				default:
 				}
 			}

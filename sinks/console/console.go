@@ -28,6 +28,11 @@ type Config struct {
 	// PublishInterval is how often at most the engine hands the console
 	// what changed; the page is that much behind the stream.
 	PublishInterval time.Duration `yaml:"publish_interval"`
+	// StatusTopic is the compacted Kafka topic (kafka.brokers) on which
+	// the instances of a consumer group share their devices' status and
+	// the operators' decisions, so that every console shows the whole
+	// fleet (see Shared); "" : each console shows its own engine's.
+	StatusTopic string `yaml:"status_topic"`
 }
 
 // DefaultConfig returns the console's defaults.
@@ -45,6 +50,11 @@ func (c *Config) Validate() error {
 	case c.PublishInterval < 0 || c.PublishInterval > time.Hour:
 		return fmt.Errorf("publish_interval %s: publish at least once an hour (0: after every batch)", c.PublishInterval)
 	}
+	if c.StatusTopic != "" {
+		if err := ingest.CheckTopicName(c.StatusTopic); err != nil {
+			return fmt.Errorf("status_topic: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -53,6 +63,9 @@ type Options struct {
 	Config
 	// Clock stamps decisions; nil: time.Now.
 	Clock func() time.Time
+	// Assets are the inventory, for a console without an engine (Attach
+	// sets them otherwise); nil: none.
+	Assets ingest.AssetLookup
 }
 
 // Console is the operator console's state: the fleet index, each device's
@@ -90,6 +103,10 @@ type Console struct {
 	published uint64             // updates handed over
 	applied   uint64             // updates applied
 	assets    ingest.AssetLookup // the inventory: attributes beside the reported ones
+	// forward, when set, takes the console's decisions instead of the
+	// sink (Shared: to the status topic, for the instance that owns the
+	// device to send).
+	forward func(ctx context.Context, dec *Decision, out detect.QuarantineEvent) error
 }
 
 // device is what the console holds of one device.
@@ -138,7 +155,8 @@ func New(opts Options) *Console {
 		opts.Clock = time.Now
 	}
 	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
-		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3)}
+		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3),
+		assets: opts.Assets}
 	c.seqCond = sync.NewCond(&c.seqMu)
 	return c
 }
@@ -530,22 +548,55 @@ func (c *Console) Decide(ctx context.Context, id, action, by string) (detect.Qua
 	if err != nil {
 		return out, err
 	}
-	if c.sink == nil {
-		return out, errors.New("BUG: console without a sink: Tee was not called")
+	dec := &Decision{Action: action, By: by, At: out.Time, Event: id, Sent: out.ID}
+	if c.forward != nil {
+		err = c.forward(ctx, dec, out)
+	} else {
+		err = c.write(ctx, out)
 	}
-	if err := c.sink.Write(ctx, &detect.Output{Quarantine: []detect.QuarantineEvent{out}}); err != nil {
-		return out, fmt.Errorf("cannot send the quarantine event: %w", err)
+	if err != nil {
+		return out, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	dec := &Decision{Action: action, By: by, At: out.Time, Event: id, Sent: out.ID}
-	ev.decision = dec
-	c.events[out.ID] = &event{QuarantineEvent: out}
-	if r, ok := c.byName[ev.Device]; ok {
+	c.recordDecision(dec, out)
+	return out, nil
+}
+
+// deliver sends the quarantine event of a decision to the sinks.
+func (c *Console) deliver(ctx context.Context, out detect.QuarantineEvent) error {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	return c.write(ctx, out)
+}
+
+// write sends out to the sink; the caller holds sinkMu.
+func (c *Console) write(ctx context.Context, out detect.QuarantineEvent) error {
+	if c.sink == nil {
+		return errors.New("BUG: console without a sink: Attach was not called")
+	}
+	if err := c.sink.Write(ctx, &detect.Output{Quarantine: []detect.QuarantineEvent{out}}); err != nil {
+		return fmt.Errorf("cannot send the quarantine event: %w", err)
+	}
+	return nil
+}
+
+// recordDecision records decision dec, which sent out, on its event and
+// device; the first decision on an event stays. The caller holds mu.
+func (c *Console) recordDecision(dec *Decision, out detect.QuarantineEvent) {
+	if ev := c.events[dec.Event]; ev != nil {
+		if ev.decision != nil && ev.decision.Sent != dec.Sent {
+			return
+		}
+		ev.decision = dec
+	}
+	if _, ok := c.events[out.ID]; !ok {
+		c.events[out.ID] = &event{QuarantineEvent: out}
+	}
+	if r, ok := c.byName[out.Device]; ok && c.devices[r] != nil {
 		c.devices[r].decision = dec
 		c.indexDevice(int(r))
 	}
-	return out, nil
 }
 
 // decision makes the quarantine event of an operator's decision on ev.

@@ -17,6 +17,13 @@
 // quarantine events reach it through Tee, which wraps the pipeline's sink
 // and records what the sink accepted. detect/pipeline wires both.
 //
+// In a consumer group of several instances each engine holds only its
+// partitions' devices: Shared (console.status_topic) publishes them to a
+// compacted Kafka topic instead, and every console, with or without an
+// engine (vigil console), builds the whole fleet's index from that topic.
+// Decisions travel on the same topic to the instance that owns the
+// device, which sends them to its sinks (wire.go describes the records).
+//
 // # Fleet index
 //
 // One column per field (device, group, status, learning, last_seen,
