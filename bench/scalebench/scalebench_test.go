@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/ingest/telemetry"
+)
+
+// The generated fleet is what Vigil's own decoder reads: every line one
+// row of the right device, time and metrics, in time order.
+func TestWriteFleetDecodes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.jsonl")
+	const devices, reports = 37, 4
+	if err := writeFleet(path, devices, reports, len(metricNames)); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := telemetry.NewDecoder(ingest.DefaultConfig().Telemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	seen := map[string]int{}
+	var last int64
+	lines := 0
+	for sc.Scan() {
+		rows, err := dec.Decode(nil, sc.Bytes(), 0)
+		if err != nil {
+			t.Fatalf("line %d: %v: %s", lines+1, err, sc.Text())
+		}
+		lines++
+		if len(rows) != 1 || len(rows[0].Metrics) != len(metricNames) {
+			t.Fatalf("line %d: %d rows, want one with %d metrics: %s", lines, len(rows), len(metricNames), sc.Text())
+		}
+		r := rows[0]
+		if r.TimeNanos < last {
+			t.Fatalf("line %d goes back in time", lines)
+		}
+		last = r.TimeNanos
+		seen[strings.Clone(r.Device)]++ // rows point into the line, which the scanner reuses
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if lines != devices*reports || len(seen) != devices {
+		t.Fatalf("%d lines of %d devices, want %d of %d", lines, len(seen), devices*reports, devices)
+	}
+	for d, n := range seen {
+		if n != reports {
+			t.Fatalf("device %s has %d reports, want %d", d, n, reports)
+		}
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	if s, err := parseSizes("1000, 1000000"); err != nil || len(s) != 2 || s[1] != 1000000 {
+		t.Fatalf("parseSizes: %v, %v", s, err)
+	}
+	for _, bad := range []string{"", "1k", "0", "10,-1"} {
+		if _, err := parseSizes(bad); err == nil {
+			t.Errorf("parseSizes(%q) accepted", bad)
+		}
+	}
+}
