@@ -57,8 +57,10 @@ type Config struct {
 	// DailyMinHistory: from this much history until SeasonalMinHistory, a
 	// group metric is expected to follow an hour-of-day profile, its
 	// hour-of-week buckets of the same hour pooled (every weekday alike),
-	// trusted as a bucket is. A plant's day shift is then expected from
-	// its third day, not its fifteenth. 0: no hour-of-day profile.
+	// trusted as a bucket is (buckets learn from SeasonalWarmup on, so the
+	// default 48h is one day of profile after the default warm-up). A
+	// plant's day shift is then expected from its third day, not its
+	// fifteenth. 0: no hour-of-day profile.
 	DailyMinHistory time.Duration `yaml:"daily_min_history"`
 	// SeasonalWarmup: a group's rows teach its hour-of-week profile only
 	// once the group has learned for this long. A bucket holds residuals
@@ -135,12 +137,12 @@ func (c *Config) Validate() error {
 	if c.SeasonalMinHistory < 7*24*time.Hour {
 		return fmt.Errorf("seasonal_min_history is %s; an hour-of-week profile needs at least one week (168h), e.g. 336h", c.SeasonalMinHistory)
 	}
-	if c.DailyMinHistory != 0 && (c.DailyMinHistory < c.SeasonalWarmup+24*time.Hour || c.DailyMinHistory > c.SeasonalMinHistory) {
-		return fmt.Errorf("daily_min_history is %s; use 0 (off) or from seasonal_warmup + 24h (%s, a day of profile) to seasonal_min_history (%s), e.g. 48h",
-			c.DailyMinHistory, c.SeasonalWarmup+24*time.Hour, c.SeasonalMinHistory)
-	}
 	if c.SeasonalWarmup < 0 || c.SeasonalWarmup > c.SeasonalMinHistory {
 		return fmt.Errorf("seasonal_warmup is %s; use 0 to seasonal_min_history (%s), e.g. 24h", c.SeasonalWarmup, c.SeasonalMinHistory)
+	}
+	if c.DailyMinHistory != 0 && (c.DailyMinHistory < 24*time.Hour || c.DailyMinHistory > c.SeasonalMinHistory) {
+		return fmt.Errorf("daily_min_history is %s; use 0 (off) or from 24h to seasonal_min_history (%s), e.g. 48h",
+			c.DailyMinHistory, c.SeasonalMinHistory)
 	}
 	if c.SeasonalMinSamples < 1 {
 		return fmt.Errorf("seasonal_min_samples is %g; use at least 1, e.g. 20", c.SeasonalMinSamples)
