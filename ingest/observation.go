@@ -117,9 +117,12 @@ func clearString(s *string) {
 }
 
 // ObservationBuilder accumulates rows into Arrow records with the
-// observation schema. Metric columns are created the first time a metric
-// name is seen and kept for later records, so the schemas of successive
-// records only ever grow. It is not safe for concurrent use.
+// observation schema. A record has a metric column for each metric with a
+// value in at least one of its rows, in the order the builder first saw
+// the metrics: a metric absent from every row of a record costs that
+// record nothing, so sources whose rows name few of many metrics (packet
+// windows of several lengths, sparse traffic) pay for the values they
+// have, not for every metric ever seen. It is not safe for concurrent use.
 type ObservationBuilder struct {
 	mem      memory.Allocator
 	registry *Registry
@@ -127,10 +130,12 @@ type ObservationBuilder struct {
 
 	metricIndex map[string]int // metric name -> position in metricNames
 	metricNames []string
-	// schema is ObservationSchema(metricNames) as of the last NewRecord:
-	// schemas are immutable, so records share it until a metric is added
-	// (metricNames only grows).
-	schema *arrow.Schema
+	// schemas caches the schema of each set of metric columns a record
+	// had (keyed by schemaKey): schemas are immutable, so records share
+	// them, and a source's records have few distinct sets.
+	schemas   map[string]*arrow.Schema
+	schemaKey []byte // scratch: the current record's columns, as varints
+	names     []string
 
 	ts                              *array.TimestampBuilder
 	device, group                   *array.StringBuilder
@@ -143,6 +148,11 @@ type ObservationBuilder struct {
 	// that stays null for a whole record is made at once by NewRecord
 	// instead of row by row (an offset and a validity bit per row).
 	nulls     [4]int
+	// metrics are the metric columns' builders. A column holds a
+	// value or a null for its first Len() rows only: the nulls of the rows
+	// after its last value are appended when the next value comes or at
+	// NewRecord (valueAt), so a row costs the metrics it has, and a column
+	// without a value in a record is left out of it.
 	metrics   []*array.Float64Builder
 	rowValues []float64 // scratch: value per metric column for the current row
 	rowHas    []bool
@@ -154,8 +164,8 @@ type ObservationBuilder struct {
 	// remember the previous row's layout so such rows skip the map lookups.
 	lastNames []string
 	lastCols  []int
-	// lastDense says lastCols names every metric column exactly once.
-	lastDense bool
+	// lastUnique says lastCols names no column twice.
+	lastUnique bool
 
 	// devices and groupIDs cache the registry's indices, which never
 	// change once assigned, so the usual row reads a map this builder owns
@@ -168,8 +178,8 @@ type ObservationBuilder struct {
 	groupIDs map[string]int32
 	groupGen groupGenerationer // the grouper, when it implements it
 	attrsEnc []byte            // scratch: encoding of the current row's attrs
-	// reserved is how many rows the fixed-width and metric builders have
-	// room for, so Append checks capacity once per row, not per column.
+	// reserved is how many rows the fixed-width builders have room for,
+	// so Append checks their capacity once per row, not per column.
 	reserved int
 }
 
@@ -187,6 +197,7 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		registry:    reg,
 		grouper:     g,
 		metricIndex: make(map[string]int),
+		schemas:     make(map[string]*arrow.Schema),
 		devices:     make(map[string]*deviceEntry),
 		groupIDs:    make(map[string]int32),
 		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
@@ -245,14 +256,14 @@ func (b *ObservationBuilder) Append(r *Row) {
 	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
 	appendNullable(b.cert, &b.nulls[2], r.Cert)
 	appendNullable(b.firmware, &b.nulls[3], r.Firmware)
-	if b.lastDense {
-		// Each column gets exactly one value: no need to gather the row
-		// first.
+	if b.lastUnique {
+		// Each named column gets exactly one value: no need to gather the
+		// row first.
 		for i, m := range r.Metrics {
-			b.metrics[b.lastCols[i]].UnsafeAppend(m.Value)
+			b.appendValue(b.lastCols[i], m.Value)
 		}
 	} else {
-		b.appendSparseMetrics(r.Metrics)
+		b.appendRepeatedMetrics(r.Metrics)
 	}
 	if dev != nil {
 		for _, s := range r.Sets {
@@ -275,51 +286,51 @@ func (b *ObservationBuilder) learnLayout(ms []Metric) {
 		b.lastNames = append(b.lastNames, b.metricNames[j])
 		b.lastCols = append(b.lastCols, j)
 	}
-	// Dense: every column once. Columns are only added above, so this
-	// holds until the layout changes.
-	b.lastDense = len(b.lastCols) == len(b.metrics)
-	for i := range b.rowHas {
-		b.rowHas[i] = false
-	}
+	b.lastUnique = true
 	for _, j := range b.lastCols {
 		if b.rowHas[j] {
-			b.lastDense = false
+			b.lastUnique = false
 		}
 		b.rowHas[j] = true
 	}
+	for _, j := range b.lastCols {
+		b.rowHas[j] = false
+	}
 }
 
-// appendSparseMetrics appends the row's metrics when some columns get no
-// value (null) or several (the last wins).
-func (b *ObservationBuilder) appendSparseMetrics(ms []Metric) {
-	for i := range b.rowHas {
-		b.rowHas[i] = false
+// appendValue gives metric column j the value v in the current row, after
+// nulls for the rows since its last value.
+func (b *ObservationBuilder) appendValue(j int, v float64) {
+	mb := b.metrics[j]
+	if n := b.rows - mb.Len(); n > 0 {
+		mb.AppendNulls(n)
 	}
+	mb.Append(v)
+}
+
+// appendRepeatedMetrics appends the row's metrics when a column is named
+// several times (the last value wins).
+func (b *ObservationBuilder) appendRepeatedMetrics(ms []Metric) {
 	for i, m := range ms {
 		j := b.lastCols[i]
 		b.rowValues[j] = m.Value
 		b.rowHas[j] = true
 	}
-	for j, mb := range b.metrics {
+	for _, j := range b.lastCols {
 		if b.rowHas[j] {
-			mb.UnsafeAppend(b.rowValues[j])
-		} else {
-			mb.UnsafeAppendBoolToBitmap(false)
+			b.rowHas[j] = false
+			b.appendValue(j, b.rowValues[j])
 		}
 	}
 }
 
-// reserve makes room for n more rows in the fixed-width and metric
-// builders.
+// reserve makes room for n more rows in the fixed-width builders.
 func (b *ObservationBuilder) reserve(n int) {
 	b.ts.Reserve(n)
 	b.deviceID.Reserve(n)
 	b.groupID.Reserve(n)
 	b.partition.Reserve(n)
 	b.offset.Reserve(n)
-	for _, mb := range b.metrics {
-		mb.Reserve(n)
-	}
 	b.reserved = b.rows + n
 }
 
@@ -419,10 +430,7 @@ func (b *ObservationBuilder) addMetric(name string) int {
 	j := len(b.metricNames)
 	b.metricIndex[name] = j
 	b.metricNames = append(b.metricNames, name)
-	mb := array.NewFloat64Builder(b.mem)
-	mb.AppendNulls(b.rows) // earlier rows of this record lack the metric
-	mb.Reserve(b.reserved - b.rows)
-	b.metrics = append(b.metrics, mb)
+	b.metrics = append(b.metrics, array.NewFloat64Builder(b.mem))
 	b.rowValues = append(b.rowValues, 0)
 	b.rowHas = append(b.rowHas, false)
 	return j
@@ -471,21 +479,25 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		b.offset.NewArray(), b.nullableArray(b.srcIP, &b.nulls[0], n),
 		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
 		b.nullableArray(b.firmware, &b.nulls[3], n))
-	for _, mb := range b.metrics {
+	b.schemaKey = b.schemaKey[:0]
+	for j, mb := range b.metrics {
+		if mb.Len() == 0 {
+			continue // no value in this record
+		}
+		mb.AppendNulls(n - mb.Len())
 		cols = append(cols, mb.NewArray())
+		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
+		// The next record is most likely like this one: reserving its
+		// room now spares the builder a dozen grow-and-copy steps.
+		mb.Reserve(n)
 	}
-	if b.schema == nil || b.schema.NumFields() != NumFixedCols+len(b.metricNames) {
-		b.schema = ObservationSchema(b.metricNames)
-	}
-	rec := array.NewRecord(b.schema, cols, int64(b.rows))
+	rec := array.NewRecord(b.recordSchema(), cols, int64(b.rows))
 	for _, c := range cols {
 		c.Release()
 	}
 	sets := b.sets
 	b.sets = nil
 	b.rows = 0
-	// The next record is most likely the size of this one: reserving it
-	// now spares the builders a dozen grow-and-copy steps each.
 	b.reserved = 0
 	b.reserve(n)
 	for i, sb := range strs {
@@ -496,6 +508,29 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		sb.ReserveData(dataLen[i])
 	}
 	return rec, sets
+}
+
+// maxSchemas bounds the schema cache: a source whose rows combine metrics
+// in ever new ways starts it again rather than grow it.
+const maxSchemas = 256
+
+// recordSchema returns the schema of the metric columns in schemaKey.
+func (b *ObservationBuilder) recordSchema() *arrow.Schema {
+	if s, ok := b.schemas[string(b.schemaKey)]; ok {
+		return s
+	}
+	b.names = b.names[:0]
+	for k := b.schemaKey; len(k) > 0; {
+		j, n := binary.Uvarint(k)
+		b.names = append(b.names, b.metricNames[j])
+		k = k[n:]
+	}
+	if len(b.schemas) >= maxSchemas {
+		clear(b.schemas)
+	}
+	s := ObservationSchema(b.names)
+	b.schemas[string(b.schemaKey)] = s
+	return s
 }
 
 func (b *ObservationBuilder) stringBuilders() [6]*array.StringBuilder {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 )
@@ -96,28 +97,45 @@ func TestAppendNullableColumns(t *testing.T) {
 	}
 }
 
-// TestSchemaFollowsMetrics checks that a record's schema names the
-// metrics added since the previous record, whose schema is reused.
+// TestSchemaFollowsMetrics checks that a record has a column for each
+// metric with a value in one of its rows, in the order the builder first
+// saw them, and none for the metrics of earlier records only; records
+// with the same columns share one schema.
 func TestSchemaFollowsMetrics(t *testing.T) {
 	b := NewObservationBuilder(nil, NewRegistry(), siteGrouper{})
-	for k, names := range [][]string{{"a"}, {"a"}, {"a", "b"}, {"b"}} {
-		r := Row{Device: "d"}
-		for _, n := range names {
-			r.Metrics = append(r.Metrics, Metric{Name: n, Value: 1})
+	records := [][][]string{{{"a"}}, {{"a"}}, {{"a", "b"}}, {{"b"}}, {{}}, {{"b", "a"}}, {{"b"}, {}, {"a"}}}
+	want := []string{"a", "a", "a b", "b", "", "a b", "a:-,-,1 b:1,-,-"}
+	var schemas []*arrow.Schema
+	for k, rows := range records {
+		for _, names := range rows {
+			r := Row{Device: "d"}
+			for _, n := range names {
+				r.Metrics = append(r.Metrics, Metric{Name: n, Value: 1})
+			}
+			b.Append(&r)
 		}
-		b.Append(&r)
 		rec, _ := b.NewRecord()
-		want := NumFixedCols + 1
-		if k >= 2 {
-			want++
+		var got []string
+		for c := NumFixedCols; c < int(rec.NumCols()); c++ {
+			col := rec.Column(c).(*array.Float64)
+			if col.Len() != len(rows) {
+				t.Fatalf("record %d: column %s has %d rows, want %d", k, rec.ColumnName(c), col.Len(), len(rows))
+			}
+			name := rec.ColumnName(c)
+			if len(rows) > 1 {
+				name += ":" + strings.ReplaceAll(strings.Trim(col.String(), "[]"), " ", ",")
+				name = strings.ReplaceAll(name, "(null)", "-")
+			}
+			got = append(got, name)
 		}
-		if int(rec.NumCols()) != want || rec.Schema().NumFields() != want {
-			t.Fatalf("record %d: %d columns, schema of %d fields, want %d", k, rec.NumCols(), rec.Schema().NumFields(), want)
+		if g := strings.Join(got, " "); g != want[k] || rec.Schema().NumFields() != int(rec.NumCols()) {
+			t.Fatalf("record %d: columns %q (schema of %d fields), want %q", k, g, rec.Schema().NumFields(), want[k])
 		}
-		if rec.ColumnName(NumFixedCols) != "a" || k >= 2 && rec.ColumnName(NumFixedCols+1) != "b" {
-			t.Fatalf("record %d: schema %v", k, rec.Schema())
-		}
+		schemas = append(schemas, rec.Schema())
 		rec.Release()
+	}
+	if schemas[1] != schemas[0] || schemas[5] != schemas[2] {
+		t.Errorf("records of the same columns do not share their schema")
 	}
 }
 
