@@ -147,7 +147,7 @@ type ObservationBuilder struct {
 	// to its builder. Most sources never set these columns: a column
 	// that stays null for a whole record is made at once by NewRecord
 	// instead of row by row (an offset and a validity bit per row).
-	nulls     [4]int
+	nulls [4]int
 	// metrics are the metric columns' builders. A column holds a
 	// value or a null for its first Len() rows only: the nulls of the rows
 	// after its last value are appended when the next value comes or at
