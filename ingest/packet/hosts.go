@@ -209,8 +209,16 @@ func (t *hostTable) insert(addr [16]byte) int32 {
 		i = t.free[len(t.free)-1]
 		t.free = t.free[:len(t.free)-1]
 	case len(t.hosts) < t.max:
-		t.hosts = append(t.hosts, host{})
-		i = int32(len(t.hosts) - 1)
+		if len(t.hosts) == cap(t.hosts) {
+			// Doubling, not append's quarter: a host is some 2 KB, and a
+			// flood of forged sources adds thousands, each move copying
+			// every host.
+			hs := make([]host, len(t.hosts), min(t.max, max(64, 2*cap(t.hosts))))
+			copy(hs, t.hosts)
+			t.hosts = hs
+		}
+		i = int32(len(t.hosts))
+		t.hosts = t.hosts[:i+1]
 	default:
 		i = t.victim()
 		if t.onEvict != nil {
