@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/google/gopacket/layers"
 
 	"github.com/vigil-ot/vigil/ingest"
@@ -26,6 +27,11 @@ type Options struct {
 	// Grouper derives the group of an inventory device; when nil, inventory
 	// devices are grouped by their "site" attribute (or "inventory").
 	Grouper ingest.Grouper
+	// Mem allocates the batches' records. When nil, the extractor keeps
+	// an ingest.RecyclingAllocator of its own: a window's record is small
+	// and one is built every window, so its buffers are reused once the
+	// engine has released the record rather than allocated anew.
+	Mem memory.Allocator
 }
 
 // Extractor turns decoded packets into observation rows (features per host,
@@ -178,7 +184,10 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
 	x.initTrust()
-	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
+	if opts.Mem == nil {
+		opts.Mem = ingest.NewRecyclingAllocator()
+	}
+	x.builder = ingest.NewObservationBuilder(opts.Mem, opts.Registry, fixedGrouper{})
 	for i, w := range cfg.Windows {
 		x.win = append(x.win, int64(w))
 		x.winName = append(x.winName, windowName(w))
