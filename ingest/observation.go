@@ -148,6 +148,10 @@ type ObservationBuilder struct {
 	// that stays null for a whole record is made at once by NewRecord
 	// instead of row by row (an offset and a validity bit per row).
 	nulls [4]int
+	// nullStrings holds a string column null in every row, by length,
+	// for the nullable columns a record has no value in (most records
+	// carry no client id, certificate or firmware).
+	nullStrings map[int]arrow.Array
 	// metrics are the metric columns' builders. A column holds a
 	// value or a null for its first Len() rows only: the nulls of the rows
 	// after its last value are appended when the next value comes or at
@@ -198,6 +202,7 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		grouper:     g,
 		metricIndex: make(map[string]int),
 		schemas:     make(map[string]*arrow.Schema),
+		nullStrings: make(map[int]arrow.Array),
 		devices:     make(map[string]*deviceEntry),
 		groupIDs:    make(map[string]int32),
 		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
@@ -451,16 +456,33 @@ func appendNullable(sb *array.StringBuilder, pending *int, s string) {
 }
 
 // nullableArray returns the column of sb, whose last pending rows are
-// null, and resets sb; a column null in all n rows is allocated at once.
+// null, and resets sb. A column null in all n rows is one of nullStrings:
+// arrays are immutable, so records of n rows share it.
 func (b *ObservationBuilder) nullableArray(sb *array.StringBuilder, pending *int, n int) arrow.Array {
 	p := *pending
 	*pending = 0
 	if p == n && sb.Len() == 0 {
-		return array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
+		a, ok := b.nullStrings[n]
+		if !ok {
+			if len(b.nullStrings) >= maxNullStrings {
+				for _, a := range b.nullStrings {
+					a.Release()
+				}
+				clear(b.nullStrings)
+			}
+			a = array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
+			b.nullStrings[n] = a
+		}
+		a.Retain() // the record's; the builder keeps its own
+		return a
 	}
 	sb.AppendNulls(p)
 	return sb.NewArray()
 }
+
+// maxNullStrings bounds the nullStrings cache: a source whose records
+// come in ever new lengths starts it again rather than grow it.
+const maxNullStrings = 64
 
 // NewRecord returns the rows appended so far as a record, together with
 // their set members, and resets the builder. The caller owns the record's

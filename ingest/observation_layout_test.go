@@ -271,3 +271,32 @@ func metricColumns(b *ObservationBuilder) string {
 	}
 	return strings.Join(got, " ")
 }
+
+// TestNullColumnsShared checks that records of the same length share one
+// array for their columns null in every row, and that it stays null and
+// of the record's length while records come and go.
+func TestNullColumnsShared(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	b := NewObservationBuilder(mem, NewRegistry(), siteGrouper{})
+	var first arrow.ArrayData
+	for k, n := range []int{3, 2, 3, 3} {
+		for range n {
+			b.Append(&Row{Device: "d", SrcIP: "10.0.0.1"})
+		}
+		rec, _ := b.NewRecord()
+		for _, c := range []int{8, 9, 10} {
+			col := rec.Column(c)
+			if col.Len() != n || col.NullN() != n {
+				t.Fatalf("record %d column %s: %d rows, %d null, want %d", k, rec.ColumnName(c), col.Len(), col.NullN(), n)
+			}
+		}
+		if k == 0 {
+			first = rec.Column(8).Data()
+			first.Retain()
+		} else if shared := rec.Column(8).Data() == first; shared != (n == 3) {
+			t.Fatalf("record %d of %d rows: shares the first record's null column: %v", k, n, shared)
+		}
+		rec.Release()
+	}
+	first.Release()
+}
