@@ -163,13 +163,13 @@ type ObservationBuilder struct {
 	rows      int
 	sets      []SetMember
 
-	// Successive rows of one source usually carry the same metric names in
-	// the same order; lastNames (the builder's own copies) and lastCols
-	// remember the previous row's layout so such rows skip the map lookups.
-	lastNames []string
-	lastCols  []int
-	// lastUnique says lastCols names no column twice.
-	lastUnique bool
+	// A source's rows usually carry one of a few lists of metric names
+	// (a packet window's rows: one per window length and protocol mix):
+	// layouts remembers the last few, layout the previous row's, so such
+	// rows skip the map lookups.
+	layouts    [8]metricLayout
+	layout     *metricLayout
+	nextLayout int // the slot of layouts the next new layout takes
 
 	// devices and groupIDs cache the registry's indices, which never
 	// change once assigned, so the usual row reads a map this builder owns
@@ -195,7 +195,7 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		mem = memory.DefaultAllocator
 	}
 	gg, _ := g.(groupGenerationer)
-	return &ObservationBuilder{
+	b := &ObservationBuilder{
 		groupGen:    gg,
 		mem:         mem,
 		registry:    reg,
@@ -217,6 +217,8 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		cert:        array.NewStringBuilder(mem),
 		firmware:    array.NewStringBuilder(mem),
 	}
+	b.layout = &b.layouts[0]
+	return b
 }
 
 // Len returns the number of rows appended since the last NewRecord.
@@ -233,8 +235,8 @@ func (b *ObservationBuilder) Len() int { return b.rows }
 // group and no set members, so that the engine counts it and a source
 // can dead-letter it by its position; nothing is kept of its names.
 func (b *ObservationBuilder) Append(r *Row) {
-	if !b.sameLayout(r.Metrics) {
-		b.learnLayout(r.Metrics)
+	if !b.layout.matches(r.Metrics) {
+		b.findLayout(r.Metrics)
 	}
 	dev := b.deviceEntry(r.Device)
 	devID, group, groupID := int32(-1), "", int32(-1)
@@ -261,11 +263,11 @@ func (b *ObservationBuilder) Append(r *Row) {
 	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
 	appendNullable(b.cert, &b.nulls[2], r.Cert)
 	appendNullable(b.firmware, &b.nulls[3], r.Firmware)
-	if b.lastUnique {
+	if b.layout.unique {
 		// Each named column gets exactly one value: no need to gather the
 		// row first.
 		for i, m := range r.Metrics {
-			b.appendValue(b.lastCols[i], m.Value)
+			b.appendValue(b.layout.cols[i], m.Value)
 		}
 	} else {
 		b.appendRepeatedMetrics(r.Metrics)
@@ -279,28 +281,64 @@ func (b *ObservationBuilder) Append(r *Row) {
 	b.rows++
 }
 
-// learnLayout makes the metric names of ms, adding columns for new ones,
-// the layout sameLayout compares the next rows with.
-func (b *ObservationBuilder) learnLayout(ms []Metric) {
-	b.lastNames, b.lastCols = b.lastNames[:0], b.lastCols[:0]
+// metricLayout is a list of metric names as rows carry them and the
+// columns they go to.
+type metricLayout struct {
+	names  []string // the builder's own copies
+	cols   []int
+	unique bool // cols names no column twice
+}
+
+// matches reports whether ms has the layout's metric names.
+func (l *metricLayout) matches(ms []Metric) bool {
+	if len(ms) != len(l.names) {
+		return false
+	}
+	for i := range ms {
+		// Decoders intern metric names, so the usual match is the same
+		// bytes: comparing the pointers first spares a call of memequal.
+		x, y := ms[i].Name, l.names[i]
+		if len(x) != len(y) || unsafe.StringData(x) != unsafe.StringData(y) && x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// findLayout makes the layout of ms the current one: a remembered one,
+// or a new one in place of the oldest, adding columns for new metrics.
+func (b *ObservationBuilder) findLayout(ms []Metric) {
+	for i := range b.layouts {
+		if l := &b.layouts[i]; l.names != nil && l.matches(ms) {
+			b.layout = l
+			return
+		}
+	}
+	l := &b.layouts[b.nextLayout]
+	b.nextLayout = (b.nextLayout + 1) % len(b.layouts)
+	l.names, l.cols = l.names[:0], l.cols[:0]
 	for _, m := range ms {
 		j, ok := b.metricIndex[m.Name]
 		if !ok {
 			j = b.addMetric(m.Name)
 		}
-		b.lastNames = append(b.lastNames, b.metricNames[j])
-		b.lastCols = append(b.lastCols, j)
+		l.names = append(l.names, b.metricNames[j])
+		l.cols = append(l.cols, j)
 	}
-	b.lastUnique = true
-	for _, j := range b.lastCols {
+	if l.names == nil {
+		l.names = []string{} // remembered: nil marks an unused slot
+	}
+	l.unique = true
+	for _, j := range l.cols {
 		if b.rowHas[j] {
-			b.lastUnique = false
+			l.unique = false
 		}
 		b.rowHas[j] = true
 	}
-	for _, j := range b.lastCols {
+	for _, j := range l.cols {
 		b.rowHas[j] = false
 	}
+	b.layout = l
 }
 
 // appendValue gives metric column j the value v in the current row, after
@@ -317,11 +355,11 @@ func (b *ObservationBuilder) appendValue(j int, v float64) {
 // several times (the last value wins).
 func (b *ObservationBuilder) appendRepeatedMetrics(ms []Metric) {
 	for i, m := range ms {
-		j := b.lastCols[i]
+		j := b.layout.cols[i]
 		b.rowValues[j] = m.Value
 		b.rowHas[j] = true
 	}
-	for _, j := range b.lastCols {
+	for _, j := range b.layout.cols {
 		if b.rowHas[j] {
 			b.rowHas[j] = false
 			b.appendValue(j, b.rowValues[j])
@@ -411,22 +449,6 @@ func (b *ObservationBuilder) groupIndex(name string) int32 {
 	id := b.registry.GroupID(name)
 	b.groupIDs[b.registry.GroupName(id)] = id
 	return id
-}
-
-// sameLayout reports whether ms has the previous row's metric names.
-func (b *ObservationBuilder) sameLayout(ms []Metric) bool {
-	if len(ms) != len(b.lastNames) {
-		return false
-	}
-	for i := range ms {
-		// Decoders intern metric names, so the usual match is the same
-		// bytes: comparing the pointers first spares a call of memequal.
-		x, y := ms[i].Name, b.lastNames[i]
-		if len(x) != len(y) || unsafe.StringData(x) != unsafe.StringData(y) && x != y {
-			return false
-		}
-	}
-	return true
 }
 
 func (b *ObservationBuilder) addMetric(name string) int {
@@ -519,6 +541,10 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	}
 	sets := b.sets
 	b.sets = nil
+	if len(sets) > 0 {
+		// The batch owns sets; the next record's are likely as many.
+		b.sets = make([]SetMember, 0, len(sets))
+	}
 	b.rows = 0
 	b.reserved = 0
 	b.reserve(n)

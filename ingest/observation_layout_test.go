@@ -46,6 +46,30 @@ func TestAppendMetricLayouts(t *testing.T) {
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
+
+	// More layouts in turn than the builder remembers: each is learned
+	// again after it was forgotten.
+	var wantCols [11][]string
+	for i := range 33 {
+		k := i % 10
+		name := fmt.Sprint("m", k)
+		b.Append(&Row{Device: "d", Metrics: []Metric{{Name: "all", Value: float64(i)}, {Name: name, Value: float64(100 + i)}}})
+		wantCols[0] = append(wantCols[0], fmt.Sprint(i))
+		for c := range 10 {
+			v := "-"
+			if c == k {
+				v = fmt.Sprint(100 + i)
+			}
+			wantCols[1+c] = append(wantCols[1+c], v)
+		}
+	}
+	want = "all:" + strings.Join(wantCols[0], ",")
+	for c := range 10 {
+		want += fmt.Sprintf(" m%d:%s", c, strings.Join(wantCols[1+c], ","))
+	}
+	if got := metricColumns(b); got != want {
+		t.Fatalf("cycling layouts:\ngot  %s\nwant %s", got, want)
+	}
 }
 
 // TestAppendNullableColumns checks the nullable string columns when
