@@ -163,7 +163,7 @@ type hostTable struct {
 const hostChunk = 64
 
 // at returns host i (below len()).
-func (t *hostTable) at(i int32) *host { return &t.chunks[i/hostChunk][i%hostChunk] }
+func (t *hostTable) at(i int32) *host { return &t.chunks[uint32(i)/hostChunk][uint32(i)%hostChunk] }
 
 // len returns the number of host slots, used or free.
 func (t *hostTable) len() int32 { return t.n }
