@@ -345,10 +345,13 @@ func (b *ObservationBuilder) findLayout(ms []Metric) {
 // nulls for the rows since its last value.
 func (b *ObservationBuilder) appendValue(j int, v float64) {
 	mb := b.metrics[j]
+	if c := mb.Cap(); c <= b.rows {
+		mb.Resize(max(b.rows+1, 2*c))
+	}
 	if n := b.rows - mb.Len(); n > 0 {
 		mb.AppendNulls(n)
 	}
-	mb.Append(v)
+	mb.UnsafeAppend(v)
 }
 
 // appendRepeatedMetrics appends the row's metrics when a column is named
@@ -369,12 +372,26 @@ func (b *ObservationBuilder) appendRepeatedMetrics(ms []Metric) {
 
 // reserve makes room for n more rows in the fixed-width builders.
 func (b *ObservationBuilder) reserve(n int) {
-	b.ts.Reserve(n)
-	b.deviceID.Reserve(n)
-	b.groupID.Reserve(n)
-	b.partition.Reserve(n)
-	b.offset.Reserve(n)
 	b.reserved = b.rows + n
+	for _, bl := range [...]resizer{b.ts, b.deviceID, b.groupID, b.partition, b.offset} {
+		ensureCap(bl, b.reserved)
+	}
+}
+
+// resizer is an Arrow builder of fixed-width values.
+type resizer interface {
+	Cap() int
+	Resize(n int)
+}
+
+// ensureCap gives bl room for need values. It calls Resize, not Reserve:
+// on a builder emptied by NewArray, Reserve (arrow-go v15) allocates a
+// validity buffer, then Resize allocates another in its place, a third
+// of the objects a small record costs.
+func ensureCap(bl resizer, need int) {
+	if c := bl.Cap(); c < need {
+		bl.Resize(max(need, 2*c))
+	}
 }
 
 // groupGenerationer is implemented by a Grouper whose Group is a function
@@ -528,12 +545,13 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		if mb.Len() == 0 {
 			continue // no value in this record
 		}
+		ensureCap(mb, n)
 		mb.AppendNulls(n - mb.Len())
 		cols = append(cols, mb.NewArray())
 		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
 		// The next record is most likely like this one: reserving its
 		// room now spares the builder a dozen grow-and-copy steps.
-		mb.Reserve(n)
+		ensureCap(mb, n)
 	}
 	rec := array.NewRecord(b.recordSchema(), cols, int64(b.rows))
 	for _, c := range cols {
