@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/bitutil"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 )
 
@@ -152,12 +153,9 @@ type ObservationBuilder struct {
 	// for the nullable columns a record has no value in (most records
 	// carry no client id, certificate or firmware).
 	nullStrings map[int]arrow.Array
-	// metrics are the metric columns' builders. A column holds a
-	// value or a null for its first Len() rows only: the nulls of the rows
-	// after its last value are appended when the next value comes or at
-	// NewRecord (valueAt), so a row costs the metrics it has, and a column
-	// without a value in a record is left out of it.
-	metrics   []*array.Float64Builder
+	// metrics are the metric columns of the current record, by position
+	// in metricNames.
+	metrics   []metricColumn
 	rowValues []float64 // scratch: value per metric column for the current row
 	rowHas    []bool
 	rows      int
@@ -341,17 +339,31 @@ func (b *ObservationBuilder) findLayout(ms []Metric) {
 	b.layout = l
 }
 
+// metricColumn is one metric's values in the current record, up to its
+// last value: a row costs the metrics it has, the nulls of the rows
+// since a column's last value are added when the next value comes or by
+// NewRecord, and a column without a value in a record is left out of it.
+// The slices are kept from record to record: NewRecord copies them into
+// one buffer that all the record's metric columns share, so a metric
+// column costs a record three small objects (its array, data and buffer
+// list), not an Arrow builder's half a dozen.
+type metricColumn struct {
+	vals  []float64
+	valid []bool
+	nulls int
+}
+
 // appendValue gives metric column j the value v in the current row, after
 // nulls for the rows since its last value.
 func (b *ObservationBuilder) appendValue(j int, v float64) {
-	mb := b.metrics[j]
-	if c := mb.Cap(); c <= b.rows {
-		mb.Resize(max(b.rows+1, 2*c))
+	c := &b.metrics[j]
+	if n := b.rows - len(c.vals); n > 0 {
+		c.vals = append(c.vals, make([]float64, n)...)
+		c.valid = append(c.valid, make([]bool, n)...)
+		c.nulls += n
 	}
-	if n := b.rows - mb.Len(); n > 0 {
-		mb.AppendNulls(n)
-	}
-	mb.UnsafeAppend(v)
+	c.vals = append(c.vals, v)
+	c.valid = append(c.valid, true)
 }
 
 // appendRepeatedMetrics appends the row's metrics when a column is named
@@ -386,8 +398,7 @@ type resizer interface {
 
 // ensureCap gives bl room for need values. It calls Resize, not Reserve:
 // on a builder emptied by NewArray, Reserve (arrow-go v15) allocates a
-// validity buffer, then Resize allocates another in its place, a third
-// of the objects a small record costs.
+// validity buffer, then Resize allocates another in its place.
 func ensureCap(bl resizer, need int) {
 	if c := bl.Cap(); c < need {
 		bl.Resize(max(need, 2*c))
@@ -474,7 +485,7 @@ func (b *ObservationBuilder) addMetric(name string) int {
 	j := len(b.metricNames)
 	b.metricIndex[name] = j
 	b.metricNames = append(b.metricNames, name)
-	b.metrics = append(b.metrics, array.NewFloat64Builder(b.mem))
+	b.metrics = append(b.metrics, metricColumn{})
 	b.rowValues = append(b.rowValues, 0)
 	b.rowHas = append(b.rowHas, false)
 	return j
@@ -540,19 +551,7 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		b.offset.NewArray(), b.nullableArray(b.srcIP, &b.nulls[0], n),
 		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
 		b.nullableArray(b.firmware, &b.nulls[3], n))
-	b.schemaKey = b.schemaKey[:0]
-	for j, mb := range b.metrics {
-		if mb.Len() == 0 {
-			continue // no value in this record
-		}
-		ensureCap(mb, n)
-		mb.AppendNulls(n - mb.Len())
-		cols = append(cols, mb.NewArray())
-		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
-		// The next record is most likely like this one: reserving its
-		// room now spares the builder a dozen grow-and-copy steps.
-		ensureCap(mb, n)
-	}
+	cols = b.appendMetricArrays(cols, n)
 	rec := array.NewRecord(b.recordSchema(), cols, int64(b.rows))
 	for _, c := range cols {
 		c.Release()
@@ -574,6 +573,65 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		sb.ReserveData(dataLen[i])
 	}
 	return rec, sets
+}
+
+// appendMetricArrays appends to cols an array of n rows for each metric
+// column with a value in the record, in order, and sets schemaKey to
+// their positions. The arrays are slices of one values buffer, and of one
+// validity buffer for those with nulls.
+func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arrow.Array {
+	b.schemaKey = b.schemaKey[:0]
+	k, withNulls := 0, 0
+	for j := range b.metrics {
+		if c := &b.metrics[j]; len(c.vals) > 0 {
+			k++
+			if c.nulls > 0 || len(c.vals) < n {
+				withNulls++
+			}
+		}
+	}
+	if k == 0 {
+		return cols
+	}
+	data := memory.NewResizableBuffer(b.mem)
+	data.Resize(arrow.Float64Traits.BytesRequired(k * n))
+	vals := arrow.Float64Traits.CastFromBytes(data.Bytes())
+	var valid *memory.Buffer
+	if withNulls > 0 {
+		valid = memory.NewResizableBuffer(b.mem)
+		valid.Resize(int(bitutil.BytesForBits(int64(k * n))))
+		clear(valid.Bytes())
+	}
+	at := 0
+	for j := range b.metrics {
+		c := &b.metrics[j]
+		if len(c.vals) == 0 {
+			continue // no value in this record
+		}
+		copy(vals[at:at+n], c.vals)
+		clear(vals[at+len(c.vals) : at+n])
+		nulls := c.nulls + n - len(c.vals)
+		bufs := []*memory.Buffer{nil, data}
+		if nulls > 0 {
+			bufs[0] = valid
+			for i, ok := range c.valid {
+				if ok {
+					bitutil.SetBit(valid.Bytes(), at+i)
+				}
+			}
+		}
+		d := array.NewData(arrow.PrimitiveTypes.Float64, n, bufs, nil, nulls, at)
+		cols = append(cols, array.NewFloat64Data(d))
+		d.Release()
+		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
+		c.vals, c.valid, c.nulls = c.vals[:0], c.valid[:0], 0
+		at += n
+	}
+	data.Release()
+	if valid != nil {
+		valid.Release()
+	}
+	return cols
 }
 
 // maxSchemas bounds the schema cache: a source whose rows combine metrics
