@@ -602,6 +602,9 @@ func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arr
 		valid.Resize(int(bitutil.BytesForBits(int64(k * n))))
 		clear(valid.Bytes())
 	}
+	// One backing array for the arrays' buffer lists: Data keeps the
+	// slice it is given and never writes to its elements.
+	bufs := make([]*memory.Buffer, 2*k)
 	at := 0
 	for j := range b.metrics {
 		c := &b.metrics[j]
@@ -611,16 +614,18 @@ func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arr
 		copy(vals[at:at+n], c.vals)
 		clear(vals[at+len(c.vals) : at+n])
 		nulls := c.nulls + n - len(c.vals)
-		bufs := []*memory.Buffer{nil, data}
+		colBufs := bufs[:2:2]
+		bufs = bufs[2:]
+		colBufs[1] = data
 		if nulls > 0 {
-			bufs[0] = valid
+			colBufs[0] = valid
 			for i, ok := range c.valid {
 				if ok {
 					bitutil.SetBit(valid.Bytes(), at+i)
 				}
 			}
 		}
-		d := array.NewData(arrow.PrimitiveTypes.Float64, n, bufs, nil, nulls, at)
+		d := array.NewData(arrow.PrimitiveTypes.Float64, n, colBufs, nil, nulls, at)
 		cols = append(cols, array.NewFloat64Data(d))
 		d.Release()
 		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
