@@ -138,10 +138,11 @@ type ObservationBuilder struct {
 	schemaKey []byte // scratch: the current record's columns, as varints
 	names     []string
 
-	ts                              *array.TimestampBuilder
+	// The fixed-width columns of the current record, kept from record to
+	// record: NewRecord copies them into one buffer their arrays share.
+	times, offsets                  []int64
+	devIDs, grpIDs, parts           []int32
 	device, group                   *array.StringBuilder
-	deviceID, groupID, partition    *array.Int32Builder
-	offset                          *array.Int64Builder
 	srcIP, clientID, cert, firmware *array.StringBuilder
 	// nulls counts, per nullable string column (srcIP, clientID, cert,
 	// firmware), the trailing nulls of the current record not yet appended
@@ -180,9 +181,6 @@ type ObservationBuilder struct {
 	groupIDs map[string]int32
 	groupGen groupGenerationer // the grouper, when it implements it
 	attrsEnc []byte            // scratch: encoding of the current row's attrs
-	// reserved is how many rows the fixed-width builders have room for,
-	// so Append checks their capacity once per row, not per column.
-	reserved int
 }
 
 // NewObservationBuilder returns a builder that interns device and group
@@ -203,13 +201,8 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		nullStrings: make(map[int]arrow.Array),
 		devices:     make(map[string]*deviceEntry),
 		groupIDs:    make(map[string]int32),
-		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
 		device:      array.NewStringBuilder(mem),
 		group:       array.NewStringBuilder(mem),
-		deviceID:    array.NewInt32Builder(mem),
-		groupID:     array.NewInt32Builder(mem),
-		partition:   array.NewInt32Builder(mem),
-		offset:      array.NewInt64Builder(mem),
 		srcIP:       array.NewStringBuilder(mem),
 		clientID:    array.NewStringBuilder(mem),
 		cert:        array.NewStringBuilder(mem),
@@ -247,16 +240,13 @@ func (b *ObservationBuilder) Append(r *Row) {
 		devID = dev.id
 		group, groupID = r.Group, b.groupIndex(r.Group)
 	}
-	if b.rows >= b.reserved {
-		b.reserve(max(b.rows, 64))
-	}
-	b.ts.UnsafeAppend(arrow.Timestamp(r.TimeNanos))
+	b.times = append(b.times, r.TimeNanos)
 	b.device.Append(r.Device)
 	b.group.Append(group)
-	b.deviceID.UnsafeAppend(devID)
-	b.groupID.UnsafeAppend(groupID)
-	b.partition.UnsafeAppend(r.Partition)
-	b.offset.UnsafeAppend(r.Offset)
+	b.devIDs = append(b.devIDs, devID)
+	b.grpIDs = append(b.grpIDs, groupID)
+	b.parts = append(b.parts, r.Partition)
+	b.offsets = append(b.offsets, r.Offset)
 	appendNullable(b.srcIP, &b.nulls[0], r.SrcIP)
 	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
 	appendNullable(b.cert, &b.nulls[2], r.Cert)
@@ -379,29 +369,6 @@ func (b *ObservationBuilder) appendRepeatedMetrics(ms []Metric) {
 			b.rowHas[j] = false
 			b.appendValue(j, b.rowValues[j])
 		}
-	}
-}
-
-// reserve makes room for n more rows in the fixed-width builders.
-func (b *ObservationBuilder) reserve(n int) {
-	b.reserved = b.rows + n
-	for _, bl := range [...]resizer{b.ts, b.deviceID, b.groupID, b.partition, b.offset} {
-		ensureCap(bl, b.reserved)
-	}
-}
-
-// resizer is an Arrow builder of fixed-width values.
-type resizer interface {
-	Cap() int
-	Resize(n int)
-}
-
-// ensureCap gives bl room for need values. It calls Resize, not Reserve:
-// on a builder emptied by NewArray, Reserve (arrow-go v15) allocates a
-// validity buffer, then Resize allocates another in its place.
-func ensureCap(bl resizer, need int) {
-	if c := bl.Cap(); c < need {
-		bl.Resize(max(need, 2*c))
 	}
 }
 
@@ -544,11 +511,12 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	for i, sb := range strs {
 		dataLen[i] = sb.DataLen()
 	}
+	fixed := b.fixedArrays(n)
 	cols := make([]arrow.Array, 0, NumFixedCols+len(b.metrics))
 	cols = append(cols,
-		b.ts.NewArray(), b.device.NewArray(), b.deviceID.NewArray(),
-		b.group.NewArray(), b.groupID.NewArray(), b.partition.NewArray(),
-		b.offset.NewArray(), b.nullableArray(b.srcIP, &b.nulls[0], n),
+		fixed[0], b.device.NewArray(), fixed[1],
+		b.group.NewArray(), fixed[2], fixed[3],
+		fixed[4], b.nullableArray(b.srcIP, &b.nulls[0], n),
 		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
 		b.nullableArray(b.firmware, &b.nulls[3], n))
 	cols = b.appendMetricArrays(cols, n)
@@ -563,8 +531,6 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		b.sets = make([]SetMember, 0, len(sets))
 	}
 	b.rows = 0
-	b.reserved = 0
-	b.reserve(n)
 	for i, sb := range strs {
 		if dataLen[i] == 0 && i >= 2 {
 			continue // a nullable column without values: nulls need no room
@@ -573,6 +539,42 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		sb.ReserveData(dataLen[i])
 	}
 	return rec, sets
+}
+
+// fixedArrays returns the fixed-width columns of the record's n rows —
+// time, device id, group id, partition, offset — and empties their
+// slices. The arrays are slices of one buffer: the two int64 columns
+// first, then the three int32 ones (offsets count elements of the
+// array's own type).
+func (b *ObservationBuilder) fixedArrays(n int) [5]arrow.Array {
+	buf := memory.NewResizableBuffer(b.mem)
+	buf.Resize(n * (2*8 + 3*4))
+	i64 := arrow.Int64Traits.CastFromBytes(buf.Bytes())
+	i32 := arrow.Int32Traits.CastFromBytes(buf.Bytes())
+	copy(i64, b.times)
+	copy(i64[n:], b.offsets)
+	copy(i32[4*n:], b.devIDs)
+	copy(i32[5*n:], b.grpIDs)
+	copy(i32[6*n:], b.parts)
+	bufs := make([]*memory.Buffer, 2*5)
+	column := func(k int, t arrow.DataType, offset int) arrow.Array {
+		colBufs := bufs[2*k : 2*k+2 : 2*k+2]
+		colBufs[1] = buf
+		d := array.NewData(t, n, colBufs, nil, 0, offset)
+		defer d.Release()
+		return array.MakeFromData(d)
+	}
+	cols := [5]arrow.Array{
+		column(0, arrow.FixedWidthTypes.Timestamp_ns, 0),
+		column(1, arrow.PrimitiveTypes.Int32, 4*n),
+		column(2, arrow.PrimitiveTypes.Int32, 5*n),
+		column(3, arrow.PrimitiveTypes.Int32, 6*n),
+		column(4, arrow.PrimitiveTypes.Int64, n),
+	}
+	buf.Release()
+	b.times, b.offsets = b.times[:0], b.offsets[:0]
+	b.devIDs, b.grpIDs, b.parts = b.devIDs[:0], b.grpIDs[:0], b.parts[:0]
+	return cols
 }
 
 // appendMetricArrays appends to cols an array of n rows for each metric
