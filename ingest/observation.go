@@ -12,7 +12,8 @@ import (
 )
 
 // Names of the fixed observation columns, in schema order. Metric columns
-// (float64, null where absent) follow them, one per metric name.
+// (float64, null where absent) follow them, one per metric name that some
+// row of the record has.
 const (
 	ColTime      = "ts"        // timestamp[ns, UTC]: event time
 	ColDevice    = "device"    // utf8: device id (or host address for packet features)
