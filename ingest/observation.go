@@ -7,11 +7,13 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/bitutil"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 )
 
 // Names of the fixed observation columns, in schema order. Metric columns
-// (float64, null where absent) follow them, one per metric name.
+// (float64, null where absent) follow them, one per metric name that some
+// row of the record has.
 const (
 	ColTime      = "ts"        // timestamp[ns, UTC]: event time
 	ColDevice    = "device"    // utf8: device id (or host address for packet features)
@@ -117,9 +119,12 @@ func clearString(s *string) {
 }
 
 // ObservationBuilder accumulates rows into Arrow records with the
-// observation schema. Metric columns are created the first time a metric
-// name is seen and kept for later records, so the schemas of successive
-// records only ever grow. It is not safe for concurrent use.
+// observation schema. A record has a metric column for each metric with a
+// value in at least one of its rows, in the order the builder first saw
+// the metrics: a metric absent from every row of a record costs that
+// record nothing, so sources whose rows name few of many metrics (packet
+// windows of several lengths, sparse traffic) pay for the values they
+// have, not for every metric ever seen. It is not safe for concurrent use.
 type ObservationBuilder struct {
 	mem      memory.Allocator
 	registry *Registry
@@ -127,35 +132,44 @@ type ObservationBuilder struct {
 
 	metricIndex map[string]int // metric name -> position in metricNames
 	metricNames []string
-	// schema is ObservationSchema(metricNames) as of the last NewRecord:
-	// schemas are immutable, so records share it until a metric is added
-	// (metricNames only grows).
-	schema *arrow.Schema
+	// schemas caches the schema of each set of metric columns a record
+	// had (keyed by schemaKey): schemas are immutable, so records share
+	// them, and a source's records have few distinct sets.
+	schemas   map[string]*arrow.Schema
+	schemaKey []byte // scratch: the current record's columns, as varints
+	names     []string
 
-	ts                              *array.TimestampBuilder
+	// The fixed-width columns of the current record, kept from record to
+	// record: NewRecord copies them into one buffer their arrays share.
+	times, offsets                  []int64
+	devIDs, grpIDs, parts           []int32
 	device, group                   *array.StringBuilder
-	deviceID, groupID, partition    *array.Int32Builder
-	offset                          *array.Int64Builder
 	srcIP, clientID, cert, firmware *array.StringBuilder
 	// nulls counts, per nullable string column (srcIP, clientID, cert,
 	// firmware), the trailing nulls of the current record not yet appended
 	// to its builder. Most sources never set these columns: a column
 	// that stays null for a whole record is made at once by NewRecord
 	// instead of row by row (an offset and a validity bit per row).
-	nulls     [4]int
-	metrics   []*array.Float64Builder
+	nulls [4]int
+	// nullStrings holds a string column null in every row, by length,
+	// for the nullable columns a record has no value in (most records
+	// carry no client id, certificate or firmware).
+	nullStrings map[int]arrow.Array
+	// metrics are the metric columns of the current record, by position
+	// in metricNames.
+	metrics   []metricColumn
 	rowValues []float64 // scratch: value per metric column for the current row
 	rowHas    []bool
 	rows      int
 	sets      []SetMember
 
-	// Successive rows of one source usually carry the same metric names in
-	// the same order; lastNames (the builder's own copies) and lastCols
-	// remember the previous row's layout so such rows skip the map lookups.
-	lastNames []string
-	lastCols  []int
-	// lastDense says lastCols names every metric column exactly once.
-	lastDense bool
+	// A source's rows usually carry one of a few lists of metric names
+	// (a packet window's rows: one per window length and protocol mix):
+	// layouts remembers the last few, layout the previous row's, so such
+	// rows skip the map lookups.
+	layouts    [8]metricLayout
+	layout     *metricLayout
+	nextLayout int // the slot of layouts the next new layout takes
 
 	// devices and groupIDs cache the registry's indices, which never
 	// change once assigned, so the usual row reads a map this builder owns
@@ -168,9 +182,6 @@ type ObservationBuilder struct {
 	groupIDs map[string]int32
 	groupGen groupGenerationer // the grouper, when it implements it
 	attrsEnc []byte            // scratch: encoding of the current row's attrs
-	// reserved is how many rows the fixed-width and metric builders have
-	// room for, so Append checks capacity once per row, not per column.
-	reserved int
 }
 
 // NewObservationBuilder returns a builder that interns device and group
@@ -181,26 +192,25 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		mem = memory.DefaultAllocator
 	}
 	gg, _ := g.(groupGenerationer)
-	return &ObservationBuilder{
+	b := &ObservationBuilder{
 		groupGen:    gg,
 		mem:         mem,
 		registry:    reg,
 		grouper:     g,
 		metricIndex: make(map[string]int),
+		schemas:     make(map[string]*arrow.Schema),
+		nullStrings: make(map[int]arrow.Array),
 		devices:     make(map[string]*deviceEntry),
 		groupIDs:    make(map[string]int32),
-		ts:          array.NewTimestampBuilder(mem, arrow.FixedWidthTypes.Timestamp_ns.(*arrow.TimestampType)),
 		device:      array.NewStringBuilder(mem),
 		group:       array.NewStringBuilder(mem),
-		deviceID:    array.NewInt32Builder(mem),
-		groupID:     array.NewInt32Builder(mem),
-		partition:   array.NewInt32Builder(mem),
-		offset:      array.NewInt64Builder(mem),
 		srcIP:       array.NewStringBuilder(mem),
 		clientID:    array.NewStringBuilder(mem),
 		cert:        array.NewStringBuilder(mem),
 		firmware:    array.NewStringBuilder(mem),
 	}
+	b.layout = &b.layouts[0]
+	return b
 }
 
 // Len returns the number of rows appended since the last NewRecord.
@@ -217,8 +227,8 @@ func (b *ObservationBuilder) Len() int { return b.rows }
 // group and no set members, so that the engine counts it and a source
 // can dead-letter it by its position; nothing is kept of its names.
 func (b *ObservationBuilder) Append(r *Row) {
-	if !b.sameLayout(r.Metrics) {
-		b.learnLayout(r.Metrics)
+	if !b.layout.matches(r.Metrics) {
+		b.findLayout(r.Metrics)
 	}
 	dev := b.deviceEntry(r.Device)
 	devID, group, groupID := int32(-1), "", int32(-1)
@@ -231,28 +241,25 @@ func (b *ObservationBuilder) Append(r *Row) {
 		devID = dev.id
 		group, groupID = r.Group, b.groupIndex(r.Group)
 	}
-	if b.rows >= b.reserved {
-		b.reserve(max(b.rows, 64))
-	}
-	b.ts.UnsafeAppend(arrow.Timestamp(r.TimeNanos))
+	b.times = append(b.times, r.TimeNanos)
 	b.device.Append(r.Device)
 	b.group.Append(group)
-	b.deviceID.UnsafeAppend(devID)
-	b.groupID.UnsafeAppend(groupID)
-	b.partition.UnsafeAppend(r.Partition)
-	b.offset.UnsafeAppend(r.Offset)
+	b.devIDs = append(b.devIDs, devID)
+	b.grpIDs = append(b.grpIDs, groupID)
+	b.parts = append(b.parts, r.Partition)
+	b.offsets = append(b.offsets, r.Offset)
 	appendNullable(b.srcIP, &b.nulls[0], r.SrcIP)
 	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
 	appendNullable(b.cert, &b.nulls[2], r.Cert)
 	appendNullable(b.firmware, &b.nulls[3], r.Firmware)
-	if b.lastDense {
-		// Each column gets exactly one value: no need to gather the row
-		// first.
+	if b.layout.unique {
+		// Each named column gets exactly one value: no need to gather the
+		// row first.
 		for i, m := range r.Metrics {
-			b.metrics[b.lastCols[i]].UnsafeAppend(m.Value)
+			b.appendValue(b.layout.cols[i], m.Value)
 		}
 	} else {
-		b.appendSparseMetrics(r.Metrics)
+		b.appendRepeatedMetrics(r.Metrics)
 	}
 	if dev != nil {
 		for _, s := range r.Sets {
@@ -263,64 +270,107 @@ func (b *ObservationBuilder) Append(r *Row) {
 	b.rows++
 }
 
-// learnLayout makes the metric names of ms, adding columns for new ones,
-// the layout sameLayout compares the next rows with.
-func (b *ObservationBuilder) learnLayout(ms []Metric) {
-	b.lastNames, b.lastCols = b.lastNames[:0], b.lastCols[:0]
+// metricLayout is a list of metric names as rows carry them and the
+// columns they go to.
+type metricLayout struct {
+	names  []string // the builder's own copies
+	cols   []int
+	unique bool // cols names no column twice
+}
+
+// matches reports whether ms has the layout's metric names.
+func (l *metricLayout) matches(ms []Metric) bool {
+	if len(ms) != len(l.names) {
+		return false
+	}
+	for i := range ms {
+		// Decoders intern metric names, so the usual match is the same
+		// bytes: comparing the pointers first spares a call of memequal.
+		x, y := ms[i].Name, l.names[i]
+		if len(x) != len(y) || unsafe.StringData(x) != unsafe.StringData(y) && x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// findLayout makes the layout of ms the current one: a remembered one,
+// or a new one in place of the oldest, adding columns for new metrics.
+func (b *ObservationBuilder) findLayout(ms []Metric) {
+	for i := range b.layouts {
+		if l := &b.layouts[i]; l.names != nil && l.matches(ms) {
+			b.layout = l
+			return
+		}
+	}
+	l := &b.layouts[b.nextLayout]
+	b.nextLayout = (b.nextLayout + 1) % len(b.layouts)
+	l.names, l.cols = l.names[:0], l.cols[:0]
 	for _, m := range ms {
 		j, ok := b.metricIndex[m.Name]
 		if !ok {
 			j = b.addMetric(m.Name)
 		}
-		b.lastNames = append(b.lastNames, b.metricNames[j])
-		b.lastCols = append(b.lastCols, j)
+		l.names = append(l.names, b.metricNames[j])
+		l.cols = append(l.cols, j)
 	}
-	// Dense: every column once. Columns are only added above, so this
-	// holds until the layout changes.
-	b.lastDense = len(b.lastCols) == len(b.metrics)
-	for i := range b.rowHas {
-		b.rowHas[i] = false
+	if l.names == nil {
+		l.names = []string{} // remembered: nil marks an unused slot
 	}
-	for _, j := range b.lastCols {
+	l.unique = true
+	for _, j := range l.cols {
 		if b.rowHas[j] {
-			b.lastDense = false
+			l.unique = false
 		}
 		b.rowHas[j] = true
 	}
+	for _, j := range l.cols {
+		b.rowHas[j] = false
+	}
+	b.layout = l
 }
 
-// appendSparseMetrics appends the row's metrics when some columns get no
-// value (null) or several (the last wins).
-func (b *ObservationBuilder) appendSparseMetrics(ms []Metric) {
-	for i := range b.rowHas {
-		b.rowHas[i] = false
+// metricColumn is one metric's values in the current record, up to its
+// last value: a row costs the metrics it has, the nulls of the rows
+// since a column's last value are added when the next value comes or by
+// NewRecord, and a column without a value in a record is left out of it.
+// The slices are kept from record to record: NewRecord copies them into
+// one buffer that all the record's metric columns share, so a metric
+// column costs a record three small objects (its array, data and buffer
+// list), not an Arrow builder's half a dozen.
+type metricColumn struct {
+	vals  []float64
+	valid []bool
+	nulls int
+}
+
+// appendValue gives metric column j the value v in the current row, after
+// nulls for the rows since its last value.
+func (b *ObservationBuilder) appendValue(j int, v float64) {
+	c := &b.metrics[j]
+	if n := b.rows - len(c.vals); n > 0 {
+		c.vals = append(c.vals, make([]float64, n)...)
+		c.valid = append(c.valid, make([]bool, n)...)
+		c.nulls += n
 	}
+	c.vals = append(c.vals, v)
+	c.valid = append(c.valid, true)
+}
+
+// appendRepeatedMetrics appends the row's metrics when a column is named
+// several times (the last value wins).
+func (b *ObservationBuilder) appendRepeatedMetrics(ms []Metric) {
 	for i, m := range ms {
-		j := b.lastCols[i]
+		j := b.layout.cols[i]
 		b.rowValues[j] = m.Value
 		b.rowHas[j] = true
 	}
-	for j, mb := range b.metrics {
+	for _, j := range b.layout.cols {
 		if b.rowHas[j] {
-			mb.UnsafeAppend(b.rowValues[j])
-		} else {
-			mb.UnsafeAppendBoolToBitmap(false)
+			b.rowHas[j] = false
+			b.appendValue(j, b.rowValues[j])
 		}
 	}
-}
-
-// reserve makes room for n more rows in the fixed-width and metric
-// builders.
-func (b *ObservationBuilder) reserve(n int) {
-	b.ts.Reserve(n)
-	b.deviceID.Reserve(n)
-	b.groupID.Reserve(n)
-	b.partition.Reserve(n)
-	b.offset.Reserve(n)
-	for _, mb := range b.metrics {
-		mb.Reserve(n)
-	}
-	b.reserved = b.rows + n
 }
 
 // groupGenerationer is implemented by a Grouper whose Group is a function
@@ -397,32 +447,13 @@ func (b *ObservationBuilder) groupIndex(name string) int32 {
 	return id
 }
 
-// sameLayout reports whether ms has the previous row's metric names.
-func (b *ObservationBuilder) sameLayout(ms []Metric) bool {
-	if len(ms) != len(b.lastNames) {
-		return false
-	}
-	for i := range ms {
-		// Decoders intern metric names, so the usual match is the same
-		// bytes: comparing the pointers first spares a call of memequal.
-		x, y := ms[i].Name, b.lastNames[i]
-		if len(x) != len(y) || unsafe.StringData(x) != unsafe.StringData(y) && x != y {
-			return false
-		}
-	}
-	return true
-}
-
 func (b *ObservationBuilder) addMetric(name string) int {
 	// name may alias a decoder's reused buffer; the column keeps a copy.
 	name = strings.Clone(name)
 	j := len(b.metricNames)
 	b.metricIndex[name] = j
 	b.metricNames = append(b.metricNames, name)
-	mb := array.NewFloat64Builder(b.mem)
-	mb.AppendNulls(b.rows) // earlier rows of this record lack the metric
-	mb.Reserve(b.reserved - b.rows)
-	b.metrics = append(b.metrics, mb)
+	b.metrics = append(b.metrics, metricColumn{})
 	b.rowValues = append(b.rowValues, 0)
 	b.rowHas = append(b.rowHas, false)
 	return j
@@ -443,16 +474,33 @@ func appendNullable(sb *array.StringBuilder, pending *int, s string) {
 }
 
 // nullableArray returns the column of sb, whose last pending rows are
-// null, and resets sb; a column null in all n rows is allocated at once.
+// null, and resets sb. A column null in all n rows is one of nullStrings:
+// arrays are immutable, so records of n rows share it.
 func (b *ObservationBuilder) nullableArray(sb *array.StringBuilder, pending *int, n int) arrow.Array {
 	p := *pending
 	*pending = 0
 	if p == n && sb.Len() == 0 {
-		return array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
+		a, ok := b.nullStrings[n]
+		if !ok {
+			if len(b.nullStrings) >= maxNullStrings {
+				for _, a := range b.nullStrings {
+					a.Release()
+				}
+				clear(b.nullStrings)
+			}
+			a = array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
+			b.nullStrings[n] = a
+		}
+		a.Retain() // the record's; the builder keeps its own
+		return a
 	}
 	sb.AppendNulls(p)
 	return sb.NewArray()
 }
+
+// maxNullStrings bounds the nullStrings cache: a source whose records
+// come in ever new lengths starts it again rather than grow it.
+const maxNullStrings = 64
 
 // NewRecord returns the rows appended so far as a record, together with
 // their set members, and resets the builder. The caller owns the record's
@@ -464,30 +512,26 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	for i, sb := range strs {
 		dataLen[i] = sb.DataLen()
 	}
+	fixed := b.fixedArrays(n)
 	cols := make([]arrow.Array, 0, NumFixedCols+len(b.metrics))
 	cols = append(cols,
-		b.ts.NewArray(), b.device.NewArray(), b.deviceID.NewArray(),
-		b.group.NewArray(), b.groupID.NewArray(), b.partition.NewArray(),
-		b.offset.NewArray(), b.nullableArray(b.srcIP, &b.nulls[0], n),
+		fixed[0], b.device.NewArray(), fixed[1],
+		b.group.NewArray(), fixed[2], fixed[3],
+		fixed[4], b.nullableArray(b.srcIP, &b.nulls[0], n),
 		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
 		b.nullableArray(b.firmware, &b.nulls[3], n))
-	for _, mb := range b.metrics {
-		cols = append(cols, mb.NewArray())
-	}
-	if b.schema == nil || b.schema.NumFields() != NumFixedCols+len(b.metricNames) {
-		b.schema = ObservationSchema(b.metricNames)
-	}
-	rec := array.NewRecord(b.schema, cols, int64(b.rows))
+	cols = b.appendMetricArrays(cols, n)
+	rec := array.NewRecord(b.recordSchema(), cols, int64(b.rows))
 	for _, c := range cols {
 		c.Release()
 	}
 	sets := b.sets
 	b.sets = nil
+	if len(sets) > 0 {
+		// The batch owns sets; the next record's are likely as many.
+		b.sets = make([]SetMember, 0, len(sets))
+	}
 	b.rows = 0
-	// The next record is most likely the size of this one: reserving it
-	// now spares the builders a dozen grow-and-copy steps each.
-	b.reserved = 0
-	b.reserve(n)
 	for i, sb := range strs {
 		if dataLen[i] == 0 && i >= 2 {
 			continue // a nullable column without values: nulls need no room
@@ -496,6 +540,129 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		sb.ReserveData(dataLen[i])
 	}
 	return rec, sets
+}
+
+// fixedArrays returns the fixed-width columns of the record's n rows —
+// time, device id, group id, partition, offset — and empties their
+// slices. The arrays are slices of one buffer: the two int64 columns
+// first, then the three int32 ones (offsets count elements of the
+// array's own type).
+func (b *ObservationBuilder) fixedArrays(n int) [5]arrow.Array {
+	buf := memory.NewResizableBuffer(b.mem)
+	buf.Resize(n * (2*8 + 3*4))
+	i64 := arrow.Int64Traits.CastFromBytes(buf.Bytes())
+	i32 := arrow.Int32Traits.CastFromBytes(buf.Bytes())
+	copy(i64, b.times)
+	copy(i64[n:], b.offsets)
+	copy(i32[4*n:], b.devIDs)
+	copy(i32[5*n:], b.grpIDs)
+	copy(i32[6*n:], b.parts)
+	bufs := make([]*memory.Buffer, 2*5)
+	column := func(k int, t arrow.DataType, offset int) arrow.Array {
+		colBufs := bufs[2*k : 2*k+2 : 2*k+2]
+		colBufs[1] = buf
+		d := array.NewData(t, n, colBufs, nil, 0, offset)
+		defer d.Release()
+		return array.MakeFromData(d)
+	}
+	cols := [5]arrow.Array{
+		column(0, arrow.FixedWidthTypes.Timestamp_ns, 0),
+		column(1, arrow.PrimitiveTypes.Int32, 4*n),
+		column(2, arrow.PrimitiveTypes.Int32, 5*n),
+		column(3, arrow.PrimitiveTypes.Int32, 6*n),
+		column(4, arrow.PrimitiveTypes.Int64, n),
+	}
+	buf.Release()
+	b.times, b.offsets = b.times[:0], b.offsets[:0]
+	b.devIDs, b.grpIDs, b.parts = b.devIDs[:0], b.grpIDs[:0], b.parts[:0]
+	return cols
+}
+
+// appendMetricArrays appends to cols an array of n rows for each metric
+// column with a value in the record, in order, and sets schemaKey to
+// their positions. The arrays are slices of one values buffer, and of one
+// validity buffer for those with nulls.
+func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arrow.Array {
+	b.schemaKey = b.schemaKey[:0]
+	k, withNulls := 0, 0
+	for j := range b.metrics {
+		if c := &b.metrics[j]; len(c.vals) > 0 {
+			k++
+			if c.nulls > 0 || len(c.vals) < n {
+				withNulls++
+			}
+		}
+	}
+	if k == 0 {
+		return cols
+	}
+	data := memory.NewResizableBuffer(b.mem)
+	data.Resize(arrow.Float64Traits.BytesRequired(k * n))
+	vals := arrow.Float64Traits.CastFromBytes(data.Bytes())
+	var valid *memory.Buffer
+	if withNulls > 0 {
+		valid = memory.NewResizableBuffer(b.mem)
+		valid.Resize(int(bitutil.BytesForBits(int64(k * n))))
+		clear(valid.Bytes())
+	}
+	// One backing array for the arrays' buffer lists: Data keeps the
+	// slice it is given and never writes to its elements.
+	bufs := make([]*memory.Buffer, 2*k)
+	at := 0
+	for j := range b.metrics {
+		c := &b.metrics[j]
+		if len(c.vals) == 0 {
+			continue // no value in this record
+		}
+		copy(vals[at:at+n], c.vals)
+		clear(vals[at+len(c.vals) : at+n])
+		nulls := c.nulls + n - len(c.vals)
+		colBufs := bufs[:2:2]
+		bufs = bufs[2:]
+		colBufs[1] = data
+		if nulls > 0 {
+			colBufs[0] = valid
+			for i, ok := range c.valid {
+				if ok {
+					bitutil.SetBit(valid.Bytes(), at+i)
+				}
+			}
+		}
+		d := array.NewData(arrow.PrimitiveTypes.Float64, n, colBufs, nil, nulls, at)
+		cols = append(cols, array.NewFloat64Data(d))
+		d.Release()
+		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
+		c.vals, c.valid, c.nulls = c.vals[:0], c.valid[:0], 0
+		at += n
+	}
+	data.Release()
+	if valid != nil {
+		valid.Release()
+	}
+	return cols
+}
+
+// maxSchemas bounds the schema cache: a source whose rows combine metrics
+// in ever new ways starts it again rather than grow it.
+const maxSchemas = 256
+
+// recordSchema returns the schema of the metric columns in schemaKey.
+func (b *ObservationBuilder) recordSchema() *arrow.Schema {
+	if s, ok := b.schemas[string(b.schemaKey)]; ok {
+		return s
+	}
+	b.names = b.names[:0]
+	for k := b.schemaKey; len(k) > 0; {
+		j, n := binary.Uvarint(k)
+		b.names = append(b.names, b.metricNames[j])
+		k = k[n:]
+	}
+	if len(b.schemas) >= maxSchemas {
+		clear(b.schemas)
+	}
+	s := ObservationSchema(b.names)
+	b.schemas[string(b.schemaKey)] = s
+	return s
 }
 
 func (b *ObservationBuilder) stringBuilders() [6]*array.StringBuilder {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 )
@@ -44,6 +45,30 @@ func TestAppendMetricLayouts(t *testing.T) {
 	want := "a:0,10,21,30,-,-,-,70 b:1,11,20,-,-,-,60,71 c:-,-,-,31,-,50,-,-"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+
+	// More layouts in turn than the builder remembers: each is learned
+	// again after it was forgotten.
+	var wantCols [11][]string
+	for i := range 33 {
+		k := i % 10
+		name := fmt.Sprint("m", k)
+		b.Append(&Row{Device: "d", Metrics: []Metric{{Name: "all", Value: float64(i)}, {Name: name, Value: float64(100 + i)}}})
+		wantCols[0] = append(wantCols[0], fmt.Sprint(i))
+		for c := range 10 {
+			v := "-"
+			if c == k {
+				v = fmt.Sprint(100 + i)
+			}
+			wantCols[1+c] = append(wantCols[1+c], v)
+		}
+	}
+	want = "all:" + strings.Join(wantCols[0], ",")
+	for c := range 10 {
+		want += fmt.Sprintf(" m%d:%s", c, strings.Join(wantCols[1+c], ","))
+	}
+	if got := metricColumns(b); got != want {
+		t.Fatalf("cycling layouts:\ngot  %s\nwant %s", got, want)
 	}
 }
 
@@ -96,28 +121,45 @@ func TestAppendNullableColumns(t *testing.T) {
 	}
 }
 
-// TestSchemaFollowsMetrics checks that a record's schema names the
-// metrics added since the previous record, whose schema is reused.
+// TestSchemaFollowsMetrics checks that a record has a column for each
+// metric with a value in one of its rows, in the order the builder first
+// saw them, and none for the metrics of earlier records only; records
+// with the same columns share one schema.
 func TestSchemaFollowsMetrics(t *testing.T) {
 	b := NewObservationBuilder(nil, NewRegistry(), siteGrouper{})
-	for k, names := range [][]string{{"a"}, {"a"}, {"a", "b"}, {"b"}} {
-		r := Row{Device: "d"}
-		for _, n := range names {
-			r.Metrics = append(r.Metrics, Metric{Name: n, Value: 1})
+	records := [][][]string{{{"a"}}, {{"a"}}, {{"a", "b"}}, {{"b"}}, {{}}, {{"b", "a"}}, {{"b"}, {}, {"a"}}}
+	want := []string{"a", "a", "a b", "b", "", "a b", "a:-,-,1 b:1,-,-"}
+	var schemas []*arrow.Schema
+	for k, rows := range records {
+		for _, names := range rows {
+			r := Row{Device: "d"}
+			for _, n := range names {
+				r.Metrics = append(r.Metrics, Metric{Name: n, Value: 1})
+			}
+			b.Append(&r)
 		}
-		b.Append(&r)
 		rec, _ := b.NewRecord()
-		want := NumFixedCols + 1
-		if k >= 2 {
-			want++
+		var got []string
+		for c := NumFixedCols; c < int(rec.NumCols()); c++ {
+			col := rec.Column(c).(*array.Float64)
+			if col.Len() != len(rows) {
+				t.Fatalf("record %d: column %s has %d rows, want %d", k, rec.ColumnName(c), col.Len(), len(rows))
+			}
+			name := rec.ColumnName(c)
+			if len(rows) > 1 {
+				name += ":" + strings.ReplaceAll(strings.Trim(col.String(), "[]"), " ", ",")
+				name = strings.ReplaceAll(name, "(null)", "-")
+			}
+			got = append(got, name)
 		}
-		if int(rec.NumCols()) != want || rec.Schema().NumFields() != want {
-			t.Fatalf("record %d: %d columns, schema of %d fields, want %d", k, rec.NumCols(), rec.Schema().NumFields(), want)
+		if g := strings.Join(got, " "); g != want[k] || rec.Schema().NumFields() != int(rec.NumCols()) {
+			t.Fatalf("record %d: columns %q (schema of %d fields), want %q", k, g, rec.Schema().NumFields(), want[k])
 		}
-		if rec.ColumnName(NumFixedCols) != "a" || k >= 2 && rec.ColumnName(NumFixedCols+1) != "b" {
-			t.Fatalf("record %d: schema %v", k, rec.Schema())
-		}
+		schemas = append(schemas, rec.Schema())
 		rec.Release()
+	}
+	if schemas[1] != schemas[0] || schemas[5] != schemas[2] {
+		t.Errorf("records of the same columns do not share their schema")
 	}
 }
 
@@ -252,4 +294,33 @@ func metricColumns(b *ObservationBuilder) string {
 		got = append(got, rec.ColumnName(c)+":"+strings.Join(vals, ","))
 	}
 	return strings.Join(got, " ")
+}
+
+// TestNullColumnsShared checks that records of the same length share one
+// array for their columns null in every row, and that it stays null and
+// of the record's length while records come and go.
+func TestNullColumnsShared(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	b := NewObservationBuilder(mem, NewRegistry(), siteGrouper{})
+	var first arrow.ArrayData
+	for k, n := range []int{3, 2, 3, 3} {
+		for range n {
+			b.Append(&Row{Device: "d", SrcIP: "10.0.0.1"})
+		}
+		rec, _ := b.NewRecord()
+		for _, c := range []int{8, 9, 10} {
+			col := rec.Column(c)
+			if col.Len() != n || col.NullN() != n {
+				t.Fatalf("record %d column %s: %d rows, %d null, want %d", k, rec.ColumnName(c), col.Len(), col.NullN(), n)
+			}
+		}
+		if k == 0 {
+			first = rec.Column(8).Data()
+			first.Retain()
+		} else if shared := rec.Column(8).Data() == first; shared != (n == 3) {
+			t.Fatalf("record %d of %d rows: shares the first record's null column: %v", k, n, shared)
+		}
+		rec.Release()
+	}
+	first.Release()
 }

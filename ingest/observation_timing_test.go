@@ -51,3 +51,32 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkWindowRecord measures one packet window's record, the cost a
+// sparse capture pays every window whatever it holds: 8 rows (hosts) of
+// 20 metrics out of 27 names, with a source address, built, then
+// released by the consumer, with the packet extractor's recycling
+// allocator.
+func BenchmarkWindowRecord(b *testing.B) {
+	names := make([]string, 27)
+	for i := range names {
+		names[i] = fmt.Sprintf("net_metric_%d_10s", i)
+	}
+	rows := make([]Row, 8)
+	for i := range rows {
+		r := &rows[i]
+		r.Device, r.Group, r.SrcIP = fmt.Sprintf("10.0.1.%d", i), "10.0.1.0/24", fmt.Sprintf("10.0.1.%d", i)
+		for k := range 20 {
+			r.Metrics = append(r.Metrics, Metric{Name: names[(i+k)%len(names)], Value: float64(k)})
+		}
+	}
+	bld := NewObservationBuilder(NewRecyclingAllocator(), NewRegistry(), fixedGrouper{})
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range rows {
+			bld.Append(&rows[i])
+		}
+		rec, _ := bld.NewRecord()
+		rec.Release()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/google/gopacket/layers"
 
 	"github.com/vigil-ot/vigil/ingest"
@@ -26,6 +27,11 @@ type Options struct {
 	// Grouper derives the group of an inventory device; when nil, inventory
 	// devices are grouped by their "site" attribute (or "inventory").
 	Grouper ingest.Grouper
+	// Mem allocates the batches' records. When nil, the extractor keeps
+	// an ingest.RecyclingAllocator of its own: a window's record is small
+	// and one is built every window, so its buffers are reused once the
+	// engine has released the record rather than allocated anew.
+	Mem memory.Allocator
 }
 
 // Extractor turns decoded packets into observation rows (features per host,
@@ -178,7 +184,10 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
 	x.initTrust()
-	x.builder = ingest.NewObservationBuilder(nil, opts.Registry, fixedGrouper{})
+	if opts.Mem == nil {
+		opts.Mem = ingest.NewRecyclingAllocator()
+	}
+	x.builder = ingest.NewObservationBuilder(opts.Mem, opts.Registry, fixedGrouper{})
 	for i, w := range cfg.Windows {
 		x.win = append(x.win, int64(w))
 		x.winName = append(x.winName, windowName(w))
@@ -302,7 +311,7 @@ func (x *Extractor) add(p *pcap.Packet, t, pos int64) {
 		if f.ARPSender != ([16]byte{}) && [4]byte(f.ARPSender[12:]) != ([4]byte{}) {
 			i := x.hostFor(nil, &f.ARPSender, ts)
 			x.arpBinding(i, f, ts)
-			h := &x.hosts.hosts[i]
+			h := x.hosts.at(i)
 			h.mac, h.hasMAC = f.ARPSenderMAC, true
 			x.markAsset(i, ts)
 		}
@@ -318,7 +327,7 @@ func (x *Extractor) add(p *pcap.Packet, t, pos int64) {
 		src := x.hostFor(nil, &f.Src, ts)
 		dst := x.hostFor(nil, &f.Dst, ts)
 		x.count(src, dst, wire, ts, f)
-		if !x.hosts.hosts[src].asset {
+		if !x.hosts.at(src).asset {
 			x.markAsset(src, ts)
 		}
 		if f.Fragment {
@@ -331,7 +340,7 @@ func (x *Extractor) add(p *pcap.Packet, t, pos int64) {
 			x.stats.Outcomes[OutcomeDecoded]++
 			x.scanICMP(f, ts)
 			if f.Unreachable {
-				x.hosts.hosts[dst].acc[0].failed++
+				x.hosts.at(dst).acc[0].failed++
 			}
 			return
 		}
@@ -344,10 +353,9 @@ func (x *Extractor) add(p *pcap.Packet, t, pos int64) {
 // flowHost returns the host a flow endpoint refers to, resolving (and
 // creating) it by address only when the cached reference went stale.
 func (x *Extractor) flowHost(ref *hostRef, hi, lo uint64, ts int64) int32 {
-	t := x.hosts
-	if i := ref.idx; i >= 0 && int(i) < len(t.hosts) && t.hosts[i].gen == ref.gen && t.hosts[i].used {
-		t.hosts[i].last = ts
-		return i
+	if h := x.hosts.ref(ref); h != nil {
+		h.last = ts
+		return ref.idx
 	}
 	addr := addrOf(hi, lo)
 	return x.hostFor(ref, &addr, ts)
@@ -365,12 +373,12 @@ func (x *Extractor) hostFor(ref *hostRef, addr *[16]byte, ts int64) int32 {
 	if created {
 		x.initHost(i)
 	}
-	x.hosts.hosts[i].last = ts
+	x.hosts.at(i).last = ts
 	return i
 }
 
 func (x *Extractor) initHost(i int32) {
-	h := &x.hosts.hosts[i]
+	h := x.hosts.at(i)
 	h.first = x.lastTime
 	h.ip = netip.AddrFrom16(h.addr).Unmap()
 	h.groupIdx = -1
@@ -437,7 +445,7 @@ func (x *Extractor) nameHost(h *host) *host {
 // markAsset records that host i sends traffic; the first time, a host that
 // is not in the inventory is reported.
 func (x *Extractor) markAsset(i int32, ts int64) {
-	h := &x.hosts.hosts[i]
+	h := x.hosts.at(i)
 	if h.asset {
 		return
 	}
@@ -459,7 +467,7 @@ func (x *Extractor) markAsset(i int32, ts int64) {
 
 // count adds one packet from src to dst to both hosts' current window.
 func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
-	hs := &x.hosts.hosts[src]
+	hs := x.hosts.at(src)
 	if f.HasMAC && !hs.hasMAC {
 		hs.mac, hs.hasMAC = f.SrcMAC, true
 	}
@@ -476,7 +484,7 @@ func (x *Extractor) count(src, dst int32, wire float64, ts int64, f *Frame) {
 	hs.lastSend = ts
 	hs.packets++
 	hs.bytes += int64(wire)
-	hd := &x.hosts.hosts[dst]
+	hd := x.hosts.at(dst)
 	b := &hd.acc[0]
 	if !b.active {
 		b.active = true
@@ -551,7 +559,7 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 		x.count(src, dst, wire, ts, f)
 	}
 	udp := f.Transport == 17
-	x.hosts.hosts[dst].acc[0].lastIn = tuple{src: f.Src, dst: f.Dst, sport: f.SrcPort, dport: f.DstPort, transport: f.Transport, proto: fl.proto, valid: true}
+	x.hosts.at(dst).acc[0].lastIn = tuple{src: f.Src, dst: f.Dst, sport: f.SrcPort, dport: f.DstPort, transport: f.Transport, proto: fl.proto, valid: true}
 
 	// Who initiated the flow, and which protocol it speaks.
 	x.settleRoles(fl, f, fromB, isNew, udp)
@@ -575,14 +583,14 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 		switch {
 		case f.TCPFlags&(flagSYN|flagACK) == flagSYN:
 			fl.tcp |= tcpSYN
-			x.hosts.hosts[dst].acc[0].synIn++
-			x.hosts.hosts[dst].acc[0].lastSYN = x.hosts.hosts[dst].acc[0].lastIn
-			x.hosts.hosts[src].acc[0].synOut++
+			x.hosts.at(dst).acc[0].synIn++
+			x.hosts.at(dst).acc[0].lastSYN = x.hosts.at(dst).acc[0].lastIn
+			x.hosts.at(src).acc[0].synOut++
 		case f.TCPFlags&(flagSYN|flagACK) == flagSYN|flagACK:
 			fl.tcp |= tcpSYNACK
 		case f.TCPFlags&flagRST != 0 && fl.tcp&(tcpSYNACK|tcpFailed) == 0 && !fromClient:
 			fl.tcp |= tcpFailed
-			x.hosts.hosts[client].acc[0].failed++
+			x.hosts.at(client).acc[0].failed++
 			x.probeRefused(fl, ts)
 		}
 	}
@@ -606,19 +614,19 @@ func (x *Extractor) flowPacket(f *Frame, ts int64, wire float64, reassembled boo
 		}
 		bit := uint16(1) << uint(min(int(fl.proto), protoOther))
 		if fromClient {
-			x.hosts.hosts[client].clientProtos |= bit
+			x.hosts.at(client).clientProtos |= bit
 		} else {
-			x.hosts.hosts[server].serverProtos |= bit
+			x.hosts.at(server).serverProtos |= bit
 		}
-		if !x.hosts.hosts[src].asset {
+		if !x.hosts.at(src).asset {
 			x.markAsset(src, ts)
 		}
 		if flowProven(fl) {
 			x.baseComm(fl, ts, wire, fromClient)
 		}
 	}
-	x.hosts.hosts[src].acc[0].protoPkts[slot]++
-	x.hosts.hosts[dst].acc[0].protoPkts[slot]++
+	x.hosts.at(src).acc[0].protoPkts[slot]++
+	x.hosts.at(dst).acc[0].protoPkts[slot]++
 	x.protoPkt[slot]++
 
 	outcome := OutcomeDecoded
@@ -656,7 +664,7 @@ func serverPortLess(src, dst uint16) bool {
 }
 
 func (x *Extractor) flowStarted(fl *flow, client, server int32, ts int64, f *Frame) {
-	hc := &x.hosts.hosts[client]
+	hc := x.hosts.at(client)
 	hc.acc[0].flows++
 	sport, dport := fl.key.portA(), fl.key.portB()
 	csrc, cdst := fl.key.addrA(), fl.key.addrB()
@@ -680,7 +688,7 @@ func (x *Extractor) countDistinct(fl *flow, client, server int32) {
 		if fl.clientB {
 			dport = fl.key.portA()
 		}
-		hc, hs := &x.hosts.hosts[client], &x.hosts.hosts[server]
+		hc, hs := x.hosts.at(client), x.hosts.at(server)
 		// Longer windows get their counters by merging the shortest; only
 		// distinct counts are kept per window, since they do not add up.
 		ca, sa := &hc.acc[w], &hs.acc[w]
@@ -700,7 +708,7 @@ func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[
 	if *counter >= float64(x.cfg.MaxDistinct) {
 		return false
 	}
-	k := distinctKey{host: h, gen: x.hosts.hosts[h].gen, kind: kind, port: port}
+	k := distinctKey{host: h, gen: x.hosts.at(h).gen, kind: kind, port: port}
 	if addr != nil {
 		k.addr = *addr
 	}
@@ -763,7 +771,7 @@ func (x *Extractor) comm(fl *flow, ts int64, fn string) int32 {
 	if fl.clientB {
 		ci, si = si, ci
 	}
-	hc, hs := x.nameHost(&x.hosts.hosts[ci]), &x.hosts.hosts[si]
+	hc, hs := x.nameHost(x.hosts.at(ci)), x.hosts.at(si)
 	c := ingest.Communication{
 		FirstNanos: ts, LastNanos: ts, Device: hc.device, Group: hc.group,
 		SrcIP: hc.ip, DstIP: hs.ip, SrcMAC: hc.mac, DstMAC: hs.mac,
@@ -943,7 +951,7 @@ func (x *Extractor) onPDU(fl *flow, ts int64, fromClient bool, client, server in
 	x.stats.PDUs++
 	slot := protoSlot(fl.proto)
 	x.protoPDU[slot]++
-	hc, hs := &x.hosts.hosts[client].acc[0], &x.hosts.hosts[server].acc[0]
+	hc, hs := &x.hosts.at(client).acc[0], &x.hosts.at(server).acc[0]
 	if p.Malformed != "" {
 		x.stats.MalformedPDUs++
 		hc.malformed++
@@ -1021,7 +1029,7 @@ func (x *Extractor) logSetMember(h int32, set string, port uint16, addr *[16]byt
 		x.stats.SetMembersDropped++
 		return
 	}
-	e := setEntry{host: h, gen: x.hosts.hosts[h].gen, set: set, port: port}
+	e := setEntry{host: h, gen: x.hosts.at(h).gen, set: set, port: port}
 	if addr != nil {
 		e.addr = *addr
 	}
@@ -1069,7 +1077,7 @@ func (x *Extractor) malformedEvent(fl *flow, ts int64, fromClient bool) {
 		srcIdx, dstIdx = dstIdx, srcIdx
 		sport, dport = dport, sport
 	}
-	hs, hd := x.nameHost(&x.hosts.hosts[srcIdx]), &x.hosts.hosts[dstIdx]
+	hs, hd := x.nameHost(x.hosts.at(srcIdx)), x.hosts.at(dstIdx)
 	if len(x.events) >= maxEvents {
 		x.stats.EventsDropped++
 		return

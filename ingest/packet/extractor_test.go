@@ -163,8 +163,8 @@ func TestFloodOfNewFlowsIsBounded(t *testing.T) {
 			b.Release()
 		}
 	}
-	if x.flows.len() > 1024 || len(x.flows.flows) > 1024 || len(x.hosts.hosts) > 512 || len(x.hosts.idx) > 512 {
-		t.Errorf("tables grew: flows %d/%d hosts %d/%d", x.flows.len(), len(x.flows.flows), len(x.hosts.idx), len(x.hosts.hosts))
+	if x.flows.len() > 1024 || len(x.flows.flows) > 1024 || x.hosts.len() > 512 || len(x.hosts.idx) > 512 {
+		t.Errorf("tables grew: flows %d/%d hosts %d/%d", x.flows.len(), len(x.flows.flows), len(x.hosts.idx), x.hosts.len())
 	}
 	sum := x.Summary()
 	if sum.Stats.FlowsEvicted < n-1024 || sum.Stats.HostsEvicted < n-512 {
@@ -374,8 +374,8 @@ func TestUDPFloodIsBounded(t *testing.T) {
 	if maxComms > 1024 || st.CommsDropped == 0 {
 		t.Errorf("communications per batch reached %d (cap 1024), dropped %d", maxComms, st.CommsDropped)
 	}
-	if len(x.hosts.hosts) > 512 || st.FlowsEvicted == 0 {
-		t.Errorf("hosts %d, flows evicted %d", len(x.hosts.hosts), st.FlowsEvicted)
+	if x.hosts.len() > 512 || st.FlowsEvicted == 0 {
+		t.Errorf("hosts %d, flows evicted %d", x.hosts.len(), st.FlowsEvicted)
 	}
 }
 
@@ -541,7 +541,7 @@ func TestHostEvictionKeepsBothEndpoints(t *testing.T) {
 		binary.BigEndian.PutUint32(frame[14+16:], 0x0a000000|uint32(i))
 		add(x, t0, 1, frame)
 		fl := &x.flows.flows[x.lastFlow]
-		a, b := &x.hosts.hosts[fl.host[0].idx], &x.hosts.hosts[fl.host[1].idx]
+		a, b := x.hosts.at(fl.host[0].idx), x.hosts.at(fl.host[1].idx)
 		if a.addr != fl.key.addrA() || b.addr != fl.key.addrB() || fl.host[0].idx == fl.host[1].idx {
 			t.Fatalf("packet %d: endpoints resolved to %v and %v", i, a.ip, b.ip)
 		}

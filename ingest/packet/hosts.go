@@ -144,15 +144,40 @@ type host struct {
 }
 
 // hostTable maps addresses to host entries, bounded like flowTable.
+// Entries live in chunks that never move: a host is some 2 KB, and a
+// flood of forged sources adds thousands, so a growing slice would copy
+// every host (with write barriers for its strings) again and again.
 type hostTable struct {
 	idx     map[[16]byte]int32
-	hosts   []host
+	chunks  []*[hostChunk]host
+	n       int32 // entries in use or free: indices below n are valid
 	free    []int32
 	hand    int
 	max     int
 	evicted int64
 	onEvict func(*host) // called before an evicted host's slot is reused
 	pin     int32       // a slot victim must not pick (the packet's other endpoint), or -1
+}
+
+// hostChunk is the number of hosts in a chunk of a hostTable.
+const hostChunk = 64
+
+// at returns host i (below len()).
+func (t *hostTable) at(i int32) *host { return &t.chunks[uint32(i)/hostChunk][uint32(i)%hostChunk] }
+
+// len returns the number of host slots, used or free.
+func (t *hostTable) len() int32 { return t.n }
+
+// ref returns the host ref points at, or nil when ref is unset or its
+// slot was reused since.
+func (t *hostTable) ref(ref *hostRef) *host {
+	if ref.idx < 0 || ref.idx >= t.n {
+		return nil
+	}
+	if h := t.at(ref.idx); h.gen == ref.gen && h.used {
+		return h
+	}
+	return nil
 }
 
 func newHostTable(max int) *hostTable {
@@ -165,16 +190,16 @@ func newHostTable(max int) *hostTable {
 func (t *hostTable) victim() int32 {
 	best := -1
 	for range evictSample {
-		t.hand = (t.hand + 1) % len(t.hosts)
+		t.hand = (t.hand + 1) % int(t.n)
 		if int32(t.hand) == t.pin {
 			continue
 		}
-		h := &t.hosts[t.hand]
+		h := t.at(int32(t.hand))
 		if best < 0 {
 			best = t.hand
 			continue
 		}
-		b := &t.hosts[best]
+		b := t.at(int32(best))
 		if h.asset != b.asset {
 			if !h.asset {
 				best = t.hand
@@ -191,14 +216,14 @@ func (t *hostTable) victim() int32 {
 // get returns the host of ref, or looks addr up (inserting it, created
 // true) when ref is unset or its slot was reused since.
 func (t *hostTable) get(ref *hostRef, addr *[16]byte) (i int32, created bool) {
-	if ref.idx >= 0 && int(ref.idx) < len(t.hosts) && t.hosts[ref.idx].gen == ref.gen && t.hosts[ref.idx].used {
+	if t.ref(ref) != nil {
 		return ref.idx, false
 	}
 	i, ok := t.idx[*addr]
 	if !ok {
 		i = t.insert(*addr)
 	}
-	ref.idx, ref.gen = i, t.hosts[i].gen
+	ref.idx, ref.gen = i, t.at(i).gen
 	return i, !ok
 }
 
@@ -208,26 +233,30 @@ func (t *hostTable) insert(addr [16]byte) int32 {
 	case len(t.free) > 0:
 		i = t.free[len(t.free)-1]
 		t.free = t.free[:len(t.free)-1]
-	case len(t.hosts) < t.max:
-		t.hosts = append(t.hosts, host{})
-		i = int32(len(t.hosts) - 1)
+	case int(t.n) < t.max:
+		if t.n%hostChunk == 0 {
+			t.chunks = append(t.chunks, new([hostChunk]host))
+		}
+		i = t.n
+		t.n++
 	default:
 		i = t.victim()
 		if t.onEvict != nil {
-			t.onEvict(&t.hosts[i])
+			t.onEvict(t.at(i))
 		}
 		t.remove(i)
 		t.evicted++
 		t.free = t.free[:len(t.free)-1]
 	}
-	h := &t.hosts[i]
+	h := t.at(i)
 	*h = host{addr: addr, gen: h.gen + 1, used: true}
 	t.idx[addr] = i
 	return i
 }
 
 func (t *hostTable) remove(i int32) {
-	delete(t.idx, t.hosts[i].addr)
-	t.hosts[i].used = false
+	h := t.at(i)
+	delete(t.idx, h.addr)
+	h.used = false
 	t.free = append(t.free, i)
 }

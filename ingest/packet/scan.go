@@ -415,7 +415,7 @@ func (x *Extractor) scanARP(f *Frame, ts int64) {
 	if !ok {
 		return
 	}
-	a := &x.hosts.hosts[i].acc[0]
+	a := &x.hosts.at(i).acc[0]
 	if x.addDistinct(0, i, 6, 0, &f.ARPTarget, &a.arpTargets) {
 		x.listSweeper(i)
 	}
@@ -471,10 +471,10 @@ func (x *Extractor) icmpUnreachable(f *Frame, ts int64) {
 }
 
 func (x *Extractor) listSweeper(i int32) {
-	a := &x.hosts.hosts[i].acc[0]
+	a := &x.hosts.at(i).acc[0]
 	if !a.sweepListed {
 		a.sweepListed = true
-		x.scan.sweepers = append(x.scan.sweepers, hostRef{idx: i, gen: x.hosts.hosts[i].gen})
+		x.scan.sweepers = append(x.scan.sweepers, hostRef{idx: i, gen: x.hosts.at(i).gen})
 	}
 }
 
@@ -488,7 +488,7 @@ func (x *Extractor) otScan(fl *flow, ts int64, fromClient bool, client, server i
 	if !fromClient {
 		from, to = server, client
 	}
-	hf, ht := &x.hosts.hosts[from], &x.hosts.hosts[to]
+	hf, ht := x.hosts.at(from), x.hosts.at(to)
 	if p.Response {
 		a := &ht.acc[0]
 		a.otResponses++
@@ -600,7 +600,7 @@ func (x *Extractor) resolveProbes(end int64) {
 		case classICMP:
 			i, ok := x.hosts.idx[p.dst]
 			t := target{addr: p.dst, transport: 1, valid: true}
-			if !ok || x.hosts.hosts[i].lastSend < p.at {
+			if !ok || x.hosts.at(i).lastSend < p.at {
 				x.recordFailure(&p.src, classICMP, t, p.at)
 			} else {
 				x.recordAnswered(&p.src, classICMP, t, p.at)
@@ -609,7 +609,7 @@ func (x *Extractor) resolveProbes(end int64) {
 			// Answered if the target showed up in any traffic since.
 			i, ok := x.hosts.idx[p.dst]
 			t := target{addr: p.dst, valid: true}
-			if !ok || x.hosts.hosts[i].last < p.at {
+			if !ok || x.hosts.at(i).last < p.at {
 				x.recordFailure(&p.src, classARP, t, p.at)
 			} else {
 				x.recordAnswered(&p.src, classARP, t, p.at)
@@ -632,7 +632,7 @@ func (x *Extractor) scanEvent(st *scanState, bit uint16, kind string, value, thr
 	if !ok {
 		i = x.hostFor(nil, &st.addr, end) // evicted since: named afresh
 	}
-	h := x.nameHost(&x.hosts.hosts[i])
+	h := x.nameHost(x.hosts.at(i))
 	e := ingest.NetEvent{
 		TimeNanos: end, Kind: kind, Device: h.device, Group: h.group, SrcIP: h.ip,
 		Detail: h.ipText + " " + detail, Value: value, Threshold: threshold,
@@ -654,7 +654,7 @@ func (x *Extractor) sweepFindings(end int64) {
 	s := &x.scan
 	n := float64(x.cfg.ScanHosts)
 	for _, r := range s.sweepers {
-		h := &x.hosts.hosts[r.idx]
+		h := x.hosts.at(r.idx)
 		if !h.used || h.gen != r.gen {
 			continue
 		}

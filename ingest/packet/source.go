@@ -296,8 +296,8 @@ func (x *Extractor) Summary() Summary {
 	for k, a := range x.evictedAssets {
 		assets[k] = a
 	}
-	for i := range x.hosts.hosts {
-		h := &x.hosts.hosts[i]
+	for i := range x.hosts.len() {
+		h := x.hosts.at(i)
 		if h.used && h.asset {
 			assets[h.addr] = mergeAsset(assets[h.addr], assetOf(h))
 		}

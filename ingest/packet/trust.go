@@ -327,7 +327,7 @@ func (x *Extractor) provenSender(fl *flow, f *Frame, fromB, fromClient bool, ts 
 	}
 	fl.tcp |= tcpEstablished
 	for e := range fl.host {
-		if i := fl.host[e].idx; !x.hosts.hosts[i].asset {
+		if i := fl.host[e].idx; !x.hosts.at(i).asset {
 			x.markAsset(i, ts)
 		}
 	}
@@ -346,7 +346,7 @@ func (x *Extractor) provenByRequest(fl *flow, client int32, ts int64) bool {
 		return false
 	}
 	fl.tcp |= tcpEstablished
-	h := &x.hosts.hosts[client]
+	h := x.hosts.at(client)
 	h.clientProtos |= uint16(1) << uint(min(int(fl.proto), protoOther))
 	if !h.asset {
 		x.markAsset(client, ts)
@@ -470,7 +470,7 @@ func (x *Extractor) checkRetransmission(fl *flow, st *stream, f *Frame, seq uint
 	if fl.clientB {
 		si = fl.host[0].idx
 	}
-	hs := x.nameHost(&x.hosts.hosts[si])
+	hs := x.nameHost(x.hosts.at(si))
 	at := st.ringEnd + uint32(first)
 	detail := fmt.Sprintf("TCP retransmission from %s:%d to %s:%d carries other bytes than first delivered: %d of %d bytes differ at seq %d-%d (first at seq %d: 0x%02x, was 0x%02x); a host in the path may be rewriting %s traffic",
 		netip.AddrFrom16(f.Src).Unmap(), f.SrcPort, netip.AddrFrom16(f.Dst).Unmap(), f.DstPort, differ, hi-lo,
@@ -513,7 +513,7 @@ func (x *Extractor) arpBinding(i int32, f *Frame, ts int64) {
 	if flap {
 		return
 	}
-	h := x.nameHost(&x.hosts.hosts[i])
+	h := x.nameHost(x.hosts.at(i))
 	what := "reply"
 	switch {
 	case f.ARPTarget == f.ARPSender:

@@ -68,9 +68,8 @@ func (x *Extractor) closeWindows(next int64) {
 	for w := 1; w < len(x.win); w++ {
 		closing[w] = floorDiv(x.cur*w0, x.win[w]) != floorDiv(nextStart, x.win[w])
 	}
-	hs := x.hosts.hosts
 	for _, i := range x.active[0] {
-		h := &hs[i]
+		h := x.hosts.at(i)
 		if !h.used || !h.acc[0].active || h.acc[0].merged {
 			continue // evicted, or listed twice
 		}
@@ -91,7 +90,7 @@ func (x *Extractor) closeWindows(next int64) {
 		wEnd := (floorDiv(x.cur*w0, x.win[w]) + 1) * x.win[w]
 		x.emitRows(w, wEnd)
 		for _, i := range x.active[w] {
-			hs[i].acc[w] = acc{}
+			x.hosts.at(i).acc[w] = acc{}
 		}
 		x.active[w] = x.active[w][:0]
 		if w == 0 {
@@ -180,12 +179,11 @@ func (x *Extractor) emitRows(w int, end int64) {
 	for g := range x.groupAcc {
 		x.groupAcc[g][w] = acc{}
 	}
-	hs := x.hosts.hosts
 	if w == 0 {
 		x.indexSetLog()
 	}
 	for _, i := range x.active[w] {
-		h := &hs[i]
+		h := x.hosts.at(i)
 		a := &h.acc[w]
 		// Rows only for discovered assets: addresses that were only
 		// targeted (scanned, flooded, spoofed) are not devices.
@@ -221,9 +219,9 @@ func (x *Extractor) emitRows(w int, end int64) {
 // each active host at its own (setLo:setHi); members of a reused host slot
 // are left out.
 func (x *Extractor) indexSetLog() {
-	hs := x.hosts.hosts
 	for _, i := range x.active[0] {
-		hs[i].setLo, hs[i].setHi = 0, 0
+		h := x.hosts.at(i)
+		h.setLo, h.setHi = 0, 0
 	}
 	slices.SortStableFunc(x.setLog, func(a, b setEntry) int { return cmp.Compare(a.host, b.host) })
 	for lo := 0; lo < len(x.setLog); {
@@ -232,7 +230,7 @@ func (x *Extractor) indexSetLog() {
 		for hi < len(x.setLog) && x.setLog[hi].host == e.host {
 			hi++
 		}
-		if h := &hs[e.host]; h.used && h.gen == e.gen {
+		if h := x.hosts.at(e.host); h.used && h.gen == e.gen {
 			h.setLo, h.setHi = int32(lo), int32(hi)
 		}
 		lo = hi
@@ -334,7 +332,7 @@ func (x *Extractor) addEdge(c *ingest.Communication) {
 		x.edges[k] = i
 		e := Edge{Client: c.SrcIP, Server: c.DstIP, ClientDevice: c.Device, Transport: c.Transport, Port: c.DstPort, Protocol: c.Protocol}
 		if si, ok := x.hosts.idx[k.server]; ok {
-			e.ServerDevice = x.nameHost(&x.hosts.hosts[si]).device
+			e.ServerDevice = x.nameHost(x.hosts.at(si)).device
 		}
 		x.edgeList = append(x.edgeList, e)
 	}

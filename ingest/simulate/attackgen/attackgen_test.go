@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
@@ -223,13 +225,42 @@ func (c *collectSink) Close() error { return nil }
 // period raises nothing.
 func TestAttackCaptureThroughEngine(t *testing.T) {
 	path, s, labels := writeCapture(t)
-	reg := ingest.NewRegistry()
-	store := baseline.NewStore(baseline.DefaultConfig(), reg)
 	dcfg := detect.DefaultConfig()
 	dcfg.Network.Learning = 10 * time.Minute
 	if err := dcfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	alerts := replayThroughEngine(t, path, testPacketConfig(), dcfg, nil)
+	for _, a := range alerts {
+		if a.EventTime.Before(s.Start.Add(s.Clean)) {
+			t.Errorf("alert in the clean period: %s/%s %s %v: %s", a.Detector, a.Behavior, a.Device, a.EventTime, a.Message)
+		}
+	}
+	for _, l := range labels {
+		found := false
+		for _, a := range alerts {
+			if a.Detector == l.Detector && a.Behavior == l.Behavior && a.Device == l.Device && a.Technique == l.Technique {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("attack %s: no %s/%s alert for %s reached the sink", l.Attack, l.Detector, l.Behavior, l.Device)
+		}
+	}
+	if testing.Verbose() {
+		for _, a := range alerts {
+			t.Logf("%v %s/%s %s sev %d %s", a.EventTime.Format(time.TimeOnly), a.Detector, a.Behavior, a.Device, a.Severity, a.Message)
+		}
+	}
+}
+
+// replayThroughEngine replays the capture at path through the packet
+// source (records allocated by mem; nil: the extractor's own), the
+// baseline and every detector of the engine, and returns the alerts.
+func replayThroughEngine(t *testing.T, path string, pcfg ingest.PacketConfig, dcfg detect.Config, mem memory.Allocator) []detect.Alert {
+	t.Helper()
+	reg := ingest.NewRegistry()
+	store := baseline.NewStore(baseline.DefaultConfig(), reg)
 	net, err := detect.NewNetworkDetector(dcfg.Network, reg, store.CommSet("network", dcfg.Network.Learning))
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +270,7 @@ func TestAttackCaptureThroughEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := packet.OpenReplay(testPacketConfig(), packet.ReplayOptions{Options: packet.Options{Registry: reg}}, path)
+	src, err := packet.OpenReplay(pcfg, packet.ReplayOptions{Options: packet.Options{Registry: reg, Mem: mem}}, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,25 +291,5 @@ func TestAttackCaptureThroughEngine(t *testing.T) {
 	if err := eng.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range sink.alerts {
-		if a.EventTime.Before(s.Start.Add(s.Clean)) {
-			t.Errorf("alert in the clean period: %s/%s %s %v: %s", a.Detector, a.Behavior, a.Device, a.EventTime, a.Message)
-		}
-	}
-	for _, l := range labels {
-		found := false
-		for _, a := range sink.alerts {
-			if a.Detector == l.Detector && a.Behavior == l.Behavior && a.Device == l.Device && a.Technique == l.Technique {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("attack %s: no %s/%s alert for %s reached the sink", l.Attack, l.Detector, l.Behavior, l.Device)
-		}
-	}
-	if testing.Verbose() {
-		for _, a := range sink.alerts {
-			t.Logf("%v %s/%s %s sev %d %s", a.EventTime.Format(time.TimeOnly), a.Detector, a.Behavior, a.Device, a.Severity, a.Message)
-		}
-	}
+	return sink.alerts
 }
