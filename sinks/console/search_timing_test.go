@@ -33,36 +33,32 @@ func BenchmarkSearch(b *testing.B) {
 }
 
 // BenchmarkRecentValuesMemory reports the heap the console holds per
-// device with its rings full: 5 metrics at the default ring size, besides
-// the device's index entry and attributes.
+// device (its index entry and attributes, and a ring of 8 values of one
+// metric), and the heap the engine's recent values
+// (detect.RecentValues) hold per device with 5 metrics at the default
+// ring size, full.
 func BenchmarkRecentValuesMemory(b *testing.B) {
 	const devices, metrics = 10_000, 5
 	for b.Loop() {
-		var before, after runtime.MemStats
+		var before, after, full runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		c, _ := testFleet(devices)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		base := float64(after.HeapAlloc - before.HeapAlloc)
-		u := &detect.StatusUpdate{}
-		for m := range metrics {
-			for i := range devices {
-				u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: int32(1 + m), Value: 1})
+		r := detect.NewRecentValues(DefaultConfig().RecentValues)
+		for range r.Size() {
+			for m := range metrics {
+				for i := range devices {
+					r.Add(int32(i), fmt.Sprint("m", m), detect.RecentValue{Value: 1}, 1, false, false)
+				}
 			}
 		}
-		u.Metrics = []string{"cpu"} // testFleet's, in rings of 8
-		for m := range metrics {
-			u.Metrics = append(u.Metrics, fmt.Sprint("m", m))
-		}
-		c.opts.RecentValues = DefaultConfig().RecentValues
-		c.PublishStatus(u)
-		u = nil
 		runtime.GC()
-		var full runtime.MemStats
 		runtime.ReadMemStats(&full)
-		b.ReportMetric(base/devices, "B/device-base")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/devices, "B/device-base")
 		b.ReportMetric((float64(full.HeapAlloc)-float64(after.HeapAlloc))/devices, "B/device-rings")
 		runtime.KeepAlive(c)
+		runtime.KeepAlive(r)
 	}
 }
