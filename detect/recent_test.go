@@ -2,10 +2,12 @@ package detect
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/ingest"
 )
 
@@ -126,4 +128,29 @@ func batchAllocs(t *testing.T, recentValues int) float64 {
 		}
 	}
 	return allocs
+}
+
+// BenchmarkRecentValuesAdd: the engine's write of one judged value, over
+// the rings of 512 devices × 5 metrics of 120 values, in the order rows
+// come (every device once, then again).
+func BenchmarkRecentValuesAdd(b *testing.B) {
+	const devices, metrics, size = 512, 5, 120
+	r := NewRecentValues(size)
+	params := make([]metricParams, metrics)
+	for m := range params {
+		params[m].name, params[m].threshold = fmt.Sprint("m", m), 4
+	}
+	r.nameMetrics(params)
+	ex := baseline.Expectation{Value: 1, Samples: 100}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		d := int32(n % devices)
+		t := simEpoch.UnixNano() + int64(n/devices)*int64(time.Minute)
+		for m := range metrics {
+			r.add(d, m, t, &ex, &params[m], 1, 0.5, true)
+		}
+		n++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*metrics), "ns/value")
 }
