@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -15,24 +14,34 @@ import (
 // nothing is built or handed over per row; a reader copies one device's
 // values when it needs them (Device).
 //
-// The values live in rings of a fixed size, one per device and metric,
-// allocated in chunks of pointer-free 16-byte records (RecentValueBytes:
-// the event time in milliseconds from the ring's base time, the value, the
-// expected value and the band's half-width, as float32: enough for a
-// plot), plus about RecentRingBytes per ring. A device's rings are found by
-// metric slot and device id, without a map.
+// Each device and metric has a ring of a fixed size. The values are
+// pointer-free 16-byte records (RecentValueBytes: the event time in
+// milliseconds from the ring's base time, the value, the expected value and
+// the band's half-width, as float32: enough for a plot) in chunks. A
+// device's rings are interleaved in one block, position by position, so
+// that a row's values, which its rings take in step, land side by side: a
+// row touches one or two cache lines, not one per metric. A ring's head
+// (where it is, what its latest value was judged on) costs about
+// RecentRingBytes more. Rings are found by metric slot and device id,
+// without a map.
 //
 // It is safe for concurrent use: the engine holds its lock while it judges
 // a batch (never while it waits for anything else), a reader while it
 // copies one device's values, so a reader waits at most for one batch.
 type RecentValues struct {
-	mu    sync.Mutex
-	size  int
-	shift uint            // rings per chunk: 1 << shift
-	names []string        // metric names by slot
-	rings [][]int32       // by metric slot, by device id: 1 + the ring's index; 0: none
-	heads []ringHead      // by ring
-	vals  [][]recentValue // chunks of rings
+	mu     sync.Mutex
+	size   int
+	names  []string        // metric names by slot
+	rings  [][]int32       // by metric slot, by device id: 1 + the ring's index; 0: none
+	heads  []ringHead      // by ring
+	blocks []ringBlock     // by device id
+	chunks [][]recentValue // the last one is filled up to used
+	used   int
+
+	// the row being recorded (row, add)
+	tms  int64 // its event time, Unix ms
+	blk  *ringBlock
+	cols []int32 // by column of the row: its ring, -1 for none
 }
 
 // RecentValue is one judged value: its event time and the self
@@ -48,24 +57,33 @@ type recentValue struct {
 	value, expected, half float32
 }
 
+// ringBlock is where a device's rings are: the values at position p of
+// its ring in column c are at chunks[chunk][off+p*width+c].
+type ringBlock struct {
+	chunk, off   int32
+	width, rings int32 // columns; rings in use
+}
+
 // ringHead is a ring's position, its base time and what the latest value
 // was judged on.
 type ringHead struct {
 	base                      int64 // Unix ms
 	samples                   int64 // values the device's baseline had learned
 	next                      uint32
+	col                       int32 // in the device's block
 	full, fromGroup, seasonal bool
 }
 
 // What RecentValues holds per device and metric that reported:
 // RecentValueBytes for each of the size values of its ring, and about
-// RecentRingBytes for its head and its entry in the index by device.
+// RecentRingBytes for its head and its entries in the indexes.
 const (
 	RecentValueBytes = 16
-	RecentRingBytes  = 28
+	RecentRingBytes  = 40
 )
 
-// chunkValues is about how many values a chunk of rings holds (256 KiB).
+// chunkValues is how many values a chunk holds (256 KiB), unless one
+// device's block needs more.
 const chunkValues = 1 << 14
 
 // NewRecentValues returns empty rings of size values.
@@ -73,7 +91,7 @@ func NewRecentValues(size int) *RecentValues {
 	if size < 1 {
 		panic("BUG: NewRecentValues with a size below 1")
 	}
-	return &RecentValues{size: size, shift: uint(max(0, bits.Len(uint(chunkValues/size))-1))}
+	return &RecentValues{size: size}
 }
 
 // Size is how many values each ring holds.
@@ -95,12 +113,88 @@ func (r *RecentValues) nameMetrics(metrics []metricParams) {
 	}
 }
 
-// add records the value of ex, device d's expectation of metric slot p
-// at event time t (Unix ns), and the band mean ± p.threshold × spread
-// when band; the caller (the engine, as it judges) holds the lock and has
-// named the slot.
-func (r *RecentValues) add(d int32, slot int, t int64, ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
-	v, h := r.next(d, slot, t)
+// row starts recording a row of device d at event time t (Unix ns), whose
+// column j holds metric slot slots[j] (-1: none), present when exp[j] is:
+// it finds the device's rings, and makes those it lacks. The caller holds
+// the lock and has named the slots. It allocates only for a device's first
+// row and for a metric new to it.
+func (r *RecentValues) row(d int32, t int64, slots []int, exp []baseline.Expectation) {
+	r.tms = t / int64(time.Millisecond)
+	r.cols = r.cols[:0]
+	missing := 0
+	for j, slot := range slots {
+		k := int32(-1)
+		if slot >= 0 && exp[j].Present {
+			if idx := r.rings[slot]; int(d) < len(idx) {
+				k = idx[d] - 1
+			}
+			if k < 0 {
+				missing++
+				k = -2
+			}
+		}
+		r.cols = append(r.cols, k)
+	}
+	if int(d) >= len(r.blocks) {
+		r.blocks = slices.Grow(r.blocks, int(d)+1-len(r.blocks))
+		r.blocks = r.blocks[:cap(r.blocks)]
+	}
+	r.blk = &r.blocks[d]
+	if missing > 0 {
+		r.newRings(d, slots, missing)
+	}
+}
+
+// newRings makes the rings of device d that the current row lacks (its
+// columns marked -2), widening the device's block when it is full: its
+// values move to a new block, and the old one is left unused.
+func (r *RecentValues) newRings(d int32, slots []int, missing int) {
+	b := r.blk
+	if need := b.rings + int32(missing); need > b.width {
+		nb := ringBlock{width: need, rings: b.rings}
+		nb.chunk, nb.off = r.alloc(r.size * int(need))
+		if b.width > 0 {
+			from, to := r.chunks[b.chunk][b.off:], r.chunks[nb.chunk][nb.off:]
+			for p := range r.size {
+				copy(to[p*int(nb.width):][:b.rings], from[p*int(b.width):][:b.rings])
+			}
+		}
+		*b = nb
+	}
+	for j, k := range r.cols {
+		if k != -2 {
+			continue
+		}
+		idx := r.rings[slots[j]]
+		if int(d) >= len(idx) {
+			idx = slices.Grow(idx, int(d)+1-len(idx))
+			idx = idx[:cap(idx)]
+			r.rings[slots[j]] = idx
+		}
+		k = int32(len(r.heads))
+		r.heads = append(r.heads, ringHead{base: r.tms, col: b.rings})
+		b.rings++
+		idx[d] = k + 1
+		r.cols[j] = k
+	}
+}
+
+// alloc returns where n new values are.
+func (r *RecentValues) alloc(n int) (chunk, off int32) {
+	if len(r.chunks) == 0 || r.used+n > len(r.chunks[len(r.chunks)-1]) {
+		r.chunks = append(r.chunks, make([]recentValue, max(n, chunkValues)))
+		r.used = 0
+	}
+	off = int32(r.used)
+	r.used += n
+	return int32(len(r.chunks) - 1), off
+}
+
+// add records, in the current row's column j, the value of ex, the
+// expectation of metric p, and the band mean ± p.threshold × spread when
+// band; the caller (the engine, as it judges) holds the lock.
+func (r *RecentValues) add(j int, ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
+	v, h := r.next(j)
 	v.value, v.expected, v.half = float32(ex.Value), nan32, nan32
 	if band {
 		v.expected, v.half = float32(mean), float32(p.threshold*spread)
@@ -108,48 +202,23 @@ func (r *RecentValues) add(d int32, slot int, t int64, ex *baseline.Expectation,
 	h.samples, h.fromGroup, h.seasonal = ex.Samples, ex.FromGroup, ex.Seasonal
 }
 
-// next moves device d's ring of metric slot on to a value at event time t
-// (Unix ns) and returns the place of the value, its time written, and the
-// ring's head. It allocates only for a new device or metric, and then
-// only now and then: rings come in chunks, the index by device grows by
-// doubling.
-func (r *RecentValues) next(d int32, slot int, t int64) (*recentValue, *ringHead) {
-	idx := r.rings[slot]
-	if int(d) >= len(idx) {
-		idx = slices.Grow(idx, int(d)+1-len(idx))
-		idx = idx[:cap(idx)]
-		r.rings[slot] = idx
-	}
-	k := idx[d] - 1
-	if k < 0 {
-		k = r.newRing(t)
-		idx[d] = k + 1
-	}
-	h := &r.heads[k]
-	at := t/int64(time.Millisecond) - h.base
+// next moves the ring of the current row's column j on and returns the
+// place of its value, its time written, and the ring's head.
+func (r *RecentValues) next(j int) (*recentValue, *ringHead) {
+	h := &r.heads[r.cols[j]]
+	at := r.tms - h.base
 	if at != int64(int32(at)) {
-		// 24 days from the base: start again from t, without the
-		// values before
-		h.base, h.next, h.full, at = t/int64(time.Millisecond), 0, false, 0
+		// 24 days from the base: start again, without the values before
+		h.base, h.next, h.full, at = r.tms, 0, false, 0
 	}
-	mask := int32(1)<<r.shift - 1
-	v := &r.vals[k>>r.shift][int(k&mask)*r.size+int(h.next)]
+	b := r.blk
+	v := &r.chunks[b.chunk][int(b.off)+int(h.next)*int(b.width)+int(h.col)]
 	v.at = int32(at)
 	h.next++
 	if int(h.next) == r.size {
 		h.next, h.full = 0, true
 	}
 	return v, h
-}
-
-// newRing returns the index of a new, empty ring based at t (Unix ns).
-func (r *RecentValues) newRing(t int64) int32 {
-	k := len(r.heads)
-	if k>>r.shift == len(r.vals) {
-		r.vals = append(r.vals, make([]recentValue, r.size<<r.shift))
-	}
-	r.heads = append(r.heads, ringHead{base: t / int64(time.Millisecond)})
-	return int32(k)
 }
 
 // Add appends v, whose band is symmetric, to device d's values of metric
@@ -164,7 +233,8 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	w, h := r.next(d, slot, v.Time)
+	r.row(d, v.Time, []int{slot}, []baseline.Expectation{{Present: true}})
+	w, h := r.next(0)
 	w.value, w.expected, w.half = v.Value, v.Expected, (v.Upper-v.Lower)/2
 	h.samples, h.fromGroup, h.seasonal = samples, fromGroup, seasonal
 }
@@ -186,30 +256,26 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []RecentSeries
-	mask := int32(1)<<r.shift - 1
 	for slot, idx := range r.rings {
 		if int(d) >= len(idx) || idx[d] == 0 {
 			continue
 		}
-		k := idx[d] - 1
-		h := &r.heads[k]
-		ring := r.vals[k>>r.shift][int(k&mask)*r.size:][:r.size]
-		s := RecentSeries{Metric: r.names[slot], Samples: h.samples, FromGroup: h.fromGroup, Seasonal: h.seasonal,
-			Values: make([]RecentValue, 0, r.size)}
+		h := &r.heads[idx[d]-1]
+		b := &r.blocks[d]
+		vals := r.chunks[b.chunk][b.off:]
+		from, n := 0, int(h.next)
 		if h.full {
-			s.Values = h.appendValues(s.Values, ring[h.next:])
+			from, n = int(h.next), r.size
 		}
-		s.Values = h.appendValues(s.Values, ring[:h.next])
+		s := RecentSeries{Metric: r.names[slot], Samples: h.samples, FromGroup: h.fromGroup, Seasonal: h.seasonal,
+			Values: make([]RecentValue, n)}
+		for i := range s.Values {
+			v := &vals[(from+i)%r.size*int(b.width)+int(h.col)]
+			// without a band, expected and half are NaN, and so the bounds
+			s.Values[i] = RecentValue{Time: (h.base + int64(v.at)) * int64(time.Millisecond), Value: v.value, Expected: v.expected,
+				Lower: v.expected - v.half, Upper: v.expected + v.half}
+		}
 		out = append(out, s)
 	}
 	return out
-}
-
-// appendValues appends the ring's values vs to dst.
-func (h *ringHead) appendValues(dst []RecentValue, vs []recentValue) []RecentValue {
-	for _, v := range vs { // without a band, expected and half are NaN, and so the bounds
-		dst = append(dst, RecentValue{Time: (h.base + int64(v.at)) * int64(time.Millisecond), Value: v.value, Expected: v.expected,
-			Lower: v.expected - v.half, Upper: v.expected + v.half})
-	}
-	return dst
 }

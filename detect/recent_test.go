@@ -12,15 +12,12 @@ import (
 )
 
 // TestRecentValuesRings: each device's ring of each metric keeps its last
-// size values, oldest first, across chunks of rings and sparse device ids,
-// with what the latest value was judged on; a device without values has
-// none.
+// size values, oldest first, across chunks, sparse device ids and blocks
+// widened for a device's new metrics, with what the latest value was
+// judged on; a device without values has none.
 func TestRecentValuesRings(t *testing.T) {
-	const size = 1000 // 16 rings a chunk
+	const size = 1000
 	r := NewRecentValues(size)
-	if r.shift != 4 {
-		t.Fatalf("%d rings a chunk of %d values", 1<<r.shift, chunkValues)
-	}
 	devices := []int32{7, 0, 3000, 41}
 	for n := range 2500 {
 		for _, d := range devices {
@@ -36,16 +33,24 @@ func TestRecentValuesRings(t *testing.T) {
 			}
 		}
 	}
-	if len(r.vals) != 2 { // 4 devices × 6 metrics, less 5
-		t.Fatalf("%d chunks for %d rings", len(r.vals), len(r.heads))
+	if b := r.blocks[7]; b.width != 6 || b.rings != 6 || r.blocks[41].width != 1 || len(r.chunks) < 3 {
+		t.Fatalf("device 7's block %+v, device 41's %+v, %d chunks", b, r.blocks[41], len(r.chunks))
+	}
+	for n := 2500; n < 2500+size-1; n++ { // a new metric: device 41's block widens
+		r.Add(41, "temp", RecentValue{Time: ms(n), Value: 411, Expected: 1.5, Lower: 1, Upper: 2}, int64(n), false, true)
+	}
+	if b := r.blocks[41]; b.width != 2 || b.rings != 2 {
+		t.Fatalf("device 41's block %+v after a second metric", b)
+	}
+	if s := r.Device(41); len(s) != 2 || s[1].Metric != "temp" || len(s[1].Values) != size-1 || s[1].Values[0].Value != 411 || !s[1].Seasonal {
+		t.Fatalf("device 41's second metric: %+v", s)
 	}
 	for _, d := range devices {
 		series := r.Device(d)
-		want := 6
 		if d == 41 {
-			want = 1
+			series = series[:1] // its first metric
 		}
-		if len(series) != want {
+		if len(series) != 6 && d != 41 {
 			t.Fatalf("device %d: %d series", d, len(series))
 		}
 		for m, s := range series {
@@ -141,14 +146,18 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 4
 	}
 	r.nameMetrics(params)
-	ex := baseline.Expectation{Value: 1, Samples: 100}
+	slots := []int{0, 1, 2, 3, 4}
+	exp := make([]baseline.Expectation, metrics)
+	for m := range exp {
+		exp[m] = baseline.Expectation{Value: 1, Samples: 100, Present: true}
+	}
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
 		d := int32(n % devices)
-		t := simEpoch.UnixNano() + int64(n/devices)*int64(time.Minute)
+		r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute), slots, exp)
 		for m := range metrics {
-			r.add(d, m, t, &ex, &params[m], 1, 0.5, true)
+			r.add(m, &exp[m], &params[m], 1, 0.5, true)
 		}
 		n++
 	}
