@@ -35,7 +35,7 @@ func ingestBatches(reg *ingest.Registry, devices, hours int) []arrow.Record {
 		for i := range devices {
 			r.Reset()
 			r.TimeNanos = start.Add(time.Duration(m)*time.Minute + time.Duration(i%60)*time.Second).UnixNano()
-			r.Device, r.Group = fmt.Sprintf("dev-%05d", i), fmt.Sprintf("site-%d/hw-%d", i%4, i%2)
+			r.Device, r.Group = ingestDeviceName(i), fmt.Sprintf("site-%d/hw-%d", i%4, i%2)
 			r.SrcIP, r.ClientID, r.Cert, r.Firmware = "10.0.0.1", r.Device, r.Device, "2.9.4"
 			r.Metrics = append(r.Metrics,
 				ingest.Metric{Name: "bytes_out", Value: 80_000 * (1 + 0.05*rng.NormFloat64())},
@@ -62,6 +62,9 @@ type phase struct {
 	cpu, wall time.Duration
 	rows      int64
 }
+
+// ingestDeviceName is the name of device i of ingestBatches.
+func ingestDeviceName(i int) string { return fmt.Sprintf("dev-%05d", i) }
 
 // ingestOnce feeds hours of a fleet to a new pipeline, with con when not
 // nil, and returns what the first half of the hours cost (cold: every
