@@ -17,13 +17,14 @@ import (
 // Each device and metric has a ring of a fixed size. The values are
 // pointer-free 16-byte records (RecentValueBytes: the event time in
 // milliseconds from the ring's base time, the value, the expected value and
-// the band's half-width, as float32: enough for a plot) in chunks. A
-// device's rings are interleaved in one block, position by position, so
-// that a row's values, which its rings take in step, land side by side: a
-// row touches one or two cache lines, not one per metric. A ring's head
-// (where it is, what its latest value was judged on) costs about
-// RecentRingBytes more. Rings are found by metric slot and device id,
-// without a map.
+// the band's half-width, as float32: enough for a plot) in chunks. The
+// rings a device's row makes together (usually all its metrics, in its
+// first row) are interleaved in one block, position by position, so that
+// the values of its later rows, which those rings take in step, land side
+// by side: a row touches one or two cache lines, not one per metric. A
+// ring's head (where it is, what its latest value was judged on) costs
+// about RecentRingBytes more. Rings are found by metric slot and device
+// id, without a map.
 //
 // It is safe for concurrent use: the engine holds its lock while it judges
 // a batch (never while it waits for anything else), a reader while it
@@ -31,16 +32,15 @@ import (
 type RecentValues struct {
 	mu     sync.Mutex
 	size   int
-	names  []string        // metric names by slot
-	rings  [][]int32       // by metric slot, by device id: 1 + the ring's index; 0: none
-	heads  []ringHead      // by ring
-	blocks []ringBlock     // by device id
+	names  []string   // metric names by slot
+	rings  [][]int32  // by metric slot, by device id: 1 + the ring's index; 0: none
+	heads  []ringHead // by ring
+	blocks []ringBlock
 	chunks [][]recentValue // the last one is filled up to used
 	used   int
 
 	// the row being recorded (row, add)
-	tms  int64 // its event time, Unix ms
-	blk  *ringBlock
+	tms  int64   // its event time, Unix ms
 	cols []int32 // by column of the row: its ring, -1 for none
 }
 
@@ -57,11 +57,10 @@ type recentValue struct {
 	value, expected, half float32
 }
 
-// ringBlock is where a device's rings are: the values at position p of
-// its ring in column c are at chunks[chunk][off+p*width+c].
+// ringBlock is where rings made together are: the value at position p
+// of the ring in column c is at chunks[chunk][off+p*width+c].
 type ringBlock struct {
-	chunk, off   int32
-	width, rings int32 // columns; rings in use
+	chunk, off, width int32
 }
 
 // ringHead is a ring's position, its base time and what the latest value
@@ -70,7 +69,7 @@ type ringHead struct {
 	base                      int64 // Unix ms
 	samples                   int64 // values the device's baseline had learned
 	next                      uint32
-	col                       int32 // in the device's block
+	block, col                int32
 	full, fromGroup, seasonal bool
 }
 
@@ -117,7 +116,7 @@ func (r *RecentValues) nameMetrics(metrics []metricParams) {
 // column j holds metric slot slots[j] (-1: none), present when exp[j] is:
 // it finds the device's rings, and makes those it lacks. The caller holds
 // the lock and has named the slots. It allocates only for a device's first
-// row and for a metric new to it.
+// row and for metrics new to it.
 func (r *RecentValues) row(d int32, t int64, slots []int, exp []baseline.Expectation) {
 	r.tms = t / int64(time.Millisecond)
 	r.cols = r.cols[:0]
@@ -135,32 +134,18 @@ func (r *RecentValues) row(d int32, t int64, slots []int, exp []baseline.Expecta
 		}
 		r.cols = append(r.cols, k)
 	}
-	if int(d) >= len(r.blocks) {
-		r.blocks = slices.Grow(r.blocks, int(d)+1-len(r.blocks))
-		r.blocks = r.blocks[:cap(r.blocks)]
-	}
-	r.blk = &r.blocks[d]
 	if missing > 0 {
 		r.newRings(d, slots, missing)
 	}
 }
 
 // newRings makes the rings of device d that the current row lacks (its
-// columns marked -2), widening the device's block when it is full: its
-// values move to a new block, and the old one is left unused.
+// columns marked -2), in a new block.
 func (r *RecentValues) newRings(d int32, slots []int, missing int) {
-	b := r.blk
-	if need := b.rings + int32(missing); need > b.width {
-		nb := ringBlock{width: need, rings: b.rings}
-		nb.chunk, nb.off = r.alloc(r.size * int(need))
-		if b.width > 0 {
-			from, to := r.chunks[b.chunk][b.off:], r.chunks[nb.chunk][nb.off:]
-			for p := range r.size {
-				copy(to[p*int(nb.width):][:b.rings], from[p*int(b.width):][:b.rings])
-			}
-		}
-		*b = nb
-	}
+	b := ringBlock{width: int32(missing)}
+	b.chunk, b.off = r.alloc(r.size * missing)
+	r.blocks = append(r.blocks, b)
+	col := int32(0)
 	for j, k := range r.cols {
 		if k != -2 {
 			continue
@@ -172,8 +157,8 @@ func (r *RecentValues) newRings(d int32, slots []int, missing int) {
 			r.rings[slots[j]] = idx
 		}
 		k = int32(len(r.heads))
-		r.heads = append(r.heads, ringHead{base: r.tms, col: b.rings})
-		b.rings++
+		r.heads = append(r.heads, ringHead{base: r.tms, block: int32(len(r.blocks) - 1), col: col})
+		col++
 		idx[d] = k + 1
 		r.cols[j] = k
 	}
@@ -211,7 +196,7 @@ func (r *RecentValues) next(j int) (*recentValue, *ringHead) {
 		// 24 days from the base: start again, without the values before
 		h.base, h.next, h.full, at = r.tms, 0, false, 0
 	}
-	b := r.blk
+	b := &r.blocks[h.block]
 	v := &r.chunks[b.chunk][int(b.off)+int(h.next)*int(b.width)+int(h.col)]
 	v.at = int32(at)
 	h.next++
@@ -261,7 +246,7 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 			continue
 		}
 		h := &r.heads[idx[d]-1]
-		b := &r.blocks[d]
+		b := &r.blocks[h.block]
 		vals := r.chunks[b.chunk][b.off:]
 		from, n := 0, int(h.next)
 		if h.full {

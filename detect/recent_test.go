@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -12,9 +13,8 @@ import (
 )
 
 // TestRecentValuesRings: each device's ring of each metric keeps its last
-// size values, oldest first, across chunks, sparse device ids and blocks
-// widened for a device's new metrics, with what the latest value was
-// judged on; a device without values has none.
+// size values, oldest first, across chunks and sparse device ids, with
+// what the latest value was judged on; a device without values has none.
 func TestRecentValuesRings(t *testing.T) {
 	const size = 1000
 	r := NewRecentValues(size)
@@ -33,24 +33,12 @@ func TestRecentValuesRings(t *testing.T) {
 			}
 		}
 	}
-	if b := r.blocks[7]; b.width != 6 || b.rings != 6 || r.blocks[41].width != 1 || len(r.chunks) < 3 {
-		t.Fatalf("device 7's block %+v, device 41's %+v, %d chunks", b, r.blocks[41], len(r.chunks))
-	}
-	for n := 2500; n < 2500+size-1; n++ { // a new metric: device 41's block widens
-		r.Add(41, "temp", RecentValue{Time: ms(n), Value: 411, Expected: 1.5, Lower: 1, Upper: 2}, int64(n), false, true)
-	}
-	if b := r.blocks[41]; b.width != 2 || b.rings != 2 {
-		t.Fatalf("device 41's block %+v after a second metric", b)
-	}
-	if s := r.Device(41); len(s) != 2 || s[1].Metric != "temp" || len(s[1].Values) != size-1 || s[1].Values[0].Value != 411 || !s[1].Seasonal {
-		t.Fatalf("device 41's second metric: %+v", s)
+	if len(r.heads) != 19 || len(r.blocks) != 19 || len(r.chunks) != 2 { // one ring a block: Add makes one at a time
+		t.Fatalf("%d rings in %d blocks and %d chunks", len(r.heads), len(r.blocks), len(r.chunks))
 	}
 	for _, d := range devices {
 		series := r.Device(d)
-		if d == 41 {
-			series = series[:1] // its first metric
-		}
-		if len(series) != 6 && d != 41 {
+		if want := map[bool]int{true: 1, false: 6}[d == 41]; len(series) != want {
 			t.Fatalf("device %d: %d series", d, len(series))
 		}
 		for m, s := range series {
@@ -162,4 +150,100 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*metrics), "ns/value")
+}
+
+// TestRecentValuesBlocks: the rings a row makes together share a block,
+// interleaved; a metric new to the device gets a block of its own; a
+// metric absent from a row leaves its ring as it was, the others go on.
+func TestRecentValuesBlocks(t *testing.T) {
+	r := NewRecentValues(3)
+	params := make([]metricParams, 4)
+	for m := range params {
+		params[m].name, params[m].threshold = fmt.Sprint("m", m), 2
+	}
+	r.nameMetrics(params)
+	exp := make([]baseline.Expectation, 4)
+	write := func(n int, slots []int) {
+		r.row(9, ms(n), slots, exp)
+		for j, slot := range slots {
+			if slot >= 0 && exp[j].Present {
+				exp[j].Value = float64(10*n + slot)
+				r.add(j, &exp[j], &params[slot], float64(slot), 0.25, slot != 1)
+			}
+		}
+	}
+	for j := range exp {
+		exp[j].Present = true
+	}
+	for n := range 4 {
+		write(n, []int{2, 0, 1, -1}) // columns in another order than slots
+	}
+	exp[0].Present = false // m3 new, m2 absent
+	write(4, []int{2, 0, 1, 3})
+	exp[0].Present = true
+	write(5, []int{3, 2, 0, 1})
+	if len(r.blocks) != 2 || r.blocks[0].width != 3 || r.blocks[1].width != 1 {
+		t.Fatalf("blocks %+v", r.blocks)
+	}
+	want := map[string][]int{"m0": {3, 4, 5}, "m1": {3, 4, 5}, "m2": {2, 3, 5}, "m3": {4, 5}}
+	for _, s := range r.Device(9) {
+		var got []int
+		for _, v := range s.Values {
+			n := int(v.Time / int64(time.Millisecond))
+			got = append(got, n)
+			slot := int(s.Metric[1] - '0')
+			lower, upper := float32(slot)-0.5, float32(slot)+0.5
+			if slot == 1 {
+				lower, upper = nan32, nan32
+			}
+			if v.Value != float32(10*n+slot) || (slot != 1 && (v.Expected != float32(slot) || v.Lower != lower || v.Upper != upper)) ||
+				(slot == 1 && !math.IsNaN(float64(v.Expected))) {
+				t.Fatalf("%s: %+v", s.Metric, v)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[s.Metric]) {
+			t.Fatalf("%s: values of rows %v, want %v", s.Metric, got, want[s.Metric])
+		}
+		delete(want, s.Metric)
+	}
+	if len(want) != 0 {
+		t.Fatalf("no values of %v", want)
+	}
+}
+
+// BenchmarkRecentValuesMemory reports the heap the recent values hold per
+// device, full, with 5 metrics at the console's default ring size (120
+// values), written as the engine writes them: all 5 in each row.
+func BenchmarkRecentValuesMemory(b *testing.B) {
+	const devices, metrics, size = 10_000, 5, 120
+	params := make([]metricParams, metrics)
+	for m := range params {
+		params[m].name = fmt.Sprint("m", m)
+	}
+	slots := []int{0, 1, 2, 3, 4}
+	exp := make([]baseline.Expectation, metrics)
+	for m := range exp {
+		exp[m].Present = true
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		r := NewRecentValues(size)
+		r.nameMetrics(params)
+		for n := range size {
+			for d := range int32(devices) {
+				r.row(d, ms(n), slots, exp)
+				for m := range metrics {
+					r.add(m, &exp[m], &params[m], 0, 0, false)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(after.HeapAlloc-before.HeapAlloc) / devices
+		b.ReportMetric(per, "B/device")
+		b.ReportMetric(per/(metrics*size), "B/value")
+		runtime.KeepAlive(r)
+	}
 }

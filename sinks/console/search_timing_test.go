@@ -1,11 +1,8 @@
 package console
 
 import (
-	"fmt"
 	"runtime"
 	"testing"
-
-	"github.com/vigil-ot/vigil/detect"
 )
 
 // BenchmarkSearch: one page of a fleet search over a million devices,
@@ -32,33 +29,20 @@ func BenchmarkSearch(b *testing.B) {
 	}
 }
 
-// BenchmarkRecentValuesMemory reports the heap the console holds per
-// device (its index entry and attributes, and a ring of 8 values of one
-// metric), and the heap the engine's recent values
-// (detect.RecentValues) hold per device with 5 metrics at the default
-// ring size, full.
-func BenchmarkRecentValuesMemory(b *testing.B) {
-	const devices, metrics = 10_000, 5
+// BenchmarkDeviceMemory reports the heap the console holds per device:
+// its index entry and attributes (the recent values are the engine's:
+// detect.BenchmarkRecentValuesMemory).
+func BenchmarkDeviceMemory(b *testing.B) {
+	const devices = 10_000
 	for b.Loop() {
-		var before, after, full runtime.MemStats
+		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		c, _ := testFleet(devices)
+		c.recent = nil // testFleet's ring of 8 values
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		r := detect.NewRecentValues(DefaultConfig().RecentValues)
-		for range r.Size() {
-			for m := range metrics {
-				for i := range devices {
-					r.Add(int32(i), fmt.Sprint("m", m), detect.RecentValue{Value: 1}, 1, false, false)
-				}
-			}
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&full)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/devices, "B/device-base")
-		b.ReportMetric((float64(full.HeapAlloc)-float64(after.HeapAlloc))/devices, "B/device-rings")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/devices, "B/device")
 		runtime.KeepAlive(c)
-		runtime.KeepAlive(r)
 	}
 }
