@@ -18,8 +18,8 @@ import (
 type Config struct {
 	// RecentValues is how many recent values of each metric of each
 	// device the engine keeps for the device page's plots
-	// (detect.RecentValues): 24 bytes each, so the default costs about
-	// 2.8 KiB per metric and device (see the README). 0 keeps none: the
+	// (detect.RecentValues): 16 bytes each, so the default costs about
+	// 2 KB per metric and device (see the README). 0 keeps none: the
 	// device page has no plots.
 	RecentValues int `yaml:"recent_values"`
 	// MaxAlerts is how many recent alerts the console keeps for the
@@ -56,7 +56,8 @@ type Options struct {
 }
 
 // Console is the operator console's state: the fleet index, each device's
-// story and recent values, the recent alerts and the quarantine queue. It
+// story, the recent alerts and the quarantine queue (a device's recent
+// values are the engine's, read when its page is asked for). It
 // is fed by the engine (as its detect.StatusSink, and through the sink
 // Tee wraps) and read by the HTTP API; it is safe for concurrent use.
 type Console struct {
