@@ -182,12 +182,12 @@ func (r *RecentValues) add(j int, ex *baseline.Expectation, p *metricParams, mea
 // place of its value, its time written, and the ring's head.
 func (r *RecentValues) next(j int) (*recentValue, *ringHead) {
 	h := &r.heads[r.cols[j]]
+	b := &r.blocks[h.block]
 	at := r.tms - h.base
 	if at != int64(int32(at)) {
-		// 24 days from the base: start again, without the values before
-		h.base, h.next, h.full, at = r.tms, 0, false, 0
+		r.rebase(h, b)
+		at = 0
 	}
-	b := &r.blocks[h.block]
 	v := &r.chunks[b.chunk][int(b.off)+int(h.next)*int(b.width)+int(h.col)]
 	v.at = int32(at)
 	h.next++
@@ -195,6 +195,29 @@ func (r *RecentValues) next(j int) (*recentValue, *ringHead) {
 		h.next, h.full = 0, true
 	}
 	return v, h
+}
+
+// rebase moves the base of ring h (in block b) to the current row's time,
+// more than 24 days from it, keeping its values if their times fit (a
+// ring spans its last size values, hours for most devices), or else
+// starting it again without them.
+func (r *RecentValues) rebase(h *ringHead, b *ringBlock) {
+	n := int(h.next)
+	if h.full {
+		n = r.size
+	}
+	vals := r.chunks[b.chunk][b.off:]
+	shift := h.base - r.tms
+	for p := range n {
+		if at := int64(vals[p*int(b.width)+int(h.col)].at) + shift; at != int64(int32(at)) {
+			h.base, h.next, h.full = r.tms, 0, false
+			return
+		}
+	}
+	for p := range n {
+		vals[p*int(b.width)+int(h.col)].at += int32(shift)
+	}
+	h.base = r.tms
 }
 
 // Add appends v, whose band is symmetric, to device d's values of metric

@@ -72,8 +72,9 @@ func TestRecentValuesRings(t *testing.T) {
 func ms(n int) int64 { return int64(n) * int64(time.Millisecond) }
 
 // TestRecentValuesTimes: times are kept to the millisecond, a late value
-// before the ring's first is kept, and a value more than 24 days from the
-// ring's base starts the ring again (its time would not fit).
+// before the ring's first is kept, a ring written for longer than its
+// times' 24 days keeps its values, and one whose values span more than 24
+// days starts again (their times would not fit).
 func TestRecentValuesTimes(t *testing.T) {
 	r := NewRecentValues(4)
 	base := simEpoch.UnixNano()
@@ -87,6 +88,16 @@ func TestRecentValuesTimes(t *testing.T) {
 	r.Add(1, "cpu", RecentValue{Time: base + int64(25*24*time.Hour)}, 1, false, false)
 	if got := r.Device(1)[0].Values; len(got) != 1 || got[0].Time != base+int64(25*24*time.Hour) {
 		t.Fatalf("after 25 days: %+v", got)
+	}
+	const hours = 598 // hourly values: the last is the first beyond 2³¹ ms from the first
+	for h := range hours {
+		r.Add(2, "cpu", RecentValue{Time: base + int64(time.Duration(h)*time.Hour), Value: float32(h)}, 1, false, false)
+	}
+	got = r.Device(2)[0].Values
+	for k, v := range got {
+		if h := hours - 4 + k; v.Time != base+int64(time.Duration(h)*time.Hour) || v.Value != float32(h) || len(got) != 4 {
+			t.Fatalf("after %d hourly values: %+v", hours, got)
+		}
 	}
 }
 
