@@ -138,7 +138,7 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		p := &e.metrics[slot]
 		if ex.Learning {
 			if e.recent != nil {
-				e.recent.add(j, ex, p, 0, 0, false)
+				e.recent.add(slot, ex, p, 0, 0, false)
 			}
 			continue
 		}
@@ -149,7 +149,7 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
 		}
 		if e.recent != nil { // the band the self detector judges against
-			e.recent.add(j, ex, p, mean, spread, p.self && band)
+			e.recent.add(slot, ex, p, mean, spread, p.self && band)
 		}
 		shift := 0.0
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {

@@ -42,8 +42,10 @@ type RecentValues struct {
 	used   int
 
 	// the row being recorded (row, add)
-	tms  int64   // its event time, Unix ms
-	cols []int32 // by column of the row: its ring, -1 for none
+	d     int32
+	tms   int64 // its event time, Unix ms
+	slots []int // by column: the metric slot, -1 for none
+	exp   []baseline.Expectation
 }
 
 // RecentValue is one judged value: its event time and the self
@@ -104,55 +106,42 @@ func (r *RecentValues) nameMetrics(metrics []metricParams) {
 }
 
 // row starts recording a row of device d at event time t (Unix ns), whose
-// column j holds metric slot slots[j] (-1: none), present when exp[j] is:
-// it finds the device's rings, and makes those it lacks. The caller holds
-// the lock and has named the slots. It allocates only for a device's first
-// row and for metrics new to it.
+// column j holds metric slot slots[j] (-1: none), present when exp[j] is.
+// The caller holds the lock and has named the slots.
 func (r *RecentValues) row(d int32, t int64, slots []int, exp []baseline.Expectation) {
-	r.tms = t / int64(time.Millisecond)
-	r.cols = r.cols[:0]
-	missing := 0
-	for j, slot := range slots {
-		k := int32(-1)
-		if slot >= 0 && exp[j].Present {
-			if idx := r.rings[slot]; int(d) < len(idx) {
-				k = idx[d] - 1
-			}
-			if k < 0 {
-				missing++
-				k = -2
-			}
-		}
-		r.cols = append(r.cols, k)
-	}
-	if missing > 0 {
-		r.newRings(d, slots, missing)
-	}
+	r.d, r.tms, r.slots, r.exp = d, t/int64(time.Millisecond), slots, exp
 }
 
-// newRings makes the rings of device d that the current row lacks (its
-// columns marked -2), in a new block.
-func (r *RecentValues) newRings(d int32, slots []int, missing int) {
-	b := ringBlock{width: int32(missing)}
-	b.chunk, b.off = r.alloc(r.size * missing)
-	r.blocks = append(r.blocks, b)
-	col := int32(0)
-	for j, k := range r.cols {
-		if k != -2 {
-			continue
-		}
-		idx := r.rings[slots[j]]
-		if int(d) >= len(idx) {
-			idx = slices.Grow(idx, int(d)+1-len(idx))
-			idx = idx[:cap(idx)]
-			r.rings[slots[j]] = idx
-		}
-		k = int32(len(r.heads))
-		r.heads = append(r.heads, ringHead{base: r.tms, block: int32(len(r.blocks) - 1), col: col})
-		col++
-		idx[d] = k + 1
-		r.cols[j] = k
+// ring returns the index of the current device's ring of metric slot,
+// making the rings the row's present metrics lack, together in one block,
+// when it has none. It allocates only for a device's first row and for
+// metrics new to it.
+func (r *RecentValues) ring(slot int) int32 {
+	if idx := r.rings[slot]; int(r.d) < len(idx) && idx[r.d] > 0 {
+		return idx[r.d] - 1
 	}
+	var missing []int
+	for j, sl := range r.slots {
+		if sl >= 0 && r.exp[j].Present && !slices.Contains(missing, sl) {
+			if idx := r.rings[sl]; int(r.d) >= len(idx) || idx[r.d] == 0 {
+				missing = append(missing, sl)
+			}
+		}
+	}
+	b := ringBlock{width: int32(len(missing))}
+	b.chunk, b.off = r.alloc(r.size * len(missing))
+	r.blocks = append(r.blocks, b)
+	for col, sl := range missing {
+		idx := r.rings[sl]
+		if int(r.d) >= len(idx) {
+			idx = slices.Grow(idx, int(r.d)+1-len(idx))
+			idx = idx[:cap(idx)]
+			r.rings[sl] = idx
+		}
+		idx[r.d] = int32(len(r.heads)) + 1
+		r.heads = append(r.heads, ringHead{base: r.tms, block: int32(len(r.blocks) - 1), col: int32(col)})
+	}
+	return r.rings[slot][r.d] - 1
 }
 
 // alloc returns where n new values are.
@@ -166,11 +155,11 @@ func (r *RecentValues) alloc(n int) (chunk, off int32) {
 	return int32(len(r.chunks) - 1), off
 }
 
-// add records, in the current row's column j, the value of ex, the
-// expectation of metric p, and the band mean ± p.threshold × spread when
-// band; the caller (the engine, as it judges) holds the lock.
-func (r *RecentValues) add(j int, ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
-	v, h := r.next(j)
+// add records, in the current row, the value of ex, the expectation of
+// metric slot p (present in the row), and the band mean ± p.threshold ×
+// spread when band; the caller (the engine, as it judges) holds the lock.
+func (r *RecentValues) add(slot int, ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
+	v, h := r.next(slot)
 	v.value, v.expected, v.half = float32(ex.Value), nan32, nan32
 	if band {
 		v.expected, v.half = float32(mean), float32(p.threshold*spread)
@@ -178,10 +167,10 @@ func (r *RecentValues) add(j int, ex *baseline.Expectation, p *metricParams, mea
 	h.samples, h.fromGroup, h.seasonal = ex.Samples, ex.FromGroup, ex.Seasonal
 }
 
-// next moves the ring of the current row's column j on and returns the
+// next moves the current device's ring of metric slot on and returns the
 // place of its value, its time written, and the ring's head.
-func (r *RecentValues) next(j int) (*recentValue, *ringHead) {
-	h := &r.heads[r.cols[j]]
+func (r *RecentValues) next(slot int) (*recentValue, *ringHead) {
+	h := &r.heads[r.ring(slot)]
 	b := &r.blocks[h.block]
 	at := r.tms - h.base
 	if at != int64(int32(at)) {
@@ -233,7 +222,7 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		r.metric(slot, name)
 	}
 	r.row(d, v.Time, []int{slot}, []baseline.Expectation{{Present: true}})
-	w, h := r.next(0)
+	w, h := r.next(slot)
 	w.value, w.expected, w.half = v.Value, v.Expected, (v.Upper-v.Lower)/2
 	h.samples, h.fromGroup, h.seasonal = samples, fromGroup, seasonal
 }

@@ -179,7 +179,7 @@ func TestRecentValuesBlocks(t *testing.T) {
 		for j, slot := range slots {
 			if slot >= 0 && exp[j].Present {
 				exp[j].Value = float64(10*n + slot)
-				r.add(j, &exp[j], &params[slot], float64(slot), 0.25, slot != 1)
+				r.add(slot, &exp[j], &params[slot], float64(slot), 0.25, slot != 1)
 			}
 		}
 	}
