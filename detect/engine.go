@@ -119,6 +119,7 @@ type Engine struct {
 	alarmsChanged []int32
 	qTimes        []int64        // event times of the most recent automatic quarantines
 	status        *statusTracker // nil unless PublishStatus was called (see status.go)
+	recent        *RecentValues  // nil unless PublishStatus keeps them (see recent.go)
 
 	cols  columns
 	row   int
@@ -441,6 +442,12 @@ func (e *Engine) judge(b *ingest.Batch) {
 		e.wallLimit = addSat(e.deps.Clock().UnixNano(), int64(e.cfg.Clock.MaxSkew))
 		e.setClock(e.clock)
 	}
+	if e.recent != nil {
+		// judging writes the recent values in place (judgeMetrics)
+		e.recent.mu.Lock()
+		defer e.recent.mu.Unlock()
+		e.recent.nameMetrics(e.metrics)
+	}
 	n := f.NumRows()
 	for i := 0; i < n; i++ {
 		e.judgeRow(f, b, i)
@@ -624,7 +631,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		e.trace(d, g, t)
 	}
 	if e.status != nil {
-		e.noteStatus(d, t)
+		e.noteStatus(d)
 	}
 	anomalous := e.judgeMetrics(d, ds, g, t)
 	if len(e.rules) > 0 {

@@ -71,7 +71,14 @@ func (s *discardSink) Close() error                               { return nil }
 // Learn, all row detectors, lifecycle) on 4096-row batches with 5 metrics
 // in steady state: the fleet has been running for a day, groups protect.
 func BenchmarkEngineProcess(b *testing.B) {
-	benchEngineProcess(b, DefaultConfig())
+	benchEngineProcess(b, DefaultConfig(), 0)
+}
+
+// BenchmarkEngineProcessRecentValues is BenchmarkEngineProcess keeping the
+// console's 120 recent values of each metric of each device
+// (PublishStatus), published once at the start.
+func BenchmarkEngineProcessRecentValues(b *testing.B) {
+	benchEngineProcess(b, DefaultConfig(), 120)
 }
 
 // BenchmarkEngineProcessRollout is BenchmarkEngineProcess with the rollout
@@ -79,26 +86,40 @@ func BenchmarkEngineProcess(b *testing.B) {
 func BenchmarkEngineProcessRollout(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Rollout.Enabled = true
-	benchEngineProcess(b, cfg)
+	benchEngineProcess(b, cfg, 0)
 }
 
-func benchEngineProcess(b *testing.B, cfg Config) {
+// warmEngine returns an engine that has judged a day of the bench fleet,
+// keeping recentValues values of each metric of each device (0: none),
+// and the fleet for more.
+func warmEngine(tb testing.TB, cfg Config, recentValues int) (*Engine, *benchFleet) {
 	reg := ingest.NewRegistry()
 	store := baseline.NewStore(testBaselineConfig(), reg)
 	auth := 10.0
 	cfg.Rules = []RuleConfig{{Name: "auth", Metric: "auth_failures", ComparisonOperator: OpGreaterThan, Value: &auth, Duration: 5 * time.Minute}}
-	sink := &discardSink{}
-	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: store, Sink: sink})
+	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: store, Sink: &discardSink{}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
+	}
+	if recentValues > 0 {
+		eng.PublishStatus(discardStatus{}, time.Hour, recentValues)
 	}
 	fleet := newBenchFleet(reg)
-	ctx := context.Background()
 	for i := 0; i < 24*60/benchMinutes; i++ { // a day of warm-up
-		if err := eng.Process(ctx, ingest.NewBatch(fleet.next(), nil)); err != nil {
-			b.Fatal(err)
+		if err := eng.Process(context.Background(), ingest.NewBatch(fleet.next(), nil)); err != nil {
+			tb.Fatal(err)
 		}
 	}
+	return eng, fleet
+}
+
+type discardStatus struct{}
+
+func (discardStatus) PublishStatus(*StatusUpdate) {}
+
+func benchEngineProcess(b *testing.B, cfg Config, recentValues int) {
+	eng, fleet := warmEngine(b, cfg, recentValues)
+	ctx := context.Background()
 	const rows = benchDevices * benchMinutes
 	// Batches are built 32 at a time with the timer stopped, so building
 	// them counts neither in time nor in allocations.

@@ -141,17 +141,29 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 // are too large to inline, run only for the others.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
+	if e.recent != nil { // the console's plots
+		e.recent.row(d, t, e.colSlot, e.exp)
+	}
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
-		if slot < 0 || !ex.Present || ex.Learning {
+		if slot < 0 || !ex.Present {
 			continue
 		}
 		p := &e.metrics[slot]
+		if ex.Learning {
+			if e.recent != nil {
+				e.recent.add(slot, ex, p, 0, 0, false)
+			}
+			continue
+		}
 		now := p.peer && e.cfg.Peer.Now.Enabled // the peers-now test judges residuals against the self band
 		var mean, spread float64
 		band := false
 		if p.self || now {
 			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
+		}
+		if e.recent != nil { // the band the self detector judges against
+			e.recent.add(slot, ex, p, mean, spread, p.self && band)
 		}
 		shift := 0.0
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {

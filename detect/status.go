@@ -11,16 +11,14 @@ import (
 )
 
 // StatusSink receives what the engine knows of its devices, for the
-// operator console (sinks/console): the devices that changed, every judged
-// metric value with its expected value and band, and the groups' learning
-// state. The engine calls PublishStatus from its own goroutine, between
-// batches, at most once per interval (more often only when the pending
-// points fill their buffer) and once from Flush. The update and everything
-// it points to belong to the engine and are reused after the call returns:
-// PublishStatus copies what it keeps, except that it may take u.Points
-// if it puts an empty slice in its place (a hand-over without a copy). It
-// must not call back into the engine, and it should be quick: ingestion
-// waits for it.
+// operator console (sinks/console): the devices that changed, the groups'
+// learning state and, when the engine keeps them, where to read each
+// device's recent values. The engine calls PublishStatus from its own
+// goroutine, between batches, at most once per interval and once from
+// Flush. The update and everything it points to belong to the engine and
+// are reused after the call returns (except Recent, which stays valid):
+// PublishStatus copies what it keeps. It must not call back into the
+// engine, and it should be quick: ingestion waits for it.
 type StatusSink interface {
 	PublishStatus(u *StatusUpdate)
 }
@@ -30,15 +28,12 @@ type StatusUpdate struct {
 	// Devices are the devices that reported, or whose alarms were raised
 	// or cleared, since the previous update; each once.
 	Devices []DeviceStatus
-	// Points are the metric values judged since the previous update, in
-	// the order they were judged.
-	Points []StatusPoint
-	// Metrics name the metrics of Points (StatusPoint.Metric indexes it);
-	// a metric keeps its index for the engine's life.
-	Metrics []string
+	// Recent are the recent values of every device's metrics, which the
+	// engine writes as it judges (the same for the engine's life; nil
+	// unless it keeps them): read them with RecentValues.Device.
+	Recent *RecentValues
 	// Groups are every group's learning state and per-metric
-	// distribution, sorted by name; nil in an update of points alone
-	// (published early because the engine's buffer of points was full).
+	// distribution, sorted by name.
 	Groups []GroupStatus
 	// Rollouts are the rollouts (detect.rollout) whose window was judged
 	// since the previous update, by group; each once.
@@ -72,22 +67,6 @@ type DeviceStatus struct {
 	SourceIPs, ClientIDs []string
 	Cert, Firmware       string
 	HighestFirmware      string
-}
-
-// StatusPoint is one judged metric value. Expected, Lower and Upper are
-// the self detector's band (NaN while the baseline has too few samples or
-// the self detector does not judge the metric). The values are float32,
-// enough for a plot: a point is 48 bytes and holds no pointer, so that
-// handing them over costs little memory traffic and the garbage collector
-// nothing.
-type StatusPoint struct {
-	DeviceID               int32
-	Metric                 int32 // index in StatusUpdate.Metrics
-	Time                   int64 // event time, Unix ns
-	Value                  float32
-	Expected, Lower, Upper float32
-	Samples                int64 // values the device's baseline has learned
-	FromGroup, Seasonal    bool  // the expectation is the group's / the hour-of-week profile's
 }
 
 // GroupStatus is a group's learning state: baseline.GroupInfo with the
@@ -195,13 +174,8 @@ func (e *Engine) appendRollouts(dst []RolloutStatus) []RolloutStatus {
 
 var nan32 = float32(math.NaN())
 
-// maxPendingPoints bounds the points held between publications: when the
-// buffer is full the engine publishes early, mid-batch if need be, rather
-// than grow it or drop points.
-const maxPendingPoints = 1 << 14
-
 // statusTracker is the engine's side of the console: which devices
-// changed and the values judged since the last publication.
+// changed since the last publication, and the recent values.
 type statusTracker struct {
 	sink     StatusSink
 	interval time.Duration
@@ -210,18 +184,18 @@ type statusTracker struct {
 	marked   []bool    // by device: in dirty
 	certs    []string  // by device: certificate of the latest report with one
 	fws      []string  // by device: firmware of the latest report with one
-	values   bool      // publish every judged value
 	update   StatusUpdate
 }
 
 // PublishStatus makes the engine publish its devices' status to sink, at
-// most once per interval, with every judged value when values is true
-// (the console's plots: that costs the engine most). Call it before the
-// first Process.
-func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, values bool) {
-	e.status = &statusTracker{sink: sink, interval: interval, values: values}
-	if values {
-		e.status.update.Points = make([]StatusPoint, 0, maxPendingPoints)
+// most once per interval, and keep the last recentValues judged values of
+// each metric of each device (0: none) for the console's plots. Call it
+// before the first Process.
+func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, recentValues int) {
+	e.status = &statusTracker{sink: sink, interval: interval}
+	if recentValues > 0 {
+		e.recent = NewRecentValues(recentValues)
+		e.status.update.Recent = e.recent
 	}
 }
 
@@ -238,9 +212,9 @@ func (s *statusTracker) touch(d int32) {
 	}
 }
 
-// noteStatus records the current row of device d, judged at event time t
-// against e.exp, for the console.
-func (e *Engine) noteStatus(d int32, t int64) {
+// noteStatus records the current row of device d for the console (its
+// values are recorded by judgeMetrics).
+func (e *Engine) noteStatus(d int32) {
 	s := e.status
 	s.touch(d)
 	c, i := &e.cols, e.row
@@ -250,32 +224,13 @@ func (e *Engine) noteStatus(d int32, t int64) {
 	if fw, ok := c.fw.value(i); ok && fw != s.fws[d] {
 		s.fws[d] = strings.Clone(fw)
 	}
-	if !s.values {
-		return
-	}
-	if len(s.update.Points)+len(e.colSlot) > cap(s.update.Points) {
-		e.publishPoints()
-	}
-	for j, slot := range e.colSlot {
-		ex := &e.exp[j]
-		if slot < 0 || !ex.Present {
-			continue
-		}
-		p := &e.metrics[slot]
-		pt := StatusPoint{DeviceID: d, Metric: int32(slot), Time: t, Value: float32(ex.Value), Expected: nan32, Lower: nan32, Upper: nan32,
-			Samples: ex.Samples, FromGroup: ex.FromGroup, Seasonal: ex.Seasonal}
-		if mean, spread, ok := p.selfBand(&e.cfg.Self, ex); ok && p.self && !ex.Learning {
-			pt.Expected, pt.Lower, pt.Upper = float32(mean), float32(mean-p.threshold*spread), float32(mean+p.threshold*spread)
-		}
-		s.update.Points = append(s.update.Points, pt)
-	}
 }
 
 // publishStatus publishes what changed, when the interval has passed or
 // force.
 func (e *Engine) publishStatus(force bool) {
 	s := e.status
-	if len(s.dirty) == 0 && len(s.update.Points) == 0 && !force {
+	if len(s.dirty) == 0 && !force {
 		return
 	}
 	now := time.Now()
@@ -292,7 +247,6 @@ func (e *Engine) publishStatus(force bool) {
 		}
 	}
 	s.dirty = s.dirty[:0]
-	e.publishMetricNames()
 	u.Groups = u.Groups[:0]
 	cfg := e.deps.Baseline.Config()
 	for _, gi := range e.deps.Baseline.GroupInfos() {
@@ -300,8 +254,6 @@ func (e *Engine) publishStatus(force bool) {
 	}
 	u.Rollouts = e.appendRollouts(u.Rollouts[:0])
 	s.sink.PublishStatus(u)
-	u.Points = u.Points[:0]
-	u.Rollouts = u.Rollouts[:0] // an update of points alone carries none
 }
 
 // PublishPending publishes what changed since the last publication, once
@@ -311,25 +263,6 @@ func (e *Engine) publishStatus(force bool) {
 func (e *Engine) PublishPending() {
 	if e.status != nil {
 		e.publishStatus(false)
-	}
-}
-
-// publishPoints publishes the pending points alone: the devices and
-// groups wait for the interval.
-func (e *Engine) publishPoints() {
-	u := &e.status.update
-	devices, groups := u.Devices, u.Groups
-	u.Devices, u.Groups = nil, nil
-	e.publishMetricNames()
-	e.status.sink.PublishStatus(u)
-	u.Points = u.Points[:0]
-	u.Devices, u.Groups = devices[:0], groups[:0]
-}
-
-func (e *Engine) publishMetricNames() {
-	u := &e.status.update
-	for len(u.Metrics) < len(e.metrics) {
-		u.Metrics = append(u.Metrics, e.metrics[len(u.Metrics)].name)
 	}
 }
 

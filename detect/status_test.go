@@ -14,7 +14,7 @@ import (
 type statusRecorder struct {
 	updates int
 	devices map[string]DeviceStatus // latest of each device
-	points  []StatusPoint
+	recent  *RecentValues
 	groups  []GroupStatus
 	rollout map[string]RolloutStatus // latest of each group, its windows copied
 }
@@ -27,7 +27,7 @@ func (r *statusRecorder) PublishStatus(u *StatusUpdate) {
 	for _, d := range u.Devices {
 		r.devices[d.Device] = d
 	}
-	r.points = append(r.points, u.Points...)
+	r.recent = u.Recent
 	r.groups = append(r.groups[:0], u.Groups...)
 	for _, ro := range u.Rollouts {
 		if r.rollout == nil {
@@ -41,16 +41,17 @@ func (r *statusRecorder) PublishStatus(u *StatusUpdate) {
 	}
 }
 
-// TestPublishStatus: the console sees every judged value with its band,
-// each changed device's alarms and quarantine episode, and the groups'
-// learning state; a device's alarm and recommendation show while they last.
+// TestPublishStatus: the console sees every judged value with its band
+// (the last 100 of each metric of each device), each changed device's
+// alarms and quarantine episode, and the groups' learning state; a
+// device's alarm and recommendation show while they last.
 func TestPublishStatus(t *testing.T) {
 	cfg := quarantineConfig()
 	cfg.Quarantine.Mode = ModeApprovalRequired
 	cfg.Self.Enabled = true
 	s := newSim(t, cfg, twoGroups, 3, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0, true) // every batch
+	s.eng.PublishStatus(rec, 0, 100) // every batch
 	s.run(0, 90, func(m, i int, d *simDevice, r *ingest.Row) bool {
 		r.SrcIP = "10.0.0." + string(rune('1'+i))
 		r.Firmware = "2.9.4"
@@ -62,21 +63,27 @@ func TestPublishStatus(t *testing.T) {
 	if rec.updates != 90 {
 		t.Fatalf("%d updates for 90 batches, want one each", rec.updates)
 	}
-	if want := 90 * 6 * 5; len(rec.points) != want {
-		t.Fatalf("%d points, want %d (90 minutes × 6 devices × 5 metrics)", len(rec.points), want)
-	}
-	last := rec.points[len(rec.points)-5] // the last row's bytes_out
-	if s.eng.metrics[last.Metric].name != "bytes_out" {
-		t.Fatalf("points out of order: %+v", last)
-	}
-	if math.IsNaN(float64(last.Expected)) || !(last.Lower < last.Expected && last.Expected < last.Upper) || last.Samples < 60 {
-		t.Fatalf("a protected device's point has no band: %+v", last)
-	}
-	if first := rec.points[0]; !math.IsNaN(float64(first.Expected)) {
-		t.Fatalf("the first point has a band before anything was learned: %+v", first)
-	}
 	dev := s.devices[0].name
 	st := rec.devices[dev]
+	series := rec.recent.Device(st.ID)
+	if len(series) != 5 {
+		t.Fatalf("%d metrics of recent values, want 5", len(series))
+	}
+	for _, rs := range series {
+		if !minutes(rs.Values, 0, 90) {
+			t.Fatalf("%s: %d values, want the 90 minutes in order", rs.Metric, len(rs.Values))
+		}
+		if first := rs.Values[0]; !math.IsNaN(float64(first.Expected)) {
+			t.Fatalf("%s: the first value has a band before anything was learned: %+v", rs.Metric, first)
+		}
+		if rs.Metric != "bytes_out" {
+			continue
+		}
+		last := rs.Values[89]
+		if math.IsNaN(float64(last.Expected)) || !(last.Lower < last.Expected && last.Expected < last.Upper) || rs.Samples < 60 {
+			t.Fatalf("a protected device's value has no band: %+v, %d samples", last, rs.Samples)
+		}
+	}
 	if st.Alarms < 1 || st.Quarantine != ActionRecommend || len(s.sink.quarantine) != 1 || st.QuarantineID != s.sink.quarantine[0].ID {
 		t.Fatalf("device in alarm with a recommendation: status %+v, events %+v", st, s.sink.quarantine)
 	}
@@ -97,19 +104,39 @@ func TestPublishStatus(t *testing.T) {
 	}
 }
 
+// minutes reports whether vs are one value per minute of the simulation
+// from minute from to minute to (excluded), in order.
+func minutes(vs []RecentValue, from, to int) bool {
+	if len(vs) != to-from {
+		return false
+	}
+	for k, v := range vs {
+		if !time.Unix(0, v.Time).Truncate(time.Minute).Equal(at(from + k)) {
+			return false
+		}
+	}
+	return true
+}
+
 // TestPublishStatusInterval: with an interval, batches in between publish
-// nothing, and Flush publishes what is pending.
+// nothing, and Flush publishes what is pending; the recent values do not
+// wait for a publication.
 func TestPublishStatusInterval(t *testing.T) {
 	s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, time.Hour, true)
+	s.eng.PublishStatus(rec, time.Hour, 8)
 	s.run(0, 10, nil)
-	if rec.updates != 1 || len(rec.points) != 4*5 {
-		t.Fatalf("%d updates, %d points: want only the first batch's", rec.updates, len(rec.points))
+	if rec.updates != 1 || len(rec.devices) != 4 {
+		t.Fatalf("%d updates, %d devices: want only the first batch's", rec.updates, len(rec.devices))
+	}
+	for _, rs := range rec.recent.Device(rec.devices[s.devices[3].name].ID) {
+		if !minutes(rs.Values, 2, 10) {
+			t.Fatalf("%s: %d values: want the last 8 minutes in order, before any publication", rs.Metric, len(rs.Values))
+		}
 	}
 	s.eng.Flush(t.Context())
-	if rec.updates != 2 || len(rec.points) != 10*4*5 || len(rec.devices) != 4 {
-		t.Fatalf("after Flush: %d updates, %d points, %d devices", rec.updates, len(rec.points), len(rec.devices))
+	if rec.updates != 2 {
+		t.Fatalf("after Flush: %d updates", rec.updates)
 	}
 }
 
@@ -121,7 +148,7 @@ func TestPublishRolloutStatus(t *testing.T) {
 	cfg.Rollout.Enabled = true
 	s := newSim(t, cfg, []string{"site/hw"}, 20, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0, false)
+	s.eng.PublishStatus(rec, 0, 0)
 	s.run(0, 1000, badUpgrade)
 	ro, ok := rec.rollout["site/hw"]
 	if !ok {

@@ -58,13 +58,13 @@ type Deps struct {
 // feeds it. Attach returns the sink the engine writes to: sink, seen by
 // the console, which also sends its operators' decisions through it;
 // assets are the inventory. The engine publishes its status to it at most
-// once per PublishInterval, with every judged value when RecentValues
-// (detect.Engine.PublishStatus).
+// once per PublishInterval, and keeps the last RecentValues judged values
+// of each metric of each device for it (detect.Engine.PublishStatus).
 type Console interface {
 	detect.StatusSink
 	Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink
 	PublishInterval() time.Duration
-	RecentValues() bool
+	RecentValues() int
 }
 
 // Pipeline is a wired engine and what it is built on.

@@ -224,9 +224,9 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 			group = &c.groups[i]
 		}
 	}
-	for _, m := range d.metrics {
-		if m != nil {
-			s.Metrics = append(s.Metrics, m.story(group))
+	if c.recent != nil {
+		for _, rs := range c.recent.Device(row) {
+			s.Metrics = append(s.Metrics, metricStory(&rs, group))
 		}
 	}
 	slices.SortFunc(s.Metrics, func(a, b MetricStory) int { return strings.Compare(a.Name, b.Name) })
@@ -240,13 +240,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (m *series) story(group *detect.GroupStatus) MetricStory {
-	out := MetricStory{Name: m.name, Samples: m.samples, FromGroup: m.fromGroup, Seasonal: m.seasonal, Points: [][5]*float64{}}
-	size := len(m.ring)
-	for k := max(0, m.n-size); k < m.n; k++ {
-		v := &m.ring[k%size]
-		out.Points = append(out.Points, [5]*float64{num(float64(v.at / int64(time.Millisecond))), num(float64(v.val)),
-			num(float64(v.exp)), num(float64(v.low)), num(float64(v.high))})
+func metricStory(m *detect.RecentSeries, group *detect.GroupStatus) MetricStory {
+	out := MetricStory{Name: m.Metric, Samples: m.Samples, FromGroup: m.FromGroup, Seasonal: m.Seasonal, Points: make([][5]*float64, 0, len(m.Values))}
+	for _, v := range m.Values {
+		out.Points = append(out.Points, [5]*float64{num(float64(v.Time / int64(time.Millisecond))), num(float64(v.Value)),
+			num(float64(v.Expected)), num(float64(v.Lower)), num(float64(v.Upper))})
 	}
 	if n := len(out.Points); n > 0 {
 		last := out.Points[n-1]
@@ -256,7 +254,7 @@ func (m *series) story(group *detect.GroupStatus) MetricStory {
 		return out
 	}
 	for _, gm := range group.Metrics {
-		if gm.Name != m.name {
+		if gm.Name != m.Metric {
 			continue
 		}
 		g := groupMetric(&gm)

@@ -17,10 +17,10 @@ import (
 // Config is the console section of the config file.
 type Config struct {
 	// RecentValues is how many recent values of each metric of each
-	// device the console keeps for the device page: 24 bytes each, so
-	// the default costs about 2.9 KiB per metric and device (see the
-	// README). 0 keeps none: the device page has no plots, and the
-	// engine does not hand over every value.
+	// device the engine keeps for the device page's plots
+	// (detect.RecentValues): 16 bytes each, so the default costs about
+	// 2 KB per metric and device (see the README). 0 keeps none: the
+	// device page has no plots.
 	RecentValues int `yaml:"recent_values"`
 	// MaxAlerts is how many recent alerts the console keeps for the
 	// timeline and the device pages.
@@ -69,7 +69,8 @@ type Options struct {
 }
 
 // Console is the operator console's state: the fleet index, each device's
-// story and recent values, the recent alerts and the quarantine queue. It
+// story, the recent alerts and the quarantine queue (a device's recent
+// values are the engine's, read when its page is asked for). It
 // is fed by the engine (as its detect.StatusSink, and through the sink
 // Tee wraps) and read by the HTTP API; it is safe for concurrent use.
 type Console struct {
@@ -96,8 +97,7 @@ type Console struct {
 	// so the engine only hands them over (see PublishStatus); readers
 	// wait until every update published before them is applied.
 	startOnce sync.Once
-	updates   chan *update              // at most two behind: then the engine waits
-	free      chan []detect.StatusPoint // point buffers to give back to the engine
+	updates   chan *update // at most two behind: then the engine waits
 	seqMu     sync.Mutex
 	seqCond   *sync.Cond
 	published uint64             // updates handed over
@@ -107,13 +107,15 @@ type Console struct {
 	// sink (Shared: to the status topic, for the instance that owns the
 	// device to send).
 	forward func(ctx context.Context, dec *Decision, out detect.QuarantineEvent) error
+	// recent are the engine's recent values (nil: none kept), read when
+	// a device page is asked for.
+	recent *detect.RecentValues
 }
 
 // device is what the console holds of one device.
 type device struct {
 	status   detect.DeviceStatus
 	attrs    []Attribute
-	metrics  []*series // by the engine's metric index; nil: never reported
 	decision *Decision
 }
 
@@ -155,7 +157,7 @@ func New(opts Options) *Console {
 		opts.Clock = time.Now
 	}
 	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
-		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2), free: make(chan []detect.StatusPoint, 3),
+		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2),
 		assets: opts.Assets}
 	c.seqCond = sync.NewCond(&c.seqMu)
 	return c
@@ -164,8 +166,7 @@ func New(opts Options) *Console {
 // update is one StatusUpdate handed over to the console's goroutine.
 type update struct {
 	devices  []detect.DeviceStatus
-	points   []detect.StatusPoint
-	metrics  []string
+	recent   *detect.RecentValues
 	groups   []detect.GroupStatus
 	rollouts []detect.RolloutStatus
 }
@@ -200,8 +201,8 @@ func (c *Console) applyUpdates() {
 		for i := range u.devices {
 			c.updateDevice(&u.devices[i])
 		}
-		for i := range u.points {
-			c.addPoint(&u.points[i], u.metrics)
+		if u.recent != nil {
+			c.recent = u.recent
 		}
 		if u.groups != nil {
 			c.groups = u.groups
@@ -210,10 +211,6 @@ func (c *Console) applyUpdates() {
 			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
 		}
 		c.mu.Unlock()
-		select {
-		case c.free <- u.points[:0]:
-		default:
-		}
 		c.seqMu.Lock()
 		c.applied++
 		c.seqCond.Broadcast()
@@ -236,10 +233,9 @@ func (c *Console) Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sin
 // status to the console.
 func (c *Console) PublishInterval() time.Duration { return c.opts.PublishInterval }
 
-// RecentValues reports whether the console keeps recent values (the
-// device page's plots): recent_values 0 turns them off, and with them
-// most of what the console costs the engine.
-func (c *Console) RecentValues() bool { return c.opts.RecentValues > 0 }
+// RecentValues is how many recent values of each metric of each device
+// the engine should keep for the device page's plots (0: none).
+func (c *Console) RecentValues() int { return c.opts.RecentValues }
 
 type teeSink struct{ c *Console }
 
@@ -303,14 +299,13 @@ func (c *Console) recordAlert(a *detect.Alert) {
 // open, once the device has no lifecycle alarm open.
 const oneShotOpenFor = time.Hour
 
-// PublishStatus implements detect.StatusSink. It takes the update's
-// points buffer (giving the engine an empty one back) and copies the
-// rest, and leaves the work to the console's goroutine: the engine pays
-// for a hand-over, not for the index and the rings. It blocks while the
-// console is two updates behind.
+// PublishStatus implements detect.StatusSink. It copies the update and
+// leaves the work to the console's goroutine: the engine pays for a
+// hand-over, not for the index. It blocks while the console is two
+// updates behind.
 func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 	c.startOnce.Do(func() { go c.applyUpdates() })
-	j := &update{devices: slices.Clone(u.Devices), points: u.Points, metrics: slices.Clone(u.Metrics)}
+	j := &update{devices: slices.Clone(u.Devices), recent: u.Recent}
 	if u.Groups != nil {
 		j.groups = slices.Clone(u.Groups)
 		for i := range j.groups {
@@ -326,12 +321,6 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 			}
 			j.rollouts[i].KPIs = kpis
 		}
-	}
-	select {
-	case buf := <-c.free:
-		u.Points = buf
-	default:
-		u.Points = make([]detect.StatusPoint, 0, cap(u.Points))
 	}
 	c.seqMu.Lock()
 	c.published++
@@ -466,50 +455,6 @@ func (c *Console) indexDevice(r int) {
 		}
 		x.col(a.Key).setText(r, a.Value)
 	}
-}
-
-// addPoint adds a judged value to its device's recent values.
-func (c *Console) addPoint(p *detect.StatusPoint, names []string) {
-	r := int(p.DeviceID)
-	if r >= len(c.devices) || c.devices[r] == nil {
-		return
-	}
-	d := c.devices[r]
-	for int(p.Metric) >= len(d.metrics) {
-		d.metrics = append(d.metrics, nil)
-	}
-	s := d.metrics[p.Metric]
-	if s == nil {
-		s = newSeries(names[p.Metric], c.opts.RecentValues)
-		d.metrics[p.Metric] = s
-	}
-	s.add(p)
-}
-
-// series is a bounded ring of a metric's recent values with the band each
-// was judged against, and the baseline's latest figures.
-type series struct {
-	name                string
-	n                   int // values ever added
-	ring                []recentValue
-	samples             int64
-	fromGroup, seasonal bool
-}
-
-// recentValue is one value in a ring: 24 bytes, written in one go.
-type recentValue struct {
-	at                  int64
-	val, exp, low, high float32
-}
-
-func newSeries(name string, size int) *series {
-	return &series{name: name, ring: make([]recentValue, size)}
-}
-
-func (s *series) add(p *detect.StatusPoint) {
-	s.ring[s.n%len(s.ring)] = recentValue{at: p.Time, val: p.Value, exp: p.Expected, low: p.Lower, high: p.Upper}
-	s.n++
-	s.samples, s.fromGroup, s.seasonal = p.Samples, p.FromGroup, p.Seasonal
 }
 
 // Decision actions.

@@ -46,7 +46,7 @@ func testFleet(n int) (*Console, assetMap) {
 	assets := assetMap{}
 	c := New(Options{Config: Config{RecentValues: 8}})
 	c.assets = assets
-	u := &detect.StatusUpdate{}
+	u := &detect.StatusUpdate{Recent: detect.NewRecentValues(8)}
 	for i := range n {
 		name := fmt.Sprintf("plc-%05d", i)
 		site := []string{"plant-a", "plant-b", "plant-c"}[i%3]
@@ -63,10 +63,8 @@ func testFleet(n int) (*Console, assetMap) {
 			st.Alarms = 1
 		}
 		u.Devices = append(u.Devices, st)
-		u.Points = append(u.Points, detect.StatusPoint{DeviceID: int32(i), Metric: 0, Time: last.UnixNano(), Value: float32(i),
-			Expected: 10, Lower: 5, Upper: 15, Samples: 100})
+		u.Recent.Add(int32(i), "cpu", detect.RecentValue{Time: last.UnixNano(), Value: float32(i), Expected: 10, Lower: 5, Upper: 15}, 100, false, false)
 	}
-	u.Metrics = []string{"cpu"}
 	c.PublishStatus(u)
 	c.readLock() // applied
 	c.mu.RUnlock()
@@ -285,8 +283,8 @@ func TestDeviceStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 { // more than the ring holds
-		c.PublishStatus(&detect.StatusUpdate{Metrics: []string{"cpu"}, Points: []detect.StatusPoint{{DeviceID: 1, Metric: 0, Time: epoch.Add(time.Duration(i) * time.Minute).UnixNano(),
-			Value: float32(i), Expected: float32(math.NaN()), Lower: float32(math.NaN()), Upper: float32(math.NaN())}}})
+		c.recent.Add(1, "cpu", detect.RecentValue{Time: epoch.Add(time.Duration(i) * time.Minute).UnixNano(),
+			Value: float32(i), Expected: float32(math.NaN()), Lower: float32(math.NaN()), Upper: float32(math.NaN())}, 100, false, false)
 	}
 	s, ok := c.Device("plc-00001")
 	if !ok {

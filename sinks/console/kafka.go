@@ -149,7 +149,7 @@ func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 		s.wakeWriter()
 	}
 	if len(u.Rollouts) > 0 {
-		s.c.PublishStatus(&detect.StatusUpdate{Metrics: u.Metrics, Rollouts: u.Rollouts})
+		s.c.PublishStatus(&detect.StatusUpdate{Rollouts: u.Rollouts})
 	}
 }
 
@@ -198,8 +198,9 @@ func (s *Shared) Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink
 // device's status is written to the topic.
 func (s *Shared) PublishInterval() time.Duration { return s.c.PublishInterval() }
 
-// RecentValues is false: recent values do not travel on the topic.
-func (s *Shared) RecentValues() bool { return false }
+// RecentValues is 0: recent values do not travel on the topic, so the
+// engine keeps none for plots.
+func (s *Shared) RecentValues() int { return 0 }
 
 // Start looks the topic up, then writes the status records the engine
 // publishes and follows every partition of the topic from its start, in

@@ -1,0 +1,260 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/ingest"
+)
+
+// TestRecentValuesRings: each device's ring of each metric keeps its last
+// size values, oldest first, across chunks and sparse device ids, with
+// what the latest value was judged on; a device without values has none.
+func TestRecentValuesRings(t *testing.T) {
+	const size = 1000
+	r := NewRecentValues(size)
+	devices := []int32{7, 0, 3000, 41}
+	for n := range 2500 {
+		for _, d := range devices {
+			for m, name := range []string{"cpu", "temp", "bytes_out", "msgs", "rssi", "auth"} {
+				if d == 41 && m > 0 {
+					continue // one metric only
+				}
+				v := RecentValue{Time: ms(n), Value: float32(int(d)*10 + m), Expected: 1.5, Lower: 1, Upper: 2}
+				if m == 2 {
+					v.Expected, v.Lower, v.Upper = nan32, nan32, nan32 // no band
+				}
+				r.Add(d, name, v, int64(n), d == 0, m == 1)
+			}
+		}
+	}
+	if len(r.heads) != 19 || len(r.blocks) != 19 || len(r.chunks) != 2 { // one ring a block: Add makes one at a time
+		t.Fatalf("%d rings in %d blocks and %d chunks", len(r.heads), len(r.blocks), len(r.chunks))
+	}
+	for _, d := range devices {
+		series := r.Device(d)
+		if want := map[bool]int{true: 1, false: 6}[d == 41]; len(series) != want {
+			t.Fatalf("device %d: %d series", d, len(series))
+		}
+		for m, s := range series {
+			if len(s.Values) != size || s.Values[0].Time != ms(1500) || s.Values[size-1].Time != ms(2499) {
+				t.Fatalf("device %d %s: %d values from %d to %d, want 1500 ms to 2499 ms", d, s.Metric, len(s.Values), s.Values[0].Time, s.Values[len(s.Values)-1].Time)
+			}
+			for k, v := range s.Values {
+				band := v.Expected == 1.5 && v.Lower == 1 && v.Upper == 2
+				none := math.IsNaN(float64(v.Expected)) && math.IsNaN(float64(v.Lower)) && math.IsNaN(float64(v.Upper))
+				if v.Time != ms(1500+k) || v.Value != float32(int(d)*10+m) || band == (m == 2) || none != (m == 2) {
+					t.Fatalf("device %d %s value %d: %+v", d, s.Metric, k, v)
+				}
+			}
+			if s.Samples != 2499 || s.FromGroup != (d == 0) || s.Seasonal != (m == 1) {
+				t.Fatalf("device %d %s: judged on %+v", d, s.Metric, s)
+			}
+		}
+	}
+	if got := r.Device(8); got != nil {
+		t.Fatalf("a device without values: %+v", got)
+	}
+	if got := r.Device(1 << 20); got != nil {
+		t.Fatalf("a device beyond the index: %+v", got)
+	}
+	r.Add(5, "cpu", RecentValue{Time: ms(1)}, 1, false, false)
+	if s := r.Device(5); len(s) != 1 || len(s[0].Values) != 1 || s[0].Values[0].Time != ms(1) {
+		t.Fatalf("a ring not full: %+v", s)
+	}
+}
+
+func ms(n int) int64 { return int64(n) * int64(time.Millisecond) }
+
+// TestRecentValuesTimes: times are kept to the millisecond, a late value
+// before the ring's first is kept, a ring written for longer than its
+// times' 24 days keeps its values, and one whose values span more than 24
+// days starts again (their times would not fit).
+func TestRecentValuesTimes(t *testing.T) {
+	r := NewRecentValues(4)
+	base := simEpoch.UnixNano()
+	for _, dt := range []time.Duration{0, 1500*time.Microsecond + 7, -time.Hour, 24 * 24 * time.Hour} {
+		r.Add(1, "cpu", RecentValue{Time: base + int64(dt)}, 1, false, false)
+	}
+	got := r.Device(1)[0].Values
+	if len(got) != 4 || got[0].Time != base || got[1].Time != base+ms(1) || got[2].Time != base-int64(time.Hour) || got[3].Time != base+int64(24*24*time.Hour) {
+		t.Fatalf("times %+v", got)
+	}
+	r.Add(1, "cpu", RecentValue{Time: base + int64(25*24*time.Hour)}, 1, false, false)
+	if got := r.Device(1)[0].Values; len(got) != 1 || got[0].Time != base+int64(25*24*time.Hour) {
+		t.Fatalf("after 25 days: %+v", got)
+	}
+	const hours = 598 // hourly values: the last is the first beyond 2³¹ ms from the first
+	for h := range hours {
+		r.Add(2, "cpu", RecentValue{Time: base + int64(time.Duration(h)*time.Hour), Value: float32(h)}, 1, false, false)
+	}
+	got = r.Device(2)[0].Values
+	for k, v := range got {
+		if h := hours - 4 + k; v.Time != base+int64(time.Duration(h)*time.Hour) || v.Value != float32(h) || len(got) != 4 {
+			t.Fatalf("after %d hourly values: %+v", hours, got)
+		}
+	}
+}
+
+// TestRecentValuesAllocateNothing: keeping the recent values allocates
+// nothing per row once the devices' rings exist: a batch allocates as
+// much as without them.
+func TestRecentValuesAllocateNothing(t *testing.T) {
+	bare, with := batchAllocs(t, 0), batchAllocs(t, 120)
+	if with > bare {
+		t.Fatalf("%.1f allocations per batch of %d rows keeping recent values, %.1f without", with, benchDevices*benchMinutes, bare)
+	}
+}
+
+// batchAllocs returns the allocations per batch of a warm engine keeping
+// recentValues values.
+func batchAllocs(t *testing.T, recentValues int) float64 {
+	eng, fleet := warmEngine(t, DefaultConfig(), recentValues)
+	var batches []*ingest.Batch
+	for range 6 {
+		batches = append(batches, ingest.NewBatch(fleet.next(), nil))
+	}
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(len(batches)-1, func() {
+		if err := eng.Process(ctx, batches[0]); err != nil {
+			t.Fatal(err)
+		}
+		batches = batches[1:]
+	})
+	if recentValues > 0 {
+		if s := eng.recent.Device(0); len(s) != 5 || len(s[0].Values) != recentValues {
+			t.Fatalf("device 0's recent values: %d series", len(s))
+		}
+	}
+	return allocs
+}
+
+// BenchmarkRecentValuesAdd: the engine's write of one judged value, over
+// the rings of 512 devices × 5 metrics of 120 values, in the order rows
+// come (every device once, then again).
+func BenchmarkRecentValuesAdd(b *testing.B) {
+	const devices, metrics, size = 512, 5, 120
+	r := NewRecentValues(size)
+	params := make([]metricParams, metrics)
+	for m := range params {
+		params[m].name, params[m].threshold = fmt.Sprint("m", m), 4
+	}
+	r.nameMetrics(params)
+	slots := []int{0, 1, 2, 3, 4}
+	exp := make([]baseline.Expectation, metrics)
+	for m := range exp {
+		exp[m] = baseline.Expectation{Value: 1, Samples: 100, Present: true}
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		d := int32(n % devices)
+		r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute), slots, exp)
+		for m := range metrics {
+			r.add(m, &exp[m], &params[m], 1, 0.5, true)
+		}
+		n++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*metrics), "ns/value")
+}
+
+// TestRecentValuesBlocks: the rings a row makes together share a block,
+// interleaved; a metric new to the device gets a block of its own; a
+// metric absent from a row leaves its ring as it was, the others go on.
+func TestRecentValuesBlocks(t *testing.T) {
+	r := NewRecentValues(3)
+	params := make([]metricParams, 4)
+	for m := range params {
+		params[m].name, params[m].threshold = fmt.Sprint("m", m), 2
+	}
+	r.nameMetrics(params)
+	exp := make([]baseline.Expectation, 4)
+	write := func(n int, slots []int) {
+		r.row(9, ms(n), slots, exp)
+		for j, slot := range slots {
+			if slot >= 0 && exp[j].Present {
+				exp[j].Value = float64(10*n + slot)
+				r.add(slot, &exp[j], &params[slot], float64(slot), 0.25, slot != 1)
+			}
+		}
+	}
+	for j := range exp {
+		exp[j].Present = true
+	}
+	for n := range 4 {
+		write(n, []int{2, 0, 1, -1}) // columns in another order than slots
+	}
+	exp[0].Present = false // m3 new, m2 absent
+	write(4, []int{2, 0, 1, 3})
+	exp[0].Present = true
+	write(5, []int{3, 2, 0, 1})
+	if len(r.blocks) != 2 || r.blocks[0].width != 3 || r.blocks[1].width != 1 {
+		t.Fatalf("blocks %+v", r.blocks)
+	}
+	want := map[string][]int{"m0": {3, 4, 5}, "m1": {3, 4, 5}, "m2": {2, 3, 5}, "m3": {4, 5}}
+	for _, s := range r.Device(9) {
+		var got []int
+		for _, v := range s.Values {
+			n := int(v.Time / int64(time.Millisecond))
+			got = append(got, n)
+			slot := int(s.Metric[1] - '0')
+			lower, upper := float32(slot)-0.5, float32(slot)+0.5
+			if slot == 1 {
+				lower, upper = nan32, nan32
+			}
+			if v.Value != float32(10*n+slot) || (slot != 1 && (v.Expected != float32(slot) || v.Lower != lower || v.Upper != upper)) ||
+				(slot == 1 && !math.IsNaN(float64(v.Expected))) {
+				t.Fatalf("%s: %+v", s.Metric, v)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[s.Metric]) {
+			t.Fatalf("%s: values of rows %v, want %v", s.Metric, got, want[s.Metric])
+		}
+		delete(want, s.Metric)
+	}
+	if len(want) != 0 {
+		t.Fatalf("no values of %v", want)
+	}
+}
+
+// BenchmarkRecentValuesMemory reports the heap the recent values hold per
+// device, full, with 5 metrics at the console's default ring size (120
+// values), written as the engine writes them: all 5 in each row.
+func BenchmarkRecentValuesMemory(b *testing.B) {
+	const devices, metrics, size = 10_000, 5, 120
+	params := make([]metricParams, metrics)
+	for m := range params {
+		params[m].name = fmt.Sprint("m", m)
+	}
+	slots := []int{0, 1, 2, 3, 4}
+	exp := make([]baseline.Expectation, metrics)
+	for m := range exp {
+		exp[m].Present = true
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		r := NewRecentValues(size)
+		r.nameMetrics(params)
+		for n := range size {
+			for d := range int32(devices) {
+				r.row(d, ms(n), slots, exp)
+				for m := range metrics {
+					r.add(m, &exp[m], &params[m], 0, 0, false)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := float64(after.HeapAlloc-before.HeapAlloc) / devices
+		b.ReportMetric(per, "B/device")
+		b.ReportMetric(per/(metrics*size), "B/value")
+		runtime.KeepAlive(r)
+	}
+}
