@@ -113,16 +113,18 @@ func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int,
 	}
 
 	lambda := e.cfg.Self.ShiftLambda
-	floor := math.Sqrt(lambda / (2 - lambda))
-	sd := max(math.Sqrt(float64(st.m2)), floor)
-	clip := p.halfThreshold
-	if st.n >= shiftWarmup/5 {
+	// The chart's spread and the clip that lets it reach its threshold
+	// matter only once it judges: no square roots for a learning chart.
+	warm := st.n >= shiftWarmup/5
+	clip, sd := p.halfThreshold, 0.0
+	if warm {
+		sd = max(math.Sqrt(float64(st.m2)), math.Sqrt(lambda/(2-lambda)))
 		clip = min(p.threshold, max(clip, math.Abs(float64(st.mean))+shiftReach*e.cfg.Self.ShiftThreshold*sd))
 	}
 	c := max(-clip, min(z, clip))
 	st.ewma += float32(lambda * (c - float64(st.ewma)))
 	score := 0.0
-	if st.n >= shiftWarmup/5 {
+	if warm {
 		score = (float64(st.ewma) - float64(st.mean)) / sd
 	}
 	if ds.alarms == 0 && math.Abs(z) <= p.threshold {
