@@ -56,6 +56,20 @@ const shiftPrior = 50
 // test takes over.
 const shiftReach = 2
 
+// shiftWarning is the chart's warning limit, as a fraction of its
+// threshold: a row on which the chart lies beyond it is not learned, as a
+// row that breached the band is not (Engine.learnable), so the baseline
+// does not learn a shift while the chart is still building up to it. A
+// baseline that did would widen its spread with every shifted row and
+// move its mean towards them, and the shift's scores would shrink before
+// the chart crossed (SKAB's valve1/3: a flow meter's drop from 32 to 30,
+// 4.5 σ of its readings, raised its chart to 0.9 of the threshold and then
+// the baseline's spread grew from 0.4 to 0.9 and nothing alarmed). Two
+// thirds is where control charts have drawn their warning limits since
+// Shewhart's (2σ of the 3σ action limit). A lasting new level is learned
+// after alarm.relearn_after, as after an alarm.
+const shiftWarning = 2.0 / 3
+
 // shiftOf returns the chart of device d's metric slot. Charts live in
 // one array per metric, grown in chunks, so devices cost no pointers.
 func (e *Engine) shiftOf(slot int, d int32) *shiftState {

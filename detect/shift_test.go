@@ -35,6 +35,26 @@ func TestShiftInsideTheBandAlarms(t *testing.T) {
 	}
 }
 
+// A reading that drops over a minute to 4σ below its normal and stays
+// there (SKAB's valve1/3, a flow meter) is one shift alarm that stays
+// open. Without the chart's warning limit the baseline learned the rows of
+// the drop while the chart was building up, so the alarm flapped (raised
+// and cleared twice within a minute).
+func TestShiftIsNotLearnedWhileTheChartBuildsUp(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	s := newSensor(t, DefaultConfig(), time.Second)
+	s.feed(noisy(rng, 600, []float64{50, 30}, []float64{1, 1})...)
+	for i := range 60 {
+		s.feed(noisy(rng, 1, []float64{50 - 4*float64(i)/60, 30}, []float64{1, 1})...)
+	}
+	s.feed(noisy(rng, 300, []float64{46, 30}, []float64{1, 1})...)
+	a := s.sink.find(DetectorSelf, "pressure", "bench-1", StateAlarm)
+	c := s.sink.find(DetectorSelf, "pressure", "bench-1", StateCleared)
+	if len(a) != 1 || len(c) != 0 || !strings.Contains(a[0].Message, "; shift: ") {
+		t.Fatalf("a drop to −4σ that lasts five minutes: want one shift alarm, still open, got:\n%s", s.sink.dump())
+	}
+}
+
 // A slow, strongly autocorrelated sensor wanders far more than independent
 // noise would: the chart learns how far its EWMA normally wanders, so an
 // hour of such readings raises nothing.
