@@ -173,9 +173,6 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 				shift = 0
 			}
 		}
-		if p.shiftBreach(shift, shiftWarning*e.cfg.Self.ShiftThreshold) {
-			anomalous = true // a shift building up is not learned: see shiftWarning
-		}
 		recurring := p.self && band && p.recurringBurst(ex, mean, spread)
 		if p.self && band &&
 			!(ds.noMetricState() && !p.shiftBreach(shift, e.cfg.Self.ShiftThreshold) && (recurring || withinHalfBand(ex.Value-mean, spread, p.halfThreshold))) &&

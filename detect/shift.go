@@ -57,18 +57,16 @@ const shiftPrior = 50
 const shiftReach = 2
 
 // shiftWarning is the chart's warning limit, as a fraction of its
-// threshold: a row on which the chart lies beyond it is not learned, as a
-// row that breached the band is not (Engine.learnable), so the baseline
-// does not learn a shift while the chart is still building up to it. A
-// baseline that did would widen its spread with every shifted row and
-// move its mean towards them, and the shift's scores would shrink before
-// the chart crossed (SKAB's valve1/3: a flow meter's drop from 32 to 30,
-// 4.5 σ of its readings, raised its chart to 0.9 of the threshold and then
-// the baseline's spread grew from 0.4 to 0.9 and nothing alarmed). Two
-// thirds is where control charts have drawn their warning limits since
-// Shewhart's (2σ of the 3σ action limit). A lasting new level is learned
-// after alarm.relearn_after, as after an alarm.
-const shiftWarning = 2.0 / 3
+// threshold: a row on which the chart lies beyond it does not teach the
+// chart its normal. A chart that learned the rows of its own excursion
+// widened with a shift while building up to it, and fell back before it
+// crossed (SKAB's valve1/1, a flow meter falling from 32 to 30.6, 3.6 σ of
+// its readings: the chart reached −3.5 of its spreads, then its spread grew
+// from 0.38 to 0.99 in 45 rows and nothing alarmed). The limit sits in the
+// middle of where SKAB's figures are flat (outlier F1 0.80–0.82 for limits
+// from 2/3, the warning limit of Shewhart's charts, to 0.85), not at the
+// best of them.
+const shiftWarning = 0.75
 
 // shiftOf returns the chart of device d's metric slot. Charts live in
 // one array per metric, grown in chunks, so devices cost no pointers.
@@ -93,10 +91,10 @@ func (e *Engine) shiftOf(slot int, d int32) *shiftState {
 // is held at its normal: the scores of an alarm's rows, and the jump of a
 // baseline that re-learned after one (alarm.relearn_after), are the other
 // test's story, not a shift this chart should then report. Only quiet
-// rows (no breach, no alarm) teach the chart what normal is; until it has
-// seen shiftWarmup of them, a prior of one score unit of spread (a chart
-// as wide as the band's unit) keeps a few hundred rows of a slow signal
-// from making it narrow.
+// rows (no breach, no alarm, the chart within its warning limit) teach
+// the chart what normal is; until it has seen shiftWarmup of them, a
+// prior of one score unit of spread (a chart as wide as the band's unit)
+// keeps a few hundred rows of a slow signal from making it narrow.
 func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int, d int32, ds *deviceState) float64 {
 	if math.IsNaN(z) {
 		return 0
@@ -141,7 +139,7 @@ func (e *Engine) shiftScore(p *metricParams, z float64, seasonal bool, slot int,
 	if warm {
 		score = (float64(st.ewma) - float64(st.mean)) / sd
 	}
-	if ds.alarms == 0 && math.Abs(z) <= p.threshold {
+	if ds.alarms == 0 && math.Abs(z) <= p.threshold && !p.shiftBreach(score, shiftWarning*e.cfg.Self.ShiftThreshold) {
 		if st.n == 0 {
 			st.m2 = float32(shiftPriorVar(lambda)) // the prior: see above
 		}
