@@ -295,6 +295,13 @@ func (e *Engine) judgeSelf(p *metricParams, ex *baseline.Expectation, mean, spre
 		return false
 	}
 	st := e.metricState(ds, 2*slot)
+	if !breach && st.active() && st.flags&alarmShift != 0 {
+		// An open shift alarm holds while its chart stays beyond its
+		// warning limit: a chart hovering at its threshold is the same
+		// shift, not one that ended and began again.
+		shifted = p.shiftBreach(shift, shiftWarning*sc.ShiftThreshold)
+		breach = shifted
+	}
 	toAlarm := sc.ToAlarm
 	spike := level && p.immediate > 0 && math.Abs(z) >= p.immediate
 	if spike || shifted { // a shift is many datapoints' evidence already
