@@ -106,3 +106,96 @@ func TestDeviceCapKeepsFindings(t *testing.T) {
 		t.Errorf("registry holds %d devices, want 1: the finding's device was interned", n)
 	}
 }
+
+// TestDeviceCapEvictsIdle: max_devices 50 with when_full evict_idle. 50
+// devices report for three hours; then 10 of them go quiet (one, dev-01,
+// with a self alarm still open) and 9 new devices come: each takes the
+// place of the device idle the longest that may be evicted, twenty
+// minutes later (when the quiet ones are judged silent). The 9 quiet
+// devices with only a silence alarm are evicted (their silence alarm is
+// cleared, saying why), dev-01 keeps its place and its open alarm, the
+// registry and the baseline stay at 50 devices, and the new devices are
+// judged (a spike alarms). Then dev-03 returns, in the place of a new
+// device that went quiet: it learns from scratch, so its spike is judged
+// on its new samples only.
+func TestDeviceCapEvictsIdle(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices = 50
+	cfg.WhenFull = WhenFullEvictIdle
+	s := newSim(t, cfg, []string{"plant-a/line-0"}, 70, nil)
+	name := func(i int) string { return s.devices[i].name }
+	s.run(0, 180, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 1 && m >= 170 {
+			r.Metrics[0].Value *= 12
+		}
+		return i < 50
+	})
+	if len(s.sink.find(DetectorSelf, "bytes_out", name(1), StateAlarm)) != 1 {
+		t.Fatalf("no self alarm on %s's spike:\n%s", name(1), s.sink.dump())
+	}
+	s.run(180, 300, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 55 && m >= 290 {
+			r.Metrics[0].Value *= 12
+		}
+		return i >= 10 && i < 50 || i >= 50 && i < 59 && m >= 200
+	})
+	st := s.eng.Stats()
+	if st.DevicesEvicted != 9 || st.DeviceCapRows != 0 {
+		t.Errorf("%d devices evicted, %d rows refused; want 9 and 0", st.DevicesEvicted, st.DeviceCapRows)
+	}
+	if n, slots := s.reg.NumDevices(), s.store.NumDevices(); n != 50 || slots != 50 {
+		t.Errorf("registry holds %d devices, baseline %d; want 50 and 50", n, slots)
+	}
+	for i := range 59 {
+		_, ok := s.reg.LookupDevice(name(i))
+		if want := i == 1 || i >= 10; ok != want {
+			t.Errorf("%s tracked: %v, want %v", name(i), ok, want)
+		}
+	}
+	for i := range 10 {
+		clears := s.sink.find(DetectorSilence, behaviorSilence, name(i), StateCleared)
+		if i == 1 {
+			if len(clears) != 0 || len(s.sink.find(DetectorSelf, "", name(i), StateCleared)) != 0 {
+				t.Errorf("%s, tracked with an open alarm, had an alarm cleared:\n%s", name(i), s.sink.dump())
+			}
+			continue
+		}
+		if len(clears) != 1 || !strings.Contains(clears[0].Message, "evicted to make room for a new device") {
+			t.Errorf("%s's silence alarm was not cleared as it was evicted: %+v", name(i), clears)
+		}
+	}
+	if len(s.sink.find(DetectorSelf, "bytes_out", name(55), StateAlarm)) != 1 {
+		t.Errorf("no self alarm on the new device %s's spike:\n%s", name(55), s.sink.dump())
+	}
+
+	before := len(s.sink.alerts)
+	s.run(300, 400, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 3 && m >= 390 {
+			r.Metrics[0].Value *= 12
+		}
+		switch {
+		case i == 3:
+			return m >= 310
+		case i == 58:
+			return m < 300
+		}
+		return i >= 10 && i < 58
+	})
+	if st := s.eng.Stats(); st.DevicesEvicted != 10 {
+		t.Errorf("%d devices evicted, want 10 (%s for the returning %s)", st.DevicesEvicted, name(58), name(3))
+	}
+	if _, ok := s.reg.LookupDevice(name(58)); ok {
+		t.Errorf("%s, the longest idle, was not evicted for %s", name(58), name(3))
+	}
+	var got []Alert
+	for _, a := range s.sink.alerts[before:] {
+		if a.Device == name(3) && a.Detector != DetectorPeer {
+			got = append(got, a)
+		}
+	}
+	// 80 reports since its return (310 to 390): a baseline kept from
+	// before its eviction would have 260. (Its peers judge the spike too.)
+	if len(got) != 1 || got[0].Detector != DetectorSelf || got[0].State != StateAlarm || got[0].SampleCount != 80 {
+		t.Errorf("the returning %s: alerts %+v, want one self alarm judged on its 80 new samples", name(3), got)
+	}
+}

@@ -71,7 +71,7 @@ func TestRegistryAliasedName(t *testing.T) {
 func TestRegistryDeviceLimit(t *testing.T) {
 	r := NewRegistry()
 	r.DeviceID("restored")
-	r.LimitDevices(10)
+	r.LimitDevices(10, false)
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
@@ -97,7 +97,7 @@ func TestRegistryDeviceLimit(t *testing.T) {
 	if id := r.DeviceID("restored-too"); id != 10 || r.NumDevices() != 11 {
 		t.Errorf("DeviceID is limited: id %d, %d devices", id, r.NumDevices())
 	}
-	r.LimitDevices(0)
+	r.LimitDevices(0, false)
 	if _, ok := r.AdmitDevice("after"); !ok {
 		t.Error("LimitDevices(0) left a limit")
 	}
@@ -108,7 +108,7 @@ func TestRegistryDeviceLimit(t *testing.T) {
 // position kept; the builder does not remember the name either.
 func TestBuilderRefusedDevice(t *testing.T) {
 	reg := NewRegistry()
-	reg.LimitDevices(1)
+	reg.LimitDevices(1, false)
 	b := NewObservationBuilder(nil, reg, fixedGrouper{})
 	for i, name := range []string{"plc-1", "forged-1", "plc-1", "forged-2"} {
 		b.Append(&Row{TimeNanos: int64(i), Device: name, Partition: 2, Offset: int64(100 + i),

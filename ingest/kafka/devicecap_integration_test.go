@@ -18,7 +18,7 @@ func TestKafkaDeviceCapDeadLetteredIntegration(t *testing.T) {
 	k := newCluster(t, 1)
 	sink := &collectSink{}
 	p := startPipeline(t, k.kafkaConfig("g-cap", "i-cap"), sink)
-	p.reg.LimitDevices(2) // before any record exists: the first two devices read are kept
+	p.reg.LimitDevices(2, false) // before any record exists: the first two devices read are kept
 	msgs := fleet(4, 30, 1000)
 	k.produce(msgs)
 	k.waitCommitted("g-cap", 20*time.Second)

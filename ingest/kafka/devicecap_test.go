@@ -11,7 +11,7 @@ import (
 // partition, so a checkpoint never asks the registry for the name of -1.
 func TestRefusedDevicesHaveNoPartitionState(t *testing.T) {
 	reg := ingest.NewRegistry()
-	reg.LimitDevices(1)
+	reg.LimitDevices(1, false)
 	bld := ingest.NewObservationBuilder(nil, reg, nil)
 	for _, name := range []string{"plc-1", "forged-1", "plc-1", "forged-2", "forged-2"} {
 		bld.Append(&ingest.Row{Device: name, Group: "plant-a", Metrics: []ingest.Metric{{Name: "temp", Value: 1}}})
