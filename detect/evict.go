@@ -3,6 +3,8 @@ package detect
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // detect.when_full: evict_idle. Past max_devices the sources refuse new
@@ -41,7 +43,7 @@ type evictor struct {
 	// slots marks, by device id, the slots the engine freed at least once,
 	// with the name it gave the slot since ("" while free).
 	slots   []evictSlot
-	evicted []EvictedDevice // since the last Evicted call
+	evicted []ingest.EvictedDevice // since the last Evicted call
 }
 
 type idleEntry struct {
@@ -52,13 +54,6 @@ type idleEntry struct {
 type evictSlot struct {
 	reused bool
 	name   string // the registry's copy
-}
-
-// EvictedDevice is a device evicted to make room for a new one: its id and
-// name when it was evicted (the id may hold another device since).
-type EvictedDevice struct {
-	ID   int32
-	Name string
 }
 
 // maxEvictionSkips bounds the devices with an open alarm or quarantine an
@@ -253,7 +248,7 @@ func (e *Engine) evictDevice(d int32, t int64) {
 		ev.slots = append(ev.slots, evictSlot{})
 	}
 	ev.slots[d] = evictSlot{reused: true}
-	ev.evicted = append(ev.evicted, EvictedDevice{ID: d, Name: name})
+	ev.evicted = append(ev.evicted, ingest.EvictedDevice{ID: d, Name: name})
 	e.stats.DevicesEvicted++
 }
 
@@ -261,7 +256,7 @@ func (e *Engine) evictDevice(d int32, t int64) {
 // (detect.when_full: evict_idle), oldest first, and forgets them: the
 // Kafka consumer drops them from its partitions' state and writes their
 // changelog tombstones. Engine goroutine only.
-func (e *Engine) Evicted(dst []EvictedDevice) []EvictedDevice {
+func (e *Engine) Evicted(dst []ingest.EvictedDevice) []ingest.EvictedDevice {
 	if e.evict == nil {
 		return dst
 	}

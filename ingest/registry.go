@@ -42,6 +42,14 @@ type Registry struct {
 	evicted   []string
 }
 
+// EvictedDevice is a device evicted to make room for a new one
+// (detect.when_full: evict_idle): its index and the name it had (the index
+// may hold another device since).
+type EvictedDevice struct {
+	ID   int32
+	Name string
+}
+
 // evictedLog is how many evicted names the registry remembers for
 // ObservationBuilders to drop from their caches: a builder further behind
 // forgets its whole cache (EvictedSince).

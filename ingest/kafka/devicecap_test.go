@@ -20,7 +20,7 @@ func TestRefusedDevicesHaveNoPartitionState(t *testing.T) {
 	b := ingest.NewBatch(rec, nil)
 	defer b.Release()
 	ps := &partState{owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}}
-	noteDevices(ps, b)
+	noteDevices(ps, b.Record)
 	if len(ps.owned) != 1 || len(ps.dirty) != 1 {
 		t.Fatalf("owned %v, dirty %v; want only device 0", ps.owned, ps.dirty)
 	}
