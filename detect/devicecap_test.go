@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -197,5 +198,103 @@ func TestDeviceCapEvictsIdle(t *testing.T) {
 	// before its eviction would have 260. (Its peers judge the spike too.)
 	if len(got) != 1 || got[0].Detector != DetectorSelf || got[0].State != StateAlarm || got[0].SampleCount != 80 {
 		t.Errorf("the returning %s: alerts %+v, want one self alarm judged on its 80 new samples", name(3), got)
+	}
+}
+
+// TestDeviceCapEvictCheckpoint: a checkpoint written after evictions holds
+// the devices tracked and none evicted, so a restore brings back no
+// ghost. A checkpoint with more devices than max_devices is restored
+// whole; with evict_idle the first new device then evicts the longest
+// idle down to the cap (and takes a place), with refuse it is refused.
+func TestDeviceCapEvictCheckpoint(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices = 30
+	cfg.WhenFull = WhenFullEvictIdle
+	s := newSim(t, cfg, []string{"plant-a/line-0"}, 40, nil)
+	// devices 0-29 for an hour, then 10-39: 0-9 make room for 30-39
+	s.run(0, 120, func(m, i int, d *simDevice, r *ingest.Row) bool { return m < 60 && i < 30 || m >= 60 && i >= 10 })
+	if st := s.eng.Stats(); st.DevicesEvicted != 10 {
+		t.Fatalf("%d devices evicted, want 10", st.DevicesEvicted)
+	}
+	var buf bytes.Buffer
+	if err := s.store.Checkpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	restore := func(cfg Config) *sim {
+		r := newSim(t, cfg, []string{"plant-a/line-0"}, 41, nil)
+		if _, err := r.store.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := restore(cfg)
+	for i := range 40 {
+		if _, ok := r.reg.LookupDevice(s.devices[i].name); ok != (i >= 10) {
+			t.Errorf("restored registry has %s: %v, want %v", s.devices[i].name, ok, i >= 10)
+		}
+	}
+
+	small := cfg
+	small.MaxDevices = 20
+	r = restore(small)
+	if n := r.reg.NumDevices(); n != 30 {
+		t.Fatalf("%d devices restored under max_devices 20, want all 30", n)
+	}
+	// devices 10-39 last reported at minute 119; 20-39 report at 120, then
+	// a new device, 40, comes at 121
+	r.run(120, 122, func(m, i int, d *simDevice, r *ingest.Row) bool { return m == 120 && i >= 20 && i < 40 || m == 121 && i == 40 })
+	if n, st := r.reg.NumDevices(), r.eng.Stats(); n != 20 || st.DevicesEvicted != 11 || st.DeviceCapRows != 0 {
+		t.Errorf("%d devices tracked, %d evicted, %d rows refused; want 20, 11 and 0", n, st.DevicesEvicted, st.DeviceCapRows)
+	}
+	// the ten quiet since minute 119 and one of those of minute 120 (the
+	// earliest there) are evicted
+	gone := 0
+	for i := 10; i <= 40; i++ {
+		_, ok := r.reg.LookupDevice(r.devices[i].name)
+		switch {
+		case i < 20 || i == 40:
+			if ok != (i == 40) {
+				t.Errorf("%s tracked: %v, want %v", r.devices[i].name, ok, i == 40)
+			}
+		case !ok:
+			gone++
+		}
+	}
+	if gone != 1 {
+		t.Errorf("%d of the devices of minute 120 evicted, want 1", gone)
+	}
+
+	small.WhenFull = WhenFullRefuse
+	r = restore(small)
+	r.run(120, 122, func(m, i int, d *simDevice, r *ingest.Row) bool { return m == 120 && i >= 20 && i < 40 || m == 121 && i == 40 })
+	if n, st := r.reg.NumDevices(), r.eng.Stats(); n != 30 || st.DevicesEvicted != 0 || st.DeviceCapRows != 1 {
+		t.Errorf("refuse: %d devices tracked, %d evicted, %d rows refused; want 30, 0 and 1", n, st.DevicesEvicted, st.DeviceCapRows)
+	}
+}
+
+// TestDeviceCapEvictKeepsAlarmed: with evict_idle, when every device
+// tracked has an open alarm (a quarantine would hold it the same way), a
+// new device is refused as with refuse, and said why.
+func TestDeviceCapEvictKeepsAlarmed(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices = 3
+	cfg.WhenFull = WhenFullEvictIdle
+	s := newSim(t, cfg, []string{"plant-a/line-0"}, 4, nil)
+	s.run(0, 200, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if m >= 170 {
+			r.Metrics[0].Value *= 12 // alarms that stay open
+		}
+		return i < 3 || m == 199
+	})
+	for i := range 3 {
+		if len(s.sink.find(DetectorSelf, "bytes_out", s.devices[i].name, StateAlarm)) != 1 {
+			t.Fatalf("no self alarm on %s:\n%s", s.devices[i].name, s.sink.dump())
+		}
+	}
+	if st := s.eng.Stats(); st.DevicesEvicted != 0 || st.DeviceCapRows != 1 {
+		t.Errorf("%d devices evicted, %d rows refused; want 0 and 1", st.DevicesEvicted, st.DeviceCapRows)
+	}
+	if len(s.rejected) != 1 || !strings.Contains(s.rejected[0].Detail, "have open alarms or quarantines") {
+		t.Errorf("rejected %+v, want the new device's row, explained", s.rejected)
 	}
 }
