@@ -242,7 +242,9 @@ func TestDeviceCapEvictCheckpoint(t *testing.T) {
 	}
 	// devices 10-39 last reported at minute 119; 20-39 report at 120, then
 	// a new device, 40, comes at 121
-	r.run(120, 122, func(m, i int, d *simDevice, r *ingest.Row) bool { return m == 120 && i >= 20 && i < 40 || m == 121 && i == 40 })
+	r.run(120, 122, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		return m == 120 && i >= 20 && i < 40 || m == 121 && i == 40
+	})
 	if n, st := r.reg.NumDevices(), r.eng.Stats(); n != 20 || st.DevicesEvicted != 11 || st.DeviceCapRows != 0 {
 		t.Errorf("%d devices tracked, %d evicted, %d rows refused; want 20, 11 and 0", n, st.DevicesEvicted, st.DeviceCapRows)
 	}
@@ -266,7 +268,9 @@ func TestDeviceCapEvictCheckpoint(t *testing.T) {
 
 	small.WhenFull = WhenFullRefuse
 	r = restore(small)
-	r.run(120, 122, func(m, i int, d *simDevice, r *ingest.Row) bool { return m == 120 && i >= 20 && i < 40 || m == 121 && i == 40 })
+	r.run(120, 122, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		return m == 120 && i >= 20 && i < 40 || m == 121 && i == 40
+	})
 	if n, st := r.reg.NumDevices(), r.eng.Stats(); n != 30 || st.DevicesEvicted != 0 || st.DeviceCapRows != 1 {
 		t.Errorf("refuse: %d devices tracked, %d evicted, %d rows refused; want 30, 0 and 1", n, st.DevicesEvicted, st.DeviceCapRows)
 	}

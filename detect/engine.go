@@ -140,7 +140,6 @@ type Engine struct {
 // columns are the fixed observation columns of the bound record.
 type columns struct {
 	ts                        []arrow.Timestamp
-	name                      *array.String // device names
 	dev, grp, part            []int32
 	off                       []int64
 	srcIP, clientID, cert, fw identityCol
@@ -174,7 +173,6 @@ type deviceState struct {
 	init         bool
 	guarded      bool // rows are not learned since guardedSince (see learnable)
 	group        int32
-	member       int32 // index in its group's members
 	part         int32 // index+1 in Engine.parts of the partition of its latest report; 0: none
 	alarms       int32 // active alarms: the poisoning guard and the quarantine release
 	guardedSince int64
@@ -469,7 +467,7 @@ func (e *Engine) bindColumns(rec arrow.Record) bool {
 	var ok [10]bool
 	var ts *array.Timestamp
 	ts, ok[0] = rec.Column(0).(*array.Timestamp)
-	name, okName := rec.Column(1).(*array.String)
+	_, okName := rec.Column(1).(*array.String) // device names, for evict_idle (resolveDevice)
 	dev, ok1 := rec.Column(2).(*array.Int32)
 	grp, ok2 := rec.Column(4).(*array.Int32)
 	part, ok3 := rec.Column(5).(*array.Int32)
@@ -481,7 +479,6 @@ func (e *Engine) bindColumns(rec arrow.Record) bool {
 	if !ok[0] || !okName || !ok1 || !ok2 || !ok3 || !ok4 || !ok[5] || !ok[6] || !ok[7] || !ok[8] {
 		return false
 	}
-	c.name = name
 	c.ts, c.dev, c.grp, c.part, c.off = ts.TimestampValues(), dev.Int32Values(), grp.Int32Values(), part.Int32Values(), off.Int64Values()
 	return true
 }
@@ -594,32 +591,41 @@ func (e *Engine) join(d int32, ds *deviceState, g int32) {
 	if ds.group >= 0 {
 		old := &e.groups[ds.group]
 		e.silenceLeave(old, d, ds)
-		e.leaveMembers(old, d, ds, false)
+		e.leaveMembers(old, d, false)
 	}
 	ds.group = g
 	gs := &e.groups[g]
-	ds.member = int32(len(gs.members))
+	if e.evict != nil {
+		e.evict.setMember(d, len(gs.members))
+	}
 	gs.members = append(gs.members, d)
 }
 
 // leaveMembers takes device d out of group gs's members. An eviction
 // (swap) moves the last member into its place, in O(1); otherwise the
 // members keep their order, which the rollout guard walks them in.
-func (e *Engine) leaveMembers(gs *groupState, d int32, ds *deviceState, swap bool) {
-	i := int(ds.member)
+func (e *Engine) leaveMembers(gs *groupState, d int32, swap bool) {
+	if e.evict == nil { // no index of members: a rebalance or a group change, not per row
+		if i := slices.Index(gs.members, d); i >= 0 {
+			gs.members = slices.Delete(gs.members, i, i+1)
+		}
+		return
+	}
+	ev := e.evict
+	i := int(ev.member[d])
 	if i >= len(gs.members) || gs.members[i] != d {
 		panic("BUG: a device's index in its group's members is wrong")
 	}
 	if swap {
 		last := gs.members[len(gs.members)-1]
 		gs.members[i] = last
-		e.devices[last].member = int32(i)
+		ev.member[last] = int32(i)
 		gs.members = gs.members[:len(gs.members)-1]
 		return
 	}
 	gs.members = slices.Delete(gs.members, i, i+1)
 	for k := i; k < len(gs.members); k++ {
-		e.devices[gs.members[k]].member = int32(k)
+		ev.member[gs.members[k]] = int32(k)
 	}
 }
 
@@ -628,7 +634,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	d, g := c.dev[i], c.grp[i]
 	t := int64(c.ts[i])
 	if e.evict != nil && (d < 0 || e.evict.reused(d)) {
-		d = e.resolveDevice(i, d, t)
+		d = e.resolveDevice(b, i, d, t)
 	}
 	if d < 0 {
 		e.refuseDevice(b, i)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/apache/arrow/go/v15/arrow/array"
+
 	"github.com/vigil-ot/vigil/ingest"
 )
 
@@ -42,7 +44,10 @@ type evictor struct {
 	known int         // device slots below this have entries in idle
 	// slots marks, by device id, the slots the engine freed at least once,
 	// with the name it gave the slot since ("" while free).
-	slots   []evictSlot
+	slots []evictSlot
+	// member is, by device id, the device's index in its group's members,
+	// so that an eviction takes it out in O(1) (Engine.leaveMembers).
+	member  []int32
 	evicted []ingest.EvictedDevice // since the last Evicted call
 }
 
@@ -64,6 +69,13 @@ const maxEvictionSkips = 64
 // have been built: such rows are checked by name (resolveDevice).
 func (ev *evictor) reused(d int32) bool {
 	return int(d) < len(ev.slots) && ev.slots[d].reused
+}
+
+func (ev *evictor) setMember(d int32, i int) {
+	for int(d) >= len(ev.member) {
+		ev.member = append(ev.member, 0)
+	}
+	ev.member[d] = int32(i)
 }
 
 func (ev *evictor) push(d int32, key int64) {
@@ -109,10 +121,10 @@ func (ev *evictor) pop() {
 // when no device may be evicted. It writes the id into the row's
 // device_id column (the engine owns the record), which the baseline's
 // frame reads too.
-func (e *Engine) resolveDevice(i int, d int32, t int64) int32 {
+func (e *Engine) resolveDevice(b *ingest.Batch, i int, d int32, t int64) int32 {
 	ev := e.evict
-	e.row = i // alerts of an eviction carry the row's position
-	name := e.cols.name.Value(i)
+	e.row = i                                           // alerts of an eviction carry the row's position
+	name := b.Record.Column(1).(*array.String).Value(i) // checked by bindColumns
 	if d >= 0 && ev.slots[d].name == name && name != "" {
 		return d
 	}

@@ -452,7 +452,7 @@ func (e *Engine) dropDevice(d int32, ds *deviceState, evicting bool) {
 	if ds.group >= 0 {
 		gs := &e.groups[ds.group]
 		e.silenceLeave(gs, d, ds)
-		e.leaveMembers(gs, d, ds, evicting)
+		e.leaveMembers(gs, d, evicting)
 		if ds.q != nil && ds.q.action == qQuarantined && gs.quarantined > 0 {
 			gs.quarantined--
 		}
