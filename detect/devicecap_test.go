@@ -302,3 +302,46 @@ func TestDeviceCapEvictKeepsAlarmed(t *testing.T) {
 		t.Errorf("rejected %+v, want the new device's row, explained", s.rejected)
 	}
 }
+
+// TestDeviceCapEvictIndependentOfBatches: with evict_idle, how the input
+// is cut into batches changes no alert, not even a baseline version:
+// devices are evicted and admitted row by row, against the state as of
+// that row.
+func TestDeviceCapEvictIndependentOfBatches(t *testing.T) {
+	run := func(batchMinutes int) (string, Stats) {
+		cfg := DefaultConfig()
+		cfg.MaxDevices = 50
+		cfg.WhenFull = WhenFullEvictIdle
+		s := newSim(t, cfg, []string{"plant-a/line-0"}, 70, nil)
+		s.batchMinutes = batchMinutes
+		s.run(0, 300, func(m, i int, d *simDevice, r *ingest.Row) bool {
+			if (i == 1 && m >= 170 && m < 180) || (i == 55 && m >= 290) {
+				r.Metrics[0].Value *= 12
+			}
+			switch {
+			case i < 10:
+				return m < 180 || i == 3 && m >= 250
+			case i < 50:
+				return true
+			}
+			return i < 60 && m >= 200 && m < 280+i%5
+		})
+		var b strings.Builder
+		for _, a := range s.sink.alerts {
+			fmt.Fprintf(&b, "%+v\n", a)
+		}
+		return b.String(), s.eng.Stats()
+	}
+	one, st := run(1)
+	if st.DevicesEvicted < 10 {
+		t.Fatalf("%d devices evicted, want 10 or more", st.DevicesEvicted)
+	}
+	if !strings.Contains(one, "evicted to make room") {
+		t.Fatalf("no eviction's clear in the output:\n%s", one)
+	}
+	for _, minutes := range []int{7, 60} {
+		if got, gst := run(minutes); got != one || gst.DevicesEvicted != st.DevicesEvicted {
+			t.Errorf("batches of %d minutes: %d evicted, output\n%s\nwant (1-minute batches, %d evicted)\n%s", minutes, gst.DevicesEvicted, got, st.DevicesEvicted, one)
+		}
+	}
+}
