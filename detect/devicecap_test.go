@@ -345,3 +345,47 @@ func TestDeviceCapEvictIndependentOfBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceCapEvictKeepsQuarantined: with evict_idle, a device whose
+// alarm has cleared but whose quarantine is not released yet is not
+// evicted, though it is idle the longest: the quarantine stays until its
+// release. The device idle the longest after it makes room.
+func TestDeviceCapEvictKeepsQuarantined(t *testing.T) {
+	cfg := quarantineConfig()
+	cfg.MaxDevices = 10
+	cfg.WhenFull = WhenFullEvictIdle
+	s := newSim(t, cfg, twoGroups[:1], 11, nil)
+	quarantined := s.devices[2].name
+	s.run(0, 40, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 2 && m >= 10 && m < 13 {
+			r.Metrics[3].Value = 99
+		}
+		switch i {
+		case 2:
+			return m < 15 // two clean reports clear the alarm; four would release it
+		case 7:
+			return m < 20
+		case 10:
+			return m >= 30
+		}
+		return true
+	})
+	if len(s.sink.quarantine) != 1 || s.sink.quarantine[0].Device != quarantined || s.sink.quarantine[0].Action != ActionQuarantine {
+		t.Fatalf("quarantine events:\n%s", s.sink.dump())
+	}
+	if len(s.sink.find(DetectorRule, "", quarantined, StateCleared)) != 1 {
+		t.Fatalf("the alarm of %s did not clear:\n%s", quarantined, s.sink.dump())
+	}
+	if _, ok := s.reg.LookupDevice(quarantined); !ok {
+		t.Errorf("the quarantined %s was evicted", quarantined)
+	}
+	if st := s.eng.Stats(); st.DevicesEvicted != 1 || st.DeviceCapRows != 0 {
+		t.Errorf("%d devices evicted, %d rows refused; want 1 and 0", st.DevicesEvicted, st.DeviceCapRows)
+	}
+	if _, ok := s.reg.LookupDevice(s.devices[7].name); ok {
+		t.Errorf("%s, idle the longest but for the quarantined one, was not evicted", s.devices[7].name)
+	}
+	if _, ok := s.reg.LookupDevice(s.devices[10].name); !ok {
+		t.Errorf("the new device %s is not tracked", s.devices[10].name)
+	}
+}
