@@ -20,6 +20,17 @@ func BenchmarkEngineProcessEvictIdle(b *testing.B) {
 	benchEngineProcess(b, cfg, 0)
 }
 
+// BenchmarkMemoryPerDeviceEvictIdle is BenchmarkMemoryPerDevice with
+// when_full evict_idle and a cap one below the fleet, so that every round
+// of reports evicts (and the evictor holds every device).
+func BenchmarkMemoryPerDeviceEvictIdle(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices, cfg.WhenFull = 4095, WhenFullEvictIdle
+	for range b.N {
+		b.ReportMetric(memoryPerDevice(b, cfg), "B/device")
+	}
+}
+
 // BenchmarkDeviceChurn judges a fleet at its cap where 1 row in 16 is a
 // new device: batches of 4096 rows, 256 of them from devices never seen,
 // each in place of the device reported longest ago, which leaves; the
