@@ -20,14 +20,18 @@ import (
 // quarantine until its release, however many new names a flood brings;
 // among those, the one whose last row is the oldest in event time. A
 // silence alarm alone does not hold a device: a device gone for good is
-// what eviction is for. Its alarm is cleared as it is evicted, saying
-// so, so the SIEM's alarm is not left open for a device no longer judged. When the maxEvictionSkips
-// longest idle devices all have one, the new device is refused as with
-// refuse (counted in DeviceCapRows), and they go to the back of the
-// queue. An evicted device leaves nothing behind: its baseline, alarm
-// states, level-shift charts, silence deadline, identity history, rollout
-// state, status and recent values are dropped, so a device that returns
-// starts as new, learning from its group.
+// what eviction is for. That alarm is cleared as the device is evicted,
+// saying so, so the SIEM's alarm is not left open for a device no longer
+// judged. When the maxEvictionSkips longest idle devices all hold one,
+// the new device is refused as with refuse (counted in DeviceCapRows),
+// and they go to the back of the queue. An evicted device leaves nothing
+// behind: its baseline, alarm states, level-shift charts, silence
+// deadline, identity history, rollout state, status and recent values
+// are dropped, so a device that returns starts as new, learning from its
+// group. Checkpoints then hold none of it, and the Kafka consumer
+// tombstones it in its partition's changelog (Evicted). A restore may
+// bring more devices than max_devices: the next new device evicts the
+// longest idle down to the cap.
 //
 // Cost: each device has an entry in a min-heap keyed by an event time no
 // later than its last row's, updated lazily: a row costs nothing, and an
@@ -65,8 +69,9 @@ type evictSlot struct {
 // eviction passes over before it gives up and refuses the new device.
 const maxEvictionSkips = 64
 
-// reused reports whether slot d was reassigned since rows naming it could
-// have been built: such rows are checked by name (resolveDevice).
+// reused reports whether the engine ever freed slot d: a row naming it
+// may have been built before, for the device evicted, and is checked by
+// name (resolveDevice).
 func (ev *evictor) reused(d int32) bool {
 	return int(d) < len(ev.slots) && ev.slots[d].reused
 }
