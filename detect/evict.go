@@ -37,7 +37,9 @@ import (
 // later than its last row's, updated lazily: a row costs nothing, and an
 // eviction pops the oldest entry, pushing it back with its device's real
 // last time when it has reported since. Each row makes at most one entry
-// stale, so an eviction costs O(log n) amortized over the rows.
+// stale, so an eviction costs O(log n) amortized over the rows; but the
+// first eviction after a stable period pays for every device that
+// reported since at once (BenchmarkFirstEvictionAfterStablePeriod).
 //
 // Ids reused: rows in flight (a decoder's cache, a batch queued) may still
 // carry an evicted device's index. Slots the engine reassigned are marked

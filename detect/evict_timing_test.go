@@ -117,3 +117,68 @@ func benchChurn(b *testing.B, devices int, mode string) {
 		b.Fatalf("%d devices tracked past the cap of %d", n, devices)
 	}
 }
+
+// BenchmarkFirstEvictionAfterStablePeriod times one eviction after every
+// device tracked has reported again since the heap was built, so that
+// every entry is stale: the worst case of the lazy heap, which refreshes
+// them all at once (each row makes one entry stale, so it is paid once
+// per stable period), and then the eviction after it.
+func BenchmarkFirstEvictionAfterStablePeriod(b *testing.B) {
+	for _, devices := range []int{1 << 16, 1 << 20} {
+		b.Run("devices="+strconv.Itoa(devices), func(b *testing.B) {
+			var first, next time.Duration
+			for range b.N {
+				b.StopTimer()
+				emit, evictions := stablePeriod(b, devices)
+				t0 := time.Now()
+				emit(0, 1) // device 0, evicted, returns: every entry is stale
+				first += time.Since(t0)
+				t0 = time.Now()
+				emit(devices+1, devices+2) // one more new device
+				next += time.Since(t0)
+				if n := evictions(); n != 3 {
+					b.Fatalf("%d evictions, want 3", n)
+				}
+			}
+			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "µs/first")
+			b.ReportMetric(float64(next.Microseconds())/float64(b.N), "µs/next")
+		})
+	}
+}
+
+// stablePeriod fills an engine with devices under max_devices devices and
+// evict_idle, admits one more (evicting device 0, building the heap), then
+// has devices 1 to devices-1 report three times. emit(from, to) judges a
+// row of each device from to to-1, in batches of 4096.
+func stablePeriod(b *testing.B, devices int) (emit func(from, to int), evictions func() int64) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices, cfg.WhenFull = devices, WhenFullEvictIdle
+	reg := ingest.NewRegistry()
+	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: baseline.NewStore(testBaselineConfig(), reg), Sink: &discardSink{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	builder := ingest.NewObservationBuilder(nil, reg, nil)
+	var row ingest.Row
+	t := simEpoch.UnixNano()
+	emit = func(from, to int) {
+		for i := from; i < to; i++ {
+			row.Reset()
+			t += int64(time.Millisecond)
+			row.TimeNanos, row.Device, row.Group = t, "dev-"+strconv.Itoa(i), "site-a/plc"
+			row.Metrics = append(row.Metrics, ingest.Metric{Name: "bytes_out", Value: 1000})
+			builder.Append(&row)
+			if builder.Len() == 4096 || i == to-1 {
+				rec, _ := builder.NewRecord()
+				if err := eng.Process(context.Background(), ingest.NewBatch(rec, nil)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	emit(0, devices+1)
+	for range 3 {
+		emit(1, devices)
+	}
+	return emit, func() int64 { return eng.Stats().DevicesEvicted }
+}
