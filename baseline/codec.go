@@ -249,11 +249,28 @@ func (s *Store) ForgetDevice(device string) {
 	if s.reg == nil {
 		return
 	}
-	id := s.reg.DeviceID(device)
-	if int(id) >= len(s.devLast) {
+	id, ok := s.reg.LookupDevice(device)
+	if !ok || int(id) >= len(s.devLast) {
 		return
 	}
 	s.clearDevice(id)
+}
+
+// ResetDevice drops the state of device id and makes room for it: the
+// engine evicted the device, or gives its id to a new one
+// (detect.when_full: evict_idle). A checkpoint then has nothing of it.
+func (s *Store) ResetDevice(id int32) {
+	s.growDevices(int(id) + 1)
+	s.clearDevice(id)
+}
+
+// DeviceLast returns the event time of the newest row device id learned
+// (Unix ns), 0 when none.
+func (s *Store) DeviceLast(id int32) int64 {
+	if int(id) >= len(s.devLast) {
+		return 0
+	}
+	return s.devLast[id]
 }
 
 func (s *Store) clearDevice(id int32) {

@@ -22,6 +22,12 @@ type Config struct {
 	// no memory. There is no "unlimited": the cap is what keeps such a
 	// flood from exhausting memory; raise it for a larger fleet.
 	MaxDevices int `yaml:"max_devices"`
+	// WhenFull is what a new device past MaxDevices gets: WhenFullRefuse
+	// (the default) refuses it as above; WhenFullEvictIdle evicts the
+	// device idle the longest (by the event time of its last row) that
+	// has no open alarm and no quarantine, and tracks the new one in its
+	// place (see evict.go).
+	WhenFull string `yaml:"when_full"`
 
 	Network NetworkConfig `yaml:"network"`
 
@@ -340,10 +346,17 @@ type QuarantineConfig struct {
 // one plant's fleet.
 const DefaultMaxDevices = 1_000_000
 
+// The values of when_full.
+const (
+	WhenFullRefuse    = "refuse"
+	WhenFullEvictIdle = "evict_idle"
+)
+
 // DefaultConfig returns the defaults of the "detect" section.
 func DefaultConfig() Config {
 	return Config{
 		MaxDevices: DefaultMaxDevices,
+		WhenFull:   WhenFullRefuse,
 		Network:    DefaultNetworkConfig(),
 		Self: SelfConfig{
 			Enabled: true, Threshold: 6, MinSamples: 30, LongSpreadRatio: 0.5, ImmediateFactor: 2,
@@ -398,6 +411,10 @@ func (c *Config) Validate() error {
 	if c.MaxDevices <= 0 || c.MaxDevices > math.MaxInt32 {
 		return fmt.Errorf("max_devices is %d: set how many devices to track, from 1 to %d, such as %d; past it new devices are refused and counted",
 			c.MaxDevices, math.MaxInt32, DefaultMaxDevices)
+	}
+	if c.WhenFull != WhenFullRefuse && c.WhenFull != WhenFullEvictIdle {
+		return fmt.Errorf("when_full is %q: use %s (new devices past max_devices are refused) or %s (the device idle the longest is evicted to make room)",
+			c.WhenFull, WhenFullRefuse, WhenFullEvictIdle)
 	}
 	if err := c.Network.Validate(); err != nil {
 		return fmt.Errorf("network: %w", err)

@@ -118,6 +118,7 @@ type Engine struct {
 	// AlarmsChanged; nil until its first call (nobody asks in a replay).
 	alarmsChanged []int32
 	qTimes        []int64        // event times of the most recent automatic quarantines
+	evict         *evictor       // nil unless detect.when_full is evict_idle (evict.go)
 	status        *statusTracker // nil unless PublishStatus was called (see status.go)
 	recent        *RecentValues  // nil unless PublishStatus keeps them (see recent.go)
 
@@ -231,12 +232,16 @@ type Stats struct {
 	// DeviceCapRows are rows of new devices refused past max_devices (not
 	// judged, not learned, not in Rows).
 	DeviceCapRows int64
+	// DevicesEvicted are devices evicted to make room for new ones
+	// (detect.when_full: evict_idle).
+	DevicesEvicted int64
 }
 
 // NewEngine returns an engine for cfg. deps.Registry, deps.Baseline and
 // deps.Sink are required. It limits deps.Registry to cfg.MaxDevices
 // devices (ingest.Registry.LimitDevices): the sources interning with it
-// then refuse new devices past the cap, and the engine counts their rows.
+// then refuse new devices past the cap, and the engine counts their rows,
+// or with when_full evict_idle admits them in place of idle devices.
 func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Registry == nil || deps.Baseline == nil || deps.Sink == nil {
 		return nil, errors.New("cannot create detect engine: Registry, Baseline and Sink are required")
@@ -252,7 +257,7 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create detect engine: %w", err)
 	}
-	deps.Registry.LimitDevices(cfg.MaxDevices)
+	deps.Registry.LimitDevices(cfg.MaxDevices, cfg.WhenFull == WhenFullEvictIdle)
 	e := &Engine{
 		cfg:        cfg,
 		deps:       deps,
@@ -283,6 +288,9 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 	e.setScratch = make([]setHit, len(e.rules))
 	if e.cfg.Rollout.Enabled {
 		e.roll = newRolloutGuard(&e.cfg.Rollout)
+	}
+	if e.cfg.WhenFull == WhenFullEvictIdle {
+		e.evict = &evictor{}
 	}
 	return e, nil
 }
@@ -459,6 +467,7 @@ func (e *Engine) bindColumns(rec arrow.Record) bool {
 	var ok [10]bool
 	var ts *array.Timestamp
 	ts, ok[0] = rec.Column(0).(*array.Timestamp)
+	_, okName := rec.Column(1).(*array.String) // device names, for evict_idle (resolveDevice)
 	dev, ok1 := rec.Column(2).(*array.Int32)
 	grp, ok2 := rec.Column(4).(*array.Int32)
 	part, ok3 := rec.Column(5).(*array.Int32)
@@ -467,7 +476,7 @@ func (e *Engine) bindColumns(rec arrow.Record) bool {
 	ok[6] = c.clientID.bind(rec.Column(8))
 	ok[7] = c.cert.bind(rec.Column(9))
 	ok[8] = c.fw.bind(rec.Column(10))
-	if !ok[0] || !ok1 || !ok2 || !ok3 || !ok4 || !ok[5] || !ok[6] || !ok[7] || !ok[8] {
+	if !ok[0] || !okName || !ok1 || !ok2 || !ok3 || !ok4 || !ok[5] || !ok[6] || !ok[7] || !ok[8] {
 		return false
 	}
 	c.ts, c.dev, c.grp, c.part, c.off = ts.TimestampValues(), dev.Int32Values(), grp.Int32Values(), part.Int32Values(), off.Int64Values()
@@ -582,19 +591,51 @@ func (e *Engine) join(d int32, ds *deviceState, g int32) {
 	if ds.group >= 0 {
 		old := &e.groups[ds.group]
 		e.silenceLeave(old, d, ds)
-		if i := slices.Index(old.members, d); i >= 0 {
-			old.members = slices.Delete(old.members, i, i+1)
-		}
+		e.leaveMembers(old, d, false)
 	}
 	ds.group = g
 	gs := &e.groups[g]
+	if e.evict != nil {
+		e.evict.setMember(d, len(gs.members))
+	}
 	gs.members = append(gs.members, d)
+}
+
+// leaveMembers takes device d out of group gs's members. An eviction
+// (swap) moves the last member into its place, in O(1); otherwise the
+// members keep their order, which the rollout guard walks them in.
+func (e *Engine) leaveMembers(gs *groupState, d int32, swap bool) {
+	if e.evict == nil { // no index of members: a rebalance or a group change, not per row
+		if i := slices.Index(gs.members, d); i >= 0 {
+			gs.members = slices.Delete(gs.members, i, i+1)
+		}
+		return
+	}
+	ev := e.evict
+	i := int(ev.member[d])
+	if i >= len(gs.members) || gs.members[i] != d {
+		panic("BUG: a device's index in its group's members is wrong")
+	}
+	if swap {
+		last := gs.members[len(gs.members)-1]
+		gs.members[i] = last
+		ev.member[last] = int32(i)
+		gs.members = gs.members[:len(gs.members)-1]
+		return
+	}
+	gs.members = slices.Delete(gs.members, i, i+1)
+	for k := i; k < len(gs.members); k++ {
+		ev.member[gs.members[k]] = int32(k)
+	}
 }
 
 func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	c := &e.cols
 	d, g := c.dev[i], c.grp[i]
 	t := int64(c.ts[i])
+	if e.evict != nil && (d < 0 || e.evict.reused(d)) {
+		d = e.resolveDevice(b, i, d, t)
+	}
 	if d < 0 {
 		e.refuseDevice(b, i)
 		return
@@ -673,8 +714,7 @@ func (e *Engine) refuseDevice(b *ingest.Batch, i int) {
 	if col, ok := b.Record.Column(1).(*array.String); ok {
 		name = col.Value(i)
 	}
-	e.reject(e.src, e.cols.part[i], e.cols.off[i], name, ingest.RejectDeviceCap,
-		fmt.Sprintf("device %q is new and detect.max_devices (%d) devices are tracked already", name, e.cfg.MaxDevices))
+	e.reject(e.src, e.cols.part[i], e.cols.off[i], name, ingest.RejectDeviceCap, e.refuseDetail(name))
 }
 
 // trace hands the current row's expectations to Deps.Trace.

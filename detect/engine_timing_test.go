@@ -175,7 +175,7 @@ const memoryBudgetPerDevice = 2048
 // 4096 devices in 16 groups, 40 reports each. It fails above the budget.
 func BenchmarkMemoryPerDevice(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		per := memoryPerDevice(b)
+		per := memoryPerDevice(b, DefaultConfig())
 		b.ReportMetric(per, "B/device")
 		if per > memoryBudgetPerDevice {
 			b.Fatalf("%.0f B per device, budget %d", per, memoryBudgetPerDevice)
@@ -185,21 +185,23 @@ func BenchmarkMemoryPerDevice(b *testing.B) {
 
 // TestMemoryPerDeviceBudget keeps the budget in every test run.
 func TestMemoryPerDeviceBudget(t *testing.T) {
-	if per := memoryPerDevice(t); per > memoryBudgetPerDevice {
+	if per := memoryPerDevice(t, DefaultConfig()); per > memoryBudgetPerDevice {
 		t.Fatalf("engine, baseline and registry hold %.0f B per device with 10 metrics and identity fields; budget %d", per, memoryBudgetPerDevice)
 	} else {
 		t.Logf("%.0f B per device (budget %d)", per, memoryBudgetPerDevice)
 	}
 }
 
-func memoryPerDevice(tb testing.TB) float64 {
+// memoryPerDevice returns the heap per device of the fleet of
+// BenchmarkMemoryPerDevice judged under cfg, per device tracked.
+func memoryPerDevice(tb testing.TB, cfg Config) float64 {
 	const devices, reports = 4096, 40
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	reg := ingest.NewRegistry()
 	store := baseline.NewStore(testBaselineConfig(), reg)
-	eng, err := NewEngine(DefaultConfig(), Deps{Registry: reg, Baseline: store, Sink: &discardSink{}})
+	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: store, Sink: &discardSink{}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -231,7 +233,7 @@ func memoryPerDevice(tb testing.TB) float64 {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(eng)
 	runtime.KeepAlive(store)
-	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / devices
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(reg.NumDevices())
 }
 
 // BenchmarkBaselineAlone runs only what the engine asks of the baseline

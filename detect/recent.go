@@ -267,3 +267,15 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 	}
 	return out
 }
+
+// forget empties device d's rings, which the next device given its id
+// (an eviction) fills again; the caller (the engine, as it judges) holds
+// the lock.
+func (r *RecentValues) forget(d int32) {
+	for _, idx := range r.rings {
+		if int(d) < len(idx) && idx[d] > 0 {
+			h := &r.heads[idx[d]-1]
+			h.next, h.full, h.samples, h.fromGroup, h.seasonal = 0, false, 0, false, false
+		}
+	}
+}

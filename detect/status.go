@@ -306,3 +306,11 @@ func (v *valueTrack) values() []string {
 	}
 	return out
 }
+
+// forget drops what the tracker keeps of device d (an eviction): its id
+// may be given to another device.
+func (s *statusTracker) forget(d int32) {
+	if int(d) < len(s.certs) {
+		s.certs[d], s.fws[d] = "", ""
+	}
+}

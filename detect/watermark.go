@@ -435,18 +435,24 @@ func (e *Engine) Watermark() int64 { return e.wm }
 // here without a clear: the new owner restores it with the device's
 // changelog record (UnmarshalDeviceAlarms) and clears it.
 func (e *Engine) ForgetDevice(device string) {
-	d := e.reg.DeviceID(device)
-	if d < 0 || int(d) >= len(e.devices) || !e.devices[d].init {
+	d, ok := e.reg.LookupDevice(device)
+	if !ok || int(d) >= len(e.devices) || !e.devices[d].init {
 		return
 	}
 	ds := &e.devices[d]
 	if ds.group >= 0 {
-		gs := &e.groups[ds.group]
 		e.restartFleet(ds.group)
+	}
+	e.dropDevice(d, ds, false)
+}
+
+// dropDevice drops the engine's state of device d (ds): ForgetDevice,
+// and an eviction (evicting: its group's members may change order).
+func (e *Engine) dropDevice(d int32, ds *deviceState, evicting bool) {
+	if ds.group >= 0 {
+		gs := &e.groups[ds.group]
 		e.silenceLeave(gs, d, ds)
-		if i := slices.Index(gs.members, d); i >= 0 {
-			gs.members = slices.Delete(gs.members, i, i+1)
-		}
+		e.leaveMembers(gs, d, evicting)
 		if ds.q != nil && ds.q.action == qQuarantined && gs.quarantined > 0 {
 			gs.quarantined--
 		}

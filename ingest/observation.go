@@ -172,16 +172,19 @@ type ObservationBuilder struct {
 	nextLayout int // the slot of layouts the next new layout takes
 
 	// devices and groupIDs cache the registry's indices, which never
-	// change once assigned, so the usual row reads a map this builder owns
+	// change once assigned (until a device is evicted: evictions is the
+	// registry's count of evictions the cache has dropped the names of),
+	// so the usual row reads a map this builder owns
 	// instead of taking the registry's lock, whose reader count every
 	// partition worker would otherwise bounce between cores. Keys are the
 	// registry's own stable copies. A device's entry also keeps its last
 	// group when the grouper says when its answers may change (see
 	// groupGenerationer).
-	devices  map[string]*deviceEntry
-	groupIDs map[string]int32
-	groupGen groupGenerationer // the grouper, when it implements it
-	attrsEnc []byte            // scratch: encoding of the current row's attrs
+	devices   map[string]*deviceEntry
+	evictions uint64
+	groupIDs  map[string]int32
+	groupGen  groupGenerationer // the grouper, when it implements it
+	attrsEnc  []byte            // scratch: encoding of the current row's attrs
 }
 
 // NewObservationBuilder returns a builder that interns device and group
@@ -225,14 +228,24 @@ func (b *ObservationBuilder) Len() int { return b.rows }
 // A row of a new device the registry refuses (Registry.AdmitDevice: past
 // detect.max_devices) is appended with device_id and group_id -1, no
 // group and no set members, so that the engine counts it and a source
-// can dead-letter it by its position; nothing is kept of its names.
+// can dead-letter it by its position; nothing is kept of its names. When
+// the registry evicts idle devices instead (Registry.EvictsIdle), such a
+// row has device_id -1 but its group and set members: the engine admits
+// its device by name.
 func (b *ObservationBuilder) Append(r *Row) {
 	if !b.layout.matches(r.Metrics) {
 		b.findLayout(r.Metrics)
 	}
 	dev := b.deviceEntry(r.Device)
 	devID, group, groupID := int32(-1), "", int32(-1)
+	pending := dev == nil && b.registry.EvictsIdle()
 	switch {
+	case pending:
+		group = r.Group
+		if group == "" {
+			group = b.grouper.Group(r.Device, r.Attrs)
+		}
+		groupID = b.groupIndex(group)
 	case dev == nil: // refused
 	case r.Group == "":
 		devID = dev.id
@@ -261,7 +274,7 @@ func (b *ObservationBuilder) Append(r *Row) {
 	} else {
 		b.appendRepeatedMetrics(r.Metrics)
 	}
-	if dev != nil {
+	if dev != nil || pending {
 		for _, s := range r.Sets {
 			s.Row = int32(b.rows)
 			b.sets = append(b.sets, s)
@@ -392,6 +405,9 @@ type deviceEntry struct {
 // deviceEntry returns the entry of device name, or nil when the registry
 // refuses the device: a refused name is not remembered here either.
 func (b *ObservationBuilder) deviceEntry(name string) *deviceEntry {
+	if n := b.registry.Evictions(); n != b.evictions {
+		b.dropEvicted()
+	}
 	if e, ok := b.devices[name]; ok {
 		return e
 	}
@@ -402,6 +418,17 @@ func (b *ObservationBuilder) deviceEntry(name string) *deviceEntry {
 	e := &deviceEntry{id: id}
 	b.devices[b.registry.DeviceName(id)] = e
 	return e
+}
+
+// dropEvicted drops the devices the registry evicted from the cache, so
+// that their rows go to the registry again: an evicted device that
+// returns is admitted anew, perhaps under another index.
+func (b *ObservationBuilder) dropEvicted() {
+	n, ok := b.registry.EvictedSince(b.evictions, func(name string) { delete(b.devices, name) })
+	if !ok {
+		clear(b.devices)
+	}
+	b.evictions = n
 }
 
 // groupOf returns the group of r's device, asking the grouper only when

@@ -3,26 +3,57 @@ package ingest
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Registry interns device and group names as dense int32 indices, so that
 // baselines keep their state in slices indexed by the device_id and
 // group_id columns instead of maps looked up per row. Indices are local to
-// the process and never reused; state that leaves the process (checkpoints,
-// changelogs) is keyed by name. It is safe for concurrent use.
+// the process; state that leaves the process (checkpoints, changelogs) is
+// keyed by name. It is safe for concurrent use.
 //
 // New devices of the input are admitted up to a limit (LimitDevices,
 // detect.max_devices): past it a new name is refused and not kept, so a
 // flood of forged device names cannot grow the registry, nor the state
 // kept per id.
+//
+// With eviction (detect.when_full: evict_idle) the one goroutine that owns
+// the per-device state (the engine) may evict a device (EvictDevice) and
+// give its index to a new name (AdmitFreed): the only way an index is
+// reused. Sources still refuse new names past the limit: the engine
+// admits them from the rows' names. A row built before an eviction may
+// still carry the evicted name's index; its consumer compares the row's
+// name with the index's (DeviceName) when the index was reused after the
+// row was built. ObservationBuilders drop evicted names from their
+// caches (EvictedSince).
 type Registry struct {
 	mu         sync.RWMutex
 	devices    map[string]int32
 	groups     map[string]int32
-	devName    []string
+	devName    []string // "" for a slot freed by EvictDevice
 	grpName    []string
-	maxDevices int // AdmitDevice refuses new names at this many devices; 0: no limit
+	free       []int32 // slots freed by EvictDevice, for AdmitFreed
+	maxDevices int     // AdmitDevice refuses new names at this many devices; 0: no limit
+	evictIdle  bool    // past the limit the engine evicts: see LimitDevices
+
+	// evictions counts EvictDevice calls; evicted holds the names of the
+	// last len(evicted) of them, the one of eviction n at n%len(evicted).
+	evictions atomic.Uint64
+	evicted   []string
 }
+
+// EvictedDevice is a device evicted to make room for a new one
+// (detect.when_full: evict_idle): its index and the name it had (the index
+// may hold another device since).
+type EvictedDevice struct {
+	ID   int32
+	Name string
+}
+
+// evictedLog is how many evicted names the registry remembers for
+// ObservationBuilders to drop from their caches: a builder further behind
+// forgets its whole cache (EvictedSince).
+const evictedLog = 4096
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
@@ -39,11 +70,94 @@ func (r *Registry) DeviceID(name string) int32 {
 
 // LimitDevices makes AdmitDevice refuse new names once n devices are
 // interned; n <= 0 removes the limit. Names interned already keep their
-// ids, so a limit below their number only stops new ones.
-func (r *Registry) LimitDevices(n int) {
+// ids, so a limit below their number only stops new ones. evictIdle says
+// that the names refused are not dropped but admitted by the engine in
+// place of an evicted device (EvictDevice, AdmitFreed): a builder then
+// keeps a refused row's group and set members (EvictsIdle).
+func (r *Registry) LimitDevices(n int, evictIdle bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.maxDevices = max(n, 0)
+	r.evictIdle = evictIdle && n > 0
+}
+
+// EvictsIdle reports whether new names refused past the limit are
+// admitted later by evicting an idle device (LimitDevices).
+func (r *Registry) EvictsIdle() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.evictIdle
+}
+
+// LookupDevice returns the index of device name, and false when the name
+// is not interned; it interns nothing.
+func (r *Registry) LookupDevice(name string) (int32, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	id, ok := r.devices[name]
+	return id, ok
+}
+
+// EvictDevice forgets the name interned as id and frees id for AdmitFreed.
+// Only the goroutine that owns the state kept per id calls it, after
+// dropping that state.
+func (r *Registry) EvictDevice(id int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	name := r.devName[id]
+	if name == "" {
+		return
+	}
+	delete(r.devices, name)
+	r.devName[id] = ""
+	r.free = append(r.free, id)
+	if r.evicted == nil {
+		r.evicted = make([]string, evictedLog)
+	}
+	n := r.evictions.Load()
+	r.evicted[n%evictedLog] = name
+	r.evictions.Store(n + 1)
+}
+
+// AdmitFreed returns the index of device name, interning it in a slot
+// EvictDevice freed, or in a new one when none is free, whatever the
+// limit: the engine calls it after evicting to make room.
+func (r *Registry) AdmitFreed(name string) int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id, ok := r.devices[name]; ok {
+		return id
+	}
+	if n := len(r.free); n > 0 {
+		id := r.free[n-1]
+		r.free = r.free[:n-1]
+		name = strings.Clone(name)
+		r.devices[name] = id
+		r.devName[id] = name
+		return id
+	}
+	return r.add(r.devices, &r.devName, name)
+}
+
+// Evictions returns how many devices have been evicted: a builder compares
+// it with the count it last synchronised at, one atomic load per row.
+func (r *Registry) Evictions() uint64 { return r.evictions.Load() }
+
+// EvictedSince calls drop with the name of every device evicted since
+// eviction count from (Evictions), and returns the count it went up to.
+// It returns false, calling drop for none, when the registry no longer
+// remembers them all: the caller then forgets every name it caches.
+func (r *Registry) EvictedSince(from uint64, drop func(name string)) (uint64, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	to := r.evictions.Load()
+	if to-from > evictedLog {
+		return to, false
+	}
+	for n := from; n < to; n++ {
+		drop(r.evicted[n%evictedLog])
+	}
+	return to, true
 }
 
 // AdmitDevice returns the index of device name like DeviceID, unless the
@@ -53,7 +167,7 @@ func (r *Registry) LimitDevices(n int) {
 func (r *Registry) AdmitDevice(name string) (int32, bool) {
 	r.mu.RLock()
 	id, ok := r.devices[name]
-	full := r.maxDevices > 0 && len(r.devName) >= r.maxDevices
+	full := r.maxDevices > 0 && len(r.devices) >= r.maxDevices
 	r.mu.RUnlock()
 	if ok {
 		return id, true
@@ -66,7 +180,9 @@ func (r *Registry) AdmitDevice(name string) (int32, bool) {
 	if id, ok := r.devices[name]; ok {
 		return id, true
 	}
-	if r.maxDevices > 0 && len(r.devName) >= r.maxDevices {
+	// Sources never take a freed slot: a batch in flight may still carry
+	// its evicted name, and only the engine can tell (see Registry).
+	if r.maxDevices > 0 && max(len(r.devName), len(r.devices)) >= r.maxDevices {
 		return -1, false
 	}
 	return r.add(r.devices, &r.devName, name), true
@@ -77,7 +193,8 @@ func (r *Registry) GroupID(name string) int32 {
 	return r.intern(r.groups, &r.grpName, name)
 }
 
-// DeviceName returns the name interned as id.
+// DeviceName returns the name interned as id ("" for a slot EvictDevice
+// freed).
 func (r *Registry) DeviceName(id int32) string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -91,8 +208,17 @@ func (r *Registry) GroupName(id int32) string {
 	return r.grpName[id]
 }
 
-// NumDevices returns how many device names have been interned.
+// NumDevices returns how many device names are interned (evicted ones
+// not counted).
 func (r *Registry) NumDevices() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.devices)
+}
+
+// DeviceSlots returns one more than the highest device index ever
+// assigned: the length of slices indexed by device id.
+func (r *Registry) DeviceSlots() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.devName)

@@ -71,7 +71,7 @@ func TestRegistryAliasedName(t *testing.T) {
 func TestRegistryDeviceLimit(t *testing.T) {
 	r := NewRegistry()
 	r.DeviceID("restored")
-	r.LimitDevices(10)
+	r.LimitDevices(10, false)
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
@@ -97,7 +97,7 @@ func TestRegistryDeviceLimit(t *testing.T) {
 	if id := r.DeviceID("restored-too"); id != 10 || r.NumDevices() != 11 {
 		t.Errorf("DeviceID is limited: id %d, %d devices", id, r.NumDevices())
 	}
-	r.LimitDevices(0)
+	r.LimitDevices(0, false)
 	if _, ok := r.AdmitDevice("after"); !ok {
 		t.Error("LimitDevices(0) left a limit")
 	}
@@ -108,7 +108,7 @@ func TestRegistryDeviceLimit(t *testing.T) {
 // position kept; the builder does not remember the name either.
 func TestBuilderRefusedDevice(t *testing.T) {
 	reg := NewRegistry()
-	reg.LimitDevices(1)
+	reg.LimitDevices(1, false)
 	b := NewObservationBuilder(nil, reg, fixedGrouper{})
 	for i, name := range []string{"plc-1", "forged-1", "plc-1", "forged-2"} {
 		b.Append(&Row{TimeNanos: int64(i), Device: name, Partition: 2, Offset: int64(100 + i),
@@ -130,5 +130,51 @@ func TestBuilderRefusedDevice(t *testing.T) {
 	}
 	if reg.NumDevices() != 1 || len(b.devices) != 1 {
 		t.Errorf("%d devices interned, %d remembered by the builder; want 1 and 1", reg.NumDevices(), len(b.devices))
+	}
+}
+
+// TestRegistryEvict: an evicted device's name is forgotten and its index
+// goes to the next name the engine admits (AdmitFreed), never to a
+// source's (AdmitDevice refuses past the limit); builders drop evicted
+// names from their caches, so the evicted device's next row is not built
+// under its old index; a row refused with eviction keeps its group and
+// set members for the engine.
+func TestRegistryEvict(t *testing.T) {
+	reg := NewRegistry()
+	reg.LimitDevices(2, true)
+	b := NewObservationBuilder(nil, reg, fixedGrouper{})
+	row := func(name string) {
+		b.Append(&Row{Device: name, Metrics: []Metric{{Name: "temp", Value: 1}}, Sets: []SetMember{{Set: "ports", Value: "502"}}})
+	}
+	row("plc-1")
+	row("plc-2")
+	row("plc-3")
+	reg.EvictDevice(0)
+	if _, ok := reg.LookupDevice("plc-1"); ok || reg.DeviceName(0) != "" || reg.NumDevices() != 1 {
+		t.Fatalf("plc-1 evicted: still known %v, slot name %q, %d devices", ok, reg.DeviceName(0), reg.NumDevices())
+	}
+	if id, ok := reg.AdmitDevice("plc-4"); ok || id != -1 {
+		t.Errorf("a source took a freed slot: %d, %v", id, ok)
+	}
+	if id := reg.AdmitFreed("plc-3"); id != 0 || reg.DeviceName(0) != "plc-3" || reg.NumDevices() != 2 {
+		t.Errorf("AdmitFreed gave index %d (name %q), want 0", id, reg.DeviceName(0))
+	}
+	row("plc-1") // evicted: not under index 0, which is plc-3's now
+	row("plc-3")
+	rec, sets := b.NewRecord()
+	defer rec.Release()
+	devID := rec.Column(2).(*array.Int32).Int32Values()
+	grpID := rec.Column(4).(*array.Int32).Int32Values()
+	if fmt.Sprint(devID) != "[0 1 -1 -1 0]" || fmt.Sprint(grpID) != "[0 0 0 0 0]" || len(sets) != 5 {
+		t.Errorf("device_id %v, group_id %v, %d set members; want [0 1 -1 -1 0], groups all 0 and 5 members", devID, grpID, len(sets))
+	}
+	if n, ok := reg.EvictedSince(0, func(string) {}); n != 1 || !ok {
+		t.Errorf("EvictedSince(0) = %d, %v", n, ok)
+	}
+	for i := range evictedLog + 1 {
+		reg.EvictDevice(reg.AdmitFreed(fmt.Sprintf("churn-%d", i)))
+	}
+	if _, ok := reg.EvictedSince(1, func(string) {}); ok {
+		t.Error("EvictedSince reported names it no longer remembers")
 	}
 }

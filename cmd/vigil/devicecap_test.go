@@ -51,3 +51,40 @@ func TestDeviceCapOnMetrics(t *testing.T) {
 		t.Errorf("metrics lack %q:\n%s", want, b.String())
 	}
 }
+
+// TestReplaySummaryCountsEvictions: 30 devices, each reporting for three
+// minutes, ten at a time, under detect.max_devices 10 with when_full
+// evict_idle: every device is judged, the summary counts the 20 evicted
+// to make room, and the baseline holds 10 devices; the counter reaches
+// /metrics.
+func TestReplaySummaryCountsEvictions(t *testing.T) {
+	dir := t.TempDir()
+	var lines strings.Builder
+	for m := range 9 {
+		for d := m / 3 * 10; d < m/3*10+10; d++ {
+			fmt.Fprintf(&lines, `{"device":"plc-%02d","ts":"2026-11-02T00:%02d:00Z","metrics":{"bytes_out":%d}}`+"\n", d, m, 100+d)
+		}
+	}
+	data, cfg := filepath.Join(dir, "churn.jsonl"), filepath.Join(dir, "evict.yaml")
+	must(t, os.WriteFile(data, []byte(lines.String()), 0o644), os.WriteFile(cfg, []byte("detect:\n  max_devices: 10\n  when_full: evict_idle\n"), 0o644))
+	_, stderr := runReplayTest(t, "--config", cfg, data)
+	for _, want := range []string{
+		"rows judged: 90 ",
+		"  devices: 20 evicted past detect.max_devices to make room for new ones (the longest idle; detect.when_full evict_idle)\n",
+		"baseline: version 90, 10 devices",
+	} {
+		if !bytes.Contains(stderr, []byte(want)) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr)
+		}
+	}
+	if bytes.Contains(stderr, []byte("refused past")) {
+		t.Errorf("rows refused:\n%s", stderr)
+	}
+	set := metrics.NewSet()
+	newInstanceMetrics(set).publish(detect.Stats{DevicesEvicted: 20}, baseline.Stats{})
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	if want := "vigil_engine_devices_evicted_total 20"; !strings.Contains(b.String(), want) {
+		t.Errorf("metrics lack %q:\n%s", want, b.String())
+	}
+}

@@ -23,7 +23,7 @@ type instanceMetrics struct {
 	rateLimited, folded                *metrics.Counter
 	rejectedSchema, rejectedSetMember  *metrics.Counter
 	rejectedFuture, rejectedUnclocked  *metrics.Counter
-	rejectedDeviceCap                  *metrics.Counter
+	rejectedDeviceCap, devicesEvicted  *metrics.Counter
 	lateRows                           *metrics.Counter
 	unlearnable                        *metrics.Counter
 	devices, groups, learning, names   *metrics.Gauge
@@ -104,6 +104,7 @@ func newInstanceMetrics(s *metrics.Set) *instanceMetrics {
 		rejectedFuture:    s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="future_time"}`),
 		rejectedUnclocked: s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="unclocked_time"}`),
 		rejectedDeviceCap: s.GetOrCreateCounter(`vigil_engine_rejected_total{reason="device_cap"}`),
+		devicesEvicted:    s.GetOrCreateCounter("vigil_engine_devices_evicted_total"),
 		lateRows:          s.GetOrCreateCounter("vigil_engine_rows_late_total"),
 		unlearnable:       s.GetOrCreateCounter("vigil_state_unlearnable_values_total"),
 		devices:           g("vigil_state_devices"),
@@ -143,6 +144,7 @@ func (im *instanceMetrics) publish(st detect.Stats, bs baseline.Stats) {
 	im.rejectedFuture.Set(uint64(st.FutureRows))
 	im.rejectedUnclocked.Set(uint64(st.UnclockedRows))
 	im.rejectedDeviceCap.Set(uint64(st.DeviceCapRows))
+	im.devicesEvicted.Set(uint64(st.DevicesEvicted))
 	im.lateRows.Set(uint64(st.LateRows))
 	for d, n := range st.Alerts {
 		counterFor(im.set, im.alarms, `vigil_alarms_total{detector=%q}`, d).Set(uint64(n))
@@ -228,6 +230,7 @@ var metricHelp = map[string]string{
 	"vigil_engine_rows_total":             "Rows (one device's report at one time) judged.",
 	"vigil_engine_rows_not_learned_total": "Rows judged but not learned: the device was in alarm or the row breached.",
 	"vigil_engine_rejected_total":         "Input the engine could not use, by reason: schema (a record without the observation schema), set_member (a value a set rule could not parse), future_time (dated further ahead of the stream or the wall clock than clock.max_skew, not confirmed), unclocked_time (came before the stream had a clock, not confirmed), device_cap (rows of a new device refused past detect.max_devices).",
+	"vigil_engine_devices_evicted_total":  "Devices evicted past detect.max_devices to make room for new ones (detect.when_full: evict_idle): the longest idle without an open alarm or quarantine.",
 	"vigil_engine_rows_late_total":        "Rows judged but not learned because they were further behind their partition than clock.max_lateness.",
 	"vigil_alarms_total":                  "Alarms sent, by detector.",
 	"vigil_alarms_by_severity_total":      "Alarms sent, by severity (low 0-3, medium 4-6, high 7-8, critical 9-10).",

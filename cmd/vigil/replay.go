@@ -602,6 +602,9 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 	if es.DeviceCapRows > 0 {
 		fmt.Fprintf(w, "  devices: %d rows of new devices refused past detect.max_devices (not judged, not learned)\n", es.DeviceCapRows)
 	}
+	if es.DevicesEvicted > 0 {
+		fmt.Fprintf(w, "  devices: %d evicted past detect.max_devices to make room for new ones (the longest idle; detect.when_full evict_idle)\n", es.DevicesEvicted)
+	}
 	fmt.Fprintf(w, "alerts: %d alarms, %d cleared", alarms, es.Cleared)
 	if es.Suppressed+es.Maintenance+es.RateLimited+es.Folded > 0 {
 		fmt.Fprintf(w, "; not sent: %d suppressed, %d in maintenance, %d rate-limited, %d repeats folded",

@@ -252,7 +252,7 @@ func (c *Consumer) snapshot(ctx context.Context, ps *partState, done chan error)
 	if ps.needFull.Swap(false) {
 		set = ps.owned
 	}
-	msgs := make([]kafkago.Message, 0, len(set)+1)
+	msgs := make([]kafkago.Message, 0, len(set)+len(ps.evicted)+1)
 	prefix := changelogPrefix(ps.topic, ps.partition)
 	size := 0
 	for id := range set {
@@ -265,6 +265,10 @@ func (c *Consumer) snapshot(ctx context.Context, ps *partState, done chan error)
 		size += len(v)
 		msgs = append(msgs, kafkago.Message{Key: []byte(prefix + "d/" + dev), Value: v})
 	}
+	for _, dev := range ps.evicted {
+		msgs = append(msgs, kafkago.Message{Key: []byte(prefix + "d/" + dev)}) // a tombstone: restores skip it
+	}
+	ps.evicted = ps.evicted[:0]
 	msgs = append(msgs, kafkago.Message{Key: []byte(prefix + "m"), Value: appendChangelogHeader(nil, covered)})
 	clear(ps.dirty)
 	clear(ps.noted)

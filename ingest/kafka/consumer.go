@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -72,6 +73,17 @@ type DeviceAlarms interface {
 	MarshalDeviceAlarms(dst []byte, device string) ([]byte, error)
 	UnmarshalDeviceAlarms(device string, data []byte) error
 	AlarmsChanged(dst []int32) []int32
+}
+
+// DeviceEvicter is a Processor that evicts idle devices to make room for
+// new ones (detect.Engine with detect.when_full evict_idle). Evicted
+// appends the devices evicted since its last call; the consumer drops them
+// from its partitions and writes their changelog tombstones with the
+// partition's next checkpoint, so that a restore does not bring them
+// back. The consumer calls it only from the engine goroutine, after
+// Process.
+type DeviceEvicter interface {
+	Evicted(dst []ingest.EvictedDevice) []ingest.EvictedDevice
 }
 
 // BacklogReader is a Processor that judges a device's absence against its
@@ -163,11 +175,13 @@ type Consumer struct {
 	balancer    *stickyBalancer
 	align       *aligner // nil when max_event_time_skew is 0
 	flusher     Flusher
-	forgetter   DeviceForgetter // nil when the engine keeps no device state of its own
-	status      StatusPublisher // nil when the engine publishes no status
-	alarms      DeviceAlarms    // nil when the engine's alarm state does not follow partitions
-	changed     []int32         // scratch of AlarmsChanged; engine goroutine only
-	undelivered []func(error)   // batches whose delivery failed, waiting for Flush; engine goroutine only
+	forgetter   DeviceForgetter        // nil when the engine keeps no device state of its own
+	status      StatusPublisher        // nil when the engine publishes no status
+	alarms      DeviceAlarms           // nil when the engine's alarm state does not follow partitions
+	evicter     DeviceEvicter          // nil when the engine does not evict
+	evicted     []ingest.EvictedDevice // scratch of Evicted; engine goroutine only
+	changed     []int32                // scratch of AlarmsChanged; engine goroutine only
+	undelivered []func(error)          // batches whose delivery failed, waiting for Flush; engine goroutine only
 
 	consumed  atomic.Int64 // records fetched, redeliveries included
 	ready     atomic.Bool
@@ -201,6 +215,7 @@ type partState struct {
 	cp        *checkpointer
 	owned     map[int32]struct{} // devices seen in this partition
 	dirty     map[int32]struct{} // devices changed since the last checkpoint
+	evicted   []string           // devices evicted since the last checkpoint: their tombstones
 	// noted[id] says id is in dirty, and so in owned: noteDevices then
 	// skips two map assignments per row. Cleared whenever dirty is.
 	noted     []bool
@@ -264,6 +279,7 @@ func New(opts Options) (*Consumer, error) {
 	c.forgetter, _ = c.engine.(DeviceForgetter)
 	c.status, _ = c.engine.(StatusPublisher)
 	c.alarms, _ = c.engine.(DeviceAlarms)
+	c.evicter, _ = c.engine.(DeviceEvicter)
 	if br, ok := c.engine.(BacklogReader); ok && c.align != nil {
 		br.SetPartitionBacklog(c.behind)
 		c.align.setStaleAfter(br.PartitionIdle())
@@ -699,12 +715,25 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 			continue
 		}
 		ps := t.part
-		if (c.state != nil || c.forgetter != nil) && t.batch.Record != nil {
-			noteDevices(ps, t.batch)
+		// The batch's devices are noted after Process, which may give a
+		// row the id of a device it admits (detect.when_full evict_idle):
+		// the record is kept for that.
+		rec := t.batch.Record
+		if c.state == nil && c.forgetter == nil || rec == nil {
+			rec = nil
+		} else {
+			rec.Retain()
 		}
 		// Process acknowledges the batch, with the delivery error if any:
 		// its output then waits in the engine and in c.undelivered.
 		c.engine.Process(ctx, t.batch)
+		if c.evicter != nil {
+			c.dropEvicted() // first: an id the batch reused is its new device's
+		}
+		if rec != nil {
+			noteDevices(ps, rec)
+			rec.Release()
+		}
 		if c.alarms != nil {
 			c.noteAlarmChanges()
 		}
@@ -784,8 +813,27 @@ func (c *Consumer) noteAlarmChanges() {
 	}
 }
 
-func noteDevices(ps *partState, b *ingest.Batch) {
-	col, ok := b.Record.Column(2).(*array.Int32) // device_id
+// dropEvicted drops the devices the engine evicted from the partition
+// that owned them, to be tombstoned in its changelog.
+func (c *Consumer) dropEvicted() {
+	c.evicted = c.evicter.Evicted(c.evicted[:0])
+	for _, ev := range c.evicted {
+		for _, ps := range c.parts {
+			if _, ok := ps.owned[ev.ID]; ok {
+				delete(ps.owned, ev.ID)
+				delete(ps.dirty, ev.ID)
+				if int(ev.ID) < len(ps.noted) {
+					ps.noted[ev.ID] = false
+				}
+				ps.evicted = append(ps.evicted, ev.Name)
+				break
+			}
+		}
+	}
+}
+
+func noteDevices(ps *partState, rec arrow.Record) {
+	col, ok := rec.Column(2).(*array.Int32) // device_id
 	if !ok {
 		return
 	}

@@ -344,7 +344,13 @@ func startPipelineWith(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, w
 // time from clock (see newEngineClock).
 func startPipelineClock(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, wrap func(*detect.Engine) kafka.Processor, clock func() time.Time) *pipeline {
 	t.Helper()
-	vp := newEngineClock(t, sink, clock)
+	return startPipelineOn(t, cfg, newEngineClock(t, sink, clock), wrap)
+}
+
+// startPipelineOn runs a consumer over vp, the engine wrapped by wrap
+// (nil: the engine itself).
+func startPipelineOn(t testing.TB, cfg ingest.KafkaConfig, vp *vpipeline.Pipeline, wrap func(*detect.Engine) kafka.Processor) *pipeline {
+	t.Helper()
 	reg, store, eng := vp.Registry, vp.Store, vp.Engine
 	var proc kafka.Processor = eng
 	if wrap != nil {

@@ -335,6 +335,13 @@ func (c *Console) updateDevice(st *detect.DeviceStatus) {
 		c.devices = append(c.devices, nil)
 	}
 	d := c.devices[r]
+	if d != nil && d.status.Device != st.Device {
+		// The engine evicted the row's device and gave its id to this one
+		// (detect.when_full evict_idle): the evicted one leaves the fleet.
+		delete(c.byName, d.status.Device)
+		delete(c.open, d.status.Device)
+		d = nil
+	}
 	if d == nil {
 		d = &device{}
 		c.devices[r] = d

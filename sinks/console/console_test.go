@@ -389,3 +389,20 @@ func FuzzGlobPrefix(f *testing.F) {
 		}
 	})
 }
+
+// TestDeviceIDReused: when the engine evicts a device and gives its id to
+// a new one (detect.when_full evict_idle), the new device takes the row
+// and the evicted one leaves the fleet.
+func TestDeviceIDReused(t *testing.T) {
+	c, _ := testFleet(3)
+	c.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{{ID: 1, Device: "plc-new", Group: "plant-b/s7-1500", LastSeen: epoch}}})
+	if _, ok := c.Device("plc-00001"); ok {
+		t.Error("the evicted plc-00001 is still in the fleet")
+	}
+	if s, ok := c.Device("plc-new"); !ok || s.Device != "plc-new" {
+		t.Errorf("the new device is not in the fleet: %v", ok)
+	}
+	if got := searchAll(t, c, "", "", 10); slices.Contains(got, "plc-00001") || !slices.Contains(got, "plc-new") || len(got) != 3 {
+		t.Errorf("fleet %v, want plc-00000, plc-00002 and plc-new", got)
+	}
+}
