@@ -82,6 +82,7 @@ type replayOptions struct {
 	sinks       bool
 	sinkTimeout time.Duration
 	serve       string
+	shards      int
 	inputs      []string
 }
 
@@ -142,6 +143,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
 	fs.DurationVar(&o.sinkTimeout, "sink-timeout", time.Minute, "with --sinks: how long to retry a sink that refuses alerts before the replay fails (vigil run retries until delivered)")
 	fs.StringVar(&o.serve, "serve", "", "serve the operator console on `ADDR` (e.g. 127.0.0.1:8080) during the replay and after it, until interrupted")
+	fs.IntVar(&o.shards, "shards", 0, "judge with `N` engines at once, each the rows of its own groups (same alerts as one); 0: one per core (GOMAXPROCS)")
 	fs.BoolVar(&o.sinks, "sinks", false, "deliver alerts to the sinks of the config (syslog, Kafka, file, …) instead of standard output; --out still gets a copy")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
@@ -216,7 +218,8 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 	}
 	defer sink.Close()
 
-	setup := replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed}
+	setup := replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed,
+		shards: opts.shards, wholeStore: opts.checkpoint != "" || opts.restore != ""}
 	var srv *console.Server
 	if opts.serve != "" {
 		if setup.console, srv, err = serveConsole(cfg.Console, opts.serve, logger); err != nil {
@@ -270,7 +273,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 		if job.Network != nil {
 			ns = job.Network.Stats()
 		}
-		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Engine.Stats(), ns, job.Store)
+		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Judge.Stats(), ns, job.Store)
 	}
 	if srv != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "console: http://%s/ shows what the replay learned; Ctrl-C to stop\n", srv.Addr())
@@ -315,6 +318,9 @@ type replaySetup struct {
 	// scores clock incidents with them).
 	rejected func(ingest.RejectedRow)
 	console  *console.Console // the operator console, or nil
+	// shards and wholeStore are pipeline.Deps'.
+	shards     int
+	wholeStore bool
 }
 
 // replayJob is one replay: inputs opened in event-time order and the
@@ -334,7 +340,8 @@ func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace, Rejected: setup.rejected}
+	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace, Rejected: setup.rejected,
+		Shards: setup.shards, Packets: len(captureFiles) > 0, WholeStore: setup.wholeStore}
 	if setup.console != nil {
 		deps.Console = setup.console
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/vigil-ot/vigil/baseline"
@@ -52,6 +53,30 @@ type Deps struct {
 	// Console, when set, is the operator console: the engine writes to
 	// the sink through it and publishes its devices' status to it.
 	Console Console
+	// Shards is how many engines judge the stream, each the rows of its
+	// own groups on a goroutine of its own (Sharded); 0: one per core
+	// (GOMAXPROCS). New uses one engine, whatever Shards says, where
+	// shards would not raise one engine's alerts yet: with a Console or
+	// a Trace (both are fed by one engine), with Packets, or with
+	// WholeStore.
+	Shards int
+	// Packets: the input may carry packets (captures, packet topics),
+	// whose network detectors judge on one engine.
+	Packets bool
+	// WholeStore: the caller reads or writes Pipeline.Store as the whole
+	// learned state (checkpoints, the Kafka changelog and group state).
+	WholeStore bool
+}
+
+// shards returns how many engines deps asks for and allows.
+func (deps *Deps) shards() int {
+	if deps.Console != nil || deps.Trace != nil || deps.Packets || deps.WholeStore {
+		return 1
+	}
+	if deps.Shards > 0 {
+		return deps.Shards
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // Console is the operator console (sinks/console.Console) as the pipeline
@@ -71,11 +96,18 @@ type Console interface {
 type Pipeline struct {
 	Registry  *ingest.Registry
 	Inventory *inventory.Inventory
-	Store     *baseline.Store
-	Engine    *detect.Engine
+	// Store is the baseline store; with shards, shard 0's (it knows every
+	// metric, but holds only its own groups' state).
+	Store *baseline.Store
+	// Judge is what the source feeds: Engine, or Sharded.
+	Judge Judge
+	// Engine is the engine; nil with shards.
+	Engine *detect.Engine
+	// Sharded is the engine shards; nil with one engine.
+	Sharded *Sharded
 	// Network is the network detectors, nil under Deps.NoNetwork. The
-	// engine runs them: read Network.Stats only between batches, on the
-	// goroutine that feeds the engine.
+	// engine (shard 0) runs them: read Network.Stats only between
+	// batches, on the goroutine that feeds the engine.
 	Network *detect.NetworkDetector
 }
 
@@ -105,14 +137,34 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	if deps.Console != nil {
 		sink = deps.Console.Attach(sink, inv)
 	}
-	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: sink,
-		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace, Rejected: deps.Rejected})
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up detectors: %w", err)
+	edeps := detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: sink,
+		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace, Rejected: deps.Rejected}
+	n := deps.shards()
+	if n == 1 {
+		if p.Engine, err = detect.NewEngine(cfg.Detect, edeps); err != nil {
+			return nil, fmt.Errorf("cannot set up detectors: %w", err)
+		}
+		if deps.Console != nil {
+			p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+		}
+		p.Judge = p.Engine
+		return p, nil
 	}
-	if deps.Console != nil {
-		p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+	s := &Sharded{sink: sink, clock: deps.Clock, outs: make([]*detect.ShardOutput, n)}
+	set := detect.NewShards(n)
+	edeps.Clock = s.clockOf()
+	for i := range n {
+		if i > 0 { // shard 0's are the pipeline's
+			edeps.Baseline, edeps.Extra, edeps.Rejected = baseline.NewStore(cfg.Baseline, p.Registry), nil, nil
+		}
+		e, err := detect.NewEngine(cfg.Detect, edeps)
+		if err != nil {
+			return nil, fmt.Errorf("cannot set up detectors: %w", err)
+		}
+		e.JoinShards(set, i)
+		s.engines = append(s.engines, e)
 	}
+	p.Sharded, p.Judge = s, s
 	return p, nil
 }
 
@@ -190,11 +242,11 @@ func (p *Pipeline) Run(ctx context.Context, src ingest.Source) error {
 		if err != nil {
 			return fmt.Errorf("cannot read input: %w", err)
 		}
-		if err := p.Engine.Process(ctx, b); err != nil {
+		if err := p.Judge.Process(ctx, b); err != nil {
 			return fmt.Errorf("cannot write alerts: %w", err)
 		}
 	}
-	if err := p.Engine.Flush(ctx); err != nil {
+	if err := p.Judge.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot write alerts: %w", err)
 	}
 	return nil
