@@ -180,6 +180,16 @@ func (e *Engine) FlushShard() *ShardOutput {
 	return e.endShardOutput(so)
 }
 
+// ForgetShardDevice is ForgetDevice for a shard: every shard forgets the
+// device (the others its partition mark), and it returns what that made
+// (a fleet KPI restarted, restartFleet).
+func (e *Engine) ForgetShardDevice(device string) *ShardOutput {
+	so := e.startShardOutput()
+	e.sh.nextRow()
+	e.ForgetDevice(device)
+	return e.endShardOutput(so)
+}
+
 func (e *Engine) startShardOutput() *ShardOutput {
 	sh := &e.sh
 	e.box.out.Reset()

@@ -438,6 +438,11 @@ func (e *Engine) Watermark() int64 { return e.wm }
 // changelog record (UnmarshalDeviceAlarms) and clears it.
 func (e *Engine) ForgetDevice(device string) {
 	d := e.reg.DeviceID(device)
+	if d >= 0 && int(d) < len(e.sh.foreignPart) && e.sh.foreignPart[d] > 0 { // a device of another shard's groups
+		e.parts[e.sh.foreignPart[d]-1].devices--
+		e.sh.foreignPart[d] = 0
+		e.updateWatermark()
+	}
 	if d < 0 || int(d) >= len(e.devices) || !e.devices[d].init {
 		return
 	}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"github.com/vigil-ot/vigil/baseline"
@@ -54,11 +53,11 @@ type Deps struct {
 	// the sink through it and publishes its devices' status to it.
 	Console Console
 	// Shards is how many engines judge the stream, each the rows of its
-	// own groups on a goroutine of its own (Sharded); 0: one per core
-	// (GOMAXPROCS). New uses one engine, whatever Shards says, where
-	// shards would not raise one engine's alerts yet: with a Console or
-	// a Trace (both are fed by one engine), with Packets, or with
-	// WholeStore.
+	// own groups on a goroutine of its own (Sharded); 0 and 1: one
+	// engine (vigil's commands ask for one per core). New uses one engine,
+	// whatever Shards says, where shards would not raise one engine's
+	// alerts yet: with a Console or a Trace (both are fed by one engine),
+	// with Packets, or with WholeStore.
 	Shards int
 	// Packets: the input may carry packets (captures, packet topics),
 	// whose network detectors judge on one engine.
@@ -73,10 +72,7 @@ func (deps *Deps) shards() int {
 	if deps.Console != nil || deps.Trace != nil || deps.Packets || deps.WholeStore {
 		return 1
 	}
-	if deps.Shards > 0 {
-		return deps.Shards
-	}
-	return runtime.GOMAXPROCS(0)
+	return max(deps.Shards, 1)
 }
 
 // Console is the operator console (sinks/console.Console) as the pipeline

@@ -34,9 +34,10 @@ type Sharded struct {
 	clock   func() time.Time
 	// now is the wall clock of the batch being judged: every shard
 	// judges it against the same (clock.max_skew).
-	now  time.Time
-	outs []*detect.ShardOutput
-	box  detect.Outbox
+	now     time.Time
+	backlog *backlogSnapshot // nil unless SetPartitionBacklog
+	outs    []*detect.ShardOutput
+	box     detect.Outbox
 }
 
 // clockOf returns the clock the shards read: the one read once for the
@@ -98,11 +99,57 @@ func (s *Sharded) Stats() detect.Stats {
 	return st
 }
 
+// ForgetDevice makes every shard forget device (kafka.DeviceForgetter); what
+// that made goes out with the next delivery.
+func (s *Sharded) ForgetDevice(device string) {
+	s.judge(func(e *detect.Engine) *detect.ShardOutput { return e.ForgetShardDevice(device) })
+}
+
+// SetPartitionBacklog gives every shard behind (kafka.BacklogReader), as
+// of the start of each batch: a shard must see a partition's backlog as
+// every other shard does, or their watermarks would part.
+func (s *Sharded) SetPartitionBacklog(behind func(source string, partition int32) bool) {
+	s.backlog = &backlogSnapshot{behind: behind, seen: map[backlogKey]bool{}}
+	for _, e := range s.engines {
+		e.SetPartitionBacklog(s.backlog.get)
+	}
+}
+
+// PartitionIdle is detect.Engine.PartitionIdle.
+func (s *Sharded) PartitionIdle() time.Duration { return s.engines[0].PartitionIdle() }
+
+// backlogSnapshot answers, for one batch, what behind answered first.
+type backlogSnapshot struct {
+	behind func(source string, partition int32) bool
+	mu     sync.Mutex
+	seen   map[backlogKey]bool
+}
+
+type backlogKey struct {
+	source    string
+	partition int32
+}
+
+func (b *backlogSnapshot) get(source string, partition int32) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := backlogKey{source, partition}
+	v, ok := b.seen[k]
+	if !ok {
+		v = b.behind(source, partition)
+		b.seen[k] = v
+	}
+	return v
+}
+
 // judge runs judge on every shard at once (shard 0 on the calling
 // goroutine) and adds their output, merged, to s.box.
 func (s *Sharded) judge(judge func(*detect.Engine) *detect.ShardOutput) {
 	if s.clock != nil {
 		s.now = s.clock()
+	}
+	if s.backlog != nil {
+		clear(s.backlog.seen)
 	}
 	var wg sync.WaitGroup
 	for i := 1; i < len(s.engines); i++ {
