@@ -274,7 +274,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 		if job.Network != nil {
 			ns = job.Network.Stats()
 		}
-		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Judge.Stats(), ns, job.Store)
+		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Judge.Stats(), job.Shards(), ns, job.Store)
 	}
 	if srv != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "console: http://%s/ shows what the replay learned; Ctrl-C to stop\n", srv.Addr())
@@ -556,7 +556,7 @@ func byteSize(n int64) string {
 }
 
 // writeSummary prints what the replay read and raised.
-func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, ns detect.NetworkStats, store *baseline.Store) {
+func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, shards int, ns detect.NetworkStats, store *baseline.Store) {
 	fmt.Fprintf(w, "replay finished in %s", elapsed.Round(time.Millisecond))
 	if from, to := m.Span(); to > 0 {
 		first, last := time.Unix(0, from).UTC(), time.Unix(0, to).UTC()
@@ -602,7 +602,10 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 	for _, n := range es.Alerts {
 		alarms += n
 	}
-	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached)\n", es.Rows, es.NotLearned)
+	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached), engine shards: %d\n", es.Rows, es.NotLearned, shards)
+	if es.ShardMoves > 0 {
+		fmt.Fprintf(w, "  shards: %d rows of devices that moved to a group of another shard, where they started afresh: the alerts may differ from one engine's (--shards 1)\n", es.ShardMoves)
+	}
 	if es.FutureRows+es.UnclockedRows+es.LateRows > 0 {
 		fmt.Fprintf(w, "  clock: %d rows rejected (%d ahead of the stream by more than clock.max_skew, %d before the stream had a clock), %d rows later than clock.max_lateness judged but not learned\n",
 			es.FutureRows+es.UnclockedRows, es.FutureRows, es.UnclockedRows, es.LateRows)

@@ -164,6 +164,14 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	return p, nil
 }
 
+// Shards returns how many engines judge the stream.
+func (p *Pipeline) Shards() int {
+	if p.Sharded != nil {
+		return p.Sharded.Len()
+	}
+	return 1
+}
+
 // NetworkCommSet names the baseline store's communication set of the
 // network detectors (checkpointed with the store).
 const NetworkCommSet = "network"

@@ -49,6 +49,9 @@ func (s *Sharded) clockOf() func() time.Time {
 	return func() time.Time { return s.now }
 }
 
+// Len returns the number of shards.
+func (s *Sharded) Len() int { return len(s.engines) }
+
 // Process judges b on every shard, delivers the merged output and
 // acknowledges b, as detect.Engine.Process does.
 func (s *Sharded) Process(ctx context.Context, b *ingest.Batch) error {
