@@ -181,3 +181,99 @@ func firstDiff(got, want []byte) string {
 	}
 	return "no line differs"
 }
+
+// partitionedFleet is four hours of one report a minute from 12 devices in
+// four sites, read from three partitions of a topic that do not follow the
+// sites: partition 2 falls 40 minutes behind the others for an hour and
+// catches up, while a device of partition 0 stops reporting. Each shard
+// judges absence against the watermark of every partition, its own
+// devices' and the others' alike. Batches hold up to 64 rows of one
+// partition, as Kafka batches do.
+func partitionedFleet() [][]ingest.Row {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	rnd := rand.New(rand.NewSource(3))
+	var byPart [3][][]ingest.Row // partition -> minute -> rows
+	for p := range byPart {
+		byPart[p] = make([][]ingest.Row, 240)
+	}
+	var offsets [3]int64
+	for m := 0; m < 240; m++ {
+		for d := 0; d < 12; d++ {
+			dev := fmt.Sprintf("d%02d", d)
+			if dev == "d03" && m >= 150 {
+				continue
+			}
+			p := int32(d % 3)
+			byPart[p][m] = append(byPart[p][m], ingest.Row{
+				TimeNanos: start.Add(time.Duration(m)*time.Minute + time.Duration(d)*time.Second).UnixNano(),
+				Device:    dev, Group: fmt.Sprintf("site-%d", d/3), Partition: p, Offset: offsets[p],
+				Metrics: []ingest.Metric{{Name: "bytes_out", Value: 1000 + 50*rnd.NormFloat64()}},
+			})
+			offsets[p]++
+		}
+	}
+	var batches [][]ingest.Row
+	deliver := func(p, from, to int) { // minutes [from, to) of partition p
+		var b []ingest.Row
+		for m := from; m < to; m++ {
+			for _, r := range byPart[p][m] {
+				if b = append(b, r); len(b) == 64 {
+					batches, b = append(batches, b), nil
+				}
+			}
+		}
+		if len(b) > 0 {
+			batches = append(batches, b)
+		}
+	}
+	for m := 0; m < 240; m++ {
+		deliver(0, m, m+1)
+		deliver(1, m, m+1)
+		switch {
+		case m < 140 || m >= 200:
+			deliver(2, m, m+1)
+		case m >= 180: // catching up: two minutes a minute
+			deliver(2, 2*m-220, 2*m-218)
+		}
+	}
+	return batches
+}
+
+// TestShardsKeepEveryPartitionsWatermark: with three partitions, one of
+// them lagging, 2 and 3 engine shards deliver what one engine delivers.
+func TestShardsKeepEveryPartitionsWatermark(t *testing.T) {
+	batches := partitionedFleet()
+	judge := func(shards int) []byte {
+		cfg := crossShardConfig(4096)
+		sink := newWritesSink()
+		p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		for _, rows := range batches {
+			for i := range rows {
+				b.Append(&rows[i])
+			}
+			rec, _ := b.NewRecord()
+			batch := ingest.NewBatch(rec, nil)
+			batch.Source = "telemetry"
+			if err := p.Judge.Process(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Judge.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return sink.buf.Bytes()
+	}
+	want := judge(1)
+	if !bytes.Contains(want, []byte(`"device":"d03","group":"site-1","criticality":"unknown","detector":"silence"`)) {
+		t.Fatalf("one engine did not find d03 silent: the input no longer exercises the watermark:\n%s", want)
+	}
+	for _, shards := range []int{2, 3} {
+		if got := judge(shards); !bytes.Equal(got, want) {
+			t.Errorf("%d shards: output differs from one engine's: %s", shards, firstDiff(got, want))
+		}
+	}
+}
