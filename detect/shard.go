@@ -95,16 +95,18 @@ func (e *Engine) JoinShards(s *Shards, index int) {
 	e.sh.set, e.sh.index = s, int32(index)
 }
 
-// owns reports whether the engine judges the rows of group g (-1: rows
-// without a group, shard 0's).
-func (e *Engine) owns(g int32) bool {
-	if e.sh.set == nil {
-		return true
-	}
+// ShardOf returns the shard of n that judges the rows of group g (a
+// registry id; -1, rows without a group: shard 0).
+func ShardOf(g int32, n int) int {
 	if g < 0 {
-		return e.sh.index == 0
+		return 0
 	}
-	return g%int32(len(e.sh.set.progress)) == e.sh.index
+	return int(g) % n
+}
+
+// owns reports whether the engine judges the rows of group g.
+func (e *Engine) owns(g int32) bool {
+	return e.sh.set == nil || ShardOf(g, len(e.sh.set.progress)) == int(e.sh.index)
 }
 
 // nextRow keys the items made from here on by a new row.

@@ -274,7 +274,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 		if job.Network != nil {
 			ns = job.Network.Stats()
 		}
-		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Judge.Stats(), job.Shards(), ns, job.Store)
+		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Judge.Stats(), ns, job.Pipeline)
 	}
 	if srv != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "console: http://%s/ shows what the replay learned; Ctrl-C to stop\n", srv.Addr())
@@ -556,7 +556,8 @@ func byteSize(n int64) string {
 }
 
 // writeSummary prints what the replay read and raised.
-func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, shards int, ns detect.NetworkStats, store *baseline.Store) {
+func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, ns detect.NetworkStats, p *pipeline.Pipeline) {
+	store := p.Store
 	fmt.Fprintf(w, "replay finished in %s", elapsed.Round(time.Millisecond))
 	if from, to := m.Span(); to > 0 {
 		first, last := time.Unix(0, from).UTC(), time.Unix(0, to).UTC()
@@ -602,7 +603,7 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 	for _, n := range es.Alerts {
 		alarms += n
 	}
-	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached), engine shards: %d\n", es.Rows, es.NotLearned, shards)
+	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached), engine shards: %d\n", es.Rows, es.NotLearned, p.Shards())
 	if es.ShardMoves > 0 {
 		fmt.Fprintf(w, "  shards: %d rows of devices that moved to a group of another shard, where they started afresh: the alerts may differ from one engine's (--shards 1)\n", es.ShardMoves)
 	}
@@ -645,13 +646,13 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 		fmt.Fprintf(w, "  bad batches %d, unparsable set members %d\n", es.BadBatches, es.BadSetMembers)
 	}
 	var learning int
-	groups := store.GroupInfos()
+	groups := p.GroupInfos()
 	for _, g := range groups {
 		if g.Learning {
 			learning++
 		}
 	}
-	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", store.Version(), store.NumDevices(), len(groups), learning)
+	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", p.StoreStats().Version, store.NumDevices(), len(groups), learning)
 	if _, to := m.Span(); to > 0 {
 		// as of the newest time known: a restored baseline may be newer
 		// than an input replayed onto it

@@ -17,7 +17,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/drill"
 	"github.com/vigil-ot/vigil/detect/pipeline"
@@ -131,7 +130,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // the Kafka consumer that feeds it.
 type instance struct {
 	reg      *ingest.Registry
-	store    *baseline.Store
+	pipe     *pipeline.Pipeline // the baseline's figures
 	engine   pipeline.Judge
 	network  *detect.NetworkDetector // nil without packet topics
 	consumer *kafka.Consumer
@@ -181,7 +180,7 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Co
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{reg: p.Registry, store: p.Store, engine: p.Judge, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}
+	inst := &instance{reg: p.Registry, pipe: p, engine: p.Judge, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}
 	if cfg.Drill.Interval > 0 {
 		inst.drills = &drillSchedule{cfg: drills, log: log}
 	}

@@ -158,7 +158,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 			return nil, fmt.Errorf("cannot set up detectors: %w", err)
 		}
 		e.JoinShards(set, i)
-		s.engines = append(s.engines, e)
+		s.engines, s.stores = append(s.engines, e), append(s.stores, edeps.Baseline)
 	}
 	p.Sharded, p.Judge = s, s
 	return p, nil
@@ -170,6 +170,25 @@ func (p *Pipeline) Shards() int {
 		return p.Sharded.Len()
 	}
 	return 1
+}
+
+// GroupInfos returns every group's baseline summary
+// (baseline.Store.GroupInfos), with shards each from the store that
+// learns it.
+func (p *Pipeline) GroupInfos() []baseline.GroupInfo {
+	if p.Sharded != nil {
+		return p.Sharded.groupInfos()
+	}
+	return p.Store.GroupInfos()
+}
+
+// StoreStats returns the baseline's figures (baseline.Store.Stats), with
+// shards those of all their stores. Call it between batches.
+func (p *Pipeline) StoreStats() baseline.Stats {
+	if p.Sharded != nil {
+		return p.Sharded.storeStats()
+	}
+	return p.Store.Stats()
 }
 
 // NetworkCommSet names the baseline store's communication set of the
@@ -235,18 +254,43 @@ func (f *Files) Close() {
 }
 
 // Run feeds every batch of src to the engine until src ends, then flushes
-// it. A read error ends the run (the file sources return theirs after
-// every row they could read).
+// it. It reads src on a goroutine of its own, a batch ahead of judging, so
+// that reading and decoding the next batch and judging this one take a
+// core each. A read error ends the run (the file sources return theirs
+// after every row they could read).
 func (p *Pipeline) Run(ctx context.Context, src ingest.Source) error {
-	for {
-		b, err := src.ReadBatch(ctx)
-		if err == io.EOF {
+	type read struct {
+		b   *ingest.Batch
+		err error
+	}
+	readCtx, cancel := context.WithCancel(ctx)
+	reads := make(chan read, 1)
+	go func() {
+		defer close(reads)
+		for {
+			b, err := src.ReadBatch(readCtx)
+			reads <- read{b, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { // stop reading; release what was read ahead
+		cancel()
+		for r := range reads {
+			if r.b != nil {
+				r.b.Release()
+			}
+		}
+	}()
+	for r := range reads {
+		if r.err == io.EOF {
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("cannot read input: %w", err)
+		if r.err != nil {
+			return fmt.Errorf("cannot read input: %w", r.err)
 		}
-		if err := p.Judge.Process(ctx, b); err != nil {
+		if err := p.Judge.Process(ctx, r.b); err != nil {
 			return fmt.Errorf("cannot write alerts: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest"
 )
@@ -30,6 +31,7 @@ type Judge interface {
 // Like an engine, it is fed from one goroutine.
 type Sharded struct {
 	engines []*detect.Engine
+	stores  []*baseline.Store // by shard
 	sink    detect.Sink
 	clock   func() time.Time
 	// now is the wall clock of the batch being judged: every shard
@@ -51,6 +53,43 @@ func (s *Sharded) clockOf() func() time.Time {
 
 // Len returns the number of shards.
 func (s *Sharded) Len() int { return len(s.engines) }
+
+// groupInfos returns every group's summary (baseline.Store.GroupInfos),
+// each from the store that learns it.
+func (s *Sharded) groupInfos() []baseline.GroupInfo {
+	per := make([][]baseline.GroupInfo, len(s.stores))
+	for i, st := range s.stores {
+		per[i] = st.GroupInfos()
+	}
+	var out []baseline.GroupInfo
+	for _, gi := range per[0] { // every store has every group, in the same order
+		i := detect.ShardOf(gi.ID, len(s.stores))
+		if k := slices.IndexFunc(per[i], func(o baseline.GroupInfo) bool { return o.ID == gi.ID }); k >= 0 {
+			out = append(out, per[i][k])
+		}
+	}
+	return out
+}
+
+// storeStats returns the stores' figures as one store's: devices, groups
+// and metrics as every store holds them, the learning state of each group
+// from the store that learns it, the memory and the learned rows of all.
+func (s *Sharded) storeStats() baseline.Stats {
+	st := s.stores[0].Stats()
+	for _, o := range s.stores[1:] {
+		os := o.Stats()
+		st.DeviceBytes += os.DeviceBytes
+		st.Unlearnable += os.Unlearnable
+		st.Version += os.Version
+	}
+	st.LearningGroups = 0
+	for _, gi := range s.groupInfos() {
+		if gi.Learning {
+			st.LearningGroups++
+		}
+	}
+	return st
+}
 
 // Process judges b on every shard, delivers the merged output and
 // acknowledges b, as detect.Engine.Process does.
