@@ -229,8 +229,8 @@ type Stats struct {
 	// DeviceCapRows are rows of new devices refused past max_devices (not
 	// judged, not learned, not in Rows).
 	DeviceCapRows int64
-	// ShardMoves are rows of a device that moved to a group of another
-	// engine shard: it starts afresh there (see Shards).
+	// ShardMoves count devices that moved to a group of another engine
+	// shard, once a move: each starts afresh there (see Shards).
 	ShardMoves int64
 }
 

@@ -605,7 +605,7 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 	}
 	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached), engine shards: %d\n", es.Rows, es.NotLearned, p.Shards())
 	if es.ShardMoves > 0 {
-		fmt.Fprintf(w, "  shards: %d rows of devices that moved to a group of another shard, where they started afresh: the alerts may differ from one engine's (--shards 1)\n", es.ShardMoves)
+		fmt.Fprintf(w, "  shards: devices moved %d times to a group of another shard, where they started afresh: the alerts may differ from one engine's (--shards 1)\n", es.ShardMoves)
 	}
 	if es.FutureRows+es.UnclockedRows+es.LateRows > 0 {
 		fmt.Fprintf(w, "  clock: %d rows rejected (%d ahead of the stream by more than clock.max_skew, %d before the stream had a clock), %d rows later than clock.max_lateness judged but not learned\n",

@@ -277,3 +277,43 @@ func TestShardsKeepEveryPartitionsWatermark(t *testing.T) {
 		}
 	}
 }
+
+// TestShardsCountDevicesMovingAcross: a device that moves to a group of
+// another shard starts afresh there, so the shards are not one engine for
+// it; the move is counted, once (the replay summary says so). On one engine
+// nothing is counted.
+func TestShardsCountDevicesMovingAcross(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	var rows []ingest.Row
+	for m := 0; m < 20; m++ {
+		for d := 0; d < 4; d++ {
+			group := fmt.Sprintf("site-%d", d%2)
+			if d == 0 && m >= 10 {
+				group = "site-1" // site-0 is shard 0's of 2, site-1 shard 1's
+			}
+			rows = append(rows, ingest.Row{TimeNanos: start.Add(time.Duration(m)*time.Minute + time.Duration(d)*time.Second).UnixNano(),
+				Device: fmt.Sprintf("d%d", d), Group: group, Partition: -1, Offset: -1,
+				Metrics: []ingest.Metric{{Name: "bytes_out", Value: 1000}}})
+		}
+	}
+	for _, c := range []struct {
+		shards int
+		moves  int64
+	}{{1, 0}, {2, 1}} {
+		p, err := pipeline.New(crossShardConfig(4096), pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: c.shards})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		for i := range rows {
+			b.Append(&rows[i])
+		}
+		rec, _ := b.NewRecord()
+		if err := p.Judge.Process(context.Background(), ingest.NewBatch(rec, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Judge.Stats(); st.ShardMoves != c.moves || st.Rows != int64(len(rows)) {
+			t.Errorf("%d shards: %d moves across shards, %d rows judged; want %d and %d", c.shards, st.ShardMoves, st.Rows, c.moves, len(rows))
+		}
+	}
+}
