@@ -188,8 +188,10 @@ func firstDiff(got, want []byte) string {
 // catches up, while a device of partition 0 stops reporting. Each shard
 // judges absence against the watermark of every partition, its own
 // devices' and the others' alike. Batches hold up to 64 rows of one
-// partition, as Kafka batches do.
-func partitionedFleet() [][]ingest.Row {
+// partition, as Kafka batches do. With revoke, partition 2 moves to
+// another instance at minute 148: nothing of it is read after, and the
+// batches up to then are revokedAt.
+func partitionedFleet(revoke bool) (batches [][]ingest.Row, revokedAt int) {
 	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	rnd := rand.New(rand.NewSource(3))
 	var byPart [3][][]ingest.Row // partition -> minute -> rows
@@ -212,8 +214,10 @@ func partitionedFleet() [][]ingest.Row {
 			offsets[p]++
 		}
 	}
-	var batches [][]ingest.Row
 	deliver := func(p, from, to int) { // minutes [from, to) of partition p
+		if revoke && p == 2 && from >= 148 {
+			return
+		}
 		var b []ingest.Row
 		for m := from; m < to; m++ {
 			for _, r := range byPart[p][m] {
@@ -227,6 +231,9 @@ func partitionedFleet() [][]ingest.Row {
 		}
 	}
 	for m := 0; m < 240; m++ {
+		if m == 148 {
+			revokedAt = len(batches)
+		}
 		deliver(0, m, m+1)
 		deliver(1, m, m+1)
 		switch {
@@ -236,44 +243,53 @@ func partitionedFleet() [][]ingest.Row {
 			deliver(2, 2*m-220, 2*m-218)
 		}
 	}
-	return batches
+	return batches, revokedAt
 }
 
 // TestShardsKeepEveryPartitionsWatermark: with three partitions, one of
-// them lagging, 2 and 3 engine shards deliver what one engine delivers.
+// them lagging, or taken away (its devices forgotten:
+// kafka.DeviceForgetter), 2 and 3 engine shards deliver what one engine
+// delivers.
 func TestShardsKeepEveryPartitionsWatermark(t *testing.T) {
-	batches := partitionedFleet()
-	judge := func(shards int) []byte {
-		cfg := crossShardConfig(4096)
-		sink := newWritesSink()
-		p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
-		for _, rows := range batches {
-			for i := range rows {
-				b.Append(&rows[i])
-			}
-			rec, _ := b.NewRecord()
-			batch := ingest.NewBatch(rec, nil)
-			batch.Source = "telemetry"
-			if err := p.Judge.Process(context.Background(), batch); err != nil {
+	for _, revoke := range []bool{false, true} {
+		batches, revokedAt := partitionedFleet(revoke)
+		judge := func(shards int) []byte {
+			cfg := crossShardConfig(4096)
+			sink := newWritesSink()
+			p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+			if err != nil {
 				t.Fatal(err)
 			}
+			b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+			for k, rows := range batches {
+				if revoke && k == revokedAt {
+					for _, dev := range []string{"d02", "d05", "d08", "d11"} { // partition 2's
+						p.Judge.(interface{ ForgetDevice(string) }).ForgetDevice(dev)
+					}
+				}
+				for i := range rows {
+					b.Append(&rows[i])
+				}
+				rec, _ := b.NewRecord()
+				batch := ingest.NewBatch(rec, nil)
+				batch.Source = "telemetry"
+				if err := p.Judge.Process(context.Background(), batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Judge.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return sink.buf.Bytes()
 		}
-		if err := p.Judge.Flush(context.Background()); err != nil {
-			t.Fatal(err)
+		want := judge(1)
+		if !bytes.Contains(want, []byte(`"device":"d03","group":"site-1","criticality":"unknown","detector":"silence"`)) {
+			t.Fatalf("revoke %v: one engine did not find d03 silent: the input no longer exercises the watermark:\n%s", revoke, want)
 		}
-		return sink.buf.Bytes()
-	}
-	want := judge(1)
-	if !bytes.Contains(want, []byte(`"device":"d03","group":"site-1","criticality":"unknown","detector":"silence"`)) {
-		t.Fatalf("one engine did not find d03 silent: the input no longer exercises the watermark:\n%s", want)
-	}
-	for _, shards := range []int{2, 3} {
-		if got := judge(shards); !bytes.Equal(got, want) {
-			t.Errorf("%d shards: output differs from one engine's: %s", shards, firstDiff(got, want))
+		for _, shards := range []int{2, 3} {
+			if got := judge(shards); !bytes.Equal(got, want) {
+				t.Errorf("revoke %v, %d shards: output differs from one engine's: %s", revoke, shards, firstDiff(got, want))
+			}
 		}
 	}
 }
