@@ -126,15 +126,13 @@ type Engine struct {
 	row   int
 	setAt int // next member of the batch's Sets
 
-	out Output
-	// qAt[i] is len(out.Alerts) when out.Quarantine[i] was made: deliver
-	// writes in the order things happened (see deliver).
-	qAt          []int
-	part         Output // the part of out deliver is writing
+	// box holds the output not delivered yet: this batch's, a failed
+	// Write's, or alerts made between batches (restartFleet).
+	box          Outbox
 	scratchExtra []Alert
-	carry        bool // out holds items not delivered yet: a failed Write, or alerts made between batches (restartFleet)
 	scratch      Alert
 	stats        Stats
+	sh           shardRole // zero unless the engine is a shard (shard.go)
 }
 
 // columns are the fixed observation columns of the bound record.
@@ -235,6 +233,9 @@ type Stats struct {
 	// DevicesEvicted are devices evicted to make room for new ones
 	// (detect.when_full: evict_idle).
 	DevicesEvicted int64
+	// ShardMoves count devices that moved to a group of another engine
+	// shard, once a move: each starts afresh there (see Shards).
+	ShardMoves int64
 }
 
 // NewEngine returns an engine for cfg. deps.Registry, deps.Baseline and
@@ -313,16 +314,13 @@ func (e *Engine) Stats() Stats {
 // The learned state is not rolled back when a batch is redelivered.
 func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 	defer b.Release()
-	if !e.carry {
-		e.resetOutput()
-	}
 	if b.Record != nil && b.Record.NumRows() > 0 {
 		e.judge(b)
 	}
 	for _, d := range e.deps.Extra {
 		e.runExtra(d, b)
 	}
-	err := e.deliver(ctx)
+	err := e.box.Deliver(ctx, e.deps.Sink)
 	if e.status != nil {
 		e.publishStatus(false)
 	}
@@ -338,86 +336,33 @@ func (e *Engine) Process(ctx context.Context, b *ingest.Batch) error {
 // earlier failed deliveries left over. Windows still open stay open: a
 // partial window is not judged.
 func (e *Engine) Flush(ctx context.Context) error {
-	if !e.carry {
-		e.resetOutput()
-	}
-	for g := range e.groups {
-		if gs := &e.groups[g]; gs.incident.open {
-			e.closeIncident(gs, int32(g), gs.incident.last)
-		}
-	}
-	for p := range e.parts { // rows no other row came to confirm
-		e.dropAhead(&e.parts[p])
-	}
-	err := e.deliver(ctx)
+	e.closeInput()
+	err := e.box.Deliver(ctx, e.deps.Sink)
 	if e.status != nil {
 		e.publishStatus(true)
 	}
 	return err
 }
 
-func (e *Engine) resetOutput() {
-	e.out.Reset()
-	e.qAt = e.qAt[:0]
+// closeInput ends the input: the summary of every alarm storm still open
+// (dated at its last held-back alarm), and the rows no other row came to
+// confirm dropped.
+func (e *Engine) closeInput() {
+	for g := range e.groups {
+		if gs := &e.groups[g]; gs.incident.open {
+			e.sh.sub = int32(g)
+			e.closeIncident(gs, int32(g), gs.incident.last)
+		}
+	}
+	for p := range e.parts {
+		e.dropAhead(&e.parts[p])
+	}
 }
 
 // addQuarantine adds a quarantine event to the output.
 func (e *Engine) addQuarantine(ev QuarantineEvent) {
-	e.out.Quarantine = append(e.out.Quarantine, ev)
-	e.qAt = append(e.qAt, len(e.out.Alerts))
-}
-
-// deliver writes the output to the sink in the order it was made. A sink
-// writes an Output's alerts before its quarantine events, so an Output
-// whose alerts all came before its events keeps that order; when an alert
-// came after an event (a release, then an alarm of the next row), the
-// output goes out in several Writes, each in order. Then the stream a sink
-// writes is the same however the input was cut into batches. Most batches
-// have no quarantine event and make one Write.
-func (e *Engine) deliver(ctx context.Context) error {
-	if e.out.Len() == 0 {
-		e.carry = false
-		return nil
-	}
-	a, q := 0, 0
-	for a < len(e.out.Alerts) || q < len(e.out.Quarantine) {
-		// the alerts made before the next quarantine event, and the
-		// events made before the next alert
-		aEnd, qEnd := len(e.out.Alerts), len(e.out.Quarantine)
-		if q < len(e.qAt) {
-			aEnd, qEnd = e.qAt[q], q
-			for qEnd < len(e.qAt) && e.qAt[qEnd] == aEnd {
-				qEnd++
-			}
-		}
-		e.part.Alerts, e.part.Quarantine = e.out.Alerts[a:aEnd], e.out.Quarantine[q:qEnd]
-		err := e.deps.Sink.Write(ctx, &e.part)
-		e.part = Output{}
-		if err != nil {
-			e.keepUndelivered(a, q)
-			e.carry = true
-			return fmt.Errorf("cannot deliver %d alerts and %d quarantine events: %w; they are sent again with the next batch",
-				len(e.out.Alerts), len(e.out.Quarantine), err)
-		}
-		a, q = aEnd, qEnd
-	}
-	e.carry = false
-	e.resetOutput()
-	return nil
-}
-
-// keepUndelivered drops from the output the alerts before a and the
-// quarantine events before q, which a sink accepted.
-func (e *Engine) keepUndelivered(a, q int) {
-	if a == 0 && q == 0 {
-		return
-	}
-	e.out.Alerts = append(e.out.Alerts[:0], e.out.Alerts[a:]...)
-	e.out.Quarantine = append(e.out.Quarantine[:0], e.out.Quarantine[q:]...)
-	e.qAt = append(e.qAt[:0], e.qAt[q:]...)
-	for i := range e.qAt {
-		e.qAt[i] -= a
-	}
+	e.box.AddQuarantine(&ev)
+	e.sh.keyQuarantine()
 }
 
 func (e *Engine) now(event time.Time) time.Time {
@@ -589,9 +534,9 @@ func (e *Engine) newGroup(g int32) *groupState {
 // join makes d a member of group g.
 func (e *Engine) join(d int32, ds *deviceState, g int32) {
 	if ds.group >= 0 {
-		old := &e.groups[ds.group]
-		e.silenceLeave(old, d, ds)
-		e.leaveMembers(old, d, false)
+		e.leave(d, ds)
+	} else if e.sh.set != nil {
+		e.moveIn(d, ds)
 	}
 	ds.group = g
 	gs := &e.groups[g]
@@ -599,6 +544,13 @@ func (e *Engine) join(d int32, ds *deviceState, g int32) {
 		e.evict.setMember(d, len(gs.members))
 	}
 	gs.members = append(gs.members, d)
+}
+
+// leave takes d out of its group's members and silence deadlines.
+func (e *Engine) leave(d int32, ds *deviceState) {
+	old := &e.groups[ds.group]
+	e.silenceLeave(old, d, ds)
+	e.leaveMembers(old, d, false)
 }
 
 // leaveMembers takes device d out of group gs's members. An eviction
@@ -630,6 +582,7 @@ func (e *Engine) leaveMembers(gs *groupState, d int32, swap bool) {
 }
 
 func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
+	e.sh.nextRow()
 	c := &e.cols
 	d, g := c.dev[i], c.grp[i]
 	t := int64(c.ts[i])
@@ -641,7 +594,9 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		return
 	}
 	if g < 0 {
-		e.stats.Rows++
+		if e.owns(g) {
+			e.stats.Rows++
+		}
 		return
 	}
 	if t > e.clock {
@@ -649,6 +604,10 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 			return
 		}
 		e.setClock(t)
+	}
+	if !e.owns(g) {
+		e.judgeForeign(d, i, t)
+		return
 	}
 	e.stats.Rows++
 	gs := e.group(g)
@@ -658,8 +617,8 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	}
 	e.row = i
 	late := false
-	if p := c.part[i]; !e.samePartition(ds, p, t) {
-		late = e.advancePartition(ds, p, t)
+	if p := c.part[i]; !e.samePartition(&ds.part, p, t) {
+		late = e.advancePartition(&ds.part, p, t)
 	}
 	if gs.incident.open && t >= gs.incident.quietUntil {
 		e.closeIncident(gs, g, t)
@@ -696,6 +655,7 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		e.stats.LateRows++
 	case e.learnable(ds, anomalous, t):
 		f.Learn(i)
+		e.sh.noteLearned()
 	default:
 		e.stats.NotLearned++
 		f.LearnSeason(i) // the group's recurring patterns, still (see Frame.LearnSeason)

@@ -207,10 +207,7 @@ func (e *Engine) restartFleet(g int32) {
 		a.Device = group
 		a.Observed, a.Expected, a.Lower, a.Upper = math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		a.Message = group + ": the devices this instance judges of the group changed (a rebalance moved some to or from another instance); its fleet KPIs learn again"
-		e.clear(a, k.st, -1)
-		// Called between batches: the clear goes out with the next
-		// delivery (Process, Flush), not reset away before it.
-		e.carry = true
+		e.clear(a, k.st, -1) // between batches: it goes out with the next delivery (Process, Flush)
 	}
 	*f = fleetState{}
 }

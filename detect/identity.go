@@ -159,6 +159,25 @@ func (c *certState) devicesSince(since int64) int {
 	return n
 }
 
+// certOf returns the state of certificate cert, adding it. id, when not
+// nil, keeps its index for the device's next row.
+func (e *Engine) certOf(id *identityState, cert string) *certState {
+	h := maphash.String(e.hashSeed, cert)
+	if id != nil && id.certIdx >= 0 && id.certHash == h {
+		return &e.certs[id.certIdx]
+	}
+	idx, ok := e.certIndex[h]
+	if !ok {
+		idx = int32(len(e.certs))
+		e.certIndex[h] = idx
+		e.certs = append(e.certs, certState{})
+	}
+	if id != nil {
+		id.certIdx, id.certHash = idx, h
+	}
+	return &e.certs[idx]
+}
+
 // judgeIdentity runs the identity detector on the current row.
 func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	c, i := &e.cols, e.row
@@ -205,17 +224,7 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		}
 	}
 	if hasCert {
-		h := maphash.String(e.hashSeed, cert)
-		if id.certIdx < 0 || h != id.certHash {
-			idx, ok := e.certIndex[h]
-			if !ok {
-				idx = int32(len(e.certs))
-				e.certIndex[h] = idx
-				e.certs = append(e.certs, certState{})
-			}
-			id.certIdx, id.certHash = idx, h
-		}
-		cs := &e.certs[id.certIdx]
+		cs := e.certOf(id, cert)
 		cs.touch(d, t)
 		n := cs.devicesSince(since)
 		breach := n > cfg.MaxDevicesPerCert

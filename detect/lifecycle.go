@@ -171,7 +171,8 @@ func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
 		a.ID = AlertID(a.Detector, a.Device, a.Behavior+"/cleared", a.AlarmStart)
 	}
 	a.Message = "cleared: " + a.Message
-	e.out.Alerts = append(e.out.Alerts, *a)
+	e.box.AddAlert(a)
+	e.sh.keyAlert()
 	e.stats.Cleared++
 }
 
@@ -203,7 +204,8 @@ func (e *Engine) AlarmsChanged(dst []int32) []int32 {
 }
 
 func (e *Engine) send(a *Alert) {
-	e.out.Alerts = append(e.out.Alerts, *a)
+	e.box.AddAlert(a)
+	e.sh.keyAlert()
 	e.stats.Alerts[a.Detector]++
 	e.stats.Severity[a.Severity]++
 }

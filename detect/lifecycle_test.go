@@ -402,30 +402,26 @@ func (s *failSecond) Write(ctx context.Context, out *Output) error {
 	return s.collectSink.Write(ctx, out)
 }
 
-// TestDeliveryInOrderOfMaking: a batch whose output has an alert after a
-// quarantine event goes out in Writes that keep the order things were made
-// in; when a later Write fails, only what it held is sent again.
+// TestDeliveryInOrderOfMaking: an output with an alert after a quarantine
+// event goes out in Writes that keep the order things were made in; when a
+// later Write fails, only what it held is sent again.
 func TestDeliveryInOrderOfMaking(t *testing.T) {
 	refused := errors.New("receiver down")
 	sink := &failSecond{err: refused}
-	reg := ingest.NewRegistry()
-	eng, err := NewEngine(DefaultConfig(), Deps{Registry: reg, Baseline: baseline.NewStore(testBaselineConfig(), reg), Sink: sink})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alert := func(id string) { eng.out.Alerts = append(eng.out.Alerts, Alert{ID: id}) }
-	event := func(id string) { eng.addQuarantine(QuarantineEvent{ID: id}) }
+	var box Outbox
+	alert := func(id string) { box.AddAlert(&Alert{ID: id}) }
+	event := func(id string) { box.AddQuarantine(&QuarantineEvent{ID: id}) }
 	alert("a1")
 	event("q1")
 	event("q2")
 	alert("a2")
 	alert("a3")
 	event("q3")
-	if err := eng.deliver(context.Background()); !errors.Is(err, refused) {
+	if err := box.Deliver(context.Background(), sink); !errors.Is(err, refused) {
 		t.Fatalf("deliver: %v, want the refusal of the second Write", err)
 	}
 	alert("a4") // the next batch's
-	if err := eng.deliver(context.Background()); err != nil {
+	if err := box.Deliver(context.Background(), sink); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := strings.Join(sink.order, " "), "a1 q1 q2 | a2 a3 q3 | a4"; got != want {

@@ -76,8 +76,9 @@ func (e *Engine) quarantinePolicy(a *Alert, dev, grp int32, crit ingest.Critical
 	if action == ActionQuarantine {
 		ev.Message = "quarantine " + a.Device + " into " + ev.TargetGroup + ": " + a.Message
 		gs.quarantined++
-		e.qTimes = append(e.qTimes, ns)
-		if len(e.qTimes) > q.MaxPerMinute {
+		if e.sh.set != nil {
+			e.noteQuarantine(ns, q.MaxPerMinute)
+		} else if e.qTimes = append(e.qTimes, ns); len(e.qTimes) > q.MaxPerMinute {
 			e.qTimes = e.qTimes[len(e.qTimes)-q.MaxPerMinute:]
 		}
 		ds.q = &quarantineState{action: qQuarantined, at: ns, start: a.AlarmStart, reasons: []string{a.ID}, sev: a.Severity}
@@ -98,8 +99,12 @@ func (e *Engine) rail(gs *groupState, ns int64) string {
 		return "safety rail: at most " + strconv.FormatFloat(100*q.MaxGroupFraction, 'f', -1, 64) + "% of the group (" +
 			strconv.Itoa(allowed) + " of " + strconv.Itoa(len(gs.members)) + " devices) may be quarantined"
 	}
+	times := e.qTimes
+	if e.sh.set != nil {
+		times = e.recentQuarantines(q.MaxPerMinute, nil)
+	}
 	n := 0
-	for _, t := range e.qTimes {
+	for _, t := range times {
 		if t > ns-int64(time.Minute) {
 			n++
 		}

@@ -83,15 +83,16 @@ type heldRow struct {
 // without a row of a partition before that partition may count as idle.
 const idleRuns = 16
 
-// samePartition notes the current row of device ds, read from partition p
+// samePartition notes the current row of a device, read from partition p
 // at event time t, when it is like most rows: the partition of the row
 // before, the device's already, and not past its newest time, so nothing
 // moves but the partition's run mark. It is small enough to inline, and
 // reports false, having done nothing, for the others: the caller then
 // calls advancePartition.
-func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
+// dp is the device's partition mark (deviceState.part).
+func (e *Engine) samePartition(dp *int32, p int32, t int64) bool {
 	if idx := e.lastPart; idx < len(e.parts) {
-		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(ds.part) == idx+1 && t <= pm.high && t >= pm.fastFrom && e.runLen < e.runTick {
+		if pm := &e.parts[idx]; pm.part == p && pm.src == e.src && int(*dp) == idx+1 && t <= pm.high && t >= pm.fastFrom && e.runLen < e.runTick {
 			pm.seq = e.runs
 			e.runLen++
 			return true
@@ -100,11 +101,11 @@ func (e *Engine) samePartition(ds *deviceState, p int32, t int64) bool {
 	return false
 }
 
-// advancePartition notes the current row of device ds, read from partition
-// p at event time t, and keeps e.wm up to date. It reports whether the row
-// is late: further behind the partition's newest event time than
-// clock.max_lateness.
-func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) (late bool) {
+// advancePartition notes the current row of a device (its partition mark
+// dp), read from partition p at event time t, and keeps e.wm up to date.
+// It reports whether the row is late: further behind the partition's
+// newest event time than clock.max_lateness.
+func (e *Engine) advancePartition(dp *int32, p int32, t int64) (late bool) {
 	idx := e.lastPart
 	changed := false
 	if idx >= len(e.parts) || e.parts[idx].part != p || e.parts[idx].src != e.src {
@@ -123,11 +124,11 @@ func (e *Engine) advancePartition(ds *deviceState, p int32, t int64) (late bool)
 		e.dropAhead(pm)
 	}
 	late = t < subSat(pm.high, int64(e.cfg.Clock.MaxLateness))
-	if int(ds.part) != idx+1 {
-		if ds.part > 0 {
-			e.parts[ds.part-1].devices--
+	if int(*dp) != idx+1 {
+		if *dp > 0 {
+			e.parts[*dp-1].devices--
 		}
-		ds.part = int32(idx + 1)
+		*dp = int32(idx + 1)
 		pm.devices++
 		changed = true
 	}
@@ -207,6 +208,7 @@ func (e *Engine) admitAhead(f *baseline.Frame, b *ingest.Batch, i int, d int32, 
 	r.held, r.n = nil, 0 // judging the held rows may append to e.parts: pm is not used after this
 	e.setClock(max(e.clock, from))
 	e.judgeHeld(held, f, b)
+	e.sh.nextRow() // the row's own items come after the held rows'
 	return true
 }
 
@@ -436,6 +438,11 @@ func (e *Engine) Watermark() int64 { return e.wm }
 // changelog record (UnmarshalDeviceAlarms) and clears it.
 func (e *Engine) ForgetDevice(device string) {
 	d, ok := e.reg.LookupDevice(device)
+	if ok && int(d) < len(e.sh.foreignPart) && e.sh.foreignPart[d] > 0 { // a device of another shard's groups
+		e.parts[e.sh.foreignPart[d]-1].devices--
+		e.sh.foreignPart[d] = 0
+		e.updateWatermark()
+	}
 	if !ok || int(d) >= len(e.devices) || !e.devices[d].init {
 		return
 	}

@@ -9,6 +9,14 @@
 //	go run ./bench/scalebench                              # 1k, 100k, 300k, 1M devices; 1M records each
 //	go run ./bench/scalebench -records 3000000 -runs 3     # median of 3 runs per size
 //	go run ./bench/scalebench -devices 1000,1000000 -metrics 10
+//	go run ./bench/scalebench -devices 1000 -cores 1,2 -runs 3  # GOMAXPROCS=1 and 2 side by side
+//
+// With -cores, each run of a size runs the process once per core count,
+// one after the other (GOMAXPROCS=N, so N engine shards: vigil replay's
+// default), and the table gets a row per core count; a line per core count
+// then gives its wall-time speed-up over the first, run by run (each
+// run's processes ran back to back, under the same load) and their median,
+// with the load average before and after.
 //
 // Every record of a file is one report of one device: five (or -metrics)
 // metrics around per-device levels with deterministic noise, attributes
@@ -41,11 +49,12 @@ func main() {
 	devices := flag.String("devices", "1000,100000,300000,1000000", "comma-separated fleet sizes")
 	metrics := flag.Int("metrics", 5, "metrics per record (1 to 10)")
 	runs := flag.Int("runs", 1, "runs per fleet size; the median run is printed")
+	cores := flag.String("cores", "", "comma-separated GOMAXPROCS values to run each file with, side by side (default: the environment's)")
 	vigil := flag.String("vigil", "", "vigil binary to run (default: go build ./cmd/vigil into -dir)")
 	dir := flag.String("dir", "", "folder for the generated files (default: a new temporary folder)")
 	keep := flag.Bool("keep", false, "keep the generated files")
 	flag.Parse()
-	if err := run(*records, *devices, *metrics, *runs, *vigil, *dir, *keep, os.Stdout); err != nil {
+	if err := run(*records, *devices, *metrics, *runs, *cores, *vigil, *dir, *keep, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
@@ -57,10 +66,16 @@ type result struct {
 	maxRSS    int64 // bytes
 }
 
-func run(records int, devicesFlag string, metrics, runs int, vigil, dir string, keep bool, out io.Writer) error {
-	sizes, err := parseSizes(devicesFlag)
+func run(records int, devicesFlag string, metrics, runs int, coresFlag, vigil, dir string, keep bool, out io.Writer) error {
+	sizes, err := parseSizes("-devices", devicesFlag)
 	if err != nil {
 		return err
+	}
+	cores := []int{0} // the environment's
+	if coresFlag != "" {
+		if cores, err = parseSizes("-cores", coresFlag); err != nil {
+			return err
+		}
 	}
 	if metrics < 1 || metrics > len(metricNames) {
 		return fmt.Errorf("-metrics %d: choose 1 to %d", metrics, len(metricNames))
@@ -84,10 +99,12 @@ func run(records int, devicesFlag string, metrics, runs int, vigil, dir string, 
 			return fmt.Errorf("go build ./cmd/vigil (run scalebench from the module's root, or give -vigil): %w", err)
 		}
 	}
-	fmt.Fprintf(out, "vigil replay --quiet FILE, %d records of %d metrics per file, %d run(s) each (median shown)\n\n", records, metrics, runs)
-	fmt.Fprintln(out, "| devices | reports/device | wall s | records/s | CPU ns/record | × smallest fleet | peak RSS MB | RSS B/device |")
-	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(out, "vigil replay --quiet FILE, %d records of %d metrics per file, %d run(s) each (median shown); load average %s\n\n",
+		records, metrics, runs, loadAverage())
+	fmt.Fprintln(out, "| devices | reports/device | GOMAXPROCS | wall s | records/s | CPU ns/record | × smallest fleet | peak RSS MB | RSS B/device |")
+	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var base float64
+	var speedups []string
 	for _, n := range sizes {
 		reports := max(records/n, 1)
 		path := filepath.Join(dir, fmt.Sprintf("fleet-%d.jsonl", n))
@@ -96,43 +113,89 @@ func run(records int, devicesFlag string, metrics, runs int, vigil, dir string, 
 				return err
 			}
 		}
-		var rs []result
+		rs := make([][]result, len(cores)) // by core count, then run
 		for range runs {
-			r, err := replay(vigil, path)
-			if err != nil {
-				return err
+			for c, procs := range cores {
+				r, err := replay(vigil, path, procs)
+				if err != nil {
+					return err
+				}
+				rs[c] = append(rs[c], r)
 			}
-			rs = append(rs, r)
 		}
-		slices.SortFunc(rs, func(a, b result) int { return int(a.cpu - b.cpu) })
-		r := rs[len(rs)/2]
 		total := n * reports
-		perRecord := float64(r.cpu.Nanoseconds()) / float64(total)
-		if base == 0 {
-			base = perRecord
+		for c, procs := range cores {
+			r := median(rs[c], func(r result) time.Duration { return r.cpu })
+			perRecord := float64(r.cpu.Nanoseconds()) / float64(total)
+			if base == 0 {
+				base = perRecord
+			}
+			gomaxprocs := "-"
+			if procs > 0 {
+				gomaxprocs = strconv.Itoa(procs)
+			}
+			fmt.Fprintf(out, "| %d | %d | %s | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f |\n", n, reports, gomaxprocs, r.wall.Seconds(),
+				float64(total)/r.wall.Seconds(), perRecord, perRecord/base, float64(r.maxRSS)/1e6, float64(r.maxRSS)/float64(n))
+			if c > 0 {
+				speedups = append(speedups, speedup(n, procs, cores[0], rs[0], rs[c]))
+			}
 		}
-		fmt.Fprintf(out, "| %d | %d | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f |\n", n, reports, r.wall.Seconds(),
-			float64(total)/r.wall.Seconds(), perRecord, perRecord/base, float64(r.maxRSS)/1e6, float64(r.maxRSS)/float64(n))
+	}
+	if len(speedups) > 0 {
+		fmt.Fprintf(out, "\n%s\nload average after: %s\n", strings.Join(speedups, "\n"), loadAverage())
 	}
 	return nil
 }
 
-func parseSizes(s string) ([]int, error) {
+// median returns the median of rs by key.
+func median(rs []result, key func(result) time.Duration) result {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b result) int { return int(key(a) - key(b)) })
+	return rs[len(rs)/2]
+}
+
+// speedup describes the wall-time speed-up of the runs with procs over
+// those with base, run by run, and its median.
+func speedup(devices, procs, base int, baseRuns, runs []result) string {
+	var ratios []float64
+	var each []string
+	for i := range runs {
+		ratios = append(ratios, baseRuns[i].wall.Seconds()/runs[i].wall.Seconds())
+		each = append(each, strconv.FormatFloat(ratios[i], 'f', 2, 64))
+	}
+	slices.Sort(ratios)
+	return fmt.Sprintf("%d devices: GOMAXPROCS=%d is %.2f× as fast as GOMAXPROCS=%d (median; runs %s)",
+		devices, procs, ratios[len(ratios)/2], base, strings.Join(each, ", "))
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
+
+func parseSizes(flag, s string) ([]int, error) {
 	var sizes []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-devices %q: want positive counts separated by commas, such as 1000,1000000", s)
+			return nil, fmt.Errorf("%s %q: want positive counts separated by commas, such as 1000,1000000", flag, s)
 		}
 		sizes = append(sizes, n)
 	}
 	return sizes, nil
 }
 
-// replay runs vigil replay on path and returns its wall time, CPU time and
-// peak RSS.
-func replay(vigil, path string) (result, error) {
+// replay runs vigil replay on path, with GOMAXPROCS=procs unless 0, and
+// returns its wall time, CPU time and peak RSS.
+func replay(vigil, path string, procs int) (result, error) {
 	cmd := exec.Command(vigil, "replay", "--quiet", "--out", os.DevNull, path)
+	if procs > 0 {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()

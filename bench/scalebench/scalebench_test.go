@@ -62,11 +62,11 @@ func TestWriteFleetDecodes(t *testing.T) {
 }
 
 func TestParseSizes(t *testing.T) {
-	if s, err := parseSizes("1000, 1000000"); err != nil || len(s) != 2 || s[1] != 1000000 {
+	if s, err := parseSizes("-devices", "1000, 1000000"); err != nil || len(s) != 2 || s[1] != 1000000 {
 		t.Fatalf("parseSizes: %v, %v", s, err)
 	}
 	for _, bad := range []string{"", "1k", "0", "10,-1"} {
-		if _, err := parseSizes(bad); err == nil {
+		if _, err := parseSizes("-devices", bad); err == nil {
 			t.Errorf("parseSizes(%q) accepted", bad)
 		}
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	Kafka    ingest.KafkaConfig `yaml:"kafka"`
 	Console  console.Config     `yaml:"console"`
 	Drill    ingest.DrillConfig `yaml:"drill"`
+	// shards is vigil run's --shards (pipeline.Deps.Shards), not a
+	// setting of the file.
+	shards int
 }
 
 // DefaultConfig returns the configuration used when no file is given.

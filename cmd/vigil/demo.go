@@ -549,5 +549,5 @@ func (p *alertPrinter) summary(inst *instance, produced int64) {
 	fmt.Fprintln(p.w)
 	fmt.Fprintf(p.w, "  by severity: critical %d, high %d, medium %d, low %d; quarantine events %d\n",
 		p.bySeverity["critical"], p.bySeverity["high"], p.bySeverity["medium"], p.bySeverity["low"], p.quarantine)
-	fmt.Fprintf(p.w, "  groups %d, devices with state %d\n", inst.reg.NumGroups(), inst.store.NumDevices())
+	fmt.Fprintf(p.w, "  groups %d, devices with state %d\n", inst.reg.NumGroups(), inst.pipe.Store.NumDevices())
 }

@@ -50,7 +50,7 @@ func instanceSampler(inst *instance) func() {
 		nm = newNetworkMetrics(inst.metrics.Set)
 	}
 	return func() {
-		im.publish(inst.engine.Stats(), inst.store.Stats())
+		im.publish(inst.engine.Stats(), inst.pipe.StoreStats())
 		if nm != nil {
 			nm.publish(inst.network.Stats())
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +83,7 @@ type replayOptions struct {
 	sinks       bool
 	sinkTimeout time.Duration
 	serve       string
+	shards      int
 	inputs      []string
 }
 
@@ -142,6 +144,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
 	fs.DurationVar(&o.sinkTimeout, "sink-timeout", time.Minute, "with --sinks: how long to retry a sink that refuses alerts before the replay fails (vigil run retries until delivered)")
 	fs.StringVar(&o.serve, "serve", "", "serve the operator console on `ADDR` (e.g. 127.0.0.1:8080) during the replay and after it, until interrupted")
+	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "judge with `N` engines at once, each the rows of its own groups, with the alerts of one (one per core by default; one with captures, --serve, --checkpoint or --restore)")
 	fs.BoolVar(&o.sinks, "sinks", false, "deliver alerts to the sinks of the config (syslog, Kafka, file, …) instead of standard output; --out still gets a copy")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
@@ -216,7 +219,8 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 	}
 	defer sink.Close()
 
-	setup := replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed}
+	setup := replaySetup{restore: opts.restore, wallclock: opts.wallclock, speed: opts.speed,
+		shards: opts.shards, wholeStore: opts.checkpoint != "" || opts.restore != ""}
 	var srv *console.Server
 	if opts.serve != "" {
 		if setup.console, srv, err = serveConsole(cfg.Console, opts.serve, logger); err != nil {
@@ -270,7 +274,7 @@ func replay(ctx context.Context, opts replayOptions, stdout, stderr io.Writer) (
 		if job.Network != nil {
 			ns = job.Network.Stats()
 		}
-		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Engine.Stats(), ns, job.Store)
+		writeSummary(stderr, time.Since(started), job.Merged, job.Telemetry, job.Captures, job.Judge.Stats(), ns, job.Pipeline)
 	}
 	if srv != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "console: http://%s/ shows what the replay learned; Ctrl-C to stop\n", srv.Addr())
@@ -315,6 +319,9 @@ type replaySetup struct {
 	// scores clock incidents with them).
 	rejected func(ingest.RejectedRow)
 	console  *console.Console // the operator console, or nil
+	// shards and wholeStore are pipeline.Deps'.
+	shards     int
+	wholeStore bool
 }
 
 // replayJob is one replay: inputs opened in event-time order and the
@@ -334,7 +341,8 @@ func openReplay(cfg Config, inputs []string, sink detect.Sink, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace, Rejected: setup.rejected}
+	deps := pipeline.Deps{Sink: sink, Logger: logger, Trace: setup.trace, Rejected: setup.rejected,
+		Shards: setup.shards, Packets: len(captureFiles) > 0, WholeStore: setup.wholeStore}
 	if setup.console != nil {
 		deps.Console = setup.console
 	}
@@ -548,7 +556,8 @@ func byteSize(n int64) string {
 }
 
 // writeSummary prints what the replay read and raised.
-func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, ns detect.NetworkStats, store *baseline.Store) {
+func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *jsonl.Source, caps *packet.ReplaySource, es detect.Stats, ns detect.NetworkStats, p *pipeline.Pipeline) {
+	store := p.Store
 	fmt.Fprintf(w, "replay finished in %s", elapsed.Round(time.Millisecond))
 	if from, to := m.Span(); to > 0 {
 		first, last := time.Unix(0, from).UTC(), time.Unix(0, to).UTC()
@@ -594,7 +603,10 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 	for _, n := range es.Alerts {
 		alarms += n
 	}
-	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached)\n", es.Rows, es.NotLearned)
+	fmt.Fprintf(w, "rows judged: %d (%d not learned: device in alarm or row breached), engine shards: %d\n", es.Rows, es.NotLearned, p.Shards())
+	if es.ShardMoves > 0 {
+		fmt.Fprintf(w, "  shards: devices moved %d times to a group of another shard, where they started afresh: the alerts may differ from one engine's (--shards 1)\n", es.ShardMoves)
+	}
 	if es.FutureRows+es.UnclockedRows+es.LateRows > 0 {
 		fmt.Fprintf(w, "  clock: %d rows rejected (%d ahead of the stream by more than clock.max_skew, %d before the stream had a clock), %d rows later than clock.max_lateness judged but not learned\n",
 			es.FutureRows+es.UnclockedRows, es.FutureRows, es.UnclockedRows, es.LateRows)
@@ -637,13 +649,13 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 		fmt.Fprintf(w, "  bad batches %d, unparsable set members %d\n", es.BadBatches, es.BadSetMembers)
 	}
 	var learning int
-	groups := store.GroupInfos()
+	groups := p.GroupInfos()
 	for _, g := range groups {
 		if g.Learning {
 			learning++
 		}
 	}
-	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", store.Version(), store.NumDevices(), len(groups), learning)
+	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", p.StoreStats().Version, store.NumDevices(), len(groups), learning)
 	if _, to := m.Span(); to > 0 {
 		// as of the newest time known: a restored baseline may be newer
 		// than an input replayed onto it

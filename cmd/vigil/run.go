@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/drill"
 	"github.com/vigil-ot/vigil/detect/pipeline"
@@ -48,11 +48,13 @@ Flags:
 
 func runRun(args []string) int {
 	cmd := newConfigCommand("run", runUsage, "YAML configuration file (required)")
+	shards := cmd.fs.Int("shards", runtime.GOMAXPROCS(0), "judge with `N` engines at once, each the rows of its own groups, with the alerts of one (one per core by default; one with packet topics, the changelog, group state sharing or the console)")
 	// What validate checks, run checks before it connects to anything.
 	cfg, log, code := cmd.parse(args, func(c *Config) []error { return checkConfigFiles(c, true) })
 	if log == nil {
 		return code
 	}
+	cfg.shards = *shards
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	sink, err := sinks.Build(cfg.Sinks, log)
@@ -128,8 +130,8 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // the Kafka consumer that feeds it.
 type instance struct {
 	reg      *ingest.Registry
-	store    *baseline.Store
-	engine   *detect.Engine
+	pipe     *pipeline.Pipeline // the baseline's figures
+	engine   pipeline.Judge
 	network  *detect.NetworkDetector // nil without packet topics
 	consumer *kafka.Consumer
 	metrics  *kafka.Metrics
@@ -149,7 +151,9 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Co
 			drills.MetricsURL = "http://" + cfg.Kafka.HTTPListen + "/metrics"
 		}
 	}
-	deps := pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0}
+	deps := pipeline.Deps{Sink: sink, Logger: log, Clock: time.Now, NoNetwork: len(cfg.Kafka.PacketTopics) == 0,
+		Shards: cfg.shards, Packets: len(cfg.Kafka.PacketTopics) > 0,
+		WholeStore: cfg.Kafka.ChangelogTopic != "" || cfg.Kafka.GroupStateTopic != ""}
 	if con != nil {
 		deps.Console = con
 	}
@@ -170,13 +174,13 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Co
 		return kafka.NewTelemetryDecoder(cfg.Input.Telemetry, cfg.drillCheck())
 	}
 	c, err := kafka.New(kafka.Options{
-		Config: cfg.Kafka, Decoders: decoders, Engine: p.Engine, State: p.Store, Groups: p.Store,
+		Config: cfg.Kafka, Decoders: decoders, Engine: p.Judge, State: p.Store, Groups: p.Store,
 		Registry: p.Registry, Grouper: p.Inventory, Logger: log, Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{reg: p.Registry, store: p.Store, engine: p.Engine, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}
+	inst := &instance{reg: p.Registry, pipe: p, engine: p.Judge, network: p.Network, consumer: c, metrics: m, inv: p.Inventory}
 	if cfg.Drill.Interval > 0 {
 		inst.drills = &drillSchedule{cfg: drills, log: log}
 	}

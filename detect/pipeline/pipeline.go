@@ -52,6 +52,28 @@ type Deps struct {
 	// Console, when set, is the operator console: the engine writes to
 	// the sink through it and publishes its devices' status to it.
 	Console Console
+	// Shards is how many engines judge the stream, each the rows of its
+	// own groups on a goroutine of its own (Sharded); 0 and 1: one
+	// engine (vigil's commands ask for one per core). New uses one engine,
+	// whatever Shards says, where shards would not raise one engine's
+	// alerts yet: with a Console or a Trace (both are fed by one engine),
+	// with Packets, with WholeStore, or when detect.when_full is
+	// evict_idle (one engine owns the evictions of the registry's ids).
+	Shards int
+	// Packets: the input may carry packets (captures, packet topics),
+	// whose network detectors judge on one engine.
+	Packets bool
+	// WholeStore: the caller reads or writes Pipeline.Store as the whole
+	// learned state (checkpoints, the Kafka changelog and group state).
+	WholeStore bool
+}
+
+// shards returns how many engines deps asks for and cfg and deps allow.
+func (deps *Deps) shards(cfg *Config) int {
+	if deps.Console != nil || deps.Trace != nil || deps.Packets || deps.WholeStore || cfg.Detect.WhenFull == detect.WhenFullEvictIdle {
+		return 1
+	}
+	return max(deps.Shards, 1)
 }
 
 // Console is the operator console (sinks/console.Console) as the pipeline
@@ -71,11 +93,18 @@ type Console interface {
 type Pipeline struct {
 	Registry  *ingest.Registry
 	Inventory *inventory.Inventory
-	Store     *baseline.Store
-	Engine    *detect.Engine
+	// Store is the baseline store; with shards, shard 0's (it knows every
+	// metric, but holds only its own groups' state).
+	Store *baseline.Store
+	// Judge is what the source feeds: Engine, or Sharded.
+	Judge Judge
+	// Engine is the engine; nil with shards.
+	Engine *detect.Engine
+	// Sharded is the engine shards; nil with one engine.
+	Sharded *Sharded
 	// Network is the network detectors, nil under Deps.NoNetwork. The
-	// engine runs them: read Network.Stats only between batches, on the
-	// goroutine that feeds the engine.
+	// engine (shard 0) runs them: read Network.Stats only between
+	// batches, on the goroutine that feeds the engine.
 	Network *detect.NetworkDetector
 }
 
@@ -105,15 +134,62 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	if deps.Console != nil {
 		sink = deps.Console.Attach(sink, inv)
 	}
-	p.Engine, err = detect.NewEngine(cfg.Detect, detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: sink,
-		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace, Rejected: deps.Rejected})
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up detectors: %w", err)
+	edeps := detect.Deps{Registry: p.Registry, Baseline: p.Store, Assets: inv, Sink: sink,
+		Clock: deps.Clock, Logger: deps.Logger, Extra: extra, Trace: deps.Trace, Rejected: deps.Rejected}
+	n := deps.shards(&cfg)
+	if n == 1 {
+		if p.Engine, err = detect.NewEngine(cfg.Detect, edeps); err != nil {
+			return nil, fmt.Errorf("cannot set up detectors: %w", err)
+		}
+		if deps.Console != nil {
+			p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+		}
+		p.Judge = p.Engine
+		return p, nil
 	}
-	if deps.Console != nil {
-		p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+	s := &Sharded{sink: sink, clock: deps.Clock, outs: make([]*detect.ShardOutput, n)}
+	set := detect.NewShards(n)
+	edeps.Clock = s.clockOf()
+	for i := range n {
+		if i > 0 { // shard 0's are the pipeline's
+			edeps.Baseline, edeps.Extra, edeps.Rejected = baseline.NewStore(cfg.Baseline, p.Registry), nil, nil
+		}
+		e, err := detect.NewEngine(cfg.Detect, edeps)
+		if err != nil {
+			return nil, fmt.Errorf("cannot set up detectors: %w", err)
+		}
+		e.JoinShards(set, i)
+		s.engines, s.stores = append(s.engines, e), append(s.stores, edeps.Baseline)
 	}
+	p.Sharded, p.Judge = s, s
 	return p, nil
+}
+
+// Shards returns how many engines judge the stream.
+func (p *Pipeline) Shards() int {
+	if p.Sharded != nil {
+		return p.Sharded.Len()
+	}
+	return 1
+}
+
+// GroupInfos returns every group's baseline summary
+// (baseline.Store.GroupInfos), with shards each from the store that
+// learns it.
+func (p *Pipeline) GroupInfos() []baseline.GroupInfo {
+	if p.Sharded != nil {
+		return p.Sharded.groupInfos()
+	}
+	return p.Store.GroupInfos()
+}
+
+// StoreStats returns the baseline's figures (baseline.Store.Stats), with
+// shards those of all their stores. Call it between batches.
+func (p *Pipeline) StoreStats() baseline.Stats {
+	if p.Sharded != nil {
+		return p.Sharded.storeStats()
+	}
+	return p.Store.Stats()
 }
 
 // NetworkCommSet names the baseline store's communication set of the
@@ -179,22 +255,47 @@ func (f *Files) Close() {
 }
 
 // Run feeds every batch of src to the engine until src ends, then flushes
-// it. A read error ends the run (the file sources return theirs after
-// every row they could read).
+// it. It reads src on a goroutine of its own, a batch ahead of judging, so
+// that reading and decoding the next batch and judging this one take a
+// core each. A read error ends the run (the file sources return theirs
+// after every row they could read).
 func (p *Pipeline) Run(ctx context.Context, src ingest.Source) error {
-	for {
-		b, err := src.ReadBatch(ctx)
-		if err == io.EOF {
+	type read struct {
+		b   *ingest.Batch
+		err error
+	}
+	readCtx, cancel := context.WithCancel(ctx)
+	reads := make(chan read, 1)
+	go func() {
+		defer close(reads)
+		for {
+			b, err := src.ReadBatch(readCtx)
+			reads <- read{b, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { // stop reading; release what was read ahead
+		cancel()
+		for r := range reads {
+			if r.b != nil {
+				r.b.Release()
+			}
+		}
+	}()
+	for r := range reads {
+		if r.err == io.EOF {
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("cannot read input: %w", err)
+		if r.err != nil {
+			return fmt.Errorf("cannot read input: %w", r.err)
 		}
-		if err := p.Engine.Process(ctx, b); err != nil {
+		if err := p.Judge.Process(ctx, r.b); err != nil {
 			return fmt.Errorf("cannot write alerts: %w", err)
 		}
 	}
-	if err := p.Engine.Flush(ctx); err != nil {
+	if err := p.Judge.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot write alerts: %w", err)
 	}
 	return nil

@@ -288,7 +288,8 @@ type pipeline struct {
 	metrics  *kafka.Metrics
 	reg      *ingest.Registry
 	store    *baseline.Store
-	engine   *detect.Engine
+	engine   *detect.Engine // nil with shards
+	judge    vpipeline.Judge
 	consumer *kafka.Consumer
 	cancel   context.CancelFunc
 	done     chan error
@@ -351,11 +352,39 @@ func startPipelineClock(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, 
 // (nil: the engine itself).
 func startPipelineOn(t testing.TB, cfg ingest.KafkaConfig, vp *vpipeline.Pipeline, wrap func(*detect.Engine) kafka.Processor) *pipeline {
 	t.Helper()
-	reg, store, eng := vp.Registry, vp.Store, vp.Engine
-	var proc kafka.Processor = eng
+	var proc kafka.Processor = vp.Engine
 	if wrap != nil {
-		proc = wrap(eng)
+		proc = wrap(vp.Engine)
 	}
+	return startConsumer(t, cfg, vp, proc)
+}
+
+// startShards starts a consumer feeding shards engine shards, as vigil run
+// --shards does (cfg without changelog and group state topics).
+func startShards(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, shards int) *pipeline {
+	t.Helper()
+	vp, err := vpipeline.New(pipelineConfig(), vpipeline.Deps{Sink: sink, NoNetwork: true, Logger: testLogger(t), Clock: time.Now, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vp.Sharded == nil {
+		t.Fatalf("%d shards asked, one engine built", shards)
+	}
+	return startConsumer(t, cfg, vp, vp.Sharded)
+}
+
+// The consumer finds what the engine offers it by these interfaces.
+var (
+	_ kafka.BacklogReader   = (*vpipeline.Sharded)(nil)
+	_ kafka.DeviceForgetter = (*vpipeline.Sharded)(nil)
+	_ kafka.Flusher         = (*vpipeline.Sharded)(nil)
+)
+
+// startConsumer runs a consumer of cfg feeding proc, vp's engine or
+// engine shards (wrapped or not).
+func startConsumer(t testing.TB, cfg ingest.KafkaConfig, vp *vpipeline.Pipeline, proc kafka.Processor) *pipeline {
+	t.Helper()
+	reg, store := vp.Registry, vp.Store
 	tcfg := ingest.DefaultTelemetryConfig()
 	metrics := kafka.NewMetrics()
 	c, err := kafka.New(kafka.Options{
@@ -370,7 +399,7 @@ func startPipelineOn(t testing.TB, cfg ingest.KafkaConfig, vp *vpipeline.Pipelin
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pipeline{metrics: metrics, reg: reg, store: store, engine: eng, consumer: c, cancel: cancel, done: make(chan error, 1)}
+	p := &pipeline{metrics: metrics, reg: reg, store: store, engine: vp.Engine, judge: vp.Judge, consumer: c, cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- c.Run(ctx) }()
 	return p
 }

@@ -52,7 +52,9 @@ func requireSpike(t *testing.T, want map[alertKey]int) {
 	t.Fatalf("the reference run raised no alarm for the injected spike of dev-007; the test data no longer exercises detection:%s", describe(sortedKeys(want)))
 }
 
-// 1. The same data through Kafka and through replay gives the same alerts.
+// 1. The same data through Kafka and through replay gives the same alerts,
+// on one engine and on two engine shards (vigil run --shards 2, without
+// the changelog and group state topics, which need one engine).
 func TestKafkaMatchesReplayIntegration(t *testing.T) {
 	skipShort(t)
 	t.Cleanup(func() { checkLeaks(t) })
@@ -61,19 +63,33 @@ func TestKafkaMatchesReplayIntegration(t *testing.T) {
 	wantKeys := want.keys()
 	requireSpike(t, wantKeys)
 
-	k := newCluster(t, 1)
-	k.produce(msgs)
-	sink := &collectSink{}
-	p := startPipeline(t, k.kafkaConfig("g1", "i1"), sink)
-	k.waitCommitted("g1", 20*time.Second)
-	p.stop(t)
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			k := newCluster(t, 1)
+			k.produce(msgs)
+			sink := &collectSink{}
+			cfg := k.kafkaConfig("g1", "i1")
+			var p *pipeline
+			if shards == 1 {
+				p = startPipeline(t, cfg, sink)
+			} else {
+				cfg.ChangelogTopic, cfg.GroupStateTopic = "", ""
+				p = startShards(t, cfg, sink, shards)
+			}
+			k.waitCommitted("g1", 20*time.Second)
+			p.stop(t)
 
-	got := sink.keys()
-	if m := missing(wantKeys, got); len(m) > 0 {
-		t.Errorf("%d alert(s) of replay did not come through Kafka:%s", len(m), describe(m))
-	}
-	if m := missing(got, wantKeys); len(m) > 0 {
-		t.Errorf("%d alert(s) came through Kafka that replay does not raise:%s", len(m), describe(m))
+			got := sink.keys()
+			if m := missing(wantKeys, got); len(m) > 0 {
+				t.Errorf("%d alert(s) of replay did not come through Kafka:%s", len(m), describe(m))
+			}
+			if m := missing(got, wantKeys); len(m) > 0 {
+				t.Errorf("%d alert(s) came through Kafka that replay does not raise:%s", len(m), describe(m))
+			}
+			if rows := p.judge.Stats().Rows; rows != int64(len(msgs)) {
+				t.Errorf("judged %d rows, want %d", rows, len(msgs))
+			}
+		})
 	}
 }
 

@@ -1,0 +1,351 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/pipeline"
+	"github.com/vigil-ot/vigil/ingest"
+	"github.com/vigil-ot/vigil/sinks"
+)
+
+// writesSink is the JSON sink of vigil replay, with each Write's end
+// marked.
+type writesSink struct {
+	buf bytes.Buffer
+	detect.Sink
+}
+
+func newWritesSink() *writesSink {
+	s := &writesSink{}
+	s.Sink = sinks.NewWriterSink("test", &s.buf, sinks.FormatJSON)
+	return s
+}
+
+func (s *writesSink) Write(ctx context.Context, out *detect.Output) error {
+	if err := s.Sink.Write(ctx, out); err != nil {
+		return err
+	}
+	s.buf.WriteString("--\n")
+	return nil
+}
+
+// crossShardFleet writes eight hours of one report a minute from six
+// devices in each of six sites (a group per site), with what crosses
+// groups, so crosses shards: two certificates each shared by devices of
+// two sites, taken up in the same minute (identity alarms that quarantine
+// automatically, the second of the minute stopped by the per-minute
+// rail); a spike (self alarms, with a baseline version); a device gone
+// silent; alarm storms in two sites at the end of the input (rate limit,
+// summarized at Flush); and a record dated a year ahead (the clock).
+func crossShardFleet(t *testing.T) string {
+	t.Helper()
+	rnd := rand.New(rand.NewSource(7))
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	shared := map[string]string{"d-s0-1": "shared-a", "d-s3-2": "shared-a", "d-s1-0": "shared-b", "d-s4-0": "shared-b"}
+	var buf bytes.Buffer
+	line := func(dev, site string, ts time.Time, bytesOut float64, cert string) {
+		fmt.Fprintf(&buf, `{"device":%q,"ts":%d,"attrs":{"site":%q},"metrics":{"bytes_out":%.3f,"msgs_sent":%.3f},"conn":{"cert":%q}}`+"\n",
+			dev, ts.UnixMilli(), site, bytesOut, 10+rnd.NormFloat64(), cert)
+	}
+	for m := 0; m < 480; m++ {
+		for d := 0; d < 6; d++ {
+			for s := 0; s < 6; s++ {
+				dev, site := fmt.Sprintf("d-s%d-%d", s, d), fmt.Sprintf("s%d", s)
+				ts := start.Add(time.Duration(m)*time.Minute + time.Duration(d*6+s)*time.Second)
+				if dev == "d-s5-4" && m >= 400 {
+					continue
+				}
+				bytesOut := 1000 + 50*rnd.NormFloat64()
+				if dev == "d-s2-3" && m >= 360 && m < 365 || (site == "s1" || site == "s4") && m >= 470 && m < 474 {
+					bytesOut *= 40
+				}
+				cert := "cert-" + dev
+				if c, ok := shared[dev]; ok && m >= 300 {
+					cert = c
+				}
+				line(dev, site, ts, bytesOut, cert)
+				if dev == "d-s2-0" && m == 200 {
+					line(dev, site, ts.AddDate(1, 0, 0), bytesOut, cert)
+				}
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "fleet.jsonl")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func crossShardConfig(batchRows int) pipeline.Config {
+	inv := ingest.DefaultInventoryConfig()
+	inv.GroupBy = []string{"site"}
+	cfg := pipeline.Config{Inventory: inv, Telemetry: ingest.DefaultTelemetryConfig(), Packets: ingest.DefaultPacketConfig(),
+		Baseline: baseline.DefaultConfig(), Detect: detect.DefaultConfig()}
+	cfg.Telemetry.BatchRows = batchRows
+	cfg.Baseline.MinSamples, cfg.Baseline.MinDuration, cfg.Baseline.DeviceMinSamples = 300, time.Hour, 20
+	d := &cfg.Detect
+	d.Identity.Enabled, d.Identity.Window, d.Identity.MaxDevicesPerCert = true, 10*time.Minute, 1
+	d.Quarantine.Enabled, d.Quarantine.Detectors = true, []string{detect.DetectorIdentity}
+	d.Quarantine.MinSeverity, d.Quarantine.MaxGroupFraction, d.Quarantine.MaxPerMinute = 1, 1, 1
+	d.RateLimit.Enabled, d.RateLimit.Burst, d.RateLimit.Refill = true, 2, 10*time.Minute
+	return cfg
+}
+
+// replayShards replays path with shards engines in batches of batchRows
+// and returns what the sink wrote and the engines' counters.
+func replayShards(t *testing.T, path string, shards, batchRows int) ([]byte, detect.Stats) {
+	t.Helper()
+	cfg := crossShardConfig(batchRows)
+	sink := newWritesSink()
+	p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (p.Sharded != nil) != (shards > 1) {
+		t.Fatalf("%d shards asked, sharded: %v", shards, p.Sharded != nil)
+	}
+	files, err := p.OpenFiles(cfg, []string{path}, nil, pipeline.FileOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Close()
+	if err := p.Run(context.Background(), files.Merged); err != nil {
+		t.Fatal(err)
+	}
+	return sink.buf.Bytes(), p.Judge.Stats()
+}
+
+// TestShardsRaiseOneEnginesAlerts: 2, 3 and 4 engine shards deliver byte
+// for byte what one engine delivers, in the same Writes, with batches of
+// 4096, 7 and 1 rows, on input whose alerts depend on what crosses groups.
+func TestShardsRaiseOneEnginesAlerts(t *testing.T) {
+	path := crossShardFleet(t)
+	want, wantStats := replayShards(t, path, 1, 4096)
+	for _, must := range []string{
+		`"behavior":"shared_certificate"`, "devices a minute may be quarantined", `"action":"quarantine"`,
+		`"detector":"silence"`, "alarm storm in s1 is over", "alarm storm in s4 is over", `"detector":"self"`,
+	} {
+		if !bytes.Contains(want, []byte(must)) {
+			t.Fatalf("one engine's output has no %s: the input no longer exercises what crosses shards", must)
+		}
+	}
+	if !regexp.MustCompile(`"baseline":[1-9]`).Match(want) || wantStats.FutureRows != 1 {
+		t.Fatalf("one engine's output has no alert with a baseline version, or %d rows ahead (want 1)", wantStats.FutureRows)
+	}
+	for _, batchRows := range []int{4096, 7, 1} {
+		if batchRows != 4096 {
+			want, _ = replayShards(t, path, 1, batchRows) // Writes follow batches
+		}
+		for _, shards := range []int{2, 3, 4} {
+			if batchRows == 1 && shards != 4 {
+				continue // one row at a time is slow; once is enough
+			}
+			got, st := replayShards(t, path, shards, batchRows)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%d shards, batches of %d rows: output differs from one engine's: %s", shards, batchRows, firstDiff(got, want))
+			}
+			if st.Rows != wantStats.Rows || st.NotLearned != wantStats.NotLearned || st.FutureRows != wantStats.FutureRows ||
+				st.Cleared != wantStats.Cleared || st.RateLimited != wantStats.RateLimited || st.ShardMoves != 0 {
+				t.Errorf("%d shards, batches of %d rows: counters %+v, one engine's %+v", shards, batchRows, st, wantStats)
+			}
+		}
+	}
+}
+
+// firstDiff describes the first line where got and want differ.
+func firstDiff(got, want []byte) string {
+	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	for i := 0; i < max(len(g), len(w)); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d:\n got  %s\n want %s", i+1, gl, wl)
+		}
+	}
+	return "no line differs"
+}
+
+// partitionedFleet is four hours of one report a minute from 12 devices in
+// four sites, read from three partitions of a topic that do not follow the
+// sites: partition 2 falls 40 minutes behind the others for an hour and
+// catches up, while a device of partition 0 stops reporting. Each shard
+// judges absence against the watermark of every partition, its own
+// devices' and the others' alike. Batches hold up to 64 rows of one
+// partition, as Kafka batches do. With revoke, partition 2 moves to
+// another instance at minute 148: nothing of it is read after, and the
+// batches up to then are revokedAt.
+func partitionedFleet(revoke bool) (batches [][]ingest.Row, revokedAt int) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	rnd := rand.New(rand.NewSource(3))
+	var byPart [3][][]ingest.Row // partition -> minute -> rows
+	for p := range byPart {
+		byPart[p] = make([][]ingest.Row, 240)
+	}
+	var offsets [3]int64
+	for m := 0; m < 240; m++ {
+		for d := 0; d < 12; d++ {
+			dev := fmt.Sprintf("d%02d", d)
+			if dev == "d03" && m >= 150 {
+				continue
+			}
+			p := int32(d % 3)
+			byPart[p][m] = append(byPart[p][m], ingest.Row{
+				TimeNanos: start.Add(time.Duration(m)*time.Minute + time.Duration(d)*time.Second).UnixNano(),
+				Device:    dev, Group: fmt.Sprintf("site-%d", d/3), Partition: p, Offset: offsets[p],
+				Metrics: []ingest.Metric{{Name: "bytes_out", Value: 1000 + 50*rnd.NormFloat64()}},
+			})
+			offsets[p]++
+		}
+	}
+	deliver := func(p, from, to int) { // minutes [from, to) of partition p
+		if revoke && p == 2 && from >= 148 {
+			return
+		}
+		var b []ingest.Row
+		for m := from; m < to; m++ {
+			for _, r := range byPart[p][m] {
+				if b = append(b, r); len(b) == 64 {
+					batches, b = append(batches, b), nil
+				}
+			}
+		}
+		if len(b) > 0 {
+			batches = append(batches, b)
+		}
+	}
+	for m := 0; m < 240; m++ {
+		if m == 148 {
+			revokedAt = len(batches)
+		}
+		deliver(0, m, m+1)
+		deliver(1, m, m+1)
+		switch {
+		case m < 140 || m >= 200:
+			deliver(2, m, m+1)
+		case m >= 180: // catching up: two minutes a minute
+			deliver(2, 2*m-220, 2*m-218)
+		}
+	}
+	return batches, revokedAt
+}
+
+// TestShardsKeepEveryPartitionsWatermark: with three partitions, one of
+// them lagging, or taken away (its devices forgotten:
+// kafka.DeviceForgetter), 2 and 3 engine shards deliver what one engine
+// delivers.
+func TestShardsKeepEveryPartitionsWatermark(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		batches, revokedAt := partitionedFleet(revoke)
+		judge := func(shards int) []byte {
+			cfg := crossShardConfig(4096)
+			sink := newWritesSink()
+			p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+			for k, rows := range batches {
+				if revoke && k == revokedAt {
+					for _, dev := range []string{"d02", "d05", "d08", "d11"} { // partition 2's
+						p.Judge.(interface{ ForgetDevice(string) }).ForgetDevice(dev)
+					}
+				}
+				for i := range rows {
+					b.Append(&rows[i])
+				}
+				rec, _ := b.NewRecord()
+				batch := ingest.NewBatch(rec, nil)
+				batch.Source = "telemetry"
+				if err := p.Judge.Process(context.Background(), batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Judge.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return sink.buf.Bytes()
+		}
+		want := judge(1)
+		if !bytes.Contains(want, []byte(`"device":"d03","group":"site-1","criticality":"unknown","detector":"silence"`)) {
+			t.Fatalf("revoke %v: one engine did not find d03 silent: the input no longer exercises the watermark:\n%s", revoke, want)
+		}
+		for _, shards := range []int{2, 3} {
+			if got := judge(shards); !bytes.Equal(got, want) {
+				t.Errorf("revoke %v, %d shards: output differs from one engine's: %s", revoke, shards, firstDiff(got, want))
+			}
+		}
+	}
+}
+
+// TestShardsCountDevicesMovingAcross: a device that moves to a group of
+// another shard starts afresh there, so the shards are not one engine for
+// it; the move is counted, once (the replay summary says so). On one engine
+// nothing is counted.
+func TestShardsCountDevicesMovingAcross(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	var rows []ingest.Row
+	for m := 0; m < 20; m++ {
+		for d := 0; d < 4; d++ {
+			group := fmt.Sprintf("site-%d", d%2)
+			if d == 0 && m >= 10 {
+				group = "site-1" // site-0 is shard 0's of 2, site-1 shard 1's
+			}
+			rows = append(rows, ingest.Row{TimeNanos: start.Add(time.Duration(m)*time.Minute + time.Duration(d)*time.Second).UnixNano(),
+				Device: fmt.Sprintf("d%d", d), Group: group, Partition: -1, Offset: -1,
+				Metrics: []ingest.Metric{{Name: "bytes_out", Value: 1000}}})
+		}
+	}
+	for _, c := range []struct {
+		shards int
+		moves  int64
+	}{{1, 0}, {2, 1}} {
+		p, err := pipeline.New(crossShardConfig(4096), pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: c.shards})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		for i := range rows {
+			b.Append(&rows[i])
+		}
+		rec, _ := b.NewRecord()
+		if err := p.Judge.Process(context.Background(), ingest.NewBatch(rec, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Judge.Stats(); st.ShardMoves != c.moves || st.Rows != int64(len(rows)) {
+			t.Errorf("%d shards: %d moves across shards, %d rows judged; want %d and %d", c.shards, st.ShardMoves, st.Rows, c.moves, len(rows))
+		}
+	}
+}
+
+// TestShardsNotWithEvictIdle: under detect.when_full evict_idle the
+// pipeline judges on one engine, whatever Shards asks: one engine evicts
+// and reuses the registry's device ids, and shards would each hold
+// state of an id another evicted.
+func TestShardsNotWithEvictIdle(t *testing.T) {
+	cfg := crossShardConfig(4096)
+	cfg.Detect.WhenFull = detect.WhenFullEvictIdle
+	p, err := pipeline.New(cfg, pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Sharded != nil || p.Shards() != 1 {
+		t.Fatalf("evict_idle with 4 shards asked: %d engines", p.Shards())
+	}
+}
