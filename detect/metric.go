@@ -141,8 +141,9 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 // are too large to inline, run only for the others.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
-	if e.recent != nil { // the console's plots
-		e.recent.row(d, t, e.colSlot, e.exp)
+	var recent []pendingValue // the console's plots, by column
+	if e.recent != nil {
+		recent = e.recent.row(d, t)
 	}
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
@@ -151,8 +152,8 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		}
 		p := &e.metrics[slot]
 		if ex.Learning {
-			if e.recent != nil {
-				e.recent.add(slot, ex, p, 0, 0, false)
+			if recent != nil {
+				recent[j].note(ex, p, 0, 0, false)
 			}
 			continue
 		}
@@ -162,8 +163,8 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if p.self || now {
 			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
 		}
-		if e.recent != nil { // the band the self detector judges against
-			e.recent.add(slot, ex, p, mean, spread, p.self && band)
+		if recent != nil { // the band the self detector judges against
+			recent[j].note(ex, p, mean, spread, p.self && band)
 		}
 		shift := 0.0
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {

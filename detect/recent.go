@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -9,44 +10,86 @@ import (
 )
 
 // RecentValues keeps the latest judged values of each metric of each
-// device, with the band each was judged against: the console's plots. The
-// engine writes them in place as it judges (Engine.PublishStatus), so that
-// nothing is built or handed over per row; a reader copies one device's
-// values when it needs them (Device).
+// device, with the band each was judged against: the console's plots.
 //
-// Each device and metric has a ring of a fixed size. The values are
-// pointer-free 16-byte records (the event time in milliseconds from the
-// ring's base time, the value, the expected value and the band's
-// half-width, as float32: enough for a plot) in chunks. The rings a
-// device's row makes together (usually all its metrics, in its first row)
-// are interleaved in one block, position by position, so that the values
-// of its later rows, which those rings take in step, land side by side: a
-// row touches one or two cache lines, not one per metric. Rings are found
-// by metric slot and device id, without a map. Memory: 16 bytes a value,
-// about 55 more per ring (its head, its share of a block and of a chunk's
-// unused tail), and 4 bytes per metric slot and device id up to the
-// highest that reported the metric (BenchmarkRecentValuesMemory: 9.9 KB
-// per device with 5 metrics of 120 values).
+// The engine notes each row's values as it judges, in a buffer of its own
+// by row and column (sequential stores, no lookups, no lock), and moves
+// them into the devices' rings every pendingRows rows and at the end of a
+// batch, in one tight pass (flush), so that the rings' scattered memory is
+// touched in a loop that does nothing else and its cache misses overlap.
+// A reader copies one device's values when it needs them (Device).
 //
-// It is safe for concurrent use: the engine holds its lock while it judges
-// a batch (never while it waits for anything else), a reader while it
-// copies one device's values, so a reader waits at most for one batch.
+// The metrics a device's row brings together (usually all its metrics, in
+// its first row) share a block: a ring of rows, each row one event time
+// (in milliseconds from the block's base time) and per metric the value,
+// the expected value and the band's half-width, as float32 (enough for a
+// plot). A row of a device touches its block's head and one row of it: for
+// five metrics, two cache lines. The block advances with each row that
+// has a value for one of its metrics; a metric without a value in such a
+// row has none there. A metric new to the device later gets a block of its
+// own. Blocks live in chunks of 32-bit words, found from the device id
+// without a map.
+//
+// Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, a
+// 64-byte head per block, 8 bytes per device id up to the highest: 7.7 KB
+// per device with 5 metrics of 120 values; and the engine's buffer
+// (pendingRows rows of its batches' metric columns, 24 bytes a value).
+//
+// It is safe for concurrent use: the engine holds its lock while it moves
+// its buffer into the rings (never while it judges or waits), a reader
+// while it copies one device's values.
 type RecentValues struct {
-	mu     sync.Mutex
-	size   int
-	names  []string   // metric names by slot
-	rings  [][]int32  // by metric slot, by device id: 1 + the ring's index; 0: none
-	heads  []ringHead // by ring
-	blocks []ringBlock
-	chunks [][]recentValue // the last one is filled up to used
-	used   int
+	mu      sync.Mutex
+	size    int
+	names   []string   // metric names by slot
+	layouts [][]int    // the metric slots of a block's columns, by layout
+	first   []blockRef // by device id: its first block
+	chunks  [][]uint32 // the last one is filled up to used
+	used    int
 
-	// the row being recorded (row, add)
-	d     int32
-	tms   int64 // its event time, Unix ms
-	slots []int // by column: the metric slot, -1 for none
-	exp   []baseline.Expectation
+	// moving a row into the rings (write)
+	colsFor []int   // the columns the cached cols are for
+	cols    [][]int // by layout: for each of its columns, the row's column holding it (-1: none); nil: not known
+	covered []bool  // by column of the row: moved into a block
+
+	pend pendingValues // the engine's, written without the lock
 }
+
+// blockRef is where a block is: chunks[chunk-1][off:]; chunk 0: none.
+type blockRef struct{ chunk, off int32 }
+
+// A block's words: its head (headWords, a cache line up to 10 columns),
+// then its size rows of 1 + 3 × width words. Blocks start on a cache line.
+const (
+	headBase   = 0 // and 1: the base time, Unix ms
+	headNext   = 2 // the next row's position, | blockFull once it went round
+	headLayout = 3
+	headWidth  = 4
+	headMore   = 5 // and 6: the device's next block (blockRef)
+	headMeta   = 7 // one word per column: what its latest value was judged on (packMeta)
+	blockFull  = 1 << 31
+	lineWords  = 16 // a cache line
+)
+
+// headWords is the size of the head of a block of width columns.
+func headWords(width int) int { return (headMeta + width + lineWords - 1) / lineWords * lineWords }
+
+// absentBits, in a row's value word, marks a metric without a value in
+// that row: a signalling NaN, which no float64 converted to float32 gives
+// (a NaN converts to a quiet NaN).
+const absentBits = 0x7f800001
+
+// The meta word: the samples the device's baseline had learned (up to
+// metaSamples, saturating), and the flags.
+const (
+	metaSamples   = 1<<30 - 1
+	metaFromGroup = 1 << 30
+	metaSeasonal  = 1 << 31
+)
+
+// chunkWords is how many words a chunk holds (256 KiB), unless one block
+// needs more.
+const chunkWords = 1 << 16
 
 // RecentValue is one judged value: its event time and the self
 // detector's expected value and band (NaN while there was none).
@@ -55,31 +98,33 @@ type RecentValue struct {
 	Value, Expected, Lower, Upper float32
 }
 
-// recentValue is a RecentValue as a ring holds it.
-type recentValue struct {
-	at                    int32 // event time, milliseconds from the ring's base
+// pendingValues are the values the engine judged since the last flush, by
+// row and by column of its batch.
+type pendingValues struct {
+	slots []int   // by column: the metric slot, -1 for none
+	dev   []int32 // by row
+	tms   []int64 // by row: event time, Unix ms
+	vals  []pendingValue
+}
+
+// pendingValue is one judged value on its way to its ring.
+type pendingValue struct {
+	samples               int64
 	value, expected, half float32
+	flags                 uint8
 }
 
-// ringBlock is where rings made together are: the value at position p
-// of the ring in column c is at chunks[chunk][off+p*width+c].
-type ringBlock struct {
-	chunk, off, width int32
-}
+// Flags of a pendingValue.
+const (
+	pendingPresent = 1 << iota
+	pendingFromGroup
+	pendingSeasonal
+)
 
-// ringHead is a ring's position, its base time and what the latest value
-// was judged on.
-type ringHead struct {
-	base                      int64 // Unix ms
-	samples                   int64 // values the device's baseline had learned
-	next                      uint32
-	block, col                int32
-	full, fromGroup, seasonal bool
-}
-
-// chunkValues is how many values a chunk holds (256 KiB), unless one
-// device's block needs more.
-const chunkValues = 1 << 14
+// pendingRows is how many rows the engine's buffer holds before they are
+// moved into the rings: few enough that the buffer stays in the cache
+// (30 KB for 5 metrics).
+const pendingRows = 256
 
 // NewRecentValues returns empty rings of size values.
 func NewRecentValues(size int) *RecentValues {
@@ -93,126 +138,264 @@ func NewRecentValues(size int) *RecentValues {
 func (r *RecentValues) metric(slot int, name string) {
 	for len(r.names) <= slot {
 		r.names = append(r.names, "")
-		r.rings = append(r.rings, nil)
 	}
 	r.names[slot] = name
 }
 
-// nameMetrics names the engine's metric slots; the caller holds the lock.
-func (r *RecentValues) nameMetrics(metrics []metricParams) {
+// bind starts a batch whose column j holds metric slot slots[j] (-1:
+// none), after the rows noted so far are moved into the rings; the
+// engine's metrics, all named, are metrics.
+func (r *RecentValues) bind(slots []int, metrics []metricParams) {
+	r.flush()
+	r.mu.Lock()
 	for len(r.names) < len(metrics) {
 		r.metric(len(r.names), metrics[len(r.names)].name)
 	}
+	r.mu.Unlock()
+	r.pend.slots = append(r.pend.slots[:0], slots...)
 }
 
-// row starts recording a row of device d at event time t (Unix ns), whose
-// column j holds metric slot slots[j] (-1: none), present when exp[j] is.
-// The caller holds the lock and has named the slots.
-func (r *RecentValues) row(d int32, t int64, slots []int, exp []baseline.Expectation) {
-	r.d, r.tms, r.slots, r.exp = d, t/int64(time.Millisecond), slots, exp
+// row returns where the engine notes the values of a new row of device d
+// at event time t (Unix ns), by column, none present yet; it moves the
+// buffer into the rings first when full.
+func (r *RecentValues) row(d int32, t int64) []pendingValue {
+	p := &r.pend
+	if len(p.dev) == pendingRows {
+		r.flush()
+	}
+	w := len(p.slots)
+	p.dev = append(p.dev, d)
+	p.tms = append(p.tms, t/int64(time.Millisecond))
+	n := len(p.vals)
+	p.vals = slices.Grow(p.vals, w)[:n+w]
+	row := p.vals[n:]
+	clear(row)
+	return row
 }
 
-// ring returns the index of the current device's ring of metric slot,
-// making the rings the row's present metrics lack, together in one block,
-// when it has none. It allocates only for a device's first row and for
-// metrics new to it.
-func (r *RecentValues) ring(slot int) int32 {
-	if idx := r.rings[slot]; int(r.d) < len(idx) && idx[r.d] > 0 {
-		return idx[r.d] - 1
-	}
-	var missing []int
-	for j, sl := range r.slots {
-		if sl >= 0 && r.exp[j].Present && !slices.Contains(missing, sl) {
-			if idx := r.rings[sl]; int(r.d) >= len(idx) || idx[r.d] == 0 {
-				missing = append(missing, sl)
-			}
-		}
-	}
-	b := ringBlock{width: int32(len(missing))}
-	b.chunk, b.off = r.alloc(r.size * len(missing))
-	r.blocks = append(r.blocks, b)
-	for col, sl := range missing {
-		idx := r.rings[sl]
-		if int(r.d) >= len(idx) {
-			idx = slices.Grow(idx, int(r.d)+1-len(idx))
-			idx = idx[:cap(idx)]
-			r.rings[sl] = idx
-		}
-		idx[r.d] = int32(len(r.heads)) + 1
-		r.heads = append(r.heads, ringHead{base: r.tms, block: int32(len(r.blocks) - 1), col: int32(col)})
-	}
-	return r.rings[slot][r.d] - 1
-}
-
-// alloc returns where n new values are.
-func (r *RecentValues) alloc(n int) (chunk, off int32) {
-	if len(r.chunks) == 0 || r.used+n > len(r.chunks[len(r.chunks)-1]) {
-		r.chunks = append(r.chunks, make([]recentValue, max(n, chunkValues)))
-		r.used = 0
-	}
-	off = int32(r.used)
-	r.used += n
-	return int32(len(r.chunks) - 1), off
-}
-
-// add records, in the current row, the value of ex, the expectation of
-// metric slot p (present in the row), and the band mean ± p.threshold ×
-// spread when band; the caller (the engine, as it judges) holds the lock.
-func (r *RecentValues) add(slot int, ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
-	v, h := r.next(slot)
-	v.value, v.expected, v.half = float32(ex.Value), nan32, nan32
+// note notes the value of ex, the expectation of metric p, and the band
+// mean ± p.threshold × spread when band.
+func (v *pendingValue) note(ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
+	v.value, v.expected, v.half, v.samples, v.flags = float32(ex.Value), nan32, nan32, ex.Samples, pendingPresent
 	if band {
 		v.expected, v.half = float32(mean), float32(p.threshold*spread)
 	}
-	h.samples, h.fromGroup, h.seasonal = ex.Samples, ex.FromGroup, ex.Seasonal
+	if ex.FromGroup {
+		v.flags |= pendingFromGroup
+	}
+	if ex.Seasonal {
+		v.flags |= pendingSeasonal
+	}
 }
 
-// next moves the current device's ring of metric slot on and returns the
-// place of its value, its time written, and the ring's head.
-func (r *RecentValues) next(slot int) (*recentValue, *ringHead) {
-	h := &r.heads[r.ring(slot)]
-	b := &r.blocks[h.block]
-	at := r.tms - h.base
+// flush moves the engine's buffer into the rings.
+func (r *RecentValues) flush() {
+	p := &r.pend
+	if len(p.dev) == 0 {
+		return
+	}
+	w := len(p.slots)
+	r.mu.Lock()
+	for i, d := range p.dev {
+		r.write(d, p.tms[i], p.slots, p.vals[i*w:i*w+w])
+	}
+	r.mu.Unlock()
+	p.dev, p.tms, p.vals = p.dev[:0], p.tms[:0], p.vals[:0]
+}
+
+// write moves a row of device d at tms (Unix ms), whose column j holds
+// metric slot slots[j] when row[j] is present, into the device's blocks,
+// making a block for the metrics new to it. The caller holds the lock.
+func (r *RecentValues) write(d int32, tms int64, slots []int, row []pendingValue) {
+	if !slices.Equal(r.colsFor, slots) {
+		r.colsFor = append(r.colsFor[:0], slots...)
+		clear(r.cols)
+	}
+	r.covered = slices.Grow(r.covered[:0], len(row))[:len(row)]
+	clear(r.covered)
+	present, covered := 0, 0
+	for j := range row {
+		if row[j].flags&pendingPresent != 0 {
+			present++
+		}
+	}
+	if present == 0 {
+		return
+	}
+	var last block
+	if int(d) < len(r.first) {
+		for ref := r.first[d]; ref.chunk != 0; ref = last.more() {
+			last = r.block(ref)
+			covered += r.writeBlock(last, tms, row)
+		}
+	}
+	if covered == present {
+		return
+	}
+	var missing []int
+	for j, sl := range slots {
+		if sl >= 0 && row[j].flags&pendingPresent != 0 && !r.covered[j] && !slices.Contains(missing, sl) {
+			missing = append(missing, sl)
+		}
+	}
+	ref, b := r.newBlock(tms, missing)
+	if last != nil {
+		last[headMore], last[headMore+1] = uint32(ref.chunk), uint32(ref.off)
+	} else {
+		for len(r.first) <= int(d) {
+			r.first = append(r.first, blockRef{})
+		}
+		r.first[d] = ref
+	}
+	r.writeBlock(b, tms, row)
+}
+
+// block is one block's words.
+type block []uint32
+
+func (b block) base() int64     { return int64(b[headBase]) | int64(b[headBase+1])<<32 }
+func (b block) setBase(t int64) { b[headBase], b[headBase+1] = uint32(t), uint32(t>>32) }
+func (b block) more() blockRef  { return blockRef{int32(b[headMore]), int32(b[headMore+1])} }
+
+func (b block) width() int { return int(b[headWidth]) }
+
+// row returns row p of b.
+func (b block) row(p int) []uint32 {
+	w := b.width()
+	stride := 1 + 3*w
+	return b[headWords(w)+p*stride:][:stride]
+}
+
+func (r *RecentValues) block(ref blockRef) block { return r.chunks[ref.chunk-1][ref.off:] }
+
+// newBlock makes a block for metric slots, its base time tms.
+func (r *RecentValues) newBlock(tms int64, slots []int) (blockRef, block) {
+	layout := slices.IndexFunc(r.layouts, func(l []int) bool { return slices.Equal(l, slots) })
+	if layout < 0 {
+		layout = len(r.layouts)
+		r.layouts = append(r.layouts, slices.Clone(slots))
+	}
+	n := headWords(len(slots)) + r.size*(1+3*len(slots))
+	n = (n + lineWords - 1) / lineWords * lineWords
+	if len(r.chunks) == 0 || r.used+n > len(r.chunks[len(r.chunks)-1]) {
+		r.chunks = append(r.chunks, make([]uint32, max(n, chunkWords)))
+		r.used = 0
+	}
+	ref := blockRef{chunk: int32(len(r.chunks)), off: int32(r.used)}
+	r.used += n
+	b := r.block(ref)
+	b.setBase(tms)
+	b[headLayout], b[headWidth] = uint32(layout), uint32(len(slots))
+	return ref, b
+}
+
+// columns returns, for each column of layout, the column of the row being
+// written that holds its metric (-1: none).
+func (r *RecentValues) columns(layout int) []int {
+	for len(r.cols) <= layout {
+		r.cols = append(r.cols, nil)
+	}
+	if c := r.cols[layout]; c != nil {
+		return c
+	}
+	c := make([]int, len(r.layouts[layout]))
+	for k, slot := range r.layouts[layout] {
+		c[k] = slices.Index(r.colsFor, slot)
+	}
+	r.cols[layout] = c
+	return c
+}
+
+// writeBlock moves the row's values of b's metrics into a new row of b,
+// when the row has one, and returns how many.
+func (r *RecentValues) writeBlock(b block, tms int64, row []pendingValue) int {
+	cols := r.columns(int(b[headLayout]))
+	has := false
+	for _, j := range cols {
+		if j >= 0 && row[j].flags&pendingPresent != 0 {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return 0
+	}
+	at := tms - b.base()
 	if at != int64(int32(at)) {
-		r.rebase(h, b)
+		r.rebase(b, tms)
 		at = 0
 	}
-	v := &r.chunks[b.chunk][int(b.off)+int(h.next)*int(b.width)+int(h.col)]
-	v.at = int32(at)
-	h.next++
-	if int(h.next) == r.size {
-		h.next, h.full = 0, true
+	next := b[headNext]
+	p := int(next &^ blockFull)
+	w := b.row(p)
+	w[0] = uint32(int32(at))
+	n := 0
+	for k, j := range cols {
+		v := w[1+3*k : 4+3*k]
+		if j < 0 || row[j].flags&pendingPresent == 0 {
+			v[0] = absentBits
+			continue
+		}
+		pv := &row[j]
+		v[0], v[1], v[2] = math.Float32bits(pv.value), math.Float32bits(pv.expected), math.Float32bits(pv.half)
+		b[headMeta+k] = packMeta(pv)
+		r.covered[j] = true
+		n++
 	}
-	return v, h
+	if p++; p == r.size {
+		b[headNext] = blockFull
+	} else {
+		b[headNext] = uint32(p) | next&blockFull
+	}
+	return n
 }
 
-// rebase moves the base of ring h (in block b) to the current row's time,
-// more than 24 days from it, keeping its values if their times fit (a
-// ring spans its last size values, hours for most devices), or else
-// starting it again without them.
-func (r *RecentValues) rebase(h *ringHead, b *ringBlock) {
-	n := int(h.next)
-	if h.full {
-		n = r.size
+// packMeta returns the meta word of pv: what it was judged on.
+func packMeta(pv *pendingValue) uint32 {
+	m := uint32(min(max(pv.samples, 0), metaSamples))
+	if pv.flags&pendingFromGroup != 0 {
+		m |= metaFromGroup
 	}
-	vals := r.chunks[b.chunk][b.off:]
-	shift := h.base - r.tms
+	if pv.flags&pendingSeasonal != 0 {
+		m |= metaSeasonal
+	}
+	return m
+}
+
+// rows returns the position of b's oldest row and how many it has.
+func (r *RecentValues) rows(b block) (from, n int) {
+	next := b[headNext]
+	if next&blockFull != 0 {
+		return int(next &^ blockFull), r.size
+	}
+	return 0, int(next)
+}
+
+// rebase moves the base of block b to tms, more than
+// 24 days from it, keeping its rows if their times fit (a block spans its
+// last size rows, hours for most devices), or else starting it again
+// without them.
+func (r *RecentValues) rebase(b block, tms int64) {
+	_, n := r.rows(b)
+	shift := b.base() - tms
 	for p := range n {
-		if at := int64(vals[p*int(b.width)+int(h.col)].at) + shift; at != int64(int32(at)) {
-			h.base, h.next, h.full = r.tms, 0, false
+		if at := int64(int32(b.row(p)[0])) + shift; at != int64(int32(at)) {
+			b.setBase(tms)
+			b[headNext] = 0
 			return
 		}
 	}
 	for p := range n {
-		vals[p*int(b.width)+int(h.col)].at += int32(shift)
+		w := b.row(p)
+		w[0] = uint32(int32(w[0]) + int32(shift))
 	}
-	h.base = r.tms
+	b.setBase(tms)
 }
 
 // Add appends v, whose band is symmetric, to device d's values of metric
-// name, for a writer other than the engine (which writes in place as it
-// judges, under its own lock): samples, fromGroup and seasonal are what v
-// was judged on (RecentSeries).
+// name, for a writer other than the engine (which notes its values as it
+// judges): samples, fromGroup and seasonal are what v was judged on
+// (RecentSeries).
 func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, fromGroup, seasonal bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,10 +404,14 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	r.row(d, v.Time, []int{slot}, []baseline.Expectation{{Present: true}})
-	w, h := r.next(slot)
-	w.value, w.expected, w.half = v.Value, v.Expected, (v.Upper-v.Lower)/2
-	h.samples, h.fromGroup, h.seasonal = samples, fromGroup, seasonal
+	pv := pendingValue{value: v.Value, expected: v.Expected, half: (v.Upper - v.Lower) / 2, samples: samples, flags: pendingPresent}
+	if fromGroup {
+		pv.flags |= pendingFromGroup
+	}
+	if seasonal {
+		pv.flags |= pendingSeasonal
+	}
+	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, []pendingValue{pv})
 }
 
 // RecentSeries is one metric's recent values of a device.
@@ -239,31 +426,46 @@ type RecentSeries struct {
 }
 
 // Device returns a copy of device d's recent values, one series per metric
-// it reported, by metric slot.
+// with values, by metric slot.
 func (r *RecentValues) Device(d int32) []RecentSeries {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if int(d) >= len(r.first) {
+		return nil
+	}
+	type slotSeries struct {
+		slot int
+		RecentSeries
+	}
+	var found []slotSeries
+	for ref := r.first[d]; ref.chunk != 0; {
+		b := r.block(ref)
+		from, n := r.rows(b)
+		for k, slot := range r.layouts[b[headLayout]] {
+			meta := b[headMeta+k]
+			s := RecentSeries{Metric: r.names[slot], Samples: int64(meta & metaSamples), FromGroup: meta&metaFromGroup != 0,
+				Seasonal: meta&metaSeasonal != 0}
+			for i := range n {
+				w := b.row((from + i) % r.size)
+				v := w[1+3*k : 4+3*k]
+				if v[0] == absentBits {
+					continue
+				}
+				value, expected, half := math.Float32frombits(v[0]), math.Float32frombits(v[1]), math.Float32frombits(v[2])
+				// without a band, expected and half are NaN, and so the bounds
+				s.Values = append(s.Values, RecentValue{Time: (b.base() + int64(int32(w[0]))) * int64(time.Millisecond), Value: value,
+					Expected: expected, Lower: expected - half, Upper: expected + half})
+			}
+			if len(s.Values) > 0 {
+				found = append(found, slotSeries{slot, s})
+			}
+		}
+		ref = b.more()
+	}
+	slices.SortFunc(found, func(a, b slotSeries) int { return a.slot - b.slot })
 	var out []RecentSeries
-	for slot, idx := range r.rings {
-		if int(d) >= len(idx) || idx[d] == 0 {
-			continue
-		}
-		h := &r.heads[idx[d]-1]
-		b := &r.blocks[h.block]
-		vals := r.chunks[b.chunk][b.off:]
-		from, n := 0, int(h.next)
-		if h.full {
-			from, n = int(h.next), r.size
-		}
-		s := RecentSeries{Metric: r.names[slot], Samples: h.samples, FromGroup: h.fromGroup, Seasonal: h.seasonal,
-			Values: make([]RecentValue, n)}
-		for i := range s.Values {
-			v := &vals[(from+i)%r.size*int(b.width)+int(h.col)]
-			// without a band, expected and half are NaN, and so the bounds
-			s.Values[i] = RecentValue{Time: (h.base + int64(v.at)) * int64(time.Millisecond), Value: v.value, Expected: v.expected,
-				Lower: v.expected - v.half, Upper: v.expected + v.half}
-		}
-		out = append(out, s)
+	for _, s := range found {
+		out = append(out, s.RecentSeries)
 	}
 	return out
 }

@@ -33,8 +33,8 @@ func TestRecentValuesRings(t *testing.T) {
 			}
 		}
 	}
-	if len(r.heads) != 19 || len(r.blocks) != 19 || len(r.chunks) != 2 { // one ring a block: Add makes one at a time
-		t.Fatalf("%d rings in %d blocks and %d chunks", len(r.heads), len(r.blocks), len(r.chunks))
+	if blocks := blockWidths(r, devices...); len(blocks) != 19 || len(r.chunks) != 2 { // one metric a block: Add makes one at a time
+		t.Fatalf("blocks of widths %v in %d chunks", blocks, len(r.chunks))
 	}
 	for _, d := range devices {
 		series := r.Device(d)
@@ -70,6 +70,17 @@ func TestRecentValuesRings(t *testing.T) {
 }
 
 func ms(n int) int64 { return int64(n) * int64(time.Millisecond) }
+
+// blockWidths returns the widths of the devices' blocks, device by device.
+func blockWidths(r *RecentValues, devices ...int32) []int {
+	var widths []int
+	for _, d := range devices {
+		for ref := r.first[d]; ref.chunk != 0; ref = r.block(ref).more() {
+			widths = append(widths, r.block(ref).width())
+		}
+	}
+	return widths
+}
 
 // TestRecentValuesTimes: times are kept to the millisecond, a late value
 // before the ring's first is kept, a ring written for longer than its
@@ -144,8 +155,7 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 	for m := range params {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 4
 	}
-	r.nameMetrics(params)
-	slots := []int{0, 1, 2, 3, 4}
+	r.bind([]int{0, 1, 2, 3, 4}, params)
 	exp := make([]baseline.Expectation, metrics)
 	for m := range exp {
 		exp[m] = baseline.Expectation{Value: 1, Samples: 100, Present: true}
@@ -154,34 +164,36 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		d := int32(n % devices)
-		r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute), slots, exp)
+		row := r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute))
 		for m := range metrics {
-			r.add(m, &exp[m], &params[m], 1, 0.5, true)
+			row[m].note(&exp[m], &params[m], 1, 0.5, true)
 		}
 		n++
 	}
+	r.flush()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*metrics), "ns/value")
 }
 
-// TestRecentValuesBlocks: the rings a row makes together share a block,
-// interleaved; a metric new to the device gets a block of its own; a
-// metric absent from a row leaves its ring as it was, the others go on.
+// TestRecentValuesBlocks: the metrics a row brings together share a
+// block; a metric new to the device gets a block of its own; a metric
+// absent from a row of its block has no value there, the others go on.
 func TestRecentValuesBlocks(t *testing.T) {
 	r := NewRecentValues(3)
 	params := make([]metricParams, 4)
 	for m := range params {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 2
 	}
-	r.nameMetrics(params)
 	exp := make([]baseline.Expectation, 4)
 	write := func(n int, slots []int) {
-		r.row(9, ms(n), slots, exp)
+		r.bind(slots, params)
+		row := r.row(9, ms(n))
 		for j, slot := range slots {
 			if slot >= 0 && exp[j].Present {
 				exp[j].Value = float64(10*n + slot)
-				r.add(slot, &exp[j], &params[slot], float64(slot), 0.25, slot != 1)
+				row[j].note(&exp[j], &params[slot], float64(slot), 0.25, slot != 1)
 			}
 		}
+		r.flush()
 	}
 	for j := range exp {
 		exp[j].Present = true
@@ -193,10 +205,10 @@ func TestRecentValuesBlocks(t *testing.T) {
 	write(4, []int{2, 0, 1, 3})
 	exp[0].Present = true
 	write(5, []int{3, 2, 0, 1})
-	if len(r.blocks) != 2 || r.blocks[0].width != 3 || r.blocks[1].width != 1 {
-		t.Fatalf("blocks %+v", r.blocks)
+	if blocks := blockWidths(r, 9); fmt.Sprint(blocks) != "[3 1]" {
+		t.Fatalf("blocks of widths %v", blocks)
 	}
-	want := map[string][]int{"m0": {3, 4, 5}, "m1": {3, 4, 5}, "m2": {2, 3, 5}, "m3": {4, 5}}
+	want := map[string][]int{"m0": {3, 4, 5}, "m1": {3, 4, 5}, "m2": {3, 5}, "m3": {4, 5}}
 	for _, s := range r.Device(9) {
 		var got []int
 		for _, v := range s.Values {
@@ -241,15 +253,16 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		r := NewRecentValues(size)
-		r.nameMetrics(params)
+		r.bind(slots, params)
 		for n := range size {
 			for d := range int32(devices) {
-				r.row(d, ms(n), slots, exp)
+				row := r.row(d, ms(n))
 				for m := range metrics {
-					r.add(m, &exp[m], &params[m], 0, 0, false)
+					row[m].note(&exp[m], &params[m], 0, 0, false)
 				}
 			}
 		}
+		r.flush()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		per := float64(after.HeapAlloc-before.HeapAlloc) / devices
