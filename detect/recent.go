@@ -23,17 +23,20 @@ import (
 // its first row) share a block: a ring of rows, each row one event time
 // (in milliseconds from the block's base time) and per metric the value,
 // the expected value and the band's half-width, as float32 (enough for a
-// plot). A row of a device touches its block's head and one row of it: for
-// five metrics, two cache lines. The block advances with each row that
-// has a value for one of its metrics; a metric without a value in such a
-// row has none there. A metric new to the device later gets a block of its
-// own. Blocks live in chunks of 32-bit words, found from the device id
-// without a map.
+// plot). The block advances with each row that has a value for one of its
+// metrics; a metric without a value in such a row has none there. A
+// metric new to the device later gets a block of its own. The blocks'
+// heads (position, base time, and what each metric's latest value was
+// judged on) are dense arrays found from the device id without a map; the
+// rows are in chunks of 32-bit words, each block's on a cache line: a row
+// of five metrics is one line, the only memory a row touches that is not
+// dense.
 //
-// Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, a
-// 64-byte head per block, 8 bytes per device id up to the highest: 7.7 KB
-// per device with 5 metrics of 120 values; and the engine's buffer
-// (pendingRows rows of its batches' metric columns, 24 bytes a value).
+// Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 40
+// bytes a block and 4 a metric for its head, 4 per device id up to the
+// highest: 7.6 KB per device with 5 metrics of 120 values; and the
+// engine's buffer (pendingRows rows of its batches' metric columns, 24
+// bytes a value).
 //
 // It is safe for concurrent use: the engine holds its lock while it moves
 // its buffer into the rings (never while it judges or waits), a reader
@@ -41,10 +44,12 @@ import (
 type RecentValues struct {
 	mu      sync.Mutex
 	size    int
-	names   []string   // metric names by slot
-	layouts [][]int    // the metric slots of a block's columns, by layout
-	first   []blockRef // by device id: its first block
-	chunks  [][]uint32 // the last one is filled up to used
+	names   []string    // metric names by slot
+	layouts [][]int     // the metric slots of a block's columns, by layout
+	first   []int32     // by device id: 1 + the index of its first block; 0: none
+	heads   []blockHead // by block
+	metas   []uint32    // by block and column: what its latest value was judged on (packMeta)
+	chunks  [][]uint32  // the blocks' rows; the last chunk is filled up to used
 	used    int
 
 	// moving a row into the rings (write)
@@ -55,24 +60,22 @@ type RecentValues struct {
 	pend pendingValues // the engine's, written without the lock
 }
 
-// blockRef is where a block is: chunks[chunk-1][off:]; chunk 0: none.
-type blockRef struct{ chunk, off int32 }
+// blockHead is a block's position and where its rows are: size rows of 1
+// + 3 × width words (the time, then value, expected and half-width per
+// column) from chunks[chunk][off].
+type blockHead struct {
+	base       int64 // Unix ms
+	next       uint32
+	full       bool
+	width      uint16
+	layout     int32
+	chunk, off int32
+	meta       int32 // metas[meta:][:width]
+	more       int32 // 1 + the index of the device's next block; 0: none
+}
 
-// A block's words: its head (headWords, a cache line up to 10 columns),
-// then its size rows of 1 + 3 × width words. Blocks start on a cache line.
-const (
-	headBase   = 0 // and 1: the base time, Unix ms
-	headNext   = 2 // the next row's position, | blockFull once it went round
-	headLayout = 3
-	headWidth  = 4
-	headMore   = 5 // and 6: the device's next block (blockRef)
-	headMeta   = 7 // one word per column: what its latest value was judged on (packMeta)
-	blockFull  = 1 << 31
-	lineWords  = 16 // a cache line
-)
-
-// headWords is the size of the head of a block of width columns.
-func headWords(width int) int { return (headMeta + width + lineWords - 1) / lineWords * lineWords }
+// lineWords is a cache line, in words: where each block's rows begin.
+const lineWords = 16
 
 // absentBits, in a row's value word, marks a metric without a value in
 // that row: a signalling NaN, which no float64 converted to float32 gives
@@ -222,11 +225,11 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row []pendingValue
 	if present == 0 {
 		return
 	}
-	var last block
+	last := int32(-1)
 	if int(d) < len(r.first) {
-		for ref := r.first[d]; ref.chunk != 0; ref = last.more() {
-			last = r.block(ref)
-			covered += r.writeBlock(last, tms, row)
+		for b := r.first[d] - 1; b >= 0; b = r.heads[b].more - 1 {
+			covered += r.writeBlock(b, tms, row)
+			last = b
 		}
 	}
 	if covered == present {
@@ -238,61 +241,49 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row []pendingValue
 			missing = append(missing, sl)
 		}
 	}
-	ref, b := r.newBlock(tms, missing)
-	if last != nil {
-		last[headMore], last[headMore+1] = uint32(ref.chunk), uint32(ref.off)
+	b := r.newBlock(tms, missing)
+	if last >= 0 {
+		r.heads[last].more = b + 1
 	} else {
 		for len(r.first) <= int(d) {
-			r.first = append(r.first, blockRef{})
+			r.first = append(r.first, 0)
 		}
-		r.first[d] = ref
+		r.first[d] = b + 1
 	}
 	r.writeBlock(b, tms, row)
 }
 
-// block is one block's words.
-type block []uint32
-
-func (b block) base() int64     { return int64(b[headBase]) | int64(b[headBase+1])<<32 }
-func (b block) setBase(t int64) { b[headBase], b[headBase+1] = uint32(t), uint32(t>>32) }
-func (b block) more() blockRef  { return blockRef{int32(b[headMore]), int32(b[headMore+1])} }
-
-func (b block) width() int { return int(b[headWidth]) }
-
-// row returns row p of b.
-func (b block) row(p int) []uint32 {
-	w := b.width()
-	stride := 1 + 3*w
-	return b[headWords(w)+p*stride:][:stride]
-}
-
-func (r *RecentValues) block(ref blockRef) block { return r.chunks[ref.chunk-1][ref.off:] }
-
-// newBlock makes a block for metric slots, its base time tms.
-func (r *RecentValues) newBlock(tms int64, slots []int) (blockRef, block) {
+// newBlock makes a block for metric slots, its base time tms, and returns
+// its index.
+func (r *RecentValues) newBlock(tms int64, slots []int) int32 {
 	layout := slices.IndexFunc(r.layouts, func(l []int) bool { return slices.Equal(l, slots) })
 	if layout < 0 {
 		layout = len(r.layouts)
 		r.layouts = append(r.layouts, slices.Clone(slots))
 	}
-	n := headWords(len(slots)) + r.size*(1+3*len(slots))
-	n = (n + lineWords - 1) / lineWords * lineWords
+	n := r.size * (1 + 3*len(slots))
+	n = (n + lineWords - 1) / lineWords * lineWords // the next block's rows on a line too
 	if len(r.chunks) == 0 || r.used+n > len(r.chunks[len(r.chunks)-1]) {
 		r.chunks = append(r.chunks, make([]uint32, max(n, chunkWords)))
 		r.used = 0
 	}
-	ref := blockRef{chunk: int32(len(r.chunks)), off: int32(r.used)}
+	r.heads = append(r.heads, blockHead{base: tms, width: uint16(len(slots)), layout: int32(layout),
+		chunk: int32(len(r.chunks) - 1), off: int32(r.used), meta: int32(len(r.metas))})
 	r.used += n
-	b := r.block(ref)
-	b.setBase(tms)
-	b[headLayout], b[headWidth] = uint32(layout), uint32(len(slots))
-	return ref, b
+	r.metas = append(r.metas, make([]uint32, len(slots))...)
+	return int32(len(r.heads) - 1)
+}
+
+// blockRow returns row p of block h.
+func (r *RecentValues) blockRow(h *blockHead, p int) []uint32 {
+	stride := 1 + 3*int(h.width)
+	return r.chunks[h.chunk][int(h.off)+p*stride:][:stride]
 }
 
 // columns returns, for each column of layout, the column of the row being
 // written that holds its metric (-1: none).
-func (r *RecentValues) columns(layout int) []int {
-	for len(r.cols) <= layout {
+func (r *RecentValues) columns(layout int32) []int {
+	for len(r.cols) <= int(layout) {
 		r.cols = append(r.cols, nil)
 	}
 	if c := r.cols[layout]; c != nil {
@@ -306,10 +297,11 @@ func (r *RecentValues) columns(layout int) []int {
 	return c
 }
 
-// writeBlock moves the row's values of b's metrics into a new row of b,
-// when the row has one, and returns how many.
-func (r *RecentValues) writeBlock(b block, tms int64, row []pendingValue) int {
-	cols := r.columns(int(b[headLayout]))
+// writeBlock moves the row's values of block b's metrics into a new row of
+// b, when the row has one, and returns how many.
+func (r *RecentValues) writeBlock(b int32, tms int64, row []pendingValue) int {
+	h := &r.heads[b]
+	cols := r.columns(h.layout)
 	has := false
 	for _, j := range cols {
 		if j >= 0 && row[j].flags&pendingPresent != 0 {
@@ -320,14 +312,13 @@ func (r *RecentValues) writeBlock(b block, tms int64, row []pendingValue) int {
 	if !has {
 		return 0
 	}
-	at := tms - b.base()
+	at := tms - h.base
 	if at != int64(int32(at)) {
-		r.rebase(b, tms)
+		r.rebase(h, tms)
 		at = 0
 	}
-	next := b[headNext]
-	p := int(next &^ blockFull)
-	w := b.row(p)
+	w := r.blockRow(h, int(h.next))
+	meta := r.metas[h.meta:][:len(cols)]
 	w[0] = uint32(int32(at))
 	n := 0
 	for k, j := range cols {
@@ -338,14 +329,12 @@ func (r *RecentValues) writeBlock(b block, tms int64, row []pendingValue) int {
 		}
 		pv := &row[j]
 		v[0], v[1], v[2] = math.Float32bits(pv.value), math.Float32bits(pv.expected), math.Float32bits(pv.half)
-		b[headMeta+k] = packMeta(pv)
+		meta[k] = packMeta(pv)
 		r.covered[j] = true
 		n++
 	}
-	if p++; p == r.size {
-		b[headNext] = blockFull
-	} else {
-		b[headNext] = uint32(p) | next&blockFull
+	if h.next++; int(h.next) == r.size {
+		h.next, h.full = 0, true
 	}
 	return n
 }
@@ -362,34 +351,31 @@ func packMeta(pv *pendingValue) uint32 {
 	return m
 }
 
-// rows returns the position of b's oldest row and how many it has.
-func (r *RecentValues) rows(b block) (from, n int) {
-	next := b[headNext]
-	if next&blockFull != 0 {
-		return int(next &^ blockFull), r.size
+// rows returns the position of h's oldest row and how many it has.
+func (r *RecentValues) rows(h *blockHead) (from, n int) {
+	if h.full {
+		return int(h.next), r.size
 	}
-	return 0, int(next)
+	return 0, int(h.next)
 }
 
-// rebase moves the base of block b to tms, more than
-// 24 days from it, keeping its rows if their times fit (a block spans its
-// last size rows, hours for most devices), or else starting it again
-// without them.
-func (r *RecentValues) rebase(b block, tms int64) {
-	_, n := r.rows(b)
-	shift := b.base() - tms
+// rebase moves the base of block h to tms, more than 24 days from it,
+// keeping its rows if their times fit (a block spans its last size rows,
+// hours for most devices), or else starting it again without them.
+func (r *RecentValues) rebase(h *blockHead, tms int64) {
+	_, n := r.rows(h)
+	shift := h.base - tms
 	for p := range n {
-		if at := int64(int32(b.row(p)[0])) + shift; at != int64(int32(at)) {
-			b.setBase(tms)
-			b[headNext] = 0
+		if at := int64(int32(r.blockRow(h, p)[0])) + shift; at != int64(int32(at)) {
+			h.base, h.next, h.full = tms, 0, false
 			return
 		}
 	}
 	for p := range n {
-		w := b.row(p)
+		w := r.blockRow(h, p)
 		w[0] = uint32(int32(w[0]) + int32(shift))
 	}
-	b.setBase(tms)
+	h.base = tms
 }
 
 // Add appends v, whose band is symmetric, to device d's values of metric
@@ -438,29 +424,28 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 		RecentSeries
 	}
 	var found []slotSeries
-	for ref := r.first[d]; ref.chunk != 0; {
-		b := r.block(ref)
-		from, n := r.rows(b)
-		for k, slot := range r.layouts[b[headLayout]] {
-			meta := b[headMeta+k]
+	for b := r.first[d] - 1; b >= 0; b = r.heads[b].more - 1 {
+		h := &r.heads[b]
+		from, n := r.rows(h)
+		for k, slot := range r.layouts[h.layout] {
+			meta := r.metas[int(h.meta)+k]
 			s := RecentSeries{Metric: r.names[slot], Samples: int64(meta & metaSamples), FromGroup: meta&metaFromGroup != 0,
 				Seasonal: meta&metaSeasonal != 0}
 			for i := range n {
-				w := b.row((from + i) % r.size)
+				w := r.blockRow(h, (from+i)%r.size)
 				v := w[1+3*k : 4+3*k]
 				if v[0] == absentBits {
 					continue
 				}
 				value, expected, half := math.Float32frombits(v[0]), math.Float32frombits(v[1]), math.Float32frombits(v[2])
 				// without a band, expected and half are NaN, and so the bounds
-				s.Values = append(s.Values, RecentValue{Time: (b.base() + int64(int32(w[0]))) * int64(time.Millisecond), Value: value,
+				s.Values = append(s.Values, RecentValue{Time: (h.base + int64(int32(w[0]))) * int64(time.Millisecond), Value: value,
 					Expected: expected, Lower: expected - half, Upper: expected + half})
 			}
 			if len(s.Values) > 0 {
 				found = append(found, slotSeries{slot, s})
 			}
 		}
-		ref = b.more()
 	}
 	slices.SortFunc(found, func(a, b slotSeries) int { return a.slot - b.slot })
 	var out []RecentSeries

@@ -75,8 +75,8 @@ func ms(n int) int64 { return int64(n) * int64(time.Millisecond) }
 func blockWidths(r *RecentValues, devices ...int32) []int {
 	var widths []int
 	for _, d := range devices {
-		for ref := r.first[d]; ref.chunk != 0; ref = r.block(ref).more() {
-			widths = append(widths, r.block(ref).width())
+		for b := r.first[d] - 1; b >= 0; b = r.heads[b].more - 1 {
+			widths = append(widths, int(r.heads[b].width))
 		}
 	}
 	return widths
