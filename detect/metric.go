@@ -141,7 +141,7 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 // are too large to inline, run only for the others.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
-	var recent []pendingValue // the console's plots, by column
+	var recent pendingRow // the console's plots, by column
 	if e.recent != nil {
 		recent = e.recent.row(d, t)
 	}
@@ -152,8 +152,8 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		}
 		p := &e.metrics[slot]
 		if ex.Learning {
-			if recent != nil {
-				recent[j].note(ex, p, 0, 0, false)
+			if e.recent != nil {
+				recent.note(j, ex, nan32, nan32)
 			}
 			continue
 		}
@@ -163,8 +163,12 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if p.self || now {
 			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
 		}
-		if recent != nil { // the band the self detector judges against
-			recent[j].note(ex, p, mean, spread, p.self && band)
+		if e.recent != nil { // with the band the self detector judges against
+			if p.self && band {
+				recent.note(j, ex, float32(mean), float32(p.threshold*spread))
+			} else {
+				recent.note(j, ex, nan32, nan32)
+			}
 		}
 		shift := 0.0
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {

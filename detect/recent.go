@@ -53,8 +53,9 @@ type RecentValues struct {
 	used    int
 
 	// moving a row into the rings (write)
-	colsFor []int   // the columns the cached cols are for
-	cols    [][]int // by layout: for each of its columns, the row's column holding it (-1: none); nil: not known
+	colsFor []int   // the metric slots of the columns of the rows being written
+	cols    [][]int // by layout: for each of its columns, the rows' column holding it (-1: none); nil: not known
+	same    []bool  // by layout: its columns are the rows' columns, in their order
 	covered []bool  // by column of the row: moved into a block
 
 	pend pendingValues // the engine's, written without the lock
@@ -105,28 +106,20 @@ type RecentValue struct {
 // row and by column of its batch.
 type pendingValues struct {
 	slots []int   // by column: the metric slot, -1 for none
+	n     int     // rows noted
 	dev   []int32 // by row
 	tms   []int64 // by row: event time, Unix ms
-	vals  []pendingValue
+	vals  []uint32
 }
 
-// pendingValue is one judged value on its way to its ring.
-type pendingValue struct {
-	samples               int64
-	value, expected, half float32
-	flags                 uint8
-}
-
-// Flags of a pendingValue.
-const (
-	pendingPresent = 1 << iota
-	pendingFromGroup
-	pendingSeasonal
-)
+// pendingRow is where the engine notes the values of one row: by column,
+// four words: the value (absentBits: none), the expected value, the
+// half-width and what the value was judged on (packMeta).
+type pendingRow []uint32
 
 // pendingRows is how many rows the engine's buffer holds before they are
 // moved into the rings: few enough that the buffer stays in the cache
-// (30 KB for 5 metrics).
+// (20 KB for 5 metrics).
 const pendingRows = 256
 
 // NewRecentValues returns empty rings of size values.
@@ -155,70 +148,111 @@ func (r *RecentValues) bind(slots []int, metrics []metricParams) {
 		r.metric(len(r.names), metrics[len(r.names)].name)
 	}
 	r.mu.Unlock()
-	r.pend.slots = append(r.pend.slots[:0], slots...)
+	p := &r.pend
+	p.slots = append(p.slots[:0], slots...)
+	w := len(slots)
+	if len(p.dev) < pendingRows {
+		p.dev, p.tms = make([]int32, pendingRows), make([]int64, pendingRows)
+	}
+	if len(p.vals) < pendingRows*4*w {
+		p.vals = make([]uint32, pendingRows*4*w)
+	}
 }
 
 // row returns where the engine notes the values of a new row of device d
-// at event time t (Unix ns), by column, none present yet; it moves the
-// buffer into the rings first when full.
-func (r *RecentValues) row(d int32, t int64) []pendingValue {
+// at event time t (Unix ns), none present yet; it moves the buffer into
+// the rings first when full.
+func (r *RecentValues) row(d int32, t int64) pendingRow {
 	p := &r.pend
-	if len(p.dev) == pendingRows {
+	if p.n == pendingRows {
 		r.flush()
 	}
-	w := len(p.slots)
-	p.dev = append(p.dev, d)
-	p.tms = append(p.tms, t/int64(time.Millisecond))
-	n := len(p.vals)
-	p.vals = slices.Grow(p.vals, w)[:n+w]
-	row := p.vals[n:]
-	clear(row)
+	i, w := p.n, len(p.slots)
+	p.n++
+	p.dev[i], p.tms[i] = d, t/int64(time.Millisecond)
+	row := pendingRow(p.vals[4*w*i:][:4*w])
+	for j := range w {
+		row[4*j] = absentBits
+	}
 	return row
 }
 
-// note notes the value of ex, the expectation of metric p, and the band
-// mean ± p.threshold × spread when band.
-func (v *pendingValue) note(ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
-	v.value, v.expected, v.half, v.samples, v.flags = float32(ex.Value), nan32, nan32, ex.Samples, pendingPresent
-	if band {
-		v.expected, v.half = float32(mean), float32(p.threshold*spread)
-	}
+// note notes, in column j, the value of ex, judged against expected ±
+// half (NaN: no band). It is small enough to inline: the engine calls it
+// for every value it judges.
+func (row pendingRow) note(j int, ex *baseline.Expectation, expected, half float32) {
+	v := row[4*j:][:4]
+	v[0], v[1], v[2], v[3] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half), packMeta(ex)
+}
+
+// packMeta returns the meta word of ex: what its value was judged on.
+func packMeta(ex *baseline.Expectation) uint32 {
+	m := uint32(min(max(ex.Samples, 0), metaSamples))
 	if ex.FromGroup {
-		v.flags |= pendingFromGroup
+		m |= metaFromGroup
 	}
 	if ex.Seasonal {
-		v.flags |= pendingSeasonal
+		m |= metaSeasonal
 	}
+	return m
 }
 
 // flush moves the engine's buffer into the rings.
 func (r *RecentValues) flush() {
 	p := &r.pend
-	if len(p.dev) == 0 {
+	if p.n == 0 {
 		return
 	}
 	w := len(p.slots)
 	r.mu.Lock()
-	for i, d := range p.dev {
-		r.write(d, p.tms[i], p.slots, p.vals[i*w:i*w+w])
+	r.bindColumns(p.slots)
+	for i, d := range p.dev[:p.n] {
+		row := pendingRow(p.vals[4*w*i:][:4*w])
+		// most devices: one block, of the batch's columns in their order
+		if b := r.firstBlock(d); b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
+			r.writeSame(&r.heads[b], p.tms[i], row)
+			continue
+		}
+		r.write(d, p.tms[i], p.slots, row)
 	}
 	r.mu.Unlock()
-	p.dev, p.tms, p.vals = p.dev[:0], p.tms[:0], p.vals[:0]
+	p.n = 0
 }
 
-// write moves a row of device d at tms (Unix ms), whose column j holds
-// metric slot slots[j] when row[j] is present, into the device's blocks,
-// making a block for the metrics new to it. The caller holds the lock.
-func (r *RecentValues) write(d int32, tms int64, slots []int, row []pendingValue) {
+// firstBlock returns the index of device d's first block, or -1.
+func (r *RecentValues) firstBlock(d int32) int32 {
+	if int(d) < len(r.first) {
+		return r.first[d] - 1
+	}
+	return -1
+}
+
+// bindColumns makes the rows to write those whose column j holds metric
+// slot slots[j]; the caller holds the lock.
+func (r *RecentValues) bindColumns(slots []int) {
 	if !slices.Equal(r.colsFor, slots) {
 		r.colsFor = append(r.colsFor[:0], slots...)
 		clear(r.cols)
+		clear(r.same)
+		for len(r.same) < len(r.layouts) {
+			r.same = append(r.same, false)
+		}
+		for l := range r.layouts {
+			r.columns(int32(l))
+		}
 	}
-	r.covered = slices.Grow(r.covered[:0], len(row))[:len(row)]
+}
+
+// write moves a row of device d at tms (Unix ms), whose column j holds
+// metric slot slots[j] (bound by bindColumns) when present, into the
+// device's blocks, making a block for the metrics new to it. The caller
+// holds the lock.
+func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
+	r.covered = slices.Grow(r.covered[:0], len(slots))[:len(slots)]
 	clear(r.covered)
 	present, covered := 0, 0
-	for j := range row {
-		if row[j].flags&pendingPresent != 0 {
+	for j := range slots {
+		if row[4*j] != absentBits {
 			present++
 		}
 	}
@@ -226,18 +260,16 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row []pendingValue
 		return
 	}
 	last := int32(-1)
-	if int(d) < len(r.first) {
-		for b := r.first[d] - 1; b >= 0; b = r.heads[b].more - 1 {
-			covered += r.writeBlock(b, tms, row)
-			last = b
-		}
+	for b := r.firstBlock(d); b >= 0; b = r.heads[b].more - 1 {
+		covered += r.writeBlock(b, tms, row)
+		last = b
 	}
 	if covered == present {
 		return
 	}
 	var missing []int
 	for j, sl := range slots {
-		if sl >= 0 && row[j].flags&pendingPresent != 0 && !r.covered[j] && !slices.Contains(missing, sl) {
+		if sl >= 0 && row[4*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
 			missing = append(missing, sl)
 		}
 	}
@@ -260,6 +292,8 @@ func (r *RecentValues) newBlock(tms int64, slots []int) int32 {
 	if layout < 0 {
 		layout = len(r.layouts)
 		r.layouts = append(r.layouts, slices.Clone(slots))
+		r.same = append(r.same, false)
+		r.columns(int32(layout))
 	}
 	n := r.size * (1 + 3*len(slots))
 	n = (n + lineWords - 1) / lineWords * lineWords // the next block's rows on a line too
@@ -280,8 +314,9 @@ func (r *RecentValues) blockRow(h *blockHead, p int) []uint32 {
 	return r.chunks[h.chunk][int(h.off)+p*stride:][:stride]
 }
 
-// columns returns, for each column of layout, the column of the row being
-// written that holds its metric (-1: none).
+// columns returns, for each column of layout, the column of the rows being
+// written that holds its metric (-1: none), and notes whether they are
+// the rows' columns in their order.
 func (r *RecentValues) columns(layout int32) []int {
 	for len(r.cols) <= int(layout) {
 		r.cols = append(r.cols, nil)
@@ -290,21 +325,58 @@ func (r *RecentValues) columns(layout int32) []int {
 		return c
 	}
 	c := make([]int, len(r.layouts[layout]))
+	same := len(c) == len(r.colsFor)
 	for k, slot := range r.layouts[layout] {
 		c[k] = slices.Index(r.colsFor, slot)
+		same = same && c[k] == k
 	}
-	r.cols[layout] = c
+	r.cols[layout], r.same[layout] = c, same
 	return c
+}
+
+// advance returns the row of block h to write at tms, its time written,
+// and moves h on.
+func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
+	at := tms - h.base
+	if at != int64(int32(at)) {
+		r.rebase(h, tms)
+		at = 0
+	}
+	w := r.blockRow(h, int(h.next))
+	w[0] = uint32(int32(at))
+	if h.next++; int(h.next) == r.size {
+		h.next, h.full = 0, true
+	}
+	return w
+}
+
+// writeSame moves row, whose columns are block h's in their order, into a
+// new row of h, when it has a value.
+func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
+	metas := r.metas[h.meta:][:h.width]
+	has := false
+	for k := range metas {
+		if row[4*k] != absentBits {
+			metas[k], has = row[4*k+3], true
+		}
+	}
+	if !has {
+		return
+	}
+	w := r.advance(h, tms)
+	for k := range metas {
+		copy(w[1+3*k:][:3], row[4*k:][:3])
+	}
 }
 
 // writeBlock moves the row's values of block b's metrics into a new row of
 // b, when the row has one, and returns how many.
-func (r *RecentValues) writeBlock(b int32, tms int64, row []pendingValue) int {
+func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	h := &r.heads[b]
 	cols := r.columns(h.layout)
 	has := false
 	for _, j := range cols {
-		if j >= 0 && row[j].flags&pendingPresent != 0 {
+		if j >= 0 && row[4*j] != absentBits {
 			has = true
 			break
 		}
@@ -312,43 +384,21 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row []pendingValue) int {
 	if !has {
 		return 0
 	}
-	at := tms - h.base
-	if at != int64(int32(at)) {
-		r.rebase(h, tms)
-		at = 0
-	}
-	w := r.blockRow(h, int(h.next))
-	meta := r.metas[h.meta:][:len(cols)]
-	w[0] = uint32(int32(at))
+	w := r.advance(h, tms)
+	metas := r.metas[h.meta:][:len(cols)]
 	n := 0
 	for k, j := range cols {
-		v := w[1+3*k : 4+3*k]
-		if j < 0 || row[j].flags&pendingPresent == 0 {
+		v := w[1+3*k:][:3]
+		if j < 0 || row[4*j] == absentBits {
 			v[0] = absentBits
 			continue
 		}
-		pv := &row[j]
-		v[0], v[1], v[2] = math.Float32bits(pv.value), math.Float32bits(pv.expected), math.Float32bits(pv.half)
-		meta[k] = packMeta(pv)
+		copy(v, row[4*j:][:3])
+		metas[k] = row[4*j+3]
 		r.covered[j] = true
 		n++
 	}
-	if h.next++; int(h.next) == r.size {
-		h.next, h.full = 0, true
-	}
 	return n
-}
-
-// packMeta returns the meta word of pv: what it was judged on.
-func packMeta(pv *pendingValue) uint32 {
-	m := uint32(min(max(pv.samples, 0), metaSamples))
-	if pv.flags&pendingFromGroup != 0 {
-		m |= metaFromGroup
-	}
-	if pv.flags&pendingSeasonal != 0 {
-		m |= metaSeasonal
-	}
-	return m
 }
 
 // rows returns the position of h's oldest row and how many it has.
@@ -390,14 +440,10 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	pv := pendingValue{value: v.Value, expected: v.Expected, half: (v.Upper - v.Lower) / 2, samples: samples, flags: pendingPresent}
-	if fromGroup {
-		pv.flags |= pendingFromGroup
-	}
-	if seasonal {
-		pv.flags |= pendingSeasonal
-	}
-	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, []pendingValue{pv})
+	row := pendingRow{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2),
+		packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}
+	r.bindColumns([]int{slot})
+	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, row)
 }
 
 // RecentSeries is one metric's recent values of a device.

@@ -166,7 +166,7 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 		d := int32(n % devices)
 		row := r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute))
 		for m := range metrics {
-			row[m].note(&exp[m], &params[m], 1, 0.5, true)
+			row.note(m, &exp[m], 1, 2)
 		}
 		n++
 	}
@@ -190,7 +190,11 @@ func TestRecentValuesBlocks(t *testing.T) {
 		for j, slot := range slots {
 			if slot >= 0 && exp[j].Present {
 				exp[j].Value = float64(10*n + slot)
-				row[j].note(&exp[j], &params[slot], float64(slot), 0.25, slot != 1)
+				if slot != 1 {
+					row.note(j, &exp[j], float32(slot), 0.5)
+				} else {
+					row.note(j, &exp[j], nan32, nan32) // no band
+				}
 			}
 		}
 		r.flush()
@@ -258,7 +262,7 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 			for d := range int32(devices) {
 				row := r.row(d, ms(n))
 				for m := range metrics {
-					row[m].note(&exp[m], &params[m], 0, 0, false)
+					row.note(m, &exp[m], nan32, nan32)
 				}
 			}
 		}
