@@ -148,6 +148,9 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
 		if slot < 0 || !ex.Present {
+			if e.recent != nil {
+				recent.absent(j)
+			}
 			continue
 		}
 		p := &e.metrics[slot]

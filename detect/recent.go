@@ -160,22 +160,21 @@ func (r *RecentValues) bind(slots []int, metrics []metricParams) {
 }
 
 // row returns where the engine notes the values of a new row of device d
-// at event time t (Unix ns), none present yet; it moves the buffer into
-// the rings first when full.
+// at event time t (Unix ns), by column (note or absent); it moves the
+// buffer into the rings first when full.
 func (r *RecentValues) row(d int32, t int64) pendingRow {
 	p := &r.pend
 	if p.n == pendingRows {
 		r.flush()
 	}
-	i, w := p.n, len(p.slots)
+	i, w := p.n, 4*len(p.slots)
 	p.n++
 	p.dev[i], p.tms[i] = d, t/int64(time.Millisecond)
-	row := pendingRow(p.vals[4*w*i:][:4*w])
-	for j := range w {
-		row[4*j] = absentBits
-	}
-	return row
+	return p.vals[i*w:][:w]
 }
+
+// absent notes that the row has no value in column j.
+func (row pendingRow) absent(j int) { row[4*j] = absentBits }
 
 // note notes, in column j, the value of ex, judged against expected ±
 // half (NaN: no band). It is small enough to inline: the engine calls it

@@ -195,6 +195,8 @@ func TestRecentValuesBlocks(t *testing.T) {
 				} else {
 					row.note(j, &exp[j], nan32, nan32) // no band
 				}
+			} else {
+				row.absent(j)
 			}
 		}
 		r.flush()
