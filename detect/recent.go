@@ -364,7 +364,8 @@ func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
 	}
 	w := r.advance(h, tms)
 	for k := range metas {
-		copy(w[1+3*k:][:3], row[4*k:][:3])
+		v, pv := w[1+3*k:][:3], row[4*k:][:3] // three stores, not a call of copy
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
 	}
 }
 
@@ -392,7 +393,8 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 			v[0] = absentBits
 			continue
 		}
-		copy(v, row[4*j:][:3])
+		pv := row[4*j:][:3]
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
 		metas[k] = row[4*j+3]
 		r.covered[j] = true
 		n++
