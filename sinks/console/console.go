@@ -423,14 +423,14 @@ func (c *Console) indexDevice(r int) {
 	st := &d.status
 	x.present.set(r)
 	x.interval[r] = int64(st.Interval)
-	x.cols["device"].setText(r, st.Device)
-	x.cols["group"].setText(r, st.Group)
-	x.cols["status"].setText(r, c.status(d))
-	x.cols["learning"].setText(r, strconv.FormatBool(st.Learning))
-	x.cols["last_seen"].at[r] = st.LastSeen.UnixNano()
-	x.cols["ip"].setTexts(r, st.SourceIPs)
-	x.cols["client_id"].setTexts(r, st.ClientIDs)
-	x.cols["cert"].setText(r, st.Cert)
+	x.device.setText(r, st.Device)
+	x.group.setText(r, st.Group)
+	x.status.setText(r, c.status(d))
+	x.learning.setText(r, strconv.FormatBool(st.Learning))
+	x.lastSeen.at[r] = st.LastSeen.UnixNano()
+	x.ip.setTexts(r, st.SourceIPs)
+	x.clientID.setTexts(r, st.ClientIDs)
+	x.cert.setText(r, st.Cert)
 	open := c.open[st.Device]
 	var dets []string
 	score, sev := math.NaN(), math.NaN()
@@ -445,10 +445,10 @@ func (c *Console) indexDevice(r int) {
 			sev = float64(o.alert.Severity)
 		}
 	}
-	x.cols["detector"].setTexts(r, dets)
-	x.cols["score"].num[r] = score
-	x.cols["severity"].num[r] = sev
-	x.cols["alarms"].num[r] = float64(max(st.Alarms, len(open)))
+	x.detector.setTexts(r, dets)
+	x.score.num[r] = score
+	x.severity.num[r] = sev
+	x.alarms.num[r] = float64(max(st.Alarms, len(open)))
 	for _, a := range d.attrs {
 		if a.Key == "inventory_ip" {
 			continue
