@@ -98,6 +98,7 @@ type Console struct {
 	// wait until every update published before them is applied.
 	startOnce sync.Once
 	updates   chan *update // at most two behind: then the engine waits
+	spent     chan *update // applied, for PublishStatus to fill again
 	seqMu     sync.Mutex
 	seqCond   *sync.Cond
 	published uint64             // updates handed over
@@ -157,7 +158,7 @@ func New(opts Options) *Console {
 		opts.Clock = time.Now
 	}
 	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
-		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2),
+		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2), spent: make(chan *update, 3),
 		assets: opts.Assets}
 	c.seqCond = sync.NewCond(&c.seqMu)
 	return c
@@ -211,6 +212,10 @@ func (c *Console) applyUpdates() {
 			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
 		}
 		c.mu.Unlock()
+		select { // its devices' slice is copied, not kept (updateDevice): reused
+		case c.spent <- &update{devices: u.devices[:0]}:
+		default:
+		}
 		c.seqMu.Lock()
 		c.applied++
 		c.seqCond.Broadcast()
@@ -305,7 +310,12 @@ const oneShotOpenFor = time.Hour
 // updates behind.
 func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 	c.startOnce.Do(func() { go c.applyUpdates() })
-	j := &update{devices: slices.Clone(u.Devices), recent: u.Recent}
+	j := &update{}
+	select {
+	case j = <-c.spent:
+	default:
+	}
+	j.devices, j.recent = append(j.devices, u.Devices...), u.Recent
 	if u.Groups != nil {
 		j.groups = slices.Clone(u.Groups)
 		for i := range j.groups {
