@@ -277,3 +277,63 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 		runtime.KeepAlive(r)
 	}
 }
+
+// TestRecentValuesColumnOrder: rows whose columns are a block's in their
+// order (moved with writeSame) and the same rows with their columns in
+// another order (writeBlock) give the same values, with absent ones and
+// rings gone round; and rows noted before the columns change (bind, as
+// for a held row judged inside a batch) land in their own metrics.
+func TestRecentValuesColumnOrder(t *testing.T) {
+	params := make([]metricParams, 4)
+	for m := range params {
+		params[m].name = fmt.Sprint("m", m)
+	}
+	fill := func(r *RecentValues, slots []int, n int) {
+		r.bind(slots, params)
+		row := r.row(int32(n%3), ms(n))
+		for j, slot := range slots {
+			if (n+slot)%5 == 0 {
+				row.absent(j)
+				continue
+			}
+			ex := baseline.Expectation{Value: float64(100*n + slot), Samples: int64(n), FromGroup: slot == 2, Seasonal: n%2 == 0}
+			row.note(j, &ex, float32(slot), float32(n))
+		}
+	}
+	same, other := NewRecentValues(7), NewRecentValues(7)
+	for n := range 40 {
+		fill(same, []int{0, 1, 2, 3}, n)
+		slots := []int{3, 1, 0, 2}
+		if n%2 == 1 {
+			slots = []int{2, 0, 3, 1}
+		}
+		fill(other, slots, n)
+	}
+	same.flush()
+	other.flush()
+	for d := range int32(3) {
+		want, got := same.Device(d), other.Device(d)
+		if len(want) != 4 || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("device %d: columns in another order\n%+v\nwant\n%+v", d, got, want)
+		}
+		for _, s := range want {
+			slot := int(s.Metric[1] - '0')
+			for _, v := range s.Values {
+				n := int(v.Time / int64(time.Millisecond))
+				if v.Value != float32(100*n+slot) || v.Expected != float32(slot) || (n+slot)%5 == 0 || n%3 != int(d) {
+					t.Fatalf("device %d %s: %+v", d, s.Metric, v)
+				}
+			}
+		}
+	}
+}
+
+// TestRecentValuesSamplesSaturate: what a value was judged on keeps its
+// flags, and the samples up to about a billion.
+func TestRecentValuesSamplesSaturate(t *testing.T) {
+	r := NewRecentValues(2)
+	r.Add(0, "cpu", RecentValue{Time: ms(1)}, 1<<40, true, true)
+	if s := r.Device(0); s[0].Samples != metaSamples || !s[0].FromGroup || !s[0].Seasonal {
+		t.Fatalf("judged on %+v", s[0])
+	}
+}
