@@ -18,9 +18,9 @@ import (
 type Config struct {
 	// RecentValues is how many recent values of each metric of each
 	// device the engine keeps for the device page's plots
-	// (detect.RecentValues): 16 bytes each, so the default costs about
-	// 2 KB per metric and device (see the README). 0 keeps none: the
-	// device page has no plots.
+	// (detect.RecentValues): 12 bytes each and 4 per report, so the
+	// default costs about 1.5 KB per metric and device (see the README).
+	// 0 keeps none: the device page has no plots.
 	RecentValues int `yaml:"recent_values"`
 	// MaxAlerts is how many recent alerts the console keeps for the
 	// timeline and the device pages.
