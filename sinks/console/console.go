@@ -271,12 +271,7 @@ func (t teeSink) Close() error { return t.c.sink.Close() }
 // recordAlert keeps a in the timeline and updates its device's open
 // alarms.
 func (c *Console) recordAlert(a *detect.Alert) {
-	if len(c.alerts) < c.opts.MaxAlerts {
-		c.alerts = append(c.alerts, *a)
-	} else {
-		c.alerts[c.nAlerts%c.opts.MaxAlerts] = *a
-	}
-	c.nAlerts++
+	c.recordTimeline(a)
 	open := c.open[a.Device]
 	i := slices.IndexFunc(open, func(o openAlarm) bool {
 		return o.alert.Detector == a.Detector && o.alert.Behavior == a.Behavior
@@ -297,6 +292,16 @@ func (c *Console) recordAlert(a *detect.Alert) {
 	if r, ok := c.byName[a.Device]; ok {
 		c.indexDevice(int(r))
 	}
+}
+
+// recordTimeline keeps a in the timeline.
+func (c *Console) recordTimeline(a *detect.Alert) {
+	if len(c.alerts) < c.opts.MaxAlerts {
+		c.alerts = append(c.alerts, *a)
+	} else {
+		c.alerts[c.nAlerts%c.opts.MaxAlerts] = *a
+	}
+	c.nAlerts++
 }
 
 // oneShotOpenFor is how long after its event time an alarm without a

@@ -62,6 +62,53 @@ type statusRecord struct {
 	Firmware        string     `json:"firmware,omitempty"`
 	HighestFirmware string     `json:"highest_firmware,omitempty"`
 	Event           *wireEvent `json:"event,omitempty"` // the event QuarantineID names
+	// OpenAlarms are the alerts of the device's open alarms, newest
+	// first, at most sharedOpenAlarms: the device page's open alarms and,
+	// once each, the alert timeline of every console.
+	OpenAlarms []wireAlert `json:"open_alarms,omitempty"`
+}
+
+// sharedOpenAlarms is how many open alarms of a device its status record
+// carries at most.
+const sharedOpenAlarms = 8
+
+// wireAlert is a detect.Alert with the field names of the alert schema
+// (sinks.AppendAlertJSON), without the network context and the rollout's:
+// what the device page and the timeline show. A number that is not one
+// (NaN) is null.
+type wireAlert struct {
+	ID           string    `json:"id"`
+	EventTime    time.Time `json:"event_time"`
+	AlarmStart   time.Time `json:"alarm_start,omitzero"`
+	State        string    `json:"state"`
+	Device       string    `json:"device"`
+	Group        string    `json:"group,omitempty"`
+	Detector     string    `json:"detector"`
+	Behavior     string    `json:"behavior,omitempty"`
+	Observed     *float64  `json:"observed"`
+	ObservedText string    `json:"observed_text,omitempty"`
+	Expected     *float64  `json:"expected"`
+	Lower        *float64  `json:"lower"`
+	Upper        *float64  `json:"upper"`
+	Score        *float64  `json:"score"`
+	Severity     int       `json:"severity"`
+	SampleCount  int64     `json:"sample_count,omitempty"`
+	Technique    string    `json:"technique,omitempty"`
+	Message      string    `json:"message"`
+}
+
+func toWireAlert(a *detect.Alert) wireAlert {
+	return wireAlert{ID: a.ID, EventTime: a.EventTime, AlarmStart: a.AlarmStart, State: a.State, Device: a.Device, Group: a.Group,
+		Detector: a.Detector, Behavior: a.Behavior, Observed: num(a.Observed), ObservedText: a.ObservedText, Expected: num(a.Expected),
+		Lower: num(a.Lower), Upper: num(a.Upper), Score: num(a.Score), Severity: a.Severity, SampleCount: a.SampleCount,
+		Technique: a.Technique, Message: a.Message}
+}
+
+func (w *wireAlert) alert() detect.Alert {
+	return detect.Alert{ID: w.ID, EventTime: w.EventTime, ProcessingTime: w.EventTime, AlarmStart: w.AlarmStart, State: w.State,
+		Device: w.Device, Group: w.Group, Detector: w.Detector, Behavior: w.Behavior, Observed: orNaN(w.Observed),
+		ObservedText: w.ObservedText, Expected: orNaN(w.Expected), Lower: orNaN(w.Lower), Upper: orNaN(w.Upper), Score: orNaN(w.Score),
+		Severity: w.Severity, SampleCount: w.SampleCount, Technique: w.Technique, Message: w.Message}
 }
 
 // decisionRecord is an operator's decision on the wire, with the
@@ -153,7 +200,7 @@ func (w *wireEvent) event() detect.QuarantineEvent {
 		TargetGroup: w.TargetGroup, Reasons: w.Reasons, Severity: w.Severity, Expiry: w.Expiry, Message: w.Message}
 }
 
-func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.QuarantineEvent) statusRecord {
+func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.QuarantineEvent, open []detect.Alert) statusRecord {
 	r := statusRecord{V: sharedVersion, Owner: owner, Device: st.Device, Group: st.Group, LastSeen: st.LastSeen, Alarms: st.Alarms,
 		Quarantine: st.Quarantine, QuarantineID: st.QuarantineID, QuarantineSince: st.QuarantineSince, Learning: st.Learning,
 		IntervalNS: int64(st.Interval), SourceIPs: st.SourceIPs, ClientIDs: st.ClientIDs, Cert: st.Cert, Firmware: st.Firmware,
@@ -161,6 +208,9 @@ func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.Quarantin
 	if ev != nil {
 		w := toWireEvent(ev)
 		r.Event = &w
+	}
+	for i := range open {
+		r.OpenAlarms = append(r.OpenAlarms, toWireAlert(&open[i]))
 	}
 	return r
 }
@@ -230,6 +280,10 @@ func decodeShared(key, value []byte) (sharedRecord, error) {
 			return sharedRecord{}, errors.New("negative alarms or interval")
 		case r.Event != nil && (r.Event.ID != r.QuarantineID || r.Event.Device != dev):
 			return sharedRecord{}, errors.New("the quarantine event is not the one of the device's episode")
+		case len(r.OpenAlarms) > sharedOpenAlarms:
+			return sharedRecord{}, fmt.Errorf("%d open alarms: a record carries at most %d", len(r.OpenAlarms), sharedOpenAlarms)
+		case slices.ContainsFunc(r.OpenAlarms, func(a wireAlert) bool { return a.Device != dev || a.State != detect.StateAlarm || a.ID == "" }):
+			return sharedRecord{}, errors.New("an open alarm is another device's, not in alarm, or without an id")
 		}
 		return sharedRecord{Device: dev, Status: &r}, nil
 	}
