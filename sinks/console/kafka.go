@@ -376,7 +376,14 @@ func (s *Shared) apply(m *kafkago.Message) {
 		s.c.applyGroupRecord(rec.Group)
 	case rec.Status != nil:
 		// the engine's own devices' alarms reach the console through its sink, first
-		s.c.applyStatusRecord(rec.Status, rec.Status.Owner != s.opts.Instance || s.opts.Instance == "")
+		var open []detect.Alert // nil: the console's own engine's device
+		if rec.Status.Owner != s.opts.Instance || s.opts.Instance == "" {
+			open = rec.open
+			if open == nil {
+				open = []detect.Alert{}
+			}
+		}
+		s.c.applyStatusRecord(rec.Status, open)
 	case rec.Decision != nil:
 		d := rec.Decision.Decision
 		s.c.mu.Lock()
@@ -468,10 +475,11 @@ func (deviceBalancer) Balance(msg kafkago.Message, partitions ...int) int {
 }
 
 // applyStatusRecord puts a device's status from the topic in the index,
-// under the row the console gave the device, and, with alarms, its open
-// alarms: they replace the device's, and the alerts of those new to it
-// join the timeline.
-func (c *Console) applyStatusRecord(r *statusRecord, alarms bool) {
+// under the row the console gave the device, and its open alarms unless
+// nil (a device of the console's own engine: its sink brings them): they
+// replace the device's, and the alerts of those new to it join the
+// timeline.
+func (c *Console) applyStatusRecord(r *statusRecord, alarms []detect.Alert) {
 	st := r.status()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -485,11 +493,11 @@ func (c *Console) applyStatusRecord(r *statusRecord, alarms bool) {
 			c.events[r.Event.ID] = &event{QuarantineEvent: r.Event.event()}
 		}
 	}
-	if alarms {
+	if alarms != nil {
 		known := c.open[st.Device]
 		var open []openAlarm
-		for i := len(r.OpenAlarms) - 1; i >= 0; i-- { // oldest first, as they came
-			a := r.OpenAlarms[i].alert()
+		for i := len(alarms) - 1; i >= 0; i-- { // oldest first, as they came
+			a := alarms[i]
 			if !slices.ContainsFunc(known, func(o openAlarm) bool { return o.alert.ID == a.ID }) {
 				c.recordTimeline(&a)
 			}

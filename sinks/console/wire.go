@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/score"
+	"github.com/vigil-ot/vigil/sinks"
 )
 
 // The shared status topic (console.status_topic) carries, for a consumer
@@ -63,53 +66,15 @@ type statusRecord struct {
 	HighestFirmware string     `json:"highest_firmware,omitempty"`
 	Event           *wireEvent `json:"event,omitempty"` // the event QuarantineID names
 	// OpenAlarms are the alerts of the device's open alarms, newest
-	// first, at most sharedOpenAlarms: the device page's open alarms and,
-	// once each, the alert timeline of every console.
-	OpenAlarms []wireAlert `json:"open_alarms,omitempty"`
+	// first, at most sharedOpenAlarms, in the alert schema
+	// (sinks.AppendAlertJSON): the device page's open alarms and, once
+	// each, the alert timeline of every console.
+	OpenAlarms []json.RawMessage `json:"open_alarms,omitempty"`
 }
 
 // sharedOpenAlarms is how many open alarms of a device its status record
 // carries at most.
 const sharedOpenAlarms = 8
-
-// wireAlert is a detect.Alert with the field names of the alert schema
-// (sinks.AppendAlertJSON), without the network context and the rollout's:
-// what the device page and the timeline show. A number that is not one
-// (NaN) is null.
-type wireAlert struct {
-	ID           string    `json:"id"`
-	EventTime    time.Time `json:"event_time"`
-	AlarmStart   time.Time `json:"alarm_start,omitzero"`
-	State        string    `json:"state"`
-	Device       string    `json:"device"`
-	Group        string    `json:"group,omitempty"`
-	Detector     string    `json:"detector"`
-	Behavior     string    `json:"behavior,omitempty"`
-	Observed     *float64  `json:"observed"`
-	ObservedText string    `json:"observed_text,omitempty"`
-	Expected     *float64  `json:"expected"`
-	Lower        *float64  `json:"lower"`
-	Upper        *float64  `json:"upper"`
-	Score        *float64  `json:"score"`
-	Severity     int       `json:"severity"`
-	SampleCount  int64     `json:"sample_count,omitempty"`
-	Technique    string    `json:"technique,omitempty"`
-	Message      string    `json:"message"`
-}
-
-func toWireAlert(a *detect.Alert) wireAlert {
-	return wireAlert{ID: a.ID, EventTime: a.EventTime, AlarmStart: a.AlarmStart, State: a.State, Device: a.Device, Group: a.Group,
-		Detector: a.Detector, Behavior: a.Behavior, Observed: num(a.Observed), ObservedText: a.ObservedText, Expected: num(a.Expected),
-		Lower: num(a.Lower), Upper: num(a.Upper), Score: num(a.Score), Severity: a.Severity, SampleCount: a.SampleCount,
-		Technique: a.Technique, Message: a.Message}
-}
-
-func (w *wireAlert) alert() detect.Alert {
-	return detect.Alert{ID: w.ID, EventTime: w.EventTime, ProcessingTime: w.EventTime, AlarmStart: w.AlarmStart, State: w.State,
-		Device: w.Device, Group: w.Group, Detector: w.Detector, Behavior: w.Behavior, Observed: orNaN(w.Observed),
-		ObservedText: w.ObservedText, Expected: orNaN(w.Expected), Lower: orNaN(w.Lower), Upper: orNaN(w.Upper), Score: orNaN(w.Score),
-		Severity: w.Severity, SampleCount: w.SampleCount, Technique: w.Technique, Message: w.Message}
-}
 
 // decisionRecord is an operator's decision on the wire, with the
 // quarantine event it sends. The instance that owns the device sends
@@ -210,9 +175,30 @@ func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.Quarantin
 		r.Event = &w
 	}
 	for i := range open {
-		r.OpenAlarms = append(r.OpenAlarms, toWireAlert(&open[i]))
+		r.OpenAlarms = append(r.OpenAlarms, sinks.AppendAlertJSON(nil, &open[i]))
 	}
 	return r
+}
+
+// openAlarms decodes the record's open alarms.
+func (r *statusRecord) openAlarms() ([]detect.Alert, error) {
+	var out []detect.Alert
+	var line bytes.Buffer
+	for _, raw := range r.OpenAlarms {
+		line.Reset()
+		if err := json.Compact(&line, raw); err != nil { // one line, as ReadAlerts reads them
+			return nil, err
+		}
+		a, err := score.ReadAlerts(&line)
+		if err != nil {
+			return nil, err
+		}
+		if len(a) != 1 {
+			return nil, errors.New("an open alarm is not an alert")
+		}
+		out = append(out, a[0])
+	}
+	return out, nil
 }
 
 // status returns the record as the engine's status of the device (ID
@@ -228,6 +214,7 @@ func (r *statusRecord) status() detect.DeviceStatus {
 type sharedRecord struct {
 	Device   string
 	Status   *statusRecord
+	open     []detect.Alert // Status's open alarms, decoded
 	Decision *decisionRecord
 	Group    *groupRecord
 }
@@ -282,10 +269,15 @@ func decodeShared(key, value []byte) (sharedRecord, error) {
 			return sharedRecord{}, errors.New("the quarantine event is not the one of the device's episode")
 		case len(r.OpenAlarms) > sharedOpenAlarms:
 			return sharedRecord{}, fmt.Errorf("%d open alarms: a record carries at most %d", len(r.OpenAlarms), sharedOpenAlarms)
-		case slices.ContainsFunc(r.OpenAlarms, func(a wireAlert) bool { return a.Device != dev || a.State != detect.StateAlarm || a.ID == "" }):
+		}
+		open, err := r.openAlarms()
+		if err != nil {
+			return sharedRecord{}, fmt.Errorf("open_alarms: %w", err)
+		}
+		if slices.ContainsFunc(open, func(a detect.Alert) bool { return a.Device != dev || a.State != detect.StateAlarm || a.ID == "" }) {
 			return sharedRecord{}, errors.New("an open alarm is another device's, not in alarm, or without an id")
 		}
-		return sharedRecord{Device: dev, Status: &r}, nil
+		return sharedRecord{Device: dev, Status: &r, open: open}, nil
 	}
 	if name, ok := strings.CutPrefix(k, keyGroup); ok && name != "" && value != nil {
 		var r groupRecord
