@@ -395,15 +395,12 @@ func (e *Engine) judge(b *ingest.Batch) {
 		e.wallLimit = addSat(e.deps.Clock().UnixNano(), int64(e.cfg.Clock.MaxSkew))
 		e.setClock(e.clock)
 	}
-	if e.recent != nil {
-		// judging writes the recent values in place (judgeMetrics)
-		e.recent.mu.Lock()
-		defer e.recent.mu.Unlock()
-		e.recent.nameMetrics(e.metrics)
-	}
 	n := f.NumRows()
 	for i := 0; i < n; i++ {
 		e.judgeRow(f, b, i)
+	}
+	if e.recent != nil {
+		e.recent.flush() // readers see the batch's values
 	}
 }
 
@@ -446,6 +443,9 @@ func (e *Engine) bindMetrics(f *baseline.Frame) {
 			e.metrics = append(e.metrics, newMetricParams(&e.cfg, name))
 		}
 		e.colSlot = append(e.colSlot, slot)
+	}
+	if e.recent != nil { // judgeMetrics notes the recent values by column
+		e.recent.bind(e.colSlot, e.metrics)
 	}
 	if cap(e.exp) < nm {
 		e.exp = make([]baseline.Expectation, nm)

@@ -141,18 +141,22 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 // are too large to inline, run only for the others.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
-	if e.recent != nil { // the console's plots
-		e.recent.row(d, t, e.colSlot, e.exp)
+	var recent pendingRow // the console's plots, by column
+	if e.recent != nil {
+		recent = e.recent.row(d, t)
 	}
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]
 		if slot < 0 || !ex.Present {
+			if e.recent != nil {
+				recent.absent(j)
+			}
 			continue
 		}
 		p := &e.metrics[slot]
 		if ex.Learning {
 			if e.recent != nil {
-				e.recent.add(slot, ex, p, 0, 0, false)
+				recent.note(j, ex, nan32, nan32)
 			}
 			continue
 		}
@@ -162,8 +166,12 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if p.self || now {
 			mean, spread, band = p.selfBand(&e.cfg.Self, ex)
 		}
-		if e.recent != nil { // the band the self detector judges against
-			e.recent.add(slot, ex, p, mean, spread, p.self && band)
+		if e.recent != nil { // with the band the self detector judges against
+			if p.self && band {
+				recent.note(j, ex, float32(mean), float32(p.threshold*spread))
+			} else {
+				recent.note(j, ex, nan32, nan32)
+			}
 		}
 		shift := 0.0
 		if p.self && band && e.cfg.Self.ShiftThreshold > 0 {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -9,44 +10,90 @@ import (
 )
 
 // RecentValues keeps the latest judged values of each metric of each
-// device, with the band each was judged against: the console's plots. The
-// engine writes them in place as it judges (Engine.PublishStatus), so that
-// nothing is built or handed over per row; a reader copies one device's
-// values when it needs them (Device).
+// device, with the band each was judged against: the console's plots.
 //
-// Each device and metric has a ring of a fixed size. The values are
-// pointer-free 16-byte records (the event time in milliseconds from the
-// ring's base time, the value, the expected value and the band's
-// half-width, as float32: enough for a plot) in chunks. The rings a
-// device's row makes together (usually all its metrics, in its first row)
-// are interleaved in one block, position by position, so that the values
-// of its later rows, which those rings take in step, land side by side: a
-// row touches one or two cache lines, not one per metric. Rings are found
-// by metric slot and device id, without a map. Memory: 16 bytes a value,
-// about 55 more per ring (its head, its share of a block and of a chunk's
-// unused tail), and 4 bytes per metric slot and device id up to the
-// highest that reported the metric (BenchmarkRecentValuesMemory: 9.9 KB
-// per device with 5 metrics of 120 values).
+// The engine notes each row's values as it judges, in a buffer of its own
+// by row and column (sequential stores, no lookups, no lock), and moves
+// them into the devices' rings every pendingRows rows and at the end of a
+// batch, in one tight pass (flush), so that the rings' scattered memory is
+// touched in a loop that does nothing else and its cache misses overlap.
+// A reader copies one device's values when it needs them (Device).
 //
-// It is safe for concurrent use: the engine holds its lock while it judges
-// a batch (never while it waits for anything else), a reader while it
-// copies one device's values, so a reader waits at most for one batch.
+// The metrics a device's row brings together (usually all its metrics, in
+// its first row) share a block: a ring of rows, each row one event time
+// (in milliseconds from the block's base time) and per metric the value,
+// the expected value and the band's half-width, as float32 (enough for a
+// plot). The block advances with each row that has a value for one of its
+// metrics; a metric without a value in such a row has none there. A
+// metric new to the device later gets a block of its own. The blocks'
+// heads (position, base time, and what each metric's latest value was
+// judged on) are dense arrays found from the device id without a map; the
+// rows are in chunks of 32-bit words, each block's on a cache line: a row
+// of five metrics is one line, the only memory a row touches that is not
+// dense.
+//
+// Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 40
+// bytes a block and 4 a metric for its head, 4 per device id up to the
+// highest: 7.6 KB per device with 5 metrics of 120 values; and the
+// engine's buffer (pendingRows rows of its batches' metric columns, 24
+// bytes a value).
+//
+// It is safe for concurrent use: the engine holds its lock while it moves
+// its buffer into the rings (never while it judges or waits), a reader
+// while it copies one device's values.
 type RecentValues struct {
-	mu     sync.Mutex
-	size   int
-	names  []string   // metric names by slot
-	rings  [][]int32  // by metric slot, by device id: 1 + the ring's index; 0: none
-	heads  []ringHead // by ring
-	blocks []ringBlock
-	chunks [][]recentValue // the last one is filled up to used
-	used   int
+	mu      sync.Mutex
+	size    int
+	names   []string    // metric names by slot
+	layouts [][]int     // the metric slots of a block's columns, by layout
+	first   []int32     // by device id: 1 + the index of its first block; 0: none
+	heads   []blockHead // by block
+	metas   []uint32    // by block and column: what its latest value was judged on (packMeta)
+	chunks  [][]uint32  // the blocks' rows; the last chunk is filled up to used
+	used    int
 
-	// the row being recorded (row, add)
-	d     int32
-	tms   int64 // its event time, Unix ms
-	slots []int // by column: the metric slot, -1 for none
-	exp   []baseline.Expectation
+	// moving a row into the rings (write)
+	colsFor []int   // the metric slots of the columns of the rows being written
+	cols    [][]int // by layout: for each of its columns, the rows' column holding it (-1: none); nil: not known
+	same    []bool  // by layout: its columns are the rows' columns, in their order
+	covered []bool  // by column of the row: moved into a block
+
+	pend pendingValues // the engine's, written without the lock
 }
+
+// blockHead is a block's position and where its rows are: size rows of 1
+// + 3 × width words (the time, then value, expected and half-width per
+// column) from chunks[chunk][off].
+type blockHead struct {
+	base       int64 // Unix ms
+	next       uint32
+	full       bool
+	width      uint16
+	layout     int32
+	chunk, off int32
+	meta       int32 // metas[meta:][:width]
+	more       int32 // 1 + the index of the device's next block; 0: none
+}
+
+// lineWords is a cache line, in words: where each block's rows begin.
+const lineWords = 16
+
+// absentBits, in a row's value word, marks a metric without a value in
+// that row: a signalling NaN, which no float64 converted to float32 gives
+// (a NaN converts to a quiet NaN).
+const absentBits = 0x7f800001
+
+// The meta word: the samples the device's baseline had learned (up to
+// metaSamples, saturating), and the flags.
+const (
+	metaSamples   = 1<<30 - 1
+	metaFromGroup = 1 << 30
+	metaSeasonal  = 1 << 31
+)
+
+// chunkWords is how many words a chunk holds (256 KiB), unless one block
+// needs more.
+const chunkWords = 1 << 16
 
 // RecentValue is one judged value: its event time and the self
 // detector's expected value and band (NaN while there was none).
@@ -55,31 +102,25 @@ type RecentValue struct {
 	Value, Expected, Lower, Upper float32
 }
 
-// recentValue is a RecentValue as a ring holds it.
-type recentValue struct {
-	at                    int32 // event time, milliseconds from the ring's base
-	value, expected, half float32
+// pendingValues are the values the engine judged since the last flush, by
+// row and by column of its batch.
+type pendingValues struct {
+	slots []int   // by column: the metric slot, -1 for none
+	n     int     // rows noted
+	dev   []int32 // by row
+	tms   []int64 // by row: event time, Unix ms
+	vals  []uint32
 }
 
-// ringBlock is where rings made together are: the value at position p
-// of the ring in column c is at chunks[chunk][off+p*width+c].
-type ringBlock struct {
-	chunk, off, width int32
-}
+// pendingRow is where the engine notes the values of one row: by column,
+// four words: the value (absentBits: none), the expected value, the
+// half-width and what the value was judged on (packMeta).
+type pendingRow []uint32
 
-// ringHead is a ring's position, its base time and what the latest value
-// was judged on.
-type ringHead struct {
-	base                      int64 // Unix ms
-	samples                   int64 // values the device's baseline had learned
-	next                      uint32
-	block, col                int32
-	full, fromGroup, seasonal bool
-}
-
-// chunkValues is how many values a chunk holds (256 KiB), unless one
-// device's block needs more.
-const chunkValues = 1 << 14
+// pendingRows is how many rows the engine's buffer holds before they are
+// moved into the rings: few enough that the buffer stays in the cache
+// (20 KB for 5 metrics).
+const pendingRows = 256
 
 // NewRecentValues returns empty rings of size values.
 func NewRecentValues(size int) *RecentValues {
@@ -93,126 +134,305 @@ func NewRecentValues(size int) *RecentValues {
 func (r *RecentValues) metric(slot int, name string) {
 	for len(r.names) <= slot {
 		r.names = append(r.names, "")
-		r.rings = append(r.rings, nil)
 	}
 	r.names[slot] = name
 }
 
-// nameMetrics names the engine's metric slots; the caller holds the lock.
-func (r *RecentValues) nameMetrics(metrics []metricParams) {
+// bind starts a batch whose column j holds metric slot slots[j] (-1:
+// none), after the rows noted so far are moved into the rings; the
+// engine's metrics, all named, are metrics.
+func (r *RecentValues) bind(slots []int, metrics []metricParams) {
+	r.flush()
+	r.mu.Lock()
 	for len(r.names) < len(metrics) {
 		r.metric(len(r.names), metrics[len(r.names)].name)
 	}
+	r.mu.Unlock()
+	p := &r.pend
+	p.slots = append(p.slots[:0], slots...)
+	w := len(slots)
+	if len(p.dev) < pendingRows {
+		p.dev, p.tms = make([]int32, pendingRows), make([]int64, pendingRows)
+	}
+	if len(p.vals) < pendingRows*4*w {
+		p.vals = make([]uint32, pendingRows*4*w)
+	}
 }
 
-// row starts recording a row of device d at event time t (Unix ns), whose
-// column j holds metric slot slots[j] (-1: none), present when exp[j] is.
-// The caller holds the lock and has named the slots.
-func (r *RecentValues) row(d int32, t int64, slots []int, exp []baseline.Expectation) {
-	r.d, r.tms, r.slots, r.exp = d, t/int64(time.Millisecond), slots, exp
+// row returns where the engine notes the values of a new row of device d
+// at event time t (Unix ns), by column (note or absent); it moves the
+// buffer into the rings first when full.
+func (r *RecentValues) row(d int32, t int64) pendingRow {
+	p := &r.pend
+	if p.n == pendingRows {
+		r.flush()
+	}
+	i, w := p.n, 4*len(p.slots)
+	p.n++
+	p.dev[i], p.tms[i] = d, t/int64(time.Millisecond)
+	return p.vals[i*w:][:w]
 }
 
-// ring returns the index of the current device's ring of metric slot,
-// making the rings the row's present metrics lack, together in one block,
-// when it has none. It allocates only for a device's first row and for
-// metrics new to it.
-func (r *RecentValues) ring(slot int) int32 {
-	if idx := r.rings[slot]; int(r.d) < len(idx) && idx[r.d] > 0 {
-		return idx[r.d] - 1
+// absent notes that the row has no value in column j.
+func (row pendingRow) absent(j int) { row[4*j] = absentBits }
+
+// note notes, in column j, the value of ex, judged against expected ±
+// half (NaN: no band). It is small enough to inline: the engine calls it
+// for every value it judges.
+func (row pendingRow) note(j int, ex *baseline.Expectation, expected, half float32) {
+	v := row[4*j:][:4]
+	v[0], v[1], v[2], v[3] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half), packMeta(ex)
+}
+
+// packMeta returns the meta word of ex: what its value was judged on.
+func packMeta(ex *baseline.Expectation) uint32 {
+	m := uint32(min(max(ex.Samples, 0), metaSamples))
+	if ex.FromGroup {
+		m |= metaFromGroup
+	}
+	if ex.Seasonal {
+		m |= metaSeasonal
+	}
+	return m
+}
+
+// flush moves the engine's buffer into the rings.
+func (r *RecentValues) flush() {
+	p := &r.pend
+	if p.n == 0 {
+		return
+	}
+	w := len(p.slots)
+	r.mu.Lock()
+	r.bindColumns(p.slots)
+	for i, d := range p.dev[:p.n] {
+		row := pendingRow(p.vals[4*w*i:][:4*w])
+		// most devices: one block, of the batch's columns in their order
+		if b := r.firstBlock(d); b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
+			r.writeSame(&r.heads[b], p.tms[i], row)
+			continue
+		}
+		r.write(d, p.tms[i], p.slots, row)
+	}
+	r.mu.Unlock()
+	p.n = 0
+}
+
+// firstBlock returns the index of device d's first block, or -1.
+func (r *RecentValues) firstBlock(d int32) int32 {
+	if int(d) < len(r.first) {
+		return r.first[d] - 1
+	}
+	return -1
+}
+
+// bindColumns makes the rows to write those whose column j holds metric
+// slot slots[j]; the caller holds the lock.
+func (r *RecentValues) bindColumns(slots []int) {
+	if !slices.Equal(r.colsFor, slots) {
+		r.colsFor = append(r.colsFor[:0], slots...)
+		clear(r.cols)
+		clear(r.same)
+		for len(r.same) < len(r.layouts) {
+			r.same = append(r.same, false)
+		}
+		for l := range r.layouts {
+			r.columns(int32(l))
+		}
+	}
+}
+
+// write moves a row of device d at tms (Unix ms), whose column j holds
+// metric slot slots[j] (bound by bindColumns) when present, into the
+// device's blocks, making a block for the metrics new to it. The caller
+// holds the lock.
+func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
+	r.covered = slices.Grow(r.covered[:0], len(slots))[:len(slots)]
+	clear(r.covered)
+	present, covered := 0, 0
+	for j := range slots {
+		if row[4*j] != absentBits {
+			present++
+		}
+	}
+	if present == 0 {
+		return
+	}
+	last := int32(-1)
+	for b := r.firstBlock(d); b >= 0; b = r.heads[b].more - 1 {
+		covered += r.writeBlock(b, tms, row)
+		last = b
+	}
+	if covered == present {
+		return
 	}
 	var missing []int
-	for j, sl := range r.slots {
-		if sl >= 0 && r.exp[j].Present && !slices.Contains(missing, sl) {
-			if idx := r.rings[sl]; int(r.d) >= len(idx) || idx[r.d] == 0 {
-				missing = append(missing, sl)
-			}
+	for j, sl := range slots {
+		if sl >= 0 && row[4*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
+			missing = append(missing, sl)
 		}
 	}
-	b := ringBlock{width: int32(len(missing))}
-	b.chunk, b.off = r.alloc(r.size * len(missing))
-	r.blocks = append(r.blocks, b)
-	for col, sl := range missing {
-		idx := r.rings[sl]
-		if int(r.d) >= len(idx) {
-			idx = slices.Grow(idx, int(r.d)+1-len(idx))
-			idx = idx[:cap(idx)]
-			r.rings[sl] = idx
+	b := r.newBlock(tms, missing)
+	if last >= 0 {
+		r.heads[last].more = b + 1
+	} else {
+		for len(r.first) <= int(d) {
+			r.first = append(r.first, 0)
 		}
-		idx[r.d] = int32(len(r.heads)) + 1
-		r.heads = append(r.heads, ringHead{base: r.tms, block: int32(len(r.blocks) - 1), col: int32(col)})
+		r.first[d] = b + 1
 	}
-	return r.rings[slot][r.d] - 1
+	r.writeBlock(b, tms, row)
 }
 
-// alloc returns where n new values are.
-func (r *RecentValues) alloc(n int) (chunk, off int32) {
+// newBlock makes a block for metric slots, its base time tms, and returns
+// its index.
+func (r *RecentValues) newBlock(tms int64, slots []int) int32 {
+	layout := slices.IndexFunc(r.layouts, func(l []int) bool { return slices.Equal(l, slots) })
+	if layout < 0 {
+		layout = len(r.layouts)
+		r.layouts = append(r.layouts, slices.Clone(slots))
+		r.same = append(r.same, false)
+		r.columns(int32(layout))
+	}
+	n := r.size * (1 + 3*len(slots))
+	n = (n + lineWords - 1) / lineWords * lineWords // the next block's rows on a line too
 	if len(r.chunks) == 0 || r.used+n > len(r.chunks[len(r.chunks)-1]) {
-		r.chunks = append(r.chunks, make([]recentValue, max(n, chunkValues)))
+		r.chunks = append(r.chunks, make([]uint32, max(n, chunkWords)))
 		r.used = 0
 	}
-	off = int32(r.used)
+	r.heads = append(r.heads, blockHead{base: tms, width: uint16(len(slots)), layout: int32(layout),
+		chunk: int32(len(r.chunks) - 1), off: int32(r.used), meta: int32(len(r.metas))})
 	r.used += n
-	return int32(len(r.chunks) - 1), off
+	r.metas = append(r.metas, make([]uint32, len(slots))...)
+	return int32(len(r.heads) - 1)
 }
 
-// add records, in the current row, the value of ex, the expectation of
-// metric slot p (present in the row), and the band mean ± p.threshold ×
-// spread when band; the caller (the engine, as it judges) holds the lock.
-func (r *RecentValues) add(slot int, ex *baseline.Expectation, p *metricParams, mean, spread float64, band bool) {
-	v, h := r.next(slot)
-	v.value, v.expected, v.half = float32(ex.Value), nan32, nan32
-	if band {
-		v.expected, v.half = float32(mean), float32(p.threshold*spread)
+// blockRow returns row p of block h.
+func (r *RecentValues) blockRow(h *blockHead, p int) []uint32 {
+	stride := 1 + 3*int(h.width)
+	return r.chunks[h.chunk][int(h.off)+p*stride:][:stride]
+}
+
+// columns returns, for each column of layout, the column of the rows being
+// written that holds its metric (-1: none), and notes whether they are
+// the rows' columns in their order.
+func (r *RecentValues) columns(layout int32) []int {
+	for len(r.cols) <= int(layout) {
+		r.cols = append(r.cols, nil)
 	}
-	h.samples, h.fromGroup, h.seasonal = ex.Samples, ex.FromGroup, ex.Seasonal
+	if c := r.cols[layout]; c != nil {
+		return c
+	}
+	c := make([]int, len(r.layouts[layout]))
+	same := len(c) == len(r.colsFor)
+	for k, slot := range r.layouts[layout] {
+		c[k] = slices.Index(r.colsFor, slot)
+		same = same && c[k] == k
+	}
+	r.cols[layout], r.same[layout] = c, same
+	return c
 }
 
-// next moves the current device's ring of metric slot on and returns the
-// place of its value, its time written, and the ring's head.
-func (r *RecentValues) next(slot int) (*recentValue, *ringHead) {
-	h := &r.heads[r.ring(slot)]
-	b := &r.blocks[h.block]
-	at := r.tms - h.base
+// advance returns the row of block h to write at tms, its time written,
+// and moves h on.
+func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
+	at := tms - h.base
 	if at != int64(int32(at)) {
-		r.rebase(h, b)
+		r.rebase(h, tms)
 		at = 0
 	}
-	v := &r.chunks[b.chunk][int(b.off)+int(h.next)*int(b.width)+int(h.col)]
-	v.at = int32(at)
-	h.next++
-	if int(h.next) == r.size {
+	w := r.blockRow(h, int(h.next))
+	w[0] = uint32(int32(at))
+	if h.next++; int(h.next) == r.size {
 		h.next, h.full = 0, true
 	}
-	return v, h
+	return w
 }
 
-// rebase moves the base of ring h (in block b) to the current row's time,
-// more than 24 days from it, keeping its values if their times fit (a
-// ring spans its last size values, hours for most devices), or else
-// starting it again without them.
-func (r *RecentValues) rebase(h *ringHead, b *ringBlock) {
-	n := int(h.next)
-	if h.full {
-		n = r.size
+// writeSame moves row, whose columns are block h's in their order, into a
+// new row of h, when it has a value.
+func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
+	metas := r.metas[h.meta:][:h.width]
+	has := false
+	for k := range metas {
+		if row[4*k] != absentBits {
+			metas[k], has = row[4*k+3], true
+		}
 	}
-	vals := r.chunks[b.chunk][b.off:]
-	shift := h.base - r.tms
+	if !has {
+		return
+	}
+	w := r.advance(h, tms)
+	for k := range metas {
+		v, pv := w[1+3*k:][:3], row[4*k:][:3] // three stores, not a call of copy
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+	}
+}
+
+// writeBlock moves the row's values of block b's metrics into a new row of
+// b, when the row has one, and returns how many.
+func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
+	h := &r.heads[b]
+	cols := r.columns(h.layout)
+	has := false
+	for _, j := range cols {
+		if j >= 0 && row[4*j] != absentBits {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return 0
+	}
+	w := r.advance(h, tms)
+	metas := r.metas[h.meta:][:len(cols)]
+	n := 0
+	for k, j := range cols {
+		v := w[1+3*k:][:3]
+		if j < 0 || row[4*j] == absentBits {
+			v[0] = absentBits
+			continue
+		}
+		pv := row[4*j:][:3]
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+		metas[k] = row[4*j+3]
+		r.covered[j] = true
+		n++
+	}
+	return n
+}
+
+// rows returns the position of h's oldest row and how many it has.
+func (r *RecentValues) rows(h *blockHead) (from, n int) {
+	if h.full {
+		return int(h.next), r.size
+	}
+	return 0, int(h.next)
+}
+
+// rebase moves the base of block h to tms, more than 24 days from it,
+// keeping its rows if their times fit (a block spans its last size rows,
+// hours for most devices), or else starting it again without them.
+func (r *RecentValues) rebase(h *blockHead, tms int64) {
+	_, n := r.rows(h)
+	shift := h.base - tms
 	for p := range n {
-		if at := int64(vals[p*int(b.width)+int(h.col)].at) + shift; at != int64(int32(at)) {
-			h.base, h.next, h.full = r.tms, 0, false
+		if at := int64(int32(r.blockRow(h, p)[0])) + shift; at != int64(int32(at)) {
+			h.base, h.next, h.full = tms, 0, false
 			return
 		}
 	}
 	for p := range n {
-		vals[p*int(b.width)+int(h.col)].at += int32(shift)
+		w := r.blockRow(h, p)
+		w[0] = uint32(int32(w[0]) + int32(shift))
 	}
-	h.base = r.tms
+	h.base = tms
 }
 
 // Add appends v, whose band is symmetric, to device d's values of metric
-// name, for a writer other than the engine (which writes in place as it
-// judges, under its own lock): samples, fromGroup and seasonal are what v
-// was judged on (RecentSeries).
+// name, for a writer other than the engine (which notes its values as it
+// judges): samples, fromGroup and seasonal are what v was judged on
+// (RecentSeries).
 func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, fromGroup, seasonal bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,10 +441,10 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	r.row(d, v.Time, []int{slot}, []baseline.Expectation{{Present: true}})
-	w, h := r.next(slot)
-	w.value, w.expected, w.half = v.Value, v.Expected, (v.Upper-v.Lower)/2
-	h.samples, h.fromGroup, h.seasonal = samples, fromGroup, seasonal
+	row := pendingRow{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2),
+		packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}
+	r.bindColumns([]int{slot})
+	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, row)
 }
 
 // RecentSeries is one metric's recent values of a device.
@@ -239,31 +459,45 @@ type RecentSeries struct {
 }
 
 // Device returns a copy of device d's recent values, one series per metric
-// it reported, by metric slot.
+// with values, by metric slot.
 func (r *RecentValues) Device(d int32) []RecentSeries {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if int(d) >= len(r.first) {
+		return nil
+	}
+	type slotSeries struct {
+		slot int
+		RecentSeries
+	}
+	var found []slotSeries
+	for b := r.first[d] - 1; b >= 0; b = r.heads[b].more - 1 {
+		h := &r.heads[b]
+		from, n := r.rows(h)
+		for k, slot := range r.layouts[h.layout] {
+			meta := r.metas[int(h.meta)+k]
+			s := RecentSeries{Metric: r.names[slot], Samples: int64(meta & metaSamples), FromGroup: meta&metaFromGroup != 0,
+				Seasonal: meta&metaSeasonal != 0}
+			for i := range n {
+				w := r.blockRow(h, (from+i)%r.size)
+				v := w[1+3*k : 4+3*k]
+				if v[0] == absentBits {
+					continue
+				}
+				value, expected, half := math.Float32frombits(v[0]), math.Float32frombits(v[1]), math.Float32frombits(v[2])
+				// without a band, expected and half are NaN, and so the bounds
+				s.Values = append(s.Values, RecentValue{Time: (h.base + int64(int32(w[0]))) * int64(time.Millisecond), Value: value,
+					Expected: expected, Lower: expected - half, Upper: expected + half})
+			}
+			if len(s.Values) > 0 {
+				found = append(found, slotSeries{slot, s})
+			}
+		}
+	}
+	slices.SortFunc(found, func(a, b slotSeries) int { return a.slot - b.slot })
 	var out []RecentSeries
-	for slot, idx := range r.rings {
-		if int(d) >= len(idx) || idx[d] == 0 {
-			continue
-		}
-		h := &r.heads[idx[d]-1]
-		b := &r.blocks[h.block]
-		vals := r.chunks[b.chunk][b.off:]
-		from, n := 0, int(h.next)
-		if h.full {
-			from, n = int(h.next), r.size
-		}
-		s := RecentSeries{Metric: r.names[slot], Samples: h.samples, FromGroup: h.fromGroup, Seasonal: h.seasonal,
-			Values: make([]RecentValue, n)}
-		for i := range s.Values {
-			v := &vals[(from+i)%r.size*int(b.width)+int(h.col)]
-			// without a band, expected and half are NaN, and so the bounds
-			s.Values[i] = RecentValue{Time: (h.base + int64(v.at)) * int64(time.Millisecond), Value: v.value, Expected: v.expected,
-				Lower: v.expected - v.half, Upper: v.expected + v.half}
-		}
-		out = append(out, s)
+	for _, s := range found {
+		out = append(out, s.RecentSeries)
 	}
 	return out
 }

@@ -33,8 +33,8 @@ func TestRecentValuesRings(t *testing.T) {
 			}
 		}
 	}
-	if len(r.heads) != 19 || len(r.blocks) != 19 || len(r.chunks) != 2 { // one ring a block: Add makes one at a time
-		t.Fatalf("%d rings in %d blocks and %d chunks", len(r.heads), len(r.blocks), len(r.chunks))
+	if blocks := blockWidths(r, devices...); len(blocks) != 19 || len(r.chunks) != 2 { // one metric a block: Add makes one at a time
+		t.Fatalf("blocks of widths %v in %d chunks", blocks, len(r.chunks))
 	}
 	for _, d := range devices {
 		series := r.Device(d)
@@ -70,6 +70,17 @@ func TestRecentValuesRings(t *testing.T) {
 }
 
 func ms(n int) int64 { return int64(n) * int64(time.Millisecond) }
+
+// blockWidths returns the widths of the devices' blocks, device by device.
+func blockWidths(r *RecentValues, devices ...int32) []int {
+	var widths []int
+	for _, d := range devices {
+		for b := r.first[d] - 1; b >= 0; b = r.heads[b].more - 1 {
+			widths = append(widths, int(r.heads[b].width))
+		}
+	}
+	return widths
+}
 
 // TestRecentValuesTimes: times are kept to the millisecond, a late value
 // before the ring's first is kept, a ring written for longer than its
@@ -144,8 +155,7 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 	for m := range params {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 4
 	}
-	r.nameMetrics(params)
-	slots := []int{0, 1, 2, 3, 4}
+	r.bind([]int{0, 1, 2, 3, 4}, params)
 	exp := make([]baseline.Expectation, metrics)
 	for m := range exp {
 		exp[m] = baseline.Expectation{Value: 1, Samples: 100, Present: true}
@@ -154,34 +164,42 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		d := int32(n % devices)
-		r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute), slots, exp)
+		row := r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute))
 		for m := range metrics {
-			r.add(m, &exp[m], &params[m], 1, 0.5, true)
+			row.note(m, &exp[m], 1, 2)
 		}
 		n++
 	}
+	r.flush()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*metrics), "ns/value")
 }
 
-// TestRecentValuesBlocks: the rings a row makes together share a block,
-// interleaved; a metric new to the device gets a block of its own; a
-// metric absent from a row leaves its ring as it was, the others go on.
+// TestRecentValuesBlocks: the metrics a row brings together share a
+// block; a metric new to the device gets a block of its own; a metric
+// absent from a row of its block has no value there, the others go on.
 func TestRecentValuesBlocks(t *testing.T) {
 	r := NewRecentValues(3)
 	params := make([]metricParams, 4)
 	for m := range params {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 2
 	}
-	r.nameMetrics(params)
 	exp := make([]baseline.Expectation, 4)
 	write := func(n int, slots []int) {
-		r.row(9, ms(n), slots, exp)
+		r.bind(slots, params)
+		row := r.row(9, ms(n))
 		for j, slot := range slots {
 			if slot >= 0 && exp[j].Present {
 				exp[j].Value = float64(10*n + slot)
-				r.add(slot, &exp[j], &params[slot], float64(slot), 0.25, slot != 1)
+				if slot != 1 {
+					row.note(j, &exp[j], float32(slot), 0.5)
+				} else {
+					row.note(j, &exp[j], nan32, nan32) // no band
+				}
+			} else {
+				row.absent(j)
 			}
 		}
+		r.flush()
 	}
 	for j := range exp {
 		exp[j].Present = true
@@ -193,10 +211,10 @@ func TestRecentValuesBlocks(t *testing.T) {
 	write(4, []int{2, 0, 1, 3})
 	exp[0].Present = true
 	write(5, []int{3, 2, 0, 1})
-	if len(r.blocks) != 2 || r.blocks[0].width != 3 || r.blocks[1].width != 1 {
-		t.Fatalf("blocks %+v", r.blocks)
+	if blocks := blockWidths(r, 9); fmt.Sprint(blocks) != "[3 1]" {
+		t.Fatalf("blocks of widths %v", blocks)
 	}
-	want := map[string][]int{"m0": {3, 4, 5}, "m1": {3, 4, 5}, "m2": {2, 3, 5}, "m3": {4, 5}}
+	want := map[string][]int{"m0": {3, 4, 5}, "m1": {3, 4, 5}, "m2": {3, 5}, "m3": {4, 5}}
 	for _, s := range r.Device(9) {
 		var got []int
 		for _, v := range s.Values {
@@ -241,20 +259,81 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		r := NewRecentValues(size)
-		r.nameMetrics(params)
+		r.bind(slots, params)
 		for n := range size {
 			for d := range int32(devices) {
-				r.row(d, ms(n), slots, exp)
+				row := r.row(d, ms(n))
 				for m := range metrics {
-					r.add(m, &exp[m], &params[m], 0, 0, false)
+					row.note(m, &exp[m], nan32, nan32)
 				}
 			}
 		}
+		r.flush()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		per := float64(after.HeapAlloc-before.HeapAlloc) / devices
 		b.ReportMetric(per, "B/device")
 		b.ReportMetric(per/(metrics*size), "B/value")
 		runtime.KeepAlive(r)
+	}
+}
+
+// TestRecentValuesColumnOrder: rows whose columns are a block's in their
+// order (moved with writeSame) and the same rows with their columns in
+// another order (writeBlock) give the same values, with absent ones and
+// rings gone round; and rows noted before the columns change (bind, as
+// for a held row judged inside a batch) land in their own metrics.
+func TestRecentValuesColumnOrder(t *testing.T) {
+	params := make([]metricParams, 4)
+	for m := range params {
+		params[m].name = fmt.Sprint("m", m)
+	}
+	fill := func(r *RecentValues, slots []int, n int) {
+		r.bind(slots, params)
+		row := r.row(int32(n%3), ms(n))
+		for j, slot := range slots {
+			if (n+slot)%5 == 0 {
+				row.absent(j)
+				continue
+			}
+			ex := baseline.Expectation{Value: float64(100*n + slot), Samples: int64(n), FromGroup: slot == 2, Seasonal: n%2 == 0}
+			row.note(j, &ex, float32(slot), float32(n))
+		}
+	}
+	same, other := NewRecentValues(7), NewRecentValues(7)
+	for n := range 40 {
+		fill(same, []int{0, 1, 2, 3}, n)
+		slots := []int{3, 1, 0, 2}
+		if n%2 == 1 {
+			slots = []int{2, 0, 3, 1}
+		}
+		fill(other, slots, n)
+	}
+	same.flush()
+	other.flush()
+	for d := range int32(3) {
+		want, got := same.Device(d), other.Device(d)
+		if len(want) != 4 || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("device %d: columns in another order\n%+v\nwant\n%+v", d, got, want)
+		}
+		for _, s := range want {
+			slot := int(s.Metric[1] - '0')
+			for _, v := range s.Values {
+				n := int(v.Time / int64(time.Millisecond))
+				if v.Value != float32(100*n+slot) || v.Expected != float32(slot) || (n+slot)%5 == 0 || n%3 != int(d) {
+					t.Fatalf("device %d %s: %+v", d, s.Metric, v)
+				}
+			}
+		}
+	}
+}
+
+// TestRecentValuesSamplesSaturate: what a value was judged on keeps its
+// flags, and the samples up to about a billion.
+func TestRecentValuesSamplesSaturate(t *testing.T) {
+	r := NewRecentValues(2)
+	r.Add(0, "cpu", RecentValue{Time: ms(1)}, 1<<40, true, true)
+	if s := r.Device(0); s[0].Samples != metaSamples || !s[0].FromGroup || !s[0].Seasonal {
+		t.Fatalf("judged on %+v", s[0])
 	}
 }

@@ -29,8 +29,9 @@ type StatusUpdate struct {
 	// or cleared, since the previous update; each once.
 	Devices []DeviceStatus
 	// Recent are the recent values of every device's metrics, which the
-	// engine writes as it judges (the same for the engine's life; nil
-	// unless it keeps them): read them with RecentValues.Device.
+	// engine keeps as it judges, a batch's by its end (the same for the
+	// engine's life; nil unless it keeps them): read them with
+	// RecentValues.Device.
 	Recent *RecentValues
 	// Groups are every group's learning state and per-metric
 	// distribution, sorted by name.

@@ -34,8 +34,9 @@ of the topic applied and rejected: vigil_console_status_records_total) and
 /healthz. Bearer tokens come from VIGIL_CONSOLE_TOKENS or
 VIGIL_CONSOLE_TOKENS_FILE (name:role:secret, role viewer or operator);
 without tokens it serves only a loopback address.
-Recent values (plots) and alerts do not travel on the topic: the device
-page has no plots, and the alert timeline is empty (alerts go to the SIEM).
+Recent values (plots) do not travel on the topic: the device page has no
+plots. A device's open alarms do (at most 8): the device page shows them,
+and the alert timeline has their alerts; the other alerts go to the SIEM.
 SIGTERM or SIGINT stops it.
 
 Flags:

@@ -18,9 +18,9 @@ import (
 type Config struct {
 	// RecentValues is how many recent values of each metric of each
 	// device the engine keeps for the device page's plots
-	// (detect.RecentValues): 16 bytes each, so the default costs about
-	// 2 KB per metric and device (see the README). 0 keeps none: the
-	// device page has no plots.
+	// (detect.RecentValues): 12 bytes each and 4 per report, so the
+	// default costs about 1.5 KB per metric and device (see the README).
+	// 0 keeps none: the device page has no plots.
 	RecentValues int `yaml:"recent_values"`
 	// MaxAlerts is how many recent alerts the console keeps for the
 	// timeline and the device pages.
@@ -98,6 +98,7 @@ type Console struct {
 	// wait until every update published before them is applied.
 	startOnce sync.Once
 	updates   chan *update // at most two behind: then the engine waits
+	spent     chan *update // applied, for PublishStatus to fill again
 	seqMu     sync.Mutex
 	seqCond   *sync.Cond
 	published uint64             // updates handed over
@@ -157,7 +158,7 @@ func New(opts Options) *Console {
 		opts.Clock = time.Now
 	}
 	c := &Console{opts: opts, idx: newFleetIndex(), byName: map[string]int32{}, events: map[string]*event{},
-		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2),
+		open: map[string][]openAlarm{}, rollouts: map[string]*detect.RolloutStatus{}, updates: make(chan *update, 2), spent: make(chan *update, 3),
 		assets: opts.Assets}
 	c.seqCond = sync.NewCond(&c.seqMu)
 	return c
@@ -211,6 +212,10 @@ func (c *Console) applyUpdates() {
 			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
 		}
 		c.mu.Unlock()
+		select { // its devices' slice is copied, not kept (updateDevice): reused
+		case c.spent <- &update{devices: u.devices[:0]}:
+		default:
+		}
 		c.seqMu.Lock()
 		c.applied++
 		c.seqCond.Broadcast()
@@ -266,12 +271,7 @@ func (t teeSink) Close() error { return t.c.sink.Close() }
 // recordAlert keeps a in the timeline and updates its device's open
 // alarms.
 func (c *Console) recordAlert(a *detect.Alert) {
-	if len(c.alerts) < c.opts.MaxAlerts {
-		c.alerts = append(c.alerts, *a)
-	} else {
-		c.alerts[c.nAlerts%c.opts.MaxAlerts] = *a
-	}
-	c.nAlerts++
+	c.recordTimeline(a)
 	open := c.open[a.Device]
 	i := slices.IndexFunc(open, func(o openAlarm) bool {
 		return o.alert.Detector == a.Detector && o.alert.Behavior == a.Behavior
@@ -294,6 +294,16 @@ func (c *Console) recordAlert(a *detect.Alert) {
 	}
 }
 
+// recordTimeline keeps a in the timeline.
+func (c *Console) recordTimeline(a *detect.Alert) {
+	if len(c.alerts) < c.opts.MaxAlerts {
+		c.alerts = append(c.alerts, *a)
+	} else {
+		c.alerts[c.nAlerts%c.opts.MaxAlerts] = *a
+	}
+	c.nAlerts++
+}
+
 // oneShotOpenFor is how long after its event time an alarm without a
 // lifecycle (the network detectors' findings, which never clear) counts as
 // open, once the device has no lifecycle alarm open.
@@ -305,7 +315,12 @@ const oneShotOpenFor = time.Hour
 // updates behind.
 func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 	c.startOnce.Do(func() { go c.applyUpdates() })
-	j := &update{devices: slices.Clone(u.Devices), recent: u.Recent}
+	j := &update{}
+	select {
+	case j = <-c.spent:
+	default:
+	}
+	j.devices, j.recent = append(j.devices, u.Devices...), u.Recent
 	if u.Groups != nil {
 		j.groups = slices.Clone(u.Groups)
 		for i := range j.groups {
@@ -430,14 +445,14 @@ func (c *Console) indexDevice(r int) {
 	st := &d.status
 	x.present.set(r)
 	x.interval[r] = int64(st.Interval)
-	x.cols["device"].setText(r, st.Device)
-	x.cols["group"].setText(r, st.Group)
-	x.cols["status"].setText(r, c.status(d))
-	x.cols["learning"].setText(r, strconv.FormatBool(st.Learning))
-	x.cols["last_seen"].at[r] = st.LastSeen.UnixNano()
-	x.cols["ip"].setTexts(r, st.SourceIPs)
-	x.cols["client_id"].setTexts(r, st.ClientIDs)
-	x.cols["cert"].setText(r, st.Cert)
+	x.device.setText(r, st.Device)
+	x.group.setText(r, st.Group)
+	x.status.setText(r, c.status(d))
+	x.learning.setText(r, strconv.FormatBool(st.Learning))
+	x.lastSeen.at[r] = st.LastSeen.UnixNano()
+	x.ip.setTexts(r, st.SourceIPs)
+	x.clientID.setTexts(r, st.ClientIDs)
+	x.cert.setText(r, st.Cert)
 	open := c.open[st.Device]
 	var dets []string
 	score, sev := math.NaN(), math.NaN()
@@ -452,10 +467,10 @@ func (c *Console) indexDevice(r int) {
 			sev = float64(o.alert.Severity)
 		}
 	}
-	x.cols["detector"].setTexts(r, dets)
-	x.cols["score"].num[r] = score
-	x.cols["severity"].num[r] = sev
-	x.cols["alarms"].num[r] = float64(max(st.Alarms, len(open)))
+	x.detector.setTexts(r, dets)
+	x.score.num[r] = score
+	x.severity.num[r] = sev
+	x.alarms.num[r] = float64(max(st.Alarms, len(open)))
 	for _, a := range d.attrs {
 		if a.Key == "inventory_ip" {
 			continue

@@ -10,12 +10,14 @@
 //
 // # Where its state comes from
 //
-// The engine is single-goroutine and the console never reads it: the
-// engine publishes what changed between batches (detect.StatusSink, at
-// most once per interval), and the console copies it into its own fleet
-// index, device rings and alert timeline under its own lock. Alerts and
-// quarantine events reach it through Tee, which wraps the pipeline's sink
-// and records what the sink accepted. detect/pipeline wires both.
+// The engine is single-goroutine and the console never reads its state:
+// the engine publishes what changed between batches (detect.StatusSink,
+// at most once per interval), and the console's goroutine puts it in its
+// fleet index under its own lock. The plots' values stay with the engine
+// (detect.RecentValues), which a device page copies under their own
+// lock. Alerts and quarantine events reach the console through the sink
+// Attach wraps, which records what the sink accepted. detect/pipeline
+// wires both.
 //
 // In a consumer group of several instances each engine holds only its
 // partitions' devices: Shared (console.status_topic) publishes them to a

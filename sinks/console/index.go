@@ -101,17 +101,22 @@ func (c *column) intern(v string) uint32 {
 	return id
 }
 
-// setText sets row r's value ("" : none).
+// setText sets row r's value ("" : none). Most updates of a device leave
+// a field as it was: then it compares, and looks nothing up.
 func (c *column) setText(r int, v string) {
-	if v == "" {
+	switch {
+	case v == "":
 		c.one[r] = 0
-		return
+	case c.one[r] == 0 || c.dict[c.one[r]-1] != v:
+		c.one[r] = c.intern(v) + 1
 	}
-	c.one[r] = c.intern(v) + 1
 }
 
 // setTexts sets row r's values.
 func (c *column) setTexts(r int, vs []string) {
+	if c.hasTexts(r, vs) {
+		return
+	}
 	ids := c.many[r][:0]
 	for _, v := range vs {
 		if v != "" {
@@ -119,6 +124,21 @@ func (c *column) setTexts(r int, vs []string) {
 		}
 	}
 	c.many[r] = ids
+}
+
+// hasTexts reports whether row r's values are vs (without the empty ones).
+func (c *column) hasTexts(r int, vs []string) bool {
+	ids := c.many[r]
+	for _, v := range vs {
+		if v == "" {
+			continue
+		}
+		if len(ids) == 0 || c.dict[ids[0]] != v {
+			return false
+		}
+		ids = ids[1:]
+	}
+	return len(ids) == 0
 }
 
 // text returns row r's first value of a text column, "" for none.
@@ -245,6 +265,8 @@ type fleetIndex struct {
 	rows    int
 	present bitset
 	cols    map[string]*column
+	// the builtin fields' columns, which every update of a device sets
+	device, group, status, learning, lastSeen, detector, ip, clientID, cert, score, severity, alarms *column
 	// connected is evaluated at query time from last_seen and the
 	// learned report interval, against the query's now.
 	interval []int64
@@ -255,6 +277,9 @@ func newFleetIndex() *fleetIndex {
 	for _, f := range builtinFields {
 		x.cols[f.name] = newColumn(f.kind, f.multi)
 	}
+	x.device, x.group, x.status, x.learning, x.lastSeen = x.cols["device"], x.cols["group"], x.cols["status"], x.cols["learning"], x.cols["last_seen"]
+	x.detector, x.ip, x.clientID, x.cert = x.cols["detector"], x.cols["ip"], x.cols["client_id"], x.cols["cert"]
+	x.score, x.severity, x.alarms = x.cols["score"], x.cols["severity"], x.cols["alarms"]
 	return x
 }
 

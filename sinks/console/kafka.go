@@ -48,8 +48,10 @@ type ShareOptions struct {
 // quarantine event to its sinks.
 //
 // The console keeps no recent values in this mode (no plots on the device
-// page), and its alert timeline and open alarms' detectors are the ones
-// its own engine raised: alerts travel to the SIEM, not on this topic.
+// page). A device's open alarms travel in its status record, so every
+// console shows them, and their alerts once each in its timeline; the
+// other alerts (cleared ones, and those of alarms opened and closed
+// between two records) travel to the SIEM, not on this topic.
 type Shared struct {
 	c    *Console
 	opts ShareOptions
@@ -131,6 +133,7 @@ func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 				ev := e.QuarantineEvent
 				p.event = &ev
 			}
+			p.open = s.c.openAlarms(st.Device, sharedOpenAlarms)
 			s.pending[pendingKey{name: st.Device}] = p
 		}
 		s.mu.Unlock()
@@ -168,6 +171,7 @@ type pendingKey struct {
 type pendingRecord struct {
 	status detect.DeviceStatus
 	event  *detect.QuarantineEvent // the event of the device's episode, if known
+	open   []detect.Alert          // the alerts of the device's open alarms
 	group  *detect.GroupStatus     // set for a group's record
 }
 
@@ -184,7 +188,7 @@ func (s *Shared) encode(k pendingKey, p *pendingRecord) (kafkago.Message, error)
 		v, err := json.Marshal(newGroupRecord(s.opts.Instance, p.group))
 		return kafkago.Message{Key: groupKey(k.name), Value: v}, err
 	}
-	v, err := json.Marshal(newStatusRecord(s.opts.Instance, &p.status, p.event))
+	v, err := json.Marshal(newStatusRecord(s.opts.Instance, &p.status, p.event, p.open))
 	return kafkago.Message{Key: statusKey(k.name), Value: v}, err
 }
 
@@ -371,7 +375,15 @@ func (s *Shared) apply(m *kafkago.Message) {
 	case rec.Group != nil:
 		s.c.applyGroupRecord(rec.Group)
 	case rec.Status != nil:
-		s.c.applyStatusRecord(rec.Status)
+		// the engine's own devices' alarms reach the console through its sink, first
+		var open []detect.Alert // nil: the console's own engine's device
+		if rec.Status.Owner != s.opts.Instance || s.opts.Instance == "" {
+			open = rec.open
+			if open == nil {
+				open = []detect.Alert{}
+			}
+		}
+		s.c.applyStatusRecord(rec.Status, open)
 	case rec.Decision != nil:
 		d := rec.Decision.Decision
 		s.c.mu.Lock()
@@ -463,8 +475,11 @@ func (deviceBalancer) Balance(msg kafkago.Message, partitions ...int) int {
 }
 
 // applyStatusRecord puts a device's status from the topic in the index,
-// under the row the console gave the device.
-func (c *Console) applyStatusRecord(r *statusRecord) {
+// under the row the console gave the device, and its open alarms unless
+// nil (a device of the console's own engine: its sink brings them): they
+// replace the device's, and the alerts of those new to it join the
+// timeline.
+func (c *Console) applyStatusRecord(r *statusRecord, alarms []detect.Alert) {
 	st := r.status()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -478,7 +493,38 @@ func (c *Console) applyStatusRecord(r *statusRecord) {
 			c.events[r.Event.ID] = &event{QuarantineEvent: r.Event.event()}
 		}
 	}
+	if alarms != nil {
+		known := c.open[st.Device]
+		var open []openAlarm
+		for i := len(alarms) - 1; i >= 0; i-- { // oldest first, as they came
+			a := alarms[i]
+			if !slices.ContainsFunc(known, func(o openAlarm) bool { return o.alert.ID == a.ID }) {
+				c.recordTimeline(&a)
+			}
+			open = append(open, openAlarm{alert: a})
+		}
+		if len(open) == 0 {
+			delete(c.open, st.Device)
+		} else {
+			c.open[st.Device] = open
+		}
+	}
 	c.updateDevice(&st)
+}
+
+// openAlarms returns copies of the alerts of device's open alarms, newest
+// first, at most n. The caller holds mu.
+func (c *Console) openAlarms(device string, n int) []detect.Alert {
+	open := c.open[device]
+	if len(open) == 0 {
+		return nil
+	}
+	out := make([]detect.Alert, 0, min(len(open), n))
+	for _, o := range open {
+		out = append(out, o.alert)
+	}
+	slices.SortStableFunc(out, func(a, b detect.Alert) int { return b.EventTime.Compare(a.EventTime) })
+	return out[:min(len(out), n)]
 }
 
 // decisionOn returns the decision recorded on quarantine event id, nil

@@ -39,7 +39,7 @@ func produceShared(t *testing.T, broker string, msgs ...kafkago.Message) {
 
 func statusMessage(t *testing.T, owner string, st detect.DeviceStatus, ev *detect.QuarantineEvent) kafkago.Message {
 	t.Helper()
-	v, err := json.Marshal(newStatusRecord(owner, &st, ev))
+	v, err := json.Marshal(newStatusRecord(owner, &st, ev, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,4 +277,54 @@ func sentMarks(t *testing.T, broker string) []string {
 		}
 	}
 	return out
+}
+
+// TestSharedOpenAlarms: a device's open alarms travel in its status
+// record: a console without an engine shows them on the device page, its
+// status and its timeline (each alert once, however often the record
+// comes), and drops them when the owner's next record has none.
+func TestSharedOpenAlarms(t *testing.T) {
+	broker := statusTopic(t)
+	owner, publisher := startShared(t, broker, "vigil-a", &lockedSink{})
+	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	alarm := detect.Alert{ID: "a-77", EventTime: at, AlarmStart: at, State: detect.StateAlarm, Device: "plc-1", Group: "g",
+		Detector: detect.DetectorSelf, Behavior: "bytes_out", Observed: 75300, Expected: 9097, Lower: -734, Upper: 18900,
+		Score: 40.39, Severity: 8, Message: "plc-1 (g) bytes_out 75.3 kB, 8.3× its usual 9.1 kB"}
+	tee := teeSink{owner}
+	if err := tee.Write(t.Context(), &detect.Output{Alerts: []detect.Alert{alarm}}); err != nil {
+		t.Fatal(err)
+	}
+	st := detect.DeviceStatus{Device: "plc-1", Group: "g", LastSeen: at, Alarms: 1}
+	publisher.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{st}})
+	alone, follower := startShared(t, broker, "", nil)
+	story := func() *DeviceStory {
+		s, _ := alone.Device("plc-1")
+		return s
+	}
+	poll(t, "the console alone shows plc-1's open alarm", func() bool { s := story(); return s != nil && len(s.OpenAlarms) == 1 })
+	applied := follower.applied.Get()
+	publisher.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{st}}) // again: the alert once still
+	poll(t, "the console alone applies the record again", func() bool { return follower.applied.Get() > applied })
+	if s := story(); s.Status != StatusAlarm || len(s.OpenAlarms) != 1 || len(s.Alerts) != 1 {
+		t.Fatalf("plc-1 on the console alone: status %s, %d open alarms, %d recent alerts; want alarm, 1 and 1",
+			s.Status, len(s.OpenAlarms), len(s.Alerts))
+	}
+	var got map[string]any
+	if err := json.Unmarshal(story().OpenAlarms[0], &got); err != nil || got["id"] != "a-77" || got["score"] != 40.39 || got["detector"] != "self" {
+		t.Fatalf("open alarm %s (%v)", story().OpenAlarms[0], err)
+	}
+	if ids := searchAll(t, alone, "detector:self", "", 10); !slices.Equal(ids, []string{"plc-1"}) {
+		t.Fatalf("detector:self finds %v", ids)
+	}
+	cleared := alarm
+	cleared.ID, cleared.State, cleared.EventTime = "a-78", detect.StateCleared, at.Add(10*time.Minute)
+	if err := tee.Write(t.Context(), &detect.Output{Alerts: []detect.Alert{cleared}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Alarms, st.LastSeen = 0, at.Add(10*time.Minute)
+	publisher.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{st}})
+	poll(t, "the console alone drops plc-1's open alarm", func() bool { return len(story().OpenAlarms) == 0 })
+	if s := story(); s.Status != StatusNormal || len(s.Alerts) != 1 {
+		t.Fatalf("plc-1 cleared, on the console alone: status %s, %d recent alerts; want normal and 1", s.Status, len(s.Alerts))
+	}
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
+	"github.com/vigil-ot/vigil/detect/score"
+	"github.com/vigil-ot/vigil/sinks"
 )
 
 // The shared status topic (console.status_topic) carries, for a consumer
@@ -62,7 +65,16 @@ type statusRecord struct {
 	Firmware        string     `json:"firmware,omitempty"`
 	HighestFirmware string     `json:"highest_firmware,omitempty"`
 	Event           *wireEvent `json:"event,omitempty"` // the event QuarantineID names
+	// OpenAlarms are the alerts of the device's open alarms, newest
+	// first, at most sharedOpenAlarms, in the alert schema
+	// (sinks.AppendAlertJSON): the device page's open alarms and, once
+	// each, the alert timeline of every console.
+	OpenAlarms []json.RawMessage `json:"open_alarms,omitempty"`
 }
+
+// sharedOpenAlarms is how many open alarms of a device its status record
+// carries at most.
+const sharedOpenAlarms = 8
 
 // decisionRecord is an operator's decision on the wire, with the
 // quarantine event it sends. The instance that owns the device sends
@@ -153,7 +165,7 @@ func (w *wireEvent) event() detect.QuarantineEvent {
 		TargetGroup: w.TargetGroup, Reasons: w.Reasons, Severity: w.Severity, Expiry: w.Expiry, Message: w.Message}
 }
 
-func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.QuarantineEvent) statusRecord {
+func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.QuarantineEvent, open []detect.Alert) statusRecord {
 	r := statusRecord{V: sharedVersion, Owner: owner, Device: st.Device, Group: st.Group, LastSeen: st.LastSeen, Alarms: st.Alarms,
 		Quarantine: st.Quarantine, QuarantineID: st.QuarantineID, QuarantineSince: st.QuarantineSince, Learning: st.Learning,
 		IntervalNS: int64(st.Interval), SourceIPs: st.SourceIPs, ClientIDs: st.ClientIDs, Cert: st.Cert, Firmware: st.Firmware,
@@ -162,7 +174,31 @@ func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.Quarantin
 		w := toWireEvent(ev)
 		r.Event = &w
 	}
+	for i := range open {
+		r.OpenAlarms = append(r.OpenAlarms, sinks.AppendAlertJSON(nil, &open[i]))
+	}
 	return r
+}
+
+// openAlarms decodes the record's open alarms.
+func (r *statusRecord) openAlarms() ([]detect.Alert, error) {
+	var out []detect.Alert
+	var line bytes.Buffer
+	for _, raw := range r.OpenAlarms {
+		line.Reset()
+		if err := json.Compact(&line, raw); err != nil { // one line, as ReadAlerts reads them
+			return nil, err
+		}
+		a, err := score.ReadAlerts(&line)
+		if err != nil {
+			return nil, err
+		}
+		if len(a) != 1 {
+			return nil, errors.New("an open alarm is not an alert")
+		}
+		out = append(out, a[0])
+	}
+	return out, nil
 }
 
 // status returns the record as the engine's status of the device (ID
@@ -178,6 +214,7 @@ func (r *statusRecord) status() detect.DeviceStatus {
 type sharedRecord struct {
 	Device   string
 	Status   *statusRecord
+	open     []detect.Alert // Status's open alarms, decoded
 	Decision *decisionRecord
 	Group    *groupRecord
 }
@@ -230,8 +267,17 @@ func decodeShared(key, value []byte) (sharedRecord, error) {
 			return sharedRecord{}, errors.New("negative alarms or interval")
 		case r.Event != nil && (r.Event.ID != r.QuarantineID || r.Event.Device != dev):
 			return sharedRecord{}, errors.New("the quarantine event is not the one of the device's episode")
+		case len(r.OpenAlarms) > sharedOpenAlarms:
+			return sharedRecord{}, fmt.Errorf("%d open alarms: a record carries at most %d", len(r.OpenAlarms), sharedOpenAlarms)
 		}
-		return sharedRecord{Device: dev, Status: &r}, nil
+		open, err := r.openAlarms()
+		if err != nil {
+			return sharedRecord{}, fmt.Errorf("open_alarms: %w", err)
+		}
+		if slices.ContainsFunc(open, func(a detect.Alert) bool { return a.Device != dev || a.State != detect.StateAlarm || a.ID == "" }) {
+			return sharedRecord{}, errors.New("an open alarm is another device's, not in alarm, or without an id")
+		}
+		return sharedRecord{Device: dev, Status: &r, open: open}, nil
 	}
 	if name, ok := strings.CutPrefix(k, keyGroup); ok && name != "" && value != nil {
 		var r groupRecord

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,10 @@ func goldenRecords() (status, decision sharedRecord) {
 	st := detect.DeviceStatus{Device: "plc-a-002", Group: "plant-a/s7-1500", LastSeen: at.Add(time.Minute), Alarms: 2,
 		Quarantine: detect.ActionRecommend, QuarantineID: "q-1f2e", QuarantineSince: at, Interval: time.Minute,
 		SourceIPs: []string{"10.1.0.2"}, ClientIDs: []string{"plc-a-002"}, Firmware: "2.9.4", HighestFirmware: "2.9.4"}
-	sr := newStatusRecord("vigil-a", &st, &rec)
+	open := []detect.Alert{{ID: "a-77", EventTime: at, ProcessingTime: at, AlarmStart: at, State: detect.StateAlarm, Device: "plc-a-002",
+		Group: "plant-a/s7-1500", Detector: detect.DetectorSelf, Behavior: "bytes_out", Observed: 75300, Expected: 9097, Lower: -734,
+		Upper: 18900, Score: 40.39, Severity: 8, SampleCount: 2037, Message: "plc-a-002 (plant-a/s7-1500) bytes_out 75.3 kB, 8.3× its usual 9.1 kB"}}
+	sr := newStatusRecord("vigil-a", &st, &rec, open)
 	sent := detect.QuarantineEvent{ID: "q-9c0d", Time: at.Add(2 * time.Minute), Action: detect.ActionQuarantine, Mode: detect.ModeApprovalRequired,
 		Device: "plc-a-002", Group: "plant-a/s7-1500", TargetGroup: "quarantine-plant-a", Reasons: []string{"q-1f2e", "a-77"}, Severity: 8,
 		Message: "quarantine plc-a-002 into quarantine-plant-a: recommendation approved by alice at 2026-12-06T14:02:00Z"}
@@ -106,6 +110,11 @@ func TestDecodeSharedRejects(t *testing.T) {
 		{"no version", "status/plc-a-002", `{"device":"plc-a-002"}`},
 		{"unknown quarantine", "status/plc-a-002", `{"v":1,"device":"plc-a-002","quarantine":"maybe"}`},
 		{"event of another episode", "status/plc-a-002", `{"v":1,"device":"plc-a-002","quarantine":"recommend","quarantine_id":"q1","event":{"id":"q2","device":"plc-a-002"}}`},
+		{"open alarm of another device", "status/plc-a-002", `{"v":1,"device":"plc-a-002","open_alarms":[{"id":"a-1","event_time":"2026-12-06T14:00:00Z","state":"alarm","device":"plc-a-003"}]}`},
+		{"open alarm cleared", "status/plc-a-002", `{"v":1,"device":"plc-a-002","open_alarms":[{"id":"a-1","event_time":"2026-12-06T14:00:00Z","state":"cleared","device":"plc-a-002"}]}`},
+		{"open alarm not an alert", "status/plc-a-002", `{"v":1,"device":"plc-a-002","open_alarms":[{"id":"a-1","event_time":"2026-12-06T14:00:00Z","device":"plc-a-002"}]}`},
+		{"open alarm without time", "status/plc-a-002", `{"v":1,"device":"plc-a-002","open_alarms":[{"id":"a-1","state":"alarm","device":"plc-a-002"}]}`},
+		{"too many open alarms", "status/plc-a-002", `{"v":1,"device":"plc-a-002","open_alarms":[` + strings.Repeat(`{"id":"a-1","event_time":"2026-12-06T14:00:00Z","state":"alarm","device":"plc-a-002"},`, sharedOpenAlarms) + `{"id":"a-1","event_time":"2026-12-06T14:00:00Z","state":"alarm","device":"plc-a-002"}]}`},
 		{"decision without device", "decision/q-1", `{"v":1}`},
 		{"decision tombstone", "decision/q-1/plc-a-002", ""},
 		{"decision on another event", "decision/q-1/plc-a-002", `{"v":1,"decision":{"action":"approve","event":"q-2","sent":"q-3"},"event":{"id":"q-3","device":"plc-a-002","action":"quarantine"}}`},
