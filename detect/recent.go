@@ -503,13 +503,16 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 }
 
 // forget empties device d's rings, which the next device given its id
-// (an eviction) fills again; the caller (the engine, as it judges) holds
-// the lock.
+// (an eviction) fills again. The engine calls it as it judges: the rows
+// of d it noted before are moved into the rings first, so they cannot
+// land in the next device's.
 func (r *RecentValues) forget(d int32) {
-	for _, idx := range r.rings {
-		if int(d) < len(idx) && idx[d] > 0 {
-			h := &r.heads[idx[d]-1]
-			h.next, h.full, h.samples, h.fromGroup, h.seasonal = 0, false, 0, false, false
-		}
+	r.flush()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for b := r.firstBlock(d); b >= 0; b = r.heads[b].more - 1 {
+		h := &r.heads[b]
+		h.next, h.full = 0, false
+		clear(r.metas[h.meta:][:h.width])
 	}
 }

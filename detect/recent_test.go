@@ -337,3 +337,25 @@ func TestRecentValuesSamplesSaturate(t *testing.T) {
 		t.Fatalf("judged on %+v", s[0])
 	}
 }
+
+// TestRecentValuesForget: an evicted device's values, noted before the
+// eviction and not yet moved into the rings, are not the next device's
+// that is given its id: forget moves them first, then empties the rings.
+func TestRecentValuesForget(t *testing.T) {
+	r := NewRecentValues(4)
+	params := []metricParams{{name: "m0", threshold: 2}}
+	exp := []baseline.Expectation{{Present: true}}
+	r.bind([]int{0}, params)
+	for n := range 3 { // the old device's, still in the engine's buffer
+		exp[0].Value = float64(100 + n)
+		r.row(7, ms(n)).note(0, &exp[0], 100, 1)
+	}
+	r.forget(7)
+	exp[0].Value = 5 // the new device given id 7
+	r.row(7, ms(10)).note(0, &exp[0], 5, 1)
+	r.flush()
+	s := r.Device(7)
+	if len(s) != 1 || len(s[0].Values) != 1 || s[0].Values[0].Value != 5 || s[0].Values[0].Time != ms(10) {
+		t.Fatalf("after forget, device 7's values are %+v, want only the new device's 5 at %d", s, ms(10))
+	}
+}
