@@ -255,17 +255,24 @@ func (f *Files) Close() {
 }
 
 // Run feeds every batch of src to the engine until src ends, then flushes
-// it. It reads src on a goroutine of its own, a batch ahead of judging, so
-// that reading and decoding the next batch and judging this one take a
-// core each. A read error ends the run (the file sources return theirs
+// it. It reads src on a goroutine of its own, up to readAhead batches
+// ahead of judging, so that reading and decoding the next batches and
+// judging this one take a core each. A read error ends the run (the file sources return theirs
 // after every row they could read).
+// readAhead is how many batches Run's reader may be ahead of judging. A
+// capture makes a small batch per 10 s window (a sparse OT day: 8 rows
+// each); with one batch of room the reader and the engine waited on each
+// other at every window and the replay of the OT day took longer than
+// without reading ahead (0.76–0.89 s against 0.63 s); with 8, 0.57 s.
+const readAhead = 8
+
 func (p *Pipeline) Run(ctx context.Context, src ingest.Source) error {
 	type read struct {
 		b   *ingest.Batch
 		err error
 	}
 	readCtx, cancel := context.WithCancel(ctx)
-	reads := make(chan read, 1)
+	reads := make(chan read, readAhead)
 	go func() {
 		defer close(reads)
 		for {
