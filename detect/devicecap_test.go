@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,29 @@ func TestDeviceCapEvictKeepsQuarantined(t *testing.T) {
 	}
 	if _, ok := s.reg.LookupDevice(s.devices[10].name); !ok {
 		t.Errorf("the new device %s is not tracked", s.devices[10].name)
+	}
+}
+
+// TestDeviceCapEvictedInStatus: the status update after an eviction names
+// the evicted device (the shared console's topic gets a tombstone for it),
+// once.
+func TestDeviceCapEvictedInStatus(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices = 10
+	cfg.WhenFull = WhenFullEvictIdle
+	s := newSim(t, cfg, twoGroups[:1], 11, nil)
+	rec := &statusRecorder{}
+	s.eng.PublishStatus(rec, 0, 0) // every batch
+	s.run(0, 40, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		switch i {
+		case 7:
+			return m < 20
+		case 10:
+			return m >= 30
+		}
+		return true
+	})
+	if want := []string{s.devices[7].name}; !slices.Equal(rec.evicted, want) {
+		t.Fatalf("status updates named %v evicted, want %v", rec.evicted, want)
 	}
 }

@@ -39,6 +39,10 @@ type StatusUpdate struct {
 	// Rollouts are the rollouts (detect.rollout) whose window was judged
 	// since the previous update, by group; each once.
 	Rollouts []RolloutStatus
+	// Evicted are the devices evicted since the previous update
+	// (detect.when_full evict_idle), by name: they left the fleet, and
+	// their ids may be another device's in Devices.
+	Evicted []string
 }
 
 // DeviceStatus is one device's state as the engine holds it.
@@ -231,7 +235,7 @@ func (e *Engine) noteStatus(d int32) {
 // force.
 func (e *Engine) publishStatus(force bool) {
 	s := e.status
-	if len(s.dirty) == 0 && !force {
+	if len(s.dirty) == 0 && len(s.update.Evicted) == 0 && !force {
 		return
 	}
 	now := time.Now()
@@ -255,6 +259,7 @@ func (e *Engine) publishStatus(force bool) {
 	}
 	u.Rollouts = e.appendRollouts(u.Rollouts[:0])
 	s.sink.PublishStatus(u)
+	u.Evicted = u.Evicted[:0]
 }
 
 // PublishPending publishes what changed since the last publication, once
@@ -308,9 +313,11 @@ func (v *valueTrack) values() []string {
 	return out
 }
 
-// forget drops what the tracker keeps of device d (an eviction): its id
-// may be given to another device.
-func (s *statusTracker) forget(d int32) {
+// forget drops what the tracker keeps of device d, named name (an
+// eviction): its id may be given to another device, and the next update
+// says name was evicted.
+func (s *statusTracker) forget(d int32, name string) {
+	s.update.Evicted = append(s.update.Evicted, name)
 	if int(d) < len(s.certs) {
 		s.certs[d], s.fws[d] = "", ""
 	}

@@ -17,6 +17,7 @@ type statusRecorder struct {
 	recent  *RecentValues
 	groups  []GroupStatus
 	rollout map[string]RolloutStatus // latest of each group, its windows copied
+	evicted []string                 // every update's, in order
 }
 
 func (r *statusRecorder) PublishStatus(u *StatusUpdate) {
@@ -29,6 +30,7 @@ func (r *statusRecorder) PublishStatus(u *StatusUpdate) {
 	}
 	r.recent = u.Recent
 	r.groups = append(r.groups[:0], u.Groups...)
+	r.evicted = append(r.evicted, u.Evicted...)
 	for _, ro := range u.Rollouts {
 		if r.rollout == nil {
 			r.rollout = map[string]RolloutStatus{}

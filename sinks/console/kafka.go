@@ -122,6 +122,14 @@ func (s *Shared) Metrics() *metrics.Set { return s.set }
 // does), the rollouts to the console. It copies them for the writer, which
 // encodes them on its own goroutine.
 func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
+	if len(u.Evicted) > 0 { // a tombstone each: every console takes them out of the fleet
+		s.mu.Lock()
+		for _, name := range u.Evicted {
+			s.pending[pendingKey{name: name}] = pendingRecord{evicted: true}
+		}
+		s.mu.Unlock()
+		s.wakeWriter()
+	}
 	if len(u.Devices) > 0 {
 		s.c.mu.RLock()
 		s.mu.Lock()
@@ -173,6 +181,9 @@ type pendingRecord struct {
 	event  *detect.QuarantineEvent // the event of the device's episode, if known
 	open   []detect.Alert          // the alerts of the device's open alarms
 	group  *detect.GroupStatus     // set for a group's record
+	// evicted: the device was evicted (detect.when_full evict_idle); its
+	// record is a tombstone
+	evicted bool
 }
 
 func (s *Shared) wakeWriter() {
@@ -187,6 +198,9 @@ func (s *Shared) encode(k pendingKey, p *pendingRecord) (kafkago.Message, error)
 	if p.group != nil {
 		v, err := json.Marshal(newGroupRecord(s.opts.Instance, p.group))
 		return kafkago.Message{Key: groupKey(k.name), Value: v}, err
+	}
+	if p.evicted {
+		return kafkago.Message{Key: statusKey(k.name)}, nil
 	}
 	v, err := json.Marshal(newStatusRecord(s.opts.Instance, &p.status, p.event, p.open))
 	return kafkago.Message{Key: statusKey(k.name), Value: v}, err

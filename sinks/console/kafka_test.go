@@ -328,3 +328,26 @@ func TestSharedOpenAlarms(t *testing.T) {
 		t.Fatalf("plc-1 cleared, on the console alone: status %s, %d recent alerts; want normal and 1", s.Status, len(s.Alerts))
 	}
 }
+
+// TestSharedEvictedLeavesTheFleet: a device the engine evicted
+// (detect.when_full evict_idle) leaves every console that follows the
+// topic: its status record gets a tombstone, while the device that took
+// its id and a device evicted and back in the same update stay.
+func TestSharedEvictedLeavesTheFleet(t *testing.T) {
+	broker := statusTopic(t)
+	_, publisher := startShared(t, broker, "vigil-a", &lockedSink{})
+	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	old := detect.DeviceStatus{ID: 3, Device: "plc-old", Group: "g", LastSeen: at}
+	back := detect.DeviceStatus{ID: 4, Device: "plc-back", Group: "g", LastSeen: at}
+	publisher.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{old, back}})
+	alone, _ := startShared(t, broker, "", nil)
+	has := func(name string) bool { s, _ := alone.Device(name); return s != nil }
+	poll(t, "the console alone shows plc-old", func() bool { return has("plc-old") && has("plc-back") })
+	back.LastSeen = at.Add(time.Hour)
+	publisher.PublishStatus(&detect.StatusUpdate{Evicted: []string{"plc-old", "plc-back"},
+		Devices: []detect.DeviceStatus{{ID: 3, Device: "plc-new", Group: "g", LastSeen: at.Add(time.Hour)}, back}})
+	poll(t, "the console alone drops plc-old and shows plc-new", func() bool { return !has("plc-old") && has("plc-new") })
+	if !has("plc-back") {
+		t.Fatal("plc-back, evicted and back in the same update, left the fleet")
+	}
+}
