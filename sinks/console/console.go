@@ -166,6 +166,7 @@ func New(opts Options) *Console {
 
 // update is one StatusUpdate handed over to the console's goroutine.
 type update struct {
+	evicted  []string // applied before devices, whose ids may be theirs
 	devices  []detect.DeviceStatus
 	recent   *detect.RecentValues
 	groups   []detect.GroupStatus
@@ -199,6 +200,9 @@ func (c *Console) readLock() {
 func (c *Console) applyUpdates() {
 	for u := range c.updates {
 		c.mu.Lock()
+		for _, name := range u.evicted {
+			c.dropDevice(name)
+		}
 		for i := range u.devices {
 			c.updateDevice(&u.devices[i])
 		}
@@ -321,6 +325,7 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 	default:
 	}
 	j.devices, j.recent = append(j.devices, u.Devices...), u.Recent
+	j.evicted = append(j.evicted[:0], u.Evicted...)
 	if u.Groups != nil {
 		j.groups = slices.Clone(u.Groups)
 		for i := range j.groups {
@@ -350,13 +355,6 @@ func (c *Console) updateDevice(st *detect.DeviceStatus) {
 		c.devices = append(c.devices, nil)
 	}
 	d := c.devices[r]
-	if d != nil && d.status.Device != st.Device {
-		// The engine evicted the row's device and gave its id to this one
-		// (detect.when_full evict_idle): the evicted one leaves the fleet.
-		delete(c.byName, d.status.Device)
-		delete(c.open, d.status.Device)
-		d = nil
-	}
 	if d == nil {
 		d = &device{}
 		c.devices[r] = d

@@ -395,7 +395,8 @@ func FuzzGlobPrefix(f *testing.F) {
 // and the evicted one leaves the fleet.
 func TestDeviceIDReused(t *testing.T) {
 	c, _ := testFleet(3)
-	c.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{{ID: 1, Device: "plc-new", Group: "plant-b/s7-1500", LastSeen: epoch}}})
+	c.PublishStatus(&detect.StatusUpdate{Evicted: []string{"plc-00001"},
+		Devices: []detect.DeviceStatus{{ID: 1, Device: "plc-new", Group: "plant-b/s7-1500", LastSeen: epoch}}})
 	if _, ok := c.Device("plc-00001"); ok {
 		t.Error("the evicted plc-00001 is still in the fleet")
 	}

@@ -571,6 +571,13 @@ func (c *Console) applyGroupRecord(r *groupRecord) {
 func (c *Console) removeDevice(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dropDevice(name)
+}
+
+// dropDevice takes a device out of the fleet: a tombstone, or the engine
+// evicted it (detect.when_full evict_idle) and may give its id, its row
+// here, to another. The caller holds c.mu.
+func (c *Console) dropDevice(name string) {
 	r, ok := c.byName[name]
 	if !ok {
 		return
