@@ -26,6 +26,15 @@ type KafkaConfig struct {
 	ChangelogTopic  string `yaml:"changelog_topic"`   // compacted; "" disables state checkpoints
 	GroupStateTopic string `yaml:"group_state_topic"` // compacted; "" disables sharing group summaries
 
+	// RepartitionByGroup makes every group whole on one instance: each
+	// instance reads its share of the telemetry topics and produces each
+	// record, keyed by its group, to the internal topic ByGroupTopic; the
+	// consumer group judges from that topic, so group-level detectors
+	// (fleet KPIs, the quarantine rail, peers-now) count every member of a
+	// group whatever the assignment. It costs a second produce and consume
+	// of every record. See docs/scaling.md.
+	RepartitionByGroup bool `yaml:"repartition_by_group"`
+
 	// StartOffset is where a partition without a committed offset starts:
 	// "earliest" or "latest".
 	StartOffset string `yaml:"start_offset"`
@@ -149,6 +158,14 @@ func (c *KafkaConfig) Validate() error {
 			return err
 		}
 	}
+	if c.RepartitionByGroup {
+		if len(c.PacketTopics) > 0 {
+			return fmt.Errorf("repartition_by_group: packet topics are not repartitioned yet; remove kafka.packet_topics or set repartition_by_group: false")
+		}
+		if err := CheckTopicName(c.ByGroupTopic()); err != nil {
+			return fmt.Errorf("repartition_by_group: the internal topic is named after group_id: %w", err)
+		}
+	}
 	if _, err := TimestampUnitNanos(c.Packets.TimestampUnit); err != nil {
 		return fmt.Errorf("packets: %w", err)
 	}
@@ -208,6 +225,16 @@ func (c *KafkaConfig) Validate() error {
 	}
 	return nil
 }
+
+// ByGroupTopic is the internal topic of repartition_by_group: the
+// telemetry records keyed by their group, read by the consumer group in
+// place of the telemetry topics. Its name follows group_id, so that two
+// deployments never share it.
+func (c *KafkaConfig) ByGroupTopic() string { return c.GroupID + "-by-group" }
+
+// RepartitionGroupID is the consumer group of the instances' repartition
+// stage, which reads the telemetry topics for ByGroupTopic.
+func (c *KafkaConfig) RepartitionGroupID() string { return c.GroupID + "-repartition" }
 
 // TimestampUnitNanos returns the nanoseconds in one unit of a Metron key.
 func TimestampUnitNanos(unit string) (int64, error) {

@@ -257,7 +257,11 @@ func (c *Consumer) snapshot(ctx context.Context, ps *partState, done chan error)
 	size := 0
 	for id := range set {
 		dev := c.reg.DeviceName(id)
-		v, err := c.appendDeviceValue(nil, covered, dev)
+		next := covered
+		if n := ps.devNext[id]; n > next {
+			next = n
+		}
+		v, err := c.appendDeviceValue(nil, next, dev)
 		if err != nil {
 			c.log.Warn("cannot checkpoint device state", "device", dev, "err", err)
 			continue

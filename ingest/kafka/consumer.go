@@ -162,7 +162,15 @@ type Consumer struct {
 	instance string
 
 	deadLetter, changelog, groupOut *kafkago.Writer
-	transport                       *kafkago.Transport // the writers' and the topic check's
+	// byGroup writes the repartition stage's output (repartition_by_group;
+	// nil without it): inputs is then the by-group topic, whose partitions
+	// number byGroupParts, and sources are the partitions of the telemetry
+	// topics (both from checkTopics).
+	byGroup      *kafkago.Writer
+	inputs       []string // the topics the consumer group reads
+	byGroupParts int
+	sources      []partKey
+	transport    *kafkago.Transport // the writers' and the topic check's
 
 	tasks       chan task
 	changelogCh chan changelogWrite
@@ -239,6 +247,13 @@ type partState struct {
 	// PartitionBacklog.
 	behind   atomic.Bool
 	needFull atomic.Bool // the last checkpoint failed: write every device next time
+	// A by-group partition (repartition_by_group) hands its records on in
+	// event-time order, not in offset order: emitted is its merger's
+	// memory of each source's last record handed on (partition worker
+	// only), devNext the offset after each device's last row judged, which
+	// its checkpoint covers (engine goroutine only).
+	emitted map[partKey]int64
+	devNext map[int32]int64
 }
 
 var errStopped = errors.New("consumer stopping")
@@ -316,6 +331,11 @@ func New(opts Options) (*Consumer, error) {
 	}
 	if c.groups != nil {
 		c.groupOut = newWriter(cfg.GroupStateTopic, &kafkago.Hash{})
+	}
+	c.inputs = append(append([]string{}, cfg.TelemetryTopics...), cfg.PacketTopics...)
+	if cfg.RepartitionByGroup {
+		c.byGroup = newWriter(cfg.ByGroupTopic(), byGroupBalancer{})
+		c.inputs = []string{cfg.ByGroupTopic()}
 	}
 	return c, nil
 }
@@ -395,9 +415,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}()
 	}
 
-	topics := append(append([]string{}, c.cfg.TelemetryTopics...), c.cfg.PacketTopics...)
+	if c.byGroup != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			c.repartition(runCtx, c.byGroupParts)
+		}()
+	}
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
-		ID: c.cfg.GroupID, Brokers: c.cfg.Brokers, Dialer: c.dialer, Topics: topics,
+		ID: c.cfg.GroupID, Brokers: c.cfg.Brokers, Dialer: c.dialer, Topics: c.inputs,
 		HeartbeatInterval: c.cfg.HeartbeatInterval, SessionTimeout: c.cfg.SessionTimeout,
 		RebalanceTimeout: c.cfg.RebalanceTimeout, JoinGroupBackoff: time.Second,
 		StartOffset: c.startOffset(), WatchPartitionChanges: true, PartitionWatchInterval: 10 * time.Second,
@@ -459,7 +485,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	<-engineDone
 	c.rejecting.Wait() // no batch is acknowledged now, and the work contexts ended
 	bg.Wait()
-	for _, w := range []*kafkago.Writer{c.deadLetter, c.changelog, c.groupOut} {
+	for _, w := range []*kafkago.Writer{c.deadLetter, c.changelog, c.groupOut, c.byGroup} {
 		if w != nil {
 			w.Close()
 		}
@@ -531,6 +557,9 @@ func (c *Consumer) startGeneration(gen *kafkago.Generation) {
 	}
 	for _, t := range c.cfg.PacketTopics {
 		kinds[t] = KindPackets
+	}
+	if c.byGroup != nil {
+		kinds[c.cfg.ByGroupTopic()] = KindTelemetry
 	}
 	n := 0
 	for topic, pas := range gen.Assignments {
@@ -732,6 +761,9 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 		}
 		if rec != nil {
 			noteDevices(ps, rec)
+			if ps.devNext != nil {
+				noteDeviceOffsets(ps, rec)
+			}
 			rec.Release()
 		}
 		if c.alarms != nil {
@@ -857,6 +889,23 @@ func noteDevices(ps *partState, rec arrow.Record) {
 	}
 }
 
+// noteDeviceOffsets keeps, for a by-group partition, the offset after
+// each device's last row: its rows come in event-time order, so a
+// checkpoint covers rows past the partition's committable offset, and the
+// device's own offset tells a restore which (restoreFilter).
+func noteDeviceOffsets(ps *partState, rec arrow.Record) {
+	ids, ok1 := rec.Column(2).(*array.Int32)
+	offs, ok2 := rec.Column(6).(*array.Int64)
+	if !ok1 || !ok2 {
+		return
+	}
+	for i, id := range ids.Int32Values() {
+		if next := offs.Value(i) + 1; id >= 0 && next > ps.devNext[id] {
+			ps.devNext[id] = next
+		}
+	}
+}
+
 // partition returns the engine's record of topic/p, creating it. Engine
 // goroutine only.
 func (c *Consumer) partition(topic string, p int32) *partState {
@@ -865,6 +914,9 @@ func (c *Consumer) partition(topic string, p int32) *partState {
 	if ps == nil {
 		ps = &partState{topic: topic, partition: p, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}, lastSnap: time.Now()}
 		ps.durable.Store(-1)
+		if c.byGroup != nil {
+			ps.emitted, ps.devNext = map[partKey]int64{}, map[int32]int64{}
+		}
 		c.parts[key] = ps
 	}
 	return ps
@@ -1028,6 +1080,7 @@ func (c *Consumer) forget(ps *partState) {
 	clear(ps.owned)
 	clear(ps.dirty)
 	clear(ps.noted)
+	clear(ps.devNext)
 	c.updateStateGauge()
 }
 
@@ -1075,9 +1128,13 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 		pf.align, pf.ps = c.align, ps
 		c.align.sent(ps, math.MinInt64, start, false)
 	}
-	r := startPrefetch(pctx, pf, min(c.cfg.BatchSize, 512))
-	defer r.drain()
+	pr := startPrefetch(pctx, pf, min(c.cfg.BatchSize, 512))
+	defer pr.drain()
 	defer stopPrefetch()
+	var r recordReader = pr
+	if ps.emitted != nil {
+		r = c.newMerger(pr, ps.emitted)
+	}
 	bb := newBatchBuilder(c.reg, c.grouper)
 	bb.filter = filter
 	pm := c.metrics.partition(topic, p)
@@ -1173,7 +1230,7 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 			}
 			lo, hi, timed := eventTimeRange(b)
 			if c.align != nil && timed {
-				if c.align.wait(ctx, ps, lo, r.received) {
+				if c.align.wait(ctx, ps, lo, r.fetched()) {
 					c.metrics.alignTimeouts.Inc()
 				}
 			}
@@ -1189,6 +1246,14 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 			}
 		}
 	}
+}
+
+// recordReader is what a partition worker reads records from: the
+// prefetcher, or for a by-group partition its merger.
+type recordReader interface {
+	get(deadline time.Time) (*kafkago.Message, error)
+	position() (next, hwm int64)
+	fetched() int64 // the aligner's tick of the fetch response of the last record
 }
 
 func releaseAll(bs []*ingest.Batch) {

@@ -76,6 +76,10 @@ type BatchBuilder struct {
 	skipped int
 
 	firstTS, lastTS int64 // event times of the rows, for cutting by span
+
+	// rowHook, when set, takes every row instead of the batch: the
+	// repartition stage only wants to know each record's group.
+	rowHook func(*ingest.Row)
 }
 
 func newBatchBuilder(reg *ingest.Registry, g ingest.Grouper) *BatchBuilder {
@@ -91,6 +95,10 @@ func (b *BatchBuilder) Row() *ingest.Row {
 // Append adds r to the batch, unless the restored state of r's device
 // already covers r's offset (the row was learned before a restart).
 func (b *BatchBuilder) Append(r *ingest.Row) {
+	if b.rowHook != nil {
+		b.rowHook(r)
+		return
+	}
 	if b.filter != nil && b.filter.covered(r.Device, r.Offset) {
 		b.skipped++
 		return

@@ -469,6 +469,8 @@ func (p *prefetcher) release() {
 // read as the broker last said. Both are -1 before the first record.
 func (p *prefetcher) position() (next, hwm int64) { return p.next, p.hwm }
 
+func (p *prefetcher) fetched() int64 { return p.received }
+
 // drain waits for the prefetcher to stop after its ctx ended.
 func (p *prefetcher) drain() {
 	for range p.out {

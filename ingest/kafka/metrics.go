@@ -21,6 +21,9 @@ type Metrics struct {
 	engineQueue, stateDevices, stateBytes    *metrics.Gauge
 	assigned                                 *metrics.Gauge
 	alignTimeouts                            *metrics.Counter
+	// repartition_by_group: records the repartition stage wrote, its
+	// failed writes, and records the mergers dropped as written twice.
+	repartitioned, repartitionErrors, repartitionDups *metrics.Counter
 
 	sampler    func() // see SampleBetweenBatches
 	lastSample time.Time
@@ -55,6 +58,10 @@ func NewMetrics() *Metrics {
 		stateBytes:      s.NewGauge("vigil_kafka_state_snapshot_bytes", nil),
 		assigned:        s.NewGauge("vigil_kafka_assigned_partitions", nil),
 		alignTimeouts:   s.NewCounter("vigil_kafka_event_time_alignment_timeouts_total"),
+
+		repartitioned:     s.NewCounter("vigil_kafka_repartitioned_records_total"),
+		repartitionErrors: s.NewCounter("vigil_kafka_repartition_write_errors_total"),
+		repartitionDups:   s.NewCounter("vigil_kafka_repartition_duplicates_total"),
 	}
 }
 

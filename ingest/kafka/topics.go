@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,9 @@ func (c *Consumer) consumerTopics() (names []string, settings map[string]string)
 	}
 	for _, t := range c.cfg.PacketTopics {
 		add(t, "kafka.packet_topics")
+	}
+	if c.byGroup != nil {
+		add(c.cfg.ByGroupTopic(), "kafka.repartition_by_group")
 	}
 	add(c.cfg.DeadLetterTopic, "kafka.dead_letter_topic")
 	if c.state != nil {
@@ -56,7 +61,11 @@ func (c *Consumer) checkTopics(ctx context.Context) error {
 		// topic (AllowAutoTopicCreation false), whatever the broker allows.
 		resp, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: names})
 		if err == nil {
-			return missingTopics(resp, names, settings, c.cfg.Brokers)
+			if err := missingTopics(resp, names, settings, c.cfg.Brokers); err != nil {
+				return err
+			}
+			c.notePartitions(resp)
+			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -91,4 +100,32 @@ func missingTopics(resp *kafkago.MetadataResponse, names []string, settings map[
 		return fmt.Errorf("cannot consume: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// notePartitions keeps, for repartition_by_group, the partitions of the
+// telemetry topics (every by-group partition merges all of them) and how
+// many partitions the by-group topic has. A partition added later is
+// merged from the first record or marker it sends.
+func (c *Consumer) notePartitions(resp *kafkago.MetadataResponse) {
+	if c.byGroup == nil {
+		return
+	}
+	telemetry := map[string]bool{}
+	for _, t := range c.cfg.TelemetryTopics {
+		telemetry[t] = true
+	}
+	c.sources = c.sources[:0]
+	for _, t := range resp.Topics {
+		switch {
+		case t.Name == c.cfg.ByGroupTopic():
+			c.byGroupParts = len(t.Partitions)
+		case telemetry[t.Name]:
+			for _, p := range t.Partitions {
+				c.sources = append(c.sources, partKey{t.Name, int32(p.ID)})
+			}
+		}
+	}
+	slices.SortFunc(c.sources, func(a, b partKey) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
 }
