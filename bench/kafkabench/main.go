@@ -24,6 +24,12 @@
 //     go run ./bench/kafkabench                 # defaults: 1M records, 3 partitions, 3 runs
 //     go run ./bench/kafkabench -records 1000000 -partitions 6 -runs 5
 //     go run ./bench/kafkabench -cpuprofile vigil.prof -bareprofile bare.prof  # first run only
+//
+//  3. with -scaleout 1,2,3 instead: kafka.repartition_by_group with that
+//     many instances in one process against one instance without it
+//     (scaleOut).
+//
+//     go run ./bench/kafkabench -scaleout 1,2,3 -records 300000 -partitions 6 -sites 6
 package main
 
 import (
@@ -39,6 +45,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,7 +82,25 @@ func main() {
 	flag.IntVar(&batchSize, "batch-size", 0, "kafka.batch_size of the throughput run (0: the default)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of Vigil's throughput run to this file")
 	flag.StringVar(&bareProfile, "bareprofile", "", "write a CPU profile of the bare consumer's run to this file")
+	scale := flag.String("scaleout", "", "instead: measure kafka.repartition_by_group with these instance counts (e.g. 1,2,3) against one instance without it")
+	flag.IntVar(&sites, "sites", 3, "sites of the fleet: its groups are sites × 2 hardware versions")
 	flag.Parse()
+	if *scale != "" {
+		var counts []int
+		for _, f := range strings.Split(*scale, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				fmt.Fprintf(os.Stderr, "kafkabench: cannot parse -scaleout %q: list instance counts, e.g. 1,2,3\n", *scale)
+				os.Exit(2)
+			}
+			counts = append(counts, n)
+		}
+		if err := scaleOut(*records, int32(*partitions), *devices, counts); err != nil {
+			fmt.Fprintln(os.Stderr, "kafkabench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*records, int32(*partitions), *devices, *latencyFor); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkabench:", err)
 		os.Exit(1)
@@ -84,7 +109,7 @@ func main() {
 
 var (
 	cpuProfile, bareProfile string
-	runs, batchSize         int
+	runs, batchSize, sites  int
 	learnFor                time.Duration
 )
 
@@ -224,7 +249,7 @@ func fleet(n, devices int, start time.Time, step time.Duration) []kafkago.Messag
 
 func report(dev string, d int, tsMillis int64, rnd *rand.Rand, probe float64) []byte {
 	return fmt.Appendf(nil, `{"device":%q,"ts":%d,"attrs":{"site":"s%d","hw":"h%d"},"metrics":{"bytes_out":%.1f,"bytes_in":%.1f,"msgs_sent":%.1f,"cpu_pct":%.2f,"probe":%g}}`,
-		dev, tsMillis, d%3, d%2, 1000+100*rnd.NormFloat64(), 2000+100*rnd.NormFloat64(), 10+rnd.NormFloat64(), 30+3*rnd.NormFloat64(), probe)
+		dev, tsMillis, d%sites, d%2, 1000+100*rnd.NormFloat64(), 2000+100*rnd.NormFloat64(), 10+rnd.NormFloat64(), 30+3*rnd.NormFloat64(), probe)
 }
 
 func avgSize(msgs []kafkago.Message) int {
@@ -611,4 +636,135 @@ func seq(prefix string, n int) []string {
 		out[i] = prefix + strconv.Itoa(i)
 	}
 	return out
+}
+
+// scaleOut measures kafka.repartition_by_group against the number of
+// instances: for each count in counts, that many Vigil instances (each
+// its own registry, baseline and engine, as separate processes would
+// have) join one consumer group, the records are committed in one
+// transaction once both of its groups are stable (so that no rebalance
+// falls inside the measurement), and the rate runs from that commit to
+// the last row judged by any instance. The first row is one instance
+// without repartitioning, today's path, for the cost of the second
+// produce and consume. All instances share this process and its cores.
+func scaleOut(records int, partitions int32, devices int, counts []int) error {
+	const byGroupParts = 6
+	var in, byGroup, changelogs, groupTopics []string
+	for i := 0; i <= len(counts); i++ {
+		in = append(in, fmt.Sprintf("bench-scale-in-%d", i))
+		byGroup = append(byGroup, fmt.Sprintf("bench-scale-%d-by-group", i))
+		changelogs = append(changelogs, fmt.Sprintf("bench-scale-changelog-%d", i))
+		groupTopics = append(groupTopics, fmt.Sprintf("bench-scale-groups-%d", i))
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, in...),
+		kfake.SeedTopics(byGroupParts, append(byGroup, changelogs...)...),
+		kfake.SeedTopics(1, append(groupTopics, "bench-dlq")...),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	fmt.Printf("kafkabench -scaleout: kfake broker %s, %d input partitions, %d by-group partitions, %d devices in %d groups, %d records, GOMAXPROCS %d, %s\n",
+		addr, partitions, byGroupParts, devices, 2*sites, records, runtime.GOMAXPROCS(0), runtime.Version())
+	msgs := fleet(records, devices, time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), time.Second)
+	var one float64
+	for i, n := range append([]int{1}, counts...) {
+		repartition := i > 0
+		group := fmt.Sprintf("bench-scale-%d", i)
+		commit, err := produceUncommitted(addr, in[i], msgs)
+		if err != nil {
+			return err
+		}
+		var ps []*pipeline
+		for j := 0; j < n; j++ {
+			cfg := benchConfig([]string{addr}, group, in[i])
+			cfg.InstanceID = fmt.Sprintf("%s-%d", group, j)
+			cfg.ChangelogTopic, cfg.GroupStateTopic, cfg.RepartitionByGroup = changelogs[i], groupTopics[i], repartition
+			bcfg := baseline.DefaultConfig()
+			bcfg.MinDuration = learnFor
+			p, err := startVigil(cfg, detect.DefaultConfig(), bcfg)
+			if err != nil {
+				return err
+			}
+			ps = append(ps, p)
+		}
+		stable := func() bool {
+			return groupStable(addr, group, n) && (!repartition || groupStable(addr, group+"-repartition", n))
+		}
+		for deadline := time.Now().Add(time.Minute); !stable(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%d instances: the consumer groups did not settle in a minute", n)
+			}
+		}
+		c0 := cpuSeconds()
+		t0 := time.Now()
+		if err := commit(); err != nil {
+			return err
+		}
+		judged := func() (rows int64) {
+			for _, p := range ps {
+				rows += p.engine.rows.Load()
+			}
+			return rows
+		}
+		for deadline := time.Now().Add(5 * time.Minute); judged() < int64(records); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%d instances judged %d of %d records in 5 minutes", n, judged(), records)
+			}
+		}
+		rate := float64(records) / time.Since(t0).Seconds()
+		cpu := cpuSeconds() - c0
+		for _, p := range ps {
+			if err := p.stop(); err != nil {
+				return err
+			}
+		}
+		what := "repartition_by_group"
+		if !repartition {
+			what, one = "without repartitioning", rate
+		}
+		fmt.Printf("%d instance(s) %-22s %9.0f records/s %6.2f µs CPU/record  %.2f× the rate of one instance without repartitioning\n",
+			n, what, rate, 1e6*cpu/float64(records), rate/one)
+	}
+	return nil
+}
+
+// produceUncommitted writes msgs to topic in one transaction and returns
+// the function that commits it: under read_committed nothing of it can be
+// read before.
+func produceUncommitted(addr, topic string, msgs []kafkago.Message) (commit func() error, err error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("kafkabench-"+topic), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(8<<20), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	for rest := msgs; len(rest) > 0; {
+		n := min(len(rest), 20_000)
+		recs := make([]*kgo.Record, n)
+		for i, m := range rest[:n] {
+			recs[i] = &kgo.Record{Key: m.Key, Value: m.Value}
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("cannot produce: %w", err)
+		}
+		rest = rest[n:]
+	}
+	return func() error {
+		defer cl.Close()
+		return cl.EndTransaction(context.Background(), kgo.TryCommit)
+	}, nil
+}
+
+// groupStable reports whether consumer group has n members and is stable.
+func groupStable(addr, group string, n int) bool {
+	cl := &kafkago.Client{Addr: kafkago.TCP(addr), Timeout: 5 * time.Second}
+	resp, err := cl.DescribeGroups(context.Background(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+	return err == nil && len(resp.Groups) == 1 && resp.Groups[0].GroupState == "Stable" && len(resp.Groups[0].Members) == n
 }
