@@ -335,6 +335,9 @@ func New(opts Options) (*Consumer, error) {
 	c.inputs = append(append([]string{}, cfg.TelemetryTopics...), cfg.PacketTopics...)
 	if cfg.RepartitionByGroup {
 		c.byGroup = newWriter(cfg.ByGroupTopic(), byGroupBalancer{})
+		// A worker's batch and its markers in one produce request per
+		// partition, not kafka-go's 100 messages.
+		c.byGroup.BatchSize, c.byGroup.BatchBytes = cfg.BatchSize+1, int64(cfg.FetchMaxBytes)
 		c.inputs = []string{cfg.ByGroupTopic()}
 	}
 	return c, nil

@@ -199,6 +199,19 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 	var msgs []kafkago.Message
 	var m kafkago.Message
 	rec := Record{Topic: topic, Partition: p}
+	committed := time.Now()
+	var written int64 = -1 // the offset after what was written, for the last commit
+	commit := func(next int64) {
+		committed = time.Now()
+		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {int(p): next}}); err != nil {
+			log.Warn("cannot commit the repartition stage's offset; a later commit covers it, or its records are written again and dropped as duplicates", "err", err)
+		}
+	}
+	defer func() {
+		if written >= 0 {
+			commit(written) // the generation may be over: then the next owner writes them again
+		}
+	}()
 	for {
 		msgs = msgs[:0]
 		// Quiet, the source still marks every commit interval, so that
@@ -255,8 +268,9 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 			return
 		}
 		c.metrics.repartitioned.Add(len(msgs) - partitions)
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {int(p): next}}); err != nil {
-			log.Warn("cannot commit the repartition stage's offset; a later commit covers it, or its records are written again and dropped as duplicates", "err", err)
+		written = next
+		if time.Since(committed) >= c.cfg.CommitInterval {
+			commit(next)
 		}
 	}
 }
