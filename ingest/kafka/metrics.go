@@ -22,8 +22,9 @@ type Metrics struct {
 	assigned                                 *metrics.Gauge
 	alignTimeouts                            *metrics.Counter
 	// repartition_by_group: records the repartition stage wrote, its
-	// failed writes, and records the mergers dropped as written twice.
-	repartitioned, repartitionErrors, repartitionDups *metrics.Counter
+	// failed writes, devices it saw change group, and records the mergers
+	// dropped as written twice.
+	repartitioned, repartitionErrors, repartitionMoves, repartitionDups *metrics.Counter
 
 	sampler    func() // see SampleBetweenBatches
 	lastSample time.Time
@@ -61,6 +62,7 @@ func NewMetrics() *Metrics {
 
 		repartitioned:     s.NewCounter("vigil_kafka_repartitioned_records_total"),
 		repartitionErrors: s.NewCounter("vigil_kafka_repartition_write_errors_total"),
+		repartitionMoves:  s.NewCounter("vigil_kafka_repartition_group_changes_total"),
 		repartitionDups:   s.NewCounter("vigil_kafka_repartition_duplicates_total"),
 	}
 }

@@ -183,11 +183,11 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 	defer f.Close()
 
 	// The decoder's rows only say the record's group and event time.
-	var group string
+	var group, device string
 	var rowTime int64
 	bb := &BatchBuilder{rowHook: func(row *ingest.Row) {
 		if group == "" {
-			group = row.Group
+			group, device = row.Group, row.Device
 			if group == "" {
 				group = c.grouper.Group(row.Device, row.Attrs)
 			}
@@ -195,6 +195,9 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 		rowTime = max(rowTime, row.TimeNanos)
 	}}
 	src := partKey{topic, p}
+	// A device that reports a new group-by attribute moves to its new
+	// group's partition: counted, see docs/scaling.md.
+	groupOf := map[string]string{}
 	wm := int64(math.MinInt64) // event time of the last record written
 	var msgs []kafkago.Message
 	var m kafkago.Message
@@ -236,6 +239,12 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 			var to int32
 			if dec.Decode(&rec, bb) == nil && group != "" {
 				to = groupPartition(group, partitions)
+				if was, ok := groupOf[device]; was != group {
+					if ok {
+						c.metrics.repartitionMoves.Inc()
+					}
+					groupOf[device] = group
+				}
 			} else {
 				// Undecodable here is undecodable there: the consumer
 				// dead-letters it; any partition will do.
