@@ -2,12 +2,17 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // byGroupLog is a by-group partition as the repartition stage writes it:
@@ -178,4 +183,39 @@ func FuzzSourceMark(f *testing.F) {
 			t.Fatalf("balanced to partition %d of 0..2", p)
 		}
 	})
+}
+
+// TestSnapshotCarriesDeviceOffsets: a by-group partition hands rows on
+// past its committable offset (the first record still waiting in the
+// merge), so a device's checkpoint says the offset after its own last
+// row, and a restore from it skips exactly the rows already judged;
+// devices without rows past it say the partition's offset.
+func TestSnapshotCarriesDeviceOffsets(t *testing.T) {
+	reg := ingest.NewRegistry()
+	codec := deviceCodec{state: "s"}
+	c := &Consumer{state: codec, reg: reg, metrics: NewMetrics(), changelogCh: make(chan changelogWrite, 1), log: slog.New(slog.DiscardHandler)}
+	ahead, behind := reg.DeviceID("plc-ahead"), reg.DeviceID("plc-behind")
+	ps := &partState{topic: "vigil-by-group", partition: 0, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{},
+		emitted: map[partKey]int64{}, devNext: map[int32]int64{}}
+	ps.cp = newCheckpointer(1, 100) // every batch below 100 acknowledged
+	ps.processed = 100
+	for _, id := range []int32{ahead, behind} {
+		ps.owned[id], ps.dirty[id] = struct{}{}, struct{}{}
+	}
+	ps.devNext[ahead], ps.devNext[behind] = 131, 57
+	c.snapshot(context.Background(), ps, nil)
+	w := <-c.changelogCh
+	entries := map[string]int64{}
+	for _, m := range w.msgs {
+		if dev, ok := strings.CutPrefix(string(m.Key), changelogPrefix(ps.topic, ps.partition)+"d/"); ok {
+			e, err := parseDeviceValue(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries[dev] = e.next
+		}
+	}
+	if entries["plc-ahead"] != 131 || entries["plc-behind"] != 100 {
+		t.Errorf("checkpointed offsets %v; want plc-ahead 131 (its last row), plc-behind 100 (the partition's)", entries)
+	}
 }
