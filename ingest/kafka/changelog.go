@@ -205,7 +205,11 @@ func (c *Consumer) restore(ps *partState, entries map[string]changelogEntry) {
 				c.log.Warn("cannot restore the alarm state of a device from the changelog; its open alarms are forgotten", "device", dev, "err", err)
 			}
 		}
-		ps.owned[c.reg.DeviceID(dev)] = struct{}{}
+		id := c.reg.DeviceID(dev)
+		ps.owned[id] = struct{}{}
+		if ps.devNext != nil {
+			ps.devNext[id] = e.next
+		}
 	}
 	c.updateStateGauge()
 }
@@ -216,6 +220,20 @@ func (c *Consumer) updateStateGauge() {
 		n += len(ps.owned)
 	}
 	c.metrics.stateDevices.Set(float64(n))
+}
+
+// aheadFilter is the restoreFilter of a by-group partition kept in memory
+// across a rebalance: its merge handed rows on past processed, which are
+// skipped when read again. Engine goroutine only.
+func (c *Consumer) aheadFilter(ps *partState) *restoreFilter {
+	f := &restoreFilter{floor: ps.processed, max: ps.processed, devices: map[string]int64{}}
+	for id, next := range ps.devNext {
+		if next > ps.processed {
+			f.devices[c.reg.DeviceName(id)] = next
+			f.max = max(f.max, next)
+		}
+	}
+	return f
 }
 
 func newRestoreFilter(marker int64, entries map[string]changelogEntry) *restoreFilter {

@@ -248,11 +248,9 @@ type partState struct {
 	behind   atomic.Bool
 	needFull atomic.Bool // the last checkpoint failed: write every device next time
 	// A by-group partition (repartition_by_group) hands its records on in
-	// event-time order, not in offset order: emitted is its merger's
-	// memory of each source's last record handed on (partition worker
-	// only), devNext the offset after each device's last row judged, which
-	// its checkpoint covers (engine goroutine only).
-	emitted map[partKey]int64
+	// event-time order, not in offset order: devNext is the offset after
+	// each device's last row judged, which its checkpoint covers and a
+	// read from an earlier offset skips (engine goroutine only).
 	devNext map[int32]int64
 }
 
@@ -918,7 +916,7 @@ func (c *Consumer) partition(topic string, p int32) *partState {
 		ps = &partState{topic: topic, partition: p, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{}, lastSnap: time.Now()}
 		ps.durable.Store(-1)
 		if c.byGroup != nil {
-			ps.emitted, ps.devNext = map[partKey]int64{}, map[int32]int64{}
+			ps.devNext = map[int32]int64{}
 		}
 		c.parts[key] = ps
 	}
@@ -968,7 +966,12 @@ func (c *Consumer) runPartition(genCtx context.Context, g *generation, kind, top
 	if keep {
 		// Still this instance's since the last generation: what memory
 		// holds is newer than the changelog, and holds the open alarms.
-		if !c.do(fetchCtx, func() { start = ps.processed }) {
+		if !c.do(fetchCtx, func() {
+			start = ps.processed
+			if ps.devNext != nil {
+				filter = c.aheadFilter(ps)
+			}
+		}) {
 			return
 		}
 		log.Info("kept partition state in memory", "start", start, "committed", committed)
@@ -1135,8 +1138,8 @@ func (c *Consumer) fetch(ctx, work context.Context, log *slog.Logger, dec Decode
 	defer pr.drain()
 	defer stopPrefetch()
 	var r recordReader = pr
-	if ps.emitted != nil {
-		r = c.newMerger(pr, ps.emitted)
+	if c.byGroup != nil {
+		r = c.newMerger(pr)
 	}
 	bb := newBatchBuilder(c.reg, c.grouper)
 	bb.filter = filter

@@ -34,12 +34,13 @@ import (
 //   - the consumer group proper reads the by-group topic as it would the
 //     telemetry topics: changelog, checkpoints and alignment follow the
 //     by-group partitions. A merger per by-group partition hands the
-//     records of its sources back in event-time order: a record goes when
-//     every other source has a later record waiting, has marked a later
-//     event time, or is caught up. So the order within a group does not
-//     depend on how the repartition stage's instances raced each other,
-//     and records a rebalance of the repartition stage wrote twice are
-//     dropped by their source offset.
+//     records of its sources back in event-time order (see merger). So
+//     the order within a group does not depend on how the repartition
+//     stage's instances raced each other, and records a rebalance of the
+//     repartition stage wrote twice are dropped by their source offset.
+//     The merge hands rows on past the partition's committable offset, so
+//     each device's checkpoint says the offset after its own last row
+//     (partState.devNext), which a read from an earlier offset skips.
 const HeaderSource = "vigil-src"
 
 // sourceMark is the HeaderSource of one record or marker of the by-group
@@ -312,18 +313,22 @@ func (c *Consumer) writeByGroup(ctx context.Context, log *slog.Logger, msgs []ka
 // commit interval). A caught-up source holds back records more than skew
 // (max_event_time_skew) past the event time it marked, at most maxWait
 // each: a quiet partition must not stop the others, and a live producer's
-// quiet partition marks the clock instead (repartitionPartition).
+// quiet partition marks the clock instead (repartitionPartition). At most
+// maxQueued records wait: past that the first goes whatever holds it back
+// (a source whose repartition worker died holds every record back until
+// the stage's group gives its partition to another instance), counted
+// with the waits given up.
 // Worker goroutine only.
 type merger struct {
-	r       *prefetcher
-	index   map[partKey]int
-	srcs    []mergeSource
-	emitted map[partKey]int64 // source -> the offset after the last record handed on; the partition's, across generations
-	queued  int
-	out     kafkago.Message
+	r      *prefetcher
+	index  map[partKey]int
+	srcs   []mergeSource
+	queued int
+	out    kafkago.Message
 
-	skew    int64
-	maxWait time.Duration
+	skew      int64
+	maxWait   time.Duration
+	maxQueued int
 	// blocked is when a caught-up source began to hold back the record
 	// that waits first; zero when none does.
 	blocked time.Time
@@ -332,7 +337,6 @@ type merger struct {
 }
 
 type mergeSource struct {
-	key      partKey
 	queue    []kafkago.Message // in source order
 	times    []int64
 	heard    bool
@@ -341,11 +345,12 @@ type mergeSource struct {
 	nextSeen int64 // the source offset after the last record queued
 }
 
-// newMerger returns a merger of r's records whose sources are sources
-// (every partition of the telemetry topics); emitted is the partition's
-// memory of what it handed on before.
-func (c *Consumer) newMerger(r *prefetcher, emitted map[partKey]int64) *merger {
-	m := &merger{r: r, index: map[partKey]int{}, emitted: emitted, skew: int64(c.cfg.MaxEventTimeSkew), maxWait: 5 * time.Second,
+// newMerger returns a merger of r's records whose sources are every
+// partition of the telemetry topics. It knows the records it read itself:
+// records read again from an earlier offset are skipped by the devices'
+// offsets instead (restoreFilter).
+func (c *Consumer) newMerger(r *prefetcher) *merger {
+	m := &merger{r: r, index: map[partKey]int{}, skew: int64(c.cfg.MaxEventTimeSkew), maxWait: 5 * time.Second, maxQueued: mergeMaxQueued,
 		dups: c.metrics.repartitionDups, timeouts: c.metrics.alignTimeouts}
 	for _, s := range c.sources {
 		m.source(s)
@@ -358,7 +363,7 @@ func (m *merger) source(k partKey) *mergeSource {
 	if !ok {
 		i = len(m.srcs)
 		m.index[k] = i
-		m.srcs = append(m.srcs, mergeSource{key: k, wm: math.MinInt64, nextSeen: m.emitted[k]})
+		m.srcs = append(m.srcs, mergeSource{wm: math.MinInt64})
 	}
 	return &m.srcs[i]
 }
@@ -430,7 +435,11 @@ func (m *merger) pop() bool {
 	}
 	t := m.srcs[h].times[0]
 	waitedOut := !m.blocked.IsZero() && time.Since(m.blocked) >= m.maxWait
+	full := m.queued >= m.maxQueued
 	for i := range m.srcs {
+		if full {
+			break
+		}
 		s := &m.srcs[i]
 		if len(s.queue) > 0 || i == h {
 			continue
@@ -452,7 +461,7 @@ func (m *merger) pop() bool {
 			return false
 		}
 	}
-	if waitedOut {
+	if waitedOut || full {
 		m.timeouts.Inc()
 	}
 	m.blocked = time.Time{}
@@ -461,13 +470,12 @@ func (m *merger) pop() bool {
 	s.queue[0] = kafkago.Message{}
 	s.queue, s.times = s.queue[1:], s.times[1:]
 	m.queued--
-	var mark sourceMark
-	v, _ := sourceHeader(m.out.Headers)
-	if parseSourceMark(v, &mark) == nil {
-		m.emitted[s.key] = mark.offset + 1
-	}
 	return true
 }
+
+// mergeMaxQueued bounds the records a merger holds: about 30 MB of
+// telemetry records of 300 bytes.
+const mergeMaxQueued = 100_000
 
 // satAdd is a + b, at most math.MaxInt64 and at least math.MinInt64 + b.
 func satAdd(a, b int64) int64 {

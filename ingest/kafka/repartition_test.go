@@ -42,7 +42,7 @@ func testMerger(msgs []kafkago.Message, more bool) *merger {
 	if !more {
 		close(p.out)
 	}
-	m := &merger{r: p, index: map[partKey]int{}, emitted: map[partKey]int64{}, skew: int64(time.Minute), maxWait: 5 * time.Second,
+	m := &merger{r: p, index: map[partKey]int{}, skew: int64(time.Minute), maxWait: 5 * time.Second,
 		dups: metrics.NewSet().NewCounter("dups"), timeouts: metrics.NewSet().NewCounter("timeouts")}
 	m.source(partKey{"telemetry", 0})
 	m.source(partKey{"telemetry", 1})
@@ -68,9 +68,9 @@ func merged(t *testing.T, m *merger) []byte {
 
 // TestMergerEventTimeOrder: the records of two sources, written to a
 // by-group partition a whole batch of one source after the other's, come
-// out in event-time order, the position is the first record still
-// waiting, and records written twice (a rebalance of the repartition
-// stage) come out once.
+// out in event-time order, none before every source was heard of, and
+// records written twice (a rebalance of the repartition stage) come out
+// once.
 func TestMergerEventTimeOrder(t *testing.T) {
 	var l byGroupLog
 	l.record(0, 10, 1)
@@ -97,9 +97,6 @@ func TestMergerEventTimeOrder(t *testing.T) {
 	}
 	if n := m.dups.Get(); n != 1 {
 		t.Errorf("%d duplicates dropped; want 1", n)
-	}
-	if m.emitted[partKey{"telemetry", 0}] != 13 || m.emitted[partKey{"telemetry", 1}] != 23 {
-		t.Errorf("emitted %v; want telemetry/0 at 13, telemetry/1 at 23", m.emitted)
 	}
 }
 
@@ -134,17 +131,34 @@ func TestMergerWaitsForBusySource(t *testing.T) {
 	}
 }
 
-// TestMergerPositionAfterHandedOn: the position after some records went
-// is the first record still waiting, so a restart reads it again, and
-// the records already handed on are dropped by their source offset when
-// the partition's worker reads them again.
-func TestMergerPositionAfterHandedOn(t *testing.T) {
+// TestMergerBounded: records held back by a source that stopped (its
+// repartition worker died) wait at most maxQueued at a time: past that the
+// first goes, counted.
+func TestMergerBounded(t *testing.T) {
+	var l byGroupLog
+	l.marker(1, 5, 0, false)
+	for i := int64(1); i <= 4; i++ {
+		l.record(0, i, i)
+	}
+	m := testMerger(l.msgs, true)
+	m.maxQueued = 3
+	if got := merged(t, m); !bytes.Equal(got, []byte{1, 2}) {
+		t.Errorf("handed on %v; want 1 and 2, so that no more than 3 wait", got)
+	}
+	if n := m.timeouts.Get(); n != 2 {
+		t.Errorf("%d records counted as forced; want 2", n)
+	}
+}
+
+// TestMergerPosition: the position after some records went is the first
+// record still waiting, so that a restart reads it again (the devices'
+// offsets skip what was judged: TestSnapshotCarriesDeviceOffsets).
+func TestMergerPosition(t *testing.T) {
 	var l byGroupLog
 	l.record(0, 10, 5) // offset 0
 	l.record(1, 20, 1) // offset 1
 	l.marker(1, 21, 1, false)
 	m := testMerger(l.msgs, true)
-	l.marker(1, 21, 1, true) // later: source 1 caught up
 	rec, err := m.get(time.Now().Add(20 * time.Millisecond))
 	if err != nil || rec.Value[0] != 1 {
 		t.Fatalf("got %v, %v; want the record at t=1", rec, err)
@@ -154,12 +168,6 @@ func TestMergerPositionAfterHandedOn(t *testing.T) {
 	}
 	if next, _ := m.position(); next != 0 {
 		t.Errorf("position %d; want 0, the record still waiting", next)
-	}
-	again := testMerger(l.msgs, false)
-	again.emitted = m.emitted
-	again.srcs[1].nextSeen = m.emitted[partKey{"telemetry", 1}] // as newMerger does
-	if got := merged(t, again); !bytes.Equal(got, []byte{5}) {
-		t.Errorf("read again from the position: %v; want only the record at t=5", got)
 	}
 }
 
@@ -196,7 +204,7 @@ func TestSnapshotCarriesDeviceOffsets(t *testing.T) {
 	c := &Consumer{state: codec, reg: reg, metrics: NewMetrics(), changelogCh: make(chan changelogWrite, 1), log: slog.New(slog.DiscardHandler)}
 	ahead, behind := reg.DeviceID("plc-ahead"), reg.DeviceID("plc-behind")
 	ps := &partState{topic: "vigil-by-group", partition: 0, owned: map[int32]struct{}{}, dirty: map[int32]struct{}{},
-		emitted: map[partKey]int64{}, devNext: map[int32]int64{}}
+		devNext: map[int32]int64{}}
 	ps.cp = newCheckpointer(1, 100) // every batch below 100 acknowledged
 	ps.processed = 100
 	for _, id := range []int32{ahead, behind} {
@@ -217,5 +225,18 @@ func TestSnapshotCarriesDeviceOffsets(t *testing.T) {
 	}
 	if entries["plc-ahead"] != 131 || entries["plc-behind"] != 100 {
 		t.Errorf("checkpointed offsets %v; want plc-ahead 131 (its last row), plc-behind 100 (the partition's)", entries)
+	}
+
+	// Kept in memory across a rebalance, the partition is read again
+	// from 100: plc-ahead's rows up to 130 were judged.
+	f := c.aheadFilter(ps)
+	for _, r := range []struct {
+		dev     string
+		off     int64
+		covered bool
+	}{{"plc-ahead", 99, true}, {"plc-ahead", 130, true}, {"plc-ahead", 131, false}, {"plc-behind", 100, false}} {
+		if got := f.covered(r.dev, r.off); got != r.covered {
+			t.Errorf("read again from 100: %s at %d judged already: %v, want %v", r.dev, r.off, got, r.covered)
+		}
 	}
 }
