@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vigil-ot/vigil/ingest"
@@ -31,7 +30,7 @@ func (l *byGroupLog) marker(src int32, next, sec int64, caughtUp bool) {
 		Headers: []kafkago.Header{{Key: HeaderSource, Value: appendSourceMark(nil, &m)}}})
 }
 
-// testMerger returns a merger of sources telemetry/0 and telemetry/1 over
+// testMerger returns the merger of sources telemetry/0 and telemetry/1 over
 // a prefetcher that hands out msgs one chunk each, then nothing (more
 // false) or stops.
 func testMerger(msgs []kafkago.Message, more bool) *merger {
@@ -42,11 +41,8 @@ func testMerger(msgs []kafkago.Message, more bool) *merger {
 	if !more {
 		close(p.out)
 	}
-	m := &merger{r: p, index: map[partKey]int{}, skew: int64(time.Minute), maxWait: 5 * time.Second,
-		dups: metrics.NewSet().NewCounter("dups"), timeouts: metrics.NewSet().NewCounter("timeouts")}
-	m.source(partKey{"telemetry", 0})
-	m.source(partKey{"telemetry", 1})
-	return m
+	c := &Consumer{cfg: ingest.DefaultKafkaConfig(), metrics: NewMetrics(), sources: []partKey{{"telemetry", 0}, {"telemetry", 1}}}
+	return c.newMerger(p) // max_event_time_skew 1m
 }
 
 // merged reads m until it has nothing more within a short wait, and
