@@ -25,10 +25,12 @@ create ot-packets "$PARTITIONS" --config retention.ms=86400000 --config max.mess
 # Device state per input partition: compacted, never deleted by time.
 create vigil-state-changelog "$PARTITIONS" --config cleanup.policy=compact \
   --config min.compaction.lag.ms=60000 --config segment.ms=3600000 --config max.message.bytes=8388608
-# kafka.repartition_by_group only: the telemetry keyed by group, named after
-# kafka.group_id (<group_id>-by-group); its partitions bound how many instances
-# judge (a group is whole in one). Kept as long as the inputs.
-create vigil-by-group "$PARTITIONS" --config retention.ms=604800000
+# With kafka.repartition_by_group (REPARTITION=yes GROUP_ID=<kafka.group_id>): the
+# telemetry keyed by group, <group_id>-by-group; its partitions bound how many
+# instances judge (a group is whole in one). Kept as long as the inputs.
+if [ "${REPARTITION:-no}" = yes ]; then
+  create "${GROUP_ID:-vigil-plant-a}-by-group" "$PARTITIONS" --config retention.ms=604800000
+fi
 # Group summaries shared between instances: compacted, one partition.
 create vigil-group-state 1 --config cleanup.policy=compact --config segment.ms=3600000 \
   --config max.message.bytes=8388608
