@@ -203,21 +203,20 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 	var msgs []kafkago.Message
 	var m kafkago.Message
 	rec := Record{Topic: topic, Partition: p}
-	committed := time.Now()
-	var written int64 = -1 // the offset after what was written, for the last commit
-	commit := func(next int64) {
-		committed = time.Now()
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {int(p): next}}); err != nil {
-			log.Warn("cannot commit the repartition stage's offset; a later commit covers it, or its records are written again and dropped as duplicates", "err", err)
-		}
-	}
+	// The next batch is read and decoded while the writer waits for the
+	// broker to take the ones before, in order.
+	out := make(chan stageBatch, 2)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeStage(ctx, gen, log, src, out, partitions)
+	}()
 	defer func() {
-		if written >= 0 {
-			commit(written) // the generation may be over: then the next owner writes them again
-		}
+		close(out)
+		<-written
 	}()
 	for {
-		msgs = msgs[:0]
+		msgs = make([]kafkago.Message, 0, c.cfg.BatchSize+partitions)
 		// Quiet, the source still marks every commit interval, so that
 		// a by-group partition read from a later offset hears of it.
 		deadline := time.Now().Add(c.cfg.CommitInterval)
@@ -274,13 +273,48 @@ func (c *Consumer) repartitionPartition(ctx context.Context, gen *kafkago.Genera
 			mark := sourceMark{marker: true, caughtUp: caughtUp, to: int32(to), src: src, offset: next, time: wm}
 			msgs = append(msgs, kafkago.Message{Key: []byte(topic), Headers: []kafkago.Header{{Key: HeaderSource, Value: appendSourceMark(nil, &mark)}}})
 		}
-		if err := c.writeByGroup(ctx, log, msgs); err != nil {
+		select {
+		case out <- stageBatch{msgs: msgs, next: next}:
+		case <-ctx.Done():
 			return
 		}
-		c.metrics.repartitioned.Add(len(msgs) - partitions)
-		written = next
+	}
+}
+
+// stageBatch is what a repartition worker read and decoded: records and
+// markers for the by-group topic, and the source offset after them.
+type stageBatch struct {
+	msgs []kafkago.Message
+	next int64
+}
+
+// writeStage writes the batches of one source partition to the by-group
+// topic in order, and commits the source offsets written every commit
+// interval and when in ends (the generation may be over then: the next
+// owner writes them again, and the merge drops them).
+func (c *Consumer) writeStage(ctx context.Context, gen *kafkago.Generation, log *slog.Logger, src partKey, in <-chan stageBatch, partitions int) {
+	committed, written := time.Now(), int64(-1)
+	commit := func() {
+		committed = time.Now()
+		if err := gen.CommitOffsets(map[string]map[int]int64{src.topic: {int(src.partition): written}}); err != nil {
+			log.Warn("cannot commit the repartition stage's offset; a later commit covers it, or its records are written again and dropped as duplicates", "err", err)
+		}
+	}
+	defer func() {
+		if written >= 0 {
+			commit()
+		}
+	}()
+	for b := range in {
+		if err := c.writeByGroup(ctx, log, b.msgs); err != nil {
+			for range in { // ctx ended: what is left stays uncommitted
+			}
+			return
+		}
+		c.metrics.repartitioned.Add(len(b.msgs) - partitions)
+		written = b.next
 		if time.Since(committed) >= c.cfg.CommitInterval {
-			commit(next)
+			commit()
 		}
 	}
 }
