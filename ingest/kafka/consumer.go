@@ -855,6 +855,7 @@ func (c *Consumer) dropEvicted() {
 			if _, ok := ps.owned[ev.ID]; ok {
 				delete(ps.owned, ev.ID)
 				delete(ps.dirty, ev.ID)
+				delete(ps.devNext, ev.ID)
 				if int(ev.ID) < len(ps.noted) {
 					ps.noted[ev.ID] = false
 				}
