@@ -37,7 +37,8 @@ import (
 //     records of its sources back in event-time order (see merger). So
 //     the order within a group does not depend on how the repartition
 //     stage's instances raced each other, and records a rebalance of the
-//     repartition stage wrote twice are dropped by their source offset.
+//     repartition stage wrote twice are dropped by their source offset
+//     (within one read of the partition).
 //     The merge hands rows on past the partition's committable offset, so
 //     each device's checkpoint says the offset after its own last row
 //     (partState.devNext), which a read from an earlier offset skips.
