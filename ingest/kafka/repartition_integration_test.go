@@ -1,7 +1,10 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +92,41 @@ func (k *cluster) createTopic(topic string, partitions int) {
 	}
 	if err != nil {
 		k.t.Fatalf("cannot create %s: %v", topic, err)
+	}
+}
+
+// A device that reports a new group-by attribute moves to its new group's
+// by-group partition, and the move is counted once.
+func TestKafkaRepartitionGroupChangeIntegration(t *testing.T) {
+	skipShort(t)
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	var msgs []kafkago.Message
+	for m := 0; m < 10; m++ {
+		for d := 0; d < 4; d++ {
+			dev, site := fmt.Sprintf("dev-%03d", d), "a"
+			if d%2 == 1 || dev == "dev-000" && m >= 5 {
+				site = "b"
+			}
+			ts := start.Add(time.Duration(m) * time.Minute)
+			v := fmt.Sprintf(`{"device":%q,"ts":%d,"attrs":{"site":%q},"metrics":{"bytes_out":1000}}`, dev, ts.UnixMilli(), site)
+			msgs = append(msgs, kafkago.Message{Key: []byte(dev), Value: []byte(v), Time: ts})
+		}
+	}
+	k := newCluster(t, 2)
+	cfg := k.kafkaConfig("g-moves", "a")
+	cfg.RepartitionByGroup = true
+	k.createTopic(cfg.ByGroupTopic(), 2)
+	k.produce(msgs)
+	p := startPipeline(t, cfg, &collectSink{})
+	k.waitCommittedOn(cfg.RepartitionGroupID(), topicIn, 30*time.Second)
+	k.waitCommittedOn(cfg.GroupID, cfg.ByGroupTopic(), 30*time.Second)
+	p.stop(t)
+	var b bytes.Buffer
+	p.metrics.Set.WritePrometheus(&b)
+	if !strings.Contains(b.String(), "vigil_kafka_repartition_group_changes_total 1\n") {
+		t.Errorf("want one group change counted:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), fmt.Sprintf("vigil_kafka_repartitioned_records_total %d\n", len(msgs))) {
+		t.Errorf("want %d records repartitioned:\n%s", len(msgs), b.String())
 	}
 }
