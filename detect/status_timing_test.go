@@ -16,11 +16,11 @@ import (
 // batch by batch, in turn first, on this thread, whose CPU time each batch
 // is charged to its engine. Alternating every batch (a few milliseconds)
 // lets both engines share the shared machine's load, which varies from
-// second to second; what is left is the difference between two heaps'
-// layouts, which bare (against a second bare engine) shows: about ±2% from run
-// to run. The console's own goroutine and the garbage collector are not
-// counted: BenchmarkIngestWithConsole (sinks/console) counts them, over
-// whole ingestions.
+// second to second; what is left is mostly the difference between two
+// heaps' layouts, which bare (a second bare engine) shows: 0.97–1.00 in
+// three runs on a loaded 2-vCPU VM. The console's own goroutine and the
+// garbage collector are not counted: BenchmarkIngestWithConsole
+// (sinks/console) counts them, over whole ingestions.
 func BenchmarkEngineConsoleCost(b *testing.B) {
 	for _, c := range []struct {
 		name         string
