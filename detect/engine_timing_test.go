@@ -93,6 +93,15 @@ func BenchmarkEngineProcessRollout(b *testing.B) {
 // keeping recentValues values of each metric of each device (0: none),
 // and the fleet for more.
 func warmEngine(tb testing.TB, cfg Config, recentValues int) (*Engine, *benchFleet) {
+	if recentValues > 0 {
+		return warmEngineStatus(tb, cfg, time.Hour, recentValues)
+	}
+	return warmEngineStatus(tb, cfg, 0, 0)
+}
+
+// warmEngineStatus is warmEngine publishing its status every interval (0:
+// not at all) to a sink that discards it.
+func warmEngineStatus(tb testing.TB, cfg Config, interval time.Duration, recentValues int) (*Engine, *benchFleet) {
 	reg := ingest.NewRegistry()
 	store := baseline.NewStore(testBaselineConfig(), reg)
 	auth := 10.0
@@ -101,8 +110,8 @@ func warmEngine(tb testing.TB, cfg Config, recentValues int) (*Engine, *benchFle
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if recentValues > 0 {
-		eng.PublishStatus(discardStatus{}, time.Hour, recentValues)
+	if interval > 0 {
+		eng.PublishStatus(discardStatus{}, interval, recentValues)
 	}
 	fleet := newBenchFleet(reg)
 	for i := 0; i < 24*60/benchMinutes; i++ { // a day of warm-up
