@@ -80,7 +80,7 @@ type Engine struct {
 	setRules   bool     // any rule judges set members
 	setScratch []setHit // per set rule: what the current row's members did
 
-	devices  []deviceState
+	devices  ingest.DeviceTable[deviceState]
 	groups   []groupState
 	peersNow peersNow      // the peer detector's "peers now" test
 	joint    jointState    // the joint detector's per-group models
@@ -465,21 +465,11 @@ func (e *Engine) bindMetrics(f *baseline.Frame) {
 	}
 }
 
-// device returns the state of device d, creating it.
+// device returns the state of device d, creating it. The state is in
+// pages (ingest.DeviceTable): a fleet arriving device by device never has
+// its state copied, and the pointer stays valid.
 func (e *Engine) device(d int32) *deviceState {
-	if n := int(d) + 1; n > len(e.devices) {
-		// Doubling, not append's quarter: a fleet arrives device by
-		// device, and each move copies every device's state.
-		if n > cap(e.devices) {
-			t := make([]deviceState, len(e.devices), max(n, 2*cap(e.devices)))
-			copy(t, e.devices)
-			e.devices = t
-		}
-		l := len(e.devices)
-		e.devices = e.devices[:n]
-		clear(e.devices[l:])
-	}
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	if !ds.init {
 		ds.init = true
 		ds.group = -1
@@ -489,6 +479,15 @@ func (e *Engine) device(d int32) *deviceState {
 		}
 	}
 	return ds
+}
+
+// knownState returns the state of device d, or nil when the engine has
+// none (d may be -1).
+func (e *Engine) knownState(d int32) *deviceState {
+	if ds := e.devices.Get(d); ds != nil && ds.init {
+		return ds
+	}
+	return nil
 }
 
 // metricState returns device ds's alarm state at index k (2×slot for self,

@@ -186,13 +186,13 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 		if gs.heap[0].key >= now {
 			break
 		}
-		ts := &e.devices[top].sil
+		ts := &e.devices.At(top).sil
 		if gs.heap[0].key < ts.deadline { // out of date: see silenceEntry
 			gs.heap[0].key = ts.deadline
 			e.heapDown(gs, 0)
 			continue
 		}
-		if p := e.devices[top].part; p > 0 {
+		if p := e.devices.At(top).part; p > 0 {
 			if pm := &e.parts[p-1]; pm.high < ts.deadline && (now-pm.high <= int64(cfg.PartitionIdle) || e.behind(pm)) {
 				// Its own partition has not been read past the deadline
 				// and lags by less than partition_idle, or has a backlog
@@ -208,7 +208,7 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			}
 		}
 		e.heapPop(gs)
-		threshold := ts.deadline - e.devices[top].last
+		threshold := ts.deadline - e.devices.At(top).last
 		if ts.deadline > gs.gapStart && ts.deadline <= gs.gapEnd && gs.gapEnd-gs.gapStart > threshold {
 			// The group itself was silent over the deadline: not this
 			// device's silence. Start its grace again from the group's return.
@@ -231,7 +231,7 @@ func (e *Engine) silenceAlert(d, g int32, s *silenceState, now int64) *Alert {
 	interval := math.Max(s.interval, float64(cfg.MinInterval))
 	factor := s.deadlineFactor(cfg)
 	a.Technique = TechniqueDenialOfView
-	last := e.devices[d].last
+	last := e.devices.At(d).last
 	a.Observed = float64(now-last) / 1e9
 	a.Expected = interval / 1e9
 	a.Upper = factor * interval / 1e9
@@ -264,7 +264,7 @@ func (e *Engine) silenceLeave(gs *groupState, d int32, ds *deviceState) {
 
 // heapPush adds d to gs's heap at its current deadline.
 func (e *Engine) heapPush(gs *groupState, d int32) {
-	s := &e.devices[d].sil
+	s := &e.devices.At(d).sil
 	s.heapIdx = int32(len(gs.heap))
 	gs.heap = append(gs.heap, silenceEntry{key: s.deadline, dev: d})
 	e.heapUp(gs, s.heapIdx)
@@ -272,7 +272,7 @@ func (e *Engine) heapPush(gs *groupState, d int32) {
 
 func (e *Engine) heapPop(gs *groupState) {
 	top := gs.heap[0].dev
-	e.silenceLeave(gs, top, &e.devices[top])
+	e.silenceLeave(gs, top, e.devices.At(top))
 }
 
 func (e *Engine) heapLess(gs *groupState, i, j int32) bool {
@@ -285,8 +285,8 @@ func (e *Engine) heapLess(gs *groupState, i, j int32) bool {
 
 func (e *Engine) heapSwap(gs *groupState, i, j int32) {
 	gs.heap[i], gs.heap[j] = gs.heap[j], gs.heap[i]
-	e.devices[gs.heap[i].dev].sil.heapIdx = i
-	e.devices[gs.heap[j].dev].sil.heapIdx = j
+	e.devices.At(gs.heap[i].dev).sil.heapIdx = i
+	e.devices.At(gs.heap[j].dev).sil.heapIdx = j
 }
 
 func (e *Engine) heapUp(gs *groupState, i int32) {
