@@ -108,7 +108,7 @@ func (s *Store) StateBytes() (deviceBytes int) {
 // Stats are store-wide figures for the /metrics endpoint (state size and
 // learning state). Computing them allocates nothing.
 type Stats struct {
-	Devices        int    // device slots held
+	Devices        int    // devices whose state is held
 	Groups         int    // groups with state
 	LearningGroups int    // groups still learning (as judged, with peers)
 	Metrics        int    // distinct metric names
