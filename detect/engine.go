@@ -74,7 +74,7 @@ type Engine struct {
 	metrics    []metricParams // by slot
 	colSlot    []int          // metric column of the bound batch -> slot (-1: unknown)
 	exp        []baseline.Expectation
-	shift      [][]shiftState // level-shift charts by metric slot, then device (see shift.go)
+	shift      []ingest.DeviceTable[shiftState] // level-shift charts by metric slot, then device (see shift.go)
 	rules      []rule
 	ruleCol    []int    // rule -> metric column of the bound batch (-1: absent)
 	setRules   bool     // any rule judges set members

@@ -246,8 +246,8 @@ func (e *Engine) evictDevice(d int32, t int64) {
 		e.dropDevice(d, ds, true)
 	}
 	for slot := range e.shift {
-		if int(d) < len(e.shift[slot]) {
-			e.shift[slot][d] = shiftState{}
+		if c := e.shift[slot].Get(d); c != nil {
+			*c = shiftState{}
 		}
 	}
 	if e.roll != nil && int(d) < len(e.roll.dev) {
