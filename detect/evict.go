@@ -155,7 +155,7 @@ func (e *Engine) admitDevice(name string, t int64) int32 {
 		e.evictDevice(v, t)
 	}
 	id := e.reg.AdmitFreed(name)
-	e.deps.Baseline.ResetDevice(id) // makes room for a new slot
+	e.deps.Baseline.ResetDevice(id) // nothing of the id's previous device is left
 	ev := e.evict
 	for int(id) >= len(ev.slots) {
 		ev.slots = append(ev.slots, evictSlot{})
