@@ -220,7 +220,7 @@ func (f *Frame) LearnSeason(row int) {
 	}
 	l, nh := s.longest, s.nh
 	minN := uint32(s.cfg.DeviceMinSamples)
-	pg, i := s.device(s.localOf(d))
+	pg, i := f.device(row, d)
 	devBase := i * s.stride
 	for j := range f.cols {
 		c := &f.cols[j]

@@ -214,7 +214,7 @@ func NewStore(cfg Config, reg *ingest.Registry) *Store {
 			s.longest = i
 		}
 	}
-	s.frame.s = s
+	s.frame.s, s.frame.at = s, -1
 	return s
 }
 
@@ -315,17 +315,23 @@ func (s *Store) newDevicePage(stride int) *devicePage {
 }
 
 // localOf returns the local id of registry device d (≥ 0), handing out
-// the next one, with empty state, on the device's first call.
+// the next one, with empty state, on the device's first call. Small
+// enough to inline: every row asks.
 func (s *Store) localOf(d int32) int32 {
-	p := s.local.At(d)
-	if *p == 0 {
-		if int(s.nloc>>ingest.DevicePageShift) == len(s.pages) {
-			s.pages = append(s.pages, s.newDevicePage(s.stride))
-		}
-		s.nloc++
-		*p = s.nloc
+	if p := s.local.Get(d); p != nil && *p > 0 {
+		return *p - 1
 	}
-	return *p - 1
+	return s.newLocal(d)
+}
+
+// newLocal hands out the next local id to registry device d.
+func (s *Store) newLocal(d int32) int32 {
+	if int(s.nloc>>ingest.DevicePageShift) == len(s.pages) {
+		s.pages = append(s.pages, s.newDevicePage(s.stride))
+	}
+	s.nloc++
+	*s.local.At(d) = s.nloc
+	return s.nloc - 1
 }
 
 // lookupLocal returns the local id of registry device d, and false when
@@ -362,6 +368,7 @@ func (s *Store) relayout(stride int) {
 		s.pages[p] = np
 	}
 	s.stride = stride
+	s.frame.at = -1 // its page was replaced
 	for _, g := range s.groups {
 		if g != nil {
 			g.grow(stride)
@@ -407,6 +414,21 @@ type Frame struct {
 	dev  []int32
 	grp  []int32
 	cols []frameCol
+	// The device state of row at: Expect resolves it, Learn and
+	// LearnSeason of the same row reuse it (-1: none resolved).
+	at   int
+	atPg *devicePage
+	atI  int
+}
+
+// device returns the page of row's device d and its index in the page,
+// resolving it once a row.
+func (f *Frame) device(row int, d int32) (*devicePage, int) {
+	if row != f.at {
+		f.atPg, f.atI = f.s.device(f.s.localOf(d))
+		f.at = row
+	}
+	return f.atPg, f.atI
 }
 
 type frameCol struct {
@@ -425,7 +447,7 @@ type frameCol struct {
 // Bind allocates nothing in steady state.
 func (s *Store) Bind(rec arrow.Record) *Frame {
 	f := &s.frame
-	f.err, f.rows, f.ts, f.dev, f.grp = nil, 0, nil, nil, nil
+	f.err, f.rows, f.ts, f.dev, f.grp, f.at, f.atPg = nil, 0, nil, nil, nil, -1, nil
 	f.cols = f.cols[:0]
 	if err := checkSchema(rec); err != nil {
 		f.err = err
@@ -555,7 +577,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		seasonNeed = s.seasonNeed(gs) // the profile's trust needs it only then
 	}
 	nh, p, l := s.nh, s.primary, s.longest
-	pg, i := s.device(s.localOf(d))
+	pg, i := f.device(row, d)
 	devBase := i * s.stride
 	minN := uint32(s.cfg.DeviceMinSamples)
 	epoch := s.epochOf(t)
@@ -635,7 +657,7 @@ func (f *Frame) Learn(row int) {
 	}
 	t := int64(f.ts[row])
 	gs := s.groups[g]
-	pg, i := s.device(s.localOf(d))
+	pg, i := f.device(row, d)
 	pg.group[i] = g
 	nh := s.nh
 	devBase := i * s.stride
