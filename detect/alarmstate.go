@@ -101,13 +101,13 @@ func (e *Engine) MarshalDeviceAlarms(dst []byte, device string) ([]byte, error) 
 	// level-shift charts: the alarmShift alarms are judged by them
 	n := 0
 	for slot := range e.shift {
-		if c := e.shift[slot].Get(d); c != nil && *c != (shiftState{}) {
+		if c := e.knownShift(slot, d); c != nil && *c != (shiftState{}) {
 			n++
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
 	for slot := range e.shift {
-		if c := e.shift[slot].Get(d); c != nil && *c != (shiftState{}) {
+		if c := e.knownShift(slot, d); c != nil && *c != (shiftState{}) {
 			dst = appendString(dst, e.metrics[slot].name)
 			dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(c.ewma))
 			dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(c.mean))

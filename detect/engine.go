@@ -74,13 +74,13 @@ type Engine struct {
 	metrics    []metricParams // by slot
 	colSlot    []int          // metric column of the bound batch -> slot (-1: unknown)
 	exp        []baseline.Expectation
-	shift      []ingest.DeviceTable[shiftState] // level-shift charts by metric slot, then device (see shift.go)
+	shift      []ingest.DeviceTable[shiftState] // level-shift charts by metric slot, then local device id (see shift.go)
 	rules      []rule
 	ruleCol    []int    // rule -> metric column of the bound batch (-1: absent)
 	setRules   bool     // any rule judges set members
 	setScratch []setHit // per set rule: what the current row's members did
 
-	devices  ingest.DeviceTable[deviceState]
+	devices  deviceStates
 	groups   []groupState
 	peersNow peersNow      // the peer detector's "peers now" test
 	joint    jointState    // the joint detector's per-group models
@@ -465,9 +465,50 @@ func (e *Engine) bindMetrics(f *baseline.Frame) {
 	}
 }
 
-// device returns the state of device d, creating it. The state is in
-// pages (ingest.DeviceTable): a fleet arriving device by device never has
-// its state copied, and the pointer stays valid.
+// deviceStates holds the engine's state of each device by a dense local
+// id, handed out when the engine first keeps state of the device, in pages
+// (ingest.DeviceTable): a fleet arriving device by device never has its
+// state copied, a pointer to it stays valid, and an engine shard holds
+// pages only for the devices of its own groups, however their registry
+// ids are spread. The level-shift charts are kept by the same local ids.
+type deviceStates struct {
+	local  ingest.DeviceTable[int32] // registry id -> local id + 1; 0: none
+	states ingest.DeviceTable[deviceState]
+	n      int32 // local ids handed out
+}
+
+// localOf returns the local id of registry device d (≥ 0), handing out
+// the next one on the device's first call.
+func (t *deviceStates) localOf(d int32) int32 {
+	p := t.local.At(d)
+	if *p == 0 {
+		t.n++
+		*p = t.n
+	}
+	return *p - 1
+}
+
+// lookup returns the local id of registry device d, and false when it has
+// none (d may be -1).
+func (t *deviceStates) lookup(d int32) (int32, bool) {
+	if p := t.local.Get(d); p != nil && *p > 0 {
+		return *p - 1, true
+	}
+	return 0, false
+}
+
+// At returns the state of registry device d (≥ 0), zero if new.
+func (t *deviceStates) At(d int32) *deviceState { return t.states.At(t.localOf(d)) }
+
+// Get returns the state of registry device d, or nil when it has none.
+func (t *deviceStates) Get(d int32) *deviceState {
+	if l, ok := t.lookup(d); ok {
+		return t.states.Get(l)
+	}
+	return nil
+}
+
+// device returns the state of device d, creating it.
 func (e *Engine) device(d int32) *deviceState {
 	ds := e.devices.At(d)
 	if !ds.init {

@@ -246,7 +246,7 @@ func (e *Engine) evictDevice(d int32, t int64) {
 		e.dropDevice(d, ds, true)
 	}
 	for slot := range e.shift {
-		if c := e.shift[slot].Get(d); c != nil {
+		if c := e.knownShift(slot, d); c != nil {
 			*c = shiftState{}
 		}
 	}

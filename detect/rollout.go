@@ -352,7 +352,7 @@ func (e *Engine) rolloutVersion(d, g int32, rg *rolloutGroup, rd *rolloutDevice,
 func (e *Engine) relearn(d int32) {
 	e.deps.Baseline.ForgetDevice(e.reg.DeviceName(d)) // the row being judged is learned afterwards, into the new state
 	for slot := range e.shift {
-		if c := e.shift[slot].Get(d); c != nil {
+		if c := e.knownShift(slot, d); c != nil {
 			*c = shiftState{}
 		}
 	}

@@ -71,13 +71,22 @@ const shiftReach = 2
 const shiftWarning = 0.75
 
 // shiftOf returns the chart of device d's metric slot. Charts live in
-// one table per metric, in pages of devices never copied as the fleet
-// grows, so devices cost no pointers.
+// one table per metric, by the engine's local device id (deviceStates),
+// in pages never copied as the fleet grows, so devices cost no pointers.
 func (e *Engine) shiftOf(slot int, d int32) *shiftState {
 	for len(e.shift) <= slot {
 		e.shift = append(e.shift, ingest.DeviceTable[shiftState]{})
 	}
-	return e.shift[slot].At(d)
+	return e.shift[slot].At(e.devices.localOf(d))
+}
+
+// knownShift returns the chart of device d's metric slot, or nil when the
+// device has none.
+func (e *Engine) knownShift(slot int, d int32) *shiftState {
+	if l, ok := e.devices.lookup(d); ok {
+		return e.shift[slot].Get(l)
+	}
+	return nil
 }
 
 // shiftScore folds the datapoint's self score z into its chart and
