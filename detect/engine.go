@@ -475,16 +475,24 @@ type deviceStates struct {
 	local  ingest.DeviceTable[int32] // registry id -> local id + 1; 0: none
 	states ingest.DeviceTable[deviceState]
 	n      int32 // local ids handed out
+	// last is the registry id + 1 (0: none) last resolved and its local
+	// id: a row asks for its device's state, then for its chart of each
+	// metric.
+	last, lastLocal int32
 }
 
 // localOf returns the local id of registry device d (≥ 0), handing out
 // the next one on the device's first call.
 func (t *deviceStates) localOf(d int32) int32 {
+	if d+1 == t.last {
+		return t.lastLocal
+	}
 	p := t.local.At(d)
 	if *p == 0 {
 		t.n++
 		*p = t.n
 	}
+	t.last, t.lastLocal = d+1, *p-1
 	return *p - 1
 }
 
