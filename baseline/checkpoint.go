@@ -426,26 +426,31 @@ func (s *Store) writeRows(cw *checkpointWriter) error {
 			}
 		}
 	}
-	for d := range s.devLast {
-		base := d * s.stride
+	for d := int32(0); int(d) < s.local.Len(); d++ { // by registry id
+		l, ok := s.lookupLocal(d)
+		if !ok {
+			continue
+		}
+		pg, i := s.device(l)
+		base := i * s.stride
 		var name, group string
 		for m := 0; m < s.stride; m++ {
 			slot := base + m
-			if s.devN[slot] == 0 {
+			if pg.n[slot] == 0 {
 				continue
 			}
 			if name == "" {
-				name = s.reg.DeviceName(int32(d))
-				if g := s.devGroup[d]; g >= 0 {
+				name = s.reg.DeviceName(d)
+				if g := pg.group[i]; g >= 0 {
 					group = s.reg.GroupName(g)
 				}
 			}
 			for h := 0; h < s.nh; h++ {
 				k := slot*s.nh + h
-				mean[h], weight[h], m2[h] = s.devMean[k], float64(s.devW[k]), s.devM2[k]
+				mean[h], weight[h], m2[h] = pg.mean[k], float64(pg.w[k]), pg.m2[k]
 			}
-			cw.scratch = s.appendProfileScale(cw.scratch[:0], slot)
-			if err := cw.row(kindDeviceMetric, name, group, s.metricNames[m], int64(s.devN[slot]), 0, s.devLast[d], false, mean, weight, m2, cw.scratch); err != nil {
+			cw.scratch = pg.appendProfileScale(cw.scratch[:0], slot)
+			if err := cw.row(kindDeviceMetric, name, group, s.metricNames[m], int64(pg.n[slot]), 0, pg.last[i], false, mean, weight, m2, cw.scratch); err != nil {
 				return err
 			}
 		}
@@ -907,19 +912,19 @@ func (s *Store) loadRecord(rec arrow.Record) error {
 			}
 			d := s.reg.DeviceID(name.Value(i))
 			m := s.metricID(metric.Value(i))
-			s.growDevices(int(d) + 1)
-			s.devLast[d] = last.Value(i)
+			pg, di := s.device(s.localOf(d))
+			pg.last[di] = last.Value(i)
 			if group.IsValid(i) && group.Value(i) != "" {
 				gid := s.reg.GroupID(group.Value(i))
 				s.group(gid)
-				s.devGroup[d] = gid
+				pg.group[di] = gid
 			}
-			slot := int(d)*s.stride + int(m)
-			s.devN[slot] = uint32(n)
-			s.devProf[2*slot], s.devProf[2*slot+1] = ro, oo
+			slot := di*s.stride + int(m)
+			pg.n[slot] = uint32(n)
+			pg.prof[2*slot], pg.prof[2*slot+1] = ro, oo
 			for h := 0; h < s.nh; h++ {
 				k := slot*s.nh + h
-				s.devMean[k], s.devW[k], s.devM2[k] = mean[h], float32(weight[h]), m2[h]
+				pg.mean[k], pg.w[k], pg.m2[k] = mean[h], float32(weight[h]), m2[h]
 			}
 		case kindCommSet:
 			if !group.IsValid(i) || group.Value(i) == "" || !state.IsValid(i) {

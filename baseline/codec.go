@@ -249,82 +249,87 @@ func (s *Store) ForgetDevice(device string) {
 	if s.reg == nil {
 		return
 	}
-	id, ok := s.reg.LookupDevice(device)
-	if !ok || int(id) >= len(s.devLast) {
-		return
+	if id, ok := s.reg.LookupDevice(device); ok {
+		s.ResetDevice(id)
 	}
-	s.clearDevice(id)
 }
 
-// ResetDevice drops the state of device id and makes room for it: the
-// engine evicted the device, or gives its id to a new one
-// (detect.when_full: evict_idle). A checkpoint then has nothing of it.
+// ResetDevice drops the state of device id: the engine evicted the
+// device, or gives its id to a new one (detect.when_full: evict_idle). A
+// checkpoint then has nothing of it.
 func (s *Store) ResetDevice(id int32) {
-	s.growDevices(int(id) + 1)
-	s.clearDevice(id)
+	if l, ok := s.lookupLocal(id); ok {
+		s.clearDevice(l)
+	}
 }
 
 // DeviceLast returns the event time of the newest row device id learned
 // (Unix ns), 0 when none.
 func (s *Store) DeviceLast(id int32) int64 {
-	if int(id) >= len(s.devLast) {
+	l, ok := s.lookupLocal(id)
+	if !ok {
 		return 0
 	}
-	return s.devLast[id]
+	pg, i := s.device(l)
+	return pg.last[i]
 }
 
-func (s *Store) clearDevice(id int32) {
-	base := int(id) * s.stride
-	clear(s.devN[base : base+s.stride])
-	clear(s.devMean[base*s.nh : (base+s.stride)*s.nh])
-	clear(s.devW[base*s.nh : (base+s.stride)*s.nh])
-	clear(s.devM2[base*s.nh : (base+s.stride)*s.nh])
-	clear(s.devProf[2*base : 2*(base+s.stride)])
-	s.devLast[id] = 0
-	s.devGroup[id] = -1
+// clearDevice empties the state of local device l; it keeps its local id.
+func (s *Store) clearDevice(l int32) {
+	pg, i := s.device(l)
+	base, nh := i*s.stride, s.nh
+	clear(pg.n[base : base+s.stride])
+	clear(pg.mean[base*nh : (base+s.stride)*nh])
+	clear(pg.w[base*nh : (base+s.stride)*nh])
+	clear(pg.m2[base*nh : (base+s.stride)*nh])
+	clear(pg.prof[2*base : 2*(base+s.stride)])
+	pg.last[i] = 0
+	pg.group[i] = -1
 }
 
 // AppendDevice is MarshalDevice by device id.
 func (s *Store) AppendDevice(dst []byte, deviceID int32) []byte {
 	dst = append(dst, deviceMagic...)
 	dst = s.appendHalfLives(dst)
-	if deviceID < 0 || int(deviceID) >= len(s.devLast) {
+	l, ok := s.lookupLocal(deviceID)
+	if !ok {
 		dst = binary.AppendVarint(dst, 0)
 		dst = appendString(dst, "")
 		return binary.AppendUvarint(dst, 0)
 	}
-	dst = binary.AppendVarint(dst, s.devLast[deviceID])
+	pg, i := s.device(l)
+	dst = binary.AppendVarint(dst, pg.last[i])
 	group := ""
-	if g := s.devGroup[deviceID]; g >= 0 && s.reg != nil {
+	if g := pg.group[i]; g >= 0 && s.reg != nil {
 		group = s.reg.GroupName(g)
 	}
 	dst = appendString(dst, group)
-	base := int(deviceID) * s.stride
+	base := i * s.stride
 	n := 0
 	for m := 0; m < s.stride; m++ {
-		if s.devN[base+m] > 0 {
+		if pg.n[base+m] > 0 {
 			n++
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
 	for m := 0; m < s.stride; m++ {
 		slot := base + m
-		if s.devN[slot] == 0 {
+		if pg.n[slot] == 0 {
 			continue
 		}
 		dst = appendString(dst, s.metricNames[m])
-		dst = binary.AppendUvarint(dst, uint64(s.devN[slot]))
+		dst = binary.AppendUvarint(dst, uint64(pg.n[slot]))
 		for h := 0; h < s.nh; h++ {
 			k := slot*s.nh + h
-			dst = appendF64(dst, s.devMean[k])
-			dst = appendF32(dst, s.devW[k])
-			dst = appendF64(dst, s.devM2[k])
+			dst = appendF64(dst, pg.mean[k])
+			dst = appendF32(dst, pg.w[k])
+			dst = appendF64(dst, pg.m2[k])
 		}
 	}
 	// The profile scales follow, in the metrics' order.
 	for m := 0; m < s.stride; m++ {
-		if slot := base + m; s.devN[slot] > 0 {
-			dst = s.appendProfileScale(dst, slot)
+		if slot := base + m; pg.n[slot] > 0 {
+			dst = pg.appendProfileScale(dst, slot)
 		}
 	}
 	return dst
@@ -386,24 +391,25 @@ func (s *Store) UnmarshalDevice(device string, data []byte) error {
 	for i := range recs {
 		ids[i] = s.metricID(recs[i].name)
 	}
-	s.growDevices(int(id) + 1)
-	s.clearDevice(id)
-	base := int(id) * s.stride
-	s.devLast[id] = last
+	l := s.localOf(id)
+	s.clearDevice(l)
+	pg, di := s.device(l)
+	base := di * s.stride
+	pg.last[di] = last
 	if group != "" {
 		g := s.reg.GroupID(group)
 		s.group(g)
-		s.devGroup[id] = g
+		pg.group[di] = g
 	}
 	for i, r := range recs {
 		slot := base + int(ids[i])
-		s.devN[slot] = r.n
-		s.devProf[2*slot], s.devProf[2*slot+1] = r.ro, r.oo
+		pg.n[slot] = r.n
+		pg.prof[2*slot], pg.prof[2*slot+1] = r.ro, r.oo
 		for h := 0; h < s.nh; h++ {
 			k := slot*s.nh + h
-			s.devMean[k] = r.mean[h]
-			s.devW[k] = r.w[h]
-			s.devM2[k] = r.m2[h]
+			pg.mean[k] = r.mean[h]
+			pg.w[k] = r.w[h]
+			pg.m2[k] = r.m2[h]
 		}
 	}
 	return nil
@@ -853,7 +859,7 @@ func (s *Store) mergeGroupState(g, o *groupState) {
 	g.started = true
 	g.rows += o.rows
 	g.protecting = g.protecting || o.protecting
-	if !g.protecting && s.endsLearning(g, -1) {
+	if !g.protecting && s.endsLearning(g, nil) {
 		g.protecting = true
 	}
 }

@@ -35,8 +35,9 @@ type MetricInfo struct {
 // batches, not for the hot path.
 func (s *Store) GroupInfos() []GroupInfo {
 	devices := make([]int, len(s.groups))
-	for _, g := range s.devGroup {
-		if g >= 0 && int(g) < len(devices) {
+	for l := int32(0); l < s.nloc; l++ {
+		pg, i := s.device(l)
+		if g := pg.group[i]; g >= 0 && int(g) < len(devices) {
 			devices[g]++
 		}
 	}
@@ -91,19 +92,23 @@ func (s *Store) GroupInfos() []GroupInfo {
 	return out
 }
 
-// NumDevices returns how many device slots the store holds.
-func (s *Store) NumDevices() int { return len(s.devLast) }
+// NumDevices returns how many devices the store holds state of.
+func (s *Store) NumDevices() int { return int(s.nloc) }
 
-// StateBytes returns the bytes held by per-device state (the flat slot
-// slices and the per-device time and group), from the real slice sizes.
+// StateBytes returns the bytes held by per-device state (the pages and
+// the table of local ids), from the real slice sizes.
 func (s *Store) StateBytes() (deviceBytes int) {
-	return cap(s.devLast)*8 + cap(s.devGroup)*4 + cap(s.devMean)*8 + cap(s.devW)*4 + cap(s.devM2)*8 + cap(s.devN)*4 + cap(s.devProf)*4
+	n := s.local.Bytes() + cap(s.pages)*8
+	for _, pg := range s.pages {
+		n += len(pg.last)*8 + len(pg.group)*4 + cap(pg.mean)*8 + cap(pg.w)*4 + cap(pg.m2)*8 + cap(pg.n)*4 + cap(pg.prof)*4
+	}
+	return n
 }
 
 // Stats are store-wide figures for the /metrics endpoint (state size and
 // learning state). Computing them allocates nothing.
 type Stats struct {
-	Devices        int    // device slots held
+	Devices        int    // devices whose state is held
 	Groups         int    // groups with state
 	LearningGroups int    // groups still learning (as judged, with peers)
 	Metrics        int    // distinct metric names
@@ -117,7 +122,7 @@ type Stats struct {
 // Stats returns the store-wide figures.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Devices:     len(s.devLast),
+		Devices:     int(s.nloc),
 		Metrics:     len(s.metricNames),
 		DeviceBytes: s.StateBytes(),
 		Unlearnable: s.unlearnable,

@@ -220,7 +220,8 @@ func (f *Frame) LearnSeason(row int) {
 	}
 	l, nh := s.longest, s.nh
 	minN := uint32(s.cfg.DeviceMinSamples)
-	devBase := int(d) * s.stride
+	pg, i := f.device(row, d)
+	devBase := i * s.stride
 	for j := range f.cols {
 		c := &f.cols[j]
 		x, ok := c.value(row)
@@ -231,8 +232,8 @@ func (f *Frame) LearnSeason(row int) {
 		slot := devBase + m
 		jm := &judged.metrics[m]
 		level := jm.mean[l]
-		if s.devN[slot] >= minN {
-			level = s.devMean[slot*nh+l]
+		if pg.n[slot] >= minN {
+			level = pg.mean[slot*nh+l]
 		}
 		gm := &gs.metrics[m]
 		if gm.season == nil {
@@ -268,8 +269,8 @@ func (s *Store) seasonNeed(gs *groupState) float64 {
 // expectation follows each device's own swing, and what is left is its
 // noise: a shift of three times that noise is then a shift, not a ripple
 // of the daily pattern. 1 until the device has learned any.
-func (s *Store) profileScale(slot int, own bool) float64 {
-	ro, oo := s.devProf[2*slot], s.devProf[2*slot+1]
+func (pg *devicePage) profileScale(slot int, own bool) float64 {
+	ro, oo := pg.prof[2*slot], pg.prof[2*slot+1]
 	if !own || !(oo > 0) {
 		return 1
 	}
@@ -287,18 +288,18 @@ const (
 // learnProfileScale folds a learned row's residual r (value − the device's
 // level) and its hour's group offset o into the device's profile scale;
 // n is the device's count of values before the row.
-func (s *Store) learnProfileScale(slot int, n uint32, r, o float64) {
+func (pg *devicePage) learnProfileScale(slot int, n uint32, r, o float64) {
 	a := 1 / float32(min(n+1, profileScaleRows))
-	p := s.devProf[2*slot : 2*slot+2]
+	p := pg.prof[2*slot : 2*slot+2]
 	p[0] += a * (float32(r*o) - p[0])
 	p[1] += a * (float32(o*o) - p[1])
 }
 
 // appendProfileScale appends a device metric's profile-scale sums (the
 // changelog record's trailer, a checkpoint row's state): two float32.
-func (s *Store) appendProfileScale(dst []byte, slot int) []byte {
-	dst = appendF32(dst, s.devProf[2*slot])
-	return appendF32(dst, s.devProf[2*slot+1])
+func (pg *devicePage) appendProfileScale(dst []byte, slot int) []byte {
+	dst = appendF32(dst, pg.prof[2*slot])
+	return appendF32(dst, pg.prof[2*slot+1])
 }
 
 // decodeProfileScale reads what appendProfileScale wrote: finite, the

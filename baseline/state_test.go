@@ -387,9 +387,9 @@ func TestDeviceRecordV1StillDecodes(t *testing.T) {
 		t.Fatalf("record starts %q, want %q", rec[:4], deviceMagic)
 	}
 	n := 0
-	id := reg.DeviceID("dev-001")
+	spg, si := s.device(s.localOf(reg.DeviceID("dev-001")))
 	for m := range s.stride {
-		if s.devN[int(id)*s.stride+m] > 0 {
+		if spg.n[si*s.stride+m] > 0 {
 			n++
 		}
 	}
@@ -398,11 +398,12 @@ func TestDeviceRecordV1StillDecodes(t *testing.T) {
 	if err := b.UnmarshalDevice("dev-001", v1); err != nil {
 		t.Fatalf("a VBD1 record: %v", err)
 	}
-	slot := int(b.reg.DeviceID("dev-001")) * b.stride
-	if got := b.devN[slot]; got != s.devN[int(id)*s.stride] {
-		t.Errorf("restored count %d, want %d", got, s.devN[int(id)*s.stride])
+	bpg, bi := b.device(b.localOf(b.reg.DeviceID("dev-001")))
+	slot := bi * b.stride
+	if got, want := bpg.n[slot], spg.n[si*s.stride]; got != want {
+		t.Errorf("restored count %d, want %d", got, want)
 	}
-	if got := b.profileScale(slot, true); got != 1 {
+	if got := bpg.profileScale(slot, true); got != 1 {
 		t.Errorf("a VBD1 record's profile scale is %g, want 1", got)
 	}
 	if err := b.UnmarshalDevice("dev-001", append([]byte(deviceMagicV1), rec[len(deviceMagic):]...)); err == nil {

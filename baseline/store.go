@@ -21,15 +21,17 @@ var noQuantiles = [NumQuantiles]float64{math.NaN(), math.NaN(), math.NaN(), math
 // counted (Store.Unlearnable); Expect still reports them to detectors.
 const MaxLearnedValue = 1e100
 
-// Store holds the learned state of every device and group, in slices
-// indexed by the registry's device and group ids, and metric state indexed
-// by a store-local metric id.
+// Store holds the learned state of every device and group: groups in a
+// slice indexed by the registry's group ids, devices by a dense store-local
+// id in pages (devicePage), and metric state indexed by a store-local
+// metric id.
 //
 // Device state is compact and flat, one slot per (device, metric): the mean
 // and squared deviations (float64, so large counters keep their precision
 // and cannot overflow) and the weight (float32: an effective sample count)
-// at each half-life, and a sample count — 20 bytes per half-life plus 4. Decay is applied to every metric of a device
-// at once, from one last-seen time per device.
+// at each half-life, a sample count and the profile scale — 20 bytes per
+// half-life plus 12. Decay is applied to every metric of a device at once,
+// from one last-seen time per device.
 //
 // Group state is richer (float64 moments, a quantile sketch per metric and
 // the hour-of-week profile). The seasonal profile is kept per group, not
@@ -58,16 +60,14 @@ type Store struct {
 	metricNames []string
 	stride      int // metric slots per device (== len(metricNames))
 
-	devLast  []int64
-	devGroup []int32
-	devMean  []float64 // [(d*stride+m)*nh+h]
-	devW     []float32 // [(d*stride+m)*nh+h]: an effective sample count, float32 is plenty
-	devM2    []float64 // [(d*stride+m)*nh+h]: float64, so large values cannot overflow
-	devN     []uint32  // [d*stride+m]
-	// devProf is each device metric's profile scale (see profileScale):
-	// [2*(d*stride+m)] the running mean of residual × group offset,
-	// [2*(d*stride+m)+1] of offset².
-	devProf []float32
+	// Device state is kept by a dense store-local id, handed out when the
+	// store first judges or learns a device (localOf), so engine shards
+	// hold state only for the devices of their own groups. It lives in
+	// pages of ingest.DevicePage devices, allocated as devices arrive and
+	// never copied: see devicePage.
+	local devLocalIDs
+	pages []*devicePage // by local id >> ingest.DevicePageShift
+	nloc  int32         // local ids handed out
 
 	groups []*groupState
 
@@ -214,7 +214,7 @@ func NewStore(cfg Config, reg *ingest.Registry) *Store {
 			s.longest = i
 		}
 	}
-	s.frame.s = s
+	s.frame.s, s.frame.at = s, -1
 	return s
 }
 
@@ -275,28 +275,100 @@ func (s *Store) metricID(name string) int32 {
 	return id
 }
 
+// devLocalIDs maps registry device ids to local id + 1 (0: no state).
+type devLocalIDs = ingest.DeviceTable[int32]
+
+// devicePage is the state of ingest.DevicePage devices (local ids), in
+// columns without pointers, so the garbage collector never scans them.
+// Local device i of the page has slots i*stride to (i+1)*stride-1, one per
+// metric; a slot holds the mean and squared deviations (float64, so large
+// counters keep their precision and cannot overflow) and the weight
+// (float32: an effective sample count) at each half-life, a sample count
+// and the profile scale's two sums.
+type devicePage struct {
+	last  [ingest.DevicePage]int64 // event time the device's weights refer to
+	group [ingest.DevicePage]int32 // the group of its latest learned row; -1: none
+	n     []uint32                 // [slot]
+	mean  []float64                // [slot*nh+h]
+	w     []float32                // [slot*nh+h]
+	m2    []float64                // [slot*nh+h]
+	// prof is each device metric's profile scale (see profileScale):
+	// [2*slot] the running mean of residual × group offset, [2*slot+1] of
+	// offset².
+	prof []float32
+}
+
+// newDevicePage returns an empty page for stride metrics a device.
+func (s *Store) newDevicePage(stride int) *devicePage {
+	const n = ingest.DevicePage
+	pg := &devicePage{
+		n:    make([]uint32, n*stride),
+		mean: make([]float64, n*stride*s.nh),
+		w:    make([]float32, n*stride*s.nh),
+		m2:   make([]float64, n*stride*s.nh),
+		prof: make([]float32, 2*n*stride),
+	}
+	for i := range pg.group {
+		pg.group[i] = -1
+	}
+	return pg
+}
+
+// localOf returns the local id of registry device d (≥ 0), handing out
+// the next one, with empty state, on the device's first call. Small
+// enough to inline: every row asks.
+func (s *Store) localOf(d int32) int32 {
+	if p := s.local.Get(d); p != nil && *p > 0 {
+		return *p - 1
+	}
+	return s.newLocal(d)
+}
+
+// newLocal hands out the next local id to registry device d.
+func (s *Store) newLocal(d int32) int32 {
+	if int(s.nloc>>ingest.DevicePageShift) == len(s.pages) {
+		s.pages = append(s.pages, s.newDevicePage(s.stride))
+	}
+	s.nloc++
+	*s.local.At(d) = s.nloc
+	return s.nloc - 1
+}
+
+// lookupLocal returns the local id of registry device d, and false when
+// the store holds no state of it.
+func (s *Store) lookupLocal(d int32) (int32, bool) {
+	if p := s.local.Get(d); p != nil && *p > 0 {
+		return *p - 1, true
+	}
+	return 0, false
+}
+
+// device returns the page of local device l and its index in the page.
+func (s *Store) device(l int32) (*devicePage, int) {
+	return s.pages[l>>ingest.DevicePageShift], int(l & (ingest.DevicePage - 1))
+}
+
 // relayout widens every device's slot range to stride metrics.
 func (s *Store) relayout(stride int) {
 	old := s.stride
 	if stride <= old {
 		return
 	}
-	nd := len(s.devLast)
-	// keep room for as many devices as the old slices had
-	room := max(nd, cap(s.devLast))
-	mean := make([]float64, nd*stride*s.nh, room*stride*s.nh)
-	w := make([]float32, nd*stride*s.nh, room*stride*s.nh)
-	m2 := make([]float64, nd*stride*s.nh, room*stride*s.nh)
-	n := make([]uint32, nd*stride, room*stride)
-	prof := make([]float32, 2*nd*stride, 2*room*stride)
-	for d := 0; d < nd && old > 0; d++ {
-		copy(prof[2*d*stride:], s.devProf[2*d*old:2*(d+1)*old])
-		copy(mean[d*stride*s.nh:], s.devMean[d*old*s.nh:(d+1)*old*s.nh])
-		copy(w[d*stride*s.nh:], s.devW[d*old*s.nh:(d+1)*old*s.nh])
-		copy(m2[d*stride*s.nh:], s.devM2[d*old*s.nh:(d+1)*old*s.nh])
-		copy(n[d*stride:], s.devN[d*old:(d+1)*old])
+	nh := s.nh
+	for p, pg := range s.pages {
+		np := s.newDevicePage(stride)
+		np.last, np.group = pg.last, pg.group
+		for d := 0; d < ingest.DevicePage && old > 0; d++ {
+			copy(np.prof[2*d*stride:], pg.prof[2*d*old:2*(d+1)*old])
+			copy(np.mean[d*stride*nh:], pg.mean[d*old*nh:(d+1)*old*nh])
+			copy(np.w[d*stride*nh:], pg.w[d*old*nh:(d+1)*old*nh])
+			copy(np.m2[d*stride*nh:], pg.m2[d*old*nh:(d+1)*old*nh])
+			copy(np.n[d*stride:], pg.n[d*old:(d+1)*old])
+		}
+		s.pages[p] = np
 	}
-	s.devMean, s.devW, s.devM2, s.devN, s.devProf, s.stride = mean, w, m2, n, prof, stride
+	s.stride = stride
+	s.frame.at = -1 // its page was replaced
 	for _, g := range s.groups {
 		if g != nil {
 			g.grow(stride)
@@ -314,44 +386,6 @@ func (g *groupState) grow(stride int) {
 	for _, p := range g.peers {
 		p.state.grow(stride)
 	}
-}
-
-// growDevices makes room for device ids below n.
-func (s *Store) growDevices(n int) {
-	if len(s.devLast) < n {
-		old := len(s.devGroup)
-		s.devLast = growTo(s.devLast, n)
-		s.devGroup = growTo(s.devGroup, n)
-		for i := old; i < n; i++ {
-			s.devGroup[i] = -1
-		}
-	}
-	if want := n * s.stride; len(s.devN) < want {
-		s.devN = growTo(s.devN, want)
-		s.devMean = growTo(s.devMean, want*s.nh)
-		s.devW = growTo(s.devW, want*s.nh)
-		s.devM2 = growTo(s.devM2, want*s.nh)
-		s.devProf = growTo(s.devProf, 2*want)
-	}
-}
-
-// growTo returns s lengthened to n with zero elements, at least doubling
-// its capacity when it must move: append grows a large slice by a quarter
-// at a time, so a fleet arriving device by device had its state copied
-// over and over (300k new devices: 3.7 → 2.8 CPU-s for the replay).
-func growTo[T any](s []T, n int) []T {
-	if n <= len(s) {
-		return s
-	}
-	if n > cap(s) {
-		t := make([]T, len(s), max(n, 2*cap(s)))
-		copy(t, s)
-		s = t
-	}
-	l := len(s)
-	s = s[:n]
-	clear(s[l:])
-	return s
 }
 
 // group returns the state of group id, creating it.
@@ -380,6 +414,21 @@ type Frame struct {
 	dev  []int32
 	grp  []int32
 	cols []frameCol
+	// The device state of row at: Expect resolves it, Learn and
+	// LearnSeason of the same row reuse it (-1: none resolved).
+	at   int
+	atPg *devicePage
+	atI  int
+}
+
+// device returns the page of row's device d and its index in the page,
+// resolving it once a row.
+func (f *Frame) device(row int, d int32) (*devicePage, int) {
+	if row != f.at {
+		f.atPg, f.atI = f.s.device(f.s.localOf(d))
+		f.at = row
+	}
+	return f.atPg, f.atI
 }
 
 type frameCol struct {
@@ -391,14 +440,14 @@ type frameCol struct {
 
 // Bind prepares rec, an observation record (ingest.ObservationSchema), for
 // Expect and Learn: it resolves metric columns to metric ids (one map
-// lookup per column, none per row) and grows the state for new device and
-// group ids. It reads no learned state: every row is judged against the
+// lookup per column, none per row) and grows the state for new group ids
+// (a device's state is made when a row of it is first judged or learned). It reads no learned state: every row is judged against the
 // state as of that row, so batch boundaries never change a judgement. A
 // record with a broken schema yields a frame with no rows and Err set.
 // Bind allocates nothing in steady state.
 func (s *Store) Bind(rec arrow.Record) *Frame {
 	f := &s.frame
-	f.err, f.rows, f.ts, f.dev, f.grp = nil, 0, nil, nil, nil
+	f.err, f.rows, f.ts, f.dev, f.grp, f.at, f.atPg = nil, 0, nil, nil, nil, -1, nil
 	f.cols = f.cols[:0]
 	if err := checkSchema(rec); err != nil {
 		f.err = err
@@ -425,12 +474,10 @@ func (s *Store) Bind(rec arrow.Record) *Frame {
 		f.rows = 0
 		return f
 	}
-	maxDev, maxGrp := int32(-1), int32(-1)
+	maxGrp := int32(-1)
 	for i := 0; i < f.rows; i++ {
-		maxDev = max(maxDev, f.dev[i])
 		maxGrp = max(maxGrp, f.grp[i])
 	}
-	s.growDevices(int(maxDev) + 1)
 	if maxGrp >= 0 {
 		s.group(maxGrp)
 	}
@@ -530,7 +577,8 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		seasonNeed = s.seasonNeed(gs) // the profile's trust needs it only then
 	}
 	nh, p, l := s.nh, s.primary, s.longest
-	devBase := int(d) * s.stride
+	pg, i := f.device(row, d)
+	devBase := i * s.stride
 	minN := uint32(s.cfg.DeviceMinSamples)
 	epoch := s.epochOf(t)
 	for j := range f.cols {
@@ -556,7 +604,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		}
 		e.GroupPeak = gm.peak.at(epoch)
 		slot := devBase + int(c.id)
-		n := s.devN[slot]
+		n := pg.n[slot]
 		e.Samples = int64(n)
 		var level float64
 		if n < minN {
@@ -567,10 +615,10 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		} else {
 			k := slot*nh + p
 			e.FromGroup = false
-			e.Mean = s.devMean[k]
-			e.Std = stdOf(s.devM2[k], float64(s.devW[k]))
-			e.LongStd = stdOf(s.devM2[slot*nh+l], float64(s.devW[slot*nh+l]))
-			level = s.devMean[slot*nh+l]
+			e.Mean = pg.mean[k]
+			e.Std = stdOf(pg.m2[k], float64(pg.w[k]))
+			e.LongStd = stdOf(pg.m2[slot*nh+l], float64(pg.w[slot*nh+l]))
+			level = pg.mean[slot*nh+l]
 		}
 		e.Seasonal, e.SeasonalMean, e.SeasonalStd = false, 0, 0
 		switch {
@@ -578,13 +626,13 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 		case seasonalHistory:
 			if cell := &gm.season[how]; cell.w >= seasonNeed {
 				e.Seasonal = true
-				e.SeasonalMean = level + s.profileScale(slot, n >= minN)*gm.seasonOffset(how, u, seasonNeed, gm.mean[l])
+				e.SeasonalMean = level + pg.profileScale(slot, n >= minN)*gm.seasonOffset(how, u, seasonNeed, gm.mean[l])
 				e.SeasonalStd = stdOf(cell.m2, cell.w)
 			}
 		case dailyHistory:
 			if cell := gm.dailyCell(how%hoursPerDay, gm.mean[l]); cell.w >= seasonNeed {
 				e.Seasonal = true
-				e.SeasonalMean = level + s.profileScale(slot, n >= minN)*cell.mean
+				e.SeasonalMean = level + pg.profileScale(slot, n >= minN)*cell.mean
 				e.SeasonalStd = stdOf(cell.m2, cell.w)
 			}
 		}
@@ -609,14 +657,15 @@ func (f *Frame) Learn(row int) {
 	}
 	t := int64(f.ts[row])
 	gs := s.groups[g]
-	s.devGroup[d] = g
+	pg, i := f.device(row, d)
+	pg.group[i] = g
 	nh := s.nh
-	devBase := int(d) * s.stride
+	devBase := i * s.stride
 
 	// Decay the device's and the group's metric slots to the row's time
 	// once per row, and get this row's sample weights.
 	var devDec, devA, grpDec, grpA [MaxHalfLives]float64
-	s.decayWeights(t, &s.devLast[d], &devDec, &devA, &s.devGap)
+	s.decayWeights(t, &pg.last[i], &devDec, &devA, &s.devGap)
 	// A device slot the row learns is decayed where it is learned, in the
 	// same operations a pass over all slots would do but without a second
 	// trip through the device's state; the row's other slots decay after
@@ -631,7 +680,7 @@ func (f *Frame) Learn(row int) {
 		if s.stride <= 64 {
 			undecayed = 1<<s.stride - 1 // all ones for 64
 		} else {
-			s.decayDevice(devBase, 0, s.stride, &dec32, &devDec)
+			pg.decay(nh, devBase, 0, s.stride, &dec32, &devDec)
 		}
 	}
 	if !gs.started {
@@ -668,7 +717,7 @@ func (f *Frame) Learn(row int) {
 
 	l := s.longest
 	minN := uint32(s.cfg.DeviceMinSamples)
-	devN, devMean, devW, devM2 := s.devN, s.devMean, s.devW, s.devM2
+	devN, devMean, devW, devM2 := pg.n, pg.mean, pg.w, pg.m2
 	for j := range f.cols {
 		c := &f.cols[j]
 		x, ok := c.value(row)
@@ -693,7 +742,7 @@ func (f *Frame) Learn(row int) {
 		decay := undecayed&bit != 0
 		undecayed &^= bit
 		if n == 0 {
-			s.seedDevice(slot, jm) // replaces the slot: nothing to decay
+			s.seedDevice(pg, slot, jm) // replaces the slot: nothing to decay
 			decay = false
 		}
 		// The slot's half-lives, and the factors by half-life, sliced to
@@ -737,19 +786,19 @@ func (f *Frame) Learn(row int) {
 		}
 		cell := &gm.season[how]
 		if cell.w > 0 && n >= minN {
-			s.learnProfileScale(slot, n, x-level, gm.seasonOffset(how, u, 1, jm.mean[l]))
+			pg.learnProfileScale(slot, n, x-level, gm.seasonOffset(how, u, 1, jm.mean[l]))
 		}
 		cell.learn(x-level, sa, jm.mean[l], firstWeek)
 	}
 	for undecayed != 0 { // the slots the row did not learn
 		m := bits.TrailingZeros64(undecayed)
 		undecayed &^= 1 << m
-		s.decayDevice(devBase, m, m+1, &dec32, &devDec)
+		pg.decay(nh, devBase, m, m+1, &dec32, &devDec)
 	}
 	gs.rows++
 	gs.rowsSinceView++
 	s.version++
-	if !gs.protecting && s.endsLearning(gs, devBase) {
+	if !gs.protecting && s.endsLearning(gs, pg.n[devBase:devBase+s.stride]) {
 		gs.protecting = true
 	}
 }
@@ -757,34 +806,31 @@ func (f *Frame) Learn(row int) {
 // endsLearning reports whether group gs has learned enough to protect:
 // min_samples rows, and either min_duration of event time or, when
 // min_duration is 0 (derived), min_samples values of one of its devices
-// (the device whose row was just learned, at devBase; -1: none), so that
+// (counts: the sample counts of the device whose row was just learned;
+// nil: none), so that
 // learning lasts as long as min_samples reports take at the devices' own
 // cadence: five minutes at 1 Hz, two days at one report every ten minutes,
 // however many devices the group has.
-func (s *Store) endsLearning(gs *groupState, devBase int) bool {
+func (s *Store) endsLearning(gs *groupState, counts []uint32) bool {
 	if gs.rows < s.cfg.MinSamples {
 		return false
 	}
 	if s.cfg.MinDuration > 0 {
 		return gs.last-gs.first >= int64(s.cfg.MinDuration)
 	}
-	if devBase < 0 {
-		return false
-	}
 	var n uint32
-	for _, c := range s.devN[devBase : devBase+s.stride] {
+	for _, c := range counts {
 		n = max(n, c)
 	}
 	return int64(n) >= s.cfg.MinSamples
 }
 
-// decayDevice decays the weights and squared deviations of the device
-// slots devBase+from to devBase+to (exclusive) by dec (dec32 is dec in
-// float32, the weights' precision).
-func (s *Store) decayDevice(devBase, from, to int, dec32 *[MaxHalfLives]float32, dec *[MaxHalfLives]float64) {
-	nh := s.nh
-	w := s.devW[(devBase+from)*nh : (devBase+to)*nh]
-	m2 := s.devM2[(devBase+from)*nh : (devBase+to)*nh]
+// decay decays the weights and squared deviations of the slots
+// devBase+from to devBase+to (exclusive) by dec (dec32 is dec in float32,
+// the weights' precision).
+func (pg *devicePage) decay(nh, devBase, from, to int, dec32 *[MaxHalfLives]float32, dec *[MaxHalfLives]float64) {
+	w := pg.w[(devBase+from)*nh : (devBase+to)*nh]
+	m2 := pg.m2[(devBase+from)*nh : (devBase+to)*nh]
 	for k := 0; k+nh <= len(w) && k+nh <= len(m2); k += nh {
 		for h := 0; h < nh; h++ {
 			w[k+h] *= dec32[h]
@@ -793,20 +839,20 @@ func (s *Store) decayDevice(devBase, from, to int, dec32 *[MaxHalfLives]float32,
 	}
 }
 
-// seedDevice starts a device's moments of one metric from its group's,
-// with the weight of device_prior_weight samples.
-func (s *Store) seedDevice(slot int, gm *groupMetric) {
+// seedDevice starts the moments of a device's metric (slot of page pg)
+// from its group's, with the weight of device_prior_weight samples.
+func (s *Store) seedDevice(pg *devicePage, slot int, gm *groupMetric) {
 	prior := s.cfg.DevicePriorWeight
 	for h := 0; h < s.nh; h++ {
 		k := slot*s.nh + h
 		w := min(prior, gm.w[h])
 		if w <= 0 {
-			s.devW[k], s.devMean[k], s.devM2[k] = 0, 0, 0
+			pg.w[k], pg.mean[k], pg.m2[k] = 0, 0, 0
 			continue
 		}
-		s.devW[k] = float32(w)
-		s.devMean[k] = gm.mean[h]
-		s.devM2[k] = gm.m2[h] / gm.w[h] * w
+		pg.w[k] = float32(w)
+		pg.mean[k] = gm.mean[h]
+		pg.m2[k] = gm.m2[h] / gm.w[h] * w
 	}
 }
 

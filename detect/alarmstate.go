@@ -45,7 +45,7 @@ func (e *Engine) MarshalDeviceAlarms(dst []byte, device string) ([]byte, error) 
 	if d < 0 {
 		return append(dst, 0), nil
 	}
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	dst = append(dst, 1)
 	group := ""
 	if ds.group >= 0 {
@@ -101,14 +101,13 @@ func (e *Engine) MarshalDeviceAlarms(dst []byte, device string) ([]byte, error) 
 	// level-shift charts: the alarmShift alarms are judged by them
 	n := 0
 	for slot := range e.shift {
-		if int(d) < len(e.shift[slot]) && e.shift[slot][d] != (shiftState{}) {
+		if c := e.knownShift(slot, d); c != nil && *c != (shiftState{}) {
 			n++
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
 	for slot := range e.shift {
-		if int(d) < len(e.shift[slot]) && e.shift[slot][d] != (shiftState{}) {
-			c := &e.shift[slot][d]
+		if c := e.knownShift(slot, d); c != nil && *c != (shiftState{}) {
 			dst = appendString(dst, e.metrics[slot].name)
 			dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(c.ewma))
 			dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(c.mean))
@@ -324,8 +323,7 @@ func (e *Engine) unmarshalDeviceAlarms(device string, data []byte) error {
 	}
 
 	// All read: install it.
-	e.device(d)
-	e.devices[d] = ds
+	*e.device(d) = ds
 	for _, p := range pn {
 		*e.peersNow.state(d, p.slot, len(e.metrics)) = p.st
 	}
@@ -335,7 +333,7 @@ func (e *Engine) unmarshalDeviceAlarms(device string, data []byte) error {
 	if hasPart {
 		e.restorePartition(d, source, int32(part))
 	}
-	e.devices[d].alarms = e.activeAlarms(d)
+	e.devices.At(d).alarms = e.activeAlarms(d)
 	g := int32(-1)
 	if group != "" {
 		g = e.reg.GroupID(group)
@@ -351,7 +349,7 @@ func (e *Engine) unmarshalDeviceAlarms(device string, data []byte) error {
 		return nil
 	}
 	gs := e.group(g)
-	dsp := &e.devices[d]
+	dsp := e.devices.At(d)
 	e.join(d, dsp, g)
 	e.restartFleet(g) // a device moved in: see restartFleet
 	if dsp.q != nil && dsp.q.action == qQuarantined {
@@ -379,7 +377,7 @@ func (e *Engine) restorePartition(d int32, source string, p int32) {
 		e.parts = append(e.parts, partMark{src: int32(src), part: p, high: math.MinInt64, fastFrom: math.MinInt64, seq: e.runs})
 	}
 	pm := &e.parts[idx]
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	ds.part = int32(idx + 1)
 	pm.devices++
 	if ds.last > pm.high {
@@ -393,7 +391,7 @@ func (e *Engine) restorePartition(d int32, source string, p int32) {
 // that a record cannot leave the poisoning guard holding a device whose
 // alarms are all closed.
 func (e *Engine) activeAlarms(d int32) int32 {
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	n := int32(0)
 	count := func(sts []alarmState) {
 		for i := range sts {
@@ -457,7 +455,7 @@ func (e *Engine) jointDim(g int32, name string, def int) int {
 // of it, else -1.
 func (e *Engine) knownDevice(device string) int32 {
 	d := e.reg.DeviceID(device)
-	if d < 0 || int(d) >= len(e.devices) || !e.devices[d].init {
+	if e.knownState(d) == nil {
 		return -1
 	}
 	return d

@@ -71,7 +71,7 @@ func moveDevices(t *testing.T, s *sim, alarms bool) {
 				t.Fatal(err)
 			}
 			d := s.reg.DeviceID(s.devices[i].name)
-			if got, want := eng.devices[d].alarms, s.eng.devices[d].alarms; got != want {
+			if got, want := eng.devices.At(d).alarms, s.eng.devices.At(d).alarms; got != want {
 				t.Errorf("%s: %d active alarms after the move, %d before", s.devices[i].name, got, want)
 			}
 		}
@@ -178,7 +178,7 @@ func TestDeviceAlarmsEncoding(t *testing.T) {
 			if err := other.UnmarshalDeviceAlarms(name, data[:n]); err == nil {
 				t.Errorf("%s: %d of %d bytes accepted", name, n, len(data))
 			}
-			if d := s.reg.DeviceID(name); int(d) < len(other.devices) && other.devices[d].init {
+			if other.knownState(s.reg.DeviceID(name)) != nil {
 				t.Fatalf("%s: a refused record left state behind", name)
 			}
 		}

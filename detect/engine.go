@@ -74,13 +74,13 @@ type Engine struct {
 	metrics    []metricParams // by slot
 	colSlot    []int          // metric column of the bound batch -> slot (-1: unknown)
 	exp        []baseline.Expectation
-	shift      [][]shiftState // level-shift charts by metric slot, then device (see shift.go)
+	shift      []ingest.DeviceTable[shiftState] // level-shift charts by metric slot, then local device id (see shift.go)
 	rules      []rule
 	ruleCol    []int    // rule -> metric column of the bound batch (-1: absent)
 	setRules   bool     // any rule judges set members
 	setScratch []setHit // per set rule: what the current row's members did
 
-	devices  []deviceState
+	devices  deviceStates
 	groups   []groupState
 	peersNow peersNow      // the peer detector's "peers now" test
 	joint    jointState    // the joint detector's per-group models
@@ -465,21 +465,60 @@ func (e *Engine) bindMetrics(f *baseline.Frame) {
 	}
 }
 
+// deviceStates holds the engine's state of each device by a dense local
+// id, handed out when the engine first keeps state of the device, in pages
+// (ingest.DeviceTable): a fleet arriving device by device never has its
+// state copied, a pointer to it stays valid, and an engine shard holds
+// pages only for the devices of its own groups, however their registry
+// ids are spread. The level-shift charts are kept by the same local ids.
+type deviceStates struct {
+	local  ingest.DeviceTable[int32] // registry id -> local id + 1; 0: none
+	states ingest.DeviceTable[deviceState]
+	n      int32 // local ids handed out
+	// last is the registry id + 1 (0: none) last resolved and its local
+	// id: a row asks for its device's state, then for its chart of each
+	// metric.
+	last, lastLocal int32
+}
+
+// localOf returns the local id of registry device d (≥ 0), handing out
+// the next one on the device's first call.
+func (t *deviceStates) localOf(d int32) int32 {
+	if d+1 == t.last {
+		return t.lastLocal
+	}
+	p := t.local.At(d)
+	if *p == 0 {
+		t.n++
+		*p = t.n
+	}
+	t.last, t.lastLocal = d+1, *p-1
+	return *p - 1
+}
+
+// lookup returns the local id of registry device d, and false when it has
+// none (d may be -1).
+func (t *deviceStates) lookup(d int32) (int32, bool) {
+	if p := t.local.Get(d); p != nil && *p > 0 {
+		return *p - 1, true
+	}
+	return 0, false
+}
+
+// At returns the state of registry device d (≥ 0), zero if new.
+func (t *deviceStates) At(d int32) *deviceState { return t.states.At(t.localOf(d)) }
+
+// Get returns the state of registry device d, or nil when it has none.
+func (t *deviceStates) Get(d int32) *deviceState {
+	if l, ok := t.lookup(d); ok {
+		return t.states.Get(l)
+	}
+	return nil
+}
+
 // device returns the state of device d, creating it.
 func (e *Engine) device(d int32) *deviceState {
-	if n := int(d) + 1; n > len(e.devices) {
-		// Doubling, not append's quarter: a fleet arrives device by
-		// device, and each move copies every device's state.
-		if n > cap(e.devices) {
-			t := make([]deviceState, len(e.devices), max(n, 2*cap(e.devices)))
-			copy(t, e.devices)
-			e.devices = t
-		}
-		l := len(e.devices)
-		e.devices = e.devices[:n]
-		clear(e.devices[l:])
-	}
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	if !ds.init {
 		ds.init = true
 		ds.group = -1
@@ -489,6 +528,15 @@ func (e *Engine) device(d int32) *deviceState {
 		}
 	}
 	return ds
+}
+
+// knownState returns the state of device d, or nil when the engine has
+// none (d may be -1).
+func (e *Engine) knownState(d int32) *deviceState {
+	if ds := e.devices.Get(d); ds != nil && ds.init {
+		return ds
+	}
+	return nil
 }
 
 // metricState returns device ds's alarm state at index k (2×slot for self,

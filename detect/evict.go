@@ -155,7 +155,7 @@ func (e *Engine) admitDevice(name string, t int64) int32 {
 		e.evictDevice(v, t)
 	}
 	id := e.reg.AdmitFreed(name)
-	e.deps.Baseline.ResetDevice(id) // makes room for a new slot
+	e.deps.Baseline.ResetDevice(id) // nothing of the id's previous device is left
 	ev := e.evict
 	for int(id) >= len(ev.slots) {
 		ev.slots = append(ev.slots, evictSlot{})
@@ -169,8 +169,8 @@ func (e *Engine) admitDevice(name string, t int64) int32 {
 // restored baseline knows it.
 func (e *Engine) lastSeen(d int32) int64 {
 	t := e.deps.Baseline.DeviceLast(d)
-	if int(d) < len(e.devices) && e.devices[d].init {
-		t = max(t, e.devices[d].last)
+	if ds := e.knownState(d); ds != nil {
+		t = max(t, ds.last)
 	}
 	return t
 }
@@ -178,10 +178,10 @@ func (e *Engine) lastSeen(d int32) int64 {
 // evictable reports whether device d has no open alarm but silence and
 // no quarantine or recommendation in progress.
 func (e *Engine) evictable(d int32) bool {
-	if int(d) >= len(e.devices) {
+	ds := e.devices.Get(d)
+	if ds == nil {
 		return true
 	}
-	ds := &e.devices[d]
 	silent := int32(0)
 	if ds.sil.alarm.active() {
 		silent = 1
@@ -231,8 +231,7 @@ func (e *Engine) idlest(t int64) int32 {
 // the event time of the row that needs the room.
 func (e *Engine) evictDevice(d int32, t int64) {
 	name := e.reg.DeviceName(d)
-	if int(d) < len(e.devices) && e.devices[d].init {
-		ds := &e.devices[d]
+	if ds := e.knownState(d); ds != nil {
 		if ds.sil.alarm.active() {
 			a := e.newAlert(DetectorSilence, behaviorSilence, d, ds.group, t)
 			a.Technique = TechniqueDenialOfView
@@ -247,8 +246,8 @@ func (e *Engine) evictDevice(d int32, t int64) {
 		e.dropDevice(d, ds, true)
 	}
 	for slot := range e.shift {
-		if int(d) < len(e.shift[slot]) {
-			e.shift[slot][d] = shiftState{}
+		if c := e.knownShift(slot, d); c != nil {
+			*c = shiftState{}
 		}
 	}
 	if e.roll != nil && int(d) < len(e.roll.dev) {

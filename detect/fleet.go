@@ -115,7 +115,7 @@ func (e *Engine) closeWindow(g int32, gs *groupState, end int64) {
 	active := 0
 	since := end - int64(cfg.ActiveFor)
 	for _, d := range gs.members {
-		if e.devices[d].last >= since || e.devices[d].fleetWin == f.winStart+1 {
+		if e.devices.At(d).last >= since || e.devices.At(d).fleetWin == f.winStart+1 {
 			active++
 		}
 	}

@@ -130,7 +130,7 @@ func (e *Engine) raise(a *Alert, st *alarmState, dev, grp int32, excess float64,
 	if st != nil {
 		st.sev = uint8(a.Severity)
 		if dev >= 0 {
-			e.devices[dev].alarms++
+			e.devices.At(dev).alarms++
 			e.alarmChanged(dev)
 		}
 	}
@@ -149,8 +149,8 @@ func (e *Engine) raise(a *Alert, st *alarmState, dev, grp int32, excess float64,
 
 // clear sends the cleared alert of the alarm st, unless its alarm was muted.
 func (e *Engine) clear(a *Alert, st *alarmState, dev int32) {
-	if dev >= 0 && e.devices[dev].alarms > 0 {
-		e.devices[dev].alarms--
+	if dev >= 0 && e.devices.At(dev).alarms > 0 {
+		e.devices.At(dev).alarms--
 	}
 	if dev >= 0 {
 		e.alarmChanged(dev)

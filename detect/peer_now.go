@@ -228,7 +228,7 @@ func (e *Engine) judgePeerNow(p *metricParams, ex *baseline.Expectation, mean, s
 		st.setLow(low)
 		if k := 2*slot + 1; !ds.noMetricState() && k < len(ds.more.metric) && ds.more.metric[k].active() {
 			st.flags |= alarmMuted // as raise mutes: clear balances the count and sends nothing
-			e.devices[d].alarms++
+			e.devices.At(d).alarms++
 			return breach
 		}
 		e.raise(a, st, d, g, math.Abs(z)/nc.Threshold, 0)

@@ -34,7 +34,7 @@ func (e *Engine) quarantinePolicy(a *Alert, dev, grp int32, crit ingest.Critical
 	if !q.Enabled || grp < 0 || a.IsDrill() {
 		return
 	}
-	ds := &e.devices[dev]
+	ds := e.devices.At(dev)
 	if ds.q != nil {
 		// one event per episode; later alarms only add their reasons
 		ds.q.reasons = append(ds.q.reasons, a.ID)

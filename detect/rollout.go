@@ -352,8 +352,8 @@ func (e *Engine) rolloutVersion(d, g int32, rg *rolloutGroup, rd *rolloutDevice,
 func (e *Engine) relearn(d int32) {
 	e.deps.Baseline.ForgetDevice(e.reg.DeviceName(d)) // the row being judged is learned afterwards, into the new state
 	for slot := range e.shift {
-		if int(d) < len(e.shift[slot]) {
-			e.shift[slot][d] = shiftState{}
+		if c := e.knownShift(slot, d); c != nil {
+			*c = shiftState{}
 		}
 	}
 }
@@ -386,7 +386,7 @@ func (e *Engine) judgeRolloutWindow(reporting, g int32, rg *rolloutGroup, start,
 	onTo, onFrom, silent, lastHour := 0, 0, 0, 0
 	recent := end - int64(cfg.CompleteAfter)
 	quiet := func(d int32, rd *rolloutDevice) bool {
-		return d != reporting && rd.version == rg.to && rd.upgraded != 0 && e.devices[d].last < end-int64(cfg.SilentAfter)
+		return d != reporting && rd.version == rg.to && rd.upgraded != 0 && e.devices.At(d).last < end-int64(cfg.SilentAfter)
 	}
 	for _, d := range members {
 		rd := r.device(d)
@@ -396,7 +396,7 @@ func (e *Engine) judgeRolloutWindow(reporting, g int32, rg *rolloutGroup, start,
 			if rd.upgraded >= end-int64(time.Hour) {
 				lastHour++
 			}
-		case rd.version == rg.from && e.devices[d].last >= recent:
+		case rd.version == rg.from && e.devices.At(d).last >= recent:
 			onFrom++ // devices gone before the rollout do not hold it open
 		}
 		if quiet(d, rd) {
@@ -508,7 +508,7 @@ func (e *Engine) rolloutSilentStep(d, g int32, rg *rolloutGroup, rd *rolloutDevi
 	a := e.rolloutAlert(BehaviorUpgradedSilent, g, rg, t)
 	a.Device = e.reg.DeviceName(d) // the id follows: raise and clear make it from the device
 	a.Rollout.Upgraded, a.Rollout.NotUpgraded, a.Rollout.Silent = rg.upgradedDevs, rg.remainingDevs, rg.silentUpgraded
-	last := e.devices[d].last
+	last := e.devices.At(d).last
 	a.Observed = float64(t-last) / float64(time.Second)
 	a.Upper = e.roll.cfg.SilentAfter.Seconds()
 	a.Message = who(a.Device, a.Group) + " has not reported since " + time.Unix(0, last).UTC().Format(time.RFC3339) +

@@ -214,7 +214,7 @@ func (e *Engine) endShardOutput(so *ShardOutput) *ShardOutput {
 // group another shard judges: what every shard keeps of every row.
 func (e *Engine) judgeForeign(d int32, i int, t int64) {
 	sh := &e.sh
-	if int(d) < len(e.devices) && e.devices[d].init && e.devices[d].group >= 0 {
+	if ds := e.knownState(d); ds != nil && ds.group >= 0 {
 		e.moveOut(d)
 	}
 	if n := int(d) + 1; n > len(sh.foreignPart) {
@@ -235,7 +235,7 @@ func (e *Engine) judgeForeign(d int32, i int, t int64) {
 // in a group of another shard: it leaves its group, and its partition
 // mark goes with its rows. The rest of its state stays behind.
 func (e *Engine) moveOut(d int32) {
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	e.leave(d, ds)
 	ds.group = -1
 	if n := int(d) + 1; n > len(e.sh.foreignPart) {

@@ -3,6 +3,8 @@ package detect
 import (
 	"math"
 	"strconv"
+
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // The level-shift test of the self detector (self.shift_threshold): an
@@ -69,18 +71,22 @@ const shiftReach = 2
 const shiftWarning = 0.75
 
 // shiftOf returns the chart of device d's metric slot. Charts live in
-// one array per metric, grown in chunks, so devices cost no pointers.
+// one table per metric, by the engine's local device id (deviceStates),
+// in pages never copied as the fleet grows, so devices cost no pointers.
 func (e *Engine) shiftOf(slot int, d int32) *shiftState {
 	for len(e.shift) <= slot {
-		e.shift = append(e.shift, nil)
+		e.shift = append(e.shift, ingest.DeviceTable[shiftState]{})
 	}
-	s := e.shift[slot]
-	if int(d) >= len(s) {
-		n := max(int(d)+1, 2*len(s), 64)
-		s = append(s, make([]shiftState, n-len(s))...)
-		e.shift[slot] = s
+	return e.shift[slot].At(e.devices.localOf(d))
+}
+
+// knownShift returns the chart of device d's metric slot, or nil when the
+// device has none.
+func (e *Engine) knownShift(slot int, d int32) *shiftState {
+	if l, ok := e.devices.lookup(d); ok {
+		return e.shift[slot].Get(l)
 	}
-	return &s[d]
+	return nil
 }
 
 // shiftScore folds the datapoint's self score z into its chart and

@@ -133,8 +133,9 @@ func (s *silenceState) learnSpread(gap float64, cfg *SilenceConfig) {
 // (ties to the lower id), so devices are declared silent in the same order
 // and at the same rows as with a heap kept exact.
 type silenceEntry struct {
-	key int64
-	dev int32
+	key   int64
+	dev   int32
+	local int32 // the device's local id (deviceStates): sifting reaches its state without the registry id's
 }
 
 // judgeSilence folds the current report of device d, then declares the
@@ -186,13 +187,14 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 		if gs.heap[0].key >= now {
 			break
 		}
-		ts := &e.devices[top].sil
+		tds := e.devices.states.At(gs.heap[0].local)
+		ts := &tds.sil
 		if gs.heap[0].key < ts.deadline { // out of date: see silenceEntry
 			gs.heap[0].key = ts.deadline
 			e.heapDown(gs, 0)
 			continue
 		}
-		if p := e.devices[top].part; p > 0 {
+		if p := tds.part; p > 0 {
 			if pm := &e.parts[p-1]; pm.high < ts.deadline && (now-pm.high <= int64(cfg.PartitionIdle) || e.behind(pm)) {
 				// Its own partition has not been read past the deadline
 				// and lags by less than partition_idle, or has a backlog
@@ -208,7 +210,7 @@ func (e *Engine) judgeSilence(d int32, ds *deviceState, g int32, gs *groupState,
 			}
 		}
 		e.heapPop(gs)
-		threshold := ts.deadline - e.devices[top].last
+		threshold := ts.deadline - tds.last
 		if ts.deadline > gs.gapStart && ts.deadline <= gs.gapEnd && gs.gapEnd-gs.gapStart > threshold {
 			// The group itself was silent over the deadline: not this
 			// device's silence. Start its grace again from the group's return.
@@ -231,7 +233,7 @@ func (e *Engine) silenceAlert(d, g int32, s *silenceState, now int64) *Alert {
 	interval := math.Max(s.interval, float64(cfg.MinInterval))
 	factor := s.deadlineFactor(cfg)
 	a.Technique = TechniqueDenialOfView
-	last := e.devices[d].last
+	last := e.devices.At(d).last
 	a.Observed = float64(now-last) / 1e9
 	a.Expected = interval / 1e9
 	a.Upper = factor * interval / 1e9
@@ -264,15 +266,15 @@ func (e *Engine) silenceLeave(gs *groupState, d int32, ds *deviceState) {
 
 // heapPush adds d to gs's heap at its current deadline.
 func (e *Engine) heapPush(gs *groupState, d int32) {
-	s := &e.devices[d].sil
+	l := e.devices.localOf(d)
+	s := &e.devices.states.At(l).sil
 	s.heapIdx = int32(len(gs.heap))
-	gs.heap = append(gs.heap, silenceEntry{key: s.deadline, dev: d})
+	gs.heap = append(gs.heap, silenceEntry{key: s.deadline, dev: d, local: l})
 	e.heapUp(gs, s.heapIdx)
 }
 
 func (e *Engine) heapPop(gs *groupState) {
-	top := gs.heap[0].dev
-	e.silenceLeave(gs, top, &e.devices[top])
+	e.silenceLeave(gs, gs.heap[0].dev, e.devices.states.At(gs.heap[0].local))
 }
 
 func (e *Engine) heapLess(gs *groupState, i, j int32) bool {
@@ -285,8 +287,8 @@ func (e *Engine) heapLess(gs *groupState, i, j int32) bool {
 
 func (e *Engine) heapSwap(gs *groupState, i, j int32) {
 	gs.heap[i], gs.heap[j] = gs.heap[j], gs.heap[i]
-	e.devices[gs.heap[i].dev].sil.heapIdx = i
-	e.devices[gs.heap[j].dev].sil.heapIdx = j
+	e.devices.states.At(gs.heap[i].local).sil.heapIdx = i
+	e.devices.states.At(gs.heap[j].local).sil.heapIdx = j
 }
 
 func (e *Engine) heapUp(gs *groupState, i int32) {

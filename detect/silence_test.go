@@ -28,7 +28,7 @@ func TestSilenceHeapKeys(t *testing.T) {
 		for g := range e.groups {
 			gs := &e.groups[g]
 			for i, ent := range gs.heap {
-				ds := &e.devices[ent.dev]
+				ds := e.devices.At(ent.dev)
 				if ds.sil.heapIdx != int32(i) {
 					t.Fatalf("minute %d: device %d at heap index %d thinks it is at %d", m, ent.dev, i, ds.sil.heapIdx)
 				}

@@ -247,7 +247,7 @@ func (e *Engine) publishStatus(force bool) {
 	u.Devices = u.Devices[:0]
 	for _, d := range s.dirty {
 		s.marked[d] = false
-		if int(d) < len(e.devices) && e.devices[d].init {
+		if e.knownState(d) != nil {
 			u.Devices = append(u.Devices, e.deviceStatus(d))
 		}
 	}
@@ -274,7 +274,7 @@ func (e *Engine) PublishPending() {
 
 // deviceStatus returns device d's status.
 func (e *Engine) deviceStatus(d int32) DeviceStatus {
-	ds := &e.devices[d]
+	ds := e.devices.At(d)
 	st := DeviceStatus{ID: d, Device: e.reg.DeviceName(d), LastSeen: time.Unix(0, ds.last).UTC(), Alarms: int(ds.alarms),
 		Cert: e.status.certs[d], Firmware: e.status.fws[d], Interval: time.Duration(ds.sil.interval)}
 	if ds.group >= 0 {

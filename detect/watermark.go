@@ -443,10 +443,10 @@ func (e *Engine) ForgetDevice(device string) {
 		e.sh.foreignPart[d] = 0
 		e.updateWatermark()
 	}
-	if !ok || int(d) >= len(e.devices) || !e.devices[d].init {
+	ds := e.knownState(d)
+	if !ok || ds == nil {
 		return
 	}
-	ds := &e.devices[d]
 	if ds.group >= 0 {
 		e.restartFleet(ds.group)
 	}

@@ -30,8 +30,8 @@ type Registry struct {
 	mu         sync.RWMutex
 	devices    map[string]int32
 	groups     map[string]int32
-	devName    []string // "" for a slot freed by EvictDevice
-	grpName    []string
+	devName    nameList // "" for a slot freed by EvictDevice
+	grpName    nameList
 	free       []int32 // slots freed by EvictDevice, for AdmitFreed
 	maxDevices int     // AdmitDevice refuses new names at this many devices; 0: no limit
 	evictIdle  bool    // past the limit the engine evicts: see LimitDevices
@@ -104,12 +104,12 @@ func (r *Registry) LookupDevice(name string) (int32, bool) {
 func (r *Registry) EvictDevice(id int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	name := r.devName[id]
+	name := *r.devName.at(id)
 	if name == "" {
 		return
 	}
 	delete(r.devices, name)
-	r.devName[id] = ""
+	*r.devName.at(id) = ""
 	r.free = append(r.free, id)
 	if r.evicted == nil {
 		r.evicted = make([]string, evictedLog)
@@ -133,7 +133,7 @@ func (r *Registry) AdmitFreed(name string) int32 {
 		r.free = r.free[:n-1]
 		name = strings.Clone(name)
 		r.devices[name] = id
-		r.devName[id] = name
+		*r.devName.at(id) = name
 		return id
 	}
 	return r.add(r.devices, &r.devName, name)
@@ -182,7 +182,7 @@ func (r *Registry) AdmitDevice(name string) (int32, bool) {
 	}
 	// Sources never take a freed slot: a batch in flight may still carry
 	// its evicted name, and only the engine can tell (see Registry).
-	if r.maxDevices > 0 && max(len(r.devName), len(r.devices)) >= r.maxDevices {
+	if r.maxDevices > 0 && max(int(r.devName.n), len(r.devices)) >= r.maxDevices {
 		return -1, false
 	}
 	return r.add(r.devices, &r.devName, name), true
@@ -198,14 +198,14 @@ func (r *Registry) GroupID(name string) int32 {
 func (r *Registry) DeviceName(id int32) string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.devName[id]
+	return *r.devName.at(id)
 }
 
 // GroupName returns the name interned as id.
 func (r *Registry) GroupName(id int32) string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.grpName[id]
+	return *r.grpName.at(id)
 }
 
 // NumDevices returns how many device names are interned (evicted ones
@@ -221,17 +221,17 @@ func (r *Registry) NumDevices() int {
 func (r *Registry) DeviceSlots() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.devName)
+	return int(r.devName.n)
 }
 
 // NumGroups returns how many group names have been interned.
 func (r *Registry) NumGroups() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.grpName)
+	return int(r.grpName.n)
 }
 
-func (r *Registry) intern(m map[string]int32, names *[]string, name string) int32 {
+func (r *Registry) intern(m map[string]int32, names *nameList, name string) int32 {
 	r.mu.RLock()
 	id, ok := m[name]
 	r.mu.RUnlock()
@@ -247,12 +247,29 @@ func (r *Registry) intern(m map[string]int32, names *[]string, name string) int3
 }
 
 // add interns a name m does not hold; r.mu is held for writing.
-func (r *Registry) add(m map[string]int32, names *[]string, name string) int32 {
+func (r *Registry) add(m map[string]int32, names *nameList, name string) int32 {
 	// Callers may pass a string that aliases a reused decode buffer; only
 	// the copy kept here must be stable.
 	name = strings.Clone(name)
-	id := int32(len(*names))
+	id := names.n
 	m[name] = id
-	*names = append(*names, name)
+	*names.t.At(id) = name
+	names.n++
 	return id
+}
+
+// nameList holds interned names by index, in pages: a fleet arriving
+// device by device never has its names copied (nor the garbage collector
+// their copies scanned).
+type nameList struct {
+	t DeviceTable[string]
+	n int32 // names held: the next index
+}
+
+// at returns the name of index id, which must be below n.
+func (l *nameList) at(id int32) *string {
+	if id < 0 || id >= l.n {
+		panic("BUG: registry index out of range")
+	}
+	return l.t.At(id)
 }

@@ -655,7 +655,8 @@ func writeSummary(w io.Writer, elapsed time.Duration, m *ingest.TimeMerge, tel *
 			learning++
 		}
 	}
-	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", p.StoreStats().Version, store.NumDevices(), len(groups), learning)
+	bs := p.StoreStats()
+	fmt.Fprintf(w, "baseline: version %d, %d devices, %d groups (%d still learning)\n", bs.Version, bs.Devices, len(groups), learning)
 	if _, to := m.Span(); to > 0 {
 		// as of the newest time known: a restored baseline may be newer
 		// than an input replayed onto it

@@ -71,13 +71,15 @@ func (s *Sharded) groupInfos() []baseline.GroupInfo {
 	return out
 }
 
-// storeStats returns the stores' figures as one store's: devices, groups
-// and metrics as every store holds them, the learning state of each group
-// from the store that learns it, the memory and the learned rows of all.
+// storeStats returns the stores' figures as one store's: groups and
+// metrics as every store holds them, the learning state of each group
+// from the store that learns it, the devices (each store holds those of
+// its groups), the memory and the learned rows of all.
 func (s *Sharded) storeStats() baseline.Stats {
 	st := s.stores[0].Stats()
 	for _, o := range s.stores[1:] {
 		os := o.Stats()
+		st.Devices += os.Devices
 		st.DeviceBytes += os.DeviceBytes
 		st.Unlearnable += os.Unlearnable
 		st.Version += os.Version

@@ -349,3 +349,29 @@ func TestShardsNotWithEvictIdle(t *testing.T) {
 		t.Fatalf("evict_idle with 4 shards asked: %d engines", p.Shards())
 	}
 }
+
+// TestShardsHoldOnlyTheirDevices: each shard's baseline store holds the
+// state of the devices of its own groups only, so the stores together
+// hold each device once, as one engine's store does, not every shard a
+// slot for every device of the input.
+func TestShardsHoldOnlyTheirDevices(t *testing.T) {
+	path := crossShardFleet(t)
+	for _, shards := range []int{1, 3} {
+		cfg := crossShardConfig(4096)
+		p, err := pipeline.New(cfg, pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: shards})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := p.OpenFiles(cfg, []string{path}, nil, pipeline.FileOptions{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Run(context.Background(), files.Merged); err != nil {
+			t.Fatal(err)
+		}
+		files.Close()
+		if n := p.StoreStats().Devices; n != 36 {
+			t.Errorf("%d shards hold the state of %d devices, want the input's 36", shards, n)
+		}
+	}
+}
