@@ -238,6 +238,33 @@ type Stats struct {
 	ShardMoves int64
 }
 
+// AddShard adds the counters of o, another engine shard judging the same
+// input (pipeline.Sharded), to s: what each shard judged and sent adds
+// up; what the input made (rows the clock or the device cap refused, bad
+// batches, evictions) every shard counts alike, so s keeps its own. A new
+// counter belongs in one of the two.
+func (s *Stats) AddShard(o Stats) {
+	s.Rows += o.Rows
+	s.NotLearned += o.NotLearned
+	s.Cleared += o.Cleared
+	s.Suppressed += o.Suppressed
+	s.Maintenance += o.Maintenance
+	s.RateLimited += o.RateLimited
+	s.Folded += o.Folded
+	s.BadSetMembers += o.BadSetMembers
+	s.LateRows += o.LateRows
+	s.ShardMoves += o.ShardMoves
+	for i := range s.Severity {
+		s.Severity[i] += o.Severity[i]
+	}
+	for k, n := range o.Alerts {
+		s.Alerts[k] += n
+	}
+	for k, n := range o.Quarantine {
+		s.Quarantine[k] += n
+	}
+}
+
 // NewEngine returns an engine for cfg. deps.Registry, deps.Baseline and
 // deps.Sink are required. It limits deps.Registry to cfg.MaxDevices
 // devices (ingest.Registry.LimitDevices): the sources interning with it

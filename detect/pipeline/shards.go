@@ -113,32 +113,11 @@ func (s *Sharded) Flush(ctx context.Context) error {
 	return s.box.Deliver(ctx, s.sink)
 }
 
-// Stats returns the sum of the shards' counters; the input's (rows the
-// clock or the device cap refused, bad batches) are shard 0's, as every
-// shard counts them alike.
+// Stats returns the shards' counters added up (detect.Stats.AddShard).
 func (s *Sharded) Stats() detect.Stats {
 	st := s.engines[0].Stats()
 	for _, e := range s.engines[1:] {
-		o := e.Stats()
-		st.Rows += o.Rows
-		st.NotLearned += o.NotLearned
-		st.Cleared += o.Cleared
-		st.Suppressed += o.Suppressed
-		st.Maintenance += o.Maintenance
-		st.RateLimited += o.RateLimited
-		st.Folded += o.Folded
-		st.BadSetMembers += o.BadSetMembers
-		st.LateRows += o.LateRows
-		st.ShardMoves += o.ShardMoves
-		for i := range st.Severity {
-			st.Severity[i] += o.Severity[i]
-		}
-		for k, n := range o.Alerts {
-			st.Alerts[k] += n
-		}
-		for k, n := range o.Quarantine {
-			st.Quarantine[k] += n
-		}
+		st.AddShard(e.Stats())
 	}
 	return st
 }
