@@ -64,7 +64,8 @@ type Store struct {
 	// store first judges or learns a device (localOf), so engine shards
 	// hold state only for the devices of their own groups. It lives in
 	// pages of ingest.DevicePage devices, allocated as devices arrive and
-	// never copied: see devicePage.
+	// never copied (but the first, which starts small and doubles, so a
+	// small fleet's state is small: see newLocal): see devicePage.
 	local devLocalIDs
 	pages []*devicePage // by local id >> ingest.DevicePageShift
 	nloc  int32         // local ids handed out
@@ -286,6 +287,7 @@ type devLocalIDs = ingest.DeviceTable[int32]
 // (float32: an effective sample count) at each half-life, a sample count
 // and the profile scale's two sums.
 type devicePage struct {
+	devs  int                      // devices the columns have room for (≤ ingest.DevicePage)
 	last  [ingest.DevicePage]int64 // event time the device's weights refer to
 	group [ingest.DevicePage]int32 // the group of its latest learned row; -1: none
 	n     []uint32                 // [slot]
@@ -298,10 +300,14 @@ type devicePage struct {
 	prof []float32
 }
 
-// newDevicePage returns an empty page for stride metrics a device.
-func (s *Store) newDevicePage(stride int) *devicePage {
-	const n = ingest.DevicePage
+// firstPageDevices is the room the first page of devices starts with.
+const firstPageDevices = 16
+
+// newDevicePage returns an empty page with room for n devices of stride
+// metrics.
+func (s *Store) newDevicePage(stride, n int) *devicePage {
 	pg := &devicePage{
+		devs: n,
 		n:    make([]uint32, n*stride),
 		mean: make([]float64, n*stride*s.nh),
 		w:    make([]float32, n*stride*s.nh),
@@ -325,9 +331,21 @@ func (s *Store) localOf(d int32) int32 {
 }
 
 // newLocal hands out the next local id to registry device d.
+//
+// Pages after the first are whole from the start. The first starts with
+// room for firstPageDevices and doubles: a relayout (a new metric) copies
+// only the devices handed out, but allocates whole pages, which would cost
+// a capture's few hosts, learning a few dozen metrics one after another,
+// a page of ingest.DevicePage devices per new metric.
 func (s *Store) newLocal(d int32) int32 {
-	if int(s.nloc>>ingest.DevicePageShift) == len(s.pages) {
-		s.pages = append(s.pages, s.newDevicePage(s.stride))
+	p, i := int(s.nloc>>ingest.DevicePageShift), int(s.nloc&(ingest.DevicePage-1))
+	switch {
+	case p == len(s.pages) && p == 0:
+		s.pages = append(s.pages, s.newDevicePage(s.stride, firstPageDevices))
+	case p == len(s.pages):
+		s.pages = append(s.pages, s.newDevicePage(s.stride, ingest.DevicePage))
+	case i == s.pages[p].devs:
+		s.pages[p] = s.copyPage(s.pages[p], s.stride, 2*i, i)
 	}
 	s.nloc++
 	*s.local.At(d) = s.nloc
@@ -354,26 +372,34 @@ func (s *Store) relayout(stride int) {
 	if stride <= old {
 		return
 	}
-	nh := s.nh
 	for p, pg := range s.pages {
-		np := s.newDevicePage(stride)
-		np.last, np.group = pg.last, pg.group
-		for d := 0; d < ingest.DevicePage && old > 0; d++ {
-			copy(np.prof[2*d*stride:], pg.prof[2*d*old:2*(d+1)*old])
-			copy(np.mean[d*stride*nh:], pg.mean[d*old*nh:(d+1)*old*nh])
-			copy(np.w[d*stride*nh:], pg.w[d*old*nh:(d+1)*old*nh])
-			copy(np.m2[d*stride*nh:], pg.m2[d*old*nh:(d+1)*old*nh])
-			copy(np.n[d*stride:], pg.n[d*old:(d+1)*old])
-		}
-		s.pages[p] = np
+		used := min(int(s.nloc)-p*ingest.DevicePage, pg.devs)
+		s.pages[p] = s.copyPage(pg, stride, pg.devs, used)
 	}
 	s.stride = stride
-	s.frame.at = -1 // its page was replaced
 	for _, g := range s.groups {
 		if g != nil {
 			g.grow(stride)
 		}
 	}
+}
+
+// copyPage returns a page with room for devs devices of stride metrics
+// holding the first used devices of pg (whose stride is s.stride), and
+// makes the frame resolve its device again (the page it holds is gone).
+func (s *Store) copyPage(pg *devicePage, stride, devs, used int) *devicePage {
+	old, nh := s.stride, s.nh
+	np := s.newDevicePage(stride, devs)
+	np.last, np.group = pg.last, pg.group
+	for d := 0; d < used && old > 0; d++ {
+		copy(np.prof[2*d*stride:], pg.prof[2*d*old:2*(d+1)*old])
+		copy(np.mean[d*stride*nh:], pg.mean[d*old*nh:(d+1)*old*nh])
+		copy(np.w[d*stride*nh:], pg.w[d*old*nh:(d+1)*old*nh])
+		copy(np.m2[d*stride*nh:], pg.m2[d*old*nh:(d+1)*old*nh])
+		copy(np.n[d*stride:], pg.n[d*old:(d+1)*old])
+	}
+	s.frame.at = -1
+	return np
 }
 
 func (g *groupState) grow(stride int) {

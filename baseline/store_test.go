@@ -204,3 +204,36 @@ func TestStoreHoldsOnlyDevicesItJudges(t *testing.T) {
 		}
 	}
 }
+
+// A capture's few hosts learn their metrics one after another, each new
+// metric widening every device's state (relayout): the state must stay
+// the size of the devices there are, not of a page of
+// ingest.DevicePage devices per new metric.
+func TestStoreFewDevicesManyMetricsStaySmall(t *testing.T) {
+	reg := ingest.NewRegistry()
+	s := NewStore(testConfig(), reg)
+	var metrics []string
+	for k := range 30 {
+		metrics = append(metrics, fmt.Sprintf("m%02d", k))
+		var rows []obs
+		for d := range 20 {
+			vals := make([]float64, len(metrics))
+			for j := range vals {
+				vals[j] = float64(d + j)
+			}
+			rows = append(rows, obs{t: t0 + int64(k)*int64(time.Minute), dev: fmt.Sprintf("host-%02d", d), grp: "g", vals: vals})
+		}
+		rec := buildRecord(t, reg, metrics, rows)
+		feed(s, rec)
+		rec.Release()
+	}
+	if n := s.NumDevices(); n != 20 {
+		t.Fatalf("the store holds %d devices, want 20", n)
+	}
+	// 20 devices × 30 metrics, in a first page with room for 32 devices:
+	// about 100 KB with the page's fixed columns; a page of 1024 devices
+	// would be 30 times that.
+	if b := s.StateBytes(); b > 256<<10 {
+		t.Errorf("20 devices of 30 metrics take %d bytes of device state, want under 256 KiB", b)
+	}
+}
