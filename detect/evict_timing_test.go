@@ -46,7 +46,9 @@ func BenchmarkDeviceChurn(b *testing.B) {
 	}
 }
 
-func benchChurn(b *testing.B, devices int, mode string) {
+// cappedEngine returns an engine limited to devices devices, full in
+// mode, its registry and a builder over it.
+func cappedEngine(b *testing.B, devices int, mode string) (*Engine, *ingest.Registry, *ingest.ObservationBuilder) {
 	cfg := DefaultConfig()
 	cfg.MaxDevices, cfg.WhenFull = devices, mode
 	reg := ingest.NewRegistry()
@@ -54,7 +56,11 @@ func benchChurn(b *testing.B, devices int, mode string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	builder := ingest.NewObservationBuilder(nil, reg, nil)
+	return eng, reg, ingest.NewObservationBuilder(nil, reg, nil)
+}
+
+func benchChurn(b *testing.B, devices int, mode string) {
+	eng, reg, builder := cappedEngine(b, devices, mode)
 	var row ingest.Row
 	t := simEpoch.UnixNano()
 	newDev, turn := 0, 0
@@ -151,14 +157,7 @@ func BenchmarkFirstEvictionAfterStablePeriod(b *testing.B) {
 // has devices 1 to devices-1 report three times. emit(from, to) judges a
 // row of each device from to to-1, in batches of 4096.
 func stablePeriod(b *testing.B, devices int) (emit func(from, to int), evictions func() int64) {
-	cfg := DefaultConfig()
-	cfg.MaxDevices, cfg.WhenFull = devices, WhenFullEvictIdle
-	reg := ingest.NewRegistry()
-	eng, err := NewEngine(cfg, Deps{Registry: reg, Baseline: baseline.NewStore(testBaselineConfig(), reg), Sink: &discardSink{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	builder := ingest.NewObservationBuilder(nil, reg, nil)
+	eng, _, builder := cappedEngine(b, devices, WhenFullEvictIdle)
 	var row ingest.Row
 	t := simEpoch.UnixNano()
 	emit = func(from, to int) {
