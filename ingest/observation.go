@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"strings"
 	"unsafe"
 
@@ -174,17 +175,20 @@ type ObservationBuilder struct {
 	// devices and groupIDs cache the registry's indices, which never
 	// change once assigned (until a device is evicted: evictions is the
 	// registry's count of evictions the cache has dropped the names of),
-	// so the usual row reads a map this builder owns
+	// so the usual row reads an index this builder owns
 	// instead of taking the registry's lock, whose reader count every
-	// partition worker would otherwise bounce between cores. Keys are the
-	// registry's own stable copies. A device's entry also keeps its last
-	// group when the grouper says when its answers may change (see
-	// groupGenerationer).
-	devices   map[string]*deviceEntry
-	evictions uint64
-	groupIDs  map[string]int32
-	groupGen  groupGenerationer // the grouper, when it implements it
-	attrsEnc  []byte            // scratch: encoding of the current row's attrs
+	// partition worker would otherwise bounce between cores. devices
+	// finds a name's registry index among entries, which hold the
+	// registry's own stable copies of the names by that index; a device's
+	// entry also keeps its last group when the grouper says when its
+	// answers may change (see groupGenerationer).
+	devices    nameIndex
+	entries    DeviceTable[deviceEntry]
+	evictions  uint64
+	groupIDs   map[string]int32
+	groupNames []string          // the registry's group names, by the indices groupIDs holds
+	groupGen   groupGenerationer // the grouper, when it implements it
+	attrsEnc   []byte            // scratch: encoding of the current row's attrs
 }
 
 // NewObservationBuilder returns a builder that interns device and group
@@ -203,7 +207,6 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		metricIndex: make(map[string]int),
 		schemas:     make(map[string]*arrow.Schema),
 		nullStrings: make(map[int]arrow.Array),
-		devices:     make(map[string]*deviceEntry),
 		groupIDs:    make(map[string]int32),
 		device:      array.NewStringBuilder(mem),
 		group:       array.NewStringBuilder(mem),
@@ -236,7 +239,7 @@ func (b *ObservationBuilder) Append(r *Row) {
 	if !b.layout.matches(r.Metrics) {
 		b.findLayout(r.Metrics)
 	}
-	dev := b.deviceEntry(r.Device)
+	id, dev := b.deviceEntry(r.Device)
 	devID, group, groupID := int32(-1), "", int32(-1)
 	pending := dev == nil && b.registry.EvictsIdle()
 	switch {
@@ -248,10 +251,10 @@ func (b *ObservationBuilder) Append(r *Row) {
 		groupID = b.groupIndex(group)
 	case dev == nil: // refused
 	case r.Group == "":
-		devID = dev.id
+		devID = id
 		group, groupID = b.groupOf(dev, r)
 	default:
-		devID = dev.id
+		devID = id
 		group, groupID = r.Group, b.groupIndex(r.Group)
 	}
 	b.times = append(b.times, r.TimeNanos)
@@ -393,40 +396,58 @@ type groupGenerationer interface {
 	GroupGeneration() uint64
 }
 
-// deviceEntry is what the builder remembers of a device.
+// deviceEntry is what the builder remembers of a device, by its registry
+// index. Besides the name, it holds no pointer: a fleet's entries are
+// pages the garbage collector scans as a few large objects, not an object
+// per device.
 type deviceEntry struct {
-	id      int32
+	name    string // the registry's copy; "" when the builder has no entry
 	groupID int32
-	group   string // "" until derived by the grouper
-	gen     uint64 // the grouper's generation when group was derived
-	attrs   []byte // encoding (appendAttrs) of the attrs group was derived from
+	grouped bool   // groupID, gen and attrs were derived by the grouper
+	gen     uint64 // the grouper's generation when the group was derived
+	// attrs is the hash (hashName) of the encoding (appendAttrs) of the
+	// attrs the group was derived from: a per-process random seed makes
+	// two encodings that collide as unlikely as guessing it.
+	attrs uint64
 }
 
-// deviceEntry returns the entry of device name, or nil when the registry
-// refuses the device: a refused name is not remembered here either.
-func (b *ObservationBuilder) deviceEntry(name string) *deviceEntry {
+// entryName returns the name of the entry of registry index id.
+func (b *ObservationBuilder) entryName(id int32) string { return b.entries.At(id).name }
+
+// deviceEntry returns the registry index of device name and its entry,
+// or nil when the registry refuses the device: a refused name is not
+// remembered here either. A new name is hashed once, for the builder's
+// index and the registry's.
+func (b *ObservationBuilder) deviceEntry(name string) (int32, *deviceEntry) {
 	if n := b.registry.Evictions(); n != b.evictions {
 		b.dropEvicted()
 	}
-	if e, ok := b.devices[name]; ok {
-		return e
+	h := hashName(name)
+	if id, ok := b.devices.find(name, h, b.entryName); ok {
+		return id, b.entries.At(id)
 	}
-	id, ok := b.registry.AdmitDevice(name)
+	id, stable, ok := b.registry.admitDevice(name, h)
 	if !ok {
-		return nil
+		return -1, nil
 	}
-	e := &deviceEntry{id: id}
-	b.devices[b.registry.DeviceName(id)] = e
-	return e
+	e := b.entries.At(id)
+	*e = deviceEntry{name: stable}
+	b.devices.insert(h, id)
+	return id, e
 }
 
 // dropEvicted drops the devices the registry evicted from the cache, so
 // that their rows go to the registry again: an evicted device that
 // returns is admitted anew, perhaps under another index.
 func (b *ObservationBuilder) dropEvicted() {
-	n, ok := b.registry.EvictedSince(b.evictions, func(name string) { delete(b.devices, name) })
+	n, ok := b.registry.EvictedSince(b.evictions, func(name string) {
+		if id, ok := b.devices.remove(name, hashName(name), b.entryName); ok {
+			*b.entries.At(id) = deviceEntry{}
+		}
+	})
 	if !ok {
-		clear(b.devices)
+		b.devices.reset()
+		b.entries = DeviceTable[deviceEntry]{}
 	}
 	b.evictions = n
 }
@@ -443,14 +464,12 @@ func (b *ObservationBuilder) groupOf(e *deviceEntry, r *Row) (string, int32) {
 	// leaves an old generation on the entry, so the next row asks again.
 	gen := b.groupGen.GroupGeneration()
 	b.attrsEnc = appendAttrs(b.attrsEnc[:0], r.Attrs)
-	if e.group != "" && e.gen == gen && string(e.attrs) == string(b.attrsEnc) {
-		return e.group, e.groupID
+	attrs := maphash.Bytes(nameSeed, b.attrsEnc)
+	if !e.grouped || e.gen != gen || e.attrs != attrs {
+		e.groupID = b.groupIndex(b.grouper.Group(r.Device, r.Attrs))
+		e.grouped, e.gen, e.attrs = true, gen, attrs
 	}
-	e.groupID = b.groupIndex(b.grouper.Group(r.Device, r.Attrs))
-	e.group = b.registry.GroupName(e.groupID) // stable, unlike what a grouper might return
-	e.gen = gen
-	e.attrs = append(e.attrs[:0], b.attrsEnc...)
-	return e.group, e.groupID
+	return b.groupNames[e.groupID], e.groupID // stable, unlike what a grouper might return
 }
 
 // appendAttrs appends an unambiguous encoding of attrs to dst: each key
@@ -470,7 +489,12 @@ func (b *ObservationBuilder) groupIndex(name string) int32 {
 		return id
 	}
 	id := b.registry.GroupID(name)
-	b.groupIDs[b.registry.GroupName(id)] = id
+	stable := b.registry.GroupName(id)
+	b.groupIDs[stable] = id
+	for int(id) >= len(b.groupNames) {
+		b.groupNames = append(b.groupNames, "")
+	}
+	b.groupNames[id] = stable
 	return id
 }
 

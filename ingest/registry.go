@@ -28,7 +28,7 @@ import (
 // caches (EvictedSince).
 type Registry struct {
 	mu         sync.RWMutex
-	devices    map[string]int32
+	devices    nameIndex // device names (devName) by hash
 	groups     map[string]int32
 	devName    nameList // "" for a slot freed by EvictDevice
 	grpName    nameList
@@ -57,7 +57,7 @@ const evictedLog = 4096
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{devices: make(map[string]int32), groups: make(map[string]int32)}
+	return &Registry{groups: make(map[string]int32)}
 }
 
 // DeviceID returns the index of device name, assigning the next one if new,
@@ -65,7 +65,19 @@ func NewRegistry() *Registry {
 // changelogs), whose devices were admitted when they were learned. Names
 // read from the input go through AdmitDevice.
 func (r *Registry) DeviceID(name string) int32 {
-	return r.intern(r.devices, &r.devName, name)
+	h := hashName(name)
+	r.mu.RLock()
+	id, ok := r.findDevice(name, h)
+	r.mu.RUnlock()
+	if ok {
+		return id
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id, ok := r.findDevice(name, h); ok {
+		return id
+	}
+	return r.addDevice(name, h)
 }
 
 // LimitDevices makes AdmitDevice refuse new names once n devices are
@@ -92,10 +104,10 @@ func (r *Registry) EvictsIdle() bool {
 // LookupDevice returns the index of device name, and false when the name
 // is not interned; it interns nothing.
 func (r *Registry) LookupDevice(name string) (int32, bool) {
+	h := hashName(name)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	id, ok := r.devices[name]
-	return id, ok
+	return r.findDevice(name, h)
 }
 
 // EvictDevice forgets the name interned as id and frees id for AdmitFreed.
@@ -108,7 +120,7 @@ func (r *Registry) EvictDevice(id int32) {
 	if name == "" {
 		return
 	}
-	delete(r.devices, name)
+	r.devices.remove(name, hashName(name), r.devNameOf)
 	*r.devName.at(id) = ""
 	r.free = append(r.free, id)
 	if r.evicted == nil {
@@ -123,20 +135,20 @@ func (r *Registry) EvictDevice(id int32) {
 // EvictDevice freed, or in a new one when none is free, whatever the
 // limit: the engine calls it after evicting to make room.
 func (r *Registry) AdmitFreed(name string) int32 {
+	h := hashName(name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if id, ok := r.devices[name]; ok {
+	if id, ok := r.findDevice(name, h); ok {
 		return id
 	}
 	if n := len(r.free); n > 0 {
 		id := r.free[n-1]
 		r.free = r.free[:n-1]
-		name = strings.Clone(name)
-		r.devices[name] = id
-		*r.devName.at(id) = name
+		*r.devName.at(id) = strings.Clone(name)
+		r.devices.insert(h, id)
 		return id
 	}
-	return r.add(r.devices, &r.devName, name)
+	return r.addDevice(name, h)
 }
 
 // Evictions returns how many devices have been evicted: a builder compares
@@ -165,32 +177,60 @@ func (r *Registry) EvictedSince(from uint64, drop func(name string)) (uint64, bo
 // LimitDevices): then it returns -1 and false, and keeps nothing of the
 // name. A refusal takes the read lock only.
 func (r *Registry) AdmitDevice(name string) (int32, bool) {
+	id, _, ok := r.admitDevice(name, hashName(name))
+	return id, ok
+}
+
+// admitDevice is AdmitDevice for a name of hash h (hashName), which also
+// returns the registry's stable copy of the name.
+func (r *Registry) admitDevice(name string, h uint64) (int32, string, bool) {
 	r.mu.RLock()
-	id, ok := r.devices[name]
-	full := r.maxDevices > 0 && len(r.devices) >= r.maxDevices
+	id, ok := r.findDevice(name, h)
+	full := r.maxDevices > 0 && r.devices.len() >= r.maxDevices
+	var stable string
+	if ok {
+		stable = *r.devName.at(id)
+	}
 	r.mu.RUnlock()
 	if ok {
-		return id, true
+		return id, stable, true
 	}
 	if full {
-		return -1, false
+		return -1, "", false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if id, ok := r.devices[name]; ok {
-		return id, true
+	if id, ok := r.findDevice(name, h); ok {
+		return id, *r.devName.at(id), true
 	}
 	// Sources never take a freed slot: a batch in flight may still carry
 	// its evicted name, and only the engine can tell (see Registry).
-	if r.maxDevices > 0 && max(int(r.devName.n), len(r.devices)) >= r.maxDevices {
-		return -1, false
+	if r.maxDevices > 0 && max(int(r.devName.n), r.devices.len()) >= r.maxDevices {
+		return -1, "", false
 	}
-	return r.add(r.devices, &r.devName, name), true
+	id = r.addDevice(name, h)
+	return id, *r.devName.at(id), true
 }
 
 // GroupID returns the index of group name, assigning the next one if new.
 func (r *Registry) GroupID(name string) int32 {
-	return r.intern(r.groups, &r.grpName, name)
+	r.mu.RLock()
+	id, ok := r.groups[name]
+	r.mu.RUnlock()
+	if ok {
+		return id
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id, ok := r.groups[name]; ok {
+		return id
+	}
+	// Callers may pass a string that aliases a reused decode buffer; only
+	// the copy kept here must be stable.
+	name = strings.Clone(name)
+	id = r.grpName.add(name)
+	r.groups[name] = id
+	return id
 }
 
 // DeviceName returns the name interned as id ("" for a slot EvictDevice
@@ -213,7 +253,7 @@ func (r *Registry) GroupName(id int32) string {
 func (r *Registry) NumDevices() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.devices)
+	return r.devices.len()
 }
 
 // DeviceSlots returns one more than the highest device index ever
@@ -231,30 +271,21 @@ func (r *Registry) NumGroups() int {
 	return int(r.grpName.n)
 }
 
-func (r *Registry) intern(m map[string]int32, names *nameList, name string) int32 {
-	r.mu.RLock()
-	id, ok := m[name]
-	r.mu.RUnlock()
-	if ok {
-		return id
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if id, ok := m[name]; ok {
-		return id
-	}
-	return r.add(m, names, name)
+// findDevice returns the index of device name (hash h); r.mu is held.
+func (r *Registry) findDevice(name string, h uint64) (int32, bool) {
+	return r.devices.find(name, h, r.devNameOf)
 }
 
-// add interns a name m does not hold; r.mu is held for writing.
-func (r *Registry) add(m map[string]int32, names *nameList, name string) int32 {
+// devNameOf returns the name of device index id; r.mu is held.
+func (r *Registry) devNameOf(id int32) string { return *r.devName.at(id) }
+
+// addDevice interns a device name (hash h) the registry does not hold;
+// r.mu is held for writing.
+func (r *Registry) addDevice(name string, h uint64) int32 {
 	// Callers may pass a string that aliases a reused decode buffer; only
 	// the copy kept here must be stable.
-	name = strings.Clone(name)
-	id := names.n
-	m[name] = id
-	*names.t.At(id) = name
-	names.n++
+	id := r.devName.add(strings.Clone(name))
+	r.devices.insert(h, id)
 	return id
 }
 
@@ -264,6 +295,14 @@ func (r *Registry) add(m map[string]int32, names *nameList, name string) int32 {
 type nameList struct {
 	t DeviceTable[string]
 	n int32 // names held: the next index
+}
+
+// add appends name and returns its index.
+func (l *nameList) add(name string) int32 {
+	id := l.n
+	*l.t.At(id) = name
+	l.n++
+	return id
 }
 
 // at returns the name of index id, which must be below n.

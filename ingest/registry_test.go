@@ -128,8 +128,8 @@ func TestBuilderRefusedDevice(t *testing.T) {
 	if len(sets) != 2 || sets[0].Row != 0 || sets[1].Row != 2 {
 		t.Errorf("set members %+v, want only the tracked device's rows 0 and 2", sets)
 	}
-	if reg.NumDevices() != 1 || len(b.devices) != 1 {
-		t.Errorf("%d devices interned, %d remembered by the builder; want 1 and 1", reg.NumDevices(), len(b.devices))
+	if reg.NumDevices() != 1 || b.devices.len() != 1 {
+		t.Errorf("%d devices interned, %d remembered by the builder; want 1 and 1", reg.NumDevices(), b.devices.len())
 	}
 }
 
@@ -178,3 +178,35 @@ func TestRegistryEvict(t *testing.T) {
 		t.Error("EvictedSince reported names it no longer remembers")
 	}
 }
+
+// TestBuilderNewDeviceAllocs: a device new to the builder and the
+// registry costs one heap object, the registry's copy of its name, also
+// when its group is cached by attributes (a generation grouper): the
+// builder's cache lives in pages and pointer-free tables, where a map of
+// names to entries cost an entry, an attrs copy and the map's growth.
+func TestBuilderNewDeviceAllocs(t *testing.T) {
+	const devices = 20000
+	names := make([]string, devices)
+	for i := range names {
+		names[i] = fmt.Sprintf("plc-%06d", i)
+	}
+	b := NewObservationBuilder(nil, NewRegistry(), siteGenGrouper{})
+	row := Row{Attrs: []Attr{{"site", "a"}}, Metrics: []Metric{{Name: "temp", Value: 1}}}
+	b.Append(&row) // the grouper's answer, the metric's column
+	i := 0
+	allocs := testing.AllocsPerRun(devices-1, func() {
+		row.Device = names[i]
+		i++
+		b.Append(&row)
+	})
+	if allocs > 1.2 {
+		t.Errorf("%.2f allocations per new device, want 1 (the registry's copy of its name)", allocs)
+	}
+}
+
+// siteGenGrouper groups by the site attribute, without allocating, and
+// has generations.
+type siteGenGrouper struct{}
+
+func (siteGenGrouper) Group(_ string, attrs []Attr) string { return attrs[0].Value }
+func (siteGenGrouper) GroupGeneration() uint64             { return 1 }
