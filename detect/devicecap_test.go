@@ -414,3 +414,30 @@ func TestDeviceCapEvictedInStatus(t *testing.T) {
 		t.Fatalf("status updates named %v evicted, want %v", rec.evicted, want)
 	}
 }
+
+// TestDeviceCapRejectedNameOutlivesRecord: a refused row's device name,
+// reported with the rejected row, stays its own after the record is
+// released and its buffers, recycled, hold the next record's names.
+func TestDeviceCapRejectedNameOutlivesRecord(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxDevices = 1
+	s := newSim(t, cfg, nil, 0, nil)
+	builder := ingest.NewObservationBuilder(ingest.NewRecyclingAllocator(), s.reg, nil)
+	var rejected []ingest.RejectedRow
+	for k, forged := range []string{"forged-A", "forged-B"} {
+		for i, name := range []string{"plc-1", forged} {
+			builder.Append(&ingest.Row{TimeNanos: simEpoch.UnixNano() + int64(k), Device: name, Group: "plant-a",
+				Offset: int64(2*k + i + 1), Metrics: []ingest.Metric{{Name: "bytes_out", Value: 1}}})
+		}
+		rec, _ := builder.NewRecord()
+		b := ingest.NewBatch(rec, nil)
+		if err := s.eng.Process(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		rejected = append(rejected, b.Rejected...)
+		rec.Release()
+	}
+	if len(rejected) != 2 || rejected[0].Device != "forged-A" || rejected[1].Device != "forged-B" {
+		t.Errorf("rejected rows %+v, want forged-A's then forged-B's", rejected)
+	}
+}

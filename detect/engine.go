@@ -747,7 +747,9 @@ func (e *Engine) refuseDevice(b *ingest.Batch, i int) {
 	e.stats.DeviceCapRows++
 	name := ""
 	if col, ok := b.Record.Column(1).(*array.String); ok {
-		name = col.Value(i)
+		// The rejected row outlives the record, whose buffers may hold the
+		// next record's once it is released (ingest.RecyclingAllocator).
+		name = strings.Clone(col.Value(i))
 	}
 	e.reject(e.src, e.cols.part[i], e.cols.off[i], name, ingest.RejectDeviceCap, e.refuseDetail(name))
 }

@@ -62,7 +62,11 @@ type Options struct {
 	Grouper ingest.Grouper
 	// Logger receives reject warnings; nil means slog.Default.
 	Logger *slog.Logger
-	// Mem allocates Arrow buffers; nil means the Go allocator.
+	// Mem allocates Arrow buffers; nil means an ingest.RecyclingAllocator
+	// of the source's own, so that a record's buffers, once released, hold
+	// the next records'. A large fleet's state makes the Go heap large and
+	// its collections rare, so every record would otherwise fault in
+	// fresh pages (300k devices: a tenth of the CPU in memmove and memset).
 	Mem memory.Allocator
 	// NameCSVAmong, when set, names the devices of CSV files as
 	// csvts.DeviceNames names them among these paths (a superset of the
@@ -123,6 +127,9 @@ func Open(paths []string, opts Options) (*Source, error) {
 		opts.Logger = slog.Default()
 	}
 	s := newSource(opts.Telemetry, opts.Logger)
+	if opts.Mem == nil {
+		opts.Mem = ingest.NewRecyclingAllocator()
+	}
 	s.builder = ingest.NewObservationBuilder(opts.Mem, opts.Registry, opts.Grouper)
 	if err := s.openFiles(paths, opts.Telemetry, opts.NameCSVAmong); err != nil {
 		s.Close()

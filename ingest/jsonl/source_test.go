@@ -68,8 +68,10 @@ func readAll(t testing.TB, s *Source) readResult {
 			if part.Value(i) != -1 {
 				t.Fatalf("partition %d, want -1", part.Value(i))
 			}
-			res.devices = append(res.devices, dev.Value(i))
-			res.group = append(res.group, grp.Value(i))
+			// Copies: the record's buffers hold the next record's once it
+			// is released (the source recycles them).
+			res.devices = append(res.devices, strings.Clone(dev.Value(i)))
+			res.group = append(res.group, strings.Clone(grp.Value(i)))
 			res.offsets = append(res.offsets, off.Value(i))
 		}
 		res.sets = append(res.sets, b.Sets...)
