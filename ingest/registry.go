@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Registry interns device and group names as dense int32 indices, so that
@@ -225,11 +226,8 @@ func (r *Registry) GroupID(name string) int32 {
 	if id, ok := r.groups[name]; ok {
 		return id
 	}
-	// Callers may pass a string that aliases a reused decode buffer; only
-	// the copy kept here must be stable.
-	name = strings.Clone(name)
 	id = r.grpName.add(name)
-	r.groups[name] = id
+	r.groups[*r.grpName.at(id)] = id
 	return id
 }
 
@@ -282,27 +280,54 @@ func (r *Registry) devNameOf(id int32) string { return *r.devName.at(id) }
 // addDevice interns a device name (hash h) the registry does not hold;
 // r.mu is held for writing.
 func (r *Registry) addDevice(name string, h uint64) int32 {
-	// Callers may pass a string that aliases a reused decode buffer; only
-	// the copy kept here must be stable.
-	id := r.devName.add(strings.Clone(name))
+	id := r.devName.add(name)
 	r.devices.insert(h, id)
 	return id
 }
 
 // nameList holds interned names by index, in pages: a fleet arriving
 // device by device never has its names copied (nor the garbage collector
-// their copies scanned).
+// their copies scanned). The names it copies are allocated in chunks, not
+// an object each.
 type nameList struct {
-	t DeviceTable[string]
-	n int32 // names held: the next index
+	t     DeviceTable[string]
+	n     int32  // names held: the next index
+	chunk []byte // the names copied last, with room for the next ones
 }
 
-// add appends name and returns its index.
+// Names up to maxChunkedName bytes are copied into chunks of nameChunk
+// bytes. The bytes of a name a slot no longer holds (an evicted device's)
+// stay in their chunk: at most as many as the names add gave an index,
+// which is never given back.
+const (
+	nameChunk      = 16 << 10
+	maxChunkedName = 256
+)
+
+// add appends a copy of name and returns its index. Callers may pass a
+// string that aliases a reused decode buffer; only the copy must be
+// stable.
 func (l *nameList) add(name string) int32 {
 	id := l.n
-	*l.t.At(id) = name
+	*l.t.At(id) = l.copyName(name)
 	l.n++
 	return id
+}
+
+// copyName returns a copy of name in the current chunk, or in a new one
+// when it is full.
+func (l *nameList) copyName(name string) string {
+	switch {
+	case name == "":
+		return ""
+	case len(name) > maxChunkedName:
+		return strings.Clone(name)
+	case len(name) > cap(l.chunk)-len(l.chunk):
+		l.chunk = make([]byte, 0, nameChunk)
+	}
+	at := len(l.chunk)
+	l.chunk = append(l.chunk, name...)
+	return unsafe.String(&l.chunk[at], len(name))
 }
 
 // at returns the name of index id, which must be below n.
