@@ -84,9 +84,10 @@ type shardRole struct {
 	// alertKeys and quarantineKeys key the items of Engine.box.
 	alertKeys, quarantineKeys []OutputKey
 	learned                   []int64 // seqs of the rows learned this batch
-	// foreignPart is, by device of another shard's groups, what
-	// deviceState.part is for the shard's own.
-	foreignPart []int32
+	// foreignPart is, by registry id of a device of another shard's
+	// groups, what deviceState.part is for the shard's own; in pages, so
+	// that a fleet arriving device by device is never copied.
+	foreignPart ingest.DeviceTable[int32]
 }
 
 // JoinShards makes e shard index of s. Call it before the first batch,
@@ -217,10 +218,7 @@ func (e *Engine) judgeForeign(d int32, i int, t int64) {
 	if ds := e.knownState(d); ds != nil && ds.group >= 0 {
 		e.moveOut(d)
 	}
-	if n := int(d) + 1; n > len(sh.foreignPart) {
-		sh.foreignPart = slices.Grow(sh.foreignPart, n-len(sh.foreignPart))[:n]
-	}
-	dp := &sh.foreignPart[d]
+	dp := sh.foreignPart.At(d)
 	if p := e.cols.part[i]; !e.samePartition(dp, p, t) {
 		e.advancePartition(dp, p, t)
 	}
@@ -238,18 +236,15 @@ func (e *Engine) moveOut(d int32) {
 	ds := e.devices.At(d)
 	e.leave(d, ds)
 	ds.group = -1
-	if n := int(d) + 1; n > len(e.sh.foreignPart) {
-		e.sh.foreignPart = slices.Grow(e.sh.foreignPart, n-len(e.sh.foreignPart))[:n]
-	}
-	e.sh.foreignPart[d], ds.part = ds.part, 0
+	*e.sh.foreignPart.At(d), ds.part = ds.part, 0
 	e.stats.ShardMoves++
 }
 
 // moveIn gives device d, new to the shard's groups, the partition mark
 // other shards' groups kept for it.
 func (e *Engine) moveIn(d int32, ds *deviceState) {
-	if int(d) < len(e.sh.foreignPart) && ds.part == 0 {
-		ds.part, e.sh.foreignPart[d] = e.sh.foreignPart[d], 0
+	if fp := e.sh.foreignPart.Get(d); fp != nil && ds.part == 0 {
+		ds.part, *fp = *fp, 0
 	}
 }
 

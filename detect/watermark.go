@@ -438,9 +438,9 @@ func (e *Engine) Watermark() int64 { return e.wm }
 // changelog record (UnmarshalDeviceAlarms) and clears it.
 func (e *Engine) ForgetDevice(device string) {
 	d, ok := e.reg.LookupDevice(device)
-	if ok && int(d) < len(e.sh.foreignPart) && e.sh.foreignPart[d] > 0 { // a device of another shard's groups
-		e.parts[e.sh.foreignPart[d]-1].devices--
-		e.sh.foreignPart[d] = 0
+	if fp := e.sh.foreignPart.Get(d); ok && fp != nil && *fp > 0 { // a device of another shard's groups
+		e.parts[*fp-1].devices--
+		*fp = 0
 		e.updateWatermark()
 	}
 	ds := e.knownState(d)
