@@ -405,9 +405,10 @@ type deviceEntry struct {
 	groupID int32
 	grouped bool   // groupID, gen and attrs were derived by the grouper
 	gen     uint64 // the grouper's generation when the group was derived
-	// attrs is the hash (hashName) of the encoding (appendAttrs) of the
-	// attrs the group was derived from: a per-process random seed makes
-	// two encodings that collide as unlikely as guessing it.
+	// attrs is the hash (maphash, with nameSeed) of the encoding
+	// (appendAttrs) of the attrs the group was derived from, not a copy
+	// of them: the per-process random seed makes two encodings that
+	// collide as unlikely as guessing it.
 	attrs uint64
 }
 

@@ -145,6 +145,8 @@ func (r *Registry) AdmitFreed(name string) int32 {
 	if n := len(r.free); n > 0 {
 		id := r.free[n-1]
 		r.free = r.free[:n-1]
+		// A copy of its own, not in the chunks: the slot may be evicted
+		// again, and a chunk's bytes are never given back.
 		*r.devName.at(id) = strings.Clone(name)
 		r.devices.insert(h, id)
 		return id
