@@ -3,6 +3,8 @@ package ingest
 import (
 	"fmt"
 	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
 )
 
 // FuzzNameIndex applies a sequence of inserts and removes to a nameIndex
@@ -89,4 +91,45 @@ func TestNameIndexGrows(t *testing.T) {
 	if x.len() != len(names)/2 || len(x.slots) > 4*len(names) {
 		t.Errorf("%d names in %d slots, want %d in at most %d", x.len(), len(x.slots), len(names)/2, 4*len(names))
 	}
+}
+
+// FuzzBuilderDeviceIDs checks the builder's device ids, found by the
+// next-device guess or by its index, against the registry's own
+// look-up, row by row, while devices are evicted and their ids given to
+// other names (as the engine does with detect.when_full: evict_idle).
+// Names repeat in cycles, so the guess is taken and often wrong.
+func FuzzBuilderDeviceIDs(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 1, 2, 3, 0xc1, 1, 2, 3, 0, 0, 1})
+	f.Add([]byte{1, 2, 1, 2, 0xc0, 0xc2, 2, 1, 2, 1, 4, 4})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		reg := NewRegistry()
+		b := NewObservationBuilder(nil, reg, fixedGrouper{})
+		var want []int32
+		fresh := 0
+		for _, op := range ops {
+			if op >= 0xc0 { // evict the device of index op%8, give the index to a new name
+				id := int32(op % 8)
+				if int(id) >= reg.DeviceSlots() || reg.DeviceName(id) == "" {
+					continue
+				}
+				reg.EvictDevice(id)
+				fresh++
+				reg.AdmitFreed(fmt.Sprint("fresh-", fresh))
+				continue
+			}
+			name := []string{"", "plc-1", "plc-2", "plc-3", "plc-4", "fresh-1", "fresh-2", "plc-5"}[op%8]
+			b.Append(&Row{Device: name, Metrics: []Metric{{Name: "temp", Value: 1}}})
+			id, ok := reg.LookupDevice(name)
+			if !ok {
+				t.Fatalf("%q not interned after its row", name)
+			}
+			want = append(want, id)
+		}
+		rec, _ := b.NewRecord()
+		defer rec.Release()
+		got := rec.Column(2).(*array.Int32).Int32Values()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("device ids %v, want the registry's %v", got, want)
+		}
+	})
 }

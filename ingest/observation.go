@@ -184,6 +184,7 @@ type ObservationBuilder struct {
 	// answers may change (see groupGenerationer).
 	devices    nameIndex
 	entries    DeviceTable[deviceEntry]
+	prev       int32 // the registry index of the previous row's device; -1: none
 	evictions  uint64
 	groupIDs   map[string]int32
 	groupNames []string          // the registry's group names, by the indices groupIDs holds
@@ -216,6 +217,7 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		firmware:    array.NewStringBuilder(mem),
 	}
 	b.layout = &b.layouts[0]
+	b.prev = -1
 	return b
 }
 
@@ -401,15 +403,22 @@ type groupGenerationer interface {
 // pages the garbage collector scans as a few large objects, not an object
 // per device.
 type deviceEntry struct {
-	name    string // the registry's copy; "" when the builder has no entry
-	groupID int32
-	grouped bool   // groupID, gen and attrs were derived by the grouper
-	gen     uint64 // the grouper's generation when the group was derived
+	name string // the registry's copy; "" when the builder has no entry
+	gen  uint64 // the grouper's generation when the group was derived
 	// attrs is the hash (maphash, with nameSeed) of the encoding
 	// (appendAttrs) of the attrs the group was derived from, not a copy
 	// of them: the per-process random seed makes two encodings that
 	// collide as unlikely as guessing it.
 	attrs uint64
+	group int32 // the group's registry index + 1; 0 until derived by the grouper
+	// next is the registry index + 1 of the device whose row followed this
+	// device's last row (0: none yet). A fleet that reports in a stable
+	// order (devices polled in turn, or each at its own second of a
+	// fixed interval) has the next row's device there: one comparison of
+	// names, on entries that follow each other in memory as the devices
+	// arrived, instead of hashing the name and a random load from the
+	// index, a cache miss per row once the fleet outgrows the caches.
+	next int32
 }
 
 // entryName returns the name of the entry of registry index id.
@@ -422,6 +431,21 @@ func (b *ObservationBuilder) entryName(id int32) string { return b.entries.At(id
 func (b *ObservationBuilder) deviceEntry(name string) (int32, *deviceEntry) {
 	if n := b.registry.Evictions(); n != b.evictions {
 		b.dropEvicted()
+	}
+	id, e := b.findEntry(name)
+	if b.prev >= 0 && e != nil {
+		b.entries.At(b.prev).next = id + 1
+	}
+	b.prev = id
+	return id, e
+}
+
+// findEntry is deviceEntry once the evictions are dropped.
+func (b *ObservationBuilder) findEntry(name string) (int32, *deviceEntry) {
+	if p := b.entries.Get(b.prev); p != nil && p.next > 0 && name != "" { // "": the name of no entry
+		if e := b.entries.Get(p.next - 1); e != nil && e.name == name {
+			return p.next - 1, e
+		}
 	}
 	h := hashName(name)
 	if id, ok := b.devices.find(name, h, b.entryName); ok {
@@ -451,6 +475,7 @@ func (b *ObservationBuilder) dropEvicted() {
 		b.entries = DeviceTable[deviceEntry]{}
 	}
 	b.evictions = n
+	b.prev = -1
 }
 
 // groupOf returns the group of r's device, asking the grouper only when
@@ -466,11 +491,11 @@ func (b *ObservationBuilder) groupOf(e *deviceEntry, r *Row) (string, int32) {
 	gen := b.groupGen.GroupGeneration()
 	b.attrsEnc = appendAttrs(b.attrsEnc[:0], r.Attrs)
 	attrs := maphash.Bytes(nameSeed, b.attrsEnc)
-	if !e.grouped || e.gen != gen || e.attrs != attrs {
-		e.groupID = b.groupIndex(b.grouper.Group(r.Device, r.Attrs))
-		e.grouped, e.gen, e.attrs = true, gen, attrs
+	if e.group == 0 || e.gen != gen || e.attrs != attrs {
+		e.group = b.groupIndex(b.grouper.Group(r.Device, r.Attrs)) + 1
+		e.gen, e.attrs = gen, attrs
 	}
-	return b.groupNames[e.groupID], e.groupID // stable, unlike what a grouper might return
+	return b.groupNames[e.group-1], e.group - 1 // stable, unlike what a grouper might return
 }
 
 // appendAttrs appends an unambiguous encoding of attrs to dst: each key
