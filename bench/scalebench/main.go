@@ -10,6 +10,7 @@
 //	go run ./bench/scalebench -records 3000000 -runs 3     # median of 3 runs per size
 //	go run ./bench/scalebench -devices 1000,1000000 -metrics 10
 //	go run ./bench/scalebench -devices 1000 -cores 1,2 -runs 3  # GOMAXPROCS=1 and 2 side by side
+//	go run ./bench/scalebench -devices 1000,300000 -jitter 5s   # reports in another order each round
 //
 // With -cores, each run of a size runs the process once per core count,
 // one after the other (GOMAXPROCS=N, so N engine shards: vigil replay's
@@ -21,7 +22,12 @@
 // Every record of a file is one report of one device: five (or -metrics)
 // metrics around per-device levels with deterministic noise, attributes
 // putting the fleet in 12 groups (site × hw), one report per device per
-// minute, devices spread over the minute. The files are written once (to
+// minute, devices spread over the minute: device d at second 60·d/n, so
+// every round comes in the same order of devices, as from a fleet polled
+// in turn. With -jitter J each report lands up to J before or after its
+// device's second (deterministic, wrapping within the minute), so the
+// order of devices changes from round to round, as from devices that
+// each keep their own clock. The files are written once (to
 // -dir, kept with -keep) and the same file is read by every run of its
 // size, so generation is not measured. The vigil binary is built from this
 // module unless -vigil names one.
@@ -29,6 +35,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,8 +60,9 @@ func main() {
 	vigil := flag.String("vigil", "", "vigil binary to run (default: go build ./cmd/vigil into -dir)")
 	dir := flag.String("dir", "", "folder for the generated files (default: a new temporary folder)")
 	keep := flag.Bool("keep", false, "keep the generated files")
+	jitter := flag.Duration("jitter", 0, "move each report up to this much before or after its device's second of the minute (0: every round in the same order of devices; at most 30s)")
 	flag.Parse()
-	if err := run(*records, *devices, *metrics, *runs, *cores, *vigil, *dir, *keep, os.Stdout); err != nil {
+	if err := run(*records, *devices, *metrics, *runs, *cores, *vigil, *dir, *keep, *jitter, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
@@ -66,7 +74,7 @@ type result struct {
 	maxRSS    int64 // bytes
 }
 
-func run(records int, devicesFlag string, metrics, runs int, coresFlag, vigil, dir string, keep bool, out io.Writer) error {
+func run(records int, devicesFlag string, metrics, runs int, coresFlag, vigil, dir string, keep bool, jitter time.Duration, out io.Writer) error {
 	sizes, err := parseSizes("-devices", devicesFlag)
 	if err != nil {
 		return err
@@ -82,6 +90,9 @@ func run(records int, devicesFlag string, metrics, runs int, coresFlag, vigil, d
 	}
 	if runs < 1 {
 		return errors.New("-runs must be at least 1")
+	}
+	if jitter < 0 || jitter > 30*time.Second {
+		return fmt.Errorf("-jitter %v: choose 0 to 30s", jitter)
 	}
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "scalebench-"); err != nil {
@@ -99,17 +110,21 @@ func run(records int, devicesFlag string, metrics, runs int, coresFlag, vigil, d
 			return fmt.Errorf("go build ./cmd/vigil (run scalebench from the module's root, or give -vigil): %w", err)
 		}
 	}
-	fmt.Fprintf(out, "vigil replay --quiet FILE, %d records of %d metrics per file, %d run(s) each (median shown); load average %s\n\n",
-		records, metrics, runs, loadAverage())
+	order := "every round in the same order of devices"
+	if jitter > 0 {
+		order = fmt.Sprintf("each report up to %v off its device's second", jitter)
+	}
+	fmt.Fprintf(out, "vigil replay --quiet FILE, %d records of %d metrics per file (%s), %d run(s) each (median shown); load average %s\n\n",
+		records, metrics, order, runs, loadAverage())
 	fmt.Fprintln(out, "| devices | reports/device | GOMAXPROCS | wall s | records/s | CPU ns/record | × smallest fleet | peak RSS MB | RSS B/device |")
 	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var base float64
 	var speedups []string
 	for _, n := range sizes {
 		reports := max(records/n, 1)
-		path := filepath.Join(dir, fmt.Sprintf("fleet-%d.jsonl", n))
+		path := filepath.Join(dir, fmt.Sprintf("fleet-%d-%d-%d-%s.jsonl", n, reports, metrics, jitter))
 		if _, err := os.Stat(path); err != nil {
-			if err := writeFleet(path, n, reports, metrics); err != nil {
+			if err := writeFleet(path, n, reports, metrics, jitter); err != nil {
 				return err
 			}
 		}
@@ -216,8 +231,9 @@ var metricNames = []string{"bytes_out", "bytes_in", "msgs_sent", "auth_failures"
 	"mem_pct", "temp_c", "conn_count", "errors", "latency_ms"}
 
 // writeFleet writes reports rounds of one report per device, in time
-// order: round r at minute r, device d at second 60·d/n of it.
-func writeFleet(path string, n, reports, metrics int) error {
+// order: round r at minute r, device d at second 60·d/n of it, moved by up
+// to ±jitter (wrapping within the minute).
+func writeFleet(path string, n, reports, metrics int, jitter time.Duration) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -225,10 +241,26 @@ func writeFleet(path string, n, reports, metrics int) error {
 	w := bufio.NewWriterSize(f, 1<<20)
 	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	var line []byte
+	type report struct {
+		at time.Duration // from the round's start
+		d  int
+	}
+	round := make([]report, n)
 	for r := range reports {
 		for d := range n {
-			ts := t0.Add(time.Duration(r)*time.Minute + time.Duration(int64(d)*int64(time.Minute)/int64(n)))
-			line = appendRecord(line[:0], d, r, ts, metrics)
+			at := time.Duration(int64(d) * int64(time.Minute) / int64(n))
+			if jitter > 0 {
+				at += time.Duration((2*unit(uint64(d)<<20^uint64(r)^0x5851f42d4c957f2d) - 1) * float64(jitter))
+				at = (at%time.Minute + time.Minute) % time.Minute
+			}
+			round[d] = report{at, d}
+		}
+		if jitter > 0 {
+			slices.SortFunc(round, func(a, b report) int { return cmp.Compare(a.at, b.at) })
+		}
+		for _, rep := range round {
+			ts := t0.Add(time.Duration(r)*time.Minute + rep.at)
+			line = appendRecord(line[:0], rep.d, r, ts, metrics)
 			if _, err := w.Write(line); err != nil {
 				f.Close()
 				return err

@@ -4,19 +4,39 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-ot/vigil/ingest"
 	"github.com/vigil-ot/vigil/ingest/telemetry"
 )
 
 // The generated fleet is what Vigil's own decoder reads: every line one
-// row of the right device, time and metrics, in time order.
+// row of the right device, time and metrics, in time order; every round
+// in the same order of devices, unless with jitter.
 func TestWriteFleetDecodes(t *testing.T) {
+	for _, jitter := range []time.Duration{0, 5 * time.Second} {
+		t.Run(jitter.String(), func(t *testing.T) {
+			orders := writeAndDecode(t, jitter)
+			same := true
+			for _, o := range orders[1:] {
+				same = same && slices.Equal(o, orders[0])
+			}
+			if same != (jitter == 0) {
+				t.Fatalf("jitter %v: every round in the same order is %v; orders %v", jitter, same, orders)
+			}
+		})
+	}
+}
+
+// writeAndDecode writes a small fleet with jitter, checks each line and
+// returns the order of devices of each round.
+func writeAndDecode(t *testing.T, jitter time.Duration) [][]string {
 	path := filepath.Join(t.TempDir(), "fleet.jsonl")
 	const devices, reports = 37, 4
-	if err := writeFleet(path, devices, reports, len(metricNames)); err != nil {
+	if err := writeFleet(path, devices, reports, len(metricNames), jitter); err != nil {
 		t.Fatal(err)
 	}
 	dec, err := telemetry.NewDecoder(ingest.DefaultConfig().Telemetry)
@@ -30,6 +50,7 @@ func TestWriteFleetDecodes(t *testing.T) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	seen := map[string]int{}
+	orders := make([][]string, reports)
 	var last int64
 	lines := 0
 	for sc.Scan() {
@@ -46,7 +67,10 @@ func TestWriteFleetDecodes(t *testing.T) {
 			t.Fatalf("line %d goes back in time", lines)
 		}
 		last = r.TimeNanos
-		seen[strings.Clone(r.Device)]++ // rows point into the line, which the scanner reuses
+		name := strings.Clone(r.Device) // rows point into the line, which the scanner reuses
+		seen[name]++
+		round := (lines - 1) / devices
+		orders[round] = append(orders[round], name)
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
@@ -59,6 +83,12 @@ func TestWriteFleetDecodes(t *testing.T) {
 			t.Fatalf("device %s has %d reports, want %d", d, n, reports)
 		}
 	}
+	for i, o := range orders {
+		if len(slices.Compact(slices.Sorted(slices.Values(o)))) != devices {
+			t.Fatalf("round %d does not hold every device once: %v", i, o)
+		}
+	}
+	return orders
 }
 
 func TestParseSizes(t *testing.T) {
