@@ -141,9 +141,9 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 // are too large to inline, run only for the others.
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
-	var recent recentRow // the console's plots, by column
+	var recent pendingRow // the console's plots, by column
 	if e.recent != nil {
-		recent = e.recent.row(d, t, e.exp)
+		recent = e.recent.row(d, t)
 	}
 	for j, slot := range e.colSlot {
 		ex := &e.exp[j]

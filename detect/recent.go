@@ -12,11 +12,12 @@ import (
 // RecentValues keeps the latest judged values of each metric of each
 // device, with the band each was judged against: the console's plots.
 //
-// The engine notes each row's values as it judges, in place: in the row
-// of the device's ring it returns for them (row), unless the device's
-// metrics are not the batch's columns in their order (a device new to
-// the rings or to a metric), whose row it moves into the rings at the next
-// call. A reader copies one device's values when it needs them (Device).
+// The engine notes each row's values as it judges, in a buffer of its own
+// by row and column (sequential stores, no lookups, no lock), and moves
+// them into the devices' rings every pendingRows rows and at the end of a
+// batch, in one tight pass (flush), so that the rings' scattered memory is
+// touched in a loop that does nothing else and its cache misses overlap.
+// A reader copies one device's values when it needs them (Device).
 //
 // The metrics a device's row brings together (usually all its metrics, in
 // its first row) share a block: a ring of rows, each row one event time
@@ -33,11 +34,13 @@ import (
 //
 // Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 40
 // bytes a block and 4 a metric for its head, 4 per device id up to the
-// highest: 7.6 KB per device with 5 metrics of 120 values.
+// highest: 7.6 KB per device with 5 metrics of 120 values; and the
+// engine's buffer (pendingRows rows of its batches' metric columns, 24
+// bytes a value).
 //
-// It is safe for concurrent use: the engine holds its lock while it judges
-// a batch (from bind to flush: a few milliseconds), a reader while it
-// copies one device's values.
+// It is safe for concurrent use: the engine holds its lock while it moves
+// its buffer into the rings (never while it judges or waits), a reader
+// while it copies one device's values.
 type RecentValues struct {
 	mu      sync.Mutex
 	size    int
@@ -55,19 +58,7 @@ type RecentValues struct {
 	same    []bool  // by layout: its columns are the rows' columns, in their order
 	covered []bool  // by column of the row: moved into a block
 
-	eng engineSide
-}
-
-// engineSide is the engine's state between bind and flush.
-type engineSide struct {
-	held bool // it holds the lock
-	// a row whose device's blocks are not the batch's columns in their
-	// order, noted in vals and metas by column, to move into the rings
-	slow  bool
-	dev   int32
-	tms   int64
-	vals  []uint32
-	metas []uint32
+	pend pendingValues // the engine's, written without the lock
 }
 
 // blockHead is a block's position and where its rows are: size rows of 1
@@ -111,11 +102,25 @@ type RecentValue struct {
 	Value, Expected, Lower, Upper float32
 }
 
-// recentRow is where the engine notes the values of one row, by column:
-// three words in vals, the value (absentBits: none), the expected value
-// and the half-width, and in metas what the value was judged on
-// (packMeta).
-type recentRow struct{ vals, metas []uint32 }
+// pendingValues are the values the engine judged since the last flush, by
+// row and by column of its batch.
+type pendingValues struct {
+	slots []int   // by column: the metric slot, -1 for none
+	n     int     // rows noted
+	dev   []int32 // by row
+	tms   []int64 // by row: event time, Unix ms
+	vals  []uint32
+}
+
+// pendingRow is where the engine notes the values of one row: by column,
+// four words: the value (absentBits: none), the expected value, the
+// half-width and what the value was judged on (packMeta).
+type pendingRow []uint32
+
+// pendingRows is how many rows the engine's buffer holds before they are
+// moved into the rings: few enough that the buffer stays in the cache
+// (20 KB for 5 metrics).
+const pendingRows = 256
 
 // NewRecentValues returns empty rings of size values.
 func NewRecentValues(size int) *RecentValues {
@@ -134,61 +139,49 @@ func (r *RecentValues) metric(slot int, name string) {
 }
 
 // bind starts a batch whose column j holds metric slot slots[j] (-1:
-// none), or goes on with a batch's held row whose columns are slots; the
-// engine's metrics, all named, are metrics. The engine holds the lock
-// until flush.
+// none), after the rows noted so far are moved into the rings; the
+// engine's metrics, all named, are metrics.
 func (r *RecentValues) bind(slots []int, metrics []metricParams) {
-	r.writeSlow()
-	if !r.eng.held {
-		r.mu.Lock()
-		r.eng.held = true
-	}
+	r.flush()
+	r.mu.Lock()
 	for len(r.names) < len(metrics) {
 		r.metric(len(r.names), metrics[len(r.names)].name)
 	}
-	r.bindColumns(slots)
-	if w := len(slots); len(r.eng.metas) < w {
-		r.eng.vals, r.eng.metas = make([]uint32, 3*w), make([]uint32, w)
+	r.mu.Unlock()
+	p := &r.pend
+	p.slots = append(p.slots[:0], slots...)
+	w := len(slots)
+	if len(p.dev) < pendingRows {
+		p.dev, p.tms = make([]int32, pendingRows), make([]int64, pendingRows)
+	}
+	if len(p.vals) < pendingRows*4*w {
+		p.vals = make([]uint32, pendingRows*4*w)
 	}
 }
 
 // row returns where the engine notes the values of a new row of device d
-// at event time t (Unix ns), whose expectations by column are exp, by
-// column (note or absent): the next row of the device's ring when its one
-// block has the batch's columns in their order (most devices), or else a
-// row of its own, which the next call moves into the rings. A row without
-// a value leaves the rings as they are.
-func (r *RecentValues) row(d int32, t int64, exp []baseline.Expectation) recentRow {
-	e := &r.eng
-	if e.slow {
-		r.writeSlow()
+// at event time t (Unix ns), by column (note or absent); it moves the
+// buffer into the rings first when full.
+func (r *RecentValues) row(d int32, t int64) pendingRow {
+	p := &r.pend
+	if p.n == pendingRows {
+		r.flush()
 	}
-	present := false
-	for j, slot := range r.colsFor {
-		if slot >= 0 && exp[j].Present {
-			present = true
-			break
-		}
-	}
-	tms := t / int64(time.Millisecond)
-	if b := r.firstBlock(d); present && b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
-		h := &r.heads[b]
-		return recentRow{r.advance(h, tms)[1:], r.metas[h.meta:][:h.width]}
-	}
-	e.slow, e.dev, e.tms = present, d, tms
-	return recentRow{e.vals, e.metas}
+	i, w := p.n, 4*len(p.slots)
+	p.n++
+	p.dev[i], p.tms[i] = d, t/int64(time.Millisecond)
+	return p.vals[i*w:][:w]
 }
 
 // absent notes that the row has no value in column j.
-func (row recentRow) absent(j int) { row.vals[3*j] = absentBits }
+func (row pendingRow) absent(j int) { row[4*j] = absentBits }
 
 // note notes, in column j, the value of ex, judged against expected ±
 // half (NaN: no band). It is small enough to inline: the engine calls it
 // for every value it judges.
-func (row recentRow) note(j int, ex *baseline.Expectation, expected, half float32) {
-	v := row.vals[3*j : 3*j+3]
-	v[0], v[1], v[2] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half)
-	row.metas[j] = packMeta(ex)
+func (row pendingRow) note(j int, ex *baseline.Expectation, expected, half float32) {
+	v := row[4*j:][:4]
+	v[0], v[1], v[2], v[3] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half), packMeta(ex)
 }
 
 // packMeta returns the meta word of ex: what its value was judged on.
@@ -203,21 +196,26 @@ func packMeta(ex *baseline.Expectation) uint32 {
 	return m
 }
 
-// writeSlow moves the engine's row of its own, if any, into the rings.
-func (r *RecentValues) writeSlow() {
-	if e := &r.eng; e.slow {
-		e.slow = false
-		r.write(e.dev, e.tms, recentRow{e.vals, e.metas})
-	}
-}
-
-// flush ends the engine's batch: readers see its values.
+// flush moves the engine's buffer into the rings.
 func (r *RecentValues) flush() {
-	r.writeSlow()
-	if r.eng.held {
-		r.eng.held = false
-		r.mu.Unlock()
+	p := &r.pend
+	if p.n == 0 {
+		return
 	}
+	w := len(p.slots)
+	r.mu.Lock()
+	r.bindColumns(p.slots)
+	for i, d := range p.dev[:p.n] {
+		row := pendingRow(p.vals[4*w*i:][:4*w])
+		// most devices: one block, of the batch's columns in their order
+		if b := r.firstBlock(d); b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
+			r.writeSame(&r.heads[b], p.tms[i], row)
+			continue
+		}
+		r.write(d, p.tms[i], p.slots, row)
+	}
+	r.mu.Unlock()
+	p.n = 0
 }
 
 // firstBlock returns the index of device d's first block, or -1.
@@ -245,16 +243,15 @@ func (r *RecentValues) bindColumns(slots []int) {
 }
 
 // write moves a row of device d at tms (Unix ms), whose column j holds
-// metric slot colsFor[j] (bound by bindColumns) when present, into the
+// metric slot slots[j] (bound by bindColumns) when present, into the
 // device's blocks, making a block for the metrics new to it. The caller
 // holds the lock.
-func (r *RecentValues) write(d int32, tms int64, row recentRow) {
-	slots := r.colsFor
+func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
 	r.covered = slices.Grow(r.covered[:0], len(slots))[:len(slots)]
 	clear(r.covered)
 	present, covered := 0, 0
 	for j := range slots {
-		if row.vals[3*j] != absentBits {
+		if row[4*j] != absentBits {
 			present++
 		}
 	}
@@ -271,7 +268,7 @@ func (r *RecentValues) write(d int32, tms int64, row recentRow) {
 	}
 	var missing []int
 	for j, sl := range slots {
-		if sl >= 0 && row.vals[3*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
+		if sl >= 0 && row[4*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
 			missing = append(missing, sl)
 		}
 	}
@@ -352,14 +349,34 @@ func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
 	return w
 }
 
+// writeSame moves row, whose columns are block h's in their order, into a
+// new row of h, when it has a value.
+func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
+	metas := r.metas[h.meta:][:h.width]
+	has := false
+	for k := range metas {
+		if row[4*k] != absentBits {
+			metas[k], has = row[4*k+3], true
+		}
+	}
+	if !has {
+		return
+	}
+	w := r.advance(h, tms)
+	for k := range metas {
+		v, pv := w[1+3*k:][:3], row[4*k:][:3] // three stores, not a call of copy
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+	}
+}
+
 // writeBlock moves the row's values of block b's metrics into a new row of
 // b, when the row has one, and returns how many.
-func (r *RecentValues) writeBlock(b int32, tms int64, row recentRow) int {
+func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	h := &r.heads[b]
 	cols := r.columns(h.layout)
 	has := false
 	for _, j := range cols {
-		if j >= 0 && row.vals[3*j] != absentBits {
+		if j >= 0 && row[4*j] != absentBits {
 			has = true
 			break
 		}
@@ -372,12 +389,13 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row recentRow) int {
 	n := 0
 	for k, j := range cols {
 		v := w[1+3*k:][:3]
-		if j < 0 || row.vals[3*j] == absentBits {
+		if j < 0 || row[4*j] == absentBits {
 			v[0] = absentBits
 			continue
 		}
-		copy(v, row.vals[3*j:][:3])
-		metas[k] = row.metas[j]
+		pv := row[4*j:][:3]
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+		metas[k] = row[4*j+3]
 		r.covered[j] = true
 		n++
 	}
@@ -423,10 +441,10 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	row := recentRow{[]uint32{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2)},
-		[]uint32{packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}}
+	row := pendingRow{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2),
+		packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}
 	r.bindColumns([]int{slot})
-	r.write(d, v.Time/int64(time.Millisecond), row)
+	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, row)
 }
 
 // RecentSeries is one metric's recent values of a device.
@@ -485,14 +503,13 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 }
 
 // forget empties device d's rings, which the next device given its id
-// (an eviction) fills again. The engine calls it as it judges (between
-// bind and flush): a row of d it noted before is moved into the rings
-// first, so that it cannot land in the next device's.
+// (an eviction) fills again. The engine calls it as it judges: the rows
+// of d it noted before are moved into the rings first, so they cannot
+// land in the next device's.
 func (r *RecentValues) forget(d int32) {
-	if !r.eng.held {
-		panic("BUG: RecentValues.forget outside a batch")
-	}
-	r.writeSlow()
+	r.flush()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for b := r.firstBlock(d); b >= 0; b = r.heads[b].more - 1 {
 		h := &r.heads[b]
 		h.next, h.full = 0, false

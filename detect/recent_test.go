@@ -164,7 +164,7 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		d := int32(n % devices)
-		row := r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute), exp)
+		row := r.row(d, simEpoch.UnixNano()+int64(n/devices)*int64(time.Minute))
 		for m := range metrics {
 			row.note(m, &exp[m], 1, 2)
 		}
@@ -186,7 +186,7 @@ func TestRecentValuesBlocks(t *testing.T) {
 	exp := make([]baseline.Expectation, 4)
 	write := func(n int, slots []int) {
 		r.bind(slots, params)
-		row := r.row(9, ms(n), exp)
+		row := r.row(9, ms(n))
 		for j, slot := range slots {
 			if slot >= 0 && exp[j].Present {
 				exp[j].Value = float64(10*n + slot)
@@ -262,7 +262,7 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 		r.bind(slots, params)
 		for n := range size {
 			for d := range int32(devices) {
-				row := r.row(d, ms(n), exp)
+				row := r.row(d, ms(n))
 				for m := range metrics {
 					row.note(m, &exp[m], nan32, nan32)
 				}
@@ -290,18 +290,14 @@ func TestRecentValuesColumnOrder(t *testing.T) {
 	}
 	fill := func(r *RecentValues, slots []int, n int) {
 		r.bind(slots, params)
-		exp := make([]baseline.Expectation, len(slots))
+		row := r.row(int32(n%3), ms(n))
 		for j, slot := range slots {
-			exp[j] = baseline.Expectation{Value: float64(100*n + slot), Samples: int64(n), FromGroup: slot == 2, Seasonal: n%2 == 0,
-				Present: (n+slot)%5 != 0}
-		}
-		row := r.row(int32(n%3), ms(n), exp)
-		for j, slot := range slots {
-			if !exp[j].Present {
+			if (n+slot)%5 == 0 {
 				row.absent(j)
 				continue
 			}
-			row.note(j, &exp[j], float32(slot), float32(n))
+			ex := baseline.Expectation{Value: float64(100*n + slot), Samples: int64(n), FromGroup: slot == 2, Seasonal: n%2 == 0}
+			row.note(j, &ex, float32(slot), float32(n))
 		}
 	}
 	same, other := NewRecentValues(7), NewRecentValues(7)
@@ -352,11 +348,11 @@ func TestRecentValuesForget(t *testing.T) {
 	r.bind([]int{0}, params)
 	for n := range 3 { // the old device's, still in the engine's buffer
 		exp[0].Value = float64(100 + n)
-		r.row(7, ms(n), exp).note(0, &exp[0], 100, 1)
+		r.row(7, ms(n)).note(0, &exp[0], 100, 1)
 	}
 	r.forget(7)
 	exp[0].Value = 5 // the new device given id 7
-	r.row(7, ms(10), exp).note(0, &exp[0], 5, 1)
+	r.row(7, ms(10)).note(0, &exp[0], 5, 1)
 	r.flush()
 	s := r.Device(7)
 	if len(s) != 1 || len(s[0].Values) != 1 || s[0].Values[0].Value != 5 || s[0].Values[0].Time != ms(10) {
