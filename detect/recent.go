@@ -109,16 +109,13 @@ type pendingValues struct {
 	n     int     // rows noted
 	dev   []int32 // by row
 	tms   []int64 // by row: event time, Unix ms
-	vals  []uint32 // by row, pendingRow.vals
-	metas []uint32 // by row, pendingRow.metas
+	vals  []uint32
 }
 
-// pendingRow is where the engine notes the values of one row, by column:
-// in vals three words, the value (absentBits: none), the expected value
-// and the half-width, as a block's row has them (a row whose columns are
-// its block's moves in one copy); in metas what the value was judged on
-// (packMeta).
-type pendingRow struct{ vals, metas []uint32 }
+// pendingRow is where the engine notes the values of one row: by column,
+// four words: the value (absentBits: none), the expected value, the
+// half-width and what the value was judged on (packMeta).
+type pendingRow []uint32
 
 // pendingRows is how many rows the engine's buffer holds before they are
 // moved into the rings: few enough that the buffer stays in the cache
@@ -157,8 +154,8 @@ func (r *RecentValues) bind(slots []int, metrics []metricParams) {
 	if len(p.dev) < pendingRows {
 		p.dev, p.tms = make([]int32, pendingRows), make([]int64, pendingRows)
 	}
-	if len(p.metas) < pendingRows*w {
-		p.vals, p.metas = make([]uint32, pendingRows*3*w), make([]uint32, pendingRows*w)
+	if len(p.vals) < pendingRows*4*w {
+		p.vals = make([]uint32, pendingRows*4*w)
 	}
 }
 
@@ -170,22 +167,21 @@ func (r *RecentValues) row(d int32, t int64) pendingRow {
 	if p.n == pendingRows {
 		r.flush()
 	}
-	i, w := p.n, len(p.slots)
+	i, w := p.n, 4*len(p.slots)
 	p.n++
 	p.dev[i], p.tms[i] = d, t/int64(time.Millisecond)
-	return pendingRow{p.vals[3*w*i:][:3*w], p.metas[w*i:][:w]}
+	return p.vals[i*w:][:w]
 }
 
 // absent notes that the row has no value in column j.
-func (row pendingRow) absent(j int) { row.vals[3*j] = absentBits }
+func (row pendingRow) absent(j int) { row[4*j] = absentBits }
 
 // note notes, in column j, the value of ex, judged against expected ±
 // half (NaN: no band). It is small enough to inline: the engine calls it
 // for every value it judges.
 func (row pendingRow) note(j int, ex *baseline.Expectation, expected, half float32) {
-	v := row.vals[3*j:][:3]
-	v[0], v[1], v[2] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half)
-	row.metas[j] = packMeta(ex)
+	v := row[4*j:][:4]
+	v[0], v[1], v[2], v[3] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half), packMeta(ex)
 }
 
 // packMeta returns the meta word of ex: what its value was judged on.
@@ -210,7 +206,7 @@ func (r *RecentValues) flush() {
 	r.mu.Lock()
 	r.bindColumns(p.slots)
 	for i, d := range p.dev[:p.n] {
-		row := pendingRow{p.vals[3*w*i:][:3*w], p.metas[w*i:][:w]}
+		row := pendingRow(p.vals[4*w*i:][:4*w])
 		// most devices: one block, of the batch's columns in their order
 		if b := r.firstBlock(d); b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
 			r.writeSame(&r.heads[b], p.tms[i], row)
@@ -255,7 +251,7 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
 	clear(r.covered)
 	present, covered := 0, 0
 	for j := range slots {
-		if row.vals[3*j] != absentBits {
+		if row[4*j] != absentBits {
 			present++
 		}
 	}
@@ -272,7 +268,7 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
 	}
 	var missing []int
 	for j, sl := range slots {
-		if sl >= 0 && row.vals[3*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
+		if sl >= 0 && row[4*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
 			missing = append(missing, sl)
 		}
 	}
@@ -358,15 +354,19 @@ func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
 func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
 	metas := r.metas[h.meta:][:h.width]
 	has := false
-	for k, m := range row.metas[:len(metas)] {
-		if row.vals[3*k] != absentBits {
-			metas[k], has = m, true
+	for k := range metas {
+		if row[4*k] != absentBits {
+			metas[k], has = row[4*k+3], true
 		}
 	}
 	if !has {
 		return
 	}
-	copy(r.advance(h, tms)[1:], row.vals)
+	w := r.advance(h, tms)
+	for k := range metas {
+		v, pv := w[1+3*k:][:3], row[4*k:][:3] // three stores, not a call of copy
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+	}
 }
 
 // writeBlock moves the row's values of block b's metrics into a new row of
@@ -376,7 +376,7 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	cols := r.columns(h.layout)
 	has := false
 	for _, j := range cols {
-		if j >= 0 && row.vals[3*j] != absentBits {
+		if j >= 0 && row[4*j] != absentBits {
 			has = true
 			break
 		}
@@ -389,12 +389,13 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	n := 0
 	for k, j := range cols {
 		v := w[1+3*k:][:3]
-		if j < 0 || row.vals[3*j] == absentBits {
+		if j < 0 || row[4*j] == absentBits {
 			v[0] = absentBits
 			continue
 		}
-		copy(v, row.vals[3*j:][:3])
-		metas[k] = row.metas[j]
+		pv := row[4*j:][:3]
+		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+		metas[k] = row[4*j+3]
 		r.covered[j] = true
 		n++
 	}
@@ -440,8 +441,8 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	row := pendingRow{[]uint32{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2)},
-		[]uint32{packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}}
+	row := pendingRow{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2),
+		packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}
 	r.bindColumns([]int{slot})
 	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, row)
 }
