@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -372,6 +373,77 @@ func TestShardsHoldOnlyTheirDevices(t *testing.T) {
 		files.Close()
 		if n := p.StoreStats().Devices; n != 36 {
 			t.Errorf("%d shards hold the state of %d devices, want the input's 36", shards, n)
+		}
+	}
+}
+
+// TestShardsJudgeAhead: with Sharded.JudgeAhead(n), Process returns with
+// the last n batches still judging and acknowledges the earlier ones, in
+// order, once delivered; Flush delivers the rest. Though shards judge a
+// batch after later ones were handed out, each judges it against the
+// wall clock of its own hand-out: what 2 and 3 shards deliver, in which
+// Writes, and the rows the clock refused in each batch are one engine's.
+func TestShardsJudgeAhead(t *testing.T) {
+	batches, _ := partitionedFleet(false)
+	const ahead = 5
+	judge := func(shards int) (out []byte, rejected []int) {
+		cfg := crossShardConfig(4096)
+		cfg.Detect.Clock.MaxSkew = 5 * time.Second
+		var wall time.Time
+		sink := newWritesSink()
+		p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards, Clock: func() time.Time { return wall }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		judging := 0 // batches Process may leave unacknowledged
+		if p.Sharded != nil {
+			p.Sharded.JudgeAhead(ahead)
+			judging = ahead
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		var acked []int
+		rejected = make([]int, len(batches))
+		for k, rows := range batches {
+			for i := range rows {
+				b.Append(&rows[i])
+			}
+			rec, _ := b.NewRecord()
+			var batch *ingest.Batch
+			batch = ingest.NewBatch(rec, func(_ context.Context, err error) {
+				if err != nil {
+					t.Errorf("batch %d acknowledged with %v", k, err)
+				}
+				acked = append(acked, k)
+				rejected[k] = len(batch.Rejected)
+			})
+			batch.Source = "telemetry"
+			wall = time.Unix(0, rows[0].TimeNanos) // the batch's later rows are ahead of it
+			if err := p.Judge.Process(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+			if want := max(0, k+1-judging); len(acked) != want {
+				t.Fatalf("%d shards: after batch %d, %d batches acknowledged, want %d", shards, k, len(acked), want)
+			}
+		}
+		if err := p.Judge.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(acked) != len(batches) || !slices.IsSorted(acked) {
+			t.Fatalf("%d shards: %d of %d batches acknowledged, in order: %v", shards, len(acked), len(batches), slices.IsSorted(acked))
+		}
+		return sink.buf.Bytes(), rejected
+	}
+	want, wantRejected := judge(1)
+	if n := slices.Max(wantRejected); n == 0 || !bytes.Contains(want, []byte(`"detector":"silence"`)) {
+		t.Fatalf("one engine refused at most %d rows of a batch, or found no device silent: the input no longer exercises the clock", n)
+	}
+	for _, shards := range []int{2, 3} {
+		got, rejected := judge(shards)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d shards: output differs from one engine's: %s", shards, firstDiff(got, want))
+		}
+		if !slices.Equal(rejected, wantRejected) {
+			t.Errorf("%d shards refused other rows than one engine", shards)
 		}
 	}
 }
