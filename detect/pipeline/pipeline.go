@@ -147,7 +147,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		p.Judge = p.Engine
 		return p, nil
 	}
-	s := &Sharded{sink: sink, clock: deps.Clock, nows: make([]time.Time, n), free: make([][]*detect.ShardOutput, n)}
+	s := &Sharded{sink: sink, clock: deps.Clock, current: make([]*shardJob, n), free: make([][]*detect.ShardOutput, n)}
 	set := detect.NewShards(n)
 	for i := range n {
 		if i > 0 { // shard 0's are the pipeline's

@@ -3,8 +3,9 @@ package pipeline
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
@@ -42,11 +43,12 @@ type Sharded struct {
 	stores  []*baseline.Store // by shard
 	sink    detect.Sink
 	clock   func() time.Time
-	// nows[i] is the wall clock of the job shard i judges: the clock is
-	// read once when a job is handed out, so every shard judges it
-	// against the same (clock.max_skew).
-	nows    []time.Time
-	backlog *backlogSnapshot // nil unless SetPartitionBacklog
+	// current[i] is the job shard i judges (set on its goroutine).
+	current []*shardJob
+	// behind is SetPartitionBacklog's; partitions are those of the rows
+	// handed out so far.
+	behind     func(source string, partition int32) bool
+	partitions map[backlogKey]struct{}
 	// ahead is how many batches Process leaves handed out and not
 	// delivered (JudgeAhead).
 	ahead int
@@ -64,6 +66,12 @@ type shardJob struct {
 	deliver bool          // what it made goes out once merged: Process's and Flush's
 	outs    []*detect.ShardOutput
 	done    []chan struct{} // by shard: closed once outs[i] is made
+	// now is the wall clock as the job was handed out: every shard judges
+	// it against the same (clock.max_skew).
+	now time.Time
+	// backlog is, by partition, whether it had a backlog as the job was
+	// handed out (SetPartitionBacklog).
+	backlog map[backlogKey]bool
 }
 
 // clockOf returns the clock shard i reads: the one read when its job was
@@ -72,19 +80,18 @@ func (s *Sharded) clockOf(i int) func() time.Time {
 	if s.clock == nil {
 		return nil
 	}
-	return func() time.Time { return s.nows[i] }
+	return func() time.Time { return s.current[i].now }
 }
 
 // JudgeAhead lets Process return with up to n batches handed to the
-// shards and not delivered yet (0: none, the default); Flush delivers
-// them. A source that waits for its batches' acknowledgements, or calls
-// the shards between batches, keeps 0.
-func (s *Sharded) JudgeAhead(n int) {
-	if s.backlog != nil {
-		n = 0 // the backlog is read as of each batch: one at a time
-	}
-	s.ahead = n
-}
+// shards and not delivered yet (0: none, the default); Drain and Flush
+// deliver them.
+func (s *Sharded) JudgeAhead(n int) { s.ahead = n }
+
+// Drain delivers what every batch handed out made, acknowledging each
+// (kafka.Drainer): the input is quiet, or the caller is about to read or
+// change what the shards keep. It returns the first delivery error.
+func (s *Sharded) Drain(ctx context.Context) error { return s.complete(ctx, 0) }
 
 // Len returns the number of shards.
 func (s *Sharded) Len() int { return len(s.engines) }
@@ -168,62 +175,68 @@ func (s *Sharded) ForgetDevice(device string) {
 	}
 }
 
-// SetPartitionBacklog gives every shard behind (kafka.BacklogReader), as
-// of the start of each batch: a shard must see a partition's backlog as
-// every other shard does, or their watermarks would part.
+// SetPartitionBacklog gives every shard behind (kafka.BacklogReader).
+// Every shard must see a partition's backlog as every other shard does,
+// or their watermarks would part, and behind may read its source's state
+// only from the goroutine that feeds the shards: so it is asked there, as
+// each job is handed out, about every partition of the rows handed out
+// so far, and each shard reads those answers while it judges the job.
 func (s *Sharded) SetPartitionBacklog(behind func(source string, partition int32) bool) {
-	s.JudgeAhead(0)
-	s.complete(context.Background(), 0)
-	s.backlog = &backlogSnapshot{behind: behind, seen: map[backlogKey]bool{}}
-	for _, e := range s.engines {
-		e.SetPartitionBacklog(s.backlog.get)
+	s.behind, s.partitions = behind, map[backlogKey]struct{}{}
+	for i, e := range s.engines {
+		e.SetPartitionBacklog(func(source string, partition int32) bool {
+			return s.current[i].backlog[backlogKey{source, partition}]
+		})
 	}
 }
 
 // PartitionIdle is detect.Engine.PartitionIdle.
 func (s *Sharded) PartitionIdle() time.Duration { return s.engines[0].PartitionIdle() }
 
-// backlogSnapshot answers, for one batch, what behind answered first.
-type backlogSnapshot struct {
-	behind func(source string, partition int32) bool
-	mu     sync.Mutex
-	seen   map[backlogKey]bool
-}
-
 type backlogKey struct {
 	source    string
 	partition int32
 }
 
-func (b *backlogSnapshot) get(source string, partition int32) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	k := backlogKey{source, partition}
-	v, ok := b.seen[k]
-	if !ok {
-		v = b.behind(source, partition)
-		b.seen[k] = v
+// backlogOf notes the partitions of b's rows and returns what behind
+// answers now about every partition noted so far.
+func (s *Sharded) backlogOf(b *ingest.Batch) map[backlogKey]bool {
+	if b != nil && b.Record != nil {
+		for _, at := range b.Record.Schema().FieldIndices(ingest.ColPartition) {
+			col, ok := b.Record.Column(at).(*array.Int32)
+			if !ok {
+				continue // a bad batch: not judged
+			}
+			for i, p := range col.Int32Values() {
+				if i == 0 || p != col.Value(i-1) {
+					s.partitions[backlogKey{b.Source, p}] = struct{}{}
+				}
+			}
+		}
 	}
-	return v
+	m := make(map[backlogKey]bool, len(s.partitions))
+	for k := range s.partitions {
+		m[k] = s.behind(k.source, k.partition)
+	}
+	return m
 }
 
 // handOut hands a job to every shard: run on the shard's engine, once
 // the shard is done with the jobs before; deliver: what it made goes out
 // once merged.
 func (s *Sharded) handOut(b *ingest.Batch, deliver bool, run func(*detect.Engine, *detect.ShardOutput)) {
-	var now time.Time
+	n := len(s.engines)
+	j := &shardJob{b: b, deliver: deliver, outs: make([]*detect.ShardOutput, n), done: make([]chan struct{}, n)}
 	if s.clock != nil {
-		now = s.clock()
+		j.now = s.clock()
 	}
-	if s.backlog != nil {
-		clear(s.backlog.seen) // no job is out: JudgeAhead(0)
+	if s.behind != nil {
+		j.backlog = s.backlogOf(b)
 	}
 	var prev *shardJob
 	if len(s.jobs) > 0 {
 		prev = s.jobs[len(s.jobs)-1]
 	}
-	n := len(s.engines)
-	j := &shardJob{b: b, deliver: deliver, outs: make([]*detect.ShardOutput, n), done: make([]chan struct{}, n)}
 	for i, e := range s.engines {
 		if k := len(s.free[i]); k > 0 {
 			j.outs[i], s.free[i] = s.free[i][k-1], s.free[i][:k-1]
@@ -235,7 +248,7 @@ func (s *Sharded) handOut(b *ingest.Batch, deliver bool, run func(*detect.Engine
 			if prev != nil {
 				<-prev.done[i]
 			}
-			s.nows[i] = now
+			s.current[i] = j
 			run(e, j.outs[i])
 			close(j.done[i])
 		}()

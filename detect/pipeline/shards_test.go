@@ -447,3 +447,65 @@ func TestShardsJudgeAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestShardsReadBacklogAsHandedOut: the consumer's backlog
+// (kafka.BacklogReader) may be read only on the goroutine that feeds the
+// shards, between its own calls; shards judging ahead get, for each batch,
+// every partition's backlog as it was when the batch was handed out, and
+// deliver what one engine delivers reading it while it judges. Here
+// partition 2 has a backlog while it lags (so its devices are late, not
+// silent) and none once it has caught up.
+func TestShardsReadBacklogAsHandedOut(t *testing.T) {
+	batches, _ := partitionedFleet(false)
+	judge := func(shards int) []byte {
+		sink := newWritesSink()
+		p, err := pipeline.New(crossShardConfig(4096), pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lagging, feeding := false, false
+		p.Judge.(interface {
+			SetPartitionBacklog(func(string, int32) bool)
+		}).SetPartitionBacklog(func(source string, partition int32) bool {
+			if !feeding {
+				t.Errorf("%d shards: the backlog of %s/%d read outside the feeder's calls", shards, source, partition)
+			}
+			return lagging && partition == 2
+		})
+		if p.Sharded != nil {
+			p.Sharded.JudgeAhead(5)
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		for _, rows := range batches {
+			for i := range rows {
+				b.Append(&rows[i])
+			}
+			rec, _ := b.NewRecord()
+			batch := ingest.NewBatch(rec, nil)
+			batch.Source = "telemetry"
+			m := time.Unix(0, rows[0].TimeNanos).UTC().Sub(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)) / time.Minute
+			lagging = rows[0].Partition != 2 && m >= 140 && m < 200
+			feeding = true
+			err := p.Judge.Process(context.Background(), batch)
+			feeding = false
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		feeding = true
+		if err := p.Judge.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return sink.buf.Bytes()
+	}
+	want := judge(1)
+	if !bytes.Contains(want, []byte(`"device":"d03","group":"site-1","criticality":"unknown","detector":"silence"`)) ||
+		bytes.Contains(want, []byte(`"device":"d02","group":"site-0","criticality":"unknown","detector":"silence"`)) {
+		t.Fatalf("one engine did not find d03 silent, or found d02 of the lagging partition silent: the input no longer exercises the backlog:\n%s", want)
+	}
+	for _, shards := range []int{2, 3} {
+		if got := judge(shards); !bytes.Equal(got, want) {
+			t.Errorf("%d shards: output differs from one engine's: %s", shards, firstDiff(got, want))
+		}
+	}
+}
