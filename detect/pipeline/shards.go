@@ -166,13 +166,13 @@ func (s *Sharded) Stats() detect.Stats {
 	return st
 }
 
-// ForgetDevice makes every shard forget device (kafka.DeviceForgetter); what
-// that made goes out with the next delivery.
+// ForgetDevice makes every shard forget device (kafka.DeviceForgetter)
+// and returns once they have: the caller goes on to forget the device's
+// state elsewhere. What that made goes out with the next delivery. (The
+// consumer drains the batches handed out before it calls ForgetDevice.)
 func (s *Sharded) ForgetDevice(device string) {
 	s.handOut(nil, false, func(e *detect.Engine, so *detect.ShardOutput) { e.ForgetShardDevice(device, so) })
-	if s.ahead == 0 {
-		s.complete(context.Background(), 0) // merges, delivers nothing: cannot fail
-	}
+	s.complete(context.Background(), 0)
 }
 
 // SetPartitionBacklog gives every shard behind (kafka.BacklogReader).
