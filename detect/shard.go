@@ -138,7 +138,9 @@ func (s *shardRole) noteLearned() {
 }
 
 // ShardOutput is what one shard made of a batch, for the pipeline to
-// merge with the other shards'. It is valid until the shard's next call.
+// merge with the other shards'. The shard fills one handed to it, reusing
+// the room of its slices, and keeps nothing of it: the pipeline may merge
+// it while the shard judges the next batches into others.
 type ShardOutput struct {
 	Alerts     []Alert
 	Quarantine []QuarantineEvent
@@ -157,10 +159,10 @@ type ShardOutput struct {
 	Rejected []ingest.RejectedRow
 }
 
-// JudgeShard judges b as the engine's shard (see Shards) and returns what
-// it made. It neither delivers nor acknowledges b nor releases its record.
-func (e *Engine) JudgeShard(b *ingest.Batch) *ShardOutput {
-	so := e.startShardOutput()
+// JudgeShard judges b as the engine's shard (see Shards) into so. It
+// neither delivers nor acknowledges b nor releases its record.
+func (e *Engine) JudgeShard(b *ingest.Batch, so *ShardOutput) {
+	e.startShardOutput(so)
 	if b.Record != nil && b.Record.NumRows() > 0 {
 		e.judge(b)
 	}
@@ -170,45 +172,47 @@ func (e *Engine) JudgeShard(b *ingest.Batch) *ShardOutput {
 			e.runExtra(d, b)
 		}
 	}
-	return e.endShardOutput(so)
+	e.endShardOutput(so)
 }
 
-// FlushShard is Flush for a shard: it returns what the end of the input
-// made.
-func (e *Engine) FlushShard() *ShardOutput {
-	so := e.startShardOutput()
+// FlushShard is Flush for a shard: what the end of the input made goes
+// into so.
+func (e *Engine) FlushShard(so *ShardOutput) {
+	e.startShardOutput(so)
 	e.sh.nextRow()
 	e.closeInput()
 	e.sh.sub = 0
-	return e.endShardOutput(so)
+	e.endShardOutput(so)
 }
 
 // ForgetShardDevice is ForgetDevice for a shard: every shard forgets the
-// device (the others its partition mark), and it returns what that made
-// (a fleet KPI restarted, restartFleet).
-func (e *Engine) ForgetShardDevice(device string) *ShardOutput {
-	so := e.startShardOutput()
+// device (the others its partition mark); what that made (a fleet KPI
+// restarted, restartFleet) goes into so.
+func (e *Engine) ForgetShardDevice(device string, so *ShardOutput) {
+	e.startShardOutput(so)
 	e.sh.nextRow()
 	e.ForgetDevice(device)
-	return e.endShardOutput(so)
+	e.endShardOutput(so)
 }
 
-func (e *Engine) startShardOutput() *ShardOutput {
+// startShardOutput has the engine make its output into so's slices.
+func (e *Engine) startShardOutput(so *ShardOutput) {
 	sh := &e.sh
-	e.box.out.Reset()
-	e.box.qAt = e.box.qAt[:0]
-	sh.alertKeys, sh.quarantineKeys, sh.learned = sh.alertKeys[:0], sh.quarantineKeys[:0], sh.learned[:0]
-	return &ShardOutput{Version: e.deps.Baseline.Version()}
+	e.box.out.Alerts, e.box.out.Quarantine, e.box.qAt = so.Alerts[:0], so.Quarantine[:0], so.QuarantineAt[:0]
+	sh.alertKeys, sh.quarantineKeys, sh.learned = so.AlertKeys[:0], so.QuarantineKeys[:0], so.Learned[:0]
+	so.Version = e.deps.Baseline.Version()
 }
 
-func (e *Engine) endShardOutput(so *ShardOutput) *ShardOutput {
+// endShardOutput hands what the engine made to so, and keeps none of it.
+func (e *Engine) endShardOutput(so *ShardOutput) {
 	sh := &e.sh
 	// every item up to this batch's last key is made
 	sh.set.progress[sh.index].next.Store(sh.seq + 1)
 	so.Alerts, so.Quarantine, so.QuarantineAt = e.box.out.Alerts, e.box.out.Quarantine, e.box.qAt
 	so.AlertKeys, so.QuarantineKeys, so.Learned = sh.alertKeys, sh.quarantineKeys, sh.learned
 	so.Rejected, e.rejected = e.rejected, nil
-	return so
+	e.box.out.Alerts, e.box.out.Quarantine, e.box.qAt = nil, nil, nil
+	sh.alertKeys, sh.quarantineKeys, sh.learned = nil, nil, nil
 }
 
 // judgeForeign is judgeRow for row i of device d, at event time t, whose
@@ -252,7 +256,8 @@ func (e *Engine) moveIn(d int32, ds *deviceState) {
 // quarantines of every shard before the current row, in order, as qTimes
 // holds them for one engine. It waits until every other shard has judged
 // every row before this one: an automatic quarantine is rare, and the
-// others are judging the same batch.
+// others are judging the same batch, or catching up on the batches
+// before it (the pipeline lets shards judge a few batches apart).
 func (e *Engine) recentQuarantines(n int, dst []int64) []int64 {
 	s, cur := e.sh.set, e.sh.seq
 	for i := range s.progress {

@@ -161,6 +161,11 @@ func newInstance(cfg Config, sink detect.Sink, log *slog.Logger, con pipeline.Co
 	if err != nil {
 		return nil, err
 	}
+	if p.Sharded != nil {
+		// as many batches judging as may wait for the engine; the
+		// consumer drains them when its queue is empty (kafka.Drainer)
+		p.Sharded.JudgeAhead(cfg.Kafka.EngineQueue)
+	}
 	m := kafka.NewMetrics()
 	decoders := func(kind, topic string, part int32) (kafka.Decoder, error) {
 		if kind == kafka.KindPackets {

@@ -147,13 +147,13 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		p.Judge = p.Engine
 		return p, nil
 	}
-	s := &Sharded{sink: sink, clock: deps.Clock, outs: make([]*detect.ShardOutput, n)}
+	s := &Sharded{sink: sink, clock: deps.Clock, current: make([]*shardJob, n), free: make([][]*detect.ShardOutput, n)}
 	set := detect.NewShards(n)
-	edeps.Clock = s.clockOf()
 	for i := range n {
 		if i > 0 { // shard 0's are the pipeline's
 			edeps.Baseline, edeps.Extra, edeps.Rejected = baseline.NewStore(cfg.Baseline, p.Registry), nil, nil
 		}
+		edeps.Clock = s.clockOf(i)
 		e, err := detect.NewEngine(cfg.Detect, edeps)
 		if err != nil {
 			return nil, fmt.Errorf("cannot set up detectors: %w", err)
@@ -257,7 +257,10 @@ func (f *Files) Close() {
 // Run feeds every batch of src to the engine until src ends, then flushes
 // it. It reads src on a goroutine of its own, up to readAhead batches
 // ahead of judging, so that reading and decoding the next batches and
-// judging this one take a core each. A read error ends the run (the file sources return theirs
+// judging this one take a core each; engine shards judge up to readAhead
+// batches ahead of delivery (Sharded.JudgeAhead), so that the reader and
+// the shards share the cores without waiting for each other at every
+// batch. A read error ends the run (the file sources return theirs
 // after every row they could read).
 // readAhead is how many batches Run's reader may be ahead of judging. A
 // capture makes a small batch per 10 s window (a sparse OT day: 8 rows
@@ -266,7 +269,14 @@ func (f *Files) Close() {
 // without reading ahead (0.76–0.89 s against 0.63 s); with 8, 0.57 s.
 const readAhead = 8
 
-func (p *Pipeline) Run(ctx context.Context, src ingest.Source) error {
+func (p *Pipeline) Run(ctx context.Context, src ingest.Source) (err error) {
+	if s := p.Sharded; s != nil {
+		s.JudgeAhead(readAhead)
+		defer func() {
+			s.JudgeAhead(0)
+			s.drop(err) // after an error: the batches still judging
+		}()
+	}
 	type read struct {
 		b   *ingest.Batch
 		err error

@@ -3,8 +3,9 @@ package pipeline
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/array"
 
 	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
@@ -24,9 +25,17 @@ type Judge interface {
 // baseline store judging the rows of its own groups (detect.Shards), all
 // at once on goroutines of their own, and delivers their output merged in
 // input order: byte for byte what one engine would have delivered. Every
-// engine reads every row; a batch ends when the slowest engine is done
-// with it, so a batch's rows should spread over the groups of every shard
-// (a fleet's batches do).
+// engine reads every row.
+//
+// Each call (a batch, the end of the input, a device to forget) is handed
+// to every shard as a job; a shard judges its jobs in order, each on a
+// goroutine that starts once the shard is done with the one before, so a
+// shard runs ahead of the others as far as the jobs handed out allow,
+// while the caller merges and delivers the oldest job every shard is done
+// with. By default Process delivers its own batch before it returns; with
+// JudgeAhead it leaves that many batches judging, so that a shard whose
+// core is taken (by the reader, or another shard, or another process)
+// catches up later instead of holding every other shard at every batch.
 //
 // Like an engine, it is fed from one goroutine.
 type Sharded struct {
@@ -34,22 +43,55 @@ type Sharded struct {
 	stores  []*baseline.Store // by shard
 	sink    detect.Sink
 	clock   func() time.Time
-	// now is the wall clock of the batch being judged: every shard
-	// judges it against the same (clock.max_skew).
-	now     time.Time
-	backlog *backlogSnapshot // nil unless SetPartitionBacklog
-	outs    []*detect.ShardOutput
-	box     detect.Outbox
+	// current[i] is the job shard i judges (set on its goroutine).
+	current []*shardJob
+	// behind is SetPartitionBacklog's; partitions are those of the rows
+	// handed out so far.
+	behind     func(source string, partition int32) bool
+	partitions map[backlogKey]struct{}
+	// ahead is how many batches Process leaves handed out and not
+	// delivered (JudgeAhead).
+	ahead int
+	// jobs are handed out and not merged yet, oldest first.
+	jobs []*shardJob
+	// free are, by shard, merged outputs for the next jobs to fill.
+	free [][]*detect.ShardOutput
+	outs []*detect.ShardOutput // of the job being merged, by shard
+	box  detect.Outbox
 }
 
-// clockOf returns the clock the shards read: the one read once for the
-// batch.
-func (s *Sharded) clockOf() func() time.Time {
+// shardJob is one call handed to every shard.
+type shardJob struct {
+	b       *ingest.Batch // the batch judged; nil for the other calls
+	deliver bool          // what it made goes out once merged: Process's and Flush's
+	outs    []*detect.ShardOutput
+	done    []chan struct{} // by shard: closed once outs[i] is made
+	// now is the wall clock as the job was handed out: every shard judges
+	// it against the same (clock.max_skew).
+	now time.Time
+	// backlog is, by partition, whether it had a backlog as the job was
+	// handed out (SetPartitionBacklog).
+	backlog map[backlogKey]bool
+}
+
+// clockOf returns the clock shard i reads: the one read when its job was
+// handed out.
+func (s *Sharded) clockOf(i int) func() time.Time {
 	if s.clock == nil {
 		return nil
 	}
-	return func() time.Time { return s.now }
+	return func() time.Time { return s.current[i].now }
 }
+
+// JudgeAhead lets Process return with up to n batches handed to the
+// shards and not delivered yet (0: none, the default); Drain and Flush
+// deliver them.
+func (s *Sharded) JudgeAhead(n int) { s.ahead = n }
+
+// Drain delivers what every batch handed out made, acknowledging each
+// (kafka.Drainer): the input is quiet, or the caller is about to read or
+// change what the shards keep. It returns the first delivery error.
+func (s *Sharded) Drain(ctx context.Context) error { return s.complete(ctx, 0) }
 
 // Len returns the number of shards.
 func (s *Sharded) Len() int { return len(s.engines) }
@@ -57,6 +99,7 @@ func (s *Sharded) Len() int { return len(s.engines) }
 // groupInfos returns every group's summary (baseline.Store.GroupInfos),
 // each from the store that learns it.
 func (s *Sharded) groupInfos() []baseline.GroupInfo {
+	s.wait()
 	per := make([][]baseline.GroupInfo, len(s.stores))
 	for i, st := range s.stores {
 		per[i] = st.GroupInfos()
@@ -76,6 +119,7 @@ func (s *Sharded) groupInfos() []baseline.GroupInfo {
 // from the store that learns it, the devices (each store holds those of
 // its groups), the memory and the learned rows of all.
 func (s *Sharded) storeStats() baseline.Stats {
+	s.wait()
 	st := s.stores[0].Stats()
 	for _, o := range s.stores[1:] {
 		os := o.Stats()
@@ -93,28 +137,28 @@ func (s *Sharded) storeStats() baseline.Stats {
 	return st
 }
 
-// Process judges b on every shard, delivers the merged output and
-// acknowledges b, as detect.Engine.Process does.
+// Process hands b to every shard, then merges and delivers the oldest
+// batches every shard is done with, and acknowledges each with its
+// delivery's error, as detect.Engine.Process does, until at most
+// JudgeAhead's batches are left judging. The error is the first delivery
+// error.
 func (s *Sharded) Process(ctx context.Context, b *ingest.Batch) error {
-	defer b.Release()
-	s.judge(func(e *detect.Engine) *detect.ShardOutput { return e.JudgeShard(b) })
-	if rej := s.outs[0].Rejected; len(rej) > 0 {
-		b.Rejected = rej
-	}
-	err := s.box.Deliver(ctx, s.sink)
-	b.Ack(ctx, err)
-	return err
+	s.handOut(b, true, func(e *detect.Engine, so *detect.ShardOutput) { e.JudgeShard(b, so) })
+	return s.complete(ctx, s.ahead)
 }
 
-// Flush ends the input on every shard and delivers what that made and
-// what earlier failed deliveries left over, as detect.Engine.Flush does.
+// Flush ends the input on every shard and delivers what every batch
+// handed out made, what the end made and what earlier failed deliveries
+// left over, as detect.Engine.Flush does.
 func (s *Sharded) Flush(ctx context.Context) error {
-	s.judge((*detect.Engine).FlushShard)
-	return s.box.Deliver(ctx, s.sink)
+	s.handOut(nil, true, (*detect.Engine).FlushShard)
+	return s.complete(ctx, 0)
 }
 
-// Stats returns the shards' counters added up (detect.Stats.AddShard).
+// Stats returns the shards' counters added up (detect.Stats.AddShard),
+// once they are done with every job handed out.
 func (s *Sharded) Stats() detect.Stats {
+	s.wait()
 	st := s.engines[0].Stats()
 	for _, e := range s.engines[1:] {
 		st.AddShard(e.Stats())
@@ -122,69 +166,156 @@ func (s *Sharded) Stats() detect.Stats {
 	return st
 }
 
-// ForgetDevice makes every shard forget device (kafka.DeviceForgetter); what
-// that made goes out with the next delivery.
+// ForgetDevice makes every shard forget device (kafka.DeviceForgetter)
+// and returns once they have: the caller goes on to forget the device's
+// state elsewhere. What that made goes out with the next delivery. (The
+// consumer drains the batches handed out before it calls ForgetDevice.)
 func (s *Sharded) ForgetDevice(device string) {
-	s.judge(func(e *detect.Engine) *detect.ShardOutput { return e.ForgetShardDevice(device) })
+	s.handOut(nil, false, func(e *detect.Engine, so *detect.ShardOutput) { e.ForgetShardDevice(device, so) })
+	s.complete(context.Background(), 0)
 }
 
-// SetPartitionBacklog gives every shard behind (kafka.BacklogReader), as
-// of the start of each batch: a shard must see a partition's backlog as
-// every other shard does, or their watermarks would part.
+// SetPartitionBacklog gives every shard behind (kafka.BacklogReader).
+// Every shard must see a partition's backlog as every other shard does,
+// or their watermarks would part, and behind may read its source's state
+// only from the goroutine that feeds the shards: so it is asked there, as
+// each job is handed out, about every partition of the rows handed out
+// so far, and each shard reads those answers while it judges the job.
 func (s *Sharded) SetPartitionBacklog(behind func(source string, partition int32) bool) {
-	s.backlog = &backlogSnapshot{behind: behind, seen: map[backlogKey]bool{}}
-	for _, e := range s.engines {
-		e.SetPartitionBacklog(s.backlog.get)
+	s.behind, s.partitions = behind, map[backlogKey]struct{}{}
+	for i, e := range s.engines {
+		e.SetPartitionBacklog(func(source string, partition int32) bool {
+			return s.current[i].backlog[backlogKey{source, partition}]
+		})
 	}
 }
 
 // PartitionIdle is detect.Engine.PartitionIdle.
 func (s *Sharded) PartitionIdle() time.Duration { return s.engines[0].PartitionIdle() }
 
-// backlogSnapshot answers, for one batch, what behind answered first.
-type backlogSnapshot struct {
-	behind func(source string, partition int32) bool
-	mu     sync.Mutex
-	seen   map[backlogKey]bool
-}
-
 type backlogKey struct {
 	source    string
 	partition int32
 }
 
-func (b *backlogSnapshot) get(source string, partition int32) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	k := backlogKey{source, partition}
-	v, ok := b.seen[k]
-	if !ok {
-		v = b.behind(source, partition)
-		b.seen[k] = v
+// backlogOf notes the partitions of b's rows and returns what behind
+// answers now about every partition noted so far.
+func (s *Sharded) backlogOf(b *ingest.Batch) map[backlogKey]bool {
+	if b != nil && b.Record != nil {
+		for _, at := range b.Record.Schema().FieldIndices(ingest.ColPartition) {
+			col, ok := b.Record.Column(at).(*array.Int32)
+			if !ok {
+				continue // a bad batch: not judged
+			}
+			for i, p := range col.Int32Values() {
+				if i == 0 || p != col.Value(i-1) {
+					s.partitions[backlogKey{b.Source, p}] = struct{}{}
+				}
+			}
+		}
 	}
-	return v
+	m := make(map[backlogKey]bool, len(s.partitions))
+	for k := range s.partitions {
+		m[k] = s.behind(k.source, k.partition)
+	}
+	return m
 }
 
-// judge runs judge on every shard at once (shard 0 on the calling
-// goroutine) and adds their output, merged, to s.box.
-func (s *Sharded) judge(judge func(*detect.Engine) *detect.ShardOutput) {
+// handOut hands a job to every shard: run on the shard's engine, once
+// the shard is done with the jobs before; deliver: what it made goes out
+// once merged.
+func (s *Sharded) handOut(b *ingest.Batch, deliver bool, run func(*detect.Engine, *detect.ShardOutput)) {
+	n := len(s.engines)
+	j := &shardJob{b: b, deliver: deliver, outs: make([]*detect.ShardOutput, n), done: make([]chan struct{}, n)}
 	if s.clock != nil {
-		s.now = s.clock()
+		j.now = s.clock()
 	}
-	if s.backlog != nil {
-		clear(s.backlog.seen)
+	if s.behind != nil {
+		j.backlog = s.backlogOf(b)
 	}
-	var wg sync.WaitGroup
-	for i := 1; i < len(s.engines); i++ {
-		wg.Add(1)
+	var prev *shardJob
+	if len(s.jobs) > 0 {
+		prev = s.jobs[len(s.jobs)-1]
+	}
+	for i, e := range s.engines {
+		if k := len(s.free[i]); k > 0 {
+			j.outs[i], s.free[i] = s.free[i][k-1], s.free[i][:k-1]
+		} else {
+			j.outs[i] = &detect.ShardOutput{}
+		}
+		j.done[i] = make(chan struct{})
 		go func() {
-			defer wg.Done()
-			s.outs[i] = judge(s.engines[i])
+			if prev != nil {
+				<-prev.done[i]
+			}
+			s.current[i] = j
+			run(e, j.outs[i])
+			close(j.done[i])
 		}()
 	}
-	s.outs[0] = judge(s.engines[0])
-	wg.Wait()
-	s.merge()
+	s.jobs = append(s.jobs, j)
+}
+
+// complete merges the oldest jobs, once every shard is done with them,
+// until keep are left; it delivers what each batch and Flush made and
+// acknowledges each batch with its delivery's error. It returns the first
+// delivery error.
+func (s *Sharded) complete(ctx context.Context, keep int) error {
+	var first error
+	for len(s.jobs) > keep {
+		j := s.jobs[0]
+		for _, d := range j.done {
+			<-d
+		}
+		s.jobs[0], s.jobs = nil, s.jobs[1:]
+		s.outs = j.outs
+		s.merge()
+		for i, o := range j.outs {
+			s.free[i] = append(s.free[i], o)
+		}
+		if !j.deliver {
+			continue // ForgetDevice's goes out with the next delivery
+		}
+		err := s.box.Deliver(ctx, s.sink)
+		if j.b != nil {
+			if rej := j.outs[0].Rejected; len(rej) > 0 {
+				j.b.Rejected = rej
+			}
+			j.b.Ack(ctx, err)
+			j.b.Release()
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// drop waits until the shards are done with every job handed out and
+// acknowledges its batches with err, without delivering what they made.
+func (s *Sharded) drop(err error) {
+	s.wait()
+	for _, j := range s.jobs {
+		if j.b != nil {
+			j.b.Ack(context.Background(), err)
+			j.b.Release()
+		}
+		for i, o := range j.outs {
+			s.free[i] = append(s.free[i], o)
+		}
+	}
+	clear(s.jobs)
+	s.jobs = s.jobs[:0]
+}
+
+// wait returns once every shard is done with every job handed out.
+func (s *Sharded) wait() {
+	if len(s.jobs) == 0 {
+		return
+	}
+	for _, d := range s.jobs[len(s.jobs)-1].done {
+		<-d
+	}
 }
 
 // merge adds the shards' output to s.box in key order. Within a shard,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -372,6 +373,139 @@ func TestShardsHoldOnlyTheirDevices(t *testing.T) {
 		files.Close()
 		if n := p.StoreStats().Devices; n != 36 {
 			t.Errorf("%d shards hold the state of %d devices, want the input's 36", shards, n)
+		}
+	}
+}
+
+// TestShardsJudgeAhead: with Sharded.JudgeAhead(n), Process returns with
+// the last n batches still judging and acknowledges the earlier ones, in
+// order, once delivered; Flush delivers the rest. Though shards judge a
+// batch after later ones were handed out, each judges it against the
+// wall clock of its own hand-out: what 2 and 3 shards deliver, in which
+// Writes, and the rows the clock refused in each batch are one engine's.
+func TestShardsJudgeAhead(t *testing.T) {
+	batches, _ := partitionedFleet(false)
+	const ahead = 5
+	judge := func(shards int) (out []byte, rejected []int) {
+		cfg := crossShardConfig(4096)
+		cfg.Detect.Clock.MaxSkew = 5 * time.Second
+		var wall time.Time
+		sink := newWritesSink()
+		p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards, Clock: func() time.Time { return wall }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		judging := 0 // batches Process may leave unacknowledged
+		if p.Sharded != nil {
+			p.Sharded.JudgeAhead(ahead)
+			judging = ahead
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		var acked []int
+		rejected = make([]int, len(batches))
+		for k, rows := range batches {
+			for i := range rows {
+				b.Append(&rows[i])
+			}
+			rec, _ := b.NewRecord()
+			var batch *ingest.Batch
+			batch = ingest.NewBatch(rec, func(_ context.Context, err error) {
+				if err != nil {
+					t.Errorf("batch %d acknowledged with %v", k, err)
+				}
+				acked = append(acked, k)
+				rejected[k] = len(batch.Rejected)
+			})
+			batch.Source = "telemetry"
+			wall = time.Unix(0, rows[0].TimeNanos) // the batch's later rows are ahead of it
+			if err := p.Judge.Process(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+			if want := max(0, k+1-judging); len(acked) != want {
+				t.Fatalf("%d shards: after batch %d, %d batches acknowledged, want %d", shards, k, len(acked), want)
+			}
+		}
+		if err := p.Judge.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(acked) != len(batches) || !slices.IsSorted(acked) {
+			t.Fatalf("%d shards: %d of %d batches acknowledged, in order: %v", shards, len(acked), len(batches), slices.IsSorted(acked))
+		}
+		return sink.buf.Bytes(), rejected
+	}
+	want, wantRejected := judge(1)
+	if n := slices.Max(wantRejected); n == 0 || !bytes.Contains(want, []byte(`"detector":"silence"`)) {
+		t.Fatalf("one engine refused at most %d rows of a batch, or found no device silent: the input no longer exercises the clock", n)
+	}
+	for _, shards := range []int{2, 3} {
+		got, rejected := judge(shards)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d shards: output differs from one engine's: %s", shards, firstDiff(got, want))
+		}
+		if !slices.Equal(rejected, wantRejected) {
+			t.Errorf("%d shards refused other rows than one engine", shards)
+		}
+	}
+}
+
+// TestShardsReadBacklogAsHandedOut: the consumer's backlog
+// (kafka.BacklogReader) may be read only on the goroutine that feeds the
+// shards, between its own calls; shards judging ahead get, for each batch,
+// every partition's backlog as it was when the batch was handed out, and
+// deliver what one engine delivers reading it while it judges. Here
+// partition 2 has a backlog while it lags (so its devices are late, not
+// silent) and none once it has caught up.
+func TestShardsReadBacklogAsHandedOut(t *testing.T) {
+	batches, _ := partitionedFleet(false)
+	judge := func(shards int) []byte {
+		sink := newWritesSink()
+		p, err := pipeline.New(crossShardConfig(4096), pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lagging, feeding := false, false
+		p.Judge.(interface {
+			SetPartitionBacklog(func(string, int32) bool)
+		}).SetPartitionBacklog(func(source string, partition int32) bool {
+			if !feeding {
+				t.Errorf("%d shards: the backlog of %s/%d read outside the feeder's calls", shards, source, partition)
+			}
+			return lagging && partition == 2
+		})
+		if p.Sharded != nil {
+			p.Sharded.JudgeAhead(5)
+		}
+		b := ingest.NewObservationBuilder(nil, p.Registry, nil)
+		for _, rows := range batches {
+			for i := range rows {
+				b.Append(&rows[i])
+			}
+			rec, _ := b.NewRecord()
+			batch := ingest.NewBatch(rec, nil)
+			batch.Source = "telemetry"
+			m := time.Unix(0, rows[0].TimeNanos).UTC().Sub(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)) / time.Minute
+			lagging = rows[0].Partition != 2 && m >= 140 && m < 200
+			feeding = true
+			err := p.Judge.Process(context.Background(), batch)
+			feeding = false
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		feeding = true
+		if err := p.Judge.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return sink.buf.Bytes()
+	}
+	want := judge(1)
+	if !bytes.Contains(want, []byte(`"device":"d03","group":"site-1","criticality":"unknown","detector":"silence"`)) ||
+		bytes.Contains(want, []byte(`"device":"d02","group":"site-0","criticality":"unknown","detector":"silence"`)) {
+		t.Fatalf("one engine did not find d03 silent, or found d02 of the lagging partition silent: the input no longer exercises the backlog:\n%s", want)
+	}
+	for _, shards := range []int{2, 3} {
+		if got := judge(shards); !bytes.Equal(got, want) {
+			t.Errorf("%d shards: output differs from one engine's: %s", shards, firstDiff(got, want))
 		}
 	}
 }

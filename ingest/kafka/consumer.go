@@ -38,6 +38,16 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// Drainer is a Processor whose Process may return before the batch is
+// judged (engine shards judging ahead: pipeline.Sharded): Drain judges
+// and delivers every batch handed to it, acknowledging each, and returns
+// the first delivery error. The consumer calls it from the engine
+// goroutine whenever its queue is empty (a quiet input waits for nothing)
+// and before every other call between batches.
+type Drainer interface {
+	Drain(ctx context.Context) error
+}
+
 // DeviceForgetter is a Processor with per-device state of its own (alarm
 // lifecycle, silence and identity tracking) that it can drop: the consumer
 // calls ForgetDevice, from the engine goroutine, for the devices of a
@@ -183,6 +193,7 @@ type Consumer struct {
 	balancer    *stickyBalancer
 	align       *aligner // nil when max_event_time_skew is 0
 	flusher     Flusher
+	drainer     Drainer                // nil when Process judges its batch before it returns
 	forgetter   DeviceForgetter        // nil when the engine keeps no device state of its own
 	status      StatusPublisher        // nil when the engine publishes no status
 	alarms      DeviceAlarms           // nil when the engine's alarm state does not follow partitions
@@ -289,6 +300,7 @@ func New(opts Options) (*Consumer, error) {
 		c.align = newAligner(cfg.MaxEventTimeSkew, 5*time.Second)
 	}
 	c.flusher, _ = c.engine.(Flusher)
+	c.drainer, _ = c.engine.(Drainer)
 	c.forgetter, _ = c.engine.(DeviceForgetter)
 	c.status, _ = c.engine.(StatusPublisher)
 	c.alarms, _ = c.engine.(DeviceAlarms)
@@ -735,12 +747,18 @@ func (c *Consumer) engineLoop(ctx context.Context) {
 		var t task
 		select {
 		case t = <-c.tasks:
-		case <-ctx.Done():
-			c.drainTasks()
-			return
+		default:
+			c.drain(ctx) // quiet: what is judging goes out now
+			select {
+			case t = <-c.tasks:
+			case <-ctx.Done():
+				c.drainTasks()
+				return
+			}
 		}
 		c.metrics.engineQueue.Set(float64(len(c.tasks)))
 		if t.fn != nil {
+			c.drain(ctx)
 			t.fn()
 			continue
 		}
@@ -814,6 +832,18 @@ func (c *Consumer) retryDelivery(ctx context.Context) {
 		resolve(err)
 	}
 	c.undelivered = c.undelivered[:0]
+}
+
+// drain has a Drainer deliver every batch it was handed, and holds the
+// engine until that is accepted when it is not (retryDelivery).
+func (c *Consumer) drain(ctx context.Context) {
+	if c.drainer == nil {
+		return
+	}
+	c.drainer.Drain(ctx) // a failed delivery acknowledges its batches with the error
+	if len(c.undelivered) > 0 {
+		c.retryDelivery(ctx)
+	}
 }
 
 // drainTasks nacks what is left in the queue after a forced stop, so the
@@ -1284,7 +1314,8 @@ func (c *Consumer) send(work context.Context, ps *partState, cp *checkpointer, b
 		if err != nil {
 			c.metrics.nacks.Inc()
 			if c.flusher != nil && !errors.Is(err, errStopped) {
-				// Called from Process on the engine goroutine.
+				// Called on the engine goroutine, from Process (or
+				// Drain or Flush: Drainer).
 				c.undelivered = append(c.undelivered, resolve)
 				return
 			}

@@ -370,6 +370,7 @@ func startShards(t testing.TB, cfg ingest.KafkaConfig, sink detect.Sink, shards 
 	if vp.Sharded == nil {
 		t.Fatalf("%d shards asked, one engine built", shards)
 	}
+	vp.Sharded.JudgeAhead(cfg.EngineQueue) // as vigil run does
 	return startConsumer(t, cfg, vp, vp.Sharded)
 }
 
@@ -378,6 +379,7 @@ var (
 	_ kafka.BacklogReader   = (*vpipeline.Sharded)(nil)
 	_ kafka.DeviceForgetter = (*vpipeline.Sharded)(nil)
 	_ kafka.Flusher         = (*vpipeline.Sharded)(nil)
+	_ kafka.Drainer         = (*vpipeline.Sharded)(nil)
 )
 
 // startConsumer runs a consumer of cfg feeding proc, vp's engine or
