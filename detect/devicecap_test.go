@@ -434,8 +434,7 @@ func TestDeviceCapRejectedNameOutlivesRecord(t *testing.T) {
 		if err := s.eng.Process(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
-		rejected = append(rejected, b.Rejected...)
-		rec.Release()
+		rejected = append(rejected, b.Rejected...) // Process released the record
 	}
 	if len(rejected) != 2 || rejected[0].Device != "forged-A" || rejected[1].Device != "forged-B" {
 		t.Errorf("rejected rows %+v, want forged-A's then forged-B's", rejected)

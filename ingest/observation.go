@@ -598,10 +598,7 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
 		b.nullableArray(b.firmware, &b.nulls[3], n))
 	cols = b.appendMetricArrays(cols, n)
-	rec := array.NewRecord(b.recordSchema(), cols, int64(b.rows))
-	for _, c := range cols {
-		c.Release()
-	}
+	rec := newRecord(b.recordSchema(), cols, int64(b.rows))
 	sets := b.sets
 	b.sets = nil
 	if len(sets) > 0 {
