@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,6 +99,17 @@ func TestParseSizes(t *testing.T) {
 	for _, bad := range []string{"", "1k", "0", "10,-1"} {
 		if _, err := parseSizes("-devices", bad); err == nil {
 			t.Errorf("parseSizes(%q) accepted", bad)
+		}
+	}
+}
+
+// A -jitter outside 0 to 30s is refused, naming the flag, before any file
+// is written or binary built.
+func TestRunRefusesBadJitter(t *testing.T) {
+	for _, j := range []time.Duration{-time.Second, 31 * time.Second} {
+		err := run(10, "10", 5, 1, "", "", t.TempDir(), false, j, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-jitter") {
+			t.Errorf("jitter %v: %v, want an error naming -jitter", j, err)
 		}
 	}
 }
