@@ -705,9 +705,6 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	if e.deps.Trace != nil {
 		e.trace(d, g, t)
 	}
-	if e.status != nil {
-		e.noteStatus(d)
-	}
 	anomalous := e.judgeMetrics(d, ds, g, t)
 	if len(e.rules) > 0 {
 		anomalous = e.judgeRules(b, d, ds, g, gs, t) || anomalous
@@ -715,6 +712,9 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 	anomalous = e.judgeJoint(d, ds, g, t, late, anomalous) || anomalous
 	if e.cfg.Identity.Enabled {
 		e.judgeIdentity(d, ds, g, t)
+	}
+	if e.status != nil {
+		e.noteStatus(d, ds) // after judgeIdentity: see noteStatus
 	}
 	if e.cfg.Silence.Enabled {
 		e.judgeSilence(d, ds, g, gs, t)

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"cmp"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
@@ -188,6 +189,7 @@ type statusTracker struct {
 	dirty    []int32   // devices changed since the last publication
 	marked   []bool    // by device: in dirty
 	certs    []string  // by device: certificate of the latest report with one
+	certHash []uint64  // by device: the hash of certs[d] (0: none)
 	fws      []string  // by device: firmware of the latest report with one
 	update   StatusUpdate
 }
@@ -209,6 +211,7 @@ func (s *statusTracker) touch(d int32) {
 	for int(d) >= len(s.marked) {
 		s.marked = append(s.marked, false)
 		s.certs = append(s.certs, "")
+		s.certHash = append(s.certHash, 0)
 		s.fws = append(s.fws, "")
 	}
 	if !s.marked[d] {
@@ -218,16 +221,38 @@ func (s *statusTracker) touch(d int32) {
 }
 
 // noteStatus records the current row of device d for the console (its
-// values are recorded by judgeMetrics).
-func (e *Engine) noteStatus(d int32) {
+// values are recorded by judgeMetrics). It runs after judgeIdentity, and
+// compares what it keeps with what the row brings without reading its
+// own copies' bytes (memory seldom cached: one allocation per device)
+// where it can: the certificate by its hash, which judgeIdentity has just
+// computed, and the firmware against the identity state's, which
+// judgeIdentity has just compared with the row's and which the copy
+// shares when they are equal.
+func (e *Engine) noteStatus(d int32, ds *deviceState) {
 	s := e.status
 	s.touch(d)
 	c, i := &e.cols, e.row
-	if cert, ok := c.cert.value(i); ok && cert != s.certs[d] {
-		s.certs[d] = strings.Clone(cert)
+	id := ds.ident
+	if !e.cfg.Identity.Enabled {
+		id = nil
+	}
+	if cert, ok := c.cert.value(i); ok {
+		var h uint64
+		if id != nil {
+			h = id.certHash
+		} else {
+			h = maphash.String(e.hashSeed, cert)
+		}
+		if h != s.certHash[d] {
+			s.certHash[d], s.certs[d] = h, strings.Clone(cert)
+		}
 	}
 	if fw, ok := c.fw.value(i); ok && fw != s.fws[d] {
-		s.fws[d] = strings.Clone(fw)
+		if id != nil && fw == id.fw {
+			s.fws[d] = id.fw
+		} else {
+			s.fws[d] = strings.Clone(fw)
+		}
 	}
 }
 
@@ -319,6 +344,6 @@ func (v *valueTrack) values() []string {
 func (s *statusTracker) forget(d int32, name string) {
 	s.update.Evicted = append(s.update.Evicted, name)
 	if int(d) < len(s.certs) {
-		s.certs[d], s.fws[d] = "", ""
+		s.certs[d], s.certHash[d], s.fws[d] = "", 0, ""
 	}
 }

@@ -142,6 +142,44 @@ func TestPublishStatusInterval(t *testing.T) {
 	}
 }
 
+// TestStatusFollowsCertificateAndFirmware: a device's status shows the
+// certificate and firmware of its latest report that had one, through
+// upgrades, a downgrade and a new certificate, with the identity detector
+// (whose state the engine compares against) and without it.
+func TestStatusFollowsCertificateAndFirmware(t *testing.T) {
+	type report struct{ cert, fw string }
+	steps := []report{{"cert-a", "2.9.4"}, {"", ""}, {"cert-a", "2.10.0"}, {"cert-b", "2.10.0"}, {"cert-b", "2.9.4"},
+		{"cert-a", "2.9.4"}, {"", "2.10.1"}}
+	for _, identity := range []bool{true, false} {
+		for _, fwCheck := range []bool{true, false} {
+			cfg := DefaultConfig()
+			cfg.Identity.Enabled, cfg.Identity.FirmwareDowngrade = identity, fwCheck
+			s := newSim(t, cfg, twoGroups, 2, nil)
+			rec := &statusRecorder{}
+			s.eng.PublishStatus(rec, 0, 0)
+			want := report{}
+			for m, step := range steps {
+				s.run(m, m+1, func(_, i int, _ *simDevice, r *ingest.Row) bool {
+					if i == 0 {
+						r.Cert, r.Firmware = step.cert, step.fw
+					}
+					return true
+				})
+				if step.cert != "" {
+					want.cert = step.cert
+				}
+				if step.fw != "" {
+					want.fw = step.fw
+				}
+				if st := rec.devices[s.devices[0].name]; st.Cert != want.cert || st.Firmware != want.fw {
+					t.Fatalf("identity %v, firmware check %v, minute %d: status shows %q, %q, want %q, %q", identity, fwCheck, m,
+						st.Cert, st.Firmware, want.cert, want.fw)
+				}
+			}
+		}
+	}
+}
+
 // TestPublishRolloutStatus: the console sees a group's rollout with its
 // progress, its state once abort_recommended was sent, and per KPI the
 // latest windows' cohort comparison, bounded to RolloutHistory windows.
