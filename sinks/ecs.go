@@ -14,11 +14,6 @@ const ecsVersion = "8.11.0"
 // field names; see Encoder with FormatECS for the host name.
 func AppendAlertECS(dst []byte, a *detect.Alert) []byte { return appendAlertECS(dst, a, "") }
 
-// AppendQuarantineECS appends q as one JSON object with ECS field names.
-func AppendQuarantineECS(dst []byte, q *detect.QuarantineEvent) []byte {
-	return appendQuarantineECS(dst, q, "")
-}
-
 // appendAlertECS appends a as one JSON object with Elastic Common Schema
 // field names (event.*, rule.*, source.*, destination.*, threat.*), so that
 // Elastic and Splunk CIM mappings find the fields where they expect them.

@@ -42,16 +42,6 @@ func AppendAlertLEEF(dst []byte, a *detect.Alert, delim byte) []byte {
 	return appendAlertLEEF(dst, a, "", delim)
 }
 
-// AppendQuarantineLEEF appends q as one LEEF 2.0 line to dst: event id
-// "quarantine:<action>", then devTime cat sev identHostName externalId
-// device group targetGroup action mode expiry reasons msg.
-func AppendQuarantineLEEF(dst []byte, q *detect.QuarantineEvent, delim byte) []byte {
-	if delim == 0 {
-		delim = '\t'
-	}
-	return appendQuarantineLEEF(dst, q, "", delim)
-}
-
 func appendAlertLEEF(dst []byte, a *detect.Alert, host string, delim byte) []byte {
 	dst = appendLEEFPrefix(dst)
 	dst = appendLEEFHeaderField(dst, a.Detector, 0)
@@ -109,6 +99,9 @@ func appendAlertLEEF(dst []byte, a *detect.Alert, host string, delim byte) []byt
 	return x.dst
 }
 
+// appendQuarantineLEEF appends q as one LEEF 2.0 line to dst: event id
+// "quarantine:<action>", then devTime cat sev identHostName externalId
+// device group targetGroup action mode expiry reasons msg.
 func appendQuarantineLEEF(dst []byte, q *detect.QuarantineEvent, host string, delim byte) []byte {
 	dst = appendLEEFPrefix(dst)
 	dst = append(dst, "quarantine:"...)
