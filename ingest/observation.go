@@ -158,7 +158,9 @@ type ObservationBuilder struct {
 	nullStrings map[int]arrow.Array
 	// metrics are the metric columns of the current record, by position
 	// in metricNames.
-	metrics   []metricColumn
+	metrics []metricColumn
+	// columns keeps the column objects of released records for the next.
+	columns   columnPool
 	rowValues []float64 // scratch: value per metric column for the current row
 	rowHas    []bool
 	rows      int
@@ -208,6 +210,7 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		metricIndex: make(map[string]int),
 		schemas:     make(map[string]*arrow.Schema),
 		nullStrings: make(map[int]arrow.Array),
+		columns:     columnPool{free: make(chan *recordColumns, columnsKept)},
 		groupIDs:    make(map[string]int32),
 		device:      array.NewStringBuilder(mem),
 		group:       array.NewStringBuilder(mem),
@@ -589,16 +592,17 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	for i, sb := range strs {
 		dataLen[i] = sb.DataLen()
 	}
-	fixed := b.fixedArrays(n)
-	cols := make([]arrow.Array, 0, NumFixedCols+len(b.metrics))
-	cols = append(cols,
-		fixed[0], b.device.NewArray(), fixed[1],
-		b.group.NewArray(), fixed[2], fixed[3],
-		fixed[4], b.nullableArray(b.srcIP, &b.nulls[0], n),
+	rc := b.columns.take()
+	f := &rc.fixed
+	b.fixedArrays(f, n)
+	cols := append(rc.cols[:0],
+		&f.ts, b.device.NewArray(), &f.i32[0],
+		b.group.NewArray(), &f.i32[1], &f.i32[2],
+		&f.i64, b.nullableArray(b.srcIP, &b.nulls[0], n),
 		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
 		b.nullableArray(b.firmware, &b.nulls[3], n))
-	cols = b.appendMetricArrays(cols, n)
-	rec := newRecord(b.recordSchema(), cols, int64(b.rows))
+	rc.cols = b.appendMetricArrays(rc, cols, n)
+	rec := newRecord(b.recordSchema(), rc, &b.columns, int64(b.rows))
 	sets := b.sets
 	b.sets = nil
 	if len(sets) > 0 {
@@ -616,12 +620,12 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	return rec, sets
 }
 
-// fixedArrays returns the fixed-width columns of the record's n rows —
+// fixedArrays sets f to the fixed-width columns of the record's n rows —
 // time, device id, group id, partition, offset — and empties their
 // slices. The arrays are slices of one buffer: the two int64 columns
 // first, then the three int32 ones (offsets count elements of the
 // array's own type).
-func (b *ObservationBuilder) fixedArrays(n int) [5]arrow.Array {
+func (b *ObservationBuilder) fixedArrays(f *fixedColumns, n int) {
 	buf := memory.NewResizableBuffer(b.mem)
 	buf.Resize(n * (2*8 + 3*4))
 	i64 := arrow.Int64Traits.CastFromBytes(buf.Bytes())
@@ -631,32 +635,48 @@ func (b *ObservationBuilder) fixedArrays(n int) [5]arrow.Array {
 	copy(i32[4*n:], b.devIDs)
 	copy(i32[5*n:], b.grpIDs)
 	copy(i32[6*n:], b.parts)
-	bufs := make([]*memory.Buffer, 2*5)
-	column := func(k int, t arrow.DataType, offset int) arrow.Array {
-		colBufs := bufs[2*k : 2*k+2 : 2*k+2]
-		colBufs[1] = buf
-		d := array.NewData(t, n, colBufs, nil, 0, offset)
-		defer d.Release()
-		return array.MakeFromData(d)
+	for k := range f.data {
+		f.bufs[k] = [2]*memory.Buffer{nil, buf}
 	}
-	cols := [5]arrow.Array{
-		column(0, arrow.FixedWidthTypes.Timestamp_ns, 0),
-		column(1, arrow.PrimitiveTypes.Int32, 4*n),
-		column(2, arrow.PrimitiveTypes.Int32, 5*n),
-		column(3, arrow.PrimitiveTypes.Int32, 6*n),
-		column(4, arrow.PrimitiveTypes.Int64, n),
-	}
+	f.set(&f.ts, 0, arrow.FixedWidthTypes.Timestamp_ns, n, 0)
+	f.set(&f.i32[0], 1, arrow.PrimitiveTypes.Int32, n, 4*n)
+	f.set(&f.i32[1], 2, arrow.PrimitiveTypes.Int32, n, 5*n)
+	f.set(&f.i32[2], 3, arrow.PrimitiveTypes.Int32, n, 6*n)
+	f.set(&f.i64, 4, arrow.PrimitiveTypes.Int64, n, n)
 	buf.Release()
 	b.times, b.offsets = b.times[:0], b.offsets[:0]
 	b.devIDs, b.grpIDs, b.parts = b.devIDs[:0], b.grpIDs[:0], b.parts[:0]
-	return cols
+}
+
+// set makes arr the k-th column: n values of type t from offset on.
+func (f *fixedColumns) set(arr resettableArray, k int, t arrow.DataType, n, offset int) {
+	resetArray(arr, &f.data[k], t, n, f.bufs[k][:], 0, offset)
+}
+
+// resetArray makes arr, a new or released array, the array of d, a new or
+// released Data, which it sets to n values of type t in bufs (retained),
+// nulls of them null, from offset on: what array.NewData and
+// array.MakeFromData do, on objects the caller allocated together or
+// reuses (recordColumns). arr ends with one reference, held by the
+// caller, and d with the one arr holds.
+func resetArray(arr resettableArray, d *array.Data, t arrow.DataType, n int, bufs []*memory.Buffer, nulls, offset int) {
+	d.Reset(t, n, bufs, nil, nulls, offset)
+	arr.Reset(d) // retains d: its one reference
+	arr.Retain()
+}
+
+// resettableArray is an Arrow array that can be set to a Data in place
+// (array.Float64, array.Int32, ...).
+type resettableArray interface {
+	Reset(*array.Data)
+	Retain()
 }
 
 // appendMetricArrays appends to cols an array of n rows for each metric
 // column with a value in the record, in order, and sets schemaKey to
 // their positions. The arrays are slices of one values buffer, and of one
 // validity buffer for those with nulls.
-func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arrow.Array {
+func (b *ObservationBuilder) appendMetricArrays(rc *recordColumns, cols []arrow.Array, n int) []arrow.Array {
 	b.schemaKey = b.schemaKey[:0]
 	k, withNulls := 0, 0
 	for j := range b.metrics {
@@ -679,9 +699,10 @@ func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arr
 		valid.Resize(int(bitutil.BytesForBits(int64(k * n))))
 		clear(valid.Bytes())
 	}
-	// One backing array for the arrays' buffer lists: Data keeps the
-	// slice it is given and never writes to its elements.
-	bufs := make([]*memory.Buffer, 2*k)
+	if cap(rc.metrics) < k {
+		rc.metrics = make([]float64Column, k, k+k/2)
+	}
+	rc.metrics = rc.metrics[:k]
 	at := 0
 	for j := range b.metrics {
 		c := &b.metrics[j]
@@ -691,20 +712,18 @@ func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arr
 		copy(vals[at:at+n], c.vals)
 		clear(vals[at+len(c.vals) : at+n])
 		nulls := c.nulls + n - len(c.vals)
-		colBufs := bufs[:2:2]
-		bufs = bufs[2:]
-		colBufs[1] = data
+		col := &rc.metrics[at/n]
+		col.bufs = [2]*memory.Buffer{nil, data}
 		if nulls > 0 {
-			colBufs[0] = valid
+			col.bufs[0] = valid
 			for i, ok := range c.valid {
 				if ok {
 					bitutil.SetBit(valid.Bytes(), at+i)
 				}
 			}
 		}
-		d := array.NewData(arrow.PrimitiveTypes.Float64, n, colBufs, nil, nulls, at)
-		cols = append(cols, array.NewFloat64Data(d))
-		d.Release()
+		resetArray(&col.arr, &col.data, arrow.PrimitiveTypes.Float64, n, col.bufs[:], nulls, at)
+		cols = append(cols, &col.arr)
 		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
 		c.vals, c.valid, c.nulls = c.vals[:0], c.valid[:0], 0
 		at += n
