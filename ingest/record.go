@@ -88,10 +88,11 @@ func (r *record) MarshalJSON() ([]byte, error) {
 // (columnPool): on a sparse capture, which makes a small record for every
 // 10 s window, allocating them was most of the cost of a record, and
 // most of what the garbage collector chased on the reading goroutine.
-// The string columns' arrays are not among them.
+// The string columns null in every row are shared arrays, not among them.
 type recordColumns struct {
 	cols    []arrow.Array
 	fixed   fixedColumns
+	strs    [numStringCols]stringArray
 	metrics []float64Column // the record's metric arrays, in column order
 }
 
@@ -113,6 +114,14 @@ type float64Column struct {
 	bufs [2]*memory.Buffer
 }
 
+// stringArray is a string array of a record with its Data and buffer
+// list.
+type stringArray struct {
+	arr  array.String
+	data array.Data
+	bufs [3]*memory.Buffer
+}
+
 // unreferenced reports whether nothing holds any of the arrays or their
 // Data: a Data holds its buffers until its last reference is released,
 // and an array holds its Data, so a Data without buffers is referenced
@@ -121,6 +130,11 @@ type float64Column struct {
 func (rc *recordColumns) unreferenced() bool {
 	for i := range rc.fixed.data {
 		if rc.fixed.data[i].Buffers() != nil {
+			return false
+		}
+	}
+	for i := range rc.strs {
+		if rc.strs[i].data.Buffers() != nil {
 			return false
 		}
 	}
