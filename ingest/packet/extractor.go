@@ -76,10 +76,14 @@ type Extractor struct {
 	// The batch being built.
 	batchSeq uint32
 	comms    []ingest.Communication
-	commIdx  map[commKey]int32
-	events   []ingest.NetEvent
-	row      ingest.Row
-	ready    []*ingest.Batch
+	// freeComms holds released batches' communication slices for the
+	// next windows; recycleComms (its put) gives them back.
+	freeComms    commsPool
+	recycleComms func(*ingest.Batch)
+	commIdx      map[commKey]int32
+	events       []ingest.NetEvent
+	row          ingest.Row
+	ready        []*ingest.Batch
 
 	maxDistinctEntries int        // bound of each window's distinct table
 	setLog             []setEntry // set members of the shortest window, in discovery order
@@ -180,6 +184,8 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		stats:         Stats{SkippedLinkTypes: make(map[uint16]int64)},
 	}
 	x.lastFlow, x.partition = -1, -1
+	x.freeComms = make(commsPool, commsKept)
+	x.recycleComms = x.freeComms.put
 	x.maxDistinctEntries = 8 * cfg.MaxHosts
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
