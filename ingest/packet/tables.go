@@ -133,16 +133,50 @@ type flowTable struct {
 	release func(*flow) // called before a flow's slot is reused
 }
 
+// minFlowSlots is the size the index of a flow table starts at; it
+// doubles while it is more than half full, up to twice max flows: a
+// capture of a few flows does not pay for clearing the index of the
+// largest (half a megabyte at the default max_flows).
+const minFlowSlots = 256
+
 func newFlowTable(max int) *flowTable {
+	t := &flowTable{max: max}
+	t.resize(min(minFlowSlots, maxFlowSlots(max)))
+	return t
+}
+
+// maxFlowSlots is the size of the index of a table of max flows: the
+// power of two at least twice max, so probes stay short when full.
+func maxFlowSlots(max int) int {
 	size := 1
 	for size < 2*max {
 		size <<= 1
 	}
-	t := &flowTable{slots: make([]int32, size), mask: uint64(size - 1), max: max}
+	return size
+}
+
+// resize makes the index size slots (a power of two) and indexes the
+// flows in it again.
+func (t *flowTable) resize(size int) {
+	t.slots = make([]int32, size)
+	t.mask = uint64(size - 1)
 	for i := range t.slots {
 		t.slots[i] = -1
 	}
-	return t
+	for i := range t.flows {
+		if t.flows[i].used {
+			t.index(int32(i))
+		}
+	}
+}
+
+// index puts flow i in the first free slot from its hash on.
+func (t *flowTable) index(i int32) {
+	j := t.flows[i].hash & t.mask
+	for t.slots[j] >= 0 {
+		j = (j + 1) & t.mask
+	}
+	t.slots[j] = i
 }
 
 func (k *flowKey) hash() uint64 {
@@ -199,12 +233,12 @@ func (t *flowTable) insert(k flowKey, h uint64) int32 {
 	for w := range f.win {
 		f.win[w] = -1 << 62
 	}
-	j := h & t.mask
-	for t.slots[j] >= 0 {
-		j = (j + 1) & t.mask
-	}
-	t.slots[j] = i
 	t.n++
+	if 2*t.n > len(t.slots) && len(t.slots) < maxFlowSlots(t.max) {
+		t.resize(2 * len(t.slots)) // indexes f too
+	} else {
+		t.index(i)
+	}
 	return i
 }
 
