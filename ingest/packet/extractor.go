@@ -68,7 +68,7 @@ type Extractor struct {
 	flows    *flowTable
 	frags    fragTable
 	hosts    *hostTable
-	distinct [maxWindows]map[distinctKey]struct{}
+	distinct [maxWindows]distinctSet
 	groups   map[string]int32
 	groupAcc [][maxWindows]acc
 	groupNam []string
@@ -198,7 +198,6 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		x.win = append(x.win, int64(w))
 		x.winName = append(x.winName, windowName(w))
 		x.names[i] = newMetricNames(x.winName[i])
-		x.distinct[i] = make(map[distinctKey]struct{})
 	}
 	return x, nil
 }
@@ -718,18 +717,19 @@ func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[
 	if addr != nil {
 		k.addr = *addr
 	}
-	m := x.distinct[w]
-	if _, ok := m[k]; ok {
+	m := &x.distinct[w]
+	hash := k.hash()
+	if m.has(&k, hash) {
 		return false
 	}
-	if len(m) >= x.maxDistinctEntries {
+	if m.len() >= x.maxDistinctEntries {
 		// The window's table is full (a flood of new flows): count without
 		// deduplicating, so the counts become upper bounds, not blind spots.
 		x.stats.DistinctOverflow++
 		*counter++
 		return false
 	}
-	m[k] = struct{}{}
+	m.add(&k, hash)
 	*counter++
 	return true
 }

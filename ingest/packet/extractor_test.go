@@ -170,9 +170,9 @@ func TestFloodOfNewFlowsIsBounded(t *testing.T) {
 	if sum.Stats.FlowsEvicted < n-1024 || sum.Stats.HostsEvicted < n-512 {
 		t.Errorf("evicted flows %d hosts %d, want about %d", sum.Stats.FlowsEvicted, sum.Stats.HostsEvicted, n)
 	}
-	for w, m := range x.distinct {
-		if len(m) > x.maxDistinctEntries {
-			t.Errorf("window %d distinct table holds %d entries, bound %d", w, len(m), x.maxDistinctEntries)
+	for w := range x.distinct {
+		if m := &x.distinct[w]; m.len() > x.maxDistinctEntries {
+			t.Errorf("window %d distinct table holds %d entries, bound %d", w, m.len(), x.maxDistinctEntries)
 		}
 	}
 	if sum.Stats.DistinctOverflow == 0 {

@@ -282,3 +282,103 @@ func (t *flowTable) expire(cutoff int64) {
 }
 
 func (t *flowTable) len() int { return t.n }
+
+// distinctSet is the set of a window's distinct members (peers, ports,
+// addresses of each host: distinctKey). Every flow adds a few members to
+// it every window and every window empties it, so a sparse capture paid
+// a Go map's hashing of the whole key and its clearing for each: this is
+// an open-addressing table with linear probing on a cheap hash, emptied
+// in constant time by moving to the next epoch (a slot of another epoch
+// is empty).
+type distinctSet struct {
+	slots []distinctSlot
+	mask  uint64
+	n     int
+	epoch uint32
+}
+
+type distinctSlot struct {
+	key   distinctKey
+	epoch uint32
+}
+
+// minDistinctSlots is the size a distinct set starts at; it doubles
+// while more than half full. maxKeptDistinctSlots is the largest a set
+// keeps when emptied: after a flood filled it, the next windows start
+// small again.
+const (
+	minDistinctSlots     = 64
+	maxKeptDistinctSlots = 8192
+)
+
+func (k *distinctKey) hash() uint64 {
+	a0, a1 := binary.LittleEndian.Uint64(k.addr[:8]), binary.LittleEndian.Uint64(k.addr[8:])
+	h := uint64(uint32(k.host))<<32 | uint64(k.gen)
+	h ^= (uint64(k.kind)<<16 | uint64(k.port)) * 0x9e3779b97f4a7c15
+	h ^= a0*0xc2b2ae3d27d4eb4f ^ a1*0x165667b19e3779f9
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 29
+	return h
+}
+
+func (s *distinctSet) len() int { return s.n }
+
+// has reports whether k (of hash h) is in the set.
+func (s *distinctSet) has(k *distinctKey, h uint64) bool {
+	if s.n == 0 {
+		return false
+	}
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		e := &s.slots[i]
+		if e.epoch != s.epoch {
+			return false
+		}
+		if e.key == *k {
+			return true
+		}
+	}
+}
+
+// add puts k (of hash h), not in the set, in it.
+func (s *distinctSet) add(k *distinctKey, h uint64) {
+	if 2*(s.n+1) > len(s.slots) {
+		s.grow()
+	}
+	i := h & s.mask
+	for s.slots[i].epoch == s.epoch {
+		i = (i + 1) & s.mask
+	}
+	s.slots[i] = distinctSlot{key: *k, epoch: s.epoch}
+	s.n++
+}
+
+// grow doubles the table (or makes the first), keeping its members.
+func (s *distinctSet) grow() {
+	old, epoch := s.slots, s.epoch
+	size := max(minDistinctSlots, 2*len(old))
+	s.slots, s.mask, s.epoch = make([]distinctSlot, size), uint64(size-1), 1
+	for i := range old {
+		if e := &old[i]; e.epoch == epoch {
+			j := e.key.hash() & s.mask
+			for s.slots[j].epoch == s.epoch {
+				j = (j + 1) & s.mask
+			}
+			s.slots[j] = distinctSlot{key: e.key, epoch: s.epoch}
+		}
+	}
+}
+
+// reset empties the set.
+func (s *distinctSet) reset() {
+	s.n = 0
+	if len(s.slots) > maxKeptDistinctSlots {
+		*s = distinctSet{}
+		return
+	}
+	s.epoch++
+	if s.epoch == 0 { // wrapped: slots of epoch 0 would read as members
+		clear(s.slots)
+		s.epoch = 1
+	}
+}

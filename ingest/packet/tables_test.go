@@ -46,3 +46,63 @@ func TestFlowTableGrows(t *testing.T) {
 		t.Fatalf("%d flows found, table holds %d, want %d", found, tab.len(), max)
 	}
 }
+
+// FuzzDistinctSet checks the window's distinct set against a Go map, the
+// plain reference, over adds of keys from a small space (so members
+// repeat and probe sequences collide), growth, and resets, including
+// the reset of a large set and the wrap of the epoch counter.
+//
+// Each input byte is one operation: 0xff resets the set, 0xfe moves its
+// epoch to just before the counter wraps; any other byte adds (if absent)
+// a key made of its bits.
+func FuzzDistinctSet(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 1, 0xff, 1, 2})
+	f.Add([]byte{0xfe, 5, 6, 0xff, 5, 0xff, 6, 7})
+	f.Add([]byte{5, 6, 0xfe, 7, 5, 0xff, 6, 0xff, 6, 8})
+	many := make([]byte, 0, 300)
+	for i := range 250 {
+		many = append(many, byte(i))
+	}
+	f.Add(append(many, 0xff, 3, 4))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var s distinctSet
+		ref := map[distinctKey]bool{}
+		for _, op := range ops {
+			switch op {
+			case 0xff:
+				s.reset()
+				clear(ref)
+				continue
+			case 0xfe:
+				old := s.epoch
+				s.epoch = ^uint32(0) - 1
+				for i := range s.slots { // the members stay members, the rest empty
+					if s.slots[i].epoch == old {
+						s.slots[i].epoch = s.epoch
+					} else {
+						s.slots[i].epoch = 0
+					}
+				}
+				continue
+			}
+			k := distinctKey{host: int32(op & 7), gen: uint32(op>>3) & 1, kind: op >> 4 & 3, port: uint16(op >> 6)}
+			k.addr[15] = op
+			h := k.hash()
+			if got := s.has(&k, h); got != ref[k] {
+				t.Fatalf("has(%v) = %v, want %v", k, got, ref[k])
+			}
+			if !ref[k] {
+				s.add(&k, h)
+				ref[k] = true
+			}
+			if s.len() != len(ref) {
+				t.Fatalf("len %d, want %d", s.len(), len(ref))
+			}
+		}
+		for k := range ref {
+			if !s.has(&k, k.hash()) {
+				t.Fatalf("%v lost", k)
+			}
+		}
+	})
+}

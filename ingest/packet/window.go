@@ -96,13 +96,7 @@ func (x *Extractor) closeWindows(next int64) {
 		if w == 0 {
 			x.setLog = x.setLog[:0]
 		}
-		// clear is O(capacity): after a flood filled the table, start a
-		// small one rather than sweep the large one at every window.
-		if len(x.distinct[w]) > 4096 {
-			x.distinct[w] = make(map[distinctKey]struct{})
-		} else {
-			clear(x.distinct[w])
-		}
+		x.distinct[w].reset()
 	}
 	// Sweeping the flow table is O(flows): do it a few times per idle
 	// timeout, not at every window.
