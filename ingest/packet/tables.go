@@ -303,8 +303,10 @@ type distinctSlot struct {
 }
 
 // minDistinctSlots is the size a distinct set starts at; it doubles
-// while more than half full. maxKeptDistinctSlots is the largest a set
-// keeps when emptied: after a flood filled it, the next windows start
+// while more than half full. A set larger than maxKeptDistinctSlots is
+// dropped when emptied after a window that filled less than an eighth of
+// it: while a flood lasts its windows keep the large table (emptying it
+// costs nothing), and once the flood is over the next windows start
 // small again.
 const (
 	minDistinctSlots     = 64
@@ -371,8 +373,9 @@ func (s *distinctSet) grow() {
 
 // reset empties the set.
 func (s *distinctSet) reset() {
+	n := s.n
 	s.n = 0
-	if len(s.slots) > maxKeptDistinctSlots {
+	if len(s.slots) > maxKeptDistinctSlots && 8*n < len(s.slots) {
 		*s = distinctSet{}
 		return
 	}

@@ -106,3 +106,37 @@ func FuzzDistinctSet(f *testing.F) {
 		}
 	})
 }
+
+// A distinct set a flood filled keeps its table while the flood lasts
+// (windows that fill it again), and drops it after the first window that
+// fills less than an eighth of it.
+func TestDistinctSetKeepsTableWhileFull(t *testing.T) {
+	var s distinctSet
+	fill := func(n int) {
+		for i := range n {
+			k := distinctKey{host: 1, gen: uint32(i)}
+			if h := k.hash(); !s.has(&k, h) {
+				s.add(&k, h)
+			}
+		}
+	}
+	fill(3 * maxKeptDistinctSlots)
+	large := len(s.slots)
+	if large <= maxKeptDistinctSlots {
+		t.Fatalf("%d members in %d slots", s.len(), large)
+	}
+	s.reset()
+	if len(s.slots) != large {
+		t.Fatalf("emptied after a full window: %d slots, want the %d kept", len(s.slots), large)
+	}
+	fill(3 * maxKeptDistinctSlots)
+	if len(s.slots) != large {
+		t.Fatalf("refilled: %d slots, want %d", len(s.slots), large)
+	}
+	s.reset()
+	fill(10)
+	s.reset()
+	if len(s.slots) > maxKeptDistinctSlots {
+		t.Fatalf("after a quiet window the set still has %d slots", len(s.slots))
+	}
+}
