@@ -266,13 +266,23 @@ func (s *Store) Registry() *ingest.Registry { return s.reg }
 
 // metricID returns the id of metric name, growing the state for a new one.
 func (s *Store) metricID(name string) int32 {
+	id := s.nameMetric(name)
+	s.relayout(len(s.metricNames))
+	return id
+}
+
+// nameMetric returns the id of metric name, naming a new one without
+// growing the state for it: the caller relayouts once for all the new
+// metrics of a record (each relayout copies every device's state, so one
+// per new metric cost a packet replay, whose first windows bring a few
+// dozen metrics, a quadratic number of copies).
+func (s *Store) nameMetric(name string) int32 {
 	if id, ok := s.metricIndex[name]; ok {
 		return id
 	}
 	id := int32(len(s.metricNames))
 	s.metricIndex[name] = id
 	s.metricNames = append(s.metricNames, name)
-	s.relayout(len(s.metricNames))
 	return id
 }
 
@@ -485,7 +495,7 @@ func (s *Store) Bind(rec arrow.Record) *Frame {
 	for j := ingest.NumFixedCols; j < int(rec.NumCols()); j++ {
 		c := frameCol{id: -1}
 		if a, ok := rec.Column(j).(*array.Float64); ok {
-			c.id = s.metricID(rec.ColumnName(j))
+			c.id = s.nameMetric(rec.ColumnName(j))
 			c.vals = a.Float64Values()
 			if a.NullN() > 0 {
 				c.valid = a.NullBitmapBytes()
@@ -494,6 +504,7 @@ func (s *Store) Bind(rec arrow.Record) *Frame {
 		}
 		f.cols = append(f.cols, c)
 	}
+	s.relayout(len(s.metricNames))
 	f.rows = int(rec.NumRows())
 	if f.rows > 0 && (rec.Column(2).NullN() > 0 || rec.Column(4).NullN() > 0) {
 		f.err = fmt.Errorf("cannot bind observation record: null device_id or group_id; the ingest builder must fill them")

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -235,5 +236,41 @@ func TestStoreFewDevicesManyMetricsStaySmall(t *testing.T) {
 	// would be 30 times that.
 	if b := s.StateBytes(); b > 256<<10 {
 		t.Errorf("20 devices of 30 metrics take %d bytes of device state, want under 256 KiB", b)
+	}
+}
+
+// A record that brings many new metrics grows every device's state once,
+// not once per metric: binding a record of 40 new metrics allocates about
+// 40/2 times what binding a record of one does (the state of each device
+// is twice and 41 times one metric's), where growing it per metric
+// allocated the sum over 2 to 41 metrics, some 400 times.
+func TestBindNewMetricsGrowStateOnce(t *testing.T) {
+	bound := func(newMetrics int) uint64 {
+		reg := ingest.NewRegistry()
+		s := NewStore(testConfig(), reg)
+		var rows []obs
+		for d := range 200 {
+			rows = append(rows, obs{t: t0, dev: fmt.Sprint("plc-", d), grp: "a", vals: []float64{1}})
+		}
+		rec := buildRecord(t, reg, []string{"m0"}, rows)
+		feed(s, rec)
+		rec.Release()
+		metrics := []string{"m0"}
+		vals := []float64{2}
+		for k := 1; k <= newMetrics; k++ {
+			metrics = append(metrics, fmt.Sprint("m", k))
+			vals = append(vals, float64(k))
+		}
+		rec = buildRecord(t, reg, metrics, []obs{{t: t0 + 1, dev: "plc-0", grp: "a", vals: vals}})
+		defer rec.Release()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s.Bind(rec)
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	one, forty := bound(1), bound(40)
+	if forty > 40*one {
+		t.Fatalf("binding 40 new metrics allocated %d bytes, one new metric %d: more than 40 times as much", forty, one)
 	}
 }

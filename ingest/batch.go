@@ -41,8 +41,9 @@ type Batch struct {
 	// in the common case; the ack function owns it.
 	Rejected []RejectedRow
 
-	acked atomic.Bool
-	ack   func(ctx context.Context, err error)
+	acked   atomic.Bool
+	ack     func(ctx context.Context, err error)
+	recycle func(*Batch)
 }
 
 // RejectedRow is a row refused by judging, by its position in the source.
@@ -104,13 +105,26 @@ func (b *Batch) Ack(ctx context.Context, err error) {
 // since the process started (0 unless there is a bug).
 func DoubleAcks() uint64 { return doubleAcks.Get() }
 
-// Release releases the batch's record.
+// Release releases the batch's record and, for a batch whose source
+// takes its slices back (Recycle), hands the batch to the source: its
+// Sets, Comms and Events must not be read after Release.
 func (b *Batch) Release() {
 	if b.Record != nil {
 		b.Record.Release()
 		b.Record = nil
 	}
+	if f := b.recycle; f != nil {
+		b.recycle = nil
+		f(b)
+	}
 }
+
+// Recycle has the batch's first Release call f with the batch, so that the
+// source that made it can reuse its slices for a later batch (a capture
+// makes a batch every 10 s window, whose communications were much of
+// the garbage of a replay). f may run on any goroutine. A stage that moves
+// the slices to a batch of its own must not Release this one.
+func (b *Batch) Recycle(f func(*Batch)) { b.recycle = f }
 
 // SetMember is one member of a set-valued observation of row Row, such as a
 // listening TCP port ("listening_tcp_ports", "502") or a remote address

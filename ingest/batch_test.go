@@ -22,3 +22,16 @@ func TestAckExactlyOnce(t *testing.T) {
 		t.Fatalf("double acks counted %d, want %d", DoubleAcks(), before+1)
 	}
 }
+
+// The function given to Recycle sees the batch once, at its first
+// Release, after the record's release.
+func TestRecycleAtFirstRelease(t *testing.T) {
+	b := NewBatch(nil, nil)
+	var seen []*Batch
+	b.Recycle(func(r *Batch) { seen = append(seen, r) })
+	b.Release()
+	b.Release()
+	if len(seen) != 1 || seen[0] != b {
+		t.Fatalf("recycle saw %v, want the batch once", seen)
+	}
+}

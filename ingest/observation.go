@@ -142,23 +142,23 @@ type ObservationBuilder struct {
 
 	// The fixed-width columns of the current record, kept from record to
 	// record: NewRecord copies them into one buffer their arrays share.
-	times, offsets                  []int64
-	devIDs, grpIDs, parts           []int32
-	device, group                   *array.StringBuilder
-	srcIP, clientID, cert, firmware *array.StringBuilder
-	// nulls counts, per nullable string column (srcIP, clientID, cert,
-	// firmware), the trailing nulls of the current record not yet appended
-	// to its builder. Most sources never set these columns: a column
-	// that stays null for a whole record is made at once by NewRecord
-	// instead of row by row (an offset and a validity bit per row).
-	nulls [4]int
+	times, offsets        []int64
+	devIDs, grpIDs, parts []int32
+	// strs are the string columns of the current record: device, group,
+	// then the nullable srcIP, clientID, cert and firmware (strDevice...).
+	// Most sources never set the nullable ones: a column that stays null
+	// for a whole record is made at once by NewRecord instead of row by
+	// row (an offset and a validity bit per row).
+	strs [numStringCols]stringColumn
 	// nullStrings holds a string column null in every row, by length,
 	// for the nullable columns a record has no value in (most records
 	// carry no client id, certificate or firmware).
 	nullStrings map[int]arrow.Array
 	// metrics are the metric columns of the current record, by position
 	// in metricNames.
-	metrics   []metricColumn
+	metrics []metricColumn
+	// columns keeps the column objects of released records for the next.
+	columns   columnPool
 	rowValues []float64 // scratch: value per metric column for the current row
 	rowHas    []bool
 	rows      int
@@ -208,13 +208,8 @@ func NewObservationBuilder(mem memory.Allocator, reg *Registry, g Grouper) *Obse
 		metricIndex: make(map[string]int),
 		schemas:     make(map[string]*arrow.Schema),
 		nullStrings: make(map[int]arrow.Array),
+		columns:     columnPool{free: make(chan *recordColumns, columnsKept)},
 		groupIDs:    make(map[string]int32),
-		device:      array.NewStringBuilder(mem),
-		group:       array.NewStringBuilder(mem),
-		srcIP:       array.NewStringBuilder(mem),
-		clientID:    array.NewStringBuilder(mem),
-		cert:        array.NewStringBuilder(mem),
-		firmware:    array.NewStringBuilder(mem),
 	}
 	b.layout = &b.layouts[0]
 	b.prev = -1
@@ -260,16 +255,16 @@ func (b *ObservationBuilder) Append(r *Row) {
 		group, groupID = r.Group, b.groupIndex(r.Group)
 	}
 	b.times = append(b.times, r.TimeNanos)
-	b.device.Append(r.Device)
-	b.group.Append(group)
+	b.strs[strDevice].append(r.Device)
+	b.strs[strGroup].append(group)
 	b.devIDs = append(b.devIDs, devID)
 	b.grpIDs = append(b.grpIDs, groupID)
 	b.parts = append(b.parts, r.Partition)
 	b.offsets = append(b.offsets, r.Offset)
-	appendNullable(b.srcIP, &b.nulls[0], r.SrcIP)
-	appendNullable(b.clientID, &b.nulls[1], r.ClientID)
-	appendNullable(b.cert, &b.nulls[2], r.Cert)
-	appendNullable(b.firmware, &b.nulls[3], r.Firmware)
+	b.strs[strSrcIP].appendNullable(r.SrcIP)
+	b.strs[strClientID].appendNullable(r.ClientID)
+	b.strs[strCert].appendNullable(r.Cert)
+	b.strs[strFirmware].appendNullable(r.Firmware)
 	if b.layout.unique {
 		// Each named column gets exactly one value: no need to gather the
 		// row first.
@@ -536,43 +531,145 @@ func (b *ObservationBuilder) addMetric(name string) int {
 	return j
 }
 
-// appendNullable appends s to sb, or null when s is empty. Nulls are
-// only counted in *pending until a value follows them (or NewRecord).
-func appendNullable(sb *array.StringBuilder, pending *int, s string) {
-	if s == "" {
-		*pending++
-		return
-	}
-	if *pending > 0 {
-		sb.AppendNulls(*pending)
-		*pending = 0
-	}
-	sb.Append(s)
+// Positions of the string columns in ObservationBuilder.strs.
+const (
+	strDevice = iota
+	strGroup
+	strSrcIP // the first nullable one
+	strClientID
+	strCert
+	strFirmware
+	numStringCols
+)
+
+// stringColumn is one string column of the current record: its values'
+// bytes end to end, where each row's value ends, and which rows are
+// null. Trailing nulls are only counted (pending) until a value follows
+// them or NewRecord comes.
+type stringColumn struct {
+	data    []byte
+	ends    []int32
+	valid   []bool
+	nulls   int // null rows among ends
+	pending int
 }
 
-// nullableArray returns the column of sb, whose last pending rows are
-// null, and resets sb. A column null in all n rows is one of nullStrings:
-// arrays are immutable, so records of n rows share it.
-func (b *ObservationBuilder) nullableArray(sb *array.StringBuilder, pending *int, n int) arrow.Array {
-	p := *pending
-	*pending = 0
-	if p == n && sb.Len() == 0 {
-		a, ok := b.nullStrings[n]
-		if !ok {
-			if len(b.nullStrings) >= maxNullStrings {
-				for _, a := range b.nullStrings {
-					a.Release()
-				}
-				clear(b.nullStrings)
-			}
-			a = array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
-			b.nullStrings[n] = a
-		}
-		a.Retain() // the record's; the builder keeps its own
-		return a
+func (c *stringColumn) append(s string) {
+	c.data = append(c.data, s...)
+	c.ends = append(c.ends, int32(len(c.data)))
+	c.valid = append(c.valid, true)
+}
+
+// appendNullable appends s, or a pending null when s is empty.
+func (c *stringColumn) appendNullable(s string) {
+	if s == "" {
+		c.pending++
+		return
 	}
-	sb.AppendNulls(p)
-	return sb.NewArray()
+	c.appendPending()
+	c.append(s)
+}
+
+// appendPending appends the pending nulls.
+func (c *stringColumn) appendPending() {
+	for range c.pending {
+		c.ends = append(c.ends, int32(len(c.data)))
+		c.valid = append(c.valid, false)
+	}
+	c.nulls += c.pending
+	c.pending = 0
+}
+
+func (c *stringColumn) reset() {
+	c.data, c.ends, c.valid = c.data[:0], c.ends[:0], c.valid[:0]
+	c.nulls, c.pending = 0, 0
+}
+
+// nullStringArray returns a string column null in all n rows, one of
+// nullStrings: arrays are immutable, so records of n rows share it.
+func (b *ObservationBuilder) nullStringArray(n int) arrow.Array {
+	a, ok := b.nullStrings[n]
+	if !ok {
+		if len(b.nullStrings) >= maxNullStrings {
+			for _, a := range b.nullStrings {
+				a.Release()
+			}
+			clear(b.nullStrings)
+		}
+		a = array.MakeArrayOfNull(b.mem, arrow.BinaryTypes.String, n)
+		b.nullStrings[n] = a
+	}
+	a.Retain() // the record's; the builder keeps its own
+	return a
+}
+
+// stringArrays sets rc.strs to the string columns of the record's n rows
+// and empties them, but for the nullable ones null in every row, which
+// are shared arrays (nullStringArray). The arrays share three buffers:
+// their offsets one after the other (each array's own n+1 from its
+// offset on), their values' bytes, and the validity bits of those with
+// nulls. It returns the arrays in column order.
+func (b *ObservationBuilder) stringArrays(rc *recordColumns, n int) [numStringCols]arrow.Array {
+	var out [numStringCols]arrow.Array
+	entries, bytes, withNulls := 0, 0, false
+	for i := range b.strs {
+		c := &b.strs[i]
+		if i >= strSrcIP && len(c.ends) == 0 {
+			continue // null in every row
+		}
+		c.appendPending()
+		entries += n + 1
+		bytes += len(c.data)
+		withNulls = withNulls || c.nulls > 0
+	}
+	offsets := memory.NewResizableBuffer(b.mem)
+	offsets.Resize(arrow.Int32Traits.BytesRequired(entries))
+	offs := arrow.Int32Traits.CastFromBytes(offsets.Bytes())
+	values := memory.NewResizableBuffer(b.mem)
+	values.Resize(bytes)
+	var valid *memory.Buffer
+	if withNulls {
+		valid = memory.NewResizableBuffer(b.mem)
+		valid.Resize(int(bitutil.BytesForBits(int64(entries))))
+		clear(valid.Bytes())
+	}
+	at, base := 0, 0
+	for i := range b.strs {
+		c := &b.strs[i]
+		if i >= strSrcIP && len(c.ends) == 0 {
+			out[i] = b.nullStringArray(n)
+			c.reset()
+			continue
+		}
+		copy(values.Bytes()[base:], c.data)
+		offs[at] = int32(base)
+		for r, end := range c.ends {
+			offs[at+1+r] = int32(base) + end
+		}
+		col := &rc.strs[i]
+		col.bufs = [3]*memory.Buffer{nil, offsets, values}
+		if c.nulls > 0 {
+			col.bufs[0] = valid
+			for r, ok := range c.valid {
+				if ok {
+					bitutil.SetBit(valid.Bytes(), at+r)
+				}
+			}
+		}
+		col.data.Reset(arrow.BinaryTypes.String, n, col.bufs[:], nil, c.nulls, at)
+		col.arr.Reset(&col.data) // retains the Data: its one reference
+		col.arr.Retain()
+		out[i] = &col.arr
+		at += n + 1
+		base += len(c.data)
+		c.reset()
+	}
+	offsets.Release()
+	values.Release()
+	if valid != nil {
+		valid.Release()
+	}
+	return out
 }
 
 // maxNullStrings bounds the nullStrings cache: a source whose records
@@ -584,21 +681,16 @@ const maxNullStrings = 64
 // one reference.
 func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 	n := b.rows
-	strs := b.stringBuilders()
-	var dataLen [6]int
-	for i, sb := range strs {
-		dataLen[i] = sb.DataLen()
-	}
-	fixed := b.fixedArrays(n)
-	cols := make([]arrow.Array, 0, NumFixedCols+len(b.metrics))
-	cols = append(cols,
-		fixed[0], b.device.NewArray(), fixed[1],
-		b.group.NewArray(), fixed[2], fixed[3],
-		fixed[4], b.nullableArray(b.srcIP, &b.nulls[0], n),
-		b.nullableArray(b.clientID, &b.nulls[1], n), b.nullableArray(b.cert, &b.nulls[2], n),
-		b.nullableArray(b.firmware, &b.nulls[3], n))
-	cols = b.appendMetricArrays(cols, n)
-	rec := newRecord(b.recordSchema(), cols, int64(b.rows))
+	rc := b.columns.take()
+	f := &rc.fixed
+	b.fixedArrays(f, n)
+	strs := b.stringArrays(rc, n)
+	cols := append(rc.cols[:0],
+		&f.ts, strs[strDevice], &f.i32[0],
+		strs[strGroup], &f.i32[1], &f.i32[2],
+		&f.i64, strs[strSrcIP], strs[strClientID], strs[strCert], strs[strFirmware])
+	rc.cols = b.appendMetricArrays(rc, cols, n)
+	rec := newRecord(b.recordSchema(), rc, &b.columns, int64(b.rows))
 	sets := b.sets
 	b.sets = nil
 	if len(sets) > 0 {
@@ -606,22 +698,15 @@ func (b *ObservationBuilder) NewRecord() (arrow.Record, []SetMember) {
 		b.sets = make([]SetMember, 0, len(sets))
 	}
 	b.rows = 0
-	for i, sb := range strs {
-		if dataLen[i] == 0 && i >= 2 {
-			continue // a nullable column without values: nulls need no room
-		}
-		sb.Reserve(n)
-		sb.ReserveData(dataLen[i])
-	}
 	return rec, sets
 }
 
-// fixedArrays returns the fixed-width columns of the record's n rows —
+// fixedArrays sets f to the fixed-width columns of the record's n rows —
 // time, device id, group id, partition, offset — and empties their
 // slices. The arrays are slices of one buffer: the two int64 columns
 // first, then the three int32 ones (offsets count elements of the
 // array's own type).
-func (b *ObservationBuilder) fixedArrays(n int) [5]arrow.Array {
+func (b *ObservationBuilder) fixedArrays(f *fixedColumns, n int) {
 	buf := memory.NewResizableBuffer(b.mem)
 	buf.Resize(n * (2*8 + 3*4))
 	i64 := arrow.Int64Traits.CastFromBytes(buf.Bytes())
@@ -631,32 +716,48 @@ func (b *ObservationBuilder) fixedArrays(n int) [5]arrow.Array {
 	copy(i32[4*n:], b.devIDs)
 	copy(i32[5*n:], b.grpIDs)
 	copy(i32[6*n:], b.parts)
-	bufs := make([]*memory.Buffer, 2*5)
-	column := func(k int, t arrow.DataType, offset int) arrow.Array {
-		colBufs := bufs[2*k : 2*k+2 : 2*k+2]
-		colBufs[1] = buf
-		d := array.NewData(t, n, colBufs, nil, 0, offset)
-		defer d.Release()
-		return array.MakeFromData(d)
+	for k := range f.data {
+		f.bufs[k] = [2]*memory.Buffer{nil, buf}
 	}
-	cols := [5]arrow.Array{
-		column(0, arrow.FixedWidthTypes.Timestamp_ns, 0),
-		column(1, arrow.PrimitiveTypes.Int32, 4*n),
-		column(2, arrow.PrimitiveTypes.Int32, 5*n),
-		column(3, arrow.PrimitiveTypes.Int32, 6*n),
-		column(4, arrow.PrimitiveTypes.Int64, n),
-	}
+	f.set(&f.ts, 0, arrow.FixedWidthTypes.Timestamp_ns, n, 0)
+	f.set(&f.i32[0], 1, arrow.PrimitiveTypes.Int32, n, 4*n)
+	f.set(&f.i32[1], 2, arrow.PrimitiveTypes.Int32, n, 5*n)
+	f.set(&f.i32[2], 3, arrow.PrimitiveTypes.Int32, n, 6*n)
+	f.set(&f.i64, 4, arrow.PrimitiveTypes.Int64, n, n)
 	buf.Release()
 	b.times, b.offsets = b.times[:0], b.offsets[:0]
 	b.devIDs, b.grpIDs, b.parts = b.devIDs[:0], b.grpIDs[:0], b.parts[:0]
-	return cols
+}
+
+// set makes arr the k-th column: n values of type t from offset on.
+func (f *fixedColumns) set(arr resettableArray, k int, t arrow.DataType, n, offset int) {
+	resetArray(arr, &f.data[k], t, n, f.bufs[k][:], 0, offset)
+}
+
+// resetArray makes arr, a new or released array, the array of d, a new or
+// released Data, which it sets to n values of type t in bufs (retained),
+// nulls of them null, from offset on: what array.NewData and
+// array.MakeFromData do, on objects the caller allocated together or
+// reuses (recordColumns). arr ends with one reference, held by the
+// caller, and d with the one arr holds.
+func resetArray(arr resettableArray, d *array.Data, t arrow.DataType, n int, bufs []*memory.Buffer, nulls, offset int) {
+	d.Reset(t, n, bufs, nil, nulls, offset)
+	arr.Reset(d) // retains d: its one reference
+	arr.Retain()
+}
+
+// resettableArray is an Arrow array that can be set to a Data in place
+// (array.Float64, array.Int32, ...).
+type resettableArray interface {
+	Reset(*array.Data)
+	Retain()
 }
 
 // appendMetricArrays appends to cols an array of n rows for each metric
 // column with a value in the record, in order, and sets schemaKey to
 // their positions. The arrays are slices of one values buffer, and of one
 // validity buffer for those with nulls.
-func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arrow.Array {
+func (b *ObservationBuilder) appendMetricArrays(rc *recordColumns, cols []arrow.Array, n int) []arrow.Array {
 	b.schemaKey = b.schemaKey[:0]
 	k, withNulls := 0, 0
 	for j := range b.metrics {
@@ -679,9 +780,10 @@ func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arr
 		valid.Resize(int(bitutil.BytesForBits(int64(k * n))))
 		clear(valid.Bytes())
 	}
-	// One backing array for the arrays' buffer lists: Data keeps the
-	// slice it is given and never writes to its elements.
-	bufs := make([]*memory.Buffer, 2*k)
+	if cap(rc.metrics) < k {
+		rc.metrics = make([]float64Column, k, k+k/2)
+	}
+	rc.metrics = rc.metrics[:k]
 	at := 0
 	for j := range b.metrics {
 		c := &b.metrics[j]
@@ -691,20 +793,18 @@ func (b *ObservationBuilder) appendMetricArrays(cols []arrow.Array, n int) []arr
 		copy(vals[at:at+n], c.vals)
 		clear(vals[at+len(c.vals) : at+n])
 		nulls := c.nulls + n - len(c.vals)
-		colBufs := bufs[:2:2]
-		bufs = bufs[2:]
-		colBufs[1] = data
+		col := &rc.metrics[at/n]
+		col.bufs = [2]*memory.Buffer{nil, data}
 		if nulls > 0 {
-			colBufs[0] = valid
+			col.bufs[0] = valid
 			for i, ok := range c.valid {
 				if ok {
 					bitutil.SetBit(valid.Bytes(), at+i)
 				}
 			}
 		}
-		d := array.NewData(arrow.PrimitiveTypes.Float64, n, colBufs, nil, nulls, at)
-		cols = append(cols, array.NewFloat64Data(d))
-		d.Release()
+		resetArray(&col.arr, &col.data, arrow.PrimitiveTypes.Float64, n, col.bufs[:], nulls, at)
+		cols = append(cols, &col.arr)
 		b.schemaKey = binary.AppendUvarint(b.schemaKey, uint64(j))
 		c.vals, c.valid, c.nulls = c.vals[:0], c.valid[:0], 0
 		at += n
@@ -737,8 +837,4 @@ func (b *ObservationBuilder) recordSchema() *arrow.Schema {
 	s := ObservationSchema(b.names)
 	b.schemas[string(b.schemaKey)] = s
 	return s
-}
-
-func (b *ObservationBuilder) stringBuilders() [6]*array.StringBuilder {
-	return [...]*array.StringBuilder{b.device, b.group, b.srcIP, b.clientID, b.cert, b.firmware}
 }

@@ -12,16 +12,20 @@ import (
 // remembers), cutting records at arbitrary rows, and checks each record
 // against a plain reference: a column for each metric with a value in
 // one of its rows, in the order the builder first saw the metrics, the
-// last value of a row winning, null elsewhere; the fixed columns as
-// appended. Records are released before the next is built, with the
-// recycling allocator, so a reused buffer holding stale values shows.
+// last value of a row winning, null elsewhere; the fixed and string
+// columns as appended. Records are released before the next is built,
+// with the recycling allocator, so a reused buffer or column holding
+// stale values shows.
 //
 // Each input byte pair is one metric of a row: the first byte's low 4
 // bits name it (m0…m15), 0xf0 ends the row there, 0xff also ends the
-// record; the second byte is the value.
+// record; the second byte is the value, or for the end of a row its
+// strings: the device (one of four names), a source address when bit 2
+// is set and a firmware when bit 3 is, empty (null) otherwise.
 func FuzzObservationBuilder(f *testing.F) {
 	f.Add([]byte{0, 1, 1, 2, 0xf0, 0, 3, 0xff, 0})
 	f.Add([]byte{2, 9, 2, 8, 0xf0, 0, 0xf0, 0, 5, 7, 0xff, 0, 5, 1, 0xff, 0})
+	f.Add([]byte{0, 1, 0xf0, 5, 0xf0, 14, 1, 2, 0xff, 3, 0xf0, 12, 0xff, 1, 0, 1, 0xf0, 4, 0xff, 8})
 	f.Add([]byte{0, 1, 0xf0, 0, 1, 2, 0xf0, 0, 2, 3, 0xf0, 0, 3, 4, 0xf0, 0, 4, 5, 0xf0, 0, 5, 6, 0xf0, 0,
 		6, 7, 0xf0, 0, 7, 8, 0xf0, 0, 8, 9, 0xf0, 0, 9, 10, 0xf0, 0, 0, 11, 0xff, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -29,6 +33,7 @@ func FuzzObservationBuilder(f *testing.F) {
 		var seen []string // metric names in the order the builder first saw them
 		type row map[string]float64
 		var rows []row
+		var strs [][3]string // device, source address, firmware of each row
 		var cur Row
 		curVals := row{}
 		check := func() {
@@ -68,7 +73,15 @@ func FuzzObservationBuilder(f *testing.F) {
 					t.Fatalf("row %d: time %d", i, ts.Value(i))
 				}
 			}
-			rows = rows[:0]
+			for k, j := range []int{1, 7, 10} { // device, src_ip, fw
+				col := rec.Column(j).(*array.String)
+				for i, want := range strs {
+					if got := col.Value(i); col.IsNull(i) != (want[k] == "") || got != want[k] {
+						t.Fatalf("row %d column %s: %q (null %v), want %q", i, rec.ColumnName(j), got, col.IsNull(i), want[k])
+					}
+				}
+			}
+			rows, strs = rows[:0], strs[:0]
 		}
 		for i := 0; i+1 < len(data); i += 2 {
 			k, v := data[i], float64(data[i+1])
@@ -87,9 +100,17 @@ func FuzzObservationBuilder(f *testing.F) {
 					seen = append(seen, m.Name)
 				}
 			}
-			cur.Device, cur.TimeNanos = "d", int64(len(rows))
+			c := data[i+1]
+			s := [3]string{[]string{"d", "device-1", "x", "10.0.0.1"}[c&3]}
+			if c&4 != 0 {
+				s[1] = fmt.Sprint("10.0.", c, ".1")
+			}
+			if c&8 != 0 {
+				s[2] = fmt.Sprint("fw-", c)
+			}
+			cur.Device, cur.SrcIP, cur.Firmware, cur.TimeNanos = s[0], s[1], s[2], int64(len(rows))
 			b.Append(&cur)
-			rows = append(rows, curVals)
+			rows, strs = append(rows, curVals), append(strs, s)
 			cur, curVals = Row{}, row{}
 			if k == 0xff {
 				check()

@@ -11,7 +11,10 @@ import (
 	"slices"
 )
 
-func main() { os.Exit(runCommand(os.Args[1:])) }
+func main() {
+	deferFirstGC()
+	os.Exit(runCommand(os.Args[1:]))
+}
 
 // runCommand runs the command args name and returns the exit code.
 func runCommand(args []string) int {

@@ -68,7 +68,7 @@ type Extractor struct {
 	flows    *flowTable
 	frags    fragTable
 	hosts    *hostTable
-	distinct [maxWindows]map[distinctKey]struct{}
+	distinct [maxWindows]distinctSet
 	groups   map[string]int32
 	groupAcc [][maxWindows]acc
 	groupNam []string
@@ -76,10 +76,14 @@ type Extractor struct {
 	// The batch being built.
 	batchSeq uint32
 	comms    []ingest.Communication
-	commIdx  map[commKey]int32
-	events   []ingest.NetEvent
-	row      ingest.Row
-	ready    []*ingest.Batch
+	// freeComms holds released batches' communication slices for the
+	// next windows; recycleComms (its put) gives them back.
+	freeComms    commsPool
+	recycleComms func(*ingest.Batch)
+	commIdx      map[commKey]int32
+	events       []ingest.NetEvent
+	row          ingest.Row
+	ready        []*ingest.Batch
 
 	maxDistinctEntries int        // bound of each window's distinct table
 	setLog             []setEntry // set members of the shortest window, in discovery order
@@ -180,6 +184,8 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		stats:         Stats{SkippedLinkTypes: make(map[uint16]int64)},
 	}
 	x.lastFlow, x.partition = -1, -1
+	x.freeComms = make(commsPool, commsKept)
+	x.recycleComms = x.freeComms.put
 	x.maxDistinctEntries = 8 * cfg.MaxHosts
 	x.flows.release = x.releaseFlow
 	x.hosts.onEvict = x.keepEvictedAsset
@@ -192,7 +198,6 @@ func NewExtractor(cfg ingest.PacketConfig, opts Options) (*Extractor, error) {
 		x.win = append(x.win, int64(w))
 		x.winName = append(x.winName, windowName(w))
 		x.names[i] = newMetricNames(x.winName[i])
-		x.distinct[i] = make(map[distinctKey]struct{})
 	}
 	return x, nil
 }
@@ -712,18 +717,19 @@ func (x *Extractor) addDistinct(w int, h int32, kind uint8, port uint16, addr *[
 	if addr != nil {
 		k.addr = *addr
 	}
-	m := x.distinct[w]
-	if _, ok := m[k]; ok {
+	m := &x.distinct[w]
+	hash := k.hash()
+	if m.has(&k, hash) {
 		return false
 	}
-	if len(m) >= x.maxDistinctEntries {
+	if m.len() >= x.maxDistinctEntries {
 		// The window's table is full (a flood of new flows): count without
 		// deduplicating, so the counts become upper bounds, not blind spots.
 		x.stats.DistinctOverflow++
 		*counter++
 		return false
 	}
-	m[k] = struct{}{}
+	m.add(&k, hash)
 	*counter++
 	return true
 }

@@ -170,9 +170,9 @@ func TestFloodOfNewFlowsIsBounded(t *testing.T) {
 	if sum.Stats.FlowsEvicted < n-1024 || sum.Stats.HostsEvicted < n-512 {
 		t.Errorf("evicted flows %d hosts %d, want about %d", sum.Stats.FlowsEvicted, sum.Stats.HostsEvicted, n)
 	}
-	for w, m := range x.distinct {
-		if len(m) > x.maxDistinctEntries {
-			t.Errorf("window %d distinct table holds %d entries, bound %d", w, len(m), x.maxDistinctEntries)
+	for w := range x.distinct {
+		if m := &x.distinct[w]; m.len() > x.maxDistinctEntries {
+			t.Errorf("window %d distinct table holds %d entries, bound %d", w, m.len(), x.maxDistinctEntries)
 		}
 	}
 	if sum.Stats.DistinctOverflow == 0 {
@@ -545,5 +545,50 @@ func TestHostEvictionKeepsBothEndpoints(t *testing.T) {
 		if a.addr != fl.key.addrA() || b.addr != fl.key.addrB() || fl.host[0].idx == fl.host[1].idx {
 			t.Fatalf("packet %d: endpoints resolved to %v and %v", i, a.ip, b.ip)
 		}
+	}
+}
+
+// A released batch's communications slice holds a later window's, and
+// one moved out of its batch (a Kafka consumer forwards the slices in a
+// batch of its own and never releases the first) is never reused.
+func TestBatchCommsRecycled(t *testing.T) {
+	x := newTestExtractor(t, nil)
+	req := ether(ipTCP(t, "10.0.0.1", "10.0.0.2", 40000, 502, 1, "AP", modbusRead(1)))
+	// next adds a packet in window w, which closes window w-1, and
+	// returns that window's batch.
+	next := func(w int64) *ingest.Batch {
+		t.Helper()
+		add(x, t0+w*int64(10*time.Second), 1, req)
+		b := x.TakeBatch()
+		if b == nil || len(b.Comms) == 0 {
+			t.Fatalf("window %d: batch %v without communications", w-1, b)
+		}
+		return b
+	}
+	add(x, t0, 1, req)
+	first := next(1)
+	comms := &first.Comms[0]
+	done := make(chan struct{})
+	go func() { first.Release(); close(done) }() // as the engine does
+	<-done
+	if first.Comms != nil {
+		t.Fatal("the released batch still has its communications")
+	}
+	next(2).Release() // window 1's slice was taken before the release
+	second := next(3)
+	if &second.Comms[0] != comms {
+		t.Fatal("a later window's communications are in a new slice, not the released batch's")
+	}
+	moved := second.Comms // not released: forwarded in another batch
+	second.Record.Release()
+	for w := int64(4); w < 8; w++ {
+		b := next(w)
+		if &b.Comms[0] == &moved[0] {
+			t.Fatalf("window %d: communications of a batch never released were reused", w-1)
+		}
+		b.Release()
+	}
+	if moved[0].DstPort != 502 || moved[0].Packets != 1 {
+		t.Fatalf("forwarded communications overwritten: %+v", moved[0])
 	}
 }

@@ -181,7 +181,7 @@ func (t *hostTable) ref(ref *hostRef) *host {
 }
 
 func newHostTable(max int) *hostTable {
-	return &hostTable{idx: make(map[[16]byte]int32, min(max, 1024)), max: max, pin: -1}
+	return &hostTable{idx: make(map[[16]byte]int32), max: max, pin: -1}
 }
 
 // victim returns the least recently seen of the next evictSample slots,

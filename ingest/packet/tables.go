@@ -133,16 +133,50 @@ type flowTable struct {
 	release func(*flow) // called before a flow's slot is reused
 }
 
+// minFlowSlots is the size the index of a flow table starts at; it
+// doubles while it is more than half full, up to twice max flows: a
+// capture of a few flows does not pay for clearing the index of the
+// largest (half a megabyte at the default max_flows).
+const minFlowSlots = 256
+
 func newFlowTable(max int) *flowTable {
+	t := &flowTable{max: max}
+	t.resize(min(minFlowSlots, maxFlowSlots(max)))
+	return t
+}
+
+// maxFlowSlots is the size of the index of a table of max flows: the
+// power of two at least twice max, so probes stay short when full.
+func maxFlowSlots(max int) int {
 	size := 1
 	for size < 2*max {
 		size <<= 1
 	}
-	t := &flowTable{slots: make([]int32, size), mask: uint64(size - 1), max: max}
+	return size
+}
+
+// resize makes the index size slots (a power of two) and indexes the
+// flows in it again.
+func (t *flowTable) resize(size int) {
+	t.slots = make([]int32, size)
+	t.mask = uint64(size - 1)
 	for i := range t.slots {
 		t.slots[i] = -1
 	}
-	return t
+	for i := range t.flows {
+		if t.flows[i].used {
+			t.index(int32(i))
+		}
+	}
+}
+
+// index puts flow i in the first free slot from its hash on.
+func (t *flowTable) index(i int32) {
+	j := t.flows[i].hash & t.mask
+	for t.slots[j] >= 0 {
+		j = (j + 1) & t.mask
+	}
+	t.slots[j] = i
 }
 
 func (k *flowKey) hash() uint64 {
@@ -199,12 +233,12 @@ func (t *flowTable) insert(k flowKey, h uint64) int32 {
 	for w := range f.win {
 		f.win[w] = -1 << 62
 	}
-	j := h & t.mask
-	for t.slots[j] >= 0 {
-		j = (j + 1) & t.mask
-	}
-	t.slots[j] = i
 	t.n++
+	if 2*t.n > len(t.slots) && len(t.slots) < maxFlowSlots(t.max) {
+		t.resize(2 * len(t.slots)) // indexes f too
+	} else {
+		t.index(i)
+	}
 	return i
 }
 
@@ -248,3 +282,106 @@ func (t *flowTable) expire(cutoff int64) {
 }
 
 func (t *flowTable) len() int { return t.n }
+
+// distinctSet is the set of a window's distinct members (peers, ports,
+// addresses of each host: distinctKey). Every flow adds a few members to
+// it every window and every window empties it, so a sparse capture paid
+// a Go map's hashing of the whole key and its clearing for each: this is
+// an open-addressing table with linear probing on a cheap hash, emptied
+// in constant time by moving to the next epoch (a slot of another epoch
+// is empty).
+type distinctSet struct {
+	slots []distinctSlot
+	mask  uint64
+	n     int
+	epoch uint32
+}
+
+type distinctSlot struct {
+	key   distinctKey
+	epoch uint32
+}
+
+// minDistinctSlots is the size a distinct set starts at; it doubles
+// while more than half full. A set larger than maxKeptDistinctSlots is
+// dropped when emptied after a window that filled less than an eighth of
+// it: while a flood lasts its windows keep the large table (emptying it
+// costs nothing), and once the flood is over the next windows start
+// small again.
+const (
+	minDistinctSlots     = 64
+	maxKeptDistinctSlots = 8192
+)
+
+func (k *distinctKey) hash() uint64 {
+	a0, a1 := binary.LittleEndian.Uint64(k.addr[:8]), binary.LittleEndian.Uint64(k.addr[8:])
+	h := uint64(uint32(k.host))<<32 | uint64(k.gen)
+	h ^= (uint64(k.kind)<<16 | uint64(k.port)) * 0x9e3779b97f4a7c15
+	h ^= a0*0xc2b2ae3d27d4eb4f ^ a1*0x165667b19e3779f9
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 29
+	return h
+}
+
+func (s *distinctSet) len() int { return s.n }
+
+// has reports whether k (of hash h) is in the set.
+func (s *distinctSet) has(k *distinctKey, h uint64) bool {
+	if s.n == 0 {
+		return false
+	}
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		e := &s.slots[i]
+		if e.epoch != s.epoch {
+			return false
+		}
+		if e.key == *k {
+			return true
+		}
+	}
+}
+
+// add puts k (of hash h), not in the set, in it.
+func (s *distinctSet) add(k *distinctKey, h uint64) {
+	if 2*(s.n+1) > len(s.slots) {
+		s.grow()
+	}
+	i := h & s.mask
+	for s.slots[i].epoch == s.epoch {
+		i = (i + 1) & s.mask
+	}
+	s.slots[i] = distinctSlot{key: *k, epoch: s.epoch}
+	s.n++
+}
+
+// grow doubles the table (or makes the first), keeping its members.
+func (s *distinctSet) grow() {
+	old, epoch := s.slots, s.epoch
+	size := max(minDistinctSlots, 2*len(old))
+	s.slots, s.mask, s.epoch = make([]distinctSlot, size), uint64(size-1), 1
+	for i := range old {
+		if e := &old[i]; e.epoch == epoch {
+			j := e.key.hash() & s.mask
+			for s.slots[j].epoch == s.epoch {
+				j = (j + 1) & s.mask
+			}
+			s.slots[j] = distinctSlot{key: e.key, epoch: s.epoch}
+		}
+	}
+}
+
+// reset empties the set.
+func (s *distinctSet) reset() {
+	n := s.n
+	s.n = 0
+	if len(s.slots) > maxKeptDistinctSlots && 8*n < len(s.slots) {
+		*s = distinctSet{}
+		return
+	}
+	s.epoch++
+	if s.epoch == 0 { // wrapped: slots of epoch 0 would read as members
+		clear(s.slots)
+		s.epoch = 1
+	}
+}

@@ -96,13 +96,7 @@ func (x *Extractor) closeWindows(next int64) {
 		if w == 0 {
 			x.setLog = x.setLog[:0]
 		}
-		// clear is O(capacity): after a flood filled the table, start a
-		// small one rather than sweep the large one at every window.
-		if len(x.distinct[w]) > 4096 {
-			x.distinct[w] = make(map[distinctKey]struct{})
-		} else {
-			clear(x.distinct[w])
-		}
+		x.distinct[w].reset()
 	}
 	// Sweeping the flow table is O(flows): do it a few times per idle
 	// timeout, not at every window.
@@ -296,8 +290,9 @@ func (x *Extractor) finishBatch() {
 	b.Sets = sets
 	b.Comms = x.comms
 	b.Events = x.events
+	b.Recycle(x.recycleComms)
 	x.ready = append(x.ready, b)
-	x.comms = make([]ingest.Communication, 0, len(x.comms))
+	x.comms = x.freeComms.take(len(x.comms))
 	x.events = nil
 	clear(x.commIdx)
 	x.batchSeq++
@@ -349,5 +344,39 @@ func (x *Extractor) addEdge(c *ingest.Communication) {
 	}
 	if len(e.Functions) < 64 {
 		e.Functions = append(e.Functions, c.Function)
+	}
+}
+
+// commsPool keeps the communication slices of released batches for the
+// next windows' (Batch.Recycle): up to commsKept of them, taken back on
+// the goroutine that releases the batches.
+type commsPool chan []ingest.Communication
+
+// commsKept is how many released batches' communication slices an
+// extractor keeps: about as many as batches are in flight between it and
+// the engine.
+const commsKept = 16
+
+// take returns an empty slice for a window's communications: a released
+// batch's, or a new one of capacity n.
+func (p commsPool) take(n int) []ingest.Communication {
+	select {
+	case c := <-p:
+		return c
+	default:
+		return make([]ingest.Communication, 0, n)
+	}
+}
+
+// put keeps the communications of released batch b, when there is room.
+func (p commsPool) put(b *ingest.Batch) {
+	c := b.Comms[:0]
+	b.Comms = nil
+	if cap(c) == 0 {
+		return
+	}
+	select {
+	case p <- c:
+	default:
 	}
 }
