@@ -1,0 +1,60 @@
+package ingest
+
+import (
+	"strconv"
+	"testing"
+	"unsafe"
+
+	"github.com/vigil-ot/vigil/ingest/smaps"
+)
+
+// needMadviseTHP skips the test unless the kernel's THP mode is madvise:
+// with always, memory gets huge pages whether advised or not; with never,
+// it gets none.
+func needMadviseTHP(t *testing.T) {
+	t.Helper()
+	if mode := smaps.THPMode(); mode != "madvise" {
+		t.Skipf("transparent huge pages in mode %q, not madvise", mode)
+	}
+}
+
+// hugePagesAt is smaps.HugePagesAt, failing t on an error.
+func hugePagesAt(t *testing.T, p unsafe.Pointer) int {
+	t.Helper()
+	kb, err := smaps.HugePagesAt(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kb
+}
+
+// TestLargeDeviceTableOnHugePages: once a table holds more than
+// HugeBlock/2 bytes of pages, the pages it adds lie on transparent huge
+// pages, where each used to be an allocation of its own on 4 KiB pages.
+func TestLargeDeviceTableOnHugePages(t *testing.T) {
+	needMadviseTHP(t)
+	var tab DeviceTable[[64]byte] // 64 KiB pages
+	const pages = 3 * HugeBlock / (64 * DevicePage)
+	for p := range pages {
+		for id := p * DevicePage; id < (p+1)*DevicePage; id += 64 { // a write a 4 KiB page
+			tab.At(int32(id))[0] = 1
+		}
+	}
+	if kb := hugePagesAt(t, unsafe.Pointer(tab.At(int32((pages-1)*DevicePage+DevicePage/2)))); kb == 0 {
+		t.Errorf("the last pages of a %d MiB table lie in a mapping with no huge pages", pages*64*DevicePage>>20)
+	}
+}
+
+// TestLargeNameIndexOnHugePages: a name index whose slots outgrow
+// HugeBlock/2 bytes lies on transparent huge pages: a row's device is a
+// random slot of it.
+func TestLargeNameIndexOnHugePages(t *testing.T) {
+	needMadviseTHP(t)
+	var x nameIndex
+	for id := range int32(HugeBlock / 8 / 2) { // an 8 MiB table at the end
+		x.insert(hashName(strconv.Itoa(int(id))), id)
+	}
+	if kb := hugePagesAt(t, unsafe.Pointer(&x.slots[len(x.slots)/2])); kb == 0 {
+		t.Errorf("the slots of a %d MiB name index lie in a mapping with no huge pages", 8*len(x.slots)>>20)
+	}
+}
