@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -461,8 +462,53 @@ func (f *Frame) device(row int, d int32) (*devicePage, int) {
 	if row != f.at {
 		f.atPg, f.atI = f.s.device(f.s.localOf(d))
 		f.at = row
+		if f.s.nloc >= ingest.PrefetchMinDevices {
+			f.prefetch(row)
+		}
 	}
 	return f.atPg, f.atI
+}
+
+// prefetch asks the memory (ingest.Prefetch) for the local id of the
+// device of row+2·ingest.PrefetchAhead and for the state of that of
+// row+ingest.PrefetchAhead. Rows of devices the store holds no state of
+// (new ones, another shard's) cost a look-up.
+func (f *Frame) prefetch(row int) {
+	s := f.s
+	if r := row + 2*ingest.PrefetchAhead; r < f.rows {
+		if p := s.local.Get(f.dev[r]); p != nil {
+			ingest.Prefetch(unsafe.Pointer(p))
+		}
+	}
+	r := row + ingest.PrefetchAhead
+	if r >= f.rows {
+		return
+	}
+	l, ok := s.lookupLocal(f.dev[r])
+	if !ok {
+		return
+	}
+	pg, i := s.device(l)
+	if i >= pg.devs || s.stride == 0 {
+		return // the first page before it grows, or no metric yet
+	}
+	ingest.Prefetch(unsafe.Pointer(&pg.last[i]))
+	ingest.Prefetch(unsafe.Pointer(&pg.group[i]))
+	base, nh := i*s.stride, s.nh
+	prefetchRange(unsafe.Pointer(&pg.n[base]), 4*s.stride)
+	prefetchRange(unsafe.Pointer(&pg.mean[base*nh]), 8*s.stride*nh)
+	prefetchRange(unsafe.Pointer(&pg.w[base*nh]), 4*s.stride*nh)
+	prefetchRange(unsafe.Pointer(&pg.m2[base*nh]), 8*s.stride*nh)
+	prefetchRange(unsafe.Pointer(&pg.prof[2*base]), 8*s.stride)
+}
+
+// prefetchRange asks for every cache line of the n bytes at p.
+func prefetchRange(p unsafe.Pointer, n int) {
+	const line = 64
+	ingest.Prefetch(p)
+	for off := line - int(uintptr(p)&(line-1)); off < n; off += line {
+		ingest.Prefetch(unsafe.Add(p, off))
+	}
 }
 
 type frameCol struct {
