@@ -58,3 +58,27 @@ func TestLargeNameIndexOnHugePages(t *testing.T) {
 		t.Errorf("the slots of a %d MiB name index lie in a mapping with no huge pages", 8*len(x.slots)>>20)
 	}
 }
+
+// TestAdviseHugePagesCollapsesFaultedMemory: memory already faulted in on
+// 4 KiB pages (as the Go heap's reused memory is, zeroed by the
+// allocator) lies on huge pages after AdviseHugePages, its bytes kept.
+func TestAdviseHugePagesCollapsesFaultedMemory(t *testing.T) {
+	needMadviseTHP(t)
+	b := make([]byte, 3*hugePage)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	mid := unsafe.Pointer(&b[3*hugePage/2]) // in the whole 2 MiB page b holds
+	if kb := hugePagesAt(t, mid); kb != 0 {
+		t.Skipf("the memory was on huge pages before advice (%d kB)", kb)
+	}
+	AdviseHugePages(unsafe.Pointer(&b[0]), len(b))
+	if kb := hugePagesAt(t, mid); kb == 0 {
+		t.Error("memory faulted in before the advice lies in a mapping with no huge pages")
+	}
+	for i := range b {
+		if b[i] != byte(i) {
+			t.Fatalf("byte %d is %d after the advice, want %d", i, b[i], byte(i))
+		}
+	}
+}
