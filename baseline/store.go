@@ -462,12 +462,16 @@ func (f *Frame) device(row int, d int32) (*devicePage, int) {
 	if row != f.at {
 		f.atPg, f.atI = f.s.device(f.s.localOf(d))
 		f.at = row
-		if f.s.nloc >= ingest.PrefetchMinDevices {
+		if f.s.nloc >= prefetchMinDevices {
 			f.prefetch(row)
 		}
 	}
 	return f.atPg, f.atI
 }
+
+// prefetchMinDevices is ingest.PrefetchMinDevices, a variable for the
+// benchmark that compares the frame without prefetching.
+var prefetchMinDevices int32 = ingest.PrefetchMinDevices
 
 // prefetch asks the memory (ingest.Prefetch) for the local id of the
 // device of row+2·ingest.PrefetchAhead and for the state of that of
