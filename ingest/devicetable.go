@@ -14,12 +14,10 @@ const DevicePage = 1 << DevicePageShift
 // as ids arrive. Growing never copies nor moves what it holds: a fleet that
 // arrives device by device costs one zeroed page per DevicePage devices,
 // where a slice grown by doubling copies (and faults in) the whole state
-// again and again, and a pointer returned by At stays valid. A large
-// table's pages come in blocks on huge pages (PageBlocks). The zero value
-// is empty; a T never set is T's zero value.
+// again and again, and a pointer returned by At stays valid. The zero
+// value is empty; a T never set is T's zero value.
 type DeviceTable[T any] struct {
-	pages  []*[DevicePage]T
-	blocks PageBlocks[[DevicePage]T]
+	pages []*[DevicePage]T
 }
 
 // At returns the element of id (≥ 0), allocating its page.
@@ -35,7 +33,7 @@ func (t *DeviceTable[T]) grow(p int) {
 	for len(t.pages) <= p {
 		t.pages = append(t.pages, nil)
 	}
-	t.pages[p] = &t.blocks.Make(1)[0]
+	t.pages[p] = new([DevicePage]T)
 }
 
 // Get returns the element of id, or nil when id is negative or its page
@@ -51,10 +49,9 @@ func (t *DeviceTable[T]) Get(id int32) *T {
 // Len returns an id bound: every element set has an id below it.
 func (t *DeviceTable[T]) Len() int { return len(t.pages) * DevicePage }
 
-// Bytes returns the memory the table's pages hold, with the rest of the
-// block they are carved from.
+// Bytes returns the memory the table's pages hold.
 func (t *DeviceTable[T]) Bytes() int {
-	n := cap(t.pages)*8 + t.blocks.Spare()
+	n := cap(t.pages) * 8
 	for _, p := range t.pages {
 		if p != nil {
 			n += int(unsafe.Sizeof(*p))

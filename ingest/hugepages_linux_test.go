@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"strconv"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -28,20 +29,22 @@ func hugePagesAt(t *testing.T, p unsafe.Pointer) int {
 	return kb
 }
 
-// TestLargeDeviceTableOnHugePages: once a table holds more than
-// HugeBlock/2 bytes of pages, the pages it adds lie on transparent huge
-// pages, where each used to be an allocation of its own on 4 KiB pages.
-func TestLargeDeviceTableOnHugePages(t *testing.T) {
+// TestLargePageBlocksOnHugePages: once PageBlocks has handed out more
+// than HugeBlock/2 bytes of pages, the pages it adds lie on transparent
+// huge pages, where each used to be an allocation of its own on 4 KiB
+// pages.
+func TestLargePageBlocksOnHugePages(t *testing.T) {
 	needMadviseTHP(t)
-	var tab DeviceTable[[64]byte] // 64 KiB pages
-	const pages = 3 * HugeBlock / (64 * DevicePage)
-	for p := range pages {
-		for id := p * DevicePage; id < (p+1)*DevicePage; id += 64 { // a write a 4 KiB page
-			tab.At(int32(id))[0] = 1
+	var blocks PageBlocks[[64 << 10]byte] // 64 KiB pages
+	var last *[64 << 10]byte
+	for range 3 * HugeBlock / (64 << 10) {
+		last = &blocks.Make(1)[0]
+		for i := 0; i < len(last); i += 4096 { // a write a 4 KiB page
+			last[i] = 1
 		}
 	}
-	if kb := hugePagesAt(t, unsafe.Pointer(tab.At(int32((pages-1)*DevicePage+DevicePage/2)))); kb == 0 {
-		t.Errorf("the last pages of a %d MiB table lie in a mapping with no huge pages", pages*64*DevicePage>>20)
+	if kb := hugePagesAt(t, unsafe.Pointer(last)); kb == 0 {
+		t.Errorf("the last page of %d MiB of pages lies in a mapping with no huge pages", 3*HugeBlock>>20)
 	}
 }
 
@@ -64,7 +67,13 @@ func TestLargeNameIndexOnHugePages(t *testing.T) {
 // allocator) lies on huge pages after AdviseHugePages, its bytes kept.
 func TestAdviseHugePagesCollapsesFaultedMemory(t *testing.T) {
 	needMadviseTHP(t)
-	b := make([]byte, 3*hugePage)
+	// Memory of its own, outside the Go heap, whose other memory earlier
+	// tests may have advised.
+	b, err := syscall.Mmap(-1, 0, 3*hugePage, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(b)
 	for i := range b {
 		b[i] = byte(i)
 	}
