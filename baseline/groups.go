@@ -100,7 +100,7 @@ func (s *Store) NumDevices() int { return int(s.nloc) }
 // from), from the real slice sizes.
 func (s *Store) StateBytes() (deviceBytes int) {
 	b := &s.blocks
-	n := s.local.Bytes() + cap(s.pages)*8 + b.pages.Spare() + b.f64.Spare() + b.f32.Spare() + b.u32.Spare()
+	n := s.local.Bytes() + cap(s.pages)*8 + b.f64.Spare() + b.f32.Spare() + b.u32.Spare()
 	for _, pg := range s.pages {
 		n += len(pg.last)*8 + len(pg.group)*4 + cap(pg.mean)*8 + cap(pg.w)*4 + cap(pg.m2)*8 + cap(pg.n)*4 + cap(pg.prof)*4
 	}

@@ -70,13 +70,12 @@ type Store struct {
 	local devLocalIDs
 	pages []*devicePage // by local id >> ingest.DevicePageShift
 	nloc  int32         // local ids handed out
-	// blocks hand out the pages and their columns: those of a large
-	// fleet on huge pages (see ingest.PageBlocks).
+	// blocks hand out the pages' columns: those of a large fleet on
+	// huge pages (see ingest.PageBlocks).
 	blocks struct {
-		pages ingest.PageBlocks[devicePage]
-		f64   ingest.PageBlocks[float64]
-		f32   ingest.PageBlocks[float32]
-		u32   ingest.PageBlocks[uint32]
+		f64 ingest.PageBlocks[float64]
+		f32 ingest.PageBlocks[float32]
+		u32 ingest.PageBlocks[uint32]
 	}
 
 	groups []*groupState
@@ -316,13 +315,14 @@ const firstPageDevices = 16
 // metrics.
 func (s *Store) newDevicePage(stride, n int) *devicePage {
 	b := &s.blocks
-	pg := &b.pages.Make(1)[0]
-	pg.devs = n
-	pg.n = b.u32.Make(n * stride)
-	pg.mean = b.f64.Make(n * stride * s.nh)
-	pg.w = b.f32.Make(n * stride * s.nh)
-	pg.m2 = b.f64.Make(n * stride * s.nh)
-	pg.prof = b.f32.Make(2 * n * stride)
+	pg := &devicePage{
+		devs: n,
+		n:    b.u32.Make(n * stride),
+		mean: b.f64.Make(n * stride * s.nh),
+		w:    b.f32.Make(n * stride * s.nh),
+		m2:   b.f64.Make(n * stride * s.nh),
+		prof: b.f32.Make(2 * n * stride),
+	}
 	for i := range pg.group {
 		pg.group[i] = -1
 	}
