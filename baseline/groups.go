@@ -96,9 +96,11 @@ func (s *Store) GroupInfos() []GroupInfo {
 func (s *Store) NumDevices() int { return int(s.nloc) }
 
 // StateBytes returns the bytes held by per-device state (the pages and
-// the table of local ids), from the real slice sizes.
+// the table of local ids, with the rest of the blocks they are carved
+// from), from the real slice sizes.
 func (s *Store) StateBytes() (deviceBytes int) {
-	n := s.local.Bytes() + cap(s.pages)*8
+	b := &s.blocks
+	n := s.local.Bytes() + cap(s.pages)*8 + b.f64.Spare() + b.f32.Spare() + b.u32.Spare()
 	for _, pg := range s.pages {
 		n += len(pg.last)*8 + len(pg.group)*4 + cap(pg.mean)*8 + cap(pg.w)*4 + cap(pg.m2)*8 + cap(pg.n)*4 + cap(pg.prof)*4
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -69,6 +70,13 @@ type Store struct {
 	local devLocalIDs
 	pages []*devicePage // by local id >> ingest.DevicePageShift
 	nloc  int32         // local ids handed out
+	// blocks hand out the pages' columns: those of a large fleet on
+	// huge pages (see ingest.PageBlocks).
+	blocks struct {
+		f64 ingest.PageBlocks[float64]
+		f32 ingest.PageBlocks[float32]
+		u32 ingest.PageBlocks[uint32]
+	}
 
 	groups []*groupState
 
@@ -316,13 +324,14 @@ const firstPageDevices = 16
 // newDevicePage returns an empty page with room for n devices of stride
 // metrics.
 func (s *Store) newDevicePage(stride, n int) *devicePage {
+	b := &s.blocks
 	pg := &devicePage{
 		devs: n,
-		n:    make([]uint32, n*stride),
-		mean: make([]float64, n*stride*s.nh),
-		w:    make([]float32, n*stride*s.nh),
-		m2:   make([]float64, n*stride*s.nh),
-		prof: make([]float32, 2*n*stride),
+		n:    b.u32.Make(n * stride),
+		mean: b.f64.Make(n * stride * s.nh),
+		w:    b.f32.Make(n * stride * s.nh),
+		m2:   b.f64.Make(n * stride * s.nh),
+		prof: b.f32.Make(2 * n * stride),
 	}
 	for i := range pg.group {
 		pg.group[i] = -1
@@ -463,8 +472,57 @@ func (f *Frame) device(row int, d int32) (*devicePage, int) {
 	if row != f.at {
 		f.atPg, f.atI = f.s.device(f.s.localOf(d))
 		f.at = row
+		if f.s.nloc >= prefetchMinDevices {
+			f.prefetch(row)
+		}
 	}
 	return f.atPg, f.atI
+}
+
+// prefetchMinDevices is ingest.PrefetchMinDevices, a variable for the
+// benchmark that compares the frame without prefetching.
+var prefetchMinDevices int32 = ingest.PrefetchMinDevices
+
+// prefetch asks the memory (ingest.Prefetch) for the local id of the
+// device of row+2·ingest.PrefetchAhead and for the state of that of
+// row+ingest.PrefetchAhead. Rows of devices the store holds no state of
+// (new ones, another shard's) cost a look-up.
+func (f *Frame) prefetch(row int) {
+	s := f.s
+	if r := row + 2*ingest.PrefetchAhead; r < f.rows {
+		if p := s.local.Get(f.dev[r]); p != nil {
+			ingest.Prefetch(unsafe.Pointer(p))
+		}
+	}
+	r := row + ingest.PrefetchAhead
+	if r >= f.rows {
+		return
+	}
+	l, ok := s.lookupLocal(f.dev[r])
+	if !ok {
+		return
+	}
+	pg, i := s.device(l)
+	if i >= pg.devs || s.stride == 0 {
+		return // the first page before it grows, or no metric yet
+	}
+	ingest.Prefetch(unsafe.Pointer(&pg.last[i]))
+	ingest.Prefetch(unsafe.Pointer(&pg.group[i]))
+	base, nh := i*s.stride, s.nh
+	prefetchRange(unsafe.Pointer(&pg.n[base]), 4*s.stride)
+	prefetchRange(unsafe.Pointer(&pg.mean[base*nh]), 8*s.stride*nh)
+	prefetchRange(unsafe.Pointer(&pg.w[base*nh]), 4*s.stride*nh)
+	prefetchRange(unsafe.Pointer(&pg.m2[base*nh]), 8*s.stride*nh)
+	prefetchRange(unsafe.Pointer(&pg.prof[2*base]), 8*s.stride)
+}
+
+// prefetchRange asks for every cache line of the n bytes at p.
+func prefetchRange(p unsafe.Pointer, n int) {
+	const line = 64
+	ingest.Prefetch(p)
+	for off := line - int(uintptr(p)&(line-1)); off < n; off += line {
+		ingest.Prefetch(unsafe.Add(p, off))
+	}
 }
 
 type frameCol struct {

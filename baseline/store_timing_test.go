@@ -280,3 +280,59 @@ func BenchmarkMarshalDevice(b *testing.B) {
 	}
 	b.SetBytes(int64(len(dst)))
 }
+
+// BenchmarkShuffledFleet measures Expect and Learn a row on a fleet of
+// 200k devices of 5 metrics whose rows come in another random order every
+// round, with the frame prefetching each row's state 8 rows ahead
+// (ingest.Prefetch) and without: the ratio of the two, measured side by
+// side, is what prefetching wins once the state outgrows the caches.
+func BenchmarkShuffledFleet(b *testing.B) {
+	const devices, metrics, batch = 200_000, 5, 4096
+	reg := ingest.NewRegistry()
+	s := NewStore(benchConfig(), reg)
+	names := make([]string, metrics)
+	for j := range names {
+		names[j] = fmt.Sprintf("metric_%02d", j)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	var recs []arrow.Record
+	for round := range 3 {
+		order := rng.Perm(devices)
+		for from := 0; from < devices; from += batch {
+			var rows []obs
+			for _, d := range order[from:min(from+batch, devices)] {
+				rows = append(rows, obs{t: t0 + int64(round)*int64(time.Minute), dev: fmt.Sprintf("dev-%06d", d), grp: fmt.Sprintf("g%d", d%12),
+					vals: []float64{1e4 + float64(d%100), 2e3, 50, 0, 25}})
+			}
+			recs = append(recs, buildRecord(b, reg, names, rows))
+		}
+	}
+	exp := make([]Expectation, metrics)
+	run := func(rec arrow.Record) {
+		f := s.Bind(rec)
+		for i := 0; i < f.NumRows(); i++ {
+			f.Expect(i, exp)
+			f.Learn(i)
+		}
+	}
+	for _, rec := range recs[:len(recs)/3] { // the first round: every device's state made
+		run(rec)
+	}
+	recs = recs[len(recs)/3:]
+	defer func(v int32) { prefetchMinDevices = v }(prefetchMinDevices)
+	for _, c := range []struct {
+		name string
+		from int32
+	}{{"prefetch", ingest.PrefetchMinDevices}, {"none", math.MaxInt32}} {
+		b.Run(c.name, func(b *testing.B) {
+			prefetchMinDevices = c.from
+			rows := 0
+			for i := 0; b.Loop(); i++ {
+				rec := recs[i%len(recs)]
+				run(rec)
+				rows += int(rec.NumRows())
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+		})
+	}
+}

@@ -1,6 +1,9 @@
 package ingest
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"unsafe"
+)
 
 // nameSeed seeds the hashes of every nameIndex of the process, so that a
 // builder hashes a device name once for its own index and the registry's.
@@ -75,6 +78,9 @@ func (x *nameIndex) put(s uint64) {
 func (x *nameIndex) grow() {
 	old := x.slots
 	x.slots = make([]uint64, max(2*len(old), nameIndexMin))
+	if n := 8 * len(x.slots); n >= HugeBlock/2 {
+		AdviseHugePages(unsafe.Pointer(&x.slots[0]), n) // read at random, a slot a row
+	}
 	for _, s := range old {
 		if s != 0 {
 			x.put(s)

@@ -396,7 +396,10 @@ type groupGenerationer interface {
 // deviceEntry is what the builder remembers of a device, by its registry
 // index. Besides the name, it holds no pointer: a fleet's entries are
 // pages the garbage collector scans as a few large objects, not an object
-// per device.
+// per device. It fills one cache line (TestDeviceEntryIsOneCacheLine), key
+// included: a row whose device is found through the index (a fleet
+// reporting in another order each round) loads the index's slot and this
+// line, not the registry's copy of the name too.
 type deviceEntry struct {
 	name string // the registry's copy; "" when the builder has no entry
 	gen  uint64 // the grouper's generation when the group was derived
@@ -411,13 +414,31 @@ type deviceEntry struct {
 	// order (devices polled in turn, or each at its own second of a
 	// fixed interval) has the next row's device there: one comparison of
 	// names, on entries that follow each other in memory as the devices
-	// arrived, instead of hashing the name and a random load from the
-	// index, a cache miss per row once the fleet outgrows the caches.
-	next int32
+	// arrived, instead of a random load from the index, a cache miss per
+	// row once the fleet outgrows the caches. nextTag is the upper half
+	// of the hash of next's name: when the row's name hashes otherwise
+	// (the fleet's order changed), the guess is dropped without loading
+	// next's entry.
+	next    int32
+	nextTag uint32
+	// key holds the name's bytes when they fit (len(name) <= len(key)),
+	// for comparisons (keyOf) that stay on this line.
+	key [20]byte
 }
 
-// entryName returns the name of the entry of registry index id.
-func (b *ObservationBuilder) entryName(id int32) string { return b.entries.At(id).name }
+// keyOf returns the name of e for comparisons: its own copy of the bytes
+// when they fit, else the registry's. The result may alias e: it is only
+// compared, never kept.
+func (e *deviceEntry) keyOf() string {
+	if n := len(e.name); n <= len(e.key) {
+		return unsafe.String(&e.key[0], n)
+	}
+	return e.name
+}
+
+// entryName returns the name of the entry of registry index id, for
+// comparisons (keyOf).
+func (b *ObservationBuilder) entryName(id int32) string { return b.entries.At(id).keyOf() }
 
 // deviceEntry returns the registry index of device name and its entry,
 // or nil when the registry refuses the device: a refused name is not
@@ -427,22 +448,24 @@ func (b *ObservationBuilder) deviceEntry(name string) (int32, *deviceEntry) {
 	if n := b.registry.Evictions(); n != b.evictions {
 		b.dropEvicted()
 	}
-	id, e := b.findEntry(name)
+	h := hashName(name)
+	id, e := b.findEntry(name, h)
 	if b.prev >= 0 && e != nil {
-		b.entries.At(b.prev).next = id + 1
+		p := b.entries.At(b.prev)
+		p.next, p.nextTag = id+1, uint32(h>>32)
 	}
 	b.prev = id
 	return id, e
 }
 
-// findEntry is deviceEntry once the evictions are dropped.
-func (b *ObservationBuilder) findEntry(name string) (int32, *deviceEntry) {
-	if p := b.entries.Get(b.prev); p != nil && p.next > 0 && name != "" { // "": the name of no entry
-		if e := b.entries.Get(p.next - 1); e != nil && e.name == name {
+// findEntry is deviceEntry once the evictions are dropped, for name of
+// hash h.
+func (b *ObservationBuilder) findEntry(name string, h uint64) (int32, *deviceEntry) {
+	if p := b.entries.Get(b.prev); p != nil && p.next > 0 && p.nextTag == uint32(h>>32) && name != "" { // "": the name of no entry
+		if e := b.entries.Get(p.next - 1); e != nil && e.keyOf() == name {
 			return p.next - 1, e
 		}
 	}
-	h := hashName(name)
 	if id, ok := b.devices.find(name, h, b.entryName); ok {
 		return id, b.entries.At(id)
 	}
@@ -452,6 +475,9 @@ func (b *ObservationBuilder) findEntry(name string) (int32, *deviceEntry) {
 	}
 	e := b.entries.At(id)
 	*e = deviceEntry{name: stable}
+	if len(stable) <= len(e.key) {
+		copy(e.key[:], stable)
+	}
 	b.devices.insert(h, id)
 	return id, e
 }

@@ -324,3 +324,34 @@ func TestNullColumnsShared(t *testing.T) {
 	}
 	first.Release()
 }
+
+// TestDeviceEntryIsOneCacheLine: a row whose device the builder finds
+// through its index (a fleet reporting in another order each round) loads
+// the index's slot and one line of entry, where the name's bytes lie too
+// when they fit the entry's key; longer names are compared with the
+// registry's copy. Devices of both kinds are found under their registry
+// ids whatever the order of the rows.
+func TestDeviceEntryIsOneCacheLine(t *testing.T) {
+	if size := unsafe.Sizeof(deviceEntry{}); size != 64 {
+		t.Errorf("deviceEntry takes %d bytes, want 64 (a cache line)", size)
+	}
+	reg := NewRegistry()
+	b := NewObservationBuilder(nil, reg, siteGrouper{})
+	var names []string
+	for d := range 200 {
+		name := fmt.Sprintf("dev-%0*d", 16+d%3, d) // 20, 21 and 22 bytes: in the key, and not
+		names = append(names, name)
+	}
+	var r Row
+	for round := range 4 {
+		for k := range names {
+			d := (k*[]int{1, 3, 7, 9}[round] + round*37) % len(names) // another order each round
+			r.Reset()
+			r.Device, r.TimeNanos = names[d], int64(round)
+			b.Append(&r)
+			if want, ok := reg.LookupDevice(names[d]); !ok || b.prev != want {
+				t.Fatalf("round %d: %s found as id %d, registry id %d (%v)", round, names[d], b.prev, want, ok)
+			}
+		}
+	}
+}
