@@ -5,8 +5,10 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-ot/vigil/baseline"
+	"github.com/vigil-ot/vigil/ingest"
 )
 
 // RecentValues keeps the latest judged values of each metric of each
@@ -205,7 +207,17 @@ func (r *RecentValues) flush() {
 	w := len(p.slots)
 	r.mu.Lock()
 	r.bindColumns(p.slots)
+	// A row's ring line is seldom cached: it is asked for PrefetchAhead
+	// rows before it is written, so that the misses overlap (a store that
+	// misses holds up the stores behind it).
+	const ahead = ingest.PrefetchAhead
+	for i := range min(ahead, p.n) {
+		r.prefetchRow(p.dev[i])
+	}
 	for i, d := range p.dev[:p.n] {
+		if i+ahead < p.n {
+			r.prefetchRow(p.dev[i+ahead])
+		}
 		row := pendingRow(p.vals[4*w*i:][:4*w])
 		// most devices: one block, of the batch's columns in their order
 		if b := r.firstBlock(d); b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
@@ -216,6 +228,15 @@ func (r *RecentValues) flush() {
 	}
 	r.mu.Unlock()
 	p.n = 0
+}
+
+// prefetchRow asks for the row of device d's first block that its next
+// value goes to (ingest.Prefetch); the caller holds the lock.
+func (r *RecentValues) prefetchRow(d int32) {
+	if b := r.firstBlock(d); b >= 0 {
+		h := &r.heads[b]
+		ingest.Prefetch(unsafe.Pointer(&r.blockRow(h, int(h.next))[0]))
+	}
 }
 
 // firstBlock returns the index of device d's first block, or -1.
