@@ -509,20 +509,11 @@ func (f *Frame) prefetch(row int) {
 	ingest.Prefetch(unsafe.Pointer(&pg.last[i]))
 	ingest.Prefetch(unsafe.Pointer(&pg.group[i]))
 	base, nh := i*s.stride, s.nh
-	prefetchRange(unsafe.Pointer(&pg.n[base]), 4*s.stride)
-	prefetchRange(unsafe.Pointer(&pg.mean[base*nh]), 8*s.stride*nh)
-	prefetchRange(unsafe.Pointer(&pg.w[base*nh]), 4*s.stride*nh)
-	prefetchRange(unsafe.Pointer(&pg.m2[base*nh]), 8*s.stride*nh)
-	prefetchRange(unsafe.Pointer(&pg.prof[2*base]), 8*s.stride)
-}
-
-// prefetchRange asks for every cache line of the n bytes at p.
-func prefetchRange(p unsafe.Pointer, n int) {
-	const line = 64
-	ingest.Prefetch(p)
-	for off := line - int(uintptr(p)&(line-1)); off < n; off += line {
-		ingest.Prefetch(unsafe.Add(p, off))
-	}
+	ingest.PrefetchRange(unsafe.Pointer(&pg.n[base]), 4*s.stride)
+	ingest.PrefetchRange(unsafe.Pointer(&pg.mean[base*nh]), 8*s.stride*nh)
+	ingest.PrefetchRange(unsafe.Pointer(&pg.w[base*nh]), 4*s.stride*nh)
+	ingest.PrefetchRange(unsafe.Pointer(&pg.m2[base*nh]), 8*s.stride*nh)
+	ingest.PrefetchRange(unsafe.Pointer(&pg.prof[2*base]), 8*s.stride)
 }
 
 type frameCol struct {

@@ -569,9 +569,7 @@ func (e *Engine) prefetch(i int) {
 			ingest.Prefetch(unsafe.Pointer(p))
 		}
 	} else if ds := e.devices.Get(d); ds != nil {
-		for off := uintptr(0); off < unsafe.Sizeof(*ds); off += 64 {
-			ingest.Prefetch(unsafe.Add(unsafe.Pointer(ds), off))
-		}
+		ingest.PrefetchRange(unsafe.Pointer(ds), int(unsafe.Sizeof(*ds)))
 	}
 }
 
