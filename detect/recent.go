@@ -37,8 +37,8 @@ import (
 // Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 40
 // bytes a block and 4 a metric for its head, 4 per device id up to the
 // highest: 7.6 KB per device with 5 metrics of 120 values; and the
-// engine's buffer (pendingRows rows of its batches' metric columns, 24
-// bytes a value).
+// engine's buffer (pendingRows rows of its batches' metric columns, 16
+// bytes a value and 16 a row).
 //
 // It is safe for concurrent use: the engine holds its lock while it moves
 // its buffer into the rings (never while it judges or waits), a reader
@@ -50,7 +50,7 @@ type RecentValues struct {
 	layouts [][]int     // the metric slots of a block's columns, by layout
 	first   []int32     // by device id: 1 + the index of its first block; 0: none
 	heads   []blockHead // by block
-	metas   []uint32    // by block and column: what its latest value was judged on (packMeta)
+	metas   []uint32    // by block and column, last column first: what its latest value was judged on (the meta word)
 	chunks  [][]uint32  // the blocks' rows; the last chunk is filled up to used
 	used    int
 
@@ -73,7 +73,7 @@ type blockHead struct {
 	width      uint16
 	layout     int32
 	chunk, off int32
-	meta       int32 // metas[meta:][:width]
+	meta       int32 // metas[meta:][:width], last column first
 	more       int32 // 1 + the index of the device's next block; 0: none
 }
 
@@ -107,21 +107,44 @@ type RecentValue struct {
 // pendingValues are the values the engine judged since the last flush, by
 // row and by column of its batch.
 type pendingValues struct {
-	slots []int   // by column: the metric slot, -1 for none
-	n     int     // rows noted
-	dev   []int32 // by row
-	tms   []int64 // by row: event time, Unix ms
-	vals  []uint32
+	slots []int    // by column: the metric slot, -1 for none
+	n     int      // rows noted
+	dev   []int32  // by row
+	tms   []int64  // by row: event time, Unix ms
+	vals  []uint32 // by row: a pendingRow
 }
 
-// pendingRow is where the engine notes the values of one row: by column,
-// four words: the value (absentBits: none), the expected value, the
-// half-width and what the value was judged on (packMeta).
+// pendingRow is where the engine notes the values of one row of w
+// columns, in 1 + 4 × w words: how many columns have no value; by column,
+// three words, as a ring's row has them (the value, absentBits for none;
+// the expected value; the band's half-width); then by column what its
+// value was judged on (the meta word), last column first (so that the
+// engine's note needs no division). A row of a device whose block has the
+// batch's columns goes into its ring in two copies: a block's metas are
+// last column first too.
 type pendingRow []uint32
+
+// columns returns how many columns row has.
+func (row pendingRow) columns() int { return (len(row) - 1) / 4 }
+
+// values returns the rows' values, expected values and half-widths.
+func (row pendingRow) values() []uint32 { return row[1 : 1+3*row.columns()] }
+
+// value returns the value, expected value and half-width of column j.
+func (row pendingRow) value(j int) []uint32 { return row[1+3*j:][:3] }
+
+// present reports whether column j has a value.
+func (row pendingRow) present(j int) bool { return row[1+3*j] != absentBits }
+
+// metas returns what the row's values were judged on, last column first.
+func (row pendingRow) metas() []uint32 { return row[1+3*row.columns():] }
+
+// meta returns what the value of column j was judged on.
+func (row pendingRow) meta(j int) uint32 { return row[len(row)-1-j] }
 
 // pendingRows is how many rows the engine's buffer holds before they are
 // moved into the rings: few enough that the buffer stays in the cache
-// (20 KB for 5 metrics).
+// (24 KB for 5 metrics).
 const pendingRows = 256
 
 // NewRecentValues returns empty rings of size values.
@@ -156,8 +179,8 @@ func (r *RecentValues) bind(slots []int, metrics []metricParams) {
 	if len(p.dev) < pendingRows {
 		p.dev, p.tms = make([]int32, pendingRows), make([]int64, pendingRows)
 	}
-	if len(p.vals) < pendingRows*4*w {
-		p.vals = make([]uint32, pendingRows*4*w)
+	if len(p.vals) < pendingRows*(1+4*w) {
+		p.vals = make([]uint32, pendingRows*(1+4*w))
 	}
 }
 
@@ -169,34 +192,33 @@ func (r *RecentValues) row(d int32, t int64) pendingRow {
 	if p.n == pendingRows {
 		r.flush()
 	}
-	i, w := p.n, 4*len(p.slots)
+	i, w := p.n, 1+4*len(p.slots)
 	p.n++
 	p.dev[i], p.tms[i] = d, t/int64(time.Millisecond)
-	return p.vals[i*w:][:w]
+	row := pendingRow(p.vals[i*w:][:w])
+	row[0] = 0
+	return row
 }
 
 // absent notes that the row has no value in column j.
-func (row pendingRow) absent(j int) { row[4*j] = absentBits }
+func (row pendingRow) absent(j int) {
+	row[1+3*j] = absentBits
+	row[0]++
+}
 
 // note notes, in column j, the value of ex, judged against expected ±
 // half (NaN: no band). It is small enough to inline: the engine calls it
 // for every value it judges.
 func (row pendingRow) note(j int, ex *baseline.Expectation, expected, half float32) {
-	v := row[4*j:][:4]
-	v[0], v[1], v[2], v[3] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half), packMeta(ex)
+	v := row[1+3*j:][:3]
+	v[0], v[1], v[2] = math.Float32bits(float32(ex.Value)), math.Float32bits(expected), math.Float32bits(half)
+	// the meta word, without a branch (a count below 0, which a baseline
+	// never has, would read as metaSamples)
+	row[len(row)-1-j] = uint32(min(uint64(ex.Samples), metaSamples)) | uint32(bit(ex.FromGroup))*metaFromGroup | uint32(bit(ex.Seasonal))*metaSeasonal
 }
 
-// packMeta returns the meta word of ex: what its value was judged on.
-func packMeta(ex *baseline.Expectation) uint32 {
-	m := uint32(min(max(ex.Samples, 0), metaSamples))
-	if ex.FromGroup {
-		m |= metaFromGroup
-	}
-	if ex.Seasonal {
-		m |= metaSeasonal
-	}
-	return m
-}
+// bit returns b as 0 or 1.
+func bit(b bool) uint8 { return *(*uint8)(unsafe.Pointer(&b)) }
 
 // flush moves the engine's buffer into the rings.
 func (r *RecentValues) flush() {
@@ -207,18 +229,23 @@ func (r *RecentValues) flush() {
 	w := len(p.slots)
 	r.mu.Lock()
 	r.bindColumns(p.slots)
-	// A row's ring line is seldom cached: it is asked for PrefetchAhead
-	// rows before it is written, so that the misses overlap (a store that
-	// misses holds up the stores behind it).
-	const ahead = ingest.PrefetchAhead
+	// In a large fleet a row's ring line is seldom cached: it is asked
+	// for PrefetchAhead rows before it is written, so that the misses
+	// overlap (a store that misses holds up the stores behind it). A
+	// small fleet's rings stay cached, where asking costs more than it
+	// saves (BenchmarkRecentValuesRows).
+	ahead := 0
+	if len(r.first) >= ingest.PrefetchMinDevices {
+		ahead = ingest.PrefetchAhead
+	}
 	for i := range min(ahead, p.n) {
 		r.prefetchRow(p.dev[i])
 	}
 	for i, d := range p.dev[:p.n] {
-		if i+ahead < p.n {
+		if ahead > 0 && i+ahead < p.n {
 			r.prefetchRow(p.dev[i+ahead])
 		}
-		row := pendingRow(p.vals[4*w*i:][:4*w])
+		row := pendingRow(p.vals[(1+4*w)*i:][:1+4*w])
 		// most devices: one block, of the batch's columns in their order
 		if b := r.firstBlock(d); b >= 0 && r.heads[b].more == 0 && r.same[r.heads[b].layout] {
 			r.writeSame(&r.heads[b], p.tms[i], row)
@@ -272,7 +299,7 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
 	clear(r.covered)
 	present, covered := 0, 0
 	for j := range slots {
-		if row[4*j] != absentBits {
+		if row.present(j) {
 			present++
 		}
 	}
@@ -289,7 +316,7 @@ func (r *RecentValues) write(d int32, tms int64, slots []int, row pendingRow) {
 	}
 	var missing []int
 	for j, sl := range slots {
-		if sl >= 0 && row[4*j] != absentBits && !r.covered[j] && !slices.Contains(missing, sl) {
+		if sl >= 0 && row.present(j) && !r.covered[j] && !slices.Contains(missing, sl) {
 			missing = append(missing, sl)
 		}
 	}
@@ -373,20 +400,22 @@ func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
 // writeSame moves row, whose columns are block h's in their order, into a
 // new row of h, when it has a value.
 func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
-	metas := r.metas[h.meta:][:h.width]
-	has := false
-	for k := range metas {
-		if row[4*k] != absentBits {
-			metas[k], has = row[4*k+3], true
-		}
-	}
-	if !has {
+	width := int(h.width)
+	absent := int(row[0])
+	if absent == width {
 		return
 	}
 	w := r.advance(h, tms)
-	for k := range metas {
-		v, pv := w[1+3*k:][:3], row[4*k:][:3] // three stores, not a call of copy
-		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
+	copy(w[1:], row.values())
+	metas := r.metas[h.meta:][:width]
+	if absent == 0 {
+		copy(metas, row.metas())
+		return
+	}
+	for k := range width {
+		if row.present(k) {
+			metas[width-1-k] = row.meta(k)
+		}
 	}
 }
 
@@ -397,7 +426,7 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	cols := r.columns(h.layout)
 	has := false
 	for _, j := range cols {
-		if j >= 0 && row[4*j] != absentBits {
+		if j >= 0 && row.present(j) {
 			has = true
 			break
 		}
@@ -410,13 +439,12 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	n := 0
 	for k, j := range cols {
 		v := w[1+3*k:][:3]
-		if j < 0 || row[4*j] == absentBits {
+		if j < 0 || !row.present(j) {
 			v[0] = absentBits
 			continue
 		}
-		pv := row[4*j:][:3]
-		v[0], v[1], v[2] = pv[0], pv[1], pv[2]
-		metas[k] = row[4*j+3]
+		copy(v, row.value(j))
+		metas[len(cols)-1-k] = row.meta(j)
 		r.covered[j] = true
 		n++
 	}
@@ -462,8 +490,8 @@ func (r *RecentValues) Add(d int32, name string, v RecentValue, samples int64, f
 		slot = len(r.names)
 		r.metric(slot, name)
 	}
-	row := pendingRow{math.Float32bits(v.Value), math.Float32bits(v.Expected), math.Float32bits((v.Upper - v.Lower) / 2),
-		packMeta(&baseline.Expectation{Samples: samples, FromGroup: fromGroup, Seasonal: seasonal})}
+	row := make(pendingRow, 1+4)
+	row.note(0, &baseline.Expectation{Value: float64(v.Value), Samples: samples, FromGroup: fromGroup, Seasonal: seasonal}, v.Expected, (v.Upper-v.Lower)/2)
 	r.bindColumns([]int{slot})
 	r.write(d, v.Time/int64(time.Millisecond), []int{slot}, row)
 }
@@ -496,7 +524,7 @@ func (r *RecentValues) Device(d int32) []RecentSeries {
 		h := &r.heads[b]
 		from, n := r.rows(h)
 		for k, slot := range r.layouts[h.layout] {
-			meta := r.metas[int(h.meta)+k]
+			meta := r.metas[int(h.meta)+int(h.width)-1-k]
 			s := RecentSeries{Metric: r.names[slot], Samples: int64(meta & metaSamples), FromGroup: meta&metaFromGroup != 0,
 				Seasonal: meta&metaSeasonal != 0}
 			for i := range n {
