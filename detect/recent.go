@@ -30,14 +30,16 @@ import (
 // metric new to the device later gets a block of its own. The blocks'
 // heads (position, base time, and what each metric's latest value was
 // judged on) are dense arrays found from the device id without a map; the
-// rows are in chunks of 32-bit words, each block's on a cache line: a row
-// of five metrics is one line, the only memory a row touches that is not
-// dense.
+// rows are in chunks of 32-bit words, row by row of their blocks (see
+// blockHead): a row of five metrics is one cache line, the only memory a
+// row touches that is not dense, and the memory a fleet touches grows with
+// the rows it wrote, not with its rings' size.
 //
 // Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 40
 // bytes a block and 4 a metric for its head, 4 per device id up to the
-// highest: 7.6 KB per device with 5 metrics of 120 values; and the
-// engine's buffer (pendingRows rows of its batches' metric columns, 16
+// highest: 7.6 KB per device with 5 metrics of 120 values once their
+// rings are full (a chunk, size pages, holds the rings of 64 such
+// devices); and the engine's buffer (pendingRows rows of its batches' metric columns, 16
 // bytes a value and 16 a row).
 //
 // It is safe for concurrent use: the engine holds its lock while it moves
@@ -46,13 +48,13 @@ import (
 type RecentValues struct {
 	mu      sync.Mutex
 	size    int
-	names   []string    // metric names by slot
-	layouts [][]int     // the metric slots of a block's columns, by layout
-	first   []int32     // by device id: 1 + the index of its first block; 0: none
-	heads   []blockHead // by block
-	metas   []uint32    // by block and column, last column first: what its latest value was judged on (the meta word)
-	chunks  [][]uint32  // the blocks' rows; the last chunk is filled up to used
-	used    int
+	names   []string          // metric names by slot
+	layouts [][]int           // the metric slots of a block's columns, by layout
+	first   []int32           // by device id: 1 + the index of its first block; 0: none
+	heads   []blockHead       // by block
+	metas   []uint32          // by block and column, last column first: what its latest value was judged on (the meta word)
+	chunks  [][]uint32        // the blocks' rows, planeWords a row of each of its blocks (see blockHead)
+	open    map[int]openChunk // by row length in words: the chunk new blocks go to
 
 	// moving a row into the rings (write)
 	colsFor []int   // the metric slots of the columns of the rows being written
@@ -63,22 +65,24 @@ type RecentValues struct {
 	pend pendingValues // the engine's, written without the lock
 }
 
-// blockHead is a block's position and where its rows are: size rows of 1
-// + 3 × width words (the time, then value, expected and half-width per
-// column) from chunks[chunk][off].
+// blockHead is a block's position and where its rows are: row p, of 1 +
+// 3 × width words (the time, then value, expected and half-width per
+// column), at chunks[chunk][off + p × plane]. A chunk holds the rows of
+// the blocks of one width by row: row p of each of them, one after
+// another, a page of memory (planeWords), then row p+1 of each. So a fleet
+// whose devices have written a few rows has touched a few pages for every
+// planeWords of devices, not each device's whole ring (a fleet's first
+// minutes: every page first touched is a page fault).
 type blockHead struct {
-	base       int64 // Unix ms
-	next       uint32
-	full       bool
-	width      uint16
-	layout     int32
-	chunk, off int32
-	meta       int32 // metas[meta:][:width], last column first
-	more       int32 // 1 + the index of the device's next block; 0: none
+	base              int64 // Unix ms
+	next              uint32
+	full              bool
+	width             uint16
+	layout            int32
+	chunk, off, plane int32
+	meta              int32 // metas[meta:][:width], last column first
+	more              int32 // 1 + the index of the device's next block; 0: none
 }
-
-// lineWords is a cache line, in words: where each block's rows begin.
-const lineWords = 16
 
 // absentBits, in a row's value word, marks a metric without a value in
 // that row: a signalling NaN, which no float64 converted to float32 gives
@@ -93,9 +97,13 @@ const (
 	metaSeasonal  = 1 << 31
 )
 
-// chunkWords is how many words a chunk holds (256 KiB), unless one block
-// needs more.
-const chunkWords = 1 << 16
+// planeWords is the length of a chunk's row of its blocks: a 4 KiB
+// page (unless one row is longer).
+const planeWords = 1 << 10
+
+// openChunk is the chunk the next block of a row length goes to, and how
+// many blocks it has.
+type openChunk struct{ chunk, blocks int32 }
 
 // RecentValue is one judged value: its event time and the self
 // detector's expected value and band (NaN while there was none).
@@ -229,21 +237,16 @@ func (r *RecentValues) flush() {
 	w := len(p.slots)
 	r.mu.Lock()
 	r.bindColumns(p.slots)
-	// In a large fleet a row's ring line is seldom cached: it is asked
-	// for PrefetchAhead rows before it is written, so that the misses
-	// overlap (a store that misses holds up the stores behind it). A
-	// small fleet's rings stay cached, where asking costs more than it
-	// saves (BenchmarkRecentValuesRows).
-	ahead := 0
-	if len(r.first) >= ingest.PrefetchMinDevices {
-		ahead = ingest.PrefetchAhead
-	}
-	for i := range min(ahead, p.n) {
-		r.prefetchRow(p.dev[i])
-	}
+	// In a large fleet a row's ring line is seldom cached, nor is its
+	// block's head, nor where the head is: they are asked for ahead of the
+	// row, 3, 2 and 1 × PrefetchAhead rows, so that the misses overlap (a
+	// store that misses holds up the stores behind it) and each address
+	// is computed from cached memory. A small fleet's rings stay cached,
+	// where asking costs more than it saves (BenchmarkRecentValuesRows).
+	prefetch := len(r.first) >= ingest.PrefetchMinDevices
 	for i, d := range p.dev[:p.n] {
-		if ahead > 0 && i+ahead < p.n {
-			r.prefetchRow(p.dev[i+ahead])
+		if prefetch {
+			r.prefetch(i)
 		}
 		row := pendingRow(p.vals[(1+4*w)*i:][:1+4*w])
 		// most devices: one block, of the batch's columns in their order
@@ -257,12 +260,36 @@ func (r *RecentValues) flush() {
 	p.n = 0
 }
 
-// prefetchRow asks for the row of device d's first block that its next
-// value goes to (ingest.Prefetch); the caller holds the lock.
-func (r *RecentValues) prefetchRow(d int32) {
-	if b := r.firstBlock(d); b >= 0 {
-		h := &r.heads[b]
-		ingest.Prefetch(unsafe.Pointer(&r.blockRow(h, int(h.next))[0]))
+// prefetch asks (ingest.Prefetch) for what flush needs ahead of pending
+// row i: where the first block's head of row i + 3 × PrefetchAhead's
+// device is, that head of row i + 2 × PrefetchAhead's, and the ring row
+// that row i + PrefetchAhead's values go to; at row 0, for the rows
+// before those too. The caller holds the lock.
+func (r *RecentValues) prefetch(i int) {
+	const ahead = ingest.PrefetchAhead
+	p := &r.pend
+	from := i + 1
+	if i > 0 {
+		from = i + ahead
+	}
+	for j := from; j <= i+3*ahead && j < p.n; j++ {
+		if i > 0 && j != i+ahead && j != i+2*ahead && j != i+3*ahead {
+			continue
+		}
+		d := p.dev[j]
+		switch b := r.firstBlock(d); {
+		case j > i+2*ahead:
+			if int(d) < len(r.first) {
+				ingest.Prefetch(unsafe.Pointer(&r.first[d]))
+			}
+		case b < 0:
+		case j > i+ahead:
+			ingest.Prefetch(unsafe.Pointer(&r.heads[b]))
+		default:
+			if h := &r.heads[b]; h.next < uint32(r.size) {
+				ingest.Prefetch(unsafe.Pointer(&r.blockRow(h, int(h.next))[0]))
+			}
+		}
 	}
 }
 
@@ -342,23 +369,27 @@ func (r *RecentValues) newBlock(tms int64, slots []int) int32 {
 		r.same = append(r.same, false)
 		r.columns(int32(layout))
 	}
-	n := r.size * (1 + 3*len(slots))
-	n = (n + lineWords - 1) / lineWords * lineWords // the next block's rows on a line too
-	if len(r.chunks) == 0 || r.used+n > len(r.chunks[len(r.chunks)-1]) {
-		r.chunks = append(r.chunks, make([]uint32, max(n, chunkWords)))
-		r.used = 0
+	stride := 1 + 3*len(slots)
+	perChunk := max(1, planeWords/stride) // blocks
+	if r.open == nil {
+		r.open = map[int]openChunk{}
+	}
+	oc, ok := r.open[stride]
+	if !ok || int(oc.blocks) == perChunk {
+		r.chunks = append(r.chunks, make([]uint32, r.size*perChunk*stride))
+		oc = openChunk{chunk: int32(len(r.chunks) - 1)}
 	}
 	r.heads = append(r.heads, blockHead{base: tms, width: uint16(len(slots)), layout: int32(layout),
-		chunk: int32(len(r.chunks) - 1), off: int32(r.used), meta: int32(len(r.metas))})
-	r.used += n
+		chunk: oc.chunk, off: oc.blocks * int32(stride), plane: int32(perChunk * stride), meta: int32(len(r.metas))})
+	oc.blocks++
+	r.open[stride] = oc
 	r.metas = append(r.metas, make([]uint32, len(slots))...)
 	return int32(len(r.heads) - 1)
 }
 
 // blockRow returns row p of block h.
 func (r *RecentValues) blockRow(h *blockHead, p int) []uint32 {
-	stride := 1 + 3*int(h.width)
-	return r.chunks[h.chunk][int(h.off)+p*stride:][:stride]
+	return r.chunks[h.chunk][int(h.off)+p*int(h.plane):][:1+3*int(h.width)]
 }
 
 // columns returns, for each column of layout, the column of the rows being

@@ -215,3 +215,47 @@ func TestPublishRolloutStatus(t *testing.T) {
 		t.Fatalf("msgs_sent windows: %d, the latest %+v", len(msgs), msgs[len(msgs)-1])
 	}
 }
+
+// slowStatus is a StatusSink whose every publication takes cost on the
+// engine's clock.
+type slowStatus struct {
+	statusRecorder
+	now  *time.Time
+	cost time.Duration
+}
+
+func (s *slowStatus) PublishStatus(u *StatusUpdate) {
+	s.statusRecorder.PublishStatus(u)
+	*s.now = s.now.Add(s.cost)
+}
+
+// TestPublishStatusSpacing: publications that take long come less often
+// than their interval, so that they take at most 1/statusSpacing of the
+// engine's time; quick ones come every interval; Flush publishes anyway.
+func TestPublishStatusSpacing(t *testing.T) {
+	for _, c := range []struct {
+		cost, every time.Duration // a publication's, the clock between batches
+		want        int           // publications in 60 batches
+	}{
+		{cost: 20 * time.Millisecond, every: 100 * time.Millisecond, want: 6}, // one every 1 s: 10 batches
+		{cost: time.Millisecond, every: 100 * time.Millisecond, want: 30},     // every interval: 200 ms
+		{cost: 0, every: 100 * time.Millisecond, want: 30},
+	} {
+		s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
+		now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+		sink := &slowStatus{now: &now, cost: c.cost}
+		s.eng.PublishStatus(sink, 200*time.Millisecond, 0)
+		s.eng.status.clock = func() time.Time { return now }
+		for m := range 60 {
+			s.run(m, m+1, nil)
+			now = now.Add(c.every)
+		}
+		if sink.updates != c.want {
+			t.Errorf("publications taking %v, a batch every %v: %d publications in 60 batches, want %d", c.cost, c.every, sink.updates, c.want)
+		}
+		s.eng.Flush(t.Context())
+		if sink.updates != c.want+1 {
+			t.Errorf("Flush did not publish: %d", sink.updates)
+		}
+	}
+}
