@@ -203,6 +203,11 @@ func (c *Console) applyUpdates() {
 		for _, name := range u.evicted {
 			c.dropDevice(name)
 		}
+		top := -1
+		for i := range u.devices {
+			top = max(top, int(u.devices[i].ID))
+		}
+		c.ensureRow(top) // at once, not a device at a time: a large fleet's first update
 		for i := range u.devices {
 			c.updateDevice(&u.devices[i])
 		}
@@ -350,10 +355,7 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 
 func (c *Console) updateDevice(st *detect.DeviceStatus) {
 	r := int(st.ID)
-	c.idx.ensureRow(r)
-	for len(c.devices) <= r {
-		c.devices = append(c.devices, nil)
-	}
+	c.ensureRow(r)
 	d := c.devices[r]
 	if d == nil {
 		d = &device{}
@@ -405,6 +407,15 @@ func (c *Console) updateDevice(st *detect.DeviceStatus) {
 		return 0
 	})
 	c.indexDevice(r)
+}
+
+// ensureRow makes device id r's row exist (r < 0: none).
+func (c *Console) ensureRow(r int) {
+	if r < len(c.devices) {
+		return
+	}
+	c.idx.ensureRow(r)
+	c.devices = grown(c.devices, r+1)
 }
 
 // status is the device's status as the console shows it: its decisions

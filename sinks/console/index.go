@@ -3,6 +3,7 @@ package console
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,25 +68,33 @@ func newColumn(kind query.Kind, multi bool) *column {
 	return c
 }
 
+// grow makes the column rows long (each slice allocated once for it).
 func (c *column) grow(rows int) {
 	switch {
 	case c.kind == query.KindNumber:
-		for len(c.num) < rows {
-			c.num = append(c.num, math.NaN())
+		n := len(c.num)
+		c.num = grown(c.num, rows)
+		for i := n; i < rows; i++ {
+			c.num[i] = math.NaN()
 		}
 	case c.kind == query.KindTime:
-		for len(c.at) < rows {
-			c.at = append(c.at, 0)
-		}
+		c.at = grown(c.at, rows)
 	case c.multi:
-		for len(c.many) < rows {
-			c.many = append(c.many, nil)
-		}
+		c.many = grown(c.many, rows)
 	default:
-		for len(c.one) < rows {
-			c.one = append(c.one, 0)
-		}
+		c.one = grown(c.one, rows)
 	}
+}
+
+// grown returns s with zero values up to length n, allocated at once.
+func grown[S ~[]E, E any](s S, n int) S {
+	old := len(s)
+	if old >= n {
+		return s
+	}
+	s = slices.Grow(s, n-old)[:n]
+	clear(s[old:])
+	return s
 }
 
 func (c *column) intern(v string) uint32 {
@@ -319,12 +328,8 @@ func (x *fleetIndex) ensureRow(r int) {
 		return
 	}
 	x.rows = r + 1
-	for len(x.present)*64 < x.rows {
-		x.present = append(x.present, 0)
-	}
-	for len(x.interval) < x.rows {
-		x.interval = append(x.interval, 0)
-	}
+	x.present = grown(x.present, (x.rows+63)/64)
+	x.interval = grown(x.interval, x.rows)
 	for _, c := range x.cols {
 		c.grow(x.rows)
 	}
