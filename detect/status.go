@@ -187,7 +187,8 @@ type statusTracker struct {
 	sink     StatusSink
 	interval time.Duration
 	clock    func() time.Time // wall clock: time.Now
-	next     time.Time        // wall clock of the next publication
+	last     time.Time        // wall clock of the latest publication's start
+	perDev   time.Duration    // what it took, per device it had (at least one)
 	dirty    []int32          // devices changed since the last publication
 	marked   []bool           // by device: in dirty
 	certs    []string         // by device: certificate of the latest report with one
@@ -259,19 +260,21 @@ func (e *Engine) noteStatus(d int32, ds *deviceState) {
 	}
 }
 
-// statusSpacing bounds the engine's time its publications take: after one
-// that took t (its updates built and handed over, waiting for a console
-// two updates behind included), the next waits at least statusSpacing × t
-// (its interval if longer), so publications take at most 1/statusSpacing
-// of the engine's time. A publication costs about 1 µs a device that
-// changed since the previous one, each once; in a large fleet ingested at
-// full speed every device changes between two, and a publication a
-// second would take more time than judging (300,000 devices: 0.3 s on
-// the engine's goroutine, more on the console's); the console then shows
-// the fleet as of up to statusSpacing × t ago. Reports as they come in a
-// live fleet change fewer devices a second: those publications are cheap
-// and come every interval. An interval of 0 publishes after every batch
-// regardless.
+// statusSpacing bounds the engine's time its publications take: a
+// publication waits until the time since the previous one is at least
+// statusSpacing × what it is expected to take (its interval if longer),
+// so publications take at most 1/statusSpacing of the engine's time. It is
+// expected to take, per device that changed since the previous one, what
+// the previous one took per device (building the updates and handing
+// them over, waiting for a console two updates behind included). A
+// publication costs a microsecond or more a changed device; in a large
+// fleet ingested at full speed every device changes between two, and a
+// publication a second would take more time than judging (300,000
+// devices: 0.3 s on the engine's goroutine, more on the console's); the
+// console then shows the fleet as of longer ago. Reports as they come in
+// a live fleet change fewer devices a second: those publications are
+// cheap and come every interval. An interval of 0 publishes after every
+// batch regardless.
 const statusSpacing = 50
 
 // publishStatus publishes what changed, when the interval has passed (see
@@ -282,7 +285,8 @@ func (e *Engine) publishStatus(force bool) {
 		return
 	}
 	now := s.clock()
-	if !force && now.Before(s.next) {
+	if expect := s.perDev * time.Duration(max(len(s.dirty), 1)); !force && s.interval > 0 &&
+		now.Before(s.last.Add(max(s.interval, statusSpacing*expect))) {
 		return
 	}
 	u := &s.update
@@ -302,9 +306,7 @@ func (e *Engine) publishStatus(force bool) {
 	u.Rollouts = e.appendRollouts(u.Rollouts[:0])
 	s.sink.PublishStatus(u)
 	u.Evicted = u.Evicted[:0]
-	if s.interval > 0 { // 0: after every batch, whatever it costs
-		s.next = now.Add(max(s.interval, statusSpacing*s.clock().Sub(now)))
-	}
+	s.last, s.perDev = now, s.clock().Sub(now)/time.Duration(max(len(u.Devices), 1))
 }
 
 // PublishPending publishes what changed since the last publication, once

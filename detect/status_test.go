@@ -216,8 +216,8 @@ func TestPublishRolloutStatus(t *testing.T) {
 	}
 }
 
-// slowStatus is a StatusSink whose every publication takes cost on the
-// engine's clock.
+// slowStatus is a StatusSink whose publications take cost a device on
+// the engine's clock.
 type slowStatus struct {
 	statusRecorder
 	now  *time.Time
@@ -226,7 +226,7 @@ type slowStatus struct {
 
 func (s *slowStatus) PublishStatus(u *StatusUpdate) {
 	s.statusRecorder.PublishStatus(u)
-	*s.now = s.now.Add(s.cost)
+	*s.now = s.now.Add(s.cost * time.Duration(len(u.Devices)))
 }
 
 // TestPublishStatusSpacing: publications that take long come less often
@@ -234,11 +234,11 @@ func (s *slowStatus) PublishStatus(u *StatusUpdate) {
 // engine's time; quick ones come every interval; Flush publishes anyway.
 func TestPublishStatusSpacing(t *testing.T) {
 	for _, c := range []struct {
-		cost, every time.Duration // a publication's, the clock between batches
+		cost, every time.Duration // a publication's a device (4 every batch), the clock between batches
 		want        int           // publications in 60 batches
 	}{
-		{cost: 20 * time.Millisecond, every: 100 * time.Millisecond, want: 6}, // one every 1 s: 10 batches
-		{cost: time.Millisecond, every: 100 * time.Millisecond, want: 30},     // every interval: 200 ms
+		{cost: 5 * time.Millisecond, every: 100 * time.Millisecond, want: 6},  // 20 ms: one every 1 s, 10 batches
+		{cost: time.Millisecond / 4, every: 100 * time.Millisecond, want: 30}, // 1 ms: every interval, 200 ms
 		{cost: 0, every: 100 * time.Millisecond, want: 30},
 	} {
 		s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
