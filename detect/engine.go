@@ -122,6 +122,7 @@ type Engine struct {
 	evict         *evictor       // nil unless detect.when_full is evict_idle (evict.go)
 	status        *statusTracker // nil unless PublishStatus was called (see status.go)
 	recent        *RecentValues  // nil unless PublishStatus keeps them (see recent.go)
+	rowID         rowIdentity    // the current row's certificate and firmware (judgeIdentity)
 
 	cols  columns
 	row   int

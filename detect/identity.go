@@ -185,6 +185,7 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	cid, hasCID := c.clientID.value(i)
 	cert, hasCert := c.cert.value(i)
 	fw, hasFW := c.fw.value(i)
+	e.rowID = rowIdentity{cert: cert, fw: fw, hasCert: hasCert, hasFW: hasFW}
 	if !hasSrc && !hasCID && !hasCert && !hasFW {
 		return
 	}
@@ -295,4 +296,11 @@ func (e *Engine) identityDatapoint(st *alarmState, breach bool, behavior, techni
 		}
 		e.clear(a, st, d)
 	}
+}
+
+// rowIdentity is the certificate and firmware of the row being judged, as
+// judgeIdentity read them ("" and false: none), for noteStatus.
+type rowIdentity struct {
+	cert, fw       string
+	hasCert, hasFW bool
 }

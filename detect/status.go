@@ -225,7 +225,8 @@ func (s *statusTracker) touch(d int32) {
 }
 
 // noteStatus records the current row of device d for the console (its
-// values are recorded by judgeMetrics). It runs after judgeIdentity, and
+// values are recorded by judgeMetrics). It runs after judgeIdentity and
+// takes the row's certificate and firmware as judgeIdentity read them; it
 // compares what it keeps with what the row brings without reading its
 // own copies' bytes (memory seldom cached: one allocation per device)
 // where it can: the certificate by its hash, which judgeIdentity has just
@@ -235,27 +236,29 @@ func (s *statusTracker) touch(d int32) {
 func (e *Engine) noteStatus(d int32, ds *deviceState) {
 	s := e.status
 	s.touch(d)
-	c, i := &e.cols, e.row
-	id := ds.ident
-	if !e.cfg.Identity.Enabled {
-		id = nil
+	id, row := ds.ident, &e.rowID
+	if !e.cfg.Identity.Enabled { // judgeIdentity did not run
+		c, i := &e.cols, e.row
+		id, row = nil, &rowIdentity{}
+		row.cert, row.hasCert = c.cert.value(i)
+		row.fw, row.hasFW = c.fw.value(i)
 	}
-	if cert, ok := c.cert.value(i); ok {
+	if row.hasCert {
 		var h uint64
 		if id != nil {
 			h = id.certHash
 		} else {
-			h = maphash.String(e.hashSeed, cert)
+			h = maphash.String(e.hashSeed, row.cert)
 		}
 		if h != s.certHash[d] {
-			s.certHash[d], s.certs[d] = h, strings.Clone(cert)
+			s.certHash[d], s.certs[d] = h, strings.Clone(row.cert)
 		}
 	}
-	if fw, ok := c.fw.value(i); ok && fw != s.fws[d] {
-		if id != nil && fw == id.fw {
+	if row.hasFW && row.fw != s.fws[d] {
+		if id != nil && row.fw == id.fw {
 			s.fws[d] = id.fw
 		} else {
-			s.fws[d] = strings.Clone(fw)
+			s.fws[d] = strings.Clone(row.fw)
 		}
 	}
 }
