@@ -39,8 +39,8 @@ import (
 // bytes a block and 4 a metric for its head, 4 per device id up to the
 // highest: 7.6 KB per device with 5 metrics of 120 values once their
 // rings are full (a chunk, size pages, holds the rings of 64 such
-// devices); and the engine's buffer (pendingRows rows of its batches' metric columns, 16
-// bytes a value and 16 a row).
+// devices); and the engine's buffer (pendingRows rows of its batches'
+// metric columns, 16 bytes a value and 16 a row).
 //
 // It is safe for concurrent use: the engine holds its lock while it moves
 // its buffer into the rings (never while it judges or waits), a reader
@@ -225,7 +225,8 @@ func (row pendingRow) note(j int, ex *baseline.Expectation, expected, half float
 	row[len(row)-1-j] = uint32(min(uint64(ex.Samples), metaSamples)) | uint32(bit(ex.FromGroup))*metaFromGroup | uint32(bit(ex.Seasonal))*metaSeasonal
 }
 
-// bit returns b as 0 or 1.
+// bit returns b as 0 or 1, in fewer steps than a branch counts for
+// inlining (note).
 func bit(b bool) uint8 { return *(*uint8)(unsafe.Pointer(&b)) }
 
 // flush moves the engine's buffer into the rings.
@@ -262,33 +263,52 @@ func (r *RecentValues) flush() {
 
 // prefetch asks (ingest.Prefetch) for what flush needs ahead of pending
 // row i: where the first block's head of row i + 3 × PrefetchAhead's
-// device is, that head of row i + 2 × PrefetchAhead's, and the ring row
-// that row i + PrefetchAhead's values go to; at row 0, for the rows
-// before those too. The caller holds the lock.
+// device is, that head for row i + 2 × PrefetchAhead, and the ring row
+// that row i + PrefetchAhead's values go to; at row 0, for the rows before
+// those too. The caller holds the lock.
 func (r *RecentValues) prefetch(i int) {
 	const ahead = ingest.PrefetchAhead
-	p := &r.pend
-	from := i + 1
-	if i > 0 {
-		from = i + ahead
-	}
-	for j := from; j <= i+3*ahead && j < p.n; j++ {
-		if i > 0 && j != i+ahead && j != i+2*ahead && j != i+3*ahead {
-			continue
+	if i == 0 {
+		for j := 1; j < 3*ahead; j++ {
+			switch j / ahead {
+			case 0:
+				r.prefetchRow(j)
+			case 1:
+				r.prefetchHead(j)
+			default:
+				r.prefetchIndex(j)
+			}
 		}
-		d := p.dev[j]
-		switch b := r.firstBlock(d); {
-		case j > i+2*ahead:
-			if int(d) < len(r.first) {
-				ingest.Prefetch(unsafe.Pointer(&r.first[d]))
-			}
-		case b < 0:
-		case j > i+ahead:
+	}
+	r.prefetchIndex(i + 3*ahead)
+	r.prefetchHead(i + 2*ahead)
+	r.prefetchRow(i + ahead)
+}
+
+// prefetchIndex asks for where the first block of pending row j's device
+// is (r.first).
+func (r *RecentValues) prefetchIndex(j int) {
+	if p := &r.pend; j < p.n && int(p.dev[j]) < len(r.first) {
+		ingest.Prefetch(unsafe.Pointer(&r.first[p.dev[j]]))
+	}
+}
+
+// prefetchHead asks for the head of the first block of pending row j's
+// device.
+func (r *RecentValues) prefetchHead(j int) {
+	if p := &r.pend; j < p.n {
+		if b := r.firstBlock(p.dev[j]); b >= 0 {
 			ingest.Prefetch(unsafe.Pointer(&r.heads[b]))
-		default:
-			if h := &r.heads[b]; h.next < uint32(r.size) {
-				ingest.Prefetch(unsafe.Pointer(&r.blockRow(h, int(h.next))[0]))
-			}
+		}
+	}
+}
+
+// prefetchRow asks for the ring row that pending row j's values go to.
+func (r *RecentValues) prefetchRow(j int) {
+	if p := &r.pend; j < p.n {
+		if b := r.firstBlock(p.dev[j]); b >= 0 && r.heads[b].next < uint32(r.size) {
+			h := &r.heads[b]
+			ingest.Prefetch(unsafe.Pointer(&r.blockRow(h, int(h.next))[0]))
 		}
 	}
 }
