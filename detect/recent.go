@@ -79,7 +79,7 @@ type blockHead struct {
 	full              bool
 	width             uint16
 	layout            int32
-	chunk, off, plane int32
+	chunk, off, plane int32 // plane: the chunk's row of blocks, in words (from width; kept, not divided out a row)
 	meta              int32 // metas[meta:][:width], last column first
 	more              int32 // 1 + the index of the device's next block; 0: none
 }
@@ -132,20 +132,11 @@ type pendingValues struct {
 // last column first too.
 type pendingRow []uint32
 
-// columns returns how many columns row has.
-func (row pendingRow) columns() int { return (len(row) - 1) / 4 }
-
-// values returns the rows' values, expected values and half-widths.
-func (row pendingRow) values() []uint32 { return row[1 : 1+3*row.columns()] }
-
 // value returns the value, expected value and half-width of column j.
 func (row pendingRow) value(j int) []uint32 { return row[1+3*j:][:3] }
 
 // present reports whether column j has a value.
 func (row pendingRow) present(j int) bool { return row[1+3*j] != absentBits }
-
-// metas returns what the row's values were judged on, last column first.
-func (row pendingRow) metas() []uint32 { return row[1+3*row.columns():] }
 
 // meta returns what the value of column j was judged on.
 func (row pendingRow) meta(j int) uint32 { return row[len(row)-1-j] }
@@ -457,10 +448,10 @@ func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
 		return
 	}
 	w := r.advance(h, tms)
-	copy(w[1:], row.values())
+	copy(w[1:], row[1:1+3*width]) // the values, expected values and half-widths
 	metas := r.metas[h.meta:][:width]
 	if absent == 0 {
-		copy(metas, row.metas())
+		copy(metas, row[1+3*width:]) // last column first, as the block's
 		return
 	}
 	for k := range width {
