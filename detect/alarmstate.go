@@ -22,7 +22,8 @@ import (
 // Indices local to one engine are written as names (metric, rule) or left
 // out: the certificate table is shared by devices and keyed by a hash
 // seeded per process, so a device's certificate is looked up again at its
-// next report. Group-level state (fleet windows and alarms, rate-limit
+// next report; of its firmware history only the latest version travels
+// (the console shows it from an unknown time). Group-level state (fleet windows and alarms, rate-limit
 // incidents, the quarantine rail alarm, peer residual rings, joint models)
 // is not per device and does not travel.
 //

@@ -122,7 +122,6 @@ type Engine struct {
 	evict         *evictor       // nil unless detect.when_full is evict_idle (evict.go)
 	status        *statusTracker // nil unless PublishStatus was called (see status.go)
 	recent        *RecentValues  // nil unless PublishStatus keeps them (see recent.go)
-	rowID         rowIdentity    // the current row's certificate and firmware (judgeIdentity)
 
 	cols  columns
 	row   int
@@ -741,11 +740,11 @@ func (e *Engine) judgeRow(f *baseline.Frame, b *ingest.Batch, i int) {
 		anomalous = e.judgeRules(b, d, ds, g, gs, t) || anomalous
 	}
 	anomalous = e.judgeJoint(d, ds, g, t, late, anomalous) || anomalous
-	if e.cfg.Identity.Enabled {
+	if e.cfg.Identity.Enabled || e.status != nil { // the console shows the identity history
 		e.judgeIdentity(d, ds, g, t)
 	}
 	if e.status != nil {
-		e.noteStatus(d, ds) // after judgeIdentity: see noteStatus
+		e.status.touch(d)
 	}
 	if e.cfg.Silence.Enabled {
 		e.judgeSilence(d, ds, g, gs, t)

@@ -254,7 +254,7 @@ func (e *Engine) evictDevice(d int32, t int64) {
 		e.roll.dev[d] = rolloutDevice{}
 	}
 	if e.status != nil {
-		e.status.forget(d, name)
+		e.status.forget(name)
 	}
 	if e.recent != nil {
 		e.recent.forget(d)

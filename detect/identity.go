@@ -105,9 +105,33 @@ func (v *valueTrack) list(since int64) string {
 type identityState struct {
 	src, client valueTrack
 	certHash    uint64 // hash of the certificate last used
-	certIdx     int32
-	fw          string // highest firmware seen: the reference for downgrades
+	certIdx     int32  // its index in the engine's certs (-1: none, or none since the state was restored)
+	fw          string // firmware of the latest report with one: the reference for downgrades
+	fwSince     int64  // event time of the first report of fw (0: unknown, from before a restore)
+	fwEarlier   []firmwareRun
 	alarms      *identityAlarms
+}
+
+// firmwareRun is a firmware a device reported, from its first report of it.
+type firmwareRun struct {
+	version string
+	since   int64 // event time, Unix ns (0: unknown)
+}
+
+// firmwareHistory is how many firmware versions a device's identity keeps:
+// the latest and the ones before it.
+const firmwareHistory = 8
+
+// newFirmware makes fw, first reported at t, the device's firmware, keeping
+// the previous one in the history.
+func (id *identityState) newFirmware(fw string, t int64) {
+	if id.fw != "" {
+		if len(id.fwEarlier) == firmwareHistory-1 {
+			id.fwEarlier = id.fwEarlier[:copy(id.fwEarlier, id.fwEarlier[1:])]
+		}
+		id.fwEarlier = append(id.fwEarlier, firmwareRun{id.fw, id.fwSince})
+	}
+	id.fw, id.fwSince = fw, t
 }
 
 type identityAlarms struct {
@@ -126,9 +150,10 @@ func (id *identityState) alarm(breach bool, st func(*identityAlarms) *alarmState
 	return st(id.alarms)
 }
 
-// certState is which devices used one certificate recently. The table is
-// keyed by the certificate's hash; the fingerprint itself is on the rows.
+// certState is a certificate and which devices used it recently. The
+// table is keyed by the certificate's hash.
 type certState struct {
+	cert string
 	devs [trackSlots]int32
 	seen [trackSlots]int64
 }
@@ -170,7 +195,7 @@ func (e *Engine) certOf(id *identityState, cert string) *certState {
 	if !ok {
 		idx = int32(len(e.certs))
 		e.certIndex[h] = idx
-		e.certs = append(e.certs, certState{})
+		e.certs = append(e.certs, certState{cert: strings.Clone(cert)})
 	}
 	if id != nil {
 		id.certIdx, id.certHash = idx, h
@@ -178,14 +203,16 @@ func (e *Engine) certOf(id *identityState, cert string) *certState {
 	return &e.certs[idx]
 }
 
-// judgeIdentity runs the identity detector on the current row.
+// judgeIdentity runs the identity detector on the current row: it keeps
+// the device's identity history and, when the detector is enabled, judges
+// it. With the detector disabled it runs only for the operator console,
+// which shows the history (PublishStatus), and nothing breaches.
 func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 	c, i := &e.cols, e.row
 	src, hasSrc := c.srcIP.value(i)
 	cid, hasCID := c.clientID.value(i)
 	cert, hasCert := c.cert.value(i)
 	fw, hasFW := c.fw.value(i)
-	e.rowID = rowIdentity{cert: cert, fw: fw, hasCert: hasCert, hasFW: hasFW}
 	if !hasSrc && !hasCID && !hasCert && !hasFW {
 		return
 	}
@@ -200,7 +227,7 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		if !id.src.again(src, t) {
 			id.src.observe(src, t)
 		}
-		breach := id.src.switchesSince(since) >= 2 && id.src.distinct(since) > cfg.MaxSrcIPs
+		breach := cfg.Enabled && id.src.switchesSince(since) >= 2 && id.src.distinct(since) > cfg.MaxSrcIPs
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.src }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorMultiSrcIP, TechniqueSpoofReporting, d, g, t, func(a *Alert) {
 				a.ObservedText = id.src.list(since)
@@ -214,7 +241,7 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		if !id.client.again(cid, t) {
 			id.client.observe(cid, t)
 		}
-		breach := id.client.switchesSince(since) >= 2 && id.client.distinct(since) > cfg.MaxClientIDs
+		breach := cfg.Enabled && id.client.switchesSince(since) >= 2 && id.client.distinct(since) > cfg.MaxClientIDs
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.client }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorMultiClientID, TechniqueValidAccounts, d, g, t, func(a *Alert) {
 				a.ObservedText = id.client.list(since)
@@ -228,7 +255,7 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		cs := e.certOf(id, cert)
 		cs.touch(d, t)
 		n := cs.devicesSince(since)
-		breach := n > cfg.MaxDevicesPerCert
+		breach := cfg.Enabled && n > cfg.MaxDevicesPerCert
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.cert }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
 				var others []string
@@ -244,35 +271,32 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 			})
 		}
 	}
-	if hasFW && cfg.FirmwareDowngrade {
-		breach := false
-		var from string
-		switch {
-		case id.fw == "":
-			id.fw = strings.Clone(fw)
-		case fw != id.fw:
-			switch query.CompareVersions(fw, id.fw) {
-			case -1:
-				breach, from = true, id.fw
-				id.fw = strings.Clone(fw)
-			case 1:
-				id.fw = strings.Clone(fw)
-			}
-		}
-		st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.fw })
-		if st == nil || !breach && !st.active() {
-			return
-		}
-		e.identityDatapoint(st, breach, behaviorFirmwareDowngrade, TechniqueSystemFirmware, d, g, t, func(a *Alert) {
-			a.ObservedText = id.fw
-			if from != "" {
-				a.ObservedText = from + " -> " + id.fw
-				a.Message = who(a.Device, a.Group) + " firmware went back from " + from + " to " + id.fw
-			} else {
-				a.Message = who(a.Device, a.Group) + " runs firmware " + id.fw + " without further downgrade"
-			}
-		})
+	if !hasFW {
+		return
 	}
+	breach, from := false, ""
+	if fw != id.fw {
+		if id.fw != "" && query.CompareVersions(fw, id.fw) < 0 {
+			breach, from = true, id.fw
+		}
+		id.newFirmware(strings.Clone(fw), t)
+	}
+	if !cfg.Enabled || !cfg.FirmwareDowngrade {
+		return
+	}
+	st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.fw })
+	if st == nil || !breach && !st.active() {
+		return
+	}
+	e.identityDatapoint(st, breach, behaviorFirmwareDowngrade, TechniqueSystemFirmware, d, g, t, func(a *Alert) {
+		a.ObservedText = id.fw
+		if from != "" {
+			a.ObservedText = from + " -> " + id.fw
+			a.Message = who(a.Device, a.Group) + " firmware went back from " + from + " to " + id.fw
+		} else {
+			a.Message = who(a.Device, a.Group) + " runs firmware " + id.fw + " without further downgrade"
+		}
+	})
 }
 
 // identityDatapoint steps one identity alarm; fill completes the alert
@@ -296,11 +320,4 @@ func (e *Engine) identityDatapoint(st *alarmState, breach bool, behavior, techni
 		}
 		e.clear(a, st, d)
 	}
-}
-
-// rowIdentity is the certificate and firmware of the row being judged, as
-// judgeIdentity read them ("" and false: none), for noteStatus.
-type rowIdentity struct {
-	cert, fw       string
-	hasCert, hasFW bool
 }

@@ -2,10 +2,8 @@ package detect
 
 import (
 	"cmp"
-	"hash/maphash"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vigil-ot/vigil/baseline"
@@ -68,12 +66,21 @@ type DeviceStatus struct {
 	// not yet learned).
 	Interval time.Duration
 	// Identity: the source addresses and client ids seen recently (up to
-	// four each), the certificate and firmware of its latest report that
-	// had one, and the highest firmware it reported (the reference of the
-	// downgrade check).
+	// four each), the certificate of its latest report that had one, and
+	// the firmware of its latest report that had one (the reference of the
+	// downgrade check), since its first report of it (zero: from before the
+	// state was restored), and up to 7 it ran before, oldest first.
 	SourceIPs, ClientIDs []string
 	Cert, Firmware       string
-	HighestFirmware      string
+	FirmwareSince        time.Time
+	EarlierFirmware      []FirmwareRun
+}
+
+// FirmwareRun is a firmware a device reported, from its first report of it
+// (zero: unknown).
+type FirmwareRun struct {
+	Version string
+	Since   time.Time
 }
 
 // GroupStatus is a group's learning state: baseline.GroupInfo with the
@@ -191,9 +198,6 @@ type statusTracker struct {
 	perDev   time.Duration    // what it took, per device it had (at least one)
 	dirty    []int32          // devices changed since the last publication
 	marked   []bool           // by device: in dirty
-	certs    []string         // by device: certificate of the latest report with one
-	certHash []uint64         // by device: the hash of certs[d] (0: none)
-	fws      []string         // by device: firmware of the latest report with one
 	update   StatusUpdate
 }
 
@@ -214,52 +218,10 @@ func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, recentVa
 func (s *statusTracker) touch(d int32) {
 	for int(d) >= len(s.marked) {
 		s.marked = append(s.marked, false)
-		s.certs = append(s.certs, "")
-		s.certHash = append(s.certHash, 0)
-		s.fws = append(s.fws, "")
 	}
 	if !s.marked[d] {
 		s.marked[d] = true
 		s.dirty = append(s.dirty, d)
-	}
-}
-
-// noteStatus records the current row of device d for the console (its
-// values are recorded by judgeMetrics). It runs after judgeIdentity and
-// takes the row's certificate and firmware as judgeIdentity read them; it
-// compares what it keeps with what the row brings without reading its
-// own copies' bytes (memory seldom cached: one allocation per device)
-// where it can: the certificate by its hash, which judgeIdentity has just
-// computed, and the firmware against the identity state's, which
-// judgeIdentity has just compared with the row's and which the copy
-// shares when they are equal.
-func (e *Engine) noteStatus(d int32, ds *deviceState) {
-	s := e.status
-	s.touch(d)
-	id, row := ds.ident, &e.rowID
-	if !e.cfg.Identity.Enabled { // judgeIdentity did not run
-		c, i := &e.cols, e.row
-		id, row = nil, &rowIdentity{}
-		row.cert, row.hasCert = c.cert.value(i)
-		row.fw, row.hasFW = c.fw.value(i)
-	}
-	if row.hasCert {
-		var h uint64
-		if id != nil {
-			h = id.certHash
-		} else {
-			h = maphash.String(e.hashSeed, row.cert)
-		}
-		if h != s.certHash[d] {
-			s.certHash[d], s.certs[d] = h, strings.Clone(row.cert)
-		}
-	}
-	if row.hasFW && row.fw != s.fws[d] {
-		if id != nil && row.fw == id.fw {
-			s.fws[d] = id.fw
-		} else {
-			s.fws[d] = strings.Clone(row.fw)
-		}
 	}
 }
 
@@ -326,7 +288,7 @@ func (e *Engine) PublishPending() {
 func (e *Engine) deviceStatus(d int32) DeviceStatus {
 	ds := e.devices.At(d)
 	st := DeviceStatus{ID: d, Device: e.reg.DeviceName(d), LastSeen: time.Unix(0, ds.last).UTC(), Alarms: int(ds.alarms),
-		Cert: e.status.certs[d], Firmware: e.status.fws[d], Interval: time.Duration(ds.sil.interval)}
+		Interval: time.Duration(ds.sil.interval)}
 	if ds.group >= 0 {
 		st.Group = e.reg.GroupName(ds.group)
 		st.Learning, _, _ = e.deps.Baseline.GroupMode(ds.group)
@@ -342,7 +304,13 @@ func (e *Engine) deviceStatus(d int32) DeviceStatus {
 	if id := ds.ident; id != nil {
 		st.SourceIPs = id.src.values()
 		st.ClientIDs = id.client.values()
-		st.HighestFirmware = id.fw
+		if id.certIdx >= 0 {
+			st.Cert = e.certs[id.certIdx].cert
+		}
+		st.Firmware, st.FirmwareSince = id.fw, unixTime(id.fwSince)
+		for _, r := range id.fwEarlier {
+			st.EarlierFirmware = append(st.EarlierFirmware, FirmwareRun{Version: r.version, Since: unixTime(r.since)})
+		}
 	}
 	return st
 }
@@ -363,12 +331,16 @@ func (v *valueTrack) values() []string {
 	return out
 }
 
-// forget drops what the tracker keeps of device d, named name (an
-// eviction): its id may be given to another device, and the next update
-// says name was evicted.
-func (s *statusTracker) forget(d int32, name string) {
+// forget notes that device name was evicted: its id may be given to
+// another device, and the next update says name was evicted.
+func (s *statusTracker) forget(name string) {
 	s.update.Evicted = append(s.update.Evicted, name)
-	if int(d) < len(s.certs) {
-		s.certs[d], s.certHash[d], s.fws[d] = "", 0, ""
+}
+
+// unixTime returns Unix nanoseconds ns as a time, zero for 0 (unknown).
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
 	}
+	return time.Unix(0, ns).UTC()
 }

@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,8 +145,10 @@ func TestPublishStatusInterval(t *testing.T) {
 
 // TestStatusFollowsCertificateAndFirmware: a device's status shows the
 // certificate and firmware of its latest report that had one, through
-// upgrades, a downgrade and a new certificate, with the identity detector
-// (whose state the engine compares against) and without it.
+// upgrades, a downgrade and a new certificate, and the firmware it ran
+// before, each from its first report of it; with the identity detector and
+// without it (which then keeps the history for the console and alarms on
+// nothing).
 func TestStatusFollowsCertificateAndFirmware(t *testing.T) {
 	type report struct{ cert, fw string }
 	steps := []report{{"cert-a", "2.9.4"}, {"", ""}, {"cert-a", "2.10.0"}, {"cert-b", "2.10.0"}, {"cert-b", "2.9.4"},
@@ -176,7 +179,45 @@ func TestStatusFollowsCertificateAndFirmware(t *testing.T) {
 						st.Cert, st.Firmware, want.cert, want.fw)
 				}
 			}
+			st := rec.devices[s.devices[0].name]
+			runs := append(slices.Clone(st.EarlierFirmware), FirmwareRun{st.Firmware, st.FirmwareSince})
+			wantRuns := []struct {
+				fw     string
+				minute int
+			}{{"2.9.4", 0}, {"2.10.0", 2}, {"2.9.4", 4}, {"2.10.1", 6}}
+			ok := len(runs) == len(wantRuns)
+			for k := 0; ok && k < len(runs); k++ {
+				ok = runs[k].Version == wantRuns[k].fw && runs[k].Since.Truncate(time.Minute).Equal(at(wantRuns[k].minute))
+			}
+			if !ok {
+				t.Fatalf("identity %v, firmware check %v: firmware history %+v, want %+v", identity, fwCheck, runs, wantRuns)
+			}
+			downgrades := 0
+			for _, a := range s.sink.alerts {
+				if a.Detector == DetectorIdentity {
+					downgrades++
+				}
+			}
+			if want := map[bool]int{true: 1}[identity && fwCheck]; downgrades != want { // raised at 2.10.0 -> 2.9.4, not cleared yet
+				t.Fatalf("identity %v, firmware check %v: %d identity alerts, want %d", identity, fwCheck, downgrades, want)
+			}
 		}
+	}
+}
+
+// TestFirmwareHistoryBounded: a device that keeps changing firmware keeps
+// its latest firmwareHistory versions.
+func TestFirmwareHistoryBounded(t *testing.T) {
+	s := newSim(t, DefaultConfig(), twoGroups, 1, nil)
+	rec := &statusRecorder{}
+	s.eng.PublishStatus(rec, 0, 0)
+	s.run(0, 20, func(m, i int, _ *simDevice, r *ingest.Row) bool {
+		r.Firmware = "1." + strconv.Itoa(m) // an upgrade each minute
+		return true
+	})
+	st := rec.devices[s.devices[0].name]
+	if len(st.EarlierFirmware) != firmwareHistory-1 || st.EarlierFirmware[0].Version != "1.12" || st.Firmware != "1.19" {
+		t.Fatalf("after 20 firmware versions: %q and before it %+v", st.Firmware, st.EarlierFirmware)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("after approving: %q", sent)
 	}
 	p.do(chromedp.WaitVisible(chromedp.CSS("h1 .pill.quarantined")))
+
+	p.open(base, "#/device/plc-b-010") // upgraded from 4.6.1 to 4.7.0 in its group's rollout
+	if fw := p.text("#firmware"); !regexp.MustCompile(`^4\.7\.0 since 2026-11-03 02:02:55 UTC\n4\.6\.1 from 2026-11-02 00:00:\d\d UTC$`).MatchString(fw) {
+		t.Errorf("the firmware history of a downgraded device:\n%s", fw)
+	}
+	p.screenshot("device-firmware", true)
 
 	p.open(base, "#/quarantine")
 	if q := p.text("main"); !strings.Contains(q, "approved by local") || !strings.Contains(q, "approval_required") {

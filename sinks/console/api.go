@@ -138,11 +138,29 @@ type DeviceStory struct {
 
 // Identity is who a device said it was.
 type Identity struct {
-	SourceIPs       []string `json:"source_ips"`
-	ClientIDs       []string `json:"client_ids"`
-	Cert            string   `json:"cert"`
-	Firmware        string   `json:"firmware"`
-	HighestFirmware string   `json:"highest_firmware"`
+	SourceIPs []string `json:"source_ips"`
+	ClientIDs []string `json:"client_ids"`
+	Cert      string   `json:"cert"`
+	Firmware  string   `json:"firmware"`
+	// FirmwareHistory is the firmware it reported, oldest first, up to 8:
+	// each from its first report of it; the last is Firmware.
+	FirmwareHistory []FirmwareRun `json:"firmware_history"`
+}
+
+// FirmwareRun is a firmware a device reported, from its first report of it
+// (left out: from before the engine's state was restored).
+type FirmwareRun struct {
+	Version string    `json:"version"`
+	Since   time.Time `json:"since,omitzero"`
+}
+
+// firmwareRuns returns the engine's firmware runs as the API's.
+func firmwareRuns(runs []detect.FirmwareRun) []FirmwareRun {
+	var out []FirmwareRun
+	for _, f := range runs {
+		out = append(out, FirmwareRun{Version: f.Version, Since: f.Since})
+	}
+	return out
 }
 
 // MetricStory is one metric of a device: its baseline and recent values.
@@ -201,8 +219,13 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 	st := &d.status
 	now := c.now()
 	s := &DeviceStory{DeviceRow: c.row(int(row), now), Interval: st.Interval.Seconds(), Attributes: slices.Clone(d.attrs),
-		Identity:   Identity{SourceIPs: nonNil(st.SourceIPs), ClientIDs: nonNil(st.ClientIDs), Cert: st.Cert, Firmware: st.Firmware, HighestFirmware: st.HighestFirmware},
+		Identity: Identity{SourceIPs: nonNil(st.SourceIPs), ClientIDs: nonNil(st.ClientIDs), Cert: st.Cert, Firmware: st.Firmware,
+			FirmwareHistory: firmwareRuns(st.EarlierFirmware)},
 		OpenAlarms: []json.RawMessage{}, Alerts: []json.RawMessage{}, Metrics: []MetricStory{}}
+	if st.Firmware != "" {
+		s.Identity.FirmwareHistory = append(s.Identity.FirmwareHistory, FirmwareRun{Version: st.Firmware, Since: st.FirmwareSince})
+	}
+	s.Identity.FirmwareHistory = nonNil(s.Identity.FirmwareHistory)
 	for _, o := range c.open[name] {
 		s.OpenAlarms = append(s.OpenAlarms, sinks.AppendAlertJSON(nil, &o.alert))
 	}
@@ -233,9 +256,10 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 	return s, true
 }
 
-func nonNil(s []string) []string {
+// nonNil returns s, or an empty slice for nil (JSON [], not null).
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }
@@ -498,14 +522,7 @@ func (c *Console) handleQuarantine(w http.ResponseWriter, r *http.Request, _ str
 	for _, e := range evs {
 		history = append(history, sinks.AppendQuarantineJSON(nil, &e.QuarantineEvent))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queue": items, "events": nonNilRaw(history)})
-}
-
-func nonNilRaw(s []json.RawMessage) []json.RawMessage {
-	if s == nil {
-		return []json.RawMessage{}
-	}
-	return s
+	writeJSON(w, http.StatusOK, map[string]any{"queue": items, "events": nonNil(history)})
 }
 
 // quarantineItems are the pending recommendations and the devices in

@@ -20,7 +20,7 @@ func BenchmarkPublishStatusShared(b *testing.B) {
 	u := &detect.StatusUpdate{}
 	for d := range 1000 {
 		u.Devices = append(u.Devices, detect.DeviceStatus{ID: int32(d), Device: fmt.Sprintf("plc-%05d", d), Group: "plant-a/s7-1500",
-			LastSeen: at, Interval: time.Minute, SourceIPs: []string{"10.1.0.2"}, ClientIDs: []string{"plc"}, Firmware: "2.9.4", HighestFirmware: "2.9.4"})
+			LastSeen: at, Interval: time.Minute, SourceIPs: []string{"10.1.0.2"}, ClientIDs: []string{"plc"}, Firmware: "2.9.4", FirmwareSince: at.Add(-time.Hour), EarlierFirmware: []detect.FirmwareRun{{Version: "2.9.3", Since: at.Add(-48 * time.Hour)}}})
 	}
 	b.Run("console", func(b *testing.B) {
 		c := New(Options{Config: DefaultConfig()})

@@ -48,23 +48,24 @@ const (
 // detect.DeviceStatus, the instance that owns the device, and the
 // quarantine event that began its current episode, if any.
 type statusRecord struct {
-	V               int        `json:"v"`
-	Owner           string     `json:"owner"` // the instance (kafka.instance_id) whose engine holds the device
-	Device          string     `json:"device"`
-	Group           string     `json:"group,omitempty"`
-	LastSeen        time.Time  `json:"last_seen"`
-	Alarms          int        `json:"alarms,omitempty"`
-	Quarantine      string     `json:"quarantine,omitempty"` // "", quarantine or recommend
-	QuarantineID    string     `json:"quarantine_id,omitempty"`
-	QuarantineSince time.Time  `json:"quarantine_since,omitzero"`
-	Learning        bool       `json:"learning,omitempty"`
-	IntervalNS      int64      `json:"interval_ns,omitempty"` // learned report interval, ns
-	SourceIPs       []string   `json:"source_ips,omitempty"`
-	ClientIDs       []string   `json:"client_ids,omitempty"`
-	Cert            string     `json:"cert,omitempty"`
-	Firmware        string     `json:"firmware,omitempty"`
-	HighestFirmware string     `json:"highest_firmware,omitempty"`
-	Event           *wireEvent `json:"event,omitempty"` // the event QuarantineID names
+	V               int           `json:"v"`
+	Owner           string        `json:"owner"` // the instance (kafka.instance_id) whose engine holds the device
+	Device          string        `json:"device"`
+	Group           string        `json:"group,omitempty"`
+	LastSeen        time.Time     `json:"last_seen"`
+	Alarms          int           `json:"alarms,omitempty"`
+	Quarantine      string        `json:"quarantine,omitempty"` // "", quarantine or recommend
+	QuarantineID    string        `json:"quarantine_id,omitempty"`
+	QuarantineSince time.Time     `json:"quarantine_since,omitzero"`
+	Learning        bool          `json:"learning,omitempty"`
+	IntervalNS      int64         `json:"interval_ns,omitempty"` // learned report interval, ns
+	SourceIPs       []string      `json:"source_ips,omitempty"`
+	ClientIDs       []string      `json:"client_ids,omitempty"`
+	Cert            string        `json:"cert,omitempty"`
+	Firmware        string        `json:"firmware,omitempty"`
+	FirmwareSince   time.Time     `json:"firmware_since,omitzero"`
+	EarlierFirmware []FirmwareRun `json:"earlier_firmware,omitempty"` // oldest first
+	Event           *wireEvent    `json:"event,omitempty"`            // the event QuarantineID names
 	// OpenAlarms are the alerts of the device's open alarms, newest
 	// first, at most sharedOpenAlarms, in the alert schema
 	// (sinks.AppendAlertJSON): the device page's open alarms and, once
@@ -169,7 +170,7 @@ func newStatusRecord(owner string, st *detect.DeviceStatus, ev *detect.Quarantin
 	r := statusRecord{V: sharedVersion, Owner: owner, Device: st.Device, Group: st.Group, LastSeen: st.LastSeen, Alarms: st.Alarms,
 		Quarantine: st.Quarantine, QuarantineID: st.QuarantineID, QuarantineSince: st.QuarantineSince, Learning: st.Learning,
 		IntervalNS: int64(st.Interval), SourceIPs: st.SourceIPs, ClientIDs: st.ClientIDs, Cert: st.Cert, Firmware: st.Firmware,
-		HighestFirmware: st.HighestFirmware}
+		FirmwareSince: st.FirmwareSince, EarlierFirmware: firmwareRuns(st.EarlierFirmware)}
 	if ev != nil {
 		w := toWireEvent(ev)
 		r.Event = &w
@@ -206,7 +207,17 @@ func (r *statusRecord) openAlarms() ([]detect.Alert, error) {
 func (r *statusRecord) status() detect.DeviceStatus {
 	return detect.DeviceStatus{Device: r.Device, Group: r.Group, LastSeen: r.LastSeen, Alarms: r.Alarms, Quarantine: r.Quarantine,
 		QuarantineID: r.QuarantineID, QuarantineSince: r.QuarantineSince, Learning: r.Learning, Interval: time.Duration(r.IntervalNS),
-		SourceIPs: r.SourceIPs, ClientIDs: r.ClientIDs, Cert: r.Cert, Firmware: r.Firmware, HighestFirmware: r.HighestFirmware}
+		SourceIPs: r.SourceIPs, ClientIDs: r.ClientIDs, Cert: r.Cert, Firmware: r.Firmware, FirmwareSince: r.FirmwareSince,
+		EarlierFirmware: r.earlierFirmware()}
+}
+
+// earlierFirmware returns the record's earlier firmware as the engine's.
+func (r *statusRecord) earlierFirmware() []detect.FirmwareRun {
+	var out []detect.FirmwareRun
+	for _, f := range r.EarlierFirmware {
+		out = append(out, detect.FirmwareRun{Version: f.Version, Since: f.Since})
+	}
+	return out
 }
 
 // sharedRecord is one decoded record of the status topic: a status, a

@@ -26,7 +26,8 @@ func goldenRecords() (status, decision sharedRecord) {
 		Message: "recommend quarantine of plc-a-002"}
 	st := detect.DeviceStatus{Device: "plc-a-002", Group: "plant-a/s7-1500", LastSeen: at.Add(time.Minute), Alarms: 2,
 		Quarantine: detect.ActionRecommend, QuarantineID: "q-1f2e", QuarantineSince: at, Interval: time.Minute,
-		SourceIPs: []string{"10.1.0.2"}, ClientIDs: []string{"plc-a-002"}, Firmware: "2.9.4", HighestFirmware: "2.9.4"}
+		SourceIPs: []string{"10.1.0.2"}, ClientIDs: []string{"plc-a-002"}, Firmware: "2.9.4", FirmwareSince: at.Add(-72 * time.Hour),
+		EarlierFirmware: []detect.FirmwareRun{{Version: "2.9.1", Since: at.Add(-90 * 24 * time.Hour)}}}
 	open := []detect.Alert{{ID: "a-77", EventTime: at, ProcessingTime: at, AlarmStart: at, State: detect.StateAlarm, Device: "plc-a-002",
 		Group: "plant-a/s7-1500", Detector: detect.DetectorSelf, Behavior: "bytes_out", Observed: 75300, Expected: 9097, Lower: -734,
 		Upper: 18900, Score: 40.39, Severity: 8, SampleCount: 2037, Message: "plc-a-002 (plant-a/s7-1500) bytes_out 75.3 kB, 8.3× its usual 9.1 kB"}}

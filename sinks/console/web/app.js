@@ -162,7 +162,7 @@ async function deviceView(name) {
     h("dt", {}, "source IPs"), h("dd", { class: "mono" }, id.source_ips.join(", ") || "–"),
     h("dt", {}, "client ids"), h("dd", { class: "mono" }, id.client_ids.join(", ") || "–"),
     h("dt", {}, "certificate"), h("dd", { class: "mono" }, id.cert || "–"),
-    h("dt", {}, "firmware"), h("dd", { class: "mono" }, id.firmware || "–", id.highest_firmware && id.highest_firmware !== id.firmware ? ` (highest seen ${id.highest_firmware})` : ""));
+    h("dt", {}, "firmware"), h("dd", { id: "firmware" }, firmwareHistory(id.firmware_history)));
   const open = d.open_alarms.length ? h("table", {}, h("tbody", {}, d.open_alarms.map((a) => h("tr", {},
     h("td", {}, sev(a.severity)), h("td", {}, a.detector), h("td", {}, a.behavior), h("td", { class: "msg" }, a.message),
     h("td", { class: "muted nowrap" }, "since " + fmtTime(a.alarm_start)))))) : h("div", { class: "muted" }, "No open alarm.");
@@ -177,6 +177,14 @@ async function deviceView(name) {
     h("div", { class: "panel" }, h("h2", {}, "Identity"), ident)));
   parts.push(h("h2", {}, "Recent alerts"), alertTable(alerts, false));
   view.replaceChildren(...parts);
+}
+
+// firmwareHistory lists the firmware a device reported, newest first, each
+// from its first report of it.
+function firmwareHistory(runs) {
+  if (!runs.length) return "–";
+  return h("ol", { class: "fw" }, runs.slice().reverse().map((r, i) => h("li", {},
+    h("span", { class: "mono" }, r.version), " ", h("span", { class: "muted" }, (i === 0 ? "since " : "from ") + (r.since ? fmtTime(r.since) : "before the state was restored")))));
 }
 
 // alarmSpans returns the [start, end] (ms) intervals a metric was in alarm,
