@@ -88,6 +88,7 @@ type shardRole struct {
 	// groups, what deviceState.part is for the shard's own; in pages, so
 	// that a fleet arriving device by device is never copied.
 	foreignPart ingest.DeviceTable[int32]
+	out         *ShardOutput // of the job being run
 }
 
 // JoinShards makes e shard index of s. Call it before the first batch,
@@ -157,6 +158,12 @@ type ShardOutput struct {
 	// Rejected are the rows the clock refused (shard 0's: every shard
 	// refuses the same).
 	Rejected []ingest.RejectedRow
+	// Status is the status publication the shard made during the job
+	// (Engine.PublishStatus), nil for none: the pipeline hands it to the
+	// status sink once it has delivered the job's output, before it hands
+	// the ShardOutput back.
+	Status *StatusUpdate
+	status StatusUpdate // Status's room
 }
 
 // JudgeShard judges b as the engine's shard (see Shards) into so. It
@@ -172,6 +179,9 @@ func (e *Engine) JudgeShard(b *ingest.Batch, so *ShardOutput) {
 			e.runExtra(d, b)
 		}
 	}
+	if e.status != nil {
+		e.publishStatus(false)
+	}
 	e.endShardOutput(so)
 }
 
@@ -182,6 +192,18 @@ func (e *Engine) FlushShard(so *ShardOutput) {
 	e.sh.nextRow()
 	e.closeInput()
 	e.sh.sub = 0
+	if e.status != nil {
+		e.publishStatus(true)
+	}
+	e.endShardOutput(so)
+}
+
+// PublishPendingShard is PublishPending for a shard: its publication, if
+// any, goes into so.
+func (e *Engine) PublishPendingShard(so *ShardOutput) {
+	e.startShardOutput(so)
+	e.sh.nextRow()
+	e.PublishPending()
 	e.endShardOutput(so)
 }
 
@@ -201,6 +223,7 @@ func (e *Engine) startShardOutput(so *ShardOutput) {
 	e.box.out.Alerts, e.box.out.Quarantine, e.box.qAt = so.Alerts[:0], so.Quarantine[:0], so.QuarantineAt[:0]
 	sh.alertKeys, sh.quarantineKeys, sh.learned = so.AlertKeys[:0], so.QuarantineKeys[:0], so.Learned[:0]
 	so.Version = e.deps.Baseline.Version()
+	so.Status, e.sh.out = nil, so
 }
 
 // endShardOutput hands what the engine made to so, and keeps none of it.
@@ -213,6 +236,7 @@ func (e *Engine) endShardOutput(so *ShardOutput) {
 	so.Rejected, e.rejected = e.rejected, nil
 	e.box.out.Alerts, e.box.out.Quarantine, e.box.qAt = nil, nil, nil
 	sh.alertKeys, sh.quarantineKeys, sh.learned = nil, nil, nil
+	sh.out = nil
 }
 
 // judgeForeign is judgeRow for row i of device d, at event time t, whose

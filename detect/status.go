@@ -28,10 +28,10 @@ type StatusUpdate struct {
 	// Devices are the devices that reported, or whose alarms were raised
 	// or cleared, since the previous update; each once.
 	Devices []DeviceStatus
-	// Recent are the recent values of every device's metrics, which the
-	// engine keeps as it judges, a batch's by its end (the same for the
+	// Recent are the recent values of the engine's devices' metrics,
+	// which it keeps as it judges, a batch's by its end (the same for the
 	// engine's life; nil unless it keeps them): read them with
-	// RecentValues.Device.
+	// RecentValues.Device. Each shard (see Shards) keeps its own devices'.
 	Recent *RecentValues
 	// Groups are every group's learning state and per-metric
 	// distribution, sorted by name.
@@ -198,7 +198,8 @@ type statusTracker struct {
 	perDev   time.Duration    // what it took, per device it had (at least one)
 	dirty    []int32          // devices changed since the last publication
 	marked   []bool           // by device: in dirty
-	update   StatusUpdate
+	evicted  []string         // devices evicted since the last publication
+	update   StatusUpdate     // one engine's publications (a shard's go in its ShardOutput)
 }
 
 // PublishStatus makes the engine publish its devices' status to sink, at
@@ -210,7 +211,6 @@ func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, recentVa
 	e.status = &statusTracker{sink: sink, interval: interval, clock: time.Now}
 	if recentValues > 0 {
 		e.recent = NewRecentValues(recentValues)
-		e.status.update.Recent = e.recent
 	}
 }
 
@@ -243,10 +243,14 @@ func (s *statusTracker) touch(d int32) {
 const statusSpacing = 50
 
 // publishStatus publishes what changed, when the interval has passed (see
-// statusSpacing) or force.
+// statusSpacing) or force. A shard publishes its own devices and groups,
+// in the ShardOutput of its job, which the pipeline hands to the sink
+// once it has delivered the job's output (as one engine publishes after
+// delivering its batch's): a console then sees a device's alerts before
+// the status that counts them.
 func (e *Engine) publishStatus(force bool) {
 	s := e.status
-	if len(s.dirty) == 0 && len(s.update.Evicted) == 0 && !force {
+	if len(s.dirty) == 0 && len(s.evicted) == 0 && !force {
 		return
 	}
 	now := s.clock()
@@ -255,6 +259,9 @@ func (e *Engine) publishStatus(force bool) {
 		return
 	}
 	u := &s.update
+	if so := e.sh.out; so != nil {
+		u = &so.status
+	}
 	u.Devices = slices.Grow(u.Devices[:0], len(s.dirty)) // once, not doubling: a large fleet's first publication
 	for _, d := range s.dirty {
 		s.marked[d] = false
@@ -266,11 +273,19 @@ func (e *Engine) publishStatus(force bool) {
 	u.Groups = u.Groups[:0]
 	cfg := e.deps.Baseline.Config()
 	for _, gi := range e.deps.Baseline.GroupInfos() {
-		u.Groups = append(u.Groups, GroupStatus{GroupInfo: gi, MinSamples: cfg.MinSamples, MinDuration: cfg.MinDuration})
+		if e.owns(gi.ID) { // a shard's store holds every group, learning its own
+			u.Groups = append(u.Groups, GroupStatus{GroupInfo: gi, MinSamples: cfg.MinSamples, MinDuration: cfg.MinDuration})
+		}
 	}
 	u.Rollouts = e.appendRollouts(u.Rollouts[:0])
-	s.sink.PublishStatus(u)
-	u.Evicted = u.Evicted[:0]
+	u.Evicted = append(u.Evicted[:0], s.evicted...)
+	s.evicted = s.evicted[:0]
+	u.Recent = e.recent
+	if so := e.sh.out; so != nil {
+		so.Status = u
+	} else {
+		s.sink.PublishStatus(u)
+	}
 	s.last, s.perDev = now, s.clock().Sub(now)/time.Duration(max(len(u.Devices), 1))
 }
 
@@ -334,7 +349,7 @@ func (v *valueTrack) values() []string {
 // forget notes that device name was evicted: its id may be given to
 // another device, and the next update says name was evicted.
 func (s *statusTracker) forget(name string) {
-	s.update.Evicted = append(s.update.Evicted, name)
+	s.evicted = append(s.evicted, name)
 }
 
 // unixTime returns Unix nanoseconds ns as a time, zero for 0 (unknown).

@@ -1,7 +1,7 @@
 #!/bin/bash
 # console.sh: what serving the operator console costs a replay of FILE. Each trial runs `vigil
-# replay --shards 1` of FILE without the console, then with `--serve 127.0.0.1:0` (one engine
-# either way: --serve judges with one), and prints the wall time to the replay's summary, the
+# replay --shards $SHARDS` of FILE (default: one per core, as vigil replay does) without the
+# console, then with `--serve 127.0.0.1:0`, and prints the wall time to the replay's summary, the
 # process's CPU time and its peak resident memory (GNU time for the replay without the console;
 # /proc for the one with it, which keeps serving after its summary: its CPU time once it has been
 # idle for 0.3 s, the console's goroutine having put the last update in its index, and then it is
@@ -14,6 +14,7 @@ set -euo pipefail
 vigil=${1:?usage: console.sh VIGIL FILE [TRIALS]}
 file=${2:?usage: console.sh VIGIL FILE [TRIALS]}
 trials=${3:-3}
+shards=${SHARDS:-$(nproc)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tick=$(getconf CLK_TCK)
@@ -22,7 +23,7 @@ run() {
 	local label=$1 start pid stat
 	shift
 	start=$(date +%s%N)
-	"$vigil" replay --shards 1 "$@" "$file" >/dev/null 2>"$tmp/err" &
+	"$vigil" replay --shards "$shards" "$@" "$file" >/dev/null 2>"$tmp/err" &
 	pid=$!
 	until grep -q '^baseline: version' "$tmp/err"; do
 		kill -0 "$pid" 2>/dev/null || { cat "$tmp/err" >&2; exit 1; }
@@ -43,7 +44,7 @@ run() {
 	wait "$pid" 2>/dev/null || true
 }
 for _ in $(seq "$trials"); do
-	/usr/bin/time -f 'bare       %e s wall %U+%S s CPU %M KB peak RSS' "$vigil" replay --shards 1 "$file" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+	/usr/bin/time -f 'bare       %e s wall %U+%S s CPU %M KB peak RSS' "$vigil" replay --shards "$shards" "$file" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
 	tail -1 "$tmp/err" | awk '{ split($5, c, "+"); printf "%-10s %6.2f s wall %6.2f s CPU %6.0f MB peak RSS\n", $1, $2, c[1]+c[2], $8/1024 }'
 	run --serve --serve 127.0.0.1:0
 done

@@ -228,7 +228,7 @@ func TestRolloutInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(repoRoot)
-	r := serveReplay(t, "testdata/config/rollout.yaml", input)
+	r := serveReplay(t, "testdata/config/rollout.yaml", input, 2)
 	base := "http://" + r.addr + "/"
 
 	p.open(base, "#/rollouts")

@@ -34,17 +34,17 @@ func startConsoleReplay(t *testing.T) *consoleReplay {
 	t.Chdir(repoRoot) // the config names its files from the repository root
 	input := filepath.Join(t.TempDir(), "telemetry.jsonl")
 	cutTelemetry(t, "testdata/fleet/telemetry.jsonl.gz", input, "2026-11-03T10:20")
-	return serveReplay(t, "testdata/config/fleet.yaml", input)
+	return serveReplay(t, "testdata/config/fleet.yaml", input, 2)
 }
 
-// serveReplay runs `vigil replay --serve 127.0.0.1:0 --config config
-// input` (from the repository root) until the replay is done and its
-// console serves what it learned.
-func serveReplay(t *testing.T, config, input string) *consoleReplay {
+// serveReplay runs `vigil replay --serve 127.0.0.1:0 --shards shards
+// --config config input` (from the repository root) until the replay is
+// done and its console serves what it learned.
+func serveReplay(t *testing.T, config, input string, shards int) *consoleReplay {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &consoleReplay{out: filepath.Join(t.TempDir(), "alerts.jsonl"), stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
-	opts := replayOptions{config: config, out: r.out, quiet: true, serve: "127.0.0.1:0", inputs: []string{input}}
+	opts := replayOptions{config: config, out: r.out, shards: shards, serve: "127.0.0.1:0", inputs: []string{input}}
 	go func() { r.err = replay(ctx, opts, &syncBuffer{}, r.stderr); close(r.done) }()
 	t.Cleanup(func() {
 		cancel()
@@ -111,6 +111,54 @@ func (r *consoleReplay) get(t *testing.T, path string, v any) int {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return resp.StatusCode
+}
+
+// TestConsoleWithShards: a replay judged by two engine shards shows the
+// console what one engine shows: every device's row and story (status,
+// identity, open alarms, each metric's recent values and band), the
+// groups' learning state and the quarantine queue.
+func TestConsoleWithShards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays a day and a half of the fleet sample twice")
+	}
+	t.Chdir(repoRoot)
+	input := filepath.Join(t.TempDir(), "telemetry.jsonl")
+	cutTelemetry(t, "testdata/fleet/telemetry.jsonl.gz", input, "2026-11-03T10:20")
+	one, two := serveReplay(t, "testdata/config/fleet.yaml", input, 1), serveReplay(t, "testdata/config/fleet.yaml", input, 2)
+	if !strings.Contains(two.stderr.String(), "engine shards: 2") || !strings.Contains(one.stderr.String(), "engine shards: 1") {
+		t.Fatalf("the replays did not run on 1 and 2 engines:\n%s\n%s", one.stderr.String(), two.stderr.String())
+	}
+	var fleet struct {
+		Devices []struct {
+			Device string `json:"device"`
+		} `json:"devices"`
+	}
+	one.get(t, "/api/v1/devices?limit=1000", &fleet)
+	if len(fleet.Devices) != 60 {
+		t.Fatalf("%d devices, want the fleet's 60", len(fleet.Devices))
+	}
+	paths := []string{"/api/v1/devices?limit=1000", "/api/v1/groups", "/api/v1/quarantine", "/api/v1/groups/plant-b%2Fs7-1200"}
+	for _, d := range fleet.Devices {
+		paths = append(paths, "/api/v1/devices/"+d.Device)
+	}
+	for _, p := range paths {
+		var a, b any
+		one.get(t, p, &a)
+		two.get(t, p, &b)
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Errorf("%s differs with two shards:\none engine: %.2000s\ntwo shards: %.2000s", p, ja, jb)
+		}
+	}
+	var story struct {
+		Metrics []struct {
+			Points []any `json:"points"`
+		} `json:"metrics"`
+	}
+	if two.get(t, "/api/v1/devices/plc-b-010", &story); len(story.Metrics) != 5 || len(story.Metrics[0].Points) == 0 {
+		t.Errorf("a device's story shows %d metrics with two shards, want 5 with their values", len(story.Metrics))
+	}
 }
 
 // TestReplayServesConsole: `vigil replay --serve` keeps the console up

@@ -144,7 +144,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "print no summary")
 	fs.DurationVar(&o.sinkTimeout, "sink-timeout", time.Minute, "with --sinks: how long to retry a sink that refuses alerts before the replay fails (vigil run retries until delivered)")
 	fs.StringVar(&o.serve, "serve", "", "serve the operator console on `ADDR` (e.g. 127.0.0.1:8080) during the replay and after it, until interrupted")
-	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "judge with `N` engines at once, each the rows of its own groups, with the alerts of one (one per core by default; one with captures, --serve, --checkpoint or --restore)")
+	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "judge with `N` engines at once, each the rows of its own groups, with the alerts of one (one per core by default; one with captures, --checkpoint or --restore)")
 	fs.BoolVar(&o.sinks, "sinks", false, "deliver alerts to the sinks of the config (syslog, Kafka, file, …) instead of standard output; --out still gets a copy")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)

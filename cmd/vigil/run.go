@@ -48,7 +48,7 @@ Flags:
 
 func runRun(args []string) int {
 	cmd := newConfigCommand("run", runUsage, "YAML configuration file (required)")
-	shards := cmd.fs.Int("shards", runtime.GOMAXPROCS(0), "judge with `N` engines at once, each the rows of its own groups, with the alerts of one (one per core by default; one with packet topics, the changelog, group state sharing or the console)")
+	shards := cmd.fs.Int("shards", runtime.GOMAXPROCS(0), "judge with `N` engines at once, each the rows of its own groups, with the alerts of one (one per core by default; one with packet topics, the changelog or group state sharing)")
 	// What validate checks, run checks before it connects to anything.
 	cfg, log, code := cmd.parse(args, func(c *Config) []error { return checkConfigFiles(c, true) })
 	if log == nil {

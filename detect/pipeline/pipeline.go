@@ -56,9 +56,10 @@ type Deps struct {
 	// own groups on a goroutine of its own (Sharded); 0 and 1: one
 	// engine (vigil's commands ask for one per core). New uses one engine,
 	// whatever Shards says, where shards would not raise one engine's
-	// alerts yet: with a Console or a Trace (both are fed by one engine),
-	// with Packets, with WholeStore, or when detect.when_full is
-	// evict_idle (one engine owns the evictions of the registry's ids).
+	// alerts yet: with a Trace (fed by one engine), with Packets, with
+	// WholeStore, or when detect.when_full is evict_idle (one engine owns
+	// the evictions of the registry's ids). With shards, each publishes
+	// the status of its own devices and groups to the Console.
 	Shards int
 	// Packets: the input may carry packets (captures, packet topics),
 	// whose network detectors judge on one engine.
@@ -70,7 +71,7 @@ type Deps struct {
 
 // shards returns how many engines deps asks for and cfg and deps allow.
 func (deps *Deps) shards(cfg *Config) int {
-	if deps.Console != nil || deps.Trace != nil || deps.Packets || deps.WholeStore || cfg.Detect.WhenFull == detect.WhenFullEvictIdle {
+	if deps.Trace != nil || deps.Packets || deps.WholeStore || cfg.Detect.WhenFull == detect.WhenFullEvictIdle {
 		return 1
 	}
 	return max(deps.Shards, 1)
@@ -148,6 +149,9 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		return p, nil
 	}
 	s := &Sharded{sink: sink, clock: deps.Clock, current: make([]*shardJob, n), free: make([][]*detect.ShardOutput, n)}
+	if deps.Console != nil {
+		s.status = deps.Console
+	}
 	set := detect.NewShards(n)
 	for i := range n {
 		if i > 0 { // shard 0's are the pipeline's
@@ -159,6 +163,9 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 			return nil, fmt.Errorf("cannot set up detectors: %w", err)
 		}
 		e.JoinShards(set, i)
+		if deps.Console != nil {
+			e.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+		}
 		s.engines, s.stores = append(s.engines, e), append(s.stores, edeps.Baseline)
 	}
 	p.Sharded, p.Judge = s, s

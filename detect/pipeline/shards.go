@@ -42,6 +42,7 @@ type Sharded struct {
 	engines []*detect.Engine
 	stores  []*baseline.Store // by shard
 	sink    detect.Sink
+	status  detect.StatusSink // the shards' publications go there (nil: none)
 	clock   func() time.Time
 	// current[i] is the job shard i judges (set on its goroutine).
 	current []*shardJob
@@ -175,6 +176,14 @@ func (s *Sharded) ForgetDevice(device string) {
 	s.complete(context.Background(), 0)
 }
 
+// PublishPending has every shard publish what changed since its last
+// publication, once the interval has passed (detect.Engine.PublishPending;
+// kafka.StatusPublisher).
+func (s *Sharded) PublishPending() {
+	s.handOut(nil, false, (*detect.Engine).PublishPendingShard)
+	s.complete(context.Background(), s.ahead)
+}
+
 // SetPartitionBacklog gives every shard behind (kafka.BacklogReader).
 // Every shard must see a partition's backlog as every other shard does,
 // or their watermarks would part, and behind may read its source's state
@@ -270,19 +279,22 @@ func (s *Sharded) complete(ctx context.Context, keep int) error {
 		s.jobs[0], s.jobs = nil, s.jobs[1:]
 		s.outs = j.outs
 		s.merge()
-		for i, o := range j.outs {
-			s.free[i] = append(s.free[i], o)
-		}
-		if !j.deliver {
-			continue // ForgetDevice's goes out with the next delivery
-		}
-		err := s.box.Deliver(ctx, s.sink)
-		if j.b != nil {
-			if rej := j.outs[0].Rejected; len(rej) > 0 {
-				j.b.Rejected = rej
+		var err error
+		if j.deliver { // ForgetDevice's and PublishPending's go out with the next delivery
+			err = s.box.Deliver(ctx, s.sink)
+			if j.b != nil {
+				if rej := j.outs[0].Rejected; len(rej) > 0 {
+					j.b.Rejected = rej
+				}
+				j.b.Ack(ctx, err)
+				j.b.Release()
 			}
-			j.b.Ack(ctx, err)
-			j.b.Release()
+		}
+		for i, o := range j.outs {
+			if o.Status != nil {
+				s.status.PublishStatus(o.Status)
+			}
+			s.free[i] = append(s.free[i], o)
 		}
 		if first == nil {
 			first = err

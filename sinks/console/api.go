@@ -247,8 +247,8 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 			group = &c.groups[i]
 		}
 	}
-	if c.recent != nil {
-		for _, rs := range c.recent.Device(row) {
+	if d.recent != nil {
+		for _, rs := range d.recent.Device(row) {
 			s.Metrics = append(s.Metrics, metricStory(&rs, group))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,9 +109,6 @@ type Console struct {
 	// sink (Shared: to the status topic, for the instance that owns the
 	// device to send).
 	forward func(ctx context.Context, dec *Decision, out detect.QuarantineEvent) error
-	// recent are the engine's recent values (nil: none kept), read when
-	// a device page is asked for.
-	recent *detect.RecentValues
 }
 
 // device is what the console holds of one device.
@@ -118,6 +116,10 @@ type device struct {
 	status   detect.DeviceStatus
 	attrs    []Attribute
 	decision *Decision
+	// recent are the recent values of the engine (or shard) that
+	// published its status (nil: none kept), read when its page is asked
+	// for.
+	recent *detect.RecentValues
 }
 
 // openAlarm is an alarm alert not cleared yet.
@@ -209,13 +211,12 @@ func (c *Console) applyUpdates() {
 		}
 		c.ensureRow(top) // at once, not a device at a time: a large fleet's first update
 		for i := range u.devices {
-			c.updateDevice(&u.devices[i])
+			if st := &u.devices[i]; !c.stale(st) {
+				c.updateDevice(st, u.recent)
+			}
 		}
-		if u.recent != nil {
-			c.recent = u.recent
-		}
-		if u.groups != nil {
-			c.groups = u.groups
+		for _, g := range u.groups {
+			c.putGroup(g)
 		}
 		for i := range u.rollouts {
 			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
@@ -353,7 +354,18 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 	c.updates <- j
 }
 
-func (c *Console) updateDevice(st *detect.DeviceStatus) {
+// stale reports whether st is older than the status the console holds of
+// its device: the last status of a device from the shard (or instance)
+// that judged it before its group moved to another, published after the
+// new owner's first.
+func (c *Console) stale(st *detect.DeviceStatus) bool {
+	r, ok := c.byName[st.Device]
+	return ok && st.LastSeen.Before(c.devices[r].status.LastSeen)
+}
+
+// updateDevice puts st in the console, with recent, the recent values of
+// the engine that published it.
+func (c *Console) updateDevice(st *detect.DeviceStatus, recent *detect.RecentValues) {
 	r := int(st.ID)
 	c.ensureRow(r)
 	d := c.devices[r]
@@ -362,9 +374,10 @@ func (c *Console) updateDevice(st *detect.DeviceStatus) {
 		c.devices[r] = d
 		c.byName[st.Device] = st.ID
 	}
-	d.status = *st
+	d.status, d.recent = *st, recent
 	d.status.SourceIPs = slices.Clone(st.SourceIPs)
 	d.status.ClientIDs = slices.Clone(st.ClientIDs)
+	d.status.EarlierFirmware = slices.Clone(st.EarlierFirmware)
 	if t := st.LastSeen.UnixNano(); t > c.clock {
 		c.clock = t
 	}
@@ -407,6 +420,18 @@ func (c *Console) updateDevice(st *detect.DeviceStatus) {
 		return 0
 	})
 	c.indexDevice(r)
+}
+
+// putGroup puts g in the console's groups, kept sorted by name, in place
+// of what it held of the group: each engine (shard, instance) publishes
+// its own groups. The caller holds mu.
+func (c *Console) putGroup(g detect.GroupStatus) {
+	i, found := slices.BinarySearchFunc(c.groups, g.Name, func(e detect.GroupStatus, name string) int { return strings.Compare(e.Name, name) })
+	if found {
+		c.groups[i] = g
+	} else {
+		c.groups = slices.Insert(c.groups, i, g)
+	}
 }
 
 // ensureRow makes device id r's row exist (r < 0: none).

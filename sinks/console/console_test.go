@@ -283,7 +283,7 @@ func TestDeviceStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 { // more than the ring holds
-		c.recent.Add(1, "cpu", detect.RecentValue{Time: epoch.Add(time.Duration(i) * time.Minute).UnixNano(),
+		c.devices[1].recent.Add(1, "cpu", detect.RecentValue{Time: epoch.Add(time.Duration(i) * time.Minute).UnixNano(),
 			Value: float32(i), Expected: float32(math.NaN()), Lower: float32(math.NaN()), Upper: float32(math.NaN())}, 100, false, false)
 	}
 	s, ok := c.Device("plc-00001")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"slices"
+	"runtime/metrics"
 	"syscall"
 	"testing"
 	"time"
@@ -58,22 +58,102 @@ func ingestBatches(reg *ingest.Registry, devices, hours int) []arrow.Record {
 	return recs
 }
 
-// phase is what ingesting part of the batches cost.
-type phase struct {
-	cpu, wall time.Duration
-	rows      int64
-}
-
 // ingestDeviceName is the name of device i of ingestBatches.
 func ingestDeviceName(i int) string { return fmt.Sprintf("dev-%05d", i) }
 
-// ingestOnce feeds hours of a fleet to a new pipeline, with con when not
-// nil, and returns what the first half of the hours cost (cold: every
-// device's state, and its recent values, are allocated on the way) and
-// what the second half cost (steady). CPU time counts the engine's
-// goroutine, the console's and the garbage collector; wall time is the
-// engine's goroutine's.
-func ingestOnce(b *testing.B, devices, hours int, con *Console) (cold, steady phase) {
+// cpuTime returns the CPU time of the process: every goroutine's and the
+// garbage collector's, and nothing of the other programs on the machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcTime returns the CPU time the garbage collector has taken so far.
+func gcTime() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
+// BenchmarkIngestWithConsole measures what the console costs ingestion,
+// the whole process: two pipelines, one bare and one with the console
+// attached, judge the same fleet (512 devices, 5 metrics, 8 hours of
+// minute reports, in batches of 4096 rows), batch by batch, in turn first.
+// Each batch is charged the process's CPU time from its start until it is
+// judged and, in the console's pipeline, until the console has applied
+// what the engine published (the engine's goroutine, the console's, the
+// garbage collector). Alternating every few milliseconds lets both share
+// the shared machine's load, which varies from second to second.
+// cpu-ratio is the console's pipeline's CPU time over the bare one's in
+// the last 4 hours, steady; cpu-ratio-cold the same in the first 4 hours,
+// from nothing, when every device's state and recent values are
+// allocated on the way (a replay's case). The garbage collector works for
+// both pipelines' heaps and is charged to whichever batch it works in, so
+// half of what the console adds to its work counts against the bare
+// pipeline; gc-share is the collector's share of the CPU time, a bound on
+// that error. The console keeps 120 recent values (the default) or none,
+// and publishes once a second (the default) or, as the worst case, after
+// every batch.
+func BenchmarkIngestWithConsole(b *testing.B) {
+	for _, cfg := range []Config{
+		{RecentValues: 120, PublishInterval: time.Second},
+		{RecentValues: 120, PublishInterval: 0},
+		{RecentValues: 0, PublishInterval: time.Second},
+	} {
+		b.Run(fmt.Sprintf("values=%d/publish=%s", cfg.RecentValues, cfg.PublishInterval), func(b *testing.B) {
+			var bare, with [2]time.Duration // cold, steady
+			var total, gc time.Duration
+			ctx := context.Background()
+			for i := 0; b.Loop(); i++ {
+				con := New(Options{Config: cfg})
+				bp, bareRecs := ingestPipeline(b, nil)
+				wp, withRecs := ingestPipeline(b, con)
+				runtime.GC() // the batches' garbage is not the first batch's
+				gc0 := gcTime()
+				for k := range bareRecs {
+					phase := 2 * k / len(bareRecs)
+					judge := func(p *pipeline.Pipeline, rec arrow.Record, con *Console) time.Duration {
+						start := cpuTime()
+						if err := p.Engine.Process(ctx, ingest.NewBatch(rec, nil)); err != nil {
+							b.Fatal(err)
+						}
+						if k == len(bareRecs)-1 {
+							if err := p.Engine.Flush(ctx); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if con != nil {
+							con.readLock() // applied
+							con.mu.RUnlock()
+						}
+						return cpuTime() - start
+					}
+					var bc, wc time.Duration
+					if (i+k)%2 == 0 {
+						bc = judge(bp, bareRecs[k], nil)
+						wc = judge(wp, withRecs[k], con)
+					} else {
+						wc = judge(wp, withRecs[k], con)
+						bc = judge(bp, bareRecs[k], nil)
+					}
+					bare[phase] += bc
+					with[phase] += wc
+					total += bc + wc
+				}
+				gc += gcTime() - gc0
+				con.Close()
+			}
+			b.ReportMetric(float64(with[1])/float64(bare[1]), "cpu-ratio")
+			b.ReportMetric(float64(with[0])/float64(bare[0]), "cpu-ratio-cold")
+			b.ReportMetric(float64(gc)/float64(total), "gc-share")
+		})
+	}
+}
+
+// ingestPipeline returns a new pipeline, with con when not nil, and the
+// batches of ingestBatches over its registry: 512 devices, 8 hours.
+func ingestPipeline(b *testing.B, con *Console) (*pipeline.Pipeline, []arrow.Record) {
 	deps := pipeline.Deps{Sink: discardSink{}, NoNetwork: true}
 	if con != nil {
 		deps.Console = con
@@ -82,103 +162,5 @@ func ingestOnce(b *testing.B, devices, hours int, con *Console) (cold, steady ph
 	if err != nil {
 		b.Fatal(err)
 	}
-	recs := ingestBatches(p.Registry, devices, hours)
-	ctx := context.Background()
-	run := func(recs []arrow.Record, last bool) (ph phase) {
-		runtime.GC() // the batches' garbage, or the previous phase's, is not this one's
-		start, began := cpuTime(), time.Now()
-		for _, rec := range recs {
-			ph.rows += rec.NumRows()
-			if err := p.Engine.Process(ctx, ingest.NewBatch(rec, nil)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if last {
-			if err := p.Engine.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-		ph.wall = time.Since(began)
-		if con != nil { // the console's work is counted too
-			if last {
-				con.Close()
-			} else {
-				con.readLock() // applied
-				con.mu.RUnlock()
-			}
-		}
-		runtime.GC() // the engine's garbage is
-		ph.cpu = cpuTime() - start
-		return ph
-	}
-	half := len(recs) / 2
-	return run(recs[:half], false), run(recs[half:], true)
-}
-
-// cpuTime returns the CPU time of the process: the engine's goroutine and
-// the garbage collector's, and nothing of the other programs on the
-// machine.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// BenchmarkIngestWithConsole measures what the console costs the engine:
-// the same fleet (512 devices, 5 metrics, 8 hours of minute reports) into
-// a bare pipeline and into one with the console attached, one after the
-// other in each iteration (in turn first). cpu-ratio is the console's CPU
-// time over the bare one's (both goroutines, the engine's and the
-// console's, and the garbage collector) in the last 4 hours, steady;
-// cpu-ratio-cold is the same in the first 4 hours, from nothing, when
-// every device's state and recent values are allocated on the way (a
-// replay's case); engine-wall-ratio is the time the engine's goroutine
-// took in the last 4 hours, its throughput, while the console's goroutine
-// works beside it. Each is the median over the iterations of the pair's
-// ratio: the machine is shared, and a pair measured back to back shares
-// its load, which the median keeps out of the figure when another
-// program's burst falls on one pair. The console keeps 120 recent values
-// (the default) or none, and publishes once a second (the default) or, as
-// the worst case, after every batch.
-func BenchmarkIngestWithConsole(b *testing.B) {
-	for _, cfg := range []Config{
-		{RecentValues: 120, PublishInterval: time.Second},
-		{RecentValues: 120, PublishInterval: 0},
-		{RecentValues: 0, PublishInterval: time.Second},
-	} {
-		b.Run(fmt.Sprintf("values=%d/publish=%s", cfg.RecentValues, cfg.PublishInterval), func(b *testing.B) {
-			var bare, with phase
-			var steady, cold, wall []float64
-			for i := 0; b.Loop(); i++ {
-				con := New(Options{Config: cfg})
-				var bareCold, bareSteady, withCold, withSteady phase
-				for k := range 2 {
-					if (i+k)%2 == 0 {
-						bareCold, bareSteady = ingestOnce(b, 512, 8, nil)
-					} else {
-						withCold, withSteady = ingestOnce(b, 512, 8, con)
-					}
-				}
-				steady = append(steady, float64(withSteady.cpu)/float64(bareSteady.cpu))
-				cold = append(cold, float64(withCold.cpu)/float64(bareCold.cpu))
-				wall = append(wall, float64(withSteady.wall)/float64(bareSteady.wall))
-				bare.cpu, bare.rows = bare.cpu+bareSteady.cpu, bare.rows+bareSteady.rows
-				with.cpu, with.rows = with.cpu+withSteady.cpu, with.rows+withSteady.rows
-			}
-			b.ReportMetric(float64(bare.cpu.Nanoseconds())/float64(bare.rows), "bare-cpu-ns/row")
-			b.ReportMetric(float64(with.cpu.Nanoseconds())/float64(with.rows), "console-cpu-ns/row")
-			b.ReportMetric(median(steady), "cpu-ratio")
-			b.ReportMetric(median(cold), "cpu-ratio-cold")
-			b.ReportMetric(median(wall), "engine-wall-ratio")
-		})
-	}
-}
-
-// median returns the median of xs, which it sorts.
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	if n := len(xs); n%2 == 0 {
-		return (xs[n/2-1] + xs[n/2]) / 2
-	}
-	return xs[len(xs)/2]
+	return p, ingestBatches(p.Registry, 512, 8)
 }

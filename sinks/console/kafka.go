@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +60,10 @@ type Shared struct {
 	mu      sync.Mutex
 	pending map[pendingKey]pendingRecord // the newest record of each device and group, for the writer
 	wake    chan struct{}
-	// groupsAt is when the groups were last published; engine goroutine
-	// only.
-	groupsAt time.Time
+	// groupsAt is when each group was last published, by name (each
+	// shard of the engine publishes its own groups); PublishStatus's
+	// goroutine only.
+	groupsAt map[string]time.Time
 
 	fmu      sync.Mutex
 	owners   map[string]string         // device -> instance of its latest status record
@@ -97,7 +97,7 @@ func Share(c *Console, opts ShareOptions) *Shared {
 		tr = &kafkago.Transport{ClientID: d.ClientID, TLS: d.TLS, SASL: d.SASLMechanism, DialTimeout: d.Timeout}
 	}
 	set := metrics.NewSet()
-	s := &Shared{c: c, opts: opts, log: log, pending: map[pendingKey]pendingRecord{}, wake: make(chan struct{}, 1),
+	s := &Shared{c: c, opts: opts, log: log, pending: map[pendingKey]pendingRecord{}, wake: make(chan struct{}, 1), groupsAt: map[string]time.Time{},
 		owners: map[string]string{}, unsent: map[string]unsentDecision{}, caughtUp: map[int]bool{},
 		w: &kafkago.Writer{Addr: kafkago.TCP(opts.Brokers...), Topic: opts.Topic, Balancer: deviceBalancer{}, Transport: tr,
 			RequiredAcks: kafkago.RequireAll, BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second},
@@ -136,7 +136,7 @@ func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 		for i := range u.Devices {
 			p := pendingRecord{status: u.Devices[i]}
 			st := &p.status
-			st.SourceIPs, st.ClientIDs = slices.Clone(st.SourceIPs), slices.Clone(st.ClientIDs)
+			st.SourceIPs, st.ClientIDs, st.EarlierFirmware = slices.Clone(st.SourceIPs), slices.Clone(st.ClientIDs), slices.Clone(st.EarlierFirmware)
 			if e := s.c.events[st.QuarantineID]; st.QuarantineID != "" && e != nil {
 				ev := e.QuarantineEvent
 				p.event = &ev
@@ -148,24 +148,29 @@ func (s *Shared) PublishStatus(u *detect.StatusUpdate) {
 		s.c.mu.RUnlock()
 		s.wakeWriter()
 	}
-	if u.Groups != nil && time.Since(s.groupsAt) >= groupPublishEvery {
-		s.groupsAt = time.Now()
+	if now, due := time.Now(), false; len(u.Groups) > 0 {
 		s.mu.Lock()
 		for i := range u.Groups {
 			g := u.Groups[i]
+			if now.Sub(s.groupsAt[g.Name]) < groupPublishEvery {
+				continue
+			}
+			s.groupsAt[g.Name], due = now, true
 			g.Metrics = slices.Clone(g.Metrics)
 			s.pending[pendingKey{group: true, name: g.Name}] = pendingRecord{group: &g}
 		}
 		s.mu.Unlock()
-		s.wakeWriter()
+		if due {
+			s.wakeWriter()
+		}
 	}
 	if len(u.Rollouts) > 0 {
 		s.c.PublishStatus(&detect.StatusUpdate{Rollouts: u.Rollouts})
 	}
 }
 
-// groupPublishEvery is how often at most an instance publishes its
-// groups: every group at once, and their figures move slowly.
+// groupPublishEvery is how often at most an instance publishes a group:
+// their figures move slowly.
 const groupPublishEvery = 10 * time.Second
 
 // pendingKey names a record waiting for the writer: a device's status or
@@ -497,6 +502,9 @@ func (c *Console) applyStatusRecord(r *statusRecord, alarms []detect.Alert) {
 	st := r.status()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stale(&st) {
+		return
+	}
 	row, ok := c.byName[st.Device]
 	if !ok {
 		row = int32(len(c.devices))
@@ -523,7 +531,7 @@ func (c *Console) applyStatusRecord(r *statusRecord, alarms []detect.Alert) {
 			c.open[st.Device] = open
 		}
 	}
-	c.updateDevice(&st)
+	c.updateDevice(&st, nil)
 }
 
 // openAlarms returns copies of the alerts of device's open alarms, newest
@@ -553,17 +561,11 @@ func (c *Console) decisionOn(id string) *Decision {
 }
 
 // applyGroupRecord puts a group's state from the topic in the console's
-// groups, kept sorted by name.
+// groups.
 func (c *Console) applyGroupRecord(r *groupRecord) {
-	g := r.status()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, found := slices.BinarySearchFunc(c.groups, g.Name, func(e detect.GroupStatus, name string) int { return strings.Compare(e.Name, name) })
-	if found {
-		c.groups[i] = g
-	} else {
-		c.groups = slices.Insert(c.groups, i, g)
-	}
+	c.putGroup(r.status())
 }
 
 // removeDevice takes a device out of the fleet (a tombstone of its status
