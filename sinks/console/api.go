@@ -218,7 +218,7 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 	d := c.devices[row]
 	st := &d.status
 	now := c.now()
-	s := &DeviceStory{DeviceRow: c.row(int(row), now), Interval: st.Interval.Seconds(), Attributes: slices.Clone(d.attrs),
+	s := &DeviceStory{DeviceRow: c.row(int(row), now), Interval: st.Interval.Seconds(), Attributes: c.attributes(nil, st),
 		Identity: Identity{SourceIPs: nonNil(st.SourceIPs), ClientIDs: nonNil(st.ClientIDs), Cert: st.Cert, Firmware: st.Firmware,
 			FirmwareHistory: firmwareRuns(st.EarlierFirmware)},
 		OpenAlarms: []json.RawMessage{}, Alerts: []json.RawMessage{}, Metrics: []MetricStory{}}

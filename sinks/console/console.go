@@ -109,12 +109,12 @@ type Console struct {
 	// sink (Shared: to the status topic, for the instance that owns the
 	// device to send).
 	forward func(ctx context.Context, dec *Decision, out detect.QuarantineEvent) error
+	attrs   []Attribute // indexDevice's, under mu
 }
 
 // device is what the console holds of one device.
 type device struct {
 	status   detect.DeviceStatus
-	attrs    []Attribute
 	decision *Decision
 	// recent are the recent values of the engine (or shard) that
 	// published its status (nil: none kept), read when its page is asked
@@ -392,34 +392,34 @@ func (c *Console) updateDevice(st *detect.DeviceStatus, recent *detect.RecentVal
 			c.open[st.Device] = open
 		}
 	}
-	d.attrs = d.attrs[:0]
+	c.indexDevice(r)
+}
+
+// attributes appends device st's attributes to dst, sorted by key: its
+// inventory's, and the firmware it reported, which wins over the
+// inventory's. They are made when asked for, not kept: a device's
+// attributes would cost it 400 bytes, and the index holds them by field.
+func (c *Console) attributes(dst []Attribute, st *detect.DeviceStatus) []Attribute {
+	start := len(dst)
 	if c.assets != nil {
 		if a, ok := c.assets.Asset(st.Device); ok {
 			for k, v := range a.Attrs {
-				d.attrs = append(d.attrs, Attribute{Key: k, Value: v, Source: "inventory"})
+				if k != "fw" || st.Firmware == "" { // the reported firmware is the truth; the inventory's may be stale
+					dst = append(dst, Attribute{Key: k, Value: v, Source: "inventory"})
+				}
 			}
-			d.attrs = append(d.attrs, Attribute{Key: "criticality", Value: a.Criticality.String(), Source: "inventory"},
+			dst = append(dst, Attribute{Key: "criticality", Value: a.Criticality.String(), Source: "inventory"},
 				Attribute{Key: "patchable", Value: strconv.FormatBool(a.Patchable), Source: "inventory"})
 			if a.IP != "" {
-				d.attrs = append(d.attrs, Attribute{Key: "inventory_ip", Value: a.IP, Source: "inventory"})
+				dst = append(dst, Attribute{Key: "inventory_ip", Value: a.IP, Source: "inventory"})
 			}
 		}
 	}
 	if st.Firmware != "" {
-		// the reported firmware is the truth; the inventory's may be stale
-		d.attrs = slices.DeleteFunc(d.attrs, func(a Attribute) bool { return a.Key == "fw" })
-		d.attrs = append(d.attrs, Attribute{Key: "fw", Value: st.Firmware, Source: "report"})
+		dst = append(dst, Attribute{Key: "fw", Value: st.Firmware, Source: "report"})
 	}
-	slices.SortFunc(d.attrs, func(a, b Attribute) int {
-		if a.Key < b.Key {
-			return -1
-		}
-		if a.Key > b.Key {
-			return 1
-		}
-		return 0
-	})
-	c.indexDevice(r)
+	slices.SortFunc(dst[start:], func(a, b Attribute) int { return strings.Compare(a.Key, b.Key) })
+	return dst
 }
 
 // putGroup puts g in the console's groups, kept sorted by name, in place
@@ -505,7 +505,8 @@ func (c *Console) indexDevice(r int) {
 	x.score.num[r] = score
 	x.severity.num[r] = sev
 	x.alarms.num[r] = float64(max(st.Alarms, len(open)))
-	for _, a := range d.attrs {
+	c.attrs = c.attributes(c.attrs[:0], st)
+	for _, a := range c.attrs {
 		if a.Key == "inventory_ip" {
 			continue
 		}

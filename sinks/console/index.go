@@ -51,10 +51,14 @@ type column struct {
 	multi bool
 	// text columns
 	dict []string
-	ids  map[string]uint32   // value -> index in dict
-	fold map[string][]uint32 // lower-case value -> indices in dict, for ':' without wildcards
-	one  []uint32            // by row: dict index + 1; 0: no value
-	many [][]uint32          // by row, for a multi-valued field: dict indices
+	ids  map[string]uint32 // value -> index in dict
+	// fold is, by lower-case value, the indices in dict of the values
+	// that are not in lower case themselves (those are in ids), for ':'
+	// without wildcards: a fleet's names, addresses and certificates are
+	// seldom in upper case, and each entry costs a device ~70 bytes.
+	fold map[string][]uint32
+	one  []uint32   // by row: dict index + 1; 0: no value
+	many [][]uint32 // by row, for a multi-valued field: dict indices
 	// number and time columns
 	num []float64 // by row; NaN: no value
 	at  []int64   // by row, Unix ns; 0: no value
@@ -105,8 +109,9 @@ func (c *column) intern(v string) uint32 {
 	v = strings.Clone(v)
 	c.dict = append(c.dict, v)
 	c.ids[v] = id
-	k := strings.ToLower(v)
-	c.fold[k] = append(c.fold[k], id)
+	if k := strings.ToLower(v); k != v {
+		c.fold[k] = append(c.fold[k], id)
+	}
 	return id
 }
 
@@ -168,7 +173,11 @@ func (c *column) text(r int) string {
 func (c *column) matchDict(t *query.Term) []bool {
 	hit := make([]bool, len(c.dict))
 	if t.Op == query.OpEqual && t.Kind == query.KindText {
-		for _, id := range c.fold[strings.ToLower(t.Value)] {
+		k := strings.ToLower(t.Value)
+		if id, ok := c.ids[k]; ok {
+			hit[id] = t.MatchValue(c.dict[id])
+		}
+		for _, id := range c.fold[k] {
 			hit[id] = t.MatchValue(c.dict[id])
 		}
 		return hit

@@ -147,7 +147,7 @@ func (c *Console) row(r int, now time.Time) DeviceRow {
 	for _, id := range x.cols["detector"].many[r] {
 		out.Detectors = append(out.Detectors, x.cols["detector"].dict[id])
 	}
-	for _, a := range d.attrs {
+	for _, a := range c.attributes(nil, st) {
 		out.Attrs[a.Key] = a.Value
 	}
 	return out
