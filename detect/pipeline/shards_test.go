@@ -509,3 +509,122 @@ func TestShardsReadBacklogAsHandedOut(t *testing.T) {
 		}
 	}
 }
+
+// statusLog is a pipeline.Console that logs, in order, the alerts the
+// engine delivers and each device's status as it is published.
+type statusLog struct {
+	sink      detect.Sink
+	log       []string            // "alert DEVICE STATE" or "status DEVICE ALARMS"
+	perDevice map[string][]string // each device's statuses, in order
+	groups    map[string]detect.GroupStatus
+	recent    map[*detect.RecentValues]bool
+}
+
+func (l *statusLog) Attach(sink detect.Sink, _ ingest.AssetLookup) detect.Sink {
+	l.sink = sink
+	return statusLogSink{l}
+}
+func (l *statusLog) PublishInterval() time.Duration { return 0 }
+func (l *statusLog) RecentValues() int              { return 8 }
+
+func (l *statusLog) PublishStatus(u *detect.StatusUpdate) {
+	for _, st := range u.Devices {
+		l.log = append(l.log, fmt.Sprintf("status %s %d", st.Device, st.Alarms))
+		l.perDevice[st.Device] = append(l.perDevice[st.Device], fmt.Sprintf("%s alarms %d %s %s %s", st.LastSeen.Format(time.RFC3339),
+			st.Alarms, st.Quarantine, st.Cert, st.Group))
+		if vs := u.Recent.Device(st.ID); len(vs) != 2 {
+			l.log = append(l.log, fmt.Sprintf("recent values of %s: %d metrics", st.Device, len(vs)))
+		}
+	}
+	for _, g := range u.Groups {
+		l.groups[g.Name] = g
+	}
+	l.recent[u.Recent] = true
+}
+
+type statusLogSink struct{ l *statusLog }
+
+func (s statusLogSink) Write(ctx context.Context, out *detect.Output) error {
+	for _, a := range out.Alerts {
+		s.l.log = append(s.l.log, "alert "+a.Device+" "+a.State)
+	}
+	return s.l.sink.Write(ctx, out)
+}
+func (s statusLogSink) Close() error { return s.l.sink.Close() }
+
+// TestShardsPublishStatus: with the console, three shards publish each
+// device's status as one engine does (the same statuses of each device,
+// in the same order, with its recent values; every group from the shard
+// that learns it), each after the alerts delivered with it: a status
+// counting an alarm never reaches the console before the alarm's alert.
+func TestShardsPublishStatus(t *testing.T) {
+	path := crossShardFleet(t)
+	replay := func(shards int) *statusLog {
+		cfg := crossShardConfig(4096)
+		l := &statusLog{perDevice: map[string][]string{}, groups: map[string]detect.GroupStatus{}, recent: map[*detect.RecentValues]bool{}}
+		p, err := pipeline.New(cfg, pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: shards, Console: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := p.OpenFiles(cfg, []string{path}, nil, pipeline.FileOptions{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer files.Close()
+		if err := p.Run(context.Background(), files.Merged); err != nil {
+			t.Fatal(err)
+		}
+		if p.Shards() != shards {
+			t.Fatalf("%d engines, want %d", p.Shards(), shards)
+		}
+		n := len(l.log)
+		if p.Sharded != nil {
+			p.Sharded.PublishPending() // nothing changed since Flush
+		}
+		if len(l.log) != n {
+			t.Errorf("%d shards: PublishPending after Flush published %v", shards, l.log[n:])
+		}
+		return l
+	}
+	one, three := replay(1), replay(3)
+	if len(three.recent) != 3 || len(one.groups) != 6 {
+		t.Fatalf("recent values of %d engines with three shards, %d groups: want 3 and the fleet's 6", len(three.recent), len(one.groups))
+	}
+	for dev, want := range one.perDevice {
+		if got := three.perDevice[dev]; !slices.Equal(got, want) {
+			t.Errorf("%s: %d statuses with three shards, %d with one engine; first difference %s", dev, len(got), len(want), firstDiff(
+				[]byte(strings.Join(got, "\n")), []byte(strings.Join(want, "\n"))))
+		}
+	}
+	for name, g := range one.groups {
+		if got := three.groups[name]; got.Rows != g.Rows || got.Learning != g.Learning || got.Devices != g.Devices {
+			t.Errorf("group %s with three shards: %+v, one engine: %+v", name, got.GroupInfo, g.GroupInfo)
+		}
+	}
+	for shards, l := range map[int]*statusLog{1: one, 3: three} {
+		raised := map[string]bool{} // devices with an alarm's alert
+		for _, e := range l.log {
+			if f := strings.Fields(e); f[0] == "alert" && len(f) == 3 && f[2] == detect.StateAlarm {
+				raised[f[1]] = true
+			}
+		}
+		seen, counted, checked := map[string]bool{}, map[string]bool{}, 0
+		for _, e := range l.log {
+			f := strings.Fields(e)
+			switch {
+			case f[0] == "alert" && len(f) == 3:
+				seen[f[1]] = seen[f[1]] || f[2] == detect.StateAlarm
+			case f[0] == "status" && f[2] != "0" && raised[f[1]] && !counted[f[1]]:
+				counted[f[1]], checked = true, checked+1
+				if !seen[f[1]] {
+					t.Errorf("%d engines: %s's status counts an alarm before its alert reached the console", shards, f[1])
+				}
+			case f[0] != "alert" && f[0] != "status":
+				t.Errorf("%d engines: %s", shards, e)
+			}
+		}
+		if checked < 4 {
+			t.Errorf("%d engines: %d devices with an alarm's alert and a status counting it: the input no longer tests the order", shards, checked)
+		}
+	}
+}
