@@ -165,7 +165,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	if fw := p.text("#firmware"); !regexp.MustCompile(`^4\.7\.0 since 2026-11-03 02:02:55 UTC\n4\.6\.1 from 2026-11-02 00:00:\d\d UTC$`).MatchString(fw) {
 		t.Errorf("the firmware history of a downgraded device:\n%s", fw)
 	}
-	p.screenshot("device-firmware", true)
 
 	p.open(base, "#/quarantine")
 	if q := p.text("main"); !strings.Contains(q, "approved by local") || !strings.Contains(q, "approval_required") {
