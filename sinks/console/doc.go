@@ -17,7 +17,10 @@
 // (detect.RecentValues), which a device page copies under their own
 // lock. Alerts and quarantine events reach the console through the sink
 // Attach wraps, which records what the sink accepted. detect/pipeline
-// wires both.
+// wires both; with engine shards, each shard publishes its own devices
+// and groups (the console merges groups by name, keeps each device's
+// recent values from the shard that published it, and does not let a
+// device's older status replace a newer one).
 //
 // In a consumer group of several instances each engine holds only its
 // partitions' devices: Shared (console.status_topic) publishes them to a

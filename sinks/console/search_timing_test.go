@@ -30,7 +30,7 @@ func BenchmarkSearch(b *testing.B) {
 }
 
 // BenchmarkDeviceMemory reports the heap the console holds per device:
-// its index entry and attributes (the recent values are the engine's:
+// its index entry and status (the recent values are the engine's:
 // detect.BenchmarkRecentValuesMemory).
 func BenchmarkDeviceMemory(b *testing.B) {
 	const devices = 10_000
