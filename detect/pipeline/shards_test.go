@@ -108,14 +108,21 @@ func crossShardConfig(batchRows int) pipeline.Config {
 // and returns what the sink wrote and the engines' counters.
 func replayShards(t *testing.T, path string, shards, batchRows int) ([]byte, detect.Stats) {
 	t.Helper()
-	cfg := crossShardConfig(batchRows)
 	sink := newWritesSink()
-	p, err := pipeline.New(cfg, pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+	p := runShards(t, path, crossShardConfig(batchRows), pipeline.Deps{Sink: sink, NoNetwork: true, Shards: shards})
+	return sink.buf.Bytes(), p.Judge.Stats()
+}
+
+// runShards replays path through a pipeline of cfg and deps, which asks
+// for deps.Shards engines, and returns it.
+func runShards(t *testing.T, path string, cfg pipeline.Config, deps pipeline.Deps) *pipeline.Pipeline {
+	t.Helper()
+	p, err := pipeline.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if (p.Sharded != nil) != (shards > 1) {
-		t.Fatalf("%d shards asked, sharded: %v", shards, p.Sharded != nil)
+	if p.Shards() != max(deps.Shards, 1) {
+		t.Fatalf("%d shards asked, %d engines", deps.Shards, p.Shards())
 	}
 	files, err := p.OpenFiles(cfg, []string{path}, nil, pipeline.FileOptions{}, nil)
 	if err != nil {
@@ -125,7 +132,7 @@ func replayShards(t *testing.T, path string, shards, batchRows int) ([]byte, det
 	if err := p.Run(context.Background(), files.Merged); err != nil {
 		t.Fatal(err)
 	}
-	return sink.buf.Bytes(), p.Judge.Stats()
+	return p
 }
 
 // TestShardsRaiseOneEnginesAlerts: 2, 3 and 4 engine shards deliver byte
@@ -560,23 +567,8 @@ func (s statusLogSink) Close() error { return s.l.sink.Close() }
 func TestShardsPublishStatus(t *testing.T) {
 	path := crossShardFleet(t)
 	replay := func(shards int) *statusLog {
-		cfg := crossShardConfig(4096)
 		l := &statusLog{perDevice: map[string][]string{}, groups: map[string]detect.GroupStatus{}, recent: map[*detect.RecentValues]bool{}}
-		p, err := pipeline.New(cfg, pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: shards, Console: l})
-		if err != nil {
-			t.Fatal(err)
-		}
-		files, err := p.OpenFiles(cfg, []string{path}, nil, pipeline.FileOptions{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer files.Close()
-		if err := p.Run(context.Background(), files.Merged); err != nil {
-			t.Fatal(err)
-		}
-		if p.Shards() != shards {
-			t.Fatalf("%d engines, want %d", p.Shards(), shards)
-		}
+		p := runShards(t, path, crossShardConfig(4096), pipeline.Deps{Sink: newWritesSink(), NoNetwork: true, Shards: shards, Console: l})
 		n := len(l.log)
 		if p.Sharded != nil {
 			p.Sharded.PublishPending() // nothing changed since Flush
