@@ -113,8 +113,9 @@ func TestConsoleNeedsStatusTopic(t *testing.T) {
 }
 
 // TestRunInstancesShareConsole: three vigil run instances of one consumer
-// group each own two of the telemetry's six partitions and the devices in
-// them, and publish those devices' status to the status topic; vigil
+// group (each with two engine shards) each own two of the telemetry's six
+// partitions and the devices in them, and publish those devices' status
+// to the status topic; vigil
 // console, alone, lists every device of the fleet with the status its
 // owner has (the last report's time, the recommendation on the hot
 // device) and their group; an approve on that console makes the owning instance, and only
@@ -148,6 +149,7 @@ func TestRunInstancesShareConsole(t *testing.T) {
 	defer func() { cancel(); running.Wait() }()
 	for i, name := range names {
 		cfg := fleetConsoleConfig(t, broker, name)
+		cfg.shards = 2 // each judges with two engines, whose status the console sees all the same
 		sinks[i], insts[i] = &quarantineSink{}, make(chan *instance, 1)
 		running.Add(1)
 		go func() {
@@ -162,6 +164,9 @@ func TestRunInstancesShareConsole(t *testing.T) {
 	for i := range insts {
 		select {
 		case inst := <-insts[i]:
+			if inst.pipe.Shards() != 2 {
+				t.Fatalf("%s judges with %d engines, want 2", names[i], inst.pipe.Shards())
+			}
 			members = append(members, inst)
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s did not start:\n%s", names[i], logs.String())
