@@ -1,6 +1,7 @@
 package baseline
 
 import (
+	"math"
 	"sort"
 	"time"
 )
@@ -27,6 +28,54 @@ type MetricInfo struct {
 	// SeasonalBuckets is how many hour-of-week buckets have
 	// seasonal_min_samples of weight.
 	SeasonalBuckets int
+	// Profile is the recurring pattern a device's expectation follows once
+	// the group has the history for it, as Expect would read it at the
+	// group's latest time: by hour of day (ProfileHourOfDay, 24 values,
+	// from daily_min_history) or of week (ProfileHourOfWeek, 168, Monday
+	// 00:00 first, from seasonal_min_history), at seasonal_utc_offset: the
+	// group's offset from a device's level at that hour (each device's
+	// swing is scaled to its own), NaN where the hour has too little
+	// weight yet. Nil, and ProfileKind "", before.
+	Profile     []float64
+	ProfileKind string
+}
+
+// Kinds of MetricInfo.Profile.
+const (
+	ProfileHourOfDay  = "hour_of_day"
+	ProfileHourOfWeek = "hour_of_week"
+)
+
+// profile returns gm's profile in g, as Expect reads it at g's latest
+// time, and its kind ("" and nil: none yet).
+func (s *Store) profile(g *groupState, gm *groupMetric) (string, []float64) {
+	if gm.season == nil || !g.started {
+		return "", nil
+	}
+	history := g.last - g.first
+	level := gm.mean[s.longest]
+	need := s.seasonNeed(g)
+	switch {
+	case history >= int64(s.cfg.SeasonalMinHistory):
+		out := make([]float64, hoursPerWeek)
+		for how := range out {
+			out[how] = math.NaN()
+			if c := &gm.season[how]; c.w >= need {
+				out[how] = c.seasonalMean(level)
+			}
+		}
+		return ProfileHourOfWeek, out
+	case s.cfg.DailyMinHistory > 0 && history >= int64(s.cfg.DailyMinHistory):
+		out := make([]float64, hoursPerDay)
+		for hod := range out {
+			out[hod] = math.NaN()
+			if c := gm.dailyCell(hod, level); c.w >= need {
+				out[hod] = c.mean
+			}
+		}
+		return ProfileHourOfDay, out
+	}
+	return "", nil
 }
 
 // GroupInfos returns every group's summary as Expect judges it (local
@@ -83,6 +132,7 @@ func (s *Store) GroupInfos() []GroupInfo {
 					}
 				}
 			}
+			mi.ProfileKind, mi.Profile = s.profile(g, gm)
 			gi.Metrics = append(gi.Metrics, mi)
 		}
 		sort.Slice(gi.Metrics, func(i, j int) bool { return gi.Metrics[i].Name < gi.Metrics[j].Name })

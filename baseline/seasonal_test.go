@@ -311,3 +311,64 @@ func TestDailyProfileFromDayTwo(t *testing.T) {
 		t.Logf("daily_min_history %s: %d rows judged, worst %.2f spreads", daily, judged, worst)
 	}
 }
+
+// TestGroupInfoProfile: a group's summary shows the profile its devices
+// are expected to follow: none on day one, by hour of day from
+// daily_min_history (the day above its level, the night below), by hour
+// of week from seasonal_min_history.
+func TestGroupInfoProfile(t *testing.T) {
+	reg := ingest.NewRegistry()
+	cfg := coldStartConfig(0)
+	cfg.DailyMinHistory = 48 * time.Hour
+	s := NewStore(cfg, reg)
+	noise := uint64(3)
+	level := []float64{100, 120, 90, 110}
+	profileAt := func() (string, []float64) {
+		gi := s.GroupInfos()
+		if len(gi) != 1 || len(gi[0].Metrics) != 1 {
+			t.Fatalf("group summaries %+v", gi)
+		}
+		return gi[0].Metrics[0].ProfileKind, gi[0].Metrics[0].Profile
+	}
+	for hour := 0; hour < 8*24+1; hour++ {
+		rec := buildRecord(t, reg, []string{"bytes_out"}, coldStartRows(level, hour, &noise))
+		feed(s, rec)
+		rec.Release()
+		kind, p := profileAt()
+		switch {
+		case hour < 48: // the rows span less than 48 h
+			if kind != "" || p != nil {
+				t.Fatalf("hour %d: a %q profile before daily_min_history", hour, kind)
+			}
+		case hour == 72:
+			if kind != ProfileHourOfDay || len(p) != 24 {
+				t.Fatalf("hour %d: profile %q of %d values, want the hour of day's 24", hour, kind, len(p))
+			}
+			for h, o := range p {
+				if day := h >= 8 && h < 18; math.IsNaN(o) || day != (o > 0) {
+					t.Errorf("%02d:00: offset %.1f from the level, want %s", h, o, map[bool]string{true: "above", false: "below"}[day])
+				}
+			}
+		case hour == 8*24:
+			if kind != ProfileHourOfWeek || len(p) != 168 {
+				t.Fatalf("hour %d: profile %q of %d values, want the hour of week's 168", hour, kind, len(p))
+			}
+			if learned := len(p) - countNaN(p); learned < 160 {
+				t.Errorf("%d of 168 hours of the week learned after 8 days", learned)
+			}
+			if !(p[10] > 0 && p[2] < 0 && p[24+10] > 0) { // Monday 10:00 and 02:00, Tuesday 10:00
+				t.Errorf("hour of week offsets Monday 10:00 %.1f, 02:00 %.1f, Tuesday 10:00 %.1f", p[10], p[2], p[34])
+			}
+		}
+	}
+}
+
+// countNaN returns how many of xs are NaN.
+func countNaN(xs []float64) (n int) {
+	for _, x := range xs {
+		if math.IsNaN(x) {
+			n++
+		}
+	}
+	return n
+}

@@ -249,3 +249,38 @@ func TestRolloutInBrowser(t *testing.T) {
 	}
 	p.screenshot("rollouts", true)
 }
+
+// TestConsoleShowsProfileInBrowser: over the judgement data set (weeks of
+// pumps with a day/night rhythm), a device page shows under each metric
+// its group's hour-of-week profile, every hour learned, the day above the
+// level and the night below.
+func TestConsoleShowsProfileInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the judgement data set and starts chromium")
+	}
+	p := &page{t: t, ctx: browser(t), shots: t.TempDir()}
+	t.Chdir(repoRoot)
+	r := serveReplay(t, "testdata/judgement/vigil.yaml", "testdata/judgement/telemetry.jsonl.gz", 2)
+	p.open("http://"+r.addr+"/", "#/device/pump-000")
+	strips, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll(".chart .profile-strip svg.profile").length`))
+	if err != nil || strips != 6 {
+		t.Fatalf("%d profile strips (%v), want one under each of the 6 metrics", strips, err)
+	}
+	if sub := p.text(".chart .profile-strip .sub"); !strings.Contains(sub, "hour-of-week profile (Mon–Sun)") || !strings.Contains(sub, "168 of 168 hours learned") {
+		t.Errorf("the first metric's profile says %q", sub)
+	}
+	// flow_lpm: Monday 02:00 below the level, 12:00 above
+	bars, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](
+		`Array.from([...document.querySelectorAll(".chart")].find((c) => c.querySelector("h3").textContent === "flow_lpm").querySelectorAll("svg.profile rect"), (r) => r.getAttribute("class"))`))
+	if err != nil || len(bars) != 168 || bars[2] != "below" || bars[12] != "above" {
+		t.Errorf("flow_lpm's profile bars: %d (%v), Monday 02:00 %q, 12:00 %q", len(bars), err, at(bars, 2), at(bars, 12))
+	}
+}
+
+// at returns xs[i], "" beyond its end.
+func at(xs []string, i int) string {
+	if i < len(xs) {
+		return xs[i]
+	}
+	return ""
+}

@@ -187,6 +187,13 @@ type GroupMetric struct {
 	Std             *float64            `json:"std"`
 	Percentiles     map[string]*float64 `json:"percentiles"`
 	SeasonalBuckets int                 `json:"seasonal_buckets"` // hour-of-week buckets with enough weight (of 168)
+	// ProfileKind and Profile are the recurring pattern a device's
+	// expectation follows once the group has the history for it
+	// (baseline.MetricInfo.Profile): by hour of day (24 values) or of week
+	// (168, Monday 00:00 first), the group's offset from a device's level,
+	// null where an hour has too little weight yet; absent before.
+	ProfileKind string     `json:"profile_kind,omitempty"`
+	Profile     []*float64 `json:"profile,omitempty"`
 }
 
 func num(v float64) *float64 {
@@ -288,9 +295,13 @@ func metricStory(m *detect.RecentSeries, group *detect.GroupStatus) MetricStory 
 }
 
 func groupMetric(gm *baseline.MetricInfo) GroupMetric {
-	m := GroupMetric{Samples: gm.Samples, Mean: num(gm.Mean), Std: num(gm.Std), Percentiles: map[string]*float64{}, SeasonalBuckets: gm.SeasonalBuckets}
+	m := GroupMetric{Samples: gm.Samples, Mean: num(gm.Mean), Std: num(gm.Std), Percentiles: map[string]*float64{}, SeasonalBuckets: gm.SeasonalBuckets,
+		ProfileKind: gm.ProfileKind}
 	for i, q := range quantileNames {
 		m.Percentiles[q] = num(gm.Quantiles[i])
+	}
+	for _, o := range gm.Profile {
+		m.Profile = append(m.Profile, num(o))
 	}
 	return m
 }

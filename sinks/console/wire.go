@@ -124,9 +124,13 @@ func (r *groupRecord) status() detect.GroupStatus {
 	g.Span = r.Last.Sub(r.First)
 	for _, name := range slices.Sorted(maps.Keys(r.Metrics)) {
 		m := r.Metrics[name]
-		mi := baseline.MetricInfo{Name: name, Samples: m.Samples, Mean: orNaN(m.Mean), Std: orNaN(m.Std), SeasonalBuckets: m.SeasonalBuckets}
+		mi := baseline.MetricInfo{Name: name, Samples: m.Samples, Mean: orNaN(m.Mean), Std: orNaN(m.Std), SeasonalBuckets: m.SeasonalBuckets,
+			ProfileKind: m.ProfileKind}
 		for i, q := range quantileNames {
 			mi.Quantiles[i] = orNaN(m.Percentiles[q])
+		}
+		for _, o := range m.Profile {
+			mi.Profile = append(mi.Profile, orNaN(o))
 		}
 		g.Metrics = append(g.Metrics, mi)
 	}

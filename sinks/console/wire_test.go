@@ -41,12 +41,19 @@ func goldenRecords() (status, decision sharedRecord) {
 }
 
 // goldenGroup is a protecting group with one metric learned (a quantile
-// not known yet: null on the wire, NaN in the console).
+// not known yet: null on the wire, NaN in the console), and its
+// hour-of-day profile (one hour not learned yet: null, NaN).
 func goldenGroup() sharedRecord {
 	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	profile := make([]float64, 24)
+	for h := range profile {
+		profile[h] = float64(h%12) - 5.5
+	}
+	profile[3] = math.NaN()
 	g := detect.GroupStatus{GroupInfo: baseline.GroupInfo{Name: "plant-a/s7-1500", Rows: 14400, First: at.Add(-48 * time.Hour), Last: at,
 		Span: 48 * time.Hour, Devices: 10, Metrics: []baseline.MetricInfo{{Name: "cpu_pct", Samples: 14400, Mean: 41.5, Std: 3.25,
-			Quantiles: [baseline.NumQuantiles]float64{31, 33, 36, 41.5, 47, 50, math.NaN()}, SeasonalBuckets: 48}}},
+			Quantiles: [baseline.NumQuantiles]float64{31, 33, 36, 41.5, 47, 50, math.NaN()}, SeasonalBuckets: 48,
+			ProfileKind: baseline.ProfileHourOfDay, Profile: profile}}},
 		MinSamples: 1000, MinDuration: 24 * time.Hour}
 	r := newGroupRecord("vigil-a", &g)
 	return sharedRecord{Group: &r}

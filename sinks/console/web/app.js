@@ -225,7 +225,7 @@ function metricChart(m, spans) {
   const pts = m.points;
   const box = h("div", { class: "panel chart" });
   const g = m.group;
-  const sub = [`${m.samples} samples`, m.from_group ? "judged on its group's baseline" : m.seasonal ? "hour-of-week profile" : "own baseline"];
+  const sub = [`${m.samples} samples`, m.from_group ? "judged on its group's baseline" : m.seasonal ? profileNames[g && g.profile_kind] || "seasonal profile" : "own baseline"];
   if (m.expected !== null) sub.push(`expected ${fmtNum(m.expected)} (${fmtNum(m.lower)} – ${fmtNum(m.upper)})`);
   if (g && g.percentiles) sub.push(`peers p50 ${fmtNum(g.percentiles.p50)}, p99 ${fmtNum(g.percentiles.p99)}`);
   box.append(h("h3", {}, m.name), h("div", { class: "sub" }, sub.join(" · ")));
@@ -254,7 +254,30 @@ function metricChart(m, spans) {
   for (const p of pts) if (p[1] !== null && p[4] !== null && (p[1] > p[4] || p[1] < p[3])) svg.append(s("circle", { class: "out", cx: x(p[0]), cy: y(p[1]), r: 2.5 }));
   axes();
   box.append(svg);
+  if (g && g.profile) box.append(profileStrip(g));
   return box;
+}
+
+const profileNames = { hour_of_day: "hour-of-day profile", hour_of_week: "hour-of-week profile" };
+
+// profileStrip draws the recurring pattern a group's devices are expected
+// to follow: its offset from a device's level by hour of day or of week,
+// as bars above and below the level; an hour not learned yet has none.
+function profileStrip(g) {
+  const p = g.profile, n = p.length, W = 400, H = 36, mid = H / 2;
+  let max = 0;
+  for (const v of p) if (v !== null) max = Math.max(max, Math.abs(v));
+  const svg = s("svg", { class: "profile", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-label": profileNames[g.profile_kind] });
+  svg.append(s("line", { class: "axis", x1: 0, x2: W, y1: mid, y2: mid }));
+  p.forEach((v, i) => {
+    if (v === null || max === 0) return;
+    const len = (Math.abs(v) / max) * (mid - 1);
+    svg.append(s("rect", { class: v > 0 ? "above" : "below", x: (i * W) / n, width: Math.max(1, W / n - 0.6), y: v > 0 ? mid - len : mid, height: Math.max(0.5, len) }));
+  });
+  const learned = p.filter((v) => v !== null).length;
+  const span = g.profile_kind === "hour_of_day" ? "00–23 h" : "Mon–Sun";
+  return h("div", { class: "profile-strip" },
+    h("div", { class: "sub" }, `${profileNames[g.profile_kind]} (${span}): the group's offset from a device's level, up to ±${fmtNum(max)}; ${learned} of ${n} hours learned`), svg);
 }
 
 function alertTable(alerts, withDevice) {
