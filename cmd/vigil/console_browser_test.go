@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,7 +259,7 @@ func TestConsoleShowsProfileInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays the judgement data set and starts chromium")
 	}
-	p := &page{t: t, ctx: browser(t), shots: t.TempDir()}
+	p := &page{t: t, ctx: browser(t), shots: screenshots(t)}
 	t.Chdir(repoRoot)
 	r := serveReplay(t, "testdata/judgement/vigil.yaml", "testdata/judgement/telemetry.jsonl.gz", 2)
 	p.open("http://"+r.addr+"/", "#/device/pump-000")
@@ -275,6 +276,11 @@ func TestConsoleShowsProfileInBrowser(t *testing.T) {
 	if err != nil || len(bars) != 168 || bars[2] != "below" || bars[12] != "above" {
 		t.Errorf("flow_lpm's profile bars: %d (%v), Monday 02:00 %q, 12:00 %q", len(bars), err, at(bars, 2), at(bars, 12))
 	}
+	p.open("http://"+r.addr+"/", "#/group/"+url.PathEscape("plant-w/pump-ctl"))
+	if got := p.text("#profiles"); !strings.Contains(got, "flow_lpm") || strings.Count(got, "hour-of-week profile") != 6 {
+		t.Errorf("the group page's recurring patterns:\n%s", got)
+	}
+	p.screenshot("group-profiles", true)
 }
 
 // at returns xs[i], "" beyond its end.

@@ -359,6 +359,7 @@ async function groupsView() {
 async function groupView(name) {
   const g = await api("/groups/" + encodeURIComponent(name));
   const qs = ["p1", "p5", "p50", "p95", "p99", "p99.9"];
+  const profiles = Object.entries(g.metrics).sort().filter(([, m]) => m.profile);
   view.replaceChildren(
     h("h1", {}, name, " ", h("span", { class: "pill " + (g.learning ? "learning" : "protecting") }, g.learning ? "learning" : "protecting")),
     h("div", { class: "panel" }, h("dl", { class: "kv" },
@@ -370,6 +371,7 @@ async function groupView(name) {
       h("tbody", {}, Object.entries(g.metrics).sort().map(([k, m]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, m.samples.toLocaleString()),
         h("td", { class: "num" }, fmtNum(m.mean)), h("td", { class: "num" }, fmtNum(m.std)), qs.map((q) => h("td", { class: "num" }, fmtNum(m.percentiles[q]))),
         h("td", { class: "num" }, `${m.seasonal_buckets} / 168`))))),
+    ...(profiles.length ? [h("h2", {}, "Recurring patterns"), h("div", { class: "charts", id: "profiles" }, profiles.map(([k, m]) => h("div", { class: "panel chart" }, h("h3", {}, k), profileStrip(m))))] : []),
     h("h2", {}, "Members"), h("div", { class: "panel" }, g.members.map((m, i) => [i ? ", " : "", devLink(m)])));
 }
 
