@@ -46,17 +46,27 @@ const (
 	ProfileHourOfWeek = "hour_of_week"
 )
 
+// profiles reports which profile the rows of group g are expected
+// against once it has history of event time: the hour-of-week profile
+// from seasonal_min_history, the hour-of-day one from daily_min_history
+// until then.
+func (s *Store) profiles(g *groupState, history int64) (weekly, daily bool) {
+	weekly = g.started && history >= int64(s.cfg.SeasonalMinHistory)
+	daily = g.started && !weekly && s.cfg.DailyMinHistory > 0 && history >= int64(s.cfg.DailyMinHistory)
+	return weekly, daily
+}
+
 // profile returns gm's profile in g, as Expect reads it at g's latest
 // time, and its kind ("" and nil: none yet).
 func (s *Store) profile(g *groupState, gm *groupMetric) (string, []float64) {
-	if gm.season == nil || !g.started {
+	if gm.season == nil {
 		return "", nil
 	}
-	history := g.last - g.first
+	weekly, daily := s.profiles(g, g.last-g.first)
 	level := gm.mean[s.longest]
 	need := s.seasonNeed(g)
 	switch {
-	case history >= int64(s.cfg.SeasonalMinHistory):
+	case weekly:
 		out := make([]float64, hoursPerWeek)
 		for how := range out {
 			out[how] = math.NaN()
@@ -65,7 +75,7 @@ func (s *Store) profile(g *groupState, gm *groupMetric) (string, []float64) {
 			}
 		}
 		return ProfileHourOfWeek, out
-	case s.cfg.DailyMinHistory > 0 && history >= int64(s.cfg.DailyMinHistory):
+	case daily:
 		out := make([]float64, hoursPerDay)
 		for hod := range out {
 			out[hod] = math.NaN()

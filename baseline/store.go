@@ -655,9 +655,7 @@ func (f *Frame) Expect(row int, dst []Expectation) {
 	t := int64(f.ts[row])
 	how := s.hourOfWeek(t)
 	u := s.hourPosition(t)
-	history := t - gs.first
-	seasonalHistory := gs.started && history >= int64(s.cfg.SeasonalMinHistory)
-	dailyHistory := gs.started && !seasonalHistory && s.cfg.DailyMinHistory > 0 && history >= int64(s.cfg.DailyMinHistory)
+	seasonalHistory, dailyHistory := s.profiles(gs, t-gs.first)
 	seasonNeed := 0.0
 	if seasonalHistory || dailyHistory {
 		seasonNeed = s.seasonNeed(gs) // the profile's trust needs it only then
