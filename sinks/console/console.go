@@ -358,9 +358,12 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 // its device: the last status of a device from the shard (or instance)
 // that judged it before its group moved to another, published after the
 // new owner's first.
+// Its row is st.ID (the console's rows are the engine's ids, or for a
+// status from the topic the row byName gave it).
 func (c *Console) stale(st *detect.DeviceStatus) bool {
-	r, ok := c.byName[st.Device]
-	return ok && st.LastSeen.Before(c.devices[r].status.LastSeen)
+	r := int(st.ID)
+	return r < len(c.devices) && c.devices[r] != nil && c.devices[r].status.Device == st.Device &&
+		st.LastSeen.Before(c.devices[r].status.LastSeen)
 }
 
 // updateDevice puts st in the console, with recent, the recent values of

@@ -407,3 +407,32 @@ func TestDeviceIDReused(t *testing.T) {
 		t.Errorf("fleet %v, want plc-00000, plc-00002 and plc-new", got)
 	}
 }
+
+// TestOlderStatusDoesNotReplaceNewer: a device's status older than the one
+// the console holds (the shard it left publishing after the shard it moved
+// to) is dropped; a newer one replaces it.
+func TestOlderStatusDoesNotReplaceNewer(t *testing.T) {
+	c := New(Options{})
+	publish := func(sts ...detect.DeviceStatus) {
+		c.PublishStatus(&detect.StatusUpdate{Devices: sts})
+		c.readLock() // applied
+		c.mu.RUnlock()
+	}
+	story := func(name string) DeviceRow {
+		t.Helper()
+		s, ok := c.Device(name)
+		if !ok {
+			t.Fatalf("no %s", name)
+		}
+		return s.DeviceRow
+	}
+	publish(detect.DeviceStatus{ID: 0, Device: "plc-1", Group: "site-b", LastSeen: epoch, Alarms: 1})
+	publish(detect.DeviceStatus{ID: 0, Device: "plc-1", Group: "site-a", LastSeen: epoch.Add(-time.Minute)})
+	if r := story("plc-1"); r.Group != "site-b" || r.Alarms != 1 {
+		t.Fatalf("an older status replaced a newer one: %+v", r)
+	}
+	publish(detect.DeviceStatus{ID: 0, Device: "plc-1", Group: "site-b", LastSeen: epoch.Add(time.Minute)})
+	if r := story("plc-1"); r.Alarms != 0 || !r.LastSeen.Equal(epoch.Add(time.Minute)) {
+		t.Fatalf("a newer status did not replace the older: %+v", r)
+	}
+}

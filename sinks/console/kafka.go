@@ -502,14 +502,14 @@ func (c *Console) applyStatusRecord(r *statusRecord, alarms []detect.Alert) {
 	st := r.status()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stale(&st) {
-		return
-	}
 	row, ok := c.byName[st.Device]
 	if !ok {
 		row = int32(len(c.devices))
 	}
 	st.ID = row
+	if c.stale(&st) {
+		return
+	}
 	if r.Event != nil {
 		if _, ok := c.events[r.Event.ID]; !ok {
 			c.events[r.Event.ID] = &event{QuarantineEvent: r.Event.event()}
