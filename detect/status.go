@@ -330,17 +330,19 @@ func (e *Engine) deviceStatus(d int32) DeviceStatus {
 	return st
 }
 
-// values returns the values the track holds, newest first.
+// values returns the values the track holds, newest first (one
+// allocation: a publication makes it for every device it has).
 func (v *valueTrack) values() []string {
-	var idx []int
+	var idx [trackSlots]int
+	n := 0
 	for k := range v.vals {
 		if v.seen[k] != 0 {
-			idx = append(idx, k)
+			idx[n], n = k, n+1
 		}
 	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(v.seen[b], v.seen[a]) })
-	out := make([]string, len(idx))
-	for i, k := range idx {
+	slices.SortFunc(idx[:n], func(a, b int) int { return cmp.Compare(v.seen[b], v.seen[a]) })
+	out := make([]string, n)
+	for i, k := range idx[:n] {
 		out[i] = v.vals[k]
 	}
 	return out
