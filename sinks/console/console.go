@@ -355,11 +355,10 @@ func (c *Console) PublishStatus(u *detect.StatusUpdate) {
 }
 
 // stale reports whether st is older than the status the console holds of
-// its device: the last status of a device from the shard (or instance)
-// that judged it before its group moved to another, published after the
-// new owner's first.
-// Its row is st.ID (the console's rows are the engine's ids, or for a
-// status from the topic the row byName gave it).
+// its device, in row st.ID (the engine's id, or for a status from the
+// topic the row byName gave it): the last status of a device from the
+// shard (or instance) that judged it before its group moved to another,
+// published after the new owner's first.
 func (c *Console) stale(st *detect.DeviceStatus) bool {
 	r := int(st.ID)
 	return r < len(c.devices) && c.devices[r] != nil && c.devices[r].status.Device == st.Device &&
