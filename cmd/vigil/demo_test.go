@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/ingest/simulate/attackgen"
 	"github.com/vigil-ot/vigil/ingest/simulate/fleetgen"
@@ -338,5 +340,69 @@ func TestDemoHTTPAddrFallsBack(t *testing.T) {
 	}
 	if portFree(held.Addr().(*net.TCPAddr).Port) {
 		t.Fatal("a held port reported free")
+	}
+}
+
+// TestDemoConsoleInBrowser: the demo's console, in headless chromium, as
+// an analyst would use it once the demo has run (--stay): the whole fleet
+// in the table, a search, the exfiltrating device's page with its charts
+// and alerts, and the quarantine page with what the policy sent. (Its
+// recommendations last seconds of a demo: approving one is
+// TestConsoleInBrowser's, on a replay cut while one waits.)
+func TestDemoConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the embedded demo and starts chromium")
+	}
+	p := &page{t: t, ctx: browser(t), shots: t.TempDir()}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, done := &syncBuffer{}, make(chan error, 1)
+	go func() {
+		done <- demo(ctx, out, 12*time.Second, 0, addr, true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo: %v", err)
+		}
+	})
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(out.String(), "The console stays up at") {
+		select {
+		case err := <-done:
+			t.Fatalf("the demo stopped: %v\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not finish in 90 s:\n%s", out.String())
+		}
+	}
+	base := "http://" + addr + "/"
+
+	p.open(base, "#/fleet")
+	if count := p.text("#count"); !regexp.MustCompile(`^1–50 of 6\d devices$`).MatchString(count) {
+		t.Errorf("the demo's fleet: %q", count)
+	}
+	p.do(chromedp.SetValue(chromedp.CSS("#q"), "site:plant-a AND hw:s7-1500"), chromedp.Click(chromedp.CSS("form.search button")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready^="#/fleet?q=site"]`)))
+	if count := p.text("#count"); count != "1–10 of 10 devices" {
+		t.Errorf("plant-a's S7-1500s: %q", count)
+	}
+	p.open(base, "#/device/plc-a-002")
+	charts, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.plot").length`))
+	if err != nil || charts != 5 {
+		t.Errorf("plc-a-002's page has %d charts (%v), want its 5 metrics", charts, err)
+	}
+	if alerts := p.text("table.alerts"); !strings.Contains(alerts, "bytes_out") {
+		t.Errorf("plc-a-002's alerts lack its exfiltration:\n%s", alerts)
+	}
+	p.open(base, "#/quarantine")
+	if q := p.text("main"); !strings.Contains(q, "approval_required") || !strings.Contains(q, "automatic") {
+		t.Errorf("the demo's quarantine page:\n%.1500s", q)
 	}
 }
