@@ -252,9 +252,12 @@ func (e *Engine) judgeIdentity(d int32, ds *deviceState, g int32, t int64) {
 		}
 	}
 	if hasCert {
-		cs := e.certOf(id, cert)
-		cs.touch(d, t)
-		n := cs.devicesSince(since)
+		cs := e.certOf(id, cert) // id keeps its index: the certificate the console shows
+		n := 0
+		if cfg.Enabled { // which devices use a certificate is the detector's alone
+			cs.touch(d, t)
+			n = cs.devicesSince(since)
+		}
 		breach := cfg.Enabled && n > cfg.MaxDevicesPerCert
 		if st := id.alarm(breach, func(a *identityAlarms) *alarmState { return &a.cert }); st != nil && (breach || st.active()) {
 			e.identityDatapoint(st, breach, behaviorSharedCert, TechniqueValidAccounts, d, g, t, func(a *Alert) {
