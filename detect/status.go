@@ -23,6 +23,14 @@ type StatusSink interface {
 	PublishStatus(u *StatusUpdate)
 }
 
+// StatusCoster is a StatusSink that applies what it is handed on a
+// goroutine of its own and tells what that costs, a device, so that the
+// engine spaces its publications by what they cost in all (see
+// statusSpacing). StatusCost is called from the engine's goroutine.
+type StatusCoster interface {
+	StatusCost() time.Duration
+}
+
 // StatusUpdate is one publication of the engine's status.
 type StatusUpdate struct {
 	// Devices are the devices that reported, or whose alarms were raised
@@ -196,6 +204,7 @@ type statusTracker struct {
 	clock    func() time.Time // wall clock: time.Now
 	last     time.Time        // wall clock of the latest publication's start
 	perDev   time.Duration    // what it took, per device it had (at least one)
+	coster   StatusCoster     // the sink, when it tells what applying costs it
 	dirty    []int32          // devices changed since the last publication
 	marked   []bool           // by device: in dirty
 	evicted  []string         // devices evicted since the last publication
@@ -209,6 +218,7 @@ type statusTracker struct {
 // before the first Process.
 func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, recentValues int) {
 	e.status = &statusTracker{sink: sink, interval: interval, clock: time.Now}
+	e.status.coster, _ = sink.(StatusCoster)
 	if recentValues > 0 {
 		e.recent = NewRecentValues(recentValues)
 	}
@@ -231,7 +241,9 @@ func (s *statusTracker) touch(d int32) {
 // so publications take at most 1/statusSpacing of the engine's time. It is
 // expected to take, per device that changed since the previous one, what
 // the previous one took per device (building the updates and handing
-// them over, waiting for a console two updates behind included). A
+// them over, waiting for a console two updates behind included) and what
+// the sink says applying one costs it on its own goroutine (StatusCoster:
+// the console's index, about as much again). A
 // publication costs a microsecond or more a changed device; in a large
 // fleet ingested at full speed every device changes between two, and a
 // publication a second would take more time than judging (300,000
@@ -254,8 +266,7 @@ func (e *Engine) publishStatus(force bool) {
 		return
 	}
 	now := s.clock()
-	if expect := s.perDev * time.Duration(max(len(s.dirty), 1)); !force && s.interval > 0 &&
-		now.Before(s.last.Add(max(s.interval, statusSpacing*expect))) {
+	if !force && s.interval > 0 && now.Before(s.last.Add(max(s.interval, statusSpacing*s.expect()))) {
 		return
 	}
 	u := &s.update
@@ -287,6 +298,15 @@ func (e *Engine) publishStatus(force bool) {
 		s.sink.PublishStatus(u)
 	}
 	s.last, s.perDev = now, s.clock().Sub(now)/time.Duration(max(len(u.Devices), 1))
+}
+
+// expect returns what the next publication is expected to take.
+func (s *statusTracker) expect() time.Duration {
+	per := s.perDev
+	if s.coster != nil {
+		per += s.coster.StatusCost()
+	}
+	return per * time.Duration(max(len(s.dirty), 1))
 }
 
 // PublishPending publishes what changed since the last publication, once

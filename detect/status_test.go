@@ -258,12 +258,15 @@ func TestPublishRolloutStatus(t *testing.T) {
 }
 
 // slowStatus is a StatusSink whose publications take cost a device on
-// the engine's clock.
+// the engine's clock, and which says applying them costs apply a device on
+// a goroutine of its own (StatusCoster).
 type slowStatus struct {
 	statusRecorder
-	now  *time.Time
-	cost time.Duration
+	now         *time.Time
+	cost, apply time.Duration
 }
+
+func (s *slowStatus) StatusCost() time.Duration { return s.apply }
 
 func (s *slowStatus) PublishStatus(u *StatusUpdate) {
 	s.statusRecorder.PublishStatus(u)
@@ -272,19 +275,22 @@ func (s *slowStatus) PublishStatus(u *StatusUpdate) {
 
 // TestPublishStatusSpacing: publications that take long come less often
 // than their interval, so that they take at most 1/statusSpacing of the
-// engine's time; quick ones come every interval; Flush publishes anyway.
+// engine's time, counting what the sink says applying them costs it;
+// quick ones come every interval; Flush publishes anyway.
 func TestPublishStatusSpacing(t *testing.T) {
 	for _, c := range []struct {
-		cost, every time.Duration // a publication's a device (4 every batch), the clock between batches
-		want        int           // publications in 60 batches
+		cost, apply, every time.Duration // a publication's and the sink's a device (4 every batch), the clock between batches
+		want               int           // publications in 60 batches
 	}{
 		{cost: 5 * time.Millisecond, every: 100 * time.Millisecond, want: 6},  // 20 ms: one every 1 s, 10 batches
 		{cost: time.Millisecond / 4, every: 100 * time.Millisecond, want: 30}, // 1 ms: every interval, 200 ms
 		{cost: 0, every: 100 * time.Millisecond, want: 30},
+		{apply: 5 * time.Millisecond, every: 100 * time.Millisecond, want: 6},                              // as the first, on the sink's goroutine
+		{cost: time.Millisecond / 8, apply: time.Millisecond / 8, every: 100 * time.Millisecond, want: 30}, // 1 ms in all
 	} {
 		s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
 		now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
-		sink := &slowStatus{now: &now, cost: c.cost}
+		sink := &slowStatus{now: &now, cost: c.cost, apply: c.apply}
 		s.eng.PublishStatus(sink, 200*time.Millisecond, 0)
 		s.eng.status.clock = func() time.Time { return now }
 		for m := range 60 {
@@ -292,7 +298,7 @@ func TestPublishStatusSpacing(t *testing.T) {
 			now = now.Add(c.every)
 		}
 		if sink.updates != c.want {
-			t.Errorf("publications taking %v, a batch every %v: %d publications in 60 batches, want %d", c.cost, c.every, sink.updates, c.want)
+			t.Errorf("publications taking %v and %v applying, a batch every %v: %d publications in 60 batches, want %d", c.cost, c.apply, c.every, sink.updates, c.want)
 		}
 		s.eng.Flush(t.Context())
 		if sink.updates != c.want+1 {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-ot/vigil/detect"
@@ -104,6 +105,7 @@ type Console struct {
 	seqCond   *sync.Cond
 	published uint64             // updates handed over
 	applied   uint64             // updates applied
+	cost      atomic.Int64       // what applying the latest update took a device, ns (StatusCost)
 	assets    ingest.AssetLookup // the inventory: attributes beside the reported ones
 	// forward, when set, takes the console's decisions instead of the
 	// sink (Shared: to the status topic, for the instance that owns the
@@ -201,6 +203,7 @@ func (c *Console) readLock() {
 
 func (c *Console) applyUpdates() {
 	for u := range c.updates {
+		start := time.Now()
 		c.mu.Lock()
 		for _, name := range u.evicted {
 			c.dropDevice(name)
@@ -222,6 +225,7 @@ func (c *Console) applyUpdates() {
 			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
 		}
 		c.mu.Unlock()
+		c.cost.Store(int64(time.Since(start)) / int64(max(len(u.devices), 1)))
 		select { // its devices' slice is copied, not kept (updateDevice): reused
 		case c.spent <- &update{devices: u.devices[:0]}:
 		default:
@@ -319,6 +323,10 @@ func (c *Console) recordTimeline(a *detect.Alert) {
 // open, once the device has no lifecycle alarm open.
 const oneShotOpenFor = time.Hour
 
+// StatusCost implements detect.StatusCoster: what applying the latest
+// update took the console's goroutine, a device.
+func (c *Console) StatusCost() time.Duration { return time.Duration(c.cost.Load()) }
+
 // PublishStatus implements detect.StatusSink. It copies the update and
 // leaves the work to the console's goroutine: the engine pays for a
 // hand-over, not for the index. It blocks while the console is two
@@ -376,10 +384,13 @@ func (c *Console) updateDevice(st *detect.DeviceStatus, recent *detect.RecentVal
 		c.devices[r] = d
 		c.byName[st.Device] = st.ID
 	}
+	was := d.status
 	d.status, d.recent = *st, recent
-	d.status.SourceIPs = slices.Clone(st.SourceIPs)
-	d.status.ClientIDs = slices.Clone(st.ClientIDs)
-	d.status.EarlierFirmware = slices.Clone(st.EarlierFirmware)
+	// the update's slices are the engine's: kept as they were when equal
+	// (the index's unique columns hold them too)
+	d.status.SourceIPs = equalOrClone(was.SourceIPs, st.SourceIPs)
+	d.status.ClientIDs = equalOrClone(was.ClientIDs, st.ClientIDs)
+	d.status.EarlierFirmware = equalOrClone(was.EarlierFirmware, st.EarlierFirmware)
 	if t := st.LastSeen.UnixNano(); t > c.clock {
 		c.clock = t
 	}
@@ -395,6 +406,14 @@ func (c *Console) updateDevice(st *detect.DeviceStatus, recent *detect.RecentVal
 		}
 	}
 	c.indexDevice(r)
+}
+
+// equalOrClone returns old when it equals s, else a copy of s.
+func equalOrClone[S ~[]E, E comparable](old, s S) S {
+	if slices.Equal(old, s) {
+		return old
+	}
+	return slices.Clone(s)
 }
 
 // attributes appends device st's attributes to dst, sorted by key: its

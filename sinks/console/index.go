@@ -42,13 +42,17 @@ func (b bitset) count() (n int) {
 }
 
 // column is one field of the fleet index: a dictionary-encoded text column
-// (one value id per row, or several for a multi-valued field), a number
-// column or a time column. A query term is answered from its column alone:
-// a text term is matched once per distinct value, then the rows are a scan
-// of small integers; nothing walks the devices' structs.
+// (one value id per row, or several for a multi-valued field), a text
+// column of values a row seldom shares (unique: each row's own strings,
+// for names, client ids and certificates), a number column or a time
+// column. A query term is answered from its column alone: a text term is
+// matched once per distinct value, then the rows are a scan of small
+// integers (a unique column's values are matched row by row); nothing
+// walks the devices' structs.
 type column struct {
-	kind  query.Kind
-	multi bool
+	kind   query.Kind
+	multi  bool
+	unique bool
 	// text columns
 	dict []string
 	ids  map[string]uint32 // value -> index in dict
@@ -59,14 +63,20 @@ type column struct {
 	fold map[string][]uint32
 	one  []uint32   // by row: dict index + 1; 0: no value
 	many [][]uint32 // by row, for a multi-valued field: dict indices
+	// unique text columns: a dictionary of values each row has its own
+	// would cost every new device a lookup and an insertion in a large map
+	// (the console's largest cost in a large fleet's first reports), and
+	// save nothing
+	vals  []string   // by row; "": no value
+	lists [][]string // by row, for a multi-valued field
 	// number and time columns
 	num []float64 // by row; NaN: no value
 	at  []int64   // by row, Unix ns; 0: no value
 }
 
-func newColumn(kind query.Kind, multi bool) *column {
-	c := &column{kind: kind, multi: multi}
-	if kind != query.KindNumber && kind != query.KindTime {
+func newColumn(f field) *column {
+	c := &column{kind: f.kind, multi: f.multi, unique: f.unique}
+	if f.kind != query.KindNumber && f.kind != query.KindTime && !f.unique {
 		c.ids, c.fold = map[string]uint32{}, map[string][]uint32{}
 	}
 	return c
@@ -83,6 +93,10 @@ func (c *column) grow(rows int) {
 		}
 	case c.kind == query.KindTime:
 		c.at = grown(c.at, rows)
+	case c.unique && c.multi:
+		c.lists = grown(c.lists, rows)
+	case c.unique:
+		c.vals = grown(c.vals, rows)
 	case c.multi:
 		c.many = grown(c.many, rows)
 	default:
@@ -116,9 +130,12 @@ func (c *column) intern(v string) uint32 {
 }
 
 // setText sets row r's value ("" : none). Most updates of a device leave
-// a field as it was: then it compares, and looks nothing up.
+// a field as it was: then it compares, and looks nothing up. A unique
+// column keeps v itself: the caller's, which it must not change.
 func (c *column) setText(r int, v string) {
 	switch {
+	case c.unique:
+		c.vals[r] = v
 	case v == "":
 		c.one[r] = 0
 	case c.one[r] == 0 || c.dict[c.one[r]-1] != v:
@@ -126,8 +143,16 @@ func (c *column) setText(r int, v string) {
 	}
 }
 
-// setTexts sets row r's values.
+// setTexts sets row r's values. A unique column keeps vs itself (the
+// caller's, which it must not change) unless it holds an empty value.
 func (c *column) setTexts(r int, vs []string) {
+	if c.unique {
+		if slices.Contains(vs, "") {
+			vs = slices.DeleteFunc(slices.Clone(vs), func(v string) bool { return v == "" })
+		}
+		c.lists[r] = vs
+		return
+	}
 	if c.hasTexts(r, vs) {
 		return
 	}
@@ -157,6 +182,15 @@ func (c *column) hasTexts(r int, vs []string) bool {
 
 // text returns row r's first value of a text column, "" for none.
 func (c *column) text(r int) string {
+	switch {
+	case c.unique && c.multi:
+		if len(c.lists[r]) == 0 {
+			return ""
+		}
+		return c.lists[r][0]
+	case c.unique:
+		return c.vals[r]
+	}
 	if c.multi {
 		if len(c.many[r]) == 0 {
 			return ""
@@ -242,6 +276,10 @@ func (c *column) eval(t *query.Term, dst bitset) {
 			}
 		}
 	default:
+		if c.unique {
+			c.evalUnique(t, dst)
+			return
+		}
 		hit := c.matchDict(t)
 		if c.multi {
 			for r, ids := range c.many {
@@ -258,6 +296,29 @@ func (c *column) eval(t *query.Term, dst bitset) {
 			if id != 0 && hit[id-1] {
 				dst.set(r)
 			}
+		}
+	}
+}
+
+// evalUnique adds to dst the rows of a unique column with a value that
+// satisfies t, matched row by row.
+func (c *column) evalUnique(t *query.Term, dst bitset) {
+	prefix := ""
+	if t.Op == query.OpMatch {
+		prefix = literalPrefix(t.Value)
+	}
+	match := func(v string) bool { return v != "" && prefixMayMatch(v, prefix) && t.MatchValue(v) }
+	if c.multi {
+		for r, vs := range c.lists {
+			if slices.ContainsFunc(vs, match) {
+				dst.set(r)
+			}
+		}
+		return
+	}
+	for r, v := range c.vals {
+		if match(v) {
+			dst.set(r)
 		}
 	}
 }
@@ -293,7 +354,7 @@ type fleetIndex struct {
 func newFleetIndex() *fleetIndex {
 	x := &fleetIndex{cols: map[string]*column{}}
 	for _, f := range builtinFields {
-		x.cols[f.name] = newColumn(f.kind, f.multi)
+		x.cols[f.name] = newColumn(f)
 	}
 	x.device, x.group, x.status, x.learning, x.lastSeen = x.cols["device"], x.cols["group"], x.cols["status"], x.cols["learning"], x.cols["last_seen"]
 	x.detector, x.ip, x.clientID, x.cert = x.cols["detector"], x.cols["ip"], x.cols["client_id"], x.cols["cert"]
@@ -303,23 +364,24 @@ func newFleetIndex() *fleetIndex {
 
 // field is a field every device has in the index.
 type field struct {
-	name  string
-	kind  query.Kind
-	multi bool
+	name   string
+	kind   query.Kind
+	multi  bool
+	unique bool // a device's own value, seldom another's (see column)
 }
 
 // builtinFields are the fields of every device; inventory and reported
 // attributes add text fields of their own (site, hw, owner, …).
 var builtinFields = []field{
-	{name: "device", kind: query.KindText},
+	{name: "device", kind: query.KindText, unique: true},
 	{name: "group", kind: query.KindText},
 	{name: "status", kind: query.KindText},
 	{name: "learning", kind: query.KindText},
 	{name: "last_seen", kind: query.KindTime},
 	{name: "detector", kind: query.KindText, multi: true},
 	{name: "ip", kind: query.KindText, multi: true},
-	{name: "client_id", kind: query.KindText, multi: true},
-	{name: "cert", kind: query.KindText},
+	{name: "client_id", kind: query.KindText, multi: true, unique: true},
+	{name: "cert", kind: query.KindText, unique: true},
 	{name: "fw", kind: query.KindVersion},
 	{name: "criticality", kind: query.KindText},
 	{name: "patchable", kind: query.KindText},
@@ -349,7 +411,7 @@ func (x *fleetIndex) ensureRow(r int) {
 func (x *fleetIndex) col(name string) *column {
 	c := x.cols[name]
 	if c == nil {
-		c = newColumn(query.KindAuto, false)
+		c = newColumn(field{name: name, kind: query.KindAuto})
 		c.grow(x.rows)
 		x.cols[name] = c
 	}

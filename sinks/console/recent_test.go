@@ -30,7 +30,7 @@ func TestDevicePlotsAreTheJudgedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := ingestBatches(p.Registry, devices, hours)
+	recs := ingestBatches(p.Registry, devices, hours*60)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	done := make(chan struct{})
