@@ -135,7 +135,9 @@ func (c *column) intern(v string) uint32 {
 func (c *column) setText(r int, v string) {
 	switch {
 	case c.unique:
-		c.vals[r] = v
+		if c.vals[r] != v {
+			c.vals[r] = strings.Clone(v)
+		}
 	case v == "":
 		c.one[r] = 0
 	case c.one[r] == 0 || c.dict[c.one[r]-1] != v:
@@ -301,10 +303,11 @@ func (c *column) eval(t *query.Term, dst bitset) {
 }
 
 // evalUnique adds to dst the rows of a unique column with a value that
-// satisfies t, matched row by row.
+// satisfies t, matched row by row (after a quick test of the prefix a
+// match must have).
 func (c *column) evalUnique(t *query.Term, dst bitset) {
 	prefix := ""
-	if t.Op == query.OpMatch {
+	if t.Op == query.OpMatch || t.Op == query.OpEqual && t.Kind == query.KindText {
 		prefix = literalPrefix(t.Value)
 	}
 	match := func(v string) bool { return v != "" && prefixMayMatch(v, prefix) && t.MatchValue(v) }

@@ -15,6 +15,7 @@ func BenchmarkSearch(b *testing.B) {
 		{"site_and_fw", "site:plant-a AND fw<2.9.4", "device"},
 		{"status", "status:alarm", "-last_seen"},
 		{"glob", "device:plc-0012*", "device"},
+		{"one_device", "device:PLC-00123", "device"},
 		{"not_connected", "connected:false OR last_seen<-30m", "device"},
 		{"or_not", "(site:plant-b OR fw:2.10.*) NOT status:alarm", "-status"},
 	} {
