@@ -59,6 +59,18 @@ func testFleet(n int) (*Console, assetMap) {
 		}
 		st := detect.DeviceStatus{ID: int32(i), Device: name, Group: site + "/s7-1500", LastSeen: last, Interval: time.Minute,
 			Firmware: fw, SourceIPs: []string{fmt.Sprintf("10.%d.0.%d", i%3, i%250)}}
+		if i%4 != 0 { // a certificate of its own, or its neighbour's (a copied identity)
+			st.Cert = fmt.Sprintf("CN=%s,O=Plant", name)
+			if i%13 == 1 {
+				st.Cert = fmt.Sprintf("CN=plc-%05d,O=Plant", i-1)
+			}
+		}
+		if i%3 != 0 { // MQTT client ids: its name, and another in upper case
+			st.ClientIDs = []string{name}
+			if i%6 == 1 {
+				st.ClientIDs = append(st.ClientIDs, strings.ToUpper(name)+"-B")
+			}
+		}
 		if i%5 == 0 {
 			st.Alarms = 1
 		}
@@ -206,6 +218,8 @@ func TestSearchAgreesWithMatch(t *testing.T) {
 		"(site:plant-b OR site:plant-c) NOT (status:alarm AND patchable:false)", "last_seen>=-2m", "alarms<1",
 		"owner:ops*", "owner:OPS?PLANT-a", "device:PLC-0001*", "device:plc-\\*", "criticality>low", "hw:s7-1500 fw>2.9",
 		"score:*", "NOT score:*", "learning:false",
+		"device:plc-00012", "device:PLC-00012", "device>plc-00100", "cert:cn=plc-00012,o=plant", "cert:CN=plc-0001*", "NOT cert:*",
+		"client_id:plc-00013-b", "client_id:*-B", "NOT client_id:*", "client_id:plc-0000? AND cert:*",
 	} {
 		if msg := agree(c, ref, q); msg != "" {
 			t.Error(msg)
@@ -216,7 +230,8 @@ func TestSearchAgreesWithMatch(t *testing.T) {
 // FuzzSearchAgreesWithMatch: for any query that parses, the index and
 // query.Match pick the same devices.
 func FuzzSearchAgreesWithMatch(f *testing.F) {
-	for _, q := range []string{"site:plant-a", "fw<2.9.4 OR NOT ip:10.1.*", "device:plc-0001? last_seen<-5m", "(alarms>0 OR connected:false) NOT owner:*c"} {
+	for _, q := range []string{"site:plant-a", "fw<2.9.4 OR NOT ip:10.1.*", "device:plc-0001? last_seen<-5m", "(alarms>0 OR connected:false) NOT owner:*c",
+		"cert:cn=plc-00012*", "client_id:PLC-00001-b"} {
 		f.Add(q)
 	}
 	c, _ := testFleet(40)
@@ -238,7 +253,10 @@ func referenceRecords(c *Console) []deviceRecord {
 			"last_seen": {d.LastSeen.Format(time.RFC3339Nano)}, "alarms": {fmt.Sprint(d.Alarms)}, "detector": d.Detectors,
 			"connected": {fmt.Sprint(d.Connected)}}
 		story, _ := c.Device(d.Device)
-		rec["ip"] = story.Identity.SourceIPs
+		rec["ip"], rec["client_id"] = story.Identity.SourceIPs, story.Identity.ClientIDs
+		if story.Identity.Cert != "" {
+			rec["cert"] = []string{story.Identity.Cert}
+		}
 		for k, v := range d.Attrs {
 			rec[k] = []string{v}
 		}

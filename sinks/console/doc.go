@@ -35,7 +35,9 @@
 // detector, ip, client_id, cert, fw, score, severity, alarms, and every
 // inventory attribute), dictionary-encoded for text. A query term is
 // matched once per distinct value of its field and then answered by a
-// scan of that column's small integers into a bitset; AND, OR and NOT
+// scan of that column's small integers into a bitset (the fields whose
+// values a device seldom shares, device, client_id and cert, keep each
+// row's own string and are matched row by row); AND, OR and NOT
 // are bitset operations; a page is the first rows of the order after the
 // cursor, picked with a bounded heap. BenchmarkSearch measures it over a
 // million devices.
