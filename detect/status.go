@@ -235,23 +235,23 @@ func (s *statusTracker) touch(d int32) {
 	}
 }
 
-// statusSpacing bounds the engine's time its publications take: a
-// publication waits until the time since the previous one is at least
-// statusSpacing × what it is expected to take (its interval if longer),
-// so publications take at most 1/statusSpacing of the engine's time. It is
-// expected to take, per device that changed since the previous one, what
-// the previous one took per device (building the updates and handing
+// statusSpacing bounds the time publications take: a publication waits
+// until the time since the previous one is at least statusSpacing × what
+// it is expected to take (its interval if longer), so publications take
+// about 1/statusSpacing of the engine's time. It is expected to take, per
+// device that changed since the previous one, what the previous one took
+// per device on the engine's goroutine (building the updates and handing
 // them over, waiting for a console two updates behind included) and what
-// the sink says applying one costs it on its own goroutine (StatusCoster:
-// the console's index, about as much again). A
-// publication costs a microsecond or more a changed device; in a large
-// fleet ingested at full speed every device changes between two, and a
-// publication a second would take more time than judging (300,000
-// devices: 0.3 s on the engine's goroutine, more on the console's); the
-// console then shows the fleet as of longer ago. Reports as they come in
-// a live fleet change fewer devices a second: those publications are
-// cheap and come every interval. An interval of 0 publishes after every
-// batch regardless.
+// the sink says a device costs it on goroutines of its own (StatusCoster:
+// the console's index, about as much again; with a status topic, encoding
+// and writing the record and the consoles applying it). A publication
+// costs a few microseconds a changed device; in a large fleet ingested at
+// full speed every device changes between two, and a publication a second
+// would take more time than judging (300,000 devices: 0.3 s on the
+// engine's goroutine, more on the console's); the console then shows the
+// fleet as of longer ago. Reports as they come in a live fleet change
+// fewer devices a second: those publications are cheap and come every
+// interval. An interval of 0 publishes after every batch regardless.
 const statusSpacing = 50
 
 // publishStatus publishes what changed, when the interval has passed (see

@@ -74,11 +74,43 @@ type Shared struct {
 	running  sync.WaitGroup
 	stopOnce sync.Once
 	badOnce  atomic.Bool
+	// what writing and applying records cost so far, for StatusCost
+	writeCost, applyCost perRecord
 
 	set                          *metrics.Set
 	applied, rejected, published *metrics.Counter
 	publishErrors, decisionsSent *metrics.Counter
 }
+
+// The engine spaces its publications by what the console says they cost.
+var (
+	_ detect.StatusCoster = (*Shared)(nil)
+	_ detect.StatusCoster = (*Console)(nil)
+)
+
+// perRecord is a running total of the time a kind of work on records took,
+// and of the records.
+type perRecord struct{ ns, n atomic.Int64 }
+
+func (p *perRecord) add(d time.Duration, records int) {
+	p.ns.Add(int64(d))
+	p.n.Add(int64(records))
+}
+
+// mean returns the time a record took, on average (0: none yet).
+func (p *perRecord) mean() time.Duration {
+	if n := p.n.Load(); n > 0 {
+		return time.Duration(p.ns.Load() / n)
+	}
+	return 0
+}
+
+// StatusCost implements detect.StatusCoster: what a device's record costs
+// beyond PublishStatus, on average: encoding and writing it (the writer's
+// goroutine) and reading and applying it (every instance's console; this
+// one's, for each record of the topic), so that the engine spaces its
+// publications by what they cost in all.
+func (s *Shared) StatusCost() time.Duration { return s.writeCost.mean() + s.applyCost.mean() }
 
 type unsentDecision struct {
 	partition int
@@ -306,6 +338,7 @@ func (s *Shared) flush(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
+	start := time.Now()
 	msgs := make([]kafkago.Message, 0, len(batch))
 	for k, p := range batch {
 		m, err := s.encode(k, &p)
@@ -328,6 +361,7 @@ func (s *Shared) flush(ctx context.Context) {
 		return
 	}
 	s.published.Add(len(msgs))
+	s.writeCost.add(time.Since(start), len(msgs))
 }
 
 // follow applies every record of partition p to the console, from the
@@ -348,7 +382,9 @@ func (s *Shared) follow(ctx context.Context, d *kafkago.Dialer, p int) {
 			}
 			return
 		}
+		start := time.Now()
 		s.apply(&m)
+		s.applyCost.add(time.Since(start), 1)
 		if m.Offset+1 >= m.HighWaterMark {
 			s.fmu.Lock()
 			s.caughtUp[p] = true

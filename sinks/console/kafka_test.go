@@ -302,6 +302,14 @@ func TestSharedOpenAlarms(t *testing.T) {
 		return s
 	}
 	poll(t, "the console alone shows plc-1's open alarm", func() bool { s := story(); return s != nil && len(s.OpenAlarms) == 1 })
+	// what the record cost the writer and the consoles, for the engine's spacing
+	poll(t, "the publisher tells what its records cost", func() bool {
+		return publisher.writeCost.mean() > 0 && publisher.applyCost.mean() > 0 &&
+			publisher.StatusCost() == publisher.writeCost.mean()+publisher.applyCost.mean()
+	})
+	if c := follower.StatusCost(); c <= 0 || follower.writeCost.mean() != 0 {
+		t.Fatalf("a console that writes nothing: StatusCost %v, writing %v", c, follower.writeCost.mean())
+	}
 	applied := follower.applied.Get()
 	publisher.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{st}}) // again: the alert once still
 	poll(t, "the console alone applies the record again", func() bool { return follower.applied.Get() > applied })
