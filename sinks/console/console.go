@@ -105,7 +105,7 @@ type Console struct {
 	seqCond   *sync.Cond
 	published uint64             // updates handed over
 	applied   uint64             // updates applied
-	cost      atomic.Int64       // what applying the latest update took a device, ns (StatusCost)
+	cost      atomic.Int64       // what applying the devices of the latest update with some took a device, ns (StatusCost)
 	assets    ingest.AssetLookup // the inventory: attributes beside the reported ones
 	// forward, when set, takes the console's decisions instead of the
 	// sink (Shared: to the status topic, for the instance that owns the
@@ -203,11 +203,11 @@ func (c *Console) readLock() {
 
 func (c *Console) applyUpdates() {
 	for u := range c.updates {
-		start := time.Now()
 		c.mu.Lock()
 		for _, name := range u.evicted {
 			c.dropDevice(name)
 		}
+		start := time.Now()
 		top := -1
 		for i := range u.devices {
 			top = max(top, int(u.devices[i].ID))
@@ -218,6 +218,9 @@ func (c *Console) applyUpdates() {
 				c.updateDevice(st, u.recent)
 			}
 		}
+		if len(u.devices) > 0 {
+			c.cost.Store(int64(time.Since(start)) / int64(len(u.devices)))
+		}
 		for _, g := range u.groups {
 			c.putGroup(g)
 		}
@@ -225,7 +228,6 @@ func (c *Console) applyUpdates() {
 			c.rollouts[u.rollouts[i].Group] = &u.rollouts[i]
 		}
 		c.mu.Unlock()
-		c.cost.Store(int64(time.Since(start)) / int64(max(len(u.devices), 1)))
 		select { // its devices' slice is copied, not kept (updateDevice): reused
 		case c.spent <- &update{devices: u.devices[:0]}:
 		default:
@@ -323,8 +325,9 @@ func (c *Console) recordTimeline(a *detect.Alert) {
 // open, once the device has no lifecycle alarm open.
 const oneShotOpenFor = time.Hour
 
-// StatusCost implements detect.StatusCoster: what applying the latest
-// update took the console's goroutine, a device.
+// StatusCost implements detect.StatusCoster: what applying the devices
+// of the latest update that had some took the console's goroutine, a
+// device.
 func (c *Console) StatusCost() time.Duration { return time.Duration(c.cost.Load()) }
 
 // PublishStatus implements detect.StatusSink. It copies the update and

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ot/vigil/baseline"
 	"github.com/vigil-ot/vigil/detect"
 	"github.com/vigil-ot/vigil/detect/query"
 	"github.com/vigil-ot/vigil/ingest"
@@ -452,5 +453,38 @@ func TestOlderStatusDoesNotReplaceNewer(t *testing.T) {
 	publish(detect.DeviceStatus{ID: 0, Device: "plc-1", Group: "site-b", LastSeen: epoch.Add(time.Minute)})
 	if r := story("plc-1"); r.Alarms != 0 || !r.LastSeen.Equal(epoch.Add(time.Minute)) {
 		t.Fatalf("a newer status did not replace the older: %+v", r)
+	}
+}
+
+// TestStatusCostPerDevice: the console tells the engine what applying a
+// device took (detect.StatusCoster), from the updates that had devices:
+// an update of groups alone, however long, does not make a device look
+// dear.
+func TestStatusCostPerDevice(t *testing.T) {
+	c := New(Options{})
+	publish := func(u *detect.StatusUpdate) {
+		c.PublishStatus(u)
+		c.readLock() // applied
+		c.mu.RUnlock()
+	}
+	if got := c.StatusCost(); got != 0 {
+		t.Fatalf("cost before any update: %v", got)
+	}
+	u := &detect.StatusUpdate{}
+	for i := range 1000 {
+		u.Devices = append(u.Devices, detect.DeviceStatus{ID: int32(i), Device: fmt.Sprintf("plc-%04d", i), Group: "g", LastSeen: epoch})
+	}
+	publish(u)
+	perDevice := c.StatusCost()
+	if perDevice <= 0 || perDevice > time.Millisecond {
+		t.Fatalf("applying 1000 devices: %v a device", perDevice)
+	}
+	groups := &detect.StatusUpdate{}
+	for i := range 200 {
+		groups.Groups = append(groups.Groups, detect.GroupStatus{GroupInfo: baseline.GroupInfo{Name: fmt.Sprintf("g-%d", i)}})
+	}
+	publish(groups)
+	if got := c.StatusCost(); got != perDevice {
+		t.Fatalf("an update without devices changed the cost a device: %v, was %v", got, perDevice)
 	}
 }
