@@ -244,7 +244,7 @@ func (s *statusTracker) touch(d int32) {
 // them over, waiting for a console two updates behind included) and what
 // the sink says a device costs it on goroutines of its own (StatusCoster:
 // the console's index, about as much again; with a status topic, encoding
-// and writing the record and the consoles applying it). A publication
+// the record and the consoles applying it). A publication
 // costs a few microseconds a changed device; in a large fleet ingested at
 // full speed every device changes between two, and a publication a second
 // would take more time than judging (300,000 devices: 0.3 s on the

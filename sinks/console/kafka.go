@@ -74,8 +74,8 @@ type Shared struct {
 	running  sync.WaitGroup
 	stopOnce sync.Once
 	badOnce  atomic.Bool
-	// what writing and applying records cost so far, for StatusCost
-	writeCost, applyCost perRecord
+	// what encoding and applying records took so far, for StatusCost
+	encodeCost, applyCost perRecord
 
 	set                          *metrics.Set
 	applied, rejected, published *metrics.Counter
@@ -106,11 +106,12 @@ func (p *perRecord) mean() time.Duration {
 }
 
 // StatusCost implements detect.StatusCoster: what a device's record costs
-// beyond PublishStatus, on average: encoding and writing it (the writer's
-// goroutine) and reading and applying it (every instance's console; this
-// one's, for each record of the topic), so that the engine spaces its
-// publications by what they cost in all.
-func (s *Shared) StatusCost() time.Duration { return s.writeCost.mean() + s.applyCost.mean() }
+// beyond PublishStatus, on average: encoding it (the writer's goroutine;
+// not the write, which mostly waits for the brokers) and decoding and
+// applying it (every instance's console; this one's, for each record of
+// the topic), so that the engine spaces its publications by what they
+// cost in all.
+func (s *Shared) StatusCost() time.Duration { return s.encodeCost.mean() + s.applyCost.mean() }
 
 type unsentDecision struct {
 	partition int
@@ -348,6 +349,7 @@ func (s *Shared) flush(ctx context.Context) {
 		}
 		msgs = append(msgs, m)
 	}
+	s.encodeCost.add(time.Since(start), len(batch)) // the CPU's: not the write, mostly waiting for the brokers
 	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
 		s.publishErrors.Inc()
 		s.log.Warn("cannot publish device status; retrying", "topic", s.opts.Topic, "records", len(msgs), "err", err)
@@ -361,7 +363,6 @@ func (s *Shared) flush(ctx context.Context) {
 		return
 	}
 	s.published.Add(len(msgs))
-	s.writeCost.add(time.Since(start), len(msgs))
 }
 
 // follow applies every record of partition p to the console, from the

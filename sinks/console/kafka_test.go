@@ -304,11 +304,11 @@ func TestSharedOpenAlarms(t *testing.T) {
 	poll(t, "the console alone shows plc-1's open alarm", func() bool { s := story(); return s != nil && len(s.OpenAlarms) == 1 })
 	// what the record cost the writer and the consoles, for the engine's spacing
 	poll(t, "the publisher tells what its records cost", func() bool {
-		return publisher.writeCost.mean() > 0 && publisher.applyCost.mean() > 0 &&
-			publisher.StatusCost() == publisher.writeCost.mean()+publisher.applyCost.mean()
+		return publisher.encodeCost.mean() > 0 && publisher.applyCost.mean() > 0 &&
+			publisher.StatusCost() == publisher.encodeCost.mean()+publisher.applyCost.mean()
 	})
-	if c := follower.StatusCost(); c <= 0 || follower.writeCost.mean() != 0 {
-		t.Fatalf("a console that writes nothing: StatusCost %v, writing %v", c, follower.writeCost.mean())
+	if c := follower.StatusCost(); c <= 0 || follower.encodeCost.mean() != 0 {
+		t.Fatalf("a console that writes nothing: StatusCost %v, encoding %v", c, follower.encodeCost.mean())
 	}
 	applied := follower.applied.Get()
 	publisher.PublishStatus(&detect.StatusUpdate{Devices: []detect.DeviceStatus{st}}) // again: the alert once still
