@@ -131,7 +131,9 @@ func (c *column) intern(v string) uint32 {
 
 // setText sets row r's value ("" : none). Most updates of a device leave
 // a field as it was: then it compares, and looks nothing up. A unique
-// column keeps v itself: the caller's, which it must not change.
+// column keeps a copy of a new value (the copies of a fleet's first
+// update lie together, as a dictionary's values do: sorting by them reads
+// memory in order).
 func (c *column) setText(r int, v string) {
 	switch {
 	case c.unique:
