@@ -233,6 +233,7 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 		s.Identity.FirmwareHistory = append(s.Identity.FirmwareHistory, FirmwareRun{Version: st.Firmware, Since: st.FirmwareSince})
 	}
 	s.Identity.FirmwareHistory = nonNil(s.Identity.FirmwareHistory)
+	slices.SortFunc(s.Attributes, func(a, b Attribute) int { return strings.Compare(a.Key, b.Key) })
 	for _, o := range c.open[name] {
 		s.OpenAlarms = append(s.OpenAlarms, sinks.AppendAlertJSON(nil, &o.alert))
 	}

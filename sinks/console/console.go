@@ -419,12 +419,11 @@ func equalOrClone[S ~[]E, E comparable](old, s S) S {
 	return slices.Clone(s)
 }
 
-// attributes appends device st's attributes to dst, sorted by key: its
+// attributes appends device st's attributes to dst, in no order: its
 // inventory's, and the firmware it reported, which wins over the
 // inventory's. They are made when asked for, not kept: a device's
 // attributes would cost it 400 bytes, and the index holds them by field.
 func (c *Console) attributes(dst []Attribute, st *detect.DeviceStatus) []Attribute {
-	start := len(dst)
 	if c.assets != nil {
 		if a, ok := c.assets.Asset(st.Device); ok {
 			for k, v := range a.Attrs {
@@ -442,7 +441,6 @@ func (c *Console) attributes(dst []Attribute, st *detect.DeviceStatus) []Attribu
 	if st.Firmware != "" {
 		dst = append(dst, Attribute{Key: "fw", Value: st.Firmware, Source: "report"})
 	}
-	slices.SortFunc(dst[start:], func(a, b Attribute) int { return strings.Compare(a.Key, b.Key) })
 	return dst
 }
 

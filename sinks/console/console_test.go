@@ -316,8 +316,9 @@ func TestDeviceStory(t *testing.T) {
 	if len(m.Points) != 8 || *m.Points[0][1] != 12 || *m.Points[7][1] != 19 || m.Points[7][2] != nil || m.Expected != nil {
 		t.Fatalf("the ring holds the last 8 values, without a band: %v", m.Points)
 	}
-	if got := fmt.Sprint(s.Attributes); !strings.Contains(got, "{fw 2.9.4 report}") || !strings.Contains(got, "{site plant-b inventory}") {
-		t.Fatalf("attributes %s", got)
+	if got := fmt.Sprint(s.Attributes); !strings.Contains(got, "{fw 2.9.4 report}") || !strings.Contains(got, "{site plant-b inventory}") ||
+		!slices.IsSortedFunc(s.Attributes, func(a, b Attribute) int { return strings.Compare(a.Key, b.Key) }) {
+		t.Fatalf("attributes, by key: %s", got)
 	}
 	cleared := alarm
 	cleared.State, cleared.ID = detect.StateCleared, "a2"
