@@ -400,7 +400,7 @@ func TestDeviceCapEvictedInStatus(t *testing.T) {
 	cfg.WhenFull = WhenFullEvictIdle
 	s := newSim(t, cfg, twoGroups[:1], 11, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0, 0) // every batch
+	s.eng.PublishStatus(rec, 0, 0, 0) // every batch
 	s.run(0, 40, func(m, i int, d *simDevice, r *ingest.Row) bool {
 		switch i {
 		case 7:

@@ -178,6 +178,7 @@ type deviceState struct {
 	last         int64         // event time of the newest report
 	fleetWin     int64         // fleet window the device was last counted in
 	more         *deviceAlarms // nil until the device's first self or peer breach, unless there are rules
+	recent       recentStep    // with the console's recent values and a step (see RecentValues.settle)
 	sil          silenceState
 	ident        *identityState
 	q            *quarantineState

@@ -94,14 +94,15 @@ func BenchmarkEngineProcessRollout(b *testing.B) {
 // and the fleet for more.
 func warmEngine(tb testing.TB, cfg Config, recentValues int) (*Engine, *benchFleet) {
 	if recentValues > 0 {
-		return warmEngineStatus(tb, cfg, time.Hour, recentValues)
+		return warmEngineStatus(tb, cfg, time.Hour, recentValues, 0)
 	}
-	return warmEngineStatus(tb, cfg, 0, 0)
+	return warmEngineStatus(tb, cfg, 0, 0, 0)
 }
 
 // warmEngineStatus is warmEngine publishing its status every interval (0:
-// not at all) to a sink that discards it.
-func warmEngineStatus(tb testing.TB, cfg Config, interval time.Duration, recentValues int) (*Engine, *benchFleet) {
+// not at all) to a sink that discards it, its recent values at most one a
+// recentStep (0: every value).
+func warmEngineStatus(tb testing.TB, cfg Config, interval time.Duration, recentValues int, recentStep time.Duration) (*Engine, *benchFleet) {
 	reg := ingest.NewRegistry()
 	store := baseline.NewStore(testBaselineConfig(), reg)
 	auth := 10.0
@@ -111,7 +112,7 @@ func warmEngineStatus(tb testing.TB, cfg Config, interval time.Duration, recentV
 		tb.Fatal(err)
 	}
 	if interval > 0 {
-		eng.PublishStatus(discardStatus{}, interval, recentValues)
+		eng.PublishStatus(discardStatus{}, interval, recentValues, recentStep)
 	}
 	fleet := newBenchFleet(reg)
 	for i := 0; i < 24*60/benchMinutes; i++ { // a day of warm-up

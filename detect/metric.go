@@ -142,6 +142,7 @@ func withinHalfBand(diff, spread, halfThreshold float64) bool {
 func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 	anomalous := false
 	var recent pendingRow // the console's plots, by column
+	far := false          // a value the console's plots note lies beyond half its band
 	if e.recent != nil {
 		recent = e.recent.row(d, t)
 	}
@@ -169,6 +170,7 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if e.recent != nil { // with the band the self detector judges against
 			if p.self && band {
 				recent.note(j, ex, float32(mean), float32(p.threshold*spread))
+				far = far || !withinHalfBand(ex.Value-mean, spread, p.halfThreshold)
 			} else {
 				recent.note(j, ex, nan32, nan32)
 			}
@@ -195,6 +197,9 @@ func (e *Engine) judgeMetrics(d int32, ds *deviceState, g int32, t int64) bool {
 		if now && band && e.judgePeerNow(p, ex, mean, spread, slot, d, ds, g, t) {
 			anomalous = true
 		}
+	}
+	if e.recent != nil {
+		e.recent.settle(recent, t, &ds.recent, far)
 	}
 	return anomalous
 }

@@ -21,6 +21,16 @@ import (
 // touched in a loop that does nothing else and its cache misses overlap.
 // A reader copies one device's values when it needs them (Device).
 //
+// With a step (the console's recent_step), a block keeps at most one row
+// per step of event time (steps aligned on the Unix epoch): the step's
+// first value of each metric and, in its place, a later value of the step
+// that lies further outside its band than any before it, with that
+// value's time. So a plot spans size steps whatever the reporting rate,
+// keeps every excursion a step had (its worst), and a device reporting
+// more often than once a step touches its ring's memory once a step, not
+// once a report: what a row costs the engine is the ring's cache line,
+// seldom cached in a large fleet. Without a step, every row is kept.
+//
 // The metrics a device's row brings together (usually all its metrics, in
 // its first row) share a block: a ring of rows, each row one event time
 // (in milliseconds from the block's base time) and per metric the value,
@@ -48,11 +58,13 @@ import (
 type RecentValues struct {
 	mu      sync.Mutex
 	size    int
+	stepMs  int64             // 0: every row
 	names   []string          // metric names by slot
 	layouts [][]int           // the metric slots of a block's columns, by layout
 	first   []int32           // by device id: 1 + the index of its first block; 0: none
 	heads   []blockHead       // by block
 	metas   []uint32          // by block and column, last column first: what its latest value was judged on (the meta word)
+	outs    []float32         // by block and column: how far outside its band the value in the latest row is (see outside; -1: none there)
 	chunks  [][]uint32        // the blocks' rows, planeWords a row of each of its blocks (see blockHead)
 	open    map[int]openChunk // by row length in words: the chunk new blocks go to
 
@@ -75,12 +87,13 @@ type RecentValues struct {
 // minutes: every page first touched is a page fault).
 type blockHead struct {
 	base              int64 // Unix ms
+	step              int64 // of the latest row (with a step): its event time / stepMs
 	next              uint32
 	full              bool
 	width             uint16
 	layout            int32
 	chunk, off, plane int32 // plane: the chunk's row of blocks, in words (from width; kept, not divided out a row)
-	meta              int32 // metas[meta:][:width], last column first
+	meta              int32 // metas[meta:][:width], last column first; outs[meta:][:width]
 	more              int32 // 1 + the index of the device's next block; 0: none
 }
 
@@ -116,6 +129,7 @@ type RecentValue struct {
 // row and by column of its batch.
 type pendingValues struct {
 	slots []int    // by column: the metric slot, -1 for none
+	all   uint64   // the slots (mod 64) of the columns (see settle)
 	n     int      // rows noted
 	dev   []int32  // by row
 	tms   []int64  // by row: event time, Unix ms
@@ -146,12 +160,13 @@ func (row pendingRow) meta(j int) uint32 { return row[len(row)-1-j] }
 // (24 KB for 5 metrics).
 const pendingRows = 256
 
-// NewRecentValues returns empty rings of size values.
-func NewRecentValues(size int) *RecentValues {
-	if size < 1 {
-		panic("BUG: NewRecentValues with a size below 1")
+// NewRecentValues returns empty rings of size values, at most one a step
+// of event time (0: every value).
+func NewRecentValues(size int, step time.Duration) *RecentValues {
+	if size < 1 || step < 0 {
+		panic("BUG: NewRecentValues with a size below 1 or a negative step")
 	}
-	return &RecentValues{size: size}
+	return &RecentValues{size: size, stepMs: step.Milliseconds()}
 }
 
 // metric makes slot name metric name; the caller holds the lock.
@@ -174,6 +189,12 @@ func (r *RecentValues) bind(slots []int, metrics []metricParams) {
 	r.mu.Unlock()
 	p := &r.pend
 	p.slots = append(p.slots[:0], slots...)
+	p.all = 0
+	for _, slot := range slots {
+		if slot >= 0 {
+			p.all |= 1 << (slot & 63)
+		}
+	}
 	w := len(slots)
 	if len(p.dev) < pendingRows {
 		p.dev, p.tms = make([]int32, pendingRows), make([]int64, pendingRows)
@@ -297,7 +318,7 @@ func (r *RecentValues) prefetchHead(j int) {
 // prefetchRow asks for the ring row that pending row j's values go to.
 func (r *RecentValues) prefetchRow(j int) {
 	if p := &r.pend; j < p.n {
-		if b := r.firstBlock(p.dev[j]); b >= 0 && r.heads[b].next < uint32(r.size) {
+		if b := r.firstBlock(p.dev[j]); b >= 0 && r.heads[b].next < uint32(r.size) && r.opens(&r.heads[b], p.tms[j]) {
 			h := &r.heads[b]
 			ingest.Prefetch(unsafe.Pointer(&r.blockRow(h, int(h.next))[0]))
 		}
@@ -395,6 +416,7 @@ func (r *RecentValues) newBlock(tms int64, slots []int) int32 {
 	oc.blocks++
 	r.open[stride] = oc
 	r.metas = append(r.metas, make([]uint32, len(slots))...)
+	r.outs = append(r.outs, make([]float32, len(slots))...)
 	return int32(len(r.heads) - 1)
 }
 
@@ -423,9 +445,79 @@ func (r *RecentValues) columns(layout int32) []int {
 	return c
 }
 
+// opens reports whether a value at tms opens a new row of block h: the
+// block has none, or no step, or tms is in a later step than its latest
+// row (a value from an earlier step than that, out of order, counts as
+// the latest row's).
+func (r *RecentValues) opens(h *blockHead, tms int64) bool {
+	return r.stepMs == 0 || (h.next == 0 && !h.full) || tms/r.stepMs > h.step
+}
+
+// outside returns how far value v (its value, expected value and
+// half-width words) lies outside its band, in half-widths (above 1); 0
+// inside it or without a band, and for an absent value.
+func outside(v []uint32) float32 {
+	value, expected, half := math.Float32frombits(v[0]), math.Float32frombits(v[1]), math.Float32frombits(v[2])
+	diff := float32(math.Abs(float64(value - expected)))
+	if !(diff > half) { // NaN (no band, no value) is not
+		return 0
+	}
+	return diff / half
+}
+
+// recentStep is what the engine keeps with a device's state of its latest
+// step of recent values (see settle).
+type recentStep struct {
+	end  int64  // Unix ns: the end of the step
+	seen uint64 // the metrics (slot mod 64) with a value in it
+}
+
+// settle drops the row just noted, of a device at event time t (Unix ns),
+// when with a step it would change nothing a flush keeps: it is not the
+// first of its step, its metrics all have a value in the step's row
+// already, and none lies outside its band (far: one may, which the engine
+// tells from the values it judged, still in registers: beyond half the
+// band; reading them back costs more). s is the device's latest step,
+// kept by the engine with its state (memory it touches for the row
+// anyway, unlike the ring's head). So a device reporting more often than
+// once a step costs a flush one row a step, not one a report. A row from
+// an earlier step (out of order) is kept: a flush puts what it keeps of
+// it in the latest row of each block, which may be of an earlier step
+// than the device's.
+func (r *RecentValues) settle(row pendingRow, t int64, s *recentStep, far bool) {
+	if r.stepMs == 0 {
+		return
+	}
+	p := &r.pend
+	present := p.all
+	if row[0] != 0 { // absent values
+		present = 0
+		for j, slot := range p.slots {
+			if slot >= 0 && row.present(j) {
+				present |= 1 << (slot & 63)
+			}
+		}
+	}
+	step := r.stepMs * int64(time.Millisecond)
+	switch {
+	case t >= s.end: // the step's first row
+		s.end, s.seen = (t/step+1)*step, present
+		return
+	case t < s.end-step:
+		return
+	case present&^s.seen != 0:
+		s.seen |= present
+	case !far:
+		p.n--
+	}
+}
+
 // advance returns the row of block h to write at tms, its time written,
 // and moves h on.
 func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
+	if r.stepMs > 0 {
+		h.step = tms / r.stepMs
+	}
 	at := tms - h.base
 	if at != int64(int32(at)) {
 		r.rebase(h, tms)
@@ -447,17 +539,62 @@ func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
 	if absent == width {
 		return
 	}
-	w := r.advance(h, tms)
-	copy(w[1:], row[1:1+3*width]) // the values, expected values and half-widths
 	metas := r.metas[h.meta:][:width]
 	if absent == 0 {
 		copy(metas, row[1+3*width:]) // last column first, as the block's
+	} else {
+		for k := range width {
+			if row.present(k) {
+				metas[width-1-k] = row.meta(k)
+			}
+		}
+	}
+	if !r.opens(h, tms) {
+		r.keepOutside(h, tms, nil, row)
 		return
 	}
-	for k := range width {
-		if row.present(k) {
-			metas[width-1-k] = row.meta(k)
+	w := r.advance(h, tms)
+	copy(w[1:], row[1:1+3*width]) // the values, expected values and half-widths
+	if r.stepMs > 0 {
+		outs := r.outs[h.meta:][:width]
+		for k := range outs {
+			outs[k] = -1
+			if row.present(k) {
+				outs[k] = outside(row.value(k))
+			}
 		}
+	}
+}
+
+// keepOutside puts into block h's latest row, of tms's step, each value of
+// row that lies further outside its band than the step's so far, or fills
+// a column the latest row has none in; a value outside its band moves the
+// row's time to tms. Column k of h is the row's column cols[k] (-1: none;
+// nil: k).
+func (r *RecentValues) keepOutside(h *blockHead, tms int64, cols []int, row pendingRow) {
+	outs := r.outs[h.meta:][:h.width]
+	var w []uint32
+	for k := range outs {
+		j := k
+		if cols != nil {
+			j = cols[k]
+		}
+		if j < 0 || !row.present(j) {
+			continue
+		}
+		v := row.value(j)
+		d := outside(v)
+		if d <= outs[k] {
+			continue
+		}
+		if w == nil { // the ring's memory, seldom cached: only now
+			w = r.blockRow(h, (int(h.next)+r.size-1)%r.size)
+		}
+		if at := tms - h.base; d > 0 && at == int64(int32(at)) {
+			w[0] = uint32(int32(at))
+		}
+		copy(w[1+3*k:][:3], v)
+		outs[k] = d
 	}
 }
 
@@ -476,19 +613,29 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 	if !has {
 		return 0
 	}
-	w := r.advance(h, tms)
 	metas := r.metas[h.meta:][:len(cols)]
 	n := 0
 	for k, j := range cols {
+		if j >= 0 && row.present(j) {
+			metas[len(cols)-1-k] = row.meta(j)
+			r.covered[j] = true
+			n++
+		}
+	}
+	if !r.opens(h, tms) {
+		r.keepOutside(h, tms, cols, row)
+		return n
+	}
+	w := r.advance(h, tms)
+	outs := r.outs[h.meta:][:len(cols)]
+	for k, j := range cols {
 		v := w[1+3*k:][:3]
 		if j < 0 || !row.present(j) {
-			v[0] = absentBits
+			v[0], outs[k] = absentBits, -1
 			continue
 		}
 		copy(v, row.value(j))
-		metas[len(cols)-1-k] = row.meta(j)
-		r.covered[j] = true
-		n++
+		outs[k] = outside(v)
 	}
 	return n
 }
@@ -543,7 +690,9 @@ type RecentSeries struct {
 	Metric string
 	// Samples, FromGroup and Seasonal are what the latest value was judged
 	// on: the values the device's baseline had learned, and whether the
-	// expectation was its group's or the hour-of-week profile's.
+	// expectation was its group's or the hour-of-week profile's. With a
+	// step, the latest value settle kept: at most a step before the
+	// device's latest.
 	Samples             int64
 	FromGroup, Seasonal bool
 	Values              []RecentValue // oldest first

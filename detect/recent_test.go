@@ -19,7 +19,7 @@ import (
 // what the latest value was judged on; a device without values has none.
 func TestRecentValuesRings(t *testing.T) {
 	const size = 1000
-	r := NewRecentValues(size)
+	r := NewRecentValues(size, 0)
 	devices := []int32{7, 0, 3000, 41}
 	for n := range 2500 {
 		for _, d := range devices {
@@ -89,7 +89,7 @@ func blockWidths(r *RecentValues, devices ...int32) []int {
 // times' 24 days keeps its values, and one whose values span more than 24
 // days starts again (their times would not fit).
 func TestRecentValuesTimes(t *testing.T) {
-	r := NewRecentValues(4)
+	r := NewRecentValues(4, 0)
 	base := simEpoch.UnixNano()
 	for _, dt := range []time.Duration{0, 1500*time.Microsecond + 7, -time.Hour, 24 * 24 * time.Hour} {
 		r.Add(1, "cpu", RecentValue{Time: base + int64(dt)}, 1, false, false)
@@ -152,7 +152,7 @@ func batchAllocs(t *testing.T, recentValues int) float64 {
 // come (every device once, then again).
 func BenchmarkRecentValuesAdd(b *testing.B) {
 	const devices, metrics, size = 512, 5, 120
-	r := NewRecentValues(size)
+	r := NewRecentValues(size, 0)
 	params := make([]metricParams, metrics)
 	for m := range params {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 4
@@ -177,51 +177,61 @@ func BenchmarkRecentValuesAdd(b *testing.B) {
 }
 
 // BenchmarkRecentValuesRows: what noting a row of 5 metrics and moving it
-// into its device's ring costs the engine (row, note, flush), in a fleet
-// whose rings of 120 values are full: 512 devices reporting in turn, and
-// 300,000 in a new random order every round (2.3 GB of rings, one cache
-// and TLB miss a row unless it is asked for ahead); ns/op is a row's.
+// into its device's ring costs the engine (row, note, settle, flush), in a
+// fleet whose rings of 120 values are full: 512 devices reporting in turn,
+// and 300,000 in a new random order every round (2.3 GB of rings, one
+// cache and TLB miss a row unless it is asked for ahead), a report a
+// minute, keeping every row or one a step of 5 minutes (the console's
+// default); ns/op is a row's.
 func BenchmarkRecentValuesRows(b *testing.B) {
 	const size, metrics = 120, 5
 	for _, devices := range []int{512, 300_000} {
-		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {
-			r := NewRecentValues(size)
-			params := make([]metricParams, metrics)
-			slots := make([]int, metrics)
-			for i := range params {
-				params[i].name, slots[i] = string(rune('a'+i)), i
-			}
-			r.bind(slots, params)
-			exs := make([]baseline.Expectation, metrics)
-			for i := range exs {
-				exs[i] = baseline.Expectation{Value: float64(i), Samples: 1000, Present: true}
-			}
-			order := make([]int32, devices)
-			for i := range order {
-				order[i] = int32(i)
-			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			t, k := simEpoch.UnixNano(), 0
-			next := func() {
-				row := r.row(order[k], t)
-				for j := range exs {
-					row.note(j, &exs[j], 1, 2)
+		for _, step := range []time.Duration{0, 5 * time.Minute} {
+			b.Run(fmt.Sprintf("devices=%d/step=%s", devices, step), func(b *testing.B) {
+				r := NewRecentValues(size, step)
+				params := make([]metricParams, metrics)
+				slots := make([]int, metrics)
+				for i := range params {
+					params[i].name, slots[i] = string(rune('a'+i)), i
 				}
-				if k++; k == devices {
-					k, t = 0, t+60e9
-					if devices > 512 {
-						rng.Shuffle(devices, func(i, j int) { order[i], order[j] = order[j], order[i] })
+				r.bind(slots, params)
+				exs := make([]baseline.Expectation, metrics)
+				for i := range exs {
+					exs[i] = baseline.Expectation{Value: float64(i), Samples: 1000, Present: true}
+				}
+				order := make([]int32, devices)
+				for i := range order {
+					order[i] = int32(i)
+				}
+				steps := make([]recentStep, devices) // the engine's, by device
+				rng := rand.New(rand.NewPCG(1, 2))
+				t, k := simEpoch.UnixNano(), 0
+				next := func() {
+					d := order[k]
+					if k+16 < devices { // the engine has judged the row from the device's state: it is cached
+						ingest.Prefetch(unsafe.Pointer(&steps[order[k+16]]))
+					}
+					row := r.row(d, t)
+					for j := range exs {
+						row.note(j, &exs[j], float32(j), 2)
+					}
+					r.settle(row, t, &steps[d], false)
+					if k++; k == devices {
+						k, t = 0, t+60e9
+						if devices > 512 {
+							rng.Shuffle(devices, func(i, j int) { order[i], order[j] = order[j], order[i] })
+						}
 					}
 				}
-			}
-			for range size * devices { // every ring full
-				next()
-			}
-			for b.Loop() {
-				next()
-			}
-			r.flush()
-		})
+				for range size * devices { // every ring full
+					next()
+				}
+				for b.Loop() {
+					next()
+				}
+				r.flush()
+			})
+		}
 	}
 }
 
@@ -229,7 +239,7 @@ func BenchmarkRecentValuesRows(b *testing.B) {
 // block; a metric new to the device gets a block of its own; a metric
 // absent from a row of its block has no value there, the others go on.
 func TestRecentValuesBlocks(t *testing.T) {
-	r := NewRecentValues(3)
+	r := NewRecentValues(3, 0)
 	params := make([]metricParams, 4)
 	for m := range params {
 		params[m].name, params[m].threshold = fmt.Sprint("m", m), 2
@@ -309,7 +319,7 @@ func BenchmarkRecentValuesMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		r := NewRecentValues(size)
+		r := NewRecentValues(size, 0)
 		r.bind(slots, params)
 		for n := range size {
 			for d := range int32(devices) {
@@ -351,7 +361,7 @@ func TestRecentValuesColumnOrder(t *testing.T) {
 			row.note(j, &ex, float32(slot), float32(n))
 		}
 	}
-	same, other := NewRecentValues(7), NewRecentValues(7)
+	same, other := NewRecentValues(7, 0), NewRecentValues(7, 0)
 	for n := range 40 {
 		fill(same, []int{0, 1, 2, 3}, n)
 		slots := []int{3, 1, 0, 2}
@@ -382,7 +392,7 @@ func TestRecentValuesColumnOrder(t *testing.T) {
 // TestRecentValuesSamplesSaturate: what a value was judged on keeps its
 // flags, and the samples up to about a billion.
 func TestRecentValuesSamplesSaturate(t *testing.T) {
-	r := NewRecentValues(2)
+	r := NewRecentValues(2, 0)
 	r.Add(0, "cpu", RecentValue{Time: ms(1)}, 1<<40, true, true)
 	if s := r.Device(0); s[0].Samples != metaSamples || !s[0].FromGroup || !s[0].Seasonal {
 		t.Fatalf("judged on %+v", s[0])
@@ -393,7 +403,7 @@ func TestRecentValuesSamplesSaturate(t *testing.T) {
 // eviction and not yet moved into the rings, are not the next device's
 // that is given its id: forget moves them first, then empties the rings.
 func TestRecentValuesForget(t *testing.T) {
-	r := NewRecentValues(4)
+	r := NewRecentValues(4, 0)
 	params := []metricParams{{name: "m0", threshold: 2}}
 	exp := []baseline.Expectation{{Present: true}}
 	r.bind([]int{0}, params)
@@ -417,7 +427,7 @@ func TestRecentValuesForget(t *testing.T) {
 // every device still reads its own last values, across chunks.
 func TestRecentValuesRowsByPlane(t *testing.T) {
 	const size, devices, rows = 120, 1000, 130
-	r := NewRecentValues(size)
+	r := NewRecentValues(size, 0)
 	base := simEpoch.UnixNano()
 	for n := range rows {
 		for d := range int32(devices) {
@@ -436,6 +446,154 @@ func TestRecentValuesRowsByPlane(t *testing.T) {
 		v := r.Device(d)[0].Values
 		if len(v) != size || v[0].Value != float32(int(d)*1000+rows-size) || v[size-1].Value != float32(int(d)*1000+rows-1) {
 			t.Fatalf("device %d: %d values from %v to %v", d, len(v), v[0], v[len(v)-1])
+		}
+	}
+}
+
+// TestRecentValuesStep: with a step, a block keeps one row per step of
+// event time: the step's first value of each metric, replaced by a later
+// one of the step only when that lies further outside its band (and then
+// at its time), or when the row had none of that metric; what the latest
+// value was judged on follows every value; a value out of order counts in
+// the latest row's step; a ring keeps its last size steps.
+func TestRecentValuesStep(t *testing.T) {
+	r := NewRecentValues(3, time.Minute)
+	params := []metricParams{{name: "a"}, {name: "b"}}
+	r.bind([]int{0, 1}, params)
+	base := simEpoch.Truncate(time.Minute).UnixNano()
+	write := func(sec int, a, b float32, samples int64) {
+		row := r.row(4, base+int64(sec)*int64(time.Second))
+		for j, v := range []float32{a, b} {
+			if math.IsNaN(float64(v)) {
+				row.absent(j)
+				continue
+			}
+			row.note(j, &baseline.Expectation{Value: float64(v), Samples: samples}, 0, 1) // band -1 to 1
+		}
+		r.flush()
+	}
+	none := nan32
+	write(0, 0.5, 0.3, 1)  // the step's first row
+	write(10, 0.2, 0.9, 2) // inside the band: not kept
+	write(20, 3, 0.1, 3)   // a outside: kept, the row at 20 s
+	write(30, -2, none, 4) // a outside, less far: not kept
+	write(40, -5, none, 5) // further: kept, the row at 40 s
+	write(50, 0.1, none, 6)
+	check := func(when string, wantA, wantB string, samplesA, samplesB int64) {
+		t.Helper()
+		got := map[string]string{}
+		samples := map[string]int64{"a": samplesA, "b": samplesB}
+		for _, s := range r.Device(4) {
+			var pts []string
+			for _, v := range s.Values {
+				pts = append(pts, fmt.Sprintf("%ds:%g", (v.Time-base)/int64(time.Second), v.Value))
+			}
+			got[s.Metric] = fmt.Sprint(pts)
+			if s.Samples != samples[s.Metric] {
+				t.Fatalf("%s: %s judged on %d samples, want %d", when, s.Metric, s.Samples, samples[s.Metric])
+			}
+		}
+		if got["a"] != wantA || got["b"] != wantB {
+			t.Fatalf("%s: a %s b %s, want a %s b %s", when, got["a"], got["b"], wantA, wantB)
+		}
+	}
+	check("one step", "[40s:-5]", "[40s:0.3]", 6, 3)
+	write(60, 0.7, none, 7)  // a new step, without b
+	write(65, 0.2, 0.4, 8)   // b fills its column
+	write(200, 0.6, none, 9) // two steps later: the next row
+	write(70, 9, 0.5, 10)    // out of order: the latest row's step; a outside, b fills
+	check("three steps", "[40s:-5 60s:0.7 70s:9]", "[40s:0.3 60s:0.4 70s:0.5]", 10, 10)
+	write(250, 0.1, 0.1, 11)
+	write(330, 0.2, 0.2, 12) // two more steps: the first two leave the ring
+	check("a full ring", "[70s:9 250s:0.1 330s:0.2]", "[70s:0.5 250s:0.1 330s:0.2]", 12, 12)
+	if h := r.heads[r.first[4]-1]; h.next != 2 || !h.full {
+		t.Fatalf("the ring at row %d (full %v) after 5 steps in 3 rows", h.next, h.full)
+	}
+
+	// Add, a block written apart from the engine's columns, keeps a row a
+	// step too.
+	for sec := range 600 {
+		r.Add(5, "c", RecentValue{Time: base + int64(sec)*int64(time.Second), Value: float32(sec), Expected: 0, Lower: -1000, Upper: 1000}, 1, false, false)
+	}
+	if s := r.Device(5); len(s) != 1 || fmt.Sprint(s[0].Values[0].Value, s[0].Values[1].Value, s[0].Values[2].Value) != "420 480 540" {
+		t.Fatalf("a value a second for 10 minutes, steps of a minute, a ring of 3: %+v", s)
+	}
+}
+
+// TestRecentValuesSettle: the rows settle drops are those a flush would
+// keep nothing of: rings fed every row and rings fed what settle leaves
+// hold the same values, over devices reporting at random intervals (now
+// and then out of order), with metrics now present, now absent, now
+// outside their band.
+func TestRecentValuesSettle(t *testing.T) {
+	const devices, metrics = 5, 4
+	all, settled := NewRecentValues(6, 5*time.Minute), NewRecentValues(6, 5*time.Minute)
+	params := make([]metricParams, metrics)
+	slots := make([]int, metrics+1) // a column without a metric too
+	for m := range params {
+		params[m].name, slots[m] = fmt.Sprint("m", m), metrics-1-m
+	}
+	slots[metrics] = -1
+	all.bind(slots, params)
+	settled.bind(slots, params)
+	rng := rand.New(rand.NewPCG(5, 6))
+	steps := make([]recentStep, devices)
+	clock := simEpoch.UnixNano()
+	dropped := 0
+	for n := range 20_000 {
+		d := int32(rng.IntN(devices))
+		tm := clock
+		if rng.IntN(50) == 0 {
+			tm -= rng.Int64N(int64(15 * time.Minute)) // out of order
+		}
+		clock += rng.Int64N(int64(20 * time.Second))
+		a, s := all.row(d, tm), settled.row(d, tm)
+		far := false
+		for j := range slots {
+			if slots[j] < 0 || rng.IntN(4) == 0 {
+				a.absent(j)
+				s.absent(j)
+				continue
+			}
+			v := float32(rng.NormFloat64())
+			if rng.IntN(20) == 0 {
+				v *= 10
+			}
+			ex := baseline.Expectation{Value: float64(v), Samples: int64(n)}
+			expected, half := float32(0), float32(3)
+			if rng.IntN(10) == 0 {
+				expected, half = nan32, nan32 // no band
+			}
+			a.note(j, &ex, expected, half)
+			s.note(j, &ex, expected, half)
+			if !math.IsNaN(float64(half)) && !withinHalfBand(float64(v-expected), float64(half), 0.5) { // as the engine tells
+				far = true
+			}
+		}
+		before := settled.pend.n
+		settled.settle(s, tm, &steps[d], far)
+		if settled.pend.n < before {
+			dropped++
+		}
+		if rng.IntN(100) == 0 {
+			all.flush()
+			settled.flush()
+		}
+	}
+	all.flush()
+	settled.flush()
+	if dropped < 20_000/3 {
+		t.Fatalf("settle dropped %d rows of 20000: a device reports about 6 times a step", dropped)
+	}
+	for d := range int32(devices) {
+		want, got := all.Device(d), settled.Device(d)
+		if len(got) != len(want) {
+			t.Fatalf("device %d: %d series, want %d", d, len(got), len(want))
+		}
+		for i := range want {
+			if fmt.Sprint(got[i].Values) != fmt.Sprint(want[i].Values) {
+				t.Fatalf("device %d %s:\n got %v\nwant %v", d, want[i].Metric, got[i].Values, want[i].Values)
+			}
 		}
 	}
 }

@@ -213,14 +213,15 @@ type statusTracker struct {
 
 // PublishStatus makes the engine publish its devices' status to sink, at
 // most once per interval (0: after every batch; see statusSpacing), and
-// keep the last recentValues judged values of
-// each metric of each device (0: none) for the console's plots. Call it
-// before the first Process.
-func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, recentValues int) {
+// keep the last recentValues judged values of each metric of each device
+// (0: none), at most one per recentStep of event time (0: every value; see
+// RecentValues), for the console's plots. Call it before the first
+// Process.
+func (e *Engine) PublishStatus(sink StatusSink, interval time.Duration, recentValues int, recentStep time.Duration) {
 	e.status = &statusTracker{sink: sink, interval: interval, clock: time.Now}
 	e.status.coster, _ = sink.(StatusCoster)
 	if recentValues > 0 {
-		e.recent = NewRecentValues(recentValues)
+		e.recent = NewRecentValues(recentValues, recentStep)
 	}
 }
 

@@ -54,7 +54,7 @@ func TestPublishStatus(t *testing.T) {
 	cfg.Self.Enabled = true
 	s := newSim(t, cfg, twoGroups, 3, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0, 100) // every batch
+	s.eng.PublishStatus(rec, 0, 100, 0) // every batch
 	s.run(0, 90, func(m, i int, d *simDevice, r *ingest.Row) bool {
 		r.SrcIP = "10.0.0." + string(rune('1'+i))
 		r.Firmware = "2.9.4"
@@ -127,7 +127,7 @@ func minutes(vs []RecentValue, from, to int) bool {
 func TestPublishStatusInterval(t *testing.T) {
 	s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, time.Hour, 8)
+	s.eng.PublishStatus(rec, time.Hour, 8, 0)
 	s.run(0, 10, nil)
 	if rec.updates != 1 || len(rec.devices) != 4 {
 		t.Fatalf("%d updates, %d devices: want only the first batch's", rec.updates, len(rec.devices))
@@ -159,7 +159,7 @@ func TestStatusFollowsCertificateAndFirmware(t *testing.T) {
 			cfg.Identity.Enabled, cfg.Identity.FirmwareDowngrade = identity, fwCheck
 			s := newSim(t, cfg, twoGroups, 2, nil)
 			rec := &statusRecorder{}
-			s.eng.PublishStatus(rec, 0, 0)
+			s.eng.PublishStatus(rec, 0, 0, 0)
 			want := report{}
 			for m, step := range steps {
 				s.run(m, m+1, func(_, i int, _ *simDevice, r *ingest.Row) bool {
@@ -210,7 +210,7 @@ func TestStatusFollowsCertificateAndFirmware(t *testing.T) {
 func TestFirmwareHistoryBounded(t *testing.T) {
 	s := newSim(t, DefaultConfig(), twoGroups, 1, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0, 0)
+	s.eng.PublishStatus(rec, 0, 0, 0)
 	s.run(0, 20, func(m, i int, _ *simDevice, r *ingest.Row) bool {
 		r.Firmware = "1." + strconv.Itoa(m) // an upgrade each minute
 		return true
@@ -229,7 +229,7 @@ func TestPublishRolloutStatus(t *testing.T) {
 	cfg.Rollout.Enabled = true
 	s := newSim(t, cfg, []string{"site/hw"}, 20, nil)
 	rec := &statusRecorder{}
-	s.eng.PublishStatus(rec, 0, 0)
+	s.eng.PublishStatus(rec, 0, 0, 0)
 	s.run(0, 1000, badUpgrade)
 	ro, ok := rec.rollout["site/hw"]
 	if !ok {
@@ -291,7 +291,7 @@ func TestPublishStatusSpacing(t *testing.T) {
 		s := newSim(t, DefaultConfig(), twoGroups, 2, nil)
 		now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 		sink := &slowStatus{now: &now, cost: c.cost, apply: c.apply}
-		s.eng.PublishStatus(sink, 200*time.Millisecond, 0)
+		s.eng.PublishStatus(sink, 200*time.Millisecond, 0, 0)
 		s.eng.status.clock = func() time.Time { return now }
 		for m := range 60 {
 			s.run(m, m+1, nil)

@@ -12,7 +12,9 @@ import (
 // BenchmarkEngineConsoleCost measures what the console costs the engine's
 // goroutine: two warm engines (a day of the bench fleet) judge the same
 // batches, one bare and one publishing its status every second (to a sink
-// that discards it) and keeping no recent values or 120 of each metric;
+// that discards it) and keeping no recent values or 120 of each metric,
+// every value or one a step of 5 minutes (the console's default; the bench
+// fleet reports every minute);
 // batch by batch, in turn first, on this thread, whose CPU time each batch
 // is charged to its engine. Alternating every batch (a few milliseconds)
 // lets both engines share the shared machine's load, which varies from
@@ -26,10 +28,12 @@ func BenchmarkEngineConsoleCost(b *testing.B) {
 		name         string
 		interval     time.Duration
 		recentValues int
-	}{{"bare", 0, 0}, {"status", time.Second, 0}, {"status+values=120", time.Second, 120}} {
+		recentStep   time.Duration
+	}{{"bare", 0, 0, 0}, {"status", time.Second, 0, 0}, {"status+values=120", time.Second, 120, 0},
+		{"status+values=120/step=5m", time.Second, 120, 5 * time.Minute}} {
 		b.Run(c.name, func(b *testing.B) {
-			bare, bareFleet := warmEngineStatus(b, DefaultConfig(), 0, 0)
-			with, withFleet := warmEngineStatus(b, DefaultConfig(), c.interval, c.recentValues)
+			bare, bareFleet := warmEngineStatus(b, DefaultConfig(), 0, 0, 0)
+			with, withFleet := warmEngineStatus(b, DefaultConfig(), c.interval, c.recentValues, c.recentStep)
 			ctx := context.Background()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()

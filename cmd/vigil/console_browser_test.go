@@ -155,6 +155,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil || spans < 1 {
 		t.Errorf("the bytes_out chart marks no alarm interval (%d, %v)", spans, err)
 	}
+	// a point a step (the default 5 minutes) keeps the step's value
+	// furthest outside the band: the alarm's values are on the chart
+	if step := p.text("#recent-step"); !strings.Contains(step, "a point per 5 min") {
+		t.Errorf("the charts' step reads %q", step)
+	}
+	outside, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.plot circle.out").length`))
+	if err != nil || outside < 1 {
+		t.Errorf("no chart marks a value outside its band (%d, %v)", outside, err)
+	}
 	p.screenshot("device", true)
 	p.do(chromedp.Click(chromedp.CSS("#approve-plc-a-002")), chromedp.WaitVisible(chromedp.CSS(".callout .actions .muted:not(:empty)")))
 	if sent := p.text(".callout .actions .muted"); !strings.Contains(sent, "Sent: quarantine") || !strings.Contains(sent, "approved by local") {

@@ -82,12 +82,14 @@ func (deps *Deps) shards(cfg *Config) int {
 // the console, which also sends its operators' decisions through it;
 // assets are the inventory. The engine publishes its status to it at most
 // once per PublishInterval, and keeps the last RecentValues judged values
-// of each metric of each device for it (detect.Engine.PublishStatus).
+// of each metric of each device for it, at most one per RecentStep of
+// event time (detect.Engine.PublishStatus).
 type Console interface {
 	detect.StatusSink
 	Attach(sink detect.Sink, assets ingest.AssetLookup) detect.Sink
 	PublishInterval() time.Duration
 	RecentValues() int
+	RecentStep() time.Duration
 }
 
 // Pipeline is a wired engine and what it is built on.
@@ -143,7 +145,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 			return nil, fmt.Errorf("cannot set up detectors: %w", err)
 		}
 		if deps.Console != nil {
-			p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+			p.Engine.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues(), deps.Console.RecentStep())
 		}
 		p.Judge = p.Engine
 		return p, nil
@@ -164,7 +166,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		}
 		e.JoinShards(set, i)
 		if deps.Console != nil {
-			e.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues())
+			e.PublishStatus(deps.Console, deps.Console.PublishInterval(), deps.Console.RecentValues(), deps.Console.RecentStep())
 		}
 		s.engines, s.stores = append(s.engines, e), append(s.stores, edeps.Baseline)
 	}

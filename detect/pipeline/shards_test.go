@@ -533,6 +533,7 @@ func (l *statusLog) Attach(sink detect.Sink, _ ingest.AssetLookup) detect.Sink {
 }
 func (l *statusLog) PublishInterval() time.Duration { return 0 }
 func (l *statusLog) RecentValues() int              { return 8 }
+func (l *statusLog) RecentStep() time.Duration      { return 0 }
 
 func (l *statusLog) PublishStatus(u *detect.StatusUpdate) {
 	for _, st := range u.Devices {

@@ -134,6 +134,10 @@ type DeviceStory struct {
 	Alerts     []json.RawMessage `json:"recent_alerts"` // alert schema, newest first
 	Quarantine *QuarantineItem   `json:"quarantine"`    // the device's current episode, or null
 	Metrics    []MetricStory     `json:"metrics"`
+	// RecentStep is the event time each of the metrics' points stands for
+	// (the console's recent_step): its first value, or the value that lay
+	// furthest outside its band; 0: each point is a value.
+	RecentStep float64 `json:"recent_step_seconds"`
 }
 
 // Identity is who a device said it was.
@@ -176,7 +180,10 @@ type MetricStory struct {
 	Upper    *float64     `json:"upper"`
 	Group    *GroupMetric `json:"group"` // the group's distribution, null before it learned any
 	// Points are the recent values, oldest first: [time (Unix ms), value,
-	// expected, lower, upper], null where there was no band.
+	// expected, lower, upper], null where there was no band; with a step
+	// (DeviceStory.RecentStep), one a step. Samples, FromGroup, Seasonal
+	// and the band are the latest value's (with a step, of a value at most
+	// a step before the device's latest).
 	Points [][5]*float64 `json:"points"`
 }
 
@@ -228,7 +235,7 @@ func (c *Console) Device(name string) (*DeviceStory, bool) {
 	s := &DeviceStory{DeviceRow: c.row(int(row), now), Interval: st.Interval.Seconds(), Attributes: c.attributes(nil, st),
 		Identity: Identity{SourceIPs: nonNil(st.SourceIPs), ClientIDs: nonNil(st.ClientIDs), Cert: st.Cert, Firmware: st.Firmware,
 			FirmwareHistory: firmwareRuns(st.EarlierFirmware)},
-		OpenAlarms: []json.RawMessage{}, Alerts: []json.RawMessage{}, Metrics: []MetricStory{}}
+		OpenAlarms: []json.RawMessage{}, Alerts: []json.RawMessage{}, Metrics: []MetricStory{}, RecentStep: c.opts.RecentStep.Seconds()}
 	if st.Firmware != "" {
 		s.Identity.FirmwareHistory = append(s.Identity.FirmwareHistory, FirmwareRun{Version: st.Firmware, Since: st.FirmwareSince})
 	}

@@ -24,6 +24,14 @@ type Config struct {
 	// default costs about 1.5 KB per metric and device (see the README).
 	// 0 keeps none: the device page has no plots.
 	RecentValues int `yaml:"recent_values"`
+	// RecentStep is the event time a recent value stands for: at most one
+	// row of values per step is kept, the step's first value of each
+	// metric or the value that went furthest outside its band
+	// (detect.RecentValues), so the plots span RecentValues steps (10 hours
+	// by default) and a device reporting more often than once a step costs
+	// the engine one ring row a step, not one a report. 0 keeps every
+	// value.
+	RecentStep time.Duration `yaml:"recent_step"`
 	// MaxAlerts is how many recent alerts the console keeps for the
 	// timeline and the device pages.
 	MaxAlerts int `yaml:"max_alerts"`
@@ -39,7 +47,7 @@ type Config struct {
 
 // DefaultConfig returns the console's defaults.
 func DefaultConfig() Config {
-	return Config{RecentValues: 120, MaxAlerts: 10000, PublishInterval: time.Second}
+	return Config{RecentValues: 120, RecentStep: 5 * time.Minute, MaxAlerts: 10000, PublishInterval: time.Second}
 }
 
 // Validate checks c.
@@ -47,6 +55,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.RecentValues < 0 || c.RecentValues == 1 || c.RecentValues > 100_000:
 		return fmt.Errorf("recent_values %d: keep 2 to 100000 values per metric and device, or 0 for none", c.RecentValues)
+	case c.RecentStep < 0 || c.RecentStep > 24*time.Hour:
+		return fmt.Errorf("recent_step %s: keep a value per step of at most 24h (0: every value)", c.RecentStep)
 	case c.MaxAlerts < 1 || c.MaxAlerts > 10_000_000:
 		return fmt.Errorf("max_alerts %d: keep 1 to 10000000 alerts", c.MaxAlerts)
 	case c.PublishInterval < 0 || c.PublishInterval > time.Hour:
@@ -257,6 +267,10 @@ func (c *Console) PublishInterval() time.Duration { return c.opts.PublishInterva
 // RecentValues is how many recent values of each metric of each device
 // the engine should keep for the device page's plots (0: none).
 func (c *Console) RecentValues() int { return c.opts.RecentValues }
+
+// RecentStep is the event time each of those values stands for at least
+// (0: every value is kept).
+func (c *Console) RecentStep() time.Duration { return c.opts.RecentStep }
 
 type teeSink struct{ c *Console }
 

@@ -47,7 +47,7 @@ func testFleet(n int) (*Console, assetMap) {
 	assets := assetMap{}
 	c := New(Options{Config: Config{RecentValues: 8}})
 	c.assets = assets
-	u := &detect.StatusUpdate{Recent: detect.NewRecentValues(8)}
+	u := &detect.StatusUpdate{Recent: detect.NewRecentValues(8, 0)}
 	for i := range n {
 		name := fmt.Sprintf("plc-%05d", i)
 		site := []string{"plant-a", "plant-b", "plant-c"}[i%3]

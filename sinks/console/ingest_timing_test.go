@@ -102,19 +102,22 @@ func gcTime() time.Duration {
 // pipelines' heaps and is charged to whichever batch it works in, so half
 // of what the console adds to its work counts against the bare pipeline;
 // gc-share is the collector's share of the CPU time, a bound on that
-// error. The console keeps 120 recent values (the default) or none, and
-// publishes once a second (the default) or, as the worst case, after
-// every batch.
+// error. The console keeps 120 recent values a step of 5 minutes (the
+// default: a ring row every 5 reports), every value (step=0, a row a
+// report) or none, and publishes once a second (the default) or, as the
+// worst case, after every batch.
 func BenchmarkIngestWithConsole(b *testing.B) {
 	for _, tc := range []struct {
 		name             string
 		cfg              Config
 		devices, reports int
 	}{
-		{"values=120/publish=1s", Config{RecentValues: 120, PublishInterval: time.Second}, 512, 480},
-		{"values=120/publish=0s", Config{RecentValues: 120, PublishInterval: 0}, 512, 480},
+		{"values=120/step=5m/publish=1s", DefaultConfig(), 512, 480},
+		{"values=120/step=0/publish=1s", Config{RecentValues: 120, PublishInterval: time.Second}, 512, 480},
+		{"values=120/step=0/publish=0s", Config{RecentValues: 120, PublishInterval: 0}, 512, 480},
 		{"values=0/publish=1s", Config{RecentValues: 0, PublishInterval: time.Second}, 512, 480},
-		{"devices=100000/reports=30", DefaultConfig(), 100_000, 30},
+		{"devices=100000/reports=30/step=5m", DefaultConfig(), 100_000, 30},
+		{"devices=100000/reports=30/step=0", Config{RecentValues: 120, PublishInterval: time.Second}, 100_000, 30},
 		{"devices=100000/reports=30/values=0", Config{RecentValues: 0, PublishInterval: time.Second}, 100_000, 30},
 	} {
 		cfg := tc.cfg

@@ -258,6 +258,9 @@ func (s *Shared) PublishInterval() time.Duration { return s.c.PublishInterval() 
 // engine keeps none for plots.
 func (s *Shared) RecentValues() int { return 0 }
 
+// RecentStep is 0, as there are no recent values (RecentValues).
+func (s *Shared) RecentStep() time.Duration { return 0 }
+
 // Start looks the topic up, then writes the status records the engine
 // publishes and follows every partition of the topic from its start, in
 // the background, until Stop. ctx bounds the look-up only.

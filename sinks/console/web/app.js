@@ -63,6 +63,13 @@ function ago(t, now) {
   return Math.round(d / 86400) + " d ago";
 }
 
+// fmtDur renders a duration of s seconds.
+function fmtDur(s) {
+  if (s % 3600 === 0) return s / 3600 + " h";
+  if (s % 60 === 0) return s / 60 + " min";
+  return s + " s";
+}
+
 function fmtTime(t) { return t ? t.replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/Z$/, " UTC") : ""; }
 
 function fmtNum(v) {
@@ -170,7 +177,8 @@ async function deviceView(name) {
   parts.push(h("h2", {}, "Metrics against what was expected"),
     h("div", { class: "legend" }, h("span", {}, h("i", { class: "l-val" }), "value"), h("span", {}, h("i", { class: "l-exp" }), "expected"),
       h("span", {}, h("i", { class: "l-band" }), "accepted band"), h("span", {}, h("i", { class: "l-alarm" }), "in alarm"),
-      h("span", {}, h("i", { class: "l-out" }), "outside the band")),
+      h("span", {}, h("i", { class: "l-out" }), "outside the band"),
+      d.recent_step_seconds ? h("span", { class: "muted", id: "recent-step" }, `a point per ${fmtDur(d.recent_step_seconds)}: its first value, or the one furthest outside the band`) : ""),
     h("div", { class: "charts" }, d.metrics.map((m) => metricChart(m, alarmSpans(alerts, m.name, d.last_seen)))));
   parts.push(h("div", { class: "row" },
     h("div", { class: "panel" }, h("h2", {}, "Attributes"), attrs),
