@@ -20,7 +20,7 @@ import (
 type Config struct {
 	// RecentValues is how many recent values of each metric of each
 	// device the engine keeps for the device page's plots
-	// (detect.RecentValues): 12 bytes each and 4 per report, so the
+	// (detect.RecentValues): 12 bytes each and 4 per row, so the
 	// default costs about 1.5 KB per metric and device (see the README).
 	// 0 keeps none: the device page has no plots.
 	RecentValues int `yaml:"recent_values"`
@@ -56,7 +56,7 @@ func (c *Config) Validate() error {
 	case c.RecentValues < 0 || c.RecentValues == 1 || c.RecentValues > 100_000:
 		return fmt.Errorf("recent_values %d: keep 2 to 100000 values per metric and device, or 0 for none", c.RecentValues)
 	case c.RecentStep < 0 || c.RecentStep > 24*time.Hour:
-		return fmt.Errorf("recent_step %s: keep a value per step of at most 24h (0: every value)", c.RecentStep)
+		return fmt.Errorf("recent_step %s: a step from 0 (every value) to 24h", c.RecentStep)
 	case c.MaxAlerts < 1 || c.MaxAlerts > 10_000_000:
 		return fmt.Errorf("max_alerts %d: keep 1 to 10000000 alerts", c.MaxAlerts)
 	case c.PublishInterval < 0 || c.PublishInterval > time.Hour:
