@@ -64,7 +64,6 @@ type RecentValues struct {
 	first   []int32           // by device id: 1 + the index of its first block; 0: none
 	heads   []blockHead       // by block
 	metas   []uint32          // by block and column, last column first: what its latest value was judged on (the meta word)
-	outs    []float32         // by block and column: how far outside its band the value in the latest row is (see outside; -1: none there)
 	chunks  [][]uint32        // the blocks' rows, planeWords a row of each of its blocks (see blockHead)
 	open    map[int]openChunk // by row length in words: the chunk new blocks go to
 
@@ -93,7 +92,7 @@ type blockHead struct {
 	width             uint16
 	layout            int32
 	chunk, off, plane int32 // plane: the chunk's row of blocks, in words (from width; kept, not divided out a row)
-	meta              int32 // metas[meta:][:width], last column first; outs[meta:][:width]
+	meta              int32 // metas[meta:][:width], last column first
 	more              int32 // 1 + the index of the device's next block; 0: none
 }
 
@@ -416,7 +415,6 @@ func (r *RecentValues) newBlock(tms int64, slots []int) int32 {
 	oc.blocks++
 	r.open[stride] = oc
 	r.metas = append(r.metas, make([]uint32, len(slots))...)
-	r.outs = append(r.outs, make([]float32, len(slots))...)
 	return int32(len(r.heads) - 1)
 }
 
@@ -555,26 +553,18 @@ func (r *RecentValues) writeSame(h *blockHead, tms int64, row pendingRow) {
 	}
 	w := r.advance(h, tms)
 	copy(w[1:], row[1:1+3*width]) // the values, expected values and half-widths
-	if r.stepMs > 0 {
-		outs := r.outs[h.meta:][:width]
-		for k := range outs {
-			outs[k] = -1
-			if row.present(k) {
-				outs[k] = outside(row.value(k))
-			}
-		}
-	}
 }
 
 // keepOutside puts into block h's latest row, of tms's step, each value of
-// row that lies further outside its band than the step's so far, or fills
-// a column the latest row has none in; a value outside its band moves the
-// row's time to tms. Column k of h is the row's column cols[k] (-1: none;
-// nil: k).
+// row that lies further outside its band than the row's, or fills a column
+// the latest row has none in; a value outside its band moves the row's
+// time to tms. Column k of h is the row's column cols[k] (-1: none; nil:
+// k). It reads the ring's memory, seldom cached in a large fleet, but the
+// engine's rows come here only when settle kept them: outside their band,
+// or filling.
 func (r *RecentValues) keepOutside(h *blockHead, tms int64, cols []int, row pendingRow) {
-	outs := r.outs[h.meta:][:h.width]
-	var w []uint32
-	for k := range outs {
+	w := r.blockRow(h, (int(h.next)+r.size-1)%r.size)
+	for k := range int(h.width) {
 		j := k
 		if cols != nil {
 			j = cols[k]
@@ -582,19 +572,15 @@ func (r *RecentValues) keepOutside(h *blockHead, tms int64, cols []int, row pend
 		if j < 0 || !row.present(j) {
 			continue
 		}
-		v := row.value(j)
+		v, kept := row.value(j), w[1+3*k:][:3]
 		d := outside(v)
-		if d <= outs[k] {
+		if kept[0] != absentBits && d <= outside(kept) {
 			continue
-		}
-		if w == nil { // the ring's memory, seldom cached: only now
-			w = r.blockRow(h, (int(h.next)+r.size-1)%r.size)
 		}
 		if at := tms - h.base; d > 0 && at == int64(int32(at)) {
 			w[0] = uint32(int32(at))
 		}
-		copy(w[1+3*k:][:3], v)
-		outs[k] = d
+		copy(kept, v)
 	}
 }
 
@@ -627,15 +613,13 @@ func (r *RecentValues) writeBlock(b int32, tms int64, row pendingRow) int {
 		return n
 	}
 	w := r.advance(h, tms)
-	outs := r.outs[h.meta:][:len(cols)]
 	for k, j := range cols {
 		v := w[1+3*k:][:3]
 		if j < 0 || !row.present(j) {
-			v[0], outs[k] = absentBits, -1
+			v[0] = absentBits
 			continue
 		}
 		copy(v, row.value(j))
-		outs[k] = outside(v)
 	}
 	return n
 }
