@@ -107,6 +107,41 @@ func TestPublishStatus(t *testing.T) {
 	}
 }
 
+// TestPublishStatusStep: with a step, the engine keeps a value of each
+// metric a step, the step's first, and, of a step's later values, the one
+// that lay outside its band: the engine tells it from what it judged
+// (settle drops the row otherwise), at that value's time.
+func TestPublishStatusStep(t *testing.T) {
+	cfg := quarantineConfig()
+	cfg.Self.Enabled = true
+	s := newSim(t, cfg, twoGroups, 3, nil)
+	rec := &statusRecorder{}
+	s.eng.PublishStatus(rec, 0, 100, 5*time.Minute)
+	s.run(0, 100, func(m, i int, d *simDevice, r *ingest.Row) bool {
+		if i == 0 && m == 82 {
+			r.Metrics[3].Value = 99 // temp, two minutes into its step
+		}
+		return true
+	})
+	for _, rs := range rec.recent.Device(rec.devices[s.devices[0].name].ID) {
+		if len(rs.Values) != 20 {
+			t.Fatalf("%s: %d values of 100 minutes, want one a 5-minute step", rs.Metric, len(rs.Values))
+		}
+		for k, v := range rs.Values {
+			want := at(5 * k)
+			if k == 16 { // the row of a block's metrics moved to the value outside
+				want = at(82)
+			}
+			if got := time.Unix(0, v.Time).Truncate(time.Minute); !got.Equal(want) {
+				t.Fatalf("%s value %d at %s, want %s", rs.Metric, k, got, want)
+			}
+		}
+		if spike := rs.Values[16]; rs.Metric == "temp" && (spike.Value != 99 || !(spike.Upper < 99)) {
+			t.Fatalf("the step's value outside its band: %+v", spike)
+		}
+	}
+}
+
 // minutes reports whether vs are one value per minute of the simulation
 // from minute from to minute to (excluded), in order.
 func minutes(vs []RecentValue, from, to int) bool {

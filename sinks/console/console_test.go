@@ -489,3 +489,19 @@ func TestStatusCostPerDevice(t *testing.T) {
 		t.Fatalf("an update without devices changed the cost a device: %v, was %v", got, perDevice)
 	}
 }
+
+// TestConfigRecentStep: recent_step takes 0 (every value) to 24h; outside,
+// the error names the setting.
+func TestConfigRecentStep(t *testing.T) {
+	for _, tc := range []struct {
+		step time.Duration
+		ok   bool
+	}{{0, true}, {5 * time.Minute, true}, {24 * time.Hour, true}, {-time.Minute, false}, {25 * time.Hour, false}} {
+		c := DefaultConfig()
+		c.RecentStep = tc.step
+		err := c.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "recent_step "+tc.step.String())) {
+			t.Errorf("recent_step %s: %v", tc.step, err)
+		}
+	}
+}
