@@ -45,7 +45,7 @@ import (
 // row touches that is not dense, and the memory a fleet touches grows with
 // the rows it wrote, not with its rings' size.
 //
-// Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 40
+// Memory (BenchmarkRecentValuesMemory): 4 + 12 × metrics bytes a row, 48
 // bytes a block and 4 a metric for its head, 4 per device id up to the
 // highest: 7.6 KB per device with 5 metrics of 120 values once their
 // rings are full (a chunk, size pages, holds the rings of 64 such
@@ -86,7 +86,7 @@ type RecentValues struct {
 // minutes: every page first touched is a page fault).
 type blockHead struct {
 	base              int64 // Unix ms
-	step              int64 // of the latest row (with a step): its event time / stepMs
+	end               int64 // with a step: the end of the latest row's step, Unix ms (stepEnd)
 	next              uint32
 	full              bool
 	width             uint16
@@ -448,8 +448,12 @@ func (r *RecentValues) columns(layout int32) []int {
 // row (a value from an earlier step than that, out of order, counts as
 // the latest row's).
 func (r *RecentValues) opens(h *blockHead, tms int64) bool {
-	return r.stepMs == 0 || (h.next == 0 && !h.full) || tms/r.stepMs > h.step
+	return r.stepMs == 0 || (h.next == 0 && !h.full) || tms >= h.end
 }
+
+// stepEnd returns the end of the step of length step that t is in (steps
+// aligned on the Unix epoch, in t's unit).
+func stepEnd(t, step int64) int64 { return (t/step + 1) * step }
 
 // outside returns how far value v (its value, expected value and
 // half-width words) lies outside its band, in half-widths (above 1); 0
@@ -499,7 +503,7 @@ func (r *RecentValues) settle(row pendingRow, t int64, s *recentStep, far bool) 
 	step := r.stepMs * int64(time.Millisecond)
 	switch {
 	case t >= s.end: // the step's first row
-		s.end, s.seen = (t/step+1)*step, present
+		s.end, s.seen = stepEnd(t, step), present
 		return
 	case t < s.end-step:
 		return
@@ -514,7 +518,7 @@ func (r *RecentValues) settle(row pendingRow, t int64, s *recentStep, far bool) 
 // and moves h on.
 func (r *RecentValues) advance(h *blockHead, tms int64) []uint32 {
 	if r.stepMs > 0 {
-		h.step = tms / r.stepMs
+		h.end = stepEnd(tms, r.stepMs)
 	}
 	at := tms - h.base
 	if at != int64(int32(at)) {
